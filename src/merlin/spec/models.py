@@ -1,0 +1,289 @@
+"""Pydantic models for the capability spec and the deployment overlay.
+
+The format is upstream Merlin's (``schema_version: 1``). Models are strict:
+unknown keys are rejected everywhere except the free-form ``deployment.extra``
+map, a boolean is never accepted as a number, and enumerations are closed.
+Optional sections have defaults but may not be written as ``null``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+# A name that is also used as a directory name: no separators, no "..".
+SafeName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")]
+NonEmpty = Annotated[str, StringConstraints(min_length=1)]
+
+ExecutionKind = Literal[
+    "cpu_only",
+    "vector_cpu_extension",
+    "matrix_coprocessor",
+    "rocc_accelerator",
+    "structured_npu",
+    "simt_gpu",
+    "mixed",
+]
+RecoveryStage = Literal["post_global_optimization", "llvmcpu_codegen", "text_isa_export", "runtime_only"]
+ExposureKind = Literal["llvm_intrinsics", "llvm_backend_features", "custom_exporter", "text_isa", "hal_runtime", "none"]
+AccessModel = Literal["local_device", "remote_device", "cloud_service", "simulator", "board", "lab_hardware"]
+AvailabilityClass = Literal["always_local", "lab_hardware", "cloud_token_required", "sdk_install_required"]
+VerificationGate = Literal["compile_only", "device_query", "smoke_run", "profile_run"]
+DeploymentMode = Literal["board", "firesim", "bare-metal", "simulator", "runtime-driver", "host-emulation"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+# --- capability spec -------------------------------------------------------
+
+
+class Target(Strict):
+    name: SafeName = Field(description="Identifier; also the output directory name.")
+    display_name: str | None = None
+    vendor: str | None = None
+    maturity: str | None = Field(default=None, description="Free text such as planned, experimental, stable.")
+
+
+class Platform(Strict):
+    host_isa: NonEmpty
+    operating_systems: list[NonEmpty] = Field(default_factory=list)
+    environments: list[NonEmpty] = Field(
+        default_factory=list, description="Where the target runs, e.g. board, firesim, simulator, runtime-driver."
+    )
+
+
+class ExecutionModel(Strict):
+    kind: ExecutionKind
+    attachment: str | None = None
+    submission_model: str | None = None
+    compiler_recovery_stage: RecoveryStage
+
+
+class Exposure(Strict):
+    kind: ExposureKind
+    needs_llvm_backend_changes: bool = False
+    needs_new_intrinsics: bool = False
+    needs_new_feature_bits: bool = False
+
+
+class StateModel(Strict):
+    kind: NonEmpty
+
+
+class RegisterConstraints(Strict):
+    accumulator_register_file: str | None = None
+    even_alignment_required: bool = False
+    vl_dependent: bool = False
+
+
+class Isa(Strict):
+    base: NonEmpty
+    features: list[NonEmpty] = Field(default_factory=list)
+    exposure: Exposure
+    state_model: StateModel | None = None
+    register_constraints: RegisterConstraints = Field(default_factory=RegisterConstraints)
+
+
+class ComputeOp(Strict):
+    name: NonEmpty
+    native: bool = True
+    type_triples: list[NonEmpty] = Field(default_factory=list)
+
+
+class Operations(Strict):
+    compute: list[ComputeOp] = Field(default_factory=list)
+    movement: list[NonEmpty] = Field(default_factory=list)
+    synchronization: list[NonEmpty] = Field(default_factory=list)
+
+
+class ComputeArray(Strict):
+    kind: NonEmpty
+
+
+class VectorGeometry(Strict):
+    vlen_bits: Annotated[int, Field(gt=0)] | None = None
+    dlen_bits: Annotated[int, Field(gt=0)] | None = None
+
+
+Tile = Annotated[list[Annotated[int, Field(gt=0)]], Field(min_length=1, max_length=4)]
+
+
+class Geometry(Strict):
+    compute_array: ComputeArray | None = None
+    vector: VectorGeometry = Field(default_factory=VectorGeometry)
+    native_tile_options: list[Tile] = Field(default_factory=list)
+    preferred_tiles: list[Tile] = Field(default_factory=list)
+
+
+class MemorySpace(Strict):
+    name: NonEmpty
+    kind: NonEmpty
+
+
+class Layouts(Strict):
+    lhs: str | None = None
+    rhs: str | None = None
+    result: str | None = None
+
+
+class Packing(Strict):
+    requires_pack: bool = False
+    requires_unpack: bool = False
+    supports_k0_eq_1_direct_pack: bool = False
+
+
+class Memory(Strict):
+    spaces: list[MemorySpace] = Field(default_factory=list)
+    preferred_layouts: Layouts = Field(default_factory=Layouts)
+    packing: Packing = Field(default_factory=Packing)
+
+
+class Quantization(Strict):
+    requantize_native: bool = False
+    clamp_native: bool = False
+
+
+class Numeric(Strict):
+    legal_type_triples: list[NonEmpty] = Field(default_factory=list)
+    quantization: Quantization = Field(default_factory=Quantization)
+    rounding_modes: list[NonEmpty] = Field(default_factory=list)
+    saturation: bool = False
+
+
+class Driver(Strict):
+    backend_id: str | None = None
+    uri_schemes: list[NonEmpty] = Field(default_factory=list)
+
+
+class RuntimeSync(Strict):
+    semaphores: bool = False
+    timelines: bool = False
+
+
+class Runtime(Strict):
+    required: bool
+    executable_format: str | None = None
+    driver: Driver = Field(default_factory=Driver)
+    synchronization: RuntimeSync = Field(default_factory=RuntimeSync)
+
+
+class Facility(Strict):
+    """A verification facility (golden model, simulator, RTL, perf counters)."""
+
+    available: bool = False
+    kind: str = "none"
+
+
+class Tolerance(Strict):
+    atol: Annotated[float, Field(ge=0)]
+    rtol: Annotated[float, Field(ge=0)]
+
+
+class Verification(Strict):
+    golden_model: Facility = Field(default_factory=Facility)
+    simulator: Facility = Field(default_factory=Facility)
+    rtl: Facility = Field(default_factory=Facility)
+    perf_counters: Facility = Field(default_factory=Facility)
+    tolerances: dict[str, Tolerance] = Field(default_factory=dict)
+
+
+class Credential(Strict):
+    """A credential the target needs; only its presence is ever recorded."""
+
+    name: SafeName
+    env: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = Field(
+        default=None, description="Environment variable holding it; default MERLIN_CREDENTIAL_<NAME>."
+    )
+    description: str | None = None
+
+
+class Access(Strict):
+    model: AccessModel
+    sdk_requirements: list[NonEmpty] = Field(default_factory=list)
+    credential_requirements: Literal["none"] | list[Credential] = "none"
+    availability_class: AvailabilityClass
+    verification_gates: list[VerificationGate] = Field(default_factory=list)
+
+    @field_validator("verification_gates")
+    @classmethod
+    def _unique_gates(cls, gates: list[str]) -> list[str]:
+        dupes = sorted({g for g in gates if gates.count(g) > 1})
+        if dupes:
+            raise ValueError(f"duplicate gate {', '.join(dupes)} (expected each gate at most once)")
+        return gates
+
+    def credentials(self) -> list[Credential]:
+        return [] if self.credential_requirements == "none" else list(self.credential_requirements)
+
+
+class CapabilitySpec(Strict):
+    """Hardware facts about one target (``capability.yaml``)."""
+
+    schema_version: Literal[1]
+    target: Target
+    platform: Platform
+    execution_model: ExecutionModel
+    isa: Isa
+    operations: Operations = Field(default_factory=Operations)
+    geometry: Geometry = Field(default_factory=Geometry)
+    memory: Memory = Field(default_factory=Memory)
+    numeric: Numeric = Field(default_factory=Numeric)
+    runtime: Runtime
+    verification: Verification = Field(default_factory=Verification)
+    access: Access
+    references: list[NonEmpty] = Field(default_factory=list)
+
+
+# --- deployment overlay ----------------------------------------------------
+
+
+class Chipyard(Strict):
+    repo: str | None = None
+    branch: str | None = None
+    sha: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{7,40}$")] | None = None
+    config_class: str | None = None
+
+
+class DeploymentRuntime(Strict):
+    simulator: str | None = None
+    workload: str | None = None
+    execution_mode: str | None = None
+    backend: str | None = None
+    transport: str | None = None
+    board: str | None = None
+
+
+class Preflight(Strict):
+    """How this deployment checks its prerequisites (merlin extension to the upstream format)."""
+
+    probes: dict[NonEmpty, NonEmpty] = Field(
+        default_factory=dict, description="SDK name -> shell command that exits 0 when the SDK is usable."
+    )
+    device_probe: str | None = Field(default=None, description="Shell command that exits 0 when the device answers.")
+    credentials: dict[SafeName, Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]] = Field(
+        default_factory=dict, description="Credential name -> environment variable that holds it."
+    )
+    timeout_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
+
+
+class Deployment(Strict):
+    name: SafeName
+    mode: DeploymentMode
+    build_profile: str | None = None
+    compile_target: str | None = None
+    compile_hw: str | None = None
+    hardware_recipe: str | None = None
+    chipyard: Chipyard = Field(default_factory=Chipyard)
+    runtime: DeploymentRuntime = Field(default_factory=DeploymentRuntime)
+    preflight: Preflight = Field(default_factory=Preflight)
+    extra: dict[str, Any] = Field(default_factory=dict, description="Free-form deployment facts.")
+
+
+class DeploymentOverlay(Strict):
+    """Where and how a target runs (``overlays/<name>.yaml``)."""
+
+    schema_version: Literal[1]
+    deployment: Deployment

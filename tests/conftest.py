@@ -1,0 +1,56 @@
+"""Shared test helpers. Tests never touch the repo's own build/: every state
+root and output directory is a temp path. Area-specific fixtures live in
+their own plugin modules listed below."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+UPSTREAM = REPO.parent / "shared" / "upstream-specs"
+EXAMPLES = REPO / "target_specs" / "examples"
+
+pytest_plugins: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _isolated_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point the default state root at a temp dir so no test can write into build/."""
+    root = tmp_path_factory.mktemp("state")
+    monkeypatch.setenv("MERLIN_STATE_ROOT", str(root / "ray"))
+    monkeypatch.setenv("MERLIN_TARGETGEN_OUT", str(root / "targetgen"))
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m merlin ARGS`` in a subprocess (real exit codes, real stderr)."""
+    full_env = dict(os.environ)
+    full_env["NO_COLOR"] = "1"
+    full_env["COLUMNS"] = "200"
+    if env:
+        full_env.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "merlin", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd or REPO,
+        timeout=timeout,
+    )
+
+
+def upstream_targets() -> list[Path]:
+    return sorted(p for p in UPSTREAM.glob("*/capability.yaml")) if UPSTREAM.is_dir() else []
+
+
+def example_targets() -> list[Path]:
+    return sorted(EXAMPLES.glob("*/capability.yaml"))
+
+
+def overlays_for(capability: Path) -> list[Path]:
+    return sorted((capability.parent / "overlays").glob("*.yaml"))
