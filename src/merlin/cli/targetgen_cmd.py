@@ -1,0 +1,55 @@
+"""``merlin targetgen ...``: validate, plan, explain, schema (planner) and the
+executor commands registered from ``targetgen_exec_cmd``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(help="TargetGen: validate specs, plan a target and drive its execution.", no_args_is_help=True)
+
+CapabilityArg = typer.Argument(..., help="Capability spec (capability.yaml).", show_default=False)
+OverlayOpt = typer.Option(None, "--overlay", "-o", help="Deployment overlay YAML.")
+JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
+
+
+def default_out_dir() -> Path:
+    """``$MERLIN_TARGETGEN_OUT`` or ``build/generated/targetgen``."""
+    return Path(os.environ.get("MERLIN_TARGETGEN_OUT") or "build/generated/targetgen")
+
+
+@app.command()
+def validate(capability: Path = CapabilityArg, overlay: Optional[Path] = OverlayOpt, json: bool = JsonOpt) -> None:
+    """Check a capability spec (and overlay); print every error as FILE:LINE: field: problem."""
+    from merlin.cli.output import emit_json, message
+    from merlin.spec import load_pair
+
+    cap, ovl = load_pair(capability, overlay)
+    if json:
+        emit_json(
+            {
+                "valid": True,
+                "target": cap.model.target.name,
+                "capability": str(capability),
+                "overlay": str(overlay) if overlay else None,
+                "deployment": ovl.model.deployment.name if ovl else None,
+            }
+        )
+    else:
+        suffix = f" with overlay {ovl.model.deployment.name}" if ovl else ""
+        message(f"ok: {capability}: target {cap.model.target.name}{suffix} is valid")
+
+
+@app.command()
+def schema(kind: str = typer.Argument(..., help="capability or overlay", metavar="capability|overlay")) -> None:
+    """Print the JSON Schema of a capability spec or a deployment overlay."""
+    from merlin.cli.output import emit_json
+    from merlin.errors import BadInput
+    from merlin.spec.schema import json_schema
+
+    if kind not in ("capability", "overlay"):
+        raise BadInput(f"schema: unknown kind {kind!r} (expected capability or overlay)")
+    emit_json(json_schema(kind))
