@@ -53,3 +53,65 @@ def schema(kind: str = typer.Argument(..., help="capability or overlay", metavar
     if kind not in ("capability", "overlay"):
         raise BadInput(f"schema: unknown kind {kind!r} (expected capability or overlay)")
     emit_json(json_schema(kind))
+
+
+OutDirOpt = typer.Option(None, "--out-dir", help="Output root; files go to OUT_DIR/<target.name>/ [default: $MERLIN_TARGETGEN_OUT or build/generated/targetgen]")
+
+
+@app.command()
+def plan(
+    capability: Path = CapabilityArg,
+    overlay: Optional[Path] = OverlayOpt,
+    out_dir: Optional[Path] = OutDirOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """Write support_plan.json, task_graph.json, verification_manifest.json and the derived views."""
+    from merlin.cli.output import emit_json, message
+    from merlin.spec import load_pair
+    from merlin.targetgen.planner import build_plan, write_plan
+
+    cap, ovl = load_pair(capability, overlay)
+    result = build_plan(cap, ovl)
+    target_dir, changed = write_plan(result, out_dir or default_out_dir())
+    files = sorted(result.files())
+    if json:
+        emit_json(
+            {
+                "target": result.target,
+                "target_dir": str(target_dir),
+                "files": files,
+                "changed": changed,
+                "integration_styles": result.support_plan["integration_styles"],
+                "primary_integration": result.support_plan["primary_integration"],
+                "target_families": result.support_plan["target_families"],
+                "required_layers": result.support_plan["required_layers"],
+            }
+        )
+        return
+    sp = result.support_plan
+    message(
+        f"planned {result.target}: {', '.join(sp['integration_styles'])} (primary {sp['primary_integration']}), "
+        f"{len(result.tasks)} tasks -> {target_dir}/ ({len(changed)} of {len(files)} files changed)"
+    )
+
+
+@app.command()
+def explain(capability: Path = CapabilityArg, overlay: Optional[Path] = OverlayOpt, json: bool = JsonOpt) -> None:
+    """Show the plan and the reason behind every decision (writes nothing)."""
+    from merlin.cli.output import emit_json
+    from merlin.spec import load_pair
+    from merlin.targetgen.explain import render_explain
+    from merlin.targetgen.planner import build_plan
+
+    cap, ovl = load_pair(capability, overlay)
+    result = build_plan(cap, ovl)
+    if json:
+        emit_json(
+            {
+                "support_plan": result.support_plan,
+                "task_graph": result.task_graph,
+                "verification_manifest": result.verification_manifest,
+            }
+        )
+        return
+    render_explain(result)
