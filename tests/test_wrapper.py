@@ -1,0 +1,54 @@
+"""The ./merlin bootstrap wrapper: fast path, and clear failures on a bare machine."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from conftest import REPO
+
+
+def _copy_wrapper(tmp_path: Path) -> Path:
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy2(REPO / "merlin", project / "merlin")
+    (project / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools>=68"]\nbuild-backend = "setuptools.build_meta"\n'
+        '[project]\nname = "merlin-wrapper-probe"\nversion = "0"\ndependencies = ["no-such-package-merlin-probe"]\n'
+    )
+    return project
+
+
+def test_installed_checkout_starts_cli_directly() -> None:
+    result = subprocess.run([str(REPO / "merlin"), "--version"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().startswith("merlin ")
+    assert "installing" not in result.stderr
+
+
+def test_missing_python_is_a_clear_error(tmp_path: Path) -> None:
+    project = _copy_wrapper(tmp_path)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    os.symlink(shutil.which("dirname"), bin_dir / "dirname")
+    result = subprocess.run(
+        [shutil.which("bash"), str(project / "merlin"), "--help"],
+        capture_output=True, text=True, env={"PATH": str(bin_dir), "HOME": str(tmp_path)}, timeout=60,
+    )
+    assert result.returncode == 2
+    assert "Python 3.11 or newer" in result.stderr
+    assert not (project / ".venv").exists()
+
+
+def test_unreachable_registry_is_a_clear_error_and_retried_next_time(tmp_path: Path) -> None:
+    project = _copy_wrapper(tmp_path)
+    empty = tmp_path / "no-wheels"
+    empty.mkdir()
+    env = dict(os.environ, PIP_NO_INDEX="1", PIP_FIND_LINKS=str(empty), PIP_CONFIG_FILE=os.devnull, MERLIN_EXTRAS="")
+    result = subprocess.run([str(project / "merlin"), "--help"], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 2
+    assert "first run: creating" in result.stderr
+    assert "installing dependencies failed" in result.stderr and "run ./merlin again to retry" in result.stderr
+    assert not (project / ".venv" / ".merlin-installed").exists(), "a failed install must not be stamped as done"
