@@ -10,11 +10,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
+from pydantic_core import PydanticCustomError
 
 # A name that is also used as a directory name: no separators, no "..".
 SafeName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")]
 NonEmpty = Annotated[str, StringConstraints(min_length=1)]
+
+
+def _exactly_int_one(value: Any) -> Any:
+    # Literal[1] alone accepts true and 1.0 even in strict mode (True == 1 == 1.0).
+    if type(value) is not int:
+        raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": "1"})
+    return value
+
+
+SchemaVersion = Annotated[Literal[1], BeforeValidator(_exactly_int_one)]
 
 ExecutionKind = Literal[
     "cpu_only",
@@ -222,7 +233,7 @@ class Access(Strict):
 class CapabilitySpec(Strict):
     """Hardware facts about one target (``capability.yaml``)."""
 
-    schema_version: Literal[1]
+    schema_version: SchemaVersion
     target: Target
     platform: Platform
     execution_model: ExecutionModel
@@ -285,5 +296,5 @@ class Deployment(Strict):
 class DeploymentOverlay(Strict):
     """Where and how a target runs (``overlays/<name>.yaml``)."""
 
-    schema_version: Literal[1]
+    schema_version: SchemaVersion
     deployment: Deployment
