@@ -62,7 +62,8 @@ def load_pair(capability: str | Path, overlay: str | Path | None) -> tuple[Loade
 # --- YAML with line numbers -------------------------------------------------
 
 
-def _read_yaml(path: Path, what: str) -> tuple[Any, dict[Loc, int]]:
+def _read_yaml(path: Path, what: str) -> tuple[Any, dict[Loc, int], list[tuple[int, str]]]:
+    """Parse ``path``; return the data, the line of every key/item and the duplicate-key errors."""
     shown = str(path)
     if not path.exists():
         raise SpecError([f"{shown}: no such file (expected a {what} YAML file)"])
@@ -74,72 +75,173 @@ def _read_yaml(path: Path, what: str) -> tuple[Any, dict[Loc, int]]:
         raise SpecError([f"{shown}: not UTF-8 text (byte {exc.start}); expected a {what} YAML file"]) from None
     except OSError as exc:
         raise SpecError([f"{shown}: cannot read: {exc.strerror}"]) from None
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)  # the reader rejects control characters here
+    except yaml.reader.ReaderError as exc:
+        raise SpecError([_reader_error(shown, text, exc)]) from None
     try:
         node = loader.get_single_node()
         if node is None:
             raise SpecError([f"{shown}: file is empty (expected a {what} mapping starting with 'schema_version: 1')"])
-        lines: dict[Loc, int] = {}
-        dupes: list[str] = []
-        _index(node, (), lines, dupes, shown)
-        if dupes:
-            raise SpecError(dupes)
+        lines: dict[Loc, int] = {(): node.start_mark.line + 1}
+        dupes: list[tuple[int, str]] = []
+        _index(loader, node, (), lines, dupes, shown, {})
         data = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{shown}:{mark.line + 1}:{mark.column + 1}" if mark else shown
         problem = exc.problem or "invalid YAML"
-        context = f" ({exc.context})" if exc.context else ""
+        context = ""
+        if exc.context:
+            cmark = exc.context_mark
+            started = (
+                f"; it starts at line {cmark.line + 1}, column {cmark.column + 1}"
+                if cmark and exc.problem_mark and cmark.line != exc.problem_mark.line
+                else ""
+            )
+            context = f" ({exc.context}{started})"
         raise SpecError([f"{where}: YAML syntax error: {problem}{context}"]) from None
+    except yaml.reader.ReaderError as exc:
+        raise SpecError([_reader_error(shown, text, exc)]) from None
     except yaml.YAMLError as exc:
         raise SpecError([f"{shown}: YAML error: {str(exc).splitlines()[0]}"]) from None
     finally:
         loader.dispose()
+    if data is None:  # only '---' or a bare null
+        raise SpecError([f"{shown}: file is empty (expected a {what} mapping starting with 'schema_version: 1')"])
     if not isinstance(data, dict):
         kind = _kind(data)
         raise SpecError([f"{shown}:{node.start_mark.line + 1}: top level is {kind} (expected a {what} mapping)"])
-    return data, lines
+    return data, lines, dupes
 
 
-def _index(node: yaml.Node, loc: Loc, lines: dict[Loc, int], dupes: list[str], shown: str) -> None:
-    lines[loc] = node.start_mark.line + 1
+def _reader_error(shown: str, text: str, exc: yaml.reader.ReaderError) -> str:
+    line = text.count("\n", 0, exc.position) + 1
+    code = ord(exc.character) if isinstance(exc.character, str) else exc.character
+    return f"{shown}:{line}: YAML syntax error: control character #x{code:04x} is not allowed (expected printable text)"
+
+
+def _index(
+    loader: yaml.SafeLoader,
+    node: yaml.Node,
+    loc: Loc,
+    lines: dict[Loc, int],
+    dupes: list[tuple[int, str]],
+    shown: str,
+    walked: dict[int, bool],
+) -> None:
+    """Record the line of every key and list item under ``node``.
+
+    ``walked`` maps each collection node already visited to whether it is still
+    being walked: an alias back into an open node is recursive data, and a node
+    reached again through an alias is not walked twice (so nested aliases cannot
+    blow up); errors inside it point at the alias.
+    """
+    if not isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+        return
+    if walked.get(id(node)):
+        where = _dotted(loc) or "(top level)"
+        raise SpecError([f"{shown}:{node.start_mark.line + 1}: {where}: recursive alias (expected finite data)"])
+    if id(node) in walked:
+        return
+    walked[id(node)] = True
     if isinstance(node, yaml.MappingNode):
         seen: dict[Any, int] = {}
         for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
+            key = _key(loader, key_node)
             key_line = key_node.start_mark.line + 1
             if key in seen:
-                dupes.append(
-                    f"{shown}:{key_line}: {_dotted(loc + (key,))}: duplicate key (first defined on line {seen[key]})"
-                )
+                where = _dotted(loc + (key,))
+                first = seen[key]
+                dupes.append((key_line, f"{shown}:{key_line}: {where}: duplicate key (first defined on line {first})"))
             seen[key] = key_line
-            _index(value_node, loc + (key,), lines, dupes, shown)
-            lines[loc + (key,)] = key_line
-    elif isinstance(node, yaml.SequenceNode):
+            lines[loc + (key,)] = key_line  # the last definition is the one that is used
+            _index(loader, value_node, loc + (key,), lines, dupes, shown, walked)
+    else:
         for i, item in enumerate(node.value):
-            _index(item, loc + (i,), lines, dupes, shown)
+            lines[loc + (i,)] = item.start_mark.line + 1
+            _index(loader, item, loc + (i,), lines, dupes, shown, walked)
+    walked[id(node)] = False
+
+
+def _key(loader: yaml.SafeLoader, key_node: yaml.Node) -> Any:
+    """The key as the constructor will build it (``on:`` is True, ``1:`` is 1), so error locations match."""
+    if isinstance(key_node, yaml.ScalarNode):
+        try:
+            return loader.construct_object(key_node)
+        except yaml.YAMLError:
+            return key_node.value
+    return str(key_node.value)
 
 
 # --- validation -------------------------------------------------------------
 
 
 def _load(path: Path, model: type[M], what: str) -> Loaded:
-    data, lines = _read_yaml(path, what)
+    data, lines, dupes = _read_yaml(path, what)
     try:
-        return Loaded(path=path.resolve(), model=model.model_validate(data))
+        loaded = Loaded(path=path.resolve(), model=model.model_validate(data))
     except ValidationError as exc:
-        raise SpecError(_format_errors(str(path), exc, lines, data, model)) from None
+        raise SpecError(_format_errors(str(path), exc, lines, data, model, dupes)) from None
+    if dupes:
+        raise SpecError([text for _, text in sorted(dupes)])
+    return loaded
 
 
-def _format_errors(shown: str, exc: ValidationError, lines: dict[Loc, int], data: Any, model: type[BaseModel]) -> list[str]:
-    out: dict[tuple[int, str], str] = {}
-    for err in exc.errors(include_url=False):
+def _format_errors(
+    shown: str,
+    exc: ValidationError,
+    lines: dict[Loc, int],
+    data: Any,
+    model: type[BaseModel],
+    dupes: list[tuple[int, str]] = (),  # type: ignore[assignment]
+) -> list[str]:
+    out: dict[tuple[int, str], str] = {(line, text): text for line, text in dupes}
+    for err in _prune_unions(exc.errors(include_url=False)):
         loc = _clean_loc(err["loc"])
         line = _line_for(loc, lines)
         text = _describe(err, loc, data, model)
+        if err["type"] == "invalid_key":  # pydantic reports a key `true` as index 1
+            loc = loc[:-1] + (_show(err.get("input")),)
         path = _dotted(loc) or "(top level)"
         out.setdefault((line, path + text), f"{shown}:{line}: {path}: {text}")
     return [out[key] for key in sorted(out)]
+
+
+def _is_union_tag(part: Any) -> bool:
+    return isinstance(part, str) and "[" in part and part != "[key]" and not part.startswith("function-")
+
+
+def _prune_unions(errors: list[Any]) -> list[Any]:
+    """Report a union field (``'none' | list[Credential]``) once.
+
+    A value that fits one branch (a list) is only checked against that branch;
+    a value that fits no branch gets one line naming every accepted form.
+    """
+    kept: list[Any] = []
+    groups: dict[Loc, list[tuple[int, Any]]] = {}
+    for err in errors:
+        at = next((i for i, part in enumerate(err["loc"]) if _is_union_tag(part)), None)
+        if at is None:
+            kept.append(err)
+        else:
+            groups.setdefault(tuple(err["loc"][:at]), []).append((at, err))
+    for point, members in groups.items():
+        deeper = [err for at, err in members if len(err["loc"]) > at + 1]
+        if deeper:
+            kept += deeper
+            continue
+        forms = []
+        for _, err in members:
+            if err["type"] == "literal_error":
+                expected = str((err.get("ctx") or {}).get("expected", "")).replace(" or ", ", ")
+                choices = [c.strip().strip("'") for c in expected.split(",")]
+                forms.append(" or ".join(f"'{c}'" for c in choices))
+            else:
+                forms.append(_EXPECTED_TYPES.get(err["type"], err["msg"]))
+        value = members[0][1].get("input")
+        kept.append({"type": "union_mismatch", "loc": point, "input": value, "msg": " or ".join(forms)})
+    return kept
 
 
 def _clean_loc(loc: Loc) -> Loc:
@@ -162,6 +264,8 @@ def _line_for(loc: Loc, lines: dict[Loc, int]) -> int:
 def _dotted(loc: Loc) -> str:
     out = ""
     for part in loc:
+        if isinstance(part, bool):
+            part = "true" if part else "false"
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
 
@@ -210,8 +314,10 @@ def _model_at(model: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
     import typing
 
     current: Any = model
+    dict_key = False
     for part in loc:
-        if isinstance(part, int):
+        if isinstance(part, int) or dict_key:  # a list index or a key of a dict-valued field
+            dict_key = False
             continue
         if not (isinstance(current, type) and issubclass(current, BaseModel)):
             return None
@@ -219,7 +325,26 @@ def _model_at(model: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
         if field is None:
             return None
         current = _first_model(field.annotation, typing)
+        dict_key = _is_dict(field.annotation, typing)
     return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _is_dict(annotation: Any, typing: Any) -> bool:
+    origin = typing.get_origin(annotation)
+    if origin is dict:
+        return True
+    if origin is None or origin is list:
+        return False
+    return any(_is_dict(arg, typing) for arg in typing.get_args(annotation))
+
+
+def _has_default(model: type[BaseModel], loc: Loc) -> bool:
+    """Whether the field at ``loc`` may be left out (so 'remove the key' is good advice)."""
+    if not loc or not isinstance(loc[-1], str):
+        return False
+    owner = _model_at(model, loc[:-1])
+    field = owner.model_fields.get(loc[-1]) if owner else None
+    return field is not None and not field.is_required()
 
 
 def _first_model(annotation: Any, typing: Any) -> Any:
@@ -271,7 +396,8 @@ def _describe(err: dict[str, Any], loc: Loc, data: Any, model: type[BaseModel]) 
     if kind in _EXPECTED_TYPES:
         expected = _EXPECTED_TYPES[kind]
         if value is None:
-            return f"is null (expected {expected}; remove the key to use the default)"
+            hint = "; remove the key to use the default" if _has_default(model, loc) else ""
+            return f"is null (expected {expected}{hint})"
         if isinstance(value, bool) and kind in ("int_type", "float_type"):
             return f"{_show(value)} is a boolean (expected {expected})"
         return f"{_show(value)} is {_kind(value)} (expected {expected})"
@@ -292,6 +418,11 @@ def _describe(err: dict[str, Any], loc: Loc, data: Any, model: type[BaseModel]) 
         return f"has {ctx.get('actual_length')} items (expected {ctx.get('min_length', 1)} to {ctx.get('max_length', 'any')})"
     if kind == "value_error":
         return str(ctx.get("error", err["msg"]))
+    if kind == "union_mismatch":
+        return f"{_show(value)} is {_kind(value)} (expected {err['msg']})"
+    if kind == "invalid_key":
+        why = "; YAML reads bare yes/no/on/off as booleans" if isinstance(value, bool) else ""
+        return f"key is {_kind(value)} (expected a string: quote the key{why})"
     if kind in ("union_tag_invalid", "union_type"):
         return f"{_show(value)} is {_kind(value)} (expected {err['msg']})"
     return f"{err['msg']} (got {_show(value)})"
