@@ -75,6 +75,9 @@ def _read_yaml(path: Path, what: str) -> tuple[Any, dict[Loc, int], list[tuple[i
         raise SpecError([f"{shown}: not UTF-8 text (byte {exc.start}); expected a {what} YAML file"]) from None
     except OSError as exc:
         raise SpecError([f"{shown}: cannot read: {exc.strerror}"]) from None
+    empty = f"{shown}: file is empty (expected a {what} mapping starting with 'schema_version: 1')"
+    if not text.strip():  # PyYAML would reject a whitespace-only line holding a tab
+        raise SpecError([empty])
     try:
         loader = yaml.SafeLoader(text)  # the reader rejects control characters here
     except yaml.reader.ReaderError as exc:
@@ -82,7 +85,7 @@ def _read_yaml(path: Path, what: str) -> tuple[Any, dict[Loc, int], list[tuple[i
     try:
         node = loader.get_single_node()
         if node is None:
-            raise SpecError([f"{shown}: file is empty (expected a {what} mapping starting with 'schema_version: 1')"])
+            raise SpecError([empty])
         lines: dict[Loc, int] = {(): node.start_mark.line + 1}
         dupes: list[tuple[int, str]] = []
         _index(loader, node, (), lines, dupes, shown, {})
@@ -108,7 +111,7 @@ def _read_yaml(path: Path, what: str) -> tuple[Any, dict[Loc, int], list[tuple[i
     finally:
         loader.dispose()
     if data is None:  # only '---' or a bare null
-        raise SpecError([f"{shown}: file is empty (expected a {what} mapping starting with 'schema_version: 1')"])
+        raise SpecError([empty])
     if not isinstance(data, dict):
         kind = _kind(data)
         raise SpecError([f"{shown}:{node.start_mark.line + 1}: top level is {kind} (expected a {what} mapping)"])
