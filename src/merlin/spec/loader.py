@@ -373,6 +373,18 @@ _EXPECTED_TYPES = {
 }
 
 
+def _field_hint(key: str, known: list[str]) -> list[str]:
+    """A close spelling (platfrom -> platform) or a field the key starts (vlen -> vlen_bits).
+
+    Stricter than difflib's default 0.6, which offers 'operations' for 'extra_section'.
+    """
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
+    if close:
+        return close
+    started = [name for name in known if len(key) >= 3 and name.startswith(key)]
+    return started[:1] if len(started) == 1 else []
+
+
 def _describe(err: dict[str, Any], loc: Loc, data: Any, model: type[BaseModel]) -> str:
     kind = err["type"]
     ctx = err.get("ctx") or {}
@@ -382,7 +394,7 @@ def _describe(err: dict[str, Any], loc: Loc, data: Any, model: type[BaseModel]) 
     if kind == "extra_forbidden":
         owner = _model_at(model, loc[:-1])
         known = sorted(owner.model_fields) if owner else []
-        hint = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+        hint = _field_hint(str(loc[-1]), known)
         if hint:
             return f"unknown field (did you mean '{hint[0]}'?)"
         return f"unknown field (expected one of: {', '.join(known)})" if known else "unknown field"
