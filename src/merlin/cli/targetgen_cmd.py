@@ -115,3 +115,8 @@ def explain(capability: Path = CapabilityArg, overlay: Optional[Path] = OverlayO
         )
         return
     render_explain(result)
+
+
+from merlin.cli import targetgen_exec_cmd as _exec  # noqa: E402
+
+_exec.register(app)

@@ -1,0 +1,245 @@
+"""``merlin targetgen orchestrate|execute|answer|retry|status``: the executor's CLI.
+
+Each command parses its arguments, calls ``merlin.targetgen.executor`` and
+renders the result: ``--json`` on stdout, messages and progress on stderr.
+Exit codes: 0 completed, 10 waiting for an operator answer or a response,
+3 blocked (or the target is locked by another process), 2 bad input.
+Heavy imports stay inside the functions so ``merlin --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+CapabilityArg = typer.Argument(..., help="Capability spec (capability.yaml).", show_default=False)
+OptionalCapabilityArg = typer.Argument(None, help="Capability spec (capability.yaml); or use --from-dir.", show_default=False)
+OverlayOpt = typer.Option(None, "--overlay", "-o", help="Deployment overlay YAML.")
+OutDirOpt = typer.Option(
+    None,
+    "--out-dir",
+    help="Output root; files go to OUT_DIR/<target.name>/ [default: $MERLIN_TARGETGEN_OUT or build/generated/targetgen]",
+)
+TargetDirOpt = typer.Option(..., "--target-dir", help="A target directory written by orchestrate (OUT_DIR/<target.name>).")
+JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
+
+
+def _progress(text: str) -> None:
+    from merlin.cli.output import message
+
+    message(text)
+
+
+def _command(target_dir: Path) -> str:
+    return f"merlin targetgen execute --from-dir {target_dir}"
+
+
+def _render_outcome(result: Any) -> None:
+    """The human summary of an execute: what happened and exactly what to do next."""
+    from merlin.cli.output import message
+
+    data = result.to_json()
+    total = len(data["tasks"])
+    done = sum(1 for t in data["tasks"] if t["state"] == "completed")
+    root = data["target_dir"]
+    outcome = data["outcome"]
+    if outcome == "completed":
+        skipped = [(t["id"], s) for t in data["tasks"] for s in t["skipped"]]
+        message(f"{data['target']}: completed ({done}/{total} tasks) in {root}", style="green")
+        for task_id, s in skipped:
+            message(f"  not validated: {task_id}: {s['what']}: {s['reason']}")
+    elif outcome == "awaiting_operator":
+        q = data["open_question"]
+        message(f"{data['target']}: awaiting_operator at {data['current_task']} ({done}/{total} tasks completed)", style="yellow")
+        if q:
+            message(f"question {q['id']}:")
+            for line in q["question"].splitlines():
+                message(f"  {line}")
+            for o in q["options"]:
+                mark = " (recommended)" if o["id"] == q["recommended_option"] else ""
+                message(f"  - {o['id']}{mark}: {o['label']}. {o['description']}")
+            message(
+                f"answer with: merlin targetgen answer --target-dir {root} --question-id {q['id']} "
+                f"--choice {q['recommended_option']}, then run {_command(Path(root))}"
+            )
+    elif outcome == "awaiting_response":
+        a = data["awaiting_response"]
+        message(f"{data['target']}: awaiting_response at {a['task_id']} ({done}/{total} tasks completed)", style="yellow")
+        message(f"  prompt:   {a['prompt_file']}")
+        message(f"  response: {a['response_file']} (write it, then run {_command(Path(root))})")
+    elif outcome == "blocked":
+        message(f"{data['target']}: blocked ({done}/{total} tasks completed)", style="red")
+        for b in data["blocked"]:
+            message(f"  {b['task_id']}: {b['reason']}")
+            message(f"  retry with: merlin targetgen retry --target-dir {root} --task {b['task_id']}")
+    else:
+        message(f"{data['target']}: {outcome} ({done}/{total} tasks completed); run {_command(Path(root))}")
+
+
+def orchestrate(
+    capability: Path = CapabilityArg,
+    overlay: Optional[Path] = OverlayOpt,
+    out_dir: Optional[Path] = OutDirOpt,
+    prompt_backend: str = typer.Option(
+        "manualllm", "--prompt-backend", help="manualllm: write a prompt packet per task that needs a proposal; none: briefs only.",
+        metavar="none|manualllm",
+    ),
+    reset: bool = typer.Option(False, "--reset", help="Start over: archive the existing state under history/ first."),
+    json: bool = JsonOpt,
+) -> None:
+    """Write the execution bundle, briefs, prompt packets and state for a target (keeps existing progress)."""
+    from merlin.cli.output import emit_json, message
+    from merlin.targetgen.executor import orchestrate as run
+
+    result = run(capability, overlay, out_dir=out_dir, prompt_backend=prompt_backend, reset=reset, progress=_progress)
+    if json:
+        emit_json(result.to_json())
+        return
+    if result.kept_state:
+        message(
+            f"{result.target}: kept the existing state ({result.completed}/{result.tasks} tasks completed) in "
+            f"{result.target_dir}; use --reset to start over"
+        )
+    else:
+        prompts = f", {len(result.prompts_written) + len(result.prompts_kept)} prompt packets" if prompt_backend == "manualllm" else ""
+        message(f"orchestrated {result.target}: {result.tasks} tasks{prompts} -> {result.target_dir}/")
+        message(f"next: {_command(result.target_dir)}")
+
+
+def execute(
+    capability: Optional[Path] = OptionalCapabilityArg,
+    overlay: Optional[Path] = OverlayOpt,
+    out_dir: Optional[Path] = OutDirOpt,
+    from_dir: Optional[Path] = typer.Option(None, "--from-dir", help="Resume the target directory written by orchestrate."),
+    json: bool = JsonOpt,
+) -> None:
+    """Advance the target until a gate: exit 0 completed, 10 awaiting an answer or a response, 3 blocked."""
+    from merlin.cli.output import emit_json
+    from merlin.errors import BadInput
+    from merlin.targetgen.executor import execute as run
+
+    if capability is None and from_dir is None:
+        raise BadInput("execute: give a CAPABILITY file or --from-dir DIR")
+    if capability is not None and from_dir is not None:
+        raise BadInput("execute: give either a CAPABILITY file or --from-dir DIR, not both")
+    if from_dir is not None and out_dir is not None:
+        raise BadInput("execute: --out-dir goes with a CAPABILITY; --from-dir already names the target directory")
+    result = run(from_dir, capability=capability, overlay=overlay, out_dir=out_dir, progress=_progress)
+    if json:
+        emit_json(result.to_json())
+    else:
+        _render_outcome(result)
+    raise typer.Exit(result.exit_code)
+
+
+def answer(
+    target_dir: Path = TargetDirOpt,
+    question_id: str = typer.Option(..., "--question-id", help="The open question's id (see status)."),
+    choice: str = typer.Option(..., "--choice", help="One of the question's option ids."),
+    note: Optional[str] = typer.Option(None, "--note", help="A note recorded with the answer."),
+    json: bool = JsonOpt,
+) -> None:
+    """Answer an open operator question; execute applies it (even if one is running now)."""
+    from merlin.cli.output import emit_json, message
+    from merlin.targetgen.executor import answer as run
+
+    result = run(target_dir, question_id, choice, note=note)
+    if json:
+        emit_json(result.to_json())
+        return
+    replaced = f" (replaces the pending answer {result.replaces})" if result.replaces else ""
+    if result.lock_holder:
+        message(
+            f"recorded {question_id} -> {choice}{replaced} in answers.jsonl; the target is locked by {result.lock_holder}: "
+            "the running execute applies it if it reaches this question, otherwise the next execute does"
+        )
+    else:
+        message(f"recorded {question_id} -> {choice}{replaced}; run {_command(result.target_dir)} to apply it")
+
+
+def retry(
+    target_dir: Path = TargetDirOpt,
+    task: Optional[str] = typer.Option(None, "--task", help="The task to retry [default: every blocked or failed task]."),
+    reason: Optional[str] = typer.Option(None, "--reason", help="Why (recorded in the task's history)."),
+    json: bool = JsonOpt,
+) -> None:
+    """Return a blocked or failed task to planned (its history records why)."""
+    from merlin.cli.output import emit_json, message
+    from merlin.targetgen.executor import retry as run
+
+    result = run(target_dir, task, reason=reason)
+    if json:
+        emit_json(result.to_json())
+        return
+    for item in result.retried:
+        message(f"{item['task_id']}: {item['from_state']} -> planned ({result.reason})")
+    message(f"next: {_command(result.target_dir)}")
+
+
+def status(target_dir: Path = TargetDirOpt, json: bool = JsonOpt) -> None:
+    """Every task (state, stage, attempts, last validation) and the open questions."""
+    from merlin.cli.output import emit_json
+    from merlin.targetgen.executor import status as run
+
+    result = run(target_dir)
+    if json:
+        emit_json(result.to_json())
+        return
+    _render_status(result.to_json())
+
+
+def _render_status(data: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    from merlin.cli.output import out
+
+    console = out()
+    table = Table(title=f"{data['target']}: {data['outcome']}", title_justify="left")
+    for col in ("#", "task", "state", "stage", "attempts", "last validation", "notes"):
+        table.add_column(col, overflow="fold")
+    colours = {"completed": "green", "blocked": "red", "awaiting_operator": "yellow", "preflight_failed": "yellow", "awaiting_response": "yellow"}
+    for i, t in enumerate(data["tasks"], start=1):
+        lv = t["last_validation"]
+        last = f"{lv['id']}: {lv['status']}" + (f" (exit {lv['exit_code']})" if lv.get("exit_code") not in (0, None) else "") if lv else "-"
+        notes = []
+        if t["open_question"]:
+            notes.append(f"question {t['open_question']}")
+        if t["blocked_reason"]:
+            notes.append(t["blocked_reason"])
+        if t["waiting_on"] and t["state"] != "completed":
+            notes.append("after " + ", ".join(t["waiting_on"]))
+        if t["skipped"]:
+            notes.append("not validated: " + ", ".join(s["what"] for s in t["skipped"]))
+        style = colours.get(t["state"])
+        state = f"[{style}]{t['state']}[/{style}]" if style else t["state"]
+        table.add_row(str(i), t["id"], state, t["stage"] or "-", str(t["attempts"]), last, "; ".join(notes) or "-")
+    console.print(table)
+    for q in data["open_questions"]:
+        console.print(f"[bold]open question {q['id']}[/bold] ({q['kind']}, task {q['task_id']}):", highlight=False)
+        console.print(q["question"], markup=False, highlight=False)
+        for o in q["options"]:
+            mark = " (recommended)" if o["id"] == q["recommended_option"] else ""
+            console.print(f"  - {o['id']}{mark}: {o['label']}", markup=False, highlight=False)
+        console.print(
+            f"  answer: merlin targetgen answer --target-dir {data['target_dir']} --question-id {q['id']} --choice OPTION",
+            markup=False,
+            highlight=False,
+        )
+    if data["awaiting_response"]:
+        a = data["awaiting_response"]
+        console.print(f"waiting for a response to {a['prompt_file']} in {a['response_file']}", markup=False, highlight=False)
+    for a in data["pending_answers"]:
+        console.print(f"pending answer: {a['question_id']} -> {a['choice']} (applied by the next execute)", markup=False, highlight=False)
+    if data["lock_holder"]:
+        console.print(f"locked by {data['lock_holder']}", markup=False, highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the executor commands to ``merlin targetgen``."""
+    app.command("orchestrate")(orchestrate)
+    app.command("execute")(execute)
+    app.command("answer")(answer)
+    app.command("retry")(retry)
+    app.command("status")(status)
