@@ -58,3 +58,9 @@ class LockBusy(MerlinError):
     """Another merlin process holds a lock we need."""
 
     exit_code = ExitCode.BLOCKED
+
+
+class RunFailed(MerlinError):
+    """A run (or the command it started) ended in failure."""
+
+    exit_code = ExitCode.RUN_FAILED

@@ -1,7 +1,571 @@
-"""``merlin ray ...``: cluster lifecycle, jobs and artifacts (see issue 4)."""
+"""``merlin ray ...``: cluster lifecycle, runs (jobs) and artifacts (see docs/ray.md).
+
+Every command takes ``--state-root`` and ``--json``. Data goes to stdout,
+messages to stderr. Exit codes: 0 ok, 1 the run failed, 2 bad input,
+3 blocked, 4 not found. Nothing heavy is imported at module level: the
+listing path reads JSON files and renders, without Ray or pydantic.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, List, Optional
 
 import typer
 
 app = typer.Typer(help="Ray control plane: clusters, runs (jobs) and artifacts.", no_args_is_help=True)
+cluster_app = typer.Typer(help="Start, inspect and stop local Ray clusters.", no_args_is_help=True)
+jobs_app = typer.Typer(help="Submit, list, follow, cancel and retry runs.", no_args_is_help=True)
+artifacts_app = typer.Typer(help="List and fetch the files a run produced.", no_args_is_help=True)
+app.add_typer(cluster_app, name="cluster")
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(artifacts_app, name="artifacts")
+
+StateRootOpt = typer.Option(
+    None, "--state-root", help="Ledger directory (default: $MERLIN_STATE_ROOT or build/generated/ray).", show_default=False
+)
+JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
+ClusterNameOpt = typer.Option("default", "--name", help="Cluster name (records: cluster/bootstrap.json for 'default', cluster/<name>.json otherwise).")
+
+_STYLE = {
+    "succeeded": "green",
+    "failed": "red",
+    "blocked": "yellow",
+    "running": "cyan",
+    "pending": "blue",
+    "cancelled": "magenta",
+    "lost": "magenta",
+    "active": "green",
+    "unreachable": "red",
+    "stopped": "dim",
+    "absent": "dim",
+    "failed_cluster": "red",
+    "starting": "blue",
+}
+
+
+def _cp(state_root: Optional[Path]):
+    from merlin.controlplane import ControlPlane
+
+    return ControlPlane(state_root)
+
+
+def _pairs(values: Optional[List[str]], flag: str, number: bool) -> dict[str, Any]:
+    from merlin.errors import BadInput
+
+    out: dict[str, Any] = {}
+    for item in values or []:
+        key, sep, val = item.partition("=")
+        if not sep or not key:
+            raise BadInput(f"{flag} {item!r}: expected KEY={'N' if number else 'VALUE'}")
+        if number:
+            try:
+                out[key] = float(val)
+            except ValueError:
+                raise BadInput(f"{flag} {item!r}: {val!r} is not a number") from None
+            if out[key] < 0:
+                raise BadInput(f"{flag} {item!r}: must be >= 0")
+        else:
+            out[key] = val
+    return out
+
+
+def _short_time(value: Any) -> str:
+    if not value:
+        return "-"
+    text = str(value)
+    return text[:19].replace("T", " ") + ("Z" if len(text) > 19 else "")
+
+
+def _styled(text: str, key: Optional[str] = None) -> Any:
+    from rich.text import Text
+
+    return Text(text, style=_STYLE.get(key or text, ""))
+
+
+def _record_json(rec: Any) -> dict[str, Any]:
+    return rec.model_dump(mode="json") if hasattr(rec, "model_dump") else rec
+
+
+def _exit_for_run(rec: Any, *, waited: bool) -> None:
+    """Blocked runs exit 3; with --wait, a run that did not succeed exits 1."""
+    from merlin.errors import Blocked, RunFailed
+
+    status = rec.status.value
+    if status == "blocked":
+        raise Blocked(f"run {rec.run_id} is blocked: {rec.message.removeprefix('blocked: ')}")
+    if waited and status in ("failed", "cancelled", "lost"):
+        raise RunFailed(f"run {rec.run_id} {status}: {rec.message}")
+
+
+def _print_run(rec: Any) -> None:
+    """A run for a person: key facts, then its attempts."""
+    from rich.table import Table
+
+    from merlin.cli.output import out
+
+    d = _record_json(rec)
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    grid.add_row("run", d["run_id"])
+    grid.add_row("status", _styled(d["status"]))
+    if d.get("outcome"):
+        grid.add_row("outcome", d["outcome"])
+    grid.add_row("target / workflow", f"{d['target']} / {d['workflow']}")
+    cl = d.get("cluster") or {}
+    grid.add_row("engine", d["engine"] + (f" (cluster {cl.get('name')} {cl.get('address') or ''})" if cl else ""))
+    grid.add_row("command", " ".join(d["command"]))
+    grid.add_row("target dir", d["target_dir"])
+    grid.add_row("created / updated", f"{_short_time(d['created_at'])} / {_short_time(d['updated_at'])}")
+    grid.add_row("observed", _short_time(d.get("observed_at")))
+    grid.add_row("message", d.get("message") or "-")
+    out().print(grid)
+    if d["attempts"]:
+        t = Table(title=None, show_edge=False)
+        for col in ("#", "submission", "status", "start", "end", "exit", "error"):
+            t.add_column(col, overflow="fold")
+        for a in d["attempts"]:
+            err = " ".join(x for x in (a.get("error_type") or "", (a.get("error_message") or "")[:120]) if x)
+            t.add_row(
+                str(a["number"]),
+                a.get("submission_id") or "-",
+                _styled(a["status"]),
+                _short_time(a.get("start_time")),
+                _short_time(a.get("end_time")),
+                "-" if a.get("exit_code") is None else str(a["exit_code"]),
+                err or "-",
+            )
+        out().print(t)
+
+
+def _runs_table(rows: list[dict[str, Any]], width: int | None = None) -> Any:
+    """The runs table, fitted to the terminal: lower-priority columns are
+    dropped first, the message takes what is left (ellipsised)."""
+    from rich.table import Table
+
+    from merlin.cli.output import out
+
+    width = width or out().width
+    cols: list[tuple[str, Any, int]] = [  # (header, cell function, priority: lower = kept longer)
+        ("RUN ID", lambda d: d.get("run_id", "?"), 0),
+        ("STATUS", lambda d: _styled(d.get("status", "?")), 0),
+        ("OUTCOME", lambda d: d.get("outcome") or "-", 2),
+        ("ENGINE", lambda d: d.get("engine", "?"), 3),
+        ("TARGET", lambda d: d.get("target", "?"), 4),
+        ("WORKFLOW", lambda d: d.get("workflow", "?"), 6),
+        ("TRIES", lambda d: str(len(d.get("attempts") or [])), 5),
+        ("UPDATED", lambda d: _short_time(d.get("updated_at")), 1),
+    ]
+
+    def cell_width(fn: Any, header: str) -> int:
+        w = len(header)
+        for d in rows:
+            v = fn(d)
+            w = max(w, len(v.plain if hasattr(v, "plain") else str(v)))
+        return min(w, 40 if header == "RUN ID" else 24)
+
+    widths = {h: cell_width(fn, h) for h, fn, _p in cols}
+    keep = list(cols)
+    message_min = 20
+    while keep and sum(widths[h] + 3 for h, _f, _p in keep) + message_min > width:
+        worst = max((c for c in keep if c[2] > 0), key=lambda c: c[2], default=None)
+        if worst is None:
+            break
+        keep.remove(worst)
+    t = Table(show_edge=False, pad_edge=False)
+    for h, _fn, _p in keep:
+        t.add_column(h, no_wrap=True, overflow="ellipsis", width=widths[h])
+    rest = width - sum(widths[h] + 3 for h, _f, _p in keep) - 1
+    t.add_column("MESSAGE", no_wrap=True, overflow="ellipsis", width=max(rest, 10))
+    for d in rows:
+        t.add_row(*[fn(d) for _h, fn, _p in keep], (d.get("message") or "").replace("\n", " "))
+    return t
+
+
+# ---------------------------------------------------------------- clusters
+
+
+@cluster_app.command("start-local")
+def cluster_start_local(
+    name: str = ClusterNameOpt,
+    host: str = typer.Option("127.0.0.1", "--host", help="Address the jobs API binds to. Non-loopback needs --allow-remote."),
+    allow_remote: bool = typer.Option(False, "--allow-remote", help="Allow a non-loopback --host (anyone reaching it can run code)."),
+    port: int = typer.Option(6379, "--port", help="Ray GCS port."),
+    dashboard_port: int = typer.Option(8265, "--dashboard-port", help="Jobs API / dashboard port."),
+    num_cpus: Optional[int] = typer.Option(None, "--num-cpus", help="CPUs Ray may schedule (default: all)."),
+    num_gpus: Optional[int] = typer.Option(None, "--num-gpus", help="GPUs Ray may schedule (default: detected)."),
+    resource: Optional[List[str]] = typer.Option(None, "--resource", help="Custom resource KEY=N (repeatable)."),
+    object_store_memory: Optional[int] = typer.Option(None, "--object-store-memory", help="Object store size in bytes (default: Ray's, 30% of RAM)."),
+    auth: str = typer.Option("disabled", "--auth", help="'token' to require Ray token authentication (RAY_AUTH_MODE=token)."),
+    token_file: Optional[Path] = typer.Option(None, "--token-file", help="Token file (mode 0600). Default with --auth token: generated under the state root."),
+    token_env: Optional[str] = typer.Option(None, "--token-env", help="Read the token from this environment variable instead."),
+    state_root: Optional[Path] = StateRootOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """Start a local Ray head bound to 127.0.0.1 with its own temp directory, and record it."""
+    from merlin.cli.output import emit_json, message, warn
+
+    cp = _cp(state_root)
+    rec, started = cp.start_local_cluster(
+        name,
+        host=host,
+        port=port,
+        dashboard_port=dashboard_port,
+        num_cpus=num_cpus,
+        num_gpus=num_gpus,
+        resources=_pairs(resource, "--resource", True),
+        object_store_memory=object_store_memory,
+        auth=auth,
+        token_file=token_file,
+        token_env=token_env,
+        allow_remote=allow_remote,
+        progress=lambda m: message(m),
+        warn=warn,
+    )
+    if json:
+        emit_json({"started": started, "cluster": rec.model_dump(mode="json")})
+        return
+    if not started:
+        message(f"cluster '{rec.name}' is already active at {rec.address} (Ray {rec.ray_version}); nothing to do")
+    _print_cluster(rec, "active")
+
+
+def _print_cluster(rec: Any, state: str, note: str = "") -> None:
+    from rich.table import Table
+
+    from merlin.cli.output import out
+
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    grid.add_row("cluster", rec.name)
+    grid.add_row("state", _styled(state))
+    grid.add_row("jobs API", rec.address)
+    grid.add_row("dashboard", rec.dashboard_url)
+    grid.add_row("GCS", rec.gcs_address or "-")
+    grid.add_row("Ray", rec.ray_version or "-")
+    grid.add_row("resources", ", ".join(f"{k}={v:g}" for k, v in sorted(rec.resources.items())) or "-")
+    grid.add_row("processes", f"{len(rec.processes)} recorded (session {rec.session_id})")
+    auth = rec.auth.mode + (f" (token from {'$' + rec.auth.token_env if rec.auth.token_env else rec.auth.token_file})" if rec.auth.mode == "token" else "")
+    grid.add_row("auth", auth)
+    grid.add_row("temp dir", rec.temp_dir)
+    if note:
+        grid.add_row("note", note)
+    out().print(grid)
+
+
+@cluster_app.command("status")
+def cluster_status(name: str = ClusterNameOpt, state_root: Optional[Path] = StateRootOpt, json: bool = JsonOpt) -> None:
+    """Ask the live cluster: active, unreachable, stopped (exit 3 unless active)."""
+    from merlin.cli.output import emit_json, message
+    from merlin.errors import Blocked
+
+    st = _cp(state_root).cluster_status(name)
+    if json:
+        emit_json(st.to_json())
+    elif st.record is not None:
+        _print_cluster(st.record, st.state, st.message)
+    else:
+        message(st.message)
+    if st.state != "active":
+        raise Blocked(f"cluster '{name}' is {st.state}: {st.message}")
+
+
+@cluster_app.command("stop")
+def cluster_stop(
+    name: str = ClusterNameOpt,
+    grace: float = typer.Option(5.0, "--grace", help="Seconds between SIGTERM and SIGKILL."),
+    state_root: Optional[Path] = StateRootOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """Stop this cluster's processes only (never `ray stop`, which ends every Ray on the machine)."""
+    from merlin.cli.output import emit_json, message
+
+    rec = _cp(state_root).stop_cluster(name, grace=grace, progress=lambda m: message(m))
+    if json:
+        emit_json(rec.model_dump(mode="json"))
+    else:
+        message(f"cluster '{name}': {rec.message}")
+
+
+@cluster_app.command("list")
+def cluster_list(state_root: Optional[Path] = StateRootOpt, json: bool = JsonOpt) -> None:
+    """Every recorded cluster with its live state."""
+    from rich.table import Table
+
+    from merlin.cli.output import emit_json, message, out
+
+    states = _cp(state_root).list_clusters()
+    if json:
+        emit_json([s.to_json() for s in states])
+        return
+    if not states:
+        message("no clusters recorded; start one with `merlin ray cluster start-local`")
+        return
+    t = Table(show_edge=False)
+    for col in ("NAME", "STATE", "JOBS API", "RAY", "AUTH", "STARTED", "MESSAGE"):
+        t.add_column(col)
+    for s in states:
+        r = s.record
+        t.add_row(s.name, _styled(s.state), r.address, r.ray_version or "-", r.auth.mode, _short_time(r.started_at.isoformat() if r.started_at else None), s.message)
+    out().print(t)
+
+
+# -------------------------------------------------------------------- jobs
+
+
+@jobs_app.command("submit", context_settings={"allow_interspersed_args": False})
+def jobs_submit(
+    command: List[str] = typer.Argument(..., help="The command, after `--`.", show_default=False),
+    target: str = typer.Option(..., "--target", help="Target name (becomes part of the run id)."),
+    workflow: str = typer.Option(..., "--workflow", help="Workflow name."),
+    engine: str = typer.Option("local", "--engine", help="local (supervised process group) or ray (Ray Jobs)."),
+    target_dir: Optional[Path] = typer.Option(None, "--target-dir", help="Directory indexed as artifacts (default: runs/<id>/target)."),
+    num_cpus: Optional[float] = typer.Option(None, "--num-cpus", help="CPUs reserved for the entrypoint (ray)."),
+    num_gpus: Optional[float] = typer.Option(None, "--num-gpus", help="GPUs reserved for the entrypoint (ray)."),
+    resource: Optional[List[str]] = typer.Option(None, "--resource", help="Custom resource KEY=N (repeatable, ray)."),
+    env: Optional[List[str]] = typer.Option(None, "--env", help="Environment K=V for the command (repeatable). Secret-looking names are redacted in records."),
+    wait: bool = typer.Option(False, "--wait", help="Wait until the run ends; exit 1 if it did not succeed."),
+    cluster: Optional[str] = typer.Option(None, "--cluster", help="Cluster name for --engine ray (default: default)."),
+    state_root: Optional[Path] = StateRootOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """Record a run and hand it to an engine: `merlin ray jobs submit --target T --workflow W -- CMD ARGS...`."""
+    from merlin.cli.output import emit_json, message
+
+    cp = _cp(state_root)
+    rec = cp.submit(
+        command,
+        target=target,
+        workflow=workflow,
+        engine=engine,
+        target_dir=target_dir,
+        num_cpus=num_cpus,
+        num_gpus=num_gpus,
+        resources=_pairs(resource, "--resource", True),
+        env=_pairs(env, "--env", False),
+        cluster=cluster,
+        source="cli",
+        wait=wait,
+    )
+    if json:
+        emit_json(rec.model_dump(mode="json"))
+    else:
+        if rec.status.value == "succeeded" or (not wait and rec.status.value != "blocked"):
+            message(f"run {rec.run_id}: {rec.message}")
+        typer.echo(rec.run_id)
+    _exit_for_run(rec, waited=wait)
+
+
+@jobs_app.command("list")
+def jobs_list(
+    status: Optional[List[str]] = typer.Option(None, "--status", help="Only runs with this status (repeatable)."),
+    refresh: bool = typer.Option(False, "--refresh", help="Ask the engines first (one list_jobs per Ray cluster)."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Newest N runs (table default 50, JSON default all; 0 = all)."),
+    state_root: Optional[Path] = StateRootOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """Runs in the ledger, newest first."""
+    from merlin.cli.output import emit_json, message
+
+    rows = _cp(state_root).list_runs(status=status, refresh=refresh)
+    total = len(rows)
+    n = limit if limit is not None else (0 if json else 50)
+    if n:
+        rows = rows[:n]
+    if json:
+        emit_json(rows)
+        return
+    if not rows:
+        message("no runs recorded" + (" with that status" if status else "") + "; submit one with `merlin ray jobs submit`")
+        return
+    from merlin.cli.output import out
+
+    out().print(_runs_table(rows))
+    if len(rows) < total:
+        message(f"{len(rows)} of {total} runs shown; --limit 0 shows all")
+
+
+@jobs_app.command("status")
+def jobs_status(
+    run_id: str = typer.Argument(..., help="Run id."),
+    no_refresh: bool = typer.Option(False, "--no-refresh", help="Read the ledger only; do not ask the engine."),
+    state_root: Optional[Path] = StateRootOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """One run, after asking its engine."""
+    from merlin.cli.output import emit_json
+
+    rec = _cp(state_root).status(run_id, refresh=not no_refresh)
+    if json:
+        emit_json(rec.model_dump(mode="json"))
+    else:
+        _print_run(rec)
+
+
+@jobs_app.command("logs")
+def jobs_logs(
+    run_id: str = typer.Argument(..., help="Run id."),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Stream until the run ends."),
+    attempt: Optional[int] = typer.Option(None, "--attempt", help="Attempt number (default: latest)."),
+    state_root: Optional[Path] = StateRootOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """The run's output (stdout and stderr of the command)."""
+    import sys
+
+    from merlin.cli.output import emit_json, message
+
+    cp = _cp(state_root)
+    if follow and not json:
+        for chunk in cp.follow(run_id):
+            sys.stdout.write(chunk)
+            sys.stdout.flush()
+        rec = cp.get(run_id)
+        message(f"run {run_id} {rec.status.value}: {rec.message}")
+        return
+    text = cp.logs(run_id, attempt)
+    if json:
+        rec = cp.get(run_id)
+        emit_json({"run_id": run_id, "attempt": attempt or len(rec.attempts), "status": rec.status.value, "logs": text})
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(
+    run_id: str = typer.Argument(..., help="Run id."),
+    state_root: Optional[Path] = StateRootOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """Stop a run (local: its whole process group; ray: stop_job)."""
+    from merlin.cli.output import emit_json, message
+
+    cp = _cp(state_root)
+    before = cp.get(run_id).status.value
+    rec = cp.cancel(run_id)
+    if json:
+        emit_json(rec.model_dump(mode="json"))
+    elif before != "blocked" and rec.status.is_terminal() and before == rec.status.value:
+        message(f"run {run_id} had already ended ({rec.status.value}); nothing to cancel")
+    else:
+        message(f"run {run_id}: {rec.message}")
+
+
+@jobs_app.command("retry")
+def jobs_retry(
+    run_id: str = typer.Argument(..., help="Run id."),
+    env: Optional[List[str]] = typer.Option(None, "--env", help="Environment K=V (needed again for redacted secrets)."),
+    cluster: Optional[str] = typer.Option(None, "--cluster", help="Send the new attempt to another cluster (ray)."),
+    wait: bool = typer.Option(False, "--wait", help="Wait until the run ends; exit 1 if it did not succeed."),
+    state_root: Optional[Path] = StateRootOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """A new attempt of a blocked, failed, cancelled or lost run."""
+    from merlin.cli.output import emit_json, message
+
+    rec = _cp(state_root).retry(run_id, env=_pairs(env, "--env", False), cluster=cluster, wait=wait)
+    if json:
+        emit_json(rec.model_dump(mode="json"))
+    elif rec.status.value == "succeeded" or (not wait and rec.status.value != "blocked"):
+        message(f"run {rec.run_id} attempt {len(rec.attempts)}: {rec.message}")
+    _exit_for_run(rec, waited=wait)
+
+
+@jobs_app.command("watch")
+def jobs_watch(
+    run_ids: Optional[List[str]] = typer.Argument(None, help="Runs to watch (default: every pending or running run)."),
+    interval: float = typer.Option(1.0, "--interval", help="Seconds between refreshes."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", help="Give up after this many seconds."),
+    state_root: Optional[Path] = StateRootOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """A live table until every shown run is terminal."""
+    import time
+
+    from merlin.cli.output import emit_json, message, out
+
+    cp = _cp(state_root)
+    ids = list(run_ids or []) or [d["run_id"] for d in cp.list_runs(status=["pending", "running"])]
+    if not ids:
+        message("no pending or running runs to watch")
+        if json:
+            emit_json([])
+        return
+    for rid in ids:
+        cp.get(rid)  # unknown ids fail fast (exit 4)
+
+    def rows() -> list[dict[str, Any]]:
+        cp.refresh(ids)
+        return [cp.ledger.read_raw(rid) for rid in ids]
+
+    def done(rs: list[dict[str, Any]]) -> bool:
+        from merlin.ledger.status import RunStatus
+
+        return all(RunStatus(r["status"]).is_terminal() for r in rs)
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    current = rows()
+    if json or not out().is_terminal:
+        while not done(current) and (deadline is None or time.monotonic() < deadline):
+            time.sleep(interval)
+            current = rows()
+        if json:
+            emit_json(current)
+        else:
+            out().print(_runs_table(current))
+        return
+    from rich.live import Live
+
+    with Live(_runs_table(current), console=out(), refresh_per_second=4) as live:
+        while not done(current) and (deadline is None or time.monotonic() < deadline):
+            time.sleep(interval)
+            current = rows()
+            live.update(_runs_table(current))
+
+
+# -------------------------------------------------------------- artifacts
+
+
+@artifacts_app.command("list")
+def artifacts_list(run_id: str = typer.Argument(..., help="Run id."), state_root: Optional[Path] = StateRootOpt, json: bool = JsonOpt) -> None:
+    """Files of the run's target directory, as indexed when it ended."""
+    from rich.table import Table
+
+    from merlin.cli.output import emit_json, message, out
+
+    idx = _cp(state_root).artifacts(run_id)
+    if json:
+        emit_json(idx.model_dump(mode="json"))
+        return
+    if not idx.files:
+        message(f"run {run_id}: no files in {idx.target_dir}")
+        return
+    t = Table(show_edge=False)
+    for col in ("NAME", "KIND", "SIZE", "SHA256"):
+        t.add_column(col, no_wrap=col != "NAME")
+    for f in idx.files:
+        t.add_row(f.name, f.kind, str(f.size), f.sha256[:16])
+    out().print(t)
+    message(f"{len(idx.files)} files, {idx.total_size} bytes in {idx.target_dir}" + (" (truncated)" if idx.truncated else ""))
+
+
+@artifacts_app.command("fetch")
+def artifacts_fetch(
+    run_id: str = typer.Argument(..., help="Run id."),
+    name: str = typer.Argument(..., help="Artifact name as listed (relative path)."),
+    to: Path = typer.Option(..., "--to", help="Destination directory."),
+    state_root: Optional[Path] = StateRootOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """Copy one artifact into DIR and verify its sha256."""
+    from merlin.cli.output import emit_json, message
+
+    dest = _cp(state_root).fetch_artifact(run_id, name, to)
+    if json:
+        emit_json({"run_id": run_id, "name": name, "path": str(dest), "verified": True})
+    else:
+        message(f"fetched {name} -> {dest} (sha256 verified)")
+        typer.echo(str(dest))

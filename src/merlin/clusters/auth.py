@@ -1,0 +1,97 @@
+"""Ray token authentication (``RAY_AUTH_MODE=token``) without ever storing the token.
+
+Ray 2.60 reads the token from ``RAY_AUTH_TOKEN``, from the file named by
+``RAY_AUTH_TOKEN_PATH``, or from ``~/.ray/auth_token``; its HTTP jobs API wants
+``Authorization: Bearer <token>``. merlin records only where the token comes
+from (a 0600 file or an environment variable's name) and builds the header
+when it talks to the cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+from pathlib import Path
+
+from merlin.errors import BadInput, Blocked
+
+TOKEN_ENV_DEFAULT = "RAY_AUTH_TOKEN"
+
+
+def generate_token_file(path: Path) -> Path:
+    """Create ``path`` with a fresh random token, mode 0600 from the first byte."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, secrets.token_hex(32).encode("ascii"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    return path
+
+
+def check_token_file(path: Path) -> Path:
+    """A token file must exist, hold something, and be readable by its owner only."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise BadInput(f"token file {path} does not exist") from None
+    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise BadInput(f"token file {path} is readable by others (mode {stat.S_IMODE(st.st_mode):o}); run `chmod 600 {path}`")
+    if not path.read_text(encoding="utf-8").strip():
+        raise BadInput(f"token file {path} is empty")
+    return path
+
+
+def read_token(auth, cluster_name: str, run_hint: str = "") -> str | None:
+    """The token for a cluster record's ``auth``, or ``Blocked`` naming where to put it.
+
+    Returns None for clusters without token authentication.
+    """
+    if auth is None or auth.mode != "token":
+        return None
+    if auth.token_env:
+        value = os.environ.get(auth.token_env, "").strip()
+        if value:
+            return value
+    if auth.token_file:
+        try:
+            value = Path(auth.token_file).read_text(encoding="utf-8").strip()
+        except OSError:
+            value = ""
+        if value:
+            return value
+    where = []
+    if auth.token_env:
+        where.append(f"set ${auth.token_env}")
+    if auth.token_file:
+        where.append(f"restore the token file {auth.token_file}")
+    fix = " or ".join(where) or "set $RAY_AUTH_TOKEN"
+    raise Blocked(
+        f"Ray cluster '{cluster_name}' requires a token (RAY_AUTH_MODE=token) and none was found: {fix}{run_hint}"
+    )
+
+
+def headers_for(auth, cluster_name: str, run_hint: str = "") -> dict[str, str]:
+    token = read_token(auth, cluster_name, run_hint)
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def ray_start_env(auth) -> dict[str, str]:
+    """Environment for ``ray start``: the mode is always explicit, so a stray
+    ``~/.ray/auth_token`` cannot silently switch a cluster to token mode."""
+    if auth.mode != "token":
+        return {"RAY_AUTH_MODE": "disabled"}
+    env = {"RAY_AUTH_MODE": "token"}
+    if auth.token_file:
+        env["RAY_AUTH_TOKEN_PATH"] = auth.token_file
+    elif auth.token_env:
+        value = os.environ.get(auth.token_env, "").strip()
+        if not value:
+            raise BadInput(f"--token-env {auth.token_env}: ${auth.token_env} is not set")
+        env["RAY_AUTH_TOKEN"] = value
+    return env

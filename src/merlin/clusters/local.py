@@ -1,0 +1,449 @@
+"""Start, observe and stop a local Ray head that belongs to one merlin state root.
+
+Why not ``ray stop``: it kills every Ray process of the user on the machine.
+merlin starts ``ray start --head`` as the leader of a new Unix session, with a
+temp directory of its own, and records the session id and every process
+(pid + start time). Stopping signals exactly those processes, the processes
+still in that session, anything whose command line names the cluster's temp
+directory, and their descendants (job drivers start their own sessions). A
+second Ray on the same machine is untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from merlin.clusters import procs
+from merlin.clusters.auth import check_token_file, generate_token_file, headers_for, ray_start_env
+from merlin.clusters.net import LOOPBACK, free_ports, get_json, port_free, probe
+from merlin.errors import BadInput, Blocked, MerlinError, NotFound
+
+INSTALL_HINT = "install Ray with `.venv/bin/pip install 'ray[default]'`"
+START_TIMEOUT = 180.0
+API_TIMEOUT = 90.0
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class ClusterState:
+    """What a live check found: active, unreachable, stopped, starting, failed or absent."""
+
+    name: str
+    state: str
+    message: str
+    record: Any = None
+    alive_processes: int = 0
+    version: dict[str, Any] | None = field(default=None)
+
+    def to_json(self) -> dict[str, Any]:
+        rec = self.record.model_dump(mode="json") if self.record is not None else None
+        return {
+            "name": self.name,
+            "state": self.state,
+            "message": self.message,
+            "alive_processes": self.alive_processes,
+            "record": rec,
+        }
+
+
+def ray_argv() -> list[str]:
+    """The ``ray`` CLI of the interpreter running merlin (never whatever is first on PATH)."""
+    script = Path(sys.executable).parent / "ray"
+    if script.is_file() and os.access(script, os.X_OK):
+        return [str(script)]
+    return [sys.executable, "-m", "ray.scripts.scripts"]
+
+
+def require_ray() -> str:
+    """Ray's version, or ``Blocked`` with the install command."""
+    try:
+        import ray  # noqa: F401
+
+        return str(getattr(ray, "__version__", "unknown"))
+    except Exception as exc:  # ImportError, or a broken install raising anything
+        raise Blocked(f"Ray is not importable ({type(exc).__name__}: {exc}); {INSTALL_HINT}") from None
+
+
+def temp_dir_for(state_root: Path, name: str) -> Path:
+    """A short, private temp dir: Ray puts Unix sockets in it (107-byte path limit)."""
+    digest = hashlib.sha1(f"{state_root}\x00{name}".encode()).hexdigest()[:10]
+    return Path(tempfile.gettempdir()) / f"merlin-ray-{digest}"
+
+
+def _tail(path: Path, lines: int = 6) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    from merlin.ledger.text import plain
+
+    keep = [ln for ln in text.splitlines() if ln.strip()][-lines:]
+    return plain(" | ".join(keep), 600)
+
+
+class LocalClusters:
+    """Cluster lifecycle over one :class:`merlin.ledger.Ledger`."""
+
+    def __init__(self, ledger) -> None:
+        self.ledger = ledger
+
+    # ------------------------------------------------------------------ start
+
+    def start(
+        self,
+        *,
+        name: str = "default",
+        host: str = "127.0.0.1",
+        port: int = 6379,
+        dashboard_port: int = 8265,
+        num_cpus: float | None = None,
+        num_gpus: float | None = None,
+        resources: dict[str, float] | None = None,
+        object_store_memory: int | None = None,
+        auth: str = "disabled",
+        token_file: Path | None = None,
+        token_env: str | None = None,
+        allow_remote: bool = False,
+        progress: Progress | None = None,
+        warn: Progress | None = None,
+    ) -> tuple[Any, bool]:
+        """Start the head, wait for the jobs API, record it. Returns (record, started_now)."""
+        from merlin.ledger.models import ClusterAuth, ClusterPorts, ClusterRecord, utcnow
+
+        progress = progress or (lambda _m: None)
+        warn = warn or (lambda _m: None)
+        layout = self.ledger.layout
+        layout.cluster_record(name)  # validates the name
+        if host not in LOOPBACK and not allow_remote:
+            raise BadInput(
+                f"refusing to bind Ray's jobs API to {host}: anyone who can reach it can run any code as you. "
+                f"Pass --allow-remote to do it anyway (and prefer --auth token)."
+            )
+        if auth not in ("disabled", "token"):
+            raise BadInput(f"--auth {auth!r}: expected 'token' or 'disabled'")
+        if (token_file or token_env) and auth != "token":
+            auth = "token"
+        for p, flag in ((port, "--port"), (dashboard_port, "--dashboard-port")):
+            if not 1 <= int(p) <= 65535:
+                raise BadInput(f"{flag} {p}: expected a port number 1-65535")
+        if port == dashboard_port:
+            raise BadInput(f"--port and --dashboard-port are both {port}; give two different ports")
+        ray_version = require_ray()
+
+        with self.ledger.cluster_lock(name):
+            existing = self.ledger.read_cluster(name)
+            if existing is not None and existing.status in ("running", "starting"):
+                st = self.observe(name)
+                if st.state == "active":
+                    return existing, False
+                progress(f"cluster '{name}' was recorded at {existing.address} but is {st.state}; cleaning up its processes")
+                self._kill(existing, grace=3.0)
+
+            if host not in LOOPBACK:
+                warn(
+                    f"Ray's jobs API will listen on {host}:{dashboard_port}: anyone who can reach it can run any code "
+                    "as this user. Use --auth token and a firewall."
+                )
+                if auth != "token":
+                    warn("no token authentication: pass --auth token to require one")
+
+            busy = [f"{flag} {p}" for p, flag in ((port, "--port"), (dashboard_port, "--dashboard-port")) if not port_free(p)]
+            if busy:
+                raise BadInput(
+                    f"cannot start Ray cluster '{name}': {' and '.join(busy)} already in use (another Ray or "
+                    "service listens there); choose free ports with --port/--dashboard-port"
+                )
+            aux = free_ports(7, avoid={port, dashboard_port})
+            ports = ClusterPorts(
+                gcs=port,
+                dashboard=dashboard_port,
+                client_server=aux[0],
+                dashboard_agent_listen=aux[1],
+                dashboard_agent_grpc=aux[2],
+                metrics_export=aux[3],
+                runtime_env_agent=aux[4],
+                node_manager=aux[5],
+                object_manager=aux[6],
+            )
+
+            cluster_auth = ClusterAuth(mode=auth)
+            if auth == "token":
+                if token_env:
+                    cluster_auth = ClusterAuth(mode="token", token_env=token_env)
+                elif token_file:
+                    cluster_auth = ClusterAuth(mode="token", token_file=str(check_token_file(Path(token_file).resolve())))
+                else:
+                    path = layout.cluster_token(name)
+                    if not path.is_file():
+                        generate_token_file(path)
+                    cluster_auth = ClusterAuth(mode="token", token_file=str(check_token_file(path)))
+
+            temp_dir = temp_dir_for(self.ledger.root, name)
+            if temp_dir.exists():
+                shutil.rmtree(temp_dir, ignore_errors=True)
+            temp_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            log_dir = layout.cluster_logs(name)
+            log_dir.mkdir(parents=True, exist_ok=True)
+            start_log = log_dir / "ray-start.log"
+
+            connect_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+            address = f"http://{connect_host}:{dashboard_port}"
+            requested = {"num_cpus": num_cpus, "num_gpus": num_gpus, "resources": dict(resources or {})}
+            record = ClusterRecord(
+                name=name,
+                status="starting",
+                host=host,
+                address=address,
+                dashboard_url=address,
+                ray_version=ray_version,
+                temp_dir=str(temp_dir),
+                ports=ports,
+                requested=requested,
+                auth=cluster_auth,
+                allow_remote=allow_remote,
+                start_log=str(start_log),
+                started_at=utcnow(),
+                message="starting",
+            )
+            self.ledger.write_cluster(record)
+
+            argv = ray_argv() + [
+                "start",
+                "--head",
+                f"--port={port}",
+                f"--dashboard-host={host}",
+                f"--dashboard-port={dashboard_port}",
+                "--include-dashboard=true",
+                f"--temp-dir={temp_dir}",
+                f"--ray-client-server-port={ports.client_server}",
+                f"--dashboard-agent-listen-port={ports.dashboard_agent_listen}",
+                f"--dashboard-agent-grpc-port={ports.dashboard_agent_grpc}",
+                f"--metrics-export-port={ports.metrics_export}",
+                f"--runtime-env-agent-port={ports.runtime_env_agent}",
+                f"--node-manager-port={ports.node_manager}",
+                f"--object-manager-port={ports.object_manager}",
+                "--disable-usage-stats",
+                "--log-style=record",
+                "--log-color=false",
+            ]
+            if num_cpus is not None:
+                argv.append(f"--num-cpus={int(num_cpus)}")
+            if num_gpus is not None:
+                argv.append(f"--num-gpus={int(num_gpus)}")
+            if resources:
+                argv.append(f"--resources={json.dumps(resources)}")
+            if object_store_memory:
+                argv.append(f"--object-store-memory={int(object_store_memory)}")
+
+            env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_ADDRESS")}
+            env.update(ray_start_env(cluster_auth))
+            env["RAY_USAGE_STATS_ENABLED"] = "0"
+            env.setdefault("RAY_DISABLE_IMPORT_WARNING", "1")
+            progress(f"starting Ray head '{name}' (GCS port {port}, jobs API {address}, temp dir {temp_dir})")
+            t0 = time.monotonic()
+            with open(start_log, "ab") as log:
+                proc = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    cwd=str(temp_dir),
+                    start_new_session=True,
+                )
+            record.session_id = proc.pid
+            self.ledger.write_cluster(record)
+            try:
+                rc = proc.wait(timeout=START_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                rc = None
+            if rc != 0:
+                tail = _tail(start_log)
+                self._kill(record, grace=3.0)
+                record.status = "failed"
+                record.message = f"`ray start` {'timed out' if rc is None else f'exited {rc}'}: {tail} (full log: {start_log})"
+                self.ledger.write_cluster(record)
+                if "already in use" in tail.lower() or "address already in use" in tail.lower():
+                    raise BadInput(f"cannot start Ray cluster '{name}': a port is already in use: {tail}")
+                raise MerlinError(f"cannot start Ray cluster '{name}': {record.message}")
+
+            progress(f"Ray head started in {time.monotonic() - t0:.1f}s; waiting for the jobs API at {address}")
+            headers = headers_for(cluster_auth, name)
+            deadline = time.monotonic() + API_TIMEOUT
+            answer = probe(address, headers)
+            while answer.state != "ok" and time.monotonic() < deadline:
+                time.sleep(0.25)
+                answer = probe(address, headers)
+            if answer.state != "ok":
+                self._kill(record, grace=3.0)
+                record.status = "failed"
+                record.message = f"the jobs API at {address} did not answer within {API_TIMEOUT:.0f}s ({answer.detail}); see {start_log}"
+                self.ledger.write_cluster(record)
+                raise MerlinError(f"cannot start Ray cluster '{name}': {record.message}")
+
+            version = answer.version or {}
+            record.session_name = version.get("session_name")
+            record.ray_version = version.get("ray_version") or ray_version
+            record.gcs_address = self._gcs_address(temp_dir, port)
+            record.resources = self._resources(address, headers) or {
+                k: float(v) for k, v in {"CPU": num_cpus, "GPU": num_gpus, **(resources or {})}.items() if v is not None
+            }
+            record.processes = self._session_processes(record)
+            record.status = "running"
+            record.message = f"active; jobs API {address}"
+            self.ledger.write_cluster(record)
+            progress(f"cluster '{name}' is active ({time.monotonic() - t0:.1f}s)")
+            return record, True
+
+    @staticmethod
+    def _gcs_address(temp_dir: Path, port: int) -> str:
+        try:
+            text = (temp_dir / "ray_current_cluster").read_text(encoding="utf-8").strip()
+            if text:
+                return text
+        except OSError:
+            pass
+        return f"127.0.0.1:{port}"
+
+    @staticmethod
+    def _resources(address: str, headers: dict[str, str]) -> dict[str, float]:
+        """Head-node resources as Ray reports them (state API); {} if it is not ready yet."""
+        try:
+            data = get_json(address, "/api/v0/nodes?limit=10&detail=true", headers)
+            nodes = data.get("data", {}).get("result", {}).get("result", [])
+            total: dict[str, float] = {}
+            for node in nodes:
+                for k, v in (node.get("resources_total") or {}).items():
+                    if k.startswith("node:"):
+                        continue
+                    total[k] = total.get(k, 0.0) + float(v)
+            return total
+        except Exception:
+            return {}
+
+    def _session_processes(self, record) -> list:
+        from merlin.ledger.models import ClusterProcess
+
+        members = self._members(record)
+        out = []
+        for pid in sorted(members):
+            info = procs.proc_info(pid)
+            if info is not None:
+                out.append(ClusterProcess(pid=pid, start_ticks=info.start_ticks, name=info.name))
+        return out
+
+    def _members(self, record) -> set[int]:
+        """This cluster's processes now: its session, its temp dir, its recorded pids, and their children."""
+        all_p = procs.all_procs()
+        recorded = {p.pid: p.start_ticks for p in record.processes}
+        floor = min(recorded.values()) if recorded else None
+        pids: set[int] = set()
+        for p in all_p:
+            if p.state in ("Z", "X") or p.pid == os.getpid():
+                continue
+            if recorded.get(p.pid) == p.start_ticks:
+                pids.add(p.pid)
+            elif record.session_id and p.sid == record.session_id and (floor is None or p.start_ticks >= floor - 100):
+                pids.add(p.pid)
+        if record.temp_dir:
+            marker = str(record.temp_dir)
+            for p in all_p:
+                if p.pid not in pids and p.state not in ("Z", "X") and marker in procs.cmdline(p.pid):
+                    pids.add(p.pid)
+        pids |= procs.descendants(pids, all_p)
+        pids.discard(os.getpid())
+        return pids
+
+    def _kill(self, record, grace: float) -> set[int]:
+        members = self._members(record)
+        return procs.terminate(members, grace=grace) if members else set()
+
+    # ---------------------------------------------------------------- observe
+
+    def observe(self, name: str = "default") -> ClusterState:
+        """Ask the live cluster, not just the file."""
+        record = self.ledger.read_cluster(name)
+        if record is None:
+            return ClusterState(name, "absent", f"no cluster '{name}' recorded; start one with `merlin ray cluster start-local{_name_flag(name)}`")
+        alive = len(self._members(record)) if record.status != "stopped" else 0
+        if record.status == "stopped":
+            return ClusterState(name, "stopped", f"stopped; start it with `merlin ray cluster start-local{_name_flag(name)}`", record, alive)
+        if record.status == "failed":
+            return ClusterState(name, "failed", record.message, record, alive)
+        try:
+            headers = headers_for(record.auth, name)
+        except Blocked as exc:
+            answer = probe(record.address)
+            state = "active" if answer.state in ("ok", "auth") else "unreachable"
+            return ClusterState(name, state, exc.message, record, alive)
+        answer = probe(record.address, headers)
+        if answer.state == "ok":
+            session = (answer.version or {}).get("session_name")
+            if record.session_name and session and session != record.session_name:
+                return ClusterState(
+                    name,
+                    "unreachable",
+                    f"another Ray session ({session}) answers at {record.address}, not this cluster's "
+                    f"({record.session_name}); restart it with `merlin ray cluster start-local{_name_flag(name)}`",
+                    record,
+                    alive,
+                    answer.version,
+                )
+            return ClusterState(name, "active", f"active; jobs API {record.address} (Ray {answer.version.get('ray_version') if answer.version else '?'})", record, alive, answer.version)
+        if answer.state == "auth":
+            return ClusterState(name, "active", f"answers but refused the token: {answer.detail}", record, alive)
+        if record.status == "starting":
+            return ClusterState(name, "starting", f"starting; jobs API {record.address} not answering yet", record, alive)
+        return ClusterState(
+            name,
+            "unreachable",
+            f"recorded as running at {record.address} but it does not answer ({answer.detail}); "
+            f"{alive} of its processes are alive. Restart it with `merlin ray cluster start-local{_name_flag(name)}`",
+            record,
+            alive,
+        )
+
+    def list(self) -> list[ClusterState]:
+        return [self.observe(n) for n in self.ledger.cluster_names()]
+
+    # ------------------------------------------------------------------- stop
+
+    def stop(self, name: str = "default", grace: float = 5.0, progress: Progress | None = None) -> Any:
+        from merlin.ledger.models import utcnow
+
+        progress = progress or (lambda _m: None)
+        with self.ledger.cluster_lock(name):
+            record = self.ledger.read_cluster(name)
+            if record is None:
+                raise NotFound(f"no cluster '{name}' recorded in {self.ledger.root} (see `merlin ray cluster list`)")
+            members = self._members(record)
+            progress(f"stopping cluster '{name}': {len(members)} processes")
+            survivors = procs.terminate(members, grace=grace) if members else set()
+            temp_dir = Path(record.temp_dir)
+            if temp_dir.name.startswith("merlin-ray-"):
+                shutil.rmtree(temp_dir, ignore_errors=True)
+            record.status = "stopped"
+            record.stopped_at = utcnow()
+            record.processes = []
+            record.message = (
+                f"stopped ({len(members)} processes ended)"
+                if not survivors
+                else f"stopped, but pids {sorted(survivors)} did not exit; end them by hand"
+            )
+            self.ledger.write_cluster(record)
+            return record
+
+
+def _name_flag(name: str) -> str:
+    return "" if name == "default" else f" --name {name}"

@@ -1,0 +1,147 @@
+"""The ``local`` engine: the command runs in its own process group under a
+detached supervisor, so it outlives the CLI that submitted it.
+
+``python -m merlin.engines.local_supervisor RUN_DIR ATTEMPT`` is started in a
+new session; it starts the command (a new process group), records pid and
+pgid in the run record under the run's lock, waits, and records the exit code
+and status. Nobody has to poll for the status to be known. ``cancel`` ends the
+whole process group (SIGTERM, then SIGKILL after a grace period).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+from merlin.clusters import procs
+from merlin.engines.base import Observation, Submitted
+from merlin.ledger.status import RunStatus
+
+if TYPE_CHECKING:  # pragma: no cover
+    from merlin.ledger import Ledger
+    from merlin.ledger.models import RunRecord, RunRequest
+
+CANCEL_GRACE = 5.0
+
+
+def supervisor_alive(pid: int | None, run_id: str) -> bool:
+    """The supervisor is alive and is ours (guards against pid reuse)."""
+    return bool(pid) and procs.alive(pid) and "local_supervisor" in procs.cmdline(pid) and run_id in procs.cmdline(pid)
+
+
+class LocalEngine:
+    name = "local"
+
+    def __init__(self, ledger: "Ledger") -> None:
+        self.ledger = ledger
+
+    def submit(self, record: "RunRecord", request: "RunRequest", env: dict[str, str]) -> Submitted:
+        attempt = len(record.attempts)
+        run_dir = self.ledger.layout.run_dir(record.run_id)
+        logs = self.ledger.layout.logs(record.run_id)
+        logs.mkdir(parents=True, exist_ok=True)
+        Path(record.target_dir).mkdir(parents=True, exist_ok=True)
+        full_env = dict(os.environ)
+        full_env.update(env)
+        # the real argv travels in the environment: run_request.json holds a redacted copy
+        full_env["MERLIN_SUPERVISOR_COMMAND"] = json.dumps(list(record.command))
+        with open(logs / "supervisor.log", "ab") as sup_log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "merlin.engines.local_supervisor", str(run_dir), str(attempt)],
+                stdin=subprocess.DEVNULL,
+                stdout=sup_log,
+                stderr=subprocess.STDOUT,
+                cwd=str(run_dir),
+                env=full_env,
+                start_new_session=True,
+                close_fds=True,
+            )
+        return Submitted(
+            submission_id=f"local-{attempt}",
+            status=RunStatus.PENDING,
+            fields={"supervisor_pid": proc.pid, "log_path": f"logs/attempt-{attempt}.log"},
+        )
+
+    def poll(self, record: "RunRecord") -> Observation:
+        """The supervisor writes the status; here we only notice a supervisor that died silently."""
+        att = record.attempt
+        if not record.status.is_active() or att is None:
+            return Observation(status=record.status)
+        if supervisor_alive(att.supervisor_pid, record.run_id):
+            return Observation(status=record.status)
+        # re-read: the supervisor may have finished between our read and the check
+        fresh = self.ledger.read_record(record.run_id)
+        if not fresh.status.is_active():
+            return Observation(status=fresh.status)
+        group_left = bool(att.pgid and procs.group_members(att.pgid))
+        return Observation(
+            status=RunStatus.LOST,
+            known=False,
+            error_type="SUPERVISOR_DIED",
+            message=(
+                f"the local supervisor (pid {att.supervisor_pid}) ended without recording an exit code"
+                + (f"; process group {att.pgid} is still running" if group_left else "")
+            ),
+        )
+
+    def poll_many(self, records: list["RunRecord"]) -> dict[str, Observation]:
+        return {r.run_id: self.poll(r) for r in records}
+
+    def log_path(self, record: "RunRecord", attempt: int | None = None) -> Path:
+        n = attempt or len(record.attempts) or 1
+        return self.ledger.layout.logs(record.run_id) / f"attempt-{n}.log"
+
+    def logs(self, record: "RunRecord", attempt: int | None = None) -> str:
+        try:
+            return self.log_path(record, attempt).read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def follow(self, record: "RunRecord", poll: float = 0.2) -> Iterator[str]:
+        """Yield log text as it is written, until the run is terminal and the file is drained."""
+        path = self.log_path(record)
+        pos = 0
+        finished = False
+        while True:
+            try:
+                with open(path, "rb") as fh:
+                    fh.seek(pos)
+                    chunk = fh.read()
+            except FileNotFoundError:
+                chunk = b""
+            if chunk:
+                pos += len(chunk)
+                yield chunk.decode("utf-8", errors="replace")
+                continue
+            if finished:
+                return
+            fresh = self.ledger.read_record(record.run_id)
+            att = fresh.attempt
+            finished = not fresh.status.is_active() or not supervisor_alive(att.supervisor_pid if att else None, record.run_id)
+            if not finished:
+                time.sleep(poll)
+
+    def cancel(self, record: "RunRecord", grace: float = CANCEL_GRACE) -> None:
+        """End the attempt's whole process group: SIGTERM, then SIGKILL after ``grace``."""
+        att = record.attempt
+        if att is None or not att.pgid:
+            return  # not started yet: the supervisor sees 'cancelled' and never starts it
+        pgid = att.pgid
+        try:
+            os.killpg(pgid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and procs.group_members(pgid):
+            time.sleep(0.05)
+        if procs.group_members(pgid):
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass

@@ -1,0 +1,126 @@
+"""``python -m merlin.engines.local_supervisor RUN_DIR ATTEMPT``
+
+A small detached process (its own session) that owns one local attempt: it
+starts the command in a new process group, records pid/pgid and ``running``,
+waits, then records exit code, status and the artifact index. It writes only
+through the ledger (locked, atomic), so a concurrent ``cancel`` or ``jobs
+list --refresh`` never loses an update.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str]) -> int:
+    from merlin.ledger import Ledger, set_status
+    from merlin.ledger.artifacts import index_dir
+    from merlin.ledger.models import utcnow
+    from merlin.ledger.status import RunStatus
+
+    run_dir = Path(argv[0]).resolve()
+    attempt = int(argv[1])
+    run_id = run_dir.name
+    ledger = Ledger(run_dir.parent.parent)
+    request = ledger.read_request(run_id)
+    raw_cmd = os.environ.pop("MERLIN_SUPERVISOR_COMMAND", None)
+    command = json.loads(raw_cmd) if raw_cmd else list(request.command)
+    log_path = ledger.layout.logs(run_id) / f"attempt-{attempt}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+
+    child: subprocess.Popen[bytes] | None = None
+    terminated = {"signal": None}
+
+    def on_term(signum, _frame):  # someone stopped the supervisor: take the command down with it
+        terminated["signal"] = signum
+        if child is not None:
+            try:
+                os.killpg(child.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    with open(log_path, "ab") as log:
+        with ledger.transaction(run_id, cause=f"local supervisor (pid {os.getpid()}) started the command") as txn:
+            rec = txn.record
+            if rec.status != RunStatus.PENDING or len(rec.attempts) != attempt:
+                txn.abort()  # cancelled before it started, or superseded by a retry
+                return 0
+            att = rec.attempts[-1]
+            try:
+                Path(rec.target_dir).mkdir(parents=True, exist_ok=True)
+                child = subprocess.Popen(
+                    command,
+                    cwd=request.workdir,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    process_group=0,
+                    env=os.environ.copy(),
+                )
+            except OSError as exc:
+                att.end_time = utcnow()
+                att.error_type = "COMMAND_START_ERROR"
+                att.error_message = f"{type(exc).__name__}: {exc}"
+                set_status(
+                    rec,
+                    RunStatus.FAILED,
+                    f"the command could not start: {exc}. Fix it and submit again "
+                    f"(or `merlin ray jobs retry {run_id}` if the cause was outside the command)",
+                )
+                txn.cause = "the command could not be started"
+            else:
+                att.pid = child.pid
+                att.pgid = child.pid
+                att.start_time = utcnow()
+                set_status(rec, RunStatus.RUNNING, f"running (pid {child.pid}); follow with `merlin ray jobs logs {run_id} --follow`")
+        if child is None:
+            _index(ledger, index_dir, run_id, attempt)
+            return 1
+        rc = child.wait()
+
+    def finish(rec):
+        if len(rec.attempts) != attempt:
+            return None
+        att = rec.attempts[-1]
+        att.exit_code = rc
+        att.end_time = utcnow()
+        if rec.status.is_active():
+            if rc == 0:
+                msg = rec.message if rec.outcome else f"succeeded (exit code 0); artifacts: `merlin ray artifacts list {run_id}`"
+                set_status(rec, RunStatus.SUCCEEDED, msg)
+            else:
+                why = f"killed by signal {signal.Signals(-rc).name}" if rc < 0 else f"exit code {rc}"
+                if terminated["signal"]:
+                    why += " after the supervisor was terminated"
+                att.error_type = "COMMAND_ERROR"
+                att.error_message = why
+                set_status(
+                    rec,
+                    RunStatus.FAILED,
+                    f"failed ({why}); read `merlin ray jobs logs {run_id}`, then `merlin ray jobs retry {run_id}`",
+                )
+        return None
+
+    ledger.update(run_id, finish, cause=f"the command exited with code {rc}")
+    _index(ledger, index_dir, run_id, attempt)
+    return 0
+
+
+def _index(ledger, index_dir, run_id: str, attempt: int) -> None:
+    rec = ledger.read_record(run_id)
+    idx = index_dir(run_id, Path(rec.target_dir), attempt)
+    if ledger.write_artifacts(idx):
+        ledger.append_event(run_id, "artifacts", "the run ended; target directory indexed", attempt=attempt, detail={"files": len(idx.files)})
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,301 @@
+"""The ``ray`` engine: Ray Jobs through ``ray.job_submission.JobSubmissionClient``.
+
+Ray is imported only here, only when a Ray run is submitted or observed.
+Status comes from Ray's typed job info (``JobDetails.status``, a
+``JobStatus``), never from parsing text. One submission id per attempt
+(``merlin-<run_id>-<n>``) makes the mapping Ray <-> ledger explicit, and
+lets reconciliation ask each cluster once (``list_jobs``) for all its runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import sys
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Iterator
+
+from merlin.engines.base import EngineBlocked, Observation, Submitted
+from merlin.errors import Blocked
+from merlin.ledger.status import RunStatus
+
+if TYPE_CHECKING:  # pragma: no cover
+    from merlin.ledger import Ledger
+    from merlin.ledger.models import ClusterRecord, RunRecord, RunRequest
+
+INSTALL_HINT = "install Ray with `.venv/bin/pip install 'ray[default]'`"
+
+_STATUS = {
+    "PENDING": RunStatus.PENDING,
+    "RUNNING": RunStatus.RUNNING,
+    "SUCCEEDED": RunStatus.SUCCEEDED,
+    "FAILED": RunStatus.FAILED,
+    "STOPPED": RunStatus.CANCELLED,
+}
+
+
+def submission_id(run_id: str, attempt: int) -> str:
+    return f"merlin-{run_id}-{attempt}"
+
+
+def _ms(value: Any) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromtimestamp(float(value) / 1000.0, tz=timezone.utc)
+
+
+def _retry_hint(run_id: str | None) -> str:
+    return f", then `merlin ray jobs retry {run_id}`" if run_id else ""
+
+
+def _name_flag(name: str) -> str:
+    return "" if name == "default" else f" --name {name}"
+
+
+def entrypoint_for(command: list[str], workdir: str) -> str:
+    """Shell entrypoint for Ray: run ``command`` (argv, quoted) in ``workdir``."""
+    return f"cd {shlex.quote(workdir)} && exec {shlex.join(command)}"
+
+
+class RayEngine:
+    """Talks to the clusters recorded in one ledger. Clients are cached per
+    control plane (per address), never globally."""
+
+    name = "ray"
+
+    def __init__(self, ledger: "Ledger") -> None:
+        self.ledger = ledger
+        self._clients: dict[str, Any] = {}
+
+    # ------------------------------------------------------------ connection
+
+    def _sdk(self, run_id: str | None = None):
+        try:
+            from ray.job_submission import JobStatus, JobSubmissionClient  # noqa: F401
+
+            return JobSubmissionClient
+        except Exception as exc:  # ImportError or a broken install
+            raise EngineBlocked(
+                f"Ray is not importable ({type(exc).__name__}: {exc}); {INSTALL_HINT}{_retry_hint(run_id)}",
+                "ray_not_importable",
+            ) from None
+
+    def cluster_for(self, name: str, run_id: str | None = None) -> "ClusterRecord":
+        rec = self.ledger.read_cluster(name)
+        if rec is None or rec.status in ("stopped", "failed"):
+            state = "no active Ray cluster" if rec is None else f"Ray cluster '{name}' is {rec.status}"
+            raise EngineBlocked(
+                f"{state}{'' if rec else f' named {name!r}'}: start one with "
+                f"`merlin ray cluster start-local{_name_flag(name)}`{_retry_hint(run_id)}",
+                "no_cluster",
+            )
+        return rec
+
+    def client(self, cluster: "ClusterRecord", run_id: str | None = None):
+        """A connected JobSubmissionClient for ``cluster`` or :class:`EngineBlocked`."""
+        from merlin.clusters.auth import headers_for
+
+        key = f"{cluster.name}|{cluster.address}|{cluster.session_name}"
+        if key in self._clients:
+            return self._clients[key]
+        sdk = self._sdk(run_id)
+        try:
+            headers = headers_for(cluster.auth, cluster.name, _retry_hint(run_id))
+        except Blocked as exc:
+            raise EngineBlocked(exc.message, "token_missing") from None
+        try:
+            client = sdk(address=cluster.address, headers=headers)
+        except Exception as exc:
+            raise self._connection_blocked(cluster, exc, run_id) from None
+        self._clients[key] = client
+        return client
+
+    def _connection_blocked(self, cluster: "ClusterRecord", exc: Exception, run_id: str | None) -> EngineBlocked:
+        if type(exc).__name__ == "AuthenticationError":
+            return EngineBlocked(
+                f"Ray cluster '{cluster.name}' at {cluster.address} refused the token ({str(exc).splitlines()[0]}); "
+                f"check the token source recorded in its cluster record{_retry_hint(run_id)}",
+                "token_rejected",
+            )
+        return EngineBlocked(
+            f"Ray cluster '{cluster.name}' at {cluster.address} does not answer ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); check it with "
+            f"`merlin ray cluster status{_name_flag(cluster.name)}`, restart it with "
+            f"`merlin ray cluster start-local{_name_flag(cluster.name)}`{_retry_hint(run_id)}",
+            "cluster_unreachable",
+        )
+
+    # ---------------------------------------------------------------- submit
+
+    def preflight(self, cluster_name: str, run_id: str | None = None) -> "ClusterRecord":
+        """Everything that can block a submission, in the order a person fixes it."""
+        self._sdk(run_id)
+        cluster = self.cluster_for(cluster_name, run_id)
+        self.client(cluster, run_id)
+        return cluster
+
+    def submit(self, record: "RunRecord", request: "RunRequest", env: dict[str, str]) -> Submitted:
+        attempt = len(record.attempts)
+        cluster_name = request.cluster or "default"
+        cluster = self.preflight(cluster_name, record.run_id)
+        client = self.client(cluster, record.run_id)
+        sub_id = submission_id(record.run_id, attempt)
+        kwargs: dict[str, Any] = {
+            "entrypoint": entrypoint_for(record.command, record.workdir),
+            "submission_id": sub_id,
+            "runtime_env": {"env_vars": dict(env)},
+            "metadata": {"merlin_run_id": record.run_id, "merlin_attempt": str(attempt), "merlin_target": record.target},
+        }
+        if request.num_cpus is not None:
+            kwargs["entrypoint_num_cpus"] = request.num_cpus
+        if request.num_gpus is not None:
+            kwargs["entrypoint_num_gpus"] = request.num_gpus
+        if request.resources:
+            kwargs["entrypoint_resources"] = dict(request.resources)
+        try:
+            client.submit_job(**kwargs)
+        except Exception as exc:
+            text = str(exc)
+            if "already exists" in text:  # a previous try got through: adopt it
+                pass
+            elif isinstance(exc, (ConnectionError, OSError)) or type(exc).__name__ in ("ConnectionError", "AuthenticationError"):
+                self._clients.clear()
+                raise self._connection_blocked(cluster, exc, record.run_id) from None
+            else:
+                raise
+        return Submitted(
+            submission_id=sub_id,
+            status=RunStatus.PENDING,
+            fields={},
+        )
+
+    # ------------------------------------------------------------------ poll
+
+    @staticmethod
+    def observation(info: Any) -> Observation:
+        """Map Ray's typed JobDetails/JobInfo to an Observation."""
+        status = info.status
+        value = getattr(status, "value", str(status))
+        return Observation(
+            status=_STATUS[value],
+            known=True,
+            exit_code=getattr(info, "driver_exit_code", None),
+            error_type=(getattr(info.error_type, "value", info.error_type) if getattr(info, "error_type", None) else None),
+            message=info.message,
+            start_time=_ms(getattr(info, "start_time", None)),
+            end_time=_ms(getattr(info, "end_time", None)),
+        )
+
+    def _gone(self, record: "RunRecord", cluster: "ClusterRecord | None") -> Observation:
+        name = record.cluster.name if record.cluster else "default"
+        why = (
+            f"Ray cluster '{name}' was stopped"
+            if cluster is None or cluster.status == "stopped"
+            else f"Ray cluster '{name}' no longer knows submission {record.attempt.submission_id if record.attempt else '?'} (it was restarted)"
+        )
+        return Observation(
+            status=RunStatus.LOST,
+            known=False,
+            error_type="SUBMISSION_UNKNOWN",
+            message=f"lost: {why}; the ledger keeps its history. Start the cluster if needed "
+            f"(`merlin ray cluster start-local{_name_flag(name)}`), then `merlin ray jobs retry {record.run_id}`",
+        )
+
+    def poll(self, record: "RunRecord") -> Observation:
+        return self.poll_many([record])[record.run_id]
+
+    def poll_many(self, records: list["RunRecord"]) -> dict[str, Observation]:
+        """One ``list_jobs`` per cluster (or one ``get_job_info`` for a single run)."""
+        out: dict[str, Observation] = {}
+        by_cluster: dict[str, list["RunRecord"]] = {}
+        for r in records:
+            by_cluster.setdefault(r.cluster.name if r.cluster else "default", []).append(r)
+        for name, runs in by_cluster.items():
+            cluster = self.ledger.read_cluster(name)
+            if cluster is None or cluster.status in ("stopped", "failed"):
+                for r in runs:
+                    out[r.run_id] = self._gone(r, cluster)
+                continue
+            try:
+                client = self.client(cluster)
+                if len(runs) == 1 and runs[0].attempt and runs[0].attempt.submission_id:
+                    jobs = self._one(client, runs[0].attempt.submission_id)
+                else:
+                    jobs = {j.submission_id: j for j in client.list_jobs() if j.submission_id}
+            except EngineBlocked as exc:
+                for r in runs:
+                    out[r.run_id] = Observation(status=None, message=f"could not observe: {exc.message}")
+                continue
+            except Exception as exc:
+                self._clients.clear()
+                blocked = self._connection_blocked(cluster, exc, None)
+                for r in runs:
+                    out[r.run_id] = Observation(status=None, message=f"could not observe: {blocked.message}")
+                continue
+            for r in runs:
+                sub = r.attempt.submission_id if r.attempt else None
+                info = jobs.get(sub) if sub else None
+                out[r.run_id] = self.observation(info) if info is not None else self._gone(r, cluster)
+        return out
+
+    @staticmethod
+    def _one(client: Any, sub_id: str) -> dict[str, Any]:
+        try:
+            return {sub_id: client.get_job_info(sub_id)}
+        except RuntimeError as exc:
+            if "404" in str(exc) or "does not exist" in str(exc):
+                return {}
+            raise
+
+    # ------------------------------------------------------------ logs/cancel
+
+    def _client_for_record(self, record: "RunRecord"):
+        name = record.cluster.name if record.cluster else "default"
+        cluster = self.cluster_for(name, record.run_id)
+        return self.client(cluster, record.run_id)
+
+    def logs(self, record: "RunRecord", attempt: int | None = None) -> str:
+        att = record.attempts[(attempt or len(record.attempts)) - 1] if record.attempts else None
+        if att is None or not att.submission_id or att.engine != "ray":
+            return ""
+        client = self._client_for_record(record)
+        try:
+            return client.get_job_logs(att.submission_id)
+        except RuntimeError as exc:
+            if "404" in str(exc) or "does not exist" in str(exc):
+                return ""
+            raise
+
+    def follow(self, record: "RunRecord") -> Iterator[str]:
+        """Stream logs with Ray's websocket tail (``tail_job_logs``) until the job ends."""
+        att = record.attempt
+        if att is None or not att.submission_id:
+            return
+        client = self._client_for_record(record)
+        agen = client.tail_job_logs(att.submission_id)
+        loop = asyncio.new_event_loop()
+        try:
+            while True:
+                try:
+                    chunk = loop.run_until_complete(agen.__anext__())
+                except StopAsyncIteration:
+                    return
+                yield chunk
+        finally:
+            try:
+                loop.run_until_complete(agen.aclose())
+            except Exception:
+                pass
+            loop.close()
+
+    def cancel(self, record: "RunRecord") -> None:
+        att = record.attempt
+        if att is None or not att.submission_id:
+            return
+        client = self._client_for_record(record)
+        client.stop_job(att.submission_id)
+
+
+def python_entrypoint(*args: str) -> list[str]:
+    """argv that runs this merlin with this interpreter (for jobs on a local cluster)."""
+    return [sys.executable, "-m", "merlin", *args]

@@ -1,0 +1,273 @@
+"""Typed records of the ledger (pydantic v2), published as JSON Schema in docs/records/.
+
+Each file the ledger writes is one of these models, with a ``schema_version``
+so a later merlin can read (or migrate) what an earlier one wrote. Times are
+timezone-aware UTC and serialise as ISO 8601. Unknown fields are refused: a
+typo in code fails a test instead of silently writing a field nobody reads.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from merlin.ledger.status import RunStatus
+from merlin.ledger.text import plain, redact_env, redact_mapping
+
+SCHEMA_VERSION = 1
+
+EngineName = Literal["local", "ray"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_enum_values=False)
+
+
+# --------------------------------------------------------------------------- runs
+
+
+class ClusterRef(_Model):
+    """Which Ray cluster a run went to, as it was when the run was submitted."""
+
+    name: str = Field(description="merlin's name for the cluster (default: 'default').")
+    address: Optional[str] = Field(None, description="Jobs API (dashboard) URL, e.g. http://127.0.0.1:8265.")
+    gcs_address: Optional[str] = Field(None, description="Ray GCS address host:port.")
+    session_name: Optional[str] = Field(None, description="Ray session of the cluster; changes when it restarts.")
+
+
+class Attempt(_Model):
+    """One try at running the command; ``jobs retry`` adds another."""
+
+    number: int = Field(ge=1, description="1 for the first attempt, 2 for the first retry, ...")
+    engine: EngineName
+    submission_id: Optional[str] = Field(None, description="Ray submission id (merlin-<run_id>-<n>) or local-<n>.")
+    status: RunStatus
+    submitted_at: Optional[datetime] = None
+    start_time: Optional[datetime] = None
+    end_time: Optional[datetime] = None
+    exit_code: Optional[int] = Field(None, description="Exit code of the command (negative: killed by that signal).")
+    error_type: Optional[str] = Field(None, description="Ray's JobErrorType, or merlin's cause for local/blocked attempts.")
+    error_message: Optional[str] = Field(None, description="Ray's (or the supervisor's) message for this attempt.")
+    log_path: Optional[str] = Field(None, description="Log file of a local attempt, relative to the run directory.")
+    pid: Optional[int] = Field(None, description="Local engine: pid of the command (leader of its own process group).")
+    pgid: Optional[int] = Field(None, description="Local engine: process group that cancel ends.")
+    supervisor_pid: Optional[int] = Field(None, description="Local engine: the detached supervisor waiting for the command.")
+
+    @field_validator("error_message", mode="before")
+    @classmethod
+    def _clean(cls, v: Any) -> Any:
+        return plain(v) if v is not None else None
+
+
+class RunRequest(_Model):
+    """What was asked for, written once when the run is created (runs/<id>/run_request.json)."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    run_id: str
+    target: str
+    workflow: str
+    source: str = Field(description="Who asked: 'cli', 'api', 'targetgen'.")
+    engine: EngineName
+    command: list[str] = Field(description="argv; NAME=value words with secret-looking names are redacted.")
+    workdir: str = Field(description="Directory the command runs in.")
+    target_dir: str = Field(description="Directory whose files become the run's artifacts.")
+    cluster: Optional[str] = Field(None, description="Cluster name for the ray engine.")
+    env: dict[str, str] = Field(default_factory=dict, description="Extra environment; secret-looking names are redacted.")
+    num_cpus: Optional[float] = Field(None, ge=0)
+    num_gpus: Optional[float] = Field(None, ge=0)
+    resources: dict[str, float] = Field(default_factory=dict, description="Custom Ray resources for the entrypoint.")
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime = Field(default_factory=utcnow)
+
+    @field_validator("env", mode="after")
+    @classmethod
+    def _redact_env(cls, v: dict[str, str]) -> dict[str, str]:
+        return redact_env(v)
+
+    @field_validator("metadata", mode="after")
+    @classmethod
+    def _redact_meta(cls, v: dict[str, Any]) -> dict[str, Any]:
+        return redact_mapping(v)
+
+
+class RunRecord(_Model):
+    """Where the run is now (runs/<id>/run_record.json): the file people open."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    run_id: str
+    target: str
+    workflow: str
+    source: str
+    engine: EngineName
+    status: RunStatus
+    outcome: Optional[str] = Field(
+        None, description="TargetGen executor outcome: completed, blocked, awaiting_operator, awaiting_response."
+    )
+    command: list[str]
+    workdir: str
+    target_dir: str
+    cluster: Optional[ClusterRef] = None
+    attempts: list[Attempt] = Field(default_factory=list)
+    message: str = Field("", description="Plain text (no ANSI), at most 1000 characters; names the next step.")
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    observed_at: Optional[datetime] = Field(None, description="Last time the engine was asked about this run.")
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    leases: list[str] = Field(default_factory=list, description="Lease ids (resources/leases/<id>.json) held by this run.")
+
+    @field_validator("message", mode="before")
+    @classmethod
+    def _clean(cls, v: Any) -> str:
+        return plain(v)
+
+    @field_validator("metadata", mode="after")
+    @classmethod
+    def _redact_meta(cls, v: dict[str, Any]) -> dict[str, Any]:
+        return redact_mapping(v)
+
+    @property
+    def attempt(self) -> Optional[Attempt]:
+        """The latest attempt, if any."""
+        return self.attempts[-1] if self.attempts else None
+
+
+class RunEvent(_Model):
+    """One line of runs/<id>/events.jsonl: a transition or notable fact, with its cause."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    time: datetime = Field(default_factory=utcnow)
+    run_id: str
+    event: str = Field(description="created, transition, submitted, blocked, cancel_requested, retry, outcome, artifacts, note.")
+    from_status: Optional[RunStatus] = None
+    to_status: Optional[RunStatus] = None
+    attempt: Optional[int] = None
+    cause: str = Field(description="Why, in plain words (who or what caused it).")
+    pid: Optional[int] = Field(None, description="Process that wrote the event.")
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("cause", mode="before")
+    @classmethod
+    def _clean(cls, v: Any) -> str:
+        return plain(v)
+
+    @field_validator("detail", mode="after")
+    @classmethod
+    def _redact(cls, v: dict[str, Any]) -> dict[str, Any]:
+        return redact_mapping(v)
+
+
+class ArtifactEntry(_Model):
+    name: str = Field(description="Path relative to the target directory, '/'-separated.")
+    size: int = Field(ge=0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    kind: Literal["json", "yaml", "log", "markdown", "text", "python", "shell", "archive", "other"]
+
+
+class ArtifactIndex(_Model):
+    """runs/<id>/artifacts.json: the files of the target directory when the run ended."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    run_id: str
+    attempt: Optional[int] = None
+    target_dir: str
+    indexed_at: datetime = Field(default_factory=utcnow)
+    files: list[ArtifactEntry] = Field(default_factory=list)
+    total_size: int = 0
+    truncated: bool = Field(False, description="True if the directory held more files than the index keeps.")
+
+
+# ----------------------------------------------------------------------- clusters
+
+
+class ClusterProcess(_Model):
+    pid: int
+    start_ticks: int = Field(description="Start time from /proc/<pid>/stat, so a reused pid is never signalled.")
+    name: str = ""
+
+
+class ClusterAuth(_Model):
+    """How clients authenticate. Never the token itself: only where it comes from."""
+
+    mode: Literal["disabled", "token"] = "disabled"
+    token_file: Optional[str] = Field(None, description="File holding the token (mode 0600).")
+    token_env: Optional[str] = Field(None, description="Environment variable holding the token.")
+
+
+class ClusterPorts(_Model):
+    gcs: int
+    dashboard: int
+    client_server: Optional[int] = None
+    dashboard_agent_listen: Optional[int] = None
+    dashboard_agent_grpc: Optional[int] = None
+    metrics_export: Optional[int] = None
+    runtime_env_agent: Optional[int] = None
+    node_manager: Optional[int] = None
+    object_manager: Optional[int] = None
+
+
+class ClusterRecord(_Model):
+    """cluster/bootstrap.json (cluster 'default') or cluster/<name>.json."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    name: str
+    kind: Literal["local"] = "local"
+    status: Literal["starting", "running", "stopped", "failed"]
+    host: str = Field(description="Address the jobs API (dashboard) binds to.")
+    address: str = Field(description="Jobs API URL that merlin submits to.")
+    dashboard_url: str
+    gcs_address: Optional[str] = None
+    ray_version: Optional[str] = None
+    session_name: Optional[str] = None
+    temp_dir: str = Field(description="Ray's --temp-dir; only this cluster uses it.")
+    ports: ClusterPorts
+    resources: dict[str, float] = Field(default_factory=dict, description="Resources Ray reports for the head node.")
+    requested: dict[str, Any] = Field(default_factory=dict, description="num_cpus, num_gpus, resources as asked.")
+    session_id: Optional[int] = Field(None, description="Unix session id of the `ray start` process tree.")
+    processes: list[ClusterProcess] = Field(default_factory=list)
+    auth: ClusterAuth = Field(default_factory=ClusterAuth)
+    allow_remote: bool = False
+    start_log: Optional[str] = None
+    started_at: Optional[datetime] = None
+    stopped_at: Optional[datetime] = None
+    updated_at: datetime = Field(default_factory=utcnow)
+    message: str = ""
+
+    @field_validator("message", mode="before")
+    @classmethod
+    def _clean(cls, v: Any) -> str:
+        return plain(v)
+
+
+# ------------------------------------------------------------------------- leases
+
+
+class LeaseRecord(_Model):
+    """resources/leases/<lease_id>.json (commands arrive in a later issue)."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    lease_id: str
+    run_id: Optional[str] = None
+    cluster: Optional[str] = None
+    resources: dict[str, float] = Field(default_factory=dict)
+    holder: str = ""
+    status: Literal["active", "released", "expired"] = "active"
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: Optional[datetime] = None
+    released_at: Optional[datetime] = None
+
+
+#: file stem in docs/records/ -> model
+RECORD_MODELS: dict[str, type[BaseModel]] = {
+    "run_request": RunRequest,
+    "run_record": RunRecord,
+    "run_event": RunEvent,
+    "artifacts": ArtifactIndex,
+    "cluster": ClusterRecord,
+    "lease": LeaseRecord,
+}

@@ -1,0 +1,40 @@
+"""Publish the ledger's JSON Schemas (docs/records/*.schema.json).
+
+``python -m merlin.ledger.schema docs/records`` rewrites them; a test checks
+that the committed files equal what the models produce.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def schemas() -> dict[str, dict[str, Any]]:
+    from merlin.ledger.models import RECORD_MODELS
+
+    out = {}
+    for stem, model in RECORD_MODELS.items():
+        schema = model.model_json_schema(mode="serialization")
+        schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+        schema["$id"] = f"merlin/records/{stem}.schema.json"
+        out[f"{stem}.schema.json"] = schema
+    return out
+
+
+def write(directory: Path) -> list[Path]:
+    from merlin.atomic import dump_json, write_if_changed
+
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, schema in schemas().items():
+        if write_if_changed(directory / name, dump_json(schema).encode("utf-8")):
+            written.append(directory / name)
+    return written
+
+
+if __name__ == "__main__":  # pragma: no cover
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/records")
+    for p in write(target):
+        print(f"wrote {p}")

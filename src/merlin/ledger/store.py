@@ -1,0 +1,307 @@
+"""The ledger: merlin's source of truth for runs, clusters and leases.
+
+Files, not a database, so a person can open them and a crash cannot lose more
+than the write in flight:
+
+* every record write is atomic (temp file in the same directory, fsync,
+  rename) and skipped when the bytes did not change, so reading never
+  rewrites anything;
+* every read-modify-write of a run holds that run's file lock, so concurrent
+  CLIs, supervisors and Ray jobs never lose each other's updates;
+* every status change passes :func:`merlin.ledger.status.check_transition`
+  and appends one line to ``events.jsonl`` with its time and cause.
+
+Listing reads the raw JSON of each ``run_record.json`` (no pydantic), which
+keeps ``merlin ray jobs list`` fast over thousands of runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+
+from merlin.atomic import append_line, atomic_write_json, dump_json, file_lock, write_if_changed
+from merlin.errors import BadInput, NotFound
+from merlin.ledger.paths import Layout
+from merlin.ledger.status import RunStatus, check_transition
+
+if TYPE_CHECKING:  # pragma: no cover
+    from merlin.ledger.models import ArtifactIndex, ClusterRecord, RunEvent, RunRecord, RunRequest
+
+LOCK_TIMEOUT = 30.0
+
+Mutation = Callable[["RunRecord"], "Iterable[dict[str, Any]] | None"]
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def set_status(record: "RunRecord", status: RunStatus | str, message: str | None = None) -> None:
+    """Move a run (and its latest attempt) to ``status``; legality is checked on write."""
+    status = RunStatus(status)
+    record.status = status
+    if record.attempts:
+        record.attempts[-1].status = status
+    if message is not None:
+        record.message = message
+
+
+class Ledger:
+    """Reads and writes one state root. No globals: pass the root explicitly."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.layout = Layout(self.root)
+
+    # ------------------------------------------------------------------ runs
+
+    def exists(self, run_id: str) -> bool:
+        return self.layout.record(run_id).is_file()
+
+    @contextmanager
+    def lock(self, run_id: str, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
+        path = self.layout.lock(run_id)
+        with file_lock(path, timeout=timeout, holder=f"pid {os.getpid()} (run {run_id})"):
+            yield
+
+    def create_run(self, request: "RunRequest", record: "RunRecord", *, cause: str) -> "RunRecord":
+        """Write a new run's request, record and first event. Refuses an existing run id."""
+        run_dir = self.layout.run_dir(request.run_id)
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            run_dir.mkdir()
+        except FileExistsError:
+            raise BadInput(f"run {request.run_id} already exists in {self.root}") from None
+        check_transition(record.run_id, None, record.status)
+        with self.lock(record.run_id):
+            atomic_write_json(self.layout.request(request.run_id), request.model_dump(mode="json"))
+            atomic_write_json(self.layout.record(record.run_id), record.model_dump(mode="json"))
+            self._append_events(
+                record.run_id,
+                [{"event": "created", "to_status": record.status, "cause": cause, "attempt": len(record.attempts) or None}],
+            )
+        return record
+
+    def read_request(self, run_id: str) -> "RunRequest":
+        from merlin.ledger.models import RunRequest
+
+        return RunRequest.model_validate_json(self._read_bytes(self.layout.request(run_id), run_id))
+
+    def read_record(self, run_id: str) -> "RunRecord":
+        from merlin.ledger.models import RunRecord
+
+        return RunRecord.model_validate_json(self._read_bytes(self.layout.record(run_id), run_id))
+
+    def read_raw(self, run_id: str) -> dict[str, Any]:
+        return json.loads(self._read_bytes(self.layout.record(run_id), run_id))
+
+    def _read_bytes(self, path: Path, run_id: str) -> bytes:
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise NotFound(f"unknown run {run_id} in {self.root} (list runs with `merlin ray jobs list`)") from None
+
+    def update(self, run_id: str, mutate: Mutation, *, cause: str, observed: bool = False) -> "RunRecord":
+        """Locked read-modify-write of one run record.
+
+        ``mutate`` changes the record in place and may return extra event dicts
+        (``{"event": ..., "cause": ..., "detail": {...}}``). A status change is
+        checked against the transition table and logged as a ``transition``
+        event with ``cause``. Nothing is written when nothing changed.
+        """
+        with self.transaction(run_id, cause=cause, observed=observed) as txn:
+            txn.events.extend(mutate(txn.record) or [])
+        return txn.record
+
+    @contextmanager
+    def transaction(self, run_id: str, *, cause: str, observed: bool = False) -> Iterator["Transaction"]:
+        """Hold the run's lock around a block that edits ``txn.record``.
+
+        For callers that must do something else under the same lock (the local
+        supervisor starts the command and records its pid atomically with
+        respect to ``cancel``). An exception or ``txn.abort()`` writes nothing.
+        """
+        with self.lock(run_id):
+            old = self.read_record(run_id)
+            txn = Transaction(old.model_copy(deep=True), cause)
+            yield txn
+            if txn.aborted:
+                return
+            self._commit(run_id, old, txn, observed)
+
+    def _commit(self, run_id: str, old: "RunRecord", txn: "Transaction", observed: bool) -> None:
+        new = txn.record
+        check_transition(run_id, old.status, new.status)
+        if observed:
+            new.observed_at = _now()
+        before = old.model_dump(mode="json", exclude={"updated_at"})
+        after = new.model_dump(mode="json", exclude={"updated_at"})
+        if before != after:
+            new.updated_at = _now()
+            write_if_changed(self.layout.record(run_id), dump_json(new.model_dump(mode="json")).encode("utf-8"))
+        events: list[dict[str, Any]] = []
+        if new.status != old.status:
+            events.append(
+                {
+                    "event": "transition",
+                    "from_status": old.status,
+                    "to_status": new.status,
+                    "attempt": len(new.attempts) or None,
+                    "cause": txn.cause,
+                    "detail": {"message": new.message} if new.message else {},
+                }
+            )
+        events.extend(txn.events)
+        self._append_events(run_id, events)
+
+    def append_event(self, run_id: str, event: str, cause: str, **fields: Any) -> None:
+        """Append one event outside a status change (e.g. a note, an outcome)."""
+        if not self.exists(run_id):
+            raise NotFound(f"unknown run {run_id} in {self.root}")
+        self._append_events(run_id, [{"event": event, "cause": cause, **fields}])
+
+    def _append_events(self, run_id: str, events: list[dict[str, Any]]) -> None:
+        if not events:
+            return
+        from merlin.ledger.models import RunEvent
+
+        path = self.layout.events(run_id)
+        for item in events:
+            ev = RunEvent(run_id=run_id, pid=os.getpid(), **item)
+            append_line(path, json.dumps(ev.model_dump(mode="json", exclude_none=True), sort_keys=True, ensure_ascii=False))
+
+    def events(self, run_id: str) -> list[dict[str, Any]]:
+        """Parsed events; a torn last line (crash mid-append) is skipped, not fatal."""
+        path = self.layout.events(run_id)
+        if not path.is_file():
+            if not self.exists(run_id):
+                raise NotFound(f"unknown run {run_id} in {self.root}")
+            return []
+        out = []
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return out
+
+    def run_ids(self) -> list[str]:
+        try:
+            entries = os.listdir(self.layout.runs)
+        except FileNotFoundError:
+            return []
+        return sorted(e for e in entries if not e.startswith("."))
+
+    def list_raw(self, status: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """Every run record as plain JSON, newest first (no pydantic, no locks).
+
+        A record that cannot be read (being created, or damaged by hand) is
+        skipped rather than breaking the whole listing.
+        """
+        wanted = set(status) if status else None
+        runs_dir = str(self.layout.runs)
+        out: list[dict[str, Any]] = []
+        try:
+            it = os.scandir(runs_dir)
+        except FileNotFoundError:
+            return out
+        with it:
+            for entry in it:
+                if entry.name.startswith("."):
+                    continue
+                try:
+                    with open(os.path.join(entry.path, "run_record.json"), "rb") as fh:
+                        data = json.loads(fh.read())
+                except (OSError, ValueError):
+                    continue
+                if wanted is not None and data.get("status") not in wanted:
+                    continue
+                out.append(data)
+        out.sort(key=lambda d: (d.get("created_at") or "", d.get("run_id") or ""), reverse=True)
+        return out
+
+    # ------------------------------------------------------------- artifacts
+
+    def write_artifacts(self, index: "ArtifactIndex") -> bool:
+        with self.lock(index.run_id):
+            old = self.read_artifacts_raw(index.run_id)
+            new = index.model_dump(mode="json")
+            if old is not None:
+                # identical content apart from the time it was indexed: keep the file as it is
+                cmp_old = {k: v for k, v in old.items() if k != "indexed_at"}
+                cmp_new = {k: v for k, v in new.items() if k != "indexed_at"}
+                if cmp_old == cmp_new:
+                    return False
+            return write_if_changed(self.layout.artifacts(index.run_id), dump_json(new).encode("utf-8"))
+
+    def read_artifacts_raw(self, run_id: str) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.layout.artifacts(run_id).read_bytes())
+        except FileNotFoundError:
+            return None
+
+    def read_artifacts(self, run_id: str) -> "ArtifactIndex | None":
+        from merlin.ledger.models import ArtifactIndex
+
+        raw = self.read_artifacts_raw(run_id)
+        return ArtifactIndex.model_validate(raw) if raw is not None else None
+
+    # -------------------------------------------------------------- clusters
+
+    @contextmanager
+    def cluster_lock(self, name: str, timeout: float = 120.0) -> Iterator[None]:
+        with file_lock(self.layout.cluster_lock(name), timeout=timeout, holder=f"pid {os.getpid()} (cluster {name})"):
+            yield
+
+    def read_cluster(self, name: str) -> "ClusterRecord | None":
+        from merlin.ledger.models import ClusterRecord
+
+        try:
+            data = self.layout.cluster_record(name).read_bytes()
+        except FileNotFoundError:
+            return None
+        return ClusterRecord.model_validate_json(data)
+
+    def write_cluster(self, record: "ClusterRecord") -> bool:
+        """Write a cluster record (callers hold :meth:`cluster_lock`)."""
+        path = self.layout.cluster_record(record.name)
+        try:
+            old = json.loads(path.read_bytes())
+        except (FileNotFoundError, ValueError):
+            old = None
+        new = record.model_dump(mode="json")
+        if old is not None and {k: v for k, v in old.items() if k != "updated_at"} == {
+            k: v for k, v in new.items() if k != "updated_at"
+        }:
+            return False
+        record.updated_at = _now()
+        return write_if_changed(path, dump_json(record.model_dump(mode="json")).encode("utf-8"))
+
+    def cluster_names(self) -> list[str]:
+        d = self.layout.clusters
+        if not d.is_dir():
+            return []
+        names = []
+        for p in sorted(d.glob("*.json")):
+            if p.name.startswith("."):
+                continue
+            names.append("default" if p.name == "bootstrap.json" else p.stem)
+        return sorted(set(names), key=lambda n: (n != "default", n))
+
+
+class Transaction:
+    """The record being edited under a run's lock, plus events to append with it."""
+
+    def __init__(self, record: "RunRecord", cause: str) -> None:
+        self.record = record
+        self.cause = cause
+        self.events: list[dict[str, Any]] = []
+        self.aborted = False
+
+    def abort(self) -> None:
+        self.aborted = True
