@@ -140,7 +140,8 @@ def _index(
     reached again through an alias is not walked twice (so nested aliases cannot
     blow up); errors inside it point at the alias.
     """
-    if not isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+    if isinstance(node, yaml.ScalarNode):
+        _scalar(loader, node, shown)
         return
     if walked.get(id(node)):
         where = _dotted(loc) or "(top level)"
@@ -151,7 +152,7 @@ def _index(
     if isinstance(node, yaml.MappingNode):
         seen: dict[Any, int] = {}
         for key_node, value_node in node.value:
-            key = _key(loader, key_node)
+            key = _key(loader, key_node, shown)
             key_line = key_node.start_mark.line + 1
             if key in seen:
                 where = _dotted(loc + (key,))
@@ -167,14 +168,29 @@ def _index(
     walked[id(node)] = False
 
 
-def _key(loader: yaml.SafeLoader, key_node: yaml.Node) -> Any:
+def _key(loader: yaml.SafeLoader, key_node: yaml.Node, shown: str) -> Any:
     """The key as the constructor will build it (``on:`` is True, ``1:`` is 1), so error locations match."""
     if isinstance(key_node, yaml.ScalarNode):
+        key = _scalar(loader, key_node, shown)
         try:
-            return loader.construct_object(key_node)
-        except yaml.YAMLError:
+            hash(key)
+        except TypeError:  # e.g. `!!set x:`; the constructor reports it with its position
             return key_node.value
+        return key
     return str(key_node.value)
+
+
+def _scalar(loader: yaml.SafeLoader, node: yaml.ScalarNode, shown: str) -> Any:
+    """Build one scalar now, so a bad explicit tag (``!!int abc``) is a located error, not a crash inside PyYAML."""
+    try:
+        return loader.construct_object(node)
+    except yaml.YAMLError:
+        raise  # marked: reported with line and column by _read_yaml
+    except Exception:  # PyYAML's int/float/timestamp constructors raise plain ValueError and friends
+        mark = node.start_mark
+        tag = node.tag.rsplit(":", 1)[-1]
+        where = f"{shown}:{mark.line + 1}:{mark.column + 1}"
+        raise SpecError([f"{where}: YAML syntax error: {node.value!r} is not a valid {tag} (check the explicit !!{tag} tag)"]) from None
 
 
 # --- validation -------------------------------------------------------------
