@@ -117,6 +117,21 @@ CASES: list[Case] = [
         (":41: references[0]:", "recursive alias"),
         append="references: &loop [*loop]\n",
     ),
+    cap(
+        "yaml-bad-explicit-int-tag",
+        (":27:16: YAML syntax error:", "'wide' is not a valid int (check the explicit !!int tag)"),
+        edits=[("    vlen_bits: 256", "    vlen_bits: !!int wide")],
+    ),
+    cap(
+        "yaml-python-tag-refused",
+        (":7:17: YAML syntax error:", "could not determine a constructor for the tag 'tag:yaml.org,2002:python/name:os.system'"),
+        edits=[("  display_name: Base Target", "  display_name: !!python/name:os.system")],
+    ),
+    cap(
+        "yaml-unhashable-key",
+        (":41:3: YAML syntax error:", "found unhashable key"),
+        append="? [a, b]\n: 1\n",
+    ),
     # --- whole-file problems -------------------------------------------------
     cap("empty-file", (": file is empty", "expected a capability spec mapping"), data="empty.yaml"),
     cap("whitespace-only-file", (": file is empty", "schema_version: 1"), data="whitespace_only.yaml"),
@@ -448,6 +463,7 @@ assert len(IDS) == len(set(IDS)), "case ids must be unique"
 # Each CLI call starts Python (~0.3 s), so these cases, which take the same path
 # as a CLI case of the same kind, run only in-process. Every case runs in-process.
 API_ONLY = {
+    "yaml-unhashable-key",
     "yaml-colon-in-plain-value",
     "yaml-two-documents",
     "document-marker-only",
