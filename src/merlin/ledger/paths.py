@@ -67,6 +67,8 @@ def inside(base: Path, relative: str) -> Path:
     """
     if not relative or relative.startswith(("/", "\\")) or "\x00" in relative:
         raise BadInput(f"invalid name {relative!r}: give a path relative to the run's target directory")
+    if ".." in relative.replace("\\", "/").split("/"):
+        raise BadInput(f"invalid name {relative!r}: '..' would leave the run's target directory")
     base_resolved = base.resolve()
     candidate = (base_resolved / relative).resolve()
     if candidate != base_resolved and base_resolved not in candidate.parents:
