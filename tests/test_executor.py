@@ -592,3 +592,26 @@ def test_execute_with_a_capability_orchestrates_then_resumes(tmp_path: Path, mon
     assert second.orchestrated is None and second.open_question["id"] == first.open_question["id"]
     with pytest.raises(BadInput, match=r"overlay: .*lab.yaml -> none.*--reset"):
         ex.execute(capability=s.cap, out_dir=s.out)
+
+
+def test_continue_without_credential_records_the_skip(spec: Spec) -> None:
+    spec.sdk_marker.touch()
+    (spec.root / "device_up").touch()
+    assert spec.execute().open_question["recommended_option"] == "continue_without_credential"
+    spec.answer("continue_without_credential")
+    assert spec.execute().outcome == "awaiting_response"
+    rec = spec.task()
+    assert rec["preflight"]["credentials"]["lab_token"]["status"] == "missing"
+    assert TOKEN_ENV in rec["waivers"]["credential:lab_token"]["reason"]
+
+
+def test_device_retry_after_fix_probes_the_device_again(spec: Spec, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec.sdk_marker.touch()
+    monkeypatch.setenv(TOKEN_ENV, "x")
+    q = spec.execute().open_question
+    assert q["kind"] == "device" and spec.task()["preflight"]["device"]["status"] == "failed"
+    (spec.root / "device_up").touch()
+    spec.answer("retry_after_fix")
+    assert spec.execute().outcome == "awaiting_response"
+    assert spec.task()["preflight"]["device"]["status"] == "passed"
+    assert spec.state()["requests"][q["id"]]["answer"]["choice"] == "retry_after_fix"
