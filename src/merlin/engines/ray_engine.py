@@ -272,6 +272,9 @@ class RayEngine:
         if att is None or not att.submission_id:
             return
         client = self._client_for_record(record)
+        import logging
+
+        logging.getLogger("ray.dashboard.modules.job.sdk").setLevel(logging.WARNING)  # no "WebSocket closed" chatter
         agen = client.tail_job_logs(att.submission_id)
         loop = asyncio.new_event_loop()
         try:

@@ -1,0 +1,218 @@
+"""Runs on a real local Ray cluster (the session fixture): submit, logs, follow,
+cancel, retry, reconciliation, blocked causes, redaction."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, run_cli
+from merlin.controlplane import ControlPlane
+from merlin.ledger import RunStatus
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+PY = sys.executable
+
+
+def test_submit_wait_logs_and_artifacts_through_the_cli(ray_cp: ControlPlane) -> None:
+    code = (
+        "import os, sys, pathlib, merlin; print('exe', sys.executable); print('merlin', merlin.__file__); "
+        "pathlib.Path(os.environ['MERLIN_TARGET_DIR'], 'result.json').write_text('{\"ok\": true}')"
+    )
+    res = run_cli("ray", "jobs", "submit", "--engine", "ray", "--target", "demo", "--workflow", "smoke", "--wait", "--json", "--", PY, "-c", code)
+    assert res.returncode == 0, res.stderr
+    rec = json.loads(res.stdout)
+    assert rec["status"] == "succeeded" and rec["engine"] == "ray"
+    att = rec["attempts"][0]
+    assert att["submission_id"] == f"merlin-{rec['run_id']}-1" and att["exit_code"] == 0
+    assert rec["cluster"]["name"] == "default" and rec["cluster"]["address"].startswith("http://127.0.0.1:")
+    assert rec["observed_at"] is not None
+    logs = run_cli("ray", "jobs", "logs", rec["run_id"])
+    assert f"exe {PY}" in logs.stdout  # the job runs this interpreter...
+    assert f"merlin {REPO / 'src' / 'merlin' / '__init__.py'}" in logs.stdout  # ...and imports this merlin
+    arts = json.loads(run_cli("ray", "artifacts", "list", rec["run_id"], "--json").stdout)
+    assert [(f["name"], f["kind"]) for f in arts["files"]] == [("result.json", "json")]
+    # Ray holds the same status, read through its typed API
+    from ray.job_submission import JobStatus, JobSubmissionClient
+
+    info = JobSubmissionClient(rec["cluster"]["address"]).get_job_info(att["submission_id"])
+    assert info.status == JobStatus.SUCCEEDED
+    assert info.runtime_env.get("working_dir") is None  # no upload of the repository
+    assert set(info.runtime_env) == {"env_vars"}
+
+
+def test_follow_streams_ray_logs(ray_cp: ControlPlane) -> None:
+    rec = ray_cp.submit(["bash", "-c", "for i in 1 2 3 4; do echo tick$i; sleep 0.5; done"], target="demo", workflow="follow", engine="ray")
+    t0 = time.monotonic()
+    text = "".join(ray_cp.follow(rec.run_id))
+    assert [w for w in text.split() if re.fullmatch(r"tick\d", w)] == ["tick1", "tick2", "tick3", "tick4"]
+    assert time.monotonic() - t0 >= 1.0
+    assert ray_cp.status(rec.run_id).status == RunStatus.SUCCEEDED
+    fol = run_cli("ray", "jobs", "logs", rec.run_id, "--follow")  # after the end: the kept copy
+    assert "tick4" in fol.stdout and fol.returncode == 0
+
+
+def test_cancel_stops_the_ray_job(ray_cp: ControlPlane) -> None:
+    from ray.job_submission import JobStatus, JobSubmissionClient
+
+    rec = ray_cp.submit(["sleep", "300"], target="demo", workflow="cancel", engine="ray")
+    deadline = time.monotonic() + 60
+    while ray_cp.status(rec.run_id).status != RunStatus.RUNNING and time.monotonic() < deadline:
+        time.sleep(0.2)
+    res = run_cli("ray", "jobs", "cancel", rec.run_id, "--json")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["status"] == "cancelled" and "retry" in out["message"]
+    client = JobSubmissionClient(out["cluster"]["address"])
+    assert client.get_job_info(out["attempts"][0]["submission_id"]).status == JobStatus.STOPPED
+    events = [e["event"] for e in ray_cp.events(rec.run_id)]
+    assert "cancel_requested" in events
+
+
+def test_failed_run_exit_1_then_retry_succeeds(ray_cp: ControlPlane, tmp_path: Path) -> None:
+    flag = tmp_path / "fixed"
+    res = run_cli("ray", "jobs", "submit", "--engine", "ray", "--target", "demo", "--workflow", "retry", "--wait", "--",
+                  "bash", "-c", f"test -f {flag} || {{ echo 'not fixed yet'; exit 4; }}")
+    assert res.returncode == 1, res.stderr
+    run_id = res.stdout.strip()
+    rec = ray_cp.get(run_id)
+    assert rec.status == RunStatus.FAILED and rec.attempt.exit_code == 4
+    assert rec.attempt.error_type == "JOB_ENTRYPOINT_COMMAND_ERROR"
+    assert f"merlin ray jobs retry {run_id}" in rec.message
+    flag.write_text("yes")
+    again = run_cli("ray", "jobs", "retry", run_id, "--wait", "--json")
+    assert again.returncode == 0, again.stderr
+    data = json.loads(again.stdout)
+    assert data["status"] == "succeeded"
+    assert [a["submission_id"] for a in data["attempts"]] == [f"merlin-{run_id}-1", f"merlin-{run_id}-2"]
+    assert [a["status"] for a in data["attempts"]] == ["failed", "succeeded"]
+    assert "not fixed yet" in ray_cp.logs(run_id, attempt=1)
+
+
+def test_refresh_asks_each_cluster_once(ray_cp: ControlPlane, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ray.job_submission import JobSubmissionClient
+
+    runs = [ray_cp.submit(["bash", "-c", f"sleep 1; echo {i}"], target="demo", workflow="many", engine="ray") for i in range(5)]
+    calls = {"list_jobs": 0, "get_job_info": 0}
+    real_list, real_info = JobSubmissionClient.list_jobs, JobSubmissionClient.get_job_info
+
+    def list_jobs(self):
+        calls["list_jobs"] += 1
+        return real_list(self)
+
+    def get_job_info(self, job_id):
+        calls["get_job_info"] += 1
+        return real_info(self, job_id)
+
+    monkeypatch.setattr(JobSubmissionClient, "list_jobs", list_jobs)
+    monkeypatch.setattr(JobSubmissionClient, "get_job_info", get_job_info)
+    cp = ControlPlane(ray_cp.root)  # a fresh control plane, as a new CLI process would have
+    rounds = 0
+    while True:
+        rounds += 1
+        rows = cp.list_runs(refresh=True)
+        if all(r["status"] == "succeeded" for r in rows if r["workflow"] == "many"):
+            break
+        assert rounds < 120
+        time.sleep(0.5)
+    # one question per cluster per refresh: list_jobs for many runs (get_job_info once one run is left)
+    assert calls["list_jobs"] + calls["get_job_info"] == rounds and calls["list_jobs"] >= 1
+    for r in runs:
+        rec = cp.get(r.run_id)
+        assert rec.observed_at is not None and rec.status == RunStatus.SUCCEEDED
+    # terminal runs are not asked again: no engine call at all
+    before = dict(calls)
+    cp.list_runs(refresh=True)
+    assert calls == before
+
+
+def test_env_redacted_in_records_but_given_to_the_job(ray_cp: ControlPlane) -> None:
+    res = run_cli("ray", "jobs", "submit", "--engine", "ray", "--target", "demo", "--workflow", "env", "--wait",
+                  "--env", "SERVICE_TOKEN=tok-123456", "--env", "MODE=fast", "--num-cpus", "1", "--json", "--",
+                  "bash", "-c", 'echo "len=${#SERVICE_TOKEN} mode=$MODE cpus=$MERLIN_RUN_ID"')
+    assert res.returncode == 0, res.stderr
+    rec = json.loads(res.stdout)
+    assert "len=10 mode=fast" in ray_cp.logs(rec["run_id"])
+    run_dir = ray_cp.layout.run_dir(rec["run_id"])
+    for p in run_dir.rglob("*.json*"):
+        assert "tok-123456" not in p.read_text(), p
+    assert json.loads((run_dir / "run_request.json").read_text())["env"] == {"SERVICE_TOKEN": "***redacted***", "MODE": "fast"}
+    assert json.loads((run_dir / "run_request.json").read_text())["num_cpus"] == 1.0
+
+
+def test_blocked_when_ray_is_not_importable_then_retry(ray_cp: ControlPlane, tmp_path: Path) -> None:
+    stub = tmp_path / "stub"
+    (stub / "ray").mkdir(parents=True)
+    (stub / "ray" / "__init__.py").write_text("raise ImportError('No module named ray (stub for tests)')\n")
+    env = {"PYTHONPATH": str(stub)}
+    res = run_cli("ray", "jobs", "submit", "--engine", "ray", "--target", "demo", "--workflow", "noray", "--", "echo", "hi", env=env)
+    assert res.returncode == 3, res.stderr
+    run_id = res.stdout.strip()
+    assert "install Ray with `.venv/bin/pip install 'ray[default]'`" in res.stderr
+    assert f"then `merlin ray jobs retry {run_id}`" in res.stderr
+    assert res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
+    rec = ray_cp.get(run_id)
+    assert rec.status == RunStatus.BLOCKED and rec.attempt.error_type == "ray_not_importable"
+    # cluster start is blocked the same way
+    start = run_cli("ray", "cluster", "start-local", "--name", "never", env=env)
+    assert start.returncode == 3 and "install Ray" in start.stderr
+    # the cause is gone (no stub): retry submits the same run
+    again = run_cli("ray", "jobs", "retry", run_id, "--wait", "--json")
+    assert again.returncode == 0, again.stderr
+    data = json.loads(again.stdout)
+    assert data["status"] == "succeeded" and len(data["attempts"]) == 2 and data["attempts"][0]["status"] == "blocked"
+
+
+def test_blocked_without_cluster_then_retry_once_it_exists(ray_cluster, tmp_path: Path) -> None:
+    root = tmp_path / "fresh"
+    res = run_cli("ray", "jobs", "submit", "--engine", "ray", "--state-root", str(root), "--target", "demo", "--workflow", "nocl", "--", "echo", "hi")
+    assert res.returncode == 3
+    run_id = res.stdout.strip()
+    assert "no active Ray cluster" in res.stderr and "start one with `merlin ray cluster start-local`" in res.stderr
+    assert f"merlin ray jobs retry {run_id}" in res.stderr
+    cp = ControlPlane(root)
+    assert cp.get(run_id).status == RunStatus.BLOCKED
+    lst = json.loads(run_cli("ray", "jobs", "list", "--state-root", str(root), "--status", "blocked", "--json").stdout)
+    assert [r["run_id"] for r in lst] == [run_id]
+    # the fix: this state root now has an active cluster (the shared one)
+    (root / "cluster").mkdir(exist_ok=True)
+    shutil.copy(ray_cluster.record_path, root / "cluster" / "bootstrap.json")
+    again = run_cli("ray", "jobs", "retry", run_id, "--state-root", str(root), "--wait")
+    assert again.returncode == 0, again.stderr
+    assert cp.get(run_id).status == RunStatus.SUCCEEDED
+    events = [(e["event"], e.get("to_status")) for e in cp.events(run_id)]
+    assert ("transition", "blocked") in events and ("retry", None) in events and ("transition", "succeeded") in events
+
+
+def test_watch_ends_when_all_runs_are_terminal(ray_cp: ControlPlane) -> None:
+    a = ray_cp.submit(["sleep", "1"], target="demo", workflow="watch", engine="ray")
+    b = ray_cp.submit(["bash", "-c", "sleep 1; exit 2"], target="demo", workflow="watch", engine="ray")
+    res = run_cli("ray", "jobs", "watch", a.run_id, b.run_id, "--interval", "0.3", "--json", timeout=120)
+    assert res.returncode == 0, res.stderr
+    rows = {r["run_id"]: r["status"] for r in json.loads(res.stdout)}
+    assert rows == {a.run_id: "succeeded", b.run_id: "failed"}
+    human = run_cli("ray", "jobs", "watch", a.run_id, "--interval", "0.3")
+    assert a.run_id in human.stdout and "succeeded" in human.stdout
+
+
+def test_python_api_example_from_docs(ray_cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The example in docs/ray.md runs as written (against the test cluster)."""
+    doc = (REPO / "docs" / "ray.md").read_text()
+    block = doc.split("<!-- api-example -->")[1].split("```python")[1].split("```")[0]
+    root = tmp_path / "api"
+    (root / "cluster").mkdir(parents=True)
+    shutil.copy(ray_cluster.record_path, root / "cluster" / "bootstrap.json")
+    monkeypatch.chdir(tmp_path)
+    block = block.replace('state_root="build/generated/ray"', f'state_root="{root}"')
+    namespace: dict = {}
+    exec(compile(block, "docs/ray.md", "exec"), namespace)
+    run = namespace["run"]
+    assert run.status == RunStatus.SUCCEEDED
