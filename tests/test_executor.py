@@ -21,9 +21,11 @@ TASKS = ["review_target_spec", "derive_compile_view", "derive_deployment_overlay
 HAL = "implement_runtime_hal"
 
 
-def capability(*, credentials: bool = True, device_gate: bool = True, sdks: tuple[str, ...] = ("fake_sdk",)) -> dict[str, Any]:
+def capability(
+    *, credentials: bool = True, device_gate: bool = True, sdks: tuple[str, ...] = ("fake_sdk",), model: str = "remote_device"
+) -> dict[str, Any]:
     access: dict[str, Any] = {
-        "model": "remote_device",
+        "model": model,
         "availability_class": "lab_hardware",
         "sdk_requirements": list(sdks),
         "verification_gates": ["compile_only"] + (["device_query"] if device_gate else []),
@@ -615,3 +617,25 @@ def test_device_retry_after_fix_probes_the_device_again(spec: Spec, monkeypatch:
     assert spec.execute().outcome == "awaiting_response"
     assert spec.task()["preflight"]["device"]["status"] == "passed"
     assert spec.state()["requests"][q["id"]]["answer"]["choice"] == "retry_after_fix"
+
+
+def test_an_answer_is_reused_by_later_tasks_hitting_the_same_check(tmp_path: Path) -> None:
+    """A cloud target needs its credential in every task: one answer covers the target, each task records it."""
+    s = Spec(tmp_path / "spec", model="cloud_service", device_gate=False)
+    s.orchestrate()
+    s.set_validations(OK)
+    s.sdk_marker.touch()
+    q = s.execute().open_question
+    assert q["task_id"] == "review_target_spec" and q["kind"] == "credential"
+    s.answer("continue_without_credential")
+    result = s.execute()
+    assert result.outcome == "awaiting_response", result.open_questions
+    assert [r["kind"] for r in s.state()["requests"].values()] == ["credential"]
+    for task_id in TASKS[1:4]:
+        waiver = s.task(task_id)["waivers"]["credential:lab_token"]
+        assert f"answered for review_target_spec in {q['id']}" in waiver["reason"]
+        assert s.task(task_id)["preflight"]["credentials"]["lab_token"]["status"] == "missing"
+    # A retried later task still reuses the answer given for the target; the probe itself runs again.
+    ex.retry(s.target_dir, "implement_runtime_hal", reason="again")
+    assert s.execute().outcome == "awaiting_response"
+    assert s.task()["attempts"] == 2 and "credential:lab_token" in s.task()["waivers"]

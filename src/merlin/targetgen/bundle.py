@@ -209,6 +209,7 @@ def initial_state(bundle: dict[str, Any]) -> dict[str, Any]:
         "tasks": {t["id"]: new_task_record(t["id"]) for t in bundle["tasks"]},
         "requests": {},
         "consumed_answers": [],
+        "target_answers": {},
         "ignored_answers": [],
         "last_execute": None,
         "executes": 0,

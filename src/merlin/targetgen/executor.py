@@ -459,7 +459,7 @@ class _Run:
             if f"probe:{sdk}" in waivers or pf["probes"].get(sdk, {}).get("passed"):
                 continue
             pf["probes"][sdk] = self.run_probe(c, rec, sdk)
-            if not pf["probes"][sdk]["passed"]:
+            if not pf["probes"][sdk]["passed"] and not self.reuse_answer(rec, f"probe:{sdk}"):
                 failed.append(sdk)
         if failed:
             detail = "; ".join(
@@ -488,7 +488,7 @@ class _Run:
             present = bool(os.environ.get(env))
             pf["credentials"][name] = {"env": env, "status": "present" if present else "missing", "checked_at": st.now()}
             self.note(f"{tid}: credential {name} (${env}): {'present' if present else 'missing'}")
-            if not present:
+            if not present and not self.reuse_answer(rec, f"credential:{name}"):
                 self.open_request(
                     rec,
                     "credential",
@@ -505,6 +505,30 @@ class _Run:
             if not (current and current["status"] in ("passed", "confirmed_by_operator")):
                 return self.device_gate(c, rec)
         return False
+
+    def remember(self, rec: dict[str, Any], key: str, kind: str, reason: str, q: dict[str, Any]) -> None:
+        """Record an operator's skip or confirmation on this task and for later tasks of the target."""
+        entry = {"reason": reason, "question": q["id"], "task": rec["task_id"], "at": st.now()}
+        if kind == "waived":
+            rec["waivers"][key] = entry
+        self.state.setdefault("target_answers", {})[key] = {**entry, "kind": kind}
+
+    def reuse_answer(self, rec: dict[str, Any], key: str) -> bool:
+        """A later task hitting a check the operator already answered for this target reuses that answer."""
+        prior = self.state.get("target_answers", {}).get(key)
+        if not prior or prior["task"] == rec["task_id"]:
+            return False
+        origin = f"answered for {prior['task']} in {prior['question']}"
+        pf = rec["preflight"]
+        if prior["kind"] == "waived":
+            rec["waivers"][key] = {"reason": f"{prior['reason']} ({origin})", "question": prior["question"], "task": prior["task"], "at": st.now()}
+        elif key.startswith("credential:"):
+            pf["credentials"][key.split(":", 1)[1]]["confirmed_by_operator"] = True
+            pf["credentials"][key.split(":", 1)[1]]["confirmed_in"] = prior["question"]
+        elif key == "device":
+            pf["device"] = {**(pf.get("device") or {}), "status": "confirmed_by_operator", "confirmed_in": prior["question"]}
+        self.note(f"{rec['task_id']}: {key}: reusing the operator's answer ({prior['kind']}, {origin})")
+        return True
 
     def device_gate(self, c: dict[str, Any], rec: dict[str, Any]) -> bool:
         from merlin.targetgen.probes import run_shell
@@ -527,12 +551,16 @@ class _Run:
                 self.note(f"{tid}: device gate closed by itself: `{probe}` passed")
                 self.save()
                 return False
+            if self.reuse_answer(rec, "device"):
+                return False
             question = (
                 f"Device gate for task {tid}: the device probe `{probe}` failed ({result.describe()})."
                 + (f" It printed:\n{result.excerpt}" if result.excerpt else " It printed nothing.")
             )
         else:
             pf["device"] = {"status": "no_probe", "at": st.now()}
+            if self.reuse_answer(rec, "device"):
+                return False
             question = (
                 f"Device gate for task {tid}: no device probe is configured for this deployment "
                 "(set deployment.preflight.device_probe in the overlay to check it automatically). Is the device available?"
@@ -752,38 +780,32 @@ class _Run:
             for sdk in q["facts"].get("sdks", []):
                 if choice == "continue_without_sdk":
                     probe = pf["probes"].get(sdk, {})
-                    rec["waivers"][f"probe:{sdk}"] = {
-                        "reason": f"SDK probe `{probe.get('command')}` failed ({self._describe(probe) if probe else 'unknown'}); "
-                        f"operator chose continue_without_sdk",
-                        "question": q["id"],
-                        "at": st.now(),
-                    }
+                    reason = (
+                        f"SDK probe `{probe.get('command')}` failed ({self._describe(probe) if probe else 'unknown'}); "
+                        "operator chose continue_without_sdk"
+                    )
+                    self.remember(rec, f"probe:{sdk}", "waived", reason, q)
                 else:
                     pf["probes"].pop(sdk, None)
             self.transition(rec, st.PLANNED, "preflight", why)
         elif kind == "credential":
             name = q["facts"]["credential"]
             if choice == "continue_without_credential":
-                rec["waivers"][f"credential:{name}"] = {
-                    "reason": f"${q['facts']['env']} was not set; operator chose continue_without_credential",
-                    "question": q["id"],
-                    "at": st.now(),
-                }
+                reason = f"${q['facts']['env']} was not set; operator chose continue_without_credential"
+                self.remember(rec, f"credential:{name}", "waived", reason, q)
             elif choice == "credential_available":
                 pf["credentials"].setdefault(name, {"env": q["facts"]["env"], "status": "missing"})["confirmed_by_operator"] = True
+                self.remember(rec, f"credential:{name}", "confirmed", "operator confirmed the credential is available", q)
             else:
                 pf["credentials"].pop(name, None)
             self.transition(rec, st.PLANNED, "preflight", why)
         elif kind == "device":
             if choice == "continue_without_device":
-                rec["waivers"]["device"] = {
-                    "reason": f"device gate not passed ({(pf.get('device') or {}).get('status', 'unknown')}); "
-                    "operator chose continue_without_device",
-                    "question": q["id"],
-                    "at": st.now(),
-                }
+                reason = f"device gate not passed ({(pf.get('device') or {}).get('status', 'unknown')}); operator chose continue_without_device"
+                self.remember(rec, "device", "waived", reason, q)
             elif choice == "device_available":
                 pf["device"] = {**(pf.get("device") or {}), "status": "confirmed_by_operator", "confirmed_at": st.now()}
+                self.remember(rec, "device", "confirmed", "operator confirmed the device is available", q)
             else:
                 pf["device"] = None
             self.transition(rec, st.PLANNED, "preflight", why)
@@ -1021,6 +1043,9 @@ def retry(
                 {"at": st.now(), "from": old["state"], "to": st.PLANNED, "stage": None, "why": f"retry: {why}"}
             ]
             tasks[tid] = new
+            answers = state.get("target_answers", {})
+            for key in [k for k, v in answers.items() if v["task"] == tid]:
+                del answers[key]
             st.event(layout, kind="retry", task=tid, from_state=old["state"], why=why)
             retried.append({"task_id": tid, "from_state": old["state"]})
         state["outcome"] = st.READY

@@ -41,7 +41,8 @@ def options_for(kind: str, **facts: Any) -> tuple[list[dict[str, str]], str]:
                 "id": "continue_without_sdk",
                 "label": "Continue without the SDK",
                 "description": f"Record the probe of {sdks} as skipped, with its failure as the reason, and go on. "
-                "Validation commands that need the SDK will fail and ask again.",
+                "Validation commands that need the SDK will fail and ask again. Later tasks of this target "
+                "that need the same SDK reuse this answer if their probe fails too.",
             },
             {
                 **RETRY,
@@ -58,13 +59,13 @@ def options_for(kind: str, **facts: Any) -> tuple[list[dict[str, str]], str]:
                 "id": "continue_without_credential",
                 "label": "Continue without the credential",
                 "description": f"Record the credential as missing and skipped (${env} is not set) and go on; "
-                "steps that need it are not validated.",
+                "steps that need it are not validated. Later tasks of this target reuse this answer.",
             },
             {
                 "id": "credential_available",
                 "label": "Confirm the credential is available",
                 "description": "The tools get it another way (for example a credential helper): record your confirmation "
-                "(never its value) and go on.",
+                "(never its value) and go on. Later tasks of this target reuse this answer.",
             },
             {**RETRY, "description": f"Export {env} in the environment of execute; the next execute checks again."},
             PAUSE,
@@ -75,12 +76,14 @@ def options_for(kind: str, **facts: Any) -> tuple[list[dict[str, str]], str]:
             {
                 "id": "continue_without_device",
                 "label": "Continue without the device",
-                "description": "Record the device gate as skipped (not validated on hardware) and go on.",
+                "description": "Record the device gate as skipped (not validated on hardware) and go on. "
+                "Later tasks of this target reuse this answer if their device check fails too.",
             },
             {
                 "id": "device_available",
                 "label": "Confirm the device is available",
-                "description": "You checked the device yourself: record your confirmation and go on.",
+                "description": "You checked the device yourself: record your confirmation and go on. "
+                "Later tasks of this target reuse it if their device check fails too.",
             },
             {
                 **RETRY,
