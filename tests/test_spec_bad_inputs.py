@@ -646,3 +646,33 @@ def test_deeply_nested_aliases_do_not_blow_up(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as info:
         load_capability(path)
     assert [line.split(": ")[1] for line in info.value.lines] == [f"x{i}" for i in range(1, 9)]
+
+
+_MUTATION_TOKENS = [
+    "", " ", "\t", ":", "- ", "[", "]", "{", "}", '"', "'", "&a ", "*a", "? ", "null", "~", "true", "1e3", ".nan",
+    "0x1F", "2024-01-01", "\n", "#", "<<: ", "|", ">", "---", "...", "\ufeff", "\u2028", "@", "`", "!!int ",
+    "!!timestamp ", "!!set ", "!!omap ", "!!binary ", "!!python/none ",
+]
+
+
+def test_random_edits_never_crash_the_loader(tmp_path: Path) -> None:
+    """Seeded random edits of the base files: the loader either accepts the file or
+    raises SpecError whose lines all start with the file name; nothing else escapes."""
+    import random
+
+    rng = random.Random(20240611)
+    bases = [(BASE_CAPABILITY.read_text(), load_capability), (BASE_OVERLAY.read_text(), load_overlay)]
+    path = tmp_path / "mutant.yaml"
+    for _ in range(400):
+        text, load = rng.choice(bases)
+        for _ in range(rng.randint(1, 3)):
+            at = rng.randrange(len(text) + 1)
+            if rng.random() < 0.6:
+                text = text[:at] + rng.choice(_MUTATION_TOKENS) + text[at:]
+            else:
+                text = text[:at] + text[at + rng.randint(1, 8) :]
+        path.write_text(text)
+        try:
+            load(path)
+        except SpecError as exc:
+            assert exc.lines and all(line.startswith(str(path)) and "\n" not in line for line in exc.lines), (text, exc.lines)
