@@ -155,6 +155,7 @@ def test_comma_list_filter() -> None:
         ("---\nsection: goal\nfamilies: 3\n---\nx\n", r"10-bad\.md: prompt frontmatter 'families' must be"),
         ("---\nsection: [goal\n---\nx\n", r"10-bad\.md:\d+: bad prompt frontmatter"),
         ("---\n- a list\n---\nx\n", r"10-bad\.md:2: prompt frontmatter must be a mapping"),
+        (frag("goal", "ok\n{{ 1 / 0 }}"), r"10-bad\.md:6: template error: division by zero"),
     ],
 )
 def test_strict_rendering_names_the_fragment(tmp_path: Path, text: str, expected: str) -> None:

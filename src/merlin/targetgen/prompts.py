@@ -262,7 +262,9 @@ def render_fragment(env: Any, frag: Fragment, context: dict[str, Any]) -> str:
         raise BadInput(f"{where}: undefined template variable: {exc.message} (known names: {known})") from None
     except jinja2.TemplateError as exc:
         raise BadInput(f"{frag.path}: template error: {exc}") from None
-    except (TypeError, ValueError, AttributeError) as exc:
+    except BadInput:
+        raise
+    except Exception as exc:  # e.g. a filter applied to the wrong type, 1/0 in a template
         line = _runtime_line(exc, frag)
         where = f"{frag.path}:{line}" if line else str(frag.path)
         raise BadInput(f"{where}: template error: {exc}") from None
