@@ -26,6 +26,9 @@ def cases() -> list[Any]:
                 strategy = "recommended" if len(out) % 2 == 0 else "confirm"
                 name = f"{kind}-{cap.parent.name}-{ovl.stem if ovl else 'no_overlay'}"
                 out.append(pytest.param(cap, ovl, strategy, id=name))
+    # The executor without any overlay (no deployment layer, no deployment task).
+    firsts = [c for c in example_targets() if overlays_for(c)][:1]
+    out += [pytest.param(c, None, "recommended", id=f"example-{c.parent.name}-no_overlay") for c in firsts]
     return out
 
 
