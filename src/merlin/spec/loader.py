@@ -108,6 +108,8 @@ def _read_yaml(path: Path, what: str) -> tuple[Any, dict[Loc, int], list[tuple[i
         raise SpecError([_reader_error(shown, text, exc)]) from None
     except yaml.YAMLError as exc:
         raise SpecError([f"{shown}: YAML error: {str(exc).splitlines()[0]}"]) from None
+    except RecursionError:  # PyYAML's composer and constructor recurse once per nesting level
+        raise SpecError([f"{shown}: YAML is nested too deeply (expected a spec a few levels deep)"]) from None
     finally:
         loader.dispose()
     if data is None:  # only '---' or a bare null
@@ -171,10 +173,10 @@ def _index(
 def _key(loader: yaml.SafeLoader, key_node: yaml.Node, shown: str) -> Any:
     """The key as the constructor will build it (``on:`` is True, ``1:`` is 1), so error locations match."""
     if isinstance(key_node, yaml.ScalarNode):
-        key = _scalar(loader, key_node, shown)
         try:
+            key = _scalar(loader, key_node, shown)
             hash(key)
-        except TypeError:  # e.g. `!!set x:`; the constructor reports it with its position
+        except (yaml.YAMLError, TypeError):  # `<<` (merge) or `!!set x:`; construct_document handles or reports them
             return key_node.value
         return key
     return str(key_node.value)
