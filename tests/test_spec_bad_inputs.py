@@ -132,6 +132,11 @@ CASES: list[Case] = [
         (":41:3: YAML syntax error:", "found unhashable key"),
         append="? [a, b]\n: 1\n",
     ),
+    cap(
+        "yaml-nested-too-deeply",
+        (": YAML is nested too deeply", "expected a spec a few levels deep"),
+        append="references: " + "[" * 3000 + "]" * 3000 + "\n",
+    ),
     # --- whole-file problems -------------------------------------------------
     cap("empty-file", (": file is empty", "expected a capability spec mapping"), data="empty.yaml"),
     cap("whitespace-only-file", (": file is empty", "schema_version: 1"), data="whitespace_only.yaml"),
@@ -634,6 +639,19 @@ def test_null_hint_only_for_optional_fields(tmp_path: Path) -> None:
             with pytest.raises(SpecError) as info:
                 (load_capability if case.kind == "capability" else load_overlay)(case.write(tmp_path))
             assert "remove the key" not in info.value.lines[0], info.value.lines[0]
+
+
+def test_anchors_aliases_and_merge_keys_are_accepted(tmp_path: Path) -> None:
+    """Plain YAML reuse still works; errors inside merged mappings still get a line."""
+    text = BASE_CAPABILITY.read_text().replace("  model: simulator", "  <<: &acc {model: simulator}")
+    path = tmp_path / "merge.yaml"
+    path.write_text(text + "references: &refs [a, b]\n")
+    assert load_capability(path).model.access.model == "simulator"
+    path.write_text(text.replace("{model: simulator}", "{model: simulator, gates: []}"))
+    with pytest.raises(SpecError) as info:
+        load_capability(path)
+    assert info.value.lines == [f"{path}:37: access.gates: unknown field (expected one of: availability_class, "
+                                "credential_requirements, model, sdk_requirements, verification_gates)"]
 
 
 def test_deeply_nested_aliases_do_not_blow_up(tmp_path: Path) -> None:
