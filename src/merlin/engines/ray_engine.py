@@ -95,14 +95,15 @@ class RayEngine:
         """A connected JobSubmissionClient for ``cluster`` or :class:`EngineBlocked`."""
         from merlin.clusters.auth import headers_for
 
-        key = f"{cluster.name}|{cluster.address}|{cluster.session_name}"
-        if key in self._clients:
-            return self._clients[key]
-        sdk = self._sdk(run_id)
         try:
             headers = headers_for(cluster.auth, cluster.name, _retry_hint(run_id))
         except Blocked as exc:
             raise EngineBlocked(exc.message, "token_missing") from None
+        # the token is part of the key (hashed): a changed token gets a new, checked connection
+        key = f"{cluster.name}|{cluster.address}|{cluster.session_name}|{hash(tuple(sorted(headers.items())))}"
+        if key in self._clients:
+            return self._clients[key]
+        sdk = self._sdk(run_id)
         try:
             client = sdk(address=cluster.address, headers=headers)
         except Exception as exc:
