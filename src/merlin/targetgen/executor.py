@@ -204,8 +204,6 @@ def summarize(layout: st.Layout, bundle: dict[str, Any], state: dict[str, Any], 
         rec = tasks[c["id"]]
         if rec["state"] == st.BLOCKED:
             blocked.append({"task_id": c["id"], "reason": rec.get("blocked_reason")})
-        elif rec["state"] != st.COMPLETED and any(tasks[d]["state"] == st.BLOCKED for d in c["depends_on"]):
-            pass
     task_rows = []
     for c in bundle["tasks"]:
         rec = tasks[c["id"]]
