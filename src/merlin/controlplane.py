@@ -294,22 +294,29 @@ class ControlPlane:
             observations = self.engine(name).poll_many(recs)
             for rec in recs:
                 obs = observations.get(rec.run_id)
-                out.append(self._apply(rec, obs) if obs is not None else rec)
+                out.append(self._apply(rec, obs, keep_logs=False) if obs is not None else rec)
+        self._keep_ray_logs([r for r in out if r.engine == "ray" and r.status.is_terminal() and r.status != RunStatus.LOST])
         return out
 
-    def _apply(self, seen: "RunRecord", obs: "Observation") -> "RunRecord":
-        """Apply one observation through the ledger (transition-checked, locked)."""
+    def _apply(self, seen: "RunRecord", obs: "Observation", keep_logs: bool = True) -> "RunRecord":
+        """Apply one observation through the ledger (transition-checked, locked).
+
+        When the run ends here, its target directory is indexed in the same
+        locked transaction; its Ray log is kept afterwards (``keep_logs``).
+        """
+        from merlin.ledger.artifacts import index_dir
+
         attempt_no = len(seen.attempts)
         run_id = seen.run_id
         became_terminal: list[bool] = []
 
-        def mutate(r: "RunRecord") -> None:
+        def mutate(r: "RunRecord") -> list[dict[str, Any]]:
             if len(r.attempts) != attempt_no or not r.status.is_active():
-                return
+                return []
             if obs.status is None:
                 if obs.message:
                     r.message = obs.message
-                return
+                return []
             att = r.attempts[-1]
             if obs.exit_code is not None:
                 att.exit_code = obs.exit_code
@@ -323,18 +330,50 @@ class ControlPlane:
             if new == r.status or not can_transition(r.status, new):
                 if new == RunStatus.RUNNING and r.message.startswith("could not observe"):
                     r.message = self._message_for(r, new, obs)
-                return
+                return []
             if new in (RunStatus.FAILED, RunStatus.LOST) and obs.message:
                 att.error_message = obs.message
             set_status(r, new, self._message_for(r, new, obs))
-            if new.is_terminal():
-                became_terminal.append(True)
+            if not new.is_terminal():
+                return []
+            became_terminal.append(True)
+            idx = index_dir(run_id, Path(r.target_dir), attempt_no)
+            if self.ledger.write_artifacts(idx, locked=True):
+                return [{"event": "artifacts", "cause": "the run ended; target directory indexed", "attempt": attempt_no, "detail": {"files": len(idx.files)}}]
+            return []
 
         cause = f"observed by {seen.engine} engine" + (f": {obs.status.value}" if obs.status else ": no answer")
         rec = self.ledger.update(run_id, mutate, cause=cause, observed=obs.status is not None)
-        if became_terminal:
-            self._on_terminal(rec)
+        if became_terminal and keep_logs and rec.engine == "ray" and rec.status != RunStatus.LOST:
+            self._keep_ray_logs([rec])
         return rec
+
+    def _keep_ray_logs(self, records: list["RunRecord"]) -> None:
+        """Copy the logs of ended Ray runs into the ledger (Ray's go when its cluster stops).
+
+        Fetched concurrently: each is one HTTP request to the jobs API."""
+        todo = [r for r in records if not (self.layout.logs(r.run_id) / f"attempt-{len(r.attempts)}.log").is_file()]
+        if not todo:
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        from merlin.atomic import write_if_changed
+
+        eng = self.engine("ray")
+
+        def fetch(rec: "RunRecord") -> None:
+            try:
+                text = eng.logs(rec)
+            except Exception:
+                return
+            if text:
+                write_if_changed(self.layout.logs(rec.run_id) / f"attempt-{len(rec.attempts)}.log", text.encode("utf-8"))
+
+        if len(todo) == 1:
+            fetch(todo[0])
+            return
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(fetch, todo))
 
     def _message_for(self, r: "RunRecord", status: RunStatus, obs: "Observation") -> str:
         rid = r.run_id
@@ -358,20 +397,6 @@ class ControlPlane:
             return obs.message or f"lost; `merlin ray jobs retry {rid}`"
         return r.message
 
-    def _on_terminal(self, rec: "RunRecord") -> None:
-        """When an observer sees a run end: keep its logs and index its artifacts."""
-        if rec.engine == "ray" and rec.status != RunStatus.LOST:
-            try:
-                text = self.engine("ray").logs(rec)
-            except Exception:
-                text = ""
-            if text:
-                from merlin.atomic import write_if_changed
-
-                path = self.layout.logs(rec.run_id) / f"attempt-{len(rec.attempts)}.log"
-                write_if_changed(path, text.encode("utf-8"))
-        self.index_artifacts(rec.run_id)
-
     def index_artifacts(self, run_id: str) -> "ArtifactIndex":
         from merlin.ledger.artifacts import index_dir
 
@@ -383,13 +408,17 @@ class ControlPlane:
 
     def list_runs(self, status: Iterable[str] | None = None, refresh: bool = False) -> list[dict[str, Any]]:
         """Run records as plain dicts, newest first. Cheap: no engine, no pydantic, unless ``refresh``."""
+        return [d for d, _raw in self.list_entries(status, refresh)]
+
+    def list_entries(self, status: Iterable[str] | None = None, refresh: bool = False) -> list[tuple[dict[str, Any], bytes]]:
+        """Like :meth:`list_runs`, with each record's bytes as stored."""
         if status:
             bad = [s for s in status if s not in {x.value for x in RunStatus}]
             if bad:
                 raise BadInput(f"--status {bad[0]!r}: expected one of {', '.join(x.value for x in RunStatus)}")
         if refresh:
             self.refresh()
-        return self.ledger.list_raw(status=status)
+        return self.ledger.list_entries(status=status)
 
     def wait(self, run_id: str, timeout: float | None = None, poll: float = 0.5) -> "RunRecord":
         """Block until the run is terminal (or ``timeout`` seconds pass)."""

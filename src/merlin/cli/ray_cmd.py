@@ -367,16 +367,21 @@ def jobs_list(
     json: bool = JsonOpt,
 ) -> None:
     """Runs in the ledger, newest first."""
-    from merlin.cli.output import emit_json, message
+    from merlin.cli.output import message
 
-    rows = _cp(state_root).list_runs(status=status, refresh=refresh)
-    total = len(rows)
+    entries = _cp(state_root).list_entries(status=status, refresh=refresh)
+    total = len(entries)
     n = limit if limit is not None else (0 if json else 50)
     if n:
-        rows = rows[:n]
+        entries = entries[:n]
     if json:
-        emit_json(rows)
+        # records are stored as canonical JSON already: print their bytes, do not re-serialise 10,000 dicts
+        import sys
+
+        sys.stdout.write("[\n" + ",\n".join(raw.decode("utf-8").rstrip("\n") for _d, raw in entries) + ("\n]\n" if entries else "]\n"))
+        sys.stdout.flush()
         return
+    rows = [d for d, _raw in entries]
     if not rows:
         message("no runs recorded" + (" with that status" if status else "") + "; submit one with `merlin ray jobs submit`")
         return

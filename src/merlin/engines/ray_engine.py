@@ -255,10 +255,28 @@ class RayEngine:
         cluster = self.cluster_for(name, record.run_id)
         return self.client(cluster, record.run_id)
 
+    def local_log_path(self, record: "RunRecord", submission: str) -> "Path | None":
+        """The driver log file itself, when the run's cluster is a local one merlin
+        started (same machine, same Ray session): reading it needs no HTTP round
+        trip and no Ray import. Ray writes it to
+        ``<temp_dir>/<session_name>/logs/job-driver-<submission_id>.log``."""
+        from pathlib import Path
+
+        name = record.cluster.name if record.cluster else "default"
+        session = record.cluster.session_name if record.cluster else None
+        cluster = self.ledger.read_cluster(name)
+        if cluster is None or cluster.kind != "local" or not session or cluster.session_name != session:
+            return None
+        path = Path(cluster.temp_dir) / session / "logs" / f"job-driver-{submission}.log"
+        return path if path.is_file() else None
+
     def logs(self, record: "RunRecord", attempt: int | None = None) -> str:
         att = record.attempts[(attempt or len(record.attempts)) - 1] if record.attempts else None
         if att is None or not att.submission_id or att.engine != "ray":
             return ""
+        local = self.local_log_path(record, att.submission_id)
+        if local is not None:
+            return local.read_text(encoding="utf-8", errors="replace")
         client = self._client_for_record(record)
         try:
             return client.get_job_logs(att.submission_id)

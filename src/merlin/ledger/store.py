@@ -170,10 +170,12 @@ class Ledger:
             return
         from merlin.ledger.models import RunEvent
 
-        path = self.layout.events(run_id)
+        lines = []
         for item in events:
             ev = RunEvent(run_id=run_id, pid=os.getpid(), **item)
-            append_line(path, json.dumps(ev.model_dump(mode="json", exclude_none=True), sort_keys=True, ensure_ascii=False))
+            lines.append(json.dumps(ev.model_dump(mode="json", exclude_none=True), sort_keys=True, ensure_ascii=False))
+        # one write(2) for all lines: O_APPEND keeps concurrent writers' lines whole
+        append_line(self.layout.events(run_id), "\n".join(lines))
 
     def events(self, run_id: str) -> list[dict[str, Any]]:
         """Parsed events; a torn last line (crash mid-append) is skipped, not fatal."""
@@ -203,9 +205,14 @@ class Ledger:
         A record that cannot be read (being created, or damaged by hand) is
         skipped rather than breaking the whole listing.
         """
+        return [d for d, _raw in self.list_entries(status)]
+
+    def list_entries(self, status: Iterable[str] | None = None) -> list[tuple[dict[str, Any], bytes]]:
+        """(parsed record, its bytes on disk), newest first: ``--json`` prints the
+        bytes as they are instead of serialising everything again."""
         wanted = set(status) if status else None
         runs_dir = str(self.layout.runs)
-        out: list[dict[str, Any]] = []
+        out: list[tuple[dict[str, Any], bytes]] = []
         try:
             it = os.scandir(runs_dir)
         except FileNotFoundError:
@@ -216,28 +223,34 @@ class Ledger:
                     continue
                 try:
                     with open(os.path.join(entry.path, "run_record.json"), "rb") as fh:
-                        data = json.loads(fh.read())
+                        raw = fh.read()
+                    data = json.loads(raw)
                 except (OSError, ValueError):
                     continue
                 if wanted is not None and data.get("status") not in wanted:
                     continue
-                out.append(data)
-        out.sort(key=lambda d: (d.get("created_at") or "", d.get("run_id") or ""), reverse=True)
+                out.append((data, raw))
+        out.sort(key=lambda e: (e[0].get("created_at") or "", e[0].get("run_id") or ""), reverse=True)
         return out
 
     # ------------------------------------------------------------- artifacts
 
-    def write_artifacts(self, index: "ArtifactIndex") -> bool:
-        with self.lock(index.run_id):
-            old = self.read_artifacts_raw(index.run_id)
-            new = index.model_dump(mode="json")
-            if old is not None:
-                # identical content apart from the time it was indexed: keep the file as it is
-                cmp_old = {k: v for k, v in old.items() if k != "indexed_at"}
-                cmp_new = {k: v for k, v in new.items() if k != "indexed_at"}
-                if cmp_old == cmp_new:
-                    return False
-            return write_if_changed(self.layout.artifacts(index.run_id), dump_json(new).encode("utf-8"))
+    def write_artifacts(self, index: "ArtifactIndex", *, locked: bool = False) -> bool:
+        """Write artifacts.json unless only ``indexed_at`` would change.
+
+        ``locked=True`` when the caller already holds the run's lock (inside a
+        :meth:`transaction`)."""
+        if not locked:
+            with self.lock(index.run_id):
+                return self.write_artifacts(index, locked=True)
+        old = self.read_artifacts_raw(index.run_id)
+        new = index.model_dump(mode="json")
+        if old is not None:
+            cmp_old = {k: v for k, v in old.items() if k != "indexed_at"}
+            cmp_new = {k: v for k, v in new.items() if k != "indexed_at"}
+            if cmp_old == cmp_new:
+                return False
+        return write_if_changed(self.layout.artifacts(index.run_id), dump_json(new).encode("utf-8"))
 
     def read_artifacts_raw(self, run_id: str) -> dict[str, Any] | None:
         try:
