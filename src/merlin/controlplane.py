@@ -696,7 +696,7 @@ class ControlPlane:
         validate_name(target, "target name")
         validate_name(workflow, "workflow name")
         run_id = run_id or new_run_id(target)
-        argv = redact_argv([str(c) for c in (command if command is not None else sys.argv)])
+        argv = redact_argv([str(c) for c in (command if command is not None else ["merlin", *sys.argv[1:]])])
         tdir = str(Path(target_dir).expanduser().resolve())
         now = utcnow()
         request = RunRequest(
@@ -778,3 +778,87 @@ class InProcessRun:
             return
         code = exc.code if isinstance(exc, SystemExit) and isinstance(exc.code, int) else 1
         self.cp.finish_run(self.run_id, outcome=None, exit_code=code, error=err)
+
+
+# ------------------------------------------------------------------------------
+# TargetGen glue: what `merlin targetgen execute --engine local|ray` calls.
+
+
+def targetgen_target(
+    capability: str | os.PathLike[str] | None,
+    overlay: str | os.PathLike[str] | None,
+    out_dir: str | os.PathLike[str] | None,
+    from_dir: str | os.PathLike[str] | None,
+) -> tuple[str, Path]:
+    """(target name, target directory) of an execute, before it runs (spec errors surface here)."""
+    if from_dir is not None:
+        from merlin.targetgen import state as st
+
+        layout = st.open_target_dir(from_dir)
+        return str(st.load_bundle(layout)["target"]), layout.root
+    from merlin.spec import load_pair
+    from merlin.targetgen.executor import default_out_dir
+
+    cap, _ovl = load_pair(capability, overlay)  # type: ignore[arg-type]
+    name = cap.model.target.name
+    return name, (Path(out_dir or default_out_dir()) / name).resolve()
+
+
+def targetgen_message(result: Any, run_id: str) -> str:
+    """The run's message for an executor result: where it stands and the next command."""
+    data = result.to_json() if hasattr(result, "to_json") else result
+    root = data["target_dir"]
+    outcome = data["outcome"]
+    again = f"`merlin targetgen execute --from-dir {root}`"
+    if outcome == "completed":
+        return f"completed; artifacts: `merlin ray artifacts list {run_id}`"
+    if outcome == "awaiting_operator":
+        q = data.get("open_question") or {}
+        if q:
+            return (
+                f"awaiting_operator: question {q['id']} at {data.get('current_task')}; answer with "
+                f"`merlin targetgen answer --target-dir {root} --question-id {q['id']} --choice {q.get('recommended_option') or 'OPTION'}`, then {again}"
+            )
+        return f"awaiting_operator at {data.get('current_task')}: see `merlin targetgen status --target-dir {root}`, then {again}"
+    if outcome == "awaiting_response":
+        a = data.get("awaiting_response") or {}
+        return f"awaiting_response: write {a.get('response_file')} (prompt {a.get('prompt_file')}), then {again}"
+    if outcome == "blocked":
+        b = (data.get("blocked") or [{}])[0]
+        task = b.get("task_id", "TASK")
+        return f"blocked at {task}: {b.get('reason', '')}; fix it, then `merlin targetgen retry --target-dir {root} --task {task}` and {again}"
+    return f"{outcome}; next: {again}"
+
+
+def targetgen_exit_code(rec: "RunRecord") -> int:
+    """Exit code of `execute --engine ray --wait` once the run ended: the executor's, by outcome."""
+    from merlin.errors import ExitCode
+
+    codes = {"completed": ExitCode.OK, "awaiting_operator": ExitCode.WAITING, "awaiting_response": ExitCode.WAITING, "blocked": ExitCode.BLOCKED}
+    if rec.status == RunStatus.SUCCEEDED:
+        return codes.get(rec.outcome or "", ExitCode.OK)
+    return ExitCode.RUN_FAILED
+
+
+def targetgen_submit(
+    *,
+    capability: str | os.PathLike[str] | None,
+    overlay: str | os.PathLike[str] | None,
+    out_dir: str | os.PathLike[str] | None,
+    from_dir: str | os.PathLike[str] | None,
+    cluster: str | None,
+    wait: bool,
+    state_root: str | os.PathLike[str] | None,
+    progress: Any = None,
+) -> "RunRecord":
+    """`execute --engine ray`: persist the bundle (orchestrate), then submit the
+    local executor on that directory as a Ray job, recorded in the ledger."""
+    if from_dir is not None:
+        target, tdir = targetgen_target(None, None, None, from_dir)
+    else:
+        from merlin.targetgen.executor import orchestrate
+
+        result = orchestrate(capability, overlay, out_dir=out_dir, progress=progress)  # type: ignore[arg-type]
+        target, tdir = result.target, Path(result.target_dir)
+    cp = ControlPlane(state_root)
+    return cp.submit_targetgen(tdir, target, engine="ray", cluster=cluster, wait=wait)

@@ -113,6 +113,11 @@ def execute(
     overlay: Optional[Path] = OverlayOpt,
     out_dir: Optional[Path] = OutDirOpt,
     from_dir: Optional[Path] = typer.Option(None, "--from-dir", help="Resume the target directory written by orchestrate."),
+    engine: str = typer.Option("local", "--engine", help="local: run here; ray: submit the executor as a Ray job. Both record a run in the ledger.", metavar="local|ray"),
+    cluster: Optional[str] = typer.Option(None, "--cluster", help="Ray cluster name for --engine ray (default: default)."),
+    wait: bool = typer.Option(False, "--wait", help="--engine ray: wait for the run to end; exit with the executor's code."),
+    state_root: Optional[Path] = typer.Option(None, "--state-root", help="Ledger directory (default: $MERLIN_STATE_ROOT or build/generated/ray)."),
+    run_id: Optional[str] = typer.Option(None, "--run-id", hidden=True, help="Run to report into (set by --engine ray for its job)."),
     json: bool = JsonOpt,
 ) -> None:
     """Advance the target until a gate: exit 0 completed, 10 awaiting an answer or a response, 3 blocked."""
@@ -126,12 +131,49 @@ def execute(
         raise BadInput("execute: give either a CAPABILITY file or --from-dir DIR, not both")
     if from_dir is not None and out_dir is not None:
         raise BadInput("execute: --out-dir goes with a CAPABILITY; --from-dir already names the target directory")
-    result = run(from_dir, capability=capability, overlay=overlay, out_dir=out_dir, progress=_progress)
+    if engine not in ("local", "ray"):
+        raise BadInput(f"execute: --engine {engine!r}: expected local or ray")
+    if engine == "ray":
+        _execute_on_ray(capability, overlay, out_dir, from_dir, cluster, wait, state_root, json)
+        return
+    if cluster is not None or wait:
+        raise BadInput("execute: --cluster and --wait go with --engine ray")
+    from merlin.controlplane import ControlPlane, targetgen_message, targetgen_target
+
+    target, target_dir = targetgen_target(capability, overlay, out_dir, from_dir)
+    with ControlPlane(state_root).record_inprocess_run(target=target, target_dir=target_dir, run_id=run_id) as recorded:
+        result = run(from_dir, capability=capability, overlay=overlay, out_dir=out_dir, progress=_progress)
+        recorded.finish(result.outcome, exit_code=result.exit_code, message=targetgen_message(result, recorded.run_id))
     if json:
         emit_json(result.to_json())
     else:
         _render_outcome(result)
-    raise typer.Exit(result.exit_code)
+    # inside a Ray job the outcome is in the run record: exit 0 so Ray reports the job succeeded
+    raise typer.Exit(0 if recorded.attached else result.exit_code)
+
+
+def _execute_on_ray(capability, overlay, out_dir, from_dir, cluster, wait, state_root, json) -> None:
+    """``execute --engine ray``: orchestrate here, run the executor as a Ray job (see merlin.controlplane)."""
+    from merlin.cli.output import emit_json, message
+    from merlin.controlplane import targetgen_exit_code, targetgen_submit
+    from merlin.errors import Blocked, RunFailed
+
+    rec = targetgen_submit(
+        capability=capability, overlay=overlay, out_dir=out_dir, from_dir=from_dir, cluster=cluster, wait=wait,
+        state_root=state_root, progress=_progress,
+    )
+    if json:
+        emit_json(rec.model_dump(mode="json"))
+    elif rec.status.value != "blocked":
+        message(f"run {rec.run_id} ({rec.status.value}): {rec.message}")
+    if rec.status.value == "blocked":
+        raise Blocked(f"run {rec.run_id} is blocked: {rec.message.removeprefix('blocked: ')}")
+    if not wait:
+        return
+    code = targetgen_exit_code(rec)
+    if code == 1:
+        raise RunFailed(f"run {rec.run_id} {rec.status.value}: {rec.message}")
+    raise typer.Exit(code)
 
 
 def answer(

@@ -19,7 +19,7 @@ DEFAULT_STATE_ROOT = Path("build/generated/ray")
 STATE_ROOT_ENV = "MERLIN_STATE_ROOT"
 
 _RUN_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{2,127}$")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _LEASE_ID = _RUN_ID
 
 
@@ -45,7 +45,7 @@ def validate_run_id(run_id: str) -> str:
 
 def validate_name(name: str, what: str = "name") -> str:
     """Target, workflow and cluster names: letters, digits, '.', '_' and '-'."""
-    return _check(_NAME, name, what, "use 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit")
+    return _check(_NAME, name, what, "use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit")
 
 
 def validate_lease_id(lease_id: str) -> str:
