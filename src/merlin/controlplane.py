@@ -42,6 +42,11 @@ OUTCOME_HINTS = {
 }
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else 'no detail'}"
+
+
 def _check_env(env: Mapping[str, str] | None) -> dict[str, str]:
     out = {}
     for k, v in (env or {}).items():
@@ -458,6 +463,8 @@ class ControlPlane:
             return self.engine("ray").logs(rec, n)
         except EngineBlocked as exc:
             raise Blocked(f"logs of run {run_id} are on its Ray cluster: {exc.message}") from None
+        except Exception as exc:  # the SDK raises RuntimeError for HTTP errors
+            raise Blocked(f"cannot read the logs of run {run_id} from Ray: {_first_line(exc)}") from None
 
     def follow(self, run_id: str) -> Iterator[str]:
         rec = self.get(run_id)
@@ -479,6 +486,8 @@ class ControlPlane:
             yield from self.engine("ray").follow(rec)
         except EngineBlocked as exc:
             raise Blocked(f"logs of run {run_id} are on its Ray cluster: {exc.message}") from None
+        except Exception as exc:
+            raise Blocked(f"cannot follow the logs of run {run_id} on Ray: {_first_line(exc)}") from None
         self.status(run_id)
 
     def cancel(self, run_id: str, grace: float = 5.0, timeout: float = 15.0) -> "RunRecord":
@@ -514,6 +523,8 @@ class ControlPlane:
             self.engine("ray").cancel(rec)
         except EngineBlocked as exc:
             raise Blocked(f"cannot cancel run {run_id}: {exc.message}") from None
+        except Exception as exc:
+            raise Blocked(f"cannot cancel run {run_id} on Ray: {_first_line(exc)}") from None
         deadline = time.monotonic() + timeout
         rec = self.status(run_id)
         while rec.status.is_active() and time.monotonic() < deadline:

@@ -26,7 +26,7 @@ from typing import Any, Callable
 from merlin.clusters import procs
 from merlin.clusters.auth import check_token_file, generate_token_file, headers_for, ray_start_env
 from merlin.clusters.net import LOOPBACK, free_ports, get_json, port_free, probe
-from merlin.errors import BadInput, Blocked, MerlinError, NotFound
+from merlin.errors import BadInput, Blocked, NotFound, RunFailed
 
 INSTALL_HINT = "install Ray with `.venv/bin/pip install 'ray[default]'`"
 START_TIMEOUT = 180.0
@@ -276,7 +276,7 @@ class LocalClusters:
                 self.ledger.write_cluster(record)
                 if "already in use" in tail.lower() or "address already in use" in tail.lower():
                     raise BadInput(f"cannot start Ray cluster '{name}': a port is already in use: {tail}")
-                raise MerlinError(f"cannot start Ray cluster '{name}': {record.message}")
+                raise RunFailed(f"cannot start Ray cluster '{name}': {record.message}")
 
             progress(f"Ray head started in {time.monotonic() - t0:.1f}s; waiting for the jobs API at {address}")
             headers = headers_for(cluster_auth, name)
@@ -290,7 +290,7 @@ class LocalClusters:
                 record.status = "failed"
                 record.message = f"the jobs API at {address} did not answer within {API_TIMEOUT:.0f}s ({answer.detail}); see {start_log}"
                 self.ledger.write_cluster(record)
-                raise MerlinError(f"cannot start Ray cluster '{name}': {record.message}")
+                raise RunFailed(f"cannot start Ray cluster '{name}': {record.message}")
 
             version = answer.version or {}
             record.session_name = version.get("session_name")
