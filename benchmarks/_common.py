@@ -26,10 +26,18 @@ sys.path.insert(0, str(REPO / "src"))
 
 
 def env() -> dict[str, str]:
+    """The measured commands' environment.
+
+    PYTHONDONTWRITEBYTECODE is dropped: Ray's modules come precompiled from
+    its wheel, merlin's editable sources would otherwise be recompiled on
+    every start. With Python's normal bytecode cache both sides start from
+    .pyc files, as they do on a user's machine (the warm-up run writes them).
+    """
     e = dict(os.environ)
     e["NO_COLOR"] = "1"
     e["COLUMNS"] = "200"
     e.pop("RAY_ADDRESS", None)
+    e.pop("PYTHONDONTWRITEBYTECODE", None)
     return e
 
 

@@ -189,7 +189,8 @@ def test_blocked_without_cluster_then_retry_once_it_exists(ray_cluster, tmp_path
     assert again.returncode == 0, again.stderr
     assert cp.get(run_id).status == RunStatus.SUCCEEDED
     events = [(e["event"], e.get("to_status")) for e in cp.events(run_id)]
-    assert ("transition", "blocked") in events and ("retry", None) in events and ("transition", "succeeded") in events
+    # recorded as blocked from the start (nothing was handed to Ray), then retried and run
+    assert events[0] == ("created", "blocked") and ("retry", None) in events and ("transition", "succeeded") in events
 
 
 def test_watch_ends_when_all_runs_are_terminal(ray_cp: ControlPlane) -> None:

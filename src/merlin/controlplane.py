@@ -184,9 +184,12 @@ class ControlPlane:
             message="submitting",
             metadata=dict(metadata or {}),
         )
-        self.ledger.create_run(request, record, cause=f"submitted by {source} (pid {os.getpid()})")
-        tdir.mkdir(parents=True, exist_ok=True)
-        rec = self._launch(run_id, command, real_env)
+        if engine == "ray":
+            rec = self._submit_ray_first_attempt(record, request, command, real_env)
+        else:
+            self.ledger.create_run(request, record, cause=f"submitted by {source} (pid {os.getpid()})")
+            tdir.mkdir(parents=True, exist_ok=True)
+            rec = self._launch(run_id, command, real_env, known=(record, request))
         if wait and not rec.status.is_terminal():
             rec = self.wait(run_id, timeout=timeout)
         return rec
@@ -204,13 +207,69 @@ class ControlPlane:
         )
         return out
 
-    def _launch(self, run_id: str, command: list[str], env: Mapping[str, str]) -> "RunRecord":
-        """Hand the latest attempt to its engine and record what happened."""
+    def _submit_ray_first_attempt(self, record: "RunRecord", request: Any, command: list[str], env: Mapping[str, str]) -> "RunRecord":
+        """Write-ahead submission: check everything that can block, write the run
+        once as it will be (submission id, cluster), then POST to Ray.
+
+        One record write on the happy path. If merlin dies between the write and
+        the POST, Ray never heard of the submission id and the next refresh
+        marks the run ``lost`` (retryable): the ledger never misses a job.
+        """
+        from merlin.engines.base import EngineBlocked
+        from merlin.engines.ray_engine import submission_id
+        from merlin.ledger.models import ClusterRef, utcnow
+
+        run_id = record.run_id
+        cause = f"submitted by {record.source} (pid {os.getpid()})"
+        eng = self.engine("ray")
+        att = record.attempts[-1]
+        try:
+            crec = eng.preflight(request.cluster or "default", run_id)
+        except EngineBlocked as blocked:
+            att.status = RunStatus.BLOCKED
+            att.error_type = blocked.cause
+            att.error_message = blocked.message
+            att.end_time = utcnow()
+            record.status = RunStatus.BLOCKED
+            record.message = f"blocked: {blocked.message}"
+            self.ledger.create_run(request, record, cause=f"{cause}; blocked: {blocked.cause}")
+            Path(record.target_dir).mkdir(parents=True, exist_ok=True)
+            return record
+        sub_id = submission_id(run_id, 1)
+        att.submission_id = sub_id
+        att.submitted_at = utcnow()
+        record.cluster = ClusterRef(name=crec.name, address=crec.address, gcs_address=crec.gcs_address, session_name=crec.session_name)
+        record.message = f"submitted to Ray cluster '{crec.name}' ({crec.address}) as {sub_id}; follow with `merlin ray jobs logs {run_id} --follow`"
+        self.ledger.create_run(request, record, cause=cause)
+        Path(record.target_dir).mkdir(parents=True, exist_ok=True)
+        try:
+            eng.submit(record.model_copy(update={"command": command}), request, self._run_env(record, env))
+        except Exception:
+            # rare: the cluster went away between preflight and POST. One more try through the
+            # regular path, which records the run as blocked or failed (or adopts the job if
+            # the first POST did reach Ray).
+            return self._launch(run_id, command, env)
+        self.ledger.append_event(run_id, "submitted", "handed to the ray engine", attempt=1, detail={"submission_id": sub_id})
+        return record
+
+    def _launch(
+        self,
+        run_id: str,
+        command: list[str],
+        env: Mapping[str, str],
+        known: tuple[Any, Any] | None = None,
+    ) -> "RunRecord":
+        """Hand the latest attempt to its engine and record what happened.
+
+        ``known``: the (record, request) just written by ``submit``, to skip re-reading them."""
         from merlin.engines.base import EngineBlocked
         from merlin.ledger.models import ClusterRef, utcnow
 
-        rec = self.ledger.read_record(run_id)
-        request = self.ledger.read_request(run_id)
+        if known is not None:
+            rec, request = known
+        else:
+            rec = self.ledger.read_record(run_id)
+            request = self.ledger.read_request(run_id)
         eng = self.engine(rec.engine)
         submit_rec = rec.model_copy(update={"command": command})
         attempt_no = len(rec.attempts)

@@ -44,6 +44,15 @@ _STYLE = {
 }
 
 
+def _say(text: str) -> None:
+    """A plain message line on stderr without building a Rich console (hot paths:
+    submit, retry). Same bytes Rich would print for an unstyled line."""
+    import sys
+
+    sys.stderr.write(text.rstrip("\n") + "\n")
+    sys.stderr.flush()
+
+
 def _cp(state_root: Optional[Path]):
     from merlin.controlplane import ControlPlane
 
@@ -332,7 +341,9 @@ def jobs_submit(
     json: bool = JsonOpt,
 ) -> None:
     """Record a run and hand it to an engine: `merlin ray jobs submit --target T --workflow W -- CMD ARGS...`."""
-    from merlin.cli.output import emit_json, message
+    import sys
+
+    from merlin.cli.output import emit_json
 
     cp = _cp(state_root)
     rec = cp.submit(
@@ -353,8 +364,8 @@ def jobs_submit(
         emit_json(rec.model_dump(mode="json"))
     else:
         if rec.status.value == "succeeded" or (not wait and rec.status.value != "blocked"):
-            message(f"run {rec.run_id}: {rec.message}")
-        typer.echo(rec.run_id)
+            _say(f"run {rec.run_id}: {rec.message}")
+        sys.stdout.write(rec.run_id + "\n")
     _exit_for_run(rec, waited=wait)
 
 

@@ -146,6 +146,13 @@ class LocalClusters:
             if existing is not None and existing.status in ("running", "starting"):
                 st = self.observe(name)
                 if st.state == "active":
+                    if existing.status == "starting":  # an earlier start was interrupted after Ray came up
+                        version = st.version or {}
+                        existing.session_name = existing.session_name or version.get("session_name")
+                        existing.processes = existing.processes or self._session_processes(existing)
+                        existing.status = "running"
+                        existing.message = f"active; jobs API {existing.address}"
+                        self.ledger.write_cluster(existing)
                     return existing, False
                 progress(f"cluster '{name}' was recorded at {existing.address} but is {st.state}; cleaning up its processes")
                 self._kill(existing, grace=3.0)
