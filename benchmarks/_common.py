@@ -41,10 +41,19 @@ def env() -> dict[str, str]:
     return e
 
 
+LAST_CPU: list[float] = [0.0]
+
+
 def wall(argv: Sequence[str], *, check: bool = True) -> float:
+    """Wall seconds of one run; its CPU seconds (user+sys, children included) go to LAST_CPU."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     res = subprocess.run(list(argv), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env(), cwd=REPO)
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    LAST_CPU[0] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if check and res.returncode != 0:
         raise SystemExit(f"benchmark command failed ({res.returncode}): {' '.join(argv)}\n{res.stderr.decode()[-2000:]}")
     return elapsed
@@ -56,15 +65,21 @@ def median_wall(argv: Sequence[str], runs: int, warmup: int = 1) -> float:
     return statistics.median(wall(argv) for _ in range(runs))
 
 
-def interleaved(a: Sequence[str], b: Sequence[str], runs: int, warmup: int = 1) -> tuple[float, float]:
-    """Median walls of two commands measured alternately (fair under noisy load)."""
+def interleaved(a: Sequence[str], b: Sequence[str], runs: int, warmup: int = 1, cpu: dict | None = None) -> tuple[float, float]:
+    """Median walls of two commands measured alternately (fair under noisy load).
+
+    ``cpu``, if given, receives the median CPU seconds of each as "a" and "b"."""
     for _ in range(warmup):
         wall(a)
         wall(b)
-    sa, sb = [], []
+    sa, sb, ca, cb = [], [], [], []
     for _ in range(runs):
         sa.append(wall(a))
+        ca.append(LAST_CPU[0])
         sb.append(wall(b))
+        cb.append(LAST_CPU[0])
+    if cpu is not None:
+        cpu["a"], cpu["b"] = statistics.median(ca), statistics.median(cb)
     return statistics.median(sa), statistics.median(sb)
 
 

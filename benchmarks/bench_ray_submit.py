@@ -23,10 +23,14 @@ def main() -> int:
             ours_cmd = [*MERLIN, "ray", "jobs", "submit", "--engine", "ray", "--target", "bench", "--workflow", "submit",
                         "--state-root", str(root), "--", "true"]
             ray_cmd = [RAY, "job", "submit", "--no-wait", "--address", rec.address, "--", "true"]
-            ours, base = interleaved(ours_cmd, ray_cmd, runs=RUNS)
+            cpu: dict = {}
+            ours, base = interleaved(ours_cmd, ray_cmd, runs=RUNS, cpu=cpu)
             submitted = len(cp.list_runs())
         assert submitted == RUNS + 1, submitted  # one warm-up + the measured ones
-        rows = [("jobs submit --engine ray -- true", ours, base, "<= baseline (ray job submit --no-wait)", ours <= base)]
+        rows = [
+            ("jobs submit --engine ray -- true", ours, base, "<= baseline (ray job submit --no-wait)", ours <= base),
+            ("  CPU seconds (user+sys) [info]", cpu["a"], cpu["b"], "(no target)", True),
+        ]
         return report(f"one submission, median of {RUNS} (alternating)", rows)
     finally:
         shutil.rmtree(root.parent, ignore_errors=True)

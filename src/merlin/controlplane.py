@@ -240,7 +240,7 @@ class ControlPlane:
         att.submitted_at = utcnow()
         record.cluster = ClusterRef(name=crec.name, address=crec.address, gcs_address=crec.gcs_address, session_name=crec.session_name)
         record.message = f"submitted to Ray cluster '{crec.name}' ({crec.address}) as {sub_id}; follow with `merlin ray jobs logs {run_id} --follow`"
-        self.ledger.create_run(request, record, cause=cause)
+        self.ledger.create_run(request, record, cause=f"{cause}; handed to Ray cluster '{crec.name}' as {sub_id}")
         Path(record.target_dir).mkdir(parents=True, exist_ok=True)
         try:
             eng.submit(record.model_copy(update={"command": command}), request, self._run_env(record, env))
@@ -249,8 +249,7 @@ class ControlPlane:
             # regular path, which records the run as blocked or failed (or adopts the job if
             # the first POST did reach Ray).
             return self._launch(run_id, command, env)
-        self.ledger.append_event(run_id, "submitted", "handed to the ray engine", attempt=1, detail={"submission_id": sub_id})
-        return record
+        return record  # the 'created' event already names the submission: no second write
 
     def _launch(
         self,
