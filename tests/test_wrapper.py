@@ -52,3 +52,12 @@ def test_unreachable_registry_is_a_clear_error_and_retried_next_time(tmp_path: P
     assert "first run: creating" in result.stderr
     assert "installing dependencies failed" in result.stderr and "run ./merlin again to retry" in result.stderr
     assert not (project / ".venv" / ".merlin-installed").exists(), "a failed install must not be stamped as done"
+
+
+def test_tools_script_and_module_run_the_same_cli() -> None:
+    import sys
+
+    via_tools = subprocess.run([sys.executable, str(REPO / "tools" / "merlin.py"), "--version"], capture_output=True, text=True, timeout=60)
+    via_module = subprocess.run([sys.executable, "-m", "merlin", "--version"], capture_output=True, text=True, timeout=60)
+    assert via_tools.returncode == via_module.returncode == 0
+    assert via_tools.stdout == via_module.stdout and via_tools.stdout.startswith("merlin ")
