@@ -76,6 +76,21 @@ def ray_cp(ray_cluster: RayCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     return ControlPlane(root)
 
 
+@pytest.fixture
+def cluster_root(tmp_path: Path) -> Iterator[Path]:
+    """A state root for tests that start their own clusters; every cluster
+    recorded there is stopped at teardown, even when the test failed."""
+    root = tmp_path / "state"
+    yield root
+    from merlin.controlplane import ControlPlane
+
+    cp = ControlPlane(root)
+    for name in cp.ledger.cluster_names():
+        rec = cp.ledger.read_cluster(name)
+        if rec is not None and rec.status != "stopped":
+            cp.stop_cluster(name, grace=2.0)
+
+
 def ray_processes_of(temp_dir: str) -> list[int]:
     """Pids whose command line names ``temp_dir`` (a cluster's private Ray temp dir)."""
     from merlin.clusters import procs

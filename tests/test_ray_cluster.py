@@ -37,20 +37,20 @@ def wait_status(cp: ControlPlane, run_id: str, want: RunStatus, timeout: float =
         time.sleep(0.3)
 
 
-def test_lifecycle_isolation_lost_unreachable_and_retry(ray_cluster, tmp_path: Path) -> None:
-    root = tmp_path / "state"
+def test_lifecycle_isolation_lost_unreachable_and_retry(ray_cluster, cluster_root: Path, tmp_path: Path) -> None:
+    root = cluster_root
     cp = ControlPlane(root)
     flag = tmp_path / "go"
 
     # start a second cluster beside the session one
-    args = start_args(root, "second")
+    args = start_args(root, "second", "--resource", "accel=2")
     res = run_cli(*args, "--json", timeout=240)
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     rec = out["cluster"]
     assert out["started"] is True and rec["status"] == "running" and rec["address"].startswith("http://127.0.0.1:")
     assert rec["ray_version"] and rec["session_name"] and rec["processes"] and rec["gcs_address"]
-    assert rec["resources"]["CPU"] == 1.0
+    assert rec["resources"]["CPU"] == 1.0 and rec["resources"]["accel"] == 2.0
     assert "waiting for the jobs API" in res.stderr  # progress on stderr
     assert (root / "cluster" / "second.json").is_file() and not (root / "cluster" / "bootstrap.json").exists()
 
@@ -65,7 +65,8 @@ def test_lifecycle_isolation_lost_unreachable_and_retry(ray_cluster, tmp_path: P
     assert st.returncode == 0 and json.loads(st.stdout)["state"] == "active"
 
     # a long run on 'second', then stop 'second'
-    long = cp.submit(["bash", "-c", f"test -f {flag} || sleep 300"], target="demo", workflow="lost", engine="ray", cluster="second")
+    long = cp.submit(["bash", "-c", f"test -f {flag} || sleep 300"], target="demo", workflow="lost", engine="ray", cluster="second",
+                     resources={"accel": 1})
     wait_status(cp, long.run_id, RunStatus.RUNNING)
     session_pids = ray_processes_of(ray_cluster_temp(ray_cluster))
     assert session_pids
@@ -94,7 +95,7 @@ def test_lifecycle_isolation_lost_unreachable_and_retry(ray_cluster, tmp_path: P
     blocked_id = blocked.stdout.strip()
 
     # start it again (fresh session): the lost run stays lost (the new cluster never heard of it)
-    res2 = run_cli(*start_args(root, "second"), timeout=240)
+    res2 = run_cli(*start_args(root, "second", "--resource", "accel=2"), timeout=240)
     assert res2.returncode == 0, res2.stderr
     assert cp.status(long.run_id).status == RunStatus.LOST
     flag.write_text("go")
@@ -126,7 +127,7 @@ def test_lifecycle_isolation_lost_unreachable_and_retry(ray_cluster, tmp_path: P
     assert cp.status(long2.run_id).status == RunStatus.RUNNING
     assert "could not observe" in cp.get(long2.run_id).message
     # restart: start-local notices the dead record, cleans up, starts a new session
-    res3 = run_cli(*start_args(root, "second"), timeout=240)
+    res3 = run_cli(*start_args(root, "second", "--resource", "accel=2"), timeout=240)
     assert res3.returncode == 0 and "cleaning up" in res3.stderr
     assert cp.status(long2.run_id).status == RunStatus.LOST  # the new session never heard of it
     assert cp.retry(ub_id, wait=True, timeout=120).status == RunStatus.SUCCEEDED
@@ -146,8 +147,8 @@ def test_remote_bind_needs_explicit_flag(tmp_path: Path) -> None:
     assert not (tmp_path / "cluster" / "bootstrap.json").exists()
 
 
-def test_token_auth_end_to_end(tmp_path: Path) -> None:
-    root = tmp_path / "state"
+def test_token_auth_end_to_end(cluster_root: Path, tmp_path: Path) -> None:
+    root = cluster_root
     cp = ControlPlane(root)
     res = run_cli(*start_args(root, "secure", "--auth", "token", "--host", "0.0.0.0", "--allow-remote"), "--json", timeout=240)
     assert res.returncode == 0, res.stderr
@@ -198,3 +199,19 @@ def test_token_file_must_be_private(tmp_path: Path) -> None:
     os.chmod(tok, 0o644)
     res = run_cli(*start_args(tmp_path / "s", "loose", "--auth", "token", "--token-file", str(tok)))
     assert res.returncode == 2 and "chmod 600" in res.stderr
+
+
+def test_token_sources_never_hold_the_value(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from merlin.clusters.auth import headers_for, ray_start_env
+    from merlin.errors import Blocked
+    from merlin.ledger.models import ClusterAuth
+
+    auth = ClusterAuth(mode="token", token_env="MERLIN_TEST_RAY_TOKEN")
+    monkeypatch.delenv("MERLIN_TEST_RAY_TOKEN", raising=False)
+    with pytest.raises(Blocked, match=r"set \$MERLIN_TEST_RAY_TOKEN"):
+        headers_for(auth, "secure", ", then `merlin ray jobs retry r-1`")
+    monkeypatch.setenv("MERLIN_TEST_RAY_TOKEN", "tok-value")
+    assert headers_for(auth, "secure") == {"Authorization": "Bearer tok-value"}
+    assert ray_start_env(auth) == {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "tok-value"}  # process env only
+    assert "tok-value" not in auth.model_dump_json()
+    assert ray_start_env(ClusterAuth()) == {"RAY_AUTH_MODE": "disabled"}
