@@ -366,8 +366,14 @@ class ControlPlane:
 
         When the run ends here, its target directory is indexed in the same
         locked transaction; its Ray log is kept afterwards (``keep_logs``).
+        A local run whose supervisor is alive is left alone: the supervisor is
+        its observer, and re-writing the record on every poll would only
+        contend for its lock.
         """
         from merlin.ledger.artifacts import index_dir
+
+        if seen.engine == "local" and obs.status == seen.status:
+            return seen
 
         attempt_no = len(seen.attempts)
         run_id = seen.run_id

@@ -86,6 +86,12 @@ def _short_time(value: Any) -> str:
     return text[:19].replace("T", " ") + ("Z" if len(text) > 19 else "")
 
 
+def _clock(value: Any) -> str:
+    """HH:MM:SS (UTC) of an ISO time: attempts share the run's date, shown above."""
+    text = str(value or "")
+    return text[11:19] if len(text) >= 19 else "-"
+
+
 def _styled(text: str, key: Optional[str] = None) -> Any:
     from rich.text import Text
 
@@ -124,7 +130,9 @@ def _print_run(rec: Any) -> None:
     grid.add_row("target / workflow", f"{d['target']} / {d['workflow']}")
     cl = d.get("cluster") or {}
     grid.add_row("engine", d["engine"] + (f" (cluster {cl.get('name')} {cl.get('address') or ''})" if cl else ""))
-    grid.add_row("command", " ".join(d["command"]))
+    import shlex
+
+    grid.add_row("command", shlex.join(d["command"]))
     grid.add_row("target dir", d["target_dir"])
     grid.add_row("created / updated", f"{_short_time(d['created_at'])} / {_short_time(d['updated_at'])}")
     grid.add_row("observed", _short_time(d.get("observed_at")))
@@ -132,16 +140,17 @@ def _print_run(rec: Any) -> None:
     out().print(grid)
     if d["attempts"]:
         t = Table(title=None, show_edge=False)
-        for col in ("#", "submission", "status", "start", "end", "exit", "error"):
-            t.add_column(col, overflow="fold")
+        for col in ("#", "submission", "status", "start UTC", "end UTC", "exit"):
+            t.add_column(col, no_wrap=True)
+        t.add_column("error", overflow="fold")
         for a in d["attempts"]:
             err = " ".join(x for x in (a.get("error_type") or "", (a.get("error_message") or "")[:120]) if x)
             t.add_row(
                 str(a["number"]),
                 a.get("submission_id") or "-",
                 _styled(a["status"]),
-                _short_time(a.get("start_time")),
-                _short_time(a.get("end_time")),
+                _clock(a.get("start_time")),
+                _clock(a.get("end_time")),
                 "-" if a.get("exit_code") is None else str(a["exit_code"]),
                 err or "-",
             )
@@ -267,7 +276,7 @@ def _print_cluster(rec: Any, state: str, note: str = "") -> None:
 @cluster_app.command("status")
 def cluster_status(name: str = ClusterNameOpt, state_root: Optional[Path] = StateRootOpt, json: bool = JsonOpt) -> None:
     """Ask the live cluster: active, unreachable, stopped (exit 3 unless active)."""
-    from merlin.cli.output import emit_json, message
+    from merlin.cli.output import emit_json
     from merlin.errors import Blocked
 
     st = _cp(state_root).cluster_status(name)
@@ -275,8 +284,6 @@ def cluster_status(name: str = ClusterNameOpt, state_root: Optional[Path] = Stat
         emit_json(st.to_json())
     elif st.record is not None:
         _print_cluster(st.record, st.state, st.message)
-    else:
-        message(st.message)
     if st.state != "active":
         raise Blocked(f"cluster '{name}' is {st.state}: {st.message}")
 
