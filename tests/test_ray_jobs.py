@@ -217,3 +217,30 @@ def test_python_api_example_from_docs(ray_cluster, tmp_path: Path, monkeypatch: 
     exec(compile(block, "docs/ray.md", "exec"), namespace)
     run = namespace["run"]
     assert run.status == RunStatus.SUCCEEDED
+
+
+def test_a_run_the_cluster_can_never_start_says_why(ray_cp: ControlPlane) -> None:
+    """Ray would keep it PENDING silently; merlin names the missing resources and the fix."""
+    res = run_cli(
+        "ray", "jobs", "submit", "--engine", "ray", "--target", "demo", "--workflow", "gpu",
+        "--num-gpus", "1", "--resource", "fpga_slot=2", "--json", "--", PY, "-c", "print('never')",
+    )
+    assert res.returncode == 0, res.stderr
+    rec = json.loads(res.stdout)
+    assert rec["status"] == "pending"
+    assert "can never start this run" in rec["message"]
+    assert "GPU 1 (cluster has 0)" in rec["message"] and "fpga_slot 2 (cluster has 0)" in rec["message"]
+    assert f"merlin ray jobs cancel {rec['run_id']}" in rec["message"]
+    status = run_cli("ray", "jobs", "status", rec["run_id"], "--json")
+    assert json.loads(status.stdout)["message"] == rec["message"]  # still explained after observing Ray
+    cancelled = ray_cp.cancel(rec["run_id"])
+    assert cancelled.status == RunStatus.CANCELLED  # Ray cannot stop a never-scheduled job; the ledger records the intent
+    assert "cancelled before Ray started it" in cancelled.message and "retry" in cancelled.message
+    ray_cp.refresh()
+    assert ray_cp.status(rec["run_id"]).status == RunStatus.CANCELLED  # Ray's lingering PENDING does not undo it
+
+
+def test_a_run_that_fits_gets_no_pending_warning(ray_cp: ControlPlane) -> None:
+    run = ray_cp.submit([PY, "-c", "print('fits')"], target="demo", workflow="cpu", engine="ray", num_cpus=1, wait=True)
+    assert run.status == RunStatus.SUCCEEDED
+    assert "can never start" not in json.dumps(ray_cp.events(run.run_id))

@@ -215,6 +215,7 @@ class ControlPlane:
         the POST, Ray never heard of the submission id and the next refresh
         marks the run ``lost`` (retryable): the ledger never misses a job.
         """
+        from merlin.clusters.fit import pending_explanation
         from merlin.engines.base import EngineBlocked
         from merlin.engines.ray_engine import submission_id
         from merlin.ledger.models import ClusterRef, utcnow
@@ -239,7 +240,9 @@ class ControlPlane:
         att.submission_id = sub_id
         att.submitted_at = utcnow()
         record.cluster = ClusterRef(name=crec.name, address=crec.address, gcs_address=crec.gcs_address, session_name=crec.session_name)
-        record.message = f"submitted to Ray cluster '{crec.name}' ({crec.address}) as {sub_id}; follow with `merlin ray jobs logs {run_id} --follow`"
+        record.message = pending_explanation(request, crec.name, crec.resources, run_id) or (
+            f"submitted to Ray cluster '{crec.name}' ({crec.address}) as {sub_id}; follow with `merlin ray jobs logs {run_id} --follow`"
+        )
         self.ledger.create_run(request, record, cause=f"{cause}; handed to Ray cluster '{crec.name}' as {sub_id}")
         Path(record.target_dir).mkdir(parents=True, exist_ok=True)
         try:
@@ -261,6 +264,7 @@ class ControlPlane:
         """Hand the latest attempt to its engine and record what happened.
 
         ``known``: the (record, request) just written by ``submit``, to skip re-reading them."""
+        from merlin.clusters.fit import pending_explanation
         from merlin.engines.base import EngineBlocked
         from merlin.ledger.models import ClusterRef, utcnow
 
@@ -299,10 +303,12 @@ class ControlPlane:
             return self.ledger.update(run_id, mark_failed, cause="the engine refused the submission")
 
         cluster_ref = None
+        unfit = None
         if rec.engine == "ray":
             crec = self.ledger.read_cluster(rec.cluster.name if rec.cluster else "default")
             if crec is not None:
                 cluster_ref = ClusterRef(name=crec.name, address=crec.address, gcs_address=crec.gcs_address, session_name=crec.session_name)
+                unfit = pending_explanation(request, crec.name, crec.resources, run_id)
 
         def mark_submitted(r: "RunRecord") -> list[dict[str, Any]]:
             if len(r.attempts) != attempt_no:
@@ -316,7 +322,7 @@ class ControlPlane:
                 r.cluster = cluster_ref
             if r.status == RunStatus.PENDING:
                 where = f"Ray cluster '{cluster_ref.name}' ({cluster_ref.address})" if cluster_ref else "the local engine"
-                r.message = f"submitted to {where} as {sub.submission_id}; follow with `merlin ray jobs logs {run_id} --follow`"
+                r.message = unfit or f"submitted to {where} as {sub.submission_id}; follow with `merlin ray jobs logs {run_id} --follow`"
             return [{"event": "submitted", "cause": f"handed to the {r.engine} engine", "attempt": attempt_no, "detail": {"submission_id": sub.submission_id}}]
 
         return self.ledger.update(run_id, mark_submitted, cause="submitted")
@@ -590,11 +596,36 @@ class ControlPlane:
         except Exception as exc:
             raise Blocked(f"cannot cancel run {run_id} on Ray: {_first_line(exc)}") from None
         deadline = time.monotonic() + timeout
+        never_started_by = time.monotonic() + min(timeout, 3.0)
         rec = self.status(run_id)
         while rec.status.is_active() and time.monotonic() < deadline:
+            if rec.status == RunStatus.PENDING and time.monotonic() >= never_started_by:
+                return self._cancel_never_started(run_id)
             time.sleep(0.3)
             rec = self.status(run_id)
         return rec
+
+    def _cancel_never_started(self, run_id: str) -> "RunRecord":
+        """Ray cannot stop a job whose supervisor was never scheduled: its stop request
+        waits in the actor's queue. The user asked to cancel, so the ledger says
+        cancelled, and the message says what Ray will still show."""
+        from merlin.ledger.models import utcnow
+
+        def mark(r: "RunRecord") -> None:
+            if r.status != RunStatus.PENDING:
+                return
+            att = r.attempts[-1]
+            att.end_time = utcnow()
+            att.error_type = "CANCELLED_BEFORE_START"
+            set_status(
+                r,
+                RunStatus.CANCELLED,
+                f"cancelled before Ray started it; Ray may list {att.submission_id} as PENDING until its start timeout "
+                f"(RAY_JOB_START_TIMEOUT_SECONDS, default 900 s); merlin's stop request stays queued for it in case it is ever "
+                f"scheduled. Run it again with `merlin ray jobs retry {run_id}`",
+            )
+
+        return self.ledger.update(run_id, mark, cause="cancelled by user before Ray scheduled it")
 
     def retry(self, run_id: str, env: Mapping[str, str] | None = None, cluster: str | None = None, wait: bool = False, timeout: float | None = None) -> "RunRecord":
         """A new attempt of a blocked, failed, cancelled or lost run (same command, same target)."""
