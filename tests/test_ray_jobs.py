@@ -244,3 +244,14 @@ def test_a_run_that_fits_gets_no_pending_warning(ray_cp: ControlPlane) -> None:
     run = ray_cp.submit([PY, "-c", "print('fits')"], target="demo", workflow="cpu", engine="ray", num_cpus=1, wait=True)
     assert run.status == RunStatus.SUCCEEDED
     assert "can never start" not in json.dumps(ray_cp.events(run.run_id))
+
+
+def test_submit_posts_without_importing_ray(ray_cp: ControlPlane) -> None:
+    """Submission uses Ray's Jobs REST API: the 0.5 s `import ray` is paid only to observe."""
+    res = run_cli("ray", "jobs", "submit", "--engine", "ray", "--target", "demo", "--workflow", "rest", "--json", "--", PY, "-c", "print(1)",
+                  env={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert res.returncode == 0, res.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in res.stderr.splitlines() if line.startswith("import time:")}
+    assert "merlin.engines.ray_engine" in imported and "ray" not in imported
+    run_id = json.loads(res.stdout)["run_id"]
+    assert ray_cp.wait(run_id, timeout=60).status == RunStatus.SUCCEEDED

@@ -1,10 +1,17 @@
 """The ``ray`` engine: Ray Jobs through ``ray.job_submission.JobSubmissionClient``.
 
-Ray is imported only here, only when a Ray run is submitted or observed.
-Status comes from Ray's typed job info (``JobDetails.status``, a
-``JobStatus``), never from parsing text. One submission id per attempt
+Ray is imported only here, only when a Ray run is observed (status, list,
+logs, cancel). Status comes from Ray's typed job info (``JobDetails.status``,
+a ``JobStatus``), never from parsing text. One submission id per attempt
 (``merlin-<run_id>-<n>``) makes the mapping Ray <-> ledger explicit, and
 lets reconciliation ask each cluster once (``list_jobs``) for all its runs.
+
+Submitting is the one write, and it goes to Ray's Jobs REST API
+(``POST /api/jobs/``, the request the SDK itself sends) with the standard
+library: importing Ray costs about 0.5 s, more than the whole submission.
+Before posting, merlin still checks that the installed Ray is the one
+``import ray`` would load, so a machine without a usable Ray records the run
+as blocked exactly as the SDK path would.
 """
 
 from __future__ import annotations
@@ -93,12 +100,7 @@ class RayEngine:
 
     def client(self, cluster: "ClusterRecord", run_id: str | None = None):
         """A connected JobSubmissionClient for ``cluster`` or :class:`EngineBlocked`."""
-        from merlin.clusters.auth import headers_for
-
-        try:
-            headers = headers_for(cluster.auth, cluster.name, _retry_hint(run_id))
-        except Blocked as exc:
-            raise EngineBlocked(exc.message, "token_missing") from None
+        headers = self._headers(cluster, run_id)
         # the token is part of the key (hashed): a changed token gets a new, checked connection
         key = f"{cluster.name}|{cluster.address}|{cluster.session_name}|{hash(tuple(sorted(headers.items())))}"
         if key in self._clients:
@@ -128,42 +130,100 @@ class RayEngine:
 
     # ---------------------------------------------------------------- submit
 
+    def _installed(self, run_id: str | None = None) -> None:
+        """Is the installed Ray what ``import ray`` would load? Checked without importing it.
+
+        Catches a missing Ray and a shadowing ``ray`` package on the path; a
+        Ray broken in some other way is reported by the first SDK call.
+        """
+        import importlib.metadata
+        import importlib.util
+        from pathlib import Path
+
+        problem = None
+        try:
+            spec = importlib.util.find_spec("ray")
+            dist = importlib.metadata.distribution("ray")
+        except (ImportError, ValueError, importlib.metadata.PackageNotFoundError) as exc:
+            spec, dist, problem = None, None, f"{type(exc).__name__}: {exc}"
+        if problem is None and (spec is None or not spec.origin):
+            problem = "no module named 'ray'"
+        elif problem is None:
+            installed = Path(str(dist.locate_file("ray/__init__.py"))).resolve()
+            if Path(spec.origin).resolve() != installed:
+                problem = f"'import ray' would load {spec.origin}, not the installed Ray {dist.version} at {installed}"
+        if problem:
+            raise EngineBlocked(f"Ray is not importable ({problem}); {INSTALL_HINT}{_retry_hint(run_id)}", "ray_not_importable")
+
+    def _headers(self, cluster: "ClusterRecord", run_id: str | None) -> dict[str, str]:
+        from merlin.clusters.auth import headers_for
+
+        try:
+            return headers_for(cluster.auth, cluster.name, _retry_hint(run_id))
+        except Blocked as exc:
+            raise EngineBlocked(exc.message, "token_missing") from None
+
     def preflight(self, cluster_name: str, run_id: str | None = None) -> "ClusterRecord":
-        """Everything that can block a submission, in the order a person fixes it."""
-        self._sdk(run_id)
+        """Everything that can block a submission, in the order a person fixes it (no Ray import)."""
+        from merlin.clusters.net import probe
+
+        self._installed(run_id)
         cluster = self.cluster_for(cluster_name, run_id)
-        self.client(cluster, run_id)
+        answer = probe(cluster.address, self._headers(cluster, run_id), timeout=5.0)
+        if answer.state == "auth":
+            raise EngineBlocked(
+                f"Ray cluster '{cluster.name}' at {cluster.address} refused the token ({answer.detail}); "
+                f"check the token source recorded in its cluster record{_retry_hint(run_id)}",
+                "token_rejected",
+            )
+        if answer.state != "ok":
+            raise self._connection_blocked(cluster, ConnectionError(answer.detail), run_id)
         return cluster
 
     def submit(self, record: "RunRecord", request: "RunRequest", env: dict[str, str]) -> Submitted:
+        """POST the attempt to Ray's Jobs REST API (the body the SDK's ``submit_job`` sends)."""
+        import json
+        import urllib.error
+        import urllib.request
+
         attempt = len(record.attempts)
-        cluster_name = request.cluster or "default"
-        cluster = self.preflight(cluster_name, record.run_id)
-        client = self.client(cluster, record.run_id)
+        cluster = self.preflight(request.cluster or "default", record.run_id)
         sub_id = submission_id(record.run_id, attempt)
-        kwargs: dict[str, Any] = {
+        body: dict[str, Any] = {
             "entrypoint": entrypoint_for(record.command, record.workdir),
             "submission_id": sub_id,
             "runtime_env": {"env_vars": dict(env)},
             "metadata": {"merlin_run_id": record.run_id, "merlin_attempt": str(attempt), "merlin_target": record.target},
         }
         if request.num_cpus is not None:
-            kwargs["entrypoint_num_cpus"] = request.num_cpus
+            body["entrypoint_num_cpus"] = request.num_cpus
         if request.num_gpus is not None:
-            kwargs["entrypoint_num_gpus"] = request.num_gpus
+            body["entrypoint_num_gpus"] = request.num_gpus
         if request.resources:
-            kwargs["entrypoint_resources"] = dict(request.resources)
+            body["entrypoint_resources"] = dict(request.resources)
+        post = urllib.request.Request(
+            cluster.address.rstrip("/") + "/api/jobs/",
+            data=json.dumps(body).encode("utf-8"),
+            headers={"Content-Type": "application/json", **self._headers(cluster, record.run_id)},
+            method="POST",
+        )
         try:
-            client.submit_job(**kwargs)
-        except Exception as exc:
-            text = str(exc)
+            with urllib.request.urlopen(post, timeout=30) as resp:
+                resp.read()
+        except urllib.error.HTTPError as exc:
+            text = exc.read().decode("utf-8", "replace").strip()
             if "already exists" in text:  # a previous try got through: adopt it
                 pass
-            elif isinstance(exc, (ConnectionError, OSError)) or type(exc).__name__ in ("ConnectionError", "AuthenticationError"):
-                self._clients.clear()
-                raise self._connection_blocked(cluster, exc, record.run_id) from None
+            elif exc.code in (401, 403):
+                raise EngineBlocked(
+                    f"Ray cluster '{cluster.name}' at {cluster.address} refused the token (HTTP {exc.code}); "
+                    f"check the token source recorded in its cluster record{_retry_hint(record.run_id)}",
+                    "token_rejected",
+                ) from None
             else:
-                raise
+                raise RuntimeError(f"Ray refused the job (HTTP {exc.code}): {text.splitlines()[0] if text else 'no detail'}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise self._connection_blocked(cluster, ConnectionError(str(getattr(exc, "reason", exc))), record.run_id) from None
         return Submitted(
             submission_id=sub_id,
             status=RunStatus.PENDING,
