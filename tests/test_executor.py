@@ -518,8 +518,24 @@ def test_retry_without_task_picks_blocked_and_failed_tasks(spec: Spec, monkeypat
     result = ex.retry(spec.target_dir)
     assert [r["task_id"] for r in result.retried] == [HAL] and result.reason == "operator retry"
     assert spec.state()["requests"][qid]["status"] == "superseded"
-    with pytest.raises(BadInput, match="nothing to retry"):
+    with pytest.raises(BadInput, match="nothing to retry") as err:
         ex.retry(spec.target_dir)
+    # The hint never suggests --task for a task --task would refuse.
+    assert "use --task ID for another task" not in str(err.value)
+    assert "completed tasks cannot be retried" in str(err.value)
+
+
+def test_retry_hint_lists_tasks_that_task_option_accepts(spec: Spec) -> None:
+    spec.execute()
+    assert spec.task()["state"] == "preflight_failed"
+    # Leave the failed task in progress but not failed, as a waiting task would be.
+    state = spec.state()
+    state["tasks"][HAL]["state"] = "awaiting_response"
+    (spec.target_dir / "execution_state.json").write_text(json.dumps(state))
+    with pytest.raises(BadInput, match=rf"--task ID can restart a task in progress: {HAL}$") as err:
+        ex.retry(spec.target_dir)
+    assert "review_target_spec" not in str(err.value).split("in progress:")[1]
+    assert [r["task_id"] for r in ex.retry(spec.target_dir, HAL).retried] == [HAL]
 
 
 def test_retry_errors(spec: Spec) -> None:

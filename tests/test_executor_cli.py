@@ -94,3 +94,14 @@ def test_orchestrate_refuses_changed_inputs_with_exit_2(tmp_path: Path) -> None:
     assert "changed since execution_bundle.json was written" in err and "--reset" in err
     reset = run_cli("targetgen", "orchestrate", str(s.cap), "-o", str(s.ovl), "--out-dir", str(s.out), "--reset", "--json")
     assert reset.returncode == 0 and json.loads(reset.stdout)["reset"] is True
+
+
+def test_status_table_keeps_task_ids_whole_at_80_columns(tmp_path: Path) -> None:
+    s = Spec(tmp_path / "spec")
+    s.orchestrate()
+    s.execute()
+    table = run_cli("targetgen", "status", "--target-dir", str(s.target_dir), env={"COLUMNS": "80"})
+    assert table.returncode == 0, table.stderr
+    assert max(len(line) for line in table.stdout.splitlines()) <= 80
+    for task_id in ("review_target_spec", "derive_compile_view", "derive_deployment_overlay", HAL, "define_verification_ladder"):
+        assert task_id in table.stdout, table.stdout

@@ -238,9 +238,14 @@ def _render_status(data: dict[str, Any]) -> None:
     from merlin.cli.output import out
 
     console = out()
-    table = Table(title=f"{data['target']}: {data['outcome']}", title_justify="left")
+    from rich import box
+
+    # A light box and no edge padding leave room for the notes at 80 columns.
+    table = Table(title=f"{data['target']}: {data['outcome']}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for col in ("#", "task", "state", "stage", "attempts", "last validation", "notes"):
-        table.add_column(col, overflow="fold")
+        # Task ids and states stay whole (never broken mid-word); the notes column takes the squeeze.
+        whole = col in ("#", "task", "state")
+        table.add_column(col, overflow="fold", no_wrap=whole)
     colours = {"completed": "green", "blocked": "red", "awaiting_operator": "yellow", "preflight_failed": "yellow", "awaiting_response": "yellow"}
     for i, t in enumerate(data["tasks"], start=1):
         lv = t["last_validation"]

@@ -1022,7 +1022,18 @@ def retry(
             targets = [t for t in state["task_order"] if tasks[t]["state"] in (st.BLOCKED, st.PREFLIGHT_FAILED)]
             if not targets:
                 states = ", ".join(f"{t}={tasks[t]['state']}" for t in state["task_order"])
-                raise BadInput(f"{layout.root}: nothing to retry: no blocked or failed task ({states}); use --task ID for another task")
+                # --task accepts a task that has started and is not completed.
+                others = [
+                    t
+                    for t in state["task_order"]
+                    if tasks[t]["state"] != st.COMPLETED and not (tasks[t]["state"] == st.PLANNED and not tasks[t].get("attempt_started"))
+                ]
+                hint = (
+                    "; --task ID can restart a task in progress: " + ", ".join(others)
+                    if others
+                    else "; completed tasks cannot be retried and planned ones have not started (run execute)"
+                )
+                raise BadInput(f"{layout.root}: nothing to retry: no blocked or failed task ({states}){hint}")
         retried = []
         for tid in targets:
             old = tasks[tid]
