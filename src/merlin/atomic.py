@@ -17,11 +17,38 @@ from pathlib import Path
 from typing import Any, Iterator
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()  # what open() would give: mkstemp's 0600 would make shared state private
+
+
+def ensure_dir(directory: Path) -> None:
+    """mkdir -p, with a one-line BadInput naming the path when it cannot be (a file, no permission)."""
+    from merlin.errors import BadInput
+
     try:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise BadInput(f"{directory}: cannot create this directory: a file is in the way (expected a directory path)") from None
+    except OSError as exc:
+        raise BadInput(f"{directory}: cannot create this directory: {exc.strerror}") from None
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    from merlin.errors import BadInput
+
+    path = Path(path)
+    ensure_dir(path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise BadInput(f"{path.parent}: cannot write here: {exc.strerror}") from None
+    try:
+        os.fchmod(fd, _FILE_MODE)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -55,8 +82,8 @@ def write_if_changed(path: Path, data: bytes) -> bool:
     try:
         if path.read_bytes() == data:
             return False
-    except FileNotFoundError:
-        pass
+    except (FileNotFoundError, NotADirectoryError):
+        pass  # the write below creates it, or says what is in the way
     atomic_write_bytes(path, data)
     return True
 
@@ -67,7 +94,7 @@ def append_line(path: Path, line: str) -> None:
     O_APPEND makes concurrent appenders interleave whole lines, never bytes.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_dir(path.parent)
     data = (line.rstrip("\n") + "\n").encode("utf-8")
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:

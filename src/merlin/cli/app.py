@@ -40,20 +40,63 @@ def root(
     """merlin: plan, execute and track hardware-target enablement."""
 
 
+def _usage_line(exc: Exception) -> str:
+    """One line for a bad flag or argument, naming the command and its --help."""
+    ctx = getattr(exc, "ctx", None)
+    where = ctx.command_path if ctx is not None else "merlin"
+    text = " ".join(str(exc.format_message()).split())  # type: ignore[attr-defined]
+    return f"{where}: {text} (see {where} --help)"
+
+
 def main(argv: list[str] | None = None) -> None:
-    from merlin.errors import MerlinError
+    """Run the CLI; every failure ends as one line per problem and a documented exit code.
+
+    With ``--json`` a failure is also a JSON document on stdout
+    (``{"error", "errors", "exit_code"}``) unless the command already printed one.
+    """
+    from merlin.cli import output
+    from merlin.errors import ExitCode, MerlinError
+
+    try:  # typer >= 0.24 vendors click
+        from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+    except ImportError:  # pragma: no cover - older typer
+        from click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    wants_json = "--json" in args[: args.index("--")] if "--" in args else "--json" in args
+
+    def fail(lines: list[str], code: int) -> None:
+        for line in lines:
+            sys.stderr.write(line.rstrip() + "\n")
+        if wants_json and not output.emitted():
+            output.emit_json({"error": lines[0] if lines else "", "errors": lines, "exit_code": code})
+        sys.exit(code)
 
     try:
-        app(args=argv, prog_name="merlin")
-    except MerlinError as exc:
-        for line in exc.lines:
-            sys.stderr.write(line.rstrip() + "\n")
+        result = app(args=args, prog_name="merlin", standalone_mode=False)
+    except NoArgsIsHelpError as exc:
+        exc.show()  # the help text, as click does; exit code as click's (2: no command given)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
+    except UsageError as exc:
+        fail([_usage_line(exc)], ExitCode.BAD_INPUT)
+    except ClickException as exc:  # BadParameter raised by a callback, file errors
+        fail([_usage_line(exc)], ExitCode.BAD_INPUT)
+    except MerlinError as exc:
+        fail(exc.lines, exc.exit_code)
+    except (KeyboardInterrupt, EOFError):
         sys.stderr.write("interrupted\n")
         sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(ExitCode.OK)
+    except OSError as exc:
+        if os.environ.get("MERLIN_DEBUG"):
+            raise
+        if exc.filename is None:
+            fail([f"merlin: internal error: {type(exc).__name__}: {exc} (set MERLIN_DEBUG=1 for a traceback)"], 70)
+        # a path the user chose is unusable (a file where a directory must be, no permission, ...)
+        fail([f"{exc.filename}: {exc.strerror or exc} (check the path and its permissions)"], ExitCode.BAD_INPUT)
     except Exception as exc:  # a bug: say so in one line unless debugging
         if os.environ.get("MERLIN_DEBUG"):
             raise
-        sys.stderr.write(f"merlin: internal error: {type(exc).__name__}: {exc} (set MERLIN_DEBUG=1 for a traceback)\n")
-        sys.exit(70)
+        fail([f"merlin: internal error: {type(exc).__name__}: {exc} (set MERLIN_DEBUG=1 for a traceback)"], 70)
+    sys.exit(result if isinstance(result, int) else ExitCode.OK)

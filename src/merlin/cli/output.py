@@ -28,10 +28,18 @@ def err() -> Any:
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+_EMITTED: list[bool] = []  # per process: did this command already print its JSON document?
+
+
 def emit_json(data: Any) -> None:
     """Machine output: one JSON document on stdout, sorted keys, no colour."""
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
     sys.stdout.flush()
+    _EMITTED.append(True)
+
+
+def emitted() -> bool:
+    return bool(_EMITTED)
 
 
 def message(text: str, *, style: str | None = None) -> None:
