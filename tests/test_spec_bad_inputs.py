@@ -625,11 +625,12 @@ def test_broken_capability_and_missing_overlay(tmp_path: Path) -> None:
 
 
 def test_overlay_given_as_capability_is_rejected(tmp_path: Path) -> None:
-    """Swapping the two files gives located errors, not a crash."""
+    """Swapping the two files says so in one located line, not a crash or a wall of errors."""
     lines = _assert_cli_fails(run_cli("targetgen", "validate", str(BASE_OVERLAY)))
-    shown = str(BASE_OVERLAY)
-    assert f"{shown}:3: deployment: unknown field" in "\n".join(lines)
-    assert f"{shown}:2: target: required field is missing" in lines
+    assert lines == [f"{BASE_OVERLAY}:3: deployment: this is a deployment overlay, not a capability spec (pass it with --overlay)"]
+    swapped = _assert_cli_fails(run_cli("targetgen", "validate", str(BASE_OVERLAY), "--overlay", str(BASE_CAPABILITY)))
+    assert swapped[0].endswith("this is a deployment overlay, not a capability spec (pass it with --overlay)")
+    assert swapped[1].startswith(f"{BASE_CAPABILITY}:") and swapped[1].endswith("this is a capability spec, not a deployment overlay (pass it as the CAPABILITY argument)")
 
 
 def test_null_hint_only_for_optional_fields(tmp_path: Path) -> None:

@@ -198,8 +198,20 @@ def _scalar(loader: yaml.SafeLoader, node: yaml.ScalarNode, shown: str) -> Any:
 # --- validation -------------------------------------------------------------
 
 
+def _swapped(path: Path, data: dict[Any, Any], lines: dict[Loc, int], model: type[BaseModel]) -> str | None:
+    """The file is the other kind of spec: say so instead of listing every field as wrong."""
+    if model is CapabilitySpec and "deployment" in data and "target" not in data:
+        return f"{path}:{lines.get(('deployment',), 1)}: deployment: this is a deployment overlay, not a capability spec (pass it with --overlay)"
+    if model is DeploymentOverlay and "target" in data and "deployment" not in data:
+        return f"{path}:{lines.get(('target',), 1)}: target: this is a capability spec, not a deployment overlay (pass it as the CAPABILITY argument)"
+    return None
+
+
 def _load(path: Path, model: type[M], what: str) -> Loaded:
     data, lines, dupes = _read_yaml(path, what)
+    swapped = _swapped(path, data, lines, model)
+    if swapped:
+        raise SpecError([swapped])
     try:
         loaded = Loaded(path=path.resolve(), model=model.model_validate(data))
     except ValidationError as exc:
