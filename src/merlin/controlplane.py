@@ -42,6 +42,31 @@ OUTCOME_HINTS = {
 }
 
 
+#: System trees a run must never use as its target directory, nor anything below them.
+_SYSTEM_TREES = ("/proc", "/sys", "/dev", "/etc", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/boot")
+#: Shared top-level directories: refused themselves (indexing them reads everyone's files); their subdirectories are fine.
+_SHARED_DIRS = ("/home", "/Users", "/tmp", "/var", "/var/tmp", "/run", "/opt", "/srv", "/mnt", "/media", "/root", "/snap")
+
+
+def check_target_dir(tdir: Path) -> Path:
+    """Refuse a target directory that would index (and let a run write into) the system or a whole home."""
+    tdir = Path(tdir)
+    why = None
+    if tdir == Path(tdir.anchor):
+        why = "is the filesystem root"
+    elif tdir == Path.home().resolve():
+        why = "is your home directory itself"
+    elif str(tdir) in _SHARED_DIRS:
+        why = "is a shared system directory"
+    else:
+        tree = next((t for t in _SYSTEM_TREES if tdir == Path(t) or Path(t) in tdir.parents), None)
+        if tree:
+            why = f"is inside the system tree {tree}"
+    if why:
+        raise BadInput(f"--target-dir {tdir} {why}; choose a directory of its own, e.g. --target-dir ./out/NAME (or omit it)")
+    return tdir
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text.splitlines()[0] if text else 'no detail'}"
@@ -149,7 +174,7 @@ class ControlPlane:
                 raise BadInput(f"{label} {v}: must be >= 0")
         real_env = _check_env(env)
         run_id = validate_run_id(run_id) if run_id else new_run_id(target)
-        tdir = Path(target_dir).expanduser().resolve() if target_dir else self.layout.default_target_dir(run_id)
+        tdir = check_target_dir(Path(target_dir).expanduser().resolve()) if target_dir else self.layout.default_target_dir(run_id)
         wdir = Path(workdir).expanduser().resolve() if workdir else Path.cwd().resolve()
         if not wdir.is_dir():
             raise BadInput(f"working directory {wdir} does not exist")

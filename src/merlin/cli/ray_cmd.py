@@ -570,9 +570,9 @@ def artifacts_list(run_id: str = typer.Argument(..., help="Run id."), state_root
     for col in ("NAME", "KIND", "SIZE", "SHA256"):
         t.add_column(col, no_wrap=col != "NAME")
     for f in idx.files:
-        t.add_row(f.name, f.kind, str(f.size), f.sha256[:16])
+        t.add_row(f.name, f.kind, str(f.size), f.sha256[:16] if f.sha256 else "-")
     out().print(t)
-    message(f"{len(idx.files)} files, {idx.total_size} bytes in {idx.target_dir}" + (" (truncated)" if idx.truncated else ""))
+    message(f"{len(idx.files)} files, {idx.total_size} bytes in {idx.target_dir}" + (f" (truncated: {idx.truncated_reason or 'limit reached'})" if idx.truncated else ""))
 
 
 @artifacts_app.command("fetch")
@@ -586,9 +586,11 @@ def artifacts_fetch(
     """Copy one artifact into DIR and verify its sha256."""
     from merlin.cli.output import emit_json, message
 
-    dest = _cp(state_root).fetch_artifact(run_id, name, to)
+    cp = _cp(state_root)
+    dest = cp.fetch_artifact(run_id, name, to)
+    hashed = any(f.name == name and f.sha256 for f in cp.artifacts(run_id).files)
     if json:
-        emit_json({"run_id": run_id, "name": name, "path": str(dest), "verified": True})
+        emit_json({"run_id": run_id, "name": name, "path": str(dest), "verified": hashed})
     else:
-        message(f"fetched {name} -> {dest} (sha256 verified)")
+        message(f"fetched {name} -> {dest} " + ("(sha256 verified)" if hashed else "(size checked; the index holds no sha256 for it)"))
         typer.echo(str(dest))

@@ -38,11 +38,13 @@ def main(argv: list[str]) -> int:
 
     def on_term(signum, _frame):  # someone stopped the supervisor: take the command down with it
         terminated["signal"] = signum
-        if child is not None:
+        if child is not None and child.returncode is None:
             try:
                 os.killpg(child.pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
+        # once the child has ended, the only work left is recording and indexing: the
+        # indexer checks ``terminated`` between files and writes a truncated index promptly
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
@@ -111,13 +113,13 @@ def main(argv: list[str]) -> int:
         return None
 
     ledger.update(run_id, finish, cause=f"the command exited with code {rc}")
-    _index(ledger, index_dir, run_id, attempt)
+    _index(ledger, index_dir, run_id, attempt, should_stop=lambda: terminated["signal"] is not None)
     return 0
 
 
-def _index(ledger, index_dir, run_id: str, attempt: int) -> None:
+def _index(ledger, index_dir, run_id: str, attempt: int, should_stop=None) -> None:
     rec = ledger.read_record(run_id)
-    idx = index_dir(run_id, Path(rec.target_dir), attempt)
+    idx = index_dir(run_id, Path(rec.target_dir), attempt, should_stop=should_stop)
     if ledger.write_artifacts(idx):
         ledger.append_event(run_id, "artifacts", "the run ended; target directory indexed", attempt=attempt, detail={"files": len(idx.files)})
 

@@ -10,11 +10,17 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import stat
 from pathlib import Path
 
 from merlin.errors import BadInput, NotFound
 
 MAX_FILES = 10_000
+MAX_HASH_BYTES = 2 << 30  # 2 GiB hashed per index; files beyond it are listed without sha256
+
+# Lock, holder and temp files (merlin's and other tools'): never artifacts.
+_SKIP_SUFFIXES = (".lock", ".holder", ".tmp", ".temp", ".swp", ".part", "~")
+_SKIP_PREFIXES = (".merlin.lock", ".~lock.")
 
 _KINDS = {
     ".json": "json",
@@ -46,37 +52,107 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def index_dir(run_id: str, target_dir: Path, attempt: int | None):
+def skipped_name(name: str) -> bool:
+    """Lock/holder/temp files that are bookkeeping, not results."""
+    return name.endswith(_SKIP_SUFFIXES) or name.startswith(_SKIP_PREFIXES) or ".lock." in name or ".tmp." in name
+
+
+def index_dir(
+    run_id: str,
+    target_dir: Path,
+    attempt: int | None,
+    *,
+    max_files: int = MAX_FILES,
+    max_hash_bytes: int = MAX_HASH_BYTES,
+    should_stop=None,
+):
     """Build an :class:`ArtifactIndex` of the regular files under ``target_dir``.
 
-    Symlinks are not followed (a link could point anywhere on the machine) and
-    merlin's own lock/temp files are skipped.
+    Always finishes: only regular files are read (``lstat``; FIFOs, devices,
+    sockets and symlinks are skipped, so nothing can block or lead outside),
+    the walk stays on the target directory's filesystem, and at most
+    ``max_files`` files / ``max_hash_bytes`` bytes are hashed. Past a limit the
+    index says ``truncated`` with the reason; files past the byte cap are
+    listed without a sha256. ``should_stop()`` returning true ends the walk
+    early (also recorded as truncated).
     """
     from merlin.ledger.models import ArtifactEntry, ArtifactIndex
 
     target_dir = Path(target_dir)
     files: list[ArtifactEntry] = []
-    truncated = False
+    reasons: list[str] = []
     total = 0
-    if target_dir.is_dir():
+    hashed = 0
+    try:
+        root_st = os.lstat(target_dir)
+    except OSError:
+        root_st = None
+    if root_st is not None and stat.S_ISDIR(root_st.st_mode):
+        dev = root_st.st_dev
+        stop = False
         for dirpath, dirnames, filenames in os.walk(target_dir, followlinks=False):
-            dirnames.sort()
-            for fn in sorted(filenames):
-                full = Path(dirpath) / fn
-                if full.is_symlink() or not full.is_file() or fn.endswith((".lock", ".tmp")):
+            keep = []
+            for d in sorted(dirnames):
+                try:
+                    dst = os.lstat(os.path.join(dirpath, d))
+                except OSError:
                     continue
-                if len(files) >= MAX_FILES:
-                    truncated = True
+                if stat.S_ISDIR(dst.st_mode) and dst.st_dev == dev:
+                    keep.append(d)
+            dirnames[:] = keep  # no symlinked dirs, no other filesystems (/proc, mounts)
+            for fn in sorted(filenames):
+                if should_stop is not None and should_stop():
+                    reasons.append("indexing was interrupted (the supervisor was asked to stop)")
+                    stop = True
                     break
-                rel = full.relative_to(target_dir).as_posix()
-                size = full.stat().st_size
-                total += size
-                files.append(ArtifactEntry(name=rel, size=size, sha256=sha256_file(full), kind=kind_of(rel)))
-            if truncated:
+                if skipped_name(fn):
+                    continue
+                full = os.path.join(dirpath, fn)
+                try:
+                    st = os.lstat(full)
+                except OSError:
+                    continue
+                if not stat.S_ISREG(st.st_mode) or st.st_dev != dev:
+                    continue  # symlink, FIFO, device, socket: never opened
+                if len(files) >= max_files:
+                    reasons.append(f"more than {max_files} files; the rest are not listed")
+                    stop = True
+                    break
+                rel = Path(full).relative_to(target_dir).as_posix()
+                digest = None
+                if hashed + st.st_size <= max_hash_bytes:
+                    try:
+                        digest = _sha256_regular(full)
+                    except OSError:
+                        continue  # vanished or unreadable: not an artifact we can vouch for
+                    hashed += st.st_size
+                elif not any(r.startswith("more than") and "bytes" in r for r in reasons):
+                    reasons.append(f"more than {max_hash_bytes} bytes to hash; later files are listed without sha256")
+                total += st.st_size
+                files.append(ArtifactEntry(name=rel, size=st.st_size, sha256=digest, kind=kind_of(rel)))
+            if stop:
                 break
     return ArtifactIndex(
-        run_id=run_id, attempt=attempt, target_dir=str(target_dir), files=files, total_size=total, truncated=truncated
+        run_id=run_id,
+        attempt=attempt,
+        target_dir=str(target_dir),
+        files=files,
+        total_size=total,
+        truncated=bool(reasons),
+        truncated_reason="; ".join(reasons) or None,
     )
+
+
+def _sha256_regular(path: str) -> str:
+    """sha256 of a file that must still be a regular file when opened (O_NOFOLLOW, O_NONBLOCK)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        h = hashlib.sha256()
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+        return h.hexdigest()
 
 
 def fetch(index, name: str, to: Path) -> Path:
@@ -95,6 +171,12 @@ def fetch(index, name: str, to: Path) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.fetch.tmp")
     shutil.copyfile(src, tmp)
+    if entry.sha256 is None:  # indexed past the hashing cap: the size is all we can check
+        if tmp.stat().st_size != entry.size:
+            tmp.unlink(missing_ok=True)
+            raise BadInput(f"artifact {name!r} of run {index.run_id} changed since it was indexed (size differs); nothing was copied")
+        os.replace(tmp, dest)
+        return dest
     digest = sha256_file(tmp)
     if digest != entry.sha256:
         tmp.unlink(missing_ok=True)

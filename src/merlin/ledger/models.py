@@ -166,7 +166,7 @@ class RunEvent(_Model):
 class ArtifactEntry(_Model):
     name: str = Field(description="Path relative to the target directory, '/'-separated.")
     size: int = Field(ge=0)
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    sha256: Optional[str] = Field(None, pattern=r"^[0-9a-f]{64}$", description="None if the index hit its hashing cap (see truncated_reason).")
     kind: Literal["json", "yaml", "log", "markdown", "text", "python", "shell", "archive", "other"]
 
 
@@ -180,7 +180,8 @@ class ArtifactIndex(_Model):
     indexed_at: datetime = Field(default_factory=utcnow)
     files: list[ArtifactEntry] = Field(default_factory=list)
     total_size: int = 0
-    truncated: bool = Field(False, description="True if the directory held more files than the index keeps.")
+    truncated: bool = Field(False, description="True if the index stopped at a limit (file count, bytes hashed) or was interrupted.")
+    truncated_reason: Optional[str] = Field(None, description="Why the index is truncated, for a person.")
 
 
 # ----------------------------------------------------------------------- clusters
