@@ -133,6 +133,50 @@ def test_selectors_filter_fragments(tmp_path: Path) -> None:
     assert "FOR SIM" not in section(render(cap, None).text, "Goal")
 
 
+def test_target_family_selector_applies(tmp_path: Path) -> None:
+    cap, ovl = write_spec(
+        tmp_path / "spec",
+        {
+            "prompts/target/10.md": frag("goal", "FOR RVV TARGETS", families=["rvv_cpu_extension"]),
+            "prompts/target/20.md": frag("goal", "FOR GPU TARGETS", families=["simt_gpu_hal"]),
+        },
+    )
+    goal = section(render(cap, ovl).text, "Goal")
+    assert "FOR RVV TARGETS" in goal and "FOR GPU TARGETS" not in goal
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("---\nsection: goal\nfamilies: [llvm_ukernell]\n---\nx\n", r"10-bad\.md:3: unknown families value 'llvm_ukernell'.*did you mean 'llvm_ukernel'\?"),
+        (
+            "---\nsection: goal\nfamilies:\n  - shared\n  - runtime_hall\n---\nx\n",
+            r"10-bad\.md:5: unknown families value 'runtime_hall'.*did you mean 'runtime_hal'\?",
+        ),
+        ("---\nsection: goal\ntask_ids: implement_llvm_kernel\n---\nx\n", r"10-bad\.md:3: unknown task_ids value .*did you mean 'implement_llvm_ukernel'\?"),
+        ("---\nsection: goal\nphases: [compile]\n---\nx\n", r"10-bad\.md:3: unknown phases value 'compile'.*did you mean 'compiler'\?"),
+        ("---\nsection: goal\nprompt_backends: [zzz]\n---\nx\n", r"10-bad\.md:3: unknown prompt_backends value 'zzz'.*expected one of: none, manualllm"),
+    ],
+)
+def test_unknown_closed_selector_values_are_refused(tmp_path: Path, text: str, expected: str) -> None:
+    cap, ovl = write_spec(tmp_path / "spec", {"prompts/target/10-bad.md": text})
+    with pytest.raises(BadInput, match=expected):
+        render(cap, ovl)
+
+
+def test_open_selectors_accept_any_name(tmp_path: Path) -> None:
+    cap, ovl = write_spec(tmp_path / "spec", {"prompts/target/10.md": frag("goal", "X", targets=["not_yet_written"], deployment_profiles=["lab42"])})
+    assert "X" not in section(render(cap, ovl).text, "Goal")
+
+
+def test_unknown_selector_value_is_one_line_and_exit_2_from_the_cli(tmp_path: Path) -> None:
+    cap, ovl = write_spec(tmp_path / "spec", {"prompts/target/10-bad.md": "---\nsection: goal\nfamilies: [llvm_ukernell]\n---\nx\n"})
+    proc = run_cli("targetgen", "orchestrate", str(cap), "--overlay", str(ovl), "--out-dir", str(tmp_path / "out"))
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "10-bad.md:3:" in lines[0] and "did you mean 'llvm_ukernel'" in lines[0], proc.stderr
+
+
 def test_comma_list_filter() -> None:
     assert pr.comma_list(["+v", "+m"]) == "+v, +m"
     assert pr.comma_list([]) == ""

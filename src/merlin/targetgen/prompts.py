@@ -7,6 +7,12 @@ A fragment is a Markdown file with YAML frontmatter::
     merge: append                      # append (default), prepend or replace
     families: [runtime_hal]            # optional selectors: the fragment applies
     task_ids: [implement_runtime_hal]  # only when every selector given matches
+
+Closed selectors (``families``, ``phases``, ``task_ids``, ``integration_styles``,
+``prompt_backends``) are checked: a value that can never match is a
+``BadInput`` naming the file and line, with a "did you mean" hint.
+``families`` matches the task's family (an integration style or ``shared``)
+or one of the target's families (``rules.FAMILY_BY_KIND`` values, ``cpu_only``).
     ---
     Body, a Jinja2 template: {{ target.name }}, {{ isa.features | comma_list }}.
 
@@ -149,6 +155,7 @@ def parse_fragment(path: Path, layer: str) -> Fragment:
     if merge not in MERGE_MODES:
         raise BadInput(f"{path}: unknown merge mode {merge!r} (expected one of: {', '.join(MERGE_MODES)})")
     selectors: dict[str, list[str]] = {}
+    closed = closed_selector_values()
     for key in SELECTORS:
         if key not in meta:
             continue
@@ -157,6 +164,12 @@ def parse_fragment(path: Path, layer: str) -> Fragment:
             value = [value]
         if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
             raise BadInput(f"{path}: prompt frontmatter '{key}' must be a name or a non-empty list of names")
+        for item in value:
+            if key in closed and item not in closed[key]:
+                line = _selector_line(lines[1:end], key, item)
+                hint = difflib.get_close_matches(item, closed[key], n=1, cutoff=0.6)
+                extra = f"did you mean '{hint[0]}'?" if hint else "expected one of: " + ", ".join(closed[key])
+                raise BadInput(f"{path}:{line}: unknown {key} value {item!r} in prompt frontmatter; it would never apply ({extra})")
         selectors[key] = list(value)
     return Fragment(
         path=path,
@@ -167,6 +180,47 @@ def parse_fragment(path: Path, layer: str) -> Fragment:
         body="".join(lines[end + 1 :]).strip("\n"),
         body_line=end + 2,
     )
+
+
+def closed_selector_values() -> dict[str, tuple[str, ...]]:
+    """Every value a closed selector can match; ``targets`` and ``deployment_profiles`` are open."""
+    from merlin.targetgen import bundle, rules, tasks
+
+    styles = tuple(rules.STYLES)
+    target_families = tuple(dict.fromkeys([*rules.FAMILY_BY_KIND.values(), "cpu_only"]))
+    return {
+        "families": (*styles, "shared", *target_families),
+        "phases": tuple(dict.fromkeys(["planning", "deployment", *tasks.STYLE_PHASE.values(), "verification"])),
+        "task_ids": (
+            "review_target_spec",
+            "derive_compile_view",
+            "derive_deployment_overlay",
+            *(f"implement_{s}" for s in styles),
+            "define_verification_ladder",
+        ),
+        "integration_styles": styles,
+        "prompt_backends": tuple(bundle.PROMPT_BACKENDS),
+    }
+
+
+def _selector_line(front: list[str], key: str, item: str) -> int:
+    """The file line (frontmatter starts on line 2) where ``key`` lists ``item``; the key's line as a fallback."""
+    import yaml
+
+    try:
+        root = yaml.compose("".join(front))
+    except yaml.YAMLError:
+        root = None
+    if isinstance(root, yaml.MappingNode):
+        for k, v in root.value:
+            if getattr(k, "value", None) != key:
+                continue
+            nodes = v.value if isinstance(v, yaml.SequenceNode) else [v]
+            for node in nodes:
+                if getattr(node, "value", None) == item:
+                    return node.start_mark.line + 2
+            return k.start_mark.line + 2
+    return 2
 
 
 def _group(path: Path, layer: str) -> list[Fragment]:
@@ -309,7 +363,8 @@ def render_prompt(
     """Assemble one task's prompt packet (Markdown) from every applicable fragment."""
     deployment = overlay.deployment.name if overlay is not None else None
     facts = {
-        "families": task["family"],
+        # A task's family (an integration style or "shared") and the target's families.
+        "families": [task["family"], *support_plan.get("target_families", [])],
         "phases": task["phase"],
         "task_ids": task["id"],
         "targets": spec.target.name,
