@@ -78,3 +78,73 @@ def test_local_execute_records_a_run_with_unchanged_cli_behaviour(tmp_path: Path
     assert bad.returncode == 2 and len(ControlPlane(root).list_runs()) == 1
     wrong = run_cli("targetgen", "execute", str(cap), "--engine", "spark", "--state-root", str(root))
     assert wrong.returncode == 2
+
+
+def _x86_target(tmp_path: Path, root: Path) -> Path:
+    cap = EXAMPLES / "x86_cpu_baseline" / "capability.yaml"
+    ovl = sorted((cap.parent / "overlays").glob("*.yaml"))[0]
+    res = run_cli("targetgen", "execute", str(cap), "--overlay", str(ovl), "--out-dir", str(tmp_path / "t"), "--state-root", str(root))
+    assert res.returncode == 10, res.stderr
+    return tmp_path / "t" / "x86_cpu_baseline"
+
+
+def test_local_execute_on_a_busy_target_lock_is_recorded_blocked(tmp_path: Path) -> None:
+    """A second real process holds the target lock: execute exits 3 and its run is `blocked`, not failed."""
+    import subprocess
+    import sys
+    import time
+
+    from merlin.targetgen import state as st
+
+    root = tmp_path / "ledger"
+    tdir = _x86_target(tmp_path, root)
+    ready, release = tmp_path / "locked", tmp_path / "unlock"
+    holder_code = (
+        "import sys, time, pathlib\n"
+        "from merlin.atomic import file_lock\n"
+        "with file_lock(pathlib.Path(sys.argv[1]), timeout=5, holder='pid holder-test'):\n"
+        "    pathlib.Path(sys.argv[2]).touch()\n"
+        "    deadline = time.time() + 60\n"
+        "    while not pathlib.Path(sys.argv[3]).exists() and time.time() < deadline:\n"
+        "        time.sleep(0.05)\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", holder_code, str(st.Layout(tdir).lock), str(ready), str(release)])
+    try:
+        deadline = time.time() + 30
+        while not ready.exists():
+            assert holder.poll() is None and time.time() < deadline
+            time.sleep(0.05)
+        res = run_cli("targetgen", "execute", "--from-dir", str(tdir), "--state-root", str(root), env={"MERLIN_TARGETGEN_LOCK_WAIT": "0.2"})
+    finally:
+        release.touch()
+        holder.wait(timeout=30)
+    assert res.returncode == 3, res.stderr
+    rec = max(ControlPlane(root).list_runs(), key=lambda r: r["created_at"])
+    assert rec["status"] == "blocked", rec
+    assert rec["attempts"][-1]["error_type"] == "EXECUTOR_BLOCKED" and rec["attempts"][-1]["exit_code"] == 3
+    assert "locked by pid holder-test" in rec["message"] and "targetgen execute --from-dir" in rec["message"]
+    assert ".." not in rec["message"].replace(str(tdir), "")
+
+
+def test_failed_inprocess_message_has_single_punctuation(tmp_path: Path) -> None:
+    from merlin.errors import BadInput
+
+    cp = ControlPlane(tmp_path / "s")
+    with pytest.raises(BadInput):
+        with cp.record_inprocess_run(target="demo", target_dir=tmp_path, command=["merlin", "x"]) as run:
+            raise BadInput("the spec is wrong.")
+    rec = cp.get(run.run_id)
+    assert rec.status == RunStatus.FAILED and rec.attempt.exit_code == 2
+    assert rec.message == "failed: the spec is wrong; fix it, then run `merlin x` again"
+
+
+def test_logs_of_a_local_execute_show_progress_and_where_task_logs_are(tmp_path: Path) -> None:
+    root = tmp_path / "ledger"
+    tdir = _x86_target(tmp_path, root)
+    run_id = ControlPlane(root).list_runs()[0]["run_id"]
+    res = run_cli("ray", "jobs", "logs", run_id, "--state-root", str(root))
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip(), "the executor's progress lines are kept in the run's log"
+    assert f"per-task logs of run {run_id}: {tdir / 'logs'}/" in res.stderr
+    data = json.loads(run_cli("ray", "jobs", "logs", run_id, "--state-root", str(root), "--json").stdout)
+    assert data["logs"] == res.stdout and data["task_logs"] == str(tdir / "logs")

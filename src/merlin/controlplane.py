@@ -803,9 +803,13 @@ class ControlPlane:
         outcome and message are written; its engine reports the status.
         """
         handle = self._open_inprocess(target=target, target_dir=target_dir, workflow=workflow, command=command, source=source, run_id=run_id, metadata=metadata)
+        tee = None if handle.attached else _StderrTee.start(self.layout.logs(handle.run_id) / "attempt-1.log")
         try:
             yield handle
         except BaseException as exc:
+            if tee is not None:
+                tee.stop()
+                tee = None
             if isinstance(exc, SystemExit) and exc.code in (0, None) and handle.finished:
                 raise
             if not handle.finished:
@@ -814,6 +818,18 @@ class ControlPlane:
         else:
             if not handle.finished:
                 handle.fail(None)
+        finally:
+            if tee is not None:
+                tee.stop()
+
+    def task_logs_hint(self, run_id: str) -> str | None:
+        """Where the per-task logs of a TargetGen run are (the executor writes them under <target_dir>/logs/)."""
+        rec = self.get(run_id)
+        if rec.source != "targetgen":
+            return None
+        logs = Path(rec.target_dir) / "logs"
+        n = sum(1 for p in logs.iterdir() if p.is_file()) if logs.is_dir() else 0
+        return f"per-task logs of run {run_id}: {logs}/ ({n} file{'s' if n != 1 else ''})"
 
     def _open_inprocess(self, *, target, target_dir, workflow, command, source, run_id, metadata) -> "InProcessRun":
         from merlin.ledger.models import Attempt, RunRecord, RunRequest, utcnow
@@ -855,11 +871,18 @@ class ControlPlane:
 
         return self.ledger.update(run_id, mutate, cause=f"executor outcome {outcome}")
 
-    def finish_run(self, run_id: str, *, outcome: str | None, exit_code: int = 0, message: str | None = None, error: str | None = None) -> "RunRecord":
-        """End an in-process run: outcome and exit code in, status out (succeeded if an outcome was reached)."""
+    def finish_run(
+        self, run_id: str, *, outcome: str | None, exit_code: int = 0, message: str | None = None, error: str | None = None, blocked: bool = False
+    ) -> "RunRecord":
+        """End an in-process run: outcome and exit code in, status out (succeeded if an outcome was reached;
+        ``blocked`` if the executor raised a Blocked/LockBusy error, with its message and the command to run again)."""
+        import shlex
+
         from merlin.ledger.models import utcnow
 
         rec = self.get(run_id)
+        again = f"then run `{shlex.join(rec.command)}` again" if rec.command else "then run the command again"
+        reason = (error or f"exit code {exit_code}").strip().rstrip(".")
         text = message or (OUTCOME_HINTS.get(outcome or "", "").format(run_id=run_id, target_dir=rec.target_dir) if outcome else "")
         ok = outcome is not None and error is None
 
@@ -868,20 +891,66 @@ class ControlPlane:
                 r.attempts[-1].exit_code = exit_code
                 r.attempts[-1].end_time = utcnow()
                 if not ok:
-                    r.attempts[-1].error_type = "EXECUTOR_ERROR"
+                    r.attempts[-1].error_type = "EXECUTOR_BLOCKED" if blocked else "EXECUTOR_ERROR"
                     r.attempts[-1].error_message = error or f"exit code {exit_code}"
+                    if blocked:
+                        r.attempts[-1].status = RunStatus.BLOCKED
             if outcome is not None:
                 r.outcome = outcome
             if r.status.is_active():
                 if ok:
                     set_status(r, RunStatus.SUCCEEDED, text or f"succeeded; artifacts: `merlin ray artifacts list {run_id}`")
+                elif blocked:
+                    set_status(r, RunStatus.BLOCKED, f"blocked: {reason}; {again}")
                 else:
-                    set_status(r, RunStatus.FAILED, f"failed: {error or f'exit code {exit_code}'}. Fix it, then run the command again")
+                    set_status(r, RunStatus.FAILED, f"failed: {reason}; fix it, {again}")
             return [{"event": "outcome", "cause": f"executor finished ({outcome or 'no outcome'})", "detail": {"exit_code": exit_code}}] if outcome else []
 
         rec = self.ledger.update(run_id, mutate, cause="in-process run finished")
         self.index_artifacts(run_id)
         return rec
+
+
+class _StderrTee:
+    """Copy what this process writes on ``sys.stderr`` (the executor's progress lines)
+    into the in-process run's log, so ``merlin ray jobs logs RUN_ID`` shows them."""
+
+    def __init__(self, stream: Any, log: Any) -> None:
+        self._stream = stream
+        self._log = log
+
+    @classmethod
+    def start(cls, path: Path) -> "_StderrTee | None":
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            log = open(path, "a", encoding="utf-8", errors="replace")
+        except OSError:
+            return None
+        tee = cls(sys.stderr, log)
+        sys.stderr = tee  # type: ignore[assignment]
+        return tee
+
+    def write(self, text: str) -> int:
+        try:
+            self._log.write(text)
+            self._log.flush()
+        except (OSError, ValueError):
+            pass
+        return self._stream.write(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def stop(self) -> None:
+        if sys.stderr is self:
+            sys.stderr = self._stream
+        try:
+            self._log.close()
+        except OSError:
+            pass
+
+    def __getattr__(self, name: str) -> Any:  # isatty, encoding, fileno ... of the real stream
+        return getattr(self._stream, name)
 
 
 class InProcessRun:
@@ -906,6 +975,15 @@ class InProcessRun:
             err = f"the executor exited with code {exc.code}"
         if self.attached:
             self.cp.ledger.append_event(self.run_id, "note", f"executor failed: {err}")
+            return
+        from merlin.errors import ExitCode, MerlinError
+
+        if isinstance(exc, MerlinError):  # a known failure: its own message (and exit code) is the record's
+            err = exc.message
+            if exc.exit_code == ExitCode.BLOCKED:  # Blocked, LockBusy: nothing failed, something must change first
+                self.cp.finish_run(self.run_id, outcome=None, exit_code=exc.exit_code, error=err, blocked=True)
+                return
+            self.cp.finish_run(self.run_id, outcome=None, exit_code=exc.exit_code, error=err)
             return
         code = exc.code if isinstance(exc, SystemExit) and isinstance(exc.code, int) else 1
         self.cp.finish_run(self.run_id, outcome=None, exit_code=code, error=err)

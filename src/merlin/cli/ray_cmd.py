@@ -449,12 +449,16 @@ def jobs_logs(
         message(f"run {run_id} {rec.status.value}: {rec.message}")
         return
     text = cp.logs(run_id, attempt)
+    hint = cp.task_logs_hint(run_id)
     if json:
         rec = cp.get(run_id)
-        emit_json({"run_id": run_id, "attempt": attempt or len(rec.attempts), "status": rec.status.value, "logs": text})
+        emit_json({"run_id": run_id, "attempt": attempt or len(rec.attempts), "status": rec.status.value, "logs": text,
+                   "task_logs": str(Path(rec.target_dir) / "logs") if hint else None})
     else:
         sys.stdout.write(text)
         sys.stdout.flush()
+        if hint:
+            message(hint)
 
 
 @jobs_app.command("cancel")

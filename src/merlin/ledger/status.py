@@ -74,7 +74,8 @@ TRANSITIONS: dict[RunStatus | None, frozenset[RunStatus]] = {
             RunStatus.BLOCKED,
         }
     ),
-    RunStatus.RUNNING: frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.LOST}),
+    # running -> blocked: an in-process run (targetgen execute --engine local) that met a busy lock or a Blocked error
+    RunStatus.RUNNING: frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.LOST, RunStatus.BLOCKED}),
     RunStatus.SUCCEEDED: frozenset(),
     RunStatus.FAILED: frozenset({RunStatus.PENDING}),
     RunStatus.CANCELLED: frozenset({RunStatus.PENDING}),
