@@ -215,3 +215,13 @@ def test_token_sources_never_hold_the_value(tmp_path: Path, monkeypatch: pytest.
     assert ray_start_env(auth) == {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "tok-value"}  # process env only
     assert "tok-value" not in auth.model_dump_json()
     assert ray_start_env(ClusterAuth()) == {"RAY_AUTH_MODE": "disabled"}
+
+
+def test_unknown_cluster_is_not_found_for_status_and_stop(tmp_path: Path) -> None:
+    """No cluster recorded: status and stop both exit 4 (not found), with one line naming the fix."""
+    for args in (("status",), ("status", "--json"), ("stop",)):
+        res = run_cli("ray", "cluster", *args, "--name", "nosuch", "--state-root", str(tmp_path))
+        assert res.returncode == 4, (args, res.stderr)
+        assert len(res.stderr.strip().splitlines()) == 1 and "nosuch" in res.stderr
+    data = json.loads(run_cli("ray", "cluster", "status", "--name", "nosuch", "--state-root", str(tmp_path), "--json").stdout)
+    assert data["state"] == "absent"

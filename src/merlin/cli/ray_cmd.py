@@ -275,15 +275,17 @@ def _print_cluster(rec: Any, state: str, note: str = "") -> None:
 
 @cluster_app.command("status")
 def cluster_status(name: str = ClusterNameOpt, state_root: Optional[Path] = StateRootOpt, json: bool = JsonOpt) -> None:
-    """Ask the live cluster: active, unreachable, stopped (exit 3 unless active)."""
+    """Ask the live cluster: exit 0 active, 3 recorded but not active (stopped, unreachable, ...), 4 no such cluster."""
     from merlin.cli.output import emit_json
-    from merlin.errors import Blocked
+    from merlin.errors import Blocked, NotFound
 
     st = _cp(state_root).cluster_status(name)
     if json:
         emit_json(st.to_json())
     elif st.record is not None:
         _print_cluster(st.record, st.state, st.message)
+    if st.state == "absent":  # like `cluster stop`: an unknown cluster is not found (4), not blocked
+        raise NotFound(f"cluster '{name}': {st.message}")
     if st.state != "active":
         raise Blocked(f"cluster '{name}' is {st.state}: {st.message}")
 
