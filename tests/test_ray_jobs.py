@@ -255,3 +255,22 @@ def test_submit_posts_without_importing_ray(ray_cp: ControlPlane) -> None:
     assert "merlin.engines.ray_engine" in imported and "ray" not in imported
     run_id = json.loads(res.stdout)["run_id"]
     assert ray_cp.wait(run_id, timeout=60).status == RunStatus.SUCCEEDED
+
+
+def test_a_resubmitted_attempt_is_adopted_and_an_unknown_one_is_lost(ray_cp: ControlPlane) -> None:
+    """A second POST of the same submission id (the first got through) is adopted, recognised
+    from Ray's real error response; a submission id Ray never heard of observes as lost."""
+    from merlin.engines.ray_engine import _duplicate_submission
+
+    rec = ray_cp.submit(["true"], target="demo", workflow="dup", engine="ray", wait=True)
+    assert rec.status == RunStatus.SUCCEEDED
+    eng = ray_cp.engine("ray")
+    request = ray_cp.ledger.read_request(rec.run_id)
+    again = eng.submit(rec, request, {})  # Ray answers with an error naming the existing submission
+    assert again.submission_id == rec.attempt.submission_id
+    assert ray_cp.status(rec.run_id).status == RunStatus.SUCCEEDED
+    assert not _duplicate_submission(404, f"Job with submission_id {again.submission_id} already exists", again.submission_id)
+    assert _duplicate_submission(400, json.dumps({"message": f"Job with submission_id {again.submission_id} already exists."}), again.submission_id)
+    ghost = rec.model_copy(update={"attempts": [rec.attempt.model_copy(update={"submission_id": "merlin-never-submitted-1"})]})
+    obs = eng.poll(ghost)
+    assert obs.status == RunStatus.LOST and obs.error_type == "SUBMISSION_UNKNOWN"

@@ -51,6 +51,28 @@ def _ms(value: Any) -> datetime | None:
     return datetime.fromtimestamp(float(value) / 1000.0, tz=timezone.utc)
 
 
+def _duplicate_submission(code: int, body: str, sub_id: str) -> bool:
+    """Did Ray refuse the POST because ``sub_id`` was already submitted?
+
+    Ray has no dedicated status for it: a reused submission_id comes back as HTTP
+    400 (or 500 when the head forwards the agent's error), with a JSON error body
+    in some versions and a plain-text traceback in others, so check the status
+    code first, then the JSON message, and only then the raw text.
+    """
+    import json
+
+    if code not in (400, 409, 500):
+        return False
+    detail = body
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        detail = str(data.get("message") or data.get("detail") or data.get("error") or body)
+    return sub_id in detail and "already exists" in detail
+
+
 def _retry_hint(run_id: str | None) -> str:
     return f", then `merlin ray jobs retry {run_id}`" if run_id else ""
 
@@ -212,7 +234,7 @@ class RayEngine:
                 resp.read()
         except urllib.error.HTTPError as exc:
             text = exc.read().decode("utf-8", "replace").strip()
-            if "already exists" in text:  # a previous try got through: adopt it
+            if _duplicate_submission(exc.code, text, sub_id):  # a previous try got through: adopt it
                 pass
             elif exc.code in (401, 403):
                 raise EngineBlocked(
@@ -301,12 +323,16 @@ class RayEngine:
 
     @staticmethod
     def _one(client: Any, sub_id: str) -> dict[str, Any]:
+        """``{sub_id: JobDetails}``, or ``{}`` if the cluster does not know the submission."""
         try:
             return {sub_id: client.get_job_info(sub_id)}
-        except RuntimeError as exc:
-            if "404" in str(exc) or "does not exist" in str(exc):
-                return {}
-            raise
+        except RuntimeError:
+            # The SDK raises a bare RuntimeError (status code only in its text) for any HTTP
+            # error; ask the typed list instead of parsing it: absent there means unknown.
+            jobs = {j.submission_id: j for j in client.list_jobs() if j.submission_id}
+            if sub_id in jobs:
+                return {sub_id: jobs[sub_id]}
+            return {}
 
     # ------------------------------------------------------------ logs/cancel
 
