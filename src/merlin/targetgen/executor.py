@@ -980,6 +980,7 @@ def answer(
             raise BadInput(f"{question_id}: {choice!r} is not an option (expected one of: {', '.join(options)}{extra})")
         earlier = [a for a in st.pending_answers(layout, state) if a["question_id"] == question_id]
         record = {
+            "schema_version": st.ANSWER_SCHEMA_VERSION,
             "answer_id": uuid.uuid4().hex,
             "question_id": question_id,
             "choice": choice,

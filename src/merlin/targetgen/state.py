@@ -24,6 +24,10 @@ from merlin.atomic import append_line, atomic_write_json, dump_json, file_lock, 
 from merlin.errors import BadInput
 
 STATE_SCHEMA_VERSION = 1
+# task_states/<task>.json views and answers.jsonl lines; files written before
+# they carried schema_version are still read (nothing requires the field).
+TASK_STATE_SCHEMA_VERSION = 1
+ANSWER_SCHEMA_VERSION = 1
 
 # Task states.
 PLANNED = "planned"
@@ -174,6 +178,7 @@ def write_views(layout: Layout, state: dict[str, Any], bundle: dict[str, Any]) -
     for task_id, record in state["tasks"].items():
         contract = contracts.get(task_id, {})
         view = {
+            "schema_version": TASK_STATE_SCHEMA_VERSION,
             "target": state["target"],
             "task_id": task_id,
             "title": contract.get("title"),
