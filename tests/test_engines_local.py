@@ -219,3 +219,22 @@ def test_jobs_list_reads_no_ray_and_no_pydantic(tmp_path: Path) -> None:
     res = subprocess.run([sys.executable, "-c", code, str(tmp_path / "s")], capture_output=True, text=True, timeout=60)
     assert "LOADED:" in res.stderr and res.stderr.split("LOADED:")[1].strip() == ""
     assert json.loads(res.stdout)[0]["status"] == "succeeded"
+
+
+def test_long_listing_is_plain_columns_with_the_same_layout(tmp_path: Path) -> None:
+    """More than 100 runs render as fixed-width text (fast); fewer as a Rich table; same columns."""
+    from merlin.cli.ray_cmd import _runs_table, _runs_text
+
+    rows = [
+        {"run_id": f"demo-20260101-000000-{i:06x}", "status": "succeeded" if i % 2 else "failed", "engine": "local",
+         "target": "demo", "workflow": "w", "attempts": [{}], "updated_at": "2026-01-01T00:00:00Z", "message": "m" * 200}
+        for i in range(150)
+    ]
+    text = _runs_text(rows, 120, colour=False)
+    lines = text.splitlines()
+    assert len(lines) == 151 and lines[0].startswith("RUN ID") and "MESSAGE" in lines[0]
+    assert all(len(line) <= 120 for line in lines) and "\x1b[" not in text
+    assert lines[1].split()[:2] == [rows[0]["run_id"], "failed"]
+    assert "\x1b[32m" in _runs_text(rows[:2], 120, colour=True)  # status colour only when asked
+    table = _runs_table(rows[:3], 120)
+    assert [c.header for c in table.columns][:2] == ["RUN ID", "STATUS"]
