@@ -63,3 +63,11 @@ def test_written_files_follow_the_umask(tmp_path: Path) -> None:
     os.umask(mask)
     mode = stat.S_IMODE((tmp_path / "muon_gpu_hal" / "support_plan.json").stat().st_mode)
     assert mode == 0o666 & ~mask
+
+
+def test_no_color_means_no_escape_codes_even_on_a_terminal() -> None:
+    plain = run_cli("targetgen", "explain", CAP, env={"FORCE_COLOR": "1", "NO_COLOR": "1"})
+    styled = run_cli("targetgen", "explain", CAP, env={"FORCE_COLOR": "1", "NO_COLOR": ""})
+    assert plain.returncode == styled.returncode == 0
+    assert "\x1b[" in styled.stdout  # the terminal path really styles...
+    assert "\x1b[" not in plain.stdout and "runtime_hal because" in plain.stdout  # ...and NO_COLOR removes every code

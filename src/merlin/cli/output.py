@@ -12,12 +12,19 @@ from functools import lru_cache
 from typing import Any
 
 
+def _plain() -> dict[str, Any]:
+    """With NO_COLOR set, no escape codes at all: Rich alone drops colours but keeps bold and dim."""
+    import os
+
+    return {"color_system": None} if os.environ.get("NO_COLOR") else {}
+
+
 @lru_cache(maxsize=None)
 def out() -> Any:
     """Console for data (stdout)."""
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=False)
+    return Console(highlight=False, soft_wrap=False, **_plain())
 
 
 @lru_cache(maxsize=None)
@@ -25,7 +32,7 @@ def err() -> Any:
     """Console for progress and messages (stderr)."""
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    return Console(stderr=True, highlight=False, soft_wrap=True, **_plain())
 
 
 _EMITTED: list[bool] = []  # per process: did this command already print its JSON document?
