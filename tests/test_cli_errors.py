@@ -71,3 +71,20 @@ def test_no_color_means_no_escape_codes_even_on_a_terminal() -> None:
     assert plain.returncode == styled.returncode == 0
     assert "\x1b[" in styled.stdout  # the terminal path really styles...
     assert "\x1b[" not in plain.stdout and "runtime_hal because" in plain.stdout  # ...and NO_COLOR removes every code
+
+
+def test_missing_fields_say_what_was_expected(tmp_path: Path) -> None:
+    spec = tmp_path / "cap.yaml"
+    spec.write_text(
+        "schema_version: 1\ntarget: {display_name: x}\nplatform: {host_isa: riscv64}\n"
+        "execution_model: {kind: simt_gpu}\nisa: {base: x, exposure: {kind: none}}\nruntime: {}\n"
+        "access: {model: board, availability_class: always_local}\n"
+    )
+    result = run_cli("targetgen", "validate", str(spec))
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"{spec}:2: target.name: required field is missing (expected a string)",
+        f"{spec}:4: execution_model.compiler_recovery_stage: required field is missing "
+        "(expected one of: post_global_optimization, llvmcpu_codegen, text_isa_export, runtime_only)",
+        f"{spec}:6: runtime.required: required field is missing (expected true or false)",
+    ]

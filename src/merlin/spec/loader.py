@@ -362,6 +362,26 @@ def _model_at(model: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
     return current if isinstance(current, type) and issubclass(current, BaseModel) else None
 
 
+def _expected(annotation: Any) -> str | None:
+    """What a field wants, in words, for 'required field is missing (expected ...)'."""
+    import typing
+
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _expected(typing.get_args(annotation)[0])
+    if origin is typing.Literal:
+        values = [str(v) for v in typing.get_args(annotation)]
+        return values[0] if len(values) == 1 else "one of: " + ", ".join(values)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        required = [name for name, f in annotation.model_fields.items() if f.is_required()]
+        return "a mapping" + (f" with {', '.join(required)}" if required else "")
+    if origin in (list, tuple):
+        return "a list"
+    if origin is dict:
+        return "a mapping"
+    return {str: "a string", bool: "true or false", int: "an integer", float: "a number"}.get(annotation)
+
+
 def _is_dict(annotation: Any, typing: Any) -> bool:
     origin = typing.get_origin(annotation)
     if origin is dict:
@@ -420,7 +440,10 @@ def _describe(err: dict[str, Any], loc: Loc, data: Any, model: type[BaseModel]) 
     ctx = err.get("ctx") or {}
     value = err.get("input")
     if kind == "missing":
-        return "required field is missing"
+        owner = _model_at(model, loc[:-1])
+        field = owner.model_fields.get(str(loc[-1])) if owner else None
+        expected = _expected(field.annotation) if field is not None else None
+        return f"required field is missing (expected {expected})" if expected else "required field is missing"
     if kind == "extra_forbidden":
         owner = _model_at(model, loc[:-1])
         known = sorted(owner.model_fields) if owner else []
