@@ -108,6 +108,7 @@ BROKEN = [
     ("capability", ("target", "nmae"), "x", "target"),
     ("capability", ("runtime",), None, "runtime"),
     ("capability", ("access", "verification_gates"), ["smoke"], "access.verification_gates.0"),
+    ("capability", ("access", "verification_gates"), ["compile_only", "compile_only"], "access.verification_gates"),
     ("overlay", ("deployment", "mode"), "fpga", "deployment.mode"),
     ("overlay", ("deployment", "chipyard", "sha"), "HEAD", "deployment.chipyard.sha"),
     ("overlay", ("deployment", "colour"), "blue", "deployment"),

@@ -216,7 +216,7 @@ class Access(Strict):
     sdk_requirements: list[NonEmpty] = Field(default_factory=list)
     credential_requirements: Literal["none"] | list[Credential] = "none"
     availability_class: AvailabilityClass
-    verification_gates: list[VerificationGate] = Field(default_factory=list)
+    verification_gates: list[VerificationGate] = Field(default_factory=list, json_schema_extra={"uniqueItems": True})
 
     @field_validator("verification_gates")
     @classmethod
