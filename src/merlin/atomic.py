@@ -38,7 +38,8 @@ def ensure_dir(directory: Path) -> None:
         raise BadInput(f"{directory}: cannot create this directory: {exc.strerror}") from None
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> None:
+    """Write ``data`` atomically; ``mode`` (e.g. 0o600 for a secret) applies from the first byte."""
     from merlin.errors import BadInput
 
     path = Path(path)
@@ -48,7 +49,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except OSError as exc:
         raise BadInput(f"{path.parent}: cannot write here: {exc.strerror}") from None
     try:
-        os.fchmod(fd, _FILE_MODE)
+        os.fchmod(fd, _FILE_MODE if mode is None else mode)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

@@ -21,16 +21,11 @@ TOKEN_ENV_DEFAULT = "RAY_AUTH_TOKEN"
 
 def generate_token_file(path: Path) -> Path:
     """Create ``path`` with a fresh random token, mode 0600 from the first byte."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from merlin.atomic import atomic_write_bytes, ensure_dir
+
+    ensure_dir(path.parent)
     os.chmod(path.parent, 0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, secrets.token_hex(32).encode("ascii"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, secrets.token_hex(32).encode("ascii"), mode=0o600)  # mkstemp: 0600 before any byte
     return path
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from merlin.clusters import procs
+from merlin.clusters import name_flag, procs
 from merlin.clusters.auth import check_token_file, generate_token_file, headers_for, ray_start_env
 from merlin.clusters.net import LOOPBACK, free_ports, get_json, port_free, probe
 from merlin.errors import BadInput, Blocked, NotFound, RunFailed
@@ -382,10 +382,10 @@ class LocalClusters:
         """Ask the live cluster, not just the file."""
         record = self.ledger.read_cluster(name)
         if record is None:
-            return ClusterState(name, "absent", f"no cluster '{name}' recorded; start one with `merlin ray cluster start-local{_name_flag(name)}`")
+            return ClusterState(name, "absent", f"no cluster '{name}' recorded; start one with `merlin ray cluster start-local{name_flag(name)}`")
         alive = len(self._members(record)) if record.status != "stopped" else 0
         if record.status == "stopped":
-            return ClusterState(name, "stopped", f"stopped; start it with `merlin ray cluster start-local{_name_flag(name)}`", record, alive)
+            return ClusterState(name, "stopped", f"stopped; start it with `merlin ray cluster start-local{name_flag(name)}`", record, alive)
         if record.status == "failed":
             return ClusterState(name, "failed", record.message, record, alive)
         try:
@@ -402,7 +402,7 @@ class LocalClusters:
                     name,
                     "unreachable",
                     f"another Ray session ({session}) answers at {record.address}, not this cluster's "
-                    f"({record.session_name}); restart it with `merlin ray cluster start-local{_name_flag(name)}`",
+                    f"({record.session_name}); restart it with `merlin ray cluster start-local{name_flag(name)}`",
                     record,
                     alive,
                     answer.version,
@@ -416,7 +416,7 @@ class LocalClusters:
             name,
             "unreachable",
             f"recorded as running at {record.address} but it does not answer ({answer.detail}); "
-            f"{alive} of its processes are alive. Restart it with `merlin ray cluster start-local{_name_flag(name)}`",
+            f"{alive} of its processes are alive. Restart it with `merlin ray cluster start-local{name_flag(name)}`",
             record,
             alive,
         )
@@ -451,6 +451,3 @@ class LocalClusters:
             self.ledger.write_cluster(record)
             return record
 
-
-def _name_flag(name: str) -> str:
-    return "" if name == "default" else f" --name {name}"

@@ -22,6 +22,7 @@ import sys
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Iterator
 
+from merlin.clusters import name_flag
 from merlin.engines.base import EngineBlocked, Observation, Submitted
 from merlin.errors import Blocked
 from merlin.ledger.status import RunStatus
@@ -77,9 +78,6 @@ def _retry_hint(run_id: str | None) -> str:
     return f", then `merlin ray jobs retry {run_id}`" if run_id else ""
 
 
-def _name_flag(name: str) -> str:
-    return "" if name == "default" else f" --name {name}"
-
 
 def entrypoint_for(command: list[str], workdir: str) -> str:
     """Shell entrypoint for Ray: run ``command`` (argv, quoted) in ``workdir``."""
@@ -115,7 +113,7 @@ class RayEngine:
             state = "no active Ray cluster" if rec is None else f"Ray cluster '{name}' is {rec.status}"
             raise EngineBlocked(
                 f"{state}{'' if rec else f' named {name!r}'}: start one with "
-                f"`merlin ray cluster start-local{_name_flag(name)}`{_retry_hint(run_id)}",
+                f"`merlin ray cluster start-local{name_flag(name)}`{_retry_hint(run_id)}",
                 "no_cluster",
             )
         return rec
@@ -145,8 +143,8 @@ class RayEngine:
         return EngineBlocked(
             f"Ray cluster '{cluster.name}' at {cluster.address} does not answer ({type(exc).__name__}: "
             f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); check it with "
-            f"`merlin ray cluster status{_name_flag(cluster.name)}`, restart it with "
-            f"`merlin ray cluster start-local{_name_flag(cluster.name)}`{_retry_hint(run_id)}",
+            f"`merlin ray cluster status{name_flag(cluster.name)}`, restart it with "
+            f"`merlin ray cluster start-local{name_flag(cluster.name)}`{_retry_hint(run_id)}",
             "cluster_unreachable",
         )
 
@@ -281,7 +279,7 @@ class RayEngine:
             known=False,
             error_type="SUBMISSION_UNKNOWN",
             message=f"lost: {why}; the ledger keeps its history. Start the cluster if needed "
-            f"(`merlin ray cluster start-local{_name_flag(name)}`), then `merlin ray jobs retry {record.run_id}`",
+            f"(`merlin ray cluster start-local{name_flag(name)}`), then `merlin ray jobs retry {record.run_id}`",
         )
 
     def poll(self, record: "RunRecord") -> Observation:
