@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from merlin.atomic import make_dir
 from merlin.clusters import name_flag, procs
 from merlin.clusters.auth import check_token_file, generate_token_file, headers_for, ray_start_env
 from merlin.clusters.net import LOOPBACK, free_ports, get_json, port_free, probe
@@ -224,7 +225,7 @@ class LocalClusters:
                 shutil.rmtree(temp_dir, ignore_errors=True)
             temp_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             log_dir = layout.cluster_logs(name)
-            log_dir.mkdir(parents=True, exist_ok=True)
+            make_dir(log_dir)
             start_log = log_dir / "ray-start.log"
 
             connect_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
