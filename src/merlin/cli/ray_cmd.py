@@ -98,9 +98,9 @@ def _clock(value: Any) -> str:
 
 
 def _styled(text: str, key: Optional[str] = None) -> Any:
-    from rich.text import Text
+    from merlin.cli.output import styled
 
-    return Text(text, style=_STYLE.get(key or text, ""))
+    return styled(text, _STYLE.get(key or text, ""))
 
 
 def _record_json(rec: Any) -> dict[str, Any]:
@@ -215,7 +215,10 @@ def _runs_text(rows: list[dict[str, Any]], width: int, colour: bool) -> str:
     keep, widths, message_width = _run_layout(rows, width)
     ansi = {"green": "32", "red": "31", "yellow": "33", "cyan": "36", "blue": "34", "magenta": "35", "dim": "2"}
 
+    from merlin.cli.output import neutralise
+
     def fit(text: str, w: int) -> str:
+        text = neutralise(text)  # outside text (messages, targets) never reaches the terminal raw
         return text.ljust(w) if len(text) <= w else text[: max(w - 1, 0)] + "\u2026"
 
     lines = ["   ".join([*(fit(h, widths[h]) for h, _f, _p in keep), "MESSAGE"])]
