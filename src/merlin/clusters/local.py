@@ -225,7 +225,7 @@ class LocalClusters:
                 shutil.rmtree(temp_dir, ignore_errors=True)
             temp_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             log_dir = layout.cluster_logs(name)
-            make_dir(log_dir)
+            make_dir(log_dir, private=True)
             start_log = log_dir / "ray-start.log"
 
             connect_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
