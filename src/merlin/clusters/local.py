@@ -46,6 +46,13 @@ class ClusterState:
     record: Any = None
     alive_processes: int = 0
     version: dict[str, Any] | None = field(default=None)
+    #: Listening sockets of the cluster's processes, measured now: port, service, bound_to, pid.
+    sockets: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def exposed(self) -> list[dict[str, Any]]:
+        """Sockets reachable from other machines (bound to anything but loopback)."""
+        return [s for s in self.sockets if not is_loopback(s["bound_to"])]
 
     def to_json(self) -> dict[str, Any]:
         rec = self.record.model_dump(mode="json") if self.record is not None else None
@@ -54,8 +61,60 @@ class ClusterState:
             "state": self.state,
             "message": self.message,
             "alive_processes": self.alive_processes,
+            "sockets": self.sockets,
+            "exposed": self.exposed,
             "record": rec,
         }
+
+
+#: What each recorded port is (ClusterPorts field -> service name, as docs/ray.md's table).
+SERVICES = {
+    "gcs": "GCS (gRPC)",
+    "dashboard": "dashboard + jobs API (HTTP)",
+    "client_server": "Ray Client server (gRPC)",
+    "dashboard_agent_listen": "dashboard agent HTTP (job agent API)",
+    "dashboard_agent_grpc": "dashboard agent gRPC",
+    "metrics_export": "metrics export (Prometheus HTTP)",
+    "runtime_env_agent": "runtime env agent (HTTP)",
+    "node_manager": "raylet node manager (gRPC)",
+    "object_manager": "object manager (gRPC)",
+}
+
+
+def is_loopback(ip: str) -> bool:
+    import ipaddress
+
+    ip = ip.removeprefix("::ffff:")
+    try:
+        return ipaddress.ip_address(ip).is_loopback
+    except ValueError:
+        return False
+
+
+def listening_sockets(record: Any, pids: set[int]) -> list[dict[str, Any]]:
+    """Every TCP socket the cluster's processes listen on, as the kernel reports it (psutil)."""
+    import psutil
+
+    by_port = {getattr(record.ports, k): v for k, v in SERVICES.items() if record.ports and getattr(record.ports, k, None)}
+    found: dict[tuple[int, str], dict[str, Any]] = {}
+    for pid in sorted(pids):
+        try:
+            proc = psutil.Process(pid)
+            conns = proc.net_connections(kind="inet")
+            name = proc.name()
+        except (psutil.Error, OSError):
+            continue
+        for c in conns:
+            if c.status != psutil.CONN_LISTEN:
+                continue
+            ip, port = c.laddr.ip, c.laddr.port
+            found.setdefault((port, ip), {"port": port, "bound_to": ip, "service": by_port.get(port, f"{name} (unrecorded port)"), "pid": pid})
+    return sorted(found.values(), key=lambda s: (s["port"], s["bound_to"]))
+
+
+def exposure_warning(name: str, exposed: list[dict[str, Any]]) -> str:
+    listed = ", ".join(f"{s['service']} on {s['bound_to']}:{s['port']}" for s in exposed)
+    return f"cluster '{name}': reachable from other machines: {listed} (see docs/ray.md, 'What listens where')"
 
 
 def node_ip_for(host: str) -> str | None:
@@ -340,6 +399,9 @@ class LocalClusters:
             record.message = f"active; jobs API {address}"
             self.ledger.write_cluster(record)
             progress(f"cluster '{name}' is active ({time.monotonic() - t0:.1f}s)")
+            exposed = [s for s in listening_sockets(record, {p.pid for p in record.processes}) if not is_loopback(s["bound_to"])]
+            if exposed:
+                warn(exposure_warning(name, exposed))
             return record, True
 
     @staticmethod
@@ -408,7 +470,13 @@ class LocalClusters:
     # ---------------------------------------------------------------- observe
 
     def observe(self, name: str = "default") -> ClusterState:
-        """Ask the live cluster, not just the file."""
+        """Ask the live cluster, not just the file (and measure what it listens on)."""
+        st = self._observe(name)
+        if st.record is not None and st.state in ("active", "unreachable", "starting"):
+            st.sockets = listening_sockets(st.record, self._members(st.record))
+        return st
+
+    def _observe(self, name: str) -> ClusterState:
         record = self.ledger.read_cluster(name)
         if record is None:
             return ClusterState(name, "absent", f"no cluster '{name}' recorded; start one with `merlin ray cluster start-local{name_flag(name)}`")

@@ -84,6 +84,16 @@ def entrypoint_for(command: list[str], workdir: str) -> str:
     return f"cd {shlex.quote(workdir)} && exec {shlex.join(command)}"
 
 
+def _scrubbed_message(info: Any) -> Any:
+    """Ray's job message (often the job's last output) without the secret env values
+    merlin redacted from the run's records: they were sent in the job's runtime_env."""
+    from merlin.ledger.text import scrub_values, secret_values
+
+    message = getattr(info, "message", None)
+    env = ((getattr(info, "runtime_env", None) or {}).get("env_vars") or {}) if isinstance(getattr(info, "runtime_env", None), dict) else {}
+    return scrub_values(message, secret_values(env)) if message else message
+
+
 class RayEngine:
     """Talks to the clusters recorded in one ledger. Clients are cached per
     control plane (per address), never globally."""
@@ -262,7 +272,7 @@ class RayEngine:
             known=True,
             exit_code=getattr(info, "driver_exit_code", None),
             error_type=(getattr(info.error_type, "value", info.error_type) if getattr(info, "error_type", None) else None),
-            message=info.message,
+            message=_scrubbed_message(info),
             start_time=_ms(getattr(info, "start_time", None)),
             end_time=_ms(getattr(info, "end_time", None)),
         )
