@@ -83,12 +83,14 @@ def test_default_cluster_is_token_protected_and_loopback_only(tmp_path: Path) ->
             if any(c is not None for c in codes.values()):
                 http_ports[port] = codes
         assert ports["dashboard"] in http_ports and ports["dashboard_agent_listen"] in http_ports, http_ports
+        metrics_ports = {ports[k] for k in ("metrics_export", "autoscaler_metrics", "dashboard_metrics")}
         for port, codes in http_ports.items():
             for path, code in codes.items():
-                if port == ports["metrics_export"]:
-                    assert code == 405, (port, path, code)  # Prometheus endpoint: GET only, no job API
+                if port in metrics_ports:  # Prometheus endpoints: GET /metrics only (read-only), no job API
+                    assert code == 405, (port, path, code)
                 else:
                     assert code in (401, 403), (port, path, code)
+        assert set(http_ports) - metrics_ports == {ports["dashboard"], ports["dashboard_agent_listen"], ports["runtime_env_agent"]}
         assert http_ports[ports["dashboard_agent_listen"]]["/api/job_agent/jobs/"] == 401
         assert not marker.exists()
 

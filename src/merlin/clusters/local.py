@@ -78,6 +78,8 @@ SERVICES = {
     "runtime_env_agent": "runtime env agent (HTTP)",
     "node_manager": "raylet node manager (gRPC)",
     "object_manager": "object manager (gRPC)",
+    "autoscaler_metrics": "autoscaler metrics (Prometheus HTTP)",
+    "dashboard_metrics": "dashboard metrics (Prometheus HTTP)",
 }
 
 
@@ -254,7 +256,7 @@ class LocalClusters:
                     f"cannot start Ray cluster '{name}': {' and '.join(busy)} already in use (another Ray or "
                     "service listens there); choose free ports with --port/--dashboard-port"
                 )
-            aux = free_ports(7, avoid={port, dashboard_port})
+            aux = free_ports(9, avoid={port, dashboard_port})
             ports = ClusterPorts(
                 gcs=port,
                 dashboard=dashboard_port,
@@ -265,6 +267,8 @@ class LocalClusters:
                 runtime_env_agent=aux[4],
                 node_manager=aux[5],
                 object_manager=aux[6],
+                autoscaler_metrics=aux[7],  # Ray's fixed defaults (44217, 44227) would collide with a second Ray
+                dashboard_metrics=aux[8],
             )
 
             cluster_auth = ClusterAuth(mode=auth)
@@ -340,6 +344,8 @@ class LocalClusters:
             env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_ADDRESS")}
             env.update(ray_start_env(cluster_auth))
             env["RAY_USAGE_STATS_ENABLED"] = "0"
+            env["AUTOSCALER_METRIC_PORT"] = str(ports.autoscaler_metrics)
+            env["DASHBOARD_METRIC_PORT"] = str(ports.dashboard_metrics)
             if node_ip_for(host) == "127.0.0.1":
                 # Ray turns --node-ip-address=127.0.0.1 into the machine's address unless
                 # "clusters" are disabled, as on macOS: then it keeps the node on loopback.
