@@ -211,6 +211,15 @@ def append_line(path: Path, line: str) -> None:
         os.close(fd)
 
 
+def open_append(path: Path) -> Any:
+    """``open(path, "ab")`` with the mode :func:`mode_for` gives its directory (logs in the ledger: 0600)."""
+    path = Path(path)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, mode_for(path.parent))
+    if os.fstat(fd).st_size == 0:
+        os.fchmod(fd, mode_for(path.parent))  # O_CREAT's mode is cut by the process umask
+    return os.fdopen(fd, "ab")
+
+
 def _fsync_dir(directory: Path) -> None:
     try:
         fd = os.open(directory, os.O_RDONLY)
@@ -253,6 +262,7 @@ def file_lock(path: Path, *, timeout: float = 10.0, holder: str | None = None) -
     try:
         try:
             fd = os.open(holder_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode_for(path.parent))
+            os.fchmod(fd, mode_for(path.parent))
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(holder or f"pid {os.getpid()}")
         except OSError:
