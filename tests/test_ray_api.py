@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -63,7 +64,7 @@ def test_follow_polls_until_the_job_ends(ray_cp: ControlPlane) -> None:
     api = ray_api.JobsApi(rec.cluster.address)
     chunks = list(api.follow(rec.attempt.submission_id, poll=0.2))
     text = "".join(chunks)
-    assert [w for w in text.split() if w.startswith("step")] == ["step1", "step2", "step3"]
+    assert [w for w in text.split() if re.fullmatch(r"step\d", w)] == ["step1", "step2", "step3"]
     assert text == api.logs(rec.attempt.submission_id)  # nothing repeated, nothing lost
     assert api.get_job(rec.attempt.submission_id).status == "SUCCEEDED"
 
@@ -71,6 +72,13 @@ def test_follow_polls_until_the_job_ends(ray_cp: ControlPlane) -> None:
 def test_status_refresh_logs_and_cancel_do_not_import_ray(ray_cp: ControlPlane) -> None:
     rec = ray_cp.submit(["bash", "-c", "echo started; sleep 300"], target="demo", workflow="noimport", engine="ray")
     _running(ray_cp, rec.run_id)
+    # through the CLI, as a user runs it (it refreshes: the run is live)
+    cli = subprocess.run([PY, "-X", "importtime", "-m", "merlin", "ray", "jobs", "status", rec.run_id, "--json"],
+                         capture_output=True, text=True, timeout=60, cwd=REPO, env={**os.environ, "MERLIN_STATE_ROOT": str(ray_cp.root)})
+    assert cli.returncode == 0, cli.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in cli.stderr.splitlines() if line.startswith("import time:")}
+    assert "merlin.engines.ray_api" in imported and "ray" not in imported
+    assert json.loads(cli.stdout)["status"] == "running"
     code = (
         "import json, sys\n"
         "from merlin.controlplane import ControlPlane\n"
@@ -88,13 +96,6 @@ def test_status_refresh_logs_and_cancel_do_not_import_ray(ray_cp: ControlPlane) 
     seen = json.loads(res.stdout)
     assert seen == {"status": "running", "refresh": ["running"], "logs": True, "engine_logs": True,
                     "cancel": "cancelled", "ray_imported": []}
-    # and through the CLI, as a user runs it
-    cli = subprocess.run([PY, "-X", "importtime", "-m", "merlin", "ray", "jobs", "status", rec.run_id, "--json"],
-                         capture_output=True, text=True, timeout=60, cwd=REPO, env={**os.environ, "MERLIN_STATE_ROOT": str(ray_cp.root)})
-    assert cli.returncode == 0, cli.stderr
-    imported = {line.rsplit("|", 1)[-1].strip() for line in cli.stderr.splitlines() if line.startswith("import time:")}
-    assert "merlin.engines.ray_api" in imported and "ray" not in imported
-    assert json.loads(cli.stdout)["status"] == "cancelled"
 
 
 def test_ctrl_c_while_following_a_ray_run_exits_130_without_a_traceback(ray_cp: ControlPlane) -> None:
@@ -105,8 +106,8 @@ def test_ctrl_c_while_following_a_ray_run_exits_130_without_a_traceback(ray_cp: 
                             stderr=subprocess.PIPE, env=env, cwd=REPO, text=True)
     try:
         assert proc.stdout is not None
-        first = proc.stdout.readline()  # it streams
-        assert first.strip() == "tick"
+        lines = [proc.stdout.readline() for _ in range(3)]  # it streams (Ray may write a line of its own first)
+        assert "tick\n" in lines, lines
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
     finally:
