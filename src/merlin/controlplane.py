@@ -395,8 +395,10 @@ class ControlPlane:
     def _apply(self, seen: "RunRecord", obs: "Observation", keep_logs: bool = True) -> "RunRecord":
         """Apply one observation through the ledger (transition-checked, locked).
 
-        When the run ends here, its target directory is indexed in the same
-        locked transaction; its Ray log is kept afterwards (``keep_logs``).
+        When the observation ends the run, its target directory is indexed
+        first, outside the run's lock (the run has ended: nothing writes there
+        any more), and the index is committed in the short locked update that
+        records the end. Its Ray log is kept afterwards (``keep_logs``).
         A local run whose supervisor is alive is left alone: the supervisor is
         its observer, and re-writing the record on every poll would only
         contend for its lock.
@@ -409,6 +411,8 @@ class ControlPlane:
         attempt_no = len(seen.attempts)
         run_id = seen.run_id
         became_terminal: list[bool] = []
+        ends = obs.status is not None and obs.status.is_terminal() and seen.status.is_active()
+        idx = index_dir(run_id, Path(seen.target_dir), attempt_no) if ends else None  # never under the lock
 
         def mutate(r: "RunRecord") -> list[dict[str, Any]]:
             if len(r.attempts) != attempt_no or not r.status.is_active():
@@ -437,13 +441,16 @@ class ControlPlane:
             if not new.is_terminal():
                 return []
             became_terminal.append(True)
-            idx = index_dir(run_id, Path(r.target_dir), attempt_no)
-            if self.ledger.write_artifacts(idx, locked=True):
+            if idx is not None and self.ledger.write_artifacts(idx, locked=True):
                 return [{"event": "artifacts", "cause": "the run ended; target directory indexed", "attempt": attempt_no, "detail": {"files": len(idx.files)}}]
             return []
 
         cause = f"observed by {seen.engine} engine" + (f": {obs.status.value}" if obs.status else ": no answer")
         rec = self.ledger.update(run_id, mutate, cause=cause, observed=obs.status is not None)
+        if became_terminal and idx is None:  # ended although ``seen`` did not predict it: index now, commit briefly
+            late = index_dir(run_id, Path(rec.target_dir), attempt_no)
+            if self.ledger.write_artifacts(late):
+                self.ledger.append_event(run_id, "artifacts", "the run ended; target directory indexed", attempt=attempt_no, detail={"files": len(late.files)})
         if became_terminal and keep_logs and rec.engine == "ray" and rec.status != RunStatus.LOST:
             self._keep_ray_logs([rec])
         return rec

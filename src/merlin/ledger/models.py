@@ -189,7 +189,10 @@ class ArtifactIndex(_Model):
 
 class ClusterProcess(_Model):
     pid: int
-    start_ticks: int = Field(description="Start time from /proc/<pid>/stat, so a reused pid is never signalled.")
+    start_ticks: int = Field(
+        description="Start time, so a reused pid is never signalled: psutil's create_time in hundredths of a second "
+        "since the epoch (records older than that hold Linux clock ticks since boot, still understood)."
+    )
     name: str = ""
 
 
