@@ -70,6 +70,13 @@ class ControlPlane:
     # ----------------------------------------------------------------- parts
 
     @property
+    def leases(self) -> Any:
+        """The lease book (merlin.leases.book.LeaseBook) of this state root: reserve, renew, release, ..."""
+        from merlin.leases.book import LeaseBook
+
+        return LeaseBook(self.layout)
+
+    @property
     def clusters(self) -> "LocalClusters":
         if self._clusters is None:
             from merlin.clusters.local import LocalClusters

@@ -20,6 +20,7 @@ artifacts_app = typer.Typer(help="List and fetch the files a run produced.", no_
 app.add_typer(cluster_app, name="cluster")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(artifacts_app, name="artifacts")
+app.add_typer(__import__("merlin.cli.resources_cmd", fromlist=["app"]).app, name="resources")
 
 StateRootOpt = typer.Option(
     None, "--state-root", help="Ledger directory (default: $MERLIN_STATE_ROOT or build/generated/ray).", show_default=False

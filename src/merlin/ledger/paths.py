@@ -94,8 +94,21 @@ class Layout:
         return self.root / "cluster"
 
     @property
+    def resources(self) -> Path:
+        return self.root / "resources"
+
+    @property
     def leases(self) -> Path:
-        return self.root / "resources" / "leases"
+        return self.resources / "leases"
+
+    @property
+    def book(self) -> Path:
+        """The lease book's scheduling state, a journal whose last whole line is current (docs/leases.md)."""
+        return self.resources / "book.jsonl"
+
+    @property
+    def inventory(self) -> Path:
+        return self.resources / "inventory.json"
 
     def run_dir(self, run_id: str) -> Path:
         return self.runs / validate_run_id(run_id)
@@ -142,3 +155,6 @@ class Layout:
 
     def lease(self, lease_id: str) -> Path:
         return self.leases / f"{validate_lease_id(lease_id)}.json"
+
+    def lease_events(self, lease_id: str) -> Path:
+        return self.leases / f"{validate_lease_id(lease_id)}.events.jsonl"
