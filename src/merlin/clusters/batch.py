@@ -182,7 +182,8 @@ class BatchClusters:
             line = record.message
             if record.status == "queued":
                 el = int(time.monotonic() - t0)
-                line = f"queued ({record.scheduler_reason or '?'}) {el // 60}:{el % 60:02d}"
+                why = f" ({record.scheduler_reason})" if record.scheduler_reason else ""
+                line = f"queued{why} {el // 60}:{el % 60:02d}"
             if line != last:
                 progress(line)
                 last = line
@@ -410,11 +411,16 @@ class BatchClusters:
             self.ledger.write_cluster(record)
             progress(f"cluster '{record.name}': {self.cancel_word} {record.scheduler_job_id} ({len(snapshot)} processes here)")
             self.cancel(record.scheduler_job_id)
-            deadline = time.monotonic() + grace + 30.0
+            # 1. the scheduler ends the job (its KillWait included), 2. its processes get
+            # ``grace`` more seconds to exit, 3. merlin ends whatever is still there
+            deadline = time.monotonic() + 60.0
             while time.monotonic() < deadline:
                 job = self.query(record.scheduler_job_id)
-                if (job is None or job.phase == "ended") and not any(procs.alive(p) for p in snapshot):
+                if job is None or (job.phase == "ended" and job.state != "COMPLETING"):
                     break
+                time.sleep(POLL)
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline and any(procs.alive(p) for p in snapshot):
                 time.sleep(POLL)
             left = {p for p in snapshot if procs.alive(p)} | self._members(record)
             if left:

@@ -172,7 +172,8 @@ class SlurmBackend(BatchClusters):
     cancel_word = "scancel"
 
     def parse_options(self, options: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        nodes = options.pop("nodes", None) or 1
+        nodes = options.pop("nodes", None)
+        nodes = 1 if nodes is None else nodes
         try:
             nodes = int(nodes)
         except (TypeError, ValueError):

@@ -78,27 +78,38 @@ def pick_ports(job_id: str, nodes: int, index: int, host: str) -> dict[str, int]
     raise SystemExit("merlin: no free port block on this node")
 
 
+def slurm_node_info(node: str) -> dict[str, str]:
+    if not (shutil.which("scontrol") and os.environ.get("SLURM_JOB_ID")):
+        return {}
+    out = subprocess.run(["scontrol", "show", "node", "-o", node], capture_output=True, text=True).stdout
+    return dict(w.split("=", 1) for w in out.split() if "=" in w)
+
+
 def node_addr(node: str) -> str:
-    """``NodeAddr`` of a Slurm node (``scontrol show node -o``); the name itself elsewhere."""
-    if shutil.which("scontrol") and os.environ.get("SLURM_JOB_ID"):
-        out = subprocess.run(["scontrol", "show", "node", "-o", node], capture_output=True, text=True).stdout
-        for word in out.split():
-            if word.startswith("NodeAddr="):
-                return word.split("=", 1)[1]
+    """``NodeAddr`` of a Slurm node (``scontrol show node -o``); the name resolved elsewhere."""
+    addr = slurm_node_info(node).get("NodeAddr")
+    if addr:
+        return addr
     try:
         return socket.gethostbyname(node)
     except OSError:
         return node
 
 
-def allocation_resources() -> dict[str, float]:
-    """CPUs, GPUs and memory Slurm/PBS gave this node (cgroup v2 limits are not Ray's to guess)."""
+def allocation_resources(node: str = "") -> dict[str, float]:
+    """CPUs, GPUs and memory Slurm/PBS gave this node (cgroup v2 limits are not Ray's to guess).
+
+    Without ``--mem`` Slurm sets no SLURM_MEM_PER_NODE; the node's configured
+    RealMemory is then the ceiling, still the scheduler's number, not Ray's."""
     env = os.environ
     cpus = env.get("SLURM_CPUS_ON_NODE") or env.get("NCPUS") or env.get("MERLIN_NODE_CPUS")
     gpus = env.get("SLURM_GPUS_ON_NODE") or env.get("MERLIN_NODE_GPUS")
     if gpus is None and env.get("CUDA_VISIBLE_DEVICES") not in (None, "", "NoDevFiles"):
         gpus = str(len(env["CUDA_VISIBLE_DEVICES"].split(",")))
     mem_mb = env.get("SLURM_MEM_PER_NODE") or env.get("MERLIN_NODE_MEM_MB")
+    if not mem_mb and node:
+        real = slurm_node_info(node).get("RealMemory", "")
+        mem_mb = real if real.isdigit() and int(real) > 1 else None
     out: dict[str, float] = {"num_cpus": float(cpus or 1), "num_gpus": float(gpus or 0)}
     if mem_mb:
         out["memory"] = float(mem_mb) * 1024 * 1024
@@ -191,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(temp_dir, ignore_errors=True)
     temp_dir.mkdir(mode=0o700, parents=True)
     ports = pick_ports(job_id, args.nodes, args.index, addr)
-    res = allocation_resources()
+    res = allocation_resources(node)
 
     argv_ray = ray_bin() + ["start", "--block", f"--node-ip-address={addr}", f"--temp-dir={temp_dir}"]
     head: dict = {}

@@ -262,9 +262,9 @@ class ClusterRecord(_Model):
     @classmethod
     def _known_kind(cls, v: str) -> str:
         try:
-            from merlin.clusters.registry import KINDS  # type: ignore[attr-defined]
+            from merlin.clusters.registry import kinds  # type: ignore[import-not-found]
 
-            known = set(KINDS)
+            known = set(kinds()) | {"local", "slurm", "pbs", "ssh"}
         except Exception:
             known = {"local", "slurm", "pbs", "ssh"}
         if v not in known:
