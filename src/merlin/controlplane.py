@@ -104,14 +104,32 @@ class ControlPlane:
         """Start (or find already active) a local Ray head. Returns (record, started_now)."""
         return self.clusters.start(name=name, **kwargs)
 
+    def start_cluster(self, kind: str, name: str, *, wait: bool = True, progress: Any = None, **options: Any) -> tuple["ClusterRecord", bool]:
+        """Start a cluster of any kind (slurm, pbs, ssh through their backends). Returns (record, started_now)."""
+        if kind == "local":
+            return self.start_local_cluster(name, progress=progress, **options)
+        from merlin.clusters.kinds import backend_for
+
+        return backend_for(kind, self.ledger).start(name, wait=wait, progress=progress, **options)
+
     def cluster_status(self, name: str = "default") -> "ClusterState":
+        rec = self.ledger.read_cluster(name)
+        if rec is not None and rec.kind != "local":  # hpc: slurm/pbs/ssh records go to their backend
+            from merlin.clusters.kinds import observe_state
+
+            return observe_state(self.ledger, rec)
         return self.clusters.observe(name)
 
     def stop_cluster(self, name: str = "default", grace: float = 5.0, **kwargs: Any) -> "ClusterRecord":
+        rec = self.ledger.read_cluster(name)
+        if rec is not None and rec.kind != "local":
+            from merlin.clusters.kinds import stop
+
+            return stop(self.ledger, rec, grace=grace, progress=kwargs.get("progress"))
         return self.clusters.stop(name, grace=grace, **kwargs)
 
     def list_clusters(self) -> list["ClusterState"]:
-        return self.clusters.list()
+        return [self.cluster_status(n) for n in self.ledger.cluster_names()]
 
     # ------------------------------------------------------------------ runs
 

@@ -153,6 +153,11 @@ class Layout:
         validate_name(name, "cluster name")
         return self.clusters / "tokens" / f"{name}.token"
 
+    def cluster_state_dir(self, name: str) -> Path:
+        """Scheduler-backed clusters (slurm, pbs, ssh): batch script, handshake and pid files."""
+        validate_name(name, "cluster name")
+        return self.clusters / "state" / name
+
     def lease(self, lease_id: str) -> Path:
         return self.leases / f"{validate_lease_id(lease_id)}.json"
 
