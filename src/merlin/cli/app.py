@@ -25,6 +25,7 @@ app = typer.Typer(
 )
 app.add_typer(targetgen_cmd.app, name="targetgen")
 app.add_typer(ray_cmd.app, name="ray")
+__import__("merlin.cli.gateway_cmd", fromlist=["register"]).register(app)  # merlin mcp, merlin serve
 
 
 def _version(value: bool) -> None:
