@@ -70,6 +70,13 @@ class ControlPlane:
     # ----------------------------------------------------------------- parts
 
     @property
+    def leases(self) -> Any:
+        """The lease book (merlin.leases.book.LeaseBook) of this state root: reserve, renew, release, ..."""
+        from merlin.leases.book import LeaseBook
+
+        return LeaseBook(self.layout)
+
+    @property
     def clusters(self) -> "LocalClusters":
         if self._clusters is None:
             from merlin.clusters.local import LocalClusters
@@ -97,14 +104,32 @@ class ControlPlane:
         """Start (or find already active) a local Ray head. Returns (record, started_now)."""
         return self.clusters.start(name=name, **kwargs)
 
+    def start_cluster(self, kind: str, name: str, *, wait: bool = True, progress: Any = None, **options: Any) -> tuple["ClusterRecord", bool]:
+        """Start a cluster of any kind (slurm, pbs, ssh through their backends). Returns (record, started_now)."""
+        if kind == "local":
+            return self.start_local_cluster(name, progress=progress, **options)
+        from merlin.clusters.kinds import backend_for
+
+        return backend_for(kind, self.ledger).start(name, wait=wait, progress=progress, **options)
+
     def cluster_status(self, name: str = "default") -> "ClusterState":
+        rec = self.ledger.read_cluster(name)
+        if rec is not None and rec.kind != "local":  # hpc: slurm/pbs/ssh records go to their backend
+            from merlin.clusters.kinds import observe_state
+
+            return observe_state(self.ledger, rec)
         return self.clusters.observe(name)
 
     def stop_cluster(self, name: str = "default", grace: float = 5.0, **kwargs: Any) -> "ClusterRecord":
+        rec = self.ledger.read_cluster(name)
+        if rec is not None and rec.kind != "local":
+            from merlin.clusters.kinds import stop
+
+            return stop(self.ledger, rec, grace=grace, progress=kwargs.get("progress"))
         return self.clusters.stop(name, grace=grace, **kwargs)
 
     def list_clusters(self) -> list["ClusterState"]:
-        return self.clusters.list()
+        return [self.cluster_status(n) for n in self.ledger.cluster_names()]
 
     # ------------------------------------------------------------------ runs
 
@@ -376,8 +401,10 @@ class ControlPlane:
     def _apply(self, seen: "RunRecord", obs: "Observation", keep_logs: bool = True) -> "RunRecord":
         """Apply one observation through the ledger (transition-checked, locked).
 
-        When the run ends here, its target directory is indexed in the same
-        locked transaction; its Ray log is kept afterwards (``keep_logs``).
+        When the observation ends the run, its target directory is indexed
+        first, outside the run's lock (the run has ended: nothing writes there
+        any more), and the index is committed in the short locked update that
+        records the end. Its Ray log is kept afterwards (``keep_logs``).
         A local run whose supervisor is alive is left alone: the supervisor is
         its observer, and re-writing the record on every poll would only
         contend for its lock.
@@ -390,6 +417,8 @@ class ControlPlane:
         attempt_no = len(seen.attempts)
         run_id = seen.run_id
         became_terminal: list[bool] = []
+        ends = obs.status is not None and obs.status.is_terminal() and seen.status.is_active()
+        idx = index_dir(run_id, Path(seen.target_dir), attempt_no) if ends else None  # never under the lock
 
         def mutate(r: "RunRecord") -> list[dict[str, Any]]:
             if len(r.attempts) != attempt_no or not r.status.is_active():
@@ -418,13 +447,16 @@ class ControlPlane:
             if not new.is_terminal():
                 return []
             became_terminal.append(True)
-            idx = index_dir(run_id, Path(r.target_dir), attempt_no)
-            if self.ledger.write_artifacts(idx, locked=True):
+            if idx is not None and self.ledger.write_artifacts(idx, locked=True):
                 return [{"event": "artifacts", "cause": "the run ended; target directory indexed", "attempt": attempt_no, "detail": {"files": len(idx.files)}}]
             return []
 
         cause = f"observed by {seen.engine} engine" + (f": {obs.status.value}" if obs.status else ": no answer")
         rec = self.ledger.update(run_id, mutate, cause=cause, observed=obs.status is not None)
+        if became_terminal and idx is None:  # ended although ``seen`` did not predict it: index now, commit briefly
+            late = index_dir(run_id, Path(rec.target_dir), attempt_no)
+            if self.ledger.write_artifacts(late):
+                self.ledger.append_event(run_id, "artifacts", "the run ended; target directory indexed", attempt=attempt_no, detail={"files": len(late.files)})
         if became_terminal and keep_logs and rec.engine == "ray" and rec.status != RunStatus.LOST:
             self._keep_ray_logs([rec])
         return rec

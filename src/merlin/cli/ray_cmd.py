@@ -18,8 +18,10 @@ cluster_app = typer.Typer(help="Start, inspect and stop local Ray clusters.", no
 jobs_app = typer.Typer(help="Submit, list, follow, cancel and retry runs.", no_args_is_help=True)
 artifacts_app = typer.Typer(help="List and fetch the files a run produced.", no_args_is_help=True)
 app.add_typer(cluster_app, name="cluster")
+cluster_app.command("start")(__import__("merlin.cli.cluster_cmd", fromlist=["cluster_start"]).cluster_start)  # hpc: --kind local|slurm|pbs|ssh
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(artifacts_app, name="artifacts")
+app.add_typer(__import__("merlin.cli.resources_cmd", fromlist=["app"]).app, name="resources")
 
 StateRootOpt = typer.Option(
     None, "--state-root", help="Ledger directory (default: $MERLIN_STATE_ROOT or build/generated/ray).", show_default=False
@@ -307,6 +309,11 @@ def _print_cluster(rec: Any, state: str, note: str = "") -> None:
     auth = rec.auth.mode + (f" (token from {'$' + rec.auth.token_env if rec.auth.token_env else rec.auth.token_file})" if rec.auth.mode == "token" else "")
     grid.add_row("auth", auth)
     grid.add_row("temp dir", rec.temp_dir)
+    if rec.kind != "local":  # hpc: scheduler-backed kinds
+        from merlin.cli.cluster_cmd import scheduler_rows
+
+        for key, value in scheduler_rows(rec):
+            grid.add_row(key, value)
     if note:
         grid.add_row("note", note)
     out().print(grid)

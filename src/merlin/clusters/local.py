@@ -450,13 +450,13 @@ class LocalClusters:
     def _members(self, record) -> set[int]:
         """This cluster's processes now: its session, its temp dir, its recorded pids, and their children."""
         all_p = procs.all_procs()
-        recorded = {p.pid: p.start_ticks for p in record.processes}
+        recorded = {p.pid: procs.epoch_ticks(p.start_ticks) for p in record.processes}
         floor = min(recorded.values()) if recorded else None
         pids: set[int] = set()
         for p in all_p:
             if p.state in ("Z", "X") or p.pid == os.getpid():
                 continue
-            if recorded.get(p.pid) == p.start_ticks:
+            if p.pid in recorded and procs.same_start(recorded[p.pid], p.start_ticks):
                 pids.add(p.pid)
             elif record.session_id and p.sid == record.session_id and (floor is None or p.start_ticks >= floor - 100):
                 pids.add(p.pid)
@@ -471,7 +471,7 @@ class LocalClusters:
 
     def _kill(self, record, grace: float) -> set[int]:
         members = self._members(record)
-        return procs.terminate(members, grace=grace) if members else set()
+        return procs.terminate(members, grace=grace).survivors if members else set()
 
     # ---------------------------------------------------------------- observe
 
@@ -539,7 +539,7 @@ class LocalClusters:
                 raise NotFound(f"no cluster '{name}' recorded in {self.ledger.root} (see `merlin ray cluster list`)")
             members = self._members(record)
             progress(f"stopping cluster '{name}': {len(members)} processes")
-            survivors = procs.terminate(members, grace=grace) if members else set()
+            survivors = procs.terminate(members, grace=grace).survivors if members else set()
             temp_dir = Path(record.temp_dir)
             if temp_dir.name.startswith("merlin-ray-"):
                 shutil.rmtree(temp_dir, ignore_errors=True)

@@ -94,8 +94,21 @@ class Layout:
         return self.root / "cluster"
 
     @property
+    def resources(self) -> Path:
+        return self.root / "resources"
+
+    @property
     def leases(self) -> Path:
-        return self.root / "resources" / "leases"
+        return self.resources / "leases"
+
+    @property
+    def book(self) -> Path:
+        """The lease book's scheduling state, a journal whose last whole line is current (docs/leases.md)."""
+        return self.resources / "book.jsonl"
+
+    @property
+    def inventory(self) -> Path:
+        return self.resources / "inventory.json"
 
     def run_dir(self, run_id: str) -> Path:
         return self.runs / validate_run_id(run_id)
@@ -140,5 +153,13 @@ class Layout:
         validate_name(name, "cluster name")
         return self.clusters / "tokens" / f"{name}.token"
 
+    def cluster_state_dir(self, name: str) -> Path:
+        """Scheduler-backed clusters (slurm, pbs, ssh): batch script, handshake and pid files."""
+        validate_name(name, "cluster name")
+        return self.clusters / "state" / name
+
     def lease(self, lease_id: str) -> Path:
         return self.leases / f"{validate_lease_id(lease_id)}.json"
+
+    def lease_events(self, lease_id: str) -> Path:
+        return self.leases / f"{validate_lease_id(lease_id)}.events.jsonl"
