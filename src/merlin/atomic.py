@@ -99,12 +99,12 @@ def make_dir(directory: Path, *, exist_ok: bool = True, private: bool = False) -
             os.chmod(d, dir_mode())
 
 
-def ensure_dir(directory: Path) -> None:
+def ensure_dir(directory: Path, private: bool = False) -> None:
     """mkdir -p, with a one-line BadInput naming the path when it cannot be (a file, no permission)."""
     from merlin.errors import BadInput
 
     try:
-        make_dir(Path(directory))
+        make_dir(Path(directory), private=private)
         if not Path(directory).is_dir():
             raise FileExistsError(str(directory))
     except (FileExistsError, NotADirectoryError):
@@ -200,7 +200,8 @@ def append_line(path: Path, line: str) -> None:
     O_APPEND makes concurrent appenders interleave whole lines, never bytes.
     """
     path = Path(path)
-    ensure_dir(path.parent)
+    if not path.parent.is_dir():
+        ensure_dir(path.parent, private=_closed_to_others(path.parent.parent))  # a ledger subdirectory stays private
     data = (line.rstrip("\n") + "\n").encode("utf-8")
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, mode_for(path.parent))
     if os.fstat(fd).st_size == 0:

@@ -30,7 +30,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, overload
 
-from merlin.atomic import append_line, atomic_write_bytes
+from merlin.atomic import append_line, atomic_write_bytes, make_dir
 
 VERSION = 1
 RECORD = "run_record.json"
@@ -51,7 +51,7 @@ def note_changed(root: Path, run_id: str) -> None:
     try:
         append_line(path, run_id)
     except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_dir(path.parent, private=True)
         append_line(path, run_id)
 
 
@@ -171,7 +171,7 @@ class RunIndex:
     def _save(self, rows: list[Row], runs_mtime: int, journal_ino: int, journal_offset: int) -> None:
         doc = {"version": VERSION, "runs_mtime_ns": runs_mtime, "journal_ino": journal_ino, "journal_offset": journal_offset, "rows": rows}
         try:
-            self.dir.mkdir(parents=True, exist_ok=True)
+            make_dir(self.dir, private=True)
             atomic_write_bytes(self.path, json.dumps(doc, separators=(",", ":")).encode("utf-8"))
         except OSError:
             pass  # a read-only state root still lists, just without the cache
