@@ -47,6 +47,10 @@ SUBMIT = ["ray", "jobs", "submit", "--target", "t", "--workflow", "w"]
         (["ray", "jobs", "watch", "x-run", "--timeout", "-5"], "--timeout -5.0: must be >= 0"),
         (["ray", "jobs", "list", "--limit", "-1"], "--limit -1: must be >= 0"),
         (["ray", "jobs", "logs", "x-run", "--attempt", "0"], "--attempt 0: must be >= 1"),
+        (["ray", "cluster", "start", "--kind", "slurm", "--nodes", "0"], "--nodes 0: must be >= 1"),
+        (["ray", "cluster", "start", "--kind", "slurm", "--cpus-per-node", "-2"], "--cpus-per-node -2: must be >= 0"),
+        (["ray", "resources", "reserve", "gpu:1", "--timeout", "nan"], "--timeout nan: expected a finite number"),
+        (["ray", "resources", "reserve", "gpu:1", "--pid", "0"], "--pid 0: must be >= 1"),
     ],
 )
 def test_numeric_flags_are_finite_and_in_range(args: list[str], expect: str, tmp_path: Path) -> None:
