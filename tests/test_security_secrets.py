@@ -72,6 +72,17 @@ def test_env_and_metadata_redacted_by_shape() -> None:
     assert scrub_values(text, vals) == f"connecting to {REDACTED} with {REDACTED} in fast mode"
 
 
+def test_messages_keep_prose_and_lose_secret_values() -> None:
+    from merlin.ledger.text import plain
+
+    for prose in ("Token authentication is OFF", "basic checks passed", "requires a token (RAY_AUTH_MODE=token)",
+                  "jobs API http://127.0.0.1:8265 answered; mail a@b", "Basic configuration"):
+        assert plain(prose) == prose
+    for secret, msg in (("abc.def-ghi_123456", "sent Authorization: Bearer abc.def-ghi_123456"), ("dXNlcjpwYXNz", "Basic dXNlcjpwYXNz"),
+                        ("p4ss", "postgres://u:p4ss@h/db failed"), (GHP, f"push with {GHP} refused")):
+        assert secret not in plain(msg) and REDACTED in plain(msg)
+
+
 def _tree_modes(root: Path, skip: Path | None = None) -> tuple[set[int], set[int]]:
     """Modes of the ledger's files and dirs; ``skip``: the run's target dir (the command's own files, umask)."""
     files, dirs = set(), set()
