@@ -49,7 +49,7 @@ def start_cluster(state_root: Path, name: str = "default", **kwargs):
     kwargs.setdefault("num_cpus", 2)
     kwargs.setdefault("object_store_memory", OBJECT_STORE)
     rec, started = cp.start_local_cluster(name, port=port, dashboard_port=dash, **kwargs)
-    assert started and rec.status == "running"
+    assert started and rec.status == "active"
     return cp, rec
 
 

@@ -48,7 +48,7 @@ def test_lifecycle_isolation_lost_unreachable_and_retry(ray_cluster, cluster_roo
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     rec = out["cluster"]
-    assert out["started"] is True and rec["status"] == "running" and rec["address"].startswith("http://127.0.0.1:")
+    assert out["started"] is True and rec["status"] == "active" and rec["address"].startswith("http://127.0.0.1:")
     assert rec["ray_version"] and rec["session_name"] and rec["processes"] and rec["gcs_address"]
     assert rec["resources"]["CPU"] == 1.0 and rec["resources"]["accel"] == 2.0
     assert "waiting for the jobs API" in res.stderr  # progress on stderr

@@ -27,7 +27,7 @@ from merlin.ledger.status import RunStatus, can_transition
 from merlin.ledger.store import Ledger, set_status
 
 if TYPE_CHECKING:  # pragma: no cover
-    from merlin.clusters.local import ClusterState, LocalClusters
+    from merlin.clusters.base import ClusterBackend, ClusterState
     from merlin.engines.base import Observation
     from merlin.ledger.models import ArtifactIndex, ClusterRecord, RunRecord
 
@@ -67,6 +67,12 @@ def check_target_dir(tdir: Path) -> Path:
     return tdir
 
 
+def _name_flag(name: str) -> str:
+    from merlin.clusters import name_flag
+
+    return name_flag(name)
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text.splitlines()[0] if text else 'no detail'}"
@@ -89,17 +95,19 @@ class ControlPlane:
         self.ledger = Ledger(self.root)
         self.layout: Layout = self.ledger.layout
         self._engines: dict[str, Any] = {}
-        self._clusters: "LocalClusters | None" = None
+        self._backends: dict[str, "ClusterBackend"] = {}
 
     # ----------------------------------------------------------------- parts
 
-    @property
-    def clusters(self) -> "LocalClusters":
-        if self._clusters is None:
-            from merlin.clusters.local import LocalClusters
+    def cluster_backend(self, kind: str | None = None) -> "ClusterBackend":
+        """The backend of a cluster kind, from :mod:`merlin.clusters.registry`."""
+        from merlin.clusters import registry
+        from merlin.clusters.base import DEFAULT_KIND
 
-            self._clusters = LocalClusters(self.ledger)
-        return self._clusters
+        kind = kind or DEFAULT_KIND
+        if kind not in self._backends:
+            self._backends[kind] = registry.backend(kind, self.ledger)
+        return self._backends[kind]
 
     def engine(self, name: str) -> Any:
         if name not in self._engines:
@@ -117,18 +125,33 @@ class ControlPlane:
 
     # -------------------------------------------------------------- clusters
 
+    def start_cluster(self, name: str = "default", *, kind: str | None = None, **options: Any) -> tuple["ClusterRecord", bool]:
+        """Start (or find already active) a cluster of ``kind``. Returns (record, started_now)."""
+        return self.cluster_backend(kind).start(name, **options)
+
     def start_local_cluster(self, name: str = "default", **kwargs: Any) -> tuple["ClusterRecord", bool]:
         """Start (or find already active) a local Ray head. Returns (record, started_now)."""
-        return self.clusters.start(name=name, **kwargs)
+        return self.start_cluster(name, **kwargs)
 
     def cluster_status(self, name: str = "default") -> "ClusterState":
-        return self.clusters.observe(name)
+        """The cluster's live state, asked of its backend (``absent`` if none is recorded)."""
+        from merlin.clusters.base import ClusterState, describe
+
+        self.layout.cluster_record(name)  # validates the name
+        record = self.ledger.read_cluster(name)
+        if record is None:
+            return ClusterState(name, "absent", f"no cluster '{name}' recorded; start one with `merlin ray cluster start-local{_name_flag(name)}`")
+        backend = self.cluster_backend(record.kind)
+        return describe(backend, backend.observe(record))
 
     def stop_cluster(self, name: str = "default", grace: float = 5.0, **kwargs: Any) -> "ClusterRecord":
-        return self.clusters.stop(name, grace=grace, **kwargs)
+        record = self.ledger.read_cluster(name)
+        if record is None:
+            raise NotFound(f"no cluster '{name}' recorded in {self.ledger.root} (see `merlin ray cluster list`)")
+        return self.cluster_backend(record.kind).stop(record, grace=grace, **kwargs)
 
     def list_clusters(self) -> list["ClusterState"]:
-        return self.clusters.list()
+        return [self.cluster_status(n) for n in self.ledger.cluster_names()]
 
     # ------------------------------------------------------------------ runs
 

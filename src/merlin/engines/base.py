@@ -13,19 +13,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Iterator, Protocol
 
+from merlin.errors import Blocked
 from merlin.ledger.status import RunStatus
 
 if TYPE_CHECKING:  # pragma: no cover
     from merlin.ledger.models import RunRecord, RunRequest
 
 
-class EngineBlocked(Exception):
-    """Submission is impossible until something outside merlin changes."""
-
-    def __init__(self, message: str, cause: str) -> None:
-        super().__init__(message)
-        self.message = message
-        self.cause = cause  # ray_not_importable | no_cluster | cluster_unreachable | token_missing
+#: One concept: an engine that cannot accept work raises ``Blocked(message, cause)``
+#: (cause: ray_not_importable | no_cluster | cluster_unreachable | token_missing | token_rejected).
+EngineBlocked = Blocked
 
 
 @dataclass

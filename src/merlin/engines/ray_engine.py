@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 from merlin.clusters import name_flag
 from merlin.engines.base import EngineBlocked, Observation, Submitted
 from merlin.errors import Blocked
-from merlin.ledger.status import RunStatus
+from merlin.ledger.status import ClusterStatus, RunStatus
 
 if TYPE_CHECKING:  # pragma: no cover
     from merlin.ledger import Ledger
@@ -109,7 +109,7 @@ class RayEngine:
 
     def cluster_for(self, name: str, run_id: str | None = None) -> "ClusterRecord":
         rec = self.ledger.read_cluster(name)
-        if rec is None or rec.status in ("stopped", "failed"):
+        if rec is None or rec.status.is_terminal():
             state = "no active Ray cluster" if rec is None else f"Ray cluster '{name}' is {rec.status}"
             raise EngineBlocked(
                 f"{state}{'' if rec else f' named {name!r}'}: start one with "
@@ -271,7 +271,7 @@ class RayEngine:
         name = record.cluster.name if record.cluster else "default"
         why = (
             f"Ray cluster '{name}' was stopped"
-            if cluster is None or cluster.status == "stopped"
+            if cluster is None or cluster.status == ClusterStatus.STOPPED
             else f"Ray cluster '{name}' no longer knows submission {record.attempt.submission_id if record.attempt else '?'} (it was restarted)"
         )
         return Observation(
@@ -293,7 +293,7 @@ class RayEngine:
             by_cluster.setdefault(r.cluster.name if r.cluster else "default", []).append(r)
         for name, runs in by_cluster.items():
             cluster = self.ledger.read_cluster(name)
-            if cluster is None or cluster.status in ("stopped", "failed"):
+            if cluster is None or cluster.status.is_terminal():
                 for r in runs:
                     out[r.run_id] = self._gone(r, cluster)
                 continue

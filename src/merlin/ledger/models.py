@@ -13,7 +13,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from merlin.ledger.status import RunStatus
+from merlin.ledger.status import ClusterStatus, RunStatus
 from merlin.ledger.text import plain, redact_env, redact_mapping
 
 SCHEMA_VERSION = 1
@@ -218,8 +218,8 @@ class ClusterRecord(_Model):
 
     schema_version: Literal[1] = SCHEMA_VERSION
     name: str
-    kind: Literal["local"] = "local"
-    status: Literal["starting", "running", "stopped", "failed"]
+    kind: str = Field("local", description="Cluster kind: a key of merlin.clusters.registry (local, slurm, pbs, ssh).")
+    status: ClusterStatus = Field(description="See merlin.clusters.base.ClusterStatus; records written before it said 'running' for 'active'.")
     host: str = Field(description="Address the jobs API (dashboard) binds to.")
     address: str = Field(description="Jobs API URL that merlin submits to.")
     dashboard_url: str
@@ -244,6 +244,11 @@ class ClusterRecord(_Model):
     @classmethod
     def _clean(cls, v: Any) -> str:
         return plain(v)
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _legacy_status(cls, v: Any) -> Any:
+        return "active" if v == "running" else v  # merlin <= 0.1 wrote 'running'
 
 
 # ------------------------------------------------------------------------- leases

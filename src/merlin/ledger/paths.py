@@ -139,3 +139,11 @@ class Layout:
 
     def lease(self, lease_id: str) -> Path:
         return self.leases / f"{validate_lease_id(lease_id)}.json"
+
+    @property
+    def crash(self) -> Path:
+        return self.root / "crash"
+
+    def crash_log(self) -> Path:
+        """``crash/<UTC yyyymmddThhmmss>-<pid>.log``: one file per internal error."""
+        return self.crash / f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{os.getpid()}.log"
