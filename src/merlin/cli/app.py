@@ -123,10 +123,9 @@ def main(argv: list[str] | None = None) -> None:
     except ClickException as exc:  # BadParameter raised by a callback, file errors
         fail([_usage_line(exc)], ExitCode.BAD_INPUT)
     except MerlinError as exc:
-        from merlin.cli.nextsteps import render_all
+        from merlin.cli.nextsteps import with_next
 
-        hints = render_all(exc.next_steps, args)
-        fail([*exc.lines, *hints], exc.exit_code, exc.code, exc.to_json())
+        fail(with_next(exc.lines, exc.next_steps, args), exc.exit_code, exc.code, exc.to_json())
     except (KeyboardInterrupt, EOFError):
         sys.stderr.write("interrupted\n")
         sys.exit(130)

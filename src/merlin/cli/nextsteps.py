@@ -96,6 +96,14 @@ def render_all(steps: Iterable[dict[str, Any]] | None, argv: Iterable[str] | Non
     return [f"next: {command(s, argv)}" for s in (steps or [])]
 
 
+def with_next(lines: list[str], steps: Iterable[dict[str, Any]] | None, argv: Iterable[str] | None = None) -> list[str]:
+    """An error's lines with its next steps on the last one (an error stays one line)."""
+    cmds = [command(s, list(argv or [])) for s in (steps or [])]
+    if not cmds or not lines:
+        return list(lines)
+    return [*lines[:-1], lines[-1].rstrip() + "; next: " + "; then ".join(f"`{c}`" for c in cmds)]
+
+
 def say_next(steps: Iterable[dict[str, Any]] | None) -> None:
     """Print the steps of a result on stderr (the CLI's argv gives the context)."""
     import sys

@@ -114,7 +114,9 @@ def explain(capability: Path = CapabilityArg, overlay: Optional[Path] = OverlayO
             }
         )
         return
-    render_explain(result)
+    from merlin.cli.output import out
+
+    render_explain(result, out())
 
 
 from merlin.cli import targetgen_exec_cmd as _exec  # noqa: E402

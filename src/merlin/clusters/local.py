@@ -22,13 +22,14 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from merlin.clusters import name_flag, procs
+from merlin.clusters import procs, start_step
 from merlin.clusters.base import ClusterState, ClusterStatus
 from merlin.clusters.auth import check_token_file, generate_token_file, headers_for, ray_start_env
 from merlin.clusters.net import LOOPBACK, free_ports, get_json, port_free, probe
 from merlin.errors import BadInput, Blocked, NotFound, RunFailed
+from merlin.nextsteps import Action, step
 
-INSTALL_HINT = "install Ray with `.venv/bin/pip install 'ray[default]'`"
+INSTALL_HINT = "install Ray into merlin's environment (ray[default])"
 START_TIMEOUT = 180.0
 API_TIMEOUT = 90.0
 
@@ -50,7 +51,7 @@ def require_ray() -> str:
 
         return str(getattr(ray, "__version__", "unknown"))
     except Exception as exc:  # ImportError, or a broken install raising anything
-        raise Blocked(f"Ray is not importable ({type(exc).__name__}: {exc}); {INSTALL_HINT}") from None
+        raise Blocked(f"Ray is not importable ({type(exc).__name__}: {exc}); {INSTALL_HINT}", "ray_not_importable", next_steps=[step(Action.INSTALL, package="ray[default]")]) from None
 
 
 def temp_dir_for(state_root: Path, name: str) -> Path:
@@ -386,7 +387,7 @@ class LocalBackend:
         name = record.name
         alive = len(self._members(record)) if record.status != ClusterStatus.STOPPED else 0
         if record.status == ClusterStatus.STOPPED:
-            return ClusterState(name, "stopped", f"stopped; start it with `merlin ray cluster start-local{name_flag(name)}`", record, alive)
+            return ClusterState(name, "stopped", "stopped; start it again", record, alive, next_steps=[start_step(name, record)])
         if record.status.is_terminal():
             return ClusterState(name, record.status.value, record.message, record, alive)
         try:
@@ -403,10 +404,11 @@ class LocalBackend:
                     name,
                     "unreachable",
                     f"another Ray session ({session}) answers at {record.address}, not this cluster's "
-                    f"({record.session_name}); restart it with `merlin ray cluster start-local{name_flag(name)}`",
+                    f"({record.session_name}); restart it",
                     record,
                     alive,
                     answer.version,
+                    next_steps=[start_step(name, record)],
                 )
             return ClusterState(name, "active", f"active; jobs API {record.address} (Ray {answer.version.get('ray_version') if answer.version else '?'})", record, alive, answer.version)
         if answer.state == "auth":
@@ -417,9 +419,10 @@ class LocalBackend:
             name,
             "unreachable",
             f"recorded as running at {record.address} but it does not answer ({answer.detail}); "
-            f"{alive} of its processes are alive. Restart it with `merlin ray cluster start-local{name_flag(name)}`",
+            f"{alive} of its processes are alive. Restart it",
             record,
             alive,
+            next_steps=[start_step(name, record)],
         )
 
     def list(self) -> list[ClusterState]:
@@ -441,7 +444,7 @@ class LocalBackend:
         with self.ledger.cluster_lock(name):
             record = self.ledger.read_cluster(name)
             if record is None:
-                raise NotFound(f"no cluster '{name}' recorded in {self.ledger.root} (see `merlin ray cluster list`)")
+                raise NotFound(f"no cluster '{name}' recorded in {self.ledger.root}", next_steps=[step(Action.LIST_CLUSTERS)])
             members = self._members(record)
             progress(f"stopping cluster '{name}': {len(members)} processes")
             survivors = procs.terminate(members, grace=grace) if members else set()

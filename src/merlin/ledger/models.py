@@ -9,7 +9,7 @@ typo in code fails a test instead of silently writing a field nobody reads.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -18,7 +18,9 @@ from merlin.ledger.text import plain, redact_env, redact_mapping
 
 SCHEMA_VERSION = 1
 
-EngineName = Literal["local", "ray"]
+#: An engine's registry key (merlin.engines.registry); checked there, not here, so an
+#: engine added at run time needs no edit of this file.
+EngineName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
 
 
 def utcnow() -> datetime:
@@ -97,6 +99,13 @@ class RunRequest(_Model):
         return redact_mapping(v)
 
 
+class NextStep(_Model):
+    """One thing to do next, as data (vocabulary: merlin.nextsteps.Action)."""
+
+    action: str = Field(description="retry, logs, start_cluster, targetgen_answer, ... (merlin.nextsteps.Action).")
+    args: dict[str, Any] = Field(default_factory=dict, description="The action's arguments, e.g. {'run_id': ...}.")
+
+
 class RunRecord(_Model):
     """Where the run is now (runs/<id>/run_record.json): the file people open."""
 
@@ -115,7 +124,8 @@ class RunRecord(_Model):
     target_dir: str
     cluster: Optional[ClusterRef] = None
     attempts: list[Attempt] = Field(default_factory=list)
-    message: str = Field("", description="Plain text (no ANSI), at most 1000 characters; names the next step.")
+    message: str = Field("", description="Plain text (no ANSI), at most 1000 characters, for a person; no commands.")
+    next_steps: list[NextStep] = Field(default_factory=list, description="What to do next, as {action, args}; the CLI renders each as a command.")
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     observed_at: Optional[datetime] = Field(None, description="Last time the engine was asked about this run.")

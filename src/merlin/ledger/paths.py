@@ -11,6 +11,7 @@ import os
 import re
 import secrets
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from merlin.errors import BadInput
@@ -40,7 +41,7 @@ def _check(pattern: re.Pattern[str], value: str, what: str, hint: str) -> str:
 
 
 def validate_run_id(run_id: str) -> str:
-    return _check(_RUN_ID, run_id, "run id", "expected 3-128 characters of a-z, 0-9, '.', '_' or '-' (see `merlin ray jobs list`)")
+    return _check(_RUN_ID, run_id, "run id", "expected 3-128 characters of a-z, 0-9, '.', '_' or '-' (list the runs to see theirs)")
 
 
 def validate_name(name: str, what: str = "name") -> str:
@@ -115,6 +116,18 @@ class Layout:
     def logs(self, run_id: str) -> Path:
         return self.run_dir(run_id) / "logs"
 
+    @staticmethod
+    def attempt_log_name(attempt: int) -> str:
+        """``logs/attempt-N.log``, relative to the run directory (as attempts record it)."""
+        return f"logs/attempt-{int(attempt)}.log"
+
+    def attempt_log(self, run_id: str, attempt: int) -> Path:
+        """The log of one attempt: written by the local supervisor, kept from Ray when a run ends."""
+        return self.run_dir(run_id) / self.attempt_log_name(attempt)
+
+    def supervisor_log(self, run_id: str) -> Path:
+        return self.logs(run_id) / "supervisor.log"
+
     def default_target_dir(self, run_id: str) -> Path:
         return self.run_dir(run_id) / "target"
 
@@ -147,3 +160,81 @@ class Layout:
     def crash_log(self) -> Path:
         """``crash/<UTC yyyymmddThhmmss>-<pid>.log``: one file per internal error."""
         return self.crash / f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{os.getpid()}.log"
+
+
+TARGET_LOCK_NAME = ".merlin.lock"
+
+
+@dataclass(frozen=True)
+class TargetLayout:
+    """Every path under a TargetGen target directory (``<out_dir>/<target.name>/``)."""
+
+    root: Path
+
+    @property
+    def bundle(self) -> Path:
+        return self.root / "execution_bundle.json"
+
+    @property
+    def state(self) -> Path:
+        return self.root / "execution_state.json"
+
+    @property
+    def task_states(self) -> Path:
+        return self.root / "task_states"
+
+    @property
+    def requests(self) -> Path:
+        return self.root / "operator_requests"
+
+    @property
+    def answers(self) -> Path:
+        return self.root / "answers.jsonl"
+
+    @property
+    def events(self) -> Path:
+        return self.root / "events.jsonl"
+
+    @property
+    def briefs(self) -> Path:
+        return self.root / "briefs"
+
+    @property
+    def prompts(self) -> Path:
+        return self.root / "prompts"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def history(self) -> Path:
+        return self.root / "history"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / TARGET_LOCK_NAME
+
+    def task_state(self, task_id: str) -> Path:
+        return self.task_states / f"{task_id}.json"
+
+    def log(self, task_id: str) -> Path:
+        return self.logs / f"{task_id}.log"
+
+    def scratch(self, task_id: str) -> Path:
+        return self.root / "scratch" / task_id
+
+    @staticmethod
+    def prompt_name(task_id: str) -> str:
+        """``prompts/<task>.prompt.md``, relative to the target directory (as the bundle records it)."""
+        return f"prompts/{task_id}.prompt.md"
+
+    @staticmethod
+    def response_name(task_id: str) -> str:
+        return f"prompts/{task_id}.response.md"
+
+    def prompt(self, task_id: str) -> Path:
+        return self.root / self.prompt_name(task_id)
+
+    def response(self, task_id: str) -> Path:
+        return self.root / self.response_name(task_id)

@@ -41,14 +41,17 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def set_status(record: "RunRecord", status: RunStatus | str, message: str | None = None) -> None:
-    """Move a run (and its latest attempt) to ``status``; legality is checked on write."""
+def set_status(record: "RunRecord", status: RunStatus | str, message: str | None = None, next_steps: list[dict[str, Any]] | None = None) -> None:
+    """Move a run (and its latest attempt) to ``status``; legality is checked on write.
+
+    A new ``message`` replaces the record's next steps too (``next_steps``, default none)."""
     status = RunStatus(status)
     record.status = status
     if record.attempts:
         record.attempts[-1].status = status
     if message is not None:
         record.message = message
+        record.next_steps = list(next_steps or [])  # type: ignore[assignment]
 
 
 class Ledger:
@@ -104,7 +107,7 @@ class Ledger:
         try:
             return path.read_bytes()
         except FileNotFoundError:
-            raise NotFound(f"unknown run {run_id} in {self.root} (list runs with `merlin ray jobs list`)") from None
+            raise NotFound(f"unknown run {run_id} in {self.root}", next_steps=[{"action": "list_runs", "args": {}}]) from None
 
     def update(self, run_id: str, mutate: Mutation, *, cause: str, observed: bool = False) -> "RunRecord":
         """Locked read-modify-write of one run record.

@@ -16,12 +16,12 @@ import json
 import os
 import sys
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 from merlin.atomic import append_line, atomic_write_json, dump_json, file_lock, write_if_changed
 from merlin.errors import BadInput
+from merlin.ledger.paths import TARGET_LOCK_NAME as LOCK_NAME, TargetLayout  # noqa: F401
 
 STATE_SCHEMA_VERSION = 1
 # task_states/<task>.json views and answers.jsonl lines; files written before
@@ -55,77 +55,14 @@ QUESTION_STATES = (PREFLIGHT_FAILED, AWAITING_OPERATOR)
 OUTCOMES = ("completed", "blocked", "awaiting_operator", "awaiting_response")
 READY = "ready"
 
-LOCK_NAME = ".merlin.lock"
 
 
 def now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-@dataclass(frozen=True)
-class Layout:
-    """Every path under a target directory."""
-
-    root: Path
-
-    @property
-    def bundle(self) -> Path:
-        return self.root / "execution_bundle.json"
-
-    @property
-    def state(self) -> Path:
-        return self.root / "execution_state.json"
-
-    @property
-    def task_states(self) -> Path:
-        return self.root / "task_states"
-
-    @property
-    def requests(self) -> Path:
-        return self.root / "operator_requests"
-
-    @property
-    def answers(self) -> Path:
-        return self.root / "answers.jsonl"
-
-    @property
-    def events(self) -> Path:
-        return self.root / "events.jsonl"
-
-    @property
-    def briefs(self) -> Path:
-        return self.root / "briefs"
-
-    @property
-    def prompts(self) -> Path:
-        return self.root / "prompts"
-
-    @property
-    def logs(self) -> Path:
-        return self.root / "logs"
-
-    @property
-    def history(self) -> Path:
-        return self.root / "history"
-
-    @property
-    def lock(self) -> Path:
-        return self.root / LOCK_NAME
-
-    def task_state(self, task_id: str) -> Path:
-        return self.task_states / f"{task_id}.json"
-
-    def log(self, task_id: str) -> Path:
-        return self.logs / f"{task_id}.log"
-
-    def scratch(self, task_id: str) -> Path:
-        return self.root / "scratch" / task_id
-
-    def prompt(self, task_id: str) -> Path:
-        return self.prompts / f"{task_id}.prompt.md"
-
-    def response(self, task_id: str) -> Path:
-        return self.prompts / f"{task_id}.response.md"
+#: Every path under a target directory (owned by merlin.ledger.paths.TargetLayout).
+Layout = TargetLayout
 
 
 def read_json(path: Path, what: str) -> Any:
@@ -141,14 +78,14 @@ def open_target_dir(target_dir: Path | str) -> Layout:
     """A target directory that ``orchestrate`` has written, or one clear error."""
     root = Path(target_dir)
     if not root.exists():
-        raise BadInput(f"{root}: no such target directory (run 'merlin targetgen orchestrate CAPABILITY' first)")
+        raise BadInput(f"{root}: no such target directory (orchestrate the capability first)")
     if not root.is_dir():
         raise BadInput(f"{root}: not a directory (expected a target directory written by orchestrate)")
     layout = Layout(root.resolve())
     if not layout.bundle.is_file():
-        raise BadInput(f"{root}: no execution_bundle.json here (not an orchestrated target directory; run 'merlin targetgen orchestrate CAPABILITY')")
+        raise BadInput(f"{root}: no execution_bundle.json here (not an orchestrated target directory; orchestrate the capability first)")
     if not layout.state.is_file():
-        raise BadInput(f"{root}: no execution_state.json here (run 'merlin targetgen orchestrate CAPABILITY' again)")
+        raise BadInput(f"{root}: no execution_state.json here (orchestrate the capability again)")
     return layout
 
 
