@@ -115,6 +115,12 @@ def _me() -> str:
     return invoked_as()
 
 
+def _default_engine() -> str:
+    from merlin.engines.registry import DEFAULT_ENGINE
+
+    return DEFAULT_ENGINE
+
+
 def _engine_help() -> str:
     from merlin.engines.registry import names
 
@@ -389,7 +395,7 @@ def jobs_submit(
     command: List[str] = typer.Argument(..., help="The command, after `--`.", show_default=False),
     target: str = typer.Option(..., "--target", help="Target name (becomes part of the run id)."),
     workflow: str = typer.Option(..., "--workflow", help="Workflow name."),
-    engine: str = typer.Option("local", "--engine", help=_engine_help()),
+    engine: str = typer.Option(_default_engine(), "--engine", help=_engine_help()),
     target_dir: Optional[Path] = typer.Option(None, "--target-dir", help="Directory indexed as artifacts (default: runs/<id>/target)."),
     num_cpus: Optional[float] = typer.Option(None, "--num-cpus", help="CPUs reserved for the entrypoint (ray)."),
     num_gpus: Optional[float] = typer.Option(None, "--num-gpus", help="GPUs reserved for the entrypoint (ray)."),

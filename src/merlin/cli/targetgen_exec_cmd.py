@@ -129,7 +129,7 @@ def execute(
     out_dir: Optional[Path] = OutDirOpt,
     from_dir: Optional[Path] = typer.Option(None, "--from-dir", help="Resume the target directory written by orchestrate."),
     engine: str = typer.Option(
-        "local", "--engine", help=f"{_engines()[0]}: run here; any other engine ({', '.join(_engines()[1:])}): submit the executor as a run of it. Both record a run in the ledger.",
+        _engines()[0], "--engine", help=f"{_engines()[0]}: run here; any other engine ({', '.join(_engines()[1:])}): submit the executor as a run of it. Both record a run in the ledger.",
         metavar="|".join(_engines()),
     ),
     cluster: Optional[str] = typer.Option(None, "--cluster", help="Ray cluster name for --engine ray (default: default)."),

@@ -8,6 +8,7 @@ def name_flag(name: str) -> str:
 
 def start_step(name: str, record: object = None) -> dict:
     """The next step that (re)starts cluster ``name``, keeping the recorded ports and resources."""
+    from merlin.clusters.base import DEFAULT_KIND
     from merlin.nextsteps import Action, step
 
     if record is None:
@@ -18,7 +19,7 @@ def start_step(name: str, record: object = None) -> dict:
     return step(
         Action.START_CLUSTER,
         name=name,
-        kind=getattr(record, "kind", None) if getattr(record, "kind", "local") != "local" else None,
+        kind=None if getattr(record, "kind", DEFAULT_KIND) == DEFAULT_KIND else getattr(record, "kind", None),
         host=host if host not in (None, "127.0.0.1") else None,
         port=getattr(ports, "gcs", None),
         dashboard_port=getattr(ports, "dashboard", None),

@@ -32,8 +32,6 @@ OUTCOME_TEXT = {
     "awaiting_response": "awaiting a response: answer the request in {target_dir}, then execute again",
 }
 
-#: Exit code of the CLI for each outcome (the executor's own).
-OUTCOME_EXIT = {"completed": ExitCode.OK, "awaiting_operator": ExitCode.WAITING, "awaiting_response": ExitCode.WAITING, "blocked": ExitCode.BLOCKED}
 
 
 def outcome_steps(outcome: str, run_id: str, target_dir: str) -> list[dict[str, Any]]:
@@ -101,8 +99,10 @@ def targetgen_message(result: Any, run_id: str) -> str:
 
 def targetgen_exit_code(rec: "RunRecord") -> int:
     """Exit code of a waited-for executor run once it ended: the executor's, by outcome."""
+    from merlin.targetgen.vocab import Outcome
+
     if rec.status == RunStatus.SUCCEEDED:
-        return OUTCOME_EXIT.get(rec.outcome or "", ExitCode.OK)
+        return Outcome(rec.outcome).exit_code if rec.outcome in {o.value for o in Outcome} else ExitCode.OK
     return ExitCode.RUN_FAILED
 
 

@@ -17,25 +17,33 @@ from merlin.errors import Conflict
 
 
 class RunStatus(str, Enum):
-    """Where a run is. ``str`` so records and ``--json`` hold plain strings."""
+    """Where a run is. ``str`` so records and ``--json`` hold plain strings.
 
-    #: Could not be handed to its engine: Ray missing, no active cluster, cluster
-    #: unreachable, token missing. The message names the fix.
-    #: -> pending (``jobs retry``), cancelled.
+    The moves are :data:`TRANSITIONS` alone (the docs' table is generated from it).
+    Two moves are deliberate and easy to miss:
+
+    - ``None -> running``: work recorded in-process (``targetgen execute`` on the
+      default engine) is already running when its record is created.
+    - ``running -> blocked``: such an in-process run can meet a busy target lock
+      or a ``Blocked`` error half-way. Nothing failed (a retry of the same command
+      would fail the same way until a person acts), so it is recorded as blocked,
+      the status that waits for a person, not as failed. An engine-observed run
+      never reports it: engines map their states to running/succeeded/failed/...
+    """
+
+    #: Could not be handed to its engine (Ray missing, no active cluster, cluster unreachable, token missing), or an in-process run met a busy lock or a Blocked error. The message and next steps name the fix.
     BLOCKED = "blocked"
     #: Recorded and handed to the engine, not started yet (Ray: PENDING).
-    #: -> running, succeeded, failed, cancelled, lost, blocked (submission refused).
     PENDING = "pending"
-    #: The command is executing. -> succeeded, failed, cancelled, lost.
+    #: The command is executing (Ray: RUNNING).
     RUNNING = "running"
-    #: The command exited 0. Final: no transition out.
+    #: The command exited 0 (Ray: SUCCEEDED).
     SUCCEEDED = "succeeded"
-    #: The command exited non-zero or the engine failed it. -> pending (retry).
+    #: The command exited non-zero or the engine failed it (Ray: FAILED).
     FAILED = "failed"
-    #: Stopped on request (``jobs cancel``). -> pending (retry).
+    #: Stopped on request, ``jobs cancel`` (Ray: STOPPED).
     CANCELLED = "cancelled"
-    #: The engine no longer knows the attempt (cluster stopped or restarted,
-    #: supervisor killed). History stays in the ledger. -> pending (retry).
+    #: The engine no longer knows the attempt (cluster stopped or restarted, supervisor killed). History stays in the ledger.
     LOST = "lost"
 
     def __str__(self) -> str:
@@ -76,7 +84,7 @@ TRANSITIONS: dict[RunStatus | None, frozenset[RunStatus]] = {
             RunStatus.BLOCKED,
         }
     ),
-    # running -> blocked: an in-process run (targetgen execute --engine local) that met a busy lock or a Blocked error
+    # running -> blocked: deliberate, see the RunStatus docstring
     RunStatus.RUNNING: frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.LOST, RunStatus.BLOCKED}),
     RunStatus.SUCCEEDED: frozenset(),
     RunStatus.FAILED: frozenset({RunStatus.PENDING}),

@@ -42,16 +42,12 @@ from merlin.targetgen.bundle import (
     sha256_file,
 )
 from merlin.targetgen.operator import options_for, public_request
+from merlin.targetgen.vocab import OUTCOME_EXIT, can_task_transition
 
 Progress = Callable[[str], None]
 
-EXIT_CODES = {
-    "completed": ExitCode.OK,
-    "awaiting_operator": ExitCode.WAITING,
-    "awaiting_response": ExitCode.WAITING,
-    "blocked": ExitCode.BLOCKED,
-    st.READY: ExitCode.OK,
-}
+#: outcome -> exit code (plain-string keys: results carry strings)
+EXIT_CODES = {o.value: code for o, code in OUTCOME_EXIT.items()}
 
 
 def default_lock_wait() -> float:
@@ -274,6 +270,9 @@ class _Run:
 
     def transition(self, rec: dict[str, Any], to: str, stage: str | None, why: str) -> None:
         frm = rec["state"]
+        if not can_task_transition(frm, to):  # a bug in the executor, never a user's doing
+            raise AssertionError(f"{rec['task_id']}: illegal task state change {frm} -> {to} (see merlin.targetgen.vocab)")
+        to = str(to)
         rec["state"] = to
         rec["stage"] = stage
         rec["history"].append({"at": st.now(), "from": frm, "to": to, "stage": stage, "why": why})

@@ -21,6 +21,7 @@ from typing import Any, Iterator
 
 from merlin.atomic import append_line, atomic_write_json, dump_json, file_lock, write_if_changed
 from merlin.errors import BadInput
+from merlin.targetgen.vocab import EXECUTE_OUTCOMES, QUESTION_STATES, Outcome, TaskState  # noqa: F401
 from merlin.ledger.paths import TARGET_LOCK_NAME as LOCK_NAME, TargetLayout  # noqa: F401
 
 STATE_SCHEMA_VERSION = 1
@@ -29,31 +30,18 @@ STATE_SCHEMA_VERSION = 1
 TASK_STATE_SCHEMA_VERSION = 1
 ANSWER_SCHEMA_VERSION = 1
 
-# Task states.
-PLANNED = "planned"
-PREFLIGHT_READY = "preflight_ready"
-PREFLIGHT_FAILED = "preflight_failed"
-AWAITING_OPERATOR = "awaiting_operator"
-AWAITING_RESPONSE = "awaiting_response"
-PROPOSAL_READY = "proposal_ready"
-COMPLETED = "completed"
-BLOCKED = "blocked"
-TASK_STATES = (
-    PLANNED,
-    PREFLIGHT_READY,
-    PREFLIGHT_FAILED,
-    AWAITING_OPERATOR,
-    AWAITING_RESPONSE,
-    PROPOSAL_READY,
-    COMPLETED,
-    BLOCKED,
-)
-# States in which the task waits for an operator answer.
-QUESTION_STATES = (PREFLIGHT_FAILED, AWAITING_OPERATOR)
-
-# Outcomes of an execute (and of status: "ready" = nothing waits, execute can go on).
-OUTCOMES = ("completed", "blocked", "awaiting_operator", "awaiting_response")
-READY = "ready"
+# Task states and outcomes: defined once in merlin.targetgen.vocab; the short names stay.
+PLANNED = TaskState.PLANNED
+PREFLIGHT_READY = TaskState.PREFLIGHT_READY
+PREFLIGHT_FAILED = TaskState.PREFLIGHT_FAILED
+AWAITING_OPERATOR = TaskState.AWAITING_OPERATOR
+AWAITING_RESPONSE = TaskState.AWAITING_RESPONSE
+PROPOSAL_READY = TaskState.PROPOSAL_READY
+COMPLETED = TaskState.COMPLETED
+BLOCKED = TaskState.BLOCKED
+TASK_STATES = tuple(TaskState)
+OUTCOMES = tuple(o.value for o in EXECUTE_OUTCOMES)
+READY = Outcome.READY
 
 
 
