@@ -75,6 +75,7 @@ class Ledger:
     def create_run(self, request: "RunRequest", record: "RunRecord", *, cause: str) -> "RunRecord":
         """Write a new run's request, record and first event. Refuses an existing run id."""
         run_dir = self.layout.run_dir(request.run_id)
+        self.layout.ensure()
         run_dir.parent.mkdir(parents=True, exist_ok=True)
         try:
             run_dir.mkdir()
@@ -215,6 +216,7 @@ class Ledger:
         bytes as they are instead of serialising everything again."""
         wanted = set(status) if status else None
         runs_dir = str(self.layout.runs)
+        record_name = self.layout.RECORD_NAME
         out: list[tuple[dict[str, Any], bytes]] = []
         try:
             it = os.scandir(runs_dir)
@@ -225,7 +227,7 @@ class Ledger:
                 if entry.name.startswith("."):
                     continue
                 try:
-                    with open(os.path.join(entry.path, "run_record.json"), "rb") as fh:
+                    with open(os.path.join(entry.path, record_name), "rb") as fh:
                         raw = fh.read()
                     data = json.loads(raw)
                 except (OSError, ValueError):
@@ -286,6 +288,7 @@ class Ledger:
     def write_cluster(self, record: "ClusterRecord") -> bool:
         """Write a cluster record (callers hold :meth:`cluster_lock`)."""
         path = self.layout.cluster_record(record.name)
+        self.layout.ensure()
         try:
             old = json.loads(path.read_bytes())
         except (FileNotFoundError, ValueError):
@@ -302,12 +305,8 @@ class Ledger:
         d = self.layout.clusters
         if not d.is_dir():
             return []
-        names = []
-        for p in sorted(d.glob("*.json")):
-            if p.name.startswith("."):
-                continue
-            names.append("default" if p.name == "bootstrap.json" else p.stem)
-        return sorted(set(names), key=lambda n: (n != "default", n))
+        names = {n for n in (self.layout.cluster_name_of(p) for p in d.glob("*.json")) if n}
+        return sorted(names, key=lambda n: (n != self.layout.DEFAULT_CLUSTER, n))
 
 
 class Transaction:
