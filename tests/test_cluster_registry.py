@@ -69,7 +69,7 @@ def test_control_plane_reaches_a_new_kind_through_the_registry(tmp_path: Path) -
     registry.register("toy", _ToyBackend)
     try:
         cp = ControlPlane(tmp_path)
-        rec, started = cp.start_cluster("t1", kind="toy")
+        rec, started = cp.start_cluster("toy", "t1")
         assert started and rec.kind == "toy"
         st = cp.cluster_status("t1")
         assert isinstance(st, ClusterState) and st.state == "active"

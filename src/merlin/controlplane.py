@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
 from merlin.control import lifecycle, logs as logs_mod, observe, submit as submit_mod
-from merlin.control.checks import check_target_dir  # noqa: F401  (documented here before the split)
+from merlin.safety import check_target_dir  # noqa: F401  (re-exported: documented here before the split)
 from merlin.errors import NotFound
 from merlin.integrations import targetgen_runs as tg
 from merlin.integrations.targetgen_runs import (  # noqa: F401  (the TargetGen glue's public names)
@@ -56,6 +56,13 @@ class ControlPlane:
 
     # ----------------------------------------------------------------- parts
 
+    @property
+    def leases(self) -> Any:
+        """The lease book (merlin.leases.book.LeaseBook) of this state root: reserve, renew, release, ..."""
+        from merlin.leases.book import LeaseBook
+
+        return LeaseBook(self.layout)
+
     def engine(self, name: str) -> "Engine":
         """The engine called ``name``, from :mod:`merlin.engines.registry` (one per control plane)."""
         if name not in self._engines:
@@ -76,13 +83,15 @@ class ControlPlane:
 
     # -------------------------------------------------------------- clusters
 
-    def start_cluster(self, name: str = "default", *, kind: str | None = None, **options: Any) -> tuple["ClusterRecord", bool]:
-        """Start (or find already active) a cluster of ``kind``. Returns (record, started_now)."""
-        return self.cluster_backend(kind).start(name, **options)
+    def start_cluster(self, kind: str, name: str, *, wait: bool = True, progress: Any = None, **options: Any) -> tuple["ClusterRecord", bool]:
+        """Start (or find already active) a cluster of ``kind`` through its backend. Returns (record, started_now)."""
+        return self.cluster_backend(kind).start(name, wait=wait, progress=progress, **options)
 
     def start_local_cluster(self, name: str = "default", **kwargs: Any) -> tuple["ClusterRecord", bool]:
         """Start (or find already active) a local Ray head. Returns (record, started_now)."""
-        return self.start_cluster(name, **kwargs)
+        from merlin.clusters.base import DEFAULT_KIND
+
+        return self.start_cluster(DEFAULT_KIND, name, **kwargs)
 
     def cluster_status(self, name: str = "default") -> "ClusterState":
         """The cluster's live state, asked of its backend (``absent`` if none is recorded)."""

@@ -20,6 +20,9 @@ if TYPE_CHECKING:  # pragma: no cover
 #: kind -> "module:Class" (strings, so listing kinds imports nothing)
 BACKENDS: dict[str, str] = {
     "local": "merlin.clusters.local:LocalBackend",
+    "slurm": "merlin.clusters.slurm:SlurmBackend",
+    "pbs": "merlin.clusters.pbs:PbsBackend",
+    "ssh": "merlin.clusters.ssh:SshBackend",
 }
 
 #: kind -> a class registered at run time (tests, plugins); wins over BACKENDS
@@ -51,7 +54,12 @@ def backend_class(kind: str) -> type:
     if target is None:
         raise BadInput(f"unknown cluster kind {kind!r}: expected one of {', '.join(kinds())}")
     module, _, name = target.partition(":")
-    return getattr(importlib.import_module(module), name)
+    try:
+        return getattr(importlib.import_module(module), name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        raise BadInput(f"cluster kind {kind!r} is not available in this merlin ({module} is missing)") from None
 
 
 def backend(kind: str, ledger: "Ledger") -> "ClusterBackend":

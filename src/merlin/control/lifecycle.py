@@ -129,7 +129,7 @@ def retry(
     for k, v in request.env.items():
         if k in overrides:
             real_env[k] = overrides[k]
-        elif v == REDACTED:
+        elif REDACTED in v:  # redacted whole (secret name) or in part (secret shape)
             if k in os.environ:
                 real_env[k] = os.environ[k]
             else:

@@ -60,8 +60,10 @@ def refresh(cp: "ControlPlane", run_ids: Iterable[str] | None = None) -> list["R
 def apply(cp: "ControlPlane", seen: "RunRecord", obs: "Observation", keep_logs: bool = True) -> "RunRecord":
     """Apply one observation through the ledger (transition-checked, locked).
 
-    When the run ends here, its target directory is indexed in the same
-    locked transaction; its engine keeps its log afterwards (``keep_logs``).
+    When the observation ends the run, its target directory is indexed first,
+    outside the run's lock (the run has ended: nothing writes there any more),
+    and the index is committed in the short locked update that records the end.
+    Its engine keeps its log afterwards (``keep_logs``).
     A run whose engine reports its own status (a live local supervisor) is left
     alone when nothing changed: re-writing the record on every poll would only
     contend for its lock.
@@ -75,6 +77,8 @@ def apply(cp: "ControlPlane", seen: "RunRecord", obs: "Observation", keep_logs: 
     attempt_no = len(seen.attempts)
     run_id = seen.run_id
     became_terminal: list[bool] = []
+    ends = obs.status is not None and obs.status.is_terminal() and seen.status.is_active()
+    idx = index_dir(run_id, Path(seen.target_dir), attempt_no) if ends else None  # never under the lock
 
     def mutate(r: "RunRecord") -> list[dict[str, Any]]:
         if len(r.attempts) != attempt_no or not r.status.is_active():
@@ -106,13 +110,16 @@ def apply(cp: "ControlPlane", seen: "RunRecord", obs: "Observation", keep_logs: 
         if not new.is_terminal():
             return []
         became_terminal.append(True)
-        idx = index_dir(run_id, Path(r.target_dir), attempt_no)
-        if cp.ledger.write_artifacts(idx, locked=True):
+        if idx is not None and cp.ledger.write_artifacts(idx, locked=True):
             return [{"event": "artifacts", "cause": "the run ended; target directory indexed", "attempt": attempt_no, "detail": {"files": len(idx.files)}}]
         return []
 
     cause = f"observed by {seen.engine} engine" + (f": {obs.status.value}" if obs.status else ": no answer")
     rec = cp.ledger.update(run_id, mutate, cause=cause, observed=obs.status is not None)
+    if became_terminal and idx is None:  # ended although ``seen`` did not predict it: index now, commit briefly
+        late = index_dir(run_id, Path(rec.target_dir), attempt_no)
+        if cp.ledger.write_artifacts(late):
+            cp.ledger.append_event(run_id, "artifacts", "the run ended; target directory indexed", attempt=attempt_no, detail={"files": len(late.files)})
     if became_terminal and keep_logs and rec.status != RunStatus.LOST:
         eng.keep_logs([rec])
     return rec

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from merlin.control.checks import check_env, check_resources, check_target_dir
+from merlin.control.checks import check_env, check_resources, check_target_dir, no_nul, no_nul_env, no_nul_in
 from merlin.errors import BadInput, Blocked
 from merlin.ledger.paths import new_run_id, validate_name, validate_run_id
 from merlin.ledger.status import RunStatus
@@ -63,7 +63,11 @@ def submit(
         cp.layout.cluster_record(cluster)
         if not eng.uses_cluster:
             raise BadInput(f"--cluster applies to engines that run on a cluster; --engine {engine} does not")
-    check_resources(num_cpus, num_gpus)
+    check_resources(num_cpus, num_gpus, resources)
+    no_nul_in(command, "command argument")
+    no_nul_env(env)
+    no_nul(str(target_dir) if target_dir is not None else None, "--target-dir")
+    no_nul(str(workdir) if workdir is not None else None, "--workdir")
     real_env = check_env(env)
     run_id = validate_run_id(run_id) if run_id else new_run_id(target)
     tdir = check_target_dir(Path(target_dir).expanduser().resolve()) if target_dir else cp.layout.default_target_dir(run_id)

@@ -128,7 +128,11 @@ def submit_targetgen(
     while the engine's status (succeeded/failed) is observed as for any run.
     """
     from merlin.engines.registry import DEFAULT_ENGINE
+    from merlin.safety import no_nul, no_nul_env, no_nul_in
 
+    no_nul(str(target_dir), "target directory")
+    no_nul_in(extra_args, "argument")
+    no_nul_env(env)
     tdir = Path(target_dir).expanduser().resolve()
     if not tdir.is_dir():
         raise BadInput(f"target directory {tdir} does not exist (orchestrate the target first)")
@@ -223,6 +227,10 @@ def _open_inprocess(cp: Any, *, target, target_dir, workflow, command, source, r
             return InProcessRun(cp, run_id, attached=True)
     validate_name(target, "target name")
     validate_name(workflow, "workflow name")
+    from merlin.safety import no_nul, no_nul_in
+
+    no_nul(str(target_dir), "target directory")
+    no_nul_in(command or (), "command argument")
     run_id = run_id or new_run_id(target)
     argv = redact_argv([str(c) for c in (command if command is not None else ["merlin", *sys.argv[1:]])])
     tdir = str(Path(target_dir).expanduser().resolve())
