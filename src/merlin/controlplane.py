@@ -20,12 +20,14 @@ and never formats a shell command (records carry ``next_steps`` as data).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-from merlin.control import lifecycle, logs as logs_mod, observe, submit as submit_mod
-from merlin.safety import check_target_dir  # noqa: F401  (re-exported: documented here before the split)
+from merlin.control import lifecycle, observe
+from merlin.control import logs as logs_mod
+from merlin.control import submit as submit_mod
 from merlin.errors import NotFound
 from merlin.integrations import targetgen_runs as tg
 from merlin.integrations.targetgen_runs import (  # noqa: F401  (the TargetGen glue's public names)
@@ -37,6 +39,7 @@ from merlin.integrations.targetgen_runs import (  # noqa: F401  (the TargetGen g
 )
 from merlin.ledger.paths import Layout, resolve_state_root, validate_run_id
 from merlin.ledger.store import Ledger
+from merlin.safety import check_target_dir  # noqa: F401  (re-exported: documented here before the split)
 
 if TYPE_CHECKING:  # pragma: no cover
     from merlin.clusters.base import ClusterBackend, ClusterState
@@ -51,8 +54,8 @@ class ControlPlane:
         self.root = resolve_state_root(state_root)
         self.ledger = Ledger(self.root)
         self.layout: Layout = self.ledger.layout
-        self._engines: dict[str, "Engine"] = {}
-        self._backends: dict[str, "ClusterBackend"] = {}
+        self._engines: dict[str, Engine] = {}
+        self._backends: dict[str, ClusterBackend] = {}
 
     # ----------------------------------------------------------------- parts
 
@@ -63,7 +66,7 @@ class ControlPlane:
 
         return LeaseBook(self.layout)
 
-    def engine(self, name: str) -> "Engine":
+    def engine(self, name: str) -> Engine:
         """The engine called ``name``, from :mod:`merlin.engines.registry` (one per control plane)."""
         if name not in self._engines:
             from merlin.engines import registry
@@ -71,7 +74,7 @@ class ControlPlane:
             self._engines[name] = registry.create(name, self.ledger)
         return self._engines[name]
 
-    def cluster_backend(self, kind: str | None = None) -> "ClusterBackend":
+    def cluster_backend(self, kind: str | None = None) -> ClusterBackend:
         """The backend of a cluster kind, from :mod:`merlin.clusters.registry`."""
         from merlin.clusters import registry
         from merlin.clusters.base import DEFAULT_KIND
@@ -83,17 +86,17 @@ class ControlPlane:
 
     # -------------------------------------------------------------- clusters
 
-    def start_cluster(self, kind: str, name: str, *, wait: bool = True, progress: Any = None, **options: Any) -> tuple["ClusterRecord", bool]:
+    def start_cluster(self, kind: str, name: str, *, wait: bool = True, progress: Any = None, **options: Any) -> tuple[ClusterRecord, bool]:
         """Start (or find already active) a cluster of ``kind`` through its backend. Returns (record, started_now)."""
         return self.cluster_backend(kind).start(name, wait=wait, progress=progress, **options)
 
-    def start_local_cluster(self, name: str = "default", **kwargs: Any) -> tuple["ClusterRecord", bool]:
+    def start_local_cluster(self, name: str = "default", **kwargs: Any) -> tuple[ClusterRecord, bool]:
         """Start (or find already active) a local Ray head. Returns (record, started_now)."""
         from merlin.clusters.base import DEFAULT_KIND
 
         return self.start_cluster(DEFAULT_KIND, name, **kwargs)
 
-    def cluster_status(self, name: str = "default") -> "ClusterState":
+    def cluster_status(self, name: str = "default") -> ClusterState:
         """The cluster's live state, asked of its backend (``absent`` if none is recorded)."""
         from merlin.clusters.base import ClusterState, describe
         from merlin.nextsteps import Action, step
@@ -105,7 +108,7 @@ class ControlPlane:
         backend = self.cluster_backend(record.kind)
         return describe(backend, backend.observe(record))
 
-    def stop_cluster(self, name: str = "default", grace: float = 5.0, **kwargs: Any) -> "ClusterRecord":
+    def stop_cluster(self, name: str = "default", grace: float = 5.0, **kwargs: Any) -> ClusterRecord:
         from merlin.nextsteps import Action, step
 
         self.layout.cluster_record(name)
@@ -114,7 +117,7 @@ class ControlPlane:
             raise NotFound(f"no cluster '{name}' recorded in {self.ledger.root}", next_steps=[step(Action.LIST_CLUSTERS)])
         return self.cluster_backend(record.kind).stop(record, grace=grace, **kwargs)
 
-    def list_clusters(self) -> list["ClusterState"]:
+    def list_clusters(self) -> list[ClusterState]:
         return [self.cluster_status(n) for n in self.ledger.cluster_names()]
 
     # ------------------------------------------------------------------ runs
@@ -138,7 +141,7 @@ class ControlPlane:
         run_id: str | None = None,
         wait: bool = False,
         timeout: float | None = None,
-    ) -> "RunRecord":
+    ) -> RunRecord:
         """Record a run and hand it to its engine (default: the registry's default engine).
         A run that cannot be handed over is still recorded, as ``blocked``, with the fix
         in its message and ``next_steps``."""
@@ -155,22 +158,22 @@ class ControlPlane:
 
     # ------------------------------------------------------------ observing
 
-    def get(self, run_id: str) -> "RunRecord":
+    def get(self, run_id: str) -> RunRecord:
         """The record as the ledger has it (no engine call)."""
         return self.ledger.read_record(validate_run_id(run_id))
 
-    def status(self, run_id: str, refresh: bool = True) -> "RunRecord":
+    def status(self, run_id: str, refresh: bool = True) -> RunRecord:
         """The record, after asking the engine if the run may still change."""
         return observe.status(self, run_id, refresh)
 
-    def refresh(self, run_ids: Iterable[str] | None = None) -> list["RunRecord"]:
+    def refresh(self, run_ids: Iterable[str] | None = None) -> list[RunRecord]:
         """Reconcile active runs with their engines: one ``poll_many`` per engine."""
         return observe.refresh(self, run_ids)
 
-    def _apply(self, seen: "RunRecord", obs: "Observation", keep_logs: bool = True) -> "RunRecord":
+    def _apply(self, seen: RunRecord, obs: Observation, keep_logs: bool = True) -> RunRecord:
         return observe.apply(self, seen, obs, keep_logs)
 
-    def index_artifacts(self, run_id: str) -> "ArtifactIndex":
+    def index_artifacts(self, run_id: str) -> ArtifactIndex:
         return observe.index_artifacts(self, run_id)
 
     def list_runs(self, status: Iterable[str] | None = None, refresh: bool = False) -> list[dict[str, Any]]:
@@ -181,7 +184,7 @@ class ControlPlane:
         """Like :meth:`list_runs`, with each record's bytes as stored."""
         return observe.list_entries(self, status, refresh)
 
-    def wait(self, run_id: str, timeout: float | None = None, poll: float = 0.5) -> "RunRecord":
+    def wait(self, run_id: str, timeout: float | None = None, poll: float = 0.5) -> RunRecord:
         """Block until the run is terminal (or ``timeout`` seconds pass)."""
         return lifecycle.wait(self, run_id, timeout, poll)
 
@@ -196,17 +199,17 @@ class ControlPlane:
     def follow(self, run_id: str) -> Iterator[str]:
         return logs_mod.follow(self, run_id)
 
-    def cancel(self, run_id: str, grace: float = 5.0, timeout: float = 15.0) -> "RunRecord":
+    def cancel(self, run_id: str, grace: float = 5.0, timeout: float = 15.0) -> RunRecord:
         """Stop a run: its engine ends it (or is asked to, and observed until it has)."""
         return lifecycle.cancel(self, run_id, grace, timeout)
 
-    def retry(self, run_id: str, env: Mapping[str, str] | None = None, cluster: str | None = None, wait: bool = False, timeout: float | None = None) -> "RunRecord":
+    def retry(self, run_id: str, env: Mapping[str, str] | None = None, cluster: str | None = None, wait: bool = False, timeout: float | None = None) -> RunRecord:
         """A new attempt of a blocked, failed, cancelled or lost run (same command, same target)."""
         return lifecycle.retry(self, run_id, env, cluster, wait, timeout)
 
     # -------------------------------------------------------------- artifacts
 
-    def artifacts(self, run_id: str) -> "ArtifactIndex":
+    def artifacts(self, run_id: str) -> ArtifactIndex:
         return observe.artifacts(self, run_id)
 
     def fetch_artifact(self, run_id: str, name: str, to: str | os.PathLike[str]) -> Path:
@@ -229,14 +232,14 @@ class ControlPlane:
         extra_args: Sequence[str] = (),
         metadata: Mapping[str, Any] | None = None,
         env: Mapping[str, str] | None = None,
-    ) -> "RunRecord":
+    ) -> RunRecord:
         """Run the in-process TargetGen executor on ``target_dir`` as a run of ``engine``."""
         return tg.submit_targetgen(
             self, target_dir, target, engine=engine, cluster=cluster, wait=wait, timeout=timeout, workflow=workflow,
             extra_args=extra_args, metadata=metadata, env=env,
         )
 
-    def targetgen_submit(self, *, capability: Any, overlay: Any, out_dir: Any, from_dir: Any, engine: str = "ray", cluster: str | None = None, wait: bool = False, progress: Any = None) -> "RunRecord":
+    def targetgen_submit(self, *, capability: Any, overlay: Any, out_dir: Any, from_dir: Any, engine: str = "ray", cluster: str | None = None, wait: bool = False, progress: Any = None) -> RunRecord:
         """``targetgen execute --engine E``: orchestrate (unless ``from_dir``), then submit the executor as a run of E."""
         return tg.targetgen_submit(self, capability=capability, overlay=overlay, out_dir=out_dir, from_dir=from_dir, engine=engine, cluster=cluster, wait=wait, progress=progress)
 
@@ -268,13 +271,13 @@ class ControlPlane:
     def task_logs(self, run_id: str) -> Path | None:
         return tg.task_logs(self, run_id)
 
-    def record_outcome(self, run_id: str, outcome: str, message: str | None = None, detail: Mapping[str, Any] | None = None, next_steps: list[dict[str, Any]] | None = None) -> "RunRecord":
+    def record_outcome(self, run_id: str, outcome: str, message: str | None = None, detail: Mapping[str, Any] | None = None, next_steps: list[dict[str, Any]] | None = None) -> RunRecord:
         """Write an executor outcome (and the next steps) without touching the status."""
         return tg.record_outcome(self, run_id, outcome, message, detail, next_steps)
 
     def finish_run(
         self, run_id: str, *, outcome: str | None, exit_code: int = 0, message: str | None = None, error: str | None = None, blocked: bool = False, next_steps: list[dict[str, Any]] | None = None
-    ) -> "RunRecord":
+    ) -> RunRecord:
         """End an in-process run: outcome and exit code in, status out."""
         return tg.finish_run(self, run_id, outcome=outcome, exit_code=exit_code, message=message, error=error, blocked=blocked, next_steps=next_steps)
 
@@ -290,6 +293,6 @@ def targetgen_submit(
     state_root: str | os.PathLike[str] | None,
     progress: Any = None,
     engine: str = "ray",
-) -> "RunRecord":
+) -> RunRecord:
     """``execute --engine E`` for a state root (kept for callers of the pre-split API)."""
     return ControlPlane(state_root).targetgen_submit(capability=capability, overlay=overlay, out_dir=out_dir, from_dir=from_dir, engine=engine, cluster=cluster, wait=wait, progress=progress)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 import shlex
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from merlin.nextsteps import Action
-
 
 #: this process's command line, as main() received it (for the context flags)
 ARGV: list[str] = []

@@ -29,7 +29,7 @@ BACKENDS: dict[str, str] = {
 _REGISTERED: dict[str, type] = {}
 
 
-def register(kind: str, backend: "type | str") -> None:
+def register(kind: str, backend: type | str) -> None:
     """Add (or replace) a cluster kind: a class, or a lazy ``"module:Class"`` string."""
     if isinstance(backend, str):
         _REGISTERED.pop(kind, None)
@@ -62,7 +62,7 @@ def backend_class(kind: str) -> type:
         raise BadInput(f"cluster kind {kind!r} is not available in this merlin ({module} is missing)") from None
 
 
-def backend(kind: str, ledger: "Ledger") -> "ClusterBackend":
+def backend(kind: str, ledger: Ledger) -> ClusterBackend:
     """A backend of ``kind`` over ``ledger`` (a new object: no module-level state)."""
     cls: Any = backend_class(kind)
     return cls(ledger)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING, Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from merlin.control.checks import check_env, first_line
 from merlin.errors import BadInput, Blocked, MerlinError
@@ -18,7 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from merlin.ledger.models import RunRecord
 
 
-def wait(cp: "ControlPlane", run_id: str, timeout: float | None = None, poll: float = 0.5) -> "RunRecord":
+def wait(cp: ControlPlane, run_id: str, timeout: float | None = None, poll: float = 0.5) -> RunRecord:
     deadline = None if timeout is None else time.monotonic() + timeout
     rec = cp.status(run_id)
     limit = cp.engine(rec.engine).poll_interval
@@ -31,7 +32,7 @@ def wait(cp: "ControlPlane", run_id: str, timeout: float | None = None, poll: fl
     return rec
 
 
-def cancel(cp: "ControlPlane", run_id: str, grace: float = 5.0, timeout: float = 15.0) -> "RunRecord":
+def cancel(cp: ControlPlane, run_id: str, grace: float = 5.0, timeout: float = 15.0) -> RunRecord:
     """Stop a run. An engine that reports its own status is told after the ledger says
     cancelled (so its reporter sees it); any other is asked, then observed until it ends."""
     from merlin.engines.base import CancelResult
@@ -43,7 +44,7 @@ def cancel(cp: "ControlPlane", run_id: str, grace: float = 5.0, timeout: float =
     again = [step(Action.RETRY, run_id=run_id)]
     if rec.status == RunStatus.BLOCKED or (rec.attempt and not rec.attempt.submission_id):
 
-        def cancel_blocked(r: "RunRecord") -> None:
+        def cancel_blocked(r: RunRecord) -> None:
             if r.status in (RunStatus.BLOCKED, RunStatus.PENDING):
                 set_status(r, RunStatus.CANCELLED, "cancelled before it ran; retry it to run it", again)
 
@@ -51,7 +52,7 @@ def cancel(cp: "ControlPlane", run_id: str, grace: float = 5.0, timeout: float =
     eng = cp.engine(rec.engine)
     if eng.reports_own_status:
 
-        def cancel_first(r: "RunRecord") -> list[dict[str, Any]]:
+        def cancel_first(r: RunRecord) -> list[dict[str, Any]]:
             if not r.status.is_active():
                 return []
             if r.attempts:
@@ -84,13 +85,13 @@ def cancel(cp: "ControlPlane", run_id: str, grace: float = 5.0, timeout: float =
     return rec
 
 
-def _cancel_never_started(cp: "ControlPlane", run_id: str) -> "RunRecord":
+def _cancel_never_started(cp: ControlPlane, run_id: str) -> RunRecord:
     """An engine may be unable to stop an attempt it never scheduled (Ray queues the stop
     request in the job's actor). The user asked to cancel, so the ledger says cancelled,
     and the message says what the engine will still show."""
     from merlin.ledger.models import utcnow
 
-    def mark(r: "RunRecord") -> None:
+    def mark(r: RunRecord) -> None:
         if r.status != RunStatus.PENDING:
             return
         att = r.attempts[-1]
@@ -109,8 +110,8 @@ def _cancel_never_started(cp: "ControlPlane", run_id: str) -> "RunRecord":
 
 
 def retry(
-    cp: "ControlPlane", run_id: str, env: Mapping[str, str] | None = None, cluster: str | None = None, wait_for: bool = False, timeout: float | None = None
-) -> "RunRecord":
+    cp: ControlPlane, run_id: str, env: Mapping[str, str] | None = None, cluster: str | None = None, wait_for: bool = False, timeout: float | None = None
+) -> RunRecord:
     from merlin.control.submit import launch
     from merlin.ledger.models import Attempt, ClusterRef
     from merlin.ledger.text import REDACTED, has_redacted
@@ -148,7 +149,7 @@ def retry(
         if not cp.engine(rec.engine).uses_cluster:
             raise BadInput(f"--cluster applies to runs of engines that run on a cluster; run {run_id} is a {rec.engine} run")
 
-    def new_attempt(r: "RunRecord") -> list[dict[str, Any]]:
+    def new_attempt(r: RunRecord) -> list[dict[str, Any]]:
         if not r.status.is_retryable():
             raise BadInput(f"run {run_id} changed to {r.status.value} meanwhile; not retried")
         n = len(r.attempts) + 1

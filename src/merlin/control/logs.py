@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from merlin.control.checks import first_line
 from merlin.errors import BadInput, Blocked, MerlinError
@@ -12,7 +13,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from merlin.controlplane import ControlPlane
 
 
-def logs(cp: "ControlPlane", run_id: str, attempt: int | None = None) -> str:
+def logs(cp: ControlPlane, run_id: str, attempt: int | None = None) -> str:
     rec = cp.get(run_id)
     if attempt is not None and not 1 <= attempt <= len(rec.attempts):
         raise BadInput(f"run {run_id} has {len(rec.attempts)} attempt(s); --attempt {attempt} does not exist")
@@ -33,7 +34,7 @@ def logs(cp: "ControlPlane", run_id: str, attempt: int | None = None) -> str:
         raise Blocked(f"cannot read the logs of run {run_id} from its {att.engine} engine: {first_line(exc)}", "engine_error") from None
 
 
-def follow(cp: "ControlPlane", run_id: str) -> Iterator[str]:
+def follow(cp: ControlPlane, run_id: str) -> Iterator[str]:
     rec = cp.get(run_id)
     att = rec.attempt
     if att is None or rec.status == RunStatus.BLOCKED or not att.submission_id or (

@@ -4,8 +4,9 @@ applying what an engine saw through the ledger (transition-checked, locked).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 from merlin.errors import BadInput, NotFound
 from merlin.ledger.paths import validate_run_id
@@ -19,7 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from merlin.ledger.models import ArtifactIndex, RunRecord
 
 
-def status(cp: "ControlPlane", run_id: str, refresh: bool = True) -> "RunRecord":
+def status(cp: ControlPlane, run_id: str, refresh: bool = True) -> RunRecord:
     rec = cp.get(run_id)
     if refresh and rec.status.is_active():
         obs = cp.engine(rec.engine).poll(rec)
@@ -27,7 +28,7 @@ def status(cp: "ControlPlane", run_id: str, refresh: bool = True) -> "RunRecord"
     return rec
 
 
-def refresh(cp: "ControlPlane", run_ids: Iterable[str] | None = None) -> list["RunRecord"]:
+def refresh(cp: ControlPlane, run_ids: Iterable[str] | None = None) -> list[RunRecord]:
     """Reconcile active runs with their engines: one ``poll_many`` per engine."""
     if run_ids is None:
         ids = [d["run_id"] for d in cp.ledger.list_raw(status=(RunStatus.PENDING.value, RunStatus.RUNNING.value))]
@@ -41,7 +42,7 @@ def refresh(cp: "ControlPlane", run_ids: Iterable[str] | None = None) -> list["R
             continue
         if rec.status.is_active():
             records.append(rec)
-    by_engine: dict[str, list["RunRecord"]] = {}
+    by_engine: dict[str, list[RunRecord]] = {}
     for rec in records:
         by_engine.setdefault(rec.engine, []).append(rec)
     out = []
@@ -57,7 +58,7 @@ def refresh(cp: "ControlPlane", run_ids: Iterable[str] | None = None) -> list["R
     return out
 
 
-def apply(cp: "ControlPlane", seen: "RunRecord", obs: "Observation", keep_logs: bool = True) -> "RunRecord":
+def apply(cp: ControlPlane, seen: RunRecord, obs: Observation, keep_logs: bool = True) -> RunRecord:
     """Apply one observation through the ledger (transition-checked, locked).
 
     When the observation ends the run, its target directory is indexed first,
@@ -80,13 +81,13 @@ def apply(cp: "ControlPlane", seen: "RunRecord", obs: "Observation", keep_logs: 
     ends = obs.status is not None and obs.status.is_terminal() and seen.status.is_active()
     idx = index_dir(run_id, Path(seen.target_dir), attempt_no) if ends else None  # never under the lock
 
-    def mutate(r: "RunRecord") -> list[dict[str, Any]]:
+    def mutate(r: RunRecord) -> list[dict[str, Any]]:
         if len(r.attempts) != attempt_no or not r.status.is_active():
             return []
         if obs.status is None:
             if obs.message:
                 r.message = obs.message
-                r.next_steps = list(obs.next_steps)  # type: ignore[assignment]
+                r.next_steps = list(obs.next_steps)  # type: ignore[arg-type]
             return []
         att = r.attempts[-1]
         if obs.exit_code is not None:
@@ -125,7 +126,7 @@ def apply(cp: "ControlPlane", seen: "RunRecord", obs: "Observation", keep_logs: 
     return rec
 
 
-def message_for(r: "RunRecord", new: RunStatus, obs: "Observation") -> tuple[str, list[dict[str, Any]]]:
+def message_for(r: RunRecord, new: RunStatus, obs: Observation) -> tuple[str, list[dict[str, Any]]]:
     """A run's message (plain text) and next steps once it moved to ``new``."""
     rid = r.run_id
     att = r.attempts[-1] if r.attempts else None
@@ -149,7 +150,7 @@ def message_for(r: "RunRecord", new: RunStatus, obs: "Observation") -> tuple[str
     return r.message, [s.model_dump() for s in r.next_steps]
 
 
-def index_artifacts(cp: "ControlPlane", run_id: str) -> "ArtifactIndex":
+def index_artifacts(cp: ControlPlane, run_id: str) -> ArtifactIndex:
     from merlin.ledger.artifacts import index_dir
 
     rec = cp.get(run_id)
@@ -159,17 +160,17 @@ def index_artifacts(cp: "ControlPlane", run_id: str) -> "ArtifactIndex":
     return idx
 
 
-def list_entries(cp: "ControlPlane", status: Iterable[str] | None = None, refresh_first: bool = False) -> list[tuple[dict[str, Any], bytes]]:
+def list_entries(cp: ControlPlane, status: Iterable[str] | None = None, refresh_first: bool = False) -> list[tuple[dict[str, Any], bytes]]:
     if status:
         bad = [s for s in status if s not in {x.value for x in RunStatus}]
         if bad:
             raise BadInput(f"--status {bad[0]!r}: expected one of {', '.join(x.value for x in RunStatus)}")
     if refresh_first:
         refresh(cp)
-    return cp.ledger.list_entries(status=status)
+    return list(cp.ledger.list_entries(status=status))
 
 
-def artifacts(cp: "ControlPlane", run_id: str) -> "ArtifactIndex":
+def artifacts(cp: ControlPlane, run_id: str) -> ArtifactIndex:
     rec = cp.get(run_id)
     idx = cp.ledger.read_artifacts(run_id)
     if idx is None:

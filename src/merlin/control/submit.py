@@ -9,8 +9,9 @@ write-ahead submission: one record write on the happy path.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from merlin.control.checks import check_env, check_resources, check_target_dir, no_nul, no_nul_env, no_nul_in
 from merlin.errors import BadInput, Blocked
@@ -30,7 +31,7 @@ def blocked_steps(blocked: Blocked, run_id: str) -> list[dict[str, Any]]:
 
 
 def submit(
-    cp: "ControlPlane",
+    cp: ControlPlane,
     command: Sequence[str],
     *,
     target: str,
@@ -46,7 +47,7 @@ def submit(
     source: str,
     metadata: Mapping[str, Any] | None,
     run_id: str | None,
-) -> "RunRecord":
+) -> RunRecord:
     from merlin.engines.registry import check_name
     from merlin.ledger.models import Attempt, ClusterRef, RunRecord, RunRequest
     from merlin.ledger.text import redact_argv
@@ -109,7 +110,7 @@ def submit(
     return _first_attempt(cp, record, request, command, real_env)
 
 
-def run_env(cp: "ControlPlane", rec: "RunRecord", env: Mapping[str, str]) -> dict[str, str]:
+def run_env(cp: ControlPlane, rec: RunRecord, env: Mapping[str, str]) -> dict[str, str]:
     out = dict(env)
     out.update(
         {
@@ -123,7 +124,7 @@ def run_env(cp: "ControlPlane", rec: "RunRecord", env: Mapping[str, str]) -> dic
     return out
 
 
-def _first_attempt(cp: "ControlPlane", record: "RunRecord", request: Any, command: list[str], env: Mapping[str, str]) -> "RunRecord":
+def _first_attempt(cp: ControlPlane, record: RunRecord, request: Any, command: list[str], env: Mapping[str, str]) -> RunRecord:
     """Preflight, then either write-ahead (engine names the attempt) or write-then-launch."""
     from merlin.ledger.models import utcnow
 
@@ -166,12 +167,12 @@ def _first_attempt(cp: "ControlPlane", record: "RunRecord", request: Any, comman
 
 
 def launch(
-    cp: "ControlPlane",
+    cp: ControlPlane,
     run_id: str,
     command: list[str],
     env: Mapping[str, str],
     known: tuple[Any, Any] | None = None,
-) -> "RunRecord":
+) -> RunRecord:
     """Hand the latest attempt to its engine and record what happened.
 
     ``known``: the (record, request) just written by ``submit``, to skip re-reading them."""
@@ -187,9 +188,10 @@ def launch(
     attempt_no = len(rec.attempts)
     try:
         sub = eng.submit(submit_rec, request.model_copy(update={"cluster": rec.cluster.name if rec.cluster else None}), run_env(cp, rec, env))
-    except Blocked as blocked:
+    except Blocked as exc:
+        blocked = exc  # the closure outlives the except clause's name
 
-        def mark_blocked(r: "RunRecord") -> None:
+        def mark_blocked(r: RunRecord) -> None:
             if len(r.attempts) != attempt_no:
                 return
             att = r.attempts[-1]
@@ -202,7 +204,7 @@ def launch(
     except Exception as exc:
         err = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
 
-        def mark_failed(r: "RunRecord") -> None:
+        def mark_failed(r: RunRecord) -> None:
             att = r.attempts[-1]
             att.error_type = "SUBMIT_ERROR"
             att.error_message = err
@@ -211,7 +213,7 @@ def launch(
 
         return cp.ledger.update(run_id, mark_failed, cause="the engine refused the submission")
 
-    def mark_submitted(r: "RunRecord") -> list[dict[str, Any]]:
+    def mark_submitted(r: RunRecord) -> list[dict[str, Any]]:
         if len(r.attempts) != attempt_no:
             return []
         att = r.attempts[-1]

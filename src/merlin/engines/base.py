@@ -15,10 +15,11 @@ the fix; the run is then recorded as ``blocked``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Iterator, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from merlin.errors import Blocked
 from merlin.ledger.status import RunStatus
@@ -62,7 +63,7 @@ class Preflight:
     """
 
     submission_id: str | None = None
-    cluster: "ClusterRef | None" = None
+    cluster: ClusterRef | None = None
     message: str | None = None
     next_steps: list[dict[str, Any]] = field(default_factory=list)
 
@@ -74,7 +75,7 @@ class Submitted:
     submission_id: str
     status: RunStatus = RunStatus.PENDING
     fields: dict[str, Any] = field(default_factory=dict)
-    cluster: "ClusterRef | None" = None
+    cluster: ClusterRef | None = None
     message: str | None = None
     next_steps: list[dict[str, Any]] = field(default_factory=list)
 
@@ -104,24 +105,24 @@ class Engine(Protocol):
     #: the longest sleep between polls while waiting (None: the caller's)
     poll_interval: float | None
 
-    def __init__(self, ledger: "Ledger") -> None: ...
+    def __init__(self, ledger: Ledger) -> None: ...
 
-    def preflight(self, record: "RunRecord", request: "RunRequest") -> Preflight:
+    def preflight(self, record: RunRecord, request: RunRequest) -> Preflight:
         """Everything that can block a submission (raises ``Blocked``), before the run is written."""
         ...
 
-    def submit(self, record: "RunRecord", request: "RunRequest", env: dict[str, str]) -> Submitted: ...
+    def submit(self, record: RunRecord, request: RunRequest, env: dict[str, str]) -> Submitted: ...
 
-    def poll(self, record: "RunRecord") -> Observation: ...
+    def poll(self, record: RunRecord) -> Observation: ...
 
-    def poll_many(self, records: list["RunRecord"]) -> dict[str, Observation]: ...
+    def poll_many(self, records: list[RunRecord]) -> dict[str, Observation]: ...
 
-    def logs(self, record: "RunRecord", attempt: int | None = None) -> str: ...
+    def logs(self, record: RunRecord, attempt: int | None = None) -> str: ...
 
-    def follow(self, record: "RunRecord") -> Iterator[str]: ...
+    def follow(self, record: RunRecord) -> Iterator[str]: ...
 
-    def cancel(self, record: "RunRecord", grace: float = 5.0) -> CancelResult: ...
+    def cancel(self, record: RunRecord, grace: float = 5.0) -> CancelResult: ...
 
-    def keep_logs(self, records: list["RunRecord"]) -> None:
+    def keep_logs(self, records: list[RunRecord]) -> None:
         """Copy the logs of ended runs into the ledger if they live elsewhere."""
         ...

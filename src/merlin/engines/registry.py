@@ -30,7 +30,7 @@ DEFAULT_ENGINE = "local"
 _REGISTERED: dict[str, type] = {}
 
 
-def register(name: str, engine: "type | str") -> None:
+def register(name: str, engine: type | str) -> None:
     """Add (or replace) an engine: a class, or a lazy ``"module:Class"`` string."""
     if isinstance(engine, str):
         _REGISTERED.pop(name, None)
@@ -62,7 +62,7 @@ def engine_class(name: str) -> type:
     return getattr(importlib.import_module(module), attr)
 
 
-def create(name: str, ledger: "Ledger") -> "Engine":
+def create(name: str, ledger: Ledger) -> Engine:
     """A new engine object over ``ledger`` (no module-level state)."""
     cls: Any = engine_class(name)
     return cls(ledger)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from merlin.errors import BadInput, ExitCode, MerlinError
 from merlin.ledger.paths import new_run_id, validate_name, validate_run_id
@@ -97,7 +98,7 @@ def targetgen_message(result: Any, run_id: str) -> str:
     return targetgen_outcome(result, run_id)[0]
 
 
-def targetgen_exit_code(rec: "RunRecord") -> int:
+def targetgen_exit_code(rec: RunRecord) -> int:
     """Exit code of a waited-for executor run once it ended: the executor's, by outcome."""
     from merlin.targetgen.vocab import Outcome
 
@@ -119,7 +120,7 @@ def submit_targetgen(
     extra_args: Sequence[str],
     metadata: Mapping[str, Any] | None,
     env: Mapping[str, str] | None,
-) -> "RunRecord":
+) -> RunRecord:
     """Run the in-process TargetGen executor on ``target_dir`` as a run of ``engine``.
 
     The entrypoint is this interpreter running ``merlin targetgen execute
@@ -147,7 +148,7 @@ def submit_targetgen(
     )
 
 
-def targetgen_submit(cp: Any, *, capability: Any, overlay: Any, out_dir: Any, from_dir: Any, engine: str, cluster: str | None, wait: bool, progress: Any = None) -> "RunRecord":
+def targetgen_submit(cp: Any, *, capability: Any, overlay: Any, out_dir: Any, from_dir: Any, engine: str, cluster: str | None, wait: bool, progress: Any = None) -> RunRecord:
     """``execute --engine E``: persist the bundle (orchestrate), then submit the
     in-process executor on that directory as a run of ``E``, recorded in the ledger."""
     if from_dir is not None:
@@ -192,7 +193,7 @@ def record_inprocess_run(
     source: str = "targetgen",
     run_id: str | None = None,
     metadata: Mapping[str, Any] | None = None,
-) -> Iterator["InProcessRun"]:
+) -> Iterator[InProcessRun]:
     """Record work done in this process as a run (see ControlPlane.record_inprocess_run)."""
     handle = _open_inprocess(cp, target=target, target_dir=target_dir, workflow=workflow, command=command, source=source, run_id=run_id, metadata=metadata)
     tee = None if handle.attached else StderrTee.start(cp.layout.attempt_log(handle.run_id, 1))
@@ -215,7 +216,7 @@ def record_inprocess_run(
             tee.stop()
 
 
-def _open_inprocess(cp: Any, *, target, target_dir, workflow, command, source, run_id, metadata) -> "InProcessRun":
+def _open_inprocess(cp: Any, *, target, target_dir, workflow, command, source, run_id, metadata) -> InProcessRun:
     from merlin.engines.registry import DEFAULT_ENGINE
     from merlin.ledger.models import Attempt, RunRecord, RunRequest, utcnow
     from merlin.ledger.text import redact_argv
@@ -251,13 +252,13 @@ def _open_inprocess(cp: Any, *, target, target_dir, workflow, command, source, r
 
 def record_outcome(
     cp: Any, run_id: str, outcome: str, message: str | None = None, detail: Mapping[str, Any] | None = None, next_steps: list[dict[str, Any]] | None = None
-) -> "RunRecord":
+) -> RunRecord:
     """Write an executor outcome (and the next steps) without touching the status."""
     rec = cp.get(run_id)
     text = message or OUTCOME_TEXT.get(outcome, f"outcome {outcome}").format(run_id=run_id, target_dir=rec.target_dir)
     steps = next_steps if next_steps is not None else outcome_steps(outcome, run_id, rec.target_dir)
 
-    def mutate(r: "RunRecord") -> list[dict[str, Any]]:
+    def mutate(r: RunRecord) -> list[dict[str, Any]]:
         r.outcome = outcome
         r.message = text
         r.next_steps = steps  # type: ignore[assignment]
@@ -276,7 +277,7 @@ def finish_run(
     error: str | None = None,
     blocked: bool = False,
     next_steps: list[dict[str, Any]] | None = None,
-) -> "RunRecord":
+) -> RunRecord:
     """End an in-process run: outcome and exit code in, status out (succeeded if an outcome was reached;
     ``blocked`` if the executor raised a Blocked/LockBusy error, with its message and the command to run again)."""
     from merlin.ledger.models import utcnow
@@ -288,7 +289,7 @@ def finish_run(
     steps = next_steps if next_steps is not None else (outcome_steps(outcome, run_id, rec.target_dir) if outcome else [])
     ok = outcome is not None and error is None
 
-    def mutate(r: "RunRecord") -> list[dict[str, Any]]:
+    def mutate(r: RunRecord) -> list[dict[str, Any]]:
         if r.attempts:
             r.attempts[-1].exit_code = exit_code
             r.attempts[-1].end_time = utcnow()
@@ -322,14 +323,14 @@ class StderrTee:
         self._log = log
 
     @classmethod
-    def start(cls, path: Path) -> "StderrTee | None":
+    def start(cls, path: Path) -> StderrTee | None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             log = open(path, "a", encoding="utf-8", errors="replace")
         except OSError:
             return None
         tee = cls(sys.stderr, log)
-        sys.stderr = tee  # type: ignore[assignment]
+        sys.stderr = tee
         return tee
 
     def write(self, text: str) -> int:
@@ -364,7 +365,7 @@ class InProcessRun:
         self.attached = attached
         self.finished = False
 
-    def finish(self, outcome: str, exit_code: int = 0, message: str | None = None, next_steps: list[dict[str, Any]] | None = None) -> "RunRecord":
+    def finish(self, outcome: str, exit_code: int = 0, message: str | None = None, next_steps: list[dict[str, Any]] | None = None) -> RunRecord:
         self.finished = True
         if self.attached:
             return record_outcome(self.cp, self.run_id, outcome, message, detail={"exit_code": exit_code}, next_steps=next_steps)

@@ -53,7 +53,7 @@ def set_status(record: "RunRecord", status: RunStatus | str, message: str | None
         record.attempts[-1].status = status
     if message is not None:
         record.message = message
-        record.next_steps = list(next_steps or [])  # type: ignore[assignment]
+        record.next_steps = list(next_steps or [])  # type: ignore[arg-type]
 
 
 class Ledger:

@@ -52,7 +52,7 @@ def run_inprocess(argv: list[str], cwd: Path | None) -> tuple[int, str] | None:
     from merlin.errors import MerlinError
     from merlin.spec import load_pair
 
-    cap_path, ovl_path = path(opts["capability"]), path(opts["overlay"])
+    cap_path, ovl_path = base / opts["capability"], path(opts["overlay"])
     try:
         cap, ovl = load_pair(cap_path, ovl_path)
         if argv[4] == "validate":
