@@ -99,7 +99,7 @@ def main() -> int:
             (f"jobs list, newest 50 of {N}", view, ray_s, "<= 0.300 s", view <= 0.3),
             (f"  peak RSS MiB (ray job list: {ray_mib:.0f})", view_mib, float("nan"), "<= 80 MiB", view_mib <= 80),
             (f"jobs list --json, all {N}", as_json, ray_s, "<= 1.500 s", as_json <= 1.5),
-            (f"  peak RSS MiB [info]", json_mib, float("nan"), "(no target)", True),
+            ("  peak RSS MiB [info]", json_mib, float("nan"), "(no target)", True),
             ("jobs list, index rebuilt each run [info]", cold, ray_s, f"(no target; {cold_mib:.0f} MiB)", True),
             ("jobs list, no index (full scan) [info]", scan, ray_s, f"(no target; {scan_mib:.0f} MiB)", True),
             ("jobs list --json, no index [info]", scan_json, ray_s, "(no target)", True),

@@ -109,10 +109,10 @@ def main(argv: list[str] | None = None) -> None:
     With ``--json`` a failure is also a JSON document on stdout
     (``{"error", "errors", "exit_code"}``) unless the command already printed one.
     """
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError  # typer >= 0.24 vendors click
+
     from merlin.cli import output
     from merlin.errors import ExitCode, MerlinError
-
-    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError  # typer >= 0.24 vendors click
 
     args = list(sys.argv[1:] if argv is None else argv)
     wants_json = "--json" in args[: args.index("--")] if "--" in args else "--json" in args
