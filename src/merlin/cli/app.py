@@ -80,6 +80,7 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+__import__("merlin.cli.gateway_cmd", fromlist=["register"]).register(app)  # merlin mcp, merlin serve (their imports are lazy)
 
 
 def _version(value: bool) -> None:

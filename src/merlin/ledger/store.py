@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
-from merlin.atomic import append_line, atomic_write_json, dump_json, file_lock, write_if_changed
+from merlin.atomic import append_line, atomic_write_json, dump_json, file_lock, make_dir, write_if_changed
 from merlin.errors import BadInput, NotFound
 from merlin.ledger.index import note_changed
 from merlin.ledger.paths import Layout
@@ -74,9 +74,9 @@ class Ledger:
     def create_run(self, request: "RunRequest", record: "RunRecord", *, cause: str) -> "RunRecord":
         """Write a new run's request, record and first event. Refuses an existing run id."""
         run_dir = self.layout.run_dir(request.run_id)
-        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        make_dir(run_dir.parent)
         try:
-            run_dir.mkdir()
+            make_dir(run_dir, exist_ok=False)  # 0700 unless $MERLIN_STATE_UMASK says otherwise
         except FileExistsError:
             raise BadInput(f"run {request.run_id} already exists in {self.root}") from None
         check_transition(record.run_id, None, record.status)
