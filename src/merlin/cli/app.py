@@ -38,7 +38,7 @@ class LazyGroup(TyperGroup):
     """The root group: lists LAZY_GROUPS by name and help, imports one only when it is used."""
 
     def list_commands(self, ctx: Any) -> list[str]:
-        return [*super().list_commands(ctx), *(n for n in LAZY_GROUPS if n not in self.commands)]
+        return [*LAZY_GROUPS, *(n for n in super().list_commands(ctx) if n not in LAZY_GROUPS)]
 
     def get_command(self, ctx: Any, name: str) -> Any:
         if name in LAZY_GROUPS and name not in self.commands:
