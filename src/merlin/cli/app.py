@@ -38,7 +38,7 @@ class LazyGroup(TyperGroup):
     """The root group: lists LAZY_GROUPS by name and help, imports one only when it is used."""
 
     def list_commands(self, ctx: Any) -> list[str]:
-        return [*super().list_commands(ctx), *(n for n in LAZY_GROUPS if n not in self.commands)]
+        return [*LAZY_GROUPS, *(n for n in super().list_commands(ctx) if n not in LAZY_GROUPS)]
 
     def get_command(self, ctx: Any, name: str) -> Any:
         if name in LAZY_GROUPS and name not in self.commands:
@@ -143,10 +143,10 @@ def main(argv: list[str] | None = None) -> None:
     With ``--json`` a failure is also a JSON document on stdout
     (``{"error", "errors", "exit_code"}``) unless the command already printed one.
     """
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError  # typer >= 0.24 vendors click
+
     from merlin.cli import output
     from merlin.errors import ExitCode, MerlinError
-
-    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError  # typer >= 0.24 vendors click
 
     args = list(sys.argv[1:] if argv is None else argv)
     from merlin.cli import nextsteps

@@ -166,7 +166,7 @@ def task_logs(cp: Any, run_id: str) -> Path | None:
     rec = cp.get(run_id)
     if rec.source != "targetgen":
         return None
-    from merlin.ledger.paths import TargetLayout
+    from merlin.targetgen.layout import TargetLayout
 
     return TargetLayout(Path(rec.target_dir)).logs
 

@@ -289,10 +289,6 @@ class ClusterRecord(_Model):
         return "active" if v == "running" else v  # merlin <= 0.1 wrote 'running'
 
 
-# ------------------------------------------------------------------------- leases
-# The lease records live with the lease book (merlin.leases.models); re-exported here
-# so every record of the ledger is listed in one place.
-from merlin.leases.models import Inventory, LeaseEvent, LeaseRecord  # noqa: E402
 
 
 #: file stem in docs/records/ -> model
@@ -302,7 +298,4 @@ RECORD_MODELS: dict[str, type[BaseModel]] = {
     "run_event": RunEvent,
     "artifacts": ArtifactIndex,
     "cluster": ClusterRecord,
-    "lease": LeaseRecord,
-    "lease_event": LeaseEvent,
-    "inventory": Inventory,
 }

@@ -585,18 +585,16 @@ class _Run:
             timeout = float(cmd.get("timeout_s") or default_timeout)
             if self.progress:
                 self.progress(f"{tid}: validation {cmd['id']}: {shlex.join(argv)}")
-            result = self._run_marked(
-                rec,
-                "validation",
-                cmd["id"],
-                lambda: run_command(  # noqa: B023 - _run_marked calls it at once, inside this iteration
+            def run_validation(argv: list[str] = argv, timeout: float = timeout, cmd_id: str = cmd["id"]) -> Any:
+                return run_command(
                     argv,
                     timeout=timeout,
                     log_path=self.layout.log(tid),
                     cwd=self.layout.root,
-                    header=f"{st.now()} validation {cmd['id']} (attempt {rec['attempts']})",
-                ),
-            )
+                    header=f"{st.now()} validation {cmd_id} (attempt {rec['attempts']})",
+                )
+
+            result = self._run_marked(rec, "validation", cmd["id"], run_validation)
             status = "passed" if result.passed else "failed"
             entry = {
                 "id": cmd["id"],
