@@ -11,7 +11,7 @@ are closed, optional sections have defaults but may not be written as
 importing this module costs little.
 """
 
-from __future__ import annotations
+# (no `from __future__ import annotations`: pydantic would have to evaluate every annotation string)
 
 from typing import Annotated, Any, Literal
 
