@@ -534,7 +534,7 @@ CLI_CASES = [case for case in CASES if case.id not in API_ONLY]
 
 def _check_lines(lines: list[str], shown: str, expected: tuple[tuple[str, str], ...]) -> None:
     assert len(lines) == len(expected), "\n".join(["got:", *lines, "expected:", *(shown + p + " ... " + m for p, m in expected)])
-    for line, (prefix, fragment) in zip(lines, expected):
+    for line, (prefix, fragment) in zip(lines, expected, strict=True):
         assert line.startswith(shown + prefix), f"{line!r} does not start with {shown + prefix!r}"
         assert fragment in line[len(shown + prefix) :], f"{line!r} does not contain {fragment!r}"
         assert "\n" not in line
