@@ -204,12 +204,12 @@ NAMES = ["ok", "a.b", "a-b_c", "x" * 128, "ok..name", "..", "a/b", ".hidden", "-
 @pytest.mark.parametrize("name", NAMES, ids=[json.dumps(n)[:20] for n in NAMES])
 def test_spec_name_rule_is_executes_rule(name: str) -> None:
     """A target name plan accepts is never refused by execute (merlin.ledger.paths.validate_name)."""
+    import yaml
+
     from merlin.errors import BadInput
     from merlin.ledger.paths import validate_name
     from merlin.spec.models import CapabilitySpec
     from merlin.spec.names import is_safe_name
-
-    import yaml
 
     data = yaml.safe_load(BASE_CAPABILITY.read_text())
     data["target"]["name"] = name

@@ -16,6 +16,8 @@ import yaml
 
 import conftest
 from conftest import REPO, example_targets, overlays_for, run_cli
+from merlin.spec.schema import SCHEMA_FILES, json_schema
+
 
 # ../shared beside the repo; a worktree (wt/<name>/) finds it one level further up.
 UPSTREAM = conftest.UPSTREAM if conftest.UPSTREAM.is_dir() else REPO.parent.parent / "shared" / "upstream-specs"
@@ -23,7 +25,6 @@ UPSTREAM = conftest.UPSTREAM if conftest.UPSTREAM.is_dir() else REPO.parent.pare
 
 def upstream_targets() -> list[Path]:
     return sorted(UPSTREAM.glob("*/capability.yaml")) if UPSTREAM.is_dir() else []
-from merlin.spec.schema import SCHEMA_FILES, json_schema
 
 SCHEMA_DIR = REPO / "target_specs" / "schema"
 BAD_INPUTS = REPO / "tests" / "bad_inputs"

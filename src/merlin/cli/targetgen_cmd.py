@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -36,7 +35,7 @@ def _say(text: str) -> None:
     sys.stderr.flush()
 
 
-def _load_checked(capability: Path, overlay: Optional[Path], *, strict: bool, json: bool) -> tuple:
+def _load_checked(capability: Path, overlay: Path | None, *, strict: bool, json: bool) -> tuple:
     """Load the pair; print its located warnings on stderr, or with --strict fail with them (exit 2)."""
     from merlin.cli.output import emit_json
     from merlin.errors import SpecError
@@ -58,7 +57,7 @@ def _load_checked(capability: Path, overlay: Optional[Path], *, strict: bool, js
 
 @app.command()
 def validate(
-    capability: Path = CapabilityArg, overlay: Optional[Path] = OverlayOpt, json: bool = JsonOpt, strict: bool = StrictOpt
+    capability: Path = CapabilityArg, overlay: Path | None = OverlayOpt, json: bool = JsonOpt, strict: bool = StrictOpt
 ) -> None:
     """Check a capability spec (and overlay); print every error as FILE:LINE: field: problem."""
     from merlin.cli.output import emit_json
@@ -98,8 +97,8 @@ OutDirOpt = typer.Option(None, "--out-dir", help="Output root; files go to OUT_D
 @app.command()
 def plan(
     capability: Path = CapabilityArg,
-    overlay: Optional[Path] = OverlayOpt,
-    out_dir: Optional[Path] = OutDirOpt,
+    overlay: Path | None = OverlayOpt,
+    out_dir: Path | None = OutDirOpt,
     json: bool = JsonOpt,
     strict: bool = StrictOpt,
 ) -> None:
@@ -135,7 +134,7 @@ def plan(
 
 @app.command()
 def explain(
-    capability: Path = CapabilityArg, overlay: Optional[Path] = OverlayOpt, json: bool = JsonOpt, strict: bool = StrictOpt
+    capability: Path = CapabilityArg, overlay: Path | None = OverlayOpt, json: bool = JsonOpt, strict: bool = StrictOpt
 ) -> None:
     """Show the plan and the reason behind every decision (writes nothing)."""
     from merlin.cli.output import emit_json

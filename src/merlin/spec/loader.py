@@ -362,8 +362,8 @@ def _describe(err: dict[str, Any], loc: Loc, data: Any, model: type[BaseModel]) 
     if kind in _EXPECTED_TYPES:
         expected = _EXPECTED_TYPES[kind]
         if value is None:
-            hint = "; remove the key to use the default" if _has_default(model, loc) else ""
-            return f"is null (expected {expected}{hint})"
+            advice = "; remove the key to use the default" if _has_default(model, loc) else ""
+            return f"is null (expected {expected}{advice})"
         if isinstance(value, bool) and kind in ("int_type", "float_type"):
             return f"{_show(value)} is a boolean (expected {expected})"
         return f"{_show(value)} is {kind_of(value)} (expected {expected})"
