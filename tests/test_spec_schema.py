@@ -18,7 +18,6 @@ import conftest
 from conftest import REPO, example_targets, overlays_for, run_cli
 from merlin.spec.schema import SCHEMA_FILES, json_schema
 
-
 # ../shared beside the repo; a worktree (wt/<name>/) finds it one level further up.
 UPSTREAM = conftest.UPSTREAM if conftest.UPSTREAM.is_dir() else REPO.parent.parent / "shared" / "upstream-specs"
 
