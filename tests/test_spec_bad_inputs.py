@@ -807,28 +807,31 @@ def test_open_mapping_typo_in_structural_section_is_refused(kind: str, path: tup
 
 
 def test_open_mappings_cli_plan_shows_facts(tmp_path: Path) -> None:
-    """Through the CLI: a spec and an overlay full of extra facts plan, and the views show them."""
+    """Through the CLI: the stored spec and overlay with a fact in every open mapping
+    (tests/bad_inputs/open_facts_*.yaml) plan with --strict, and the views show the facts."""
     import yaml
 
-    cap_data = yaml.safe_load(BASE_CAPABILITY.read_text())
-    ovl_data = yaml.safe_load(BASE_OVERLAY.read_text())
-    for kind, path, (key, value), _ in OPEN_MAPPINGS:
-        node = cap_data if kind == "capability" else ovl_data
+    cap_path, ovl_path = DATA / "open_facts_capability.yaml", DATA / "open_facts_overlay.yaml"
+    stored = {"capability": yaml.safe_load(cap_path.read_text()), "overlay": yaml.safe_load(ovl_path.read_text())}
+    for kind, path, (key, value), _ in OPEN_MAPPINGS:  # the stored files carry every case of the table
+        node = stored[kind]
         for part in path:
-            node = node.setdefault(part, {})
-        node[key] = value
-    cap_path, ovl_path = tmp_path / "capability.yaml", tmp_path / "overlay.yaml"
-    cap_path.write_text(yaml.safe_dump(cap_data, sort_keys=False))
-    ovl_path.write_text(yaml.safe_dump(ovl_data, sort_keys=False))
-    result = run_cli("targetgen", "plan", str(cap_path), "--overlay", str(ovl_path), "--out-dir", str(tmp_path / "out"), "--json")
+            node = node[part]
+        assert node[key] == value, (kind, path, key)
+    result = run_cli(
+        "targetgen", "plan", str(cap_path), "--overlay", str(ovl_path), "--out-dir", str(tmp_path / "out"), "--strict", "--json"
+    )
     assert result.returncode == 0, result.stderr
+    assert yaml.safe_load(result.stdout)["warnings"] == []
     compile_view = yaml.safe_load((tmp_path / "out" / "base_target" / "compile_view.yaml").read_text())
     deployment_view = yaml.safe_load((tmp_path / "out" / "base_target" / "deployment_view.yaml").read_text())
     assert compile_view["facts"]["geometry.compute_array"] == {"rows": 16}
     assert compile_view["facts"]["verification.tolerances.bf16"] == {"ulp": 2}
+    assert compile_view["facts"]["runtime.synchronization"] == {"fences": "release_acquire"}
     assert compile_view["vector"]["elen_bits"] == 64
     assert deployment_view["chipyard"]["submodules"] == ["generators/gemmini"]
     assert deployment_view["runtime"]["uart_baud"] == 115200
+    assert deployment_view["extra"]["linker_script"] == "htif.ld"
 
 
 def test_fact_one_letter_off_a_typed_field_is_a_located_warning(tmp_path: Path) -> None:

@@ -68,6 +68,8 @@ def _spec_files() -> list[tuple[str, Path]]:
         files += [("overlay", overlay) for overlay in overlays_for(capability)]
     files.append(("capability", BAD_INPUTS / "base_capability.yaml"))
     files.append(("overlay", BAD_INPUTS / "base_overlay.yaml"))
+    files.append(("capability", BAD_INPUTS / "open_facts_capability.yaml"))  # a fact in every open mapping
+    files.append(("overlay", BAD_INPUTS / "open_facts_overlay.yaml"))
     return files
 
 
