@@ -9,7 +9,6 @@ point at the key (for unknown or wrong values) or at the enclosing mapping
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -326,6 +325,8 @@ def _field_hint(key: str, known: list[str]) -> list[str]:
 
     Stricter than difflib's default 0.6, which offers 'operations' for 'extra_section'.
     """
+    import difflib  # only on the error and warning paths
+
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
     if close:
         return close
@@ -355,6 +356,8 @@ def _describe(err: dict[str, Any], loc: Loc, data: Any, model: type[BaseModel]) 
             return f"{_show(value)} is not supported (expected 1)"
         choices = expected.replace("'", "").replace(" or ", ", ")
         if isinstance(value, str):
+            import difflib
+
             hint = difflib.get_close_matches(value, [c.strip() for c in choices.split(",")], n=1, cutoff=0.6)
             extra = f"; did you mean '{hint[0]}'?" if hint else ""
             return f"{_show(value)} is not allowed (expected one of: {choices}{extra})"
