@@ -106,6 +106,9 @@ def test_alias_bomb_in_deployment_extra_is_refused_at_load(tmp_path: Path) -> No
     assert MAX_NODES_ENV in lines[0]
     plan = run_cli("targetgen", "plan", str(BASE_CAPABILITY), "--overlay", str(overlay), "--out-dir", str(tmp_path / "out"))
     assert plan.returncode == 2 and plan.stderr.splitlines() == lines
+    for command in ("orchestrate", "execute"):  # the commands that used to grow without bound
+        result = run_cli("targetgen", command, str(BASE_CAPABILITY), "--overlay", str(overlay), "--out-dir", str(tmp_path / "out"), timeout=60)
+        assert result.returncode == 2 and result.stderr.splitlines()[-1] == lines[0], (command, result.stderr)
     assert not (tmp_path / "out").exists()
 
 
