@@ -4,7 +4,6 @@ cancel, retry, reconciliation, blocked causes, redaction."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import sys
