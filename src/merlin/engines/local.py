@@ -15,8 +15,9 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 from merlin.clusters import procs
 from merlin.engines.base import Observation, Submitted
@@ -31,16 +32,19 @@ CANCEL_GRACE = 5.0
 
 def supervisor_alive(pid: int | None, run_id: str) -> bool:
     """The supervisor is alive and is ours (guards against pid reuse)."""
-    return bool(pid) and procs.alive(pid) and "local_supervisor" in procs.cmdline(pid) and run_id in procs.cmdline(pid)
+    if not pid or not procs.alive(pid):
+        return False
+    cmd = procs.cmdline(pid)
+    return "local_supervisor" in cmd and run_id in cmd
 
 
 class LocalEngine:
     name = "local"
 
-    def __init__(self, ledger: "Ledger") -> None:
+    def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
 
-    def submit(self, record: "RunRecord", request: "RunRequest", env: dict[str, str]) -> Submitted:
+    def submit(self, record: RunRecord, request: RunRequest, env: dict[str, str]) -> Submitted:
         attempt = len(record.attempts)
         run_dir = self.ledger.layout.run_dir(record.run_id)
         logs = self.ledger.layout.logs(record.run_id)
@@ -67,7 +71,7 @@ class LocalEngine:
             fields={"supervisor_pid": proc.pid, "log_path": f"logs/attempt-{attempt}.log"},
         )
 
-    def poll(self, record: "RunRecord") -> Observation:
+    def poll(self, record: RunRecord) -> Observation:
         """The supervisor writes the status; here we only notice a supervisor that died silently."""
         att = record.attempt
         if not record.status.is_active() or att is None:
@@ -89,20 +93,20 @@ class LocalEngine:
             ),
         )
 
-    def poll_many(self, records: list["RunRecord"]) -> dict[str, Observation]:
+    def poll_many(self, records: list[RunRecord]) -> dict[str, Observation]:
         return {r.run_id: self.poll(r) for r in records}
 
-    def log_path(self, record: "RunRecord", attempt: int | None = None) -> Path:
+    def log_path(self, record: RunRecord, attempt: int | None = None) -> Path:
         n = attempt or len(record.attempts) or 1
         return self.ledger.layout.logs(record.run_id) / f"attempt-{n}.log"
 
-    def logs(self, record: "RunRecord", attempt: int | None = None) -> str:
+    def logs(self, record: RunRecord, attempt: int | None = None) -> str:
         try:
             return self.log_path(record, attempt).read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
             return ""
 
-    def follow(self, record: "RunRecord", poll: float = 0.2) -> Iterator[str]:
+    def follow(self, record: RunRecord, poll: float = 0.2) -> Iterator[str]:
         """Yield log text as it is written, until the run is terminal and the file is drained."""
         path = self.log_path(record)
         pos = 0
@@ -126,7 +130,7 @@ class LocalEngine:
             if not finished:
                 time.sleep(poll)
 
-    def cancel(self, record: "RunRecord", grace: float = CANCEL_GRACE) -> None:
+    def cancel(self, record: RunRecord, grace: float = CANCEL_GRACE) -> None:
         """End the attempt's whole process group: SIGTERM, then SIGKILL after ``grace``."""
         att = record.attempt
         if att is None or not att.pgid:

@@ -24,8 +24,9 @@ from __future__ import annotations
 import json
 import time
 import urllib.parse
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "STOPPED"})
 
@@ -71,7 +72,7 @@ class JobInfo:
         return self.status in TERMINAL
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "JobInfo":
+    def from_json(cls, data: dict[str, Any]) -> JobInfo:
         return cls(
             status=str(data.get("status") or "PENDING"),
             submission_id=data.get("submission_id"),
