@@ -15,8 +15,9 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 from merlin.clusters import procs
 from merlin.engines.base import CancelResult, Observation, Preflight, Submitted
@@ -31,7 +32,10 @@ CANCEL_GRACE = 5.0
 
 def supervisor_alive(pid: int | None, run_id: str) -> bool:
     """The supervisor is alive and is ours (guards against pid reuse)."""
-    return bool(pid) and procs.alive(pid) and "local_supervisor" in procs.cmdline(pid) and run_id in procs.cmdline(pid)
+    if not pid or not procs.alive(pid):
+        return False
+    cmd = procs.cmdline(pid)
+    return "local_supervisor" in cmd and run_id in cmd
 
 
 class LocalEngine:
@@ -41,7 +45,7 @@ class LocalEngine:
     reports_own_status = True
     poll_interval: float | None = 0.2
 
-    def __init__(self, ledger: "Ledger") -> None:
+    def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
 
     def preflight(self, record: "RunRecord", request: "RunRequest") -> Preflight:
@@ -80,7 +84,7 @@ class LocalEngine:
             message=f"submitted to the local engine as local-{attempt}",
         )
 
-    def poll(self, record: "RunRecord") -> Observation:
+    def poll(self, record: RunRecord) -> Observation:
         """The supervisor writes the status; here we only notice a supervisor that died silently."""
         att = record.attempt
         if not record.status.is_active() or att is None:
@@ -102,20 +106,20 @@ class LocalEngine:
             ),
         )
 
-    def poll_many(self, records: list["RunRecord"]) -> dict[str, Observation]:
+    def poll_many(self, records: list[RunRecord]) -> dict[str, Observation]:
         return {r.run_id: self.poll(r) for r in records}
 
-    def log_path(self, record: "RunRecord", attempt: int | None = None) -> Path:
+    def log_path(self, record: RunRecord, attempt: int | None = None) -> Path:
         n = attempt or len(record.attempts) or 1
         return self.ledger.layout.attempt_log(record.run_id, n)
 
-    def logs(self, record: "RunRecord", attempt: int | None = None) -> str:
+    def logs(self, record: RunRecord, attempt: int | None = None) -> str:
         try:
             return self.log_path(record, attempt).read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
             return ""
 
-    def follow(self, record: "RunRecord", poll: float = 0.2) -> Iterator[str]:
+    def follow(self, record: RunRecord, poll: float = 0.2) -> Iterator[str]:
         """Yield log text as it is written, until the run is terminal and the file is drained."""
         path = self.log_path(record)
         pos = 0

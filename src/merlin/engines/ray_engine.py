@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import shlex
 import sys
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Iterator
-
-from merlin.engines import ray_api
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from merlin.clusters import start_step
 from merlin.engines.base import CancelResult, EngineBlocked, Observation, Preflight, Submitted
+from merlin.engines import ray_api
 from merlin.errors import Blocked
 from merlin.ledger.status import ClusterStatus, RunStatus
 from merlin.nextsteps import Action, step
@@ -53,7 +53,7 @@ def submission_id(run_id: str, attempt: int) -> str:
 def _ms(value: Any) -> datetime | None:
     if not value:
         return None
-    return datetime.fromtimestamp(float(value) / 1000.0, tz=timezone.utc)
+    return datetime.fromtimestamp(float(value) / 1000.0, tz=UTC)
 
 
 def _retry_hint(run_id: str | None) -> str:
@@ -77,12 +77,12 @@ class RayEngine:
     reports_own_status = False
     poll_interval: float | None = None
 
-    def __init__(self, ledger: "Ledger") -> None:
+    def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
 
     # ------------------------------------------------------------ connection
 
-    def cluster_for(self, name: str, run_id: str | None = None) -> "ClusterRecord":
+    def cluster_for(self, name: str, run_id: str | None = None) -> ClusterRecord:
         rec = self.ledger.read_cluster(name)
         if rec is None or rec.status.is_terminal():
             state = "no active Ray cluster" if rec is None else f"Ray cluster '{name}' is {rec.status}"
@@ -93,11 +93,11 @@ class RayEngine:
             )
         return rec
 
-    def client(self, cluster: "ClusterRecord", run_id: str | None = None) -> ray_api.JobsApi:
+    def client(self, cluster: ClusterRecord, run_id: str | None = None) -> ray_api.JobsApi:
         """The jobs API of ``cluster``, with its token header (:class:`EngineBlocked` if the token is missing)."""
         return ray_api.JobsApi(cluster.address, self._headers(cluster, run_id))
 
-    def _connection_blocked(self, cluster: "ClusterRecord", exc: Exception, run_id: str | None) -> EngineBlocked:
+    def _connection_blocked(self, cluster: ClusterRecord, exc: Exception, run_id: str | None) -> EngineBlocked:
         if isinstance(exc, ray_api.Unauthorized):
             return EngineBlocked(
                 f"Ray cluster '{cluster.name}' at {cluster.address} refused the token ({exc.message}); "
@@ -129,16 +129,16 @@ class RayEngine:
             dist = importlib.metadata.distribution("ray")
         except (ImportError, ValueError, importlib.metadata.PackageNotFoundError) as exc:
             spec, dist, problem = None, None, f"{type(exc).__name__}: {exc}"
-        if problem is None and (spec is None or not spec.origin):
+        if problem is None and (spec is None or not spec.origin or dist is None):
             problem = "no module named 'ray'"
-        elif problem is None:
+        elif problem is None and spec is not None and spec.origin and dist is not None:
             installed = Path(str(dist.locate_file("ray/__init__.py"))).resolve()
             if Path(spec.origin).resolve() != installed:
                 problem = f"'import ray' would load {spec.origin}, not the installed Ray {dist.version} at {installed}"
         if problem:
             raise EngineBlocked(f"Ray is not importable ({problem}); {INSTALL_HINT}", "ray_not_importable", next_steps=INSTALL_STEPS)
 
-    def _headers(self, cluster: "ClusterRecord", run_id: str | None) -> dict[str, str]:
+    def _headers(self, cluster: ClusterRecord, run_id: str | None) -> dict[str, str]:
         from merlin.clusters.auth import headers_for
 
         try:
@@ -195,7 +195,7 @@ class RayEngine:
             raise self._connection_blocked(cluster, ConnectionError(answer.detail), run_id)
         return cluster
 
-    def submit(self, record: "RunRecord", request: "RunRequest", env: dict[str, str]) -> Submitted:
+    def submit(self, record: RunRecord, request: RunRequest, env: dict[str, str]) -> Submitted:
         """POST the attempt to Ray's Jobs REST API (the body the SDK's ``submit_job`` sends)."""
         from merlin.ledger.models import ClusterRef
 
@@ -262,7 +262,7 @@ class RayEngine:
             end_time=_ms(info.end_time),
         )
 
-    def _gone(self, record: "RunRecord", cluster: "ClusterRecord | None") -> Observation:
+    def _gone(self, record: RunRecord, cluster: ClusterRecord | None) -> Observation:
         name = record.cluster.name if record.cluster else "default"
         why = (
             f"Ray cluster '{name}' was stopped"
@@ -277,13 +277,13 @@ class RayEngine:
             next_steps=[start_step(name, cluster), step(Action.RETRY, run_id=record.run_id)],
         )
 
-    def poll(self, record: "RunRecord") -> Observation:
+    def poll(self, record: RunRecord) -> Observation:
         return self.poll_many([record])[record.run_id]
 
-    def poll_many(self, records: list["RunRecord"]) -> dict[str, Observation]:
+    def poll_many(self, records: list[RunRecord]) -> dict[str, Observation]:
         """One ``GET /api/jobs/`` per cluster (or one ``GET /api/jobs/{id}`` for a single run)."""
         out: dict[str, Observation] = {}
-        by_cluster: dict[str, list["RunRecord"]] = {}
+        by_cluster: dict[str, list[RunRecord]] = {}
         for r in records:
             by_cluster.setdefault(r.cluster.name if r.cluster else "default", []).append(r)
         for name, runs in by_cluster.items():
@@ -323,12 +323,12 @@ class RayEngine:
 
     # ------------------------------------------------------------ logs/cancel
 
-    def _client_for_record(self, record: "RunRecord"):
+    def _client_for_record(self, record: RunRecord):
         name = record.cluster.name if record.cluster else "default"
         cluster = self.cluster_for(name, record.run_id)
         return self.client(cluster, record.run_id)
 
-    def local_log_path(self, record: "RunRecord", submission: str) -> "Path | None":
+    def local_log_path(self, record: RunRecord, submission: str) -> Path | None:
         """The driver log file itself, when the run's cluster is a local one merlin
         started (same machine, same Ray session): reading it needs no HTTP round
         trip and no Ray import. Ray writes it to
@@ -343,7 +343,7 @@ class RayEngine:
         path = Path(cluster.temp_dir) / session / "logs" / f"job-driver-{submission}.log"
         return path if path.is_file() else None
 
-    def logs(self, record: "RunRecord", attempt: int | None = None) -> str:
+    def logs(self, record: RunRecord, attempt: int | None = None) -> str:
         att = record.attempts[(attempt or len(record.attempts)) - 1] if record.attempts else None
         if att is None or not att.submission_id or att.engine != "ray":
             return ""
@@ -355,7 +355,7 @@ class RayEngine:
         except ray_api.JobNotFound:
             return ""
 
-    def follow(self, record: "RunRecord", poll: float = 0.5) -> Iterator[str]:
+    def follow(self, record: RunRecord, poll: float = 0.5) -> Iterator[str]:
         """Yield the attempt's log as it grows, until the job ends (polls ``/logs``; no websocket).
 
         Ctrl-C ends it between two requests, with nothing left running."""
