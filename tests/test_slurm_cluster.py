@@ -141,8 +141,8 @@ def test_external_scancel_is_noticed_and_its_runs_become_lost(slurm_root: Path):
 def test_idle_watchdog_ends_the_allocation(slurm_root: Path):
     pytest.importorskip("ray")
     b = _backend(slurm_root)
-    rec, _ = b.start("idle", nodes=1, object_store_memory=OBJECT_STORE, idle_timeout=3, wait=True)
-    assert rec.status == "active" and rec.idle_timeout == 3
+    rec, _ = b.start("idle", nodes=1, object_store_memory=OBJECT_STORE, idle_timeout=10, wait=True)
+    assert rec.status == "active" and rec.idle_timeout == 10
     rec = wait_for(lambda: (r := b.observe(rec)).status == "stopped" and r, 120, poll=1.0, what="idle stop")
     assert rec.stop_reason == "idle"
     assert "idle" in rec.message
