@@ -180,8 +180,7 @@ def active_runs(state_root: Path, cluster: str) -> int:
     return n
 
 
-def end_allocation(job_id: str) -> None:
-    cancel = os.environ.get("MERLIN_CANCEL_CMD", "scancel")
+def end_allocation(job_id: str, cancel: str = "scancel") -> None:
     subprocess.run([cancel, job_id], capture_output=True)
 
 
@@ -199,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--state-root", default=None)
     ap.add_argument("--cluster", default=None)
     ap.add_argument("--job-id", default=None)
+    ap.add_argument("--cancel", default="scancel", help="the scheduler's cancel command (scancel, qdel)")
     args = ap.parse_args(argv)
 
     state_dir = Path(args.state_dir)
@@ -314,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
             elif time.monotonic() - idle_since >= args.idle_timeout:
                 write_json(state_dir / "idle.json", {"idle_seconds": args.idle_timeout, "time": time.time()})
                 print(f"merlin: no active run for {args.idle_timeout:.0f}s; ending the allocation", file=sys.stderr, flush=True)
-                end_allocation(job_id)
+                end_allocation(job_id, args.cancel)
                 args.idle_timeout = None  # once
 
 
