@@ -189,7 +189,10 @@ class ArtifactIndex(_Model):
 
 class ClusterProcess(_Model):
     pid: int
-    start_ticks: int = Field(description="Start time from /proc/<pid>/stat, so a reused pid is never signalled.")
+    start_ticks: int = Field(
+        description="Start time, so a reused pid is never signalled: psutil's create_time in hundredths of a second "
+        "since the epoch (records older than that hold Linux clock ticks since boot, still understood)."
+    )
     name: str = ""
 
 
@@ -274,21 +277,9 @@ class ClusterRecord(_Model):
 
 
 # ------------------------------------------------------------------------- leases
-
-
-class LeaseRecord(_Model):
-    """resources/leases/<lease_id>.json (commands arrive in a later issue)."""
-
-    schema_version: Literal[1] = SCHEMA_VERSION
-    lease_id: str
-    run_id: Optional[str] = None
-    cluster: Optional[str] = None
-    resources: dict[str, float] = Field(default_factory=dict)
-    holder: str = ""
-    status: Literal["active", "released", "expired"] = "active"
-    created_at: datetime = Field(default_factory=utcnow)
-    expires_at: Optional[datetime] = None
-    released_at: Optional[datetime] = None
+# The lease records live with the lease book (merlin.leases.models); re-exported here
+# so every record of the ledger is listed in one place.
+from merlin.leases.models import Inventory, LeaseEvent, LeaseRecord  # noqa: E402
 
 
 #: file stem in docs/records/ -> model
@@ -299,4 +290,6 @@ RECORD_MODELS: dict[str, type[BaseModel]] = {
     "artifacts": ArtifactIndex,
     "cluster": ClusterRecord,
     "lease": LeaseRecord,
+    "lease_event": LeaseEvent,
+    "inventory": Inventory,
 }
