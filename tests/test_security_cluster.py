@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
-from merlin.clusters.local import is_loopback
+from merlin.clusters.exposure import is_loopback
 from merlin.clusters.net import free_ports
 from merlin.controlplane import ControlPlane
 from ray_fixtures import OBJECT_STORE

@@ -19,104 +19,22 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from merlin.atomic import make_dir
-from merlin.clusters import name_flag, procs
+from merlin.clusters import procs, start_step
+from merlin.clusters.base import ClusterState, ClusterStatus
 from merlin.clusters.auth import check_token_file, generate_token_file, headers_for, ray_start_env
 from merlin.clusters.net import LOOPBACK, free_ports, get_json, port_free, probe
 from merlin.errors import BadInput, Blocked, NotFound, RunFailed
+from merlin.nextsteps import Action, step
 
-INSTALL_HINT = "install Ray with `.venv/bin/pip install 'ray[default]'`"
+INSTALL_HINT = "install Ray into merlin's environment (ray[default])"
 START_TIMEOUT = 180.0
 API_TIMEOUT = 90.0
 
 Progress = Callable[[str], None]
-
-
-@dataclass
-class ClusterState:
-    """What a live check found: active, unreachable, stopped, starting, failed or absent."""
-
-    name: str
-    state: str
-    message: str
-    record: Any = None
-    alive_processes: int = 0
-    version: dict[str, Any] | None = field(default=None)
-    #: Listening sockets of the cluster's processes, measured now: port, service, bound_to, pid.
-    sockets: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def exposed(self) -> list[dict[str, Any]]:
-        """Sockets reachable from other machines (bound to anything but loopback)."""
-        return [s for s in self.sockets if not is_loopback(s["bound_to"])]
-
-    def to_json(self) -> dict[str, Any]:
-        rec = self.record.model_dump(mode="json") if self.record is not None else None
-        return {
-            "name": self.name,
-            "state": self.state,
-            "message": self.message,
-            "alive_processes": self.alive_processes,
-            "sockets": self.sockets,
-            "exposed": self.exposed,
-            "record": rec,
-        }
-
-
-#: What each recorded port is (ClusterPorts field -> service name, as docs/ray.md's table).
-SERVICES = {
-    "gcs": "GCS (gRPC)",
-    "dashboard": "dashboard + jobs API (HTTP)",
-    "client_server": "Ray Client server (gRPC)",
-    "dashboard_agent_listen": "dashboard agent HTTP (job agent API)",
-    "dashboard_agent_grpc": "dashboard agent gRPC",
-    "metrics_export": "metrics export (Prometheus HTTP)",
-    "runtime_env_agent": "runtime env agent (HTTP)",
-    "node_manager": "raylet node manager (gRPC)",
-    "object_manager": "object manager (gRPC)",
-    "autoscaler_metrics": "autoscaler metrics (Prometheus HTTP)",
-    "dashboard_metrics": "dashboard metrics (Prometheus HTTP)",
-}
-
-
-def is_loopback(ip: str) -> bool:
-    import ipaddress
-
-    ip = ip.removeprefix("::ffff:")
-    try:
-        return ipaddress.ip_address(ip).is_loopback
-    except ValueError:
-        return False
-
-
-def listening_sockets(record: Any, pids: set[int]) -> list[dict[str, Any]]:
-    """Every TCP socket the cluster's processes listen on, as the kernel reports it (psutil)."""
-    import psutil
-
-    by_port = {getattr(record.ports, k): v for k, v in SERVICES.items() if record.ports and getattr(record.ports, k, None)}
-    found: dict[tuple[int, str], dict[str, Any]] = {}
-    for pid in sorted(pids):
-        try:
-            proc = psutil.Process(pid)
-            conns = proc.net_connections(kind="inet")
-            name = proc.name()
-        except (psutil.Error, OSError):
-            continue
-        for c in conns:
-            if c.status != psutil.CONN_LISTEN:
-                continue
-            ip, port = c.laddr.ip, c.laddr.port
-            found.setdefault((port, ip), {"port": port, "bound_to": ip, "service": by_port.get(port, f"{name} (unrecorded port)"), "pid": pid})
-    return sorted(found.values(), key=lambda s: (s["port"], s["bound_to"]))
-
-
-def exposure_warning(name: str, exposed: list[dict[str, Any]]) -> str:
-    listed = ", ".join(f"{s['service']} on {s['bound_to']}:{s['port']}" for s in exposed)
-    return f"cluster '{name}': reachable from other machines: {listed} (see docs/ray.md, 'What listens where')"
 
 
 def node_ip_for(host: str) -> str | None:
@@ -155,7 +73,7 @@ def require_ray() -> str:
 
         return str(getattr(ray, "__version__", "unknown"))
     except Exception as exc:  # ImportError, or a broken install raising anything
-        raise Blocked(f"Ray is not importable ({type(exc).__name__}: {exc}); {INSTALL_HINT}") from None
+        raise Blocked(f"Ray is not importable ({type(exc).__name__}: {exc}); {INSTALL_HINT}", "ray_not_importable", next_steps=[step(Action.INSTALL, package="ray[default]")]) from None
 
 
 def temp_dir_for(state_root: Path, name: str) -> Path:
@@ -175,8 +93,11 @@ def _tail(path: Path, lines: int = 6) -> str:
     return plain(" | ".join(keep), 600)
 
 
-class LocalClusters:
-    """Cluster lifecycle over one :class:`merlin.ledger.Ledger`."""
+class LocalBackend:
+    """The ``local`` kind: a Ray head on this machine, over one :class:`merlin.ledger.Ledger`
+    (implements :class:`merlin.clusters.base.ClusterBackend`)."""
+
+    kind = "local"
 
     def __init__(self, ledger) -> None:
         self.ledger = ledger
@@ -185,8 +106,9 @@ class LocalClusters:
 
     def start(
         self,
-        *,
         name: str = "default",
+        *,
+        wait: bool = True,
         host: str = "127.0.0.1",
         port: int = 6379,
         dashboard_port: int = 8265,
@@ -228,14 +150,14 @@ class LocalClusters:
 
         with self.ledger.cluster_lock(name):
             existing = self.ledger.read_cluster(name)
-            if existing is not None and existing.status in ("running", "starting"):
-                st = self.observe(name)
+            if existing is not None and existing.status in (ClusterStatus.ACTIVE, ClusterStatus.STARTING):
+                st = self.describe(existing)
                 if st.state == "active":
-                    if existing.status == "starting":  # an earlier start was interrupted after Ray came up
+                    if existing.status == ClusterStatus.STARTING:  # an earlier start was interrupted after Ray came up
                         version = st.version or {}
                         existing.session_name = existing.session_name or version.get("session_name")
                         existing.processes = existing.processes or self._session_processes(existing)
-                        existing.status = "running"
+                        existing.status = ClusterStatus.ACTIVE
                         existing.message = f"active; jobs API {existing.address}"
                         self.ledger.write_cluster(existing)
                     return existing, False
@@ -296,7 +218,7 @@ class LocalClusters:
             requested = {"num_cpus": num_cpus, "num_gpus": num_gpus, "resources": dict(resources or {})}
             record = ClusterRecord(
                 name=name,
-                status="starting",
+                status=ClusterStatus.STARTING,
                 host=host,
                 address=address,
                 dashboard_url=address,
@@ -372,7 +294,7 @@ class LocalClusters:
             if rc != 0:
                 tail = _tail(start_log)
                 self._kill(record, grace=3.0)
-                record.status = "failed"
+                record.status = ClusterStatus.FAILED
                 record.message = f"`ray start` {'timed out' if rc is None else f'exited {rc}'}: {tail} (full log: {start_log})"
                 self.ledger.write_cluster(record)
                 if "already in use" in tail.lower() or "address already in use" in tail.lower():
@@ -388,7 +310,7 @@ class LocalClusters:
                 answer = probe(address, headers)
             if answer.state != "ok":
                 self._kill(record, grace=3.0)
-                record.status = "failed"
+                record.status = ClusterStatus.FAILED
                 record.message = f"the jobs API at {address} did not answer within {API_TIMEOUT:.0f}s ({answer.detail}); see {start_log}"
                 self.ledger.write_cluster(record)
                 raise RunFailed(f"cannot start Ray cluster '{name}': {record.message}")
@@ -401,13 +323,15 @@ class LocalClusters:
                 k: float(v) for k, v in {"CPU": num_cpus, "GPU": num_gpus, **(resources or {})}.items() if v is not None
             }
             record.processes = self._session_processes(record)
-            record.status = "running"
+            record.status = ClusterStatus.ACTIVE
             record.message = f"active; jobs API {address}"
             self.ledger.write_cluster(record)
             progress(f"cluster '{name}' is active ({time.monotonic() - t0:.1f}s)")
-            exposed = [s for s in listening_sockets(record, {p.pid for p in record.processes}) if not is_loopback(s["bound_to"])]
-            if exposed:
-                warn(exposure_warning(name, exposed))
+            from merlin.clusters.exposure import exposed, exposure_warning, listening_sockets
+
+            open_ports = exposed(listening_sockets(record, {p.pid for p in record.processes}))
+            if open_ports:
+                warn(exposure_warning(name, open_ports))
             return record, True
 
     @staticmethod
@@ -475,22 +399,43 @@ class LocalClusters:
 
     # ---------------------------------------------------------------- observe
 
-    def observe(self, name: str = "default") -> ClusterState:
+    def observe(self, record):
+        """The record as it now is. A start interrupted after Ray came up is finished
+        here (starting -> active); an unreachable head stays ``active`` (it may come
+        back) and :meth:`describe` says ``unreachable``."""
+        if record.status != ClusterStatus.STARTING:
+            return record
+        st = self.describe(record)
+        if st.state != "active":
+            return record
+        with self.ledger.cluster_lock(record.name):
+            fresh = self.ledger.read_cluster(record.name)
+            if fresh is None or fresh.status != ClusterStatus.STARTING:
+                return fresh or record
+            version = st.version or {}
+            fresh.session_name = fresh.session_name or version.get("session_name")
+            fresh.processes = fresh.processes or self._session_processes(fresh)
+            fresh.status = ClusterStatus.ACTIVE
+            fresh.message = f"active; jobs API {fresh.address}"
+            self.ledger.write_cluster(fresh)
+            return fresh
+
+    def describe(self, record) -> ClusterState:
         """Ask the live cluster, not just the file (and measure what it listens on)."""
-        st = self._observe(name)
-        if st.record is not None and st.state in ("active", "unreachable", "starting"):
-            st.sockets = listening_sockets(st.record, self._members(st.record))
+        st = self._describe(record)
+        if st.state in ("active", "unreachable", "starting"):
+            from merlin.clusters.exposure import listening_sockets
+
+            st.sockets = listening_sockets(record, self._members(record))
         return st
 
-    def _observe(self, name: str) -> ClusterState:
-        record = self.ledger.read_cluster(name)
-        if record is None:
-            return ClusterState(name, "absent", f"no cluster '{name}' recorded; start one with `merlin ray cluster start-local{name_flag(name)}`")
-        alive = len(self._members(record)) if record.status != "stopped" else 0
-        if record.status == "stopped":
-            return ClusterState(name, "stopped", f"stopped; start it with `merlin ray cluster start-local{name_flag(name)}`", record, alive)
-        if record.status == "failed":
-            return ClusterState(name, "failed", record.message, record, alive)
+    def _describe(self, record) -> ClusterState:
+        name = record.name
+        alive = len(self._members(record)) if record.status != ClusterStatus.STOPPED else 0
+        if record.status == ClusterStatus.STOPPED:
+            return ClusterState(name, "stopped", "stopped; start it again", record, alive, next_steps=[start_step(name, record)])
+        if record.status.is_terminal():
+            return ClusterState(name, record.status.value, record.message, record, alive)
         try:
             headers = headers_for(record.auth, name)
         except Blocked as exc:
@@ -505,45 +450,54 @@ class LocalClusters:
                     name,
                     "unreachable",
                     f"another Ray session ({session}) answers at {record.address}, not this cluster's "
-                    f"({record.session_name}); restart it with `merlin ray cluster start-local{name_flag(name)}`",
+                    f"({record.session_name}); restart it",
                     record,
                     alive,
                     answer.version,
+                    next_steps=[start_step(name, record)],
                 )
             return ClusterState(name, "active", f"active; jobs API {record.address} (Ray {answer.version.get('ray_version') if answer.version else '?'})", record, alive, answer.version)
         if answer.state == "auth":
             return ClusterState(name, "active", f"answers but refused the token: {answer.detail}", record, alive)
-        if record.status == "starting":
+        if record.status == ClusterStatus.STARTING:
             return ClusterState(name, "starting", f"starting; jobs API {record.address} not answering yet", record, alive)
         return ClusterState(
             name,
             "unreachable",
             f"recorded as running at {record.address} but it does not answer ({answer.detail}); "
-            f"{alive} of its processes are alive. Restart it with `merlin ray cluster start-local{name_flag(name)}`",
+            f"{alive} of its processes are alive. Restart it",
             record,
             alive,
+            next_steps=[start_step(name, record)],
         )
 
     def list(self) -> list[ClusterState]:
-        return [self.observe(n) for n in self.ledger.cluster_names()]
+        """Every cluster of this kind in the ledger, with its live state."""
+        out = []
+        for n in self.ledger.cluster_names():
+            rec = self.ledger.read_cluster(n)
+            if rec is not None and rec.kind == self.kind:
+                out.append(self.describe(rec))
+        return out
 
     # ------------------------------------------------------------------- stop
 
-    def stop(self, name: str = "default", grace: float = 5.0, progress: Progress | None = None) -> Any:
+    def stop(self, record, *, grace: float = 5.0, progress: Progress | None = None) -> Any:
         from merlin.ledger.models import utcnow
 
         progress = progress or (lambda _m: None)
+        name = record.name
         with self.ledger.cluster_lock(name):
             record = self.ledger.read_cluster(name)
             if record is None:
-                raise NotFound(f"no cluster '{name}' recorded in {self.ledger.root} (see `merlin ray cluster list`)")
+                raise NotFound(f"no cluster '{name}' recorded in {self.ledger.root}", next_steps=[step(Action.LIST_CLUSTERS)])
             members = self._members(record)
             progress(f"stopping cluster '{name}': {len(members)} processes")
             survivors = procs.terminate(members, grace=grace).survivors if members else set()
             temp_dir = Path(record.temp_dir)
             if temp_dir.name.startswith("merlin-ray-"):
                 shutil.rmtree(temp_dir, ignore_errors=True)
-            record.status = "stopped"
+            record.status = ClusterStatus.STOPPED
             record.stopped_at = utcnow()
             record.processes = []
             record.message = (
