@@ -45,7 +45,7 @@ def _duplicate_ids(shown: str, data: Any, lines: dict) -> list[tuple[int, str]]:
             continue
         line = lines.get(("items", n, "id"), lines.get(("items", n), 1))
         if ident in first:
-            out.append((line, f"{shown}:{line}: items.{n}.id: {ident!r} is already the id of the item at line {first[ident]} (ids must be unique)"))
+            out.append((line, f"{shown}:{line}: items[{n}].id: {ident!r} is already the id of the item at line {first[ident]} (ids must be unique)"))
         else:
             first[ident] = line
     return out

@@ -33,30 +33,33 @@ SHARED_FS = frozenset(
 )
 
 
-def filesystem_type(path: Path) -> str:
+def filesystem_type(path: Path, mounts: str | None = None) -> str:
     """The type of the filesystem holding ``path``, from /proc/mounts (longest matching mount point)."""
     target = str(Path(path).resolve())
+    if mounts is None:
+        try:
+            with open("/proc/mounts", encoding="utf-8") as handle:
+                mounts = handle.read()
+        except OSError:
+            return "unknown"
     best, kind = "", "unknown"
-    try:
-        with open("/proc/mounts", encoding="utf-8") as handle:
-            for line in handle:
-                parts = line.split()
-                if len(parts) < 3:
-                    continue
-                mount = parts[1].replace("\\040", " ")
-                if (target == mount or target.startswith(mount.rstrip("/") + "/")) and len(mount) >= len(best):
-                    best, kind = mount, parts[2]
-    except OSError:
-        pass
+    for line in mounts.splitlines():
+        parts = line.split()
+        if len(parts) < 3:
+            continue
+        mount = parts[1].replace("\\040", " ")
+        if (target == mount or target.startswith(mount.rstrip("/") + "/")) and len(mount) >= len(best):
+            best, kind = mount, parts[2]
     return kind
 
 
-def choose_lock_kind(directory: Path, kind: str | None = None) -> str:
+def choose_lock_kind(directory: Path, kind: str | None = None, mounts: str | None = None) -> str:
+    """``flock`` on a local filesystem, ``mkdir`` on a shared one (or as MERLIN_LEASE_LOCK says)."""
     kind = kind or os.environ.get(LOCK_ENV) or "auto"
     if kind not in ("auto", "flock", "mkdir"):
         raise BadInput(f"{LOCK_ENV}={kind!r}: expected flock, mkdir or auto")
     if kind == "auto":
-        return "mkdir" if filesystem_type(directory) in SHARED_FS else "flock"
+        return "mkdir" if filesystem_type(directory, mounts) in SHARED_FS else "flock"
     return kind
 
 
