@@ -8,7 +8,6 @@ readable, and every lease of a killed holder was freed. 10 s here
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from merlin.leases.audit import audit
 from merlin.leases.book import LeaseBook
 
 WORKER = """
@@ -44,50 +44,6 @@ while True:
     else:
         book.release(lease["lease_id"])
 """
-
-
-def check_book(book: LeaseBook, killed: set[int]) -> dict[str, int]:
-    """The acceptance checks, shared with the benchmark. Returns counts."""
-    unreadable = 0
-    leases = []
-    for path in sorted(book.layout.leases.glob("*.json")):
-        try:
-            leases.append(json.loads(path.read_text()))
-        except ValueError:
-            unreadable += 1
-    events: list[dict] = []
-    for path in sorted(book.layout.leases.glob("*.events.jsonl")):
-        for line in path.read_text().splitlines():
-            try:
-                events.append(json.loads(line))
-            except ValueError:
-                unreadable += 1
-    intervals: dict[str, list[tuple[int, int, int]]] = {}
-    ends = {e["lease_id"]: e["book_seq"] for e in events if e["event"] in ("released", "expired", "revoked")}
-    for e in events:
-        if e["event"] == "granted":
-            for item, token in e["tokens"].items():
-                intervals.setdefault(item, []).append((e["book_seq"], ends.get(e["lease_id"], 1 << 62), token))
-    double = 0
-    bad_tokens = 0
-    for item, spans in intervals.items():
-        spans.sort()
-        for (start, end, _), (nstart, _, _) in zip(spans, spans[1:]):
-            if nstart < end:
-                double += 1
-        if [t for _, _, t in spans] != list(range(1, len(spans) + 1)):
-            bad_tokens += 1
-    live_of_killed = [x for x in leases if x["owner"].get("pid") in killed and x["state"] in ("waiting", "granted")]
-    return {
-        "leases": len(leases),
-        "grants": sum(len(v) for v in intervals.values()),
-        "double_grants": double,
-        "bad_token_sequences": bad_tokens,
-        "unreadable": unreadable,
-        "live_leases_of_killed": len(live_of_killed),
-        "expired": sum(1 for x in leases if x["state"] == "expired"),
-        "released_dead_holder": sum(1 for x in leases if x["state"] == "released" and "is gone" in x["reason"]),
-    }
 
 
 def contend(root: Path, seconds: float, procs: int = 16, items: int = 3, kill_every: float = 1.0) -> dict[str, int]:
@@ -119,7 +75,7 @@ def contend(root: Path, seconds: float, procs: int = 16, items: int = 3, kill_ev
                 raise AssertionError(f"worker {w.pid} exited {w.returncode}: {w.stdout.read()}")
             killed.add(w.pid)
     book.refresh()  # the next scheduling pass frees every lease of a dead holder
-    result = check_book(book, killed)
+    result = audit(book.layout, killed)
     result["killed"] = len(killed)
     return result
 
