@@ -29,8 +29,11 @@ def resolve_state_root(state_root: str | os.PathLike[str] | None = None) -> Path
     The result is absolute so that records, supervisors and Ray jobs started in
     other working directories agree on one place.
     """
+    from merlin.safety import check_state_root, no_nul
+
     raw = state_root if state_root not in (None, "") else os.environ.get(STATE_ROOT_ENV) or DEFAULT_STATE_ROOT
-    return Path(raw).expanduser().resolve()
+    no_nul(str(raw), "--state-root")
+    return check_state_root(Path(raw).expanduser().resolve())
 
 
 def _check(pattern: re.Pattern[str], value: str, what: str, hint: str) -> str:
@@ -149,6 +152,11 @@ class Layout:
     def cluster_token(self, name: str) -> Path:
         validate_name(name, "cluster name")
         return self.clusters / "tokens" / f"{name}.token"
+
+    def cluster_state_dir(self, name: str) -> Path:
+        """Scheduler-backed clusters (slurm, pbs, ssh): batch script, handshake and pid files."""
+        validate_name(name, "cluster name")
+        return self.clusters / "state" / name
 
     def lease(self, lease_id: str) -> Path:
         return self.leases / f"{validate_lease_id(lease_id)}.json"

@@ -1,0 +1,105 @@
+"""``merlin mcp`` and ``merlin serve``: the agent gateway (needs the ``gateway`` extra).
+
+Nothing here is imported by other commands; the SDK, Starlette and uvicorn are
+imported inside the commands.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+StateRootOpt = typer.Option(None, "--state-root", help="Ledger directory (default: $MERLIN_STATE_ROOT or build/generated/ray).")
+
+
+def _need_extra() -> None:
+    from merlin.errors import Blocked
+
+    try:
+        import mcp  # noqa: F401
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise Blocked(f"the gateway needs the 'gateway' extra ({exc.name} is missing): run `.venv/bin/pip install -e '.[gateway]'` or ./merlin (it installs it by default)") from None
+
+
+def mcp(
+    state_root: Optional[Path] = StateRootOpt,
+    allow_cluster_control: bool = typer.Option(False, "--allow-cluster-control", help="Also offer clusters_start and clusters_stop."),
+) -> None:
+    """Serve merlin's tools over MCP on stdin/stdout (what agent clients start as a subprocess)."""
+    _need_extra()
+    import anyio
+
+    from merlin.gateway.mcp_server import serve_stdio
+    from merlin.gateway.ops import Gateway
+
+    gw = Gateway(state_root, allow_cluster_control=allow_cluster_control, transport="mcp-stdio")
+    anyio.run(serve_stdio, gw)
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (loopback unless --allow-remote)."),
+    port: int = typer.Option(8765, "--port", help="TCP port."),
+    socket: Optional[Path] = typer.Option(None, "--socket", help="Serve on this Unix socket instead of a TCP port."),
+    allow_remote: bool = typer.Option(False, "--allow-remote", help="Allow a non-loopback --host (the token is still required)."),
+    rotate_token: bool = typer.Option(False, "--rotate-token", help="Replace the token first (clients need the new one)."),
+    allow_cluster_control: bool = typer.Option(False, "--allow-cluster-control", help="Also offer clusters_start and clusters_stop."),
+    allow_host: Optional[List[str]] = typer.Option(None, "--allow-host", help="Extra Host header value HOST:PORT to accept (repeatable; e.g. behind a proxy)."),
+    cors_origin: Optional[List[str]] = typer.Option(None, "--cors-origin", help="Origin allowed cross-origin requests (repeatable; none by default)."),
+    max_body: int = typer.Option(1024 * 1024, "--max-body", help="Largest request body in bytes."),
+    rate_limit: float = typer.Option(100.0, "--rate-limit", help="Requests per second per client address (0: no limit)."),
+    state_root: Optional[Path] = StateRootOpt,
+) -> None:
+    """REST API, /openapi.json, MCP at /mcp and a live page at /, behind a bearer token."""
+    from merlin.cli.output import message
+    from merlin.errors import BadInput
+
+    if not _is_loopback(host) and not allow_remote:
+        raise BadInput(f"--host {host} is not a loopback address: refusing to serve beyond this machine without --allow-remote")
+    if max_body < 1024:
+        raise BadInput(f"--max-body {max_body}: must be at least 1024 bytes")
+    if not 0 < port < 65536:
+        raise BadInput(f"--port {port}: expected 1..65535")
+    _need_extra()
+    import uvicorn
+
+    from merlin.gateway.auth import Sessions, load_or_create_token, token_path
+    from merlin.gateway.http import ServeConfig, build_app
+    from merlin.gateway.ops import Gateway
+
+    gw = Gateway(state_root, allow_cluster_control=allow_cluster_control, transport="http")
+    token, created = load_or_create_token(gw.cp.root, rotate=rotate_token)
+    cfg = ServeConfig(host=host, port=None if socket else port, socket=str(socket) if socket else None, token=token,
+                      cors_origins=list(cors_origin or []), max_body=max_body, rate_limit=rate_limit)
+    cfg.allowed_hosts += list(allow_host or [])
+    cfg.allowed_origins += [f"http://{h}" for h in allow_host or []]
+    sessions = Sessions()
+    app = build_app(gw, cfg, sessions)
+    where = f"unix socket {socket}" if socket else f"http://{host if ':' not in host else f'[{host}]'}:{port}"
+    how = "created" if created else ("rotated" if rotate_token else "in")
+    message(f"merlin serve: {where} (MCP at /mcp, API at /api, OpenAPI at /openapi.json); token {how} {token_path(gw.cp.root)}")
+    if not socket:
+        message(f"open the page (one-time link): {where}/login?once={sessions.new_code()}")
+    config = uvicorn.Config(app, host=host, port=port, uds=str(socket) if socket else None, log_level="warning", access_log=False,
+                            lifespan="on", server_header=False, timeout_graceful_shutdown=5)
+    uvicorn.Server(config).run()
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``merlin mcp`` and ``merlin serve``."""
+    app.command("mcp")(mcp)
+    app.command("serve")(serve)

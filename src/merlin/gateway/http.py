@@ -1,0 +1,259 @@
+"""``merlin serve``: one ASGI app with the REST API, /openapi.json, MCP at /mcp and the page at /.
+
+Every request passes ``Guard`` first, in this order: Host allowlist, Origin
+allowlist (DNS rebinding), body size limit, bearer token (or, for GET only,
+the page's session cookie), per-client rate limit. Operations run in worker
+threads, so a long execute never blocks the loop.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import anyio.to_thread
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from merlin.errors import ExitCode, MerlinError
+from merlin.gateway import page
+from merlin.gateway.auth import SESSION_COOKIE, SESSION_SECONDS, Sessions, bearer_ok, token_path
+from merlin.gateway.mcp_server import build_server, error_document
+from merlin.gateway.ops import Gateway
+
+HTTP_STATUS = {ExitCode.BAD_INPUT: 400, ExitCode.NOT_FOUND: 404, ExitCode.BLOCKED: 409, ExitCode.RUN_FAILED: 409}
+PUBLIC_PATHS = ("/login",)
+
+
+@dataclass
+class ServeConfig:
+    host: str = "127.0.0.1"
+    port: int | None = None
+    socket: str | None = None
+    token: str = ""
+    allowed_hosts: list[str] = field(default_factory=list)
+    allowed_origins: list[str] = field(default_factory=list)
+    cors_origins: list[str] = field(default_factory=list)
+    max_body: int = 1024 * 1024
+    rate_limit: float = 100.0  # requests per second per client; 0 = off
+    burst: int = 200
+
+    def __post_init__(self) -> None:
+        if not self.allowed_hosts:
+            names = ["127.0.0.1", "localhost", "[::1]"] if self.host in ("127.0.0.1", "localhost", "::1") else [self.host if ":" not in self.host else f"[{self.host}]"]
+            ports = [str(self.port)] if self.port else []
+            self.allowed_hosts = [f"{n}:{p}" for n in names for p in ports] + (names if self.socket else [])
+        if not self.allowed_origins:
+            self.allowed_origins = [f"http://{h}" for h in self.allowed_hosts] + list(self.cors_origins)
+
+
+def _error(exc: MerlinError) -> JSONResponse:
+    return JSONResponse(error_document(exc), status_code=HTTP_STATUS.get(exc.exit_code, 500))
+
+
+def _plain_error(status: int, text: str, code: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": text, "errors": [text], "exit_code": ExitCode.BAD_INPUT, "code": code}, status_code=status, headers=headers)
+
+
+class RateLimiter:
+    """A token bucket per client address."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate, self.burst = rate, burst
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, client: str) -> bool:
+        if self.rate <= 0:
+            return True
+        now = time.monotonic()
+        with self._lock:
+            level, last = self._buckets.get(client, (float(self.burst), now))
+            level = min(float(self.burst), level + (now - last) * self.rate)
+            if level < 1:
+                self._buckets[client] = (level, now)
+                return False
+            self._buckets[client] = (level - 1, now)
+            return True
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class Guard:
+    """Host/Origin allowlist, body limit, authentication and rate limit in front of the whole app."""
+
+    def __init__(self, app: Any, cfg: ServeConfig, sessions: Sessions) -> None:
+        self.app, self.cfg, self.sessions = app, cfg, sessions
+        self.limiter = RateLimiter(cfg.rate_limit, cfg.burst)
+        self.hosts = {h.lower() for h in cfg.allowed_hosts}
+        self.origins = {o.lower() for o in cfg.allowed_origins}
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        reply = self.check(scope, headers)
+        if reply is not None:
+            await reply(scope, receive, send)
+            return
+        limit = self.cfg.max_body
+        seen = 0
+
+        async def limited_receive() -> dict[str, Any]:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise BodyTooLarge()
+            return message
+
+        started = False
+
+        async def tracking_send(message: dict[str, Any]) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                origin = headers.get("origin", "").lower()
+                if origin and origin in {o.lower() for o in self.cfg.cors_origins}:
+                    message.setdefault("headers", []).append((b"access-control-allow-origin", origin.encode()))
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except BodyTooLarge:
+            if not started:
+                await _plain_error(413, f"request body over {limit} bytes", "body_too_large")(scope, receive, send)
+
+    def check(self, scope: dict[str, Any], headers: dict[str, str]) -> Response | None:
+        host = headers.get("host", "").lower()
+        if host not in self.hosts:
+            return _plain_error(421 if host else 400, f"Host {host or '(none)'} is not served here (allowed: {', '.join(sorted(self.hosts))})", "bad_host")
+        origin = headers.get("origin")
+        if origin is not None and origin.lower() not in self.origins:
+            return _plain_error(403, f"Origin {origin} is not allowed", "bad_origin")
+        if scope["method"] == "OPTIONS" and origin and origin.lower() in {o.lower() for o in self.cfg.cors_origins}:
+            return Response(status_code=204, headers={
+                "access-control-allow-origin": origin, "access-control-allow-methods": "GET, POST, DELETE",
+                "access-control-allow-headers": "authorization, content-type, mcp-session-id, mcp-protocol-version", "access-control-max-age": "600"})
+        length = headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.cfg.max_body):
+            return _plain_error(413, f"request body over {self.cfg.max_body} bytes", "body_too_large")
+        client = scope.get("client")
+        peer = client[0] if client else "unix"
+        path = scope.get("path", "")
+        if path not in PUBLIC_PATHS and not self.authenticated(scope, headers):
+            if path == "/" and scope["method"] == "GET":
+                return HTMLResponse(page.login_page(str(self.cfg_token_file)), status_code=401, headers={"WWW-Authenticate": 'Bearer realm="merlin"'})
+            return _plain_error(401, "a bearer token is required (Authorization: Bearer TOKEN; the token is in the state root's gateway/token)", "unauthorized", {"WWW-Authenticate": 'Bearer realm="merlin"'})
+        if not self.limiter.allow(peer):
+            return _plain_error(429, f"rate limit: over {self.cfg.rate_limit:g} requests per second from {peer}", "rate_limited", {"Retry-After": "1"})
+        return None
+
+    cfg_token_file: Path = Path("gateway/token")
+
+    def authenticated(self, scope: dict[str, Any], headers: dict[str, str]) -> bool:
+        if bearer_ok(headers.get("authorization"), self.cfg.token):
+            return True
+        if scope["method"] != "GET":  # the cookie is for the read-only page only
+            return False
+        cookies = headers.get("cookie", "")
+        for part in cookies.split(";"):
+            name, _, value = part.strip().partition("=")
+            if name == SESSION_COOKIE and self.sessions.valid(value):
+                return True
+        return False
+
+
+def build_app(gw: Gateway, cfg: ServeConfig, sessions: Sessions | None = None) -> Any:
+    """The whole server as one ASGI app (Guard in front of Starlette with MCP's session manager as lifespan)."""
+    from mcp.server.transport_security import TransportSecuritySettings
+
+    sessions = sessions or Sessions()
+    server = build_server(gw, default_client="mcp-http")
+    ops = {op.name: op for op in gw.operations()}
+
+    async def call(name: str, args: dict[str, Any], client: str) -> dict[str, Any]:
+        return await anyio.to_thread.run_sync(functools.partial(gw.call, name, args, client=client))
+
+    async def api(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in ops:
+            return _plain_error(404, f"no operation {name!r} (see /openapi.json)", "not_found")
+        body = await request.body()
+        try:
+            args = json.loads(body) if body.strip() else {}
+        except ValueError as exc:
+            return _plain_error(400, f"{name}: the body is not JSON ({exc})", "bad_input")
+        if not isinstance(args, dict):
+            return _plain_error(400, f"{name}: the body must be a JSON object", "bad_input")
+        peer = request.client.host if request.client else "unix"
+        try:
+            return JSONResponse(await call(name, args, f"http {peer}"))
+        except MerlinError as exc:
+            return _error(exc)
+
+    async def openapi(request: Request) -> Response:
+        from merlin.gateway.openapi import document
+
+        return JSONResponse(document(gw.operations()))
+
+    def page_call(name: str, args: dict[str, Any]) -> dict[str, Any]:
+        return gw.call(name, args, client="page")
+
+    async def index(request: Request) -> Response:
+        body = await anyio.to_thread.run_sync(page.tables, page_call)
+        return HTMLResponse(page.full_page(body), headers={"Cache-Control": "no-store"})
+
+    async def tables(request: Request) -> Response:
+        return HTMLResponse(await anyio.to_thread.run_sync(page.tables, page_call), headers={"Cache-Control": "no-store"})
+
+    async def login(request: Request) -> Response:
+        sid = None
+        if request.method == "GET":
+            code = request.query_params.get("once")
+            if not code:
+                return HTMLResponse(page.login_page(str(token_path(gw.cp.root))))
+            sid = sessions.redeem(code)
+            note = "that link was already used or is unknown; ask for a new one (restart merlin serve) or paste the token"
+        else:
+            form = parse_qs((await request.body()).decode("utf-8", errors="replace"))
+            if bearer_ok("Bearer " + (form.get("token") or [""])[0], cfg.token):
+                sid = sessions.open()
+            note = "wrong token"
+        if sid is None:
+            return HTMLResponse(page.login_page(str(token_path(gw.cp.root)), note), status_code=401, headers={"WWW-Authenticate": 'Bearer realm="merlin"'})
+        reply = RedirectResponse("/", status_code=303)
+        reply.set_cookie(SESSION_COOKIE, sid, max_age=SESSION_SECONDS, httponly=True, samesite="strict", path="/")
+        return reply
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"ok": True, "operations": len(ops)})
+
+    routes = [
+        Route("/", index, methods=["GET"]),
+        Route("/page/tables", tables, methods=["GET"]),
+        Route("/login", login, methods=["GET", "POST"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/healthz", health, methods=["GET"]),
+        Route("/api/{name}", api, methods=["POST"]),
+    ]
+    security = TransportSecuritySettings(
+        enable_dns_rebinding_protection=True, allowed_hosts=list(cfg.allowed_hosts), allowed_origins=list(cfg.allowed_origins)
+    )
+    app = server.streamable_http_app(
+        streamable_http_path="/mcp", transport_security=security, host=cfg.host, max_request_body_size=cfg.max_body, custom_starlette_routes=routes
+    )
+    guard = Guard(app, cfg, sessions)
+    guard.cfg_token_file = token_path(gw.cp.root)
+    return guard

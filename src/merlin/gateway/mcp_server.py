@@ -1,0 +1,108 @@
+"""The MCP server: one tool per operation of ``merlin.gateway.ops``.
+
+Built on the SDK's low-level ``Server`` so each tool's input schema is exactly
+its operation's pydantic model. A tool result carries the operation's JSON as
+structured content (and as text for clients that read only text); a merlin
+error is a tool error (``isError``) with merlin's code, exit code and message,
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+from typing import Any
+
+import anyio.to_thread
+import mcp_types as types
+from mcp.server.lowlevel.server import Server
+
+from merlin import __version__
+from merlin.errors import MerlinError
+from merlin.gateway.ops import Gateway
+
+log = logging.getLogger("merlin.gateway")
+
+INSTRUCTIONS = (
+    "merlin drives hardware-target enablement. Typical loop: targetgen_validate, targetgen_plan, "
+    "targetgen_execute (stops at a gate), then follow next_steps: targetgen_answer for a question "
+    "(review_questions lists them with the recommended choice), review_prompt and review_respond for a "
+    "task awaiting a response, targetgen_execute again, until outcome is completed. Every result has "
+    "next_steps: the tool calls to make next."
+)
+
+
+def error_code(exc: MerlinError) -> str:
+    """``BadInput`` -> ``bad_input``: a stable, machine-readable name of the error class."""
+    name = type(exc).__name__
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
+
+
+def error_document(exc: MerlinError) -> dict[str, Any]:
+    """The same fields as the CLI's --json failure document, plus the error's code."""
+    return {"error": exc.message, "errors": exc.lines, "exit_code": exc.exit_code, "code": error_code(exc)}
+
+
+def tool_list(gw: Gateway) -> list[types.Tool]:
+    return [
+        types.Tool(
+            name=op.name,
+            title=op.name.replace("_", " "),
+            description=op.description,
+            input_schema=op.input.model_json_schema(),
+            annotations=types.ToolAnnotations(read_only_hint=not op.mutating, destructive_hint=op.name in ("runs_cancel", "clusters_stop"), open_world_hint=False),
+        )
+        for op in gw.operations()
+    ]
+
+
+def _client(ctx: Any, default: str) -> str:
+    request = getattr(ctx, "request", None)
+    peer = getattr(request, "client", None)
+    return f"mcp-http {peer.host}" if peer is not None else default
+
+
+async def run_tool(gw: Gateway, name: str, arguments: dict[str, Any] | None, client: str) -> types.CallToolResult:
+    try:
+        data = await anyio.to_thread.run_sync(functools.partial(gw.call, name, arguments, client=client))
+    except MerlinError as exc:
+        doc = error_document(exc)
+        return types.CallToolResult(content=[types.TextContent(text=f"{doc['code']} (exit {exc.exit_code}): " + "\n".join(exc.lines))], structured_content=doc, is_error=True)
+    except Exception as exc:  # a bug: one line for the agent, the traceback in the server's log only
+        log.exception("tool %s failed", name)
+        doc = {"error": f"merlin: internal error in {name}: {type(exc).__name__}", "errors": [], "exit_code": 70, "code": "internal_error"}
+        return types.CallToolResult(content=[types.TextContent(text=doc["error"])], structured_content=doc, is_error=True)
+    return types.CallToolResult(content=[types.TextContent(text=json.dumps(data, sort_keys=True, default=str))], structured_content=data)
+
+
+def build_server(gw: Gateway, *, default_client: str | None = None) -> Server:
+    """The MCP server over ``gw`` (transports: stdio, streamable HTTP, or in-memory in tests)."""
+    tools = tool_list(gw)
+    schemas = {t.name: t.input_schema for t in tools}
+    fallback = default_client or f"mcp-stdio (parent pid {os.getppid()})"
+
+    async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=tools)
+
+    async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
+        return await run_tool(gw, params.name, params.arguments, _client(ctx, fallback))
+
+    return Server(
+        "merlin",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        on_list_tools=list_tools,
+        on_call_tool=call_tool,
+        get_tool_input_schema=schemas.get,
+    )
+
+
+async def serve_stdio(gw: Gateway) -> None:
+    """``merlin mcp``: serve over this process's stdin/stdout (the SDK diverts fd 1 so stray output misses the wire)."""
+    from mcp.server.stdio import stdio_server
+
+    server = build_server(gw)
+    async with stdio_server() as (read, write):
+        await server.run(read, write, server.create_initialization_options())

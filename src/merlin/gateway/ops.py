@@ -1,0 +1,679 @@
+"""The one definition of every gateway operation.
+
+Each ``Operation`` has a name (the MCP tool name and the REST path), a
+description, a typed pydantic input model (its JSON Schema is the tool's input
+schema and the endpoint's request body), a handler that calls the
+ControlPlane facade or the TargetGen API, and whether it mutates state (then
+it is audited). ``merlin.gateway.mcp_server`` and ``merlin.gateway.http``
+are generated from ``OPERATIONS``; neither defines an operation of its own.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from merlin.errors import BadInput, MerlinError, NotFound
+
+#: Bytes of an artifact returned inline by artifacts_fetch (larger ones: a path).
+DEFAULT_FETCH_LIMIT = 256 * 1024
+#: Characters of log text returned by one runs_logs call.
+DEFAULT_LOG_CHUNK = 64 * 1024
+
+
+class Input(BaseModel):
+    """Closed inputs: an unknown argument is an error, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# --------------------------------------------------------------------- inputs
+
+
+class SpecInput(Input):
+    capability: str = Field(description="Path of the capability spec (capability.yaml), as the server sees it.")
+    overlay: Optional[str] = Field(None, description="Path of a deployment overlay YAML.")
+
+
+class PlanInput(SpecInput):
+    out_dir: Optional[str] = Field(None, description="Output root (default: the server's $MERLIN_TARGETGEN_OUT or build/generated/targetgen).")
+
+
+class OrchestrateInput(PlanInput):
+    prompt_backend: Literal["manualllm", "none"] = Field("manualllm", description="manualllm writes a prompt packet per task that needs a proposal.")
+    reset: bool = Field(False, description="Archive the existing state under history/ and start over.")
+
+
+class ExecuteInput(Input):
+    target_dir: Optional[str] = Field(None, description="A target directory written by orchestrate (or give capability).")
+    capability: Optional[str] = Field(None, description="A capability spec; it is orchestrated first when needed.")
+    overlay: Optional[str] = Field(None, description="Deployment overlay, with capability.")
+    out_dir: Optional[str] = Field(None, description="Output root, with capability.")
+    engine: Literal["local", "ray"] = Field("local", description="local: a supervised process here; ray: a Ray Job.")
+    cluster: Optional[str] = Field(None, description="Ray cluster name (engine ray).")
+    wait: bool = Field(True, description="Wait (in a worker thread, never the server loop) until the executor stops at a gate; false returns once the run is recorded.")
+    timeout: float = Field(600.0, gt=0, le=3600, description="Seconds to wait with wait=true; the run goes on afterwards.")
+
+
+class TargetDirInput(Input):
+    target_dir: str = Field(description="A target directory written by orchestrate.")
+
+
+class AnswerInput(TargetDirInput):
+    question_id: str = Field(description="The open question's id.")
+    choice: str = Field(description="One of the question's option ids.")
+    note: Optional[str] = Field(None, max_length=2000, description="A note recorded with the answer.")
+
+
+class RetryTaskInput(TargetDirInput):
+    task: Optional[str] = Field(None, description="The task to retry (default: every blocked or failed task).")
+    reason: Optional[str] = Field(None, max_length=2000, description="Why (kept in the task's history).")
+
+
+class PromptInput(TargetDirInput):
+    task_id: Optional[str] = Field(None, description="The task (default: the one awaiting a response).")
+
+
+class RespondInput(TargetDirInput):
+    task_id: str = Field(description="The task awaiting a response.")
+    text: str = Field(min_length=1, max_length=512 * 1024, description="The response (a proposal in Markdown).")
+
+
+class QuestionsInput(Input):
+    target_dir: Optional[str] = Field(None, description="One target directory (default: every target under the output root).")
+
+
+class SubmitInput(Input):
+    command: list[str] = Field(min_length=1, description="argv of the command to run.")
+    target: str = Field(description="Target name (part of the run id).")
+    workflow: str = Field(description="Workflow name.")
+    engine: Literal["local", "ray"] = "local"
+    target_dir: Optional[str] = Field(None, description="Directory indexed as artifacts (default: runs/<id>/target).")
+    env: dict[str, str] = Field(default_factory=dict, description="Extra environment; secret-looking names are redacted in records.")
+    cluster: Optional[str] = Field(None, description="Ray cluster (engine ray).")
+    num_cpus: Optional[float] = Field(None, ge=0)
+    num_gpus: Optional[float] = Field(None, ge=0)
+    resources: dict[str, float] = Field(default_factory=dict, description="Custom Ray resources.")
+
+
+class ListRunsInput(Input):
+    status: Optional[list[str]] = Field(None, description="Only runs with these statuses.")
+    limit: int = Field(0, ge=0, description="Newest N runs (0: all).")
+    refresh: bool = Field(False, description="Ask the engines first.")
+
+
+class RunInput(Input):
+    run_id: str = Field(description="Run id.")
+
+
+class RunStatusInput(RunInput):
+    refresh: bool = Field(True, description="Ask the run's engine (false: the ledger only).")
+
+
+class LogsInput(RunInput):
+    cursor: int = Field(0, ge=0, description="Characters already read (the next_cursor of the previous call).")
+    attempt: Optional[int] = Field(None, ge=1, description="Attempt number (default: the latest).")
+    max_chars: int = Field(DEFAULT_LOG_CHUNK, ge=1, le=1024 * 1024)
+
+
+class RunRetryInput(RunInput):
+    env: dict[str, str] = Field(default_factory=dict, description="Environment (needed again for redacted secrets).")
+    cluster: Optional[str] = None
+
+
+class FetchInput(RunInput):
+    name: str = Field(description="Artifact name as listed (relative path).")
+    max_bytes: int = Field(DEFAULT_FETCH_LIMIT, ge=1, le=4 * 1024 * 1024, description="Larger artifacts are returned as a path.")
+
+
+class NoInput(Input):
+    pass
+
+
+class ClusterInput(Input):
+    name: str = Field("default", description="Cluster name.")
+
+
+# -------------------------------------------------------------- the registry
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str
+    group: str
+    description: str
+    input: type[Input]
+    handler: Callable[["Gateway", Any], Any]
+    mutating: bool
+    requires: Optional[str] = None  # a server flag that must be on ("cluster_control")
+
+    @property
+    def path(self) -> str:
+        return f"/api/{self.name}"
+
+
+OPERATIONS: list[Operation] = []
+
+
+def operation(name: str, group: str, input: type[Input], *, mutating: bool, requires: str | None = None) -> Callable:
+    def register(fn: Callable[["Gateway", Any], Any]) -> Callable[["Gateway", Any], Any]:
+        doc = " ".join((fn.__doc__ or "").split())
+        OPERATIONS.append(Operation(name, group, doc, input, fn, mutating, requires))
+        return fn
+
+    return register
+
+
+def by_name() -> dict[str, Operation]:
+    return {op.name: op for op in OPERATIONS}
+
+
+#: ``next_steps`` actions named by records (``{action, args}``) -> the tool that performs them.
+ACTION_TOOLS = {
+    "status": "runs_status",
+    "logs": "runs_logs",
+    "cancel": "runs_cancel",
+    "retry": "runs_retry",
+    "why": "runs_why",
+    "artifacts": "artifacts_list",
+    "fetch": "artifacts_fetch",
+    "answer": "targetgen_answer",
+    "execute": "targetgen_execute",
+    "targetgen_status": "targetgen_status",
+    "targetgen_retry": "targetgen_retry",
+    "prompt": "review_prompt",
+    "respond": "review_respond",
+    "cluster_status": "clusters_status",
+    "cluster_start": "clusters_start",
+}
+
+
+def step(tool: str, **args: Any) -> dict[str, Any]:
+    return {"tool": tool, "args": args}
+
+
+# ------------------------------------------------------------------ gateway
+
+
+class Gateway:
+    """The operations bound to one state root and one server's flags.
+
+    Handlers are synchronous (they take file locks and may wait on a run);
+    transports call ``call`` in a worker thread so the server loop never blocks.
+    """
+
+    def __init__(self, state_root: str | os.PathLike[str] | None = None, *, allow_cluster_control: bool = False, transport: str = "api") -> None:
+        from merlin.controlplane import ControlPlane
+
+        self.cp = ControlPlane(state_root)
+        self.allow_cluster_control = allow_cluster_control
+        self.transport = transport
+        self.audit_path = self.cp.root / "gateway" / "audit.jsonl"
+
+    def operations(self) -> list[Operation]:
+        """The operations this server offers (cluster control only when allowed)."""
+        return [op for op in OPERATIONS if op.requires != "cluster_control" or self.allow_cluster_control]
+
+    def call(self, name: str, arguments: dict[str, Any] | None, *, client: str = "local") -> dict[str, Any]:
+        """Validate, run, redact and (if mutating) audit one operation. Raises MerlinError only."""
+        from pydantic import ValidationError
+
+        from merlin.ledger.text import redact_mapping
+
+        op = {o.name: o for o in self.operations()}.get(name)
+        if op is None:
+            raise NotFound(f"no operation {name!r} (see tools/list or /openapi.json)")
+        try:
+            args = op.input.model_validate(arguments or {})
+        except ValidationError as exc:
+            lines = [f"{name}: {'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors()]
+            if op.mutating:
+                self.audit(op, arguments or {}, client, f"error {BadInput.exit_code}")
+            raise BadInput(lines[0], lines=lines) from None
+        try:
+            result = op.handler(self, args)
+        except MerlinError as exc:
+            if op.mutating:
+                self.audit(op, args.model_dump(), client, f"error {exc.exit_code}: {exc.message}")
+            raise
+        except OSError as exc:  # a path the caller named is unusable: their input, not a crash
+            if op.mutating:
+                self.audit(op, args.model_dump(), client, f"error 2: {exc}")
+            raise BadInput(f"{exc.filename or name}: {exc.strerror or exc}") from None
+        data = result if isinstance(result, dict) else {"items": result}
+        data = redact_mapping(data)
+        data["next_steps"] = _map_steps(data.get("next_steps"))
+        if op.mutating:
+            self.audit(op, args.model_dump(), client, "ok")
+        return data
+
+    def audit(self, op: Operation, args: dict[str, Any], client: str, result: str) -> None:
+        """One JSONL line per mutating request: time, client, operation, target or run, result."""
+        import json
+
+        from merlin.atomic import append_line
+        from merlin.ledger.models import utcnow
+
+        subject = {k: args[k] for k in ("run_id", "target_dir", "target", "capability", "name", "question_id", "task_id", "task") if args.get(k)}
+        line = {"time": utcnow().isoformat(), "client": client, "transport": self.transport, "operation": op.name, "subject": subject, "result": result}
+        self.audit_path.parent.mkdir(parents=True, exist_ok=True)
+        append_line(self.audit_path, json.dumps(line, sort_keys=True, default=str))
+
+
+def _map_steps(steps: Any) -> list[dict[str, Any]]:
+    """Next steps as tool calls: records' ``{action, args}`` mapped through ACTION_TOOLS; ours pass through."""
+    out = []
+    for s in steps or []:
+        if not isinstance(s, dict):
+            continue
+        if "tool" in s:
+            out.append(s)
+        elif s.get("action") in ACTION_TOOLS:
+            out.append(step(ACTION_TOOLS[s["action"]], **(s.get("args") or {})))
+    return out
+
+
+# ----------------------------------------------------------------- helpers
+
+
+def _run_json(rec: Any) -> dict[str, Any]:
+    data = rec.model_dump(mode="json")
+    if not data.get("next_steps"):
+        data["next_steps"] = _run_steps(data)
+    return data
+
+
+def _run_steps(data: dict[str, Any]) -> list[dict[str, Any]]:
+    rid = data["run_id"]
+    status = data.get("status")
+    if status in ("pending", "running"):
+        return [step("runs_status", run_id=rid), step("runs_logs", run_id=rid, cursor=0)]
+    steps = []
+    if data.get("source") == "targetgen" and data.get("outcome") in ("awaiting_operator", "awaiting_response", "blocked"):
+        steps.append(step("targetgen_status", target_dir=data["target_dir"]))
+    if status in ("failed", "cancelled", "lost", "blocked"):
+        steps.append(step("runs_retry", run_id=rid))
+    steps.append(step("runs_logs", run_id=rid, cursor=0))
+    if status in ("succeeded", "failed"):
+        steps.append(step("artifacts_list", run_id=rid))
+    return steps
+
+
+def _target_steps(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """What to call after a TargetGen result, by its outcome."""
+    root = data["target_dir"]
+    outcome = data.get("outcome")
+    if outcome == "awaiting_operator" and data.get("open_question"):
+        q = data["open_question"]
+        return [
+            step("targetgen_answer", target_dir=root, question_id=q["id"], choice=q["recommended_option"]),
+            step("targetgen_execute", target_dir=root),
+        ]
+    if outcome == "awaiting_response" and data.get("awaiting_response"):
+        tid = data["awaiting_response"]["task_id"]
+        return [step("review_prompt", target_dir=root, task_id=tid), step("review_respond", target_dir=root, task_id=tid), step("targetgen_execute", target_dir=root)]
+    if outcome == "blocked":
+        return [step("targetgen_retry", target_dir=root, task=b["task_id"]) for b in data.get("blocked", [])[:1]] + [step("targetgen_execute", target_dir=root)]
+    if outcome == "ready":
+        return [step("targetgen_execute", target_dir=root)]
+    return [step("targetgen_status", target_dir=root)]
+
+
+def _with_steps(data: dict[str, Any]) -> dict[str, Any]:
+    data["next_steps"] = _target_steps(data)
+    return data
+
+
+def _target_dirs(root: Path) -> list[Path]:
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if (p / "execution_state.json").is_file() and (p / "execution_bundle.json").is_file())
+
+
+# --------------------------------------------------------------- TargetGen
+
+
+@operation("targetgen_validate", "targetgen", SpecInput, mutating=False)
+def targetgen_validate(gw: Gateway, a: SpecInput) -> dict[str, Any]:
+    """Check a capability spec (and overlay); every problem is one FILE:LINE: field: problem line in the error."""
+    from merlin.spec import load_pair
+
+    cap, ovl = load_pair(a.capability, a.overlay)
+    return {
+        "valid": True,
+        "target": cap.model.target.name,
+        "capability": a.capability,
+        "overlay": a.overlay,
+        "deployment": ovl.model.deployment.name if ovl else None,
+        "next_steps": [step("targetgen_plan", capability=a.capability, overlay=a.overlay)],
+    }
+
+
+@operation("targetgen_plan", "targetgen", PlanInput, mutating=True)
+def targetgen_plan(gw: Gateway, a: PlanInput) -> dict[str, Any]:
+    """Write the plan (support plan, task graph, verification manifest) under OUT_DIR/<target>/."""
+    from merlin.spec import load_pair
+    from merlin.targetgen.executor import default_out_dir
+    from merlin.targetgen.planner import build_plan, write_plan
+
+    cap, ovl = load_pair(a.capability, a.overlay)
+    result = build_plan(cap, ovl)
+    target_dir, changed = write_plan(result, a.out_dir or default_out_dir())
+    sp = result.support_plan
+    return {
+        "target": result.target,
+        "target_dir": str(target_dir),
+        "files": sorted(result.files()),
+        "changed": changed,
+        "integration_styles": sp["integration_styles"],
+        "primary_integration": sp["primary_integration"],
+        "target_families": sp["target_families"],
+        "required_layers": sp["required_layers"],
+        "next_steps": [step("targetgen_explain", capability=a.capability, overlay=a.overlay), step("targetgen_orchestrate", capability=a.capability, overlay=a.overlay)],
+    }
+
+
+@operation("targetgen_explain", "targetgen", SpecInput, mutating=False)
+def targetgen_explain(gw: Gateway, a: SpecInput) -> dict[str, Any]:
+    """The plan with the reason behind every decision (writes nothing)."""
+    from merlin.spec import load_pair
+    from merlin.targetgen.planner import build_plan
+
+    cap, ovl = load_pair(a.capability, a.overlay)
+    result = build_plan(cap, ovl)
+    return {
+        "support_plan": result.support_plan,
+        "task_graph": result.task_graph,
+        "verification_manifest": result.verification_manifest,
+        "next_steps": [step("targetgen_orchestrate", capability=a.capability, overlay=a.overlay)],
+    }
+
+
+@operation("targetgen_orchestrate", "targetgen", OrchestrateInput, mutating=True)
+def targetgen_orchestrate(gw: Gateway, a: OrchestrateInput) -> dict[str, Any]:
+    """Write the execution bundle, briefs, prompt packets and state for a target (keeps existing progress unless reset)."""
+    from merlin.targetgen.executor import orchestrate
+
+    result = orchestrate(a.capability, a.overlay, out_dir=a.out_dir, prompt_backend=a.prompt_backend, reset=a.reset)
+    data = result.to_json()
+    data["next_steps"] = [step("targetgen_execute", target_dir=str(result.target_dir))]
+    return data
+
+
+@operation("targetgen_execute", "targetgen", ExecuteInput, mutating=True)
+def targetgen_execute(gw: Gateway, a: ExecuteInput) -> dict[str, Any]:
+    """Advance the target until its next gate, as a recorded run; returns the outcome (completed, awaiting_operator, awaiting_response, blocked) with the run, or the run alone with wait=false."""
+    from merlin.controlplane import targetgen_target
+    from merlin.targetgen import executor as ex
+
+    if (a.capability is None) == (a.target_dir is None):
+        raise BadInput("targetgen_execute: give either capability or target_dir (exactly one)")
+    if a.target_dir is not None and (a.overlay or a.out_dir):
+        raise BadInput("targetgen_execute: overlay and out_dir go with capability; target_dir already names the target")
+    if a.engine == "local" and a.cluster:
+        raise BadInput("targetgen_execute: cluster goes with engine ray")
+    if a.capability is not None:
+        result = ex.orchestrate(a.capability, a.overlay, out_dir=a.out_dir)
+        target, tdir = result.target, Path(result.target_dir)
+    else:
+        target, tdir = targetgen_target(None, None, None, a.target_dir)
+    rec = gw.cp.submit_targetgen(tdir, target, engine=a.engine, cluster=a.cluster)
+    if a.wait and not rec.status.is_terminal():
+        rec = gw.cp.wait(rec.run_id, timeout=a.timeout)
+    run = _run_json(rec)
+    if not rec.status.is_terminal():
+        return {"target": target, "target_dir": str(tdir), "outcome": None, "run": run, "next_steps": run["next_steps"]}
+    data = ex.status(tdir).to_json()
+    data["run"] = run
+    _with_steps(data)
+    if rec.status.value != "succeeded":  # the executor did not reach a gate: say so and point at the logs
+        data["next_steps"] = [step("runs_logs", run_id=rec.run_id, cursor=0), *data["next_steps"]]
+    return data
+
+
+@operation("targetgen_status", "targetgen", TargetDirInput, mutating=False)
+def targetgen_status(gw: Gateway, a: TargetDirInput) -> dict[str, Any]:
+    """Every task (state, stage, attempts, last validation), the open questions and what waits."""
+    from merlin.targetgen import executor as ex
+
+    return _with_steps(ex.status(a.target_dir).to_json())
+
+
+@operation("targetgen_answer", "targetgen", AnswerInput, mutating=True)
+def targetgen_answer(gw: Gateway, a: AnswerInput) -> dict[str, Any]:
+    """Answer an open operator question (recorded durably under the target lock; the next execute applies it)."""
+    from merlin.targetgen import executor as ex
+
+    data = ex.answer(a.target_dir, a.question_id, a.choice, note=a.note).to_json()
+    data["next_steps"] = [step("targetgen_execute", target_dir=data["target_dir"])]
+    return data
+
+
+@operation("targetgen_retry", "targetgen", RetryTaskInput, mutating=True)
+def targetgen_retry(gw: Gateway, a: RetryTaskInput) -> dict[str, Any]:
+    """Return a blocked or failed task (or the given task) to planned, recording why."""
+    from merlin.targetgen import executor as ex
+
+    data = ex.retry(a.target_dir, a.task, reason=a.reason).to_json()
+    data["next_steps"] = [step("targetgen_execute", target_dir=data["target_dir"])]
+    return data
+
+
+# ------------------------------------------------------------------ review
+
+
+def _contract(target_dir: str, task_id: str | None) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """(layout, task contract, task record) of the given task or the one awaiting a response."""
+    from merlin.targetgen import state as st
+
+    layout = st.open_target_dir(target_dir)
+    bundle = st.load_bundle(layout)
+    state = st.load_state(layout)
+    contracts = {c["id"]: c for c in bundle["tasks"]}
+    if task_id is None:
+        task_id = next((c["id"] for c in bundle["tasks"] if state["tasks"][c["id"]]["state"] == st.AWAITING_RESPONSE), None)
+        if task_id is None:
+            raise NotFound(f"{layout.root}: no task is awaiting a response")
+    if task_id not in contracts:
+        raise BadInput(f"{layout.root}: no task {task_id!r} (tasks: {', '.join(contracts)})")
+    return layout, contracts[task_id], state["tasks"][task_id]
+
+
+@operation("review_prompt", "review", PromptInput, mutating=False)
+def review_prompt(gw: Gateway, a: PromptInput) -> dict[str, Any]:
+    """The prompt packet of a task awaiting a response, and where its response goes."""
+    from merlin.ledger.paths import inside
+
+    layout, c, rec = _contract(a.target_dir, a.task_id)
+    if not c.get("prompt_file"):
+        raise BadInput(f"{c['id']} has no prompt packet (it needs no proposal)")
+    path = inside(layout.root, c["prompt_file"])
+    if not path.is_file():
+        raise NotFound(f"{path}: the prompt packet is not written yet; run targetgen_execute (it writes a missing one)")
+    response = inside(layout.root, c["response_file"])
+    return {
+        "target_dir": str(layout.root),
+        "task_id": c["id"],
+        "state": rec["state"],
+        "prompt_file": str(path),
+        "prompt": path.read_text(encoding="utf-8", errors="replace"),
+        "response_file": str(response),
+        "response_exists": response.is_file(),
+        "next_steps": [step("review_respond", target_dir=str(layout.root), task_id=c["id"])],
+    }
+
+
+@operation("review_respond", "review", RespondInput, mutating=True)
+def review_respond(gw: Gateway, a: RespondInput) -> dict[str, Any]:
+    """Submit the response to a task awaiting one: written atomically where the executor reads it; the next execute records the proposal and opens the branch gate."""
+    from merlin.atomic import atomic_write_text
+    from merlin.ledger.paths import inside
+    from merlin.targetgen import state as st
+
+    layout, c, rec = _contract(a.target_dir, a.task_id)
+    if rec["state"] != st.AWAITING_RESPONSE:
+        raise BadInput(f"{c['id']} is {rec['state']}, not awaiting_response (see targetgen_status)")
+    path = inside(layout.root, c["response_file"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, a.text if a.text.endswith("\n") else a.text + "\n")
+    st.event(layout, kind="response_written", task=c["id"], by=f"gateway (pid {os.getpid()})", bytes=len(a.text.encode()))
+    return {
+        "target_dir": str(layout.root),
+        "task_id": c["id"],
+        "response_file": str(path),
+        "bytes": path.stat().st_size,
+        "next_steps": [step("targetgen_execute", target_dir=str(layout.root))],
+    }
+
+
+@operation("review_questions", "review", QuestionsInput, mutating=False)
+def review_questions(gw: Gateway, a: QuestionsInput) -> dict[str, Any]:
+    """Open operator questions with their options and the recommended choice, and tasks awaiting a response (one target or all under the output root)."""
+    from merlin.targetgen import executor as ex
+
+    dirs = [Path(a.target_dir)] if a.target_dir else _target_dirs(ex.default_out_dir())
+    questions, responses, targets = [], [], []
+    for d in dirs:
+        data = ex.status(d).to_json()
+        targets.append({"target": data["target"], "target_dir": data["target_dir"], "outcome": data["outcome"], "current_task": data["current_task"], "current_stage": data["current_stage"]})
+        for q in data["open_questions"]:
+            questions.append({**q, "target": data["target"], "target_dir": data["target_dir"]})
+        if data["awaiting_response"]:
+            responses.append({**data["awaiting_response"], "target": data["target"], "target_dir": data["target_dir"]})
+    steps = [step("targetgen_answer", target_dir=q["target_dir"], question_id=q["id"], choice=q["recommended_option"]) for q in questions]
+    steps += [step("review_prompt", target_dir=r["target_dir"], task_id=r["task_id"]) for r in responses]
+    return {"targets": targets, "questions": questions, "awaiting_response": responses, "next_steps": steps}
+
+
+# -------------------------------------------------------------------- runs
+
+
+@operation("runs_submit", "runs", SubmitInput, mutating=True)
+def runs_submit(gw: Gateway, a: SubmitInput) -> dict[str, Any]:
+    """Record a run and hand it to an engine; returns once the run is recorded (poll runs_status, tail runs_logs)."""
+    rec = gw.cp.submit(
+        a.command, target=a.target, workflow=a.workflow, engine=a.engine, target_dir=a.target_dir, num_cpus=a.num_cpus,
+        num_gpus=a.num_gpus, resources=a.resources, env=a.env, cluster=a.cluster, source="gateway",
+    )
+    return _run_json(rec)
+
+
+@operation("runs_list", "runs", ListRunsInput, mutating=False)
+def runs_list(gw: Gateway, a: ListRunsInput) -> dict[str, Any]:
+    """Runs in the ledger, newest first (the records as stored)."""
+    rows = gw.cp.list_runs(status=a.status, refresh=a.refresh)
+    total = len(rows)
+    if a.limit:
+        rows = rows[: a.limit]
+    steps = [step("runs_status", run_id=r["run_id"]) for r in rows if r.get("status") in ("pending", "running")][:5]
+    return {"runs": rows, "total": total, "next_steps": steps}
+
+
+@operation("runs_status", "runs", RunStatusInput, mutating=False)
+def runs_status(gw: Gateway, a: RunStatusInput) -> dict[str, Any]:
+    """One run's record, after asking its engine (refresh=false reads the ledger only)."""
+    if not a.refresh:
+        from merlin.ledger.paths import validate_run_id
+
+        data = dict(gw.cp.ledger.read_raw(validate_run_id(a.run_id)))
+        if not data.get("next_steps"):
+            data["next_steps"] = _run_steps(data)
+        return data
+    return _run_json(gw.cp.status(a.run_id))
+
+
+@operation("runs_logs", "runs", LogsInput, mutating=False)
+def runs_logs(gw: Gateway, a: LogsInput) -> dict[str, Any]:
+    """A chunk of the run's output from a cursor: call again with next_cursor to tail it incrementally."""
+    rec = gw.cp.get(a.run_id)
+    text = gw.cp.logs(a.run_id, a.attempt)
+    chunk = text[a.cursor : a.cursor + a.max_chars]
+    nxt = a.cursor + len(chunk)
+    done = rec.status.is_terminal() and nxt >= len(text)
+    steps = [] if done else [step("runs_logs", run_id=a.run_id, cursor=nxt)]
+    return {"run_id": a.run_id, "attempt": a.attempt or len(rec.attempts), "status": rec.status.value, "text": chunk, "cursor": a.cursor, "next_cursor": nxt, "complete": done, "next_steps": steps}
+
+
+@operation("runs_cancel", "runs", RunInput, mutating=True)
+def runs_cancel(gw: Gateway, a: RunInput) -> dict[str, Any]:
+    """Stop a run (local: its whole process group; ray: stop_job)."""
+    return _run_json(gw.cp.cancel(a.run_id))
+
+
+@operation("runs_retry", "runs", RunRetryInput, mutating=True)
+def runs_retry(gw: Gateway, a: RunRetryInput) -> dict[str, Any]:
+    """A new attempt of a blocked, failed, cancelled or lost run; returns once it is recorded."""
+    return _run_json(gw.cp.retry(a.run_id, env=a.env, cluster=a.cluster))
+
+
+# --------------------------------------------------------------- artifacts
+
+
+@operation("artifacts_list", "artifacts", RunInput, mutating=False)
+def artifacts_list(gw: Gateway, a: RunInput) -> dict[str, Any]:
+    """Files of the run's target directory, as indexed when it ended."""
+    data = gw.cp.artifacts(a.run_id).model_dump(mode="json")
+    data["next_steps"] = [step("artifacts_fetch", run_id=a.run_id, name=f["name"]) for f in data["files"][:5]]
+    return data
+
+
+@operation("artifacts_fetch", "artifacts", FetchInput, mutating=False)
+def artifacts_fetch(gw: Gateway, a: FetchInput) -> dict[str, Any]:
+    """One artifact's content (text, or base64 for binary) within max_bytes, its sha256 checked; larger ones come back as a path."""
+    from merlin.ledger.artifacts import sha256_file
+    from merlin.ledger.paths import inside
+
+    idx = gw.cp.artifacts(a.run_id)
+    entry = next((f for f in idx.files if f.name == a.name), None)
+    src = inside(Path(idx.target_dir), a.name)
+    if entry is None:
+        raise NotFound(f"run {a.run_id} has no artifact {a.name!r} (see artifacts_list)")
+    if not src.is_file():
+        raise NotFound(f"artifact {a.name!r} of run {a.run_id} is indexed but {src} is gone")
+    out: dict[str, Any] = {"run_id": a.run_id, "name": a.name, "size": entry.size, "sha256": entry.sha256, "path": str(src), "next_steps": []}
+    if entry.size > a.max_bytes:
+        return {**out, "encoding": None, "content": None, "truncated_reason": f"{entry.size} bytes > max_bytes {a.max_bytes}: read it at path"}
+    data = src.read_bytes()
+    if entry.sha256 and sha256_file(src) != entry.sha256:
+        raise BadInput(f"artifact {a.name!r} of run {a.run_id} changed since it was indexed; not returned")
+    try:
+        return {**out, "encoding": "utf-8", "content": data.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {**out, "encoding": "base64", "content": base64.b64encode(data).decode("ascii")}
+
+
+# ----------------------------------------------------------------- clusters
+
+
+@operation("clusters_list", "clusters", NoInput, mutating=False)
+def clusters_list(gw: Gateway, a: NoInput) -> dict[str, Any]:
+    """Clusters merlin knows, each observed now (state, message, processes)."""
+    states = [s.to_json() for s in gw.cp.list_clusters()]
+    return {"clusters": states, "next_steps": [step("clusters_status", name=s["name"]) for s in states][:5]}
+
+
+@operation("clusters_status", "clusters", ClusterInput, mutating=False)
+def clusters_status(gw: Gateway, a: ClusterInput) -> dict[str, Any]:
+    """One cluster, observed now."""
+    data = gw.cp.cluster_status(a.name).to_json()
+    data["next_steps"] = []
+    return data
+
+
+@operation("clusters_start", "clusters", ClusterInput, mutating=True, requires="cluster_control")
+def clusters_start(gw: Gateway, a: ClusterInput) -> dict[str, Any]:
+    """Start a private local Ray head (or find it active). Only with merlin serve --allow-cluster-control."""
+    rec, started = gw.cp.start_local_cluster(a.name)
+    return {"started": started, "cluster": rec.model_dump(mode="json"), "next_steps": [step("clusters_status", name=a.name)]}
+
+
+@operation("clusters_stop", "clusters", ClusterInput, mutating=True, requires="cluster_control")
+def clusters_stop(gw: Gateway, a: ClusterInput) -> dict[str, Any]:
+    """Stop a cluster merlin started. Only with merlin serve --allow-cluster-control."""
+    rec = gw.cp.stop_cluster(a.name)
+    return {**rec.model_dump(mode="json"), "next_steps": []}

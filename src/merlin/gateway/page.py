@@ -1,0 +1,138 @@
+"""The read-only page at ``/``: runs, leases, clusters and targets in progress.
+
+Plain HTML and CSS rendered on the server (so it reads without JavaScript);
+a few lines of JS re-fetch ``/page/tables`` every few seconds and swap the
+tables in. No build step, nothing loaded from elsewhere.
+"""
+
+from __future__ import annotations
+
+import html
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+REFRESH_MS = 3000
+
+STYLE = """
+body{font:14px/1.4 system-ui,sans-serif;margin:1.5rem;color:#222;background:#fafafa}
+h1{font-size:1.3rem;margin:0 0 .2rem}h2{font-size:1.05rem;margin:1.4rem 0 .4rem}
+table{border-collapse:collapse;width:100%;background:#fff}
+th,td{border-bottom:1px solid #ddd;padding:.3rem .5rem;text-align:left;vertical-align:top}
+th{background:#eee;font-weight:600}td.msg{max-width:40rem;color:#444}
+.s-succeeded,.s-completed,.s-active{color:#176c2b}.s-failed,.s-lost,.s-blocked{color:#b3261e}
+.s-pending,.s-running,.s-awaiting_operator,.s-awaiting_response{color:#8a5a00}
+.muted{color:#777}code{font-size:.9em}
+"""
+
+SCRIPT = f"""
+async function refresh() {{
+  try {{
+    const r = await fetch('/page/tables', {{credentials: 'same-origin', cache: 'no-store'}});
+    if (r.ok) {{ document.getElementById('tables').innerHTML = await r.text();
+      document.getElementById('updated').textContent = new Date().toLocaleTimeString(); }}
+  }} catch (e) {{}}
+}}
+setInterval(refresh, {REFRESH_MS});
+"""
+
+LOGIN = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>merlin: log in</title>
+<style>{style}</style></head><body id="login"><h1>merlin</h1>
+<p>This page needs the server's token. Open the one-time link that <code>merlin serve</code> printed,
+or paste the token from <code>{token_file}</code>:</p>
+<form method="post" action="/login"><input type="password" name="token" size="50" autocomplete="off" aria-label="token">
+<button type="submit">Log in</button></form>{note}</body></html>"""
+
+
+def esc(value: Any) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def age(stamp: str | None, now: datetime | None = None) -> str:
+    if not stamp:
+        return "-"
+    try:
+        t = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+    except ValueError:
+        return "-"
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=timezone.utc)
+    s = int(((now or datetime.now(timezone.utc)) - t).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s >= size:
+            return f"{s // size}{unit}"
+    return f"{max(s, 0)}s"
+
+
+def _table(table_id: str, headers: list[str], rows: list[list[str]], empty: str) -> str:
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(rows_cell for rows_cell in r) + "</tr>" for r in rows)
+    if not rows:
+        body = f'<tr><td colspan="{len(headers)}" class="muted">{esc(empty)}</td></tr>'
+    return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _cell(value: Any, cls: str = "") -> str:
+    return f'<td class="{cls}">{esc(value)}</td>' if cls else f"<td>{esc(value)}</td>"
+
+
+def tables(call: Callable[[str, dict[str, Any]], dict[str, Any]]) -> str:
+    """The tables, each from a read-only operation (so the page shows what the API shows)."""
+    parts = []
+    runs = call("runs_list", {"limit": 100})["runs"]
+    rows = []
+    for r in runs:
+        status = r.get("status", "")
+        waiting = r.get("message", "") if status in ("pending", "blocked") else ""
+        rows.append([
+            _cell(r.get("run_id")), _cell(r.get("target")), _cell(r.get("engine")), _cell(status, f"s-{status}"),
+            _cell(r.get("outcome") or "-", f"s-{r.get('outcome')}"), _cell(waiting or r.get("message", ""), "msg"), _cell(age(r.get("created_at"))),
+        ])
+    parts.append(f"<h2>Runs ({len(runs)})</h2>" + _table("runs", ["run", "target", "engine", "status", "outcome", "why waiting / message", "age"], rows, "no runs recorded"))
+    leases = _leases(call)
+    if leases is not None:
+        parts.append(leases)
+    try:
+        clusters = call("clusters_list", {})["clusters"]
+    except Exception:  # an unreadable cluster record must not take the page down
+        clusters = []
+    rows = []
+    for c in clusters:
+        rec = c.get("record") or {}
+        rows.append([_cell(c.get("name")), _cell(rec.get("kind") or rec.get("backend") or "local"), _cell(c.get("state"), f"s-{c.get('state')}"),
+                     _cell(rec.get("num_nodes") or rec.get("nodes") or ("1" if c.get("state") == "active" else "-")), _cell(c.get("message"), "msg")])
+    parts.append("<h2>Clusters</h2>" + _table("clusters", ["cluster", "kind", "state", "nodes", "message"], rows, "no clusters"))
+    review = call("review_questions", {})
+    open_q: dict[str, list[str]] = {}
+    for q in review["questions"]:
+        open_q.setdefault(q["target_dir"], []).append(f"{q['id']} (recommended {q['recommended_option']})")
+    for a in review["awaiting_response"]:
+        open_q.setdefault(a["target_dir"], []).append(f"response for {a['task_id']}")
+    rows = [[_cell(t["target"]), _cell(t["outcome"], f"s-{t['outcome']}"), _cell(t["current_task"] or "-"), _cell(t["current_stage"] or "-"),
+             _cell("; ".join(open_q.get(t["target_dir"], [])) or "-", "msg")] for t in review["targets"] if t["outcome"] != "completed"]
+    parts.append("<h2>Targets in progress</h2>" + _table("targets", ["target", "outcome", "current task", "gate / stage", "waiting for"], rows, "no target in progress"))
+    return "\n".join(parts)
+
+
+def _leases(call: Callable[[str, dict[str, Any]], dict[str, Any]]) -> str | None:
+    """The lease queue and holders, when the server offers lease operations."""
+    try:
+        data = call("leases_list", {})
+    except Exception:
+        return None
+    items = data.get("items") or data.get("leases") or []
+    rows = [[_cell(i.get("item") or i.get("name")), _cell(i.get("health", "-")), _cell(i.get("holder") or i.get("owner") or "-"),
+             _cell(i.get("state") or i.get("status")), _cell(i.get("expires_at") or "-")] for i in items]
+    return "<h2>Leases</h2>" + _table("leases", ["item", "health", "holder", "state", "expires"], rows, "no leases")
+
+
+def full_page(body: str) -> str:
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>merlin</title>'
+        f"<style>{STYLE}</style></head><body><h1>merlin</h1>"
+        f'<p class="muted">read-only; refreshes every {REFRESH_MS // 1000} s (last: <span id="updated">now</span>)</p>'
+        f'<div id="tables">{body}</div><script>{SCRIPT}</script></body></html>'
+    )
+
+
+def login_page(token_file: str, note: str = "") -> str:
+    return LOGIN.format(style=STYLE, token_file=esc(token_file), note=f'<p class="muted">{esc(note)}</p>' if note else "")

@@ -1,0 +1,125 @@
+"""A scripted agent drives x86_cpu_baseline (host_local) from plan to completed
+through MCP tools only: in-memory, over a real `merlin mcp` stdio subprocess,
+and over streamable HTTP against a real `merlin serve`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+
+from conftest import REPO
+from test_gateway_support import CAPABILITY, call, drive_agent, server_env, start_server
+
+from mcp import Client, StdioServerParameters  # noqa: E402  (after the importorskip in the support module)
+
+from merlin.gateway.mcp_server import build_server  # noqa: E402
+from merlin.gateway.ops import OPERATIONS, Gateway  # noqa: E402
+
+
+def test_every_tool_has_a_closed_typed_schema_and_a_description() -> None:
+    async def main() -> None:
+        async with Client(build_server(Gateway())) as client:
+            tools = {t.name: t for t in (await client.list_tools()).tools}
+        assert set(tools) == {op.name for op in OPERATIONS if op.requires is None}
+        for op in OPERATIONS:
+            if op.requires:
+                continue
+            t = tools[op.name]
+            assert t.description and t.input_schema["type"] == "object"
+            assert t.input_schema.get("additionalProperties") is False, op.name
+            assert t.annotations.read_only_hint is (not op.mutating)
+
+    anyio.run(main)
+
+
+def test_in_memory_agent_reaches_completed(tmp_path: Path) -> None:
+    gw = Gateway(tmp_path / "state")
+
+    async def main() -> None:
+        async with Client(build_server(gw)) as client:
+            final = await drive_agent(client, tmp_path / "out")
+            runs = await call(client, "runs_list", {})
+            # every execute is a recorded run; the last one is the completed one
+            assert runs["total"] >= 3 and runs["runs"][0]["run_id"] == final["run"]["run_id"]
+            logs = await call(client, "runs_logs", {"run_id": final["run"]["run_id"], "max_chars": 10})
+            assert logs["cursor"] == 0 and logs["next_cursor"] == len(logs["text"]) <= 10
+            rest = await call(client, "runs_logs", {"run_id": final["run"]["run_id"], "cursor": logs["next_cursor"]})
+            assert rest["complete"] is True and rest["next_steps"] == []
+            arts = await call(client, "artifacts_list", {"run_id": final["run"]["run_id"]})
+            name = next(f["name"] for f in arts["files"] if f["name"] == "execution_state.json")
+            got = await call(client, "artifacts_fetch", {"run_id": final["run"]["run_id"], "name": name})
+            assert got["encoding"] == "utf-8" and json.loads(got["content"])["tasks"]
+            small = await call(client, "artifacts_fetch", {"run_id": final["run"]["run_id"], "name": name, "max_bytes": 8})
+            assert small["content"] is None and Path(small["path"]).is_file()
+
+    anyio.run(main)
+    audit = [json.loads(line) for line in (tmp_path / "state" / "gateway" / "audit.jsonl").read_text().splitlines()]
+    assert {a["operation"] for a in audit} >= {"targetgen_plan", "targetgen_execute", "targetgen_answer", "review_respond"}
+    assert all(a["result"] == "ok" and a["client"].startswith("mcp-stdio") for a in audit)
+
+
+def test_errors_are_tool_errors_with_merlins_code_never_a_traceback(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with Client(build_server(Gateway(tmp_path / "state"))) as client:
+            missing = await client.call_tool("runs_status", {"run_id": "no-such-run-20260101-000000-000000"})
+            assert missing.is_error and missing.structured_content["exit_code"] == 4
+            assert missing.structured_content["code"] == "not_found"
+            bad = await client.call_tool("targetgen_validate", {"capability": str(tmp_path / "nope.yaml")})
+            assert bad.is_error and bad.structured_content["exit_code"] == 2
+            extra = await client.call_tool("runs_list", {"bogus": 1})
+            assert extra.is_error and "bogus" in extra.structured_content["error"]
+            for r in (missing, bad, extra):
+                assert "Traceback" not in r.content[0].text
+            outside = await client.call_tool("targetgen_status", {"target_dir": str(tmp_path)})
+            assert outside.is_error and outside.structured_content["code"] == "bad_input"
+
+    anyio.run(main)
+
+
+def test_cluster_control_only_when_allowed() -> None:
+    async def main() -> None:
+        async with Client(build_server(Gateway(allow_cluster_control=True))) as client:
+            names = {t.name for t in (await client.list_tools()).tools}
+        assert {"clusters_start", "clusters_stop", "clusters_list", "clusters_status"} <= names
+
+    anyio.run(main)
+
+
+@pytest.mark.slow
+def test_stdio_subprocess_agent_reaches_completed(tmp_path: Path) -> None:
+    state, out = tmp_path / "state", tmp_path / "out"
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "merlin", "mcp", "--state-root", str(state)], env=server_env(state, out), cwd=str(REPO)
+    )
+
+    async def main() -> None:
+        async with Client(params, read_timeout_seconds=300) as client:
+            await drive_agent(client, out)
+
+    anyio.run(main)
+    assert (out / "x86_cpu_baseline" / "execution_state.json").is_file()
+    assert CAPABILITY.is_file()
+
+
+@pytest.mark.slow
+def test_streamable_http_agent_reaches_completed(tmp_path: Path) -> None:
+    import httpx2
+    from mcp.client.streamable_http import streamable_http_client
+
+    server = start_server(tmp_path)
+    try:
+
+        async def main() -> None:
+            async with httpx2.AsyncClient(headers=server.headers(), timeout=300) as http:
+                async with Client(streamable_http_client(f"{server.url}/mcp", http_client=http), read_timeout_seconds=300) as client:
+                    await drive_agent(client, server.out_dir)
+
+        anyio.run(main)
+        audit = [json.loads(x) for x in (server.state_root / "gateway" / "audit.jsonl").read_text().splitlines()]
+        assert audit and all(a["client"].startswith("mcp-http 127.0.0.1") for a in audit)
+    finally:
+        server.stop()
