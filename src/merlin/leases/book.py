@@ -255,6 +255,9 @@ class LeaseBook:
         self._kind: str | None = None
         self._inv_cache: tuple[Any, Any] | None = None
         self._by = whoami()
+        from merlin.atomic import file_mode
+
+        self._mode = file_mode()
         self._line_hint = 65536  # bytes read from the journal's end: twice the last state line
 
     # ------------------------------------------------------------------ files
@@ -264,8 +267,9 @@ class LeaseBook:
         rename: ext4 flushes data synchronously on a rename *over* a file (auto_da_alloc, ~1 ms),
         and a reader that meets the microsecond gap retries (see _read_json)."""
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, self._mode)
         try:
+            os.fchmod(fd, self._mode)  # $MERLIN_STATE_UMASK, not the process umask (a lab's shared group)
             os.write(fd, data)
             if self.fsync:
                 os.fsync(fd)
@@ -280,7 +284,7 @@ class LeaseBook:
 
     def _append(self, path: Path, lines: list[dict[str, Any]]) -> None:
         data = "".join(json.dumps(e, sort_keys=True) + "\n" for e in lines).encode("utf-8")
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, self._mode)
         try:
             os.write(fd, data)
             if self.fsync:
@@ -332,7 +336,7 @@ class LeaseBook:
         """Append the new state as one line; compact the journal when it grows past JOURNAL_MAX."""
         data = b"\n" + json.dumps(state, separators=(",", ":")).encode("utf-8") + b"\n"
         path = self.layout.book
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, self._mode)
         try:
             size = os.fstat(fd).st_size
             if size > JOURNAL_MAX:
@@ -383,7 +387,9 @@ class LeaseBook:
                 try:
                     self._append(events_path, events)
                 except FileNotFoundError:
-                    leases_dir.mkdir(parents=True, exist_ok=True)
+                    from merlin.atomic import make_dir
+
+                    make_dir(leases_dir)
                     self._append(events_path, events)
             self._write(record_path, (json.dumps(lease, sort_keys=True) + "\n").encode("utf-8"), replace=False)
 
@@ -403,7 +409,9 @@ class LeaseBook:
         if self._kind is None:
             from merlin.leases.locks import choose_lock_kind
 
-            self.layout.leases.mkdir(parents=True, exist_ok=True)
+            from merlin.atomic import make_dir
+
+            make_dir(self.layout.leases)
             self._kind = choose_lock_kind(self.dir, self.lock_kind)
         with book_lock(self.dir, kind=self._kind, timeout=self.lock_timeout):
             state = self._load()

@@ -67,7 +67,9 @@ def choose_lock_kind(directory: Path, kind: str | None = None, mounts: str | Non
 def flock_lock(path: Path, timeout: float) -> Iterator[None]:
     import fcntl
 
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    from merlin.atomic import file_mode
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, file_mode())
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
