@@ -462,3 +462,9 @@ def test_cli_define_reports_every_inventory_error_with_exit_2(tmp_path: Path) ->
     assert res.returncode == 2
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 2 and lines[0].startswith(f"{bad}:5: items[0].extra:") and lines[1].startswith(f"{bad}:6: items[1]")
+
+
+def test_docs_state_table_is_generated_from_the_enum() -> None:
+    from merlin.leases.states import state_table
+
+    assert state_table() in (REPO / "docs" / "leases.md").read_text(encoding="utf-8"), "regenerate: python -m merlin.leases.states"
