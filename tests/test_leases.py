@@ -468,3 +468,34 @@ def test_docs_state_table_is_generated_from_the_enum() -> None:
     from merlin.leases.states import state_table
 
     assert state_table() in (REPO / "docs" / "leases.md").read_text(encoding="utf-8"), "regenerate: python -m merlin.leases.states"
+
+
+# ------------------------------------------------------------ holding a lease while work runs
+
+
+def test_keeper_renews_past_the_ttl_and_releases_at_the_end(book: LeaseBook) -> None:
+    from merlin.leases.keeper import LeaseKeeper, lease_env
+
+    book.skew = 0.0
+    with LeaseKeeper(book, ["board:1"], ttl=0.6) as lease:
+        env = lease_env(lease)
+        assert env["MERLIN_LEASE_ITEMS"] == "board-01" and env["MERLIN_LEASE_TOKENS"] == "board-01:1"
+        time.sleep(1.5)  # well past the TTL: only the renewals keep it
+        book.refresh()
+        assert book.show(lease["lease_id"])["state"] == "granted"
+    ended = book.show(lease["lease_id"])
+    assert ended["state"] == "released" and "ended" in ended["reason"]
+    assert sum(1 for e in book.events(lease["lease_id"]) if e["event"] == "renewed") >= 2
+
+
+def test_cli_run_sets_the_items_and_returns_the_exit_code(tmp_path: Path) -> None:
+    root = str(tmp_path / "state")
+    inv = tmp_path / "lab.yaml"
+    inv.write_text(INVENTORY)
+    assert run_cli("ray", "resources", "define", str(inv), "--state-root", root).returncode == 0
+    res = run_cli("ray", "resources", "run", "--ttl", "1s", "--state-root", root, "firesim_fpga:1,board=u250", "board:1", "--",
+                  sys.executable, "-c", "import os,sys,time; print(os.environ['MERLIN_LEASE_ITEMS']); time.sleep(1.2); sys.exit(7)")  # fmt: skip
+    assert res.returncode == 7, res.stderr
+    assert res.stdout.strip() == "fpga-01,board-01"
+    listed = json.loads(run_cli("ray", "resources", "list", "--json", "--state-root", root).stdout)
+    assert all(i["holder"] is None for i in listed["items"]), "released when the command ended"

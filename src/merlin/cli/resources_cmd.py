@@ -161,6 +161,51 @@ def reserve(
         _say(f"granted {_items(lease)} until {_short(lease['expires_at'])}; renew with `merlin ray resources renew {lease['lease_id']}`")
 
 
+@app.command("run", context_settings={"allow_interspersed_args": False})
+def run(
+    bundles: List[str] = typer.Argument(..., help="POOL[:COUNT][,k=v...] ... -- COMMAND [ARGS...] (options go before the bundles)."),
+    ttl: str = typer.Option("60s", "--ttl", help="Lease TTL; renewed every third of it while COMMAND runs."),
+    priority: int = typer.Option(0, "--priority", help="Higher is served first; ties by age."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", help="Give up waiting after SECONDS (exit 3; the request is withdrawn)."),
+    state_root: Optional[Path] = StateRootOpt,
+) -> None:
+    """Wait for a lease, run COMMAND with MERLIN_LEASE_ITEMS set, renew while it runs, release when it ends.
+
+    Exits with COMMAND's exit code (128+N when a signal N ended it)."""
+    import os
+    import subprocess
+
+    from merlin.errors import BadInput
+    from merlin.leases.book import parse_bundle
+    from merlin.leases.keeper import LeaseKeeper, lease_env
+
+    if "--" not in sys.argv:
+        raise BadInput("resources run: give the command after --, e.g. `merlin ray resources run board:1 -- ./flash.sh`")
+    split = next((n for n, b in enumerate(bundles) if not _looks_like_bundle(b)), len(bundles))
+    wanted, command = bundles[:split], bundles[split:]
+    if command[:1] == ["--"]:
+        command = command[1:]
+    if not wanted or not command:
+        raise BadInput("resources run: expected POOL[:COUNT]... -- COMMAND [ARGS...]")
+    parsed = [parse_bundle(b) for b in wanted]
+    keeper = LeaseKeeper(_book(state_root), parsed, ttl=ttl, priority=priority, timeout=timeout)
+    with keeper as lease:
+        _say(f"lease {lease['lease_id']}: {_items(lease)}; running {' '.join(command)}")
+        try:
+            code = subprocess.call(command, env={**os.environ, **lease_env(lease)})
+        except OSError as exc:
+            raise BadInput(f"resources run: cannot run {command[0]!r}: {exc.strerror}") from None
+    if keeper.lost is not None:
+        _say(f"warning: the lease ended while the command ran: {keeper.lost}")
+    raise typer.Exit(code if code >= 0 else 128 - code)
+
+
+def _looks_like_bundle(text: str) -> bool:
+    import re
+
+    return bool(re.match(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}(,[A-Za-z0-9_.:-]+=[^,]+)*$", text)) and "/" not in text
+
+
 @app.command("renew")
 def renew(
     lease_id: str = typer.Argument(..., help="Lease id."),
