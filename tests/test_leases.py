@@ -499,3 +499,19 @@ def test_cli_run_sets_the_items_and_returns_the_exit_code(tmp_path: Path) -> Non
     assert res.stdout.strip() == "fpga-01,board-01"
     listed = json.loads(run_cli("ray", "resources", "list", "--json", "--state-root", root).stdout)
     assert all(i["holder"] is None for i in listed["items"]), "released when the command ended"
+
+
+def test_renew_after_an_unobserved_expiry_is_refused(book: LeaseBook) -> None:
+    """The pass that expires a lease is the renewal's own: it must see its own change."""
+    now = _fake_clock(book)
+    book.skew = 1.0
+    lease = book.reserve(["board:1"], ttl=10)  # the last pass granted it
+    now[0] += 30
+    with pytest.raises(LeaseLost, match="expired"):
+        book.renew(lease["lease_id"])
+    assert book.show(lease["lease_id"])["state"] == "expired"
+    assert json.loads(book.layout.lease(lease["lease_id"]).read_text())["state"] == "expired"
+    now[0] += 30
+    other = book.reserve(["board:1"], ttl=10)
+    now[0] += 30
+    assert book.release(other["lease_id"])["state"] == "expired", "release of a lease that just expired reports it"

@@ -418,14 +418,22 @@ class LeaseBook:
             if state.get("outbox"):
                 self._flush(state["outbox"], repair=True)
             tx = _Pass(state, self._inventory_cached(), self.clock(), by or self._by)
-            yield tx
-            if tx.inventory_changed:
-                self._write(self.layout.inventory, (json.dumps(tx.inventory, indent=2, sort_keys=True) + "\n").encode("utf-8"))
-            if tx.touched:
-                state["seq"] = tx.seq
-                state["outbox"] = [{"lease": lease, "events": tx.events.get(lid, [])} for lid, lease in tx.touched.items()]
-                self._commit(state)
-                self._flush(state["outbox"], repair=False)
+            try:
+                yield tx
+            except MerlinError:
+                self._finish(tx, state)  # what the pass settled (an expiry it found) stands; operations raise before changing anything
+                raise
+            self._finish(tx, state)
+
+    def _finish(self, tx: _Pass, state: dict[str, Any]) -> None:
+        """Commit the pass (one journal line), then write its records and events."""
+        if tx.inventory_changed:
+            self._write(self.layout.inventory, (json.dumps(tx.inventory, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+        if tx.touched:
+            state["seq"] = tx.seq
+            state["outbox"] = [{"lease": lease, "events": tx.events.get(lid, [])} for lid, lease in tx.touched.items()]
+            self._commit(state)
+            self._flush(state["outbox"], repair=False)
 
     # ------------------------------------------------------------ settle + grant
 
@@ -467,13 +475,12 @@ class LeaseBook:
             tx.event(lease, "granted", LeaseState.GRANTED, "granted: every bundle could be filled at once", "merlin")
 
     def _get_live_or_file(self, tx: _Pass, lease_id: str) -> Lease:
+        """The lease as this pass sees it: changed in this pass, live in the book, or its record
+        (the previous pass's outbox was flushed when this pass began, so the record is current)."""
         validate_lease_id(lease_id)
-        lease = tx.state["live"].get(lease_id)
+        lease = tx.touched.get(lease_id) or tx.state["live"].get(lease_id)
         if lease is not None:
             return lease
-        for entry in tx.state.get("outbox", []):
-            if entry["lease"]["lease_id"] == lease_id:
-                return entry["lease"]
         found = self._read_json(self.layout.lease(lease_id))
         if found is None:
             raise NotFound(f"lease {lease_id}: no such lease (see `merlin ray resources list` / `queue`)")
