@@ -515,3 +515,30 @@ def test_renew_after_an_unobserved_expiry_is_refused(book: LeaseBook) -> None:
     other = book.reserve(["board:1"], ttl=10)
     now[0] += 30
     assert book.release(other["lease_id"])["state"] == "expired", "release of a lease that just expired reports it"
+
+
+def test_jobs_why_names_the_holder_of_the_lease_a_run_waits_for(tmp_path: Path) -> None:
+    from merlin.controlplane import ControlPlane
+    from merlin.ledger.status import RunStatus, can_transition
+    from merlin.leases.why import run_conditions
+
+    cp = ControlPlane(tmp_path / "state")
+    cp.leases.define(_items())
+    holder = cp.leases.reserve(["board:1"], run_id="first-run")
+    waiting = cp.leases.reserve(["board:1"])
+    run = cp.submit([sys.executable, "-c", "pass"], target="demo", workflow="why", engine="local", wait=True)
+
+    def bind(r):
+        r.leases = [waiting["lease_id"]]
+
+    cp.ledger.update(run.run_id, bind, cause="test: bind the lease")
+    conds = run_conditions(cp, run.run_id)
+    assert conds[0]["layer"] == "leases" and conds[0]["code"] == "lease_item_held"
+    ev = conds[0]["evidence"]
+    assert ev["holder_lease"] == holder["lease_id"] and ev["run_id"] == "first-run" and ev["until"] == holder["expires_at"]
+    assert conds[0]["observed_at"] and "release" in conds[0]["next_step"]
+    res = run_cli("ray", "jobs", "why", run.run_id, "--json", "--state-root", str(tmp_path / "state"))
+    assert res.returncode == 0 and json.loads(res.stdout)[0]["code"] == "lease_item_held"
+    # the run vocabulary has a waiting state of its own, distinct from blocked and pending
+    assert RunStatus.WAITING.value == "waiting" and not RunStatus.WAITING.is_terminal() and not RunStatus.WAITING.is_active()
+    assert can_transition(None, "waiting") and can_transition("waiting", "pending") and not can_transition("waiting", "succeeded")

@@ -342,3 +342,22 @@ def health(
         _emit(it)
     else:
         _say(f"{item}: {it['health']}")
+
+
+def jobs_why(
+    run_id: str = typer.Argument(..., help="Run id."),
+    state_root: Optional[Path] = StateRootOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """Every condition holding a run back (leases, then cluster, then the run), with evidence and the next step."""
+    from merlin.controlplane import ControlPlane
+    from merlin.leases.why import run_conditions
+
+    conds = run_conditions(ControlPlane(state_root), run_id)
+    if json:
+        _emit(conds)
+        return
+    if not conds:
+        _say(f"run {run_id}: nothing holds it back")
+    for c in conds:
+        sys.stdout.write(f"[{c['layer']}/{c['code']}] {c['message']}\n    next: {c['next_step']}\n")
