@@ -129,7 +129,7 @@ def upstream_throughput(seconds: float, procs: int = 16) -> tuple[float, int]:
     double = 0
     for s in spans.values():
         s.sort()
-        double += sum(1 for (_, end), (start, _) in zip(s, s[1:]) if start < end)
+        double += sum(1 for (_, end), (start, _) in zip(s, s[1:], strict=False) if start < end)
     shutil.rmtree(work, ignore_errors=True)
     return sum(counts) / elapsed, double
 

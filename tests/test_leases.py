@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, run_cli
 
+from conftest import REPO, run_cli
 from merlin.errors import BadInput, NotFound, SpecError
 from merlin.leases.book import LeaseBook, LeaseLost, NotGranted, parse_bundle, parse_duration
 from merlin.leases.locks import MkdirLock, choose_lock_kind, filesystem_type
@@ -367,7 +367,7 @@ def test_both_lock_kinds_exclude_across_processes(tmp_path: Path, kind: str) -> 
     )
     assert [t for _, t, _ in grants] == list(range(1, 101)), "every grant of the item got the next fencing token"
     ends = {e["lease_id"]: e["book_seq"] for lease in book.all_leases() for e in book.events(lease["lease_id"]) if e["event"] == "released"}
-    for (seq, _, lid), (next_seq, _, _) in zip(grants, grants[1:]):
+    for (_, _, lid), (next_seq, _, _) in zip(grants, grants[1:], strict=False):
         assert ends[lid] <= next_seq, "the item was granted again before it was released"
     assert not list(book.dir.glob(".book.lockdir*")), "no lock directory left behind"
 
@@ -519,8 +519,8 @@ def test_renew_after_an_unobserved_expiry_is_refused(book: LeaseBook) -> None:
 
 def test_jobs_why_names_the_holder_of_the_lease_a_run_waits_for(tmp_path: Path) -> None:
     from merlin.controlplane import ControlPlane
-    from merlin.ledger.status import RunStatus, can_transition
     from merlin.leases.why import run_conditions
+    from merlin.ledger.status import RunStatus, can_transition
 
     cp = ControlPlane(tmp_path / "state")
     cp.leases.define(_items())

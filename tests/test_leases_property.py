@@ -22,6 +22,7 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
+from merlin.errors import BadInput  # noqa: E402
 from merlin.leases.book import LeaseBook, LeaseLost  # noqa: E402
 
 POOLS = {"fpga": ["fpga-0", "fpga-1", "fpga-2"], "board": ["board-0", "board-1"]}
@@ -164,7 +165,7 @@ def test_lease_book_matches_model(tmp_path: Path, steps: list[tuple]) -> None:
                 m["state"] = {"granted": "released", "waiting": "cancelled"}.get(m["state"], m["state"])
             elif kind == "cancel":
                 if m["state"] == "granted":
-                    with pytest.raises(Exception):
+                    with pytest.raises(BadInput, match="granted"):
                         book.cancel(lid)
                 else:
                     book.cancel(lid)

@@ -42,7 +42,7 @@ def audit(root: Path | Layout, killed_pids: set[int] | frozenset[int] = frozense
     double = bad_tokens = 0
     for item_spans in spans.values():
         item_spans.sort()
-        double += sum(1 for (_, end, _), (start, _, _) in zip(item_spans, item_spans[1:]) if start < end)
+        double += sum(1 for (_, end, _), (start, _, _) in zip(item_spans, item_spans[1:], strict=False) if start < end)
         if [t for _, _, t in item_spans] != list(range(1, len(item_spans) + 1)):
             bad_tokens += 1
     return {

@@ -33,16 +33,17 @@ import re
 import secrets
 import socket
 import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 from merlin.errors import BadInput, Blocked, MerlinError, NotFound
-from merlin.ledger.paths import Layout, validate_lease_id
 from merlin.leases import policy
 from merlin.leases.locks import book_lock
 from merlin.leases.states import Health, LeaseState, check_lease_transition
+from merlin.ledger.paths import Layout, validate_lease_id
 
 Lease = dict[str, Any]
 
@@ -75,7 +76,7 @@ class NotGranted(MerlinError):
 
 def iso(ts: float) -> str:
     """Fixed-width UTC ISO 8601 (sorts as text, parses as datetime)."""
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
 
 
 def parse_ts(text: str | None) -> float | None:
@@ -407,9 +408,8 @@ class LeaseBook:
     @contextmanager
     def _locked(self, by: str | None = None) -> Iterator[_Pass]:
         if self._kind is None:
-            from merlin.leases.locks import choose_lock_kind
-
             from merlin.atomic import make_dir
+            from merlin.leases.locks import choose_lock_kind
 
             make_dir(self.layout.leases)
             self._kind = choose_lock_kind(self.dir, self.lock_kind)

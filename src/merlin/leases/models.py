@@ -7,22 +7,14 @@ files keep, published as JSON Schema in docs/records/ and checked by the tests.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from merlin.ledger.lease_status import Health
 from merlin.ledger.models import (  # noqa: F401
     LEASE_ID_PATTERN as ID_PATTERN,
-    Bundle,
-    Inventory,
-    InventoryItem,
-    LeaseChange,
-    LeaseEvent,
-    LeaseOwner,
-    LeaseRecord,
 )
-
 
 # --- the YAML a lab maintainer writes ---------------------------------------------------
 
@@ -33,7 +25,7 @@ class ItemSpec(BaseModel):
     id: str = Field(pattern=ID_PATTERN, description="Unique item id, e.g. fpga-01.")
     pool: str = Field(pattern=ID_PATTERN, description="Pool a request names, e.g. firesim_fpga.")
     labels: dict[str, str] = Field(default_factory=dict, description="e.g. {board: u250}; requests filter with --label k=v.")
-    host: Optional[str] = Field(None, min_length=1, max_length=255, description="Host/node the item is attached to.")
+    host: str | None = Field(None, min_length=1, max_length=255, description="Host/node the item is attached to.")
     health: Health = Field(Health.GOOD, description="Initial health; runtime changes (`resources health`) are kept across re-defines.")
 
     @field_validator("labels")

@@ -12,7 +12,6 @@ from merlin.ledger.lease_status import (  # noqa: F401
     check_lease_transition,
 )
 
-
 #: one line per state for docs/leases.md (tests/test_leases.py checks the page holds this table)
 MEANINGS: dict[LeaseState, str] = {
     LeaseState.WAITING: "recorded and queued (priority, then age); holds no item",
