@@ -254,6 +254,7 @@ class LeaseBook:
         self.fsync = (os.environ.get(FSYNC_ENV, "") not in ("", "0")) if fsync is None else fsync
         self.lock_timeout = lock_timeout
         self._kind: str | None = None
+        self._flock: Any = None
         self._inv_cache: tuple[Any, Any] | None = None
         self._by = whoami()
         from merlin.atomic import file_mode
@@ -413,7 +414,11 @@ class LeaseBook:
 
             make_dir(self.layout.leases)
             self._kind = choose_lock_kind(self.dir, self.lock_kind)
-        with book_lock(self.dir, kind=self._kind, timeout=self.lock_timeout):
+            if self._kind == "flock":
+                from merlin.leases.locks import Flock
+
+                self._flock = Flock(self.dir / ".book.lock")
+        with book_lock(self.dir, kind=self._kind, timeout=self.lock_timeout, flock=self._flock):
             state = self._load()
             if state.get("outbox"):
                 self._flush(state["outbox"], repair=True)
