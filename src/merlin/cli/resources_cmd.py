@@ -188,7 +188,8 @@ def run(
     if not wanted or not command:
         raise BadInput("resources run: expected POOL[:COUNT]... -- COMMAND [ARGS...]")
     parsed = [parse_bundle(b) for b in wanted]
-    keeper = LeaseKeeper(_book(state_root), parsed, ttl=ttl, priority=priority, timeout=timeout)
+    run_id = os.environ.get("MERLIN_RUN_ID") or None  # inside a merlin run: the lease names it (`jobs why`)
+    keeper = LeaseKeeper(_book(state_root), parsed, ttl=ttl, priority=priority, timeout=timeout, run_id=run_id)
     with keeper as lease:
         _say(f"lease {lease['lease_id']}: {_items(lease)}; running {' '.join(command)}")
         try:

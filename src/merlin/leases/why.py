@@ -75,7 +75,9 @@ def run_conditions(cp: Any, run_id: str) -> list[dict[str, Any]]:
     at = iso(__import__("time").time())
     out: list[dict[str, Any]] = []
     book = cp.leases
-    for lid in list(rec.leases) + [x for x in (rec.metadata.get("leases") or []) if isinstance(x, str) and x not in rec.leases]:
+    named = list(rec.leases) + [x for x in (rec.metadata.get("leases") or []) if isinstance(x, str) and x not in rec.leases]
+    named += [x["lease_id"] for x in book.live() if x["owner"].get("run_id") == run_id and x["lease_id"] not in named]  # taken from inside the run
+    for lid in named:
         try:
             out += book.why(lid)
         except Exception as exc:  # NotFound: the record names a lease the book does not know
