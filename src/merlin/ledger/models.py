@@ -8,22 +8,23 @@ typo in code fails a test instead of silently writing a field nobody reads.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any, Literal
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from merlin.ledger.lease_status import Health, LeaseState
-from merlin.ledger.status import RunStatus
+from merlin.ledger.status import ClusterStatus, RunStatus
 from merlin.ledger.text import plain, redact_env, redact_mapping
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 
-EngineName = Literal["local", "ray"]
+#: An engine's registry key (merlin.engines.registry); checked there, not here, so an
+#: engine added at run time needs no edit of this file.
+EngineName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    return datetime.now(timezone.utc)
 
 
 class _Model(BaseModel):
@@ -38,9 +39,9 @@ class ClusterRef(_Model):
     """Which Ray cluster a run went to, as it was when the run was submitted."""
 
     name: str = Field(description="merlin's name for the cluster (default: 'default').")
-    address: str | None = Field(None, description="Jobs API (dashboard) URL, e.g. http://127.0.0.1:8265.")
-    gcs_address: str | None = Field(None, description="Ray GCS address host:port.")
-    session_name: str | None = Field(None, description="Ray session of the cluster; changes when it restarts.")
+    address: Optional[str] = Field(None, description="Jobs API (dashboard) URL, e.g. http://127.0.0.1:8265.")
+    gcs_address: Optional[str] = Field(None, description="Ray GCS address host:port.")
+    session_name: Optional[str] = Field(None, description="Ray session of the cluster; changes when it restarts.")
 
 
 class Attempt(_Model):
@@ -48,18 +49,18 @@ class Attempt(_Model):
 
     number: int = Field(ge=1, description="1 for the first attempt, 2 for the first retry, ...")
     engine: EngineName
-    submission_id: str | None = Field(None, description="Ray submission id (merlin-<run_id>-<n>) or local-<n>.")
+    submission_id: Optional[str] = Field(None, description="Ray submission id (merlin-<run_id>-<n>) or local-<n>.")
     status: RunStatus
-    submitted_at: datetime | None = None
-    start_time: datetime | None = None
-    end_time: datetime | None = None
-    exit_code: int | None = Field(None, description="Exit code of the command (negative: killed by that signal).")
-    error_type: str | None = Field(None, description="Ray's JobErrorType, or merlin's cause for local/blocked attempts.")
-    error_message: str | None = Field(None, description="Ray's (or the supervisor's) message for this attempt.")
-    log_path: str | None = Field(None, description="Log file of a local attempt, relative to the run directory.")
-    pid: int | None = Field(None, description="Local engine: pid of the command (leader of its own process group).")
-    pgid: int | None = Field(None, description="Local engine: process group that cancel ends.")
-    supervisor_pid: int | None = Field(None, description="Local engine: the detached supervisor waiting for the command.")
+    submitted_at: Optional[datetime] = None
+    start_time: Optional[datetime] = None
+    end_time: Optional[datetime] = None
+    exit_code: Optional[int] = Field(None, description="Exit code of the command (negative: killed by that signal).")
+    error_type: Optional[str] = Field(None, description="Ray's JobErrorType, or merlin's cause for local/blocked attempts.")
+    error_message: Optional[str] = Field(None, description="Ray's (or the supervisor's) message for this attempt.")
+    log_path: Optional[str] = Field(None, description="Log file of a local attempt, relative to the run directory.")
+    pid: Optional[int] = Field(None, description="Local engine: pid of the command (leader of its own process group).")
+    pgid: Optional[int] = Field(None, description="Local engine: process group that cancel ends.")
+    supervisor_pid: Optional[int] = Field(None, description="Local engine: the detached supervisor waiting for the command.")
 
     @field_validator("error_message", mode="before")
     @classmethod
@@ -79,10 +80,10 @@ class RunRequest(_Model):
     command: list[str] = Field(description="argv; NAME=value words with secret-looking names are redacted.")
     workdir: str = Field(description="Directory the command runs in.")
     target_dir: str = Field(description="Directory whose files become the run's artifacts.")
-    cluster: str | None = Field(None, description="Cluster name for the ray engine.")
+    cluster: Optional[str] = Field(None, description="Cluster name for the ray engine.")
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment; secret-looking names are redacted.")
-    num_cpus: float | None = Field(None, ge=0)
-    num_gpus: float | None = Field(None, ge=0)
+    num_cpus: Optional[float] = Field(None, ge=0)
+    num_gpus: Optional[float] = Field(None, ge=0)
     resources: dict[str, float] = Field(default_factory=dict, description="Custom Ray resources for the entrypoint.")
     metadata: dict[str, Any] = Field(default_factory=dict)
     created_at: datetime = Field(default_factory=utcnow)
@@ -98,6 +99,13 @@ class RunRequest(_Model):
         return redact_mapping(v)
 
 
+class NextStep(_Model):
+    """One thing to do next, as data (vocabulary: merlin.nextsteps.Action)."""
+
+    action: str = Field(description="retry, logs, start_cluster, targetgen_answer, ... (merlin.nextsteps.Action).")
+    args: dict[str, Any] = Field(default_factory=dict, description="The action's arguments, e.g. {'run_id': ...}.")
+
+
 class RunRecord(_Model):
     """Where the run is now (runs/<id>/run_record.json): the file people open."""
 
@@ -108,18 +116,19 @@ class RunRecord(_Model):
     source: str
     engine: EngineName
     status: RunStatus
-    outcome: str | None = Field(
+    outcome: Optional[str] = Field(
         None, description="TargetGen executor outcome: completed, blocked, awaiting_operator, awaiting_response."
     )
     command: list[str]
     workdir: str
     target_dir: str
-    cluster: ClusterRef | None = None
+    cluster: Optional[ClusterRef] = None
     attempts: list[Attempt] = Field(default_factory=list)
-    message: str = Field("", description="Plain text (no ANSI), at most 1000 characters; names the next step.")
+    message: str = Field("", description="Plain text (no ANSI), at most 1000 characters, for a person; no commands.")
+    next_steps: list[NextStep] = Field(default_factory=list, description="What to do next, as {action, args}; the CLI renders each as a command.")
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
-    observed_at: datetime | None = Field(None, description="Last time the engine was asked about this run.")
+    observed_at: Optional[datetime] = Field(None, description="Last time the engine was asked about this run.")
     metadata: dict[str, Any] = Field(default_factory=dict)
     leases: list[str] = Field(default_factory=list, description="Lease ids (resources/leases/<id>.json) held by this run.")
 
@@ -134,7 +143,7 @@ class RunRecord(_Model):
         return redact_mapping(v)
 
     @property
-    def attempt(self) -> Attempt | None:
+    def attempt(self) -> Optional[Attempt]:
         """The latest attempt, if any."""
         return self.attempts[-1] if self.attempts else None
 
@@ -146,11 +155,11 @@ class RunEvent(_Model):
     time: datetime = Field(default_factory=utcnow)
     run_id: str
     event: str = Field(description="created, transition, submitted, blocked, cancel_requested, retry, outcome, artifacts, note.")
-    from_status: RunStatus | None = None
-    to_status: RunStatus | None = None
-    attempt: int | None = None
+    from_status: Optional[RunStatus] = None
+    to_status: Optional[RunStatus] = None
+    attempt: Optional[int] = None
     cause: str = Field(description="Why, in plain words (who or what caused it).")
-    pid: int | None = Field(None, description="Process that wrote the event.")
+    pid: Optional[int] = Field(None, description="Process that wrote the event.")
     detail: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("cause", mode="before")
@@ -167,7 +176,7 @@ class RunEvent(_Model):
 class ArtifactEntry(_Model):
     name: str = Field(description="Path relative to the target directory, '/'-separated.")
     size: int = Field(ge=0)
-    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$", description="None if the index hit its hashing cap (see truncated_reason).")
+    sha256: Optional[str] = Field(None, pattern=r"^[0-9a-f]{64}$", description="None if the index hit its hashing cap (see truncated_reason).")
     kind: Literal["json", "yaml", "log", "markdown", "text", "python", "shell", "archive", "other"]
 
 
@@ -176,13 +185,13 @@ class ArtifactIndex(_Model):
 
     schema_version: Literal[1] = SCHEMA_VERSION
     run_id: str
-    attempt: int | None = None
+    attempt: Optional[int] = None
     target_dir: str
     indexed_at: datetime = Field(default_factory=utcnow)
     files: list[ArtifactEntry] = Field(default_factory=list)
     total_size: int = 0
     truncated: bool = Field(False, description="True if the index stopped at a limit (file count, bytes hashed) or was interrupted.")
-    truncated_reason: str | None = Field(None, description="Why the index is truncated, for a person.")
+    truncated_reason: Optional[str] = Field(None, description="Why the index is truncated, for a person.")
 
 
 # ----------------------------------------------------------------------- clusters
@@ -201,20 +210,20 @@ class ClusterAuth(_Model):
     """How clients authenticate. Never the token itself: only where it comes from."""
 
     mode: Literal["disabled", "token"] = "disabled"
-    token_file: str | None = Field(None, description="File holding the token (mode 0600).")
-    token_env: str | None = Field(None, description="Environment variable holding the token.")
+    token_file: Optional[str] = Field(None, description="File holding the token (mode 0600).")
+    token_env: Optional[str] = Field(None, description="Environment variable holding the token.")
 
 
 class ClusterPorts(_Model):
     gcs: int
     dashboard: int
-    client_server: int | None = None
-    dashboard_agent_listen: int | None = None
-    dashboard_agent_grpc: int | None = None
-    metrics_export: int | None = None
-    runtime_env_agent: int | None = None
-    node_manager: int | None = None
-    object_manager: int | None = None
+    client_server: Optional[int] = None
+    dashboard_agent_listen: Optional[int] = None
+    dashboard_agent_grpc: Optional[int] = None
+    metrics_export: Optional[int] = None
+    runtime_env_agent: Optional[int] = None
+    node_manager: Optional[int] = None
+    object_manager: Optional[int] = None
 
 
 class ClusterRecord(_Model):
@@ -222,38 +231,38 @@ class ClusterRecord(_Model):
 
     schema_version: Literal[1] = SCHEMA_VERSION
     name: str
-    kind: str = Field("local", description="Cluster kind (a key of merlin.clusters.registry): local, slurm, pbs, ssh.")
-    status: Literal["queued", "starting", "running", "active", "stopping", "stopped", "failed", "expired"]
+    kind: str = Field("local", description="Cluster kind: a key of merlin.clusters.registry (local, slurm, pbs, ssh).")
+    status: ClusterStatus = Field(description="See merlin.clusters.base.ClusterStatus; records written before it said 'running' for 'active'.")
     host: str = Field(description="Address the jobs API (dashboard) binds to.")
     address: str = Field(description="Jobs API URL that merlin submits to.")
     dashboard_url: str
-    gcs_address: str | None = None
-    ray_version: str | None = None
-    session_name: str | None = None
+    gcs_address: Optional[str] = None
+    ray_version: Optional[str] = None
+    session_name: Optional[str] = None
     temp_dir: str = Field(description="Ray's --temp-dir; only this cluster uses it.")
     ports: ClusterPorts
     resources: dict[str, float] = Field(default_factory=dict, description="Resources Ray reports for the head node.")
     requested: dict[str, Any] = Field(default_factory=dict, description="num_cpus, num_gpus, resources as asked.")
-    session_id: int | None = Field(None, description="Unix session id of the `ray start` process tree.")
+    session_id: Optional[int] = Field(None, description="Unix session id of the `ray start` process tree.")
     processes: list[ClusterProcess] = Field(default_factory=list)
     auth: ClusterAuth = Field(default_factory=ClusterAuth)
     allow_remote: bool = False
-    start_log: str | None = None
-    started_at: datetime | None = None
-    stopped_at: datetime | None = None
+    start_log: Optional[str] = None
+    started_at: Optional[datetime] = None
+    stopped_at: Optional[datetime] = None
     updated_at: datetime = Field(default_factory=utcnow)
     message: str = ""
     # --- scheduler-backed kinds (slurm, pbs, ssh): see docs/clusters.md
-    scheduler_job_id: str | None = Field(None, description="Slurm/PBS job id of the allocation.")
+    scheduler_job_id: Optional[str] = Field(None, description="Slurm/PBS job id of the allocation.")
     nodes: list[str] = Field(default_factory=list, description="Allocated node names (head first) or ssh hosts.")
-    head_address: str | None = Field(None, description="Head node address (Slurm NodeAddr, PBS host, ssh host).")
-    walltime_end: datetime | None = Field(None, description="When the allocation's time limit ends.")
-    idle_timeout: float | None = Field(None, description="Seconds without an active run before the watchdog stops the cluster.")
-    scheduler_reason: str | None = Field(None, description="While queued: the scheduler's reason (Slurm REASON, PBS comment).")
-    stop_reason: str | None = Field(None, description="Why the cluster ended: stopped by merlin, idle, walltime, cancelled outside.")
-    state_dir: str | None = Field(None, description="Directory in the state root with the batch script and handshake files.")
+    head_address: Optional[str] = Field(None, description="Head node address (Slurm NodeAddr, PBS host, ssh host).")
+    walltime_end: Optional[datetime] = Field(None, description="When the allocation's time limit ends.")
+    idle_timeout: Optional[float] = Field(None, description="Seconds without an active run before the watchdog stops the cluster.")
+    scheduler_reason: Optional[str] = Field(None, description="While queued: the scheduler's reason (Slurm REASON, PBS comment).")
+    stop_reason: Optional[str] = Field(None, description="Why the cluster ended: stopped by merlin, idle, walltime, cancelled outside.")
+    state_dir: Optional[str] = Field(None, description="Directory in the state root with the batch script and handshake files.")
     node_temp_dirs: list[str] = Field(default_factory=list, description="Per-node Ray temp dirs (short: AF_UNIX paths < 107 bytes).")
-    tunnel_command: str | None = Field(None, description="Command that forwards the dashboard when the head is elsewhere.")
+    tunnel_command: Optional[str] = Field(None, description="Command that forwards the dashboard when the head is elsewhere.")
     lost_runs: list[str] = Field(default_factory=list, description="Runs recorded lost because the allocation ended under them.")
     options: dict[str, Any] = Field(default_factory=dict, description="The kind's start options as given.")
 
@@ -264,120 +273,22 @@ class ClusterRecord(_Model):
 
     @field_validator("kind", mode="after")
     @classmethod
-    def _known_kind(cls, v: str) -> str:
-        try:
-            from merlin.clusters.registry import kinds  # type: ignore[import-not-found]
+    def _kind_name(cls, v: str) -> str:
+        # a validated name; whether a backend exists is merlin.clusters.registry's to say
+        # (the ledger sits below the clusters and never imports them)
+        import re
 
-            known = set(kinds()) | {"local", "slurm", "pbs", "ssh"}
-        except Exception:
-            known = {"local", "slurm", "pbs", "ssh"}
-        if v not in known:
-            raise ValueError(f"unknown cluster kind {v!r}: expected one of {', '.join(sorted(known))}")
+        if not re.fullmatch(r"[a-z][a-z0-9_-]{0,31}", v):
+            raise ValueError(f"invalid cluster kind {v!r}: expected a short lower-case name such as local, slurm, pbs, ssh")
         return v
     # --- end scheduler-backed kinds
 
-
-# ------------------------------------------------------------------------- leases
-# Written by the lease book (merlin.leases, docs/leases.md).
-
-#: pool names, item ids and label keys: what a shell, a Ray resource name and a file name all accept
-LEASE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
+    @field_validator("status", mode="before")
+    @classmethod
+    def _legacy_status(cls, v: Any) -> Any:
+        return "active" if v == "running" else v  # merlin <= 0.1 wrote 'running'
 
 
-class LeaseOwner(_Model):
-    """Who asked; the pid and its start time let the book free the lease when that process dies."""
-
-    user: str
-    host: str
-    pid: int | None = Field(None, description="Holder process; None: the lease outlives the command that made it (CLI).")
-    pid_start: float | None = Field(None, description="Start time of pid (epoch seconds), so a reused pid is not taken for the holder.")
-    run_id: str | None = Field(None, description="The run this lease is bound to, if any.")
-
-
-class Bundle(_Model):
-    """COUNT items of POOL whose labels include every LABELS pair."""
-
-    pool: str = Field(pattern=LEASE_ID_PATTERN)
-    count: int = Field(1, ge=1, le=1024)
-    labels: dict[str, str] = Field(default_factory=dict)
-
-
-class LeaseChange(_Model):
-    """One state change of a lease, with who caused it and why."""
-
-    time: datetime
-    from_state: LeaseState | None = None
-    to_state: LeaseState
-    by: str = Field(description="user@host of whoever caused it, or 'merlin' for the book's own decisions.")
-    reason: str
-
-
-class LeaseRecord(_Model):
-    """resources/leases/<lease_id>.json: one request for hardware and what became of it."""
-
-    schema_version: Literal[1] = SCHEMA_VERSION
-    lease_id: str
-    state: LeaseState
-    owner: LeaseOwner
-    bundles: list[Bundle] = Field(min_length=1, description="Requested bundles; several form a gang, granted all at once or not at all.")
-    items: list[str] = Field(default_factory=list, description="Granted item ids (empty unless granted, or after it ended: the items it held).")
-    tokens: dict[str, int] = Field(default_factory=dict, description="Fencing token per granted item: grows with every grant of that item.")
-    priority: int = 0
-    ttl_seconds: float = Field(gt=0, description="A granted lease expires this long after its grant or last renewal.")
-    created_at: datetime
-    granted_at: datetime | None = None
-    renewed_at: datetime | None = None
-    expires_at: datetime | None = Field(None, description="Absolute UTC expiry set by the book; holders treat it as skew_seconds earlier.")
-    ended_at: datetime | None = None
-    reason: str = Field("", description="Why the latest change happened.")
-    changes: list[LeaseChange] = Field(default_factory=list, description="Every state change, oldest first.")
-    rev: int = Field(0, ge=0, description="Bumped on every write; the book uses it to repair a write cut short by a crash.")
-    seq: int = Field(0, ge=0, description="Number of events in the lease's event log.")
-
-
-class LeaseEvent(_Model):
-    """One line of resources/leases/<lease_id>.events.jsonl."""
-
-    schema_version: Literal[1] = SCHEMA_VERSION
-    time: datetime
-    lease_id: str
-    seq: int = Field(ge=1, description="1, 2, ... within the lease.")
-    book_seq: int = Field(ge=1, description="The scheduling pass that made it; passes are totally ordered by the book lock.")
-    event: Literal["reserved", "granted", "renewed", "released", "expired", "revoked", "cancelled"]
-    from_state: LeaseState | None = None
-    to_state: LeaseState
-    by: str
-    reason: str
-    items: list[str] = Field(default_factory=list)
-    tokens: dict[str, int] = Field(default_factory=dict)
-    expires_at: datetime | None = None
-
-
-class InventoryItem(_Model):
-    """One piece of hardware in resources/inventory.json, with its health and drain flag."""
-
-    id: str = Field(pattern=LEASE_ID_PATTERN)
-    pool: str = Field(pattern=LEASE_ID_PATTERN)
-    labels: dict[str, str] = Field(default_factory=dict)
-    host: str | None = Field(None, description="Host (Ray node) the item is attached to.")
-    health: Health = Health.GOOD
-    health_by: str | None = None
-    health_reason: str | None = None
-    health_at: datetime | None = None
-    drained: bool = Field(False, description="Current holders finish; no new grant.")
-    drain_by: str | None = None
-    drain_reason: str | None = None
-    drain_at: datetime | None = None
-
-
-class Inventory(_Model):
-    """resources/inventory.json: the lab's hardware as last defined, plus runtime health."""
-
-    schema_version: Literal[1] = SCHEMA_VERSION
-    source: str | None = Field(None, description="The YAML file it was defined from.")
-    defined_at: datetime
-    defined_by: str
-    items: list[InventoryItem] = Field(default_factory=list)
 
 
 #: file stem in docs/records/ -> model
@@ -387,7 +298,4 @@ RECORD_MODELS: dict[str, type[BaseModel]] = {
     "run_event": RunEvent,
     "artifacts": ArtifactIndex,
     "cluster": ClusterRecord,
-    "lease": LeaseRecord,
-    "lease_event": LeaseEvent,
-    "inventory": Inventory,
 }
