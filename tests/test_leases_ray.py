@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from merlin.controlplane import ControlPlane
-from merlin.ledger.status import RunStatus
 from merlin.leases.why import run_conditions
+from merlin.ledger.status import RunStatus
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
