@@ -29,7 +29,7 @@ rng = random.Random(os.getpid())
 while True:
     try:
         lease = book.reserve(["slot:1"], pid=os.getpid(), ttl=rng.uniform(0.3, 2.0), wait=True, timeout=30)
-    except NotGranted:
+    except (NotGranted, LeaseLost):  # LeaseLost: granted, then expired before this process was scheduled again
         continue
     time.sleep(rng.uniform(0, 0.03))
     if rng.random() < 0.08:  # stop renewing: the lease must expire under us, and renew must say so
