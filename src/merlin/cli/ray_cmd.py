@@ -22,6 +22,7 @@ cluster_app.command("start")(__import__("merlin.cli.cluster_cmd", fromlist=["clu
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(artifacts_app, name="artifacts")
 app.add_typer(__import__("merlin.cli.resources_cmd", fromlist=["app"]).app, name="resources")
+jobs_app.command("why")(__import__("merlin.cli.resources_cmd", fromlist=["jobs_why"]).jobs_why)
 
 StateRootOpt = typer.Option(
     None, "--state-root", help="Ledger directory (default: $MERLIN_STATE_ROOT or build/generated/ray).", show_default=False
