@@ -53,6 +53,29 @@ def start_ticks(create_time: float) -> int:
     return int(round(create_time * 100))
 
 
+def start_of(pid: int) -> int | None:
+    """``pid``'s start time as a record keeps it (None if it is not running)."""
+    info = proc_info(pid)
+    return None if info is None or info.gone else info.start_ticks
+
+
+def set_parent_death_signal(sig: int = signal.SIGKILL) -> None:
+    """Ask the kernel to send ``sig`` to this process when its parent dies (Linux
+    ``PR_SET_PDEATHSIG``; a no-op elsewhere). Meant for ``preexec_fn``: a command
+    then cannot outlive the supervisor that waits for it."""
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(sig), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass
+
+
 def epoch_ticks(recorded: int) -> int:
     """A record's ``start_ticks`` in today's form, converting an old Linux value
     (clock ticks since boot, from ``/proc/<pid>/stat``) through the boot time."""

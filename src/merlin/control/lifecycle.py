@@ -40,6 +40,13 @@ def cancel(cp: ControlPlane, run_id: str, grace: float = 5.0, timeout: float = 1
 
     rec = cp.get(run_id)
     if rec.status.is_terminal() and rec.status != RunStatus.BLOCKED:
+        left = leftovers(cp, rec)
+        if left:  # a lost run whose processes outlived their supervisor: end them
+            cp.ledger.append_event(run_id, "cancel_requested", f"user (pid {os.getpid()}): {left}", attempt=len(rec.attempts))
+            cp.engine(rec.engine).cancel(rec, grace=grace)
+            if leftovers(cp, rec):
+                raise Blocked(f"cannot end what is left of run {run_id}: {leftovers(cp, rec)}", "survivors")
+            cp.ledger.append_event(run_id, "note", "the processes left behind by its supervisor were ended", attempt=len(rec.attempts))
         return rec
     again = [step(Action.RETRY, run_id=run_id)]
     if rec.status == RunStatus.BLOCKED or (rec.attempt and not rec.attempt.submission_id):
@@ -85,6 +92,12 @@ def cancel(cp: ControlPlane, run_id: str, grace: float = 5.0, timeout: float = 1
     return rec
 
 
+def leftovers(cp: ControlPlane, rec: RunRecord) -> str | None:
+    """What of an ended run's latest attempt still runs (its engine's ``leftovers``), or None."""
+    probe = getattr(cp.engine(rec.engine), "leftovers", None)
+    return probe(rec) if probe is not None and rec.status.is_terminal() else None
+
+
 def _cancel_never_started(cp: ControlPlane, run_id: str) -> RunRecord:
     """An engine may be unable to stop an attempt it never scheduled (Ray queues the stop
     request in the job's actor). The user asked to cancel, so the ledger says cancelled,
@@ -112,7 +125,7 @@ def _cancel_never_started(cp: ControlPlane, run_id: str) -> RunRecord:
 def retry(
     cp: ControlPlane, run_id: str, env: Mapping[str, str] | None = None, cluster: str | None = None, wait_for: bool = False, timeout: float | None = None
 ) -> RunRecord:
-    from merlin.control.submit import launch
+    from merlin.control.submit import launch, submitter
     from merlin.ledger.models import Attempt, ClusterRef
     from merlin.ledger.text import REDACTED, has_redacted
 
@@ -121,6 +134,13 @@ def retry(
         if rec.status == RunStatus.SUCCEEDED:
             raise BadInput(f"run {run_id} succeeded; nothing to retry (submit a new run to run it again)")
         raise BadInput(f"run {run_id} is {rec.status.value}; cancel it first or wait for it", next_steps=[step(Action.CANCEL, run_id=run_id)])
+    left = leftovers(cp, rec)
+    if left:
+        raise Blocked(
+            f"run {run_id} is {rec.status.value} but {left}; cancel it to end them before retrying, or a second copy would run beside them",
+            "survivors",
+            next_steps=[step(Action.CANCEL, run_id=run_id)],
+        )
     request = cp.ledger.read_request(run_id)
     if has_redacted(request.command):
         raise BadInput(f"run {run_id}'s command held secret values that the ledger redacted; submit it again")
@@ -153,7 +173,7 @@ def retry(
         if not r.status.is_retryable():
             raise BadInput(f"run {run_id} changed to {r.status.value} meanwhile; not retried")
         n = len(r.attempts) + 1
-        r.attempts = [*r.attempts, Attempt(number=n, engine=r.engine, status=RunStatus.PENDING)]
+        r.attempts = [*r.attempts, Attempt(number=n, engine=r.engine, status=RunStatus.PENDING, **submitter())]
         if cluster is not None:
             r.cluster = ClusterRef(name=cluster)
         set_status(r, RunStatus.PENDING, f"retrying (attempt {n})")

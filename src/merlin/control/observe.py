@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from merlin.engines.base import Observation
 from merlin.errors import BadInput, NotFound
 from merlin.ledger.paths import validate_run_id
 from merlin.ledger.status import RunStatus, can_transition
@@ -16,7 +17,6 @@ from merlin.nextsteps import Action, step
 
 if TYPE_CHECKING:  # pragma: no cover
     from merlin.controlplane import ControlPlane
-    from merlin.engines.base import Observation
     from merlin.ledger.models import ArtifactIndex, RunRecord
 
 
@@ -78,6 +78,8 @@ def apply(cp: ControlPlane, seen: RunRecord, obs: Observation, keep_logs: bool =
     attempt_no = len(seen.attempts)
     run_id = seen.run_id
     became_terminal: list[bool] = []
+    obs_now: list[Observation] = []
+    recheck = getattr(eng, "recheck", None)
     ends = obs.status is not None and obs.status.is_terminal() and seen.status.is_active()
     idx = index_dir(run_id, Path(seen.target_dir), attempt_no) if ends else None  # never under the lock
 
@@ -89,24 +91,31 @@ def apply(cp: ControlPlane, seen: RunRecord, obs: Observation, keep_logs: bool =
                 r.message = obs.message
                 r.next_steps = list(obs.next_steps)  # type: ignore[arg-type]
             return []
+        if obs.status == RunStatus.LOST and recheck is not None:
+            # decide on the record as it is under the lock, never on the snapshot polled
+            fresh = recheck(r, obs)
+            if fresh is None or fresh.status != RunStatus.LOST:
+                return []
+            obs_now.append(fresh)
+        o = obs_now[-1] if obs_now else obs
         att = r.attempts[-1]
-        if obs.exit_code is not None:
-            att.exit_code = obs.exit_code
-        if obs.error_type:
-            att.error_type = obs.error_type
-        if obs.start_time:
-            att.start_time = obs.start_time
-        if obs.end_time:
-            att.end_time = obs.end_time
-        new = obs.status
+        if o.exit_code is not None:
+            att.exit_code = o.exit_code
+        if o.error_type:
+            att.error_type = o.error_type
+        if o.start_time:
+            att.start_time = o.start_time
+        if o.end_time:
+            att.end_time = o.end_time
+        new = o.status
         if new == r.status or not can_transition(r.status, new):
             if new == RunStatus.RUNNING and r.message.startswith("could not observe"):
-                r.message, steps = message_for(r, new, obs)
+                r.message, steps = message_for(r, new, o)
                 r.next_steps = steps  # type: ignore[assignment]
             return []
-        if new in (RunStatus.FAILED, RunStatus.LOST) and obs.message:
-            att.error_message = obs.message
-        text, steps = message_for(r, new, obs)
+        if new in (RunStatus.FAILED, RunStatus.LOST) and o.message:
+            att.error_message = o.message
+        text, steps = message_for(r, new, o)
         set_status(r, new, text, steps)
         if not new.is_terminal():
             return []

@@ -103,11 +103,18 @@ def submit(
         workdir=str(wdir),
         target_dir=str(tdir),
         cluster=ClusterRef(name=cluster_name) if cluster_name else None,
-        attempts=[Attempt(number=1, engine=engine, status=RunStatus.PENDING)],
+        attempts=[Attempt(number=1, engine=engine, status=RunStatus.PENDING, **submitter())],
         message="submitting",
         metadata=dict(metadata or {}),
     )
     return _first_attempt(cp, record, request, command, real_env)
+
+
+def submitter() -> dict[str, Any]:
+    """This process as the attempt's submitter: pid and start time (an identity, not just a pid)."""
+    from merlin.clusters.procs import start_of
+
+    return {"submitter_pid": os.getpid(), "submitter_start": start_of(os.getpid())}
 
 
 def run_env(cp: ControlPlane, rec: RunRecord, env: Mapping[str, str]) -> dict[str, str]:

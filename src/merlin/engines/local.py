@@ -31,12 +31,25 @@ if TYPE_CHECKING:  # pragma: no cover
 CANCEL_GRACE = 5.0
 
 
-def supervisor_alive(pid: int | None, run_id: str) -> bool:
-    """The supervisor is alive and is ours (guards against pid reuse)."""
-    if not pid or not procs.alive(pid):
+#: a pending attempt whose submitter is not recorded (records written before
+#: submitter_pid existed) is given this long to record its supervisor
+SUBMIT_WINDOW = 60.0
+
+
+def supervisor_alive(pid: int | None, run_id: str, start: int | None = None) -> bool:
+    """The supervisor is alive and is ours: pid plus start time when recorded
+    (in-process runs, new records), else a supervisor's command line naming the run."""
+    if not pid or not procs.alive(pid, start):
         return False
+    if start is not None:
+        return True
     cmd = procs.cmdline(pid)
     return "local_supervisor" in cmd and run_id in cmd
+
+
+def surviving_group(att) -> list[int]:
+    """Live members of the attempt's process group (a command its supervisor left behind)."""
+    return procs.group_members(att.pgid) if att is not None and att.pgid else []
 
 
 class LocalEngine:
@@ -81,31 +94,47 @@ class LocalEngine:
         return Submitted(
             submission_id=f"local-{attempt}",
             status=RunStatus.PENDING,
-            fields={"supervisor_pid": proc.pid, "log_path": layout.attempt_log_name(attempt)},
+            fields={"supervisor_pid": proc.pid, "supervisor_start": procs.start_of(proc.pid), "log_path": layout.attempt_log_name(attempt)},
             message=f"submitted to the local engine as local-{attempt}",
         )
 
     def poll(self, record: RunRecord) -> Observation:
-        """The supervisor writes the status; here we only notice a supervisor that died silently."""
+        """The supervisor writes the status; here we only notice one that died silently.
+
+        The control plane calls :meth:`recheck` under the run's lock before it
+        applies a ``lost``: a snapshot read before a submit or retry recorded its
+        supervisor must never make a healthy run lost."""
+        return self.recheck(record, None) or Observation(status=record.status)
+
+    def recheck(self, record: RunRecord, seen: Observation | None = None) -> Observation | None:
+        """``lost`` (with the true reason) if ``record``'s owner is gone, else None."""
         att = record.attempt
         if not record.status.is_active() or att is None:
-            return Observation(status=record.status)
-        if supervisor_alive(att.supervisor_pid, record.run_id):
-            return Observation(status=record.status)
-        # re-read: the supervisor may have finished between our read and the check
-        fresh = self.ledger.read_record(record.run_id)
-        if not fresh.status.is_active():
-            return Observation(status=fresh.status)
-        group_left = bool(att.pgid and procs.group_members(att.pgid))
-        return Observation(
-            status=RunStatus.LOST,
-            known=False,
-            error_type="SUPERVISOR_DIED",
-            message=(
-                f"the local supervisor (pid {att.supervisor_pid}) ended without recording an exit code"
-                + (f"; process group {att.pgid} is still running" if group_left else "")
-            ),
-        )
+            return None
+        if att.supervisor_pid:
+            if supervisor_alive(att.supervisor_pid, record.run_id, att.supervisor_start):
+                return None
+        elif record.status == RunStatus.PENDING:
+            # being submitted: the submitter records the supervisor (the supervisor records itself too)
+            if att.submitter_pid is not None:
+                if procs.alive(att.submitter_pid, att.submitter_start):
+                    return None
+            else:
+                from merlin.ledger.models import utcnow
+
+                born = att.submitted_at or record.created_at
+                if born is None or (utcnow() - born).total_seconds() < SUBMIT_WINDOW:
+                    return None
+        left = surviving_group(att)
+        inprocess = (att.submission_id or "").startswith("inprocess")
+        if att.supervisor_pid:
+            who = f"the process (pid {att.supervisor_pid}) running it in-process" if inprocess else f"the local supervisor (pid {att.supervisor_pid})"
+            why = f"{who} ended without recording an exit code"
+        else:
+            why = f"the submitting process (pid {att.submitter_pid or '?'}) ended before it started the local supervisor"
+        if left:
+            why += f"; its process group {att.pgid} is still running ({len(left)} process{'es' if len(left) != 1 else ''}): cancel it to end them"
+        return Observation(status=RunStatus.LOST, known=False, error_type="SUPERVISOR_DIED", message=why)
 
     def poll_many(self, records: list[RunRecord]) -> dict[str, Observation]:
         return {r.run_id: self.poll(r) for r in records}
@@ -140,9 +169,18 @@ class LocalEngine:
                 return
             fresh = self.ledger.read_record(record.run_id)
             att = fresh.attempt
-            finished = not fresh.status.is_active() or not supervisor_alive(att.supervisor_pid if att else None, record.run_id)
+            finished = not fresh.status.is_active() or not supervisor_alive(att.supervisor_pid if att else None, record.run_id, att.supervisor_start if att else None)
             if not finished:
                 time.sleep(poll)
+
+    def leftovers(self, record: "RunRecord") -> str | None:
+        """Processes of an ended attempt still running (its supervisor died under them)."""
+        if record.status != RunStatus.LOST:
+            return None
+        left = surviving_group(record.attempt)
+        if not left:
+            return None
+        return f"its process group {record.attempt.pgid} still runs ({len(left)} process{'es' if len(left) != 1 else ''})"
 
     def cancel(self, record: "RunRecord", grace: float = CANCEL_GRACE) -> CancelResult:
         """End the attempt's whole process group: SIGTERM, then SIGKILL after ``grace``."""

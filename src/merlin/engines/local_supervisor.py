@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from merlin.atomic import open_append
+from merlin.clusters import procs
 
 
 def main(argv: list[str]) -> int:
@@ -60,6 +61,15 @@ def main(argv: list[str]) -> int:
                 txn.abort()  # cancelled before it started, or superseded by a retry
                 return 0
             att = rec.attempts[-1]
+            att.supervisor_pid = os.getpid()  # recorded by the submitter too, unless it died first
+            att.supervisor_start = procs.start_of(os.getpid())
+            me = os.getpid()
+
+            def die_with_supervisor() -> None:  # in the child, before exec
+                procs.set_parent_death_signal(signal.SIGKILL)
+                if os.getppid() != me:  # the supervisor died before the request took effect
+                    os._exit(137)
+
             try:
                 Path(rec.target_dir).mkdir(parents=True, exist_ok=True)
                 child = subprocess.Popen(
@@ -69,6 +79,7 @@ def main(argv: list[str]) -> int:
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     process_group=0,
+                    preexec_fn=die_with_supervisor,
                     env=os.environ.copy(),
                 )
             except OSError as exc:

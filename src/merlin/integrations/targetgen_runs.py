@@ -216,6 +216,30 @@ def record_inprocess_run(
             tee.stop()
 
 
+def rerun_argv(run_id: str) -> list[str]:
+    """This process's command as ``jobs retry`` can run it: this interpreter with
+    ``-m merlin`` (not a bare ``merlin``, which may not be on the PATH), attached
+    to the same run (``--run-id``) so a retry records its outcome there."""
+    args = list(sys.argv[1:])
+    if "--run-id" not in args and not any(a.startswith("--run-id=") for a in args):
+        args = [*args, "--run-id", run_id]
+    return [sys.executable, "-m", "merlin", *args]
+
+
+def without_run_id(argv: Sequence[str]) -> list[str]:
+    """``argv`` minus its ``--run-id ID``: running it again makes a new run."""
+    out: list[str] = []
+    skip = False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--run-id":
+            skip = True
+        elif not a.startswith("--run-id="):
+            out.append(a)
+    return out
+
+
 def _open_inprocess(cp: Any, *, target, target_dir, workflow, command, source, run_id, metadata) -> InProcessRun:
     from merlin.engines.registry import DEFAULT_ENGINE
     from merlin.ledger.models import Attempt, RunRecord, RunRequest, utcnow
@@ -228,12 +252,13 @@ def _open_inprocess(cp: Any, *, target, target_dir, workflow, command, source, r
             return InProcessRun(cp, run_id, attached=True)
     validate_name(target, "target name")
     validate_name(workflow, "workflow name")
+    from merlin.clusters.procs import start_of
     from merlin.safety import no_nul, no_nul_in
 
     no_nul(str(target_dir), "target directory")
     no_nul_in(command or (), "command argument")
     run_id = run_id or new_run_id(target)
-    argv = redact_argv([str(c) for c in (command if command is not None else ["merlin", *sys.argv[1:]])])
+    argv = redact_argv([str(c) for c in (command if command is not None else rerun_argv(run_id))])
     tdir = str(Path(target_dir).expanduser().resolve())
     now = utcnow()
     request = RunRequest(
@@ -243,7 +268,12 @@ def _open_inprocess(cp: Any, *, target, target_dir, workflow, command, source, r
     record = RunRecord(
         run_id=run_id, target=target, workflow=workflow, source=source, engine=DEFAULT_ENGINE, status=RunStatus.RUNNING,
         command=argv, workdir=str(Path.cwd()), target_dir=tdir,
-        attempts=[Attempt(number=1, engine=DEFAULT_ENGINE, status=RunStatus.RUNNING, submission_id="inprocess-1", submitted_at=now, start_time=now, pid=os.getpid())],
+        attempts=[
+            Attempt(
+                number=1, engine=DEFAULT_ENGINE, status=RunStatus.RUNNING, submission_id="inprocess-1", submitted_at=now, start_time=now,
+                pid=os.getpid(), supervisor_pid=os.getpid(), supervisor_start=start_of(os.getpid()),
+            )
+        ],
         message=f"running in process {os.getpid()}", metadata=dict(metadata or {}),
     )
     cp.ledger.create_run(request, record, cause=f"in-process run started by {source} (pid {os.getpid()})")
@@ -283,7 +313,7 @@ def finish_run(
     from merlin.ledger.models import utcnow
 
     rec = cp.get(run_id)
-    again = [step(Action.RUN_AGAIN, argv=list(rec.command))] if rec.command else []
+    again = [step(Action.RUN_AGAIN, argv=without_run_id(rec.command))] if rec.command else []
     reason = (error or f"exit code {exit_code}").strip().rstrip(".")
     text = message or (OUTCOME_TEXT.get(outcome or "", "").format(run_id=run_id, target_dir=rec.target_dir) if outcome else "")
     steps = next_steps if next_steps is not None else (outcome_steps(outcome, run_id, rec.target_dir) if outcome else [])

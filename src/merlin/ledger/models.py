@@ -60,7 +60,10 @@ class Attempt(_Model):
     log_path: Optional[str] = Field(None, description="Log file of a local attempt, relative to the run directory.")
     pid: Optional[int] = Field(None, description="Local engine: pid of the command (leader of its own process group).")
     pgid: Optional[int] = Field(None, description="Local engine: process group that cancel ends.")
-    supervisor_pid: Optional[int] = Field(None, description="Local engine: the detached supervisor waiting for the command.")
+    supervisor_pid: Optional[int] = Field(None, description="Local engine: the detached supervisor waiting for the command (in-process runs: the process doing the work).")
+    supervisor_start: Optional[int] = Field(None, description="Start time of supervisor_pid (1/100 s since the epoch): a pid plus its start time is an identity.")
+    submitter_pid: Optional[int] = Field(None, description="Local engine: the process that created the attempt and starts its supervisor.")
+    submitter_start: Optional[int] = Field(None, description="Start time of submitter_pid (1/100 s since the epoch).")
 
     @field_validator("error_message", mode="before")
     @classmethod

@@ -1,0 +1,162 @@
+"""Reliability probes at suite size (issue 9): each prints ``tried/survived/lost/stuck``.
+
+Real processes throughout: supervisors, a refresh loop in another process,
+SIGKILLs. The full-size probes are in ``benchmarks/probe_reliability.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+from merlin.clusters import procs
+from merlin.controlplane import ControlPlane
+from merlin.errors import Blocked
+from merlin.ledger import RunStatus
+
+FIGURES: dict[str, dict[str, int]] = {}
+
+
+def figure(name: str, tried: int, survived: int, lost: int, stuck: int) -> None:
+    FIGURES[name] = {"tried": tried, "survived": survived, "lost": lost, "stuck": stuck}
+    print(f"\n[reliability] {name}: tried={tried} survived={survived} lost={lost} stuck={stuck}")
+
+
+def wait_for(pred, timeout: float = 30.0, step: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError("condition not reached in time")
+
+
+@pytest.fixture
+def cp(tmp_path: Path) -> ControlPlane:
+    return ControlPlane(tmp_path / "state")
+
+
+REFRESH_LOOP = """
+import sys, time
+from merlin.controlplane import ControlPlane
+cp = ControlPlane(sys.argv[1])
+end = time.monotonic() + float(sys.argv[2])
+n = 0
+while time.monotonic() < end:
+    cp.refresh()
+    n += 1
+print(n)
+"""
+
+
+def refresh_race(cp: ControlPlane, submits: int, retries: int) -> dict[str, int]:
+    """Submits and retries (real supervisors) beside a refresh loop in another process."""
+    loop = subprocess.Popen([sys.executable, "-c", REFRESH_LOOP, str(cp.root), "600"], stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.3)
+        ids = [cp.submit(["true"], target="race", workflow="w").run_id for _ in range(submits)]
+        done = lambda: all(not cp.get(r).status.is_active() for r in ids)  # noqa: E731
+        wait_for(done, timeout=120)
+        retried = ids[:retries]
+        for rid in retried:
+            if cp.get(rid).status.is_retryable():
+                cp.retry(rid)
+        wait_for(done, timeout=120)
+    finally:
+        loop.send_signal(signal.SIGKILL)
+        loop.wait()
+    records = [cp.get(r) for r in ids]
+    lost = sum(1 for r in records if any(a.status == RunStatus.LOST for a in r.attempts))
+    stuck = sum(1 for r in records if r.status.is_active())
+    survived = sum(1 for r in records if r.status == RunStatus.SUCCEEDED and all(a.status == RunStatus.SUCCEEDED for a in r.attempts))
+    return {"tried": submits + len(retried), "survived": survived, "lost": lost, "stuck": stuck}
+
+
+def test_refresh_racing_submits_and_retries_never_makes_a_healthy_run_lost(cp: ControlPlane) -> None:
+    """Every lost decision is taken on the record under the lock, not on the snapshot polled."""
+    fig = refresh_race(cp, submits=16, retries=8)
+    figure("refresh race", **fig)
+    assert fig["lost"] == 0 and fig["stuck"] == 0
+    assert fig["survived"] == 16
+
+
+def test_dead_supervisor_takes_its_command_with_it(cp: ControlPlane) -> None:
+    rec = cp.submit(["sleep", "300"], target="demo", workflow="w")
+    running = wait_for(lambda: (r := cp.get(rec.run_id)).status == RunStatus.RUNNING and r)
+    os.kill(running.attempt.supervisor_pid, signal.SIGKILL)
+    wait_for(lambda: not procs.alive(running.attempt.pid), timeout=10)  # PR_SET_PDEATHSIG ended it
+    lost = cp.status(rec.run_id)
+    assert lost.status == RunStatus.LOST and "still running" not in lost.message
+    again = cp.retry(rec.run_id)
+    assert again.status in (RunStatus.PENDING, RunStatus.RUNNING)
+    cp.cancel(rec.run_id, grace=0.5)
+
+
+def test_survivors_of_a_dead_supervisor_block_retry_until_cancel_ends_them(cp: ControlPlane) -> None:
+    """A grandchild in the command's group outlives the supervisor: retry refuses, cancel ends it."""
+    rec = cp.submit(["bash", "-c", "sleep 300 & wait"], target="demo", workflow="w")
+    running = wait_for(lambda: (r := cp.get(rec.run_id)).status == RunStatus.RUNNING and r)
+    wait_for(lambda: len(procs.group_members(running.attempt.pgid)) >= 2)
+    os.kill(running.attempt.supervisor_pid, signal.SIGKILL)
+    lost = wait_for(lambda: (r := cp.status(rec.run_id)).status == RunStatus.LOST and r)
+    assert "still running" in lost.message and "cancel" in lost.message
+    with pytest.raises(Blocked, match="cancel it"):
+        cp.retry(rec.run_id)
+    cp.cancel(rec.run_id, grace=0.5)
+    assert procs.group_members(running.attempt.pgid) == []
+    again = cp.retry(rec.run_id)
+    assert len(again.attempts) == 2
+    cp.cancel(rec.run_id, grace=0.5)
+
+
+INPROCESS = """
+import sys, time
+from merlin.controlplane import ControlPlane
+sys.argv = ["merlin", "targetgen", "execute", "--from-dir", sys.argv[2]]
+cp = ControlPlane(sys.argv[1] if False else __import__("os").environ["MERLIN_STATE_ROOT"])
+with cp.record_inprocess_run(target="x86_cpu_baseline", target_dir=sys.argv[2]) as run:
+    print(run.run_id, flush=True)
+    time.sleep(300)
+"""
+
+
+def orchestrated(tmp_path: Path) -> str:
+    import json
+
+    from conftest import EXAMPLES
+
+    cap = EXAMPLES / "x86_cpu_baseline" / "capability.yaml"
+    overlay = sorted((cap.parent / "overlays").glob("*.yaml"))[0]
+    orch = run_cli("targetgen", "orchestrate", str(cap), "--overlay", str(overlay), "--out-dir", str(tmp_path / "out"), "--json")
+    assert orch.returncode == 0, orch.stderr
+    return json.loads(orch.stdout)["target_dir"]
+
+
+def test_killed_inprocess_execute_is_lost_with_a_true_message_and_retry_runs_it(cp: ControlPlane, tmp_path: Path) -> None:
+    target_dir = orchestrated(tmp_path)
+    env = dict(os.environ, MERLIN_STATE_ROOT=str(cp.root))
+    proc = subprocess.Popen([sys.executable, "-c", INPROCESS, str(cp.root), target_dir], stdout=subprocess.PIPE, text=True, env=env)
+    run_id = proc.stdout.readline().strip()
+    rec = cp.get(run_id)
+    assert rec.attempt.supervisor_pid == proc.pid and rec.attempt.supervisor_start is not None
+    assert rec.command[:3] == [sys.executable, "-m", "merlin"] and rec.command[-2:] == ["--run-id", run_id]
+    proc.kill()
+    proc.wait()
+    lost = cp.status(run_id)
+    assert lost.status == RunStatus.LOST
+    assert f"pid {proc.pid}" in lost.message and "None" not in lost.message and "in-process" in lost.message
+    listed = run_cli("ray", "jobs", "list", "--refresh", "--state-root", str(cp.root), "--json")
+    assert listed.returncode == 0, listed.stderr
+    again = cp.retry(run_id, wait=True, timeout=120)
+    att = again.attempts[-1]
+    assert att.exit_code is not None and att.error_type != "COMMAND_START_ERROR", att
+    assert again.outcome is not None  # the retried executor attached to the run and wrote its outcome
+    assert "No such file" not in cp.logs(run_id)
