@@ -160,3 +160,37 @@ def test_killed_inprocess_execute_is_lost_with_a_true_message_and_retry_runs_it(
     assert att.exit_code is not None and att.error_type != "COMMAND_START_ERROR", att
     assert again.outcome is not None  # the retried executor attached to the run and wrote its outcome
     assert "No such file" not in cp.logs(run_id)
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_ray_run_whose_head_was_sigkilled_is_lost_then_cancel_and_retry_elsewhere_work(ray_cp: ControlPlane) -> None:
+    """A throwaway cluster (not the session one) is SIGKILLed under a running job."""
+    from ray_fixtures import start_cluster
+
+    from merlin.clusters import registry
+
+    cp = ray_cp
+    _, doomed = start_cluster(cp.root, "doomed", num_cpus=1)
+    backend = registry.backend(doomed.kind, cp.ledger)
+    try:
+        rec = cp.submit(["sleep", "300"], target="demo", workflow="w", engine="ray", cluster="doomed")
+        wait_for(lambda: cp.status(rec.run_id).status == RunStatus.RUNNING, timeout=120)
+        members = backend._members(cp.ledger.read_cluster("doomed"))
+        procs.signal_pids(members, signal.SIGKILL)
+        wait_for(lambda: backend.processes_alive(cp.ledger.read_cluster("doomed")) == 0, timeout=30)
+        cancel = run_cli("ray", "jobs", "cancel", rec.run_id, "--state-root", str(cp.root))
+        assert cancel.returncode == 0, cancel.stderr
+        lost = cp.get(rec.run_id)
+        assert lost.status == RunStatus.LOST and "0 of its processes are alive" in lost.message
+        again = run_cli("ray", "jobs", "retry", rec.run_id, "--cluster", "default", "--state-root", str(cp.root), "--json")
+        assert again.returncode == 0, again.stderr
+        wait_for(lambda: cp.status(rec.run_id).status == RunStatus.RUNNING, timeout=120)
+        assert cp.get(rec.run_id).cluster.name == "default"
+        cancelled = cp.cancel(rec.run_id)
+        assert cancelled.status == RunStatus.CANCELLED
+        # survived: retried onto the live cluster; lost: the one run on the killed head (a true lost)
+        figure("head SIGKILL", tried=1, survived=1, lost=1, stuck=0)
+    finally:
+        procs.signal_pids(backend._members(cp.ledger.read_cluster("doomed")), signal.SIGKILL)
+        cp.stop_cluster("doomed", grace=1.0)

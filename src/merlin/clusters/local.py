@@ -393,6 +393,14 @@ class LocalBackend:
         pids.discard(os.getpid())
         return pids
 
+    def processes_alive(self, record) -> int | None:
+        """How many of this cluster's processes run now (0: it is dead, whatever its record says)."""
+        if record.status == ClusterStatus.STOPPED:
+            return 0
+        if not record.processes and not record.session_id and not record.temp_dir:
+            return None  # nothing to recognise its processes by
+        return len(self._members(record))
+
     def _kill(self, record, grace: float) -> set[int]:
         members = self._members(record)
         return procs.terminate(members, grace=grace).survivors if members else set()

@@ -73,11 +73,17 @@ def cancel(cp: ControlPlane, run_id: str, grace: float = 5.0, timeout: float = 1
     cp.ledger.append_event(run_id, "cancel_requested", f"user (pid {os.getpid()})", attempt=len(rec.attempts))
     try:
         result = eng.cancel(rec, grace=grace)
-    except Blocked as exc:
-        raise Blocked(f"cannot cancel run {run_id}: {exc.message}", exc.cause, next_steps=exc.next_steps) from None
-    except MerlinError:
+    except MerlinError as exc:
+        seen = cp.status(run_id)  # its engine is gone: if that makes it lost, there is nothing left to cancel
+        if seen.status.is_terminal():
+            return seen
+        if isinstance(exc, Blocked):
+            raise Blocked(f"cannot cancel run {run_id}: {exc.message}", exc.cause, next_steps=exc.next_steps) from None
         raise
     except Exception as exc:
+        seen = cp.status(run_id)
+        if seen.status.is_terminal():
+            return seen
         raise Blocked(f"cannot cancel run {run_id} on its {rec.engine} engine: {first_line(exc)}", "engine_error") from None
     if result == CancelResult.NEVER_STARTED:
         return _cancel_never_started(cp, run_id)
@@ -130,6 +136,8 @@ def retry(
     from merlin.ledger.text import REDACTED, has_redacted
 
     rec = cp.get(run_id)
+    if rec.status.is_active():
+        rec = cp.status(run_id)  # observe it first: a run whose cluster died is lost, and retryable
     if not rec.status.is_retryable():
         if rec.status == RunStatus.SUCCEEDED:
             raise BadInput(f"run {run_id} succeeded; nothing to retry (submit a new run to run it again)")

@@ -271,9 +271,24 @@ class RayEngine:
             end_time=_ms(info.end_time),
         )
 
-    def _gone(self, record: RunRecord, cluster: ClusterRecord | None) -> Observation:
+    def _dead(self, cluster: ClusterRecord) -> str | None:
+        """Why ``cluster`` (not answering) is known to be dead: its backend counts 0 of
+        its processes alive (a local head that was killed). None: it may come back."""
+        from merlin.clusters import registry
+
+        try:
+            backend = registry.backend(cluster.kind, self.ledger)
+        except Exception:
+            return None
+        count = getattr(backend, "processes_alive", None)
+        alive = count(cluster) if count is not None else None
+        if alive != 0:
+            return None
+        return f"Ray cluster '{cluster.name}' at {cluster.address} does not answer and 0 of its processes are alive (its head was killed)"
+
+    def _gone(self, record: RunRecord, cluster: ClusterRecord | None, dead: str | None = None) -> Observation:
         name = record.cluster.name if record.cluster else "default"
-        why = (
+        why = dead or (
             f"Ray cluster '{name}' was stopped"
             if cluster is None or cluster.status == ClusterStatus.STOPPED
             else f"Ray cluster '{name}' no longer knows submission {record.attempt.submission_id if record.attempt else '?'} (it was restarted)"
@@ -282,7 +297,7 @@ class RayEngine:
             status=RunStatus.LOST,
             known=False,
             error_type="SUBMISSION_UNKNOWN",
-            message=f"lost: {why}; the ledger keeps its history. Start the cluster if needed, then retry it",
+            message=f"lost: {why}; the ledger keeps its history. Start the cluster if needed, then retry it (--cluster NAME retries it on another)",
             next_steps=[start_step(name, cluster), step(Action.RETRY, run_id=record.run_id)],
         )
 
@@ -312,9 +327,10 @@ class RayEngine:
                     out[r.run_id] = Observation(status=None, message=f"could not observe: {exc.message}")
                 continue
             except ray_api.RayApiError as exc:
+                dead = self._dead(cluster) if isinstance(exc, ray_api.Unreachable) else None
                 blocked = self._connection_blocked(cluster, exc, None)
                 for r in runs:
-                    out[r.run_id] = Observation(status=None, message=f"could not observe: {blocked.message}")
+                    out[r.run_id] = self._gone(r, cluster, dead) if dead else Observation(status=None, message=f"could not observe: {blocked.message}")
                 continue
             for r in runs:
                 sub = r.attempt.submission_id if r.attempt else None
