@@ -194,3 +194,46 @@ def test_ray_run_whose_head_was_sigkilled_is_lost_then_cancel_and_retry_elsewher
     finally:
         procs.signal_pids(backend._members(cp.ledger.read_cluster("doomed")), signal.SIGKILL)
         cp.stop_cluster("doomed", grace=1.0)
+
+
+def test_sigkill_debris_is_completed_or_removed_by_jobs_list_and_doctor(cp: ControlPlane) -> None:
+    """Directories a SIGKILL left without a record: a request -> completed as lost (retryable);
+    only a lock or a temp file -> removed; stale temp files beside live records -> removed."""
+    import shutil
+
+    done = cp.submit(["true"], target="demo", workflow="w", wait=True)
+    runs = cp.layout.runs
+    half = cp.submit(["true"], target="demo", workflow="w", wait=True).run_id
+    shutil.copytree(runs / half, runs / "demo-half-1")
+    for p in (runs / "demo-half-1").iterdir():
+        if p.name not in ("run_request.json", "events.jsonl"):
+            (shutil.rmtree if p.is_dir() else os.unlink)(p)
+    req = (runs / "demo-half-1" / "run_request.json")
+    req.write_text(req.read_text().replace(half, "demo-half-1"))
+    (runs / "demo-half-1" / "events.jsonl").unlink()
+    (runs / "demo-lock-1").mkdir()
+    (runs / "demo-lock-1" / "run_record.json.lock").write_text("")
+    (runs / "demo-tmp-1").mkdir()
+    (runs / "demo-tmp-1" / ".run_record.json.abc.tmp").write_text("{")
+    stale = runs / done.run_id / ".run_record.json.x1.tmp"
+    stale.write_text("{")
+    old = time.time() - 3600
+    for p in [*runs.rglob("*")]:
+        os.utime(p, (old, old), follow_symlinks=False)
+    listed = run_cli("ray", "jobs", "list", "--state-root", str(cp.root), "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert "swept SIGKILL debris" in listed.stderr and "completed 1" in listed.stderr
+    import json
+
+    ids = {r["run_id"] for r in json.loads(listed.stdout)}
+    assert "demo-half-1" in ids and not (runs / "demo-lock-1").exists() and not (runs / "demo-tmp-1").exists()
+    half_rec = cp.get("demo-half-1")
+    assert half_rec.status == RunStatus.LOST and "submitter" in half_rec.message
+    assert [e["event"] for e in cp.ledger.events("demo-half-1")][:1] == ["created"]
+    doc = run_cli("ray", "doctor", "--state-root", str(cp.root), "--json")
+    assert doc.returncode == 0, doc.stderr
+    assert json.loads(doc.stdout)["temp_files"] == [str(stale)] and not stale.exists()
+    again = run_cli("ray", "doctor", "--state-root", str(cp.root))
+    assert again.returncode == 0 and "nothing to sweep" in again.stderr
+    assert cp.retry("demo-half-1", wait=True, timeout=30).status == RunStatus.SUCCEEDED
+    figure("SIGKILL debris", tried=4, survived=4, lost=0, stuck=0)

@@ -184,6 +184,19 @@ class ControlPlane:
         """Like :meth:`list_runs`, with each record's bytes as stored."""
         return observe.list_entries(self, status, refresh)
 
+    def sweep(self, everything: bool = False, min_age: float | None = None) -> Any:
+        """Complete (as lost) or remove run directories that a SIGKILL left without a record,
+        and remove stale temp files (:mod:`merlin.ledger.sweep`). ``everything``: the whole
+        state root (``ray doctor``); else only what the run index saw (cheap, ``jobs list``)."""
+        from merlin.ledger.index import RunIndex
+        from merlin.ledger.sweep import MIN_AGE, SweepReport, sweep
+
+        age = MIN_AGE if min_age is None else min_age
+        if everything:
+            return sweep(self.ledger, None, min_age=age)
+        ids = RunIndex(self.root).unrecorded_ids()
+        return sweep(self.ledger, ids, min_age=age, temps=False) if ids else SweepReport()
+
     def wait(self, run_id: str, timeout: float | None = None, poll: float = 0.5) -> RunRecord:
         """Block until the run is terminal (or ``timeout`` seconds pass)."""
         return lifecycle.wait(self, run_id, timeout, poll)

@@ -488,7 +488,12 @@ def jobs_list(
 
     check_number(limit, "--limit", integer=True)
 
-    entries = _cp(state_root).list_entries(status=status, refresh=refresh)
+    cp = _cp(state_root)
+    entries = cp.list_entries(status=status, refresh=refresh)
+    swept = cp.sweep()
+    if swept:
+        message(f"swept SIGKILL debris: {swept.summary()} (`{_me()} ray doctor` checks the whole state root)")
+        entries = cp.list_entries(status=status) if swept.completed else entries
     total = len(entries)
     n = limit if limit is not None else (0 if json else 50)
     if n:
@@ -515,6 +520,24 @@ def jobs_list(
         console.print(_runs_table(rows))
     if len(rows) < total:
         message(f"{len(rows)} of {total} runs shown; --limit 0 shows all")
+
+
+@app.command("doctor")
+def doctor(
+    min_age: float = typer.Option(60.0, "--min-age", help="Leave alone anything that changed less than this many seconds ago (it may be being written)."),
+    state_root: Optional[Path] = StateRootOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """Sweep SIGKILL debris: complete (as lost) or remove run directories without a record, remove stale temp files."""
+    from merlin.cli.output import emit_json, message
+    from merlin.safety import check_number
+
+    check_number(min_age, "--min-age", minimum=0)
+    report = _cp(state_root).sweep(everything=True, min_age=min_age)
+    if json:
+        emit_json(report.to_json())
+        return
+    message(f"doctor: {report.summary()}" + (f"; {len(report.deferred)} too recent to judge" if report.deferred else ""))
 
 
 @jobs_app.command("status")

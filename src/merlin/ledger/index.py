@@ -95,6 +95,8 @@ class RunIndex:
         self.dir = index_dir(self.root)
         self.path = self.dir / "runs.json"
         self.journal = self.dir / "changed"
+        #: run directories seen without a readable record (half-created, or being created now)
+        self.unrecorded: set[str] = set()
 
     # -------------------------------------------------------------- reading
 
@@ -142,6 +144,7 @@ class RunIndex:
         if loaded is None:
             return self.rebuild()
         data, rows = loaded
+        self.unrecorded = set(data.get("unrecorded") or [])
         if data.get("journal_ino") != journal_ino or data.get("journal_offset", 0) > journal_size:
             return self.rebuild()
         changed: set[str] = set()
@@ -162,13 +165,17 @@ class RunIndex:
             names = self._names()
             for gone in set(by_id) - names:
                 del by_id[gone]
+            self.unrecorded &= names
             changed.update(names - set(by_id))
         for run_id in changed:
             entry = _read_record(self.runs_dir, run_id)
             if entry is None:
                 by_id.pop(run_id, None)
+                if os.path.isdir(os.path.join(self.runs_dir, run_id)):
+                    self.unrecorded.add(run_id)  # a directory without a readable record: debris, or being created
             else:
                 by_id[run_id] = _row(run_id, entry[0])
+                self.unrecorded.discard(run_id)
         rows = sorted(by_id.values(), reverse=True)
         if journal_size >= JOURNAL_MAX:
             return self.rebuild()
@@ -185,22 +192,37 @@ class RunIndex:
         journal_ino, journal_size = self._journal_state()
         runs_mtime = self._runs_mtime()
         rows = []
+        self.unrecorded = set()
         for run_id in self._names():
             entry = _read_record(self.runs_dir, run_id)
             if entry is not None:
                 rows.append(_row(run_id, entry[0]))
+            else:
+                self.unrecorded.add(run_id)
         rows.sort(reverse=True)
         self._save(rows, runs_mtime, journal_ino, journal_size)
         return rows
 
     def _save(self, rows: list[Row], runs_mtime: int, journal_ino: int, journal_offset: int) -> None:
-        header = {"version": VERSION, "runs_mtime_ns": runs_mtime, "journal_ino": journal_ino, "journal_offset": journal_offset, "count": len(rows)}
+        header = {
+            "version": VERSION, "runs_mtime_ns": runs_mtime, "journal_ino": journal_ino, "journal_offset": journal_offset, "count": len(rows),
+            "unrecorded": sorted(self.unrecorded),
+        }
         text = json.dumps(header, separators=(",", ":")) + "\n" + "".join(r + "\n" for r in rows)
         try:
             make_dir(self.dir, private=True)
             atomic_write_bytes(self.path, text.encode("utf-8"))
         except OSError:
             pass  # a read-only state root still lists, just without the cache
+
+    def unrecorded_ids(self) -> list[str]:
+        """Run directories the last listing saw without a record (the saved header only: cheap)."""
+        try:
+            with open(self.path, "rb") as fh:
+                header = json.loads(fh.readline() or b"{}")
+        except (OSError, ValueError):
+            return []
+        return list(header.get("unrecorded") or []) if isinstance(header, dict) else []
 
     # -------------------------------------------------------------- listing
 

@@ -85,14 +85,24 @@ class Ledger:
         except FileExistsError:
             raise BadInput(f"run {request.run_id} already exists in {self.root}") from None
         check_transition(record.run_id, None, record.status)
-        with self.lock(record.run_id):
-            atomic_write_json(self.layout.request(request.run_id), request.model_dump(mode="json"))
-            atomic_write_json(self.layout.record(record.run_id), record.model_dump(mode="json"))
-            note_changed(self.root, record.run_id)
-            self._append_events(
-                record.run_id,
-                [{"event": "created", "to_status": record.status, "cause": cause, "attempt": len(record.attempts) or None}],
-            )
+        try:
+            with self.lock(record.run_id):
+                # write-ahead order: request, its 'created' event, then the record. A record
+                # never exists without its created event; a kill part-way leaves a directory
+                # without a record, which the debris sweep completes or removes (ledger/sweep.py)
+                atomic_write_json(self.layout.request(request.run_id), request.model_dump(mode="json"))
+                self._append_events(
+                    record.run_id,
+                    [{"event": "created", "to_status": record.status, "cause": cause, "attempt": len(record.attempts) or None}],
+                )
+                atomic_write_json(self.layout.record(record.run_id), record.model_dump(mode="json"))
+        except BaseException:
+            if not self.layout.record(record.run_id).is_file():
+                import shutil
+
+                shutil.rmtree(run_dir, ignore_errors=True)  # a failed create leaves no orphan directory
+            raise
+        note_changed(self.root, record.run_id)
         return record
 
     def read_request(self, run_id: str) -> "RunRequest":
