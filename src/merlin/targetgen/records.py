@@ -446,6 +446,7 @@ class ExecutionState(_Closed):
     ignored_answers: list[IgnoredAnswer]
     last_execute: LastExecute | None
     executes: int
+    interrupted_executes: int = Field(0, ge=0, description="executes that ended without finishing (a kill, a crash); written only once one has")
 
 
 RECORD_MODELS: dict[str, type[BaseModel]] = {
