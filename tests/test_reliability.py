@@ -257,3 +257,59 @@ def test_state_after_an_interrupted_execute_validates_against_its_schema(tmp_pat
     schemas = REPO / "docs" / "records" / "targetgen"
     for name in ("support_plan", "task_graph", "verification_manifest", "execution_bundle", "execution_state"):
         jsonschema.validate(json.loads((target / f"{name}.json").read_text()), json.loads((schemas / f"{name}.schema.json").read_text()))
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path):
+    """A 2 MiB tmpfs (skipped where mounting is not allowed)."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip() or res.returncode}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def fill(path: Path) -> Path:
+    filler = path / "filler"
+    with open(filler, "wb", buffering=0) as fh:
+        for chunk in (65536, 512, 1):
+            try:
+                while True:
+                    fh.write(b"\0" * chunk)
+            except OSError:
+                pass
+    return filler
+
+
+def test_full_disk_is_an_environment_error_and_a_run_end_is_recorded_once_space_returns(small_fs: Path, tmp_path: Path) -> None:
+    import json
+
+    root = small_fs / "state"
+    cp = ControlPlane(root)
+    first = cp.submit(["true"], target="demo", workflow="w", wait=True)
+    assert first.status == RunStatus.SUCCEEDED
+    filler = fill(small_fs)
+    tried = 3
+    res = run_cli("ray", "jobs", "submit", "--target", "demo", "--workflow", "w", "--engine", "local", "--state-root", str(root), "--json", "--", "true")
+    assert res.returncode == 75, res.stderr
+    line = res.stderr.strip()
+    assert "\n" not in line and "Traceback" not in line and "free" in line and str(root) in line, line
+    assert json.loads(res.stdout)["code"] == "environment.no_space"
+    assert [p.name for p in (root / "runs").iterdir()] == [first.run_id]  # no orphan directory
+    for p in (root / "runs").iterdir():  # every record has its created event
+        assert (p / "events.jsonl").read_text().count('"created"') == 1
+    # a run that ends while the disk is full is recorded once space returns
+    filler.unlink()
+    rec = cp.submit(["bash", "-c", "sleep 1.5"], target="demo", workflow="w")
+    wait_for(lambda: cp.get(rec.run_id).status == RunStatus.RUNNING)
+    filler = fill(small_fs)
+    time.sleep(2.5)  # the command has ended; its supervisor cannot record it
+    assert cp.get(rec.run_id).status == RunStatus.RUNNING
+    filler.unlink()
+    done = wait_for(lambda: (r := cp.get(rec.run_id)).status.is_terminal() and r, timeout=30)
+    assert done.status == RunStatus.SUCCEEDED and done.attempt.exit_code == 0
+    figure("full tmpfs", tried=tried, survived=2, lost=0, stuck=0)

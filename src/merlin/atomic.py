@@ -94,6 +94,9 @@ def make_dir(directory: Path, *, exist_ok: bool = True, private: bool = False) -
             if d == directory and not exist_ok:
                 raise
             continue
+        except OSError as exc:
+            no_space_check(exc, d)
+            raise
         if private:
             os.chmod(d, dir_mode())
 
@@ -121,6 +124,7 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> N
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
+        no_space_check(exc, path)
         raise BadInput(f"{path.parent}: cannot write here: {exc.strerror}") from None
     try:
         os.fchmod(fd, mode_for(path.parent) if mode is None else mode)
@@ -129,13 +133,22 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> N
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        no_space_check(exc, path)
         raise
     _fsync_dir(path.parent)
+
+
+def no_space_check(exc: BaseException, path: Path) -> None:
+    """Re-raise a full disk or quota (ENOSPC, EDQUOT) as :class:`merlin.errors.NoSpace` naming ``path``."""
+    from merlin.errors import NoSpace, is_no_space
+
+    if is_no_space(exc):
+        raise NoSpace(path, getattr(exc, "errno", None)) from None
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -202,12 +215,24 @@ def append_line(path: Path, line: str) -> None:
     if not path.parent.is_dir():
         ensure_dir(path.parent, private=_closed_to_others(path.parent.parent))  # a ledger subdirectory stays private
     data = (line.rstrip("\n") + "\n").encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, mode_for(path.parent))
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, mode_for(path.parent))
+    except OSError as exc:
+        no_space_check(exc, path)
+        raise
     if os.fstat(fd).st_size == 0:
         os.fchmod(fd, mode_for(path.parent))  # O_CREAT's mode is cut by the process umask
     try:
-        os.write(fd, data)
+        written = os.write(fd, data)
+        if written != len(data):  # a short write on a nearly full disk: undo it if it is still the last thing in the file
+            end = os.lseek(fd, 0, os.SEEK_CUR)
+            if os.fstat(fd).st_size == end:
+                os.ftruncate(fd, end - written)
+            raise OSError(28, "No space left on device", str(path))
         os.fsync(fd)
+    except OSError as exc:
+        no_space_check(exc, path)
+        raise
     finally:
         os.close(fd)
 

@@ -25,6 +25,7 @@ class ExitCode:
     NOT_FOUND = 4
     WAITING = 10
     INTERNAL = 70
+    ENVIRONMENT = 75  # EX_TEMPFAIL: the machine, not the input (disk full, quota): try again later
 
 
 class MerlinError(Exception):
@@ -110,3 +111,47 @@ class RunFailed(MerlinError):
 
     exit_code = ExitCode.RUN_FAILED
     code = "run_failed"
+
+
+class NoSpace(MerlinError):
+    """The filesystem under a path merlin writes is full (ENOSPC) or over quota (EDQUOT).
+
+    Not the user's input and not a bug: an environment error (exit 75) naming the
+    path and the space left, so a person can free space and run it again."""
+
+    exit_code = ExitCode.ENVIRONMENT
+    code = "environment.no_space"
+
+    def __init__(self, path: Any, errno_: int | None = None) -> None:
+        import errno
+        import os
+
+        what = "over its disk quota" if errno_ == getattr(errno, "EDQUOT", -1) else "no space left on its filesystem"
+        free = "unknown"
+        p = os.fspath(path) if path is not None else "."
+        while p:
+            try:
+                st = os.statvfs(p)
+                free = _size(st.f_bavail * st.f_frsize)
+                break
+            except OSError:
+                parent = os.path.dirname(p.rstrip("/"))
+                if parent == p:
+                    break
+                p = parent
+        super().__init__(f"{path}: cannot write: {what} ({free} free); free some space, then run it again")
+        self.path = str(path)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n} B"
+
+
+def is_no_space(exc: BaseException) -> bool:
+    import errno
+
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))

@@ -187,6 +187,11 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as exc:
         if os.environ.get("MERLIN_DEBUG"):
             raise
+        from merlin.errors import NoSpace, is_no_space
+
+        if is_no_space(exc):  # a write outside merlin.atomic (a log, a target file): still not a bug
+            err = NoSpace(exc.filename or os.environ.get("MERLIN_STATE_ROOT") or os.getcwd(), exc.errno)
+            fail(err.lines, err.exit_code, err.code, err.to_json())
         if exc.filename is None:
             crash(exc)
         # a path the user chose is unusable (a file where a directory must be, no permission, ...)

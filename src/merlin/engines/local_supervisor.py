@@ -18,6 +18,7 @@ from pathlib import Path
 
 from merlin.atomic import open_append
 from merlin.clusters import procs
+from merlin.errors import NoSpace
 
 
 def main(argv: list[str]) -> int:
@@ -130,9 +131,40 @@ def main(argv: list[str]) -> int:
                 )
         return None
 
-    ledger.update(run_id, finish, cause=f"the command exited with code {rc}")
-    _index(ledger, index_dir, run_id, attempt, should_stop=lambda: terminated["signal"] is not None)
+    record_when_space_returns(lambda: ledger.update(run_id, finish, cause=f"the command exited with code {rc}"))
+    try:
+        _index(ledger, index_dir, run_id, attempt, should_stop=lambda: terminated["signal"] is not None)
+    except (OSError, NoSpace):  # the end is recorded; `jobs artifacts` indexes again on demand
+        pass
     return 0
+
+
+#: how long a supervisor keeps trying to record a run's end on a full disk (seconds)
+NO_SPACE_WAIT = float(os.environ.get("MERLIN_NO_SPACE_WAIT", "3600"))
+
+
+def record_when_space_returns(write) -> None:
+    """Run ``write``; on a full disk (NoSpace) try again with backoff (0.2 s doubling to 30 s),
+    so the end of a run is recorded once space returns instead of being lost."""
+    import time
+
+    from merlin.errors import NoSpace
+
+    delay, deadline = 0.2, time.monotonic() + NO_SPACE_WAIT
+    while True:
+        try:
+            write()
+            return
+        except NoSpace as exc:
+            if time.monotonic() > deadline:
+                raise
+            try:
+                sys.stderr.write(f"merlin supervisor: {exc.message}; trying again in {delay:.1f}s\n")
+                sys.stderr.flush()
+            except OSError:
+                pass
+            time.sleep(delay)
+            delay = min(delay * 2, 30.0)
 
 
 def _index(ledger, index_dir, run_id: str, attempt: int, should_stop=None) -> None:

@@ -159,10 +159,6 @@ class Ledger:
             new.observed_at = _now()
         before = old.model_dump(mode="json", exclude={"updated_at"})
         after = new.model_dump(mode="json", exclude={"updated_at"})
-        if before != after:
-            new.updated_at = _now()
-            if write_if_changed(self.layout.record(run_id), dump_json(new.model_dump(mode="json")).encode("utf-8")):
-                note_changed(self.root, run_id)
         events: list[dict[str, Any]] = []
         if new.status != old.status:
             events.append(
@@ -176,7 +172,13 @@ class Ledger:
                 }
             )
         events.extend(txn.events)
+        # events first: a record never shows a change its history does not (on a full disk the
+        # record write then fails and is retried; the history may say it twice, never not at all)
         self._append_events(run_id, events)
+        if before != after:
+            new.updated_at = _now()
+            if write_if_changed(self.layout.record(run_id), dump_json(new.model_dump(mode="json")).encode("utf-8")):
+                note_changed(self.root, run_id)
 
     def append_event(self, run_id: str, event: str, cause: str, **fields: Any) -> None:
         """Append one event outside a status change (e.g. a note, an outcome)."""
