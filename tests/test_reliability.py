@@ -313,3 +313,22 @@ def test_full_disk_is_an_environment_error_and_a_run_end_is_recorded_once_space_
     done = wait_for(lambda: (r := cp.get(rec.run_id)).status.is_terminal() and r, timeout=30)
     assert done.status == RunStatus.SUCCEEDED and done.attempt.exit_code == 0
     figure("full tmpfs", tried=tried, survived=2, lost=0, stuck=0)
+
+
+def test_logs_of_an_attempt_whose_cluster_stopped_say_they_were_not_kept_and_why(cp: ControlPlane) -> None:
+    """A Ray run that ended before merlin copied its log, on a cluster that is gone since
+    (as a run recorded before logs were kept, then its cluster stopped)."""
+    from merlin.ledger.models import Attempt, ClusterRef, RunRecord, RunRequest
+
+    req = RunRequest(run_id="demo-gone-1", target="demo", workflow="w", source="test", engine="ray", command=["true"], workdir="/",
+                     target_dir=str(cp.root / "t"), cluster="gone")
+    rec = RunRecord(run_id="demo-gone-1", target="demo", workflow="w", source="test", engine="ray", status=RunStatus.PENDING,
+                    command=["true"], workdir="/", target_dir=req.target_dir, cluster=ClusterRef(name="gone"),
+                    attempts=[Attempt(number=1, engine="ray", status=RunStatus.PENDING, submission_id="merlin-demo-gone-1-1")])
+    cp.ledger.create_run(req, rec, cause="test")
+    from merlin.ledger import set_status
+
+    cp.ledger.update("demo-gone-1", lambda r: set_status(r, RunStatus.LOST, "lost"), cause="test")
+    res = run_cli("ray", "jobs", "logs", "demo-gone-1", "--attempt", "1", "--state-root", str(cp.root))
+    assert res.returncode == 4, res.stderr
+    assert "was not kept" in res.stderr and "gone" in res.stderr and res.stdout == ""

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from merlin.control.checks import first_line
-from merlin.errors import BadInput, Blocked, MerlinError
+from merlin.errors import BadInput, Blocked, MerlinError, NotFound
 from merlin.ledger.status import RunStatus
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -22,16 +22,30 @@ def logs(cp: ControlPlane, run_id: str, attempt: int | None = None) -> str:
     if att is None:
         return ""
     kept = cp.layout.attempt_log(run_id, n)
-    if rec.status.is_terminal() and kept.is_file():
+    ended = n < len(rec.attempts) or rec.status.is_terminal()
+    if ended and kept.is_file():
         return kept.read_text(encoding="utf-8", errors="replace")
     try:
-        return cp.engine(att.engine).logs(rec, n)
+        text = cp.engine(att.engine).logs(rec, n)
     except Blocked as exc:
+        if ended:
+            raise _not_kept(run_id, n, att, exc.message) from None
         raise Blocked(f"logs of run {run_id} are on its {att.engine} engine: {exc.message}", exc.cause, next_steps=exc.next_steps) from None
     except MerlinError:
         raise
     except Exception as exc:  # an engine's client error
         raise Blocked(f"cannot read the logs of run {run_id} from its {att.engine} engine: {first_line(exc)}", "engine_error") from None
+    if ended and not text and att.submission_id and not kept.is_file():
+        raise _not_kept(run_id, n, att, f"its {att.engine} engine no longer has submission {att.submission_id} (its cluster was restarted or stopped)")
+    return text
+
+
+def _not_kept(run_id: str, n: int, att, why: str) -> NotFound:
+    """An ended attempt whose log the ledger never copied and its engine no longer has."""
+    return NotFound(
+        f"the log of attempt {n} of run {run_id} was not kept: merlin had not copied it into the ledger when it ended, "
+        f"and now {why.rstrip('.')}. Logs of runs that end from now on are copied when merlin observes the end"
+    )
 
 
 def follow(cp: ControlPlane, run_id: str) -> Iterator[str]:
