@@ -332,3 +332,119 @@ def test_logs_of_an_attempt_whose_cluster_stopped_say_they_were_not_kept_and_why
     res = run_cli("ray", "jobs", "logs", "demo-gone-1", "--attempt", "1", "--state-root", str(cp.root))
     assert res.returncode == 4, res.stderr
     assert "was not kept" in res.stderr and "gone" in res.stderr and res.stdout == ""
+
+
+# ------------------------------------------------ SIGKILL storm, then every file validates
+
+STORM_SUBMIT = """
+import sys
+from merlin.controlplane import ControlPlane
+ControlPlane(sys.argv[1]).submit(["true"], target="storm", workflow="w")
+"""
+
+
+def validate_state_root(root: Path) -> int:
+    """Every run file merlin wrote under ``root`` validates against its published schema; returns how many."""
+    import json
+
+    jsonschema = pytest.importorskip("jsonschema")
+    from conftest import REPO
+
+    docs = REPO / "docs" / "records"
+    schema = {n: json.loads((docs / f"{n}.schema.json").read_text()) for n in ("run_record", "run_request", "run_event", "artifacts")}
+    checked = 0
+    for run_dir in (root / "runs").iterdir():
+        for name, stem in (("run_record.json", "run_record"), ("run_request.json", "run_request"), ("artifacts.json", "artifacts")):
+            if (run_dir / name).is_file():
+                jsonschema.validate(json.loads((run_dir / name).read_text()), schema[stem])
+                checked += 1
+        if (run_dir / "events.jsonl").is_file():
+            for line in (run_dir / "events.jsonl").read_text().splitlines():
+                jsonschema.validate(json.loads(line), schema["run_event"])
+                checked += 1
+    return checked
+
+
+def sigkill_storm(cp: ControlPlane, n: int) -> dict[str, int]:
+    """Submitters SIGKILLed at spread-out moments of their submit; then a sweep and a refresh."""
+    import random
+
+    rnd = random.Random(9)
+    t0 = time.monotonic()
+    subprocess.run([sys.executable, "-c", STORM_SUBMIT, str(cp.root)], check=True)  # how long one whole submit takes here
+    whole = time.monotonic() - t0
+    for _ in range(n):
+        p = subprocess.Popen([sys.executable, "-c", STORM_SUBMIT, str(cp.root)])
+        time.sleep(rnd.uniform(0.5, 1.0) * whole)  # most land inside the submit, after the imports
+        p.kill()
+        p.wait()
+    cp.sweep(everything=True, min_age=0)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and any(r.status.is_active() for r in cp.refresh()):
+        time.sleep(0.2)
+    records = [cp.get(d["run_id"]) for d in cp.list_runs()]
+    dirs = [p for p in cp.layout.runs.iterdir()] if cp.layout.runs.is_dir() else []
+    assert len(dirs) == len(records), "a run directory without a record survived the sweep"
+    lost = sum(1 for r in records if r.status == RunStatus.LOST)
+    stuck = sum(1 for r in records if r.status.is_active())
+    return {"tried": n + 1, "survived": n + 1 - lost - stuck, "lost": lost, "stuck": stuck, "killed_mid_submit": len(records) - 1}
+
+
+def test_sigkill_storm_leaves_no_debris_nothing_stuck_and_every_file_valid(cp: ControlPlane) -> None:
+    fig = sigkill_storm(cp, 5)
+    print(f"[reliability] SIGKILL storm: {fig.pop('killed_mid_submit')} submitters were killed after creating their run")
+    figure("SIGKILL storm", **fig)
+    assert fig["stuck"] == 0
+    for d in cp.list_runs():  # lost only with a true reason: its submitter was killed
+        if d["status"] == "lost":
+            assert "submitt" in d["message"], d["message"]
+    assert validate_state_root(cp.root) > 0
+
+
+# ------------------------------------------------ probes built by others, through the real CLI
+
+
+def test_alias_bomb_and_fifo_are_refused_quickly(tmp_path: Path) -> None:
+    from conftest import REPO
+    from test_spec_limits import _bomb
+
+    base = REPO / "tests" / "bad_inputs"
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text((base / "base_overlay.yaml").read_text() + "  extra:\n" + _bomb())
+    fifo = tmp_path / "capability.yaml"
+    os.mkfifo(fifo)
+    results = [
+        run_cli("targetgen", "validate", str(base / "base_capability.yaml"), "--overlay", str(overlay), timeout=60),
+        run_cli("targetgen", "validate", str(fifo), timeout=30),
+    ]
+    refused = [r for r in results if r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.splitlines()) == 1]
+    figure("alias bomb + FIFO", tried=2, survived=len(refused), lost=0, stuck=0)
+    assert len(refused) == 2, [r.stderr for r in results]
+
+
+def test_secrets_by_shape_never_reach_the_ledger_or_json(tmp_path: Path) -> None:
+    import json
+
+    root = tmp_path / "state"
+    secrets = ["hunter2pass", "ghp_" + "a" * 36, "AKIA" + "B" * 16, "u:s3cretpw@"]
+    res = run_cli(
+        "ray", "jobs", "submit", "--target", "demo", "--workflow", "w", "--engine", "local", "--state-root", str(root), "--json",
+        "--env", f"DATABASE_URL=postgres://u:s3cretpw@h/db", "--",
+        "true", "--password", "hunter2pass", f"--token={secrets[1]}", secrets[2],
+    )
+    assert res.returncode == 0, res.stderr
+    on_disk = "".join(p.read_text() for p in root.rglob("*.json*") if p.is_file())
+    leaked = [s for s in secrets if s in res.stdout or s in on_disk]
+    figure("secrets by shape", tried=len(secrets), survived=len(secrets) - len(leaked), lost=len(leaked), stuck=0)
+    assert leaked == [] and json.loads(res.stdout)["run_id"]
+
+
+def test_escape_injection_is_printed_neutralised(tmp_path: Path) -> None:
+    root = tmp_path / "state"
+    cp = ControlPlane(root)
+    evil = ["\x1b]0;owned\x07", "\x1b[2J", "line\rover"]
+    rec = cp.submit(["echo", *evil], target="demo", workflow="w", wait=True)
+    shown = [run_cli("ray", "jobs", "status", rec.run_id, "--state-root", str(root)), run_cli("ray", "jobs", "list", "--state-root", str(root))]
+    raw = [r for r in shown if "\x1b" in r.stdout + r.stderr or "\r" in r.stdout + r.stderr]
+    figure("escape injection", tried=len(shown), survived=len(shown) - len(raw), lost=len(raw), stuck=0)
+    assert all(r.returncode == 0 for r in shown) and raw == []
