@@ -304,7 +304,7 @@ class BatchClusters:
         from merlin.clusters.net import get_json
 
         try:
-            data = get_json(record.address, "/api/v0/nodes?limit=1000&detail=true", headers_for(record.auth, record.name), timeout=3.0)
+            data = get_json(record.address, "/api/v0/nodes?limit=1000&detail=true", headers_for(record.auth, record.name), timeout=10.0)
         except Exception as exc:
             return 0, f"head API not answering yet: {type(exc).__name__}"
         nodes = ((data.get("data") or {}).get("result") or {}).get("result") or []

@@ -199,9 +199,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cluster", default=None)
     ap.add_argument("--job-id", default=None)
     ap.add_argument("--cancel", default="scancel", help="the scheduler's cancel command (scancel, qdel)")
+    ap.add_argument("--head", default=None, help="worker: the head's GCS ADDR:PORT (ssh kind: no shared state dir)")
+    ap.add_argument("--own-session", action="store_true", help="lead a new session (ssh kind: stop kills the group)")
     args = ap.parse_args(argv)
 
     state_dir = Path(args.state_dir)
+    if args.own_session:
+        os.setsid()
     job_id = args.job_id or os.environ.get("SLURM_JOB_ID") or os.environ.get("PBS_JOBID", "0")
     node = args.node or os.environ.get("SLURMD_NODENAME") or socket.gethostname().split(".")[0]
     addr = node_addr(node)
@@ -222,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
             "--include-dashboard=true",
             f"--ray-client-server-port={ports['client_server']}",
         ]
+    elif args.head:
+        argv_ray.append(f"--address={args.head}")
     else:
         deadline = time.monotonic() + HANDSHAKE_TIMEOUT
         head_file = state_dir / "head.json"
