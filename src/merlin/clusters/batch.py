@@ -375,7 +375,7 @@ class BatchClusters:
         anything naming a node temp dir, and their descendants."""
         all_p = procs.all_procs()
         recorded = {p.pid: p.start_ticks for p in record.processes}
-        pids = {p.pid for p in all_p if recorded.get(p.pid) == p.start_ticks and p.state not in ("Z", "X")}
+        pids = {p.pid for p in all_p if p.pid in recorded and procs.same_start(recorded[p.pid], p.start_ticks) and not p.gone}
         markers = [d for d in record.node_temp_dirs or ([record.temp_dir] if record.temp_dir else []) if d]
         if markers:
             for p in all_p:
