@@ -188,6 +188,12 @@ class SshBackend:
 
     # -------------------------------------------------------------- observe
 
+    def describe(self, record) -> Any:
+        """``cluster status``: the record as :meth:`observe` just left it (no second query)."""
+        from merlin.clusters.base import ClusterState
+
+        return ClusterState(record.name, str(getattr(record.status, "value", record.status)), record.message, record, len(record.processes))
+
     def observe(self, record) -> Any:
         if record.status in ("stopped", "failed", "expired"):
             return record
