@@ -160,6 +160,14 @@ def head_ready(dashboard_port: int, token_file: str | None) -> bool:
         return False
 
 
+def recorded_active(state_root: Path, cluster: str) -> bool:
+    path = state_root / "cluster" / ("bootstrap.json" if cluster == "default" else f"{cluster}.json")
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("status") == "active"
+    except (OSError, ValueError):
+        return False
+
+
 def active_runs(state_root: Path, cluster: str) -> int:
     """Runs of ``cluster`` that are pending or running, read straight from run records."""
     n = 0
@@ -315,8 +323,8 @@ def main(argv: list[str] | None = None) -> int:
         except subprocess.TimeoutExpired:
             pass
         if args.role == "head" and args.idle_timeout and state_root and args.cluster:
-            if active_runs(state_root, args.cluster):
-                idle_since = time.monotonic()
+            if active_runs(state_root, args.cluster) or not recorded_active(state_root, args.cluster):
+                idle_since = time.monotonic()  # the idle clock runs only once merlin saw the cluster active
             elif time.monotonic() - idle_since >= args.idle_timeout:
                 write_json(state_dir / "idle.json", {"idle_seconds": args.idle_timeout, "time": time.time()})
                 print(f"merlin: no active run for {args.idle_timeout:.0f}s; ending the allocation", file=sys.stderr, flush=True)
