@@ -164,6 +164,14 @@ class LocalBackend:
                 progress(f"cluster '{name}' was recorded at {existing.address} but is {st.state}; cleaning up its processes")
                 self._kill(existing, grace=3.0)
 
+            # refused before any warning: an error stays one line
+            busy = [f"{flag} {p}" for p, flag in ((port, "--port"), (dashboard_port, "--dashboard-port")) if not port_free(p)]
+            if busy:
+                raise BadInput(
+                    f"cannot start Ray cluster '{name}': {' and '.join(busy)} already in use (another Ray or "
+                    "service listens there); choose free ports with --port/--dashboard-port"
+                )
+
             if host not in LOOPBACK:
                 warn(
                     f"Ray's jobs API will listen on {host}:{dashboard_port}: anyone who can reach it can run any code "
@@ -171,13 +179,6 @@ class LocalBackend:
                 )
             if auth != "token":
                 warn(unauthenticated_warning(host, dashboard_port))
-
-            busy = [f"{flag} {p}" for p, flag in ((port, "--port"), (dashboard_port, "--dashboard-port")) if not port_free(p)]
-            if busy:
-                raise BadInput(
-                    f"cannot start Ray cluster '{name}': {' and '.join(busy)} already in use (another Ray or "
-                    "service listens there); choose free ports with --port/--dashboard-port"
-                )
             aux = free_ports(7, avoid={port, dashboard_port})
             ports = ClusterPorts(
                 gcs=port,
