@@ -22,12 +22,11 @@ PY = sys.executable
 
 
 def _token_headers(cp: ControlPlane) -> dict[str, str]:
-    """The session cluster's token header (token authentication is on by default)."""
+    """Clusters merlin starts require Ray's token (issue 9): a raw SDK client must send it too."""
     from merlin.clusters.auth import headers_for
 
-    cluster = cp.ledger.read_cluster("default")
-    assert cluster is not None
-    return headers_for(cluster.auth, cluster.name)
+    crec = cp.ledger.read_cluster("default")
+    return headers_for(crec.auth, crec.name)
 
 
 def _commands(rec) -> list[str]:
