@@ -84,8 +84,19 @@ class RateLimiter:
             return True
 
 
-class BodyTooLarge(Exception):
-    pass
+async def read_body(request: Request, limit: int) -> bytes | None:
+    """The body, or None past ``limit`` bytes (a chunked body has no Content-Length to check first)."""
+    chunks, seen = [], 0
+    async for chunk in request.stream():
+        seen += len(chunk)
+        if seen > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> JSONResponse:
+    return _plain_error(413, f"request body over {limit} bytes", "body_too_large")
 
 
 class Guard:
@@ -106,34 +117,15 @@ class Guard:
         if reply is not None:
             await reply(scope, receive, send)
             return
-        limit = self.cfg.max_body
-        seen = 0
+        cors = {o.lower() for o in self.cfg.cors_origins}
+        origin = headers.get("origin", "").lower()
 
-        async def limited_receive() -> dict[str, Any]:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise BodyTooLarge()
-            return message
-
-        started = False
-
-        async def tracking_send(message: dict[str, Any]) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-                origin = headers.get("origin", "").lower()
-                if origin and origin in {o.lower() for o in self.cfg.cors_origins}:
-                    message.setdefault("headers", []).append((b"access-control-allow-origin", origin.encode()))
+        async def cors_send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start" and origin and origin in cors:
+                message.setdefault("headers", []).append((b"access-control-allow-origin", origin.encode()))
             await send(message)
 
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except BodyTooLarge:
-            if not started:
-                await _plain_error(413, f"request body over {limit} bytes", "body_too_large")(scope, receive, send)
+        await self.app(scope, receive, cors_send if cors else send)
 
     def check(self, scope: dict[str, Any], headers: dict[str, str]) -> Response | None:
         host = headers.get("host", "").lower()
@@ -148,7 +140,7 @@ class Guard:
                 "access-control-allow-headers": "authorization, content-type, mcp-session-id, mcp-protocol-version", "access-control-max-age": "600"})
         length = headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > self.cfg.max_body):
-            return _plain_error(413, f"request body over {self.cfg.max_body} bytes", "body_too_large")
+            return _too_large(self.cfg.max_body)
         client = scope.get("client")
         peer = client[0] if client else "unix"
         path = scope.get("path", "")
@@ -190,7 +182,9 @@ def build_app(gw: Gateway, cfg: ServeConfig, sessions: Sessions | None = None) -
         name = request.path_params["name"]
         if name not in ops:
             return _plain_error(404, f"no operation {name!r} (see /openapi.json)", "not_found")
-        body = await request.body()
+        body = await read_body(request, cfg.max_body)
+        if body is None:
+            return _too_large(cfg.max_body)
         try:
             args = json.loads(body) if body.strip() else {}
         except ValueError as exc:
@@ -227,7 +221,10 @@ def build_app(gw: Gateway, cfg: ServeConfig, sessions: Sessions | None = None) -
             sid = sessions.redeem(code)
             note = "that link was already used or is unknown; ask for a new one (restart merlin serve) or paste the token"
         else:
-            form = parse_qs((await request.body()).decode("utf-8", errors="replace"))
+            raw = await read_body(request, 4096)
+            if raw is None:
+                return _too_large(4096)
+            form = parse_qs(raw.decode("utf-8", errors="replace"))
             if bearer_ok("Bearer " + (form.get("token") or [""])[0], cfg.token):
                 sid = sessions.open()
             note = "wrong token"
