@@ -13,9 +13,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC
 from pathlib import Path
-from typing import Iterator, Sequence
 
 REPO = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -96,7 +97,7 @@ def report(title: str, rows: list[tuple[str, float, float, str, bool]]) -> int:
 
 
 @contextmanager
-def private_cluster(root: Path, num_cpus: int = 2) -> Iterator["object"]:
+def private_cluster(root: Path, num_cpus: int = 2) -> Iterator[object]:
     """A real local Ray head on free ports under ``root``, stopped on exit."""
     from merlin.clusters.net import free_ports
     from merlin.controlplane import ControlPlane
@@ -124,13 +125,13 @@ def fabricate_runs(root: Path, n: int) -> None:
     Records come from the real models so the files are what merlin writes;
     the bulk write skips fsync (this is benchmark set-up, not the ledger).
     """
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from merlin.atomic import dump_json
     from merlin.ledger.models import Attempt, ClusterRef, RunEvent, RunRecord, RunRequest
 
     statuses = ["succeeded", "failed", "cancelled", "lost", "blocked"]
-    base = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    base = datetime(2026, 1, 1, tzinfo=UTC)
     runs = root / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     for i in range(n):

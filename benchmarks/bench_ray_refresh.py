@@ -33,7 +33,7 @@ def main() -> int:
 
             client = JobSubmissionClient(rec.address)
             ids = []
-            for b in range(0, N, BATCH):
+            for _ in range(0, N, BATCH):
                 batch = [cp.submit(["true"], target="bench", workflow="refresh", engine="ray").run_id for _ in range(BATCH)]
                 ids += batch
                 subs = {f"merlin-{rid}-1" for rid in batch}

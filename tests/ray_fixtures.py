@@ -1,11 +1,14 @@
-"""Real Ray for the test run: one local cluster, started through merlin's own
-ControlPlane on free ports in a temp state root, stopped at the end.
+"""Real Ray for the test run: ONE local cluster per pytest run, started through
+merlin's own ControlPlane on free ports in a temp state root.
 
-Every test marked ``ray`` is also put in xdist group "ray", so with
-``pytest -n 2 --dist loadgroup`` all Ray tests share one worker and one
-cluster. Under plain ``-n 2`` (load scheduling) each worker that receives Ray
-tests starts its own cluster; that works too (free ports, private temp dirs),
-it is only slower.
+pytest-xdist's ``--dist loadgroup`` no longer keeps the Ray tests on one worker
+under pytest 9.2 (pytest-xdist#1386: the ``@group`` node-id suffix is dropped),
+so the cluster no longer relies on scheduling. The first worker that needs it
+starts it under a file lock in the run's shared temp dir (the controller's
+basetemp, parent of every worker's) and writes its record there; the other
+workers attach to it. The controller (or the single process under ``-n 0``)
+stops it at session finish, after every worker is done, and fails the run if
+more than one session head was started (``heads.jsonl``).
 
 Tests get their own ledger (``ray_cp``): a fresh state root whose
 ``cluster/bootstrap.json`` is a copy of the shared cluster's record, so runs of
@@ -14,11 +17,12 @@ different tests never mix while the cluster is shared.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -26,6 +30,7 @@ OBJECT_STORE = 100 * 1024 * 1024
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep the Ray tests in xdist group "ray" (helps where loadgroup still works; not relied on)."""
     for item in items:
         if item.get_closest_marker("ray") is not None and item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group("ray"))
@@ -53,15 +58,68 @@ def start_cluster(state_root: Path, name: str = "default", **kwargs):
     return cp, rec
 
 
+def shared_dir(config: pytest.Config) -> Path:
+    """The run's directory shared by the controller and every xdist worker."""
+    base = config._tmp_path_factory.getbasetemp()  # type: ignore[attr-defined]
+    if hasattr(config, "workerinput"):  # an xdist worker: basetemp is <controller basetemp>/gwN
+        base = base.parent
+    path = base / "ray-shared"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def heads_started(shared: Path) -> list[dict]:
+    """Every session head started in this run (one JSON line each)."""
+    log = shared / "heads.jsonl"
+    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
+
+
 @pytest.fixture(scope="session")
-def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster]:
+def ray_cluster(request: pytest.FixtureRequest) -> Iterator[RayCluster]:
+    """The run's one shared cluster: started by whichever process asks first, stopped by the controller."""
     pytest.importorskip("ray")
-    root = tmp_path_factory.mktemp("ray-session") / "state"
-    cp, rec = start_cluster(root)
+    from filelock import FileLock
+
+    shared = shared_dir(request.config)
+    record = shared / "cluster.json"
+    with FileLock(str(shared / "cluster.lock")):
+        if record.exists():
+            data = json.loads(record.read_text())
+            cluster = RayCluster(**{k: Path(v) if k in ("state_root", "record_path") else v for k, v in data.items()})
+        else:
+            root = shared / "state"
+            cp, rec = start_cluster(root)
+            cluster = RayCluster(state_root=root, name=rec.name, address=rec.address, record_path=cp.layout.cluster_record(rec.name))
+            worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+            with (shared / "heads.jsonl").open("a") as log:
+                log.write(json.dumps({"worker": worker, "pid": os.getpid(), "address": rec.address}) + "\n")
+            record.write_text(json.dumps({k: str(v) for k, v in asdict(cluster).items()}))
+    yield cluster
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """In the controller: stop the shared cluster, and fail the run if two session heads started."""
+    config = session.config
+    if hasattr(config, "workerinput") or not hasattr(config, "_tmp_path_factory"):
+        return
     try:
-        yield RayCluster(state_root=root, name=rec.name, address=rec.address, record_path=cp.layout.cluster_record(rec.name))
-    finally:
-        cp.stop_cluster(rec.name, grace=3.0)
+        shared = shared_dir(config)
+    except Exception:  # no basetemp was ever made: no cluster either
+        return
+    record = shared / "cluster.json"
+    if record.exists():
+        from merlin.controlplane import ControlPlane
+
+        data = json.loads(record.read_text())
+        ControlPlane(Path(data["state_root"])).stop_cluster(data["name"], grace=3.0)
+        record.unlink()
+    heads = heads_started(shared)
+    if len(heads) > 1:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        line = f"ray_fixtures: {len(heads)} session Ray heads started in one run (want 1): {heads}"
+        if reporter is not None:
+            reporter.write_line(line, red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture

@@ -141,7 +141,7 @@ def test_task_graph_shape_with_and_without_overlay() -> None:
     assert deps["derive_compile_view"] == ["review_target_spec"]
     implements = [i for i in ids if i.startswith("implement_")]
     assert deps[implements[0]] == ["derive_compile_view"]
-    for prev, cur in zip(implements, implements[1:]):
+    for prev, cur in zip(implements, implements[1:], strict=False):
         assert deps[cur] == [prev]
     assert ids[-1] == "define_verification_ladder" and deps[ids[-1]] == [implements[-1]]
     required = {"id", "title", "phase", "family", "depends_on", "evidence", "acceptance_checks", "write_scope",

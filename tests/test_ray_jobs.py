@@ -4,7 +4,6 @@ cancel, retry, reconciliation, blocked causes, redaction."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import sys
@@ -98,11 +97,11 @@ def test_failed_run_exit_1_then_retry_succeeds(ray_cp: ControlPlane, tmp_path: P
 
 
 def test_refresh_asks_each_cluster_once(ray_cp: ControlPlane, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ray.job_submission import JobSubmissionClient
+    from merlin.engines.ray_api import JobsApi
 
     runs = [ray_cp.submit(["bash", "-c", f"sleep 1; echo {i}"], target="demo", workflow="many", engine="ray") for i in range(5)]
     calls = {"list_jobs": 0, "get_job_info": 0}
-    real_list, real_info = JobSubmissionClient.list_jobs, JobSubmissionClient.get_job_info
+    real_list, real_info = JobsApi.list_jobs, JobsApi.get_job
 
     def list_jobs(self):
         calls["list_jobs"] += 1
@@ -112,8 +111,8 @@ def test_refresh_asks_each_cluster_once(ray_cp: ControlPlane, monkeypatch: pytes
         calls["get_job_info"] += 1
         return real_info(self, job_id)
 
-    monkeypatch.setattr(JobSubmissionClient, "list_jobs", list_jobs)
-    monkeypatch.setattr(JobSubmissionClient, "get_job_info", get_job_info)
+    monkeypatch.setattr(JobsApi, "list_jobs", list_jobs)
+    monkeypatch.setattr(JobsApi, "get_job", get_job_info)
     cp = ControlPlane(ray_cp.root)  # a fresh control plane, as a new CLI process would have
     rounds = 0
     while True:
@@ -258,9 +257,10 @@ def test_submit_posts_without_importing_ray(ray_cp: ControlPlane) -> None:
 
 
 def test_a_resubmitted_attempt_is_adopted_and_an_unknown_one_is_lost(ray_cp: ControlPlane) -> None:
-    """A second POST of the same submission id (the first got through) is adopted, recognised
-    from Ray's real error response; a submission id Ray never heard of observes as lost."""
-    from merlin.engines.ray_engine import _duplicate_submission
+    """A second POST of the same submission id (the first got through) is adopted: after Ray's
+    error, merlin asks Ray for that submission and checks it is this run's (no text matching).
+    A submission id Ray never heard of observes as lost."""
+    from merlin.engines.ray_engine import RayEngine
 
     rec = ray_cp.submit(["true"], target="demo", workflow="dup", engine="ray", wait=True)
     assert rec.status == RunStatus.SUCCEEDED
@@ -269,8 +269,10 @@ def test_a_resubmitted_attempt_is_adopted_and_an_unknown_one_is_lost(ray_cp: Con
     again = eng.submit(rec, request, {})  # Ray answers with an error naming the existing submission
     assert again.submission_id == rec.attempt.submission_id
     assert ray_cp.status(rec.run_id).status == RunStatus.SUCCEEDED
-    assert not _duplicate_submission(404, f"Job with submission_id {again.submission_id} already exists", again.submission_id)
-    assert _duplicate_submission(400, json.dumps({"message": f"Job with submission_id {again.submission_id} already exists."}), again.submission_id)
+    api = eng.client(ray_cp.ledger.read_cluster("default"))
+    assert RayEngine._already_submitted(api, again.submission_id, rec.run_id)
+    assert not RayEngine._already_submitted(api, again.submission_id, "some-other-run")  # not ours: never adopted
+    assert not RayEngine._already_submitted(api, "merlin-never-submitted-1", rec.run_id)
     ghost = rec.model_copy(update={"attempts": [rec.attempt.model_copy(update={"submission_id": "merlin-never-submitted-1"})]})
     obs = eng.poll(ghost)
     assert obs.status == RunStatus.LOST and obs.error_type == "SUBMISSION_UNKNOWN"

@@ -10,7 +10,6 @@ import pytest
 
 from conftest import EXAMPLES, run_cli
 from merlin.controlplane import ControlPlane
-from merlin.ledger import RunStatus
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 

@@ -12,18 +12,64 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
+STATE_UMASK_ENV = "MERLIN_STATE_UMASK"
+DEFAULT_STATE_UMASK = 0o077  # state is private: records hold commands, env names, logs
+
+
+def state_umask() -> int:
+    """The mask for files and directories merlin creates: ``$MERLIN_STATE_UMASK`` (octal, e.g.
+    ``007`` for a lab's shared group), else 077. The process umask is left alone, so the
+    user's own commands create files as they always would."""
+    from merlin.errors import BadInput
+
+    raw = os.environ.get(STATE_UMASK_ENV, "").strip()
+    if not raw:
+        return DEFAULT_STATE_UMASK
+    try:
+        mask = int(raw, 8)
+    except ValueError:
+        mask = -1
+    if not 0 <= mask <= 0o777:
+        raise BadInput(f"${STATE_UMASK_ENV}={raw!r}: expected an octal umask such as 077 (private) or 007 (shared group)")
     return mask
 
 
-_FILE_MODE = 0o666 & ~_umask()  # what open() would give: mkstemp's 0600 would make shared state private
+def file_mode() -> int:
+    return 0o666 & ~state_umask()
+
+
+def dir_mode() -> int:
+    return 0o777 & ~state_umask()
+
+
+def make_dir(directory: Path, *, exist_ok: bool = True) -> None:
+    """mkdir -p where every directory created gets :func:`dir_mode` (0700 by default),
+    whatever the process umask; existing directories keep their mode."""
+    directory = Path(directory)
+    missing = []
+    p = directory
+    while not p.exists():
+        missing.append(p)
+        if p.parent == p:
+            break
+        p = p.parent
+    if not missing and not exist_ok:
+        raise FileExistsError(str(directory))
+    mode = dir_mode()
+    for d in reversed(missing):
+        try:
+            os.mkdir(d, mode)
+        except FileExistsError:
+            if d == directory and not exist_ok:
+                raise
+            continue
+        os.chmod(d, mode)
 
 
 def ensure_dir(directory: Path) -> None:
@@ -31,7 +77,9 @@ def ensure_dir(directory: Path) -> None:
     from merlin.errors import BadInput
 
     try:
-        Path(directory).mkdir(parents=True, exist_ok=True)
+        make_dir(Path(directory))
+        if not Path(directory).is_dir():
+            raise FileExistsError(str(directory))
     except (FileExistsError, NotADirectoryError):
         raise BadInput(f"{directory}: cannot create this directory: a file is in the way (expected a directory path)") from None
     except OSError as exc:
@@ -49,7 +97,7 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> N
     except OSError as exc:
         raise BadInput(f"{path.parent}: cannot write here: {exc.strerror}") from None
     try:
-        os.fchmod(fd, _FILE_MODE if mode is None else mode)
+        os.fchmod(fd, file_mode() if mode is None else mode)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -69,8 +117,38 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def dump_json(data: Any) -> str:
-    """Canonical JSON: sorted keys, two-space indent, trailing newline (byte-stable)."""
-    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    """Canonical JSON: sorted keys, two-space indent, trailing newline (byte-stable).
+
+    NaN and Infinity are refused (``BadInput``): they are not JSON, and other readers
+    (``JSON.parse``, jq) fail on the whole file.
+    """
+    from merlin.errors import BadInput
+
+    try:
+        return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+    except ValueError as exc:
+        if "JSON compliant" not in str(exc):
+            raise
+        raise BadInput(f"refusing to write a non-finite number (NaN or Infinity is not JSON): {_non_finite_path(data)}") from None
+
+
+def _non_finite_path(data: Any, path: str = "$") -> str:
+    """Where the first NaN/Infinity is (``$.resources.CPU``), for the error message."""
+    import math
+
+    if isinstance(data, float) and not math.isfinite(data):
+        return f"{path} = {data}"
+    if isinstance(data, dict):
+        for k, v in data.items():
+            found = _non_finite_path(v, f"{path}.{k}")
+            if found:
+                return found
+    if isinstance(data, (list, tuple)):
+        for i, v in enumerate(data):
+            found = _non_finite_path(v, f"{path}[{i}]")
+            if found:
+                return found
+    return ""
 
 
 def atomic_write_json(path: Path, data: Any) -> None:
@@ -97,7 +175,7 @@ def append_line(path: Path, line: str) -> None:
     path = Path(path)
     ensure_dir(path.parent)
     data = (line.rstrip("\n") + "\n").encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, file_mode())
     try:
         os.write(fd, data)
         os.fsync(fd)
@@ -130,8 +208,8 @@ def file_lock(path: Path, *, timeout: float = 10.0, holder: str | None = None) -
     from merlin.errors import LockBusy
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(path))
+    make_dir(path.parent)
+    lock = FileLock(str(path), mode=file_mode())
     holder_file = path.with_name(path.name + ".holder")
     try:
         lock.acquire(timeout=timeout)
@@ -146,7 +224,9 @@ def file_lock(path: Path, *, timeout: float = 10.0, holder: str | None = None) -
         ) from None
     try:
         try:
-            holder_file.write_text(holder or f"pid {os.getpid()}", encoding="utf-8")
+            fd = os.open(holder_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, file_mode())
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(holder or f"pid {os.getpid()}")
         except OSError:
             pass
         yield

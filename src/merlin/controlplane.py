@@ -25,6 +25,7 @@ from merlin.errors import BadInput, Blocked, NotFound
 from merlin.ledger.paths import Layout, new_run_id, resolve_state_root, validate_name, validate_run_id
 from merlin.ledger.status import RunStatus, can_transition
 from merlin.ledger.store import Ledger, set_status
+from merlin.safety import check_number, check_target_dir, no_nul, no_nul_env, no_nul_in  # noqa: F401 (check_target_dir: re-exported)
 
 if TYPE_CHECKING:  # pragma: no cover
     from merlin.clusters.local import ClusterState, LocalClusters
@@ -40,31 +41,6 @@ OUTCOME_HINTS = {
     "awaiting_operator": "awaiting an operator: do the step described in {target_dir}, then `merlin targetgen execute --from-dir {target_dir}`",
     "awaiting_response": "awaiting a response: answer the request in {target_dir}, then `merlin targetgen execute --from-dir {target_dir}`",
 }
-
-
-#: System trees a run must never use as its target directory, nor anything below them.
-_SYSTEM_TREES = ("/proc", "/sys", "/dev", "/etc", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/boot")
-#: Shared top-level directories: refused themselves (indexing them reads everyone's files); their subdirectories are fine.
-_SHARED_DIRS = ("/home", "/Users", "/tmp", "/var", "/var/tmp", "/run", "/opt", "/srv", "/mnt", "/media", "/root", "/snap")
-
-
-def check_target_dir(tdir: Path) -> Path:
-    """Refuse a target directory that would index (and let a run write into) the system or a whole home."""
-    tdir = Path(tdir)
-    why = None
-    if tdir == Path(tdir.anchor):
-        why = "is the filesystem root"
-    elif tdir == Path.home().resolve():
-        why = "is your home directory itself"
-    elif str(tdir) in _SHARED_DIRS:
-        why = "is a shared system directory"
-    else:
-        tree = next((t for t in _SYSTEM_TREES if tdir == Path(t) or Path(t) in tdir.parents), None)
-        if tree:
-            why = f"is inside the system tree {tree}"
-    if why:
-        raise BadInput(f"--target-dir {tdir} {why}; choose a directory of its own, e.g. --target-dir ./out/NAME (or omit it)")
-    return tdir
 
 
 def _first_line(exc: BaseException) -> str:
@@ -94,6 +70,13 @@ class ControlPlane:
     # ----------------------------------------------------------------- parts
 
     @property
+    def leases(self) -> Any:
+        """The lease book (merlin.leases.book.LeaseBook) of this state root: reserve, renew, release, ..."""
+        from merlin.leases.book import LeaseBook
+
+        return LeaseBook(self.layout)
+
+    @property
     def clusters(self) -> "LocalClusters":
         if self._clusters is None:
             from merlin.clusters.local import LocalClusters
@@ -121,14 +104,32 @@ class ControlPlane:
         """Start (or find already active) a local Ray head. Returns (record, started_now)."""
         return self.clusters.start(name=name, **kwargs)
 
+    def start_cluster(self, kind: str, name: str, *, wait: bool = True, progress: Any = None, **options: Any) -> tuple["ClusterRecord", bool]:
+        """Start a cluster of any kind (slurm, pbs, ssh through their backends). Returns (record, started_now)."""
+        if kind == "local":
+            return self.start_local_cluster(name, progress=progress, **options)
+        from merlin.clusters.kinds import backend_for
+
+        return backend_for(kind, self.ledger).start(name, wait=wait, progress=progress, **options)
+
     def cluster_status(self, name: str = "default") -> "ClusterState":
+        rec = self.ledger.read_cluster(name)
+        if rec is not None and rec.kind != "local":  # hpc: slurm/pbs/ssh records go to their backend
+            from merlin.clusters.kinds import observe_state
+
+            return observe_state(self.ledger, rec)
         return self.clusters.observe(name)
 
     def stop_cluster(self, name: str = "default", grace: float = 5.0, **kwargs: Any) -> "ClusterRecord":
+        rec = self.ledger.read_cluster(name)
+        if rec is not None and rec.kind != "local":
+            from merlin.clusters.kinds import stop
+
+            return stop(self.ledger, rec, grace=grace, progress=kwargs.get("progress"))
         return self.clusters.stop(name, grace=grace, **kwargs)
 
     def list_clusters(self) -> list["ClusterState"]:
-        return self.clusters.list()
+        return [self.cluster_status(n) for n in self.ledger.cluster_names()]
 
     # ------------------------------------------------------------------ runs
 
@@ -170,8 +171,13 @@ class ControlPlane:
         if engine == "local" and cluster is not None:
             raise BadInput("--cluster applies to --engine ray only")
         for label, v in (("--num-cpus", num_cpus), ("--num-gpus", num_gpus)):
-            if v is not None and v < 0:
-                raise BadInput(f"{label} {v}: must be >= 0")
+            check_number(v, label)
+        for k, v in (resources or {}).items():
+            check_number(v, f"--resource {k}")
+        no_nul_in(command, "command argument")
+        no_nul_env(env)
+        no_nul(str(target_dir) if target_dir is not None else None, "--target-dir")
+        no_nul(str(workdir) if workdir is not None else None, "--workdir")
         real_env = _check_env(env)
         run_id = validate_run_id(run_id) if run_id else new_run_id(target)
         tdir = check_target_dir(Path(target_dir).expanduser().resolve()) if target_dir else self.layout.default_target_dir(run_id)
@@ -395,8 +401,10 @@ class ControlPlane:
     def _apply(self, seen: "RunRecord", obs: "Observation", keep_logs: bool = True) -> "RunRecord":
         """Apply one observation through the ledger (transition-checked, locked).
 
-        When the run ends here, its target directory is indexed in the same
-        locked transaction; its Ray log is kept afterwards (``keep_logs``).
+        When the observation ends the run, its target directory is indexed
+        first, outside the run's lock (the run has ended: nothing writes there
+        any more), and the index is committed in the short locked update that
+        records the end. Its Ray log is kept afterwards (``keep_logs``).
         A local run whose supervisor is alive is left alone: the supervisor is
         its observer, and re-writing the record on every poll would only
         contend for its lock.
@@ -409,6 +417,8 @@ class ControlPlane:
         attempt_no = len(seen.attempts)
         run_id = seen.run_id
         became_terminal: list[bool] = []
+        ends = obs.status is not None and obs.status.is_terminal() and seen.status.is_active()
+        idx = index_dir(run_id, Path(seen.target_dir), attempt_no) if ends else None  # never under the lock
 
         def mutate(r: "RunRecord") -> list[dict[str, Any]]:
             if len(r.attempts) != attempt_no or not r.status.is_active():
@@ -437,13 +447,16 @@ class ControlPlane:
             if not new.is_terminal():
                 return []
             became_terminal.append(True)
-            idx = index_dir(run_id, Path(r.target_dir), attempt_no)
-            if self.ledger.write_artifacts(idx, locked=True):
+            if idx is not None and self.ledger.write_artifacts(idx, locked=True):
                 return [{"event": "artifacts", "cause": "the run ended; target directory indexed", "attempt": attempt_no, "detail": {"files": len(idx.files)}}]
             return []
 
         cause = f"observed by {seen.engine} engine" + (f": {obs.status.value}" if obs.status else ": no answer")
         rec = self.ledger.update(run_id, mutate, cause=cause, observed=obs.status is not None)
+        if became_terminal and idx is None:  # ended although ``seen`` did not predict it: index now, commit briefly
+            late = index_dir(run_id, Path(rec.target_dir), attempt_no)
+            if self.ledger.write_artifacts(late):
+                self.ledger.append_event(run_id, "artifacts", "the run ended; target directory indexed", attempt=attempt_no, detail={"files": len(late.files)})
         if became_terminal and keep_logs and rec.engine == "ray" and rec.status != RunStatus.LOST:
             self._keep_ray_logs([rec])
         return rec
@@ -671,7 +684,7 @@ class ControlPlane:
         for k, v in request.env.items():
             if k in overrides:
                 real_env[k] = overrides[k]
-            elif v == REDACTED:
+            elif REDACTED in v:  # redacted whole (secret name) or in part (secret shape)
                 if k in os.environ:
                     real_env[k] = os.environ[k]
                 else:
@@ -746,6 +759,9 @@ class ControlPlane:
         record (``record_inprocess_run`` with ``run_id``), while the engine's
         status (succeeded/failed) is observed as for any run.
         """
+        no_nul(str(target_dir), "target directory")
+        no_nul_in(extra_args, "argument")
+        no_nul_env(env)
         tdir = Path(target_dir).expanduser().resolve()
         if not tdir.is_dir():
             raise BadInput(f"target directory {tdir} does not exist (orchestrate the target first)")
@@ -842,6 +858,8 @@ class ControlPlane:
                 return InProcessRun(self, run_id, attached=True)
         validate_name(target, "target name")
         validate_name(workflow, "workflow name")
+        no_nul(str(target_dir), "target directory")
+        no_nul_in(command or (), "command argument")
         run_id = run_id or new_run_id(target)
         argv = redact_argv([str(c) for c in (command if command is not None else ["merlin", *sys.argv[1:]])])
         tdir = str(Path(target_dir).expanduser().resolve())

@@ -7,25 +7,80 @@ and prints one line (``MERLIN_DEBUG=1`` shows the traceback).
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
 from merlin import __version__
-from merlin.cli import ray_cmd, targetgen_cmd
+
+# Command groups, loaded only when invoked (or when their own help is asked for),
+# so `merlin --help` imports neither them nor what they import. The help text is
+# the group's own (tests/test_cli_lazy.py keeps the two in step).
+LAZY_GROUPS: dict[str, tuple[str, str]] = {
+    "targetgen": ("merlin.cli.targetgen_cmd", "TargetGen: validate specs, plan a target and drive its execution."),
+    "ray": ("merlin.cli.ray_cmd", "Ray control plane: clusters, runs (jobs) and artifacts."),
+}
+
+
+def _plain_help(sub: typer.Typer) -> None:
+    """Click's plain help for a Typer and its sub-Typers: Rich's help formatter costs ~0.1 s of imports."""
+    sub.rich_markup_mode = None
+    for group in sub.registered_groups:
+        if group.typer_instance is not None:
+            _plain_help(group.typer_instance)
+
+
+class LazyGroup(TyperGroup):
+    """The root group: lists LAZY_GROUPS by name and help, imports one only when it is used."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*super().list_commands(ctx), *(n for n in LAZY_GROUPS if n not in self.commands)]
+
+    def get_command(self, ctx: Any, name: str) -> Any:
+        if name in LAZY_GROUPS and name not in self.commands:
+            sub: typer.Typer = importlib.import_module(LAZY_GROUPS[name][0]).app
+            _plain_help(sub)
+            sub._add_completion = False  # as when it was added to the root app with add_typer
+            group = typer.main.get_command(sub)
+            group.name = name
+            self.add_command(group, name)
+        return super().get_command(ctx, name)
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        """As click's, but a group not loaded yet is listed by its stored help."""
+        from typer._click.utils import make_default_short_help
+
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(n) for n in names)
+        rows = []
+        for name in names:
+            if name in LAZY_GROUPS and name not in self.commands:
+                rows.append((name, make_default_short_help(LAZY_GROUPS[name][1], limit)))
+            else:
+                cmd = super().get_command(ctx, name)
+                if cmd is not None and not cmd.hidden:
+                    rows.append((name, cmd.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
 
 app = typer.Typer(
     name="merlin",
+    cls=LazyGroup,
     help="Control plane for hardware-target enablement: plan targets with TargetGen, run them locally or on Ray.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-app.add_typer(targetgen_cmd.app, name="targetgen")
-app.add_typer(ray_cmd.app, name="ray")
-__import__("merlin.cli.gateway_cmd", fromlist=["register"]).register(app)  # merlin mcp, merlin serve
+__import__("merlin.cli.gateway_cmd", fromlist=["register"]).register(app)  # merlin mcp, merlin serve (their imports are lazy)
 
 
 def _version(value: bool) -> None:
@@ -58,10 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     from merlin.cli import output
     from merlin.errors import ExitCode, MerlinError
 
-    try:  # typer >= 0.24 vendors click
-        from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
-    except ImportError:  # pragma: no cover - older typer
-        from click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError  # typer >= 0.24 vendors click
 
     args = list(sys.argv[1:] if argv is None else argv)
     wants_json = "--json" in args[: args.index("--")] if "--" in args else "--json" in args

@@ -18,8 +18,10 @@ cluster_app = typer.Typer(help="Start, inspect and stop local Ray clusters.", no
 jobs_app = typer.Typer(help="Submit, list, follow, cancel and retry runs.", no_args_is_help=True)
 artifacts_app = typer.Typer(help="List and fetch the files a run produced.", no_args_is_help=True)
 app.add_typer(cluster_app, name="cluster")
+cluster_app.command("start")(__import__("merlin.cli.cluster_cmd", fromlist=["cluster_start"]).cluster_start)  # hpc: --kind local|slurm|pbs|ssh
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(artifacts_app, name="artifacts")
+app.add_typer(__import__("merlin.cli.resources_cmd", fromlist=["app"]).app, name="resources")
 
 StateRootOpt = typer.Option(
     None, "--state-root", help="Ledger directory (default: $MERLIN_STATE_ROOT or build/generated/ray).", show_default=False
@@ -55,8 +57,12 @@ def _say(text: str) -> None:
 
 def _cp(state_root: Optional[Path]):
     from merlin.controlplane import ControlPlane
+    from merlin.errors import BadInput
 
-    return ControlPlane(state_root)
+    cp = ControlPlane(state_root)
+    if cp.root.exists() and not cp.root.is_dir():  # every command, listing or not, says so (exit 2)
+        raise BadInput(f"state root {cp.root} is not a directory; pass --state-root DIR (or set $MERLIN_STATE_ROOT to one)")
+    return cp
 
 
 def _pairs(values: Optional[List[str]], flag: str, number: bool) -> dict[str, Any]:
@@ -68,12 +74,13 @@ def _pairs(values: Optional[List[str]], flag: str, number: bool) -> dict[str, An
         if not sep or not key:
             raise BadInput(f"{flag} {item!r}: expected KEY={'N' if number else 'VALUE'}")
         if number:
+            from merlin.safety import check_number
+
             try:
                 out[key] = float(val)
             except ValueError:
                 raise BadInput(f"{flag} {item!r}: {val!r} is not a number") from None
-            if out[key] < 0:
-                raise BadInput(f"{flag} {item!r}: must be >= 0")
+            check_number(out[key], f"{flag} {key}")
         else:
             out[key] = val
     return out
@@ -247,6 +254,13 @@ def cluster_start_local(
 ) -> None:
     """Start a local Ray head bound to 127.0.0.1 with its own temp directory, and record it."""
     from merlin.cli.output import emit_json, message, warn
+    from merlin.safety import check_number
+
+    check_number(port, "--port", minimum=1, maximum=65535, integer=True)
+    check_number(dashboard_port, "--dashboard-port", minimum=1, maximum=65535, integer=True)
+    check_number(num_cpus, "--num-cpus", integer=True)
+    check_number(num_gpus, "--num-gpus", integer=True)
+    check_number(object_store_memory, "--object-store-memory", minimum=0, above_minimum=True, integer=True)
 
     cp = _cp(state_root)
     rec, started = cp.start_local_cluster(
@@ -292,6 +306,11 @@ def _print_cluster(rec: Any, state: str, note: str = "") -> None:
     auth = rec.auth.mode + (f" (token from {'$' + rec.auth.token_env if rec.auth.token_env else rec.auth.token_file})" if rec.auth.mode == "token" else "")
     grid.add_row("auth", auth)
     grid.add_row("temp dir", rec.temp_dir)
+    if rec.kind != "local":  # hpc: scheduler-backed kinds
+        from merlin.cli.cluster_cmd import scheduler_rows
+
+        for key, value in scheduler_rows(rec):
+            grid.add_row(key, value)
     if note:
         grid.add_row("note", note)
     out().print(grid)
@@ -323,6 +342,9 @@ def cluster_stop(
 ) -> None:
     """Stop this cluster's processes only (never `ray stop`, which ends every Ray on the machine)."""
     from merlin.cli.output import emit_json, message
+    from merlin.safety import check_number
+
+    check_number(grace, "--grace", maximum=3600)
 
     rec = _cp(state_root).stop_cluster(name, grace=grace, progress=lambda m: message(m))
     if json:
@@ -377,6 +399,10 @@ def jobs_submit(
     import sys
 
     from merlin.cli.output import emit_json
+    from merlin.safety import check_number
+
+    check_number(num_cpus, "--num-cpus")
+    check_number(num_gpus, "--num-gpus")
 
     cp = _cp(state_root)
     rec = cp.submit(
@@ -412,6 +438,9 @@ def jobs_list(
 ) -> None:
     """Runs in the ledger, newest first."""
     from merlin.cli.output import message
+    from merlin.safety import check_number
+
+    check_number(limit, "--limit", integer=True)
 
     entries = _cp(state_root).list_entries(status=status, refresh=refresh)
     total = len(entries)
@@ -471,6 +500,9 @@ def jobs_logs(
     import sys
 
     from merlin.cli.output import emit_json, message
+    from merlin.safety import check_number
+
+    check_number(attempt, "--attempt", minimum=1, integer=True)
 
     cp = _cp(state_root)
     if follow and not json:
@@ -545,6 +577,10 @@ def jobs_watch(
     import time
 
     from merlin.cli.output import emit_json, message, out
+    from merlin.safety import check_number
+
+    check_number(interval, "--interval", minimum=0, above_minimum=True, maximum=3600)
+    check_number(timeout, "--timeout", minimum=0)
 
     cp = _cp(state_root)
     ids = list(run_ids or []) or [d["run_id"] for d in cp.list_runs(status=["pending", "running"])]

@@ -14,6 +14,9 @@ app = typer.Typer(help="TargetGen: validate specs, plan a target and drive its e
 CapabilityArg = typer.Argument(..., help="Capability spec (capability.yaml).", show_default=False)
 OverlayOpt = typer.Option(None, "--overlay", "-o", help="Deployment overlay YAML.")
 JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
+StrictOpt = typer.Option(
+    False, "--strict", help="Treat warnings (e.g. an overlay that belongs to another target) as errors: exit 2."
+)
 
 
 def default_out_dir() -> Path:
@@ -21,13 +24,34 @@ def default_out_dir() -> Path:
     return Path(os.environ.get("MERLIN_TARGETGEN_OUT") or "build/generated/targetgen")
 
 
-@app.command()
-def validate(capability: Path = CapabilityArg, overlay: Optional[Path] = OverlayOpt, json: bool = JsonOpt) -> None:
-    """Check a capability spec (and overlay); print every error as FILE:LINE: field: problem."""
+def _load_checked(capability: Path, overlay: Optional[Path], *, strict: bool, json: bool) -> tuple:
+    """Load the pair; print its located warnings on stderr, or with --strict fail with them (exit 2)."""
     from merlin.cli.output import emit_json, message
+    from merlin.errors import SpecError
     from merlin.spec import load_pair
+    from merlin.spec.pairing import spec_warnings
 
     cap, ovl = load_pair(capability, overlay)
+    warnings = spec_warnings(cap, ovl)
+    if warnings and strict:
+        count = f"{len(warnings)} warning{'s' if len(warnings) != 1 else ''}"
+        lines = [*warnings, f"--strict: {count} treated as errors"]
+        if json:
+            emit_json({"error": lines[0], "errors": lines, "exit_code": SpecError.exit_code, "warnings": warnings})
+        raise SpecError(lines)
+    for line in warnings:
+        message(line)
+    return cap, ovl, warnings
+
+
+@app.command()
+def validate(
+    capability: Path = CapabilityArg, overlay: Optional[Path] = OverlayOpt, json: bool = JsonOpt, strict: bool = StrictOpt
+) -> None:
+    """Check a capability spec (and overlay); print every error as FILE:LINE: field: problem."""
+    from merlin.cli.output import emit_json, message
+
+    cap, ovl, warnings = _load_checked(capability, overlay, strict=strict, json=json)
     if json:
         emit_json(
             {
@@ -36,6 +60,7 @@ def validate(capability: Path = CapabilityArg, overlay: Optional[Path] = Overlay
                 "capability": str(capability),
                 "overlay": str(overlay) if overlay else None,
                 "deployment": ovl.model.deployment.name if ovl else None,
+                "warnings": warnings,
             }
         )
     else:
@@ -64,13 +89,13 @@ def plan(
     overlay: Optional[Path] = OverlayOpt,
     out_dir: Optional[Path] = OutDirOpt,
     json: bool = JsonOpt,
+    strict: bool = StrictOpt,
 ) -> None:
     """Write support_plan.json, task_graph.json, verification_manifest.json and the derived views."""
     from merlin.cli.output import emit_json, message
-    from merlin.spec import load_pair
     from merlin.targetgen.planner import build_plan, write_plan
 
-    cap, ovl = load_pair(capability, overlay)
+    cap, ovl, warnings = _load_checked(capability, overlay, strict=strict, json=json)
     result = build_plan(cap, ovl)
     target_dir, changed = write_plan(result, out_dir or default_out_dir())
     files = sorted(result.files())
@@ -85,6 +110,7 @@ def plan(
                 "primary_integration": result.support_plan["primary_integration"],
                 "target_families": result.support_plan["target_families"],
                 "required_layers": result.support_plan["required_layers"],
+                "warnings": warnings,
             }
         )
         return
@@ -96,14 +122,15 @@ def plan(
 
 
 @app.command()
-def explain(capability: Path = CapabilityArg, overlay: Optional[Path] = OverlayOpt, json: bool = JsonOpt) -> None:
+def explain(
+    capability: Path = CapabilityArg, overlay: Optional[Path] = OverlayOpt, json: bool = JsonOpt, strict: bool = StrictOpt
+) -> None:
     """Show the plan and the reason behind every decision (writes nothing)."""
     from merlin.cli.output import emit_json
-    from merlin.spec import load_pair
     from merlin.targetgen.explain import render_explain
     from merlin.targetgen.planner import build_plan
 
-    cap, ovl = load_pair(capability, overlay)
+    cap, ovl, warnings = _load_checked(capability, overlay, strict=strict, json=json)
     result = build_plan(cap, ovl)
     if json:
         emit_json(
@@ -111,6 +138,7 @@ def explain(capability: Path = CapabilityArg, overlay: Optional[Path] = OverlayO
                 "support_plan": result.support_plan,
                 "task_graph": result.task_graph,
                 "verification_manifest": result.verification_manifest,
+                "warnings": warnings,
             }
         )
         return

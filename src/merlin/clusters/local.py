@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from merlin.atomic import make_dir
 from merlin.clusters import name_flag, procs
 from merlin.clusters.auth import check_token_file, generate_token_file, headers_for, ray_start_env
 from merlin.clusters.net import LOOPBACK, free_ports, get_json, port_free, probe
@@ -55,6 +56,27 @@ class ClusterState:
             "alive_processes": self.alive_processes,
             "record": rec,
         }
+
+
+def node_ip_for(host: str) -> str | None:
+    """The node IP Ray binds GCS, the raylet, the object manager and the agent to.
+
+    127.0.0.1 for a loopback cluster (Ray otherwise picks the machine's address);
+    a remote-facing cluster uses the given address, or Ray's choice for 0.0.0.0.
+    """
+    if host in LOOPBACK:
+        return "127.0.0.1"
+    return None if host in ("0.0.0.0", "::") else host
+
+
+def unauthenticated_warning(host: str, dashboard_port: int) -> str:
+    """What --auth none opens, named: the services that will run code for anyone who reaches them."""
+    where = "any local user (and every process on this machine)" if host in LOOPBACK else f"anyone who can reach {host}"
+    return (
+        f"--auth none: Ray token authentication is OFF. {where.capitalize()} can submit jobs that run as you "
+        f"through the jobs API on port {dashboard_port} and the dashboard agent's job API, and can connect to "
+        "GCS and the raylet. Leave --auth at its default (token) unless this machine has no other users."
+    )
 
 
 def ray_argv() -> list[str]:
@@ -111,7 +133,7 @@ class LocalClusters:
         num_gpus: float | None = None,
         resources: dict[str, float] | None = None,
         object_store_memory: int | None = None,
-        auth: str = "disabled",
+        auth: str = "token",
         token_file: Path | None = None,
         token_env: str | None = None,
         allow_remote: bool = False,
@@ -130,10 +152,12 @@ class LocalClusters:
                 f"refusing to bind Ray's jobs API to {host}: anyone who can reach it can run any code as you. "
                 f"Pass --allow-remote to do it anyway (and prefer --auth token)."
             )
+        if auth == "none":
+            auth = "disabled"
         if auth not in ("disabled", "token"):
-            raise BadInput(f"--auth {auth!r}: expected 'token' or 'disabled'")
+            raise BadInput(f"--auth {auth!r}: expected 'token' (the default) or 'none'")
         if (token_file or token_env) and auth != "token":
-            auth = "token"
+            raise BadInput("--token-file/--token-env need token authentication; drop --auth none")
         for p, flag in ((port, "--port"), (dashboard_port, "--dashboard-port")):
             if not 1 <= int(p) <= 65535:
                 raise BadInput(f"{flag} {p}: expected a port number 1-65535")
@@ -160,10 +184,10 @@ class LocalClusters:
             if host not in LOOPBACK:
                 warn(
                     f"Ray's jobs API will listen on {host}:{dashboard_port}: anyone who can reach it can run any code "
-                    "as this user. Use --auth token and a firewall."
+                    "as this user. Keep token authentication on and use a firewall."
                 )
-                if auth != "token":
-                    warn("no token authentication: pass --auth token to require one")
+            if auth != "token":
+                warn(unauthenticated_warning(host, dashboard_port))
 
             busy = [f"{flag} {p}" for p, flag in ((port, "--port"), (dashboard_port, "--dashboard-port")) if not port_free(p)]
             if busy:
@@ -175,7 +199,7 @@ class LocalClusters:
             ports = ClusterPorts(
                 gcs=port,
                 dashboard=dashboard_port,
-                client_server=aux[0],
+                client_server=aux[0],  # Ray starts its client server whenever grpc is importable; merlin never uses it
                 dashboard_agent_listen=aux[1],
                 dashboard_agent_grpc=aux[2],
                 metrics_export=aux[3],
@@ -201,7 +225,7 @@ class LocalClusters:
                 shutil.rmtree(temp_dir, ignore_errors=True)
             temp_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             log_dir = layout.cluster_logs(name)
-            log_dir.mkdir(parents=True, exist_ok=True)
+            make_dir(log_dir)
             start_log = log_dir / "ray-start.log"
 
             connect_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
@@ -229,6 +253,7 @@ class LocalClusters:
                 "start",
                 "--head",
                 f"--port={port}",
+                *([f"--node-ip-address={node_ip_for(host)}"] if node_ip_for(host) else []),
                 f"--dashboard-host={host}",
                 f"--dashboard-port={dashboard_port}",
                 "--include-dashboard=true",
@@ -256,6 +281,10 @@ class LocalClusters:
             env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_ADDRESS")}
             env.update(ray_start_env(cluster_auth))
             env["RAY_USAGE_STATS_ENABLED"] = "0"
+            if node_ip_for(host) == "127.0.0.1":
+                # Ray turns --node-ip-address=127.0.0.1 into the machine's address unless
+                # "clusters" are disabled, as on macOS: then it keeps the node on loopback.
+                env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
             env.setdefault("RAY_DISABLE_IMPORT_WARNING", "1")
             progress(f"starting Ray head '{name}' (GCS port {port}, jobs API {address}, temp dir {temp_dir})")
             t0 = time.monotonic()
@@ -353,13 +382,13 @@ class LocalClusters:
     def _members(self, record) -> set[int]:
         """This cluster's processes now: its session, its temp dir, its recorded pids, and their children."""
         all_p = procs.all_procs()
-        recorded = {p.pid: p.start_ticks for p in record.processes}
+        recorded = {p.pid: procs.epoch_ticks(p.start_ticks) for p in record.processes}
         floor = min(recorded.values()) if recorded else None
         pids: set[int] = set()
         for p in all_p:
             if p.state in ("Z", "X") or p.pid == os.getpid():
                 continue
-            if recorded.get(p.pid) == p.start_ticks:
+            if p.pid in recorded and procs.same_start(recorded[p.pid], p.start_ticks):
                 pids.add(p.pid)
             elif record.session_id and p.sid == record.session_id and (floor is None or p.start_ticks >= floor - 100):
                 pids.add(p.pid)
@@ -374,7 +403,7 @@ class LocalClusters:
 
     def _kill(self, record, grace: float) -> set[int]:
         members = self._members(record)
-        return procs.terminate(members, grace=grace) if members else set()
+        return procs.terminate(members, grace=grace).survivors if members else set()
 
     # ---------------------------------------------------------------- observe
 
@@ -436,7 +465,7 @@ class LocalClusters:
                 raise NotFound(f"no cluster '{name}' recorded in {self.ledger.root} (see `merlin ray cluster list`)")
             members = self._members(record)
             progress(f"stopping cluster '{name}': {len(members)} processes")
-            survivors = procs.terminate(members, grace=grace) if members else set()
+            survivors = procs.terminate(members, grace=grace).survivors if members else set()
             temp_dir = Path(record.temp_dir)
             if temp_dir.name.startswith("merlin-ray-"):
                 shutil.rmtree(temp_dir, ignore_errors=True)

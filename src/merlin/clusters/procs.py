@@ -1,7 +1,14 @@
-"""Process facts from /proc, so merlin signals only processes it can prove are its own.
+"""Process facts through psutil, so merlin signals only processes it can prove are its own.
 
 A pid alone is not an identity (pids are reused); a pid plus its start time
-(field 22 of /proc/<pid>/stat, in clock ticks since boot) is.
+is. The start time is psutil's ``create_time()`` kept as an integer in
+hundredths of a second since the epoch (:func:`start_ticks`), which reads the
+same on Linux and macOS. Records written before psutil held Linux clock ticks
+since boot (field 22 of ``/proc/<pid>/stat``); :func:`same_start` still
+recognises those.
+
+psutil is imported inside the functions: ``merlin --help`` and the listing
+commands never pay for it.
 """
 
 from __future__ import annotations
@@ -9,8 +16,19 @@ from __future__ import annotations
 import os
 import signal
 import time
-from dataclasses import dataclass
-from typing import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+KILL_WAIT = 5.0  # seconds to wait for SIGKILLed processes to disappear
+
+# psutil's status names as the one-letter states of ps(1) ("Z" zombie, "X" dead)
+_STATE = {
+    "running": "R", "sleeping": "S", "disk-sleep": "D", "stopped": "T", "tracing-stop": "t",
+    "zombie": "Z", "dead": "X", "wake-kill": "K", "waking": "W", "idle": "I", "locked": "L",
+    "waiting": "W", "suspended": "T", "parked": "P",
+}
+# below this, a recorded start is an old /proc value (ticks since boot), not centiseconds since the epoch
+_EPOCH_FLOOR = 10**10
 
 
 @dataclass(frozen=True)
@@ -19,65 +37,92 @@ class ProcInfo:
     ppid: int
     pgid: int
     sid: int
-    start_ticks: int
-    state: str
+    start_ticks: int  # hundredths of a second since the epoch (see start_ticks())
+    state: str  # one letter as in ps(1): R, S, D, T, Z (zombie), X (dead), ...
     name: str
+
+    @property
+    def gone(self) -> bool:
+        """A zombie or dead process: it has ended, only its table entry is left."""
+        return self.state in ("Z", "X")
+
+
+def start_ticks(create_time: float) -> int:
+    """psutil's ``create_time()`` (seconds since the epoch) as the integer kept in records."""
+    return int(round(create_time * 100))
+
+
+def epoch_ticks(recorded: int) -> int:
+    """A record's ``start_ticks`` in today's form, converting an old Linux value
+    (clock ticks since boot, from ``/proc/<pid>/stat``) through the boot time."""
+    if recorded >= _EPOCH_FLOOR:
+        return recorded
+    import psutil
+
+    try:
+        hz = os.sysconf("SC_CLK_TCK")
+    except (ValueError, OSError, AttributeError):
+        hz = 100
+    return start_ticks(psutil.boot_time() + recorded / hz)
+
+
+def same_start(recorded: int | None, current: int) -> bool:
+    """Does ``recorded`` (a record's ``start_ticks``, either form) name the process
+    that started at ``current``? None means "any"; 1/100 s of rounding is allowed."""
+    if recorded is None:
+        return True
+    return abs(epoch_ticks(recorded) - current) <= 1
+
+
+def _info(proc: Any) -> ProcInfo | None:
+    import psutil
+
+    try:
+        with proc.oneshot():
+            ppid, status, name, created = proc.ppid(), proc.status(), proc.name(), proc.create_time()
+        pgid, sid = os.getpgid(proc.pid), os.getsid(proc.pid)
+    except (psutil.Error, OSError):
+        return None
+    return ProcInfo(proc.pid, ppid, pgid, sid, start_ticks(created), _STATE.get(status, "?"), name)
 
 
 def proc_info(pid: int) -> ProcInfo | None:
+    import psutil
+
     try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            raw = fh.read().decode("utf-8", "replace")
-    except (FileNotFoundError, ProcessLookupError, PermissionError, OSError):
-        return None
-    # comm may contain spaces and parentheses: split at the last ')'
-    lpar, rpar = raw.find("("), raw.rfind(")")
-    name = raw[lpar + 1 : rpar]
-    fields = raw[rpar + 2 :].split()
-    try:
-        return ProcInfo(
-            pid=pid,
-            ppid=int(fields[1]),
-            pgid=int(fields[2]),
-            sid=int(fields[3]),
-            start_ticks=int(fields[19]),
-            state=fields[0],
-            name=name,
-        )
-    except (IndexError, ValueError):
+        return _info(psutil.Process(pid))
+    except (psutil.Error, ValueError):
         return None
 
 
 def all_procs() -> list[ProcInfo]:
+    import psutil
+
     out = []
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        return out
-    for n in names:
-        if n.isdigit():
-            info = proc_info(int(n))
-            if info is not None:
-                out.append(info)
+    for proc in psutil.process_iter():
+        info = _info(proc)
+        if info is not None:
+            out.append(info)
     return out
 
 
 def cmdline(pid: int) -> str:
+    import psutil
+
     try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            return fh.read().replace(b"\x00", b" ").decode("utf-8", "replace")
-    except OSError:
+        return " ".join(psutil.Process(pid).cmdline())
+    except (psutil.Error, ValueError, OSError):
         return ""
 
 
-def alive(pid: int | None, start_ticks: int | None = None) -> bool:
-    """True if ``pid`` runs (not a zombie) and, when given, started at ``start_ticks``."""
+def alive(pid: int | None, start: int | None = None) -> bool:
+    """True if ``pid`` runs (not a zombie) and, when given, started at ``start`` (a record's start_ticks)."""
     if not pid:
         return False
     info = proc_info(pid)
-    if info is None or info.state in ("Z", "X"):
+    if info is None or info.gone:
         return False
-    return start_ticks is None or info.start_ticks == start_ticks
+    return same_start(start, info.start_ticks)
 
 
 def descendants(roots: Iterable[int], procs: list[ProcInfo] | None = None) -> set[int]:
@@ -97,7 +142,20 @@ def descendants(roots: Iterable[int], procs: list[ProcInfo] | None = None) -> se
 
 
 def group_members(pgid: int) -> list[int]:
-    return [p.pid for p in all_procs() if p.pgid == pgid and p.state not in ("Z", "X")]
+    """Live (not zombie) members of process group ``pgid``; one getpgid per pid, cheap to poll."""
+    import psutil
+
+    out = []
+    for pid in psutil.pids():
+        try:
+            if os.getpgid(pid) != pgid:
+                continue
+        except OSError:
+            continue
+        info = proc_info(pid)
+        if info is not None and not info.gone:
+            out.append(pid)
+    return out
 
 
 def signal_pids(pids: Iterable[int], sig: int) -> None:
@@ -108,19 +166,61 @@ def signal_pids(pids: Iterable[int], sig: int) -> None:
             pass
 
 
-def terminate(pids: set[int], grace: float = 5.0) -> set[int]:
-    """SIGTERM, wait up to ``grace`` seconds, SIGKILL survivors. Returns pids that were still alive."""
-    pids = {p for p in pids if p != os.getpid()}
-    signal_pids(pids, signal.SIGTERM)
+@dataclass
+class Termination:
+    """What :func:`terminate` did: who got SIGTERM, who needed SIGKILL, who is still there."""
+
+    signalled: set[int] = field(default_factory=set)
+    killed: set[int] = field(default_factory=set)
+    survivors: set[int] = field(default_factory=set)
+
+
+def _signal_group(pgid: int | None, sig: int) -> None:
+    if pgid:
+        try:
+            os.killpg(pgid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def terminate(pids: Iterable[int] = (), *, pgid: int | None = None, grace: float = 5.0) -> Termination:
+    """End a process tree: SIGTERM to ``pids`` and the process group ``pgid``, wait up to
+    ``grace`` seconds, then SIGKILL whatever is left (group included) and wait for it.
+
+    The one place merlin escalates from SIGTERM to SIGKILL (cluster stop, local
+    cancel). Never signals the calling process. A pid counts as ended when it
+    is gone or a zombie, and only while it is the process that was signalled
+    (its start time is checked, so a reused pid is not waited for).
+    """
+    me = os.getpid()
+    wanted = {p for p in pids if p != me}
+    if pgid:
+        wanted |= {p for p in group_members(pgid) if p != me}
+    starts = {p: info.start_ticks for p in wanted if (info := proc_info(p)) is not None and not info.gone}
+    result = Termination(signalled=set(starts))
+
+    def remaining() -> set[int]:
+        left = {p for p, s in starts.items() if alive(p, s)}
+        if pgid:
+            left |= {p for p in group_members(pgid) if p != me}
+        return left
+
+    if pgid and pgid != os.getpgid(0):
+        _signal_group(pgid, signal.SIGTERM)
+    signal_pids(starts, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    remaining = {p for p in pids if alive(p)}
-    while remaining and time.monotonic() < deadline:
-        time.sleep(0.1)
-        remaining = {p for p in remaining if alive(p)}
-    if remaining:
-        signal_pids(remaining, signal.SIGKILL)
-        deadline = time.monotonic() + 5.0
-        while remaining and time.monotonic() < deadline:
+    left = remaining()
+    while left and time.monotonic() < deadline:
+        time.sleep(0.05)
+        left = remaining()
+    if left:
+        result.killed = set(left)
+        if pgid and pgid != os.getpgid(0):
+            _signal_group(pgid, signal.SIGKILL)
+        signal_pids(left, signal.SIGKILL)
+        deadline = time.monotonic() + KILL_WAIT
+        while left and time.monotonic() < deadline:
             time.sleep(0.05)
-            remaining = {p for p in remaining if alive(p)}
-    return remaining
+            left = remaining()
+    result.survivors = left
+    return result

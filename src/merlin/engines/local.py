@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -132,16 +131,4 @@ class LocalEngine:
         att = record.attempt
         if att is None or not att.pgid:
             return  # not started yet: the supervisor sees 'cancelled' and never starts it
-        pgid = att.pgid
-        try:
-            os.killpg(pgid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and procs.group_members(pgid):
-            time.sleep(0.05)
-        if procs.group_members(pgid):
-            try:
-                os.killpg(pgid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        procs.terminate(pgid=att.pgid, grace=grace)

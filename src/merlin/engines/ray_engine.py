@@ -1,26 +1,26 @@
-"""The ``ray`` engine: Ray Jobs through ``ray.job_submission.JobSubmissionClient``.
+"""The ``ray`` engine: Ray Jobs through their documented REST API (``ray_api``).
 
-Ray is imported only here, only when a Ray run is observed (status, list,
-logs, cancel). Status comes from Ray's typed job info (``JobDetails.status``,
-a ``JobStatus``), never from parsing text. One submission id per attempt
-(``merlin-<run_id>-<n>``) makes the mapping Ray <-> ledger explicit, and
-lets reconciliation ask each cluster once (``list_jobs``) for all its runs.
+Nothing here imports Ray. Status, refresh, logs, follow and cancel are HTTP
+requests to the cluster's jobs API, answered with status codes and Ray's
+JSON (see :mod:`merlin.engines.ray_api`); importing the SDK would cost about
+0.6 s and 58 MiB per command. One submission id per attempt
+(``merlin-<run_id>-<n>``) makes the mapping Ray <-> ledger explicit, and lets
+reconciliation ask each cluster once (``GET /api/jobs/``) for all its runs.
 
-Submitting is the one write, and it goes to Ray's Jobs REST API
-(``POST /api/jobs/``, the request the SDK itself sends) with the standard
-library: importing Ray costs about 0.5 s, more than the whole submission.
-Before posting, merlin still checks that the installed Ray is the one
-``import ray`` would load, so a machine without a usable Ray records the run
-as blocked exactly as the SDK path would.
+Before submitting, merlin still checks that the installed Ray is the one
+``import ray`` would load (without importing it): the job's driver runs
+merlin under Ray, so a machine without a usable Ray records the run as
+blocked instead of failing inside the cluster.
 """
 
 from __future__ import annotations
 
-import asyncio
 import shlex
 import sys
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Iterator
+
+from merlin.engines import ray_api
 
 from merlin.clusters import name_flag
 from merlin.engines.base import EngineBlocked, Observation, Submitted
@@ -28,6 +28,8 @@ from merlin.errors import Blocked
 from merlin.ledger.status import RunStatus
 
 if TYPE_CHECKING:  # pragma: no cover
+    from pathlib import Path
+
     from merlin.ledger import Ledger
     from merlin.ledger.models import ClusterRecord, RunRecord, RunRequest
 
@@ -52,28 +54,6 @@ def _ms(value: Any) -> datetime | None:
     return datetime.fromtimestamp(float(value) / 1000.0, tz=timezone.utc)
 
 
-def _duplicate_submission(code: int, body: str, sub_id: str) -> bool:
-    """Did Ray refuse the POST because ``sub_id`` was already submitted?
-
-    Ray has no dedicated status for it: a reused submission_id comes back as HTTP
-    400 (or 500 when the head forwards the agent's error), with a JSON error body
-    in some versions and a plain-text traceback in others, so check the status
-    code first, then the JSON message, and only then the raw text.
-    """
-    import json
-
-    if code not in (400, 409, 500):
-        return False
-    detail = body
-    try:
-        data = json.loads(body)
-    except ValueError:
-        data = None
-    if isinstance(data, dict):
-        detail = str(data.get("message") or data.get("detail") or data.get("error") or body)
-    return sub_id in detail and "already exists" in detail
-
-
 def _retry_hint(run_id: str | None) -> str:
     return f", then `merlin ray jobs retry {run_id}`" if run_id else ""
 
@@ -85,27 +65,15 @@ def entrypoint_for(command: list[str], workdir: str) -> str:
 
 
 class RayEngine:
-    """Talks to the clusters recorded in one ledger. Clients are cached per
-    control plane (per address), never globally."""
+    """Talks to the clusters recorded in one ledger, over HTTP (no Ray import).
+    Holds no connection: a :class:`ray_api.JobsApi` is an address plus headers."""
 
     name = "ray"
 
     def __init__(self, ledger: "Ledger") -> None:
         self.ledger = ledger
-        self._clients: dict[str, Any] = {}
 
     # ------------------------------------------------------------ connection
-
-    def _sdk(self, run_id: str | None = None):
-        try:
-            from ray.job_submission import JobStatus, JobSubmissionClient  # noqa: F401
-
-            return JobSubmissionClient
-        except Exception as exc:  # ImportError or a broken install
-            raise EngineBlocked(
-                f"Ray is not importable ({type(exc).__name__}: {exc}); {INSTALL_HINT}{_retry_hint(run_id)}",
-                "ray_not_importable",
-            ) from None
 
     def cluster_for(self, name: str, run_id: str | None = None) -> "ClusterRecord":
         rec = self.ledger.read_cluster(name)
@@ -118,25 +86,14 @@ class RayEngine:
             )
         return rec
 
-    def client(self, cluster: "ClusterRecord", run_id: str | None = None):
-        """A connected JobSubmissionClient for ``cluster`` or :class:`EngineBlocked`."""
-        headers = self._headers(cluster, run_id)
-        # the token is part of the key (hashed): a changed token gets a new, checked connection
-        key = f"{cluster.name}|{cluster.address}|{cluster.session_name}|{hash(tuple(sorted(headers.items())))}"
-        if key in self._clients:
-            return self._clients[key]
-        sdk = self._sdk(run_id)
-        try:
-            client = sdk(address=cluster.address, headers=headers)
-        except Exception as exc:
-            raise self._connection_blocked(cluster, exc, run_id) from None
-        self._clients[key] = client
-        return client
+    def client(self, cluster: "ClusterRecord", run_id: str | None = None) -> ray_api.JobsApi:
+        """The jobs API of ``cluster``, with its token header (:class:`EngineBlocked` if the token is missing)."""
+        return ray_api.JobsApi(cluster.address, self._headers(cluster, run_id))
 
     def _connection_blocked(self, cluster: "ClusterRecord", exc: Exception, run_id: str | None) -> EngineBlocked:
-        if type(exc).__name__ == "AuthenticationError":
+        if isinstance(exc, ray_api.Unauthorized):
             return EngineBlocked(
-                f"Ray cluster '{cluster.name}' at {cluster.address} refused the token ({str(exc).splitlines()[0]}); "
+                f"Ray cluster '{cluster.name}' at {cluster.address} refused the token ({exc.message}); "
                 f"check the token source recorded in its cluster record{_retry_hint(run_id)}",
                 "token_rejected",
             )
@@ -154,7 +111,7 @@ class RayEngine:
         """Is the installed Ray what ``import ray`` would load? Checked without importing it.
 
         Catches a missing Ray and a shadowing ``ray`` package on the path; a
-        Ray broken in some other way is reported by the first SDK call.
+        Ray broken in some other way fails the job's driver, which Ray reports.
         """
         import importlib.metadata
         import importlib.util
@@ -202,10 +159,6 @@ class RayEngine:
 
     def submit(self, record: "RunRecord", request: "RunRequest", env: dict[str, str]) -> Submitted:
         """POST the attempt to Ray's Jobs REST API (the body the SDK's ``submit_job`` sends)."""
-        import json
-        import urllib.error
-        import urllib.request
-
         attempt = len(record.attempts)
         cluster = self.preflight(request.cluster or "default", record.run_id)
         sub_id = submission_id(record.run_id, attempt)
@@ -221,50 +174,49 @@ class RayEngine:
             body["entrypoint_num_gpus"] = request.num_gpus
         if request.resources:
             body["entrypoint_resources"] = dict(request.resources)
-        post = urllib.request.Request(
-            cluster.address.rstrip("/") + "/api/jobs/",
-            data=json.dumps(body).encode("utf-8"),
-            headers={"Content-Type": "application/json", **self._headers(cluster, record.run_id)},
-            method="POST",
-        )
+        api = self.client(cluster, record.run_id)
         try:
-            with urllib.request.urlopen(post, timeout=30) as resp:
-                resp.read()
-        except urllib.error.HTTPError as exc:
-            text = exc.read().decode("utf-8", "replace").strip()
-            if _duplicate_submission(exc.code, text, sub_id):  # a previous try got through: adopt it
-                pass
-            elif exc.code in (401, 403):
-                raise EngineBlocked(
-                    f"Ray cluster '{cluster.name}' at {cluster.address} refused the token (HTTP {exc.code}); "
-                    f"check the token source recorded in its cluster record{_retry_hint(record.run_id)}",
-                    "token_rejected",
-                ) from None
-            else:
-                raise RuntimeError(f"Ray refused the job (HTTP {exc.code}): {text.splitlines()[0] if text else 'no detail'}") from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise self._connection_blocked(cluster, ConnectionError(str(getattr(exc, "reason", exc))), record.run_id) from None
+            api.submit(body)
+        except ray_api.Unauthorized as exc:
+            raise EngineBlocked(
+                f"Ray cluster '{cluster.name}' at {cluster.address} refused the token (HTTP {exc.status}); "
+                f"check the token source recorded in its cluster record{_retry_hint(record.run_id)}",
+                "token_rejected",
+            ) from None
+        except ray_api.Unreachable as exc:
+            raise self._connection_blocked(cluster, exc, record.run_id) from None
+        except ray_api.RayApiError as exc:
+            if not self._already_submitted(api, sub_id, record.run_id):
+                raise RuntimeError(f"Ray refused the job ({exc.message})") from None
         return Submitted(
             submission_id=sub_id,
             status=RunStatus.PENDING,
             fields={},
         )
 
+    @staticmethod
+    def _already_submitted(api: ray_api.JobsApi, sub_id: str, run_id: str) -> bool:
+        """Did a previous try of this POST get through? Asked, not parsed from the error:
+        Ray has no status code of its own for a reused submission id."""
+        try:
+            job = api.get_job(sub_id)
+        except ray_api.RayApiError:
+            return False
+        return job.metadata.get("merlin_run_id") == run_id
+
     # ------------------------------------------------------------------ poll
 
     @staticmethod
-    def observation(info: Any) -> Observation:
-        """Map Ray's typed JobDetails/JobInfo to an Observation."""
-        status = info.status
-        value = getattr(status, "value", str(status))
+    def observation(info: ray_api.JobInfo) -> Observation:
+        """Map Ray's JobDetails (as :class:`ray_api.JobInfo`) to an Observation."""
         return Observation(
-            status=_STATUS[value],
+            status=_STATUS[info.status],
             known=True,
-            exit_code=getattr(info, "driver_exit_code", None),
-            error_type=(getattr(info.error_type, "value", info.error_type) if getattr(info, "error_type", None) else None),
+            exit_code=info.driver_exit_code,
+            error_type=info.error_type or None,
             message=info.message,
-            start_time=_ms(getattr(info, "start_time", None)),
-            end_time=_ms(getattr(info, "end_time", None)),
+            start_time=_ms(info.start_time),
+            end_time=_ms(info.end_time),
         )
 
     def _gone(self, record: "RunRecord", cluster: "ClusterRecord | None") -> Observation:
@@ -286,7 +238,7 @@ class RayEngine:
         return self.poll_many([record])[record.run_id]
 
     def poll_many(self, records: list["RunRecord"]) -> dict[str, Observation]:
-        """One ``list_jobs`` per cluster (or one ``get_job_info`` for a single run)."""
+        """One ``GET /api/jobs/`` per cluster (or one ``GET /api/jobs/{id}`` for a single run)."""
         out: dict[str, Observation] = {}
         by_cluster: dict[str, list["RunRecord"]] = {}
         for r in records:
@@ -307,8 +259,7 @@ class RayEngine:
                 for r in runs:
                     out[r.run_id] = Observation(status=None, message=f"could not observe: {exc.message}")
                 continue
-            except Exception as exc:
-                self._clients.clear()
+            except ray_api.RayApiError as exc:
                 blocked = self._connection_blocked(cluster, exc, None)
                 for r in runs:
                     out[r.run_id] = Observation(status=None, message=f"could not observe: {blocked.message}")
@@ -320,16 +271,11 @@ class RayEngine:
         return out
 
     @staticmethod
-    def _one(client: Any, sub_id: str) -> dict[str, Any]:
-        """``{sub_id: JobDetails}``, or ``{}`` if the cluster does not know the submission."""
+    def _one(api: ray_api.JobsApi, sub_id: str) -> dict[str, ray_api.JobInfo]:
+        """``{sub_id: JobInfo}``, or ``{}`` if the cluster does not know the submission (HTTP 404)."""
         try:
-            return {sub_id: client.get_job_info(sub_id)}
-        except RuntimeError:
-            # The SDK raises a bare RuntimeError (status code only in its text) for any HTTP
-            # error; ask the typed list instead of parsing it: absent there means unknown.
-            jobs = {j.submission_id: j for j in client.list_jobs() if j.submission_id}
-            if sub_id in jobs:
-                return {sub_id: jobs[sub_id]}
+            return {sub_id: api.get_job(sub_id)}
+        except ray_api.JobNotFound:
             return {}
 
     # ------------------------------------------------------------ logs/cancel
@@ -344,7 +290,7 @@ class RayEngine:
         started (same machine, same Ray session): reading it needs no HTTP round
         trip and no Ray import. Ray writes it to
         ``<temp_dir>/<session_name>/logs/job-driver-<submission_id>.log``."""
-        from pathlib import Path
+        from pathlib import Path  # noqa: F811
 
         name = record.cluster.name if record.cluster else "default"
         session = record.cluster.session_name if record.cluster else None
@@ -361,45 +307,31 @@ class RayEngine:
         local = self.local_log_path(record, att.submission_id)
         if local is not None:
             return local.read_text(encoding="utf-8", errors="replace")
-        client = self._client_for_record(record)
         try:
-            return client.get_job_logs(att.submission_id)
-        except RuntimeError as exc:
-            if "404" in str(exc) or "does not exist" in str(exc):
-                return ""
-            raise
+            return self._client_for_record(record).logs(att.submission_id)
+        except ray_api.JobNotFound:
+            return ""
 
-    def follow(self, record: "RunRecord") -> Iterator[str]:
-        """Stream logs with Ray's websocket tail (``tail_job_logs``) until the job ends."""
+    def follow(self, record: "RunRecord", poll: float = 0.5) -> Iterator[str]:
+        """Yield the attempt's log as it grows, until the job ends (polls ``/logs``; no websocket).
+
+        Ctrl-C ends it between two requests, with nothing left running."""
         att = record.attempt
         if att is None or not att.submission_id:
             return
-        client = self._client_for_record(record)
-        import logging
-
-        logging.getLogger("ray.dashboard.modules.job.sdk").setLevel(logging.WARNING)  # no "WebSocket closed" chatter
-        agen = client.tail_job_logs(att.submission_id)
-        loop = asyncio.new_event_loop()
         try:
-            while True:
-                try:
-                    chunk = loop.run_until_complete(agen.__anext__())
-                except StopAsyncIteration:
-                    return
-                yield chunk
-        finally:
-            try:
-                loop.run_until_complete(agen.aclose())
-            except Exception:
-                pass
-            loop.close()
+            yield from self._client_for_record(record).follow(att.submission_id, poll=poll)
+        except ray_api.JobNotFound:
+            return
 
     def cancel(self, record: "RunRecord") -> None:
         att = record.attempt
         if att is None or not att.submission_id:
             return
-        client = self._client_for_record(record)
-        client.stop_job(att.submission_id)
+        try:
+            self._client_for_record(record).stop(att.submission_id)
+        except ray_api.JobNotFound:
+            return  # the cluster never saw it (restarted): the next observation records it lost
 
 
 def python_entrypoint(*args: str) -> list[str]:

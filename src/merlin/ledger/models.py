@@ -189,7 +189,10 @@ class ArtifactIndex(_Model):
 
 class ClusterProcess(_Model):
     pid: int
-    start_ticks: int = Field(description="Start time from /proc/<pid>/stat, so a reused pid is never signalled.")
+    start_ticks: int = Field(
+        description="Start time, so a reused pid is never signalled: psutil's create_time in hundredths of a second "
+        "since the epoch (records older than that hold Linux clock ticks since boot, still understood)."
+    )
     name: str = ""
 
 
@@ -218,8 +221,8 @@ class ClusterRecord(_Model):
 
     schema_version: Literal[1] = SCHEMA_VERSION
     name: str
-    kind: Literal["local"] = "local"
-    status: Literal["starting", "running", "stopped", "failed"]
+    kind: str = Field("local", description="Cluster kind (a key of merlin.clusters.registry): local, slurm, pbs, ssh.")
+    status: Literal["queued", "starting", "running", "active", "stopping", "stopped", "failed", "expired"]
     host: str = Field(description="Address the jobs API (dashboard) binds to.")
     address: str = Field(description="Jobs API URL that merlin submits to.")
     dashboard_url: str
@@ -239,29 +242,44 @@ class ClusterRecord(_Model):
     stopped_at: Optional[datetime] = None
     updated_at: datetime = Field(default_factory=utcnow)
     message: str = ""
+    # --- scheduler-backed kinds (slurm, pbs, ssh): see docs/clusters.md
+    scheduler_job_id: Optional[str] = Field(None, description="Slurm/PBS job id of the allocation.")
+    nodes: list[str] = Field(default_factory=list, description="Allocated node names (head first) or ssh hosts.")
+    head_address: Optional[str] = Field(None, description="Head node address (Slurm NodeAddr, PBS host, ssh host).")
+    walltime_end: Optional[datetime] = Field(None, description="When the allocation's time limit ends.")
+    idle_timeout: Optional[float] = Field(None, description="Seconds without an active run before the watchdog stops the cluster.")
+    scheduler_reason: Optional[str] = Field(None, description="While queued: the scheduler's reason (Slurm REASON, PBS comment).")
+    stop_reason: Optional[str] = Field(None, description="Why the cluster ended: stopped by merlin, idle, walltime, cancelled outside.")
+    state_dir: Optional[str] = Field(None, description="Directory in the state root with the batch script and handshake files.")
+    node_temp_dirs: list[str] = Field(default_factory=list, description="Per-node Ray temp dirs (short: AF_UNIX paths < 107 bytes).")
+    tunnel_command: Optional[str] = Field(None, description="Command that forwards the dashboard when the head is elsewhere.")
+    lost_runs: list[str] = Field(default_factory=list, description="Runs recorded lost because the allocation ended under them.")
+    options: dict[str, Any] = Field(default_factory=dict, description="The kind's start options as given.")
 
-    @field_validator("message", mode="before")
+    @field_validator("message", "scheduler_reason", "stop_reason", mode="before")
     @classmethod
-    def _clean(cls, v: Any) -> str:
-        return plain(v)
+    def _clean(cls, v: Any) -> Any:
+        return plain(v) if v is not None else v
+
+    @field_validator("kind", mode="after")
+    @classmethod
+    def _known_kind(cls, v: str) -> str:
+        try:
+            from merlin.clusters.registry import kinds  # type: ignore[import-not-found]
+
+            known = set(kinds()) | {"local", "slurm", "pbs", "ssh"}
+        except Exception:
+            known = {"local", "slurm", "pbs", "ssh"}
+        if v not in known:
+            raise ValueError(f"unknown cluster kind {v!r}: expected one of {', '.join(sorted(known))}")
+        return v
+    # --- end scheduler-backed kinds
 
 
 # ------------------------------------------------------------------------- leases
-
-
-class LeaseRecord(_Model):
-    """resources/leases/<lease_id>.json (commands arrive in a later issue)."""
-
-    schema_version: Literal[1] = SCHEMA_VERSION
-    lease_id: str
-    run_id: Optional[str] = None
-    cluster: Optional[str] = None
-    resources: dict[str, float] = Field(default_factory=dict)
-    holder: str = ""
-    status: Literal["active", "released", "expired"] = "active"
-    created_at: datetime = Field(default_factory=utcnow)
-    expires_at: Optional[datetime] = None
-    released_at: Optional[datetime] = None
+# The lease records live with the lease book (merlin.leases.models); re-exported here
+# so every record of the ledger is listed in one place.
+from merlin.leases.models import Inventory, LeaseEvent, LeaseRecord  # noqa: E402
 
 
 #: file stem in docs/records/ -> model
@@ -272,4 +290,6 @@ RECORD_MODELS: dict[str, type[BaseModel]] = {
     "artifacts": ArtifactIndex,
     "cluster": ClusterRecord,
     "lease": LeaseRecord,
+    "lease_event": LeaseEvent,
+    "inventory": Inventory,
 }

@@ -29,8 +29,11 @@ def resolve_state_root(state_root: str | os.PathLike[str] | None = None) -> Path
     The result is absolute so that records, supervisors and Ray jobs started in
     other working directories agree on one place.
     """
+    from merlin.safety import check_state_root, no_nul
+
     raw = state_root if state_root not in (None, "") else os.environ.get(STATE_ROOT_ENV) or DEFAULT_STATE_ROOT
-    return Path(raw).expanduser().resolve()
+    no_nul(str(raw), "--state-root")
+    return check_state_root(Path(raw).expanduser().resolve())
 
 
 def _check(pattern: re.Pattern[str], value: str, what: str, hint: str) -> str:
@@ -91,8 +94,21 @@ class Layout:
         return self.root / "cluster"
 
     @property
+    def resources(self) -> Path:
+        return self.root / "resources"
+
+    @property
     def leases(self) -> Path:
-        return self.root / "resources" / "leases"
+        return self.resources / "leases"
+
+    @property
+    def book(self) -> Path:
+        """The lease book's scheduling state, a journal whose last whole line is current (docs/leases.md)."""
+        return self.resources / "book.jsonl"
+
+    @property
+    def inventory(self) -> Path:
+        return self.resources / "inventory.json"
 
     def run_dir(self, run_id: str) -> Path:
         return self.runs / validate_run_id(run_id)
@@ -137,5 +153,13 @@ class Layout:
         validate_name(name, "cluster name")
         return self.clusters / "tokens" / f"{name}.token"
 
+    def cluster_state_dir(self, name: str) -> Path:
+        """Scheduler-backed clusters (slurm, pbs, ssh): batch script, handshake and pid files."""
+        validate_name(name, "cluster name")
+        return self.clusters / "state" / name
+
     def lease(self, lease_id: str) -> Path:
         return self.leases / f"{validate_lease_id(lease_id)}.json"
+
+    def lease_events(self, lease_id: str) -> Path:
+        return self.leases / f"{validate_lease_id(lease_id)}.events.jsonl"

@@ -10,15 +10,16 @@ point at the key (for unknown or wrong values) or at the enclosing mapping
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from merlin.errors import SpecError
-from merlin.spec.models import CapabilitySpec, DeploymentOverlay
+from merlin.spec.models import CapabilitySpec, DeploymentOverlay, Facts
+from merlin.spec.names import NAME_RULE
+from merlin.spec.yamlsafe import Document, dotted, kind_of, load_yaml
 
 M = TypeVar("M", bound=BaseModel)
 Loc = tuple[Any, ...]
@@ -26,10 +27,25 @@ Loc = tuple[Any, ...]
 
 @dataclass(frozen=True)
 class Loaded:
-    """A validated model with the file it came from (prompts and paths are relative to it)."""
+    """A validated model with the file it came from (prompts and paths are relative to it).
+
+    ``lines`` maps every key path to its line, for located warnings;
+    ``warnings`` are this file's own (e.g. a fact key one letter off a typed field).
+    """
 
     path: Path
     model: Any
+    lines: dict[Loc, int] = field(default_factory=dict, compare=False, repr=False)
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+    shown: str = field(default="", compare=False, repr=False)
+
+    def line(self, *loc: Any) -> int:
+        """The line of ``loc``, or of the nearest enclosing key that has one."""
+        return _line_for(loc, self.lines)
+
+    def where(self, *loc: Any) -> str:
+        """``FILE:LINE: dotted.path`` of ``loc``, with the file as the user named it."""
+        return f"{self.shown or self.path}:{self.line(*loc)}: {dotted(loc) or '(top level)'}"
 
 
 def load_capability(path: str | Path) -> Loaded:
@@ -59,166 +75,55 @@ def load_pair(capability: str | Path, overlay: str | Path | None) -> tuple[Loade
     return cap, ovl
 
 
-# --- YAML with line numbers -------------------------------------------------
-
-
-def _read_yaml(path: Path, what: str) -> tuple[Any, dict[Loc, int], list[tuple[int, str]]]:
-    """Parse ``path``; return the data, the line of every key/item and the duplicate-key errors."""
-    shown = str(path)
-    if not path.exists():
-        raise SpecError([f"{shown}: no such file (expected a {what} YAML file)"])
-    if path.is_dir():
-        raise SpecError([f"{shown}: is a directory (expected a {what} YAML file)"])
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise SpecError([f"{shown}: not UTF-8 text (byte {exc.start}); expected a {what} YAML file"]) from None
-    except OSError as exc:
-        raise SpecError([f"{shown}: cannot read: {exc.strerror}"]) from None
-    empty = f"{shown}: file is empty (expected a {what} mapping starting with 'schema_version: 1')"
-    if not text.strip():  # PyYAML would reject a whitespace-only line holding a tab
-        raise SpecError([empty])
-    try:
-        loader = yaml.SafeLoader(text)  # the reader rejects control characters here
-    except yaml.reader.ReaderError as exc:
-        raise SpecError([_reader_error(shown, text, exc)]) from None
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            raise SpecError([empty])
-        lines: dict[Loc, int] = {(): node.start_mark.line + 1}
-        dupes: list[tuple[int, str]] = []
-        _index(loader, node, (), lines, dupes, shown, {})
-        data = loader.construct_document(node)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{shown}:{mark.line + 1}:{mark.column + 1}" if mark else shown
-        problem = exc.problem or "invalid YAML"
-        context = ""
-        if exc.context:
-            cmark = exc.context_mark
-            started = (
-                f"; it starts at line {cmark.line + 1}, column {cmark.column + 1}"
-                if cmark and exc.problem_mark and cmark.line != exc.problem_mark.line
-                else ""
-            )
-            context = f" ({exc.context}{started})"
-        raise SpecError([f"{where}: YAML syntax error: {problem}{context}"]) from None
-    except yaml.reader.ReaderError as exc:
-        raise SpecError([_reader_error(shown, text, exc)]) from None
-    except yaml.YAMLError as exc:
-        raise SpecError([f"{shown}: YAML error: {str(exc).splitlines()[0]}"]) from None
-    except RecursionError:  # PyYAML's composer and constructor recurse once per nesting level
-        raise SpecError([f"{shown}: YAML is nested too deeply (expected a spec a few levels deep)"]) from None
-    finally:
-        loader.dispose()
-    if data is None:  # only '---' or a bare null
-        raise SpecError([empty])
-    if not isinstance(data, dict):
-        kind = _kind(data)
-        raise SpecError([f"{shown}:{node.start_mark.line + 1}: top level is {kind} (expected a {what} mapping)"])
-    return data, lines, dupes
-
-
-def _reader_error(shown: str, text: str, exc: yaml.reader.ReaderError) -> str:
-    line = text.count("\n", 0, exc.position) + 1
-    code = ord(exc.character) if isinstance(exc.character, str) else exc.character
-    return f"{shown}:{line}: YAML syntax error: control character #x{code:04x} is not allowed (expected printable text)"
-
-
-def _index(
-    loader: yaml.SafeLoader,
-    node: yaml.Node,
-    loc: Loc,
-    lines: dict[Loc, int],
-    dupes: list[tuple[int, str]],
-    shown: str,
-    walked: dict[int, bool],
-) -> None:
-    """Record the line of every key and list item under ``node``.
-
-    ``walked`` maps each collection node already visited to whether it is still
-    being walked: an alias back into an open node is recursive data, and a node
-    reached again through an alias is not walked twice (so nested aliases cannot
-    blow up); errors inside it point at the alias.
-    """
-    if isinstance(node, yaml.ScalarNode):
-        _scalar(loader, node, shown)
-        return
-    if walked.get(id(node)):
-        where = _dotted(loc) or "(top level)"
-        raise SpecError([f"{shown}:{node.start_mark.line + 1}: {where}: recursive alias (expected finite data)"])
-    if id(node) in walked:
-        return
-    walked[id(node)] = True
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[Any, int] = {}
-        for key_node, value_node in node.value:
-            key = _key(loader, key_node, shown)
-            key_line = key_node.start_mark.line + 1
-            if key in seen:
-                where = _dotted(loc + (key,))
-                first = seen[key]
-                dupes.append((key_line, f"{shown}:{key_line}: {where}: duplicate key (first defined on line {first})"))
-            seen[key] = key_line
-            lines[loc + (key,)] = key_line  # the last definition is the one that is used
-            _index(loader, value_node, loc + (key,), lines, dupes, shown, walked)
-    else:
-        for i, item in enumerate(node.value):
-            lines[loc + (i,)] = item.start_mark.line + 1
-            _index(loader, item, loc + (i,), lines, dupes, shown, walked)
-    walked[id(node)] = False
-
-
-def _key(loader: yaml.SafeLoader, key_node: yaml.Node, shown: str) -> Any:
-    """The key as the constructor will build it (``on:`` is True, ``1:`` is 1), so error locations match."""
-    if isinstance(key_node, yaml.ScalarNode):
-        try:
-            key = _scalar(loader, key_node, shown)
-            hash(key)
-        except (yaml.YAMLError, TypeError):  # `<<` (merge) or `!!set x:`; construct_document handles or reports them
-            return key_node.value
-        return key
-    return str(key_node.value)
-
-
-def _scalar(loader: yaml.SafeLoader, node: yaml.ScalarNode, shown: str) -> Any:
-    """Build one scalar now, so a bad explicit tag (``!!int abc``) is a located error, not a crash inside PyYAML."""
-    try:
-        return loader.construct_object(node)
-    except yaml.YAMLError:
-        raise  # marked: reported with line and column by _read_yaml
-    except Exception:  # PyYAML's int/float/timestamp constructors raise plain ValueError and friends
-        mark = node.start_mark
-        tag = node.tag.rsplit(":", 1)[-1]
-        where = f"{shown}:{mark.line + 1}:{mark.column + 1}"
-        raise SpecError([f"{where}: YAML syntax error: {node.value!r} is not a valid {tag} (check the explicit !!{tag} tag)"]) from None
-
-
 # --- validation -------------------------------------------------------------
 
 
-def _swapped(path: Path, data: dict[Any, Any], lines: dict[Loc, int], model: type[BaseModel]) -> str | None:
+def _swapped(path: Path, doc: Document, model: type[BaseModel]) -> str | None:
     """The file is the other kind of spec: say so instead of listing every field as wrong."""
+    data = doc.data
     if model is CapabilitySpec and "deployment" in data and "target" not in data:
-        return f"{path}:{lines.get(('deployment',), 1)}: deployment: this is a deployment overlay, not a capability spec (pass it with --overlay)"
+        return f"{path}:{doc.line('deployment')}: deployment: this is a deployment overlay, not a capability spec (pass it with --overlay)"
     if model is DeploymentOverlay and "target" in data and "deployment" not in data:
-        return f"{path}:{lines.get(('target',), 1)}: target: this is a capability spec, not a deployment overlay (pass it as the CAPABILITY argument)"
+        return f"{path}:{doc.line('target')}: target: this is a capability spec, not a deployment overlay (pass it as the CAPABILITY argument)"
     return None
 
 
 def _load(path: Path, model: type[M], what: str) -> Loaded:
-    data, lines, dupes = _read_yaml(path, what)
-    swapped = _swapped(path, data, lines, model)
+    doc = load_yaml(path, kind=what, duplicates="collect")
+    swapped = _swapped(path, doc, model)
     if swapped:
         raise SpecError([swapped])
     try:
-        loaded = Loaded(path=path.resolve(), model=model.model_validate(data))
+        validated = model.model_validate(doc.data)
     except ValidationError as exc:
-        raise SpecError(_format_errors(str(path), exc, lines, data, model, dupes)) from None
-    if dupes:
-        raise SpecError([text for _, text in sorted(dupes)])
-    return loaded
+        raise SpecError(_format_errors(str(path), exc, doc.lines, doc.data, model, doc.duplicates)) from None
+    if doc.duplicates:
+        raise SpecError([text for _, text in doc.duplicates])
+    warnings = tuple(f"{str(path)}:{_line_for(loc, doc.lines)}: {dotted(loc)}: warning: {text}" for loc, text in _fact_warnings(validated, ()))
+    return Loaded(path=path.resolve(), model=validated, lines=doc.lines, warnings=warnings, shown=str(path))
+
+
+def _fact_warnings(value: Any, loc: Loc) -> list[tuple[Loc, str]]:
+    """Fact keys one typo away from a typed field of their open mapping (``rtl`` beside ``rtol``)."""
+    found: list[tuple[Loc, str]] = []
+    if isinstance(value, Facts):
+        typed = sorted(type(value).model_fields)
+        for key in value.facts():
+            hint = _field_hint(str(key), typed)
+            if hint and hint[0] not in value.model_fields_set:
+                found.append((loc + (key,), f"unknown fact kept as written (did you mean '{hint[0]}'?)"))
+    if isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            found += _fact_warnings(getattr(value, name), loc + (name,))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, BaseModel):
+                found += _fact_warnings(item, loc + (key,))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            if isinstance(item, BaseModel):
+                found += _fact_warnings(item, loc + (i,))
+    return found
 
 
 def _format_errors(
@@ -236,7 +141,7 @@ def _format_errors(
         text = _describe(err, loc, data, model)
         if err["type"] == "invalid_key":  # pydantic reports a key `true` as index 1
             loc = loc[:-1] + (_show(err.get("input")),)
-        path = _dotted(loc) or "(top level)"
+        path = dotted(loc) or "(top level)"
         out.setdefault((line, path + text), f"{shown}:{line}: {path}: {text}")
     return [out[key] for key in sorted(out)]
 
@@ -253,8 +158,16 @@ def _prune_unions(errors: list[Any]) -> list[Any]:
     """
     kept: list[Any] = []
     groups: dict[Loc, list[tuple[int, Any]]] = {}
+    points = set()
     for err in errors:
         at = next((i for i, part in enumerate(err["loc"]) if _is_union_tag(part)), None)
+        if at is not None:
+            points.add(tuple(err["loc"][:at]))
+    for err in errors:
+        at = next((i for i, part in enumerate(err["loc"]) if _is_union_tag(part)), None)
+        if at is None:  # a branch with a validator is tagged 'function-after[...]': still a branch of the union
+            loc = err["loc"]
+            at = next((i for i in range(len(loc)) if tuple(loc[:i]) in points and str(loc[i]).startswith("function-")), None)
         if at is None:
             kept.append(err)
         else:
@@ -270,6 +183,8 @@ def _prune_unions(errors: list[Any]) -> list[Any]:
                 expected = str((err.get("ctx") or {}).get("expected", "")).replace(" or ", ", ")
                 choices = [c.strip().strip("'") for c in expected.split(",")]
                 forms.append(" or ".join(f"'{c}'" for c in choices))
+            elif err["type"] == "string_pattern_mismatch" and "A-Za-z0-9_.-" in str((err.get("ctx") or {}).get("pattern")):
+                forms.append(f"a name ({NAME_RULE})")
             else:
                 forms.append(_EXPECTED_TYPES.get(err["type"], err["msg"]))
         value = members[0][1].get("input")
@@ -294,15 +209,6 @@ def _line_for(loc: Loc, lines: dict[Loc, int]) -> int:
     return 1
 
 
-def _dotted(loc: Loc) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, bool):
-            part = "true" if part else "false"
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
 def _value_at(data: Any, loc: Loc) -> Any:
     for part in loc:
         try:
@@ -320,26 +226,8 @@ def _show(value: Any) -> str:
     if isinstance(value, str):
         return repr(value) if len(value) <= 60 else repr(value[:57] + "...")
     if isinstance(value, (dict, list)):
-        return _kind(value)
+        return kind_of(value)
     return str(value)
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__
 
 
 def _model_at(model: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
@@ -460,7 +348,7 @@ def _describe(err: dict[str, Any], loc: Loc, data: Any, model: type[BaseModel]) 
             hint = difflib.get_close_matches(value, [c.strip() for c in choices.split(",")], n=1, cutoff=0.6)
             extra = f"; did you mean '{hint[0]}'?" if hint else ""
             return f"{_show(value)} is not allowed (expected one of: {choices}{extra})"
-        return f"{_show(value)} is {_kind(value)} (expected one of: {choices})"
+        return f"{_show(value)} is {kind_of(value)} (expected one of: {choices})"
     if kind in _EXPECTED_TYPES:
         expected = _EXPECTED_TYPES[kind]
         if value is None:
@@ -468,11 +356,11 @@ def _describe(err: dict[str, Any], loc: Loc, data: Any, model: type[BaseModel]) 
             return f"is null (expected {expected}{hint})"
         if isinstance(value, bool) and kind in ("int_type", "float_type"):
             return f"{_show(value)} is a boolean (expected {expected})"
-        return f"{_show(value)} is {_kind(value)} (expected {expected})"
+        return f"{_show(value)} is {kind_of(value)} (expected {expected})"
     if kind == "string_pattern_mismatch":
         pattern = ctx.get("pattern", "")
         if "A-Za-z0-9_.-" in pattern:
-            return f"{_show(value)} is not a safe name (expected letters, digits, '_', '.', '-', starting with a letter or digit)"
+            return f"{_show(value)} is not a safe name (expected {NAME_RULE})"
         if "0-9a-f" in pattern:
             return f"{_show(value)} is not a git sha (expected 7 to 40 lowercase hex digits)"
         return f"{_show(value)} is not a valid identifier (expected to match {pattern})"
@@ -482,15 +370,19 @@ def _describe(err: dict[str, Any], loc: Loc, data: Any, model: type[BaseModel]) 
         bound = {"greater_than": "greater than", "greater_than_equal": "at least", "less_than_equal": "at most"}[kind]
         limit = ctx.get("gt", ctx.get("ge", ctx.get("le")))
         return f"{_show(value)} is out of range (expected a number {bound} {limit})"
+    if kind == "too_short" and ctx.get("actual_length") == 0 and ctx.get("min_length") == 1:
+        return "is empty (expected a non-empty list)"
     if kind in ("too_short", "too_long"):
         return f"has {ctx.get('actual_length')} items (expected {ctx.get('min_length', 1)} to {ctx.get('max_length', 'any')})"
     if kind == "value_error":
         return str(ctx.get("error", err["msg"]))
     if kind == "union_mismatch":
-        return f"{_show(value)} is {_kind(value)} (expected {err['msg']})"
+        if isinstance(value, (dict, list)):
+            return f"is {kind_of(value)} (expected {err['msg']})"
+        return f"{_show(value)} is {kind_of(value)} (expected {err['msg']})"
     if kind == "invalid_key":
         why = "; YAML reads bare yes/no/on/off as booleans" if isinstance(value, bool) else ""
-        return f"key is {_kind(value)} (expected a string: quote the key{why})"
+        return f"key is {kind_of(value)} (expected a string: quote the key{why})"
     if kind in ("union_tag_invalid", "union_type"):
-        return f"{_show(value)} is {_kind(value)} (expected {err['msg']})"
+        return f"{_show(value)} is {kind_of(value)} (expected {err['msg']})"
     return f"{err['msg']} (got {_show(value)})"

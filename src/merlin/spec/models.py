@@ -1,20 +1,39 @@
 """Pydantic models for the capability spec and the deployment overlay.
 
-The format is upstream Merlin's (``schema_version: 1``). Models are strict:
-unknown keys are rejected everywhere except the free-form ``deployment.extra``
-map, a boolean is never accepted as a number, and enumerations are closed.
-Optional sections have defaults but may not be written as ``null``.
+The format is upstream Merlin's (``schema_version: 1``). Structural sections
+are strict (``Strict``): an unknown key is an error with a did-you-mean hint.
+The sections upstream treats as open mappings of hardware facts (``Facts``)
+type only their named fields and keep every other key as a fact, in the
+model and in its dump. A boolean is never accepted as a number, enumerations
+are closed, optional sections have defaults but may not be written as
+``null``. Names used as directory names follow ``merlin.spec.names``, the rule
+``execute`` applies. Models are built on first use (``defer_build``), so
+importing this module costs little.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema, field_validator
 from pydantic_core import PydanticCustomError
 
-# A name that is also used as a directory name: no separators, no "..".
-SafeName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")]
+from merlin.spec.names import NAME_CHARS, NAME_PATTERN
+
+
+def _no_dotdot(value: str) -> str:
+    if ".." in value:
+        raise PydanticCustomError("string_pattern_mismatch", "String should match pattern '{pattern}'", {"pattern": NAME_PATTERN})
+    return value
+
+
+# A name that is also used as a directory name: no separators, no ".." (merlin.spec.names).
+SafeName = Annotated[
+    str,
+    StringConstraints(pattern=NAME_CHARS),
+    AfterValidator(_no_dotdot),
+    WithJsonSchema({"type": "string", "pattern": NAME_PATTERN}),
+]
 NonEmpty = Annotated[str, StringConstraints(min_length=1)]
 
 
@@ -45,7 +64,19 @@ DeploymentMode = Literal["board", "firesim", "bare-metal", "simulator", "runtime
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    """A structural section: every key is known."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
+
+
+class Facts(BaseModel):
+    """An open mapping of hardware facts: the named fields are typed, any other key is kept as a fact."""
+
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True, defer_build=True)
+
+    def facts(self) -> dict[str, Any]:
+        """The keys beyond the typed fields, as written."""
+        return dict(self.__pydantic_extra__ or {})
 
 
 # --- capability spec -------------------------------------------------------
@@ -105,16 +136,18 @@ class ComputeOp(Strict):
 
 
 class Operations(Strict):
-    compute: list[ComputeOp] = Field(default_factory=list)
+    compute: list[ComputeOp] = Field(default_factory=list, min_length=1, description="At least one operation when given.")
     movement: list[NonEmpty] = Field(default_factory=list)
     synchronization: list[NonEmpty] = Field(default_factory=list)
 
 
-class ComputeArray(Strict):
-    kind: NonEmpty
+class ComputeArray(Facts):
+    """Dimensions such as rows, cols and depth are facts."""
+
+    kind: NonEmpty | None = None
 
 
-class VectorGeometry(Strict):
+class VectorGeometry(Facts):
     vlen_bits: Annotated[int, Field(gt=0)] | None = None
     dlen_bits: Annotated[int, Field(gt=0)] | None = None
 
@@ -134,25 +167,25 @@ class MemorySpace(Strict):
     kind: NonEmpty
 
 
-class Layouts(Strict):
+class Layouts(Facts):
     lhs: str | None = None
     rhs: str | None = None
     result: str | None = None
 
 
-class Packing(Strict):
+class Packing(Facts):
     requires_pack: bool = False
     requires_unpack: bool = False
     supports_k0_eq_1_direct_pack: bool = False
 
 
 class Memory(Strict):
-    spaces: list[MemorySpace] = Field(default_factory=list)
+    spaces: list[MemorySpace] = Field(default_factory=list, min_length=1, description="At least one space when given.")
     preferred_layouts: Layouts = Field(default_factory=Layouts)
     packing: Packing = Field(default_factory=Packing)
 
 
-class Quantization(Strict):
+class Quantization(Facts):
     requantize_native: bool = False
     clamp_native: bool = False
 
@@ -169,7 +202,7 @@ class Driver(Strict):
     uri_schemes: list[NonEmpty] = Field(default_factory=list)
 
 
-class RuntimeSync(Strict):
+class RuntimeSync(Facts):
     semaphores: bool = False
     timelines: bool = False
 
@@ -181,16 +214,16 @@ class Runtime(Strict):
     synchronization: RuntimeSync = Field(default_factory=RuntimeSync)
 
 
-class Facility(Strict):
+class Facility(Facts):
     """A verification facility (golden model, simulator, RTL, perf counters)."""
 
     available: bool = False
     kind: str = "none"
 
 
-class Tolerance(Strict):
-    atol: Annotated[float, Field(ge=0)]
-    rtol: Annotated[float, Field(ge=0)]
+class Tolerance(Facts):
+    atol: Annotated[float, Field(ge=0)] | None = None
+    rtol: Annotated[float, Field(ge=0)] | None = None
 
 
 class Verification(Strict):
@@ -214,7 +247,9 @@ class Credential(Strict):
 class Access(Strict):
     model: AccessModel
     sdk_requirements: list[NonEmpty] = Field(default_factory=list)
-    credential_requirements: Literal["none"] | list[Credential] = "none"
+    credential_requirements: Literal["none"] | SafeName | list[Credential] = Field(
+        default="none", description="'none', one credential name (upstream's form) or a list of credentials."
+    )
     availability_class: AvailabilityClass
     verification_gates: list[VerificationGate] = Field(default_factory=list, json_schema_extra={"uniqueItems": True})
 
@@ -227,7 +262,13 @@ class Access(Strict):
         return gates
 
     def credentials(self) -> list[Credential]:
-        return [] if self.credential_requirements == "none" else list(self.credential_requirements)
+        """The required credentials; upstream's single name is a one-element list."""
+        req = self.credential_requirements
+        if req == "none":
+            return []
+        if isinstance(req, str):
+            return [Credential(name=req)]
+        return list(req)
 
 
 class CapabilitySpec(Strict):
@@ -251,14 +292,14 @@ class CapabilitySpec(Strict):
 # --- deployment overlay ----------------------------------------------------
 
 
-class Chipyard(Strict):
+class Chipyard(Facts):
     repo: str | None = None
     branch: str | None = None
     sha: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{7,40}$")] | None = None
     config_class: str | None = None
 
 
-class DeploymentRuntime(Strict):
+class DeploymentRuntime(Facts):
     simulator: str | None = None
     workload: str | None = None
     execution_mode: str | None = None
@@ -298,3 +339,26 @@ class DeploymentOverlay(Strict):
 
     schema_version: SchemaVersion
     deployment: Deployment
+
+
+def open_facts(model: BaseModel) -> dict[str, dict[str, Any]]:
+    """Every fact kept beyond the typed fields, by dotted section (for the plan's views).
+
+    ``{"geometry.compute_array": {"rows": 16}, "verification.tolerances.fp8": {...}}``;
+    sections without extra facts are left out, so the result is often empty.
+    """
+    found: dict[str, dict[str, Any]] = {}
+
+    def walk(value: Any, where: str) -> None:
+        if isinstance(value, Facts) and value.facts():
+            found[where] = value.facts()
+        if isinstance(value, BaseModel):
+            for name in type(value).model_fields:
+                walk(getattr(value, name), f"{where}.{name}" if where else name)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(item, BaseModel):
+                    walk(item, f"{where}.{key}")
+
+    walk(model, "")
+    return found

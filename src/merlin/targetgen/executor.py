@@ -25,10 +25,11 @@ from __future__ import annotations
 import os
 import shlex
 import uuid
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from merlin.atomic import append_line, atomic_write_text
 from merlin.errors import BadInput, ExitCode, LockBusy
@@ -589,7 +590,7 @@ class _Run:
                 rec,
                 "validation",
                 cmd["id"],
-                lambda: run_command(
+                lambda: run_command(  # noqa: B023 - _run_marked calls it at once, inside this iteration
                     argv,
                     timeout=timeout,
                     log_path=self.layout.log(tid),
@@ -993,7 +994,7 @@ def answer(
 
         append_line(layout.answers, json.dumps(record, sort_keys=True, ensure_ascii=False))
         st.event(layout, kind="answer_recorded", question_id=question_id, choice=choice, answer_id=record["answer_id"], lock_busy=bool(holder))
-    return AnswerResult(layout.root, question_id, choice, record["answer_id"], holder, earlier[-1]["choice"] if earlier else None)
+    return AnswerResult(layout.root, question_id, choice, str(record["answer_id"]), holder, earlier[-1]["choice"] if earlier else None)
 
 
 def retry(

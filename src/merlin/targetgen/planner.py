@@ -14,7 +14,7 @@ from typing import Any
 
 from merlin.atomic import dump_json, write_if_changed
 from merlin.spec.loader import Loaded
-from merlin.spec.models import CapabilitySpec, DeploymentOverlay
+from merlin.spec.models import CapabilitySpec, DeploymentOverlay, open_facts
 from merlin.targetgen import rules
 from merlin.targetgen.tasks import build_task_graph
 
@@ -134,9 +134,15 @@ def build_plan(cap: Loaded, overlay: Loaded | None = None) -> Plan:
 
 
 def _compile_view(spec: CapabilitySpec, ovl: DeploymentOverlay | None, styles: list[str]) -> dict[str, Any]:
-    """The compile-target shape the compiler driver consumes, derived only from the inputs."""
+    """The compile-target shape the compiler driver consumes, derived only from the inputs.
+
+    ``facts`` (only when the spec has any) holds the hardware facts written in
+    the open mappings beyond their typed fields, e.g. a compute array's rows.
+    """
     dep = ovl.deployment if ovl else None
+    facts = open_facts(spec)
     return {
+        **({"facts": facts} if facts else {}),
         "target": spec.target.name,
         "compile_target": (dep.compile_target if dep and dep.compile_target else spec.target.name),
         "compile_hw": dep.compile_hw if dep else None,

@@ -115,12 +115,9 @@ def parse_fragment(path: Path, layer: str) -> Fragment:
     """Read one fragment file; every problem is one line naming the file."""
     import yaml
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise BadInput(f"{path}: prompt fragment is not UTF-8 text") from None
-    except OSError as exc:
-        raise BadInput(f"{path}: cannot read prompt fragment: {exc.strerror}") from None
+    from merlin.spec.yamlsafe import parse_bounded, read_bounded_text
+
+    text = read_bounded_text(path, what="prompt fragment (Markdown with YAML frontmatter)")  # regular, bounded, UTF-8
     lines = text.splitlines(keepends=True)
     if not lines or lines[0].strip() != "---":
         raise BadInput(f"{path}:1: prompt fragment must start with YAML frontmatter between '---' lines")
@@ -128,7 +125,7 @@ def parse_fragment(path: Path, layer: str) -> Fragment:
     if end is None:
         raise BadInput(f"{path}:1: prompt frontmatter is not closed (expected a second '---' line)")
     try:
-        meta = yaml.safe_load("".join(lines[1:end]))
+        meta = parse_bounded("".join(lines[1:end]), shown=str(path), line_offset=1)  # alias and node limits
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = mark.line + 2 if mark else 1

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -66,7 +66,7 @@ class PlanInput(_Closed):
 
 class PlanInputs(_Closed):
     capability: PlanInput
-    overlay: Optional[PlanInput] = None
+    overlay: PlanInput | None = None
 
 
 class PlanAccess(_Closed):
@@ -99,11 +99,11 @@ class SupportPlan(_Closed):
     schema_version: Literal[1]
     target: str
     display_name: str
-    vendor: Optional[str] = None
-    maturity: Optional[str] = None
+    vendor: str | None = None
+    maturity: str | None = None
     inputs: PlanInputs
-    deployment_profile: Optional[str]
-    deployment_mode: Optional[str]
+    deployment_profile: str | None
+    deployment_mode: str | None
     integration_styles: list[str]
     primary_integration: str
     target_families: list[str]
@@ -125,7 +125,7 @@ class ValidationCommand(_Closed):
     id: str
     argv: list[str]
     description: str
-    timeout_s: Optional[float] = None
+    timeout_s: float | None = None
 
 
 class CredentialRequirement(_Closed):
@@ -182,7 +182,7 @@ class VerificationManifest(_Closed):
 
     schema_version: Literal[1]
     target: str
-    maturity: Optional[str] = None
+    maturity: str | None = None
     ready_stages: int
     stages: list[Stage]
 
@@ -197,12 +197,12 @@ class BundleInput(_Closed):
 
 class BundleInputs(_Closed):
     capability: BundleInput
-    overlay: Optional[BundleInput] = None
+    overlay: BundleInput | None = None
 
 
 class BundlePreflight(_Closed):
     probes: dict[str, str]
-    device_probe: Optional[str]
+    device_probe: str | None
     timeout_s: float
     validation_timeout_s: float
 
@@ -219,9 +219,9 @@ class BundleTask(TaskContract):
 
     index: int
     brief_file: str
-    prompt_file: Optional[str]
-    response_file: Optional[str]
-    prompt_sha256: Optional[str]
+    prompt_file: str | None
+    response_file: str | None
+    prompt_sha256: str | None
     prompt_sources: list[PromptSource]
 
 
@@ -230,7 +230,7 @@ class ExecutionBundle(_Closed):
 
     schema_version: Literal[1]
     target: str
-    deployment: Optional[str]
+    deployment: str | None
     prompt_backend: Literal["none", "manualllm"]
     inputs: BundleInputs
     preflight: BundlePreflight
@@ -244,11 +244,11 @@ class CommandResult(_Open):
     """The result of one probe or validation command (see probes.CommandResult.to_json)."""
 
     command: str
-    exit_code: Optional[int]
+    exit_code: int | None
     duration_s: float
     timed_out: bool
     output_excerpt: str
-    error: Optional[str] = None
+    error: str | None = None
 
 
 class ProbeRecord(CommandResult):
@@ -260,20 +260,20 @@ class ProbeRecord(CommandResult):
 class CredentialCheck(_Open):
     env: str
     status: Literal["present", "missing"]
-    checked_at: Optional[str] = None
-    confirmed_by_operator: Optional[bool] = None
-    confirmed_in: Optional[str] = None
+    checked_at: str | None = None
+    confirmed_by_operator: bool | None = None
+    confirmed_in: str | None = None
 
 
 class DeviceCheck(_Open):
     status: Literal["passed", "failed", "no_probe", "confirmed_by_operator"]
-    at: Optional[str] = None
+    at: str | None = None
 
 
 class Preflight(_Closed):
     probes: dict[str, ProbeRecord]
     credentials: dict[str, CredentialCheck]
-    device: Optional[DeviceCheck]
+    device: DeviceCheck | None
 
 
 class Waiver(_Open):
@@ -285,7 +285,7 @@ class Waiver(_Open):
 
 class ValidationRun(CommandResult):
     id: str
-    description: Optional[str] = None
+    description: str | None = None
     status: Literal["passed", "failed", "skipped"]
     attempt: int
     at: str
@@ -295,17 +295,17 @@ class ValidationRun(CommandResult):
 class LastValidation(_Closed):
     id: str
     status: Literal["passed", "failed", "skipped"]
-    exit_code: Optional[int]
+    exit_code: int | None
 
 
 class Proposal(_Open):
     source: Literal["response_file", "none"]
     summary: str
     recorded_at: str
-    response_file: Optional[str] = None
-    snapshot: Optional[str] = None
-    sha256: Optional[str] = None
-    bytes: Optional[int] = None
+    response_file: str | None = None
+    snapshot: str | None = None
+    sha256: str | None = None
+    bytes: int | None = None
 
 
 class Running(_Open):
@@ -318,9 +318,9 @@ class Running(_Open):
 class Transition(_Open):
     at: str
     to: TaskStateName
-    stage: Optional[str]
+    stage: str | None
     why: str
-    from_: Optional[TaskStateName] = Field(None, alias="from")
+    from_: TaskStateName | None = Field(None, alias="from")
 
 
 class LastRetry(_Closed):
@@ -334,32 +334,32 @@ class TaskRecord(_Closed):
 
     task_id: str
     state: TaskStateName
-    stage: Optional[str]
+    stage: str | None
     attempts: int
     attempt_started: bool
     questions_opened: int = 0
-    open_question: Optional[str]
-    blocked_reason: Optional[str]
+    open_question: str | None
+    blocked_reason: str | None
     preflight: Preflight
     waivers: dict[str, Waiver]
     validations: dict[str, ValidationRun]
-    last_validation: Optional[LastValidation]
-    proposal: Optional[Proposal]
-    running: Optional[Running]
+    last_validation: LastValidation | None
+    proposal: Proposal | None
+    running: Running | None
     history: list[Transition]
-    retries: Optional[int] = None
-    last_retry: Optional[LastRetry] = None
+    retries: int | None = None
+    last_retry: LastRetry | None = None
 
 
 class TaskState(TaskRecord):
     """``task_states/<task>.json``: one task's record with its titles and files (a view of the state)."""
 
-    schema_version: Optional[Literal[1]] = Field(None, description="absent in files written before it was added")
+    schema_version: Literal[1] | None = Field(None, description="absent in files written before it was added")
     target: str
-    title: Optional[str]
-    brief_file: Optional[str]
-    prompt_file: Optional[str]
-    response_file: Optional[str]
+    title: str | None
+    brief_file: str | None
+    prompt_file: str | None
+    response_file: str | None
 
 
 class Option(_Closed):
@@ -371,16 +371,16 @@ class Option(_Closed):
 class Pause(_Open):
     at: str
     answer_id: str
-    answered_at: Optional[str] = None
+    answered_at: str | None = None
 
 
 class RequestAnswer(_Open):
-    choice: Optional[str]
-    answer_id: Optional[str] = None
-    answered_at: Optional[str] = None
-    note: Optional[str] = None
-    superseded_by: Optional[str] = None
-    reason: Optional[str] = None
+    choice: str | None
+    answer_id: str | None = None
+    answered_at: str | None = None
+    note: str | None = None
+    superseded_by: str | None = None
+    reason: str | None = None
 
 
 class OperatorRequest(_Closed):
@@ -395,8 +395,8 @@ class OperatorRequest(_Closed):
     recommended_option: str
     status: Literal["open", "resolved", "superseded"]
     opened_at: str
-    resolved_at: Optional[str]
-    answer: Optional[RequestAnswer]
+    resolved_at: str | None
+    answer: RequestAnswer | None
     pauses: list[Pause]
     facts: dict[str, Any]
 
@@ -404,13 +404,13 @@ class OperatorRequest(_Closed):
 class Answer(_Closed):
     """One line of ``answers.jsonl``, appended by ``merlin targetgen answer``."""
 
-    schema_version: Optional[Literal[1]] = Field(None, description="absent in lines written before it was added")
+    schema_version: Literal[1] | None = Field(None, description="absent in lines written before it was added")
     answer_id: str
     question_id: str
     choice: str
     at: str
     by: str
-    note: Optional[str] = None
+    note: str | None = None
 
 
 class IgnoredAnswer(Answer):
@@ -429,8 +429,8 @@ class TargetAnswer(_Closed):
 class LastExecute(_Closed):
     pid: int
     started_at: str
-    finished_at: Optional[str]
-    outcome: Optional[str]
+    finished_at: str | None
+    outcome: str | None
 
 
 class ExecutionState(_Closed):
@@ -441,16 +441,16 @@ class ExecutionState(_Closed):
     created_at: str
     updated_at: str
     outcome: Outcome
-    current_task: Optional[str]
-    current_stage: Optional[str]
-    open_question_id: Optional[str]
+    current_task: str | None
+    current_stage: str | None
+    open_question_id: str | None
     task_order: list[str]
     tasks: dict[str, TaskRecord]
     requests: dict[str, OperatorRequest]
     consumed_answers: list[str]
     target_answers: dict[str, TargetAnswer]
     ignored_answers: list[IgnoredAnswer]
-    last_execute: Optional[LastExecute]
+    last_execute: LastExecute | None
     executes: int
 
 

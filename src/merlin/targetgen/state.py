@@ -15,10 +15,11 @@ import datetime as _dt
 import json
 import os
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from merlin.atomic import append_line, atomic_write_json, dump_json, file_lock, write_if_changed
 from merlin.errors import BadInput
@@ -59,7 +60,7 @@ LOCK_NAME = ".merlin.lock"
 
 
 def now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""`merlin ray jobs status RUN_ID` on a live Ray run vs `ray job status SUBMISSION_ID`, same run.
+
+Target (issue 7): <= 0.3 s. merlin's status refreshes: it asks the cluster
+(one GET of Ray's Jobs REST API, no `import ray`), applies the answer to the
+ledger under the run's lock, and renders the record. Baseline, same run,
+measured alternately: Ray's own CLI asking the same cluster about the same
+submission. Starts a private Ray cluster; exits 1 on FAIL.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+
+from _common import MERLIN, RAY, interleaved, private_cluster, report, temp_root
+
+RUNS = 11
+
+
+def main() -> int:
+    root = temp_root("merlin-bench-status-")
+    try:
+        with private_cluster(root) as (cp, rec):
+            run = cp.submit(["sleep", "600"], target="bench", workflow="status", engine="ray")
+            deadline = time.monotonic() + 120
+            while cp.status(run.run_id).status.value != "running":
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"the run did not start: {cp.get(run.run_id).message}")
+                time.sleep(0.3)
+            ours_cmd = [*MERLIN, "ray", "jobs", "status", run.run_id, "--state-root", str(root)]
+            ray_cmd = [RAY, "job", "status", "--address", rec.address, run.attempt.submission_id]
+            cpu: dict = {}
+            try:
+                ours, base = interleaved(ours_cmd, ray_cmd, runs=RUNS, cpu=cpu)
+                observed = cp.get(run.run_id)
+                assert observed.status.value == "running" and observed.observed_at is not None
+            finally:
+                cp.cancel(run.run_id)
+        rows = [
+            ("jobs status RUN_ID (live Ray run, refreshes)", ours, base, "<= 0.300 s", ours <= 0.3),
+            ("  CPU seconds (user+sys) [info]", cpu["a"], cpu["b"], "(no target)", True),
+        ]
+        return report(f"status of one live Ray run, median of {RUNS} (alternating); baseline = `ray job status`", rows)
+    finally:
+        shutil.rmtree(root.parent, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

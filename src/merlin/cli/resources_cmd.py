@@ -1,0 +1,299 @@
+"""``merlin ray resources ...``: the lab's hardware inventory and leases on it (see docs/leases.md).
+
+Exit codes: 0 ok, 2 bad input, 3 not grantable now (the request is recorded
+as waiting) or the lease is gone, 4 not found. ``--json`` everywhere. The
+commands talk to the lease book only; nothing heavy is imported.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+
+app = typer.Typer(help="Hardware inventory and leases: define, list, reserve, renew, release, queue.", no_args_is_help=True)
+
+StateRootOpt = typer.Option(
+    None, "--state-root", help="Ledger directory (default: $MERLIN_STATE_ROOT or build/generated/ray).", show_default=False
+)
+JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
+ReasonOpt = typer.Option("", "--reason", help="Why (recorded with your name).")
+
+
+def _book(state_root: Optional[Path]) -> Any:
+    from merlin.controlplane import ControlPlane
+
+    return ControlPlane(state_root).leases
+
+
+def _say(text: str) -> None:
+    sys.stderr.write(text.rstrip("\n") + "\n")
+    sys.stderr.flush()
+
+
+def _emit(data: Any) -> None:
+    from merlin.cli.output import emit_json
+
+    emit_json(data)
+
+
+def _items(lease: dict[str, Any]) -> str:
+    return ", ".join(f"{i}#{lease['tokens'].get(i, '?')}" for i in lease.get("items") or []) or "-"
+
+
+def _bundles(lease: dict[str, Any]) -> str:
+    return " + ".join(f"{b['pool']}:{b['count']}" + "".join(f",{k}={v}" for k, v in sorted((b.get("labels") or {}).items())) for b in lease["bundles"])
+
+
+def _short(value: Any) -> str:
+    text = str(value or "")
+    return text[:19].replace("T", " ") + "Z" if len(text) >= 19 else "-"
+
+
+def _print_lease(lease: dict[str, Any]) -> None:
+    o = lease["owner"]
+    rows = [
+        ("lease", lease["lease_id"]),
+        ("state", lease["state"]),
+        ("request", _bundles(lease)),
+        ("items", _items(lease) + ("  (item#fencing token)" if lease.get("items") else "")),
+        ("owner", f"{o['user']}@{o['host']}" + (f" pid {o['pid']}" if o.get("pid") else "") + (f" run {o['run_id']}" if o.get("run_id") else "")),
+        ("priority", str(lease.get("priority", 0))),
+        ("ttl", f"{lease['ttl_seconds']:g}s"),
+        ("created", _short(lease.get("created_at"))),
+        ("granted", _short(lease.get("granted_at"))),
+        ("expires", _short(lease.get("expires_at"))),
+        ("ended", _short(lease.get("ended_at"))),
+        ("reason", lease.get("reason") or "-"),
+    ]
+    sys.stdout.write("".join(f"{k:<9} {v}\n" for k, v in rows if v not in ("-",) or k in ("items", "reason")))
+
+
+@app.command("define")
+def define(
+    file: Path = typer.Argument(..., help="Inventory YAML (schema_version: 1, items: [{id, pool, labels, host}])."),
+    state_root: Optional[Path] = StateRootOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """Load an inventory YAML into the ledger (validated strictly; health set at run time is kept)."""
+    from merlin.leases.inventory import load_inventory_file
+
+    items = load_inventory_file(file)
+    inv = _book(state_root).define(items, source=str(file.resolve()))
+    if json:
+        _emit(inv)
+        return
+    pools: dict[str, int] = {}
+    for it in inv["items"]:
+        pools[it["pool"]] = pools.get(it["pool"], 0) + 1
+    _say(f"defined {len(inv['items'])} item(s): " + ", ".join(f"{p} x{n}" for p, n in sorted(pools.items())))
+
+
+@app.command("list")
+def list_items(state_root: Optional[Path] = StateRootOpt, json: bool = JsonOpt) -> None:
+    """Items with their health, holder and queue; then the waiting requests."""
+    book = _book(state_root)
+    items = book.items()
+    queue = book.queue()
+    if json:
+        _emit({"items": items, "queue": queue})
+        return
+    if not items:
+        _say("no inventory yet: describe the hardware in a YAML file and run `merlin ray resources define FILE`")
+        return
+    from rich.table import Table
+
+    from merlin.cli.output import out
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for col in ("ITEM", "POOL", "LABELS", "HOST", "HEALTH", "HOLDER", "UNTIL", "WAITING"):
+        table.add_column(col, no_wrap=True)
+    for it in items:
+        h = it["holder"]
+        health = it["health"] + (" (drained)" if it.get("drained") else "")
+        table.add_row(
+            it["id"], it["pool"], ",".join(f"{k}={v}" for k, v in sorted(it["labels"].items())) or "-", it.get("host") or "-", health,
+            f"{h['user']}@{h['host']} {h['lease_id']}" if h else "-", _short(h["until"]) if h else "-", str(len(it["waiting"])),
+        )  # fmt: skip
+    out().print(table)
+    if queue:
+        _say(f"{len(queue)} request(s) waiting; see `merlin ray resources queue`")
+
+
+@app.command("reserve")
+def reserve(
+    bundles: List[str] = typer.Argument(..., help="POOL[:COUNT][,k=v...]; several form a gang (granted all at once or not at all)."),
+    label: Optional[List[str]] = typer.Option(None, "--label", help="k=v every bundle's items must carry (repeatable)."),
+    priority: int = typer.Option(0, "--priority", help="Higher is served first; ties by age."),
+    ttl: str = typer.Option("15m", "--ttl", help="Expires unless renewed within this (90s, 15m, 2h)."),
+    wait: bool = typer.Option(False, "--wait", help="Wait until granted."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", help="With --wait: give up after SECONDS (the request stays queued)."),
+    pid: Optional[int] = typer.Option(None, "--pid", help="Bind the lease to this process: freed when it dies (e.g. --pid $$)."),
+    run_id: Optional[str] = typer.Option(None, "--run-id", help="Record the run this lease is for."),
+    state_root: Optional[Path] = StateRootOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """Request items; prints the lease id. Exit 3 when it is not grantable now (it stays queued)."""
+    from merlin.errors import BadInput
+    from merlin.leases.book import NotGranted, parse_bundle
+
+    labels: dict[str, str] = {}
+    for pair in label or []:
+        k, eq, v = pair.partition("=")
+        if not eq or not k or not v:
+            raise BadInput(f"--label {pair!r}: expected k=v")
+        labels[k] = v
+    parsed = [parse_bundle(b, labels) for b in bundles]
+    book = _book(state_root)
+    try:
+        lease = book.reserve(parsed, priority=priority, ttl=ttl, wait=wait, timeout=timeout, pid=pid, run_id=run_id)
+    except NotGranted as exc:
+        lease = exc.lease
+    if json:
+        _emit(lease)
+    else:
+        sys.stdout.write(lease["lease_id"] + "\n")
+    if lease["state"] != "granted":
+        raise NotGranted(f"lease {lease['lease_id']} is waiting (not grantable now); see `merlin ray resources why {lease['lease_id']}`", lease)
+    if not json:
+        _say(f"granted {_items(lease)} until {_short(lease['expires_at'])}; renew with `merlin ray resources renew {lease['lease_id']}`")
+
+
+@app.command("renew")
+def renew(
+    lease_id: str = typer.Argument(..., help="Lease id."),
+    ttl: Optional[str] = typer.Option(None, "--ttl", help="New TTL (default: the lease's own)."),
+    state_root: Optional[Path] = StateRootOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """Push the expiry out by the TTL. Exit 3 if the lease is gone (expired, revoked, released)."""
+    lease = _book(state_root).renew(lease_id, ttl=ttl)
+    if json:
+        _emit(lease)
+    else:
+        _say(f"lease {lease_id} {lease['state']}; expires {_short(lease.get('expires_at'))}")
+
+
+@app.command("release")
+def release(
+    lease_id: str = typer.Argument(..., help="Lease id."),
+    force: bool = typer.Option(False, "--force", help="Release someone else's lease (needs --reason)."),
+    reason: str = ReasonOpt,
+    state_root: Optional[Path] = StateRootOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """Give the items back; the next waiter is granted at once."""
+    lease = _book(state_root).release(lease_id, force=force, reason=reason or None)
+    if json:
+        _emit(lease)
+    else:
+        _say(f"lease {lease_id} {lease['state']}")
+
+
+@app.command("cancel")
+def cancel(lease_id: str = typer.Argument(..., help="Lease id."), state_root: Optional[Path] = StateRootOpt, json: bool = JsonOpt) -> None:
+    """Withdraw a waiting request."""
+    lease = _book(state_root).cancel(lease_id)
+    if json:
+        _emit(lease)
+    else:
+        _say(f"lease {lease_id} {lease['state']}")
+
+
+@app.command("revoke")
+def revoke(
+    lease_id: str = typer.Argument(..., help="Lease id."),
+    reason: str = typer.Option(..., "--reason", help="Why (recorded with your name; the holder is told at its next renewal)."),
+    state_root: Optional[Path] = StateRootOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """Take a lease away (admin)."""
+    lease = _book(state_root).revoke(lease_id, reason)
+    if json:
+        _emit(lease)
+    else:
+        _say(f"lease {lease_id} {lease['state']}")
+
+
+@app.command("show")
+def show(
+    lease_id: str = typer.Argument(..., help="Lease id."),
+    events: bool = typer.Option(False, "--events", help="Also print its event log."),
+    state_root: Optional[Path] = StateRootOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """One lease: owner, request, items with fencing tokens, times, the reason of its last change."""
+    book = _book(state_root)
+    lease = book.show(lease_id)
+    evs = book.events(lease_id) if events else None
+    if json:
+        _emit(dict(lease, events=evs) if events else lease)
+        return
+    _print_lease(lease)
+    for e in evs or []:
+        sys.stdout.write(f"  {_short(e['time'])} #{e['seq']} {e['event']:<9} {e['by']}: {e['reason']}\n")
+
+
+@app.command("queue")
+def queue(state_root: Optional[Path] = StateRootOpt, json: bool = JsonOpt) -> None:
+    """Waiting requests in the order they will be served (runs a scheduling pass first)."""
+    book = _book(state_root)
+    if book.load_inventory() is not None:
+        book.refresh()
+    rows = book.queue()
+    if json:
+        _emit([dict(lease, position=n) for n, lease in enumerate(rows, 1)])
+        return
+    if not rows:
+        _say("no request is waiting")
+        return
+    for n, lease in enumerate(rows, 1):
+        o = lease["owner"]
+        sys.stdout.write(f"{n:>3}. {lease['lease_id']}  {_bundles(lease)}  prio {lease['priority']}  {o['user']}@{o['host']}  since {_short(lease['created_at'])}\n")
+
+
+@app.command("why")
+def why(lease_id: str = typer.Argument(..., help="Lease id."), state_root: Optional[Path] = StateRootOpt, json: bool = JsonOpt) -> None:
+    """Every condition holding a waiting lease back, with evidence and the next step."""
+    conds = _book(state_root).why(lease_id)
+    if json:
+        _emit(conds)
+        return
+    if not conds:
+        _say(f"lease {lease_id} is granted: nothing holds it back")
+    for c in conds:
+        sys.stdout.write(f"[{c['code']}] {c['message']}\n    next: {c['next_step']}\n")
+
+
+@app.command("drain")
+def drain(
+    item: str = typer.Argument(..., help="Item id."),
+    reason: str = ReasonOpt,
+    undo: bool = typer.Option(False, "--undo", help="Accept new leases again."),
+    state_root: Optional[Path] = StateRootOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """Let current holders finish but grant no new lease on ITEM."""
+    it = _book(state_root).drain(item, reason, undo=undo)
+    if json:
+        _emit(it)
+    else:
+        _say(f"{item}: {'drained' if it['drained'] else 'accepting leases'}")
+
+
+@app.command("health")
+def health(
+    item: str = typer.Argument(..., help="Item id."),
+    state: str = typer.Argument(..., help="good, unknown, bad, maintenance or retired."),
+    reason: str = ReasonOpt,
+    state_root: Optional[Path] = StateRootOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """Record an item's health (only good items are granted)."""
+    it = _book(state_root).set_health(item, state, reason)
+    if json:
+        _emit(it)
+    else:
+        _say(f"{item}: {it['health']}")

@@ -1,0 +1,48 @@
+"""Runs whose cluster ended under them become ``lost``, with the reason and a retry step.
+
+Called by the scheduler-backed backends when an allocation ends (walltime,
+``scancel`` from outside, preemption, idle stop, ``cluster stop``); the
+control plane may call it too. Logs already copied into the ledger stay.
+"""
+
+from __future__ import annotations
+
+from merlin.ledger.status import RunStatus
+
+
+def active_runs_on(ledger, cluster: str) -> list[str]:
+    """Run ids of pending/running runs recorded on ``cluster`` (plain JSON, no locks)."""
+    return [
+        d["run_id"]
+        for d in ledger.list_raw(status=("pending", "running"))
+        if (d.get("cluster") or {}).get("name") == cluster and d.get("run_id")
+    ]
+
+
+def mark_runs_lost(ledger, cluster: str, reason: str) -> list[str]:
+    """Record every active run of ``cluster`` as lost because ``reason``; returns their ids."""
+    from merlin.ledger.store import set_status
+
+    lost: list[str] = []
+    for run_id in active_runs_on(ledger, cluster):
+
+        def mutate(r, run_id=run_id):
+            if not r.status.is_active():
+                return None
+            set_status(
+                r,
+                RunStatus.LOST,
+                f"lost: Ray cluster '{cluster}' ended under it: {reason}. Retry it on a live cluster with "
+                f"`merlin ray jobs retry {run_id} --cluster NAME`",
+            )
+            if r.attempts:
+                r.attempts[-1].error_type = "cluster_ended"
+                r.attempts[-1].error_message = reason
+            lost.append(run_id)
+            return None
+
+        try:
+            ledger.update(run_id, mutate, cause=f"cluster '{cluster}' ended: {reason}")
+        except Exception:  # a run record being rewritten by someone else: the next observation retries
+            continue
+    return lost

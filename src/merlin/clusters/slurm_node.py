@@ -1,0 +1,303 @@
+"""One Ray node inside a Slurm (or PBS) allocation: run by merlin's batch script.
+
+``python -m merlin.clusters.slurm_node head|worker --state-dir D --index I ...``
+
+Why a helper and not a bash one-liner: it picks this node's ports from the
+allocation's block and checks each for collisions on the node, gives the node
+a short private temp dir, passes the allocation's CPUs/GPUs/memory to Ray
+(never Ray's own detection), runs ``ray start --block`` as its child (so the
+scheduler's SIGTERM ends Ray's whole tree), and writes the handshake files
+merlin waits on: ``head.json`` (address and ports, once GCS answers) and
+``node-<I>.json`` (pids). The head's helper is also the idle watchdog.
+
+Standard library only (plus merlin's small procs/net helpers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+#: ports per node: 11 named + a worker range
+PORTS_PER_NODE = 64
+WORKER_PORTS = 40
+BLOCK_LO, BLOCK_HI = 20000, 60000
+NAMED = (
+    "gcs",
+    "dashboard",
+    "client_server",
+    "dashboard_agent_listen",
+    "dashboard_agent_grpc",
+    "metrics_export",
+    "runtime_env_agent",
+    "node_manager",
+    "object_manager",
+)
+HANDSHAKE_TIMEOUT = 300.0
+
+
+def block_base(job_id: str, nodes: int, attempt: int = 0) -> int:
+    """A per-allocation port block derived from the job id (so two allocations rarely meet)."""
+    span = PORTS_PER_NODE * max(nodes, 1)
+    slots = (BLOCK_HI - BLOCK_LO) // span
+    seq = int("".join(ch for ch in job_id if ch.isdigit()) or "0")
+    return BLOCK_LO + ((seq * 7919 + attempt) % slots) * span
+
+
+def node_ports(base: int, index: int) -> dict[str, int]:
+    start = base + index * PORTS_PER_NODE
+    ports = {name: start + i for i, name in enumerate(NAMED)}
+    ports["min_worker"] = start + len(NAMED) + 1
+    ports["max_worker"] = ports["min_worker"] + WORKER_PORTS - 1
+    return ports
+
+
+def all_ports(ports: dict[str, int]) -> list[int]:
+    out = [ports[n] for n in NAMED]
+    return out + list(range(ports["min_worker"], ports["max_worker"] + 1))
+
+
+def pick_ports(job_id: str, nodes: int, index: int, host: str) -> dict[str, int]:
+    """This node's ports from the allocation's block; moves to another block on any collision."""
+    from merlin.clusters.net import port_free
+
+    for attempt in range(64):
+        ports = node_ports(block_base(job_id, nodes, attempt), index)
+        busy = [p for p in all_ports(ports) if not port_free(p, host)]
+        if not busy:
+            return ports
+        print(f"merlin: ports {busy[:5]} busy on this node; trying the next block", file=sys.stderr, flush=True)
+    raise SystemExit("merlin: no free port block on this node")
+
+
+def slurm_node_info(node: str) -> dict[str, str]:
+    if not (shutil.which("scontrol") and os.environ.get("SLURM_JOB_ID")):
+        return {}
+    out = subprocess.run(["scontrol", "show", "node", "-o", node], capture_output=True, text=True).stdout
+    return dict(w.split("=", 1) for w in out.split() if "=" in w)
+
+
+def node_addr(node: str) -> str:
+    """``NodeAddr`` of a Slurm node (``scontrol show node -o``); the name resolved elsewhere."""
+    addr = slurm_node_info(node).get("NodeAddr")
+    if addr:
+        return addr
+    try:
+        return socket.gethostbyname(node)
+    except OSError:
+        return node
+
+
+def allocation_resources(node: str = "") -> dict[str, float]:
+    """CPUs, GPUs and memory Slurm/PBS gave this node (cgroup v2 limits are not Ray's to guess).
+
+    Without ``--mem`` Slurm sets no SLURM_MEM_PER_NODE; the node's configured
+    RealMemory is then the ceiling, still the scheduler's number, not Ray's."""
+    env = os.environ
+    cpus = env.get("SLURM_CPUS_ON_NODE") or env.get("NCPUS") or env.get("MERLIN_NODE_CPUS")
+    gpus = env.get("SLURM_GPUS_ON_NODE") or env.get("MERLIN_NODE_GPUS")
+    if gpus is None and env.get("CUDA_VISIBLE_DEVICES") not in (None, "", "NoDevFiles"):
+        gpus = str(len(env["CUDA_VISIBLE_DEVICES"].split(",")))
+    mem_mb = env.get("SLURM_MEM_PER_NODE") or env.get("MERLIN_NODE_MEM_MB")
+    if not mem_mb and node:
+        real = slurm_node_info(node).get("RealMemory", "")
+        mem_mb = real if real.isdigit() and int(real) > 1 else None
+    out: dict[str, float] = {"num_cpus": float(cpus or 1), "num_gpus": float(gpus or 0)}
+    if mem_mb:
+        out["memory"] = float(mem_mb) * 1024 * 1024
+    return out
+
+
+def write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def ticks(pid: int) -> int | None:
+    from merlin.clusters import procs
+
+    info = procs.proc_info(pid)
+    return info.start_ticks if info else None
+
+
+def ray_bin() -> list[str]:
+    script = Path(sys.executable).parent / "ray"
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "ray.scripts.scripts"]
+
+
+def ray_env(token_file: str | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env["RAY_USAGE_STATS_ENABLED"] = "0"
+    if token_file:
+        env["RAY_AUTH_MODE"] = "token"
+        env["RAY_AUTH_TOKEN_PATH"] = token_file
+    else:
+        env["RAY_AUTH_MODE"] = "disabled"
+    return env
+
+
+def tcp_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def active_runs(state_root: Path, cluster: str) -> int:
+    """Runs of ``cluster`` that are pending or running, read straight from run records."""
+    n = 0
+    for rec in (state_root / "runs").glob("*/run_record.json"):
+        try:
+            data = json.loads(rec.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if (data.get("cluster") or {}).get("name") == cluster and data.get("status") in ("pending", "running"):
+            n += 1
+    for lease in (state_root / "resources" / "leases").glob("*.json"):
+        try:
+            data = json.loads(lease.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if data.get("cluster") == cluster and data.get("status") == "active":
+            n += 1
+    return n
+
+
+def end_allocation(job_id: str) -> None:
+    cancel = os.environ.get("MERLIN_CANCEL_CMD", "scancel")
+    subprocess.run([cancel, job_id], capture_output=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="merlin-node")
+    ap.add_argument("role", choices=("head", "worker"))
+    ap.add_argument("--state-dir", required=True)
+    ap.add_argument("--index", type=int, default=0)
+    ap.add_argument("--nodes", type=int, required=True)
+    ap.add_argument("--node", default=None, help="node name (default: $SLURMD_NODENAME or hostname)")
+    ap.add_argument("--token-file", default=None)
+    ap.add_argument("--object-store-memory", type=int, default=None)
+    ap.add_argument("--resources", default=None, help="JSON custom resources for this node")
+    ap.add_argument("--idle-timeout", type=float, default=None)
+    ap.add_argument("--state-root", default=None)
+    ap.add_argument("--cluster", default=None)
+    ap.add_argument("--job-id", default=None)
+    args = ap.parse_args(argv)
+
+    state_dir = Path(args.state_dir)
+    job_id = args.job_id or os.environ.get("SLURM_JOB_ID") or os.environ.get("PBS_JOBID", "0")
+    node = args.node or os.environ.get("SLURMD_NODENAME") or socket.gethostname().split(".")[0]
+    addr = node_addr(node)
+    temp_dir = Path("/tmp") / f"mrl-{''.join(c for c in job_id if c.isalnum())[:12]}-{args.index}"
+    shutil.rmtree(temp_dir, ignore_errors=True)
+    temp_dir.mkdir(mode=0o700, parents=True)
+    ports = pick_ports(job_id, args.nodes, args.index, addr)
+    res = allocation_resources(node)
+
+    argv_ray = ray_bin() + ["start", "--block", f"--node-ip-address={addr}", f"--temp-dir={temp_dir}"]
+    head: dict = {}
+    if args.role == "head":
+        argv_ray += [
+            "--head",
+            f"--port={ports['gcs']}",
+            "--dashboard-host=127.0.0.1",
+            f"--dashboard-port={ports['dashboard']}",
+            "--include-dashboard=true",
+            f"--ray-client-server-port={ports['client_server']}",
+        ]
+    else:
+        deadline = time.monotonic() + HANDSHAKE_TIMEOUT
+        head_file = state_dir / "head.json"
+        while not head_file.is_file():
+            if time.monotonic() > deadline:
+                print(f"merlin: no head.json within {HANDSHAKE_TIMEOUT:.0f}s", file=sys.stderr)
+                return 1
+            time.sleep(0.2)
+        head = json.loads(head_file.read_text(encoding="utf-8"))
+        argv_ray.append(f"--address={head['address']}:{head['ports']['gcs']}")
+    argv_ray += [
+        f"--dashboard-agent-listen-port={ports['dashboard_agent_listen']}",
+        f"--dashboard-agent-grpc-port={ports['dashboard_agent_grpc']}",
+        f"--metrics-export-port={ports['metrics_export']}",
+        f"--runtime-env-agent-port={ports['runtime_env_agent']}",
+        f"--node-manager-port={ports['node_manager']}",
+        f"--object-manager-port={ports['object_manager']}",
+        f"--min-worker-port={ports['min_worker']}",
+        f"--max-worker-port={ports['max_worker']}",
+        f"--num-cpus={int(res['num_cpus'])}",
+        f"--num-gpus={int(res['num_gpus'])}",
+        "--disable-usage-stats",
+        "--log-style=record",
+        "--log-color=false",
+    ]
+    if "memory" in res:
+        argv_ray.append(f"--memory={int(res['memory'])}")
+    if args.object_store_memory:
+        argv_ray.append(f"--object-store-memory={args.object_store_memory}")
+    if args.resources:
+        argv_ray.append(f"--resources={args.resources}")
+
+    ray = subprocess.Popen(argv_ray, env=ray_env(args.token_file), cwd=str(temp_dir), stdin=subprocess.DEVNULL)
+
+    def forward(signum, _frame):  # scancel/qdel: let `ray start --block` end its own tree
+        try:
+            ray.send_signal(signum)
+        except ProcessLookupError:
+            pass
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    me = {
+        "role": args.role,
+        "index": args.index,
+        "node": node,
+        "address": addr,
+        "ports": ports,
+        "temp_dir": str(temp_dir),
+        "helper_pid": os.getpid(),
+        "helper_ticks": ticks(os.getpid()),
+        "ray_pid": ray.pid,
+        "ray_ticks": ticks(ray.pid),
+        "resources": res,
+        "job_id": job_id,
+    }
+    write_json(state_dir / f"node-{args.index}.json", me)
+    if args.role == "head":
+        deadline = time.monotonic() + HANDSHAKE_TIMEOUT
+        while not tcp_open(addr, ports["gcs"]):
+            if ray.poll() is not None or time.monotonic() > deadline:
+                print("merlin: the Ray head did not open its GCS port", file=sys.stderr)
+                return ray.wait() or 1
+            time.sleep(0.1)
+        write_json(state_dir / "head.json", me)
+
+    idle_since = time.monotonic()
+    state_root = Path(args.state_root) if args.state_root else None
+    while True:
+        try:
+            rc = ray.wait(timeout=2.0)
+            return rc
+        except subprocess.TimeoutExpired:
+            pass
+        if args.role == "head" and args.idle_timeout and state_root and args.cluster:
+            if active_runs(state_root, args.cluster):
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since >= args.idle_timeout:
+                write_json(state_dir / "idle.json", {"idle_seconds": args.idle_timeout, "time": time.time()})
+                print(f"merlin: no active run for {args.idle_timeout:.0f}s; ending the allocation", file=sys.stderr, flush=True)
+                end_allocation(job_id)
+                args.idle_timeout = None  # once
+
+
+if __name__ == "__main__":
+    sys.exit(main())

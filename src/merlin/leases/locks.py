@@ -1,0 +1,236 @@
+"""The book lock: flock on local filesystems, an atomic ``mkdir`` lock on shared ones.
+
+flock gives no exclusion between hosts on NFS (``nolock``, ``local_lock=all``),
+GPFS or Lustre, which is where an HPC lab keeps its state root. There the
+lock is a directory created with ``mkdir`` (atomic on every POSIX filesystem
+and over NFS), holding an ``owner`` file (host, pid, pid start time) whose
+mtime a heartbeat thread refreshes while the lock is held. A waiter takes
+over a lock whose heartbeat is older than ``stale_after`` seconds, or whose
+owner is a dead process on this host, by renaming the directory away first
+(only one renamer can win), so two waiters never both break it.
+
+``MERLIN_LEASE_LOCK=flock|mkdir|auto`` (default auto) overrides the choice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from merlin.errors import BadInput, LockBusy
+
+LOCK_ENV = "MERLIN_LEASE_LOCK"
+#: filesystem types where flock cannot be trusted across hosts
+SHARED_FS = frozenset(
+    {"nfs", "nfs4", "lustre", "gpfs", "cifs", "smb3", "smbfs", "ceph", "glusterfs", "fuse.glusterfs", "beegfs", "fuse.sshfs", "9p", "panfs", "fuse.cephfs"}
+)
+
+
+def filesystem_type(path: Path) -> str:
+    """The type of the filesystem holding ``path``, from /proc/mounts (longest matching mount point)."""
+    target = str(Path(path).resolve())
+    best, kind = "", "unknown"
+    try:
+        with open("/proc/mounts", encoding="utf-8") as handle:
+            for line in handle:
+                parts = line.split()
+                if len(parts) < 3:
+                    continue
+                mount = parts[1].replace("\\040", " ")
+                if (target == mount or target.startswith(mount.rstrip("/") + "/")) and len(mount) >= len(best):
+                    best, kind = mount, parts[2]
+    except OSError:
+        pass
+    return kind
+
+
+def choose_lock_kind(directory: Path, kind: str | None = None) -> str:
+    kind = kind or os.environ.get(LOCK_ENV) or "auto"
+    if kind not in ("auto", "flock", "mkdir"):
+        raise BadInput(f"{LOCK_ENV}={kind!r}: expected flock, mkdir or auto")
+    if kind == "auto":
+        return "mkdir" if filesystem_type(directory) in SHARED_FS else "flock"
+    return kind
+
+
+@contextmanager
+def flock_lock(path: Path, timeout: float) -> Iterator[None]:
+    import fcntl
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            deadline = time.monotonic() + timeout
+            delay = 0.0005
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise LockBusy(f"{path}: the lease book is busy (waited {timeout:g}s); try again") from None
+                    time.sleep(delay)
+                    delay = min(delay * 1.5, 0.01)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _pid_start(pid: int) -> float | None:
+    try:
+        import psutil
+
+        return psutil.Process(pid).create_time()
+    except Exception:
+        return None
+
+
+def _owner_dead(owner: dict) -> bool:
+    """True only when the owner is provably gone: a process on this host that no longer runs."""
+    if owner.get("host") != socket.gethostname():
+        return False
+    pid = owner.get("pid")
+    if not isinstance(pid, int):
+        return False
+    start = _pid_start(pid)
+    return start is None or (owner.get("pid_start") is not None and abs(start - owner["pid_start"]) > 1.0)
+
+
+class MkdirLock:
+    """An atomic directory lock with owner and heartbeat, safe on NFS, Lustre and GPFS."""
+
+    def __init__(self, path: Path, *, stale_after: float = 30.0, heartbeat: float | None = None) -> None:
+        self.path = Path(path)
+        self.stale_after = stale_after
+        self.heartbeat = heartbeat if heartbeat is not None else max(stale_after / 4, 0.05)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _owner_file(self) -> Path:
+        return self.path / "owner"
+
+    def _try_take(self) -> bool:
+        try:
+            os.mkdir(self.path)
+        except FileExistsError:
+            return False
+        owner = {"host": socket.gethostname(), "pid": os.getpid(), "pid_start": _pid_start(os.getpid()), "taken_at": time.time()}
+        tmp = self.path / f".owner.{secrets.token_hex(4)}"
+        tmp.write_text(json.dumps(owner), encoding="utf-8")
+        os.replace(tmp, self._owner_file())
+        return True
+
+    def _stale(self) -> bool:
+        try:
+            beat = self._owner_file().stat().st_mtime
+            owner = json.loads(self._owner_file().read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            try:  # the owner file is written right after mkdir: only an old directory without one is stale
+                beat = self.path.stat().st_mtime
+            except OSError:
+                return False
+            return time.time() - beat > self.stale_after
+        return time.time() - beat > self.stale_after or _owner_dead(owner)
+
+    def _break(self) -> None:
+        grave = self.path.with_name(f"{self.path.name}.stale.{secrets.token_hex(4)}")
+        try:
+            os.rename(self.path, grave)  # only one waiter wins this rename
+        except OSError:
+            return
+        for child in grave.iterdir():
+            try:
+                child.unlink()
+            except OSError:
+                pass
+        try:
+            grave.rmdir()
+        except OSError:
+            pass
+
+    def _break_under_guard(self) -> bool:
+        """Break a stale lock holding a second, short-lived ``.break`` directory, re-checking
+        staleness inside it: two waiters that both saw the old lock stale cannot break a fresh one."""
+        guard = self.path.with_name(self.path.name + ".break")
+        try:
+            os.mkdir(guard)
+        except FileExistsError:
+            try:
+                if time.time() - guard.stat().st_mtime > self.stale_after:
+                    guard.rmdir()  # a breaker died inside its few microseconds of work
+            except OSError:
+                pass
+            return False
+        try:
+            if self._stale():
+                self._break()
+                return True
+            return False
+        finally:
+            try:
+                guard.rmdir()
+            except OSError:
+                pass
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.heartbeat):
+            try:
+                os.utime(self._owner_file())
+            except OSError:
+                return
+
+    def acquire(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        delay = 0.0005
+        while not self._try_take():
+            if self._stale() and self._break_under_guard():
+                continue
+            if time.monotonic() >= deadline:
+                raise LockBusy(f"{self.path}: the lease book is busy (waited {timeout:g}s); try again")
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.01)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._beat, name="merlin-lease-lock-heartbeat", daemon=True)
+        self._thread.start()
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        try:
+            self._owner_file().unlink()
+        except OSError:
+            pass
+        try:
+            self.path.rmdir()
+        except OSError:
+            pass
+
+
+@contextmanager
+def book_lock(directory: Path, *, kind: str | None = None, timeout: float = 30.0, stale_after: float = 30.0) -> Iterator[str]:
+    """Hold the lease book's lock in ``directory``; yields the kind used ("flock" or "mkdir")."""
+    chosen = choose_lock_kind(directory, kind)
+    if chosen == "flock":
+        with flock_lock(directory / ".book.lock", timeout):
+            yield chosen
+        return
+    lock = MkdirLock(directory / ".book.lockdir", stale_after=stale_after)
+    lock.acquire(timeout)
+    try:
+        yield chosen
+    finally:
+        lock.release()

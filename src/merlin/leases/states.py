@@ -1,0 +1,84 @@
+"""Lease states, item health, and the one table of legal lease transitions.
+
+Like :mod:`merlin.ledger.status`: ``str`` Enums whose values are what the
+files hold, and a transition table every change goes through, so a renewal,
+an expiry and an admin's revoke racing each other can never move a lease
+backwards (e.g. ``expired`` -> ``granted``). Imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class LeaseState(str, Enum):
+    """Where a lease request is."""
+
+    #: Recorded, queued by priority then age; holds no item (a gang never holds part).
+    WAITING = "waiting"
+    #: Every bundle granted at once; the items are the holder's until it ends.
+    GRANTED = "granted"
+    #: Given back by its holder, by an admin (``release --force``), or because its holder process died.
+    RELEASED = "released"
+    #: Not renewed before its TTL ran out (plus the clock-skew margin).
+    EXPIRED = "expired"
+    #: Taken away by an admin (``revoke``); the holder's next renewal is told.
+    REVOKED = "revoked"
+    #: Withdrawn while waiting (``cancel``), or its waiting process died.
+    CANCELLED = "cancelled"
+
+    def __str__(self) -> str:
+        return self.value
+
+    def is_terminal(self) -> bool:
+        return self in _TERMINAL
+
+    def is_live(self) -> bool:
+        return not self.is_terminal()
+
+
+_TERMINAL = frozenset({LeaseState.RELEASED, LeaseState.EXPIRED, LeaseState.REVOKED, LeaseState.CANCELLED})
+
+#: old state (None: no record yet) -> states it may move to. Terminal states are final.
+LEASE_TRANSITIONS: dict[LeaseState | None, frozenset[LeaseState]] = {
+    None: frozenset({LeaseState.WAITING}),
+    LeaseState.WAITING: frozenset({LeaseState.GRANTED, LeaseState.CANCELLED}),
+    LeaseState.GRANTED: frozenset({LeaseState.RELEASED, LeaseState.EXPIRED, LeaseState.REVOKED}),
+    LeaseState.RELEASED: frozenset(),
+    LeaseState.EXPIRED: frozenset(),
+    LeaseState.REVOKED: frozenset(),
+    LeaseState.CANCELLED: frozenset(),
+}
+
+
+class IllegalLeaseTransition(Exception):
+    """A bug or a lost race: something tried to move a lease where it cannot go."""
+
+    def __init__(self, lease_id: str, old: LeaseState | None, new: LeaseState) -> None:
+        super().__init__(f"lease {lease_id}: illegal state change {old} -> {new}")
+
+
+def can_lease_transition(old: LeaseState | str | None, new: LeaseState | str) -> bool:
+    old_s = LeaseState(old) if old is not None else None
+    return LeaseState(new) in LEASE_TRANSITIONS[old_s]
+
+
+def check_lease_transition(lease_id: str, old: LeaseState | str | None, new: LeaseState | str) -> None:
+    if not can_lease_transition(old, new):
+        raise IllegalLeaseTransition(lease_id, LeaseState(old) if old is not None else None, LeaseState(new))
+
+
+class Health(str, Enum):
+    """An item's health, kept apart from lease state (as LAVA does). Only ``good`` is granted."""
+
+    GOOD = "good"
+    #: Not checked yet, or a check was inconclusive.
+    UNKNOWN = "unknown"
+    BAD = "bad"
+    #: Taken out on purpose by a lab maintainer.
+    MAINTENANCE = "maintenance"
+    #: Gone for good; kept so old leases still name it.
+    RETIRED = "retired"
+
+    def __str__(self) -> str:
+        return self.value

@@ -1,0 +1,223 @@
+"""A rebuildable cache of run summaries, so `jobs list` need not parse every record.
+
+The records under ``runs/`` stay the truth. The index (``index/runs.json`` under
+the state root) only says, for every run, its ``created_at``, id and status,
+newest first: enough to count, filter by status and pick the newest N. The rows
+shown are then read from their own records, so what a listing prints is always
+what the records say.
+
+Keeping it fresh without a stat per record (50,000 stats cost ~0.2 s):
+
+* every record write appends its run id to ``index/changed`` (one short
+  ``O_APPEND`` line, after the record is in place); the index remembers how
+  much of that journal it has read, and re-reads only those runs;
+* the ``runs/`` directory's mtime moves when a run directory is created or
+  removed; then the names are listed again (names only, no stat) and the
+  differences applied.
+
+A missing, unreadable or other-version index, or a journal that was replaced,
+means a full rebuild. The index is written by atomic replace, so a SIGKILL
+mid-write leaves the old index (or none), never half of one. A record edited by
+hand, outside merlin, is seen when its run is shown; its place in the order is
+corrected at the next full rebuild (delete ``index/`` to force one).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, overload
+
+from merlin.atomic import append_line, atomic_write_bytes
+
+VERSION = 1
+RECORD = "run_record.json"
+# Past this size the journal is started again (with a full rebuild, which reads everything anyway).
+JOURNAL_MAX = 1 << 20
+
+Row = list[str]  # [created_at, run_id, status]
+Entry = tuple[dict[str, Any], bytes]
+
+
+def index_dir(root: Path) -> Path:
+    return Path(root) / "index"
+
+
+def note_changed(root: Path, run_id: str) -> None:
+    """Tell the index that ``run_id``'s record changed (called after the write)."""
+    path = index_dir(root) / "changed"
+    try:
+        append_line(path, run_id)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        append_line(path, run_id)
+
+
+def _read_record(runs_dir: str, run_id: str) -> Entry | None:
+    try:
+        with open(os.path.join(runs_dir, run_id, RECORD), "rb") as fh:
+            raw = fh.read()
+        data = json.loads(raw)
+    except (OSError, ValueError):
+        return None
+    return (data, raw) if isinstance(data, dict) else None
+
+
+def _row(run_id: str, data: dict[str, Any]) -> Row:
+    return [data.get("created_at") or "", data.get("run_id") or run_id, data.get("status") or ""]
+
+
+class RunIndex:
+    """The index of one state root: load, bring up to date, save."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.runs_dir = str(self.root / "runs")
+        self.dir = index_dir(self.root)
+        self.path = self.dir / "runs.json"
+        self.journal = self.dir / "changed"
+
+    # -------------------------------------------------------------- reading
+
+    def _load(self) -> dict[str, Any] | None:
+        try:
+            data = json.loads(self.path.read_bytes())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(data, dict) or data.get("version") != VERSION or not isinstance(data.get("rows"), list):
+            return None
+        return data
+
+    def _journal_state(self) -> tuple[int, int]:
+        try:
+            st = os.stat(self.journal)
+        except FileNotFoundError:
+            return (0, 0)
+        return (st.st_ino, st.st_size)
+
+    def _runs_mtime(self) -> int:
+        try:
+            return os.stat(self.runs_dir).st_mtime_ns
+        except FileNotFoundError:
+            return 0
+
+    def _names(self) -> set[str]:
+        try:
+            return {n for n in os.listdir(self.runs_dir) if not n.startswith(".")}
+        except FileNotFoundError:
+            return set()
+
+    def rows(self) -> list[Row]:
+        """Every run's [created_at, run_id, status], newest first, brought up to date."""
+        # Read the change signals before the data they guard: a write that lands
+        # meanwhile is seen now or at the next listing, never lost.
+        journal_ino, journal_size = self._journal_state()
+        runs_mtime = self._runs_mtime()
+        data = self._load()
+        if data is None or data.get("journal_ino") != journal_ino or data.get("journal_offset", 0) > journal_size:
+            return self.rebuild()
+        rows: list[Row] = data["rows"]
+        changed: set[str] = set()
+        offset = int(data.get("journal_offset", 0))
+        if journal_size > offset:
+            with open(self.journal, "rb") as fh:
+                fh.seek(offset)
+                chunk = fh.read(journal_size - offset)
+            # only whole lines: a line being appended right now is read next time
+            whole = chunk.rfind(b"\n") + 1
+            changed.update(line for line in chunk[:whole].decode("utf-8", "replace").split("\n") if line)
+            journal_size = offset + whole
+        names_changed = data.get("runs_mtime_ns") != runs_mtime
+        if not changed and not names_changed:
+            return rows
+        by_id = {r[1]: r for r in rows}
+        if names_changed:
+            names = self._names()
+            for gone in set(by_id) - names:
+                del by_id[gone]
+            changed.update(names - set(by_id))
+        for run_id in changed:
+            entry = _read_record(self.runs_dir, run_id)
+            if entry is None:
+                by_id.pop(run_id, None)
+            else:
+                by_id[run_id] = _row(run_id, entry[0])
+        rows = sorted(by_id.values(), reverse=True)
+        if journal_size >= JOURNAL_MAX:
+            return self.rebuild()
+        self._save(rows, runs_mtime, journal_ino, journal_size)
+        return rows
+
+    def rebuild(self) -> list[Row]:
+        """Read every record again and write a fresh index (starting a long journal again)."""
+        if self._journal_state()[1] >= JOURNAL_MAX:
+            try:  # appends racing with this land in the old file; the full read below covers them
+                os.replace(self.journal, self.dir / "changed.old")
+            except FileNotFoundError:
+                pass
+        journal_ino, journal_size = self._journal_state()
+        runs_mtime = self._runs_mtime()
+        rows = []
+        for run_id in self._names():
+            entry = _read_record(self.runs_dir, run_id)
+            if entry is not None:
+                rows.append(_row(run_id, entry[0]))
+        rows.sort(reverse=True)
+        self._save(rows, runs_mtime, journal_ino, journal_size)
+        return rows
+
+    def _save(self, rows: list[Row], runs_mtime: int, journal_ino: int, journal_offset: int) -> None:
+        doc = {"version": VERSION, "runs_mtime_ns": runs_mtime, "journal_ino": journal_ino, "journal_offset": journal_offset, "rows": rows}
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(self.path, json.dumps(doc, separators=(",", ":")).encode("utf-8"))
+        except OSError:
+            pass  # a read-only state root still lists, just without the cache
+
+    # -------------------------------------------------------------- listing
+
+    def entries(self, status: Iterable[str] | None = None) -> RunEntries:
+        wanted = set(status) if status else None
+        rows = self.rows()
+        if wanted is not None:
+            rows = [r for r in rows if r[2] in wanted]
+        return RunEntries(self.runs_dir, rows, wanted)
+
+
+class RunEntries(Sequence[Entry]):
+    """(parsed record, its bytes) of every listed run, newest first, read on access.
+
+    ``len()`` is the count from the index; slicing reads only the records in
+    the slice (a record that vanished or no longer matches the status filter
+    since the index was read is left out)."""
+
+    def __init__(self, runs_dir: str, rows: list[Row], wanted: set[str] | None) -> None:
+        self._runs_dir = runs_dir
+        self._rows = rows
+        self._wanted = wanted
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def _read(self, rows: Iterable[Row]) -> Iterator[Entry]:
+        for row in rows:
+            entry = _read_record(self._runs_dir, row[1])
+            if entry is not None and (self._wanted is None or entry[0].get("status") in self._wanted):
+                yield entry
+
+    @overload
+    def __getitem__(self, i: int) -> Entry: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Entry]: ...
+    def __getitem__(self, i: int | slice) -> Entry | list[Entry]:
+        if isinstance(i, slice):
+            return list(self._read(self._rows[i]))
+        found = list(self._read([self._rows[i]]))
+        if not found:
+            raise IndexError(f"run {self._rows[i][1]} is no longer listed")
+        return found[0]
+
+    def __iter__(self) -> Iterator[Entry]:
+        return self._read(self._rows)

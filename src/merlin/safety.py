@@ -1,0 +1,98 @@
+"""Input checks shared by the CLI and the Python API (standard library only).
+
+One place for the rules that keep user input from doing damage: no system
+tree as a target directory or state root, no NUL byte in a path, argv or env
+entry (the OS would truncate or refuse it), and numbers that are finite and
+in range (NaN and Infinity are not JSON, negative counts fail late inside Ray).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from merlin.errors import BadInput
+
+#: System trees merlin must never write into, nor anything below them.
+SYSTEM_TREES = ("/proc", "/sys", "/dev", "/etc", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/boot")
+#: Shared top-level directories: refused themselves (indexing them reads everyone's files); their subdirectories are fine.
+SHARED_DIRS = ("/home", "/Users", "/tmp", "/var", "/var/tmp", "/run", "/opt", "/srv", "/mnt", "/media", "/root", "/snap")
+
+
+def system_path_problem(path: Path) -> str | None:
+    """Why ``path`` (absolute, resolved) is no place for merlin's files, or None."""
+    path = Path(path)
+    if path == Path(path.anchor):
+        return "is the filesystem root"
+    if path == Path.home().resolve():
+        return "is your home directory itself"
+    if str(path) in SHARED_DIRS:
+        return "is a shared system directory"
+    tree = next((t for t in SYSTEM_TREES if path == Path(t) or Path(t) in path.parents), None)
+    return f"is inside the system tree {tree}" if tree else None
+
+
+def check_target_dir(tdir: Path) -> Path:
+    """Refuse a target directory that would index (and let a run write into) the system or a whole home."""
+    tdir = Path(tdir)
+    why = system_path_problem(tdir)
+    if why:
+        raise BadInput(f"--target-dir {tdir} {why}; choose a directory of its own, e.g. --target-dir ./out/NAME (or omit it)")
+    return tdir
+
+
+def check_state_root(root: Path) -> Path:
+    """Refuse a state root in a system tree (``--state-root /`` would write ``/runs/<id>/``)."""
+    root = Path(root)
+    why = system_path_problem(root)
+    if why:
+        raise BadInput(f"--state-root {root} {why}; choose a directory of its own, e.g. --state-root ./build/merlin-state")
+    return root
+
+
+def no_nul(value: Any, what: str) -> Any:
+    """A string (or path) with a NUL byte cannot reach the OS: refuse it by name."""
+    if isinstance(value, (str, bytes)) and ("\x00" in value if isinstance(value, str) else b"\x00" in value):
+        raise BadInput(f"{what} {str(value)!r} contains a NUL byte; remove it")
+    return value
+
+
+def no_nul_in(values: Iterable[Any], what: str) -> None:
+    for v in values:
+        no_nul(str(v), what)
+
+
+def no_nul_env(env: Mapping[str, Any] | None) -> None:
+    for k, v in (env or {}).items():
+        no_nul(str(k), "environment variable name")
+        no_nul(str(v), f"environment variable {k}'s value")
+
+
+def check_number(
+    value: Any,
+    flag: str,
+    *,
+    minimum: float | None = 0,
+    maximum: float | None = None,
+    above_minimum: bool = False,
+    integer: bool = False,
+) -> Any:
+    """A finite number in range, or ``BadInput`` naming the flag (None passes through)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise BadInput(f"{flag} {value!r}: expected a number")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise BadInput(f"{flag} {value!r}: expected a number") from None
+    if not math.isfinite(number):
+        raise BadInput(f"{flag} {value}: expected a finite number (not NaN or infinity)")
+    if integer and number != int(number):
+        raise BadInput(f"{flag} {value}: expected a whole number")
+    if minimum is not None and (number <= minimum if above_minimum else number < minimum):
+        raise BadInput(f"{flag} {value}: must be {'>' if above_minimum else '>='} {minimum:g}")
+    if maximum is not None and number > maximum:
+        raise BadInput(f"{flag} {value}: must be <= {maximum:g}")
+    return value

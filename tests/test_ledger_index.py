@@ -1,0 +1,141 @@
+"""The run index: a cache of run summaries that `jobs list` orders and counts by.
+
+It is never the truth: a missing, stale or damaged index is rebuilt from the
+records, a SIGKILL in the middle of writing it leaves a usable listing, and a
+listing prints the same with and without it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+from merlin.ledger import Ledger, RunStatus, set_status
+from merlin.ledger.index import RunIndex, index_dir
+from test_ledger import make_run
+
+
+def _ids(ledger: Ledger, status: list[str] | None = None) -> list[str]:
+    return [d["run_id"] for d, _raw in ledger.list_entries(status)]
+
+
+def _scan_ids(ledger: Ledger, status: list[str] | None = None) -> list[str]:
+    return [d["run_id"] for d, _raw in ledger.scan_entries(status)]
+
+
+def _ledger_with_runs(root: Path, n: int = 6) -> Ledger:
+    ledger = Ledger(root)
+    for i in range(n):
+        make_run(ledger, f"run-{i}")
+    ledger.update("run-1", lambda r: set_status(r, RunStatus.RUNNING), cause="t")
+    return ledger
+
+
+def test_missing_index_is_built_and_matches_a_full_scan(tmp_path: Path) -> None:
+    ledger = _ledger_with_runs(tmp_path)
+    idx = index_dir(tmp_path) / "runs.json"
+    idx.unlink(missing_ok=True)
+    assert _ids(ledger) == _scan_ids(ledger) == [f"run-{i}" for i in reversed(range(6))]
+    assert idx.is_file(), "listing builds the index"
+    assert _ids(ledger, ["running"]) == _scan_ids(ledger, ["running"]) == ["run-1"]
+    entries = ledger.list_entries()
+    assert len(entries) == 6 and [d["run_id"] for d, _ in entries[:2]] == ["run-5", "run-4"]
+    # the bytes are the record's own
+    assert entries[:1][0][1] == ledger.layout.record("run-5").read_bytes()
+
+
+def test_stale_index_follows_new_runs_status_changes_and_removals(tmp_path: Path) -> None:
+    ledger = _ledger_with_runs(tmp_path)
+    assert len(ledger.list_entries()) == 6  # index built
+    make_run(ledger, "run-new")
+    ledger.update("run-2", lambda r: set_status(r, RunStatus.RUNNING), cause="t")
+    import shutil
+
+    shutil.rmtree(ledger.layout.run_dir("run-3"))
+    assert _ids(ledger) == _scan_ids(ledger)
+    assert "run-new" in _ids(ledger) and "run-3" not in _ids(ledger)
+    assert _ids(ledger, ["running"]) == _scan_ids(ledger, ["running"]) == ["run-2", "run-1"]
+
+
+def test_damaged_or_foreign_index_is_rebuilt(tmp_path: Path) -> None:
+    ledger = _ledger_with_runs(tmp_path)
+    path = index_dir(tmp_path) / "runs.json"
+    ledger.list_entries()
+    for junk in ("{half", json.dumps({"version": 999, "rows": []}), json.dumps({"version": 1, "rows": [["x", "ghost", "running"]]})):
+        path.write_text(junk)
+        # a foreign index with a journal it does not know is rebuilt too (journal inode differs)
+        assert _ids(ledger) == _scan_ids(ledger), junk
+
+
+def test_a_replaced_journal_means_a_full_rebuild(tmp_path: Path) -> None:
+    ledger = _ledger_with_runs(tmp_path)
+    ledger.list_entries()
+    journal = index_dir(tmp_path) / "changed"
+    journal.unlink()
+    # a write the old journal never saw, on a run the index already holds: only a rebuild finds it
+    raw = json.loads(ledger.layout.record("run-4").read_text())
+    raw["status"] = "running"
+    ledger.layout.record("run-4").write_text(json.dumps(raw))
+    journal.write_text("")
+    assert _ids(ledger, ["running"]) == _scan_ids(ledger, ["running"]) == ["run-4", "run-1"]
+
+
+def test_journal_restarts_once_large(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import merlin.ledger.index as index
+
+    monkeypatch.setattr(index, "JOURNAL_MAX", 64)
+    ledger = _ledger_with_runs(tmp_path, n=10)
+    assert _ids(ledger) == _scan_ids(ledger)
+    assert (index_dir(tmp_path) / "changed.old").exists()
+    make_run(ledger, "run-after")
+    assert _ids(ledger)[0] == "run-after" and _ids(ledger) == _scan_ids(ledger)
+
+
+INDEX_WRITER = r"""
+import sys
+from pathlib import Path
+from merlin.ledger.index import RunIndex
+idx = RunIndex(Path(sys.argv[1]))
+print("ready", flush=True)
+while True:
+    idx.rebuild()
+"""
+
+
+def test_sigkill_during_index_writes_leaves_a_usable_listing(tmp_path: Path) -> None:
+    ledger = _ledger_with_runs(tmp_path, n=40)
+    expected = _scan_ids(ledger)
+    script = tmp_path / "writer.py"
+    script.write_text(INDEX_WRITER)
+    path = index_dir(tmp_path) / "runs.json"
+    for delay in (0.05, 0.1, 0.2, 0.3):
+        p = subprocess.Popen([sys.executable, str(script), str(tmp_path)], stdout=subprocess.PIPE, text=True)
+        assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+        time.sleep(delay)
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait()
+        json.loads(path.read_text())  # never half an index: atomic replace
+        assert _ids(ledger) == expected
+    leftovers = [n for n in os.listdir(index_dir(tmp_path)) if n not in ("runs.json", "changed")]
+    assert len(leftovers) <= 4, f"temp files pile up: {leftovers}"
+
+
+def test_cli_listing_identical_with_and_without_index(tmp_path: Path) -> None:
+    root = tmp_path / "state"
+    ledger = _ledger_with_runs(root, n=8)
+    for args in (["ray", "jobs", "list"], ["ray", "jobs", "list", "--limit", "3"], ["ray", "jobs", "list", "--status", "running"],
+                 ["ray", "jobs", "list", "--json"], ["ray", "jobs", "list", "--json", "--limit", "2"]):
+        with_index = run_cli(*args, "--state-root", str(root))
+        without = run_cli(*args, "--state-root", str(root), env={"MERLIN_RUN_INDEX": "0"})
+        assert with_index.returncode == without.returncode == 0, with_index.stderr + without.stderr
+        assert with_index.stdout == without.stdout and with_index.stderr == without.stderr, args
+    assert RunIndex(root).rows()[0][1] == "run-7"
+    assert ledger.list_raw()[0]["run_id"] == "run-7"
