@@ -123,3 +123,33 @@ def test_streamable_http_agent_reaches_completed(tmp_path: Path) -> None:
         assert audit and all(a["client"].startswith("mcp-http 127.0.0.1") for a in audit)
     finally:
         server.stop()
+
+
+def test_lease_tools_reserve_queue_why_renew_release(tmp_path: Path) -> None:
+    gw = Gateway(tmp_path / "state")
+    gw.cp.leases.define([{"id": "fpga0", "pool": "fpga"}, {"id": "fpga1", "pool": "fpga"}], source="test")
+
+    async def main() -> None:
+        async with Client(build_server(gw)) as client:
+            first = await call(client, "leases_reserve", {"bundles": ["fpga:2"], "ttl": "10m"})
+            assert first["state"] == "granted" and sorted(first["items"]) == ["fpga0", "fpga1"]
+            assert [s["tool"] for s in first["next_steps"]] == ["leases_renew", "leases_release"]
+            second = await call(client, "leases_reserve", {"bundles": ["fpga:1"]})
+            assert second["state"] == "waiting" and second["next_steps"][0] == {"tool": "leases_why", "args": {"lease_id": second["lease_id"]}}
+            queue = await call(client, "leases_queue", {})
+            assert [q["lease_id"] for q in queue["queue"]] == [second["lease_id"]] and queue["queue"][0]["position"] == 1
+            why = await call(client, "leases_why", {"lease_id": second["lease_id"]})
+            assert why["conditions"] and all(c["code"] and c["next_step"] for c in why["conditions"])
+            renewed = await call(client, "leases_renew", {"lease_id": first["lease_id"], "ttl": "20m"})
+            assert renewed["state"] == "granted" and renewed["ttl_seconds"] == 1200
+            released = await call(client, "leases_release", {"lease_id": first["lease_id"]})
+            assert released["state"] == "released"
+            listed = await call(client, "leases_list", {})
+            holders = {i["id"]: (i["holder"] or {}).get("lease_id") for i in listed["items"]}
+            assert second["lease_id"] in holders.values() and not listed["queue"]
+            gone = await client.call_tool("leases_renew", {"lease_id": first["lease_id"]})
+            assert gone.is_error and gone.structured_content["exit_code"] == 3
+
+    anyio.run(main)
+    ops = [json.loads(x)["operation"] for x in (tmp_path / "state" / "gateway" / "audit.jsonl").read_text().splitlines()]
+    assert ops == ["leases_reserve", "leases_reserve", "leases_renew", "leases_release", "leases_renew"]

@@ -33,6 +33,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     run = httpx2.post(f"{srv.url}/api/runs_submit", json={"command": ["true"], "target": "pagedemo", "workflow": "smoke"}, headers=srv.headers(), timeout=60)
     assert run.status_code == 200, run.text
     srv.run_id = run.json()["run_id"]  # type: ignore[attr-defined]
+    from merlin.controlplane import ControlPlane
+
+    ControlPlane(srv.state_root).leases.define([{"id": "board0", "pool": "vcu118"}], source="test")
+    lease = httpx2.post(f"{srv.url}/api/leases_reserve", json={"bundles": ["vcu118:1"]}, headers=srv.headers(), timeout=60)
+    assert lease.status_code == 200 and lease.json()["state"] == "granted", lease.text
+    waiting = httpx2.post(f"{srv.url}/api/leases_reserve", json={"bundles": ["vcu118:1"]}, headers=srv.headers(), timeout=60)
+    srv.lease_ids = (lease.json()["lease_id"], waiting.json()["lease_id"])  # type: ignore[attr-defined]
     yield srv
     srv.stop()
 
@@ -52,8 +59,9 @@ def test_page_with_the_one_time_link_renders_the_tables(server: Server, tmp_path
     assert 'id="login"' not in dom
     # the JS refresh ran with the session cookie (the timestamp replaced "now")
     assert re.search(r'<span id="updated">[^<]*\d', dom), dom[:500]
-    if "leases_list" in httpx2.get(f"{server.url}/openapi.json", headers=server.headers()).text:
-        assert '<table id="leases">' in dom
+    assert '<table id="leases">' in dom and "board0" in dom and '<table id="lease-queue">' in dom
+    held, queued = server.lease_ids  # type: ignore[attr-defined]
+    assert held in dom and queued in dom  # the holder of board0, and the request waiting for it
     shot = artifacts / "page.png"
     # the link is one-time: a second browser with it gets the login page
     again = chromium(artifacts / "profile2", "--dump-dom", link)
