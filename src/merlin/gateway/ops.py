@@ -103,8 +103,13 @@ class SubmitInput(Input):
 
 class ListRunsInput(Input):
     status: Optional[list[str]] = Field(None, description="Only runs with these statuses.")
-    limit: int = Field(0, ge=0, description="Newest N runs (0: all).")
+    limit: int = Field(100, ge=0, description="Newest N runs (0: all); total says how many there are.")
     refresh: bool = Field(False, description="Ask the engines first.")
+    full: bool = Field(False, description="Whole records (as `merlin ray jobs list --json`); default: the summary fields of each.")
+
+
+#: The fields of a run in a listing (the whole record: runs_status, or runs_list with full=true).
+SUMMARY_FIELDS = ("run_id", "target", "workflow", "source", "engine", "status", "outcome", "message", "created_at", "updated_at", "target_dir", "cluster")
 
 
 class RunInput(Input):
@@ -172,6 +177,9 @@ class Operation:
     handler: Callable[["Gateway", Any], Any]
     mutating: bool
     requires: Optional[str] = None  # a server flag that must be on ("cluster_control")
+    #: The result is ledger run records as stored: the ledger's models redacted them when they were
+    #: written (env, metadata, messages: the same functions), so the response pass is skipped.
+    stored_records: bool = False
 
     @property
     def path(self) -> str:
@@ -181,10 +189,10 @@ class Operation:
 OPERATIONS: list[Operation] = []
 
 
-def operation(name: str, group: str, input: type[Input], *, mutating: bool, requires: str | None = None) -> Callable:
+def operation(name: str, group: str, input: type[Input], *, mutating: bool, requires: str | None = None, stored_records: bool = False) -> Callable:
     def register(fn: Callable[["Gateway", Any], Any]) -> Callable[["Gateway", Any], Any]:
         doc = " ".join((fn.__doc__ or "").split())
-        OPERATIONS.append(Operation(name, group, doc, input, fn, mutating, requires))
+        OPERATIONS.append(Operation(name, group, doc, input, fn, mutating, requires, stored_records))
         return fn
 
     return register
@@ -269,7 +277,8 @@ class Gateway:
                 self.audit(op, args.model_dump(), client, f"error 2: {exc}")
             raise BadInput(f"{exc.filename or name}: {exc.strerror or exc}") from None
         data = result if isinstance(result, dict) else {"items": result}
-        data = redact_mapping(data)
+        if not op.stored_records:
+            data = redact_mapping(data)
         data["next_steps"] = _map_steps(data.get("next_steps"))
         if op.mutating:
             self.audit(op, args.model_dump(), client, "ok")
@@ -586,18 +595,19 @@ def runs_submit(gw: Gateway, a: SubmitInput) -> dict[str, Any]:
     return _run_json(rec)
 
 
-@operation("runs_list", "runs", ListRunsInput, mutating=False)
+@operation("runs_list", "runs", ListRunsInput, mutating=False, stored_records=True)
 def runs_list(gw: Gateway, a: ListRunsInput) -> dict[str, Any]:
-    """Runs in the ledger, newest first (the records as stored)."""
-    rows = gw.cp.list_runs(status=a.status, refresh=a.refresh)
-    total = len(rows)
-    if a.limit:
-        rows = rows[: a.limit]
+    """Runs in the ledger, newest first: each run's summary fields, or whole records as stored with full=true."""
+    entries = gw.cp.list_entries(status=a.status, refresh=a.refresh)  # lazy: only the rows returned are read
+    total = len(entries)
+    rows = [d for d, _raw in (entries[: a.limit] if a.limit else entries)]
+    if not a.full:
+        rows = [{k: r.get(k) for k in SUMMARY_FIELDS} | {"attempts": len(r.get("attempts") or [])} for r in rows]
     steps = [step("runs_status", run_id=r["run_id"]) for r in rows if r.get("status") in ("pending", "running")][:5]
     return {"runs": rows, "total": total, "next_steps": steps}
 
 
-@operation("runs_status", "runs", RunStatusInput, mutating=False)
+@operation("runs_status", "runs", RunStatusInput, mutating=False, stored_records=True)
 def runs_status(gw: Gateway, a: RunStatusInput) -> dict[str, Any]:
     """One run's record, after asking its engine (refresh=false reads the ledger only)."""
     if not a.refresh:
