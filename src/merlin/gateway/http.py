@@ -43,7 +43,11 @@ class ServeConfig:
     cors_origins: list[str] = field(default_factory=list)
     max_body: int = 1024 * 1024
     rate_limit: float = 100.0  # requests per second per client; 0 = off
-    burst: int = 200
+
+    @property
+    def burst(self) -> int:
+        """Requests a client may send at once before the rate applies: two seconds' worth."""
+        return max(1, int(2 * self.rate_limit))
 
     def __post_init__(self) -> None:
         if not self.allowed_hosts:
