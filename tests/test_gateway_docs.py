@@ -3,9 +3,9 @@ list of operations and must not drift from it (nor from the served tools)."""
 
 from __future__ import annotations
 
-from conftest import REPO
-
 import pytest
+
+from conftest import REPO
 
 pytest.importorskip("mcp", reason="the gateway extra is not installed")
 

@@ -6,15 +6,14 @@ from __future__ import annotations
 import json
 import stat
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
+import httpx2  # noqa: E402  (the gateway extra brings it)
 import pytest
 
 from conftest import run_cli
 from test_gateway_support import CAPABILITY, OVERLAY, Server, start_server
-
-import httpx2  # noqa: E402  (the gateway extra brings it)
 
 
 @pytest.fixture(scope="module")

@@ -10,14 +10,12 @@ from pathlib import Path
 
 import anyio
 import pytest
-
-from conftest import REPO
-from test_gateway_support import CAPABILITY, call, drive_agent, server_env, start_server
-
 from mcp import Client, StdioServerParameters  # noqa: E402  (after the importorskip in the support module)
 
+from conftest import REPO
 from merlin.gateway.mcp_server import build_server  # noqa: E402
 from merlin.gateway.ops import OPERATIONS, Gateway  # noqa: E402
+from test_gateway_support import CAPABILITY, call, drive_agent, server_env, start_server
 
 
 def test_every_tool_has_a_closed_typed_schema_and_a_description() -> None:

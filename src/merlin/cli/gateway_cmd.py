@@ -7,7 +7,6 @@ imported inside the commands.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -26,7 +25,7 @@ def _need_extra() -> None:
 
 
 def mcp(
-    state_root: Optional[Path] = StateRootOpt,
+    state_root: Path | None = StateRootOpt,
     allow_cluster_control: bool = typer.Option(False, "--allow-cluster-control", help="Also offer clusters_start and clusters_stop."),
 ) -> None:
     """Serve merlin's tools over MCP on stdin/stdout (what agent clients start as a subprocess)."""
@@ -54,15 +53,15 @@ def _is_loopback(host: str) -> bool:
 def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (loopback unless --allow-remote)."),
     port: int = typer.Option(8765, "--port", help="TCP port."),
-    socket: Optional[Path] = typer.Option(None, "--socket", help="Serve on this Unix socket instead of a TCP port."),
+    socket: Path | None = typer.Option(None, "--socket", help="Serve on this Unix socket instead of a TCP port."),
     allow_remote: bool = typer.Option(False, "--allow-remote", help="Allow a non-loopback --host (the token is still required)."),
     rotate_token: bool = typer.Option(False, "--rotate-token", help="Replace the token first (clients need the new one)."),
     allow_cluster_control: bool = typer.Option(False, "--allow-cluster-control", help="Also offer clusters_start and clusters_stop."),
-    allow_host: Optional[List[str]] = typer.Option(None, "--allow-host", help="Extra Host header value HOST:PORT to accept (repeatable; e.g. behind a proxy)."),
-    cors_origin: Optional[List[str]] = typer.Option(None, "--cors-origin", help="Origin allowed cross-origin requests (repeatable; none by default)."),
+    allow_host: list[str] | None = typer.Option(None, "--allow-host", help="Extra Host header value HOST:PORT to accept (repeatable; e.g. behind a proxy)."),
+    cors_origin: list[str] | None = typer.Option(None, "--cors-origin", help="Origin allowed cross-origin requests (repeatable; none by default)."),
     max_body: int = typer.Option(1024 * 1024, "--max-body", help="Largest request body in bytes."),
     rate_limit: float = typer.Option(100.0, "--rate-limit", help="Requests per second per client address (0: no limit)."),
-    state_root: Optional[Path] = StateRootOpt,
+    state_root: Path | None = StateRootOpt,
 ) -> None:
     """REST API, /openapi.json, MCP at /mcp and a live page at /, behind a bearer token."""
     from merlin.cli.output import message

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import base64
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal, Optional
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -37,11 +38,11 @@ class Input(BaseModel):
 
 class SpecInput(Input):
     capability: str = Field(description="Path of the capability spec (capability.yaml), as the server sees it.")
-    overlay: Optional[str] = Field(None, description="Path of a deployment overlay YAML.")
+    overlay: str | None = Field(None, description="Path of a deployment overlay YAML.")
 
 
 class PlanInput(SpecInput):
-    out_dir: Optional[str] = Field(None, description="Output root (default: the server's $MERLIN_TARGETGEN_OUT or build/generated/targetgen).")
+    out_dir: str | None = Field(None, description="Output root (default: the server's $MERLIN_TARGETGEN_OUT or build/generated/targetgen).")
 
 
 class OrchestrateInput(PlanInput):
@@ -50,12 +51,12 @@ class OrchestrateInput(PlanInput):
 
 
 class ExecuteInput(Input):
-    target_dir: Optional[str] = Field(None, description="A target directory written by orchestrate (or give capability).")
-    capability: Optional[str] = Field(None, description="A capability spec; it is orchestrated first when needed.")
-    overlay: Optional[str] = Field(None, description="Deployment overlay, with capability.")
-    out_dir: Optional[str] = Field(None, description="Output root, with capability.")
+    target_dir: str | None = Field(None, description="A target directory written by orchestrate (or give capability).")
+    capability: str | None = Field(None, description="A capability spec; it is orchestrated first when needed.")
+    overlay: str | None = Field(None, description="Deployment overlay, with capability.")
+    out_dir: str | None = Field(None, description="Output root, with capability.")
     engine: Literal["local", "ray"] = Field("local", description="local: a supervised process here; ray: a Ray Job.")
-    cluster: Optional[str] = Field(None, description="Ray cluster name (engine ray).")
+    cluster: str | None = Field(None, description="Ray cluster name (engine ray).")
     wait: bool = Field(True, description="Wait (in a worker thread, never the server loop) until the executor stops at a gate; false returns once the run is recorded.")
     timeout: float = Field(600.0, gt=0, le=3600, description="Seconds to wait with wait=true; the run goes on afterwards.")
 
@@ -67,16 +68,16 @@ class TargetDirInput(Input):
 class AnswerInput(TargetDirInput):
     question_id: str = Field(description="The open question's id.")
     choice: str = Field(description="One of the question's option ids.")
-    note: Optional[str] = Field(None, max_length=2000, description="A note recorded with the answer.")
+    note: str | None = Field(None, max_length=2000, description="A note recorded with the answer.")
 
 
 class RetryTaskInput(TargetDirInput):
-    task: Optional[str] = Field(None, description="The task to retry (default: every blocked or failed task).")
-    reason: Optional[str] = Field(None, max_length=2000, description="Why (kept in the task's history).")
+    task: str | None = Field(None, description="The task to retry (default: every blocked or failed task).")
+    reason: str | None = Field(None, max_length=2000, description="Why (kept in the task's history).")
 
 
 class PromptInput(TargetDirInput):
-    task_id: Optional[str] = Field(None, description="The task (default: the one awaiting a response).")
+    task_id: str | None = Field(None, description="The task (default: the one awaiting a response).")
 
 
 class RespondInput(TargetDirInput):
@@ -85,7 +86,7 @@ class RespondInput(TargetDirInput):
 
 
 class QuestionsInput(Input):
-    target_dir: Optional[str] = Field(None, description="One target directory (default: every target under the output root).")
+    target_dir: str | None = Field(None, description="One target directory (default: every target under the output root).")
 
 
 class SubmitInput(Input):
@@ -93,16 +94,16 @@ class SubmitInput(Input):
     target: str = Field(description="Target name (part of the run id).")
     workflow: str = Field(description="Workflow name.")
     engine: Literal["local", "ray"] = "local"
-    target_dir: Optional[str] = Field(None, description="Directory indexed as artifacts (default: runs/<id>/target).")
+    target_dir: str | None = Field(None, description="Directory indexed as artifacts (default: runs/<id>/target).")
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment; secret-looking names are redacted in records.")
-    cluster: Optional[str] = Field(None, description="Ray cluster (engine ray).")
-    num_cpus: Optional[float] = Field(None, ge=0)
-    num_gpus: Optional[float] = Field(None, ge=0)
+    cluster: str | None = Field(None, description="Ray cluster (engine ray).")
+    num_cpus: float | None = Field(None, ge=0)
+    num_gpus: float | None = Field(None, ge=0)
     resources: dict[str, float] = Field(default_factory=dict, description="Custom Ray resources.")
 
 
 class ListRunsInput(Input):
-    status: Optional[list[str]] = Field(None, description="Only runs with these statuses.")
+    status: list[str] | None = Field(None, description="Only runs with these statuses.")
     limit: int = Field(100, ge=0, description="Newest N runs (0: all); total says how many there are.")
     refresh: bool = Field(False, description="Ask the engines first.")
     full: bool = Field(False, description="Whole records (as `merlin ray jobs list --json`); default: the summary fields of each.")
@@ -122,13 +123,13 @@ class RunStatusInput(RunInput):
 
 class LogsInput(RunInput):
     cursor: int = Field(0, ge=0, description="Characters already read (the next_cursor of the previous call).")
-    attempt: Optional[int] = Field(None, ge=1, description="Attempt number (default: the latest).")
+    attempt: int | None = Field(None, ge=1, description="Attempt number (default: the latest).")
     max_chars: int = Field(DEFAULT_LOG_CHUNK, ge=1, le=1024 * 1024)
 
 
 class RunRetryInput(RunInput):
     env: dict[str, str] = Field(default_factory=dict, description="Environment (needed again for redacted secrets).")
-    cluster: Optional[str] = None
+    cluster: str | None = None
 
 
 class FetchInput(RunInput):
@@ -141,7 +142,7 @@ class ReserveInput(Input):
     labels: dict[str, str] = Field(default_factory=dict, description="Labels every bundle's items must carry.")
     priority: int = Field(0, description="Higher is served first; ties by age.")
     ttl: str = Field("15m", description="Expires unless renewed within this (90s, 15m, 2h).")
-    run_id: Optional[str] = Field(None, description="The run this lease is for (recorded).")
+    run_id: str | None = Field(None, description="The run this lease is for (recorded).")
 
 
 class LeaseInput(Input):
@@ -149,12 +150,12 @@ class LeaseInput(Input):
 
 
 class RenewInput(LeaseInput):
-    ttl: Optional[str] = Field(None, description="New TTL (default: the lease's own).")
+    ttl: str | None = Field(None, description="New TTL (default: the lease's own).")
 
 
 class ReleaseInput(LeaseInput):
     force: bool = Field(False, description="Release someone else's lease (needs reason).")
-    reason: Optional[str] = Field(None, max_length=2000, description="Why (recorded).")
+    reason: str | None = Field(None, max_length=2000, description="Why (recorded).")
 
 
 class NoInput(Input):
@@ -174,9 +175,9 @@ class Operation:
     group: str
     description: str
     input: type[Input]
-    handler: Callable[["Gateway", Any], Any]
+    handler: Callable[[Gateway, Any], Any]
     mutating: bool
-    requires: Optional[str] = None  # a server flag that must be on ("cluster_control")
+    requires: str | None = None  # a server flag that must be on ("cluster_control")
     #: The result is ledger run records as stored: the ledger's models redacted them when they were
     #: written (env, metadata, messages: the same functions), so the response pass is skipped.
     stored_records: bool = False
@@ -190,7 +191,7 @@ OPERATIONS: list[Operation] = []
 
 
 def operation(name: str, group: str, input: type[Input], *, mutating: bool, requires: str | None = None, stored_records: bool = False) -> Callable:
-    def register(fn: Callable[["Gateway", Any], Any]) -> Callable[["Gateway", Any], Any]:
+    def register(fn: Callable[[Gateway, Any], Any]) -> Callable[[Gateway, Any], Any]:
         doc = " ".join((fn.__doc__ or "").split())
         OPERATIONS.append(Operation(name, group, doc, input, fn, mutating, requires, stored_records))
         return fn
@@ -395,7 +396,7 @@ def targetgen_plan(gw: Gateway, a: PlanInput) -> dict[str, Any]:
 
     cap, ovl = load_pair(a.capability, a.overlay)
     result = build_plan(cap, ovl)
-    target_dir, changed = write_plan(result, a.out_dir or default_out_dir())
+    target_dir, changed = write_plan(result, Path(a.out_dir) if a.out_dir else default_out_dir())
     sp = result.support_plan
     return {
         "target": result.target,

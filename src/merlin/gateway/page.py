@@ -8,8 +8,9 @@ tables in. No build step, nothing loaded from elsewhere.
 from __future__ import annotations
 
 import html
-from datetime import datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 REFRESH_MS = 3000
 
@@ -55,8 +56,8 @@ def age(stamp: str | None, now: datetime | None = None) -> str:
     except ValueError:
         return "-"
     if t.tzinfo is None:
-        t = t.replace(tzinfo=timezone.utc)
-    s = int(((now or datetime.now(timezone.utc)) - t).total_seconds())
+        t = t.replace(tzinfo=UTC)
+    s = int(((now or datetime.now(UTC)) - t).total_seconds())
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if s >= size:
             return f"{s // size}{unit}"
