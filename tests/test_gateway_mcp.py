@@ -151,3 +151,25 @@ def test_lease_tools_reserve_queue_why_renew_release(tmp_path: Path) -> None:
     anyio.run(main)
     ops = [json.loads(x)["operation"] for x in (tmp_path / "state" / "gateway" / "audit.jsonl").read_text().splitlines()]
     assert ops == ["leases_reserve", "leases_reserve", "leases_renew", "leases_release", "leases_renew"]
+
+
+def test_runs_list_summaries_follow_record_changes(tmp_path: Path) -> None:
+    gw = Gateway(tmp_path / "state")
+
+    async def main() -> None:
+        async with Client(build_server(gw)) as client:
+            sub = await call(client, "runs_submit", {"command": ["sleep", "30"], "target": "lister", "workflow": "smoke", "target_dir": str(tmp_path / "t")})
+            assert sub["status"] in ("pending", "running") and sub["next_steps"][0] == {"tool": "runs_status", "args": {"run_id": sub["run_id"]}}
+            listed = await call(client, "runs_list", {})
+            assert listed["runs"][0]["run_id"] == sub["run_id"] and listed["runs"][0]["status"] in ("pending", "running")
+            assert set(listed["runs"][0]) >= {"run_id", "status", "outcome", "message", "created_at", "attempts"}
+            cancelled = await call(client, "runs_cancel", {"run_id": sub["run_id"]})
+            assert cancelled["status"] == "cancelled"
+            again = await call(client, "runs_list", {"status": ["cancelled"]})
+            assert [r["run_id"] for r in again["runs"]] == [sub["run_id"]] and again["runs"][0]["status"] == "cancelled"
+            full = await call(client, "runs_list", {"full": True})
+            assert full["runs"][0]["attempts"][0]["number"] == 1
+            bad = await client.call_tool("runs_list", {"status": ["sideways"]})
+            assert bad.is_error and bad.structured_content["exit_code"] == 2
+
+    anyio.run(main)
