@@ -245,3 +245,33 @@ OPENAPI_31_SHAPE = {
         "security": {"type": "array", "items": {"type": "object"}},
     },
 }
+
+
+def test_unix_socket_serving_needs_the_token_too(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from conftest import REPO
+    from test_gateway_support import server_env
+
+    sock = Path(f"/tmp/merlin-gw-{os.getpid()}.sock")  # short: AF_UNIX paths are limited to ~107 bytes
+    state = tmp_path / "state"
+    proc = subprocess.Popen([sys.executable, "-m", "merlin", "serve", "--socket", str(sock), "--state-root", str(state)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=server_env(state, tmp_path / "out"), cwd=REPO)
+    try:
+        deadline = time.monotonic() + 60
+        while not sock.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert sock.exists(), proc.stderr.read().decode() if proc.poll() is not None else "no socket"
+        assert stat.S_IMODE(sock.stat().st_mode) == 0o600
+        token = (state / "gateway" / "token").read_text().strip()
+        with httpx2.Client(transport=httpx2.HTTPTransport(uds=str(sock)), base_url="http://localhost", timeout=30) as c:
+            assert c.post("/api/runs_list", json={}).status_code == 401
+            ok = c.post("/api/runs_list", json={}, headers={"Authorization": f"Bearer {token}"})
+            assert ok.status_code == 200 and ok.json()["total"] == 0
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+        sock.unlink(missing_ok=True)

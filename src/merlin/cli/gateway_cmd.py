@@ -93,9 +93,45 @@ def serve(
     message(f"merlin serve: {where} (MCP at /mcp, API at /api, OpenAPI at /openapi.json); token {how} {token_path(gw.cp.root)}")
     if not socket:
         message(f"open the page (one-time link): {where}/login?once={sessions.new_code()}")
-    config = uvicorn.Config(app, host=host, port=port, uds=str(socket) if socket else None, log_level="warning", access_log=False,
+    listener = _unix_listener(socket) if socket else None
+    config = uvicorn.Config(app, host=host, port=port, fd=listener.fileno() if listener else None, log_level="warning", access_log=False,
                             lifespan="on", server_header=False, timeout_graceful_shutdown=5)
-    uvicorn.Server(config).run()
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        if listener is not None:
+            listener.close()
+            socket.unlink(missing_ok=True)  # type: ignore[union-attr]
+
+
+def _unix_listener(path: Path):
+    """A Unix socket bound with mode 0600 (uvicorn's own ``uds=`` makes it 0666: anyone on the machine could connect)."""
+    import os
+    import socket as sk
+
+    from merlin.errors import BadInput
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        probe = sk.socket(sk.AF_UNIX, sk.SOCK_STREAM)
+        try:
+            probe.connect(str(path))
+            raise BadInput(f"--socket {path}: another server is listening there")
+        except (ConnectionRefusedError, FileNotFoundError):
+            path.unlink(missing_ok=True)  # a stale socket from a server that died
+        except OSError as exc:
+            raise BadInput(f"--socket {path}: exists and is not a usable socket ({exc.strerror})") from None
+        finally:
+            probe.close()
+    listener = sk.socket(sk.AF_UNIX, sk.SOCK_STREAM)
+    old = os.umask(0o177)
+    try:
+        listener.bind(str(path))
+    finally:
+        os.umask(old)
+    os.chmod(path, 0o600)
+    listener.listen(128)
+    return listener
 
 
 def register(app: typer.Typer) -> None:

@@ -99,9 +99,12 @@ def tables(call: Callable[[str, dict[str, Any]], dict[str, Any]]) -> str:
     rows = []
     for c in clusters:
         rec = c.get("record") or {}
-        rows.append([_cell(c.get("name")), _cell(rec.get("kind") or rec.get("backend") or "local"), _cell(c.get("state"), f"s-{c.get('state')}"),
-                     _cell(rec.get("num_nodes") or rec.get("nodes") or ("1" if c.get("state") == "active" else "-")), _cell(c.get("message"), "msg")])
-    parts.append("<h2>Clusters</h2>" + _table("clusters", ["cluster", "kind", "state", "nodes", "message"], rows, "no clusters"))
+        nodes = rec.get("nodes") or []
+        idle = rec.get("idle_timeout")
+        rows.append([_cell(c.get("name")), _cell(rec.get("kind") or "local"), _cell(c.get("state"), f"s-{c.get('state')}"),
+                     _cell(", ".join(nodes) if nodes else ("1 (this machine)" if rec.get("kind", "local") == "local" and rec else "-")),
+                     _cell(f"{idle:g} s" if idle else "-"), _cell(c.get("message"), "msg")])
+    parts.append("<h2>Clusters</h2>" + _table("clusters", ["cluster", "kind", "state", "nodes", "idle timeout", "message"], rows, "no clusters"))
     review = call("review_questions", {})
     open_q: dict[str, list[str]] = {}
     for q in review["questions"]:
