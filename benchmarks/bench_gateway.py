@@ -134,6 +134,9 @@ def main() -> int:
             (f"{CLIENTS} clients x {SECONDS:g} s: p99 [info]", p99, nan, f"{len(lat) / SECONDS:.0f} req/s", True),
             (f"{CLIENTS} clients x {SECONDS:g} s: errors", float(len(errors)), nan, "0 errors", not errors),
         ]
+        import os
+
+        print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (figures scale with it)")
         return report("agent gateway; baselines = `merlin ray jobs status RUN_ID --json` and `merlin ray jobs list --json` as processes", rows)
     finally:
         if server is not None:

@@ -173,3 +173,13 @@ def test_runs_list_summaries_follow_record_changes(tmp_path: Path) -> None:
             assert bad.is_error and bad.structured_content["exit_code"] == 2
 
     anyio.run(main)
+
+
+def test_record_next_steps_map_to_tools_through_one_table() -> None:
+    from merlin.gateway.ops import ACTION_TOOLS, _map_steps, by_name
+
+    # every mapped tool exists (or is a cluster-control tool offered only when allowed)
+    assert set(ACTION_TOOLS.values()) <= set(by_name())
+    steps = [{"action": "retry", "args": {"run_id": "r1"}}, {"action": "logs", "args": {"run_id": "r1"}}, {"action": "unknown"}, "junk"]
+    assert _map_steps(steps) == [{"tool": "runs_retry", "args": {"run_id": "r1"}}, {"tool": "runs_logs", "args": {"run_id": "r1"}}]
+    assert _map_steps([{"tool": "runs_status", "args": {"run_id": "r1"}}]) == [{"tool": "runs_status", "args": {"run_id": "r1"}}]
