@@ -183,3 +183,30 @@ def test_record_next_steps_map_to_tools_through_one_table() -> None:
     steps = [{"action": "retry", "args": {"run_id": "r1"}}, {"action": "logs", "args": {"run_id": "r1"}}, {"action": "unknown"}, "junk"]
     assert _map_steps(steps) == [{"tool": "runs_retry", "args": {"run_id": "r1"}}, {"tool": "runs_logs", "args": {"run_id": "r1"}}]
     assert _map_steps([{"tool": "runs_status", "args": {"run_id": "r1"}}]) == [{"tool": "runs_status", "args": {"run_id": "r1"}}]
+
+
+def test_a_waiting_execute_holds_no_worker_thread(tmp_path: Path) -> None:
+    """execute(wait=true) sleeps on the event loop between quick polls: while it waits,
+    the worker threads are free for every other request."""
+    from test_gateway_support import OVERLAY
+
+    gw = Gateway(tmp_path / "state")
+    samples: list[int] = []
+
+    async def main() -> None:
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        done = anyio.Event()
+
+        async def execute() -> None:
+            result = await gw.acall("targetgen_execute", {"capability": str(CAPABILITY), "overlay": str(OVERLAY), "out_dir": str(tmp_path / "out")})
+            assert result["outcome"] == "awaiting_operator" and result["run"]["status"] == "succeeded"
+            done.set()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(execute)
+            while not done.is_set():
+                await anyio.sleep(0.02)
+                samples.append(limiter.borrowed_tokens)
+
+    anyio.run(main)
+    assert len(samples) > 10 and samples.count(0) > len(samples) // 2, samples

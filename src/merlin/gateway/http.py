@@ -8,7 +8,6 @@ threads, so a long execute never blocks the loop.
 
 from __future__ import annotations
 
-import functools
 import json
 import threading
 import time
@@ -180,7 +179,7 @@ def build_app(gw: Gateway, cfg: ServeConfig, sessions: Sessions | None = None) -
     ops = {op.name: op for op in gw.operations()}
 
     async def call(name: str, args: dict[str, Any], client: str) -> dict[str, Any]:
-        return await anyio.to_thread.run_sync(functools.partial(gw.call, name, args, client=client))
+        return await gw.acall(name, args, client=client)
 
     async def api(request: Request) -> Response:
         name = request.path_params["name"]

@@ -9,13 +9,11 @@ never a traceback.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
 from typing import Any
 
-import anyio.to_thread
 import mcp_types as types
 from mcp.server.lowlevel.server import Server
 
@@ -66,7 +64,7 @@ def _client(ctx: Any, default: str) -> str:
 
 async def run_tool(gw: Gateway, name: str, arguments: dict[str, Any] | None, client: str) -> types.CallToolResult:
     try:
-        data = await anyio.to_thread.run_sync(functools.partial(gw.call, name, arguments, client=client))
+        data = await gw.acall(name, arguments, client=client)
     except MerlinError as exc:
         doc = error_document(exc)
         return types.CallToolResult(content=[types.TextContent(text=f"{doc['code']} (exit {exc.exit_code}): " + "\n".join(exc.lines))], structured_content=doc, is_error=True)

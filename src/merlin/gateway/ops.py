@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -232,6 +233,27 @@ def step(tool: str, **args: Any) -> dict[str, Any]:
 # ------------------------------------------------------------------ gateway
 
 
+@dataclass
+class Later:
+    """A handler's answer "not yet": ``check()`` returns the result once ready (else None);
+    past ``deadline`` (monotonic) ``expired()`` gives the answer instead. Polled by the caller,
+    so a server waits on its event loop, not in a worker thread."""
+
+    check: Callable[[], dict[str, Any] | None]
+    expired: Callable[[], dict[str, Any]]
+    deadline: float
+    interval: float = 0.2
+
+    def poll(self) -> dict[str, Any] | Later:
+        done = self.check()
+        if done is not None:
+            return done
+        if time.monotonic() >= self.deadline:
+            return self.expired()
+        return self
+
+
+
 class Gateway:
     """The operations bound to one state root and one server's flags.
 
@@ -254,10 +276,27 @@ class Gateway:
         return [op for op in OPERATIONS if op.requires != "cluster_control" or self.allow_cluster_control]
 
     def call(self, name: str, arguments: dict[str, Any] | None, *, client: str = "local") -> dict[str, Any]:
-        """Validate, run, redact and (if mutating) audit one operation. Raises MerlinError only."""
-        from pydantic import ValidationError
+        """Validate, run, redact and (if mutating) audit one operation, waiting here if it waits. Raises MerlinError only."""
+        op, args, result = self.start(name, arguments, client)
+        while isinstance(result, Later):
+            time.sleep(result.interval)
+            result = self.step(op, args, client, result)
+        return self.finish(op, args, client, result)
 
-        from merlin.ledger.text import redact_mapping
+    async def acall(self, name: str, arguments: dict[str, Any] | None, *, client: str = "local") -> dict[str, Any]:
+        """As :meth:`call`, for servers: the work runs in a worker thread, and a wait (an execute
+        until its gate) sleeps on the event loop between quick polls, so it holds no worker."""
+        import anyio
+        import anyio.to_thread
+
+        op, args, result = await anyio.to_thread.run_sync(self.start, name, arguments, client)
+        while isinstance(result, Later):
+            await anyio.sleep(result.interval)
+            result = await anyio.to_thread.run_sync(self.step, op, args, client, result)
+        return await anyio.to_thread.run_sync(self.finish, op, args, client, result)
+
+    def start(self, name: str, arguments: dict[str, Any] | None, client: str) -> tuple[Operation, Input, Any]:
+        from pydantic import ValidationError
 
         op = {o.name: o for o in self.operations()}.get(name)
         if op is None:
@@ -269,8 +308,15 @@ class Gateway:
             if op.mutating:
                 self.audit(op, arguments or {}, client, f"error {BadInput.exit_code}")
             raise BadInput(lines[0], lines=lines) from None
+        return op, args, self._guarded(op, args, client, lambda: op.handler(self, args))
+
+    def step(self, op: Operation, args: Input, client: str, later: Later) -> Any:
+        """One poll of a waiting operation: its result, or the same Later while it still waits."""
+        return self._guarded(op, args, client, later.poll)
+
+    def _guarded(self, op: Operation, args: Input, client: str, fn: Callable[[], Any]) -> Any:
         try:
-            result = op.handler(self, args)
+            return fn()
         except MerlinError as exc:
             if op.mutating:
                 self.audit(op, args.model_dump(), client, f"error {exc.exit_code}: {exc.message}")
@@ -278,7 +324,11 @@ class Gateway:
         except OSError as exc:  # a path the caller named is unusable: their input, not a crash
             if op.mutating:
                 self.audit(op, args.model_dump(), client, f"error 2: {exc}")
-            raise BadInput(f"{exc.filename or name}: {exc.strerror or exc}") from None
+            raise BadInput(f"{exc.filename or op.name}: {exc.strerror or exc}") from None
+
+    def finish(self, op: Operation, args: Input, client: str, result: Any) -> dict[str, Any]:
+        from merlin.ledger.text import redact_mapping
+
         data = result if isinstance(result, dict) else {"items": result}
         if not op.stored_records:
             data = redact_mapping(data)
@@ -441,7 +491,7 @@ def targetgen_orchestrate(gw: Gateway, a: OrchestrateInput) -> dict[str, Any]:
 
 
 @operation("targetgen_execute", "targetgen", ExecuteInput, mutating=True)
-def targetgen_execute(gw: Gateway, a: ExecuteInput) -> dict[str, Any]:
+def targetgen_execute(gw: Gateway, a: ExecuteInput) -> dict[str, Any] | Later:
     """Advance the target until its next gate, as a recorded run; returns the outcome (completed, awaiting_operator, awaiting_response, blocked) with the run, or the run alone with wait=false."""
     from merlin.controlplane import targetgen_target
     from merlin.targetgen import executor as ex
@@ -458,17 +508,27 @@ def targetgen_execute(gw: Gateway, a: ExecuteInput) -> dict[str, Any]:
     else:
         target, tdir = targetgen_target(None, None, None, a.target_dir)
     rec = gw.cp.submit_targetgen(tdir, target, engine=a.engine, cluster=a.cluster)
-    if a.wait and not rec.status.is_terminal():
-        rec = gw.cp.wait(rec.run_id, timeout=a.timeout)
-    run = _run_json(rec)
-    if not rec.status.is_terminal():
-        return {"target": target, "target_dir": str(tdir), "outcome": None, "run": run, "next_steps": run["next_steps"]}
-    data = ex.status(tdir).to_json()
-    data["run"] = run
-    _with_steps(data)
-    if rec.status.value != "succeeded":  # the executor did not reach a gate: say so and point at the logs
-        data["next_steps"] = [step("runs_logs", run_id=rec.run_id, cursor=0), *data["next_steps"]]
-    return data
+    rid = rec.run_id
+
+    def outcome(rec: Any) -> dict[str, Any]:
+        run = _run_json(rec)
+        if not rec.status.is_terminal():
+            return {"target": target, "target_dir": str(tdir), "outcome": None, "run": run, "next_steps": run["next_steps"]}
+        data = ex.status(tdir).to_json()
+        data["run"] = run
+        _with_steps(data)
+        if rec.status.value != "succeeded":  # the executor did not reach a gate: say so and point at the logs
+            data["next_steps"] = [step("runs_logs", run_id=rid, cursor=0), *data["next_steps"]]
+        return data
+
+    if not a.wait or rec.status.is_terminal():
+        return outcome(rec)
+
+    def check() -> dict[str, Any] | None:
+        now = gw.cp.status(rid)
+        return outcome(now) if now.status.is_terminal() else None
+
+    return Later(check=check, expired=lambda: outcome(gw.cp.status(rid)), deadline=time.monotonic() + a.timeout)
 
 
 @operation("targetgen_status", "targetgen", TargetDirInput, mutating=False)
