@@ -92,3 +92,6 @@ def test_the_page_cookie_is_good_for_reads_only(server: Server) -> None:
     # a mutating request with the cookie alone is refused (no CSRF through the page session)
     post = httpx2.post(f"{server.url}/api/runs_cancel", json={"run_id": server.run_id}, cookies=cookies)  # type: ignore[attr-defined]
     assert post.status_code == 401
+    # and it opens nothing but the page: not the API document, not the MCP stream
+    assert httpx2.get(f"{server.url}/openapi.json", cookies=cookies).status_code == 401
+    assert httpx2.get(f"{server.url}/mcp", cookies=cookies).status_code == 401

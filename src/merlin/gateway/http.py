@@ -29,6 +29,7 @@ from merlin.gateway.ops import Gateway
 
 HTTP_STATUS = {ExitCode.BAD_INPUT: 400, ExitCode.NOT_FOUND: 404, ExitCode.BLOCKED: 409, ExitCode.RUN_FAILED: 409}
 PUBLIC_PATHS = ("/login",)
+PAGE_PATHS = ("/", "/page/tables")
 
 
 @dataclass
@@ -105,8 +106,8 @@ def _too_large(limit: int) -> JSONResponse:
 class Guard:
     """Host/Origin allowlist, body limit, authentication and rate limit in front of the whole app."""
 
-    def __init__(self, app: Any, cfg: ServeConfig, sessions: Sessions) -> None:
-        self.app, self.cfg, self.sessions = app, cfg, sessions
+    def __init__(self, app: Any, cfg: ServeConfig, sessions: Sessions, token_file: Path) -> None:
+        self.app, self.cfg, self.sessions, self.token_file = app, cfg, sessions, token_file
         self.limiter = RateLimiter(cfg.rate_limit, cfg.burst)
         self.hosts = {h.lower() for h in cfg.allowed_hosts}
         self.origins = {o.lower() for o in cfg.allowed_origins}
@@ -147,20 +148,18 @@ class Guard:
         client = scope.get("client")
         peer = client[0] if client else "unix"
         path = scope.get("path", "")
+        if not self.limiter.allow(peer):  # before authentication: guessing the token is rate limited too
+            return _plain_error(429, f"rate limit: over {self.cfg.rate_limit:g} requests per second from {peer}", "rate_limited", {"Retry-After": "1"})
         if path not in PUBLIC_PATHS and not self.authenticated(scope, headers):
             if path == "/" and scope["method"] == "GET":
-                return HTMLResponse(page.login_page(str(self.cfg_token_file)), status_code=401, headers={"WWW-Authenticate": 'Bearer realm="merlin"'})
+                return HTMLResponse(page.login_page(str(self.token_file)), status_code=401, headers={"WWW-Authenticate": 'Bearer realm="merlin"'})
             return _plain_error(401, "a bearer token is required (Authorization: Bearer TOKEN; the token is in the state root's gateway/token)", "unauthorized", {"WWW-Authenticate": 'Bearer realm="merlin"'})
-        if not self.limiter.allow(peer):
-            return _plain_error(429, f"rate limit: over {self.cfg.rate_limit:g} requests per second from {peer}", "rate_limited", {"Retry-After": "1"})
         return None
-
-    cfg_token_file: Path = Path("gateway/token")
 
     def authenticated(self, scope: dict[str, Any], headers: dict[str, str]) -> bool:
         if bearer_ok(headers.get("authorization"), self.cfg.token):
             return True
-        if scope["method"] != "GET":  # the cookie is for the read-only page only
+        if scope["method"] != "GET" or scope.get("path") not in PAGE_PATHS:  # the cookie opens the read-only page only
             return False
         cookies = headers.get("cookie", "")
         for part in cookies.split(";"):
@@ -254,6 +253,4 @@ def build_app(gw: Gateway, cfg: ServeConfig, sessions: Sessions | None = None) -
     app = server.streamable_http_app(
         streamable_http_path="/mcp", transport_security=security, host=cfg.host, max_request_body_size=cfg.max_body, custom_starlette_routes=routes
     )
-    guard = Guard(app, cfg, sessions)
-    guard.cfg_token_file = token_path(gw.cp.root)
-    return guard
+    return Guard(app, cfg, sessions, token_path(gw.cp.root))
