@@ -183,6 +183,11 @@ def test_record_next_steps_map_to_tools_through_one_table() -> None:
     steps = [{"action": "retry", "args": {"run_id": "r1"}}, {"action": "logs", "args": {"run_id": "r1"}}, {"action": "unknown"}, "junk"]
     assert _map_steps(steps) == [{"tool": "runs_retry", "args": {"run_id": "r1"}}, {"tool": "runs_logs", "args": {"run_id": "r1"}}]
     assert _map_steps([{"tool": "runs_status", "args": {"run_id": "r1"}}]) == [{"tool": "runs_status", "args": {"run_id": "r1"}}]
+    # arguments only the CLI has are dropped, so the call validates
+    assert _map_steps([{"action": "logs", "args": {"run_id": "r1", "follow": True}}]) == [{"tool": "runs_logs", "args": {"run_id": "r1"}}]
+    from merlin.nextsteps import Action
+
+    assert {a.value for a in Action} - set(ACTION_TOOLS) <= {"install", "run_again"}  # the rest have no tool (nothing to call)
 
 
 def test_a_waiting_execute_holds_no_worker_thread(tmp_path: Path) -> None:

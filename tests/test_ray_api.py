@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -35,11 +34,17 @@ def _running(cp: ControlPlane, run_id: str, timeout: float = 60.0):
     raise AssertionError(f"run {run_id} did not start: {cp.get(run_id).message}")
 
 
+def _api(cp: ControlPlane) -> ray_api.JobsApi:
+    cluster = cp.ledger.read_cluster("default")
+    assert cluster is not None
+    return cp.engine("ray").client(cluster)
+
+
 def test_typed_answers_and_status_codes(ray_cp: ControlPlane) -> None:
     rec = ray_cp.submit(["bash", "-c", "echo typed-hello; exit 3"], target="demo", workflow="api", engine="ray", wait=True)
     assert rec.status == RunStatus.FAILED
     sub = rec.attempt.submission_id
-    api = ray_api.JobsApi(rec.cluster.address)
+    api = _api(ray_cp)  # with the cluster's token header
     job = api.get_job(sub)
     assert isinstance(job, ray_api.JobInfo) and job.submission_id == sub
     assert job.status == "FAILED" and job.terminal and job.driver_exit_code == 3
@@ -52,6 +57,10 @@ def test_typed_answers_and_status_codes(ray_cp: ControlPlane) -> None:
         with pytest.raises(ray_api.JobNotFound) as err:
             call("merlin-never-submitted-1")
         assert err.value.status == 404
+    if api.headers:  # a token cluster (the default): no token is HTTP 401, reported as Unauthorized
+        with pytest.raises(ray_api.Unauthorized) as refused:
+            ray_api.JobsApi(rec.cluster.address).get_job(sub)
+        assert refused.value.status == 401
     from merlin.clusters.net import free_ports
 
     with pytest.raises(ray_api.Unreachable) as down:
@@ -61,7 +70,7 @@ def test_typed_answers_and_status_codes(ray_cp: ControlPlane) -> None:
 
 def test_follow_polls_until_the_job_ends(ray_cp: ControlPlane) -> None:
     rec = ray_cp.submit(["bash", "-c", "for i in 1 2 3; do echo step$i; sleep 0.4; done"], target="demo", workflow="api", engine="ray")
-    api = ray_api.JobsApi(rec.cluster.address)
+    api = _api(ray_cp)
     chunks = list(api.follow(rec.attempt.submission_id, poll=0.2))
     text = "".join(chunks)
     assert [w for w in text.split() if re.fullmatch(r"step\d", w)] == ["step1", "step2", "step3"]

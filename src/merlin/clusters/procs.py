@@ -16,8 +16,9 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 KILL_WAIT = 5.0  # seconds to wait for SIGKILLed processes to disappear
 

@@ -15,11 +15,12 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 from merlin.clusters import procs
-from merlin.engines.base import Observation, Submitted
+from merlin.engines.base import CancelResult, Observation, Preflight, Submitted
 from merlin.ledger.status import RunStatus
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -31,26 +32,41 @@ CANCEL_GRACE = 5.0
 
 def supervisor_alive(pid: int | None, run_id: str) -> bool:
     """The supervisor is alive and is ours (guards against pid reuse)."""
-    return bool(pid) and procs.alive(pid) and "local_supervisor" in procs.cmdline(pid) and run_id in procs.cmdline(pid)
+    if not pid or not procs.alive(pid):
+        return False
+    cmd = procs.cmdline(pid)
+    return "local_supervisor" in cmd and run_id in cmd
 
 
 class LocalEngine:
     name = "local"
+    uses_cluster = False
+    #: the supervisor records the status: polling only notices a supervisor that died
+    reports_own_status = True
+    poll_interval: float | None = 0.2
 
-    def __init__(self, ledger: "Ledger") -> None:
+    def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
+
+    def preflight(self, record: "RunRecord", request: "RunRequest") -> Preflight:
+        """Nothing can block a local run; the supervisor's pid is known only after submit."""
+        return Preflight()
+
+    def keep_logs(self, records: list["RunRecord"]) -> None:
+        """The supervisor writes the log into the ledger already."""
 
     def submit(self, record: "RunRecord", request: "RunRequest", env: dict[str, str]) -> Submitted:
         attempt = len(record.attempts)
         run_dir = self.ledger.layout.run_dir(record.run_id)
-        logs = self.ledger.layout.logs(record.run_id)
+        layout = self.ledger.layout
+        logs = layout.logs(record.run_id)
         logs.mkdir(parents=True, exist_ok=True)
         Path(record.target_dir).mkdir(parents=True, exist_ok=True)
         full_env = dict(os.environ)
         full_env.update(env)
         # the real argv travels in the environment: run_request.json holds a redacted copy
         full_env["MERLIN_SUPERVISOR_COMMAND"] = json.dumps(list(record.command))
-        with open(logs / "supervisor.log", "ab") as sup_log:
+        with open(layout.supervisor_log(record.run_id), "ab") as sup_log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "merlin.engines.local_supervisor", str(run_dir), str(attempt)],
                 stdin=subprocess.DEVNULL,
@@ -64,10 +80,11 @@ class LocalEngine:
         return Submitted(
             submission_id=f"local-{attempt}",
             status=RunStatus.PENDING,
-            fields={"supervisor_pid": proc.pid, "log_path": f"logs/attempt-{attempt}.log"},
+            fields={"supervisor_pid": proc.pid, "log_path": layout.attempt_log_name(attempt)},
+            message=f"submitted to the local engine as local-{attempt}",
         )
 
-    def poll(self, record: "RunRecord") -> Observation:
+    def poll(self, record: RunRecord) -> Observation:
         """The supervisor writes the status; here we only notice a supervisor that died silently."""
         att = record.attempt
         if not record.status.is_active() or att is None:
@@ -89,20 +106,20 @@ class LocalEngine:
             ),
         )
 
-    def poll_many(self, records: list["RunRecord"]) -> dict[str, Observation]:
+    def poll_many(self, records: list[RunRecord]) -> dict[str, Observation]:
         return {r.run_id: self.poll(r) for r in records}
 
-    def log_path(self, record: "RunRecord", attempt: int | None = None) -> Path:
+    def log_path(self, record: RunRecord, attempt: int | None = None) -> Path:
         n = attempt or len(record.attempts) or 1
-        return self.ledger.layout.logs(record.run_id) / f"attempt-{n}.log"
+        return self.ledger.layout.attempt_log(record.run_id, n)
 
-    def logs(self, record: "RunRecord", attempt: int | None = None) -> str:
+    def logs(self, record: RunRecord, attempt: int | None = None) -> str:
         try:
             return self.log_path(record, attempt).read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
             return ""
 
-    def follow(self, record: "RunRecord", poll: float = 0.2) -> Iterator[str]:
+    def follow(self, record: RunRecord, poll: float = 0.2) -> Iterator[str]:
         """Yield log text as it is written, until the run is terminal and the file is drained."""
         path = self.log_path(record)
         pos = 0
@@ -126,9 +143,10 @@ class LocalEngine:
             if not finished:
                 time.sleep(poll)
 
-    def cancel(self, record: "RunRecord", grace: float = CANCEL_GRACE) -> None:
+    def cancel(self, record: "RunRecord", grace: float = CANCEL_GRACE) -> CancelResult:
         """End the attempt's whole process group: SIGTERM, then SIGKILL after ``grace``."""
         att = record.attempt
         if att is None or not att.pgid:
-            return  # not started yet: the supervisor sees 'cancelled' and never starts it
+            return CancelResult.NEVER_STARTED  # not started yet: the supervisor sees 'cancelled' and never starts it
         procs.terminate(pgid=att.pgid, grace=grace)
+        return CancelResult.DONE

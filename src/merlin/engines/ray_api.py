@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "STOPPED"})
 
@@ -73,7 +72,7 @@ class JobInfo:
         return self.status in TERMINAL
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "JobInfo":
+    def from_json(cls, data: dict[str, Any]) -> JobInfo:
         return cls(
             status=str(data.get("status") or "PENDING"),
             submission_id=data.get("submission_id"),
@@ -105,26 +104,38 @@ class JobsApi:
 
     def __init__(self, address: str, headers: dict[str, str] | None = None, timeout: float = 10.0) -> None:
         self.address = address.rstrip("/")
+        self._url = urllib.parse.urlsplit(self.address if "://" in self.address else "http://" + self.address)
         self.headers = dict(headers or {})
         self.timeout = timeout
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None, timeout: float | None = None) -> Any:
+        """One request; Ray's JSON back, or the exception that names the HTTP status.
+
+        ``http.client`` directly rather than ``urllib.request``: fewer imports on
+        every status command, and no proxy from the environment in front of a
+        cluster merlin reaches directly.
+        """
+        import http.client
+
         data = json.dumps(body).encode("utf-8") if body is not None else None
         headers = {**self.headers, **({"Content-Type": "application/json"} if data is not None else {})}
-        req = urllib.request.Request(self.address + path, data=data, headers=headers, method=method)
+        conn_type = http.client.HTTPSConnection if self._url.scheme == "https" else http.client.HTTPConnection
+        conn = conn_type(self._url.hostname or "127.0.0.1", self._url.port, timeout=timeout or self.timeout)
         try:
-            with urllib.request.urlopen(req, timeout=timeout or self.timeout) as resp:
-                raw = resp.read()
-        except urllib.error.HTTPError as exc:
-            detail = _detail(exc.read())
-            kind = {401: Unauthorized, 403: Unauthorized, 404: JobNotFound}.get(exc.code, RayApiError)
-            raise kind(f"HTTP {exc.code}: {detail}", exc.code) from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise Unreachable(str(getattr(exc, "reason", exc)) or type(exc).__name__) from None
+            conn.request(method, self._url.path.rstrip("/") + path, body=data, headers=headers)
+            resp = conn.getresponse()
+            raw = resp.read()
+        except (OSError, http.client.HTTPException) as exc:
+            raise Unreachable(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__) from None
+        finally:
+            conn.close()
+        if resp.status >= 400:
+            kind = {401: Unauthorized, 403: Unauthorized, 404: JobNotFound}.get(resp.status, RayApiError)
+            raise kind(f"HTTP {resp.status}: {_detail(raw)}", resp.status)
         try:
             return json.loads(raw.decode("utf-8")) if raw else None
         except ValueError:
-            raise RayApiError(f"the jobs API sent something that is not JSON: {raw[:80]!r}") from None
+            raise RayApiError(f"the jobs API sent something that is not JSON: {raw[:80]!r}", resp.status) from None
 
     @staticmethod
     def _job_path(submission_id: str, tail: str = "") -> str:

@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import shlex
 import sys
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Iterator
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
+from merlin.clusters import start_step
+from merlin.engines.base import CancelResult, EngineBlocked, Observation, Preflight, Submitted
 from merlin.engines import ray_api
-
-from merlin.clusters import name_flag
-from merlin.engines.base import EngineBlocked, Observation, Submitted
 from merlin.errors import Blocked
-from merlin.ledger.status import RunStatus
+from merlin.ledger.status import ClusterStatus, RunStatus
+from merlin.nextsteps import Action, step
 
 if TYPE_CHECKING:  # pragma: no cover
     from pathlib import Path
@@ -33,7 +34,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from merlin.ledger import Ledger
     from merlin.ledger.models import ClusterRecord, RunRecord, RunRequest
 
-INSTALL_HINT = "install Ray with `.venv/bin/pip install 'ray[default]'`"
+INSTALL_HINT = "install Ray into merlin's environment (ray[default])"
+INSTALL_STEPS = [step(Action.INSTALL, package="ray[default]")]
 
 _STATUS = {
     "PENDING": RunStatus.PENDING,
@@ -51,11 +53,12 @@ def submission_id(run_id: str, attempt: int) -> str:
 def _ms(value: Any) -> datetime | None:
     if not value:
         return None
-    return datetime.fromtimestamp(float(value) / 1000.0, tz=timezone.utc)
+    return datetime.fromtimestamp(float(value) / 1000.0, tz=UTC)
 
 
 def _retry_hint(run_id: str | None) -> str:
-    return f", then `merlin ray jobs retry {run_id}`" if run_id else ""
+    """Messages stay plain text: retrying is a next step the control plane adds."""
+    return ""
 
 
 
@@ -69,28 +72,32 @@ class RayEngine:
     Holds no connection: a :class:`ray_api.JobsApi` is an address plus headers."""
 
     name = "ray"
+    uses_cluster = True
+    #: Ray is asked: the control plane applies what it says
+    reports_own_status = False
+    poll_interval: float | None = None
 
-    def __init__(self, ledger: "Ledger") -> None:
+    def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
 
     # ------------------------------------------------------------ connection
 
-    def cluster_for(self, name: str, run_id: str | None = None) -> "ClusterRecord":
+    def cluster_for(self, name: str, run_id: str | None = None) -> ClusterRecord:
         rec = self.ledger.read_cluster(name)
-        if rec is None or rec.status in ("stopped", "failed"):
+        if rec is None or rec.status.is_terminal():
             state = "no active Ray cluster" if rec is None else f"Ray cluster '{name}' is {rec.status}"
             raise EngineBlocked(
-                f"{state}{'' if rec else f' named {name!r}'}: start one with "
-                f"`merlin ray cluster start-local{name_flag(name)}`{_retry_hint(run_id)}",
+                f"{state}{'' if rec else f' named {name!r}'}: start one",
                 "no_cluster",
+                next_steps=[start_step(name, rec)],
             )
         return rec
 
-    def client(self, cluster: "ClusterRecord", run_id: str | None = None) -> ray_api.JobsApi:
+    def client(self, cluster: ClusterRecord, run_id: str | None = None) -> ray_api.JobsApi:
         """The jobs API of ``cluster``, with its token header (:class:`EngineBlocked` if the token is missing)."""
         return ray_api.JobsApi(cluster.address, self._headers(cluster, run_id))
 
-    def _connection_blocked(self, cluster: "ClusterRecord", exc: Exception, run_id: str | None) -> EngineBlocked:
+    def _connection_blocked(self, cluster: ClusterRecord, exc: Exception, run_id: str | None) -> EngineBlocked:
         if isinstance(exc, ray_api.Unauthorized):
             return EngineBlocked(
                 f"Ray cluster '{cluster.name}' at {cluster.address} refused the token ({exc.message}); "
@@ -99,10 +106,9 @@ class RayEngine:
             )
         return EngineBlocked(
             f"Ray cluster '{cluster.name}' at {cluster.address} does not answer ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); check it with "
-            f"`merlin ray cluster status{name_flag(cluster.name)}`, restart it with "
-            f"`merlin ray cluster start-local{name_flag(cluster.name)}`{_retry_hint(run_id)}",
+            f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); check it, or restart it",
             "cluster_unreachable",
+            next_steps=[step(Action.CLUSTER_STATUS, name=cluster.name), start_step(cluster.name, cluster)],
         )
 
     # ---------------------------------------------------------------- submit
@@ -123,24 +129,56 @@ class RayEngine:
             dist = importlib.metadata.distribution("ray")
         except (ImportError, ValueError, importlib.metadata.PackageNotFoundError) as exc:
             spec, dist, problem = None, None, f"{type(exc).__name__}: {exc}"
-        if problem is None and (spec is None or not spec.origin):
+        if problem is None and (spec is None or not spec.origin or dist is None):
             problem = "no module named 'ray'"
-        elif problem is None:
+        elif problem is None and spec is not None and spec.origin and dist is not None:
             installed = Path(str(dist.locate_file("ray/__init__.py"))).resolve()
             if Path(spec.origin).resolve() != installed:
                 problem = f"'import ray' would load {spec.origin}, not the installed Ray {dist.version} at {installed}"
         if problem:
-            raise EngineBlocked(f"Ray is not importable ({problem}); {INSTALL_HINT}{_retry_hint(run_id)}", "ray_not_importable")
+            raise EngineBlocked(f"Ray is not importable ({problem}); {INSTALL_HINT}", "ray_not_importable", next_steps=INSTALL_STEPS)
 
-    def _headers(self, cluster: "ClusterRecord", run_id: str | None) -> dict[str, str]:
+    def _headers(self, cluster: ClusterRecord, run_id: str | None) -> dict[str, str]:
         from merlin.clusters.auth import headers_for
 
         try:
             return headers_for(cluster.auth, cluster.name, _retry_hint(run_id))
         except Blocked as exc:
-            raise EngineBlocked(exc.message, "token_missing") from None
+            raise EngineBlocked(exc.message, "token_missing", next_steps=exc.next_steps) from None
 
-    def preflight(self, cluster_name: str, run_id: str | None = None) -> "ClusterRecord":
+    def preflight(self, record: "RunRecord", request: "RunRequest") -> Preflight:
+        """Write-ahead: check what can block, and name the submission before it is written.
+
+        One record write on the happy path. If merlin dies between the write and
+        the POST, Ray never heard of the submission id and the next refresh
+        marks the run ``lost`` (retryable): the ledger never misses a job.
+        """
+        from merlin.ledger.models import ClusterRef
+
+        crec = self.ready_cluster(request.cluster or "default", record.run_id)
+        sub_id = submission_id(record.run_id, len(record.attempts) or 1)
+        return Preflight(
+            submission_id=sub_id,
+            cluster=ClusterRef(name=crec.name, address=crec.address, gcs_address=crec.gcs_address, session_name=crec.session_name),
+            message=self._submitted_message(request, crec, record.run_id, sub_id),
+            next_steps=self._submitted_steps(request, crec, record.run_id),
+        )
+
+    @staticmethod
+    def _submitted_message(request: "RunRequest", crec: "ClusterRecord", run_id: str, sub_id: str) -> str:
+        from merlin.clusters.fit import pending_explanation
+
+        return pending_explanation(request, crec.name, crec.resources, run_id) or (
+            f"submitted to Ray cluster '{crec.name}' ({crec.address}) as {sub_id}"
+        )
+
+    @staticmethod
+    def _submitted_steps(request: "RunRequest", crec: "ClusterRecord", run_id: str) -> list[dict[str, Any]]:
+        from merlin.clusters.fit import pending_steps
+
+        return pending_steps(request, crec.name, crec.resources, run_id) or [step(Action.LOGS, run_id=run_id, follow=True)]
+
+    def ready_cluster(self, cluster_name: str, run_id: str | None = None) -> "ClusterRecord":
         """Everything that can block a submission, in the order a person fixes it (no Ray import)."""
         from merlin.clusters.net import probe
 
@@ -157,10 +195,12 @@ class RayEngine:
             raise self._connection_blocked(cluster, ConnectionError(answer.detail), run_id)
         return cluster
 
-    def submit(self, record: "RunRecord", request: "RunRequest", env: dict[str, str]) -> Submitted:
+    def submit(self, record: RunRecord, request: RunRequest, env: dict[str, str]) -> Submitted:
         """POST the attempt to Ray's Jobs REST API (the body the SDK's ``submit_job`` sends)."""
+        from merlin.ledger.models import ClusterRef
+
         attempt = len(record.attempts)
-        cluster = self.preflight(request.cluster or "default", record.run_id)
+        cluster = self.ready_cluster(request.cluster or "default", record.run_id)
         sub_id = submission_id(record.run_id, attempt)
         body: dict[str, Any] = {
             "entrypoint": entrypoint_for(record.command, record.workdir),
@@ -192,6 +232,9 @@ class RayEngine:
             submission_id=sub_id,
             status=RunStatus.PENDING,
             fields={},
+            cluster=ClusterRef(name=cluster.name, address=cluster.address, gcs_address=cluster.gcs_address, session_name=cluster.session_name),
+            message=self._submitted_message(request, cluster, record.run_id, sub_id),
+            next_steps=self._submitted_steps(request, cluster, record.run_id),
         )
 
     @staticmethod
@@ -219,33 +262,33 @@ class RayEngine:
             end_time=_ms(info.end_time),
         )
 
-    def _gone(self, record: "RunRecord", cluster: "ClusterRecord | None") -> Observation:
+    def _gone(self, record: RunRecord, cluster: ClusterRecord | None) -> Observation:
         name = record.cluster.name if record.cluster else "default"
         why = (
             f"Ray cluster '{name}' was stopped"
-            if cluster is None or cluster.status == "stopped"
+            if cluster is None or cluster.status == ClusterStatus.STOPPED
             else f"Ray cluster '{name}' no longer knows submission {record.attempt.submission_id if record.attempt else '?'} (it was restarted)"
         )
         return Observation(
             status=RunStatus.LOST,
             known=False,
             error_type="SUBMISSION_UNKNOWN",
-            message=f"lost: {why}; the ledger keeps its history. Start the cluster if needed "
-            f"(`merlin ray cluster start-local{name_flag(name)}`), then `merlin ray jobs retry {record.run_id}`",
+            message=f"lost: {why}; the ledger keeps its history. Start the cluster if needed, then retry it",
+            next_steps=[start_step(name, cluster), step(Action.RETRY, run_id=record.run_id)],
         )
 
-    def poll(self, record: "RunRecord") -> Observation:
+    def poll(self, record: RunRecord) -> Observation:
         return self.poll_many([record])[record.run_id]
 
-    def poll_many(self, records: list["RunRecord"]) -> dict[str, Observation]:
+    def poll_many(self, records: list[RunRecord]) -> dict[str, Observation]:
         """One ``GET /api/jobs/`` per cluster (or one ``GET /api/jobs/{id}`` for a single run)."""
         out: dict[str, Observation] = {}
-        by_cluster: dict[str, list["RunRecord"]] = {}
+        by_cluster: dict[str, list[RunRecord]] = {}
         for r in records:
             by_cluster.setdefault(r.cluster.name if r.cluster else "default", []).append(r)
         for name, runs in by_cluster.items():
             cluster = self.ledger.read_cluster(name)
-            if cluster is None or cluster.status in ("stopped", "failed"):
+            if cluster is None or cluster.status.is_terminal():
                 for r in runs:
                     out[r.run_id] = self._gone(r, cluster)
                 continue
@@ -280,12 +323,12 @@ class RayEngine:
 
     # ------------------------------------------------------------ logs/cancel
 
-    def _client_for_record(self, record: "RunRecord"):
+    def _client_for_record(self, record: RunRecord):
         name = record.cluster.name if record.cluster else "default"
         cluster = self.cluster_for(name, record.run_id)
         return self.client(cluster, record.run_id)
 
-    def local_log_path(self, record: "RunRecord", submission: str) -> "Path | None":
+    def local_log_path(self, record: RunRecord, submission: str) -> Path | None:
         """The driver log file itself, when the run's cluster is a local one merlin
         started (same machine, same Ray session): reading it needs no HTTP round
         trip and no Ray import. Ray writes it to
@@ -300,7 +343,7 @@ class RayEngine:
         path = Path(cluster.temp_dir) / session / "logs" / f"job-driver-{submission}.log"
         return path if path.is_file() else None
 
-    def logs(self, record: "RunRecord", attempt: int | None = None) -> str:
+    def logs(self, record: RunRecord, attempt: int | None = None) -> str:
         att = record.attempts[(attempt or len(record.attempts)) - 1] if record.attempts else None
         if att is None or not att.submission_id or att.engine != "ray":
             return ""
@@ -312,7 +355,7 @@ class RayEngine:
         except ray_api.JobNotFound:
             return ""
 
-    def follow(self, record: "RunRecord", poll: float = 0.5) -> Iterator[str]:
+    def follow(self, record: RunRecord, poll: float = 0.5) -> Iterator[str]:
         """Yield the attempt's log as it grows, until the job ends (polls ``/logs``; no websocket).
 
         Ctrl-C ends it between two requests, with nothing left running."""
@@ -324,14 +367,42 @@ class RayEngine:
         except ray_api.JobNotFound:
             return
 
-    def cancel(self, record: "RunRecord") -> None:
+    def cancel(self, record: "RunRecord", grace: float = 5.0) -> CancelResult:
+        """Ask Ray to stop the job; the control plane observes until it is STOPPED."""
         att = record.attempt
         if att is None or not att.submission_id:
-            return
+            return CancelResult.NEVER_STARTED
         try:
             self._client_for_record(record).stop(att.submission_id)
         except ray_api.JobNotFound:
-            return  # the cluster never saw it (restarted): the next observation records it lost
+            pass  # the cluster never saw it (restarted): the next observation records it lost
+        return CancelResult.REQUESTED
+
+    def keep_logs(self, records: list["RunRecord"]) -> None:
+        """Copy the logs of ended runs into the ledger (Ray's go when its cluster stops).
+
+        Fetched concurrently: each is one HTTP request to the jobs API."""
+        layout = self.ledger.layout
+        todo = [r for r in records if r.attempts and not layout.attempt_log(r.run_id, len(r.attempts)).is_file()]
+        if not todo:
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        from merlin.atomic import write_if_changed
+
+        def fetch(rec: "RunRecord") -> None:
+            try:
+                text = self.logs(rec)
+            except Exception:
+                return
+            if text:
+                write_if_changed(layout.attempt_log(rec.run_id, len(rec.attempts)), text.encode("utf-8"))
+
+        if len(todo) == 1:
+            fetch(todo[0])
+            return
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(fetch, todo))
 
 
 def python_entrypoint(*args: str) -> list[str]:

@@ -51,12 +51,18 @@ class OrchestrateInput(PlanInput):
     reset: bool = Field(False, description="Archive the existing state under history/ and start over.")
 
 
+from merlin.engines.registry import DEFAULT_ENGINE, names as _engine_names  # noqa: E402  (light: strings only)
+
+#: the engines of merlin.engines.registry, as a JSON Schema enum for the tools
+EngineChoice = Literal.__getitem__(tuple(_engine_names()))  # type: ignore[misc]
+
+
 class ExecuteInput(Input):
     target_dir: str | None = Field(None, description="A target directory written by orchestrate (or give capability).")
     capability: str | None = Field(None, description="A capability spec; it is orchestrated first when needed.")
     overlay: str | None = Field(None, description="Deployment overlay, with capability.")
     out_dir: str | None = Field(None, description="Output root, with capability.")
-    engine: Literal["local", "ray"] = Field("local", description="local: a supervised process here; ray: a Ray Job.")
+    engine: EngineChoice = Field(DEFAULT_ENGINE, description="local: a supervised process here; ray: a Ray Job (any engine of merlin.engines.registry).")
     cluster: str | None = Field(None, description="Ray cluster name (engine ray).")
     wait: bool = Field(True, description="Wait (in a worker thread, never the server loop) until the executor stops at a gate; false returns once the run is recorded.")
     timeout: float = Field(600.0, gt=0, le=3600, description="Seconds to wait with wait=true; the run goes on afterwards.")
@@ -94,7 +100,7 @@ class SubmitInput(Input):
     command: list[str] = Field(min_length=1, description="argv of the command to run.")
     target: str = Field(description="Target name (part of the run id).")
     workflow: str = Field(description="Workflow name.")
-    engine: Literal["local", "ray"] = "local"
+    engine: EngineChoice = DEFAULT_ENGINE
     target_dir: str | None = Field(None, description="Directory indexed as artifacts (default: runs/<id>/target).")
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment; secret-looking names are redacted in records.")
     cluster: str | None = Field(None, description="Ray cluster (engine ray).")
@@ -223,6 +229,13 @@ ACTION_TOOLS = {
     "respond": "review_respond",
     "cluster_status": "clusters_status",
     "cluster_start": "clusters_start",
+    # the vocabulary of merlin.nextsteps.Action, as records carry it
+    "targetgen_answer": "targetgen_answer",
+    "targetgen_execute": "targetgen_execute",
+    "targetgen_respond": "review_respond",
+    "start_cluster": "clusters_start",
+    "list_runs": "runs_list",
+    "list_clusters": "clusters_list",
 }
 
 
@@ -351,7 +364,9 @@ class Gateway:
 
 
 def _map_steps(steps: Any) -> list[dict[str, Any]]:
-    """Next steps as tool calls: records' ``{action, args}`` mapped through ACTION_TOOLS; ours pass through."""
+    """Next steps as tool calls: records' ``{action, args}`` mapped through ACTION_TOOLS (keeping only the
+    arguments the tool takes: a CLI-only flag such as ``follow`` is dropped); ours pass through."""
+    tools = by_name()
     out = []
     for s in steps or []:
         if not isinstance(s, dict):
@@ -359,7 +374,9 @@ def _map_steps(steps: Any) -> list[dict[str, Any]]:
         if "tool" in s:
             out.append(s)
         elif s.get("action") in ACTION_TOOLS:
-            out.append(step(ACTION_TOOLS[s["action"]], **(s.get("args") or {})))
+            tool = ACTION_TOOLS[s["action"]]
+            fields = tools[tool].input.model_fields if tool in tools else {}
+            out.append(step(tool, **{k: v for k, v in (s.get("args") or {}).items() if k in fields}))
     return out
 
 
@@ -500,8 +517,8 @@ def targetgen_execute(gw: Gateway, a: ExecuteInput) -> dict[str, Any] | Later:
         raise BadInput("targetgen_execute: give either capability or target_dir (exactly one)")
     if a.target_dir is not None and (a.overlay or a.out_dir):
         raise BadInput("targetgen_execute: overlay and out_dir go with capability; target_dir already names the target")
-    if a.engine == "local" and a.cluster:
-        raise BadInput("targetgen_execute: cluster goes with engine ray")
+    if a.cluster and not gw.cp.engine(a.engine).uses_cluster:
+        raise BadInput(f"targetgen_execute: cluster goes with an engine that runs on a cluster; {a.engine} does not")
     if a.capability is not None:
         result = ex.orchestrate(a.capability, a.overlay, out_dir=a.out_dir)
         target, tdir = result.target, Path(result.target_dir)
