@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -51,10 +51,13 @@ class OrchestrateInput(PlanInput):
     reset: bool = Field(False, description="Archive the existing state under history/ and start over.")
 
 
-from merlin.engines.registry import DEFAULT_ENGINE, names as _engine_names  # noqa: E402  (light: strings only)
+from merlin.engines.registry import DEFAULT_ENGINE  # noqa: E402  (light: strings only)
+from merlin.engines.registry import names as _engine_names  # noqa: E402
 
-#: the engines of merlin.engines.registry, as a JSON Schema enum for the tools
-EngineChoice = Literal.__getitem__(tuple(_engine_names()))  # type: ignore[misc]
+if TYPE_CHECKING:
+    EngineChoice = str
+else:  # the engines of merlin.engines.registry, as a JSON Schema enum for the tools
+    EngineChoice = Literal.__getitem__(tuple(_engine_names()))
 
 
 class ExecuteInput(Input):
@@ -711,7 +714,8 @@ def _summaries(gw: Gateway, status: list[str] | None, limit: int) -> tuple[int, 
     total = len(rows)
     runs = str(gw.cp.layout.runs)
     out = []
-    for _created, rid, _status in rows[:limit] if limit else rows:
+    for row in rows[:limit] if limit else rows:
+        rid = row[1]  # [created_at, run_id, status]
         path = f"{runs}/{rid}/{RECORD}"  # plain strings: pathlib costs more than the stat
         try:
             st = os.stat(path)
