@@ -681,18 +681,18 @@ def runs_submit(gw: Gateway, a: SubmitInput) -> dict[str, Any]:
 @operation("runs_list", "runs", ListRunsInput, mutating=False, stored_records=True)
 def runs_list(gw: Gateway, a: ListRunsInput) -> dict[str, Any]:
     """Runs in the ledger, newest first: each run's summary fields, or whole records as stored with full=true."""
+    from merlin.ledger.status import RunStatus
+
+    bad = [x for x in a.status or [] if x not in {v.value for v in RunStatus}]
+    if bad:
+        raise BadInput(f"status {bad[0]!r}: expected one of {', '.join(v.value for v in RunStatus)}")
     if a.full or a.refresh or os.environ.get("MERLIN_RUN_INDEX", "1") == "0":
-        entries = gw.cp.list_entries(status=a.status, refresh=a.refresh)  # lazy: only the rows returned are read
+        entries: Any = gw.cp.list_entries(status=a.status, refresh=a.refresh) if a.refresh else gw.cp.ledger.list_entries(status=a.status)
         total = len(entries)
         rows = [d for d, _raw in (entries[: a.limit] if a.limit else entries)]
         if not a.full:
             rows = [_summary(r) for r in rows]
     else:
-        from merlin.ledger.status import RunStatus
-
-        bad = [x for x in a.status or [] if x not in {v.value for v in RunStatus}]
-        if bad:
-            raise BadInput(f"status {bad[0]!r}: expected one of {', '.join(v.value for v in RunStatus)}")
         total, rows = _summaries(gw, a.status, a.limit)
     steps = [step("runs_status", run_id=r["run_id"]) for r in rows if r.get("status") in ("pending", "running")][:5]
     return {"runs": rows, "total": total, "next_steps": steps}
@@ -706,16 +706,16 @@ def _summaries(gw: Gateway, status: list[str] | None, limit: int) -> tuple[int, 
     """(total, newest summaries) through the run index, re-reading only records whose file changed (a stat each)."""
     import json
 
-    from merlin.ledger.index import RECORD, RunIndex
+    from merlin.ledger.index import RECORD, RunIndex, row_id, row_status
 
     rows = RunIndex(gw.cp.root).rows()
     if status:
-        rows = [r for r in rows if r[2] in set(status)]
+        rows = [r for r in rows if row_status(r) in set(status)]
     total = len(rows)
     runs = str(gw.cp.layout.runs)
     out = []
     for row in rows[:limit] if limit else rows:
-        rid = row[1]  # [created_at, run_id, status]
+        rid = row_id(row)
         path = f"{runs}/{rid}/{RECORD}"  # plain strings: pathlib costs more than the stat
         try:
             st = os.stat(path)
