@@ -6,7 +6,8 @@ under pytest 9.2 (pytest-xdist#1386: the ``@group`` node-id suffix is dropped),
 so the cluster no longer relies on scheduling. The first worker that needs it
 starts it under a file lock in the run's shared temp dir (the controller's
 basetemp, parent of every worker's) and writes its record there; the other
-workers attach to it. The controller (or the single process under ``-n 0``)
+workers attach to it, and tests marked ``ray`` take turns (a second lock), as
+they did on one worker. The controller (or the single process under ``-n 0``)
 stops it at session finish, after every worker is done, and fails the run if
 more than one session head was started (``heads.jsonl``).
 
@@ -54,7 +55,7 @@ def start_cluster(state_root: Path, name: str = "default", **kwargs):
     kwargs.setdefault("num_cpus", 2)
     kwargs.setdefault("object_store_memory", OBJECT_STORE)
     rec, started = cp.start_local_cluster(name, port=port, dashboard_port=dash, **kwargs)
-    assert started and rec.status == "running"
+    assert started and rec.status == "active"
     return cp, rec
 
 
@@ -95,6 +96,20 @@ def ray_cluster(request: pytest.FixtureRequest) -> Iterator[RayCluster]:
                 log.write(json.dumps({"worker": worker, "pid": os.getpid(), "address": rec.address}) + "\n")
             record.write_text(json.dumps({k: str(v) for k, v in asdict(cluster).items()}))
     yield cluster
+
+
+@pytest.fixture(autouse=True)
+def _one_ray_test_at_a_time(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Tests marked ``ray`` run one at a time across workers, as they did when
+    loadgroup kept them on one worker: the shared head has 2 CPUs, and some tests
+    start clusters of their own."""
+    if request.node.get_closest_marker("ray") is None:
+        yield
+        return
+    from filelock import FileLock
+
+    with FileLock(str(shared_dir(request.config) / "ray-tests.lock")):
+        yield
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

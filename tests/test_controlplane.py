@@ -9,8 +9,15 @@ from pathlib import Path
 import pytest
 
 from conftest import EXAMPLES, run_cli
-from merlin.controlplane import ControlPlane, targetgen_message
+from merlin.cli.nextsteps import command
+from merlin.controlplane import ControlPlane, targetgen_outcome
 from merlin.ledger import RunStatus
+
+
+def _commands(rec) -> list[str]:
+    """The record's next steps as the CLI renders them (``merlin`` when not run through ./merlin)."""
+    data = rec if isinstance(rec, dict) else rec.model_dump(mode="json")
+    return [command(s) for s in data["next_steps"]]
 
 
 def test_record_inprocess_run_success(tmp_path: Path) -> None:
@@ -24,7 +31,7 @@ def test_record_inprocess_run_success(tmp_path: Path) -> None:
     rec = cp.get(run.run_id)
     assert rec.status == RunStatus.SUCCEEDED and rec.outcome == "completed" and rec.attempt.exit_code == 0
     assert rec.engine == "local" and rec.source == "targetgen" and rec.command == ["merlin", "x"]
-    assert f"merlin ray artifacts list {run.run_id}" in rec.message
+    assert f"merlin ray artifacts list {run.run_id}" in _commands(rec) and "merlin" not in rec.message
     assert [f.name for f in cp.artifacts(run.run_id).files] == ["report.md"]
 
 
@@ -50,12 +57,18 @@ def test_attached_run_gets_outcome_but_keeps_engine_status(tmp_path: Path) -> No
     assert [e["event"] for e in cp.events(rec.run_id)][-1] == "outcome"
 
 
-def test_targetgen_message_names_the_next_command() -> None:
+def test_targetgen_outcome_names_the_next_command() -> None:
     data = {"target_dir": "/t", "outcome": "blocked", "blocked": [{"task_id": "t1", "reason": "no SDK"}]}
-    msg = targetgen_message(data, "r-1")
-    assert "merlin targetgen retry --target-dir /t --task t1" in msg and "no SDK" in msg
+    msg, steps = targetgen_outcome(data, "r-1")
+    assert "no SDK" in msg and "merlin" not in msg
+    assert steps[0] == {"action": "targetgen_retry", "args": {"target_dir": "/t", "task": "t1"}}
+    assert [command(s) for s in steps] == ["merlin targetgen retry --target-dir /t --task t1", "merlin targetgen execute --from-dir /t"]
     data = {"target_dir": "/t", "outcome": "awaiting_response", "awaiting_response": {"response_file": "/t/r.md", "prompt_file": "/t/p.md"}}
-    assert "write /t/r.md" in targetgen_message(data, "r-1")
+    msg, steps = targetgen_outcome(data, "r-1")
+    assert "write /t/r.md" in msg and command(steps[0]) == "write /t/r.md (prompt /t/p.md)"
+    # a run of another engine keeps that engine in its hint
+    _msg, steps = targetgen_outcome(data, "r-1", engine="ray")
+    assert command(steps[-1]) == "merlin targetgen execute --from-dir /t --engine ray"
 
 
 def test_local_execute_records_a_run_with_unchanged_cli_behaviour(tmp_path: Path) -> None:
@@ -71,7 +84,7 @@ def test_local_execute_records_a_run_with_unchanged_cli_behaviour(tmp_path: Path
     run = runs[0]
     assert run["status"] == "succeeded" and run["outcome"] == "awaiting_operator" and run["engine"] == "local"
     assert run["target"] == "x86_cpu_baseline" and run["attempts"][0]["exit_code"] == 10
-    assert "merlin targetgen answer" in run["message"]
+    assert any(c.startswith("merlin targetgen answer") for c in _commands(run)) and "merlin" not in run["message"]
     assert (root / "runs" / run["run_id"] / "artifacts.json").is_file()
     # bad input never reaches the ledger
     bad = run_cli("targetgen", "execute", str(tmp_path / "missing.yaml"), "--state-root", str(root))
@@ -122,7 +135,7 @@ def test_local_execute_on_a_busy_target_lock_is_recorded_blocked(tmp_path: Path)
     rec = max(ControlPlane(root).list_runs(), key=lambda r: r["created_at"])
     assert rec["status"] == "blocked", rec
     assert rec["attempts"][-1]["error_type"] == "EXECUTOR_BLOCKED" and rec["attempts"][-1]["exit_code"] == 3
-    assert "locked by pid holder-test" in rec["message"] and "targetgen execute --from-dir" in rec["message"]
+    assert "locked by pid holder-test" in rec["message"] and any("targetgen execute --from-dir" in c for c in _commands(rec))
     assert ".." not in rec["message"].replace(str(tdir), "")
 
 
@@ -135,7 +148,8 @@ def test_failed_inprocess_message_has_single_punctuation(tmp_path: Path) -> None
             raise BadInput("the spec is wrong.")
     rec = cp.get(run.run_id)
     assert rec.status == RunStatus.FAILED and rec.attempt.exit_code == 2
-    assert rec.message == "failed: the spec is wrong; fix it, then run `merlin x` again"
+    assert rec.message == "failed: the spec is wrong; fix it, then run its command again"
+    assert _commands(rec) == ["merlin x"]
 
 
 def test_logs_of_a_local_execute_show_progress_and_where_task_logs_are(tmp_path: Path) -> None:

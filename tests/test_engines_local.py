@@ -53,7 +53,10 @@ def test_failed_command_records_exit_code_and_retry_runs_again(cp: ControlPlane,
     flag = tmp_path / "flag"
     rec = cp.submit(["bash", "-c", f"test -f {flag} && echo ok || (echo missing >&2; exit 7)"], target="demo", workflow="w", wait=True)
     assert rec.status == RunStatus.FAILED and rec.attempt.exit_code == 7
-    assert f"merlin ray jobs retry {rec.run_id}" in rec.message
+    from merlin.cli.nextsteps import command
+
+    assert f"merlin ray jobs retry {rec.run_id}" in [command(s) for s in rec.model_dump()["next_steps"]]
+    assert "merlin" not in rec.message  # the message is for a person; the commands are next steps
     assert "missing" in cp.logs(rec.run_id)
     flag.write_text("x")
     again = cp.retry(rec.run_id, wait=True)

@@ -206,14 +206,14 @@ def test_list_raw_is_newest_first_filters_and_skips_damaged(tmp_path: Path) -> N
 
 
 def test_committed_schemas_match_models() -> None:
-    from merlin.ledger.schema import schemas
+    from merlin.records import schemas
 
     produced = schemas()
     committed = {p.name for p in (REPO / "docs" / "records").glob("*.schema.json")}
-    assert committed == set(produced), "run `python -m merlin.ledger.schema docs/records`"
+    assert committed == set(produced), "run `python -m merlin.records docs/records`"
     for name, schema in produced.items():
         on_disk = json.loads((REPO / "docs" / "records" / name).read_text())
-        assert on_disk == schema, f"docs/records/{name} is stale: run `python -m merlin.ledger.schema docs/records`"
+        assert on_disk == schema, f"docs/records/{name} is stale: run `python -m merlin.records docs/records`"
 
 
 def test_written_records_validate_against_published_schemas(tmp_path: Path) -> None:

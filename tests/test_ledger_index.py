@@ -19,7 +19,7 @@ import pytest
 
 from conftest import run_cli
 from merlin.ledger import Ledger, RunStatus, set_status
-from merlin.ledger.index import RunIndex, index_dir
+from merlin.ledger.index import RunIndex, index_dir, row_id
 from test_ledger import make_run
 
 
@@ -69,7 +69,9 @@ def test_damaged_or_foreign_index_is_rebuilt(tmp_path: Path) -> None:
     ledger = _ledger_with_runs(tmp_path)
     path = index_dir(tmp_path) / "runs.json"
     ledger.list_entries()
-    for junk in ("{half", json.dumps({"version": 999, "rows": []}), json.dumps({"version": 1, "rows": [["x", "ghost", "running"]]})):
+    ghost = json.dumps({"version": 1, "count": 1, "journal_ino": 0, "journal_offset": 0, "runs_mtime_ns": 0}) + "\nx\tghost\trunning\n"
+    cut_short = path.read_text()[:-20]  # a torn body: the count no longer matches
+    for junk in ("{half", json.dumps({"version": 999, "count": 0}) + "\n", ghost, cut_short):
         path.write_text(junk)
         # a foreign index with a journal it does not know is rebuilt too (journal inode differs)
         assert _ids(ledger) == _scan_ids(ledger), junk
@@ -122,7 +124,8 @@ def test_sigkill_during_index_writes_leaves_a_usable_listing(tmp_path: Path) -> 
         time.sleep(delay)
         os.kill(p.pid, signal.SIGKILL)
         p.wait()
-        json.loads(path.read_text())  # never half an index: atomic replace
+        head, *lines = path.read_text().splitlines()
+        assert json.loads(head)["count"] == len(lines) == 40  # never half an index: atomic replace
         assert _ids(ledger) == expected
     leftovers = [n for n in os.listdir(index_dir(tmp_path)) if n not in ("runs.json", "changed")]
     assert len(leftovers) <= 4, f"temp files pile up: {leftovers}"
@@ -137,5 +140,5 @@ def test_cli_listing_identical_with_and_without_index(tmp_path: Path) -> None:
         without = run_cli(*args, "--state-root", str(root), env={"MERLIN_RUN_INDEX": "0"})
         assert with_index.returncode == without.returncode == 0, with_index.stderr + without.stderr
         assert with_index.stdout == without.stdout and with_index.stderr == without.stderr, args
-    assert RunIndex(root).rows()[0][1] == "run-7"
+    assert row_id(RunIndex(root).rows()[0]) == "run-7"
     assert ledger.list_raw()[0]["run_id"] == "run-7"

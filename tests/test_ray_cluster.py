@@ -24,6 +24,14 @@ from ray_fixtures import OBJECT_STORE, ray_processes_of
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
+def _commands(rec) -> list[str]:
+    """A record's next steps as the CLI renders them (plain ``merlin``: tests do not run ./merlin)."""
+    from merlin.cli.nextsteps import command
+
+    data = rec if isinstance(rec, dict) else rec.model_dump(mode="json")
+    return [command(s) for s in data["next_steps"]]
+
+
 def start_args(root: Path, name: str, *extra: str) -> list[str]:
     port, dash = free_ports(2)
     return ["ray", "cluster", "start-local", "--name", name, "--port", str(port), "--dashboard-port", str(dash),
@@ -48,7 +56,7 @@ def test_lifecycle_isolation_lost_unreachable_and_retry(ray_cluster, cluster_roo
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     rec = out["cluster"]
-    assert out["started"] is True and rec["status"] == "running" and rec["address"].startswith("http://127.0.0.1:")
+    assert out["started"] is True and rec["status"] == "active" and rec["address"].startswith("http://127.0.0.1:")
     assert rec["ray_version"] and rec["session_name"] and rec["processes"] and rec["gcs_address"]
     assert rec["resources"]["CPU"] == 1.0 and rec["resources"]["accel"] == 2.0
     assert "waiting for the jobs API" in res.stderr  # progress on stderr
@@ -84,14 +92,14 @@ def test_lifecycle_isolation_lost_unreachable_and_retry(ray_cluster, cluster_roo
     # reconciliation: the run of the stopped cluster is lost, with the retry command
     lst = json.loads(run_cli("ray", "jobs", "list", "--refresh", "--json", "--state-root", str(root)).stdout)
     row = next(r for r in lst if r["run_id"] == long.run_id)
-    assert row["status"] == "lost" and f"merlin ray jobs retry {long.run_id}" in row["message"]
+    assert row["status"] == "lost" and f"merlin ray jobs retry {long.run_id}" in _commands(row)
     assert row["observed_at"] is not None and row["attempts"][0]["error_type"] == "SUBMISSION_UNKNOWN"
 
     # submitting to a stopped cluster is blocked, naming the fix
     blocked = run_cli("ray", "jobs", "submit", "--engine", "ray", "--cluster", "second", "--target", "demo", "--workflow", "b",
                       "--state-root", str(root), "--", "echo", "hi")
     assert blocked.returncode == 3
-    assert "start one with `merlin ray cluster start-local --name second`" in blocked.stderr
+    assert "next: `merlin ray cluster start-local --name second --port " in blocked.stderr  # the restart keeps its ports
     blocked_id = blocked.stdout.strip()
 
     # start it again (fresh session): the lost run stays lost (the new cluster never heard of it)

@@ -716,3 +716,156 @@ def test_random_edits_never_crash_the_loader(tmp_path: Path) -> None:
             load(path)
         except SpecError as exc:
             assert exc.lines and all(line.startswith(str(path)) and "\n" not in line for line in exc.lines), (text, exc.lines)
+
+
+# --- open fact mappings: an extra fact loads and plans; a typo beside it is refused --
+#
+# Upstream treats these sections as open mappings of hardware facts: merlin
+# types their named fields and keeps every other key (issue 8). The section
+# that holds each of them is structural, so misspelling the open mapping's own
+# key is an unknown field with a did-you-mean hint at FILE:LINE.
+
+OPEN_MAPPINGS = [
+    # (kind, path of the open mapping, a fact it may carry, a typo of the mapping's key)
+    ("capability", ("geometry", "compute_array"), ("rows", 16), "compute_aray"),
+    ("capability", ("geometry", "vector"), ("elen_bits", 64), "vectr"),
+    ("capability", ("verification", "golden_model"), ("library", "torch-ref"), "golden_modle"),
+    ("capability", ("verification", "simulator"), ("cycle_accurate", True), "simulater"),
+    ("capability", ("verification", "rtl"), ("language", "chisel"), "rtll"),
+    ("capability", ("verification", "perf_counters"), ("counters", ["cycles", "macs"]), "perf_counter"),
+    ("capability", ("verification", "tolerances"), ("bf16", {"atol": 0.01, "rtol": 0.02, "ulp": 2}), "tolerance"),
+    ("capability", ("memory", "preferred_layouts"), ("accumulator", "row_major"), "preferred_layout"),
+    ("capability", ("memory", "packing"), ("pack_granule_bytes", 64), "packin"),
+    ("capability", ("numeric", "quantization"), ("scale_granularity", "per_channel"), "quantisation"),
+    ("capability", ("runtime", "synchronization"), ("fences", "release_acquire"), "synchronisation"),
+    ("overlay", ("deployment", "chipyard"), ("submodules", ["generators/gemmini"]), "chipyrd"),
+    ("overlay", ("deployment", "runtime"), ("uart_baud", 115200), "runtim"),
+    ("overlay", ("deployment", "extra"), ("linker_script", "htif.ld"), "extras"),
+]
+OPEN_IDS = [".".join(path) for _, path, _, _ in OPEN_MAPPINGS]
+
+
+def _with(kind: str, path: tuple[str, ...], key: str, value: object) -> str:
+    """The base file of ``kind`` with ``key: value`` set inside the mapping at ``path``, as YAML text."""
+    import yaml
+
+    data = yaml.safe_load((BASE_CAPABILITY if kind == "capability" else BASE_OVERLAY).read_text())
+    node = data
+    for part in path:
+        node = node.setdefault(part, {})
+    node[key] = value
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def _line_of(text: str, key: str) -> int:
+    matches = [n for n, line in enumerate(text.splitlines(), 1) if line.lstrip().startswith(f"{key}:")]
+    assert len(matches) == 1, (key, matches)
+    return matches[0]
+
+
+@pytest.mark.parametrize("kind, path, fact, typo", OPEN_MAPPINGS, ids=OPEN_IDS)
+def test_open_mapping_extra_fact_loads_and_plans(kind: str, path: tuple[str, ...], fact: tuple[str, object], typo: str, tmp_path: Path) -> None:
+    from merlin.spec.pairing import spec_warnings
+    from merlin.targetgen.planner import build_plan, write_plan
+
+    key, value = fact
+    spec_path = tmp_path / f"{kind}.yaml"
+    spec_path.write_text(_with(kind, path, key, value))
+    cap, ovl = load_pair(spec_path, None) if kind == "capability" else load_pair(BASE_CAPABILITY, spec_path)
+    loaded = cap if kind == "capability" else ovl
+    assert loaded is not None
+    dumped = loaded.model.model_dump()  # the canonical spec keeps the fact as written
+    for part in path:
+        dumped = dumped[part]
+    assert dumped[key] == value
+    plan = build_plan(cap, ovl)
+    if path == ("verification", "tolerances"):  # a new entry: its typed fields are read, its extra ones are facts
+        assert loaded.model.verification.tolerances[key].atol == 0.01
+        assert plan.compile_view["facts"][f"verification.tolerances.{key}"] == {"ulp": 2}
+    elif kind == "capability":
+        assert plan.compile_view["facts"][".".join(path)][key] == value
+    else:
+        assert plan.deployment_view is not None
+        assert plan.deployment_view[path[-1]][key] == value
+    target_dir, _ = write_plan(plan, tmp_path / "out")
+    view = "compile_view.yaml" if kind == "capability" else "deployment_view.yaml"
+    assert key in (target_dir / view).read_text()
+    assert [w for w in spec_warnings(cap, ovl) if key in w] == [], "a fact is not a warning"
+
+
+@pytest.mark.parametrize("kind, path, fact, typo", OPEN_MAPPINGS, ids=OPEN_IDS)
+def test_open_mapping_typo_in_structural_section_is_refused(kind: str, path: tuple[str, ...], fact: tuple[str, object], typo: str, tmp_path: Path) -> None:
+    key, value = fact
+    text = _with(kind, path[:-1], typo, {key: value})
+    spec_path = tmp_path / f"{kind}.yaml"
+    spec_path.write_text(text)
+    load = load_capability if kind == "capability" else load_overlay
+    with pytest.raises(SpecError) as info:
+        load(spec_path)
+    where = f"{spec_path}:{_line_of(text, typo)}: {'.'.join(path[:-1])}.{typo}: "
+    assert info.value.lines == [where + f"unknown field (did you mean '{path[-1]}'?)"]
+
+
+def test_open_mappings_cli_plan_shows_facts(tmp_path: Path) -> None:
+    """Through the CLI: the stored spec and overlay with a fact in every open mapping
+    (tests/bad_inputs/open_facts_*.yaml) plan with --strict, and the views show the facts."""
+    import yaml
+
+    cap_path, ovl_path = DATA / "open_facts_capability.yaml", DATA / "open_facts_overlay.yaml"
+    stored = {"capability": yaml.safe_load(cap_path.read_text()), "overlay": yaml.safe_load(ovl_path.read_text())}
+    for kind, path, (key, value), _ in OPEN_MAPPINGS:  # the stored files carry every case of the table
+        node = stored[kind]
+        for part in path:
+            node = node[part]
+        assert node[key] == value, (kind, path, key)
+    result = run_cli(
+        "targetgen", "plan", str(cap_path), "--overlay", str(ovl_path), "--out-dir", str(tmp_path / "out"), "--strict", "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    assert yaml.safe_load(result.stdout)["warnings"] == []
+    compile_view = yaml.safe_load((tmp_path / "out" / "base_target" / "compile_view.yaml").read_text())
+    deployment_view = yaml.safe_load((tmp_path / "out" / "base_target" / "deployment_view.yaml").read_text())
+    assert compile_view["facts"]["geometry.compute_array"] == {"rows": 16}
+    assert compile_view["facts"]["verification.tolerances.bf16"] == {"ulp": 2}
+    assert compile_view["facts"]["runtime.synchronization"] == {"fences": "release_acquire"}
+    assert compile_view["vector"]["elen_bits"] == 64
+    assert deployment_view["chipyard"]["submodules"] == ["generators/gemmini"]
+    assert deployment_view["runtime"]["uart_baud"] == 115200
+    assert deployment_view["extra"]["linker_script"] == "htif.ld"
+
+
+def test_fact_one_letter_off_a_typed_field_is_a_located_warning(tmp_path: Path) -> None:
+    """`rtl` beside a tolerance's typed `atol` is kept as a fact, but said out loud (and --strict refuses it)."""
+    text = BASE_CAPABILITY.read_text().replace("    int8: {atol: 0, rtol: 0}", "    int8: {atol: 0, rtl: 0}")
+    path = tmp_path / "capability.yaml"
+    path.write_text(text)
+    loaded = load_capability(path)
+    assert loaded.model.verification.tolerances["int8"].facts() == {"rtl": 0}
+    assert loaded.warnings == (f"{path}:36: verification.tolerances.int8.rtl: warning: unknown fact kept as written (did you mean 'rtol'?)",)
+    ok = run_cli("targetgen", "validate", str(path))
+    assert ok.returncode == 0 and loaded.warnings[0] in ok.stderr
+    strict = run_cli("targetgen", "validate", str(path), "--strict")
+    assert strict.returncode == 2 and strict.stderr.splitlines()[0] == loaded.warnings[0]
+
+
+def test_credential_requirements_as_one_name(tmp_path: Path) -> None:
+    """Upstream writes `credential_requirements: aihub_api_token`: one credential, gated like a one-element list."""
+    from merlin.targetgen.planner import build_plan
+
+    text = (
+        BASE_CAPABILITY.read_text()
+        .replace("  verification_gates: [compile_only, smoke_run]", "  credential_requirements: aihub_api_token")
+        .replace("  model: simulator", "  model: cloud_service")  # every task of a cloud target is credential-gated
+    )
+    path = tmp_path / "capability.yaml"
+    path.write_text(text)
+    cap = load_capability(path)
+    assert [c.name for c in cap.model.access.credentials()] == ["aihub_api_token"]
+    listed = tmp_path / "listed.yaml"
+    listed.write_text(text.replace("credential_requirements: aihub_api_token", "credential_requirements: [{name: aihub_api_token}]"))
+    as_list = build_plan(load_capability(listed))
+    plan = build_plan(cap)
+    assert plan.support_plan["access"]["credential_requirements"] == ["aihub_api_token"]
+    gated = [t["credential_requirements"] for t in plan.tasks if t["credential_requirements"]]
+    assert gated and gated == [t["credential_requirements"] for t in as_list.tasks if t["credential_requirements"]]
+    assert gated[0] == [{"name": "aihub_api_token", "env": "MERLIN_CREDENTIAL_AIHUB_API_TOKEN"}]

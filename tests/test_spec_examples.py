@@ -14,6 +14,7 @@ import yaml
 from conftest import EXAMPLES, example_targets, overlays_for
 from merlin.spec import load_capability, load_overlay, load_pair
 from merlin.spec.models import DeploymentMode
+from merlin.spec.pairing import spec_warnings
 from merlin.targetgen.rules import STYLES, integration_styles
 
 TARGETS = example_targets()
@@ -40,8 +41,9 @@ def test_example_validates_with_each_overlay(capability: Path) -> None:
     overlays = overlays_for(capability)
     assert 1 <= len(overlays) <= 2, "each example has one or two overlays"
     for overlay in overlays:
-        _, ovl = load_pair(capability, overlay)
+        cap, ovl = load_pair(capability, overlay)
         assert ovl is not None and ovl.model.deployment.name == overlay.stem
+        assert spec_warnings(cap, ovl) == [], "an example must pass --strict"
 
 
 def test_readme_lists_every_example_with_its_styles() -> None:
@@ -68,12 +70,14 @@ def test_cloud_example_declares_its_credential() -> None:
 
 
 def test_preflight_examples() -> None:
-    """One example's probes all pass on a plain Linux machine; some overlays have a device probe."""
+    """One example's preflight passes on a plain Linux machine; some overlays have a device probe,
+    and some override the probe of an SDK their target requires."""
     preflights = [load_overlay(o).model.deployment.preflight for c in TARGETS for o in overlays_for(c)]
     assert any(p.device_probe for p in preflights)
+    assert sum(1 for p in preflights if p.probes) >= 4
     passing = load_overlay(EXAMPLES / "x86_cpu_baseline" / "overlays" / "host_local.yaml").model.deployment.preflight
     commands = [*passing.probes.values(), passing.device_probe]
-    assert len(commands) >= 2
+    assert commands
     for command in commands:
         assert command is not None
         result = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=passing.timeout_s)

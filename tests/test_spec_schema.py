@@ -14,8 +14,16 @@ import jsonschema
 import pytest
 import yaml
 
-from conftest import REPO, example_targets, overlays_for, run_cli, upstream_targets
+import conftest
+from conftest import REPO, example_targets, overlays_for, run_cli
 from merlin.spec.schema import SCHEMA_FILES, json_schema
+
+# ../shared beside the repo; a worktree (wt/<name>/) finds it one level further up.
+UPSTREAM = conftest.UPSTREAM if conftest.UPSTREAM.is_dir() else REPO.parent.parent / "shared" / "upstream-specs"
+
+
+def upstream_targets() -> list[Path]:
+    return sorted(UPSTREAM.glob("*/capability.yaml")) if UPSTREAM.is_dir() else []
 
 SCHEMA_DIR = REPO / "target_specs" / "schema"
 BAD_INPUTS = REPO / "tests" / "bad_inputs"
@@ -60,6 +68,8 @@ def _spec_files() -> list[tuple[str, Path]]:
         files += [("overlay", overlay) for overlay in overlays_for(capability)]
     files.append(("capability", BAD_INPUTS / "base_capability.yaml"))
     files.append(("overlay", BAD_INPUTS / "base_overlay.yaml"))
+    files.append(("capability", BAD_INPUTS / "open_facts_capability.yaml"))  # a fact in every open mapping
+    files.append(("overlay", BAD_INPUTS / "open_facts_overlay.yaml"))
     return files
 
 
@@ -126,3 +136,53 @@ def test_missing_required_section_fails_schema() -> None:
     data = _base("capability")
     del data["execution_model"]
     assert any("'execution_model' is a required property" in e for e in _errors("capability", data))
+
+
+# Exactly the open fact mappings accept keys beyond their properties (issue 8).
+OPEN_DEFS = {
+    "capability": {"ComputeArray", "VectorGeometry", "Facility", "Tolerance", "Layouts", "Packing", "Quantization", "RuntimeSync"},
+    "overlay": {"Chipyard", "DeploymentRuntime"},
+}
+
+
+@pytest.mark.parametrize("kind", sorted(SCHEMA_FILES))
+def test_additional_properties_exactly_in_open_mappings(kind: str) -> None:
+    schema = _committed(kind)
+    open_defs = {name for name, d in schema["$defs"].items() if d.get("additionalProperties") is not False}
+    assert open_defs == OPEN_DEFS[kind]
+    assert all(schema["$defs"][name]["additionalProperties"] is True for name in open_defs)
+    assert schema["additionalProperties"] is False, "the top level is strict, as upstream's"
+    if kind == "overlay":
+        extra = schema["$defs"]["Deployment"]["properties"]["extra"]
+        assert extra["type"] == "object" and extra.get("additionalProperties", True) is not False
+
+
+@pytest.mark.parametrize(
+    "kind, path, key",
+    [
+        ("capability", ("geometry", "compute_array"), "rows"),
+        ("capability", ("verification", "simulator"), "cycle_accurate"),
+        ("capability", ("numeric", "quantization"), "scale_granularity"),
+        ("overlay", ("deployment", "chipyard"), "submodules"),
+    ],
+)
+def test_schema_accepts_facts_and_refuses_typos_beside_them(kind: str, path: tuple[str, ...], key: str) -> None:
+    data = copy.deepcopy(_base(kind))
+    node = data
+    for part in path:
+        node = node.setdefault(part, {})
+    node[key] = 1
+    assert _errors(kind, data) == []
+    typo = copy.deepcopy(_base(kind))
+    node = typo
+    for part in path[:-1]:
+        node = node[part]
+    node[path[-1] + "s_typo"] = {key: 1}
+    assert any(e.startswith(".".join(path[:-1]) + ":") for e in _errors(kind, typo))
+
+
+def test_schema_refuses_empty_compute_and_spaces_and_dot_dot_names() -> None:
+    assert any(e.startswith("operations.compute:") for e in _errors("capability", _broken("capability", ("operations", "compute"), [])))
+    assert any(e.startswith("memory.spaces:") for e in _errors("capability", _broken("capability", ("memory",), {"spaces": []})))
+    assert any(e.startswith("target.name:") for e in _errors("capability", _broken("capability", ("target", "name"), "ok..name")))
+    assert _errors("capability", _broken("capability", ("access", "credential_requirements"), "aihub_api_token")) == []

@@ -10,8 +10,21 @@ from pathlib import Path
 
 import pytest
 
-from conftest import UPSTREAM, overlays_for, run_cli, upstream_targets
+import conftest
+from conftest import REPO, run_cli
 from merlin.spec import load_capability, load_overlay, load_pair
+from merlin.spec.pairing import spec_warnings
+
+# ../shared beside the repo; a worktree (wt/<name>/) finds it one level further up.
+UPSTREAM = conftest.UPSTREAM if conftest.UPSTREAM.is_dir() else REPO.parent.parent / "shared" / "upstream-specs"
+
+
+def upstream_targets() -> list[Path]:
+    return sorted(UPSTREAM.glob("*/capability.yaml")) if UPSTREAM.is_dir() else []
+
+
+def overlays_for(capability: Path) -> list[Path]:
+    return conftest.overlays_for(capability)
 
 needs_upstream = pytest.mark.skipif(
     not UPSTREAM.is_dir(), reason=f"upstream specs not found at {UPSTREAM} (the shared checkout beside the repo is absent)"
@@ -48,6 +61,7 @@ def test_upstream_pair_validates(pair: tuple[Path, Path | None]) -> None:
     cap, ovl = load_pair(capability, overlay)
     assert cap.model.target.name == capability.parent.name, "the target name is also its directory name"
     assert cap.path == capability.resolve()
+    assert spec_warnings(cap, ovl) == [], "a real upstream pair passes --strict"
     if overlay is not None:
         assert ovl is not None and ovl.model.deployment.name == overlay.stem
         assert ovl.path == overlay.resolve()
@@ -85,4 +99,27 @@ def test_upstream_validates_via_cli_json() -> None:
         "capability": str(capability),
         "overlay": str(overlay),
         "deployment": overlay.stem,
+        "warnings": [],
     }
+
+
+@needs_upstream
+@pytest.mark.parametrize("pair", PAIRS, ids=[_pair_id(p) for p in PAIRS])
+def test_upstream_pair_plans(pair: tuple[Path, Path | None], tmp_path: Path) -> None:
+    """Every upstream pair plans in-process; every extra fact it carries reaches a view."""
+    from merlin.targetgen.planner import build_plan, write_plan
+
+    cap, ovl = load_pair(*pair)
+    plan = build_plan(cap, ovl)
+    target_dir, changed = write_plan(plan, tmp_path)
+    assert target_dir == tmp_path / cap.model.target.name and "compile_view.yaml" in changed
+    assert ("deployment_view.yaml" in changed) == (ovl is not None)
+
+
+@needs_upstream
+def test_upstream_plans_via_cli_strict(tmp_path: Path) -> None:
+    capability = UPSTREAM / "saturn_opu_v128" / "capability.yaml"  # compile_target saturn_opu: a family name
+    overlay = overlays_for(capability)[0]
+    result = run_cli("targetgen", "plan", str(capability), "--overlay", str(overlay), "--out-dir", str(tmp_path), "--strict", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["warnings"] == []

@@ -17,7 +17,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-
 STATE_UMASK_ENV = "MERLIN_STATE_UMASK"
 DEFAULT_STATE_UMASK = 0o077  # state is private: records hold commands, env names, logs
 

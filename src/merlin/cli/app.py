@@ -38,7 +38,7 @@ class LazyGroup(TyperGroup):
     """The root group: lists LAZY_GROUPS by name and help, imports one only when it is used."""
 
     def list_commands(self, ctx: Any) -> list[str]:
-        return [*super().list_commands(ctx), *(n for n in LAZY_GROUPS if n not in self.commands)]
+        return [*LAZY_GROUPS, *(n for n in super().list_commands(ctx) if n not in LAZY_GROUPS)]
 
     def get_command(self, ctx: Any, name: str) -> Any:
         if name in LAZY_GROUPS and name not in self.commands:
@@ -104,26 +104,67 @@ def _usage_line(exc: Exception) -> str:
     return f"{where}: {text} (see {where} --help)"
 
 
+def _state_root_arg(args: list[str]) -> str | None:
+    """``--state-root`` as given on the command line (else the environment / default decide)."""
+    for i, a in enumerate(args):
+        if a == "--":
+            break
+        if a == "--state-root" and i + 1 < len(args):
+            return args[i + 1]
+        if a.startswith("--state-root="):
+            return a.split("=", 1)[1]
+    return None
+
+
+def _write_crash_log(args: list[str], exc: BaseException) -> str | None:
+    """Version, command and traceback of an internal error, under the state root's crash/ (None if unwritable)."""
+    try:
+        import traceback
+
+        from merlin.ledger.paths import Layout, resolve_state_root
+
+        path = Layout(resolve_state_root(_state_root_arg(args))).crash_log()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = (
+            f"merlin {__version__}\npython {sys.version.split()[0]}\ncommand: merlin {' '.join(args)}\npid: {os.getpid()}\n\n"
+            + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        )
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        return str(path)
+    except Exception:
+        return None
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; every failure ends as one line per problem and a documented exit code.
 
     With ``--json`` a failure is also a JSON document on stdout
     (``{"error", "errors", "exit_code"}``) unless the command already printed one.
     """
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError  # typer >= 0.24 vendors click
+
     from merlin.cli import output
     from merlin.errors import ExitCode, MerlinError
 
-    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError  # typer >= 0.24 vendors click
-
     args = list(sys.argv[1:] if argv is None else argv)
+    from merlin.cli import nextsteps
+
+    nextsteps.ARGV[:] = args
     wants_json = "--json" in args[: args.index("--")] if "--" in args else "--json" in args
 
-    def fail(lines: list[str], code: int) -> None:
+    def fail(lines: list[str], code: int, error_code: str = "bad_input", doc: dict | None = None) -> None:
         for line in lines:
             sys.stderr.write(line.rstrip() + "\n")
         if wants_json and not output.emitted():
-            output.emit_json({"error": lines[0] if lines else "", "errors": lines, "exit_code": code})
+            output.emit_json(doc or {"error": lines[0] if lines else "", "errors": lines, "exit_code": code, "code": error_code, "next_steps": []})
         sys.exit(code)
+
+    def crash(exc: BaseException) -> None:
+        where = _write_crash_log(args, exc)
+        note = f"; crash log: {where}" if where else ""
+        fail([f"merlin: internal error: {type(exc).__name__}: {exc} (set MERLIN_DEBUG=1 for a traceback{note})"], ExitCode.INTERNAL, "internal")
 
     try:
         result = app(args=args, prog_name="merlin", standalone_mode=False)
@@ -135,7 +176,9 @@ def main(argv: list[str] | None = None) -> None:
     except ClickException as exc:  # BadParameter raised by a callback, file errors
         fail([_usage_line(exc)], ExitCode.BAD_INPUT)
     except MerlinError as exc:
-        fail(exc.lines, exc.exit_code)
+        from merlin.cli.nextsteps import with_next
+
+        fail(with_next(exc.lines, exc.next_steps, args), exc.exit_code, exc.code, exc.to_json())
     except (KeyboardInterrupt, EOFError):
         sys.stderr.write("interrupted\n")
         sys.exit(130)
@@ -145,11 +188,11 @@ def main(argv: list[str] | None = None) -> None:
         if os.environ.get("MERLIN_DEBUG"):
             raise
         if exc.filename is None:
-            fail([f"merlin: internal error: {type(exc).__name__}: {exc} (set MERLIN_DEBUG=1 for a traceback)"], 70)
+            crash(exc)
         # a path the user chose is unusable (a file where a directory must be, no permission, ...)
         fail([f"{exc.filename}: {exc.strerror or exc} (check the path and its permissions)"], ExitCode.BAD_INPUT)
     except Exception as exc:  # a bug: say so in one line unless debugging
         if os.environ.get("MERLIN_DEBUG"):
             raise
-        fail([f"merlin: internal error: {type(exc).__name__}: {exc} (set MERLIN_DEBUG=1 for a traceback)"], 70)
+        crash(exc)
     sys.exit(result if isinstance(result, int) else ExitCode.OK)

@@ -105,6 +105,35 @@ def _styled(text: str, key: Optional[str] = None) -> Any:
     return Text(text, style=_STYLE.get(key or text, ""))
 
 
+def _steps(rec: Any) -> list[dict[str, Any]]:
+    """A record's next steps as plain dicts (records are pydantic; ClusterState holds dicts)."""
+    return [s.model_dump() if hasattr(s, "model_dump") else s for s in getattr(rec, "next_steps", None) or []]
+
+
+def _say_next(rec: Any) -> None:
+    from merlin.cli.nextsteps import say_next
+
+    say_next(_steps(rec))
+
+
+def _me() -> str:
+    from merlin.cli.nextsteps import invoked_as
+
+    return invoked_as()
+
+
+def _default_engine() -> str:
+    from merlin.engines.registry import DEFAULT_ENGINE
+
+    return DEFAULT_ENGINE
+
+
+def _engine_help() -> str:
+    from merlin.engines.registry import names
+
+    return f"One of {', '.join(names())} (local: a supervised process group; ray: Ray Jobs)."
+
+
 def _record_json(rec: Any) -> dict[str, Any]:
     return rec.model_dump(mode="json") if hasattr(rec, "model_dump") else rec
 
@@ -115,9 +144,9 @@ def _exit_for_run(rec: Any, *, waited: bool) -> None:
 
     status = rec.status.value
     if status == "blocked":
-        raise Blocked(f"run {rec.run_id} is blocked: {rec.message.removeprefix('blocked: ')}")
+        raise Blocked(f"run {rec.run_id} is blocked: {rec.message.removeprefix('blocked: ')}", next_steps=_steps(rec))
     if waited and status in ("failed", "cancelled", "lost"):
-        raise RunFailed(f"run {rec.run_id} {status}: {rec.message}")
+        raise RunFailed(f"run {rec.run_id} {status}: {rec.message}", next_steps=_steps(rec))
 
 
 def _print_run(rec: Any) -> None:
@@ -144,6 +173,10 @@ def _print_run(rec: Any) -> None:
     grid.add_row("created / updated", f"{_short_time(d['created_at'])} / {_short_time(d['updated_at'])}")
     grid.add_row("observed", _short_time(d.get("observed_at")))
     grid.add_row("message", d.get("message") or "-")
+    from merlin.cli.nextsteps import ARGV, command
+
+    for st in d.get("next_steps") or []:
+        grid.add_row("next", command(st, ARGV))
     out().print(grid)
     if d["attempts"]:
         t = Table(title=None, show_edge=False)
@@ -328,9 +361,9 @@ def cluster_status(name: str = ClusterNameOpt, state_root: Optional[Path] = Stat
     elif st.record is not None:
         _print_cluster(st.record, st.state, st.message)
     if st.state == "absent":  # like `cluster stop`: an unknown cluster is not found (4), not blocked
-        raise NotFound(f"cluster '{name}': {st.message}")
+        raise NotFound(f"cluster '{name}': {st.message}", next_steps=st.next_steps)
     if st.state != "active":
-        raise Blocked(f"cluster '{name}' is {st.state}: {st.message}")
+        raise Blocked(f"cluster '{name}' is {st.state}: {st.message}", f"cluster_{st.state}", next_steps=st.next_steps)
 
 
 @cluster_app.command("stop")
@@ -365,7 +398,7 @@ def cluster_list(state_root: Optional[Path] = StateRootOpt, json: bool = JsonOpt
         emit_json([s.to_json() for s in states])
         return
     if not states:
-        message("no clusters recorded; start one with `merlin ray cluster start-local`")
+        message(f"no clusters recorded; start one with `{_me()} ray cluster start-local`")
         return
     t = Table(show_edge=False)
     for col in ("NAME", "STATE", "JOBS API", "RAY", "AUTH", "STARTED", "MESSAGE"):
@@ -384,7 +417,7 @@ def jobs_submit(
     command: List[str] = typer.Argument(..., help="The command, after `--`.", show_default=False),
     target: str = typer.Option(..., "--target", help="Target name (becomes part of the run id)."),
     workflow: str = typer.Option(..., "--workflow", help="Workflow name."),
-    engine: str = typer.Option("local", "--engine", help="local (supervised process group) or ray (Ray Jobs)."),
+    engine: str = typer.Option(_default_engine(), "--engine", help=_engine_help()),
     target_dir: Optional[Path] = typer.Option(None, "--target-dir", help="Directory indexed as artifacts (default: runs/<id>/target)."),
     num_cpus: Optional[float] = typer.Option(None, "--num-cpus", help="CPUs reserved for the entrypoint (ray)."),
     num_gpus: Optional[float] = typer.Option(None, "--num-gpus", help="GPUs reserved for the entrypoint (ray)."),
@@ -424,6 +457,7 @@ def jobs_submit(
     else:
         if rec.status.value == "succeeded" or (not wait and rec.status.value != "blocked"):
             _say(f"run {rec.run_id}: {rec.message}")
+            _say_next(rec)
         sys.stdout.write(rec.run_id + "\n")
     _exit_for_run(rec, waited=wait)
 
@@ -456,7 +490,7 @@ def jobs_list(
         return
     rows = [d for d, _raw in entries]
     if not rows:
-        message("no runs recorded" + (" with that status" if status else "") + "; submit one with `merlin ray jobs submit`")
+        message("no runs recorded" + (" with that status" if status else "") + f"; submit one with `{_me()} ray jobs submit`")
         return
     from merlin.cli.output import out
 
@@ -511,6 +545,7 @@ def jobs_logs(
             sys.stdout.flush()
         rec = cp.get(run_id)
         message(f"run {run_id} {rec.status.value}: {rec.message}")
+        _say_next(rec)
         return
     text = cp.logs(run_id, attempt)
     hint = cp.task_logs_hint(run_id)
@@ -543,6 +578,7 @@ def jobs_cancel(
         message(f"run {run_id} had already ended ({rec.status.value}); nothing to cancel")
     else:
         message(f"run {run_id}: {rec.message}")
+        _say_next(rec)
 
 
 @jobs_app.command("retry")
@@ -562,6 +598,7 @@ def jobs_retry(
         emit_json(rec.model_dump(mode="json"))
     elif rec.status.value == "succeeded" or (not wait and rec.status.value != "blocked"):
         message(f"run {rec.run_id} attempt {len(rec.attempts)}: {rec.message}")
+        _say_next(rec)
     _exit_for_run(rec, waited=wait)
 
 

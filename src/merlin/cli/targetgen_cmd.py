@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -24,9 +23,21 @@ def default_out_dir() -> Path:
     return Path(os.environ.get("MERLIN_TARGETGEN_OUT") or "build/generated/targetgen")
 
 
-def _load_checked(capability: Path, overlay: Optional[Path], *, strict: bool, json: bool) -> tuple:
+def _say(text: str) -> None:
+    """One unstyled line on stderr, without Rich (validate and plan stay fast).
+
+    Control characters (a path or a fact could hold ESC) are shown escaped, never sent to the terminal.
+    """
+    import sys
+
+    shown = "".join(ch if ch.isprintable() or ch == "\t" else ascii(ch)[1:-1] for ch in text)
+    sys.stderr.write(shown + "\n")
+    sys.stderr.flush()
+
+
+def _load_checked(capability: Path, overlay: Path | None, *, strict: bool, json: bool) -> tuple:
     """Load the pair; print its located warnings on stderr, or with --strict fail with them (exit 2)."""
-    from merlin.cli.output import emit_json, message
+    from merlin.cli.output import emit_json
     from merlin.errors import SpecError
     from merlin.spec import load_pair
     from merlin.spec.pairing import spec_warnings
@@ -40,16 +51,16 @@ def _load_checked(capability: Path, overlay: Optional[Path], *, strict: bool, js
             emit_json({"error": lines[0], "errors": lines, "exit_code": SpecError.exit_code, "warnings": warnings})
         raise SpecError(lines)
     for line in warnings:
-        message(line)
+        _say(line)
     return cap, ovl, warnings
 
 
 @app.command()
 def validate(
-    capability: Path = CapabilityArg, overlay: Optional[Path] = OverlayOpt, json: bool = JsonOpt, strict: bool = StrictOpt
+    capability: Path = CapabilityArg, overlay: Path | None = OverlayOpt, json: bool = JsonOpt, strict: bool = StrictOpt
 ) -> None:
     """Check a capability spec (and overlay); print every error as FILE:LINE: field: problem."""
-    from merlin.cli.output import emit_json, message
+    from merlin.cli.output import emit_json
 
     cap, ovl, warnings = _load_checked(capability, overlay, strict=strict, json=json)
     if json:
@@ -65,7 +76,7 @@ def validate(
         )
     else:
         suffix = f" with overlay {ovl.model.deployment.name}" if ovl else ""
-        message(f"ok: {capability}: target {cap.model.target.name}{suffix} is valid")
+        _say(f"ok: {capability}: target {cap.model.target.name}{suffix} is valid")
 
 
 @app.command()
@@ -86,13 +97,13 @@ OutDirOpt = typer.Option(None, "--out-dir", help="Output root; files go to OUT_D
 @app.command()
 def plan(
     capability: Path = CapabilityArg,
-    overlay: Optional[Path] = OverlayOpt,
-    out_dir: Optional[Path] = OutDirOpt,
+    overlay: Path | None = OverlayOpt,
+    out_dir: Path | None = OutDirOpt,
     json: bool = JsonOpt,
     strict: bool = StrictOpt,
 ) -> None:
     """Write support_plan.json, task_graph.json, verification_manifest.json and the derived views."""
-    from merlin.cli.output import emit_json, message
+    from merlin.cli.output import emit_json
     from merlin.targetgen.planner import build_plan, write_plan
 
     cap, ovl, warnings = _load_checked(capability, overlay, strict=strict, json=json)
@@ -115,7 +126,7 @@ def plan(
         )
         return
     sp = result.support_plan
-    message(
+    _say(
         f"planned {result.target}: {', '.join(sp['integration_styles'])} (primary {sp['primary_integration']}), "
         f"{len(result.tasks)} tasks -> {target_dir}/ ({len(changed)} of {len(files)} files changed)"
     )
@@ -123,7 +134,7 @@ def plan(
 
 @app.command()
 def explain(
-    capability: Path = CapabilityArg, overlay: Optional[Path] = OverlayOpt, json: bool = JsonOpt, strict: bool = StrictOpt
+    capability: Path = CapabilityArg, overlay: Path | None = OverlayOpt, json: bool = JsonOpt, strict: bool = StrictOpt
 ) -> None:
     """Show the plan and the reason behind every decision (writes nothing)."""
     from merlin.cli.output import emit_json
@@ -142,7 +153,9 @@ def explain(
             }
         )
         return
-    render_explain(result)
+    from merlin.cli.output import out
+
+    render_explain(result, out())
 
 
 from merlin.cli import targetgen_exec_cmd as _exec  # noqa: E402

@@ -26,14 +26,29 @@ TargetDirOpt = typer.Option(..., "--target-dir", help="A target directory writte
 JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
 
 
+def _engines() -> list[str]:
+    """The engine that runs here first, then every other engine of the registry."""
+    from merlin.engines.registry import DEFAULT_ENGINE, names
+
+    return [DEFAULT_ENGINE, *(n for n in names() if n != DEFAULT_ENGINE)]
+
+
 def _progress(text: str) -> None:
     from merlin.cli.output import message
 
     message(text)
 
 
+def _me() -> str:
+    from merlin.cli.nextsteps import invoked_as
+
+    return invoked_as()
+
+
 def _command(target_dir: Path) -> str:
-    return f"merlin targetgen execute --from-dir {target_dir}"
+    import shlex
+
+    return f"{_me()} targetgen execute --from-dir {shlex.quote(str(target_dir))}"
 
 
 def _render_outcome(result: Any) -> None:
@@ -61,7 +76,7 @@ def _render_outcome(result: Any) -> None:
                 mark = " (recommended)" if o["id"] == q["recommended_option"] else ""
                 message(f"  - {o['id']}{mark}: {o['label']}. {o['description']}")
             message(
-                f"answer with: merlin targetgen answer --target-dir {root} --question-id {q['id']} "
+                f"answer with: {_me()} targetgen answer --target-dir {root} --question-id {q['id']} "
                 f"--choice {q['recommended_option']}, then run {_command(Path(root))}"
             )
     elif outcome == "awaiting_response":
@@ -73,7 +88,7 @@ def _render_outcome(result: Any) -> None:
         message(f"{data['target']}: blocked ({done}/{total} tasks completed)", style="red")
         for b in data["blocked"]:
             message(f"  {b['task_id']}: {b['reason']}")
-            message(f"  retry with: merlin targetgen retry --target-dir {root} --task {b['task_id']}")
+            message(f"  retry with: {_me()} targetgen retry --target-dir {root} --task {b['task_id']}")
     else:
         message(f"{data['target']}: {outcome} ({done}/{total} tasks completed); run {_command(Path(root))}")
 
@@ -113,7 +128,10 @@ def execute(
     overlay: Optional[Path] = OverlayOpt,
     out_dir: Optional[Path] = OutDirOpt,
     from_dir: Optional[Path] = typer.Option(None, "--from-dir", help="Resume the target directory written by orchestrate."),
-    engine: str = typer.Option("local", "--engine", help="local: run here; ray: submit the executor as a Ray job. Both record a run in the ledger.", metavar="local|ray"),
+    engine: str = typer.Option(
+        _engines()[0], "--engine", help=f"{_engines()[0]}: run here; any other engine ({', '.join(_engines()[1:])}): submit the executor as a run of it. Both record a run in the ledger.",
+        metavar="|".join(_engines()),
+    ),
     cluster: Optional[str] = typer.Option(None, "--cluster", help="Ray cluster name for --engine ray (default: default)."),
     wait: bool = typer.Option(False, "--wait", help="--engine ray: wait for the run to end; exit with the executor's code."),
     state_root: Optional[Path] = typer.Option(None, "--state-root", help="Ledger directory (default: $MERLIN_STATE_ROOT or build/generated/ray)."),
@@ -131,19 +149,24 @@ def execute(
         raise BadInput("execute: give either a CAPABILITY file or --from-dir DIR, not both")
     if from_dir is not None and out_dir is not None:
         raise BadInput("execute: --out-dir goes with a CAPABILITY; --from-dir already names the target directory")
-    if engine not in ("local", "ray"):
-        raise BadInput(f"execute: --engine {engine!r}: expected local or ray")
-    if engine == "ray":
-        _execute_on_ray(capability, overlay, out_dir, from_dir, cluster, wait, state_root, json)
+    from merlin.engines.registry import DEFAULT_ENGINE, check_name
+
+    check_name(engine, "execute: --engine")
+    if engine != DEFAULT_ENGINE:
+        _execute_on_engine(capability, overlay, out_dir, from_dir, engine, cluster, wait, state_root, json)
         return
     if cluster is not None or wait:
-        raise BadInput("execute: --cluster and --wait go with --engine ray")
-    from merlin.controlplane import ControlPlane, targetgen_message, targetgen_target
+        raise BadInput(f"execute: --cluster and --wait go with an engine other than {DEFAULT_ENGINE}")
+    from merlin.controlplane import ControlPlane, targetgen_outcome, targetgen_target
 
     target, target_dir = targetgen_target(capability, overlay, out_dir, from_dir)
-    with ControlPlane(state_root).record_inprocess_run(target=target, target_dir=target_dir, run_id=run_id) as recorded:
+    cp = ControlPlane(state_root)
+    with cp.record_inprocess_run(target=target, target_dir=target_dir, run_id=run_id) as recorded:
         result = run(from_dir, capability=capability, overlay=overlay, out_dir=out_dir, progress=_progress)
-        recorded.finish(result.outcome, exit_code=result.exit_code, message=targetgen_message(result, recorded.run_id))
+        # attached to a run of another engine: the hints keep that engine (e.g. --engine ray)
+        host = cp.get(recorded.run_id).metadata.get("targetgen_engine") if recorded.attached else None
+        text, steps = targetgen_outcome(result, recorded.run_id, engine=host)
+        recorded.finish(result.outcome, exit_code=result.exit_code, message=text, next_steps=steps)
     if json:
         emit_json(result.to_json())
     else:
@@ -152,22 +175,24 @@ def execute(
     raise typer.Exit(0 if recorded.attached else result.exit_code)
 
 
-def _execute_on_ray(capability, overlay, out_dir, from_dir, cluster, wait, state_root, json) -> None:
-    """``execute --engine ray``: orchestrate here, run the executor as a Ray job (see merlin.controlplane)."""
+def _execute_on_engine(capability, overlay, out_dir, from_dir, engine, cluster, wait, state_root, json) -> None:
+    """``execute --engine E``: orchestrate here, run the executor as a run of E (see merlin.integrations.targetgen_runs)."""
+    from merlin.cli.nextsteps import say_next
     from merlin.cli.output import emit_json, message
-    from merlin.controlplane import targetgen_exit_code, targetgen_submit
+    from merlin.controlplane import ControlPlane, targetgen_exit_code
     from merlin.errors import Blocked, RunFailed
 
-    rec = targetgen_submit(
-        capability=capability, overlay=overlay, out_dir=out_dir, from_dir=from_dir, cluster=cluster, wait=wait,
-        state_root=state_root, progress=_progress,
+    rec = ControlPlane(state_root).targetgen_submit(
+        capability=capability, overlay=overlay, out_dir=out_dir, from_dir=from_dir, engine=engine, cluster=cluster, wait=wait, progress=_progress,
     )
+    steps = [s.model_dump() for s in rec.next_steps]
     if json:
         emit_json(rec.model_dump(mode="json"))
     elif rec.status.value != "blocked":
         message(f"run {rec.run_id} ({rec.status.value}): {rec.message}")
+        say_next(steps)
     if rec.status.value == "blocked":
-        raise Blocked(f"run {rec.run_id} is blocked: {rec.message.removeprefix('blocked: ')}")
+        raise Blocked(f"run {rec.run_id} is blocked: {rec.message.removeprefix('blocked: ')}", next_steps=steps)
     if not wait:
         return
     code = targetgen_exit_code(rec)
@@ -270,7 +295,7 @@ def _render_status(data: dict[str, Any]) -> None:
             mark = " (recommended)" if o["id"] == q["recommended_option"] else ""
             console.print(f"  - {o['id']}{mark}: {o['label']}", markup=False, highlight=False)
         console.print(
-            f"  answer: merlin targetgen answer --target-dir {data['target_dir']} --question-id {q['id']} --choice OPTION",
+            f"  answer: {_me()} targetgen answer --target-dir {data['target_dir']} --question-id {q['id']} --choice OPTION",
             markup=False,
             highlight=False,
         )

@@ -11,7 +11,7 @@ This module imports nothing heavy.
 
 from __future__ import annotations
 
-from enum import Enum
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -19,55 +19,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from merlin.ledger.store import Ledger
 
 
-class ClusterStatus(str, Enum):
-    """Where a cluster merlin started is. ``str`` so records hold plain strings."""
-
-    #: Accepted by a batch scheduler (Slurm, PBS), not yet allocated.
-    QUEUED = "queued"
-    #: Processes are being started; readiness handshake not done yet.
-    STARTING = "starting"
-    #: The head answers and Ray sees every node that was asked for.
-    ACTIVE = "active"
-    #: ``stop`` is ending the cluster's processes / allocation.
-    STOPPING = "stopping"
-    #: Nothing of the cluster is left (stopped by merlin, idle, or from outside).
-    STOPPED = "stopped"
-    #: Start failed, or the cluster died under merlin (head killed).
-    FAILED = "failed"
-    #: The allocation reached its walltime.
-    EXPIRED = "expired"
-
-    def __str__(self) -> str:
-        return self.value
-
-    def is_terminal(self) -> bool:
-        return self in _TERMINAL
-
-    def is_live(self) -> bool:
-        """Something of the cluster may exist (queued job, processes)."""
-        return not self.is_terminal()
-
-
-_TERMINAL = frozenset({ClusterStatus.STOPPED, ClusterStatus.FAILED, ClusterStatus.EXPIRED})
-
-#: old status (None: no record yet) -> statuses it may move to. A terminal
-#: cluster moves again only by a new ``start`` of the same name (-> queued/starting).
-CLUSTER_TRANSITIONS: dict[ClusterStatus | None, frozenset[ClusterStatus]] = {
-    None: frozenset({ClusterStatus.QUEUED, ClusterStatus.STARTING}),
-    ClusterStatus.QUEUED: frozenset({ClusterStatus.STARTING, ClusterStatus.STOPPING, ClusterStatus.STOPPED, ClusterStatus.FAILED}),
-    ClusterStatus.STARTING: frozenset({ClusterStatus.ACTIVE, ClusterStatus.STOPPING, ClusterStatus.STOPPED, ClusterStatus.FAILED, ClusterStatus.EXPIRED}),
-    ClusterStatus.ACTIVE: frozenset({ClusterStatus.STOPPING, ClusterStatus.STOPPED, ClusterStatus.FAILED, ClusterStatus.EXPIRED}),
-    ClusterStatus.STOPPING: frozenset({ClusterStatus.STOPPED, ClusterStatus.FAILED}),
-    ClusterStatus.STOPPED: frozenset({ClusterStatus.QUEUED, ClusterStatus.STARTING}),
-    ClusterStatus.FAILED: frozenset({ClusterStatus.QUEUED, ClusterStatus.STARTING, ClusterStatus.STOPPED}),
-    ClusterStatus.EXPIRED: frozenset({ClusterStatus.QUEUED, ClusterStatus.STARTING, ClusterStatus.STOPPED}),
-}
-
-
-def can_cluster_transition(old: ClusterStatus | str | None, new: ClusterStatus | str) -> bool:
-    old_s = ClusterStatus(old) if old is not None else None
-    return ClusterStatus(new) in CLUSTER_TRANSITIONS[old_s]
-
+# The vocabulary lives with the ledger's other state machines (the ledger stores it);
+# it is re-exported here, where backends look for it.
+from merlin.ledger.status import CLUSTER_TRANSITIONS, ClusterStatus, can_cluster_transition  # noqa: E402,F401
 
 Progress = Callable[[str], None]
 
@@ -96,3 +50,43 @@ class ClusterBackend(Protocol):
         """End exactly what this cluster started (recorded pids / scheduler job id), verify
         nothing is left, and return the record as ``stopped``."""
         ...
+
+
+#: The kind a cluster has when none is named (``ray cluster start-local``).
+DEFAULT_KIND = "local"
+
+
+@dataclass
+class ClusterState:
+    """What a live check found, for a person: ``state`` is one of active, unreachable,
+    starting, stopped, failed, expired, queued or absent (richer than the record's
+    status: a recorded ``active`` cluster that does not answer is ``unreachable``)."""
+
+    name: str
+    state: str
+    message: str
+    record: Any = None
+    alive_processes: int = 0
+    version: dict[str, Any] | None = field(default=None)
+    next_steps: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        rec = self.record.model_dump(mode="json") if self.record is not None else None
+        return {
+            "name": self.name,
+            "state": self.state,
+            "message": self.message,
+            "alive_processes": self.alive_processes,
+            "record": rec,
+            "next_steps": list(self.next_steps),
+        }
+
+
+def describe(backend: Any, record: "ClusterRecord") -> ClusterState:
+    """A backend's live view of ``record``: its own ``describe`` if it has one,
+    else what :meth:`ClusterBackend.observe` says, as a :class:`ClusterState`."""
+    own = getattr(backend, "describe", None)
+    if own is not None:
+        return own(record)
+    seen = backend.observe(record)
+    return ClusterState(seen.name, str(seen.status), seen.message, seen)

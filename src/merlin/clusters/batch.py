@@ -45,7 +45,7 @@ class SchedJob:
 
     job_id: str
     state: str  # the scheduler's own word (PENDING, R, CANCELLED, ...)
-    phase: str  # pending | running | ended
+    phase: str  # pending | running | ending | ended
     reason: str = ""
     nodes: list[str] = field(default_factory=list)
     end_time: datetime | None = None
@@ -219,6 +219,10 @@ class BatchClusters:
         from merlin.ledger.models import utcnow
 
         job = self.query(record.scheduler_job_id)
+        if job is not None and job.phase == "ending":  # Slurm COMPLETING: the final state comes next
+            record.message = f"allocation ending ({self.scheduler} state {job.state})"
+            self.ledger.write_cluster(record)
+            return record
         if job is None or job.phase == "ended":
             return self._ended(record, job)
         if job.nodes:
@@ -416,7 +420,7 @@ class BatchClusters:
             deadline = time.monotonic() + 60.0
             while time.monotonic() < deadline:
                 job = self.query(record.scheduler_job_id)
-                if job is None or (job.phase == "ended" and job.state != "COMPLETING"):
+                if job is None or job.phase == "ended":
                     break
                 time.sleep(POLL)
             deadline = time.monotonic() + grace

@@ -42,7 +42,20 @@ def pending_explanation(request: Any, cluster_name: str, total: Mapping[str, flo
         return None
     return (
         f"pending: Ray cluster '{cluster_name}' can never start this run: it asks for {', '.join(missing)}. "
-        f"Cancel it with `merlin ray jobs cancel {run_id}`, then start a cluster that has them "
-        f"(e.g. `merlin ray cluster start-local --name big --num-gpus N --resource KEY=N`) and "
-        f"`merlin ray jobs retry {run_id} --cluster big`"
+        f"Cancel it, start a cluster that has them, and retry it there"
     )
+
+
+def pending_steps(request: Any, cluster_name: str, total: Mapping[str, float], run_id: str) -> list[dict[str, Any]]:
+    """Next steps for a run that does not fit (see :func:`pending_explanation`); [] if it fits."""
+    if pending_explanation(request, cluster_name, total, run_id) is None:
+        return []
+    from merlin.nextsteps import Action, step
+
+    wanted = requested_resources(request)
+    custom = {k: v for k, v in wanted.items() if k not in ("CPU", "GPU")}
+    return [
+        step(Action.CANCEL, run_id=run_id),
+        step(Action.START_CLUSTER, name="big", num_cpus=wanted.get("CPU"), num_gpus=wanted.get("GPU"), resources=custom or None),
+        step(Action.RETRY, run_id=run_id, cluster="big"),
+    ]

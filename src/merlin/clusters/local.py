@@ -19,43 +19,22 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from merlin.atomic import make_dir
-from merlin.clusters import name_flag, procs
+from merlin.clusters import procs, start_step
+from merlin.clusters.base import ClusterState, ClusterStatus
 from merlin.clusters.auth import check_token_file, generate_token_file, headers_for, ray_start_env
 from merlin.clusters.net import LOOPBACK, free_ports, get_json, port_free, probe
 from merlin.errors import BadInput, Blocked, NotFound, RunFailed
+from merlin.nextsteps import Action, step
 
-INSTALL_HINT = "install Ray with `.venv/bin/pip install 'ray[default]'`"
+INSTALL_HINT = "install Ray into merlin's environment (ray[default])"
 START_TIMEOUT = 180.0
 API_TIMEOUT = 90.0
 
 Progress = Callable[[str], None]
-
-
-@dataclass
-class ClusterState:
-    """What a live check found: active, unreachable, stopped, starting, failed or absent."""
-
-    name: str
-    state: str
-    message: str
-    record: Any = None
-    alive_processes: int = 0
-    version: dict[str, Any] | None = field(default=None)
-
-    def to_json(self) -> dict[str, Any]:
-        rec = self.record.model_dump(mode="json") if self.record is not None else None
-        return {
-            "name": self.name,
-            "state": self.state,
-            "message": self.message,
-            "alive_processes": self.alive_processes,
-            "record": rec,
-        }
 
 
 def node_ip_for(host: str) -> str | None:
@@ -94,7 +73,7 @@ def require_ray() -> str:
 
         return str(getattr(ray, "__version__", "unknown"))
     except Exception as exc:  # ImportError, or a broken install raising anything
-        raise Blocked(f"Ray is not importable ({type(exc).__name__}: {exc}); {INSTALL_HINT}") from None
+        raise Blocked(f"Ray is not importable ({type(exc).__name__}: {exc}); {INSTALL_HINT}", "ray_not_importable", next_steps=[step(Action.INSTALL, package="ray[default]")]) from None
 
 
 def temp_dir_for(state_root: Path, name: str) -> Path:
@@ -114,8 +93,11 @@ def _tail(path: Path, lines: int = 6) -> str:
     return plain(" | ".join(keep), 600)
 
 
-class LocalClusters:
-    """Cluster lifecycle over one :class:`merlin.ledger.Ledger`."""
+class LocalBackend:
+    """The ``local`` kind: a Ray head on this machine, over one :class:`merlin.ledger.Ledger`
+    (implements :class:`merlin.clusters.base.ClusterBackend`)."""
+
+    kind = "local"
 
     def __init__(self, ledger) -> None:
         self.ledger = ledger
@@ -124,8 +106,9 @@ class LocalClusters:
 
     def start(
         self,
-        *,
         name: str = "default",
+        *,
+        wait: bool = True,
         host: str = "127.0.0.1",
         port: int = 6379,
         dashboard_port: int = 8265,
@@ -167,14 +150,14 @@ class LocalClusters:
 
         with self.ledger.cluster_lock(name):
             existing = self.ledger.read_cluster(name)
-            if existing is not None and existing.status in ("running", "starting"):
-                st = self.observe(name)
+            if existing is not None and existing.status in (ClusterStatus.ACTIVE, ClusterStatus.STARTING):
+                st = self.describe(existing)
                 if st.state == "active":
-                    if existing.status == "starting":  # an earlier start was interrupted after Ray came up
+                    if existing.status == ClusterStatus.STARTING:  # an earlier start was interrupted after Ray came up
                         version = st.version or {}
                         existing.session_name = existing.session_name or version.get("session_name")
                         existing.processes = existing.processes or self._session_processes(existing)
-                        existing.status = "running"
+                        existing.status = ClusterStatus.ACTIVE
                         existing.message = f"active; jobs API {existing.address}"
                         self.ledger.write_cluster(existing)
                     return existing, False
@@ -233,7 +216,7 @@ class LocalClusters:
             requested = {"num_cpus": num_cpus, "num_gpus": num_gpus, "resources": dict(resources or {})}
             record = ClusterRecord(
                 name=name,
-                status="starting",
+                status=ClusterStatus.STARTING,
                 host=host,
                 address=address,
                 dashboard_url=address,
@@ -307,7 +290,7 @@ class LocalClusters:
             if rc != 0:
                 tail = _tail(start_log)
                 self._kill(record, grace=3.0)
-                record.status = "failed"
+                record.status = ClusterStatus.FAILED
                 record.message = f"`ray start` {'timed out' if rc is None else f'exited {rc}'}: {tail} (full log: {start_log})"
                 self.ledger.write_cluster(record)
                 if "already in use" in tail.lower() or "address already in use" in tail.lower():
@@ -323,7 +306,7 @@ class LocalClusters:
                 answer = probe(address, headers)
             if answer.state != "ok":
                 self._kill(record, grace=3.0)
-                record.status = "failed"
+                record.status = ClusterStatus.FAILED
                 record.message = f"the jobs API at {address} did not answer within {API_TIMEOUT:.0f}s ({answer.detail}); see {start_log}"
                 self.ledger.write_cluster(record)
                 raise RunFailed(f"cannot start Ray cluster '{name}': {record.message}")
@@ -336,7 +319,7 @@ class LocalClusters:
                 k: float(v) for k, v in {"CPU": num_cpus, "GPU": num_gpus, **(resources or {})}.items() if v is not None
             }
             record.processes = self._session_processes(record)
-            record.status = "running"
+            record.status = ClusterStatus.ACTIVE
             record.message = f"active; jobs API {address}"
             self.ledger.write_cluster(record)
             progress(f"cluster '{name}' is active ({time.monotonic() - t0:.1f}s)")
@@ -407,16 +390,35 @@ class LocalClusters:
 
     # ---------------------------------------------------------------- observe
 
-    def observe(self, name: str = "default") -> ClusterState:
+    def observe(self, record):
+        """The record as it now is. A start interrupted after Ray came up is finished
+        here (starting -> active); an unreachable head stays ``active`` (it may come
+        back) and :meth:`describe` says ``unreachable``."""
+        if record.status != ClusterStatus.STARTING:
+            return record
+        st = self.describe(record)
+        if st.state != "active":
+            return record
+        with self.ledger.cluster_lock(record.name):
+            fresh = self.ledger.read_cluster(record.name)
+            if fresh is None or fresh.status != ClusterStatus.STARTING:
+                return fresh or record
+            version = st.version or {}
+            fresh.session_name = fresh.session_name or version.get("session_name")
+            fresh.processes = fresh.processes or self._session_processes(fresh)
+            fresh.status = ClusterStatus.ACTIVE
+            fresh.message = f"active; jobs API {fresh.address}"
+            self.ledger.write_cluster(fresh)
+            return fresh
+
+    def describe(self, record) -> ClusterState:
         """Ask the live cluster, not just the file."""
-        record = self.ledger.read_cluster(name)
-        if record is None:
-            return ClusterState(name, "absent", f"no cluster '{name}' recorded; start one with `merlin ray cluster start-local{name_flag(name)}`")
-        alive = len(self._members(record)) if record.status != "stopped" else 0
-        if record.status == "stopped":
-            return ClusterState(name, "stopped", f"stopped; start it with `merlin ray cluster start-local{name_flag(name)}`", record, alive)
-        if record.status == "failed":
-            return ClusterState(name, "failed", record.message, record, alive)
+        name = record.name
+        alive = len(self._members(record)) if record.status != ClusterStatus.STOPPED else 0
+        if record.status == ClusterStatus.STOPPED:
+            return ClusterState(name, "stopped", "stopped; start it again", record, alive, next_steps=[start_step(name, record)])
+        if record.status.is_terminal():
+            return ClusterState(name, record.status.value, record.message, record, alive)
         try:
             headers = headers_for(record.auth, name)
         except Blocked as exc:
@@ -431,45 +433,54 @@ class LocalClusters:
                     name,
                     "unreachable",
                     f"another Ray session ({session}) answers at {record.address}, not this cluster's "
-                    f"({record.session_name}); restart it with `merlin ray cluster start-local{name_flag(name)}`",
+                    f"({record.session_name}); restart it",
                     record,
                     alive,
                     answer.version,
+                    next_steps=[start_step(name, record)],
                 )
             return ClusterState(name, "active", f"active; jobs API {record.address} (Ray {answer.version.get('ray_version') if answer.version else '?'})", record, alive, answer.version)
         if answer.state == "auth":
             return ClusterState(name, "active", f"answers but refused the token: {answer.detail}", record, alive)
-        if record.status == "starting":
+        if record.status == ClusterStatus.STARTING:
             return ClusterState(name, "starting", f"starting; jobs API {record.address} not answering yet", record, alive)
         return ClusterState(
             name,
             "unreachable",
             f"recorded as running at {record.address} but it does not answer ({answer.detail}); "
-            f"{alive} of its processes are alive. Restart it with `merlin ray cluster start-local{name_flag(name)}`",
+            f"{alive} of its processes are alive. Restart it",
             record,
             alive,
+            next_steps=[start_step(name, record)],
         )
 
     def list(self) -> list[ClusterState]:
-        return [self.observe(n) for n in self.ledger.cluster_names()]
+        """Every cluster of this kind in the ledger, with its live state."""
+        out = []
+        for n in self.ledger.cluster_names():
+            rec = self.ledger.read_cluster(n)
+            if rec is not None and rec.kind == self.kind:
+                out.append(self.describe(rec))
+        return out
 
     # ------------------------------------------------------------------- stop
 
-    def stop(self, name: str = "default", grace: float = 5.0, progress: Progress | None = None) -> Any:
+    def stop(self, record, *, grace: float = 5.0, progress: Progress | None = None) -> Any:
         from merlin.ledger.models import utcnow
 
         progress = progress or (lambda _m: None)
+        name = record.name
         with self.ledger.cluster_lock(name):
             record = self.ledger.read_cluster(name)
             if record is None:
-                raise NotFound(f"no cluster '{name}' recorded in {self.ledger.root} (see `merlin ray cluster list`)")
+                raise NotFound(f"no cluster '{name}' recorded in {self.ledger.root}", next_steps=[step(Action.LIST_CLUSTERS)])
             members = self._members(record)
             progress(f"stopping cluster '{name}': {len(members)} processes")
             survivors = procs.terminate(members, grace=grace).survivors if members else set()
             temp_dir = Path(record.temp_dir)
             if temp_dir.name.startswith("merlin-ray-"):
                 shutil.rmtree(temp_dir, ignore_errors=True)
-            record.status = "stopped"
+            record.status = ClusterStatus.STOPPED
             record.stopped_at = utcnow()
             record.processes = []
             record.message = (

@@ -66,7 +66,10 @@ def _slurm_time(text: str) -> datetime | None:
 
 def _job(job_id: str, state: str, reason: str, nodes: str, end: str | None) -> SchedJob:
     state = state.split()[0] if state else "UNKNOWN"
-    phase = "pending" if state in PENDING else "running" if state in RUNNING else "ended" if state in ENDED else "pending"
+    phase = (
+        "pending" if state in PENDING else "running" if state in RUNNING
+        else "ending" if state == "COMPLETING" else "ended" if state in ENDED else "pending"
+    )  # fmt: skip
     return SchedJob(
         job_id=job_id,
         state=state,

@@ -145,11 +145,18 @@ def ray_env(token_file: str | None) -> dict[str, str]:
     return env
 
 
-def tcp_open(host: str, port: int) -> bool:
+def head_ready(dashboard_port: int, token_file: str | None) -> bool:
+    """The head's jobs API answers (with the token) on its 127.0.0.1."""
+    import urllib.request
+
+    headers = {}
+    if token_file:
+        headers["Authorization"] = "Bearer " + Path(token_file).read_text(encoding="utf-8").strip()
+    req = urllib.request.Request(f"http://127.0.0.1:{dashboard_port}/api/version", headers=headers)
     try:
-        with socket.create_connection((host, port), timeout=1.0):
-            return True
-    except OSError:
+        with urllib.request.urlopen(req, timeout=2.0) as resp:
+            return resp.status == 200
+    except Exception:
         return False
 
 
@@ -173,8 +180,7 @@ def active_runs(state_root: Path, cluster: str) -> int:
     return n
 
 
-def end_allocation(job_id: str) -> None:
-    cancel = os.environ.get("MERLIN_CANCEL_CMD", "scancel")
+def end_allocation(job_id: str, cancel: str = "scancel") -> None:
     subprocess.run([cancel, job_id], capture_output=True)
 
 
@@ -192,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--state-root", default=None)
     ap.add_argument("--cluster", default=None)
     ap.add_argument("--job-id", default=None)
+    ap.add_argument("--cancel", default="scancel", help="the scheduler's cancel command (scancel, qdel)")
     args = ap.parse_args(argv)
 
     state_dir = Path(args.state_dir)
@@ -248,6 +255,16 @@ def main(argv: list[str] | None = None) -> int:
         argv_ray.append(f"--resources={args.resources}")
 
     ray = subprocess.Popen(argv_ray, env=ray_env(args.token_file), cwd=str(temp_dir), stdin=subprocess.DEVNULL)
+    if args.role == "worker":
+        # a worker that raced the head's registration exits at once: start it again (bounded)
+        for _ in range(5):
+            try:
+                if ray.wait(timeout=20.0) == 0:
+                    break
+            except subprocess.TimeoutExpired:
+                break
+            print("merlin: worker did not join yet; starting it again", file=sys.stderr, flush=True)
+            ray = subprocess.Popen(argv_ray, env=ray_env(args.token_file), cwd=str(temp_dir), stdin=subprocess.DEVNULL)
 
     def forward(signum, _frame):  # scancel/qdel: let `ray start --block` end its own tree
         try:
@@ -274,11 +291,13 @@ def main(argv: list[str] | None = None) -> int:
     write_json(state_dir / f"node-{args.index}.json", me)
     if args.role == "head":
         deadline = time.monotonic() + HANDSHAKE_TIMEOUT
-        while not tcp_open(addr, ports["gcs"]):
+        # the handshake: the head node is registered once its jobs API answers (the
+        # dashboard starts after GCS and the head's raylet); only then may workers join
+        while not head_ready(ports["dashboard"], args.token_file):
             if ray.poll() is not None or time.monotonic() > deadline:
-                print("merlin: the Ray head did not open its GCS port", file=sys.stderr)
+                print("merlin: the Ray head did not come up", file=sys.stderr)
                 return ray.wait() or 1
-            time.sleep(0.1)
+            time.sleep(0.2)
         write_json(state_dir / "head.json", me)
 
     idle_since = time.monotonic()
@@ -295,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
             elif time.monotonic() - idle_since >= args.idle_timeout:
                 write_json(state_dir / "idle.json", {"idle_seconds": args.idle_timeout, "time": time.time()})
                 print(f"merlin: no active run for {args.idle_timeout:.0f}s; ending the allocation", file=sys.stderr, flush=True)
-                end_allocation(job_id)
+                end_allocation(job_id, args.cancel)
                 args.idle_timeout = None  # once
 
 

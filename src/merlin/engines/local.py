@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from merlin.clusters import procs
-from merlin.engines.base import Observation, Submitted
+from merlin.engines.base import CancelResult, Observation, Preflight, Submitted
 from merlin.ledger.status import RunStatus
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -40,21 +40,33 @@ def supervisor_alive(pid: int | None, run_id: str) -> bool:
 
 class LocalEngine:
     name = "local"
+    uses_cluster = False
+    #: the supervisor records the status: polling only notices a supervisor that died
+    reports_own_status = True
+    poll_interval: float | None = 0.2
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
 
-    def submit(self, record: RunRecord, request: RunRequest, env: dict[str, str]) -> Submitted:
+    def preflight(self, record: "RunRecord", request: "RunRequest") -> Preflight:
+        """Nothing can block a local run; the supervisor's pid is known only after submit."""
+        return Preflight()
+
+    def keep_logs(self, records: list["RunRecord"]) -> None:
+        """The supervisor writes the log into the ledger already."""
+
+    def submit(self, record: "RunRecord", request: "RunRequest", env: dict[str, str]) -> Submitted:
         attempt = len(record.attempts)
         run_dir = self.ledger.layout.run_dir(record.run_id)
-        logs = self.ledger.layout.logs(record.run_id)
+        layout = self.ledger.layout
+        logs = layout.logs(record.run_id)
         logs.mkdir(parents=True, exist_ok=True)
         Path(record.target_dir).mkdir(parents=True, exist_ok=True)
         full_env = dict(os.environ)
         full_env.update(env)
         # the real argv travels in the environment: run_request.json holds a redacted copy
         full_env["MERLIN_SUPERVISOR_COMMAND"] = json.dumps(list(record.command))
-        with open(logs / "supervisor.log", "ab") as sup_log:
+        with open(layout.supervisor_log(record.run_id), "ab") as sup_log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "merlin.engines.local_supervisor", str(run_dir), str(attempt)],
                 stdin=subprocess.DEVNULL,
@@ -68,7 +80,8 @@ class LocalEngine:
         return Submitted(
             submission_id=f"local-{attempt}",
             status=RunStatus.PENDING,
-            fields={"supervisor_pid": proc.pid, "log_path": f"logs/attempt-{attempt}.log"},
+            fields={"supervisor_pid": proc.pid, "log_path": layout.attempt_log_name(attempt)},
+            message=f"submitted to the local engine as local-{attempt}",
         )
 
     def poll(self, record: RunRecord) -> Observation:
@@ -98,7 +111,7 @@ class LocalEngine:
 
     def log_path(self, record: RunRecord, attempt: int | None = None) -> Path:
         n = attempt or len(record.attempts) or 1
-        return self.ledger.layout.logs(record.run_id) / f"attempt-{n}.log"
+        return self.ledger.layout.attempt_log(record.run_id, n)
 
     def logs(self, record: RunRecord, attempt: int | None = None) -> str:
         try:
@@ -130,9 +143,10 @@ class LocalEngine:
             if not finished:
                 time.sleep(poll)
 
-    def cancel(self, record: RunRecord, grace: float = CANCEL_GRACE) -> None:
+    def cancel(self, record: "RunRecord", grace: float = CANCEL_GRACE) -> CancelResult:
         """End the attempt's whole process group: SIGTERM, then SIGKILL after ``grace``."""
         att = record.attempt
         if att is None or not att.pgid:
-            return  # not started yet: the supervisor sees 'cancelled' and never starts it
+            return CancelResult.NEVER_STARTED  # not started yet: the supervisor sees 'cancelled' and never starts it
         procs.terminate(pgid=att.pgid, grace=grace)
+        return CancelResult.DONE

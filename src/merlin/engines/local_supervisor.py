@@ -22,6 +22,7 @@ def main(argv: list[str]) -> int:
     from merlin.ledger.artifacts import index_dir
     from merlin.ledger.models import utcnow
     from merlin.ledger.status import RunStatus
+    from merlin.nextsteps import Action, step
 
     run_dir = Path(argv[0]).resolve()
     attempt = int(argv[1])
@@ -30,7 +31,7 @@ def main(argv: list[str]) -> int:
     request = ledger.read_request(run_id)
     raw_cmd = os.environ.pop("MERLIN_SUPERVISOR_COMMAND", None)
     command = json.loads(raw_cmd) if raw_cmd else list(request.command)
-    log_path = ledger.layout.logs(run_id) / f"attempt-{attempt}.log"
+    log_path = ledger.layout.attempt_log(run_id, attempt)
     log_path.parent.mkdir(parents=True, exist_ok=True)
 
     child: subprocess.Popen[bytes] | None = None
@@ -76,14 +77,15 @@ def main(argv: list[str]) -> int:
                     rec,
                     RunStatus.FAILED,
                     f"the command could not start: {exc}. Fix it and submit again "
-                    f"(or `merlin ray jobs retry {run_id}` if the cause was outside the command)",
+                    f"(or retry it if the cause was outside the command)",
+                    [step(Action.RETRY, run_id=run_id)],
                 )
                 txn.cause = "the command could not be started"
             else:
                 att.pid = child.pid
                 att.pgid = child.pid
                 att.start_time = utcnow()
-                set_status(rec, RunStatus.RUNNING, f"running (pid {child.pid}); follow with `merlin ray jobs logs {run_id} --follow`")
+                set_status(rec, RunStatus.RUNNING, f"running (pid {child.pid})", [step(Action.LOGS, run_id=run_id, follow=True)])
         if child is None:
             _index(ledger, index_dir, run_id, attempt)
             return 1
@@ -97,8 +99,10 @@ def main(argv: list[str]) -> int:
         att.end_time = utcnow()
         if rec.status.is_active():
             if rc == 0:
-                msg = rec.message if rec.outcome else f"succeeded (exit code 0); artifacts: `merlin ray artifacts list {run_id}`"
-                set_status(rec, RunStatus.SUCCEEDED, msg)
+                if rec.outcome:  # a TargetGen run: keep the executor's message and next steps
+                    set_status(rec, RunStatus.SUCCEEDED, rec.message, [s.model_dump() for s in rec.next_steps])
+                else:
+                    set_status(rec, RunStatus.SUCCEEDED, "succeeded (exit code 0)", [step(Action.ARTIFACTS, run_id=run_id)])
             else:
                 why = f"killed by signal {signal.Signals(-rc).name}" if rc < 0 else f"exit code {rc}"
                 if terminated["signal"]:
@@ -108,7 +112,8 @@ def main(argv: list[str]) -> int:
                 set_status(
                     rec,
                     RunStatus.FAILED,
-                    f"failed ({why}); read `merlin ray jobs logs {run_id}`, then `merlin ray jobs retry {run_id}`",
+                    f"failed ({why}); read its log, then retry it",
+                    [step(Action.LOGS, run_id=run_id), step(Action.RETRY, run_id=run_id)],
                 )
         return None
 

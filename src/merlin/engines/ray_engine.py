@@ -21,11 +21,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from merlin.clusters import name_flag
+from merlin.clusters import start_step
+from merlin.engines.base import CancelResult, EngineBlocked, Observation, Preflight, Submitted
 from merlin.engines import ray_api
-from merlin.engines.base import EngineBlocked, Observation, Submitted
 from merlin.errors import Blocked
-from merlin.ledger.status import RunStatus
+from merlin.ledger.status import ClusterStatus, RunStatus
+from merlin.nextsteps import Action, step
 
 if TYPE_CHECKING:  # pragma: no cover
     from pathlib import Path
@@ -33,7 +34,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from merlin.ledger import Ledger
     from merlin.ledger.models import ClusterRecord, RunRecord, RunRequest
 
-INSTALL_HINT = "install Ray with `.venv/bin/pip install 'ray[default]'`"
+INSTALL_HINT = "install Ray into merlin's environment (ray[default])"
+INSTALL_STEPS = [step(Action.INSTALL, package="ray[default]")]
 
 _STATUS = {
     "PENDING": RunStatus.PENDING,
@@ -55,7 +57,8 @@ def _ms(value: Any) -> datetime | None:
 
 
 def _retry_hint(run_id: str | None) -> str:
-    return f", then `merlin ray jobs retry {run_id}`" if run_id else ""
+    """Messages stay plain text: retrying is a next step the control plane adds."""
+    return ""
 
 
 
@@ -69,6 +72,10 @@ class RayEngine:
     Holds no connection: a :class:`ray_api.JobsApi` is an address plus headers."""
 
     name = "ray"
+    uses_cluster = True
+    #: Ray is asked: the control plane applies what it says
+    reports_own_status = False
+    poll_interval: float | None = None
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
@@ -77,12 +84,12 @@ class RayEngine:
 
     def cluster_for(self, name: str, run_id: str | None = None) -> ClusterRecord:
         rec = self.ledger.read_cluster(name)
-        if rec is None or rec.status in ("stopped", "failed"):
+        if rec is None or rec.status.is_terminal():
             state = "no active Ray cluster" if rec is None else f"Ray cluster '{name}' is {rec.status}"
             raise EngineBlocked(
-                f"{state}{'' if rec else f' named {name!r}'}: start one with "
-                f"`merlin ray cluster start-local{name_flag(name)}`{_retry_hint(run_id)}",
+                f"{state}{'' if rec else f' named {name!r}'}: start one",
                 "no_cluster",
+                next_steps=[start_step(name, rec)],
             )
         return rec
 
@@ -99,10 +106,9 @@ class RayEngine:
             )
         return EngineBlocked(
             f"Ray cluster '{cluster.name}' at {cluster.address} does not answer ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); check it with "
-            f"`merlin ray cluster status{name_flag(cluster.name)}`, restart it with "
-            f"`merlin ray cluster start-local{name_flag(cluster.name)}`{_retry_hint(run_id)}",
+            f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); check it, or restart it",
             "cluster_unreachable",
+            next_steps=[step(Action.CLUSTER_STATUS, name=cluster.name), start_step(cluster.name, cluster)],
         )
 
     # ---------------------------------------------------------------- submit
@@ -130,7 +136,7 @@ class RayEngine:
             if Path(spec.origin).resolve() != installed:
                 problem = f"'import ray' would load {spec.origin}, not the installed Ray {dist.version} at {installed}"
         if problem:
-            raise EngineBlocked(f"Ray is not importable ({problem}); {INSTALL_HINT}{_retry_hint(run_id)}", "ray_not_importable")
+            raise EngineBlocked(f"Ray is not importable ({problem}); {INSTALL_HINT}", "ray_not_importable", next_steps=INSTALL_STEPS)
 
     def _headers(self, cluster: ClusterRecord, run_id: str | None) -> dict[str, str]:
         from merlin.clusters.auth import headers_for
@@ -138,9 +144,41 @@ class RayEngine:
         try:
             return headers_for(cluster.auth, cluster.name, _retry_hint(run_id))
         except Blocked as exc:
-            raise EngineBlocked(exc.message, "token_missing") from None
+            raise EngineBlocked(exc.message, "token_missing", next_steps=exc.next_steps) from None
 
-    def preflight(self, cluster_name: str, run_id: str | None = None) -> ClusterRecord:
+    def preflight(self, record: "RunRecord", request: "RunRequest") -> Preflight:
+        """Write-ahead: check what can block, and name the submission before it is written.
+
+        One record write on the happy path. If merlin dies between the write and
+        the POST, Ray never heard of the submission id and the next refresh
+        marks the run ``lost`` (retryable): the ledger never misses a job.
+        """
+        from merlin.ledger.models import ClusterRef
+
+        crec = self.ready_cluster(request.cluster or "default", record.run_id)
+        sub_id = submission_id(record.run_id, len(record.attempts) or 1)
+        return Preflight(
+            submission_id=sub_id,
+            cluster=ClusterRef(name=crec.name, address=crec.address, gcs_address=crec.gcs_address, session_name=crec.session_name),
+            message=self._submitted_message(request, crec, record.run_id, sub_id),
+            next_steps=self._submitted_steps(request, crec, record.run_id),
+        )
+
+    @staticmethod
+    def _submitted_message(request: "RunRequest", crec: "ClusterRecord", run_id: str, sub_id: str) -> str:
+        from merlin.clusters.fit import pending_explanation
+
+        return pending_explanation(request, crec.name, crec.resources, run_id) or (
+            f"submitted to Ray cluster '{crec.name}' ({crec.address}) as {sub_id}"
+        )
+
+    @staticmethod
+    def _submitted_steps(request: "RunRequest", crec: "ClusterRecord", run_id: str) -> list[dict[str, Any]]:
+        from merlin.clusters.fit import pending_steps
+
+        return pending_steps(request, crec.name, crec.resources, run_id) or [step(Action.LOGS, run_id=run_id, follow=True)]
+
+    def ready_cluster(self, cluster_name: str, run_id: str | None = None) -> "ClusterRecord":
         """Everything that can block a submission, in the order a person fixes it (no Ray import)."""
         from merlin.clusters.net import probe
 
@@ -159,8 +197,10 @@ class RayEngine:
 
     def submit(self, record: RunRecord, request: RunRequest, env: dict[str, str]) -> Submitted:
         """POST the attempt to Ray's Jobs REST API (the body the SDK's ``submit_job`` sends)."""
+        from merlin.ledger.models import ClusterRef
+
         attempt = len(record.attempts)
-        cluster = self.preflight(request.cluster or "default", record.run_id)
+        cluster = self.ready_cluster(request.cluster or "default", record.run_id)
         sub_id = submission_id(record.run_id, attempt)
         body: dict[str, Any] = {
             "entrypoint": entrypoint_for(record.command, record.workdir),
@@ -192,6 +232,9 @@ class RayEngine:
             submission_id=sub_id,
             status=RunStatus.PENDING,
             fields={},
+            cluster=ClusterRef(name=cluster.name, address=cluster.address, gcs_address=cluster.gcs_address, session_name=cluster.session_name),
+            message=self._submitted_message(request, cluster, record.run_id, sub_id),
+            next_steps=self._submitted_steps(request, cluster, record.run_id),
         )
 
     @staticmethod
@@ -223,15 +266,15 @@ class RayEngine:
         name = record.cluster.name if record.cluster else "default"
         why = (
             f"Ray cluster '{name}' was stopped"
-            if cluster is None or cluster.status == "stopped"
+            if cluster is None or cluster.status == ClusterStatus.STOPPED
             else f"Ray cluster '{name}' no longer knows submission {record.attempt.submission_id if record.attempt else '?'} (it was restarted)"
         )
         return Observation(
             status=RunStatus.LOST,
             known=False,
             error_type="SUBMISSION_UNKNOWN",
-            message=f"lost: {why}; the ledger keeps its history. Start the cluster if needed "
-            f"(`merlin ray cluster start-local{name_flag(name)}`), then `merlin ray jobs retry {record.run_id}`",
+            message=f"lost: {why}; the ledger keeps its history. Start the cluster if needed, then retry it",
+            next_steps=[start_step(name, cluster), step(Action.RETRY, run_id=record.run_id)],
         )
 
     def poll(self, record: RunRecord) -> Observation:
@@ -245,7 +288,7 @@ class RayEngine:
             by_cluster.setdefault(r.cluster.name if r.cluster else "default", []).append(r)
         for name, runs in by_cluster.items():
             cluster = self.ledger.read_cluster(name)
-            if cluster is None or cluster.status in ("stopped", "failed"):
+            if cluster is None or cluster.status.is_terminal():
                 for r in runs:
                     out[r.run_id] = self._gone(r, cluster)
                 continue
@@ -324,14 +367,42 @@ class RayEngine:
         except ray_api.JobNotFound:
             return
 
-    def cancel(self, record: RunRecord) -> None:
+    def cancel(self, record: "RunRecord", grace: float = 5.0) -> CancelResult:
+        """Ask Ray to stop the job; the control plane observes until it is STOPPED."""
         att = record.attempt
         if att is None or not att.submission_id:
-            return
+            return CancelResult.NEVER_STARTED
         try:
             self._client_for_record(record).stop(att.submission_id)
         except ray_api.JobNotFound:
-            return  # the cluster never saw it (restarted): the next observation records it lost
+            pass  # the cluster never saw it (restarted): the next observation records it lost
+        return CancelResult.REQUESTED
+
+    def keep_logs(self, records: list["RunRecord"]) -> None:
+        """Copy the logs of ended runs into the ledger (Ray's go when its cluster stops).
+
+        Fetched concurrently: each is one HTTP request to the jobs API."""
+        layout = self.ledger.layout
+        todo = [r for r in records if r.attempts and not layout.attempt_log(r.run_id, len(r.attempts)).is_file()]
+        if not todo:
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        from merlin.atomic import write_if_changed
+
+        def fetch(rec: "RunRecord") -> None:
+            try:
+                text = self.logs(rec)
+            except Exception:
+                return
+            if text:
+                write_if_changed(layout.attempt_log(rec.run_id, len(rec.attempts)), text.encode("utf-8"))
+
+        if len(todo) == 1:
+            fetch(todo[0])
+            return
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(fetch, todo))
 
 
 def python_entrypoint(*args: str) -> list[str]:

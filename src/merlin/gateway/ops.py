@@ -49,12 +49,18 @@ class OrchestrateInput(PlanInput):
     reset: bool = Field(False, description="Archive the existing state under history/ and start over.")
 
 
+from merlin.engines.registry import DEFAULT_ENGINE, names as _engine_names  # noqa: E402  (light: strings only)
+
+#: the engines of merlin.engines.registry, as a JSON Schema enum for the tools
+EngineChoice = Literal.__getitem__(tuple(_engine_names()))  # type: ignore[misc]
+
+
 class ExecuteInput(Input):
     target_dir: Optional[str] = Field(None, description="A target directory written by orchestrate (or give capability).")
     capability: Optional[str] = Field(None, description="A capability spec; it is orchestrated first when needed.")
     overlay: Optional[str] = Field(None, description="Deployment overlay, with capability.")
     out_dir: Optional[str] = Field(None, description="Output root, with capability.")
-    engine: Literal["local", "ray"] = Field("local", description="local: a supervised process here; ray: a Ray Job.")
+    engine: EngineChoice = Field(DEFAULT_ENGINE, description="local: a supervised process here; ray: a Ray Job (any engine of merlin.engines.registry).")
     cluster: Optional[str] = Field(None, description="Ray cluster name (engine ray).")
     wait: bool = Field(True, description="Wait (in a worker thread, never the server loop) until the executor stops at a gate; false returns once the run is recorded.")
     timeout: float = Field(600.0, gt=0, le=3600, description="Seconds to wait with wait=true; the run goes on afterwards.")
@@ -92,7 +98,7 @@ class SubmitInput(Input):
     command: list[str] = Field(min_length=1, description="argv of the command to run.")
     target: str = Field(description="Target name (part of the run id).")
     workflow: str = Field(description="Workflow name.")
-    engine: Literal["local", "ray"] = "local"
+    engine: EngineChoice = DEFAULT_ENGINE
     target_dir: Optional[str] = Field(None, description="Directory indexed as artifacts (default: runs/<id>/target).")
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment; secret-looking names are redacted in records.")
     cluster: Optional[str] = Field(None, description="Ray cluster (engine ray).")
@@ -190,6 +196,13 @@ ACTION_TOOLS = {
     "respond": "review_respond",
     "cluster_status": "clusters_status",
     "cluster_start": "clusters_start",
+    # the vocabulary of merlin.nextsteps.Action, as records carry it
+    "targetgen_answer": "targetgen_answer",
+    "targetgen_execute": "targetgen_execute",
+    "targetgen_respond": "review_respond",
+    "start_cluster": "clusters_start",
+    "list_runs": "runs_list",
+    "list_clusters": "clusters_list",
 }
 
 
@@ -415,8 +428,8 @@ def targetgen_execute(gw: Gateway, a: ExecuteInput) -> dict[str, Any]:
         raise BadInput("targetgen_execute: give either capability or target_dir (exactly one)")
     if a.target_dir is not None and (a.overlay or a.out_dir):
         raise BadInput("targetgen_execute: overlay and out_dir go with capability; target_dir already names the target")
-    if a.engine == "local" and a.cluster:
-        raise BadInput("targetgen_execute: cluster goes with engine ray")
+    if a.cluster and not gw.cp.engine(a.engine).uses_cluster:
+        raise BadInput(f"targetgen_execute: cluster goes with an engine that runs on a cluster; {a.engine} does not")
     if a.capability is not None:
         result = ex.orchestrate(a.capability, a.overlay, out_dir=a.out_dir)
         target, tdir = result.target, Path(result.target_dir)

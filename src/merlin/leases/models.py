@@ -165,3 +165,11 @@ class InventorySpec(BaseModel):
 
 def dump(model: Any) -> dict[str, Any]:
     return model.model_dump(mode="json")
+
+
+#: file stem in docs/records/ -> model (merlin.records publishes them beside the ledger's)
+RECORD_MODELS: dict[str, type[BaseModel]] = {
+    "lease": LeaseRecord,
+    "lease_event": LeaseEvent,
+    "inventory": Inventory,
+}

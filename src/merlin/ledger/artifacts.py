@@ -163,7 +163,7 @@ def fetch(index, name: str, to: Path) -> Path:
     src = inside(base, name)  # refuses escapes before anything else
     entry = next((f for f in index.files if f.name == name), None)
     if entry is None:
-        raise NotFound(f"run {index.run_id} has no artifact {name!r} (see `merlin ray artifacts list {index.run_id}`)")
+        raise NotFound(f"run {index.run_id} has no artifact {name!r}", next_steps=[{"action": "artifacts", "args": {"run_id": index.run_id}}])
     if not src.is_file():
         raise NotFound(f"artifact {name!r} of run {index.run_id} is indexed but {src} is gone")
     to = Path(to)

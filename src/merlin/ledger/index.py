@@ -2,7 +2,9 @@
 
 The records under ``runs/`` stay the truth. The index (``index/runs.json`` under
 the state root) only says, for every run, its ``created_at``, id and status,
-newest first: enough to count, filter by status and pick the newest N. The rows
+newest first: enough to count, filter by status and pick the newest N. It is a
+JSON header line and then one ``created_at<TAB>run_id<TAB>status`` line per run
+(splitting 50,000 lines costs milliseconds; parsing them as JSON, ~0.1 s). The rows
 shown are then read from their own records, so what a listing prints is always
 what the records say.
 
@@ -37,7 +39,7 @@ RECORD = "run_record.json"
 # Past this size the journal is started again (with a full rebuild, which reads everything anyway).
 JOURNAL_MAX = 1 << 20
 
-Row = list[str]  # [created_at, run_id, status]
+Row = str  # "created_at\trun_id\tstatus": sorting these strings sorts by (created_at, run_id), as a scan does
 Entry = tuple[dict[str, Any], bytes]
 
 
@@ -56,9 +58,15 @@ def note_changed(root: Path, run_id: str) -> None:
 
 
 def _read_record(runs_dir: str, run_id: str) -> Entry | None:
-    try:
-        with open(os.path.join(runs_dir, run_id, RECORD), "rb") as fh:
-            raw = fh.read()
+    try:  # os.open/os.read: a third cheaper than open() for 50,000 small files
+        fd = os.open(os.path.join(runs_dir, run_id, RECORD), os.O_RDONLY)
+        try:
+            chunks = []
+            while chunk := os.read(fd, 1 << 16):
+                chunks.append(chunk)
+        finally:
+            os.close(fd)
+        raw = b"".join(chunks)
         data = json.loads(raw)
     except (OSError, ValueError):
         return None
@@ -66,7 +74,16 @@ def _read_record(runs_dir: str, run_id: str) -> Entry | None:
 
 
 def _row(run_id: str, data: dict[str, Any]) -> Row:
-    return [data.get("created_at") or "", data.get("run_id") or run_id, data.get("status") or ""]
+    fields = (data.get("created_at") or "", data.get("run_id") or run_id, data.get("status") or "")
+    return "\t".join(str(f).replace("\t", " ").replace("\n", " ") for f in fields)
+
+
+def row_id(row: Row) -> str:
+    return row.split("\t", 2)[1]
+
+
+def row_status(row: Row) -> str:
+    return row.rsplit("\t", 1)[-1]
 
 
 class RunIndex:
@@ -81,14 +98,20 @@ class RunIndex:
 
     # -------------------------------------------------------------- reading
 
-    def _load(self) -> dict[str, Any] | None:
+    def _load(self) -> tuple[dict[str, Any], list[Row]] | None:
         try:
-            data = json.loads(self.path.read_bytes())
+            text = self.path.read_bytes().decode("utf-8")
+            head, _, body = text.partition("\n")
+            header = json.loads(head)
         except (OSError, ValueError):
             return None
-        if not isinstance(data, dict) or data.get("version") != VERSION or not isinstance(data.get("rows"), list):
+        if not isinstance(header, dict) or header.get("version") != VERSION or not body.endswith("\n") and body:
             return None
-        return data
+        rows = body.split("\n")
+        rows.pop()  # after the last newline
+        if len(rows) != header.get("count"):
+            return None
+        return header, rows
 
     def _journal_state(self) -> tuple[int, int]:
         try:
@@ -115,10 +138,12 @@ class RunIndex:
         # meanwhile is seen now or at the next listing, never lost.
         journal_ino, journal_size = self._journal_state()
         runs_mtime = self._runs_mtime()
-        data = self._load()
-        if data is None or data.get("journal_ino") != journal_ino or data.get("journal_offset", 0) > journal_size:
+        loaded = self._load()
+        if loaded is None:
             return self.rebuild()
-        rows: list[Row] = data["rows"]
+        data, rows = loaded
+        if data.get("journal_ino") != journal_ino or data.get("journal_offset", 0) > journal_size:
+            return self.rebuild()
         changed: set[str] = set()
         offset = int(data.get("journal_offset", 0))
         if journal_size > offset:
@@ -132,7 +157,7 @@ class RunIndex:
         names_changed = data.get("runs_mtime_ns") != runs_mtime
         if not changed and not names_changed:
             return rows
-        by_id = {r[1]: r for r in rows}
+        by_id = {row_id(r): r for r in rows}
         if names_changed:
             names = self._names()
             for gone in set(by_id) - names:
@@ -169,10 +194,11 @@ class RunIndex:
         return rows
 
     def _save(self, rows: list[Row], runs_mtime: int, journal_ino: int, journal_offset: int) -> None:
-        doc = {"version": VERSION, "runs_mtime_ns": runs_mtime, "journal_ino": journal_ino, "journal_offset": journal_offset, "rows": rows}
+        header = {"version": VERSION, "runs_mtime_ns": runs_mtime, "journal_ino": journal_ino, "journal_offset": journal_offset, "count": len(rows)}
+        text = json.dumps(header, separators=(",", ":")) + "\n" + "".join(r + "\n" for r in rows)
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(self.path, json.dumps(doc, separators=(",", ":")).encode("utf-8"))
+            atomic_write_bytes(self.path, text.encode("utf-8"))
         except OSError:
             pass  # a read-only state root still lists, just without the cache
 
@@ -182,7 +208,7 @@ class RunIndex:
         wanted = set(status) if status else None
         rows = self.rows()
         if wanted is not None:
-            rows = [r for r in rows if r[2] in wanted]
+            rows = [r for r in rows if row_status(r) in wanted]
         return RunEntries(self.runs_dir, rows, wanted)
 
 
@@ -203,7 +229,7 @@ class RunEntries(Sequence[Entry]):
 
     def _read(self, rows: Iterable[Row]) -> Iterator[Entry]:
         for row in rows:
-            entry = _read_record(self._runs_dir, row[1])
+            entry = _read_record(self._runs_dir, row_id(row))
             if entry is not None and (self._wanted is None or entry[0].get("status") in self._wanted):
                 yield entry
 
@@ -216,7 +242,7 @@ class RunEntries(Sequence[Entry]):
             return list(self._read(self._rows[i]))
         found = list(self._read([self._rows[i]]))
         if not found:
-            raise IndexError(f"run {self._rows[i][1]} is no longer listed")
+            raise IndexError(f"run {row_id(self._rows[i])} is no longer listed")
         return found[0]
 
     def __iter__(self) -> Iterator[Entry]:

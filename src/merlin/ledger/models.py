@@ -9,16 +9,18 @@ typo in code fails a test instead of silently writing a field nobody reads.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from merlin.ledger.status import RunStatus
+from merlin.ledger.status import ClusterStatus, RunStatus
 from merlin.ledger.text import plain, redact_env, redact_mapping
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 
-EngineName = Literal["local", "ray"]
+#: An engine's registry key (merlin.engines.registry); checked there, not here, so an
+#: engine added at run time needs no edit of this file.
+EngineName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
 
 
 def utcnow() -> datetime:
@@ -97,6 +99,13 @@ class RunRequest(_Model):
         return redact_mapping(v)
 
 
+class NextStep(_Model):
+    """One thing to do next, as data (vocabulary: merlin.nextsteps.Action)."""
+
+    action: str = Field(description="retry, logs, start_cluster, targetgen_answer, ... (merlin.nextsteps.Action).")
+    args: dict[str, Any] = Field(default_factory=dict, description="The action's arguments, e.g. {'run_id': ...}.")
+
+
 class RunRecord(_Model):
     """Where the run is now (runs/<id>/run_record.json): the file people open."""
 
@@ -115,7 +124,8 @@ class RunRecord(_Model):
     target_dir: str
     cluster: Optional[ClusterRef] = None
     attempts: list[Attempt] = Field(default_factory=list)
-    message: str = Field("", description="Plain text (no ANSI), at most 1000 characters; names the next step.")
+    message: str = Field("", description="Plain text (no ANSI), at most 1000 characters, for a person; no commands.")
+    next_steps: list[NextStep] = Field(default_factory=list, description="What to do next, as {action, args}; the CLI renders each as a command.")
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     observed_at: Optional[datetime] = Field(None, description="Last time the engine was asked about this run.")
@@ -221,8 +231,8 @@ class ClusterRecord(_Model):
 
     schema_version: Literal[1] = SCHEMA_VERSION
     name: str
-    kind: str = Field("local", description="Cluster kind (a key of merlin.clusters.registry): local, slurm, pbs, ssh.")
-    status: Literal["queued", "starting", "running", "active", "stopping", "stopped", "failed", "expired"]
+    kind: str = Field("local", description="Cluster kind: a key of merlin.clusters.registry (local, slurm, pbs, ssh).")
+    status: ClusterStatus = Field(description="See merlin.clusters.base.ClusterStatus; records written before it said 'running' for 'active'.")
     host: str = Field(description="Address the jobs API (dashboard) binds to.")
     address: str = Field(description="Jobs API URL that merlin submits to.")
     dashboard_url: str
@@ -263,23 +273,22 @@ class ClusterRecord(_Model):
 
     @field_validator("kind", mode="after")
     @classmethod
-    def _known_kind(cls, v: str) -> str:
-        try:
-            from merlin.clusters.registry import kinds  # type: ignore[import-not-found]
+    def _kind_name(cls, v: str) -> str:
+        # a validated name; whether a backend exists is merlin.clusters.registry's to say
+        # (the ledger sits below the clusters and never imports them)
+        import re
 
-            known = set(kinds()) | {"local", "slurm", "pbs", "ssh"}
-        except Exception:
-            known = {"local", "slurm", "pbs", "ssh"}
-        if v not in known:
-            raise ValueError(f"unknown cluster kind {v!r}: expected one of {', '.join(sorted(known))}")
+        if not re.fullmatch(r"[a-z][a-z0-9_-]{0,31}", v):
+            raise ValueError(f"invalid cluster kind {v!r}: expected a short lower-case name such as local, slurm, pbs, ssh")
         return v
     # --- end scheduler-backed kinds
 
+    @field_validator("status", mode="before")
+    @classmethod
+    def _legacy_status(cls, v: Any) -> Any:
+        return "active" if v == "running" else v  # merlin <= 0.1 wrote 'running'
 
-# ------------------------------------------------------------------------- leases
-# The lease records live with the lease book (merlin.leases.models); re-exported here
-# so every record of the ledger is listed in one place.
-from merlin.leases.models import Inventory, LeaseEvent, LeaseRecord  # noqa: E402
+
 
 
 #: file stem in docs/records/ -> model
@@ -289,7 +298,4 @@ RECORD_MODELS: dict[str, type[BaseModel]] = {
     "run_event": RunEvent,
     "artifacts": ArtifactIndex,
     "cluster": ClusterRecord,
-    "lease": LeaseRecord,
-    "lease_event": LeaseEvent,
-    "inventory": Inventory,
 }

@@ -11,6 +11,7 @@ import os
 import re
 import secrets
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from merlin.errors import BadInput
@@ -43,7 +44,7 @@ def _check(pattern: re.Pattern[str], value: str, what: str, hint: str) -> str:
 
 
 def validate_run_id(run_id: str) -> str:
-    return _check(_RUN_ID, run_id, "run id", "expected 3-128 characters of a-z, 0-9, '.', '_' or '-' (see `merlin ray jobs list`)")
+    return _check(_RUN_ID, run_id, "run id", "expected 3-128 characters of a-z, 0-9, '.', '_' or '-' (list the runs to see theirs)")
 
 
 def validate_name(name: str, what: str = "name") -> str:
@@ -79,11 +80,56 @@ def inside(base: Path, relative: str) -> Path:
     return candidate
 
 
+#: Bumped when the state root's layout changes, so a later merlin can migrate an older one.
+LAYOUT_VERSION = 1
+
+STATE_ROOT_README = """\
+# merlin state root
+
+Written by merlin (see docs/ray.md, "Ledger layout"); plain JSON a person can read.
+Every path here is named by merlin.ledger.paths.Layout alone.
+
+- `layout_version`: the version of this layout (a later merlin migrates older ones)
+- `runs/<run_id>/`: one run: `run_request.json` (what was asked, written once),
+  `run_record.json` (where it is now), `events.jsonl` (every transition and its cause),
+  `artifacts.json` (the target directory's files when it ended), `logs/attempt-N.log`,
+  `target/` (the default target directory)
+- `cluster/`: cluster records (`bootstrap.json` is the cluster named `default`,
+  `<name>.json` the others), `logs/<name>/` (their start logs), `tokens/` (generated tokens, mode 0600)
+- `resources/leases/<lease_id>.json`: resource leases
+- `crash/<time>-<pid>.log`: what an internal error left behind (version, command, traceback)
+"""
+
+
 class Layout:
-    """Every path of the ledger, in one place (see docs/ray.md)."""
+    """Every path of the ledger, in one place (see docs/ray.md): nothing else spells a file name."""
+
+    RECORD_NAME = "run_record.json"
+    REQUEST_NAME = "run_request.json"
+    #: the record file of the cluster named ``default`` (older merlin wrote only this one)
+    DEFAULT_CLUSTER_FILE = "bootstrap.json"
+    DEFAULT_CLUSTER = "default"
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+
+    @property
+    def layout_version_file(self) -> Path:
+        return self.root / "layout_version"
+
+    @property
+    def readme(self) -> Path:
+        return self.root / "README.md"
+
+    def ensure(self) -> None:
+        """On first use: the README that says what each directory holds, and the layout version."""
+        if self.layout_version_file.is_file():
+            return
+        from merlin.atomic import write_if_changed
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        write_if_changed(self.readme, STATE_ROOT_README.encode("utf-8"))
+        write_if_changed(self.layout_version_file, f"{LAYOUT_VERSION}\n".encode("utf-8"))
 
     @property
     def runs(self) -> Path:
@@ -114,10 +160,10 @@ class Layout:
         return self.runs / validate_run_id(run_id)
 
     def record(self, run_id: str) -> Path:
-        return self.run_dir(run_id) / "run_record.json"
+        return self.run_dir(run_id) / self.RECORD_NAME
 
     def request(self, run_id: str) -> Path:
-        return self.run_dir(run_id) / "run_request.json"
+        return self.run_dir(run_id) / self.REQUEST_NAME
 
     def artifacts(self, run_id: str) -> Path:
         return self.run_dir(run_id) / "artifacts.json"
@@ -131,15 +177,33 @@ class Layout:
     def logs(self, run_id: str) -> Path:
         return self.run_dir(run_id) / "logs"
 
+    @staticmethod
+    def attempt_log_name(attempt: int) -> str:
+        """``logs/attempt-N.log``, relative to the run directory (as attempts record it)."""
+        return f"logs/attempt-{int(attempt)}.log"
+
+    def attempt_log(self, run_id: str, attempt: int) -> Path:
+        """The log of one attempt: written by the local supervisor, kept from Ray when a run ends."""
+        return self.run_dir(run_id) / self.attempt_log_name(attempt)
+
+    def supervisor_log(self, run_id: str) -> Path:
+        return self.logs(run_id) / "supervisor.log"
+
     def default_target_dir(self, run_id: str) -> Path:
         return self.run_dir(run_id) / "target"
 
     def cluster_record(self, name: str) -> Path:
         """``cluster/bootstrap.json`` for ``default``; ``cluster/<name>.json`` beside it otherwise."""
         validate_name(name, "cluster name")
-        if name == "bootstrap":
-            raise BadInput("invalid cluster name 'bootstrap': it is the default cluster's record; pick another name")
-        return self.clusters / ("bootstrap.json" if name == "default" else f"{name}.json")
+        if name == Path(self.DEFAULT_CLUSTER_FILE).stem:
+            raise BadInput(f"invalid cluster name {name!r}: it is the default cluster's record; pick another name")
+        return self.clusters / (self.DEFAULT_CLUSTER_FILE if name == self.DEFAULT_CLUSTER else f"{name}.json")
+
+    def cluster_name_of(self, path: Path) -> str | None:
+        """The cluster a file under ``cluster/`` records (None for anything else)."""
+        if path.suffix != ".json" or path.name.startswith("."):
+            return None
+        return self.DEFAULT_CLUSTER if path.name == self.DEFAULT_CLUSTER_FILE else path.stem
 
     def cluster_lock(self, name: str) -> Path:
         validate_name(name, "cluster name")
@@ -163,3 +227,11 @@ class Layout:
 
     def lease_events(self, lease_id: str) -> Path:
         return self.leases / f"{validate_lease_id(lease_id)}.events.jsonl"
+
+    @property
+    def crash(self) -> Path:
+        return self.root / "crash"
+
+    def crash_log(self) -> Path:
+        """``crash/<UTC yyyymmddThhmmss>-<pid>.log``: one file per internal error."""
+        return self.crash / f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{os.getpid()}.log"

@@ -13,27 +13,37 @@ from __future__ import annotations
 
 from enum import Enum
 
+from merlin.errors import Conflict
+
 
 class RunStatus(str, Enum):
-    """Where a run is. ``str`` so records and ``--json`` hold plain strings."""
+    """Where a run is. ``str`` so records and ``--json`` hold plain strings.
 
-    #: Could not be handed to its engine: Ray missing, no active cluster, cluster
-    #: unreachable, token missing. The message names the fix.
-    #: -> pending (``jobs retry``), cancelled.
+    The moves are :data:`TRANSITIONS` alone (the docs' table is generated from it).
+    Two moves are deliberate and easy to miss:
+
+    - ``None -> running``: work recorded in-process (``targetgen execute`` on the
+      default engine) is already running when its record is created.
+    - ``running -> blocked``: such an in-process run can meet a busy target lock
+      or a ``Blocked`` error half-way. Nothing failed (a retry of the same command
+      would fail the same way until a person acts), so it is recorded as blocked,
+      the status that waits for a person, not as failed. An engine-observed run
+      never reports it: engines map their states to running/succeeded/failed/...
+    """
+
+    #: Could not be handed to its engine (Ray missing, no active cluster, cluster unreachable, token missing), or an in-process run met a busy lock or a Blocked error. The message and next steps name the fix.
     BLOCKED = "blocked"
     #: Recorded and handed to the engine, not started yet (Ray: PENDING).
-    #: -> running, succeeded, failed, cancelled, lost, blocked (submission refused).
     PENDING = "pending"
-    #: The command is executing. -> succeeded, failed, cancelled, lost.
+    #: The command is executing (Ray: RUNNING).
     RUNNING = "running"
-    #: The command exited 0. Final: no transition out.
+    #: The command exited 0 (Ray: SUCCEEDED).
     SUCCEEDED = "succeeded"
-    #: The command exited non-zero or the engine failed it. -> pending (retry).
+    #: The command exited non-zero or the engine failed it (Ray: FAILED).
     FAILED = "failed"
-    #: Stopped on request (``jobs cancel``). -> pending (retry).
+    #: Stopped on request, ``jobs cancel`` (Ray: STOPPED).
     CANCELLED = "cancelled"
-    #: The engine no longer knows the attempt (cluster stopped or restarted,
-    #: supervisor killed). History stays in the ledger. -> pending (retry).
+    #: The engine no longer knows the attempt (cluster stopped or restarted, supervisor killed). History stays in the ledger.
     LOST = "lost"
 
     def __str__(self) -> str:
@@ -74,7 +84,7 @@ TRANSITIONS: dict[RunStatus | None, frozenset[RunStatus]] = {
             RunStatus.BLOCKED,
         }
     ),
-    # running -> blocked: an in-process run (targetgen execute --engine local) that met a busy lock or a Blocked error
+    # running -> blocked: deliberate, see the RunStatus docstring
     RunStatus.RUNNING: frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.LOST, RunStatus.BLOCKED}),
     RunStatus.SUCCEEDED: frozenset(),
     RunStatus.FAILED: frozenset({RunStatus.PENDING}),
@@ -83,11 +93,14 @@ TRANSITIONS: dict[RunStatus | None, frozenset[RunStatus]] = {
 }
 
 
-class IllegalTransition(Exception):
-    """A bug or a lost race: the caller tried to move a run where it cannot go."""
+class IllegalTransition(Conflict):
+    """A lost race (or a bug): the caller tried to move a run where it cannot go,
+    usually because another process moved it first. Exit 3, code ``illegal_transition``."""
+
+    code = "illegal_transition"
 
     def __init__(self, run_id: str, old: RunStatus | None, new: RunStatus) -> None:
-        super().__init__(f"run {run_id}: illegal status change {old} -> {new}")
+        super().__init__(f"run {run_id}: illegal status change {old} -> {new} (another process changed it first; look at it again)")
         self.run_id = run_id
         self.old = old
         self.new = new
@@ -103,3 +116,56 @@ def check_transition(run_id: str, old: RunStatus | str | None, new: RunStatus | 
     """Raise :class:`IllegalTransition` unless ``old -> new`` is in the table (or a no-op)."""
     if not can_transition(old, new):
         raise IllegalTransition(run_id, RunStatus(old) if old is not None else None, RunStatus(new))
+
+
+# ----------------------------------------------------------------- clusters
+
+
+class ClusterStatus(str, Enum):
+    """Where a cluster merlin started is. ``str`` so records hold plain strings."""
+
+    #: Accepted by a batch scheduler (Slurm, PBS), not yet allocated.
+    QUEUED = "queued"
+    #: Processes are being started; readiness handshake not done yet.
+    STARTING = "starting"
+    #: The head answers and Ray sees every node that was asked for.
+    ACTIVE = "active"
+    #: ``stop`` is ending the cluster's processes / allocation.
+    STOPPING = "stopping"
+    #: Nothing of the cluster is left (stopped by merlin, idle, or from outside).
+    STOPPED = "stopped"
+    #: Start failed, or the cluster died under merlin (head killed).
+    FAILED = "failed"
+    #: The allocation reached its walltime.
+    EXPIRED = "expired"
+
+    def __str__(self) -> str:
+        return self.value
+
+    def is_terminal(self) -> bool:
+        return self in _CLUSTER_TERMINAL
+
+    def is_live(self) -> bool:
+        """Something of the cluster may exist (queued job, processes)."""
+        return not self.is_terminal()
+
+
+_CLUSTER_TERMINAL = frozenset({ClusterStatus.STOPPED, ClusterStatus.FAILED, ClusterStatus.EXPIRED})
+
+#: old status (None: no record yet) -> statuses it may move to. A terminal
+#: cluster moves again only by a new ``start`` of the same name (-> queued/starting).
+CLUSTER_TRANSITIONS: dict[ClusterStatus | None, frozenset[ClusterStatus]] = {
+    None: frozenset({ClusterStatus.QUEUED, ClusterStatus.STARTING}),
+    ClusterStatus.QUEUED: frozenset({ClusterStatus.STARTING, ClusterStatus.STOPPING, ClusterStatus.STOPPED, ClusterStatus.FAILED}),
+    ClusterStatus.STARTING: frozenset({ClusterStatus.ACTIVE, ClusterStatus.STOPPING, ClusterStatus.STOPPED, ClusterStatus.FAILED, ClusterStatus.EXPIRED}),
+    ClusterStatus.ACTIVE: frozenset({ClusterStatus.STOPPING, ClusterStatus.STOPPED, ClusterStatus.FAILED, ClusterStatus.EXPIRED}),
+    ClusterStatus.STOPPING: frozenset({ClusterStatus.STOPPED, ClusterStatus.FAILED}),
+    ClusterStatus.STOPPED: frozenset({ClusterStatus.QUEUED, ClusterStatus.STARTING}),
+    ClusterStatus.FAILED: frozenset({ClusterStatus.QUEUED, ClusterStatus.STARTING, ClusterStatus.STOPPED}),
+    ClusterStatus.EXPIRED: frozenset({ClusterStatus.QUEUED, ClusterStatus.STARTING, ClusterStatus.STOPPED}),
+}
+
+
+def can_cluster_transition(old: ClusterStatus | str | None, new: ClusterStatus | str) -> bool:
+    old_s = ClusterStatus(old) if old is not None else None
+    return ClusterStatus(new) in CLUSTER_TRANSITIONS[old_s]

@@ -43,14 +43,17 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def set_status(record: "RunRecord", status: RunStatus | str, message: str | None = None) -> None:
-    """Move a run (and its latest attempt) to ``status``; legality is checked on write."""
+def set_status(record: "RunRecord", status: RunStatus | str, message: str | None = None, next_steps: list[dict[str, Any]] | None = None) -> None:
+    """Move a run (and its latest attempt) to ``status``; legality is checked on write.
+
+    A new ``message`` replaces the record's next steps too (``next_steps``, default none)."""
     status = RunStatus(status)
     record.status = status
     if record.attempts:
         record.attempts[-1].status = status
     if message is not None:
         record.message = message
+        record.next_steps = list(next_steps or [])  # type: ignore[arg-type]
 
 
 class Ledger:
@@ -74,6 +77,7 @@ class Ledger:
     def create_run(self, request: "RunRequest", record: "RunRecord", *, cause: str) -> "RunRecord":
         """Write a new run's request, record and first event. Refuses an existing run id."""
         run_dir = self.layout.run_dir(request.run_id)
+        self.layout.ensure()
         make_dir(run_dir.parent)
         try:
             make_dir(run_dir, exist_ok=False)  # 0700 unless $MERLIN_STATE_UMASK says otherwise
@@ -107,7 +111,7 @@ class Ledger:
         try:
             return path.read_bytes()
         except FileNotFoundError:
-            raise NotFound(f"unknown run {run_id} in {self.root} (list runs with `merlin ray jobs list`)") from None
+            raise NotFound(f"unknown run {run_id} in {self.root}", next_steps=[{"action": "list_runs", "args": {}}]) from None
 
     def update(self, run_id: str, mutate: Mutation, *, cause: str, observed: bool = False) -> "RunRecord":
         """Locked read-modify-write of one run record.
@@ -226,6 +230,7 @@ class Ledger:
         """Like :meth:`list_entries`, reading and parsing every record (no index)."""
         wanted = set(status) if status else None
         runs_dir = str(self.layout.runs)
+        record_name = self.layout.RECORD_NAME
         out: list[tuple[dict[str, Any], bytes]] = []
         try:
             it = os.scandir(runs_dir)
@@ -236,7 +241,7 @@ class Ledger:
                 if entry.name.startswith("."):
                     continue
                 try:
-                    with open(os.path.join(entry.path, "run_record.json"), "rb") as fh:
+                    with open(os.path.join(entry.path, record_name), "rb") as fh:
                         raw = fh.read()
                     data = json.loads(raw)
                 except (OSError, ValueError):
@@ -297,6 +302,7 @@ class Ledger:
     def write_cluster(self, record: "ClusterRecord") -> bool:
         """Write a cluster record (callers hold :meth:`cluster_lock`)."""
         path = self.layout.cluster_record(record.name)
+        self.layout.ensure()
         try:
             old = json.loads(path.read_bytes())
         except (FileNotFoundError, ValueError):
@@ -313,12 +319,8 @@ class Ledger:
         d = self.layout.clusters
         if not d.is_dir():
             return []
-        names = []
-        for p in sorted(d.glob("*.json")):
-            if p.name.startswith("."):
-                continue
-            names.append("default" if p.name == "bootstrap.json" else p.stem)
-        return sorted(set(names), key=lambda n: (n != "default", n))
+        names = {n for n in (self.layout.cluster_name_of(p) for p in d.glob("*.json")) if n}
+        return sorted(names, key=lambda n: (n != self.layout.DEFAULT_CLUSTER, n))
 
 
 class Transaction:

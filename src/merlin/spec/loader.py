@@ -9,7 +9,6 @@ point at the key (for unknown or wrong values) or at the enclosing mapping
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -73,6 +72,16 @@ def load_pair(capability: str | Path, overlay: str | Path | None) -> tuple[Loade
         raise SpecError(lines)
     assert cap is not None
     return cap, ovl
+
+
+def read_yaml_located(path: str | Path, what: str) -> tuple[dict[Any, Any], dict[Loc, int], list[tuple[int, str]]]:
+    """``(data, line of every key path, duplicate-key errors)`` of a bounded YAML mapping file.
+
+    For loaders that validate with their own model and ``_format_errors``
+    (the lease inventory); ``merlin.spec.yamlsafe.load_yaml`` is the same as a ``Document``.
+    """
+    doc = load_yaml(path, kind=what, duplicates="collect")
+    return doc.data, doc.lines, doc.duplicates
 
 
 # --- validation -------------------------------------------------------------
@@ -316,6 +325,8 @@ def _field_hint(key: str, known: list[str]) -> list[str]:
 
     Stricter than difflib's default 0.6, which offers 'operations' for 'extra_section'.
     """
+    import difflib  # only on the error and warning paths
+
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
     if close:
         return close
@@ -345,6 +356,8 @@ def _describe(err: dict[str, Any], loc: Loc, data: Any, model: type[BaseModel]) 
             return f"{_show(value)} is not supported (expected 1)"
         choices = expected.replace("'", "").replace(" or ", ", ")
         if isinstance(value, str):
+            import difflib
+
             hint = difflib.get_close_matches(value, [c.strip() for c in choices.split(",")], n=1, cutoff=0.6)
             extra = f"; did you mean '{hint[0]}'?" if hint else ""
             return f"{_show(value)} is not allowed (expected one of: {choices}{extra})"
@@ -352,8 +365,8 @@ def _describe(err: dict[str, Any], loc: Loc, data: Any, model: type[BaseModel]) 
     if kind in _EXPECTED_TYPES:
         expected = _EXPECTED_TYPES[kind]
         if value is None:
-            hint = "; remove the key to use the default" if _has_default(model, loc) else ""
-            return f"is null (expected {expected}{hint})"
+            advice = "; remove the key to use the default" if _has_default(model, loc) else ""
+            return f"is null (expected {expected}{advice})"
         if isinstance(value, bool) and kind in ("int_type", "float_type"):
             return f"{_show(value)} is a boolean (expected {expected})"
         return f"{_show(value)} is {kind_of(value)} (expected {expected})"

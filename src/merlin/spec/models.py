@@ -11,11 +11,11 @@ are closed, optional sections have defaults but may not be written as
 importing this module costs little.
 """
 
-from __future__ import annotations
+# (no `from __future__ import annotations`: pydantic would have to evaluate every annotation string)
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
 from pydantic_core import PydanticCustomError
 
 from merlin.spec.names import NAME_CHARS, NAME_PATTERN
@@ -30,11 +30,11 @@ def _no_dotdot(value: str) -> str:
 # A name that is also used as a directory name: no separators, no ".." (merlin.spec.names).
 SafeName = Annotated[
     str,
-    StringConstraints(pattern=NAME_CHARS),
+    Field(pattern=NAME_CHARS),
     AfterValidator(_no_dotdot),
     WithJsonSchema({"type": "string", "pattern": NAME_PATTERN}),
 ]
-NonEmpty = Annotated[str, StringConstraints(min_length=1)]
+NonEmpty = Annotated[str, Field(min_length=1)]
 
 
 def _exactly_int_one(value: Any) -> Any:
@@ -238,7 +238,7 @@ class Credential(Strict):
     """A credential the target needs; only its presence is ever recorded."""
 
     name: SafeName
-    env: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = Field(
+    env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = Field(
         default=None, description="Environment variable holding it; default MERLIN_CREDENTIAL_<NAME>."
     )
     description: str | None = None
@@ -295,7 +295,7 @@ class CapabilitySpec(Strict):
 class Chipyard(Facts):
     repo: str | None = None
     branch: str | None = None
-    sha: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{7,40}$")] | None = None
+    sha: Annotated[str, Field(pattern=r"^[0-9a-f]{7,40}$")] | None = None
     config_class: str | None = None
 
 
@@ -315,7 +315,7 @@ class Preflight(Strict):
         default_factory=dict, description="SDK name -> shell command that exits 0 when the SDK is usable."
     )
     device_probe: str | None = Field(default=None, description="Shell command that exits 0 when the device answers.")
-    credentials: dict[SafeName, Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]] = Field(
+    credentials: dict[SafeName, Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]] = Field(
         default_factory=dict, description="Credential name -> environment variable that holds it."
     )
     timeout_s: Annotated[float, Field(gt=0, le=3600)] = 60.0

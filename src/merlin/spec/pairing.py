@@ -16,7 +16,6 @@ They catch mistakes the models cannot see, because each file is valid alone:
 
 from __future__ import annotations
 
-import difflib
 import re
 from pathlib import Path
 
@@ -85,6 +84,8 @@ def _pair_warnings(cap: Loaded, ovl: Loaded) -> list[str]:
 
 
 def _unused(what: str, key: str, requirement: str, field: str, known: list[str], target: str) -> str:
+    import difflib  # only when there is something to warn about
+
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
     hint = f"; did you mean '{close[0]}'?" if close else ""
     listed = ", ".join(known) if known else "none"

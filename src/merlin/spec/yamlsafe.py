@@ -181,16 +181,17 @@ class _BoundedLoader(yaml.SafeLoader):
             return node
         before = self._total
         node = super().compose_node(parent, index)
-        self._count(1, node.start_mark)
+        self._count(1, node.start_mark if node is not None else None)
         if getattr(event, "anchor", None) is not None:
             self._anchored_sizes[id(node)] = self._total - before
         return node
 
-    def _count(self, size: int, mark: yaml.Mark) -> None:
+    def _count(self, size: int, mark: Any) -> None:
         self._total += size
         if self._total <= self._limit:
             return
-        where = f"{self._shown}:{mark.line + 1 + self._line_offset}"
+        line = mark.line + 1 + self._line_offset if mark is not None else self._line_offset + 1
+        where = f"{self._shown}:{line}"
         if self._through_aliases * 2 > self._total:  # most of the document comes from aliases
             raise SpecError(
                 [

@@ -33,8 +33,7 @@ from merlin.errors import BadInput
 from merlin.targetgen import state as st
 
 BUNDLE_SCHEMA_VERSION = 1
-PROMPT_BACKENDS = ("none", "manualllm")
-DEFAULT_PROMPT_BACKEND = "manualllm"
+from merlin.targetgen.prompts import DEFAULT_PROMPT_BACKEND, PROMPT_BACKENDS  # noqa: E402,F401  (re-exported)
 DEFAULT_VALIDATION_TIMEOUT_S = 600.0
 PLACEHOLDERS = ("{python}", "{capability}", "{overlay_args}", "{target_dir}", "{scratch_dir}")
 
@@ -95,8 +94,8 @@ def build_bundle(cap: Any, ovl: Any | None, plan: Any, prompt_backend: str) -> t
         entry["prompt_file"] = entry["response_file"] = entry["prompt_sha256"] = None
         entry["prompt_sources"] = []
         if task["needs_proposal"] and prompt_backend == "manualllm":
-            entry["prompt_file"] = f"prompts/{task['id']}.prompt.md"
-            entry["response_file"] = f"prompts/{task['id']}.response.md"
+            entry["prompt_file"] = st.Layout.prompt_name(task["id"])
+            entry["response_file"] = st.Layout.response_name(task["id"])
             rendered = pr.render_prompt(
                 spec=spec,
                 overlay=overlay,

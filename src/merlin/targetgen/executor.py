@@ -43,16 +43,12 @@ from merlin.targetgen.bundle import (
     sha256_file,
 )
 from merlin.targetgen.operator import options_for, public_request
+from merlin.targetgen.vocab import OUTCOME_EXIT, can_task_transition
 
 Progress = Callable[[str], None]
 
-EXIT_CODES = {
-    "completed": ExitCode.OK,
-    "awaiting_operator": ExitCode.WAITING,
-    "awaiting_response": ExitCode.WAITING,
-    "blocked": ExitCode.BLOCKED,
-    st.READY: ExitCode.OK,
-}
+#: outcome -> exit code (plain-string keys: results carry strings)
+EXIT_CODES = {o.value: code for o, code in OUTCOME_EXIT.items()}
 
 
 def default_lock_wait() -> float:
@@ -275,6 +271,9 @@ class _Run:
 
     def transition(self, rec: dict[str, Any], to: str, stage: str | None, why: str) -> None:
         frm = rec["state"]
+        if not can_task_transition(frm, to):  # a bug in the executor, never a user's doing
+            raise AssertionError(f"{rec['task_id']}: illegal task state change {frm} -> {to} (see merlin.targetgen.vocab)")
+        to = str(to)
         rec["state"] = to
         rec["stage"] = stage
         rec["history"].append({"at": st.now(), "from": frm, "to": to, "stage": stage, "why": why})
@@ -586,18 +585,16 @@ class _Run:
             timeout = float(cmd.get("timeout_s") or default_timeout)
             if self.progress:
                 self.progress(f"{tid}: validation {cmd['id']}: {shlex.join(argv)}")
-            result = self._run_marked(
-                rec,
-                "validation",
-                cmd["id"],
-                lambda: run_command(  # noqa: B023 - _run_marked calls it at once, inside this iteration
+            def run_validation(argv: list[str] = argv, timeout: float = timeout, cmd_id: str = cmd["id"]) -> Any:
+                return run_command(
                     argv,
                     timeout=timeout,
                     log_path=self.layout.log(tid),
                     cwd=self.layout.root,
-                    header=f"{st.now()} validation {cmd['id']} (attempt {rec['attempts']})",
-                ),
-            )
+                    header=f"{st.now()} validation {cmd_id} (attempt {rec['attempts']})",
+                )
+
+            result = self._run_marked(rec, "validation", cmd["id"], run_validation)
             status = "passed" if result.passed else "failed"
             entry = {
                 "id": cmd["id"],

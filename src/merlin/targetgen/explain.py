@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from merlin.targetgen.planner import Plan
 
 
-def render_explain(plan: Plan) -> None:
+def render_explain(plan: Plan, console: Any) -> None:
+    """Print the plan on ``console`` (a Rich Console the CLI owns: targetgen never imports cli/)."""
     from rich.table import Table
     from rich.tree import Tree
 
-    from merlin.cli.output import out
-
     sp = plan.support_plan
-    console = out()
     reasons = sp["reasons"]
     head = f"[bold]{sp['display_name']}[/bold] ({sp['target']})"
     if sp.get("vendor"):

@@ -21,7 +21,7 @@ PAUSE = {
 MARK_BLOCKED = {
     "id": "mark_blocked",
     "label": "Mark the task blocked",
-    "description": "Record the task as blocked with this question as the reason; 'merlin targetgen retry' brings it back.",
+    "description": "Record the task as blocked with this question as the reason; retrying the task (targetgen retry) brings it back.",
 }
 RETRY = {
     "id": "retry_after_fix",

@@ -108,6 +108,14 @@ def run_command(
     start = time.monotonic()
     if not argv:
         return CommandResult(argv, 2, 0.0, "", error="empty command")
+    from merlin.targetgen.selfcheck import run_inprocess
+
+    here = run_inprocess(argv, cwd)  # merlin's own validate/plan: no second interpreter
+    if here is not None:
+        code, text = here
+        duration = time.monotonic() - start
+        _log(log_path, header, argv, text, f"exit {code} ({duration:.2f}s, in-process)")
+        return CommandResult(argv, code, duration, _excerpt(text))
     exe = argv[0]
     if os.sep not in exe and shutil.which(exe) is None:
         msg = f"{exe}: command not found on PATH"

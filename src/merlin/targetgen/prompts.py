@@ -39,6 +39,11 @@ from typing import Any
 
 from merlin.errors import BadInput
 
+#: How proposals are asked for: none (briefs only) or manualllm (a prompt packet per task).
+#: Defined here, not in bundle.py, so that bundle -> prompts is the only direction.
+PROMPT_BACKENDS = ("none", "manualllm")
+DEFAULT_PROMPT_BACKEND = "manualllm"
+
 SECTIONS = (
     "system",
     "goal",
@@ -181,7 +186,7 @@ def parse_fragment(path: Path, layer: str) -> Fragment:
 
 def closed_selector_values() -> dict[str, tuple[str, ...]]:
     """Every value a closed selector can match; ``targets`` and ``deployment_profiles`` are open."""
-    from merlin.targetgen import bundle, rules, tasks
+    from merlin.targetgen import rules, tasks
 
     styles = tuple(rules.STYLES)
     target_families = tuple(dict.fromkeys([*rules.FAMILY_BY_KIND.values(), "cpu_only"]))
@@ -196,7 +201,7 @@ def closed_selector_values() -> dict[str, tuple[str, ...]]:
             "define_verification_ladder",
         ),
         "integration_styles": styles,
-        "prompt_backends": tuple(bundle.PROMPT_BACKENDS),
+        "prompt_backends": tuple(PROMPT_BACKENDS),
     }
 
 

@@ -30,18 +30,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from merlin.targetgen.vocab import Outcome as _Outcome, TaskState as _TaskState
+
 SCHEMA_VERSION = 1
-TaskStateName = Literal[
-    "planned",
-    "preflight_ready",
-    "preflight_failed",
-    "awaiting_operator",
-    "awaiting_response",
-    "proposal_ready",
-    "completed",
-    "blocked",
-]
-Outcome = Literal["ready", "completed", "blocked", "awaiting_operator", "awaiting_response"]
+# The values come from merlin.targetgen.vocab (the one definition); Literals keep the JSON Schemas plain enums.
+TaskStateName = Literal.__getitem__(tuple(s.value for s in _TaskState))  # type: ignore[misc]
+Outcome = Literal.__getitem__(tuple(o.value for o in _Outcome))  # type: ignore[misc]
 
 
 class _Closed(BaseModel):

@@ -17,12 +17,13 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from merlin.atomic import append_line, atomic_write_json, dump_json, file_lock, write_if_changed
 from merlin.errors import BadInput
+from merlin.targetgen.vocab import EXECUTE_OUTCOMES, QUESTION_STATES, Outcome, TaskState  # noqa: F401
+from merlin.targetgen.layout import TARGET_LOCK_NAME as LOCK_NAME, TargetLayout  # noqa: F401
 
 STATE_SCHEMA_VERSION = 1
 # task_states/<task>.json views and answers.jsonl lines; files written before
@@ -30,103 +31,27 @@ STATE_SCHEMA_VERSION = 1
 TASK_STATE_SCHEMA_VERSION = 1
 ANSWER_SCHEMA_VERSION = 1
 
-# Task states.
-PLANNED = "planned"
-PREFLIGHT_READY = "preflight_ready"
-PREFLIGHT_FAILED = "preflight_failed"
-AWAITING_OPERATOR = "awaiting_operator"
-AWAITING_RESPONSE = "awaiting_response"
-PROPOSAL_READY = "proposal_ready"
-COMPLETED = "completed"
-BLOCKED = "blocked"
-TASK_STATES = (
-    PLANNED,
-    PREFLIGHT_READY,
-    PREFLIGHT_FAILED,
-    AWAITING_OPERATOR,
-    AWAITING_RESPONSE,
-    PROPOSAL_READY,
-    COMPLETED,
-    BLOCKED,
-)
-# States in which the task waits for an operator answer.
-QUESTION_STATES = (PREFLIGHT_FAILED, AWAITING_OPERATOR)
+# Task states and outcomes: defined once in merlin.targetgen.vocab; the short names stay.
+PLANNED = TaskState.PLANNED
+PREFLIGHT_READY = TaskState.PREFLIGHT_READY
+PREFLIGHT_FAILED = TaskState.PREFLIGHT_FAILED
+AWAITING_OPERATOR = TaskState.AWAITING_OPERATOR
+AWAITING_RESPONSE = TaskState.AWAITING_RESPONSE
+PROPOSAL_READY = TaskState.PROPOSAL_READY
+COMPLETED = TaskState.COMPLETED
+BLOCKED = TaskState.BLOCKED
+TASK_STATES = tuple(TaskState)
+OUTCOMES = tuple(o.value for o in EXECUTE_OUTCOMES)
+READY = Outcome.READY
 
-# Outcomes of an execute (and of status: "ready" = nothing waits, execute can go on).
-OUTCOMES = ("completed", "blocked", "awaiting_operator", "awaiting_response")
-READY = "ready"
-
-LOCK_NAME = ".merlin.lock"
 
 
 def now() -> str:
     return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-@dataclass(frozen=True)
-class Layout:
-    """Every path under a target directory."""
-
-    root: Path
-
-    @property
-    def bundle(self) -> Path:
-        return self.root / "execution_bundle.json"
-
-    @property
-    def state(self) -> Path:
-        return self.root / "execution_state.json"
-
-    @property
-    def task_states(self) -> Path:
-        return self.root / "task_states"
-
-    @property
-    def requests(self) -> Path:
-        return self.root / "operator_requests"
-
-    @property
-    def answers(self) -> Path:
-        return self.root / "answers.jsonl"
-
-    @property
-    def events(self) -> Path:
-        return self.root / "events.jsonl"
-
-    @property
-    def briefs(self) -> Path:
-        return self.root / "briefs"
-
-    @property
-    def prompts(self) -> Path:
-        return self.root / "prompts"
-
-    @property
-    def logs(self) -> Path:
-        return self.root / "logs"
-
-    @property
-    def history(self) -> Path:
-        return self.root / "history"
-
-    @property
-    def lock(self) -> Path:
-        return self.root / LOCK_NAME
-
-    def task_state(self, task_id: str) -> Path:
-        return self.task_states / f"{task_id}.json"
-
-    def log(self, task_id: str) -> Path:
-        return self.logs / f"{task_id}.log"
-
-    def scratch(self, task_id: str) -> Path:
-        return self.root / "scratch" / task_id
-
-    def prompt(self, task_id: str) -> Path:
-        return self.prompts / f"{task_id}.prompt.md"
-
-    def response(self, task_id: str) -> Path:
-        return self.prompts / f"{task_id}.response.md"
+#: Every path under a target directory (owned by merlin.targetgen.layout.TargetLayout).
+Layout = TargetLayout
 
 
 def read_json(path: Path, what: str) -> Any:
@@ -142,14 +67,14 @@ def open_target_dir(target_dir: Path | str) -> Layout:
     """A target directory that ``orchestrate`` has written, or one clear error."""
     root = Path(target_dir)
     if not root.exists():
-        raise BadInput(f"{root}: no such target directory (run 'merlin targetgen orchestrate CAPABILITY' first)")
+        raise BadInput(f"{root}: no such target directory (orchestrate the capability first)")
     if not root.is_dir():
         raise BadInput(f"{root}: not a directory (expected a target directory written by orchestrate)")
     layout = Layout(root.resolve())
     if not layout.bundle.is_file():
-        raise BadInput(f"{root}: no execution_bundle.json here (not an orchestrated target directory; run 'merlin targetgen orchestrate CAPABILITY')")
+        raise BadInput(f"{root}: no execution_bundle.json here (not an orchestrated target directory; orchestrate the capability first)")
     if not layout.state.is_file():
-        raise BadInput(f"{root}: no execution_state.json here (run 'merlin targetgen orchestrate CAPABILITY' again)")
+        raise BadInput(f"{root}: no execution_state.json here (orchestrate the capability again)")
     return layout
 
 

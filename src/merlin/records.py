@@ -1,6 +1,9 @@
-"""Publish the ledger's JSON Schemas (docs/records/*.schema.json).
+"""Publish the JSON Schemas of every record merlin keeps under the state root
+(docs/records/*.schema.json): the ledger's runs and clusters, and the lease
+book's leases and inventory. It sits above both packages, so neither imports
+the other for this.
 
-``python -m merlin.ledger.schema docs/records`` rewrites them; a test checks
+``python -m merlin.records docs/records`` rewrites them; a test checks
 that the committed files equal what the models produce.
 """
 
@@ -12,10 +15,11 @@ from typing import Any
 
 
 def schemas() -> dict[str, dict[str, Any]]:
+    from merlin.leases.models import RECORD_MODELS as LEASE_MODELS
     from merlin.ledger.models import RECORD_MODELS
 
     out = {}
-    for stem, model in RECORD_MODELS.items():
+    for stem, model in {**RECORD_MODELS, **LEASE_MODELS}.items():
         schema = model.model_json_schema(mode="serialization")
         schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
         schema["$id"] = f"merlin/records/{stem}.schema.json"

@@ -1,0 +1,166 @@
+"""A run's life after submission: cancel, retry, wait."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from merlin.control.checks import check_env, first_line
+from merlin.errors import BadInput, Blocked, MerlinError
+from merlin.ledger.paths import validate_name
+from merlin.ledger.status import RunStatus
+from merlin.ledger.store import set_status
+from merlin.nextsteps import Action, step
+
+if TYPE_CHECKING:  # pragma: no cover
+    from merlin.controlplane import ControlPlane
+    from merlin.ledger.models import RunRecord
+
+
+def wait(cp: ControlPlane, run_id: str, timeout: float | None = None, poll: float = 0.5) -> RunRecord:
+    deadline = None if timeout is None else time.monotonic() + timeout
+    rec = cp.status(run_id)
+    limit = cp.engine(rec.engine).poll_interval
+    interval = poll if limit is None else min(poll, limit)
+    while not rec.status.is_terminal():
+        if deadline is not None and time.monotonic() > deadline:
+            break
+        time.sleep(interval)
+        rec = cp.status(run_id)
+    return rec
+
+
+def cancel(cp: ControlPlane, run_id: str, grace: float = 5.0, timeout: float = 15.0) -> RunRecord:
+    """Stop a run. An engine that reports its own status is told after the ledger says
+    cancelled (so its reporter sees it); any other is asked, then observed until it ends."""
+    from merlin.engines.base import CancelResult
+    from merlin.ledger.models import utcnow
+
+    rec = cp.get(run_id)
+    if rec.status.is_terminal() and rec.status != RunStatus.BLOCKED:
+        return rec
+    again = [step(Action.RETRY, run_id=run_id)]
+    if rec.status == RunStatus.BLOCKED or (rec.attempt and not rec.attempt.submission_id):
+
+        def cancel_blocked(r: RunRecord) -> None:
+            if r.status in (RunStatus.BLOCKED, RunStatus.PENDING):
+                set_status(r, RunStatus.CANCELLED, "cancelled before it ran; retry it to run it", again)
+
+        return cp.ledger.update(run_id, cancel_blocked, cause="cancelled by user")
+    eng = cp.engine(rec.engine)
+    if eng.reports_own_status:
+
+        def cancel_first(r: RunRecord) -> list[dict[str, Any]]:
+            if not r.status.is_active():
+                return []
+            if r.attempts:
+                r.attempts[-1].end_time = utcnow()
+            set_status(r, RunStatus.CANCELLED, "cancelled (its processes were ended); retry it to run it again", again)
+            return [{"event": "cancel_requested", "cause": f"user (pid {os.getpid()})", "attempt": len(r.attempts)}]
+
+        rec = cp.ledger.update(run_id, cancel_first, cause="cancelled by user")
+        eng.cancel(rec, grace=grace)
+        return cp.get(run_id)
+    cp.ledger.append_event(run_id, "cancel_requested", f"user (pid {os.getpid()})", attempt=len(rec.attempts))
+    try:
+        result = eng.cancel(rec, grace=grace)
+    except Blocked as exc:
+        raise Blocked(f"cannot cancel run {run_id}: {exc.message}", exc.cause, next_steps=exc.next_steps) from None
+    except MerlinError:
+        raise
+    except Exception as exc:
+        raise Blocked(f"cannot cancel run {run_id} on its {rec.engine} engine: {first_line(exc)}", "engine_error") from None
+    if result == CancelResult.NEVER_STARTED:
+        return _cancel_never_started(cp, run_id)
+    deadline = time.monotonic() + timeout
+    never_started_by = time.monotonic() + min(timeout, 3.0)
+    rec = cp.status(run_id)
+    while rec.status.is_active() and time.monotonic() < deadline:
+        if rec.status == RunStatus.PENDING and time.monotonic() >= never_started_by:
+            return _cancel_never_started(cp, run_id)
+        time.sleep(0.3)
+        rec = cp.status(run_id)
+    return rec
+
+
+def _cancel_never_started(cp: ControlPlane, run_id: str) -> RunRecord:
+    """An engine may be unable to stop an attempt it never scheduled (Ray queues the stop
+    request in the job's actor). The user asked to cancel, so the ledger says cancelled,
+    and the message says what the engine will still show."""
+    from merlin.ledger.models import utcnow
+
+    def mark(r: RunRecord) -> None:
+        if r.status != RunStatus.PENDING:
+            return
+        att = r.attempts[-1]
+        att.end_time = utcnow()
+        att.error_type = "CANCELLED_BEFORE_START"
+        set_status(
+            r,
+            RunStatus.CANCELLED,
+            f"cancelled before its engine started it; the {r.engine} engine may list {att.submission_id} as pending until its start "
+            f"timeout (Ray: RAY_JOB_START_TIMEOUT_SECONDS, default 900 s); merlin's stop request stays queued for it in case it is ever "
+            f"scheduled. Retry it to run it again",
+            [step(Action.RETRY, run_id=run_id)],
+        )
+
+    return cp.ledger.update(run_id, mark, cause="cancelled by user before its engine scheduled it")
+
+
+def retry(
+    cp: ControlPlane, run_id: str, env: Mapping[str, str] | None = None, cluster: str | None = None, wait_for: bool = False, timeout: float | None = None
+) -> RunRecord:
+    from merlin.control.submit import launch
+    from merlin.ledger.models import Attempt, ClusterRef
+    from merlin.ledger.text import REDACTED, has_redacted
+
+    rec = cp.get(run_id)
+    if not rec.status.is_retryable():
+        if rec.status == RunStatus.SUCCEEDED:
+            raise BadInput(f"run {run_id} succeeded; nothing to retry (submit a new run to run it again)")
+        raise BadInput(f"run {run_id} is {rec.status.value}; cancel it first or wait for it", next_steps=[step(Action.CANCEL, run_id=run_id)])
+    request = cp.ledger.read_request(run_id)
+    if has_redacted(request.command):
+        raise BadInput(f"run {run_id}'s command held secret values that the ledger redacted; submit it again")
+    overrides = check_env(env)
+    real_env: dict[str, str] = {}
+    missing = []
+    for k, v in request.env.items():
+        if k in overrides:
+            real_env[k] = overrides[k]
+        elif REDACTED in v:  # redacted whole (secret name) or in part (secret shape)
+            if k in os.environ:
+                real_env[k] = os.environ[k]
+            else:
+                missing.append(k)
+        else:
+            real_env[k] = v
+    for k, v in overrides.items():
+        real_env.setdefault(k, v)
+    if missing:
+        raise BadInput(
+            f"run {run_id} had secret environment values that the ledger does not keep ({', '.join(missing)}); "
+            f"export them or pass --env NAME=VALUE to the retry"
+        )
+    if cluster is not None:
+        validate_name(cluster, "cluster name")
+        if not cp.engine(rec.engine).uses_cluster:
+            raise BadInput(f"--cluster applies to runs of engines that run on a cluster; run {run_id} is a {rec.engine} run")
+
+    def new_attempt(r: RunRecord) -> list[dict[str, Any]]:
+        if not r.status.is_retryable():
+            raise BadInput(f"run {run_id} changed to {r.status.value} meanwhile; not retried")
+        n = len(r.attempts) + 1
+        r.attempts = [*r.attempts, Attempt(number=n, engine=r.engine, status=RunStatus.PENDING)]
+        if cluster is not None:
+            r.cluster = ClusterRef(name=cluster)
+        set_status(r, RunStatus.PENDING, f"retrying (attempt {n})")
+        return [{"event": "retry", "cause": f"retry requested (pid {os.getpid()})", "attempt": n}]
+
+    cp.ledger.update(run_id, new_attempt, cause="retry")
+    rec = launch(cp, run_id, list(request.command), real_env)
+    if wait_for and not rec.status.is_terminal():
+        rec = wait(cp, run_id, timeout=timeout)
+    return rec

@@ -1,0 +1,180 @@
+"""Observing runs: one run's status, reconciling many with their engines, and
+applying what an engine saw through the ledger (transition-checked, locked).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from merlin.errors import BadInput, NotFound
+from merlin.ledger.paths import validate_run_id
+from merlin.ledger.status import RunStatus, can_transition
+from merlin.ledger.store import set_status
+from merlin.nextsteps import Action, step
+
+if TYPE_CHECKING:  # pragma: no cover
+    from merlin.controlplane import ControlPlane
+    from merlin.engines.base import Observation
+    from merlin.ledger.models import ArtifactIndex, RunRecord
+
+
+def status(cp: ControlPlane, run_id: str, refresh: bool = True) -> RunRecord:
+    rec = cp.get(run_id)
+    if refresh and rec.status.is_active():
+        obs = cp.engine(rec.engine).poll(rec)
+        rec = apply(cp, rec, obs)
+    return rec
+
+
+def refresh(cp: ControlPlane, run_ids: Iterable[str] | None = None) -> list[RunRecord]:
+    """Reconcile active runs with their engines: one ``poll_many`` per engine."""
+    if run_ids is None:
+        ids = [d["run_id"] for d in cp.ledger.list_raw(status=(RunStatus.PENDING.value, RunStatus.RUNNING.value))]
+    else:
+        ids = [validate_run_id(r) for r in run_ids]
+    records = []
+    for rid in ids:
+        try:
+            rec = cp.ledger.read_record(rid)
+        except NotFound:
+            continue
+        if rec.status.is_active():
+            records.append(rec)
+    by_engine: dict[str, list[RunRecord]] = {}
+    for rec in records:
+        by_engine.setdefault(rec.engine, []).append(rec)
+    out = []
+    for name, recs in by_engine.items():
+        eng = cp.engine(name)
+        observations = eng.poll_many(recs)
+        applied = []
+        for rec in recs:
+            obs = observations.get(rec.run_id)
+            applied.append(apply(cp, rec, obs, keep_logs=False) if obs is not None else rec)
+        eng.keep_logs([r for r in applied if r.status.is_terminal() and r.status != RunStatus.LOST])
+        out.extend(applied)
+    return out
+
+
+def apply(cp: ControlPlane, seen: RunRecord, obs: Observation, keep_logs: bool = True) -> RunRecord:
+    """Apply one observation through the ledger (transition-checked, locked).
+
+    When the observation ends the run, its target directory is indexed first,
+    outside the run's lock (the run has ended: nothing writes there any more),
+    and the index is committed in the short locked update that records the end.
+    Its engine keeps its log afterwards (``keep_logs``).
+    A run whose engine reports its own status (a live local supervisor) is left
+    alone when nothing changed: re-writing the record on every poll would only
+    contend for its lock.
+    """
+    from merlin.ledger.artifacts import index_dir
+
+    eng = cp.engine(seen.engine)
+    if eng.reports_own_status and obs.status == seen.status:
+        return seen
+
+    attempt_no = len(seen.attempts)
+    run_id = seen.run_id
+    became_terminal: list[bool] = []
+    ends = obs.status is not None and obs.status.is_terminal() and seen.status.is_active()
+    idx = index_dir(run_id, Path(seen.target_dir), attempt_no) if ends else None  # never under the lock
+
+    def mutate(r: RunRecord) -> list[dict[str, Any]]:
+        if len(r.attempts) != attempt_no or not r.status.is_active():
+            return []
+        if obs.status is None:
+            if obs.message:
+                r.message = obs.message
+                r.next_steps = list(obs.next_steps)  # type: ignore[arg-type]
+            return []
+        att = r.attempts[-1]
+        if obs.exit_code is not None:
+            att.exit_code = obs.exit_code
+        if obs.error_type:
+            att.error_type = obs.error_type
+        if obs.start_time:
+            att.start_time = obs.start_time
+        if obs.end_time:
+            att.end_time = obs.end_time
+        new = obs.status
+        if new == r.status or not can_transition(r.status, new):
+            if new == RunStatus.RUNNING and r.message.startswith("could not observe"):
+                r.message, steps = message_for(r, new, obs)
+                r.next_steps = steps  # type: ignore[assignment]
+            return []
+        if new in (RunStatus.FAILED, RunStatus.LOST) and obs.message:
+            att.error_message = obs.message
+        text, steps = message_for(r, new, obs)
+        set_status(r, new, text, steps)
+        if not new.is_terminal():
+            return []
+        became_terminal.append(True)
+        if idx is not None and cp.ledger.write_artifacts(idx, locked=True):
+            return [{"event": "artifacts", "cause": "the run ended; target directory indexed", "attempt": attempt_no, "detail": {"files": len(idx.files)}}]
+        return []
+
+    cause = f"observed by {seen.engine} engine" + (f": {obs.status.value}" if obs.status else ": no answer")
+    rec = cp.ledger.update(run_id, mutate, cause=cause, observed=obs.status is not None)
+    if became_terminal and idx is None:  # ended although ``seen`` did not predict it: index now, commit briefly
+        late = index_dir(run_id, Path(rec.target_dir), attempt_no)
+        if cp.ledger.write_artifacts(late):
+            cp.ledger.append_event(run_id, "artifacts", "the run ended; target directory indexed", attempt=attempt_no, detail={"files": len(late.files)})
+    if became_terminal and keep_logs and rec.status != RunStatus.LOST:
+        eng.keep_logs([rec])
+    return rec
+
+
+def message_for(r: RunRecord, new: RunStatus, obs: Observation) -> tuple[str, list[dict[str, Any]]]:
+    """A run's message (plain text) and next steps once it moved to ``new``."""
+    rid = r.run_id
+    att = r.attempts[-1] if r.attempts else None
+    if new == RunStatus.RUNNING:
+        where = f"on cluster '{r.cluster.name}'" if r.cluster else f"on the {r.engine} engine"
+        return f"running {where} ({att.submission_id if att else ''})", [step(Action.LOGS, run_id=rid, follow=True)]
+    if new == RunStatus.SUCCEEDED:
+        if r.outcome:  # a TargetGen run: the executor wrote its outcome and next steps
+            return r.message, [s.model_dump() for s in r.next_steps]
+        return "succeeded", [step(Action.ARTIFACTS, run_id=rid)]
+    if new == RunStatus.FAILED:
+        detail = (obs.message or "").strip().splitlines()[0] if (obs.message or "").strip() else ""
+        detail = detail.split(", last available logs")[0].rstrip(" :.")
+        code = f"exit code {obs.exit_code}" if obs.exit_code is not None else (obs.error_type or "failed")
+        detail = f": {detail}." if detail else "."
+        return f"failed ({code}){detail} Read its log, then retry it", [step(Action.LOGS, run_id=rid), step(Action.RETRY, run_id=rid)]
+    if new == RunStatus.CANCELLED:
+        return "cancelled; retry it to run it again", [step(Action.RETRY, run_id=rid)]
+    if new == RunStatus.LOST:
+        return obs.message or "lost; retry it", list(obs.next_steps) or [step(Action.RETRY, run_id=rid)]
+    return r.message, [s.model_dump() for s in r.next_steps]
+
+
+def index_artifacts(cp: ControlPlane, run_id: str) -> ArtifactIndex:
+    from merlin.ledger.artifacts import index_dir
+
+    rec = cp.get(run_id)
+    idx = index_dir(run_id, Path(rec.target_dir), len(rec.attempts) or None)
+    if cp.ledger.write_artifacts(idx):
+        cp.ledger.append_event(run_id, "artifacts", "the run ended; target directory indexed", attempt=len(rec.attempts) or None, detail={"files": len(idx.files)})
+    return idx
+
+
+def list_entries(cp: ControlPlane, status: Iterable[str] | None = None, refresh_first: bool = False) -> list[tuple[dict[str, Any], bytes]]:
+    if status:
+        bad = [s for s in status if s not in {x.value for x in RunStatus}]
+        if bad:
+            raise BadInput(f"--status {bad[0]!r}: expected one of {', '.join(x.value for x in RunStatus)}")
+    if refresh_first:
+        refresh(cp)
+    return list(cp.ledger.list_entries(status=status))
+
+
+def artifacts(cp: ControlPlane, run_id: str) -> ArtifactIndex:
+    rec = cp.get(run_id)
+    idx = cp.ledger.read_artifacts(run_id)
+    if idx is None:
+        if rec.status.is_active():
+            raise NotFound(f"run {run_id} is {rec.status.value}; artifacts are indexed when it ends")
+        idx = index_artifacts(cp, run_id)
+    return idx

@@ -1,0 +1,231 @@
+"""Submission: record a run, then hand its latest attempt to its engine.
+
+A run that cannot be handed over is still recorded, as ``blocked``, with the
+fix in its message and next steps. Engines that can name an attempt before
+submitting (:class:`merlin.engines.base.Preflight` with a submission id) get a
+write-ahead submission: one record write on the happy path.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from merlin.control.checks import check_env, check_resources, check_target_dir, no_nul, no_nul_env, no_nul_in
+from merlin.errors import BadInput, Blocked
+from merlin.ledger.paths import new_run_id, validate_name, validate_run_id
+from merlin.ledger.status import RunStatus
+from merlin.ledger.store import set_status
+from merlin.nextsteps import Action, step
+
+if TYPE_CHECKING:  # pragma: no cover
+    from merlin.controlplane import ControlPlane
+    from merlin.ledger.models import RunRecord
+
+
+def blocked_steps(blocked: Blocked, run_id: str) -> list[dict[str, Any]]:
+    """The engine's own steps (start the cluster, install Ray...), then retry this run."""
+    return [*blocked.next_steps, step(Action.RETRY, run_id=run_id)]
+
+
+def submit(
+    cp: ControlPlane,
+    command: Sequence[str],
+    *,
+    target: str,
+    workflow: str,
+    engine: str,
+    target_dir: str | os.PathLike[str] | None,
+    workdir: str | os.PathLike[str] | None,
+    num_cpus: float | None,
+    num_gpus: float | None,
+    resources: Mapping[str, float] | None,
+    env: Mapping[str, str] | None,
+    cluster: str | None,
+    source: str,
+    metadata: Mapping[str, Any] | None,
+    run_id: str | None,
+) -> RunRecord:
+    from merlin.engines.registry import check_name
+    from merlin.ledger.models import Attempt, ClusterRef, RunRecord, RunRequest
+    from merlin.ledger.text import redact_argv
+
+    command = [str(c) for c in command]
+    if not command:
+        raise BadInput("no command given: put it after `--`, e.g. `ray jobs submit ... -- python run.py`")
+    validate_name(target, "target name")
+    validate_name(workflow, "workflow name")
+    check_name(engine)
+    eng = cp.engine(engine)
+    if cluster is not None:
+        validate_name(cluster, "cluster name")
+        cp.layout.cluster_record(cluster)
+        if not eng.uses_cluster:
+            raise BadInput(f"--cluster applies to engines that run on a cluster; --engine {engine} does not")
+    check_resources(num_cpus, num_gpus, resources)
+    no_nul_in(command, "command argument")
+    no_nul_env(env)
+    no_nul(str(target_dir) if target_dir is not None else None, "--target-dir")
+    no_nul(str(workdir) if workdir is not None else None, "--workdir")
+    real_env = check_env(env)
+    run_id = validate_run_id(run_id) if run_id else new_run_id(target)
+    tdir = check_target_dir(Path(target_dir).expanduser().resolve()) if target_dir else cp.layout.default_target_dir(run_id)
+    wdir = Path(workdir).expanduser().resolve() if workdir else Path.cwd().resolve()
+    if not wdir.is_dir():
+        raise BadInput(f"working directory {wdir} does not exist")
+    cluster_name = (cluster or "default") if eng.uses_cluster else None
+    request = RunRequest(
+        run_id=run_id,
+        target=target,
+        workflow=workflow,
+        source=source,
+        engine=engine,
+        command=redact_argv(command),
+        workdir=str(wdir),
+        target_dir=str(tdir),
+        cluster=cluster_name,
+        env=real_env,
+        num_cpus=num_cpus,
+        num_gpus=num_gpus,
+        resources={k: float(v) for k, v in (resources or {}).items()},
+        metadata=dict(metadata or {}),
+    )
+    record = RunRecord(
+        run_id=run_id,
+        target=target,
+        workflow=workflow,
+        source=source,
+        engine=engine,
+        status=RunStatus.PENDING,
+        command=request.command,
+        workdir=str(wdir),
+        target_dir=str(tdir),
+        cluster=ClusterRef(name=cluster_name) if cluster_name else None,
+        attempts=[Attempt(number=1, engine=engine, status=RunStatus.PENDING)],
+        message="submitting",
+        metadata=dict(metadata or {}),
+    )
+    return _first_attempt(cp, record, request, command, real_env)
+
+
+def run_env(cp: ControlPlane, rec: RunRecord, env: Mapping[str, str]) -> dict[str, str]:
+    out = dict(env)
+    out.update(
+        {
+            "MERLIN_RUN_ID": rec.run_id,
+            "MERLIN_ATTEMPT": str(len(rec.attempts)),
+            "MERLIN_RUN_DIR": str(cp.layout.run_dir(rec.run_id)),
+            "MERLIN_TARGET_DIR": rec.target_dir,
+            "MERLIN_STATE_ROOT": str(cp.root),
+        }
+    )
+    return out
+
+
+def _first_attempt(cp: ControlPlane, record: RunRecord, request: Any, command: list[str], env: Mapping[str, str]) -> RunRecord:
+    """Preflight, then either write-ahead (engine names the attempt) or write-then-launch."""
+    from merlin.ledger.models import utcnow
+
+    run_id = record.run_id
+    cause = f"submitted by {record.source} (pid {os.getpid()})"
+    eng = cp.engine(record.engine)
+    att = record.attempts[-1]
+    try:
+        pre = eng.preflight(record, request)
+    except Blocked as blocked:
+        att.status = RunStatus.BLOCKED
+        att.error_type = blocked.cause
+        att.error_message = blocked.message
+        att.end_time = utcnow()
+        set_status(record, RunStatus.BLOCKED, f"blocked: {blocked.message}", blocked_steps(blocked, run_id))
+        cp.ledger.create_run(request, record, cause=f"{cause}; blocked: {blocked.cause}")
+        Path(record.target_dir).mkdir(parents=True, exist_ok=True)
+        return record
+    if pre.submission_id is None:
+        cp.ledger.create_run(request, record, cause=cause)
+        Path(record.target_dir).mkdir(parents=True, exist_ok=True)
+        return launch(cp, run_id, command, env, known=(record, request))
+    att.submission_id = pre.submission_id
+    att.submitted_at = utcnow()
+    if pre.cluster is not None:
+        record.cluster = pre.cluster
+    record.message = pre.message or f"submitted to the {record.engine} engine as {pre.submission_id}"
+    record.next_steps = pre.next_steps or [step(Action.LOGS, run_id=run_id, follow=True)]  # type: ignore[assignment]
+    where = f"cluster '{pre.cluster.name}'" if pre.cluster else f"the {record.engine} engine"
+    cp.ledger.create_run(request, record, cause=f"{cause}; handed to {where} as {pre.submission_id}")
+    Path(record.target_dir).mkdir(parents=True, exist_ok=True)
+    try:
+        eng.submit(record.model_copy(update={"command": command}), request, run_env(cp, record, env))
+    except Exception:
+        # rare: the engine went away between preflight and submit. One more try through the
+        # regular path, which records the run as blocked or failed (or adopts the attempt if
+        # the first submit did get through).
+        return launch(cp, run_id, command, env)
+    return record  # the 'created' event already names the submission: no second write
+
+
+def launch(
+    cp: ControlPlane,
+    run_id: str,
+    command: list[str],
+    env: Mapping[str, str],
+    known: tuple[Any, Any] | None = None,
+) -> RunRecord:
+    """Hand the latest attempt to its engine and record what happened.
+
+    ``known``: the (record, request) just written by ``submit``, to skip re-reading them."""
+    from merlin.ledger.models import utcnow
+
+    if known is not None:
+        rec, request = known
+    else:
+        rec = cp.ledger.read_record(run_id)
+        request = cp.ledger.read_request(run_id)
+    eng = cp.engine(rec.engine)
+    submit_rec = rec.model_copy(update={"command": command})
+    attempt_no = len(rec.attempts)
+    try:
+        sub = eng.submit(submit_rec, request.model_copy(update={"cluster": rec.cluster.name if rec.cluster else None}), run_env(cp, rec, env))
+    except Blocked as exc:
+        blocked = exc  # the closure outlives the except clause's name
+
+        def mark_blocked(r: RunRecord) -> None:
+            if len(r.attempts) != attempt_no:
+                return
+            att = r.attempts[-1]
+            att.error_type = blocked.cause
+            att.error_message = blocked.message
+            att.end_time = utcnow()
+            set_status(r, RunStatus.BLOCKED, f"blocked: {blocked.message}", blocked_steps(blocked, run_id))
+
+        return cp.ledger.update(run_id, mark_blocked, cause=f"blocked: {blocked.cause}")
+    except Exception as exc:
+        err = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+
+        def mark_failed(r: RunRecord) -> None:
+            att = r.attempts[-1]
+            att.error_type = "SUBMIT_ERROR"
+            att.error_message = err
+            att.end_time = utcnow()
+            set_status(r, RunStatus.FAILED, f"submission failed ({err}); fix the cause, then retry it", [step(Action.RETRY, run_id=run_id)])
+
+        return cp.ledger.update(run_id, mark_failed, cause="the engine refused the submission")
+
+    def mark_submitted(r: RunRecord) -> list[dict[str, Any]]:
+        if len(r.attempts) != attempt_no:
+            return []
+        att = r.attempts[-1]
+        att.submission_id = sub.submission_id
+        att.submitted_at = utcnow()
+        for k, v in sub.fields.items():
+            setattr(att, k, v)
+        if sub.cluster is not None:
+            r.cluster = sub.cluster
+        if r.status == RunStatus.PENDING:
+            r.message = sub.message or f"submitted to the {r.engine} engine as {sub.submission_id}"
+            r.next_steps = sub.next_steps or [step(Action.LOGS, run_id=run_id, follow=True)]  # type: ignore[assignment]
+        return [{"event": "submitted", "cause": f"handed to the {r.engine} engine", "attempt": attempt_no, "detail": {"submission_id": sub.submission_id}}]
+
+    return cp.ledger.update(run_id, mark_submitted, cause="submitted")

@@ -1,0 +1,390 @@
+"""TargetGen's executor as a run: submitted to an engine, or recorded in-process.
+
+``targetgen execute`` with the in-process engine records its work here (with
+its stderr teed into the run's log); with any other engine the executor is
+submitted as a run of that engine and, inside it, attaches to the run to write
+its outcome. An outcome maps to a message for a person, next steps as data and
+the exit code the CLI returns.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from merlin.errors import BadInput, ExitCode, MerlinError
+from merlin.ledger.paths import new_run_id, validate_name, validate_run_id
+from merlin.ledger.status import RunStatus
+from merlin.ledger.store import set_status
+from merlin.nextsteps import Action, step
+
+if TYPE_CHECKING:  # pragma: no cover
+    from merlin.ledger.models import RunRecord
+
+#: What a finished TargetGen run's message says, when the executor gives none.
+OUTCOME_TEXT = {
+    "completed": "completed; its artifacts are indexed",
+    "blocked": "the executor is blocked: read {target_dir} for what it needs, fix it, then execute again",
+    "awaiting_operator": "awaiting an operator: do the step described in {target_dir}, then execute again",
+    "awaiting_response": "awaiting a response: answer the request in {target_dir}, then execute again",
+}
+
+
+
+def outcome_steps(outcome: str, run_id: str, target_dir: str) -> list[dict[str, Any]]:
+    if outcome == "completed":
+        return [step(Action.ARTIFACTS, run_id=run_id)]
+    return [step(Action.TARGETGEN_STATUS, target_dir=target_dir), step(Action.TARGETGEN_EXECUTE, target_dir=target_dir)]
+
+
+def targetgen_target(capability: Any, overlay: Any, out_dir: Any, from_dir: Any) -> tuple[str, Path]:
+    """(target name, target directory) of an execute, before it runs (spec errors surface here)."""
+    if from_dir is not None:
+        from merlin.targetgen import state as st
+
+        layout = st.open_target_dir(from_dir)
+        return str(st.load_bundle(layout)["target"]), layout.root
+    from merlin.spec import load_pair
+    from merlin.targetgen.executor import default_out_dir
+
+    cap, _ovl = load_pair(capability, overlay)
+    name = cap.model.target.name
+    return name, (Path(out_dir or default_out_dir()) / name).resolve()
+
+
+def targetgen_outcome(result: Any, run_id: str, engine: str | None = None) -> tuple[str, list[dict[str, Any]]]:
+    """The run's message (plain text) and next steps for an executor result."""
+    data = result.to_json() if hasattr(result, "to_json") else result
+    root = str(data["target_dir"])
+    outcome = data["outcome"]
+    again = step(Action.TARGETGEN_EXECUTE, target_dir=root, engine=engine)
+    if outcome == "completed":
+        return "completed; its artifacts are indexed", [step(Action.ARTIFACTS, run_id=run_id)]
+    if outcome == "awaiting_operator":
+        q = data.get("open_question") or {}
+        if q:
+            choice = q.get("recommended_option") or "OPTION"
+            return (
+                f"awaiting_operator: question {q['id']} at {data.get('current_task')}; answer it "
+                f"(recommended: {choice}), then execute again",
+                [step(Action.TARGETGEN_ANSWER, target_dir=root, question_id=q["id"], choice=choice), again],
+            )
+        return f"awaiting_operator at {data.get('current_task')}: see the target's status, then execute again", [
+            step(Action.TARGETGEN_STATUS, target_dir=root),
+            again,
+        ]
+    if outcome == "awaiting_response":
+        a = data.get("awaiting_response") or {}
+        return f"awaiting_response: write {a.get('response_file')} (prompt {a.get('prompt_file')}), then execute again", [
+            step(Action.TARGETGEN_RESPOND, response_file=str(a.get("response_file")), prompt_file=a.get("prompt_file")),
+            again,
+        ]
+    if outcome == "blocked":
+        b = (data.get("blocked") or [{}])[0]
+        task = b.get("task_id", "TASK")
+        return f"blocked at {task}: {b.get('reason', '')}; fix it, then retry the task and execute again", [
+            step(Action.TARGETGEN_RETRY, target_dir=root, task=task),
+            again,
+        ]
+    return f"{outcome}; execute again", [again]
+
+
+def targetgen_message(result: Any, run_id: str) -> str:
+    """The run's message for an executor result (see :func:`targetgen_outcome` for the next steps)."""
+    return targetgen_outcome(result, run_id)[0]
+
+
+def targetgen_exit_code(rec: RunRecord) -> int:
+    """Exit code of a waited-for executor run once it ended: the executor's, by outcome."""
+    from merlin.targetgen.vocab import Outcome
+
+    if rec.status == RunStatus.SUCCEEDED:
+        return Outcome(rec.outcome).exit_code if rec.outcome in {o.value for o in Outcome} else ExitCode.OK
+    return ExitCode.RUN_FAILED
+
+
+def submit_targetgen(
+    cp: Any,
+    target_dir: str | os.PathLike[str],
+    target: str,
+    *,
+    engine: str,
+    cluster: str | None,
+    wait: bool,
+    timeout: float | None,
+    workflow: str,
+    extra_args: Sequence[str],
+    metadata: Mapping[str, Any] | None,
+    env: Mapping[str, str] | None,
+) -> RunRecord:
+    """Run the in-process TargetGen executor on ``target_dir`` as a run of ``engine``.
+
+    The entrypoint is this interpreter running ``merlin targetgen execute
+    --from-dir DIR --engine <in-process> --run-id ID --state-root ROOT``: the job
+    imports this merlin and writes the executor's outcome into the run record,
+    while the engine's status (succeeded/failed) is observed as for any run.
+    """
+    from merlin.engines.registry import DEFAULT_ENGINE
+    from merlin.safety import no_nul, no_nul_env, no_nul_in
+
+    no_nul(str(target_dir), "target directory")
+    no_nul_in(extra_args, "argument")
+    no_nul_env(env)
+    tdir = Path(target_dir).expanduser().resolve()
+    if not tdir.is_dir():
+        raise BadInput(f"target directory {tdir} does not exist (orchestrate the target first)")
+    run_id = new_run_id(target)
+    command = [
+        sys.executable, "-m", "merlin", "targetgen", "execute", "--from-dir", str(tdir),
+        "--engine", DEFAULT_ENGINE, "--run-id", run_id, "--state-root", str(cp.root), *extra_args,
+    ]
+    return cp.submit(
+        command, target=target, workflow=workflow, engine=engine, target_dir=tdir, cluster=cluster, source="targetgen",
+        metadata={**dict(metadata or {}), "targetgen_engine": engine}, run_id=run_id, wait=wait, timeout=timeout, env=env,
+    )
+
+
+def targetgen_submit(cp: Any, *, capability: Any, overlay: Any, out_dir: Any, from_dir: Any, engine: str, cluster: str | None, wait: bool, progress: Any = None) -> RunRecord:
+    """``execute --engine E``: persist the bundle (orchestrate), then submit the
+    in-process executor on that directory as a run of ``E``, recorded in the ledger."""
+    if from_dir is not None:
+        target, tdir = targetgen_target(None, None, None, from_dir)
+    else:
+        from merlin.targetgen.executor import orchestrate
+
+        result = orchestrate(capability, overlay, out_dir=out_dir, progress=progress)
+        target, tdir = result.target, Path(result.target_dir)
+    return cp.submit_targetgen(tdir, target, engine=engine, cluster=cluster, wait=wait)
+
+
+def task_logs(cp: Any, run_id: str) -> Path | None:
+    """Where the per-task logs of a TargetGen run are (the executor writes them under <target_dir>/logs/)."""
+    rec = cp.get(run_id)
+    if rec.source != "targetgen":
+        return None
+    from merlin.targetgen.layout import TargetLayout
+
+    return TargetLayout(Path(rec.target_dir)).logs
+
+
+def task_logs_hint(cp: Any, run_id: str) -> str | None:
+    logs = task_logs(cp, run_id)
+    if logs is None:
+        return None
+    n = sum(1 for p in logs.iterdir() if p.is_file()) if logs.is_dir() else 0
+    return f"per-task logs of run {run_id}: {logs}/ ({n} file{'s' if n != 1 else ''})"
+
+
+# ------------------------------------------------------------------ in-process runs
+
+
+@contextmanager
+def record_inprocess_run(
+    cp: Any,
+    *,
+    target: str,
+    target_dir: str | os.PathLike[str],
+    workflow: str = "targetgen-execute",
+    command: Sequence[str] | None = None,
+    source: str = "targetgen",
+    run_id: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> Iterator[InProcessRun]:
+    """Record work done in this process as a run (see ControlPlane.record_inprocess_run)."""
+    handle = _open_inprocess(cp, target=target, target_dir=target_dir, workflow=workflow, command=command, source=source, run_id=run_id, metadata=metadata)
+    tee = None if handle.attached else StderrTee.start(cp.layout.attempt_log(handle.run_id, 1))
+    try:
+        yield handle
+    except BaseException as exc:
+        if tee is not None:
+            tee.stop()
+            tee = None
+        if isinstance(exc, SystemExit) and exc.code in (0, None) and handle.finished:
+            raise
+        if not handle.finished:
+            handle.fail(exc)
+        raise
+    else:
+        if not handle.finished:
+            handle.fail(None)
+    finally:
+        if tee is not None:
+            tee.stop()
+
+
+def _open_inprocess(cp: Any, *, target, target_dir, workflow, command, source, run_id, metadata) -> InProcessRun:
+    from merlin.engines.registry import DEFAULT_ENGINE
+    from merlin.ledger.models import Attempt, RunRecord, RunRequest, utcnow
+    from merlin.ledger.text import redact_argv
+
+    if run_id is not None:
+        validate_run_id(run_id)
+        if cp.ledger.exists(run_id):
+            cp.ledger.append_event(run_id, "note", f"executor started in pid {os.getpid()}", detail={"host_pid": os.getpid()})
+            return InProcessRun(cp, run_id, attached=True)
+    validate_name(target, "target name")
+    validate_name(workflow, "workflow name")
+    from merlin.safety import no_nul, no_nul_in
+
+    no_nul(str(target_dir), "target directory")
+    no_nul_in(command or (), "command argument")
+    run_id = run_id or new_run_id(target)
+    argv = redact_argv([str(c) for c in (command if command is not None else ["merlin", *sys.argv[1:]])])
+    tdir = str(Path(target_dir).expanduser().resolve())
+    now = utcnow()
+    request = RunRequest(
+        run_id=run_id, target=target, workflow=workflow, source=source, engine=DEFAULT_ENGINE, command=argv,
+        workdir=str(Path.cwd()), target_dir=tdir, metadata=dict(metadata or {}),
+    )
+    record = RunRecord(
+        run_id=run_id, target=target, workflow=workflow, source=source, engine=DEFAULT_ENGINE, status=RunStatus.RUNNING,
+        command=argv, workdir=str(Path.cwd()), target_dir=tdir,
+        attempts=[Attempt(number=1, engine=DEFAULT_ENGINE, status=RunStatus.RUNNING, submission_id="inprocess-1", submitted_at=now, start_time=now, pid=os.getpid())],
+        message=f"running in process {os.getpid()}", metadata=dict(metadata or {}),
+    )
+    cp.ledger.create_run(request, record, cause=f"in-process run started by {source} (pid {os.getpid()})")
+    return InProcessRun(cp, run_id, attached=False)
+
+
+def record_outcome(
+    cp: Any, run_id: str, outcome: str, message: str | None = None, detail: Mapping[str, Any] | None = None, next_steps: list[dict[str, Any]] | None = None
+) -> RunRecord:
+    """Write an executor outcome (and the next steps) without touching the status."""
+    rec = cp.get(run_id)
+    text = message or OUTCOME_TEXT.get(outcome, f"outcome {outcome}").format(run_id=run_id, target_dir=rec.target_dir)
+    steps = next_steps if next_steps is not None else outcome_steps(outcome, run_id, rec.target_dir)
+
+    def mutate(r: RunRecord) -> list[dict[str, Any]]:
+        r.outcome = outcome
+        r.message = text
+        r.next_steps = steps  # type: ignore[assignment]
+        return [{"event": "outcome", "cause": f"executor reported {outcome}", "attempt": len(r.attempts) or None, "detail": dict(detail or {})}]
+
+    return cp.ledger.update(run_id, mutate, cause=f"executor outcome {outcome}")
+
+
+def finish_run(
+    cp: Any,
+    run_id: str,
+    *,
+    outcome: str | None,
+    exit_code: int = 0,
+    message: str | None = None,
+    error: str | None = None,
+    blocked: bool = False,
+    next_steps: list[dict[str, Any]] | None = None,
+) -> RunRecord:
+    """End an in-process run: outcome and exit code in, status out (succeeded if an outcome was reached;
+    ``blocked`` if the executor raised a Blocked/LockBusy error, with its message and the command to run again)."""
+    from merlin.ledger.models import utcnow
+
+    rec = cp.get(run_id)
+    again = [step(Action.RUN_AGAIN, argv=list(rec.command))] if rec.command else []
+    reason = (error or f"exit code {exit_code}").strip().rstrip(".")
+    text = message or (OUTCOME_TEXT.get(outcome or "", "").format(run_id=run_id, target_dir=rec.target_dir) if outcome else "")
+    steps = next_steps if next_steps is not None else (outcome_steps(outcome, run_id, rec.target_dir) if outcome else [])
+    ok = outcome is not None and error is None
+
+    def mutate(r: RunRecord) -> list[dict[str, Any]]:
+        if r.attempts:
+            r.attempts[-1].exit_code = exit_code
+            r.attempts[-1].end_time = utcnow()
+            if not ok:
+                r.attempts[-1].error_type = "EXECUTOR_BLOCKED" if blocked else "EXECUTOR_ERROR"
+                r.attempts[-1].error_message = error or f"exit code {exit_code}"
+                if blocked:
+                    r.attempts[-1].status = RunStatus.BLOCKED
+        if outcome is not None:
+            r.outcome = outcome
+        if r.status.is_active():
+            if ok:
+                set_status(r, RunStatus.SUCCEEDED, text or "succeeded", steps or [step(Action.ARTIFACTS, run_id=run_id)])
+            elif blocked:
+                set_status(r, RunStatus.BLOCKED, f"blocked: {reason}; then run its command again", again)
+            else:
+                set_status(r, RunStatus.FAILED, f"failed: {reason}; fix it, then run its command again", again)
+        return [{"event": "outcome", "cause": f"executor finished ({outcome or 'no outcome'})", "detail": {"exit_code": exit_code}}] if outcome else []
+
+    rec = cp.ledger.update(run_id, mutate, cause="in-process run finished")
+    cp.index_artifacts(run_id)
+    return rec
+
+
+class StderrTee:
+    """Copy what this process writes on ``sys.stderr`` (the executor's progress lines)
+    into the in-process run's log, so the run's logs show them."""
+
+    def __init__(self, stream: Any, log: Any) -> None:
+        self._stream = stream
+        self._log = log
+
+    @classmethod
+    def start(cls, path: Path) -> StderrTee | None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            log = open(path, "a", encoding="utf-8", errors="replace")
+        except OSError:
+            return None
+        tee = cls(sys.stderr, log)
+        sys.stderr = tee
+        return tee
+
+    def write(self, text: str) -> int:
+        try:
+            self._log.write(text)
+            self._log.flush()
+        except (OSError, ValueError):
+            pass
+        return self._stream.write(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def stop(self) -> None:
+        if sys.stderr is self:
+            sys.stderr = self._stream
+        try:
+            self._log.close()
+        except OSError:
+            pass
+
+    def __getattr__(self, name: str) -> Any:  # isatty, encoding, fileno ... of the real stream
+        return getattr(self._stream, name)
+
+
+class InProcessRun:
+    """Handle for :func:`record_inprocess_run`."""
+
+    def __init__(self, cp: Any, run_id: str, attached: bool) -> None:
+        self.cp = cp
+        self.run_id = run_id
+        self.attached = attached
+        self.finished = False
+
+    def finish(self, outcome: str, exit_code: int = 0, message: str | None = None, next_steps: list[dict[str, Any]] | None = None) -> RunRecord:
+        self.finished = True
+        if self.attached:
+            return record_outcome(self.cp, self.run_id, outcome, message, detail={"exit_code": exit_code}, next_steps=next_steps)
+        return finish_run(self.cp, self.run_id, outcome=outcome, exit_code=exit_code, message=message, next_steps=next_steps)
+
+    def fail(self, exc: BaseException | None) -> None:
+        self.finished = True
+        err = "the executor ended without an outcome" if exc is None else f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, SystemExit):
+            err = f"the executor exited with code {exc.code}"
+        if self.attached:
+            self.cp.ledger.append_event(self.run_id, "note", f"executor failed: {err}")
+            return
+        if isinstance(exc, MerlinError):  # a known failure: its own message (and exit code) is the record's
+            err = exc.message
+            if exc.exit_code == ExitCode.BLOCKED:  # Blocked, LockBusy: nothing failed, something must change first
+                finish_run(self.cp, self.run_id, outcome=None, exit_code=exc.exit_code, error=err, blocked=True)
+                return
+            finish_run(self.cp, self.run_id, outcome=None, exit_code=exc.exit_code, error=err)
+            return
+        code = exc.code if isinstance(exc, SystemExit) and isinstance(exc.code, int) else 1
+        finish_run(self.cp, self.run_id, outcome=None, exit_code=code, error=err)

@@ -1,0 +1,96 @@
+"""PBS clusters against a CONTRACT DOUBLE of qsub/qstat/qdel/pbsdsh (tests/doubles/pbs/).
+
+No PBS server installs here, so the double implements the subset merlin uses
+on top of the real local Slurm, with formats from the OpenPBS man pages. These
+tests prove merlin speaks that contract; they are not a test against PBS.
+Parser tests use hand-written outputs in the documented format (tests/data/pbs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from merlin.clusters.pbs import PbsBackend, exec_hosts, parse_qstat_json, render_qsub
+from merlin.errors import BadInput
+from tests.slurm_support import OBJECT_STORE, slurm_root, wait_for  # noqa: F401  (fixture)
+
+DATA = Path(__file__).parent / "data" / "pbs"
+DOUBLE = Path(__file__).parent / "doubles" / "pbs"
+
+
+def test_qstat_json_queued_reason_is_the_comment():
+    job = parse_qstat_json(json.loads((DATA / "qstat-queued.json").read_text()))["1041.pbs-head"]
+    assert job.phase == "pending" and job.reason.startswith("Can Never Run: Insufficient amount")
+
+
+def test_qstat_json_running_hosts_and_walltime_end():
+    job = parse_qstat_json(json.loads((DATA / "qstat-running.json").read_text()))["1042.pbs-head"]
+    assert job.phase == "running" and job.nodes == ["cn01", "cn02"]
+    assert job.end_time is not None and (job.end_time.hour, job.end_time.minute) == (22, 31)
+
+
+def test_qstat_json_finished_walltime_and_qdel():
+    jobs = parse_qstat_json(json.loads((DATA / "qstat-finished-walltime.json").read_text()))
+    assert jobs["1042.pbs-head"].phase == "ended" and jobs["1042.pbs-head"].walltime_hit
+    assert jobs["1043.pbs-head"].cancelled and not jobs["1043.pbs-head"].walltime_hit
+
+
+def test_exec_host_and_nodefile_dedup_in_script(tmp_path: Path):
+    assert exec_hosts("n1/0*2+n1/1+n2/0") == ["n1", "n2"]
+    script = render_qsub(name="p", nodes=2, state_dir=tmp_path, node_cmd=["py", "-m", "merlin.clusters.slurm_node"], options={"select": "2:ncpus=1", "walltime": "00:10:00"})
+    assert "#PBS -l select=2:ncpus=1" in script and "#PBS -l walltime=00:10:00" in script and "#PBS -l place=scatter" in script
+    assert "awk '!seen[$0]++' \"$PBS_NODEFILE\"" in script and 'pbsdsh -n "${IDX[$i]}" --' in script
+    assert "--cancel qdel" in script and "ray stop" not in script
+
+
+def test_pbs_options_are_checked(tmp_path: Path):
+    from merlin.ledger.store import Ledger
+
+    b = PbsBackend(Ledger(tmp_path))
+    assert b.parse_options({"select": "3:ncpus=2"})[0] == 3
+    with pytest.raises(BadInput, match="--select"):
+        b.parse_options({"select": "2:ncpus=1; rm -rf"})
+    with pytest.raises(BadInput, match="does not take --nodes"):
+        b.parse_options({"nodes": 2})
+
+
+@pytest.fixture
+def pbs_double(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The double's qsub/qstat/qdel/pbsdsh first on PATH (labelled: NOT a PBS server)."""
+    monkeypatch.setenv("PATH", f"{DOUBLE}{os.pathsep}{os.environ['PATH']}")
+    return DOUBLE
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("slurm")
+def test_pbs_double_two_hosts_active_then_qdel_leaves_nothing(slurm_root: Path, pbs_double: Path):
+    pytest.importorskip("ray")
+    from merlin.clusters import procs
+    from merlin.ledger.store import Ledger
+
+    b = PbsBackend(Ledger(slurm_root))
+    rec, started = b.start("pbs2", select="2:ncpus=1", walltime="00:20:00", object_store_memory=OBJECT_STORE, wait=True)
+    assert started and rec.status == "active", rec.message
+    assert rec.kind == "pbs" and rec.scheduler_job_id.endswith(".merlin-double")
+    assert rec.nodes == ["n1", "n2"] and rec.walltime_end is not None
+    b._load_handshake(rec)
+    snapshot = b._members(rec)
+    stopped = b.stop(rec, grace=3.0)
+    assert stopped.status == "stopped" and "qdel" in stopped.message
+    assert not [p for p in snapshot if procs.alive(p)]
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("slurm")
+def test_pbs_double_queued_reason_comes_from_comment(slurm_root: Path, pbs_double: Path):
+    from merlin.ledger.store import Ledger
+
+    b = PbsBackend(Ledger(slurm_root))
+    rec, _ = b.start("pbs3", select="3:ncpus=1", wait=False)
+    rec = wait_for(lambda: (r := b.observe(rec)).scheduler_reason and r, 30, what="a queued comment")
+    assert rec.status == "queued" and rec.scheduler_reason.startswith("Can Never Run")
+    assert b.stop(rec, grace=1.0).status == "stopped"

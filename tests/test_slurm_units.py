@@ -1,0 +1,136 @@
+"""Slurm pieces without a scheduler: parsers against recorded outputs (tests/data/slurm,
+captured from the local Slurm 22.05.8), merlin's batch script, option checks and port blocks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from merlin.clusters import slurm_node
+from merlin.clusters.slurm import (
+    SlurmBackend,
+    expand_hostlist,
+    parse_scontrol_oneline,
+    parse_squeue_json,
+    parse_squeue_lines,
+    render_sbatch,
+)
+from merlin.errors import BadInput
+
+DATA = Path(__file__).parent / "data" / "slurm"
+
+
+def test_squeue_json_gives_state_reason_and_nodes():
+    jobs = parse_squeue_json(json.loads((DATA / "squeue.json").read_text()))
+    assert jobs["3"].phase == "pending" and jobs["3"].reason == "PartitionConfig"
+    assert jobs["4"].phase == "running" and jobs["4"].nodes == ["n1", "n2"]
+    assert jobs["4"].end_time is not None and jobs["3"].end_time is None
+
+
+def test_squeue_format_lines_match_the_json_view():
+    lines = parse_squeue_lines((DATA / "squeue-o.txt").read_text())
+    js = parse_squeue_json(json.loads((DATA / "squeue.json").read_text()))
+    # the JSON capture also holds two jobs cancelled just before (squeue -o was filtered to live ones)
+    assert js["1"].phase == "ended" and js["1"].cancelled
+    assert {k: (v.phase, v.reason, v.nodes) for k, v in lines.items()} == {k: (js[k].phase, js[k].reason, js[k].nodes) for k in lines}
+
+
+def test_ended_states_say_why():
+    jobs = parse_squeue_lines("7|TIMEOUT|TimeLimit|n1|2026-12-01T22:00:00\n8|CANCELLED|None|n1|N/A\n9|COMPLETING|None|n1|N/A\n10|NODE_FAIL|None|n2|N/A")
+    assert jobs["7"].phase == "ended" and jobs["7"].walltime_hit and not jobs["7"].cancelled
+    assert jobs["8"].cancelled and jobs["8"].reason == ""
+    assert jobs["9"].phase == "ending"
+    assert jobs["10"].phase == "ended" and not jobs["10"].cancelled and not jobs["10"].walltime_hit
+
+
+def test_scontrol_oneline_node_addr():
+    info = parse_scontrol_oneline((DATA / "scontrol-node-n2.txt").read_text())
+    assert info["NodeName"] == "n2" and info["NodeAddr"] == "127.0.0.12" and info["RealMemory"] == "1000"
+    job = parse_scontrol_oneline((DATA / "scontrol-job.txt").read_text())
+    assert job["JobState"] in ("RUNNING", "PENDING") and "NumNodes" in job
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [("n[1-2]", ["n1", "n2"]), ("gpu[01-03,07],cpu5", ["gpu01", "gpu02", "gpu03", "gpu07", "cpu5"]), ("", []), ("n1", ["n1"])],
+)
+def test_expand_hostlist(text, expected):
+    assert expand_hostlist(text) == expected
+
+
+def test_batch_script_head_first_workers_as_overlap_steps(tmp_path: Path):
+    script = render_sbatch(
+        name="c1",
+        nodes=3,
+        state_dir=tmp_path,
+        node_cmd=["/venv/bin/python", "-m", "merlin.clusters.slurm_node", "--state-dir", str(tmp_path)],
+        options={"time": "1:00:00", "partition": "gpu", "gpus_per_node": "2", "sbatch_args": ["--constraint=a100"]},
+    )
+    assert script.startswith("#!/bin/bash\n")
+    for directive in ("--nodes=3", "--ntasks-per-node=1", "--time=1:00:00", "--partition=gpu", "--gpus-per-node=2", "--constraint=a100", f"--output={tmp_path}/job-%j.out"):
+        assert f"#SBATCH {directive}" in script
+    assert 'head --index 0 --node "${HOSTS[0]}" &' in script
+    assert "srun --overlap --nodes=1 --ntasks=1" in script and "worker --index" in script
+    assert script.rstrip().endswith("wait")
+    # never the things merlin promises not to do
+    assert "ray stop" not in script and "sleep" not in script and "0.0.0.0" not in script
+
+
+def test_slurm_options_are_checked(tmp_path: Path):
+    from merlin.ledger.store import Ledger
+
+    b = SlurmBackend(Ledger(tmp_path))
+    with pytest.raises(BadInput, match="--nodes 0"):
+        b.parse_options({"nodes": 0})
+    with pytest.raises(BadInput, match="--partition"):
+        b.parse_options({"partition": "gpu\n#SBATCH --x"})
+    with pytest.raises(BadInput, match="--sbatch-arg"):
+        b.parse_options({"sbatch_args": ["constraint=a100"]})
+    with pytest.raises(BadInput, match="does not take --select"):
+        b.parse_options({"select": "2:ncpus=1"})
+    nodes, opts = b.parse_options({"nodes": 2, "mem": "4G", "sbatch_args": ["--exclusive"]})
+    assert nodes == 2 and opts["mem"] == "4G" and opts["sbatch_args"] == ["--exclusive"]
+
+
+def test_port_blocks_are_per_node_and_per_allocation():
+    a0, a1 = slurm_node.node_ports(slurm_node.block_base("41", 2), 0), slurm_node.node_ports(slurm_node.block_base("41", 2), 1)
+    ports0, ports1 = set(slurm_node.all_ports(a0)), set(slurm_node.all_ports(a1))
+    assert not ports0 & ports1 and len(ports0) == len(slurm_node.NAMED) + slurm_node.WORKER_PORTS
+    assert slurm_node.block_base("41", 2) != slurm_node.block_base("42", 2)
+    for job in ("1", "99999", "123456789"):
+        base = slurm_node.block_base(job, 8)
+        assert slurm_node.BLOCK_LO <= base and base + 8 * slurm_node.PORTS_PER_NODE <= slurm_node.BLOCK_HI
+
+
+def test_pick_ports_moves_off_a_busy_port():
+    import socket
+
+    first = slurm_node.node_ports(slurm_node.block_base("77", 1), 0)
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", first["gcs"]))
+        s.listen()
+        picked = slurm_node.pick_ports("77", 1, 0, "127.0.0.1")
+    assert picked["gcs"] != first["gcs"]
+
+
+def test_node_temp_dir_keeps_ray_socket_paths_short():
+    # the longest socket Ray puts there: <temp>/session_<date>_<time>_<us>_<pid>/sockets/plasma_store
+    temp = "/tmp/mrl-123456789012-15"
+    sock = f"{temp}/session_2026-12-01_22-09-04_562424_4194304/sockets/plasma_store"
+    assert len(sock) < 107
+
+
+def test_idle_watchdog_counts_active_runs_and_leases(tmp_path: Path):
+    runs = tmp_path / "runs"
+    for rid, status, cluster in (("a", "running", "c1"), ("b", "succeeded", "c1"), ("c", "pending", "other")):
+        (runs / rid).mkdir(parents=True)
+        (runs / rid / "run_record.json").write_text(json.dumps({"status": status, "cluster": {"name": cluster}}))
+    assert slurm_node.active_runs(tmp_path, "c1") == 1
+    (runs / "a" / "run_record.json").write_text(json.dumps({"status": "succeeded", "cluster": {"name": "c1"}}))
+    assert slurm_node.active_runs(tmp_path, "c1") == 0
+    (tmp_path / "resources" / "leases").mkdir(parents=True)
+    (tmp_path / "resources" / "leases" / "l1.json").write_text(json.dumps({"cluster": "c1", "status": "active"}))
+    assert slurm_node.active_runs(tmp_path, "c1") == 1
