@@ -21,16 +21,12 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 PY = sys.executable
 
 
-def ray_sdk(cp: ControlPlane):
-    """Ray's own SDK as an independent witness, given the cluster's token as a header
-    (Ray reads RAY_AUTH_MODE once per process, so the environment is too late here)."""
-    from ray.job_submission import JobSubmissionClient
-
+def _token_headers(cp: ControlPlane) -> dict[str, str]:
+    """Clusters merlin starts require Ray's token (issue 9): a raw SDK client must send it too."""
     from merlin.clusters.auth import headers_for
 
-    cluster = cp.ledger.read_cluster("default")
-    assert cluster is not None
-    return JobSubmissionClient(cluster.address, headers=headers_for(cluster.auth, cluster.name))
+    crec = cp.ledger.read_cluster("default")
+    return headers_for(crec.auth, crec.name)
 
 
 def _commands(rec) -> list[str]:
@@ -60,9 +56,9 @@ def test_submit_wait_logs_and_artifacts_through_the_cli(ray_cp: ControlPlane) ->
     arts = json.loads(run_cli("ray", "artifacts", "list", rec["run_id"], "--json").stdout)
     assert [(f["name"], f["kind"]) for f in arts["files"]] == [("result.json", "json")]
     # Ray holds the same status, read through its typed API
-    from ray.job_submission import JobStatus
+    from ray.job_submission import JobStatus, JobSubmissionClient
 
-    info = ray_sdk(ray_cp).get_job_info(att["submission_id"])
+    info = JobSubmissionClient(rec["cluster"]["address"], headers=_token_headers(ray_cp)).get_job_info(att["submission_id"])
     assert info.status == JobStatus.SUCCEEDED
     assert info.runtime_env.get("working_dir") is None  # no upload of the repository
     assert set(info.runtime_env) == {"env_vars"}
@@ -80,7 +76,7 @@ def test_follow_streams_ray_logs(ray_cp: ControlPlane) -> None:
 
 
 def test_cancel_stops_the_ray_job(ray_cp: ControlPlane) -> None:
-    from ray.job_submission import JobStatus
+    from ray.job_submission import JobStatus, JobSubmissionClient
 
     rec = ray_cp.submit(["sleep", "300"], target="demo", workflow="cancel", engine="ray")
     deadline = time.monotonic() + 60
@@ -90,7 +86,7 @@ def test_cancel_stops_the_ray_job(ray_cp: ControlPlane) -> None:
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     assert out["status"] == "cancelled" and "retry" in out["message"]
-    client = ray_sdk(ray_cp)
+    client = JobSubmissionClient(out["cluster"]["address"], headers=_token_headers(ray_cp))
     assert client.get_job_info(out["attempts"][0]["submission_id"]).status == JobStatus.STOPPED
     events = [e["event"] for e in ray_cp.events(rec.run_id)]
     assert "cancel_requested" in events
