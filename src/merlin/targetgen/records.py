@@ -30,7 +30,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from merlin.targetgen.vocab import Outcome as _Outcome, TaskState as _TaskState
+from merlin.targetgen.vocab import Outcome as _Outcome
+from merlin.targetgen.vocab import TaskState as _TaskState
 
 SCHEMA_VERSION = 1
 # The values come from merlin.targetgen.vocab (the one definition); Literals keep the JSON Schemas plain enums.
