@@ -93,7 +93,9 @@ def main() -> int:
             ray_list = [RAY, "job", "list", "--address", rec.address]
             view, view_mib = median(ours)
             as_json, json_mib = median([*ours, "--json"], runs=3)
-            ray_s, ray_mib = median(ray_list, runs=3)
+            from merlin.clusters.auth import ray_start_env
+
+            ray_s, ray_mib = median(ray_list, runs=3, extra_env=ray_start_env(rec.auth))  # the cluster's token, as merlin uses it
             drop_index = lambda: shutil.rmtree(root / "index", ignore_errors=True)  # noqa: E731
             cold, cold_mib = median(ours, runs=3, before=drop_index)
             scan, scan_mib = median(ours, runs=3, extra_env={"MERLIN_RUN_INDEX": "0"})
