@@ -32,7 +32,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, overload
 
-from merlin.atomic import atomic_write_bytes
+from merlin.atomic import atomic_write_bytes, file_mode, make_dir
 
 VERSION = 1
 RECORD = "run_record.json"
@@ -56,10 +56,10 @@ def note_changed(root: Path, run_id: str) -> None:
     path = index_dir(root) / "changed"
     data = (run_id + "\n").encode("utf-8")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, file_mode())
     except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        make_dir(path.parent, private=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, file_mode())
     try:
         os.write(fd, data)
     finally:
@@ -215,7 +215,7 @@ class RunIndex:
         header = {"version": VERSION, "boot": _boot_id(), "runs_mtime_ns": runs_mtime, "journal_ino": journal_ino, "journal_offset": journal_offset, "count": len(rows)}
         text = json.dumps(header, separators=(",", ":")) + "\n" + "".join(r + "\n" for r in rows)
         try:
-            self.dir.mkdir(parents=True, exist_ok=True)
+            make_dir(self.dir, private=True)
             atomic_write_bytes(self.path, text.encode("utf-8"))
         except OSError:
             pass  # a read-only state root still lists, just without the cache
