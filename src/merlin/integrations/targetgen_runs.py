@@ -276,6 +276,7 @@ def finish_run(
     message: str | None = None,
     error: str | None = None,
     blocked: bool = False,
+    interrupted: bool = False,
     next_steps: list[dict[str, Any]] | None = None,
 ) -> RunRecord:
     """End an in-process run: outcome and exit code in, status out (succeeded if an outcome was reached;
@@ -294,15 +295,19 @@ def finish_run(
             r.attempts[-1].exit_code = exit_code
             r.attempts[-1].end_time = utcnow()
             if not ok:
-                r.attempts[-1].error_type = "EXECUTOR_BLOCKED" if blocked else "EXECUTOR_ERROR"
+                r.attempts[-1].error_type = "EXECUTOR_INTERRUPTED" if interrupted else "EXECUTOR_BLOCKED" if blocked else "EXECUTOR_ERROR"
                 r.attempts[-1].error_message = error or f"exit code {exit_code}"
                 if blocked:
                     r.attempts[-1].status = RunStatus.BLOCKED
+                if interrupted:
+                    r.attempts[-1].status = RunStatus.CANCELLED
         if outcome is not None:
             r.outcome = outcome
         if r.status.is_active():
             if ok:
                 set_status(r, RunStatus.SUCCEEDED, text or "succeeded", steps or [step(Action.ARTIFACTS, run_id=run_id)])
+            elif interrupted:
+                set_status(r, RunStatus.CANCELLED, f"cancelled: {reason}; the target keeps its progress, run its command again to resume", again)
             elif blocked:
                 set_status(r, RunStatus.BLOCKED, f"blocked: {reason}; then run its command again", again)
             else:
@@ -376,8 +381,13 @@ class InProcessRun:
         err = "the executor ended without an outcome" if exc is None else f"{type(exc).__name__}: {exc}"
         if isinstance(exc, SystemExit):
             err = f"the executor exited with code {exc.code}"
+        if isinstance(exc, KeyboardInterrupt):
+            err = "interrupted by Ctrl-C (SIGINT)"
         if self.attached:
             self.cp.ledger.append_event(self.run_id, "note", f"executor failed: {err}")
+            return
+        if isinstance(exc, KeyboardInterrupt):  # the user stopped it: cancelled, not failed
+            finish_run(self.cp, self.run_id, outcome=None, exit_code=130, error=err, interrupted=True)
             return
         if isinstance(exc, MerlinError):  # a known failure: its own message (and exit code) is the record's
             err = exc.message
