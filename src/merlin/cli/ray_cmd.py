@@ -462,15 +462,23 @@ def jobs_submit(
         env=_pairs(env, "--env", False),
         cluster=cluster,
         source="cli",
-        wait=wait,
     )
+    announced = False
+    if wait and not rec.status.is_terminal() and rec.status.value != "blocked":
+        from merlin.cli.waiting import announce, wait_for_run
+
+        if not json:
+            announce(rec)
+            announced = True
+        rec = wait_for_run(cp, rec, quiet=json)
     if json:
         emit_json(rec.model_dump(mode="json"))
     else:
         if rec.status.value == "succeeded" or (not wait and rec.status.value != "blocked"):
             _say(f"run {rec.run_id}: {rec.message}")
             _say_next(rec)
-        sys.stdout.write(rec.run_id + "\n")
+        if not announced:
+            sys.stdout.write(rec.run_id + "\n")
     _exit_for_run(rec, waited=wait)
 
 
@@ -605,7 +613,14 @@ def jobs_retry(
     """A new attempt of a blocked, failed, cancelled or lost run."""
     from merlin.cli.output import emit_json, message
 
-    rec = _cp(state_root).retry(run_id, env=_pairs(env, "--env", False), cluster=cluster, wait=wait)
+    cp = _cp(state_root)
+    rec = cp.retry(run_id, env=_pairs(env, "--env", False), cluster=cluster)
+    if wait and not rec.status.is_terminal() and rec.status.value != "blocked":
+        from merlin.cli.waiting import announce, wait_for_run
+
+        if not json:
+            announce(rec)
+        rec = wait_for_run(cp, rec, quiet=json)
     if json:
         emit_json(rec.model_dump(mode="json"))
     elif rec.status.value == "succeeded" or (not wait and rec.status.value != "blocked"):

@@ -182,9 +182,16 @@ def _execute_on_engine(capability, overlay, out_dir, from_dir, engine, cluster, 
     from merlin.controlplane import ControlPlane, targetgen_exit_code
     from merlin.errors import Blocked, RunFailed
 
-    rec = ControlPlane(state_root).targetgen_submit(
-        capability=capability, overlay=overlay, out_dir=out_dir, from_dir=from_dir, engine=engine, cluster=cluster, wait=wait, progress=_progress,
+    cp = ControlPlane(state_root)
+    rec = cp.targetgen_submit(
+        capability=capability, overlay=overlay, out_dir=out_dir, from_dir=from_dir, engine=engine, cluster=cluster, wait=False, progress=_progress,
     )
+    if wait and not rec.status.is_terminal() and rec.status.value != "blocked":
+        from merlin.cli.waiting import announce, wait_for_run
+
+        if not json:
+            announce(rec)
+        rec = wait_for_run(cp, rec, quiet=json)
     steps = [s.model_dump() for s in rec.next_steps]
     if json:
         emit_json(rec.model_dump(mode="json"))
