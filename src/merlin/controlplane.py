@@ -211,7 +211,7 @@ class ControlPlane:
     def fetch_artifact(self, run_id: str, name: str, to: str | os.PathLike[str]) -> Path:
         from merlin.ledger.artifacts import fetch
 
-        return fetch(self.artifacts(run_id), name, Path(to))
+        return fetch(self.artifacts(run_id), name, Path(to), self.layout)
 
     # ------------------------------------------------------- TargetGen hooks
 
