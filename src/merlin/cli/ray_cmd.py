@@ -382,16 +382,29 @@ def cluster_status(name: str = ClusterNameOpt, state_root: Optional[Path] = Stat
 def cluster_stop(
     name: str = ClusterNameOpt,
     grace: float = typer.Option(5.0, "--grace", help="Seconds between SIGTERM and SIGKILL."),
+    force: bool = typer.Option(False, "--force", help="Stop it although runs are active on it: they are recorded as cancelled (cluster stopped), their logs kept."),
     state_root: Optional[Path] = StateRootOpt,
     json: bool = JsonOpt,
 ) -> None:
-    """Stop this cluster's processes only (never `ray stop`, which ends every Ray on the machine)."""
+    """Stop this cluster's processes only (never `ray stop`, which ends every Ray on the machine). Refused while runs are active on it, unless --force."""
     from merlin.cli.output import emit_json, message
+    from merlin.errors import Blocked
     from merlin.safety import check_number
 
     check_number(grace, "--grace", maximum=3600)
 
-    rec = _cp(state_root).stop_cluster(name, grace=grace, progress=lambda m: message(m))
+    cp = _cp(state_root)
+    try:
+        rec = cp.stop_cluster(name, grace=grace, force=force, progress=lambda m: message(m))
+    except Blocked as exc:
+        if exc.cause != "cluster_has_runs":
+            raise
+        from merlin.cli.nextsteps import ARGV, command
+
+        if not json:
+            for s in exc.next_steps:
+                message(f"  active: {s['args']['run_id']} (see it with `{command(s, ARGV)}`)")
+        raise Blocked(f"{exc.message}: add --force", exc.cause) from None
     if json:
         emit_json(rec.model_dump(mode="json"))
     else:
@@ -462,15 +475,23 @@ def jobs_submit(
         env=_pairs(env, "--env", False),
         cluster=cluster,
         source="cli",
-        wait=wait,
     )
+    announced = False
+    if wait and not rec.status.is_terminal() and rec.status.value != "blocked":
+        from merlin.cli.waiting import announce, wait_for_run
+
+        if not json:
+            announce(rec)
+            announced = True
+        rec = wait_for_run(cp, rec, quiet=json)
     if json:
         emit_json(rec.model_dump(mode="json"))
     else:
         if rec.status.value == "succeeded" or (not wait and rec.status.value != "blocked"):
             _say(f"run {rec.run_id}: {rec.message}")
             _say_next(rec)
-        sys.stdout.write(rec.run_id + "\n")
+        if not announced:
+            sys.stdout.write(rec.run_id + "\n")
     _exit_for_run(rec, waited=wait)
 
 
@@ -605,7 +626,14 @@ def jobs_retry(
     """A new attempt of a blocked, failed, cancelled or lost run."""
     from merlin.cli.output import emit_json, message
 
-    rec = _cp(state_root).retry(run_id, env=_pairs(env, "--env", False), cluster=cluster, wait=wait)
+    cp = _cp(state_root)
+    rec = cp.retry(run_id, env=_pairs(env, "--env", False), cluster=cluster)
+    if wait and not rec.status.is_terminal() and rec.status.value != "blocked":
+        from merlin.cli.waiting import announce, wait_for_run
+
+        if not json:
+            announce(rec)
+        rec = wait_for_run(cp, rec, quiet=json)
     if json:
         emit_json(rec.model_dump(mode="json"))
     elif rec.status.value == "succeeded" or (not wait and rec.status.value != "blocked"):

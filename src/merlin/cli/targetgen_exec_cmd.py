@@ -51,8 +51,9 @@ def _command(target_dir: Path) -> str:
     return f"{_me()} targetgen execute --from-dir {shlex.quote(str(target_dir))}"
 
 
-def _render_outcome(result: Any) -> None:
-    """The human summary of an execute: what happened and exactly what to do next."""
+def _render_outcome(result: Any, steps: list[dict[str, Any]]) -> None:
+    """The human summary of an execute: what happened, then what to do next (``steps``, as commands)."""
+    from merlin.cli.nextsteps import say_next
     from merlin.cli.output import message
 
     data = result.to_json()
@@ -75,22 +76,18 @@ def _render_outcome(result: Any) -> None:
             for o in q["options"]:
                 mark = " (recommended)" if o["id"] == q["recommended_option"] else ""
                 message(f"  - {o['id']}{mark}: {o['label']}. {o['description']}")
-            message(
-                f"answer with: {_me()} targetgen answer --target-dir {root} --question-id {q['id']} "
-                f"--choice {q['recommended_option']}, then run {_command(Path(root))}"
-            )
     elif outcome == "awaiting_response":
         a = data["awaiting_response"]
         message(f"{data['target']}: awaiting_response at {a['task_id']} ({done}/{total} tasks completed)", style="yellow")
         message(f"  prompt:   {a['prompt_file']}")
-        message(f"  response: {a['response_file']} (write it, then run {_command(Path(root))})")
+        message(f"  response: {a['response_file']}")
     elif outcome == "blocked":
         message(f"{data['target']}: blocked ({done}/{total} tasks completed)", style="red")
         for b in data["blocked"]:
             message(f"  {b['task_id']}: {b['reason']}")
-            message(f"  retry with: {_me()} targetgen retry --target-dir {root} --task {b['task_id']}")
     else:
-        message(f"{data['target']}: {outcome} ({done}/{total} tasks completed); run {_command(Path(root))}")
+        message(f"{data['target']}: {outcome} ({done}/{total} tasks completed)")
+    say_next(steps)
 
 
 def orchestrate(
@@ -170,7 +167,7 @@ def execute(
     if json:
         emit_json(result.to_json())
     else:
-        _render_outcome(result)
+        _render_outcome(result, steps)
     # inside a Ray job the outcome is in the run record: exit 0 so Ray reports the job succeeded
     raise typer.Exit(0 if recorded.attached else result.exit_code)
 
@@ -182,9 +179,16 @@ def _execute_on_engine(capability, overlay, out_dir, from_dir, engine, cluster, 
     from merlin.controlplane import ControlPlane, targetgen_exit_code
     from merlin.errors import Blocked, RunFailed
 
-    rec = ControlPlane(state_root).targetgen_submit(
-        capability=capability, overlay=overlay, out_dir=out_dir, from_dir=from_dir, engine=engine, cluster=cluster, wait=wait, progress=_progress,
+    cp = ControlPlane(state_root)
+    rec = cp.targetgen_submit(
+        capability=capability, overlay=overlay, out_dir=out_dir, from_dir=from_dir, engine=engine, cluster=cluster, wait=False, progress=_progress,
     )
+    if wait and not rec.status.is_terminal() and rec.status.value != "blocked":
+        from merlin.cli.waiting import announce, wait_for_run
+
+        if not json:
+            announce(rec)
+        rec = wait_for_run(cp, rec, quiet=json)
     steps = [s.model_dump() for s in rec.next_steps]
     if json:
         emit_json(rec.model_dump(mode="json"))
@@ -306,6 +310,14 @@ def _render_status(data: dict[str, Any]) -> None:
         console.print(f"pending answer: {a['question_id']} -> {a['choice']} (applied by the next execute)", markup=False, highlight=False)
     if data["lock_holder"]:
         console.print(f"locked by {data['lock_holder']}", markup=False, highlight=False)
+    last = data.get("last_execute") or {}
+    if last.get("outcome") == "interrupted":
+        console.print(
+            f"the last execute (pid {last.get('pid')}, started {last.get('started_at')}) was interrupted: {last.get('reason') or 'Ctrl-C'}; "
+            "execute again to resume",
+            markup=False,
+            highlight=False,
+        )
 
 
 def register(app: typer.Typer) -> None:

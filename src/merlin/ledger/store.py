@@ -263,6 +263,9 @@ class Ledger:
         if not locked:
             with self.lock(index.run_id):
                 return self.write_artifacts(index, locked=True)
+        from merlin.ledger.artifacts import snapshot
+
+        snapshot(self.layout, index)  # the run keeps its own copy, whatever later rewrites the target directory
         old = self.read_artifacts_raw(index.run_id)
         new = index.model_dump(mode="json")
         if old is not None:
