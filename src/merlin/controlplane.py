@@ -162,6 +162,10 @@ class ControlPlane:
         """The record, after asking the engine if the run may still change."""
         return observe.status(self, run_id, refresh)
 
+    def status_json(self, run_id: str, refresh: bool = True) -> dict[str, Any]:
+        """:meth:`status` as the record's JSON; skips pydantic when the run did not change (``jobs status``)."""
+        return observe.status_json(self, run_id, refresh)
+
     def refresh(self, run_ids: Iterable[str] | None = None) -> list[RunRecord]:
         """Reconcile active runs with their engines: one ``poll_many`` per engine."""
         return observe.refresh(self, run_ids)

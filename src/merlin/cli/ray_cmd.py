@@ -548,9 +548,9 @@ def jobs_status(
     """One run, after asking its engine."""
     from merlin.cli.output import emit_json
 
-    rec = _cp(state_root).status(run_id, refresh=not no_refresh)
+    rec = _cp(state_root).status_json(run_id, refresh=not no_refresh)
     if json:
-        emit_json(rec.model_dump(mode="json"))
+        emit_json(rec)
     else:
         _print_run(rec)
 
