@@ -9,6 +9,7 @@ listing path reads JSON files and renders, without Ray or pydantic.
 from __future__ import annotations
 
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any, List, Optional
 
 import typer
@@ -495,6 +496,27 @@ def jobs_submit(
     _exit_for_run(rec, waited=wait)
 
 
+def _write_json_array(records: Iterable[bytes]) -> None:
+    """Stream stored records (canonical JSON, redacted when written) to stdout as one
+    JSON array, in ~1 MiB writes: no re-serialising, no 50 MiB string in memory."""
+    import sys
+
+    sys.stdout.flush()
+    write = sys.stdout.buffer.write
+    buf = bytearray(b"[")
+    sep = b"\n"
+    for raw in records:
+        buf += sep
+        buf += raw.rstrip(b"\n")
+        sep = b",\n"
+        if len(buf) >= 1 << 20:
+            write(buf)
+            buf.clear()
+    buf += b"\n]\n"  # "[\n]\n" when empty, as before
+    write(buf)
+    sys.stdout.buffer.flush()
+
+
 @jobs_app.command("list")
 def jobs_list(
     status: Optional[List[str]] = typer.Option(None, "--status", help="Only runs with this status (repeatable)."),
@@ -512,15 +534,13 @@ def jobs_list(
     entries = _cp(state_root).list_entries(status=status, refresh=refresh)
     total = len(entries)
     n = limit if limit is not None else (0 if json else 50)
+    if json:
+        from merlin.ledger.index import record_bytes
+
+        _write_json_array(record_bytes(entries, n))
+        return
     if n:
         entries = entries[:n]
-    if json:
-        # records are stored as canonical JSON already: print their bytes, do not re-serialise 10,000 dicts
-        import sys
-
-        sys.stdout.write("[\n" + ",\n".join(raw.decode("utf-8").rstrip("\n") for _d, raw in entries) + ("\n]\n" if entries else "]\n"))
-        sys.stdout.flush()
-        return
     rows = [d for d, _raw in entries]
     if not rows:
         message("no runs recorded" + (" with that status" if status else "") + f"; submit one with `{_me()} ray jobs submit`")
