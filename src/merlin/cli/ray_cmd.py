@@ -151,41 +151,39 @@ def _exit_for_run(rec: Any, *, waited: bool) -> None:
 
 def _print_run(rec: Any) -> None:
     """A run for a person: key facts, then its attempts."""
-    from rich.table import Table
-
     from merlin.cli.output import out
 
     d = _record_json(rec)
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold")
-    grid.add_column()
-    grid.add_row("run", d["run_id"])
-    grid.add_row("status", _styled(d["status"]))
+    grid: list[tuple[str, Any]] = []
+    grid.append(("run", d["run_id"]))
+    grid.append(("status", _styled(d["status"])))
     if d.get("outcome"):
-        grid.add_row("outcome", d["outcome"])
-    grid.add_row("target / workflow", f"{d['target']} / {d['workflow']}")
+        grid.append(("outcome", d["outcome"]))
+    grid.append(("target / workflow", f"{d['target']} / {d['workflow']}"))
     cl = d.get("cluster") or {}
-    grid.add_row("engine", d["engine"] + (f" (cluster {cl.get('name')} {cl.get('address') or ''})" if cl else ""))
+    grid.append(("engine", d["engine"] + (f" (cluster {cl.get('name')} {cl.get('address') or ''})" if cl else "")))
     import shlex
 
-    grid.add_row("command", shlex.join(d["command"]))
-    grid.add_row("target dir", d["target_dir"])
-    grid.add_row("created / updated", f"{_short_time(d['created_at'])} / {_short_time(d['updated_at'])}")
-    grid.add_row("observed", _short_time(d.get("observed_at")))
-    grid.add_row("message", d.get("message") or "-")
+    grid.append(("command", shlex.join(d["command"])))
+    grid.append(("target dir", d["target_dir"]))
+    grid.append(("created / updated", f"{_short_time(d['created_at'])} / {_short_time(d['updated_at'])}"))
+    grid.append(("observed", _short_time(d.get("observed_at"))))
+    grid.append(("message", d.get("message") or "-"))
     from merlin.cli.nextsteps import ARGV, command
 
     for st in d.get("next_steps") or []:
-        grid.add_row("next", command(st, ARGV))
-    out().print(grid)
+        grid.append(("next", command(st, ARGV)))
+    from merlin.cli.tables import pairs
+
+    pairs(grid, out())
     if d["attempts"]:
-        t = Table(title=None, show_edge=False)
-        for col in ("#", "submission", "status", "start UTC", "end UTC", "exit"):
-            t.add_column(col, no_wrap=True)
-        t.add_column("error", overflow="fold")
+        from merlin.cli.tables import GIVE, Column, build, show
+
+        columns = [Column(h) for h in ("#", "submission", "status", "start UTC", "end UTC", "exit")] + [Column("error", GIVE)]
+        rows = []
         for a in d["attempts"]:
             err = " ".join(x for x in (a.get("error_type") or "", (a.get("error_message") or "")[:120]) if x)
-            t.add_row(
+            rows.append([
                 str(a["number"]),
                 a.get("submission_id") or "-",
                 _styled(a["status"]),
@@ -193,38 +191,45 @@ def _print_run(rec: Any) -> None:
                 _clock(a.get("end_time")),
                 "-" if a.get("exit_code") is None else str(a["exit_code"]),
                 err or "-",
-            )
-        out().print(t)
+            ])
+        show(build(columns, rows, out().width), out())
+
+
+_RUN_COLUMNS: list[tuple[str, Any, int]] = [  # (header, cell function, nominal width used to choose the column set)
+    ("RUN ID", lambda d: d.get("run_id", "?"), 40),
+    ("STATUS", lambda d: d.get("status", "?"), 9),
+    ("OUTCOME", lambda d: d.get("outcome") or "-", 17),
+    ("UPDATED", lambda d: _short_time(d.get("updated_at")), 20),
+    ("ENGINE", lambda d: d.get("engine", "?"), 6),
+    ("TRIES", lambda d: str(len(d.get("attempts") or [])), 5),
+    ("TARGET", lambda d: d.get("target", "?"), 16),
+    ("WORKFLOW", lambda d: d.get("workflow", "?"), 16),
+]
+_ALWAYS = 3  # RUN ID, STATUS and OUTCOME at every width (a run waiting for an operator must not read only "succeeded")
+_MESSAGE_FLOOR = 20
+
+
+def _run_columns(width: int) -> list[tuple[str, Any, int]]:
+    """The columns shown at ``width``: decided by the width alone (nominal widths), never by the
+    data, so the same terminal always shows the same columns."""
+    keep = list(_RUN_COLUMNS[:_ALWAYS])
+    used = sum(w + 3 for _h, _f, w in keep) + _MESSAGE_FLOOR
+    for col in _RUN_COLUMNS[_ALWAYS:]:
+        if used + col[2] + 3 > width:
+            break
+        keep.append(col)
+        used += col[2] + 3
+    return keep
 
 
 def _run_layout(rows: list[dict[str, Any]], width: int) -> tuple[list[tuple[str, Any, int]], dict[str, int], int]:
-    """Columns fitted to ``width``: lower-priority columns are dropped first and
-    the message takes what is left. Returns (columns, widths, message width)."""
-    cols: list[tuple[str, Any, int]] = [  # (header, cell function, priority: lower = kept longer)
-        ("RUN ID", lambda d: d.get("run_id", "?"), 0),
-        ("STATUS", lambda d: d.get("status", "?"), 0),
-        ("OUTCOME", lambda d: d.get("outcome") or "-", 2),
-        ("ENGINE", lambda d: d.get("engine", "?"), 3),
-        ("TARGET", lambda d: d.get("target", "?"), 4),
-        ("WORKFLOW", lambda d: d.get("workflow", "?"), 6),
-        ("TRIES", lambda d: str(len(d.get("attempts") or [])), 5),
-        ("UPDATED", lambda d: _short_time(d.get("updated_at")), 1),
-    ]
-
-    def cell_width(fn: Any, header: str) -> int:
-        w = max([len(header), *(len(str(fn(d))) for d in rows)])
-        return min(w, 40 if header == "RUN ID" else 24)
-
-    widths = {h: cell_width(fn, h) for h, fn, _p in cols}
-    keep = list(cols)
-    message_min = 20
-    while keep and sum(widths[h] + 3 for h, _f, _p in keep) + message_min > width:
-        worst = max((c for c in keep if c[2] > 0), key=lambda c: c[2], default=None)
-        if worst is None:
-            break
-        keep.remove(worst)
-    rest = width - sum(widths[h] + 3 for h, _f, _p in keep) - 1
-    return keep, widths, max(rest, 10)
+    """Columns fitted to ``width``: every shown column whole (ids are never cut), the message
+    takes what is left (at least a few characters; the line grows past the terminal before an
+    id is cut). Returns (columns, widths, message width)."""
+    keep = _run_columns(width)
+    widths = {h: max([len(h), *(len(str(fn(d))) for d in rows)]) for h, fn, _w in keep}
+    rest = width - sum(widths[h] + 3 for h, _f, _w in keep)
+    return keep, widths, max(rest, 12)
 
 
 def _runs_table(rows: list[dict[str, Any]], width: int | None = None) -> Any:
@@ -236,8 +241,8 @@ def _runs_table(rows: list[dict[str, Any]], width: int | None = None) -> Any:
     keep, widths, message_width = _run_layout(rows, width or out().width)
     t = Table(show_edge=False, pad_edge=False)
     for h, _fn, _p in keep:
-        t.add_column(h, no_wrap=True, overflow="ellipsis", width=widths[h])
-    t.add_column("MESSAGE", no_wrap=True, overflow="ellipsis", width=message_width)
+        t.add_column(h, no_wrap=True, overflow="ignore", width=widths[h])  # whole: as wide as the longest value
+    t.add_column("MESSAGE", no_wrap=True, overflow="ellipsis", width=message_width)  # gives way: cut
     for d in rows:
         cells = [_styled(fn(d)) if h == "STATUS" else fn(d) for h, fn, _p in keep]
         t.add_row(*cells, (d.get("message") or "").replace("\n", " "))
@@ -334,7 +339,9 @@ def _print_cluster(rec: Any, state: str, note: str = "") -> None:
     grid.add_row("dashboard", rec.dashboard_url)
     grid.add_row("GCS", rec.gcs_address or "-")
     grid.add_row("Ray", rec.ray_version or "-")
-    grid.add_row("resources", ", ".join(f"{k}={v:g}" for k, v in sorted(rec.resources.items())) or "-")
+    from merlin.cli.tables import resource_text
+
+    grid.add_row("resources", resource_text(rec.resources))
     grid.add_row("processes", f"{len(rec.processes)} recorded (session {rec.session_id})")
     auth = rec.auth.mode + (f" (token from {'$' + rec.auth.token_env if rec.auth.token_env else rec.auth.token_file})" if rec.auth.mode == "token" else "")
     grid.add_row("auth", auth)
@@ -500,7 +507,9 @@ def jobs_list(
 
         sys.stdout.write(_runs_text(rows, console.width, colour=console.is_terminal and not console.no_color))
     else:
-        console.print(_runs_table(rows))
+        from merlin.cli.tables import show
+
+        show(_runs_table(rows, console.width), console)
     if len(rows) < total:
         message(f"{len(rows)} of {total} runs shown; --limit 0 shows all")
 
@@ -647,7 +656,9 @@ def jobs_watch(
         if json:
             emit_json(current)
         else:
-            out().print(_runs_table(current))
+            from merlin.cli.tables import show
+
+            show(_runs_table(current))
         return
     from rich.live import Live
 
@@ -664,8 +675,6 @@ def jobs_watch(
 @artifacts_app.command("list")
 def artifacts_list(run_id: str = typer.Argument(..., help="Run id."), state_root: Optional[Path] = StateRootOpt, json: bool = JsonOpt) -> None:
     """Files of the run's target directory, as indexed when it ended."""
-    from rich.table import Table
-
     from merlin.cli.output import emit_json, message, out
 
     idx = _cp(state_root).artifacts(run_id)
@@ -675,12 +684,11 @@ def artifacts_list(run_id: str = typer.Argument(..., help="Run id."), state_root
     if not idx.files:
         message(f"run {run_id}: no files in {idx.target_dir}")
         return
-    t = Table(show_edge=False)
-    for col in ("NAME", "KIND", "SIZE", "SHA256"):
-        t.add_column(col, no_wrap=col != "NAME")
-    for f in idx.files:
-        t.add_row(f.name, f.kind, str(f.size), f.sha256[:16] if f.sha256 else "-")
-    out().print(t)
+    from merlin.cli.tables import Column, build, show
+
+    columns = [Column(h) for h in ("NAME", "KIND", "SIZE", "SHA256")]  # NAME is what `artifacts fetch` takes: never cut
+    rows = [[f.name, f.kind, str(f.size), f.sha256[:16] if f.sha256 else "-"] for f in idx.files]
+    show(build(columns, rows, out().width), out())
     message(f"{len(idx.files)} files, {idx.total_size} bytes in {idx.target_dir}" + (f" (truncated: {idx.truncated_reason or 'limit reached'})" if idx.truncated else ""))
 
 

@@ -258,20 +258,24 @@ def status(target_dir: Path = TargetDirOpt, json: bool = JsonOpt) -> None:
 
 
 def _render_status(data: dict[str, Any]) -> None:
-    from rich.table import Table
-
     from merlin.cli.output import out
 
     console = out()
-    from rich import box
+    from rich.text import Text
 
-    # A light box and no edge padding leave room for the notes at 80 columns.
-    table = Table(title=f"{data['target']}: {data['outcome']}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for col in ("#", "task", "state", "stage", "attempts", "last validation", "notes"):
-        # Task ids and states stay whole (never broken mid-word); the notes column takes the squeeze.
-        whole = col in ("#", "task", "state")
-        table.add_column(col, overflow="fold", no_wrap=whole)
+    from merlin.cli.tables import GIVE, Column, build, show
+
+    # Task ids, states and question ids stay whole on one line at any width; the notes give way (wrapping
+    # between words). The column set depends on the width alone: narrow terminals drop the detail columns.
+    if console.width >= 130:
+        wanted = ["#", "task", "state", "stage", "attempts", "last validation", "notes"]
+    elif console.width >= 100:
+        wanted = ["task", "state", "attempts", "last validation", "notes"]
+    else:
+        wanted = ["task", "state", "notes"]
+    columns = [Column(h, GIVE, floor=10, words_whole=True) if h in ("last validation", "notes") else Column(h) for h in wanted]
     colours = {"completed": "green", "blocked": "red", "awaiting_operator": "yellow", "preflight_failed": "yellow", "awaiting_response": "yellow"}
+    rows = []
     for i, t in enumerate(data["tasks"], start=1):
         lv = t["last_validation"]
         last = f"{lv['id']}: {lv['status']}" + (f" (exit {lv['exit_code']})" if lv.get("exit_code") not in (0, None) else "") if lv else "-"
@@ -284,12 +288,13 @@ def _render_status(data: dict[str, Any]) -> None:
             notes.append("after " + ", ".join(t["waiting_on"]))
         if t["skipped"]:
             notes.append("not validated: " + ", ".join(s["what"] for s in t["skipped"]))
-        style = colours.get(t["state"])
-        state = f"[{style}]{t['state']}[/{style}]" if style else t["state"]
-        table.add_row(str(i), t["id"], state, t["stage"] or "-", str(t["attempts"]), last, "; ".join(notes) or "-")
-    console.print(table)
+        cells = {"#": str(i), "task": t["id"], "state": Text(t["state"], style=colours.get(t["state"], "")), "stage": t["stage"] or "-",
+                 "attempts": str(t["attempts"]), "last validation": last, "notes": "; ".join(notes) or "-"}
+        rows.append([cells[h] for h in wanted])
+    table = build(columns, rows, console.width, title=Text(f"{data['target']}: {data['outcome']}"), title_justify="left")
+    show(table, console)
     for q in data["open_questions"]:
-        console.print(f"[bold]open question {q['id']}[/bold] ({q['kind']}, task {q['task_id']}):", highlight=False)
+        console.print(Text(f"open question {q['id']}", style="bold") + Text(f" ({q['kind']}, task {q['task_id']}):"), highlight=False)
         console.print(q["question"], markup=False, highlight=False)
         for o in q["options"]:
             mark = " (recommended)" if o["id"] == q["recommended_option"] else ""
@@ -297,7 +302,7 @@ def _render_status(data: dict[str, Any]) -> None:
         console.print(
             f"  answer: {_me()} targetgen answer --target-dir {data['target_dir']} --question-id {q['id']} --choice OPTION",
             markup=False,
-            highlight=False,
+            highlight=False,  # Rich wraps between words: the ids stay whole
         )
     if data["awaiting_response"]:
         a = data["awaiting_response"]
