@@ -65,6 +65,12 @@ def _cp(state_root: Optional[Path]):
     return cp
 
 
+def _where(cp: Any) -> str:
+    """The absolute state root, for messages that found nothing: the default root is relative to the
+    current directory, so from another directory the ledger is silently a different (empty) one."""
+    return f"{Path(cp.root).resolve()} (the state root; --state-root or $MERLIN_STATE_ROOT picks another)"
+
+
 def _pairs(values: Optional[List[str]], flag: str, number: bool) -> dict[str, Any]:
     from merlin.errors import BadInput
 
@@ -146,7 +152,7 @@ def _exit_for_run(rec: Any, *, waited: bool) -> None:
     if status == "blocked":
         raise Blocked(f"run {rec.run_id} is blocked: {rec.message.removeprefix('blocked: ')}", next_steps=_steps(rec))
     if waited and status in ("failed", "cancelled", "lost"):
-        raise RunFailed(f"run {rec.run_id} {status}: {rec.message}", next_steps=_steps(rec))
+        raise RunFailed(f"run {rec.run_id} {_said(status, rec.message)}", next_steps=_steps(rec))
 
 
 def _print_run(rec: Any) -> None:
@@ -275,6 +281,7 @@ def _runs_text(rows: list[dict[str, Any]], width: int, colour: bool) -> str:
 
 @cluster_app.command("start-local")
 def cluster_start_local(
+    ctx: typer.Context,
     name: str = ClusterNameOpt,
     host: str = typer.Option("127.0.0.1", "--host", help="Address the jobs API binds to. Non-loopback needs --allow-remote."),
     allow_remote: bool = typer.Option(False, "--allow-remote", help="Allow a non-loopback --host (anyone reaching it can run code)."),
@@ -317,12 +324,71 @@ def cluster_start_local(
         progress=lambda m: message(m),
         warn=warn,
     )
+    asked = {"host": host, "port": port, "dashboard_port": dashboard_port, "num_cpus": num_cpus, "num_gpus": num_gpus,
+             "resources": _pairs(resource, "--resource", True) or None, "object_store_memory": object_store_memory, "auth": auth}
+    differences = [] if started else _start_differences(ctx, rec, asked)
+    steps = _restart_steps(name, state_root) if differences else []
     if json:
-        emit_json({"started": started, "cluster": rec.model_dump(mode="json")})
+        emit_json({"started": started, "cluster": rec.model_dump(mode="json"), "differences": differences, "next_steps": steps})
         return
-    if not started:
-        message(f"cluster '{rec.name}' is already active at {rec.address} (Ray {rec.ray_version}); nothing to do")
+    if differences:
+        message(
+            f"cluster '{rec.name}' is already active at {rec.address} with other options: {'; '.join(differences)}. "
+            "It was left as it is; to run with the new options, stop it and start it again:"
+        )
+        from merlin.cli.nextsteps import say_next
+
+        say_next(steps)
+    elif not started:
+        message(f"cluster '{rec.name}' is already active at {rec.address} (Ray {rec.ray_version}) with these options; nothing to do")
     _print_cluster(rec, "active")
+
+
+def _start_differences(ctx: Any, rec: Any, asked: dict[str, Any]) -> list[str]:
+    """Options given on this command line that the active cluster was not started with
+    (``--num-cpus 1 (cluster has 2)``); defaults the user did not type are not compared."""
+    from click.core import ParameterSource
+
+    given = {k for k in asked if ctx.get_parameter_source("resource" if k == "resources" else k) not in (ParameterSource.DEFAULT, None)}
+    requested = getattr(rec, "requested", None) or {}
+    have = {
+        "host": rec.host, "port": rec.ports.gcs, "dashboard_port": rec.ports.dashboard,
+        "num_cpus": requested.get("num_cpus", rec.resources.get("CPU")), "num_gpus": requested.get("num_gpus", rec.resources.get("GPU", 0)),
+        "resources": requested.get("resources") or {}, "object_store_memory": requested.get("object_store_memory", rec.resources.get("object_store_memory")),
+        "auth": rec.auth.mode,
+    }
+    out = []
+    for key in asked:
+        if key not in given:
+            continue
+        want, got = asked[key], have[key]
+        if key == "resources":
+            got = {k: v for k, v in (got or {}).items() if k in (want or {})}
+            same = {k: float(v) for k, v in (want or {}).items()} == {k: float(v) for k, v in got.items()}
+        elif key == "auth":
+            same = (want if want != "none" else "disabled") == got
+        elif isinstance(want, (int, float)) and isinstance(got, (int, float)):
+            same = float(want) == float(got)
+        else:
+            same = want == got
+        if not same:
+            flag = "--resource" if key == "resources" else "--" + key.replace("_", "-")
+            shown = ", ".join(f"{k}={v:g}" for k, v in sorted((want or {}).items())) if key == "resources" else want
+            had = ", ".join(f"{k}={v:g}" for k, v in sorted(got.items())) or "none" if key == "resources" else ("unset" if got is None else got)
+            out.append(f"{flag} {shown} (cluster has {had})")
+    return out
+
+
+def _restart_steps(name: str, state_root: Optional[Path]) -> list[dict[str, Any]]:
+    """``cluster stop`` then this very command line again: the restart the user asked for."""
+    import sys
+
+    from merlin.cli.nextsteps import ARGV
+    from merlin.nextsteps import Action, step
+
+    me = _me().split()
+    stop = [*me, "ray", "cluster", "stop", *([] if name == "default" else ["--name", name]), *(["--state-root", str(state_root)] if state_root else [])]
+    return [step(Action.RUN_AGAIN, argv=stop), step(Action.RUN_AGAIN, argv=[*me, *(ARGV or sys.argv[1:])])]
 
 
 def _print_cluster(rec: Any, state: str, note: str = "") -> None:
@@ -370,7 +436,7 @@ def cluster_status(name: str = ClusterNameOpt, state_root: Optional[Path] = Stat
     if st.state == "absent":  # like `cluster stop`: an unknown cluster is not found (4), not blocked
         raise NotFound(f"cluster '{name}': {st.message}", next_steps=st.next_steps)
     if st.state != "active":
-        raise Blocked(f"cluster '{name}' is {st.state}: {st.message}", f"cluster_{st.state}", next_steps=st.next_steps)
+        raise Blocked(f"cluster '{name}' is {_said(st.state, st.message)}", f"cluster_{st.state}", next_steps=st.next_steps)
 
 
 @cluster_app.command("stop")
@@ -390,7 +456,7 @@ def cluster_stop(
     if json:
         emit_json(rec.model_dump(mode="json"))
     else:
-        message(f"cluster '{name}': {rec.message}")
+        message(f"cluster '{name}' {_said('stopped', rec.message)}" if rec.message.startswith("stopped") else f"cluster '{name}': {rec.message}")
 
 
 @cluster_app.command("list")
@@ -400,12 +466,13 @@ def cluster_list(state_root: Optional[Path] = StateRootOpt, json: bool = JsonOpt
 
     from merlin.cli.output import emit_json, message, out
 
-    states = _cp(state_root).list_clusters()
+    cp = _cp(state_root)
+    states = cp.list_clusters()
     if json:
         emit_json([s.to_json() for s in states])
         return
     if not states:
-        message(f"no clusters recorded; start one with `{_me()} ray cluster start-local`")
+        message(f"no clusters recorded in {_where(cp)}; start one with `{_me()} ray cluster start-local`")
         return
     t = Table(show_edge=False)
     for col in ("NAME", "STATE", "JOBS API", "RAY", "AUTH", "STARTED", "MESSAGE"):
@@ -481,9 +548,10 @@ def jobs_list(
     from merlin.cli.output import message
     from merlin.safety import check_number
 
-    check_number(limit, "--limit", integer=True)
+    check_number(limit, "--limit", minimum=0, integer=True)  # -1 would be a Python slice, not a count
 
-    entries = _cp(state_root).list_entries(status=status, refresh=refresh)
+    cp = _cp(state_root)
+    entries = cp.list_entries(status=status, refresh=refresh)
     total = len(entries)
     n = limit if limit is not None else (0 if json else 50)
     if n:
@@ -497,7 +565,7 @@ def jobs_list(
         return
     rows = [d for d, _raw in entries]
     if not rows:
-        message("no runs recorded" + (" with that status" if status else "") + f"; submit one with `{_me()} ray jobs submit`")
+        message("no runs recorded" + (" with that status" if status else "") + f" in {_where(cp)}; submit one with `{_me()} ray jobs submit`")
         return
     from merlin.cli.output import out
 
@@ -553,7 +621,7 @@ def jobs_logs(
             sys.stdout.write(chunk)
             sys.stdout.flush()
         rec = cp.get(run_id)
-        message(f"run {run_id} {rec.status.value}: {rec.message}")
+        message(f"run {run_id} {_said(rec.status.value, rec.message)}")
         _say_next(rec)
         return
     text = cp.logs(run_id, attempt)
@@ -631,7 +699,7 @@ def jobs_watch(
     cp = _cp(state_root)
     ids = list(run_ids or []) or [d["run_id"] for d in cp.list_runs(status=["pending", "running"])]
     if not ids:
-        message("no pending or running runs to watch")
+        message(f"no pending or running runs to watch in {_where(cp)}")
         if json:
             emit_json([])
         return
@@ -659,14 +727,39 @@ def jobs_watch(
             from merlin.cli.tables import show
 
             show(_runs_table(current))
-        return
-    from rich.live import Live
+    else:
+        from rich.live import Live
 
-    with Live(_runs_table(current), console=out(), refresh_per_second=4) as live:
-        while not done(current) and (deadline is None or time.monotonic() < deadline):
-            time.sleep(interval)
-            current = rows()
-            live.update(_runs_table(current))
+        with Live(_runs_table(current), console=out(), refresh_per_second=4) as live:
+            while not done(current) and (deadline is None or time.monotonic() < deadline):
+                time.sleep(interval)
+                current = rows()
+                live.update(_runs_table(current))
+    _watch_exit(current, timeout)
+
+
+def _watch_exit(current: list[dict[str, Any]], timeout: Optional[float]) -> None:
+    """Exit 124 (as timeout(1) does) if a run is still going, 1 if a watched run did not succeed."""
+    from merlin.cli.output import message
+    from merlin.errors import RunFailed
+    from merlin.ledger.status import RunStatus
+
+    going = [r["run_id"] for r in current if not RunStatus(r["status"]).is_terminal()]
+    if going:
+        message(f"watch: --timeout {timeout:g}s passed; still going: {', '.join(going)}")
+        raise typer.Exit(124)
+    bad = [r for r in current if r["status"] in ("failed", "cancelled", "lost")]
+    if bad:
+        raise RunFailed("watch: " + "; ".join(f"run {r['run_id']} {_said(r['status'], r.get('message') or '')}" for r in bad))
+
+
+def _said(status: str, text: str) -> str:
+    """``failed (exit code 7)``, not ``failed: failed (exit code 7)``: the status word once."""
+    text = (text or "").strip()
+    if not text or text == status:
+        return status
+    first = text.split(None, 1)[0].rstrip(":;,.(")
+    return text if first == status else f"{status}: {text}"
 
 
 # -------------------------------------------------------------- artifacts

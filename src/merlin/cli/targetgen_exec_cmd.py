@@ -189,7 +189,9 @@ def _execute_on_engine(capability, overlay, out_dir, from_dir, engine, cluster, 
     if json:
         emit_json(rec.model_dump(mode="json"))
     elif rec.status.value != "blocked":
-        message(f"run {rec.run_id} ({rec.status.value}): {rec.message}")
+        from merlin.cli.ray_cmd import _said
+
+        message(f"run {rec.run_id} {_said(rec.status.value, rec.message)}")
         say_next(steps)
     if rec.status.value == "blocked":
         raise Blocked(f"run {rec.run_id} is blocked: {rec.message.removeprefix('blocked: ')}", next_steps=steps)
@@ -197,7 +199,9 @@ def _execute_on_engine(capability, overlay, out_dir, from_dir, engine, cluster, 
         return
     code = targetgen_exit_code(rec)
     if code == 1:
-        raise RunFailed(f"run {rec.run_id} {rec.status.value}: {rec.message}")
+        from merlin.cli.ray_cmd import _said
+
+        raise RunFailed(f"run {rec.run_id} {_said(rec.status.value, rec.message)}")
     raise typer.Exit(code)
 
 
