@@ -347,9 +347,11 @@ def cluster_start_local(
 def _start_differences(ctx: Any, rec: Any, asked: dict[str, Any]) -> list[str]:
     """Options given on this command line that the active cluster was not started with
     (``--num-cpus 1 (cluster has 2)``); defaults the user did not type are not compared."""
-    from click.core import ParameterSource
+    def typed(key: str) -> bool:  # compared by name: typer may carry its own copy of click's ParameterSource
+        source = ctx.get_parameter_source("resource" if key == "resources" else key)
+        return getattr(source, "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")
 
-    given = {k for k in asked if ctx.get_parameter_source("resource" if k == "resources" else k) not in (ParameterSource.DEFAULT, None)}
+    given = {k for k in asked if typed(k)}
     requested = getattr(rec, "requested", None) or {}
     have = {
         "host": rec.host, "port": rec.ports.gcs, "dashboard_port": rec.ports.dashboard,
