@@ -132,7 +132,7 @@ def test_lock_holder_file_is_removed_on_release_and_a_dead_holder_is_ignored(tmp
     from merlin.errors import LockBusy
 
     lock = tmp_path / "x.lock"
-    with file_lock(lock, holder="pid %d (test)" % os.getpid()):
+    with file_lock(lock, holder=f"pid {os.getpid()} (test)"):
         assert read_holder(lock) == f"pid {os.getpid()} (test)"
     assert not holder_path(lock).exists()
     dead = subprocess.Popen([sys.executable, "-c", "pass"])

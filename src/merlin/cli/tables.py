@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 WHOLE = "whole"  # an identifier or a short word: always its full width, one line
 GIVE = "give"  # free text: takes the room left, wraps (fold) or is cut (ellipsis)
@@ -23,7 +23,7 @@ GAP = 3  # " │ " between columns (show_edge=False, pad_edge=False)
 class Column:
     header: str
     kind: str = WHOLE
-    overflow: str = "fold"  # for GIVE columns: "fold" wraps, "ellipsis" cuts
+    overflow: Literal["fold", "ellipsis"] = "fold"  # for GIVE columns: "fold" wraps, "ellipsis" cuts
     floor: int = 12  # narrowest a GIVE column gets
     words_whole: bool = False  # a GIVE column that never splits a word (it holds ids among its words)
     style: str | None = None
@@ -60,7 +60,7 @@ def build(columns: Sequence[Column], rows: Sequence[Sequence[Any]], width: int, 
     table_kw.setdefault("show_edge", False)
     table_kw.setdefault("pad_edge", False)
     t = Table(**table_kw)
-    for col, w in zip(columns, widths(columns, rows, width)):
+    for col, w in zip(columns, widths(columns, rows, width), strict=True):
         whole = col.kind == WHOLE
         t.add_column(col.header, width=w, no_wrap=whole or col.overflow == "ellipsis", overflow="ignore" if whole else col.overflow, style=col.style)
     for row in rows:
