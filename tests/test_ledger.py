@@ -39,7 +39,7 @@ def make_run(ledger: Ledger, run_id: str = "demo-1", status: RunStatus = RunStat
 
 
 def test_status_vocabulary_and_terminality() -> None:
-    assert [s.value for s in RunStatus] == ["blocked", "pending", "running", "succeeded", "failed", "cancelled", "lost"]
+    assert [s.value for s in RunStatus] == ["blocked", "waiting", "pending", "running", "succeeded", "failed", "cancelled", "lost"]
     assert {s for s in RunStatus if s.is_terminal()} == {
         RunStatus.BLOCKED, RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.LOST,
     }

@@ -21,6 +21,14 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 PY = sys.executable
 
 
+def _token_headers(cp: ControlPlane) -> dict[str, str]:
+    """Clusters merlin starts require Ray's token (issue 9): a raw SDK client must send it too."""
+    from merlin.clusters.auth import headers_for
+
+    crec = cp.ledger.read_cluster("default")
+    return headers_for(crec.auth, crec.name)
+
+
 def _commands(rec) -> list[str]:
     """A record's next steps as the CLI renders them (plain ``merlin``: tests do not run ./merlin)."""
     from merlin.cli.nextsteps import command
@@ -50,7 +58,7 @@ def test_submit_wait_logs_and_artifacts_through_the_cli(ray_cp: ControlPlane) ->
     # Ray holds the same status, read through its typed API
     from ray.job_submission import JobStatus, JobSubmissionClient
 
-    info = JobSubmissionClient(rec["cluster"]["address"]).get_job_info(att["submission_id"])
+    info = JobSubmissionClient(rec["cluster"]["address"], headers=_token_headers(ray_cp)).get_job_info(att["submission_id"])
     assert info.status == JobStatus.SUCCEEDED
     assert info.runtime_env.get("working_dir") is None  # no upload of the repository
     assert set(info.runtime_env) == {"env_vars"}
@@ -78,7 +86,7 @@ def test_cancel_stops_the_ray_job(ray_cp: ControlPlane) -> None:
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     assert out["status"] == "cancelled" and "retry" in out["message"]
-    client = JobSubmissionClient(out["cluster"]["address"])
+    client = JobSubmissionClient(out["cluster"]["address"], headers=_token_headers(ray_cp))
     assert client.get_job_info(out["attempts"][0]["submission_id"]).status == JobStatus.STOPPED
     events = [e["event"] for e in ray_cp.events(rec.run_id)]
     assert "cancel_requested" in events

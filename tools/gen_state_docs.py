@@ -64,6 +64,7 @@ def outcome_table() -> str:
 
 
 def tables() -> dict[str, tuple[Path, Callable[[], str]]]:
+    from merlin.leases.states import LEASE_TRANSITIONS, LeaseState
     from merlin.ledger.status import CLUSTER_TRANSITIONS, TRANSITIONS, ClusterStatus, RunStatus
     from merlin.targetgen.vocab import TASK_TRANSITIONS, TaskState
 
@@ -72,6 +73,7 @@ def tables() -> dict[str, tuple[Path, Callable[[], str]]]:
         "cluster-status": (REPO / "docs" / "ray.md", lambda: machine_table(ClusterStatus, CLUSTER_TRANSITIONS)),
         "task-state": (REPO / "docs" / "targetgen.md", lambda: machine_table(TaskState, TASK_TRANSITIONS, title="state")),
         "outcome": (REPO / "docs" / "targetgen.md", outcome_table),
+        "lease-state": (REPO / "docs" / "leases.md", lambda: machine_table(LeaseState, LEASE_TRANSITIONS, title="state")),
     }
 
 

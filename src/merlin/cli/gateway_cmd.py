@@ -70,6 +70,9 @@ def serve(
 
     if not _is_loopback(host) and not allow_remote:
         raise BadInput(f"--host {host} is not a loopback address: refusing to serve beyond this machine without --allow-remote")
+    from merlin.safety import check_number
+
+    check_number(rate_limit, "--rate-limit")  # finite: NaN would pass every comparison below
     if max_body < 1024:
         raise BadInput(f"--max-body {max_body}: must be at least 1024 bytes")
     if not 0 < port < 65536:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any
 
 import typer
 
@@ -22,7 +22,7 @@ JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON on std
 ReasonOpt = typer.Option("", "--reason", help="Why (recorded with your name).")
 
 
-def _book(state_root: Optional[Path]) -> Any:
+def _book(state_root: Path | None) -> Any:
     from merlin.controlplane import ControlPlane
 
     return ControlPlane(state_root).leases
@@ -74,7 +74,7 @@ def _print_lease(lease: dict[str, Any]) -> None:
 @app.command("define")
 def define(
     file: Path = typer.Argument(..., help="Inventory YAML (schema_version: 1, items: [{id, pool, labels, host}])."),
-    state_root: Optional[Path] = StateRootOpt,
+    state_root: Path | None = StateRootOpt,
     json: bool = JsonOpt,
 ) -> None:
     """Load an inventory YAML into the ledger (validated strictly; health set at run time is kept)."""
@@ -92,7 +92,7 @@ def define(
 
 
 @app.command("list")
-def list_items(state_root: Optional[Path] = StateRootOpt, json: bool = JsonOpt) -> None:
+def list_items(state_root: Path | None = StateRootOpt, json: bool = JsonOpt) -> None:
     """Items with their health, holder and queue; then the waiting requests."""
     book = _book(state_root)
     items = book.items()
@@ -124,20 +124,25 @@ def list_items(state_root: Optional[Path] = StateRootOpt, json: bool = JsonOpt) 
 
 @app.command("reserve")
 def reserve(
-    bundles: List[str] = typer.Argument(..., help="POOL[:COUNT][,k=v...]; several form a gang (granted all at once or not at all)."),
-    label: Optional[List[str]] = typer.Option(None, "--label", help="k=v every bundle's items must carry (repeatable)."),
+    bundles: list[str] = typer.Argument(..., help="POOL[:COUNT][,k=v...]; several form a gang (granted all at once or not at all)."),
+    label: list[str] | None = typer.Option(None, "--label", help="k=v every bundle's items must carry (repeatable)."),
     priority: int = typer.Option(0, "--priority", help="Higher is served first; ties by age."),
     ttl: str = typer.Option("15m", "--ttl", help="Expires unless renewed within this (90s, 15m, 2h)."),
     wait: bool = typer.Option(False, "--wait", help="Wait until granted."),
-    timeout: Optional[float] = typer.Option(None, "--timeout", help="With --wait: give up after SECONDS (the request stays queued)."),
-    pid: Optional[int] = typer.Option(None, "--pid", help="Bind the lease to this process: freed when it dies (e.g. --pid $$)."),
-    run_id: Optional[str] = typer.Option(None, "--run-id", help="Record the run this lease is for."),
-    state_root: Optional[Path] = StateRootOpt,
+    timeout: float | None = typer.Option(None, "--timeout", help="With --wait: give up after SECONDS (the request stays queued)."),
+    pid: int | None = typer.Option(None, "--pid", help="Bind the lease to this process: freed when it dies (e.g. --pid $$)."),
+    run_id: str | None = typer.Option(None, "--run-id", help="Record the run this lease is for."),
+    state_root: Path | None = StateRootOpt,
     json: bool = JsonOpt,
 ) -> None:
     """Request items; prints the lease id. Exit 3 when it is not grantable now (it stays queued)."""
     from merlin.errors import BadInput
     from merlin.leases.book import NotGranted, parse_bundle
+    from merlin.safety import check_number
+
+    check_number(priority, "--priority", minimum=None, integer=True)
+    check_number(timeout, "--timeout")
+    check_number(pid, "--pid", minimum=1, integer=True)
 
     labels: dict[str, str] = {}
     for pair in label or []:
@@ -161,11 +166,57 @@ def reserve(
         _say(f"granted {_items(lease)} until {_short(lease['expires_at'])}; renew with `merlin ray resources renew {lease['lease_id']}`")
 
 
+@app.command("run", context_settings={"allow_interspersed_args": False})
+def run(
+    bundles: list[str] = typer.Argument(..., help="POOL[:COUNT][,k=v...] ... -- COMMAND [ARGS...] (options go before the bundles)."),
+    ttl: str = typer.Option("60s", "--ttl", help="Lease TTL; renewed every third of it while COMMAND runs."),
+    priority: int = typer.Option(0, "--priority", help="Higher is served first; ties by age."),
+    timeout: float | None = typer.Option(None, "--timeout", help="Give up waiting after SECONDS (exit 3; the request is withdrawn)."),
+    state_root: Path | None = StateRootOpt,
+) -> None:
+    """Wait for a lease, run COMMAND with MERLIN_LEASE_ITEMS set, renew while it runs, release when it ends.
+
+    Exits with COMMAND's exit code (128+N when a signal N ended it)."""
+    import os
+    import subprocess
+
+    from merlin.errors import BadInput
+    from merlin.leases.book import parse_bundle
+    from merlin.leases.keeper import LeaseKeeper, lease_env
+
+    if "--" not in sys.argv:
+        raise BadInput("resources run: give the command after --, e.g. `merlin ray resources run board:1 -- ./flash.sh`")
+    split = next((n for n, b in enumerate(bundles) if not _looks_like_bundle(b)), len(bundles))
+    wanted, command = bundles[:split], bundles[split:]
+    if command[:1] == ["--"]:
+        command = command[1:]
+    if not wanted or not command:
+        raise BadInput("resources run: expected POOL[:COUNT]... -- COMMAND [ARGS...]")
+    parsed = [parse_bundle(b) for b in wanted]
+    run_id = os.environ.get("MERLIN_RUN_ID") or None  # inside a merlin run: the lease names it (`jobs why`)
+    keeper = LeaseKeeper(_book(state_root), parsed, ttl=ttl, priority=priority, timeout=timeout, run_id=run_id)
+    with keeper as lease:
+        _say(f"lease {lease['lease_id']}: {_items(lease)}; running {' '.join(command)}")
+        try:
+            code = subprocess.call(command, env={**os.environ, **lease_env(lease)})
+        except OSError as exc:
+            raise BadInput(f"resources run: cannot run {command[0]!r}: {exc.strerror}") from None
+    if keeper.lost is not None:
+        _say(f"warning: the lease ended while the command ran: {keeper.lost}")
+    raise typer.Exit(code if code >= 0 else 128 - code)
+
+
+def _looks_like_bundle(text: str) -> bool:
+    import re
+
+    return bool(re.match(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}(,[A-Za-z0-9_.:-]+=[^,]+)*$", text)) and "/" not in text
+
+
 @app.command("renew")
 def renew(
     lease_id: str = typer.Argument(..., help="Lease id."),
-    ttl: Optional[str] = typer.Option(None, "--ttl", help="New TTL (default: the lease's own)."),
-    state_root: Optional[Path] = StateRootOpt,
+    ttl: str | None = typer.Option(None, "--ttl", help="New TTL (default: the lease's own)."),
+    state_root: Path | None = StateRootOpt,
     json: bool = JsonOpt,
 ) -> None:
     """Push the expiry out by the TTL. Exit 3 if the lease is gone (expired, revoked, released)."""
@@ -181,7 +232,7 @@ def release(
     lease_id: str = typer.Argument(..., help="Lease id."),
     force: bool = typer.Option(False, "--force", help="Release someone else's lease (needs --reason)."),
     reason: str = ReasonOpt,
-    state_root: Optional[Path] = StateRootOpt,
+    state_root: Path | None = StateRootOpt,
     json: bool = JsonOpt,
 ) -> None:
     """Give the items back; the next waiter is granted at once."""
@@ -193,7 +244,7 @@ def release(
 
 
 @app.command("cancel")
-def cancel(lease_id: str = typer.Argument(..., help="Lease id."), state_root: Optional[Path] = StateRootOpt, json: bool = JsonOpt) -> None:
+def cancel(lease_id: str = typer.Argument(..., help="Lease id."), state_root: Path | None = StateRootOpt, json: bool = JsonOpt) -> None:
     """Withdraw a waiting request."""
     lease = _book(state_root).cancel(lease_id)
     if json:
@@ -206,7 +257,7 @@ def cancel(lease_id: str = typer.Argument(..., help="Lease id."), state_root: Op
 def revoke(
     lease_id: str = typer.Argument(..., help="Lease id."),
     reason: str = typer.Option(..., "--reason", help="Why (recorded with your name; the holder is told at its next renewal)."),
-    state_root: Optional[Path] = StateRootOpt,
+    state_root: Path | None = StateRootOpt,
     json: bool = JsonOpt,
 ) -> None:
     """Take a lease away (admin)."""
@@ -221,7 +272,7 @@ def revoke(
 def show(
     lease_id: str = typer.Argument(..., help="Lease id."),
     events: bool = typer.Option(False, "--events", help="Also print its event log."),
-    state_root: Optional[Path] = StateRootOpt,
+    state_root: Path | None = StateRootOpt,
     json: bool = JsonOpt,
 ) -> None:
     """One lease: owner, request, items with fencing tokens, times, the reason of its last change."""
@@ -237,7 +288,7 @@ def show(
 
 
 @app.command("queue")
-def queue(state_root: Optional[Path] = StateRootOpt, json: bool = JsonOpt) -> None:
+def queue(state_root: Path | None = StateRootOpt, json: bool = JsonOpt) -> None:
     """Waiting requests in the order they will be served (runs a scheduling pass first)."""
     book = _book(state_root)
     if book.load_inventory() is not None:
@@ -255,7 +306,7 @@ def queue(state_root: Optional[Path] = StateRootOpt, json: bool = JsonOpt) -> No
 
 
 @app.command("why")
-def why(lease_id: str = typer.Argument(..., help="Lease id."), state_root: Optional[Path] = StateRootOpt, json: bool = JsonOpt) -> None:
+def why(lease_id: str = typer.Argument(..., help="Lease id."), state_root: Path | None = StateRootOpt, json: bool = JsonOpt) -> None:
     """Every condition holding a waiting lease back, with evidence and the next step."""
     conds = _book(state_root).why(lease_id)
     if json:
@@ -272,7 +323,7 @@ def drain(
     item: str = typer.Argument(..., help="Item id."),
     reason: str = ReasonOpt,
     undo: bool = typer.Option(False, "--undo", help="Accept new leases again."),
-    state_root: Optional[Path] = StateRootOpt,
+    state_root: Path | None = StateRootOpt,
     json: bool = JsonOpt,
 ) -> None:
     """Let current holders finish but grant no new lease on ITEM."""
@@ -288,7 +339,7 @@ def health(
     item: str = typer.Argument(..., help="Item id."),
     state: str = typer.Argument(..., help="good, unknown, bad, maintenance or retired."),
     reason: str = ReasonOpt,
-    state_root: Optional[Path] = StateRootOpt,
+    state_root: Path | None = StateRootOpt,
     json: bool = JsonOpt,
 ) -> None:
     """Record an item's health (only good items are granted)."""
@@ -297,3 +348,22 @@ def health(
         _emit(it)
     else:
         _say(f"{item}: {it['health']}")
+
+
+def jobs_why(
+    run_id: str = typer.Argument(..., help="Run id."),
+    state_root: Path | None = StateRootOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """Every condition holding a run back (leases, then cluster, then the run), with evidence and the next step."""
+    from merlin.controlplane import ControlPlane
+    from merlin.leases.why import run_conditions
+
+    conds = run_conditions(ControlPlane(state_root), run_id)
+    if json:
+        _emit(conds)
+        return
+    if not conds:
+        _say(f"run {run_id}: nothing holds it back")
+    for c in conds:
+        sys.stdout.write(f"[{c['layer']}/{c['code']}] {c['message']}\n    next: {c['next_step']}\n")

@@ -30,7 +30,10 @@ class Column:
 
 
 def plain(cell: Any) -> str:
-    return cell.plain if hasattr(cell, "plain") else str(cell)
+    """The text a cell shows: control characters as the visible escapes output.py prints."""
+    from merlin.cli.output import neutralise
+
+    return neutralise(cell.plain if hasattr(cell, "plain") else cell)
 
 
 def widths(columns: Sequence[Column], rows: Sequence[Sequence[Any]], width: int) -> list[int]:
@@ -80,10 +83,10 @@ def show(table: Any, console: Any = None) -> None:
     if need <= console.width:
         console.print(table)
         return
-    from rich.console import Console
+    from merlin.cli.output import _console_class
 
-    wide = Console(
-        file=console.file, width=need, color_system=console.color_system, force_terminal=console.is_terminal,
+    wide = _console_class()(  # the same safe console (no markup, control characters shown), only wider
+        file=console.file, markup=False, emoji=False, width=need, color_system=console.color_system, force_terminal=console.is_terminal,
         no_color=console.no_color, highlight=False, soft_wrap=False,
     )
     wide.print(table)
@@ -94,13 +97,13 @@ def pairs(rows: Sequence[tuple[str, Any]], console: Any = None) -> None:
     command to paste is never wrapped or cut by Rich (the terminal may wrap the line)."""
     from rich.text import Text
 
-    from merlin.cli.output import out
+    from merlin.cli.output import out, styled
 
     console = console or out()
     width = max((len(k) for k, _v in rows), default=0)
     for key, value in rows:
         line = Text(key.ljust(width) + "  ", style="bold")
-        line.append(value if isinstance(value, Text) else Text(str(value)))
+        line.append(value if isinstance(value, Text) else styled(value))
         console.print(line, no_wrap=True, crop=False, overflow="ignore", soft_wrap=True)
 
 

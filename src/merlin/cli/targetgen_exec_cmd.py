@@ -262,11 +262,9 @@ def status(target_dir: Path = TargetDirOpt, json: bool = JsonOpt) -> None:
 
 
 def _render_status(data: dict[str, Any]) -> None:
-    from merlin.cli.output import out
+    from merlin.cli.output import out, styled
 
     console = out()
-    from rich.text import Text
-
     from merlin.cli.tables import GIVE, Column, build, show
 
     # Task ids, states and question ids stay whole on one line at any width; the notes give way (wrapping
@@ -292,13 +290,13 @@ def _render_status(data: dict[str, Any]) -> None:
             notes.append("after " + ", ".join(t["waiting_on"]))
         if t["skipped"]:
             notes.append("not validated: " + ", ".join(s["what"] for s in t["skipped"]))
-        cells = {"#": str(i), "task": t["id"], "state": Text(t["state"], style=colours.get(t["state"], "")), "stage": t["stage"] or "-",
+        cells = {"#": str(i), "task": t["id"], "state": styled(t["state"], colours.get(t["state"], "")), "stage": t["stage"] or "-",
                  "attempts": str(t["attempts"]), "last validation": last, "notes": "; ".join(notes) or "-"}
         rows.append([cells[h] for h in wanted])
-    table = build(columns, rows, console.width, title=Text(f"{data['target']}: {data['outcome']}"), title_justify="left")
+    table = build(columns, rows, console.width, title=styled(f"{data['target']}: {data['outcome']}"), title_justify="left")
     show(table, console)
     for q in data["open_questions"]:
-        console.print(Text(f"open question {q['id']}", style="bold") + Text(f" ({q['kind']}, task {q['task_id']}):"), highlight=False)
+        console.print(styled(f"open question {q['id']}", "bold") + styled(f" ({q['kind']}, task {q['task_id']}):"))
         console.print(q["question"], markup=False, highlight=False)
         for o in q["options"]:
             mark = " (recommended)" if o["id"] == q["recommended_option"] else ""

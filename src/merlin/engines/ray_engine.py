@@ -67,6 +67,15 @@ def entrypoint_for(command: list[str], workdir: str) -> str:
     return f"cd {shlex.quote(workdir)} && exec {shlex.join(command)}"
 
 
+def _scrubbed_message(info: Any) -> Any:
+    """Ray's job message (often the job's last output) without the secret env values
+    merlin redacted from the run's records: they were sent in the job's runtime_env."""
+    from merlin.ledger.text import scrub_values, secret_values
+
+    message = getattr(info, "message", None)
+    return scrub_values(message, secret_values(getattr(info, "env_vars", None) or {})) if message else message
+
+
 class RayEngine:
     """Talks to the clusters recorded in one ledger, over HTTP (no Ray import).
     Holds no connection: a :class:`ray_api.JobsApi` is an address plus headers."""
@@ -257,7 +266,7 @@ class RayEngine:
             known=True,
             exit_code=info.driver_exit_code,
             error_type=info.error_type or None,
-            message=info.message,
+            message=_scrubbed_message(info),
             start_time=_ms(info.start_time),
             end_time=_ms(info.end_time),
         )

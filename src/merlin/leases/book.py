@@ -33,16 +33,17 @@ import re
 import secrets
 import socket
 import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 from merlin.errors import BadInput, Blocked, MerlinError, NotFound
-from merlin.ledger.paths import Layout, validate_lease_id
 from merlin.leases import policy
 from merlin.leases.locks import book_lock
 from merlin.leases.states import Health, LeaseState, check_lease_transition
+from merlin.ledger.paths import Layout, validate_lease_id
 
 Lease = dict[str, Any]
 
@@ -75,7 +76,7 @@ class NotGranted(MerlinError):
 
 def iso(ts: float) -> str:
     """Fixed-width UTC ISO 8601 (sorts as text, parses as datetime)."""
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
 
 
 def parse_ts(text: str | None) -> float | None:
@@ -122,6 +123,16 @@ def parse_bundle(text: str, labels: dict[str, str] | None = None) -> dict[str, A
 
 def new_lease_id() -> str:
     return f"lease-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(4)}"
+
+
+def new_lease(lease_id: str, owner: dict[str, Any], bundles: list[dict[str, Any]], priority: int, ttl: float, now: float) -> Lease:
+    """A lease before its first event (the shape of LeaseRecord's JSON)."""
+    return {
+        "schema_version": 1, "lease_id": lease_id, "state": None, "owner": owner, "bundles": bundles,
+        "items": [], "tokens": {}, "priority": priority, "ttl_seconds": ttl,
+        "created_at": iso(now), "granted_at": None, "renewed_at": None, "expires_at": None,
+        "ended_at": None, "reason": "", "changes": [], "rev": 0, "seq": 0,
+    }  # fmt: skip
 
 
 def whoami() -> str:
@@ -243,8 +254,13 @@ class LeaseBook:
         self.fsync = (os.environ.get(FSYNC_ENV, "") not in ("", "0")) if fsync is None else fsync
         self.lock_timeout = lock_timeout
         self._kind: str | None = None
+        self._flock: Any = None
         self._inv_cache: tuple[Any, Any] | None = None
         self._by = whoami()
+        from merlin.atomic import file_mode
+
+        self._mode = file_mode()
+        self._line_hint = 65536  # bytes read from the journal's end: twice the last state line
 
     # ------------------------------------------------------------------ files
 
@@ -253,8 +269,9 @@ class LeaseBook:
         rename: ext4 flushes data synchronously on a rename *over* a file (auto_da_alloc, ~1 ms),
         and a reader that meets the microsecond gap retries (see _read_json)."""
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, self._mode)
         try:
+            os.fchmod(fd, self._mode)  # $MERLIN_STATE_UMASK, not the process umask (a lab's shared group)
             os.write(fd, data)
             if self.fsync:
                 os.fsync(fd)
@@ -269,7 +286,7 @@ class LeaseBook:
 
     def _append(self, path: Path, lines: list[dict[str, Any]]) -> None:
         data = "".join(json.dumps(e, sort_keys=True) + "\n" for e in lines).encode("utf-8")
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, self._mode)
         try:
             os.write(fd, data)
             if self.fsync:
@@ -297,7 +314,7 @@ class LeaseBook:
         try:
             with open(self.layout.book, "rb") as handle:
                 size = handle.seek(0, os.SEEK_END)
-                chunk = 65536
+                chunk = self._line_hint
                 while True:
                     start = max(0, size - chunk)
                     handle.seek(start)
@@ -306,9 +323,11 @@ class LeaseBook:
                     for line in reversed(lines[1:] if start else lines):
                         if line.strip():
                             try:
-                                return json.loads(line)
+                                state = json.loads(line)
                             except ValueError:
                                 continue
+                            self._line_hint = max(4096, 2 * len(line))
+                            return state
                     if start == 0:
                         return self._empty_state()
                     chunk *= 4
@@ -319,7 +338,7 @@ class LeaseBook:
         """Append the new state as one line; compact the journal when it grows past JOURNAL_MAX."""
         data = b"\n" + json.dumps(state, separators=(",", ":")).encode("utf-8") + b"\n"
         path = self.layout.book
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, self._mode)
         try:
             size = os.fstat(fd).st_size
             if size > JOURNAL_MAX:
@@ -370,7 +389,9 @@ class LeaseBook:
                 try:
                     self._append(events_path, events)
                 except FileNotFoundError:
-                    leases_dir.mkdir(parents=True, exist_ok=True)
+                    from merlin.atomic import make_dir
+
+                    make_dir(leases_dir)
                     self._append(events_path, events)
             self._write(record_path, (json.dumps(lease, sort_keys=True) + "\n").encode("utf-8"), replace=False)
 
@@ -388,23 +409,36 @@ class LeaseBook:
     @contextmanager
     def _locked(self, by: str | None = None) -> Iterator[_Pass]:
         if self._kind is None:
+            from merlin.atomic import make_dir
             from merlin.leases.locks import choose_lock_kind
 
-            self.layout.leases.mkdir(parents=True, exist_ok=True)
+            make_dir(self.layout.leases)
             self._kind = choose_lock_kind(self.dir, self.lock_kind)
-        with book_lock(self.dir, kind=self._kind, timeout=self.lock_timeout):
+            if self._kind == "flock":
+                from merlin.leases.locks import Flock
+
+                self._flock = Flock(self.dir / ".book.lock")
+        with book_lock(self.dir, kind=self._kind, timeout=self.lock_timeout, flock=self._flock):
             state = self._load()
             if state.get("outbox"):
                 self._flush(state["outbox"], repair=True)
             tx = _Pass(state, self._inventory_cached(), self.clock(), by or self._by)
-            yield tx
-            if tx.inventory_changed:
-                self._write(self.layout.inventory, (json.dumps(tx.inventory, indent=2, sort_keys=True) + "\n").encode("utf-8"))
-            if tx.touched:
-                state["seq"] = tx.seq
-                state["outbox"] = [{"lease": lease, "events": tx.events.get(lid, [])} for lid, lease in tx.touched.items()]
-                self._commit(state)
-                self._flush(state["outbox"], repair=False)
+            try:
+                yield tx
+            except MerlinError:
+                self._finish(tx, state)  # what the pass settled (an expiry it found) stands; operations raise before changing anything
+                raise
+            self._finish(tx, state)
+
+    def _finish(self, tx: _Pass, state: dict[str, Any]) -> None:
+        """Commit the pass (one journal line), then write its records and events."""
+        if tx.inventory_changed:
+            self._write(self.layout.inventory, (json.dumps(tx.inventory, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+        if tx.touched:
+            state["seq"] = tx.seq
+            state["outbox"] = [{"lease": lease, "events": tx.events.get(lid, [])} for lid, lease in tx.touched.items()]
+            self._commit(state)
+            self._flush(state["outbox"], repair=False)
 
     # ------------------------------------------------------------ settle + grant
 
@@ -446,13 +480,12 @@ class LeaseBook:
             tx.event(lease, "granted", LeaseState.GRANTED, "granted: every bundle could be filled at once", "merlin")
 
     def _get_live_or_file(self, tx: _Pass, lease_id: str) -> Lease:
+        """The lease as this pass sees it: changed in this pass, live in the book, or its record
+        (the previous pass's outbox was flushed when this pass began, so the record is current)."""
         validate_lease_id(lease_id)
-        lease = tx.state["live"].get(lease_id)
+        lease = tx.touched.get(lease_id) or tx.state["live"].get(lease_id)
         if lease is not None:
             return lease
-        for entry in tx.state.get("outbox", []):
-            if entry["lease"]["lease_id"] == lease_id:
-                return entry["lease"]
         found = self._read_json(self.layout.lease(lease_id))
         if found is None:
             raise NotFound(f"lease {lease_id}: no such lease (see `merlin ray resources list` / `queue`)")
@@ -492,12 +525,7 @@ class LeaseBook:
             if lid in tx.state["live"] or self.layout.lease(lid).exists():
                 raise BadInput(f"lease {lid}: already exists")
             self._settle(tx)
-            lease = {
-                "schema_version": 1, "lease_id": lid, "state": None, "owner": owner, "bundles": parsed,
-                "items": [], "tokens": {}, "priority": int(priority), "ttl_seconds": ttl_s,
-                "created_at": iso(tx.now), "granted_at": None, "renewed_at": None, "expires_at": None,
-                "ended_at": None, "reason": "", "changes": [], "rev": 0, "seq": 0,
-            }  # fmt: skip
+            lease = new_lease(lid, owner, parsed, int(priority), ttl_s, tx.now)
             tx.event(lease, "reserved", LeaseState.WAITING, f"requested {_describe(parsed)} (priority {priority})")
             tx.state["live"][lid] = lease
             self._grant(tx)
@@ -534,7 +562,7 @@ class LeaseBook:
             if deadline is not None and now >= deadline:
                 raise NotGranted(f"lease {lease_id} is still waiting after {timeout:g}s (see `merlin ray resources queue`)", self.show(lease_id))
             time.sleep(delay)
-            delay = min(delay * 1.3, 0.02)
+            delay = min(delay * 1.3, 0.002)  # a stat(2) per poll: cheap, and a grant is seen within ~2 ms
 
     def refresh_one(self, lease_id: str) -> Lease:
         with self._locked() as tx:

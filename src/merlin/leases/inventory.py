@@ -1,8 +1,9 @@
 """Load an inventory YAML strictly: every problem is one ``FILE:LINE: path: problem`` line (exit 2).
 
-Reuses the located-YAML machinery of :mod:`merlin.spec.loader` (line of every
-key, duplicate keys, control characters, deep nesting), so an inventory is
-checked exactly as strictly as a spec.
+Reads through :func:`merlin.spec.yamlsafe.load_yaml` (regular file, size and
+node limits, line of every key, duplicate keys, control characters) and reports
+with the spec loader's formatter, so an inventory is checked exactly as
+strictly as a spec.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ def load_inventory_file(path: str | Path) -> list[dict[str, Any]]:
 
     from merlin.leases.models import InventorySpec
     from merlin.spec import loader
+    from merlin.spec.yamlsafe import load_yaml
 
     path = Path(path)
-    read = getattr(loader, "read_yaml_located", None) or loader._read_yaml  # the bounded public loader, once spec lands it
-    data, lines, dupes = read(path, "resource inventory")
+    doc = load_yaml(path, kind="resource inventory", duplicates="collect")  # bounded: size, nodes, regular file
+    data, lines, dupes = doc.data, doc.lines, doc.duplicates
     dupes = list(dupes) + _duplicate_ids(str(path), data, lines)
     try:
         spec = InventorySpec.model_validate(data)
@@ -45,7 +47,7 @@ def _duplicate_ids(shown: str, data: Any, lines: dict) -> list[tuple[int, str]]:
             continue
         line = lines.get(("items", n, "id"), lines.get(("items", n), 1))
         if ident in first:
-            out.append((line, f"{shown}:{line}: items.{n}.id: {ident!r} is already the id of the item at line {first[ident]} (ids must be unique)"))
+            out.append((line, f"{shown}:{line}: items[{n}].id: {ident!r} is already the id of the item at line {first[ident]} (ids must be unique)"))
         else:
             first[ident] = line
     return out

@@ -20,9 +20,9 @@ import secrets
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from merlin.errors import BadInput, LockBusy
 
@@ -33,59 +33,90 @@ SHARED_FS = frozenset(
 )
 
 
-def filesystem_type(path: Path) -> str:
+def filesystem_type(path: Path, mounts: str | None = None) -> str:
     """The type of the filesystem holding ``path``, from /proc/mounts (longest matching mount point)."""
     target = str(Path(path).resolve())
+    if mounts is None:
+        try:
+            with open("/proc/mounts", encoding="utf-8") as handle:
+                mounts = handle.read()
+        except OSError:
+            return "unknown"
     best, kind = "", "unknown"
-    try:
-        with open("/proc/mounts", encoding="utf-8") as handle:
-            for line in handle:
-                parts = line.split()
-                if len(parts) < 3:
-                    continue
-                mount = parts[1].replace("\\040", " ")
-                if (target == mount or target.startswith(mount.rstrip("/") + "/")) and len(mount) >= len(best):
-                    best, kind = mount, parts[2]
-    except OSError:
-        pass
+    for line in mounts.splitlines():
+        parts = line.split()
+        if len(parts) < 3:
+            continue
+        mount = parts[1].replace("\\040", " ")
+        if (target == mount or target.startswith(mount.rstrip("/") + "/")) and len(mount) >= len(best):
+            best, kind = mount, parts[2]
     return kind
 
 
-def choose_lock_kind(directory: Path, kind: str | None = None) -> str:
+def choose_lock_kind(directory: Path, kind: str | None = None, mounts: str | None = None) -> str:
+    """``flock`` on a local filesystem, ``mkdir`` on a shared one (or as MERLIN_LEASE_LOCK says)."""
     kind = kind or os.environ.get(LOCK_ENV) or "auto"
     if kind not in ("auto", "flock", "mkdir"):
         raise BadInput(f"{LOCK_ENV}={kind!r}: expected flock, mkdir or auto")
     if kind == "auto":
-        return "mkdir" if filesystem_type(directory) in SHARED_FS else "flock"
+        return "mkdir" if filesystem_type(directory, mounts) in SHARED_FS else "flock"
     return kind
+
+
+class Flock:
+    """flock on one lock file, its descriptor kept open between passes (one open per book, not per pass)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._fd: int | None = None
+        self._pid = os.getpid()
+
+    def _descriptor(self) -> int:
+        if self._fd is None or self._pid != os.getpid():  # a forked child opens its own
+            from merlin.atomic import file_mode
+
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, file_mode())
+            self._pid = os.getpid()
+        return self._fd
+
+    def acquire(self, timeout: float) -> None:
+        import fcntl
+
+        fd = self._descriptor()
+        start = time.monotonic()
+        delay = 0.0002
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                waited = time.monotonic() - start
+                if waited >= timeout:
+                    raise LockBusy(f"{self.path}: the lease book is busy (waited {timeout:g}s); try again") from None
+                time.sleep(delay)  # passes take about a millisecond: poll finely at first
+                delay = min(delay * 1.5, 0.001 if waited < 0.2 else 0.01)
+
+    def release(self) -> None:
+        import fcntl
+
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 @contextmanager
 def flock_lock(path: Path, timeout: float) -> Iterator[None]:
-    import fcntl
-
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    lock = Flock(path)
+    lock.acquire(timeout)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            deadline = time.monotonic() + timeout
-            delay = 0.0005
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise LockBusy(f"{path}: the lease book is busy (waited {timeout:g}s); try again") from None
-                    time.sleep(delay)
-                    delay = min(delay * 1.5, 0.01)
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+        yield
     finally:
-        os.close(fd)
+        lock.release()
+        lock.close()
 
 
 def _pid_start(pid: int) -> float | None:
@@ -221,12 +252,23 @@ class MkdirLock:
 
 
 @contextmanager
-def book_lock(directory: Path, *, kind: str | None = None, timeout: float = 30.0, stale_after: float = 30.0) -> Iterator[str]:
-    """Hold the lease book's lock in ``directory``; yields the kind used ("flock" or "mkdir")."""
+def book_lock(
+    directory: Path, *, kind: str | None = None, timeout: float = 30.0, stale_after: float = 30.0, flock: Flock | None = None
+) -> Iterator[str]:
+    """Hold the lease book's lock in ``directory``; yields the kind used ("flock" or "mkdir").
+
+    ``flock``: a :class:`Flock` on ``directory/.book.lock`` kept by the caller (saves an open per pass)."""
     chosen = choose_lock_kind(directory, kind)
     if chosen == "flock":
-        with flock_lock(directory / ".book.lock", timeout):
+        if flock is None:
+            with flock_lock(directory / ".book.lock", timeout):
+                yield chosen
+            return
+        flock.acquire(timeout)
+        try:
             yield chosen
+        finally:
+            flock.release()
         return
     lock = MkdirLock(directory / ".book.lockdir", stale_after=stale_after)
     lock.acquire(timeout)

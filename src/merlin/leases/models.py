@@ -7,8 +7,8 @@ published as JSON Schema in docs/records/ and checked by the tests.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any, Literal, Optional
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -20,7 +20,7 @@ ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class _Model(BaseModel):
@@ -32,9 +32,9 @@ class LeaseOwner(_Model):
 
     user: str
     host: str
-    pid: Optional[int] = Field(None, description="Holder process; None: the lease outlives the command that made it (CLI).")
-    pid_start: Optional[float] = Field(None, description="Start time of pid (epoch seconds), so a reused pid is not taken for the holder.")
-    run_id: Optional[str] = Field(None, description="The run this lease is bound to, if any.")
+    pid: int | None = Field(None, description="Holder process; None: the lease outlives the command that made it (CLI).")
+    pid_start: float | None = Field(None, description="Start time of pid (epoch seconds), so a reused pid is not taken for the holder.")
+    run_id: str | None = Field(None, description="The run this lease is bound to, if any.")
 
 
 class Bundle(_Model):
@@ -49,7 +49,7 @@ class LeaseChange(_Model):
     """One state change of a lease, with who caused it and why."""
 
     time: datetime
-    from_state: Optional[LeaseState] = None
+    from_state: LeaseState | None = None
     to_state: LeaseState
     by: str = Field(description="user@host of whoever caused it, or 'merlin' for the book's own decisions.")
     reason: str
@@ -58,7 +58,7 @@ class LeaseChange(_Model):
 class LeaseRecord(_Model):
     """resources/leases/<lease_id>.json: one request for hardware and what became of it."""
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     lease_id: str
     state: LeaseState
     owner: LeaseOwner
@@ -68,10 +68,10 @@ class LeaseRecord(_Model):
     priority: int = 0
     ttl_seconds: float = Field(gt=0, description="A granted lease expires this long after its grant or last renewal.")
     created_at: datetime
-    granted_at: Optional[datetime] = None
-    renewed_at: Optional[datetime] = None
-    expires_at: Optional[datetime] = Field(None, description="Absolute UTC expiry set by the book; holders treat it as skew_seconds earlier.")
-    ended_at: Optional[datetime] = None
+    granted_at: datetime | None = None
+    renewed_at: datetime | None = None
+    expires_at: datetime | None = Field(None, description="Absolute UTC expiry set by the book; holders treat it as skew_seconds earlier.")
+    ended_at: datetime | None = None
     reason: str = Field("", description="Why the latest change happened.")
     changes: list[LeaseChange] = Field(default_factory=list, description="Every state change, oldest first.")
     rev: int = Field(0, ge=0, description="Bumped on every write; the book uses it to repair a write cut short by a crash.")
@@ -81,19 +81,19 @@ class LeaseRecord(_Model):
 class LeaseEvent(_Model):
     """One line of resources/leases/<lease_id>.events.jsonl."""
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     time: datetime
     lease_id: str
     seq: int = Field(ge=1, description="1, 2, ... within the lease.")
     book_seq: int = Field(ge=1, description="The scheduling pass that made it; passes are totally ordered by the book lock.")
     event: Literal["reserved", "granted", "renewed", "released", "expired", "revoked", "cancelled"]
-    from_state: Optional[LeaseState] = None
+    from_state: LeaseState | None = None
     to_state: LeaseState
     by: str
     reason: str
     items: list[str] = Field(default_factory=list)
     tokens: dict[str, int] = Field(default_factory=dict)
-    expires_at: Optional[datetime] = None
+    expires_at: datetime | None = None
 
 
 class InventoryItem(_Model):
@@ -102,22 +102,22 @@ class InventoryItem(_Model):
     id: str = Field(pattern=ID_PATTERN)
     pool: str = Field(pattern=ID_PATTERN)
     labels: dict[str, str] = Field(default_factory=dict)
-    host: Optional[str] = Field(None, description="Host (Ray node) the item is attached to.")
+    host: str | None = Field(None, description="Host (Ray node) the item is attached to.")
     health: Health = Health.GOOD
-    health_by: Optional[str] = None
-    health_reason: Optional[str] = None
-    health_at: Optional[datetime] = None
+    health_by: str | None = None
+    health_reason: str | None = None
+    health_at: datetime | None = None
     drained: bool = Field(False, description="Current holders finish; no new grant.")
-    drain_by: Optional[str] = None
-    drain_reason: Optional[str] = None
-    drain_at: Optional[datetime] = None
+    drain_by: str | None = None
+    drain_reason: str | None = None
+    drain_at: datetime | None = None
 
 
 class Inventory(_Model):
     """resources/inventory.json: the lab's hardware as last defined, plus runtime health."""
 
-    schema_version: Literal[1] = SCHEMA_VERSION
-    source: Optional[str] = Field(None, description="The YAML file it was defined from.")
+    schema_version: Literal[1] = 1
+    source: str | None = Field(None, description="The YAML file it was defined from.")
     defined_at: datetime
     defined_by: str
     items: list[InventoryItem] = Field(default_factory=list)
@@ -132,7 +132,7 @@ class ItemSpec(BaseModel):
     id: str = Field(pattern=ID_PATTERN, description="Unique item id, e.g. fpga-01.")
     pool: str = Field(pattern=ID_PATTERN, description="Pool a request names, e.g. firesim_fpga.")
     labels: dict[str, str] = Field(default_factory=dict, description="e.g. {board: u250}; requests filter with --label k=v.")
-    host: Optional[str] = Field(None, min_length=1, max_length=255, description="Host/node the item is attached to.")
+    host: str | None = Field(None, min_length=1, max_length=255, description="Host/node the item is attached to.")
     health: Health = Field(Health.GOOD, description="Initial health; runtime changes (`resources health`) are kept across re-defines.")
 
     @field_validator("labels")

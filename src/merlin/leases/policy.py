@@ -19,7 +19,8 @@ items come back the earliest waiter that can use them is considered first.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 Lease = dict[str, Any]
 Item = dict[str, Any]
@@ -56,7 +57,7 @@ def assign(bundles: Sequence[dict[str, Any]], candidates: Sequence[list[str]], a
         picked = [c for c in candidates[0] if c in available][: bundles[0]["count"]]
         return picked if len(picked) == bundles[0]["count"] else None
     slots: list[list[str]] = []
-    for bundle, cands in zip(bundles, candidates):
+    for bundle, cands in zip(bundles, candidates, strict=True):
         usable = [c for c in cands if c in available]
         if len(usable) < bundle["count"]:
             return None
@@ -116,7 +117,7 @@ def capacity_problem(bundles: Sequence[dict[str, Any]], items: Sequence[Item]) -
     """Why a request can never be granted by this inventory (whatever the health), or None."""
     everything = {it["id"] for it in items}
     lists = [[it["id"] for it in items if matches(it, b)] for b in bundles]
-    for bundle, lst in zip(bundles, lists):
+    for bundle, lst in zip(bundles, lists, strict=True):
         if len(lst) < bundle["count"]:
             labels = "".join(f",{k}={v}" for k, v in sorted((bundle.get("labels") or {}).items()))
             return f"{bundle['pool']}:{bundle['count']}{labels}: the inventory has {len(lst)} matching item(s)"

@@ -82,3 +82,4 @@ class Health(str, Enum):
 
     def __str__(self) -> str:
         return self.value
+

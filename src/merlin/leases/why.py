@@ -60,3 +60,55 @@ def explain(lease: dict[str, Any], state: dict[str, Any], inv: dict[str, Any] | 
         out.append(_cond("lease_pending_pass", "grantable now; the next scheduling pass grants it", {"position": position}, at,
                          "`merlin ray resources queue` runs a pass"))  # fmt: skip
     return out
+
+
+def run_conditions(cp: Any, run_id: str) -> list[dict[str, Any]]:
+    """Why a run is not running, layer by layer: its leases, then its cluster, then the run record.
+
+    Leases: every condition of each lease the run holds or waits for. Cluster
+    (ray engine): the cluster is not active, or lacks a resource the run asks
+    for. Run: a blocked run's recorded reason. Empty when nothing holds it back.
+    """
+    from merlin.leases.book import iso
+
+    rec = cp.get(run_id)
+    at = iso(__import__("time").time())
+    out: list[dict[str, Any]] = []
+    book = cp.leases
+    named = list(rec.leases) + [x for x in (rec.metadata.get("leases") or []) if isinstance(x, str) and x not in rec.leases]
+    named += [x["lease_id"] for x in book.live() if x["owner"].get("run_id") == run_id and x["lease_id"] not in named]  # taken from inside the run
+    for lid in named:
+        try:
+            out += book.why(lid)
+        except Exception as exc:  # NotFound: the record names a lease the book does not know
+            out.append({"layer": "leases", "code": "lease_missing", "message": f"lease {lid}: {exc}", "evidence": {"lease_id": lid},
+                        "observed_at": at, "next_step": "`merlin ray resources list` shows the leases the book knows"})  # fmt: skip
+    if rec.status.value == "waiting" and not out:
+        out.append({"layer": "leases", "code": "run_waiting_no_lease", "message": "the run is waiting but names no waiting lease",
+                    "evidence": {"leases": list(rec.leases)}, "observed_at": at, "next_step": f"`merlin ray jobs cancel {run_id}`, then submit again"})  # fmt: skip
+    if cp.engine(rec.engine).uses_cluster and (not rec.status.is_terminal() or rec.status.value == "blocked"):
+        name = rec.cluster.name if rec.cluster else "default"
+        state = cp.cluster_status(name)
+        if state.state != "active":
+            out.append({"layer": "cluster", "code": "cluster_not_active", "message": f"cluster {name} is {state.state}: {state.message}",
+                        "evidence": {"cluster": name, "state": state.state}, "observed_at": at,
+                        "next_step": f"`merlin ray cluster start-local --name {name}`, then `merlin ray jobs retry {run_id}` if the run is blocked"})  # fmt: skip
+        else:
+            try:
+                request = cp.ledger.read_request(run_id)
+            except Exception:
+                request = None
+            have = dict((state.record.resources or {}) if state.record is not None else {})
+            want = dict(getattr(request, "resources", None) or {})
+            if request is not None and request.num_gpus:
+                want["GPU"] = request.num_gpus
+            for key, amount in sorted(want.items()):
+                if have.get(key, 0) < amount:
+                    out.append({"layer": "cluster", "code": "cluster_resource_missing",
+                                "message": f"cluster {name} has {have.get(key, 0):g} {key}, the run asks for {amount:g}",
+                                "evidence": {"cluster": name, "resource": key, "have": have.get(key, 0), "want": amount}, "observed_at": at,
+                                "next_step": f"start the cluster with --resource {key}={amount:g} (or more), or ask for less"})  # fmt: skip
+    if rec.status.value == "blocked":
+        out.append({"layer": "run", "code": "run_blocked", "message": rec.message, "evidence": {"status": "blocked"}, "observed_at": at,
+                    "next_step": f"fix what the message says, then `merlin ray jobs retry {run_id}`"})  # fmt: skip
+    return out

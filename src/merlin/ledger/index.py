@@ -32,7 +32,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, overload
 
-from merlin.atomic import append_line, atomic_write_bytes
+from merlin.atomic import append_line, atomic_write_bytes, make_dir
 
 VERSION = 1
 RECORD = "run_record.json"
@@ -53,7 +53,7 @@ def note_changed(root: Path, run_id: str) -> None:
     try:
         append_line(path, run_id)
     except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_dir(path.parent, private=True)
         append_line(path, run_id)
 
 
@@ -197,7 +197,7 @@ class RunIndex:
         header = {"version": VERSION, "runs_mtime_ns": runs_mtime, "journal_ino": journal_ino, "journal_offset": journal_offset, "count": len(rows)}
         text = json.dumps(header, separators=(",", ":")) + "\n" + "".join(r + "\n" for r in rows)
         try:
-            self.dir.mkdir(parents=True, exist_ok=True)
+            make_dir(self.dir, private=True)
             atomic_write_bytes(self.path, text.encode("utf-8"))
         except OSError:
             pass  # a read-only state root still lists, just without the cache

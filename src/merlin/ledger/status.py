@@ -33,6 +33,11 @@ class RunStatus(str, Enum):
 
     #: Could not be handed to its engine (Ray missing, no active cluster, cluster unreachable, token missing), or an in-process run met a busy lock or a Blocked error. The message and next steps name the fix.
     BLOCKED = "blocked"
+    #: Waiting for a hardware lease (docs/leases.md): recorded, not handed to its
+    #: engine yet; it starts by itself when the lease is granted. Not blocked (no
+    #: person needs to act) and not pending (no engine has it).
+    #: -> pending, running, cancelled, blocked, failed (the lease could never be granted).
+    WAITING = "waiting"
     #: Recorded and handed to the engine, not started yet (Ray: PENDING).
     PENDING = "pending"
     #: The command is executing (Ray: RUNNING).
@@ -72,7 +77,8 @@ _RETRYABLE = frozenset({RunStatus.BLOCKED, RunStatus.FAILED, RunStatus.CANCELLED
 
 #: The only legal moves. ``None`` is "no record yet".
 TRANSITIONS: dict[RunStatus | None, frozenset[RunStatus]] = {
-    None: frozenset({RunStatus.PENDING, RunStatus.BLOCKED, RunStatus.RUNNING}),
+    None: frozenset({RunStatus.PENDING, RunStatus.BLOCKED, RunStatus.RUNNING, RunStatus.WAITING}),
+    RunStatus.WAITING: frozenset({RunStatus.PENDING, RunStatus.RUNNING, RunStatus.CANCELLED, RunStatus.BLOCKED, RunStatus.FAILED}),
     RunStatus.BLOCKED: frozenset({RunStatus.PENDING, RunStatus.CANCELLED}),
     RunStatus.PENDING: frozenset(
         {
