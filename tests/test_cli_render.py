@@ -167,11 +167,14 @@ def test_status_words_are_said_once(tmp_path: Path) -> None:
 
 
 def test_memory_is_shown_in_human_units() -> None:
-    from merlin.cli.tables import human_bytes, resource_text
+    from merlin.cli.tables import resource_text
+    from merlin.clusters.fit import shortfalls
+    from merlin.units import human_bytes
 
     shown = resource_text({"CPU": 2.0, "memory": 16459800000.0, "object_store_memory": 78643200.0})
     assert shown == "CPU=2, memory=15.3 GiB, object_store_memory=75.0 MiB" and "e+" not in shown
     assert human_bytes(512) == "512 B"
+    assert shortfalls({"memory": 32 * 2**30}, {"memory": 16459800000.0}) == ["memory 32.0 GiB (cluster has 15.3 GiB)"]
 
 
 def test_start_local_with_other_options_names_them_and_the_restart(ray_cp, tmp_path: Path) -> None:

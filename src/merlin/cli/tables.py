@@ -107,25 +107,8 @@ def pairs(rows: Sequence[tuple[str, Any]], console: Any = None) -> None:
         console.print(line, no_wrap=True, crop=False, overflow="ignore", soft_wrap=True)
 
 
-def human_bytes(n: float) -> str:
-    """``16.0 GiB``, ``512 MiB``, ``812 B``: byte counts for people."""
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"  # pragma: no cover - the loop returns
-
-
 def resource_text(resources: dict[str, Any]) -> str:
-    """Ray's resources as ``CPU=2, memory=15.3 GiB, object_store_memory=7.7 GiB``: Ray counts memory
-    in bytes, which ``:g`` turns into ``1.64598e+10``."""
-    parts = []
-    for key, value in sorted((resources or {}).items()):
-        if "memory" in key.lower() and isinstance(value, (int, float)):
-            parts.append(f"{key}={human_bytes(value)}")
-        elif isinstance(value, (int, float)):
-            parts.append(f"{key}={value:g}")
-        else:
-            parts.append(f"{key}={value}")
-    return ", ".join(parts) or "-"
+    """Ray's resources as ``CPU=2, memory=15.3 GiB, object_store_memory=7.7 GiB``."""
+    from merlin.units import amount
+
+    return ", ".join(f"{key}={amount(key, value)}" for key, value in sorted((resources or {}).items())) or "-"
