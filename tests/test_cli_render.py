@@ -188,3 +188,27 @@ def test_start_local_with_other_options_names_them_and_the_restart(ray_cp, tmp_p
     assert "GiB" in resources and "e+" not in resources
     same = run_cli("ray", "cluster", "start-local", "--state-root", root)
     assert same.returncode == 0 and "nothing to do" in same.stderr
+
+
+@pytest.mark.parametrize("width", [60, 80, 120])
+def test_runs_table_on_a_rich_console_of_each_width_keeps_ids_and_columns(width: int) -> None:
+    """The same renderer in-process on a Rich console of that width: ids whole, column set fixed."""
+    import io
+
+    from merlin.cli.output import _console_class
+    from merlin.cli.ray_cmd import _runs_table
+    from merlin.cli.tables import show
+
+    def rendered(rows: list[dict]) -> list[str]:
+        console = _console_class()(file=io.StringIO(), width=width, color_system=None, markup=False)
+        show(_runs_table(rows, width), console)
+        return console.file.getvalue().splitlines()
+
+    long_id = f"{LONG_TARGET[:40]}-20260101-000000-abcdef"
+    waiting = [{"run_id": long_id, "status": "succeeded", "outcome": "awaiting_operator", "engine": "local", "target": "t",
+                "workflow": "w", "attempts": [{}], "updated_at": "2026-01-01T00:00:00Z", "message": "waiting for an answer " * 10}]
+    short = [{"run_id": "t-20260101-000000-abcdef", "status": "failed", "engine": "ray", "target": "t", "workflow": "w",
+              "attempts": [], "updated_at": "2026-01-01T00:00:00Z", "message": "x"}]
+    lines = rendered(waiting)
+    assert lines[2].split()[:5] == [long_id, "│", "succeeded", "│", "awaiting_operator"]
+    assert header(lines) == header(rendered(short))
