@@ -193,7 +193,9 @@ def _execute_on_engine(capability, overlay, out_dir, from_dir, engine, cluster, 
     if json:
         emit_json(rec.model_dump(mode="json"))
     elif rec.status.value != "blocked":
-        message(f"run {rec.run_id} ({rec.status.value}): {rec.message}")
+        from merlin.cli.ray_cmd import _said
+
+        message(f"run {rec.run_id} {_said(rec.status.value, rec.message)}")
         say_next(steps)
     if rec.status.value == "blocked":
         raise Blocked(f"run {rec.run_id} is blocked: {rec.message.removeprefix('blocked: ')}", next_steps=steps)
@@ -201,7 +203,9 @@ def _execute_on_engine(capability, overlay, out_dir, from_dir, engine, cluster, 
         return
     code = targetgen_exit_code(rec)
     if code == 1:
-        raise RunFailed(f"run {rec.run_id} {rec.status.value}: {rec.message}")
+        from merlin.cli.ray_cmd import _said
+
+        raise RunFailed(f"run {rec.run_id} {_said(rec.status.value, rec.message)}")
     raise typer.Exit(code)
 
 
@@ -262,20 +266,22 @@ def status(target_dir: Path = TargetDirOpt, json: bool = JsonOpt) -> None:
 
 
 def _render_status(data: dict[str, Any]) -> None:
-    from rich.table import Table
-
     from merlin.cli.output import out, styled
 
     console = out()
-    from rich import box
+    from merlin.cli.tables import GIVE, Column, build, show
 
-    # A light box and no edge padding leave room for the notes at 80 columns.
-    table = Table(title=f"{data['target']}: {data['outcome']}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for col in ("#", "task", "state", "stage", "attempts", "last validation", "notes"):
-        # Task ids and states stay whole (never broken mid-word); the notes column takes the squeeze.
-        whole = col in ("#", "task", "state")
-        table.add_column(col, overflow="fold", no_wrap=whole)
+    # Task ids, states and question ids stay whole on one line at any width; the notes give way (wrapping
+    # between words). The column set depends on the width alone: narrow terminals drop the detail columns.
+    if console.width >= 130:
+        wanted = ["#", "task", "state", "stage", "attempts", "last validation", "notes"]
+    elif console.width >= 100:
+        wanted = ["task", "state", "attempts", "last validation", "notes"]
+    else:
+        wanted = ["task", "state", "notes"]
+    columns = [Column(h, GIVE, floor=10, words_whole=True) if h in ("last validation", "notes") else Column(h) for h in wanted]
     colours = {"completed": "green", "blocked": "red", "awaiting_operator": "yellow", "preflight_failed": "yellow", "awaiting_response": "yellow"}
+    rows = []
     for i, t in enumerate(data["tasks"], start=1):
         lv = t["last_validation"]
         last = f"{lv['id']}: {lv['status']}" + (f" (exit {lv['exit_code']})" if lv.get("exit_code") not in (0, None) else "") if lv else "-"
@@ -288,10 +294,11 @@ def _render_status(data: dict[str, Any]) -> None:
             notes.append("after " + ", ".join(t["waiting_on"]))
         if t["skipped"]:
             notes.append("not validated: " + ", ".join(s["what"] for s in t["skipped"]))
-        style = colours.get(t["state"])
-        state = styled(t["state"], style or "")
-        table.add_row(str(i), t["id"], state, t["stage"] or "-", str(t["attempts"]), last, "; ".join(notes) or "-")
-    console.print(table)
+        cells = {"#": str(i), "task": t["id"], "state": styled(t["state"], colours.get(t["state"], "")), "stage": t["stage"] or "-",
+                 "attempts": str(t["attempts"]), "last validation": last, "notes": "; ".join(notes) or "-"}
+        rows.append([cells[h] for h in wanted])
+    table = build(columns, rows, console.width, title=styled(f"{data['target']}: {data['outcome']}"), title_justify="left")
+    show(table, console)
     for q in data["open_questions"]:
         console.print(styled(f"open question {q['id']}", "bold") + styled(f" ({q['kind']}, task {q['task_id']}):"))
         console.print(q["question"], markup=False, highlight=False)
@@ -301,7 +308,7 @@ def _render_status(data: dict[str, Any]) -> None:
         console.print(
             f"  answer: {_me()} targetgen answer --target-dir {data['target_dir']} --question-id {q['id']} --choice OPTION",
             markup=False,
-            highlight=False,
+            highlight=False,  # Rich wraps between words: the ids stay whole
         )
     if data["awaiting_response"]:
         a = data["awaiting_response"]
