@@ -155,3 +155,10 @@ def is_no_space(exc: BaseException) -> bool:
     import errno
 
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+
+
+class ChecksumMismatch(MerlinError):
+    """A stored artifact no longer has the sha256 it was indexed with: nothing the user typed is wrong."""
+
+    exit_code = ExitCode.RUN_FAILED
+    code = "checksum_mismatch"
