@@ -161,9 +161,8 @@ def test_killed_inprocess_execute_is_lost_with_a_true_message_and_retry_runs_it(
 @pytest.mark.slow
 def test_ray_run_whose_head_was_sigkilled_is_lost_then_cancel_and_retry_elsewhere_work(ray_cp: ControlPlane) -> None:
     """A throwaway cluster (not the session one) is SIGKILLed under a running job."""
-    from ray_fixtures import start_cluster
-
     from merlin.clusters import registry
+    from ray_fixtures import start_cluster
 
     cp = ray_cp
     _, doomed = start_cluster(cp.root, "doomed", num_cpus=1)
@@ -241,7 +240,6 @@ def test_state_after_an_interrupted_execute_validates_against_its_schema(tmp_pat
 
     jsonschema = pytest.importorskip("jsonschema")
     from conftest import REPO
-
     from merlin.targetgen import executor as ex
 
     target = Path(orchestrated(tmp_path))
@@ -429,7 +427,7 @@ def test_secrets_by_shape_never_reach_the_ledger_or_json(tmp_path: Path) -> None
     secrets = ["hunter2pass", "ghp_" + "a" * 36, "AKIA" + "B" * 16, "u:s3cretpw@"]
     res = run_cli(
         "ray", "jobs", "submit", "--target", "demo", "--workflow", "w", "--engine", "local", "--state-root", str(root), "--json",
-        "--env", f"DATABASE_URL=postgres://u:s3cretpw@h/db", "--",
+        "--env", "DATABASE_URL=postgres://u:s3cretpw@h/db", "--",
         "true", "--password", "hunter2pass", f"--token={secrets[1]}", secrets[2],
     )
     assert res.returncode == 0, res.stderr

@@ -152,6 +152,8 @@ def apply(cp: ControlPlane, seen: RunRecord, obs: Observation, keep_logs: bool =
         if o.end_time:
             att.end_time = o.end_time
         new = o.status
+        if new is None:
+            return []
         if new == r.status or not can_transition(r.status, new):
             if new == RunStatus.RUNNING and r.message.startswith("could not observe"):
                 r.message, steps = message_for(r, new, o)

@@ -173,14 +173,15 @@ class LocalEngine:
             if not finished:
                 time.sleep(poll)
 
-    def leftovers(self, record: "RunRecord") -> str | None:
+    def leftovers(self, record: RunRecord) -> str | None:
         """Processes of an ended attempt still running (its supervisor died under them)."""
         if record.status != RunStatus.LOST:
             return None
-        left = surviving_group(record.attempt)
-        if not left:
+        att = record.attempt
+        left = surviving_group(att)
+        if not left or att is None:
             return None
-        return f"its process group {record.attempt.pgid} still runs ({len(left)} process{'es' if len(left) != 1 else ''})"
+        return f"its process group {att.pgid} still runs ({len(left)} process{'es' if len(left) != 1 else ''})"
 
     def cancel(self, record: RunRecord, grace: float = CANCEL_GRACE) -> CancelResult:
         """End the attempt's whole process group: SIGTERM, then SIGKILL after ``grace``."""

@@ -69,7 +69,7 @@ def _age(path: Path, now: float) -> float:
 
 
 def _stale_temps(directory: Path, now: float, min_age: float, depth: int = 1) -> list[Path]:
-    out = []
+    out: list[Path] = []
     try:
         entries = list(os.scandir(directory))
     except OSError:
