@@ -317,10 +317,10 @@ def _render_status(data: dict[str, Any]) -> None:
         console.print(f"pending answer: {a['question_id']} -> {a['choice']} (applied by the next execute)", markup=False, highlight=False)
     if data["lock_holder"]:
         console.print(f"locked by {data['lock_holder']}", markup=False, highlight=False)
-    last = data.get("last_execute") or {}
-    if last.get("outcome") == "interrupted":
+    last_exec = data.get("last_execute") or {}
+    if last_exec.get("outcome") == "interrupted":
         console.print(
-            f"the last execute (pid {last.get('pid')}, started {last.get('started_at')}) was interrupted: {last.get('reason') or 'Ctrl-C'}; "
+            f"the last execute (pid {last_exec.get('pid')}, started {last_exec.get('started_at')}) was interrupted: {last_exec.get('reason') or 'Ctrl-C'}; "
             "execute again to resume",
             markup=False,
             highlight=False,
