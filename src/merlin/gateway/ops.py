@@ -749,6 +749,44 @@ def runs_status(gw: Gateway, a: RunStatusInput) -> dict[str, Any]:
     return _run_json(gw.cp.status(a.run_id))
 
 
+@operation("runs_why", "runs", RunInput, mutating=False)
+def runs_why(gw: Gateway, a: RunInput) -> dict[str, Any]:
+    """Why a run is waiting or blocked: every condition (leases, then cluster, then the run), each with a stable code, evidence, when it was observed and the tool calls to make next (as `merlin ray jobs why`)."""
+    rec = gw.cp.get(a.run_id)
+    conds = [dict(c, next_steps=_condition_steps(gw, rec.run_id, rec.status.value, c)) for c in gw.cp.why(rec.run_id)]
+    steps: list[dict[str, Any]] = []
+    for s in [x for c in conds for x in c["next_steps"]] + [step("runs_status", run_id=rec.run_id)]:
+        if s not in steps:
+            steps.append(s)
+    return {"run_id": rec.run_id, "status": rec.status.value, "message": rec.message, "held": bool(conds), "conditions": conds, "next_steps": steps[:6]}
+
+
+def _condition_steps(gw: Gateway, run_id: str, status: str, c: dict[str, Any]) -> list[dict[str, Any]]:
+    """The tool calls that act on one condition of ``merlin.leases.why`` (its ``next_step`` is the CLI's text).
+    Nothing forceful: releasing someone else's lease stays a person's decision."""
+    code, ev = c.get("code"), c.get("evidence") or {}
+    if code == "lease_queued":
+        return [step("leases_queue")] + [step("leases_why", lease_id=x) for x in ev.get("ahead", [])[:1]]
+    if code == "lease_item_held":
+        holder = [step("runs_why", run_id=ev["run_id"])] if ev.get("run_id") else []
+        return holder + [step("leases_list"), step("leases_queue")]
+    if code == "lease_pending_pass":
+        return [step("leases_queue")]
+    if code in ("lease_item_not_good", "lease_item_drained", "lease_missing", "lease_ended"):
+        return [step("leases_list")]
+    if code == "run_waiting_no_lease":
+        return [step("runs_cancel", run_id=run_id)]
+    if code == "cluster_not_active":
+        name = ev.get("cluster", "default")
+        first = step("clusters_start", name=name) if gw.allow_cluster_control else step("clusters_status", name=name)
+        return [first] + ([step("runs_retry", run_id=run_id)] if status == "blocked" else [])
+    if code == "cluster_resource_missing":
+        return [step("clusters_status", name=ev.get("cluster", "default"))]
+    if code == "run_blocked":
+        return [step("runs_logs", run_id=run_id, cursor=0), step("runs_retry", run_id=run_id)]
+    return [step("runs_status", run_id=run_id)]
+
+
 @operation("runs_logs", "runs", LogsInput, mutating=False)
 def runs_logs(gw: Gateway, a: LogsInput) -> dict[str, Any]:
     """A chunk of the run's output from a cursor: call again with next_cursor to tail it incrementally."""
