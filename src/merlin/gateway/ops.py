@@ -119,10 +119,6 @@ class ListRunsInput(Input):
     full: bool = Field(False, description="Whole records (as `merlin ray jobs list --json`); default: the summary fields of each.")
 
 
-#: The fields of a run in a listing (the whole record: runs_status, or runs_list with full=true).
-SUMMARY_FIELDS = ("run_id", "target", "workflow", "source", "engine", "status", "outcome", "message", "created_at", "updated_at", "target_dir", "cluster")
-
-
 class RunInput(Input):
     run_id: str = Field(description="Run id.")
 
@@ -284,8 +280,9 @@ class Gateway:
         self.allow_cluster_control = allow_cluster_control
         self.transport = transport
         self.audit_path = self.cp.root / "gateway" / "audit.jsonl"
-        # run_id -> (mtime_ns, size, summary): listings re-read only records that changed
-        self._summaries: dict[str, tuple[int, int, dict[str, Any]]] = {}
+        from merlin.gateway.summaries import RunSummaries
+
+        self.summaries = RunSummaries(self.cp.root)  # runs_list's summaries, kept between calls
 
     def operations(self) -> list[Operation]:
         """The operations this server offers (cluster control only when allowed)."""
@@ -680,7 +677,8 @@ def runs_submit(gw: Gateway, a: SubmitInput) -> dict[str, Any]:
 
 @operation("runs_list", "runs", ListRunsInput, mutating=False, stored_records=True)
 def runs_list(gw: Gateway, a: ListRunsInput) -> dict[str, Any]:
-    """Runs in the ledger, newest first: each run's summary fields, or whole records as stored with full=true."""
+    """Runs in the ledger, newest first: each run's summary (run_id, target, workflow, source, engine, status, outcome, message, created_at, updated_at, cluster name, number of attempts), or whole records as stored with full=true."""
+    from merlin.gateway.summaries import summary
     from merlin.ledger.status import RunStatus
 
     bad = [x for x in a.status or [] if x not in {v.value for v in RunStatus}]
@@ -691,49 +689,11 @@ def runs_list(gw: Gateway, a: ListRunsInput) -> dict[str, Any]:
         total = len(entries)
         rows = [d for d, _raw in (entries[: a.limit] if a.limit else entries)]
         if not a.full:
-            rows = [_summary(r) for r in rows]
+            rows = [summary(r) for r in rows]
     else:
-        total, rows = _summaries(gw, a.status, a.limit)
+        total, rows = gw.summaries.listing(a.status, a.limit)
     steps = [step("runs_status", run_id=r["run_id"]) for r in rows if r.get("status") in ("pending", "running")][:5]
     return {"runs": rows, "total": total, "next_steps": steps}
-
-
-def _summary(r: dict[str, Any]) -> dict[str, Any]:
-    return {k: r.get(k) for k in SUMMARY_FIELDS} | {"attempts": len(r.get("attempts") or [])}
-
-
-def _summaries(gw: Gateway, status: list[str] | None, limit: int) -> tuple[int, list[dict[str, Any]]]:
-    """(total, newest summaries) through the run index, re-reading only records whose file changed (a stat each)."""
-    import json
-
-    from merlin.ledger.index import RECORD, RunIndex, row_id, row_status
-
-    rows = RunIndex(gw.cp.root).rows()
-    if status:
-        rows = [r for r in rows if row_status(r) in set(status)]
-    total = len(rows)
-    runs = str(gw.cp.layout.runs)
-    out = []
-    for row in rows[:limit] if limit else rows:
-        rid = row_id(row)
-        path = f"{runs}/{rid}/{RECORD}"  # plain strings: pathlib costs more than the stat
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            continue
-        cached = gw._summaries.get(rid)
-        if cached is None or cached[0] != st.st_mtime_ns or cached[1] != st.st_size:
-            try:
-                with open(path, "rb") as fh:
-                    data = json.loads(fh.read())
-            except (OSError, ValueError):
-                continue
-            cached = (st.st_mtime_ns, st.st_size, _summary(data))
-            gw._summaries[rid] = cached
-        if status and cached[2].get("status") not in status:
-            continue
-        out.append(cached[2])
-    return total, out
 
 
 @operation("runs_status", "runs", RunStatusInput, mutating=False, stored_records=True)
