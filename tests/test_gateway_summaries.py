@@ -52,3 +52,34 @@ def test_summaries_follow_ledger_writes_and_journal_rotation(tmp_path: Path) -> 
     # full=true: whole records, as `merlin ray jobs list --json`
     full = gw.call("runs_list", {"full": True, "limit": 1})["runs"][0]
     assert full == json.loads(gw.cp.layout.record(full["run_id"]).read_text())
+
+
+def test_jobs_list_default_view_is_lazy(tmp_path: Path) -> None:
+    """ControlPlane.list_entries is the ledger's lazy listing: len from the index, a slice reads only
+    its records (it had become a list, so a 50-row view read every record)."""
+    gw = Gateway(tmp_path / "state")
+    for i in range(3):
+        gw.cp.submit([sys.executable, "-c", "pass"], target=f"t{i}", workflow="lazy", engine="local", wait=True, timeout=60)
+    entries = gw.cp.list_entries()
+    assert not isinstance(entries, list) and len(entries) == 3
+    newest = entries[:1]
+    assert len(newest) == 1 and newest[0][0]["target"] == "t2" and json.loads(newest[0][1]) == newest[0][0]
+
+
+def test_targetgen_validate_plan_explain_return_the_pair_warnings(tmp_path: Path) -> None:
+    """The issue's case through the gateway: another target's overlay gives the same located warnings as the CLI."""
+    from conftest import EXAMPLES
+    from merlin.spec import load_pair
+    from merlin.spec.pairing import spec_warnings
+
+    rvv = EXAMPLES / "rvv_generic_zvl256" / "capability.yaml"
+    other = EXAMPLES / "gemmini_rocc_dev" / "overlays" / "firesim_u250.yaml"
+    expected = spec_warnings(*load_pair(rvv, other))
+    assert len(expected) >= 2 and all(": warning: " in w for w in expected)
+    gw = Gateway(tmp_path / "state")
+    args = {"capability": str(rvv), "overlay": str(other)}
+    assert gw.call("targetgen_validate", args)["warnings"] == expected
+    assert gw.call("targetgen_explain", args)["warnings"] == expected
+    assert gw.call("targetgen_plan", {**args, "out_dir": str(tmp_path / "out")})["warnings"] == expected
+    own = EXAMPLES / "gemmini_rocc_dev" / "capability.yaml"
+    assert gw.call("targetgen_validate", {"capability": str(own), "overlay": str(other)})["warnings"] == []

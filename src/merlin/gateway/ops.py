@@ -440,14 +440,23 @@ def _target_dirs(root: Path) -> list[Path]:
 # --------------------------------------------------------------- TargetGen
 
 
-@operation("targetgen_validate", "targetgen", SpecInput, mutating=False)
-def targetgen_validate(gw: Gateway, a: SpecInput) -> dict[str, Any]:
-    """Check a capability spec (and overlay); every problem is one FILE:LINE: field: problem line in the error."""
+def _load_pair(a: SpecInput) -> tuple[Any, Any, list[str]]:
+    """The pair, loaded (errors raise), and its located warnings (``merlin.spec.pairing``):
+    an overlay of another target, a compile_target naming another target, a probe nobody asks for."""
     from merlin.spec import load_pair
+    from merlin.spec.pairing import spec_warnings
 
     cap, ovl = load_pair(a.capability, a.overlay)
+    return cap, ovl, spec_warnings(cap, ovl)
+
+
+@operation("targetgen_validate", "targetgen", SpecInput, mutating=False)
+def targetgen_validate(gw: Gateway, a: SpecInput) -> dict[str, Any]:
+    """Check a capability spec (and overlay); every problem is one FILE:LINE: field: problem line in the error; warnings: the pair's located mismatch warnings (as `targetgen validate`)."""
+    cap, ovl, warnings = _load_pair(a)
     return {
         "valid": True,
+        "warnings": warnings,
         "target": cap.model.target.name,
         "capability": a.capability,
         "overlay": a.overlay,
@@ -458,18 +467,18 @@ def targetgen_validate(gw: Gateway, a: SpecInput) -> dict[str, Any]:
 
 @operation("targetgen_plan", "targetgen", PlanInput, mutating=True)
 def targetgen_plan(gw: Gateway, a: PlanInput) -> dict[str, Any]:
-    """Write the plan (support plan, task graph, verification manifest) under OUT_DIR/<target>/."""
-    from merlin.spec import load_pair
+    """Write the plan (support plan, task graph, verification manifest) under OUT_DIR/<target>/; warnings as targetgen_validate."""
     from merlin.targetgen.executor import default_out_dir
     from merlin.targetgen.planner import build_plan, write_plan
 
-    cap, ovl = load_pair(a.capability, a.overlay)
+    cap, ovl, warnings = _load_pair(a)
     result = build_plan(cap, ovl)
     target_dir, changed = write_plan(result, Path(a.out_dir) if a.out_dir else default_out_dir())
     sp = result.support_plan
     return {
         "target": result.target,
         "target_dir": str(target_dir),
+        "warnings": warnings,
         "files": sorted(result.files()),
         "changed": changed,
         "integration_styles": sp["integration_styles"],
@@ -483,12 +492,12 @@ def targetgen_plan(gw: Gateway, a: PlanInput) -> dict[str, Any]:
 @operation("targetgen_explain", "targetgen", SpecInput, mutating=False)
 def targetgen_explain(gw: Gateway, a: SpecInput) -> dict[str, Any]:
     """The plan with the reason behind every decision (writes nothing)."""
-    from merlin.spec import load_pair
     from merlin.targetgen.planner import build_plan
 
-    cap, ovl = load_pair(a.capability, a.overlay)
+    cap, ovl, warnings = _load_pair(a)
     result = build_plan(cap, ovl)
     return {
+        "warnings": warnings,
         "support_plan": result.support_plan,
         "task_graph": result.task_graph,
         "verification_manifest": result.verification_manifest,
