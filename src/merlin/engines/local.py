@@ -49,14 +49,14 @@ class LocalEngine:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
 
-    def preflight(self, record: "RunRecord", request: "RunRequest") -> Preflight:
+    def preflight(self, record: RunRecord, request: RunRequest) -> Preflight:
         """Nothing can block a local run; the supervisor's pid is known only after submit."""
         return Preflight()
 
-    def keep_logs(self, records: list["RunRecord"]) -> None:
+    def keep_logs(self, records: list[RunRecord]) -> None:
         """The supervisor writes the log into the ledger already."""
 
-    def submit(self, record: "RunRecord", request: "RunRequest", env: dict[str, str]) -> Submitted:
+    def submit(self, record: RunRecord, request: RunRequest, env: dict[str, str]) -> Submitted:
         attempt = len(record.attempts)
         run_dir = self.ledger.layout.run_dir(record.run_id)
         layout = self.ledger.layout
@@ -144,7 +144,7 @@ class LocalEngine:
             if not finished:
                 time.sleep(poll)
 
-    def cancel(self, record: "RunRecord", grace: float = CANCEL_GRACE) -> CancelResult:
+    def cancel(self, record: RunRecord, grace: float = CANCEL_GRACE) -> CancelResult:
         """End the attempt's whole process group: SIGTERM, then SIGKILL after ``grace``."""
         att = record.attempt
         if att is None or not att.pgid:

@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from merlin.clusters import start_step
-from merlin.engines.base import CancelResult, EngineBlocked, Observation, Preflight, Submitted
 from merlin.engines import ray_api
+from merlin.engines.base import CancelResult, EngineBlocked, Observation, Preflight, Submitted
 from merlin.errors import Blocked
 from merlin.ledger.status import ClusterStatus, RunStatus
 from merlin.nextsteps import Action, step
@@ -155,7 +155,7 @@ class RayEngine:
         except Blocked as exc:
             raise EngineBlocked(exc.message, "token_missing", next_steps=exc.next_steps) from None
 
-    def preflight(self, record: "RunRecord", request: "RunRequest") -> Preflight:
+    def preflight(self, record: RunRecord, request: RunRequest) -> Preflight:
         """Write-ahead: check what can block, and name the submission before it is written.
 
         One record write on the happy path. If merlin dies between the write and
@@ -174,7 +174,7 @@ class RayEngine:
         )
 
     @staticmethod
-    def _submitted_message(request: "RunRequest", crec: "ClusterRecord", run_id: str, sub_id: str) -> str:
+    def _submitted_message(request: RunRequest, crec: ClusterRecord, run_id: str, sub_id: str) -> str:
         from merlin.clusters.fit import pending_explanation
 
         return pending_explanation(request, crec.name, crec.resources, run_id) or (
@@ -182,12 +182,12 @@ class RayEngine:
         )
 
     @staticmethod
-    def _submitted_steps(request: "RunRequest", crec: "ClusterRecord", run_id: str) -> list[dict[str, Any]]:
+    def _submitted_steps(request: RunRequest, crec: ClusterRecord, run_id: str) -> list[dict[str, Any]]:
         from merlin.clusters.fit import pending_steps
 
         return pending_steps(request, crec.name, crec.resources, run_id) or [step(Action.LOGS, run_id=run_id, follow=True)]
 
-    def ready_cluster(self, cluster_name: str, run_id: str | None = None) -> "ClusterRecord":
+    def ready_cluster(self, cluster_name: str, run_id: str | None = None) -> ClusterRecord:
         """Everything that can block a submission, in the order a person fixes it (no Ray import)."""
         from merlin.clusters.net import probe
 
@@ -289,6 +289,31 @@ class RayEngine:
     def poll(self, record: RunRecord) -> Observation:
         return self.poll_many([record])[record.run_id]
 
+    def poll_raw(self, record: dict[str, Any]) -> Observation | None:
+        """Ray's answer for one run given as its raw JSON record, without pydantic.
+
+        The fast path of ``jobs status`` (see :func:`merlin.control.observe.status_json`):
+        None whenever the answer needs the full path (no submission id, cluster not
+        recorded or not live, token missing, cluster unreachable, submission unknown).
+        """
+        import json
+        from types import SimpleNamespace
+
+        attempts = record.get("attempts") or []
+        sub = attempts[-1].get("submission_id") if attempts else None
+        name = (record.get("cluster") or {}).get("name") or "default"
+        try:
+            cluster = json.loads(self.ledger.layout.cluster_record(name).read_bytes())
+            if not sub or ClusterStatus(cluster["status"]).is_terminal() or not cluster.get("address"):
+                return None
+            auth = SimpleNamespace(**cluster["auth"]) if cluster.get("auth") else None
+            from merlin.clusters.auth import headers_for
+
+            jobs = self._one(ray_api.JobsApi(cluster["address"], headers_for(auth, name)), sub)
+        except (OSError, ValueError, KeyError, TypeError, Blocked, EngineBlocked, ray_api.RayApiError):
+            return None
+        return self.observation(jobs[sub]) if sub in jobs else None
+
     def poll_many(self, records: list[RunRecord]) -> dict[str, Observation]:
         """One ``GET /api/jobs/`` per cluster (or one ``GET /api/jobs/{id}`` for a single run)."""
         out: dict[str, Observation] = {}
@@ -376,7 +401,7 @@ class RayEngine:
         except ray_api.JobNotFound:
             return
 
-    def cancel(self, record: "RunRecord", grace: float = 5.0) -> CancelResult:
+    def cancel(self, record: RunRecord, grace: float = 5.0) -> CancelResult:
         """Ask Ray to stop the job; the control plane observes until it is STOPPED."""
         att = record.attempt
         if att is None or not att.submission_id:
@@ -387,7 +412,7 @@ class RayEngine:
             pass  # the cluster never saw it (restarted): the next observation records it lost
         return CancelResult.REQUESTED
 
-    def keep_logs(self, records: list["RunRecord"]) -> None:
+    def keep_logs(self, records: list[RunRecord]) -> None:
         """Copy the logs of ended runs into the ledger (Ray's go when its cluster stops).
 
         Fetched concurrently: each is one HTTP request to the jobs API."""
@@ -399,7 +424,7 @@ class RayEngine:
 
         from merlin.atomic import write_if_changed
 
-        def fetch(rec: "RunRecord") -> None:
+        def fetch(rec: RunRecord) -> None:
             try:
                 text = self.logs(rec)
             except Exception:
