@@ -184,6 +184,13 @@ class ControlPlane:
         """Like :meth:`list_runs`, with each record's bytes as stored."""
         return observe.list_entries(self, status, refresh)
 
+    def why(self, run_id: str) -> list[dict[str, Any]]:
+        """Every condition holding a run back (its leases, its cluster, the run itself), as
+        :func:`merlin.leases.why.run_conditions` finds them; empty when nothing does."""
+        from merlin.leases.why import run_conditions
+
+        return run_conditions(self, validate_run_id(run_id))
+
     def wait(self, run_id: str, timeout: float | None = None, poll: float = 0.5) -> RunRecord:
         """Block until the run is terminal (or ``timeout`` seconds pass)."""
         return lifecycle.wait(self, run_id, timeout, poll)
