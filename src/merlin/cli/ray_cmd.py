@@ -8,8 +8,8 @@ listing path reads JSON files and renders, without Ray or pydantic.
 
 from __future__ import annotations
 
-from pathlib import Path
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, List, Optional
 
 import typer
