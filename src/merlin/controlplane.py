@@ -141,16 +141,19 @@ class ControlPlane:
         run_id: str | None = None,
         wait: bool = False,
         timeout: float | None = None,
+        leases: Sequence[str] = (),
     ) -> RunRecord:
         """Record a run and hand it to its engine (default: the registry's default engine).
         A run that cannot be handed over is still recorded, as ``blocked``, with the fix
-        in its message and ``next_steps``."""
+        in its message and ``next_steps``. With ``leases`` (``POOL[:COUNT][,k=v...]``, a
+        gang if several) the run is recorded ``waiting`` and starts by itself once they
+        are granted; its lease is held while it runs (see :mod:`merlin.control.leased`)."""
         from merlin.engines.registry import DEFAULT_ENGINE
 
         rec = submit_mod.submit(
             self, command, target=target, workflow=workflow, engine=engine or DEFAULT_ENGINE, target_dir=target_dir, workdir=workdir,
             num_cpus=num_cpus, num_gpus=num_gpus, resources=resources, env=env, cluster=cluster, source=source,
-            metadata=metadata, run_id=run_id,
+            metadata=metadata, run_id=run_id, leases=leases,
         )
         if wait and not rec.status.is_terminal():
             rec = self.wait(rec.run_id, timeout=timeout)

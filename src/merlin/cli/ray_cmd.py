@@ -426,6 +426,9 @@ def jobs_submit(
     env: Optional[List[str]] = typer.Option(None, "--env", help="Environment K=V for the command (repeatable). Secret-looking names are redacted in records."),
     wait: bool = typer.Option(False, "--wait", help="Wait until the run ends; exit 1 if it did not succeed."),
     cluster: Optional[str] = typer.Option(None, "--cluster", help="Cluster name for --engine ray (default: default)."),
+    lease: Optional[List[str]] = typer.Option(
+        None, "--lease", help="Hardware it needs, POOL[:COUNT][,k=v...] (repeatable: a gang). The run waits for the lease, then starts by itself."
+    ),
     state_root: Optional[Path] = StateRootOpt,
     json: bool = JsonOpt,
 ) -> None:
@@ -452,6 +455,7 @@ def jobs_submit(
         cluster=cluster,
         source="cli",
         wait=wait,
+        leases=lease or (),
     )
     if json:
         emit_json(rec.model_dump(mode="json"))

@@ -155,6 +155,15 @@ def process_start(pid: int) -> float | None:
         return None
 
 
+def _zombie(pid: int) -> bool:
+    try:
+        import psutil
+
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except Exception:
+        return False
+
+
 class _Liveness:
     """Is a recorded holder process still the one that asked? (psutil, cached for a second)."""
 
@@ -176,8 +185,8 @@ class _Liveness:
         if now - self._seen.get(key, -10.0) < 1.0:
             return True
         real = process_start(pid)
-        if real is None or (start is not None and abs(real - start) > 1.0):
-            return False  # gone, or the pid was reused by another process
+        if real is None or (start is not None and abs(real - start) > 1.0) or _zombie(pid):
+            return False  # gone, the pid was reused by another process, or dead and not yet reaped
         self._seen[key] = now
         return True
 
