@@ -91,9 +91,17 @@ class ControlPlane:
         return self.cluster_backend(kind).start(name, wait=wait, progress=progress, **options)
 
     def start_local_cluster(self, name: str = "default", **kwargs: Any) -> tuple[ClusterRecord, bool]:
-        """Start (or find already active) a local Ray head. Returns (record, started_now)."""
-        from merlin.clusters.base import DEFAULT_KIND
+        """Start (or find already active) a local Ray head. Returns (record, started_now).
 
+        Inventory items attached to this host become custom resources of its node
+        (one unit per item, named by its pool; ``resources`` given here win), so a
+        leased run's matching ``entrypoint_resources`` place it where the hardware is."""
+        from merlin.clusters.base import DEFAULT_KIND
+        from merlin.leases.runs import host_resources
+
+        hosted = host_resources(self.leases) if self.layout.inventory.exists() else {}
+        if hosted:
+            kwargs["resources"] = {**hosted, **dict(kwargs.get("resources") or {})}
         return self.start_cluster(DEFAULT_KIND, name, **kwargs)
 
     def cluster_status(self, name: str = "default") -> ClusterState:
