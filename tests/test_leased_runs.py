@@ -153,3 +153,17 @@ def test_retry_of_a_leased_run_queues_for_a_new_lease(cp: ControlPlane, tmp_path
     done = cp.wait(rec.run_id, timeout=30)
     assert done.status == RunStatus.SUCCEEDED and len(done.attempts) == 2 and done.lease_items == ["fpga-01"]
     assert until(lambda: lease_state(cp, again.leases[0]) == "released", 5)
+
+
+def test_jobs_status_shows_the_first_reason_and_jobs_list_the_holder(cp: ControlPlane) -> None:
+    holder = cp.leases.reserve(["firesim_fpga:1"], ttl=120, run_id="someone-else")
+    rec = cp.submit(["true"], target="fpga", workflow="why", engine="local", leases=["firesim_fpga:1"])
+    env = dict(os.environ, MERLIN_STATE_ROOT=str(cp.root), COLUMNS="250", NO_COLOR="1")
+    status = subprocess.run([sys.executable, "-m", "merlin", "ray", "jobs", "status", rec.run_id], capture_output=True, text=True, env=env, timeout=60)
+    assert status.returncode == 0, status.stderr
+    assert "waiting on" in status.stdout and "lease_item_held" in status.stdout and holder["lease_id"] in status.stdout
+    listing = subprocess.run([sys.executable, "-m", "merlin", "ray", "jobs", "list"], capture_output=True, text=True, env=env, timeout=60)
+    row = next(line for line in listing.stdout.splitlines() if rec.run_id in line)
+    assert "waiting" in row and "fpga-01 is held by" in row
+    cp.cancel(rec.run_id)
+    cp.leases.release(holder["lease_id"])

@@ -150,8 +150,8 @@ def _exit_for_run(rec: Any, *, waited: bool) -> None:
         raise RunFailed(f"run {rec.run_id} {status}: {rec.message}", next_steps=_steps(rec))
 
 
-def _print_run(rec: Any) -> None:
-    """A run for a person: key facts, then its attempts."""
+def _print_run(rec: Any, reason: Optional[dict[str, Any]] = None) -> None:
+    """A run for a person: key facts (and the first reason it is not running), then its attempts."""
     from rich.table import Table
 
     from merlin.cli.output import out
@@ -174,6 +174,10 @@ def _print_run(rec: Any) -> None:
     grid.add_row("created / updated", f"{_short_time(d['created_at'])} / {_short_time(d['updated_at'])}")
     grid.add_row("observed", _short_time(d.get("observed_at")))
     grid.add_row("message", d.get("message") or "-")
+    if d.get("leases"):
+        grid.add_row("leases", ", ".join(d["leases"]) + (f" (items {', '.join(d['lease_items'])})" if d.get("lease_items") else ""))
+    if reason is not None:
+        grid.add_row("waiting on", f"{reason['code']}: {reason['message']} (all: `{_me()} ray jobs why {d['run_id']}`)")
     from merlin.cli.nextsteps import ARGV, command
 
     for st in d.get("next_steps") or []:
@@ -520,11 +524,25 @@ def jobs_status(
     """One run, after asking its engine."""
     from merlin.cli.output import emit_json
 
-    rec = _cp(state_root).status(run_id, refresh=not no_refresh)
+    cp = _cp(state_root)
+    rec = cp.status(run_id, refresh=not no_refresh)
     if json:
         emit_json(rec.model_dump(mode="json"))
     else:
-        _print_run(rec)
+        _print_run(rec, _first_reason(cp, rec))
+
+
+def _first_reason(cp: Any, rec: Any) -> Optional[dict[str, Any]]:
+    """The first condition `jobs why` would list, for a run that is not running yet."""
+    if rec.status.value not in ("waiting", "pending", "blocked"):
+        return None
+    from merlin.leases.why import run_conditions
+
+    try:
+        conds = run_conditions(cp, rec.run_id)
+    except Exception:  # a reason is a courtesy here: `jobs why` reports its own errors
+        return None
+    return conds[0] if conds else None
 
 
 @jobs_app.command("logs")

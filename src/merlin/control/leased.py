@@ -194,6 +194,7 @@ def main(argv: list[str]) -> int:
 
 def _stop_when_cancelled(cp: ControlPlane, run_id: str, attempt: int, lease_id: str, stop: threading.Event) -> None:
     """While waiting: a run cancelled (or retried) in the ledger cancels its lease request, which ends the wait."""
+    tick = 0
     while not stop.wait(POLL):
         try:
             rec = cp.get(run_id)
@@ -208,6 +209,25 @@ def _stop_when_cancelled(cp: ControlPlane, run_id: str, attempt: int, lease_id: 
             return
         if rec.status != RunStatus.WAITING:
             return  # granted: the main loop watches the run from here
+        tick += 1
+        if tick % 4 == 0:  # every 2 s: keep the message (what `jobs list` shows) on the current first reason
+            _note_reason(cp, run_id, attempt, lease_id)
+
+
+def _note_reason(cp: ControlPlane, run_id: str, attempt: int, lease_id: str) -> None:
+    try:
+        lease = cp.leases.show(lease_id)
+        why = cp.leases.why(lease_id) if lease["state"] == "waiting" else []
+    except MerlinError:
+        return
+    if not why:
+        return
+
+    def note(r: RunRecord) -> None:
+        if len(r.attempts) == attempt and r.status == RunStatus.WAITING:
+            r.message = waiting_message(lease, why)
+
+    cp.ledger.update(run_id, note, cause="lease queue moved")  # no write when the reason did not change
 
 
 def _end_waiting(cp: ControlPlane, run_id: str, attempt: int, exc: MerlinError) -> None:

@@ -86,7 +86,7 @@ def run_conditions(cp: Any, run_id: str) -> list[dict[str, Any]]:
     if rec.status.value == "waiting" and not out:
         out.append({"layer": "leases", "code": "run_waiting_no_lease", "message": "the run is waiting but names no waiting lease",
                     "evidence": {"leases": list(rec.leases)}, "observed_at": at, "next_step": f"`merlin ray jobs cancel {run_id}`, then submit again"})  # fmt: skip
-    if rec.engine == "ray" and (not rec.status.is_terminal() or rec.status.value == "blocked"):
+    if cp.engine(rec.engine).uses_cluster and (not rec.status.is_terminal() or rec.status.value == "blocked"):
         name = rec.cluster.name if rec.cluster else "default"
         state = cp.cluster_status(name)
         if state.state != "active":
