@@ -167,3 +167,68 @@ def test_jobs_status_shows_the_first_reason_and_jobs_list_the_holder(cp: Control
     assert "waiting" in row and "fpga-01 is held by" in row
     cp.cancel(rec.run_id)
     cp.leases.release(holder["lease_id"])
+
+
+# ------------------------------------------------------------------ TargetGen
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "target_specs" / "examples" / "gemmini_rocc_dev"
+
+
+def test_targetgen_firesim_overlay_queues_for_its_slot_then_runs_then_releases(cp: ControlPlane, tmp_path: Path) -> None:
+    """The FireSim overlay declares `resources: [{pool: firesim_fpga, count: 1}]`: execute waits while
+    the slot is held (recorded waiting), runs once it is free with the item in its record, and releases it."""
+    holder = cp.leases.reserve(["firesim_fpga:1"], ttl=120, run_id="someone-else")
+    env = dict(os.environ, MERLIN_STATE_ROOT=str(cp.root))
+    argv = [sys.executable, "-m", "merlin", "targetgen", "execute", str(EXAMPLE / "capability.yaml"), "--overlay", str(EXAMPLE / "overlays" / "firesim_u250.yaml"),
+            "--out-dir", str(tmp_path / "out"), "--json"]  # fmt: skip
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        waiting = until(lambda: [r for r in cp.list_runs() if r["status"] == "waiting" and r["leases"]], 60)
+        assert waiting, "execute never recorded its run as waiting"
+        run = waiting[0]
+        assert cp.ledger.read_request(run["run_id"]).leases == ["firesim_fpga:1"]
+        assert until(lambda: holder["lease_id"] in cp.get(run["run_id"]).message, 10), "its message names the holder"
+        time.sleep(1.0)
+        assert proc.poll() is None and cp.get(run["run_id"]).status == RunStatus.WAITING, "it must not run while the slot is held"
+        assert not (tmp_path / "out" / "gemmini_rocc_dev" / "state.json").exists() or cp.get(run["run_id"]).attempt.start_time is None
+        cp.leases.release(holder["lease_id"])
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode in (0, 3, 10), err
+    rec = cp.get(run["run_id"])
+    assert rec.status in (RunStatus.SUCCEEDED, RunStatus.BLOCKED) and rec.outcome, rec.message
+    assert rec.lease_items == ["fpga-01"] and rec.attempt.start_time is not None
+    lease = cp.leases.show(rec.leases[0])
+    assert lease["state"] == "released" and lease["owner"]["run_id"] == rec.run_id
+    assert cp.leases.show(holder["lease_id"])["ended_at"] <= lease["granted_at"]
+    events = [e["event"] for e in cp.events(rec.run_id)]
+    assert events.index("lease_granted") < events.index("outcome") < events.index("lease_released")
+
+
+def test_targetgen_overlay_resources_are_in_the_bundle_and_schema(tmp_path: Path) -> None:
+    import json
+
+    from merlin.spec import load_pair
+    from merlin.targetgen.executor import orchestrate
+
+    _cap, ovl = load_pair(EXAMPLE / "capability.yaml", EXAMPLE / "overlays" / "firesim_u250.yaml")
+    assert [r.model_dump() for r in ovl.model.deployment.resources] == [{"pool": "firesim_fpga", "count": 1, "labels": {}}]
+    result = orchestrate(EXAMPLE / "capability.yaml", EXAMPLE / "overlays" / "firesim_u250.yaml", out_dir=tmp_path)
+    from merlin.integrations.targetgen_runs import targetgen_needs
+
+    assert targetgen_needs(None, None, result.target_dir) == ["firesim_fpga:1"]
+    schema = json.loads((EXAMPLE.parents[1] / "schema" / "overlay.schema.json").read_text())
+    assert "resources" in json.dumps(schema["$defs"]["Deployment"]["properties"])
+
+
+def test_targetgen_execute_on_an_engine_submits_with_the_overlays_lease(cp: ControlPlane, tmp_path: Path) -> None:
+    rec = cp.targetgen_submit(capability=EXAMPLE / "capability.yaml", overlay=EXAMPLE / "overlays" / "firesim_u250.yaml", out_dir=tmp_path / "out",
+                              from_dir=None, engine="local")  # fmt: skip
+    assert rec.status == RunStatus.WAITING or rec.leases, rec.message
+    assert cp.ledger.read_request(rec.run_id).leases == ["firesim_fpga:1"]
+    done = cp.wait(rec.run_id, timeout=120)
+    assert done.status == RunStatus.SUCCEEDED and done.outcome and done.lease_items == ["fpga-01"], cp.logs(rec.run_id)
+    assert until(lambda: lease_state(cp, done.leases[0]) == "released", 5)
+    assert len(cp.leases.all_leases()) == 1, "the job side attaches to the run and leases nothing more"

@@ -264,6 +264,8 @@ class ControlPlane:
         source: str = "targetgen",
         run_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        leases: Sequence[str] = (),
+        progress: Any = None,
     ) -> AbstractContextManager[InProcessRun]:
         """Record work done in this process as a run, so every engine leaves the same ledger.
 
@@ -272,8 +274,13 @@ class ControlPlane:
         was called, ``failed`` if the block raised. With ``run_id`` (the job
         side of ``submit_targetgen``) the existing run is attached: only the
         outcome, message and next steps are written; its engine reports the status.
+        With ``leases`` (a TargetGen overlay's ``resources:``) the run waits for them
+        first (recorded ``waiting``), holds them while the block runs and releases them after.
         """
-        return tg.record_inprocess_run(self, target=target, target_dir=target_dir, workflow=workflow, command=command, source=source, run_id=run_id, metadata=metadata)
+        return tg.record_inprocess_run(
+            self, target=target, target_dir=target_dir, workflow=workflow, command=command, source=source, run_id=run_id, metadata=metadata,
+            leases=leases, progress=progress,
+        )
 
     def task_logs_hint(self, run_id: str) -> str | None:
         """Where the per-task logs of a TargetGen run are (the executor writes them under <target_dir>/logs/)."""
