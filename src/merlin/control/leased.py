@@ -1,8 +1,8 @@
 """Runs that need hardware: wait for the lease, start the run, hold the lease while it runs.
 
 ``submit(..., leases=[...])`` records the run as ``waiting`` and starts
-``python -m merlin.control.leased RUN_DIR ATTEMPT LEASE_ID``, a small detached
-waiter (its own session). The waiter reserves the lease bound to its own pid
+``python -m merlin.cli.lease_waiter RUN_DIR ATTEMPT LEASE_ID`` (its entry point;
+the life is :func:`serve` here), a small detached waiter (its own session). The waiter reserves the lease bound to its own pid
 (so the book frees it if the waiter dies), tells the submitter it has, waits
 for the grant, then hands the run to its engine exactly as a plain submit
 would, with ``MERLIN_LEASE_ITEMS`` (and ``MERLIN_LEASE_ID``/``_TOKENS``) in the
@@ -41,7 +41,9 @@ TTL = 30.0
 READY_TIMEOUT = 30.0
 
 
-def start_waiter(cp: ControlPlane, rec: RunRecord, command: Sequence[str], env: Mapping[str, str], bundles: list[dict[str, Any]], lease_id: str) -> dict[str, Any]:
+def start_waiter(
+    cp: ControlPlane, rec: RunRecord, command: Sequence[str], env: Mapping[str, str], bundles: list[dict[str, Any]], lease_id: str
+) -> dict[str, Any]:
     """Start the detached waiter and return the lease it reserved (after it has).
 
     The real argv and environment travel in the waiter's environment: the
@@ -54,7 +56,7 @@ def start_waiter(cp: ControlPlane, rec: RunRecord, command: Sequence[str], env: 
     cp.layout.logs(rec.run_id).mkdir(parents=True, exist_ok=True)
     with open(cp.layout.logs(rec.run_id) / "lease-waiter.log", "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "merlin.control.leased", str(run_dir), str(len(rec.attempts)), lease_id],
+            [sys.executable, "-m", "merlin.cli.lease_waiter", str(run_dir), str(len(rec.attempts)), lease_id],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=log,
@@ -66,14 +68,15 @@ def start_waiter(cp: ControlPlane, rec: RunRecord, command: Sequence[str], env: 
     assert proc.stdout is not None
     line = _readline(proc.stdout, READY_TIMEOUT)
     proc.stdout.close()
+    answer: dict[str, Any]
     try:
         answer = json.loads(line) if line else {"error": "the lease waiter did not answer", "cause": "lease_waiter"}
     except ValueError:
         answer = {"error": f"the lease waiter said {line[:200]!r}", "cause": "lease_waiter"}
     if "error" in answer:
         raise Blocked(f"the lease for run {rec.run_id} could not be requested: {answer['error']}", answer.get("cause") or "lease_waiter")
-    answer["lease"]["waiter_pid"] = proc.pid
-    return answer["lease"]
+    lease: dict[str, Any] = dict(answer["lease"], waiter_pid=proc.pid)
+    return lease
 
 
 def _readline(stream: Any, timeout: float) -> str:
@@ -96,9 +99,9 @@ def _describe(lease: Mapping[str, Any]) -> str:
 # ------------------------------------------------------------------ the waiter
 
 
-def main(argv: list[str]) -> int:
+def serve(cp: ControlPlane, argv: list[str]) -> int:
+    """The waiter's life (``python -m merlin.cli.lease_waiter RUN_DIR ATTEMPT LEASE_ID``, given its control plane)."""
     from merlin.control.submit import launch
-    from merlin.controlplane import ControlPlane
     from merlin.leases.book import LeaseLost
     from merlin.leases.keeper import LeaseKeeper, lease_env
     from merlin.ledger.models import utcnow
@@ -108,7 +111,6 @@ def main(argv: list[str]) -> int:
     attempt = int(argv[1])
     lease_id = argv[2]
     run_id = run_dir.name
-    cp = ControlPlane(run_dir.parent.parent)
     spec = json.loads(os.environ.pop("MERLIN_WAITER_SPEC"))
     stop = threading.Event()
 
@@ -157,7 +159,15 @@ def main(argv: list[str]) -> int:
         except MerlinError:
             pass
 
-    keeper = LeaseKeeper(cp.leases, spec["bundles"], ttl=float(os.environ.get("MERLIN_LEASE_TTL") or TTL), run_id=run_id, lease_id=lease_id, on_reserved=on_reserved, on_lost=on_lost)
+    keeper = LeaseKeeper(
+        cp.leases,
+        spec["bundles"],
+        ttl=float(os.environ.get("MERLIN_LEASE_TTL") or TTL),
+        run_id=run_id,
+        lease_id=lease_id,
+        on_reserved=on_reserved,
+        on_lost=on_lost,
+    )
     watcher = threading.Thread(target=_stop_when_cancelled, args=(cp, run_id, attempt, lease_id, stop), daemon=True)
     watcher.start()
     try:
@@ -175,7 +185,9 @@ def main(argv: list[str]) -> int:
             r.leases = [lease["lease_id"]]
             r.lease_items = items
             set_status(r, RunStatus.PENDING, f"lease {lease['lease_id']} granted ({', '.join(items)}); submitting")
-            return [{"event": "lease_granted", "cause": "the lease book granted it", "attempt": attempt, "detail": {"lease_id": lease["lease_id"], "items": items}}]
+            return [
+                {"event": "lease_granted", "cause": "the lease book granted it", "attempt": attempt, "detail": {"lease_id": lease["lease_id"], "items": items}}
+            ]
 
         rec = cp.ledger.update(run_id, granted, cause=f"lease {lease['lease_id']} granted")
         if rec.status != RunStatus.PENDING or not ours(rec):
@@ -189,7 +201,9 @@ def main(argv: list[str]) -> int:
         return 0
     finally:
         keeper.__exit__(None, None, None)
-        cp.ledger.append_event(run_id, "lease_released", f"lease waiter (pid {os.getpid()}) released it at {utcnow().isoformat()}", attempt=attempt, detail={"lease_id": lease_id})
+        cp.ledger.append_event(
+            run_id, "lease_released", f"lease waiter (pid {os.getpid()}) released it at {utcnow().isoformat()}", attempt=attempt, detail={"lease_id": lease_id}
+        )
 
 
 def _stop_when_cancelled(cp: ControlPlane, run_id: str, attempt: int, lease_id: str, stop: threading.Event) -> None:
@@ -245,7 +259,3 @@ def _end_waiting(cp: ControlPlane, run_id: str, attempt: int, exc: MerlinError) 
         set_status(r, RunStatus.FAILED, f"its lease was never granted ({exc.message}); retry it to queue again", [step(Action.RETRY, run_id=run_id)])
 
     cp.ledger.update(run_id, mark, cause="the lease request ended without a grant")
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

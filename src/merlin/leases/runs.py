@@ -25,7 +25,10 @@ def check_request(book: LeaseBook, specs: Sequence[str | dict[str, Any]]) -> lis
         raise BadInput("--lease: name at least one POOL[:COUNT]")
     _state, inv = book.snapshot()
     if inv is None:
-        raise Blocked("the run asks for a lease but there is no inventory yet: describe the hardware in a YAML file and run `merlin ray resources define FILE`", "no_inventory")
+        raise Blocked(
+            "the run asks for a lease but there is no inventory yet: describe the hardware in a YAML file and run `merlin ray resources define FILE`",
+            "no_inventory",
+        )
     problem = policy.capacity_problem(bundles, inv["items"])
     if problem:
         raise BadInput(f"--lease {problem}; it could never be granted (see `merlin ray resources list`)")
