@@ -10,6 +10,7 @@ submission. Starts a private Ray cluster; exits 1 on FAIL.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import time
@@ -23,6 +24,10 @@ def main() -> int:
     root = temp_root("merlin-bench-status-")
     try:
         with private_cluster(root) as (cp, rec):
+            # both sides present the cluster's token (token auth is the default): Ray's CLI reads it from the environment
+            from merlin.clusters.auth import ray_start_env
+
+            os.environ.update(ray_start_env(rec.auth))
             run = cp.submit(["sleep", "600"], target="bench", workflow="status", engine="ray")
             deadline = time.monotonic() + 120
             while cp.status(run.run_id).status.value != "running":

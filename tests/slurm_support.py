@@ -9,8 +9,8 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -56,7 +56,7 @@ def slurm_root(tmp_path: Path) -> Iterator[Path]:
     require_slurm()
     root = tmp_path / "state"
     yield root
-    from merlin.clusters.kinds import backend_for
+    from merlin.clusters.registry import backend as backend_for
     from merlin.ledger.store import Ledger
 
     ledger = Ledger(root)

@@ -10,14 +10,12 @@ from pathlib import Path
 
 import anyio
 import pytest
-
-from conftest import REPO
-from test_gateway_support import CAPABILITY, call, drive_agent, server_env, start_server
-
 from mcp import Client, StdioServerParameters  # noqa: E402  (after the importorskip in the support module)
 
+from conftest import REPO
 from merlin.gateway.mcp_server import build_server  # noqa: E402
 from merlin.gateway.ops import OPERATIONS, Gateway  # noqa: E402
+from test_gateway_support import CAPABILITY, call, drive_agent, server_env, start_server
 
 
 def test_every_tool_has_a_closed_typed_schema_and_a_description() -> None:
@@ -123,3 +121,98 @@ def test_streamable_http_agent_reaches_completed(tmp_path: Path) -> None:
         assert audit and all(a["client"].startswith("mcp-http 127.0.0.1") for a in audit)
     finally:
         server.stop()
+
+
+def test_lease_tools_reserve_queue_why_renew_release(tmp_path: Path) -> None:
+    gw = Gateway(tmp_path / "state")
+    gw.cp.leases.define([{"id": "fpga0", "pool": "fpga"}, {"id": "fpga1", "pool": "fpga"}], source="test")
+
+    async def main() -> None:
+        async with Client(build_server(gw)) as client:
+            first = await call(client, "leases_reserve", {"bundles": ["fpga:2"], "ttl": "10m"})
+            assert first["state"] == "granted" and sorted(first["items"]) == ["fpga0", "fpga1"]
+            assert [s["tool"] for s in first["next_steps"]] == ["leases_renew", "leases_release"]
+            second = await call(client, "leases_reserve", {"bundles": ["fpga:1"]})
+            assert second["state"] == "waiting" and second["next_steps"][0] == {"tool": "leases_why", "args": {"lease_id": second["lease_id"]}}
+            queue = await call(client, "leases_queue", {})
+            assert [q["lease_id"] for q in queue["queue"]] == [second["lease_id"]] and queue["queue"][0]["position"] == 1
+            why = await call(client, "leases_why", {"lease_id": second["lease_id"]})
+            assert why["conditions"] and all(c["code"] and c["next_step"] for c in why["conditions"])
+            renewed = await call(client, "leases_renew", {"lease_id": first["lease_id"], "ttl": "20m"})
+            assert renewed["state"] == "granted" and renewed["ttl_seconds"] == 1200
+            released = await call(client, "leases_release", {"lease_id": first["lease_id"]})
+            assert released["state"] == "released"
+            listed = await call(client, "leases_list", {})
+            holders = {i["id"]: (i["holder"] or {}).get("lease_id") for i in listed["items"]}
+            assert second["lease_id"] in holders.values() and not listed["queue"]
+            gone = await client.call_tool("leases_renew", {"lease_id": first["lease_id"]})
+            assert gone.is_error and gone.structured_content["exit_code"] == 3
+
+    anyio.run(main)
+    ops = [json.loads(x)["operation"] for x in (tmp_path / "state" / "gateway" / "audit.jsonl").read_text().splitlines()]
+    assert ops == ["leases_reserve", "leases_reserve", "leases_renew", "leases_release", "leases_renew"]
+
+
+def test_runs_list_summaries_follow_record_changes(tmp_path: Path) -> None:
+    gw = Gateway(tmp_path / "state")
+
+    async def main() -> None:
+        async with Client(build_server(gw)) as client:
+            sub = await call(client, "runs_submit", {"command": ["sleep", "30"], "target": "lister", "workflow": "smoke", "target_dir": str(tmp_path / "t")})
+            assert sub["status"] in ("pending", "running") and sub["next_steps"]
+            assert all(s["args"].get("run_id") == sub["run_id"] for s in sub["next_steps"] if s["tool"].startswith("runs_"))
+            listed = await call(client, "runs_list", {})
+            assert listed["runs"][0]["run_id"] == sub["run_id"] and listed["runs"][0]["status"] in ("pending", "running")
+            assert set(listed["runs"][0]) >= {"run_id", "status", "outcome", "message", "created_at", "attempts"}
+            cancelled = await call(client, "runs_cancel", {"run_id": sub["run_id"]})
+            assert cancelled["status"] == "cancelled"
+            again = await call(client, "runs_list", {"status": ["cancelled"]})
+            assert [r["run_id"] for r in again["runs"]] == [sub["run_id"]] and again["runs"][0]["status"] == "cancelled"
+            full = await call(client, "runs_list", {"full": True})
+            assert full["runs"][0]["attempts"][0]["number"] == 1
+            bad = await client.call_tool("runs_list", {"status": ["sideways"]})
+            assert bad.is_error and bad.structured_content["exit_code"] == 2
+
+    anyio.run(main)
+
+
+def test_record_next_steps_map_to_tools_through_one_table() -> None:
+    from merlin.gateway.ops import ACTION_TOOLS, _map_steps, by_name
+
+    # every mapped tool exists (or is a cluster-control tool offered only when allowed)
+    assert set(ACTION_TOOLS.values()) <= set(by_name())
+    steps = [{"action": "retry", "args": {"run_id": "r1"}}, {"action": "logs", "args": {"run_id": "r1"}}, {"action": "unknown"}, "junk"]
+    assert _map_steps(steps) == [{"tool": "runs_retry", "args": {"run_id": "r1"}}, {"tool": "runs_logs", "args": {"run_id": "r1"}}]
+    assert _map_steps([{"tool": "runs_status", "args": {"run_id": "r1"}}]) == [{"tool": "runs_status", "args": {"run_id": "r1"}}]
+    # arguments only the CLI has are dropped, so the call validates
+    assert _map_steps([{"action": "logs", "args": {"run_id": "r1", "follow": True}}]) == [{"tool": "runs_logs", "args": {"run_id": "r1"}}]
+    from merlin.nextsteps import Action
+
+    assert {a.value for a in Action} - set(ACTION_TOOLS) <= {"install", "run_again"}  # the rest have no tool (nothing to call)
+
+
+def test_a_waiting_execute_holds_no_worker_thread(tmp_path: Path) -> None:
+    """execute(wait=true) sleeps on the event loop between quick polls: while it waits,
+    the worker threads are free for every other request."""
+    from test_gateway_support import OVERLAY
+
+    gw = Gateway(tmp_path / "state")
+    samples: list[int] = []
+
+    async def main() -> None:
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        done = anyio.Event()
+
+        async def execute() -> None:
+            result = await gw.acall("targetgen_execute", {"capability": str(CAPABILITY), "overlay": str(OVERLAY), "out_dir": str(tmp_path / "out")})
+            assert result["outcome"] == "awaiting_operator" and result["run"]["status"] == "succeeded"
+            done.set()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(execute)
+            while not done.is_set():
+                await anyio.sleep(0.02)
+                samples.append(limiter.borrowed_tokens)
+
+    anyio.run(main)
+    assert len(samples) > 10 and samples.count(0) > len(samples) // 2, samples

@@ -84,7 +84,11 @@ def test_lifecycle_isolation_lost_unreachable_and_retry(ray_cluster, cluster_roo
     assert not any(procs.alive(p["pid"], p["start_ticks"]) for p in rec["processes"])
     # ...and the other Ray (the session cluster) is untouched and still answers
     assert all(procs.alive(p) for p in session_pids)
-    assert probe(ray_cluster.address).state == "ok"
+    from merlin.clusters.auth import headers_for
+
+    session = ControlPlane(ray_cluster.state_root).ledger.read_cluster(ray_cluster.name)
+    assert session is not None
+    assert probe(ray_cluster.address, headers_for(session.auth, session.name)).state == "ok"  # with its token (the default)
 
     stopped = run_cli("ray", "cluster", "status", "--name", "second", "--state-root", str(root))
     assert stopped.returncode == 3 and "stopped" in stopped.stderr

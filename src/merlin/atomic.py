@@ -43,13 +43,38 @@ def file_mode() -> int:
     return 0o666 & ~state_umask()
 
 
+def _process_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def mode_for(directory: Path) -> int:
+    """The mode of a new file in ``directory``.
+
+    State directories are created closed to others (:func:`make_dir`), and a file
+    there is closed the same way: ``0666 & ~$MERLIN_STATE_UMASK`` (0600 by default).
+    In a directory others may enter (a user's ``--out-dir``) a file follows the
+    process umask, like any tool's output.
+    """
+    return file_mode() if _closed_to_others(directory) else 0o666 & ~_process_umask()
+
+
+def _closed_to_others(directory: Path) -> bool:
+    try:
+        return not os.stat(directory).st_mode & 0o007
+    except OSError:
+        return False
+
+
 def dir_mode() -> int:
     return 0o777 & ~state_umask()
 
 
-def make_dir(directory: Path, *, exist_ok: bool = True) -> None:
-    """mkdir -p where every directory created gets :func:`dir_mode` (0700 by default),
-    whatever the process umask; existing directories keep their mode."""
+def make_dir(directory: Path, *, exist_ok: bool = True, private: bool = False) -> None:
+    """mkdir -p. ``private=True`` (the ledger's directories): every directory created
+    gets :func:`dir_mode` (0700 by default) whatever the process umask; otherwise
+    (a user's --out-dir) the process umask applies. Existing directories keep their mode."""
     directory = Path(directory)
     missing = []
     p = directory
@@ -58,25 +83,27 @@ def make_dir(directory: Path, *, exist_ok: bool = True) -> None:
         if p.parent == p:
             break
         p = p.parent
-    if not missing and not exist_ok:
-        raise FileExistsError(str(directory))
-    mode = dir_mode()
+    if not missing:
+        if not exist_ok:
+            raise FileExistsError(str(directory))
+        return
     for d in reversed(missing):
         try:
-            os.mkdir(d, mode)
+            os.mkdir(d, dir_mode() if private else 0o777)
         except FileExistsError:
             if d == directory and not exist_ok:
                 raise
             continue
-        os.chmod(d, mode)
+        if private:
+            os.chmod(d, dir_mode())
 
 
-def ensure_dir(directory: Path) -> None:
+def ensure_dir(directory: Path, private: bool = False) -> None:
     """mkdir -p, with a one-line BadInput naming the path when it cannot be (a file, no permission)."""
     from merlin.errors import BadInput
 
     try:
-        make_dir(Path(directory))
+        make_dir(Path(directory), private=private)
         if not Path(directory).is_dir():
             raise FileExistsError(str(directory))
     except (FileExistsError, NotADirectoryError):
@@ -96,7 +123,7 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> N
     except OSError as exc:
         raise BadInput(f"{path.parent}: cannot write here: {exc.strerror}") from None
     try:
-        os.fchmod(fd, file_mode() if mode is None else mode)
+        os.fchmod(fd, mode_for(path.parent) if mode is None else mode)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -172,14 +199,26 @@ def append_line(path: Path, line: str) -> None:
     O_APPEND makes concurrent appenders interleave whole lines, never bytes.
     """
     path = Path(path)
-    ensure_dir(path.parent)
+    if not path.parent.is_dir():
+        ensure_dir(path.parent, private=_closed_to_others(path.parent.parent))  # a ledger subdirectory stays private
     data = (line.rstrip("\n") + "\n").encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, file_mode())
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, mode_for(path.parent))
+    if os.fstat(fd).st_size == 0:
+        os.fchmod(fd, mode_for(path.parent))  # O_CREAT's mode is cut by the process umask
     try:
         os.write(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def open_append(path: Path) -> Any:
+    """``open(path, "ab")`` with the mode :func:`mode_for` gives its directory (logs in the ledger: 0600)."""
+    path = Path(path)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, mode_for(path.parent))
+    if os.fstat(fd).st_size == 0:
+        os.fchmod(fd, mode_for(path.parent))  # O_CREAT's mode is cut by the process umask
+    return os.fdopen(fd, "ab")
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -208,7 +247,7 @@ def file_lock(path: Path, *, timeout: float = 10.0, holder: str | None = None) -
 
     path = Path(path)
     make_dir(path.parent)
-    lock = FileLock(str(path), mode=file_mode())
+    lock = FileLock(str(path), mode=mode_for(path.parent))
     holder_file = path.with_name(path.name + ".holder")
     try:
         lock.acquire(timeout=timeout)
@@ -223,7 +262,8 @@ def file_lock(path: Path, *, timeout: float = 10.0, holder: str | None = None) -
         ) from None
     try:
         try:
-            fd = os.open(holder_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, file_mode())
+            fd = os.open(holder_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode_for(path.parent))
+            os.fchmod(fd, mode_for(path.parent))
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(holder or f"pid {os.getpid()}")
         except OSError:

@@ -68,6 +68,13 @@ def cluster_start(
 
     from merlin.cli.output import emit_json, message
     from merlin.controlplane import ControlPlane
+    from merlin.safety import check_number
+
+    check_number(nodes, "--nodes", minimum=1, integer=True)
+    check_number(cpus_per_node, "--cpus-per-node", integer=True)
+    check_number(gpus_per_node, "--gpus-per-node", integer=True)
+    check_number(port, "--port", minimum=1, maximum=65535, integer=True)
+    check_number(object_store_memory, "--object-store-memory", minimum=0, above_minimum=True, integer=True)
 
     given = {
         "slurm": dict(nodes=nodes, cpus_per_node=cpus_per_node, gpus_per_node=gpus_per_node, mem=mem, time=time,

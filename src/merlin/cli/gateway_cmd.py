@@ -7,7 +7,6 @@ imported inside the commands.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -26,7 +25,7 @@ def _need_extra() -> None:
 
 
 def mcp(
-    state_root: Optional[Path] = StateRootOpt,
+    state_root: Path | None = StateRootOpt,
     allow_cluster_control: bool = typer.Option(False, "--allow-cluster-control", help="Also offer clusters_start and clusters_stop."),
 ) -> None:
     """Serve merlin's tools over MCP on stdin/stdout (what agent clients start as a subprocess)."""
@@ -54,15 +53,15 @@ def _is_loopback(host: str) -> bool:
 def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (loopback unless --allow-remote)."),
     port: int = typer.Option(8765, "--port", help="TCP port."),
-    socket: Optional[Path] = typer.Option(None, "--socket", help="Serve on this Unix socket instead of a TCP port."),
+    socket: Path | None = typer.Option(None, "--socket", help="Serve on this Unix socket instead of a TCP port."),
     allow_remote: bool = typer.Option(False, "--allow-remote", help="Allow a non-loopback --host (the token is still required)."),
     rotate_token: bool = typer.Option(False, "--rotate-token", help="Replace the token first (clients need the new one)."),
     allow_cluster_control: bool = typer.Option(False, "--allow-cluster-control", help="Also offer clusters_start and clusters_stop."),
-    allow_host: Optional[List[str]] = typer.Option(None, "--allow-host", help="Extra Host header value HOST:PORT to accept (repeatable; e.g. behind a proxy)."),
-    cors_origin: Optional[List[str]] = typer.Option(None, "--cors-origin", help="Origin allowed cross-origin requests (repeatable; none by default)."),
+    allow_host: list[str] | None = typer.Option(None, "--allow-host", help="Extra Host header value HOST:PORT to accept (repeatable; e.g. behind a proxy)."),
+    cors_origin: list[str] | None = typer.Option(None, "--cors-origin", help="Origin allowed cross-origin requests (repeatable; none by default)."),
     max_body: int = typer.Option(1024 * 1024, "--max-body", help="Largest request body in bytes."),
     rate_limit: float = typer.Option(100.0, "--rate-limit", help="Requests per second per client address (0: no limit)."),
-    state_root: Optional[Path] = StateRootOpt,
+    state_root: Path | None = StateRootOpt,
 ) -> None:
     """REST API, /openapi.json, MCP at /mcp and a live page at /, behind a bearer token."""
     from merlin.cli.output import message
@@ -70,6 +69,9 @@ def serve(
 
     if not _is_loopback(host) and not allow_remote:
         raise BadInput(f"--host {host} is not a loopback address: refusing to serve beyond this machine without --allow-remote")
+    from merlin.safety import check_number
+
+    check_number(rate_limit, "--rate-limit")  # finite: NaN would pass every comparison below
     if max_body < 1024:
         raise BadInput(f"--max-body {max_body}: must be at least 1024 bytes")
     if not 0 < port < 65536:
@@ -94,9 +96,45 @@ def serve(
     message(f"merlin serve: {where} (MCP at /mcp, API at /api, OpenAPI at /openapi.json); token {how} {token_path(gw.cp.root)}")
     if not socket:
         message(f"open the page (one-time link): {where}/login?once={sessions.new_code()}")
-    config = uvicorn.Config(app, host=host, port=port, uds=str(socket) if socket else None, log_level="warning", access_log=False,
+    listener = _unix_listener(socket) if socket else None
+    config = uvicorn.Config(app, host=host, port=port, fd=listener.fileno() if listener else None, log_level="warning", access_log=False,
                             lifespan="on", server_header=False, timeout_graceful_shutdown=5)
-    uvicorn.Server(config).run()
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        if listener is not None:
+            listener.close()
+            socket.unlink(missing_ok=True)  # type: ignore[union-attr]
+
+
+def _unix_listener(path: Path):
+    """A Unix socket bound with mode 0600 (uvicorn's own ``uds=`` makes it 0666: anyone on the machine could connect)."""
+    import os
+    import socket as sk
+
+    from merlin.errors import BadInput
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        probe = sk.socket(sk.AF_UNIX, sk.SOCK_STREAM)
+        try:
+            probe.connect(str(path))
+            raise BadInput(f"--socket {path}: another server is listening there")
+        except (ConnectionRefusedError, FileNotFoundError):
+            path.unlink(missing_ok=True)  # a stale socket from a server that died
+        except OSError as exc:
+            raise BadInput(f"--socket {path}: exists and is not a usable socket ({exc.strerror})") from None
+        finally:
+            probe.close()
+    listener = sk.socket(sk.AF_UNIX, sk.SOCK_STREAM)
+    old = os.umask(0o177)
+    try:
+        listener.bind(str(path))
+    finally:
+        os.umask(old)
+    os.chmod(path, 0o600)
+    listener.listen(128)
+    return listener
 
 
 def register(app: typer.Typer) -> None:

@@ -101,9 +101,9 @@ def _clock(value: Any) -> str:
 
 
 def _styled(text: str, key: Optional[str] = None) -> Any:
-    from rich.text import Text
+    from merlin.cli.output import styled
 
-    return Text(text, style=_STYLE.get(key or text, ""))
+    return styled(text, _STYLE.get(key or text, ""))
 
 
 def _steps(rec: Any) -> list[dict[str, Any]]:
@@ -255,7 +255,10 @@ def _runs_text(rows: list[dict[str, Any]], width: int, colour: bool) -> str:
     keep, widths, message_width = _run_layout(rows, width)
     ansi = {"green": "32", "red": "31", "yellow": "33", "cyan": "36", "blue": "34", "magenta": "35", "dim": "2"}
 
+    from merlin.cli.output import neutralise
+
     def fit(text: str, w: int) -> str:
+        text = neutralise(text)  # outside text (messages, targets) never reaches the terminal raw
         return text.ljust(w) if len(text) <= w else text[: max(w - 1, 0)] + "\u2026"
 
     lines = ["   ".join([*(fit(h, widths[h]) for h, _f, _p in keep), "MESSAGE"])]
@@ -284,8 +287,8 @@ def cluster_start_local(
     num_gpus: Optional[int] = typer.Option(None, "--num-gpus", help="GPUs Ray may schedule (default: detected)."),
     resource: Optional[List[str]] = typer.Option(None, "--resource", help="Custom resource KEY=N (repeatable)."),
     object_store_memory: Optional[int] = typer.Option(None, "--object-store-memory", help="Object store size in bytes (default: Ray's, 30% of RAM)."),
-    auth: str = typer.Option("disabled", "--auth", help="'token' to require Ray token authentication (RAY_AUTH_MODE=token)."),
-    token_file: Optional[Path] = typer.Option(None, "--token-file", help="Token file (mode 0600). Default with --auth token: generated under the state root."),
+    auth: str = typer.Option("token", "--auth", help="token (default): Ray token authentication (RAY_AUTH_MODE=token); none: no authentication (prints what becomes reachable).", metavar="token|none"),
+    token_file: Optional[Path] = typer.Option(None, "--token-file", help="Token file (mode 0600). Default: generated once per cluster under the state root."),
     token_env: Optional[str] = typer.Option(None, "--token-env", help="Read the token from this environment variable instead."),
     state_root: Optional[Path] = StateRootOpt,
     json: bool = JsonOpt,
@@ -360,11 +363,19 @@ def cluster_status(name: str = ClusterNameOpt, state_root: Optional[Path] = Stat
     from merlin.cli.output import emit_json
     from merlin.errors import Blocked, NotFound
 
+    from merlin.cli.output import warn
+
     st = _cp(state_root).cluster_status(name)
     if json:
         emit_json(st.to_json())
     elif st.record is not None:
         _print_cluster(st.record, st.state, st.message)
+        from merlin.clusters.exposure import exposure_warning
+
+        if st.exposed:
+            warn(exposure_warning(name, st.exposed))
+        if st.record.auth.mode != "token":
+            warn(f"cluster '{name}' runs without token authentication: any local user can submit jobs that run as you")
     if st.state == "absent":  # like `cluster stop`: an unknown cluster is not found (4), not blocked
         raise NotFound(f"cluster '{name}': {st.message}", next_steps=st.next_steps)
     if st.state != "active":

@@ -138,6 +138,11 @@ def reserve(
     """Request items; prints the lease id. Exit 3 when it is not grantable now (it stays queued)."""
     from merlin.errors import BadInput
     from merlin.leases.book import NotGranted, parse_bundle
+    from merlin.safety import check_number
+
+    check_number(priority, "--priority", minimum=None, integer=True)
+    check_number(timeout, "--timeout")
+    check_number(pid, "--pid", minimum=1, integer=True)
 
     labels: dict[str, str] = {}
     for pair in label or []:

@@ -263,7 +263,7 @@ def status(target_dir: Path = TargetDirOpt, json: bool = JsonOpt) -> None:
 def _render_status(data: dict[str, Any]) -> None:
     from rich.table import Table
 
-    from merlin.cli.output import out
+    from merlin.cli.output import out, styled
 
     console = out()
     from rich import box
@@ -288,11 +288,11 @@ def _render_status(data: dict[str, Any]) -> None:
         if t["skipped"]:
             notes.append("not validated: " + ", ".join(s["what"] for s in t["skipped"]))
         style = colours.get(t["state"])
-        state = f"[{style}]{t['state']}[/{style}]" if style else t["state"]
+        state = styled(t["state"], style or "")
         table.add_row(str(i), t["id"], state, t["stage"] or "-", str(t["attempts"]), last, "; ".join(notes) or "-")
     console.print(table)
     for q in data["open_questions"]:
-        console.print(f"[bold]open question {q['id']}[/bold] ({q['kind']}, task {q['task_id']}):", highlight=False)
+        console.print(styled(f"open question {q['id']}", "bold") + styled(f" ({q['kind']}, task {q['task_id']}):"))
         console.print(q["question"], markup=False, highlight=False)
         for o in q["options"]:
             mark = " (recommended)" if o["id"] == q["recommended_option"] else ""

@@ -69,6 +69,15 @@ class ClusterState:
     alive_processes: int = 0
     version: dict[str, Any] | None = field(default=None)
     next_steps: list[dict[str, Any]] = field(default_factory=list)
+    #: Listening sockets of the cluster's processes, measured now (local clusters): port, service, bound_to, pid.
+    sockets: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def exposed(self) -> list[dict[str, Any]]:
+        """Sockets other machines can reach (bound to anything but loopback)."""
+        from merlin.clusters.exposure import exposed
+
+        return exposed(self.sockets)
 
     def to_json(self) -> dict[str, Any]:
         rec = self.record.model_dump(mode="json") if self.record is not None else None
@@ -79,6 +88,8 @@ class ClusterState:
             "alive_processes": self.alive_processes,
             "record": rec,
             "next_steps": list(self.next_steps),
+            "sockets": list(self.sockets),
+            "exposed": self.exposed,
         }
 
 

@@ -200,6 +200,12 @@ class BatchClusters:
 
     # ---------------------------------------------------------------- observe
 
+    def describe(self, record) -> Any:
+        """``cluster status``: the record as :meth:`observe` just left it (no second query)."""
+        from merlin.clusters.base import ClusterState
+
+        return ClusterState(record.name, str(getattr(record.status, "value", record.status)), record.message, record, len(record.processes))
+
     def observe(self, record) -> Any:
         if record.status in ("stopped", "failed", "expired"):
             return record
@@ -304,7 +310,7 @@ class BatchClusters:
         from merlin.clusters.net import get_json
 
         try:
-            data = get_json(record.address, "/api/v0/nodes?limit=1000&detail=true", headers_for(record.auth, record.name), timeout=3.0)
+            data = get_json(record.address, "/api/v0/nodes?limit=1000&detail=true", headers_for(record.auth, record.name), timeout=10.0)
         except Exception as exc:
             return 0, f"head API not answering yet: {type(exc).__name__}"
         nodes = ((data.get("data") or {}).get("result") or {}).get("result") or []

@@ -164,6 +164,14 @@ class LocalBackend:
                 progress(f"cluster '{name}' was recorded at {existing.address} but is {st.state}; cleaning up its processes")
                 self._kill(existing, grace=3.0)
 
+            # refused before any warning: an error stays one line
+            busy = [f"{flag} {p}" for p, flag in ((port, "--port"), (dashboard_port, "--dashboard-port")) if not port_free(p)]
+            if busy:
+                raise BadInput(
+                    f"cannot start Ray cluster '{name}': {' and '.join(busy)} already in use (another Ray or "
+                    "service listens there); choose free ports with --port/--dashboard-port"
+                )
+
             if host not in LOOPBACK:
                 warn(
                     f"Ray's jobs API will listen on {host}:{dashboard_port}: anyone who can reach it can run any code "
@@ -171,14 +179,7 @@ class LocalBackend:
                 )
             if auth != "token":
                 warn(unauthenticated_warning(host, dashboard_port))
-
-            busy = [f"{flag} {p}" for p, flag in ((port, "--port"), (dashboard_port, "--dashboard-port")) if not port_free(p)]
-            if busy:
-                raise BadInput(
-                    f"cannot start Ray cluster '{name}': {' and '.join(busy)} already in use (another Ray or "
-                    "service listens there); choose free ports with --port/--dashboard-port"
-                )
-            aux = free_ports(7, avoid={port, dashboard_port})
+            aux = free_ports(9, avoid={port, dashboard_port})
             ports = ClusterPorts(
                 gcs=port,
                 dashboard=dashboard_port,
@@ -189,6 +190,8 @@ class LocalBackend:
                 runtime_env_agent=aux[4],
                 node_manager=aux[5],
                 object_manager=aux[6],
+                autoscaler_metrics=aux[7],  # Ray's fixed defaults (44217, 44227) would collide with a second Ray
+                dashboard_metrics=aux[8],
             )
 
             cluster_auth = ClusterAuth(mode=auth)
@@ -208,7 +211,7 @@ class LocalBackend:
                 shutil.rmtree(temp_dir, ignore_errors=True)
             temp_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             log_dir = layout.cluster_logs(name)
-            make_dir(log_dir)
+            make_dir(log_dir, private=True)
             start_log = log_dir / "ray-start.log"
 
             connect_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
@@ -264,6 +267,8 @@ class LocalBackend:
             env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_ADDRESS")}
             env.update(ray_start_env(cluster_auth))
             env["RAY_USAGE_STATS_ENABLED"] = "0"
+            env["AUTOSCALER_METRIC_PORT"] = str(ports.autoscaler_metrics)
+            env["DASHBOARD_METRIC_PORT"] = str(ports.dashboard_metrics)
             if node_ip_for(host) == "127.0.0.1":
                 # Ray turns --node-ip-address=127.0.0.1 into the machine's address unless
                 # "clusters" are disabled, as on macOS: then it keeps the node on loopback.
@@ -323,6 +328,11 @@ class LocalBackend:
             record.message = f"active; jobs API {address}"
             self.ledger.write_cluster(record)
             progress(f"cluster '{name}' is active ({time.monotonic() - t0:.1f}s)")
+            from merlin.clusters.exposure import exposed, exposure_warning, listening_sockets
+
+            open_ports = exposed(listening_sockets(record, {p.pid for p in record.processes}))
+            if open_ports:
+                warn(exposure_warning(name, open_ports))
             return record, True
 
     @staticmethod
@@ -412,7 +422,15 @@ class LocalBackend:
             return fresh
 
     def describe(self, record) -> ClusterState:
-        """Ask the live cluster, not just the file."""
+        """Ask the live cluster, not just the file (and measure what it listens on)."""
+        st = self._describe(record)
+        if st.state in ("active", "unreachable", "starting"):
+            from merlin.clusters.exposure import listening_sockets
+
+            st.sockets = listening_sockets(record, self._members(record))
+        return st
+
+    def _describe(self, record) -> ClusterState:
         name = record.name
         alive = len(self._members(record)) if record.status != ClusterStatus.STOPPED else 0
         if record.status == ClusterStatus.STOPPED:

@@ -8,7 +8,6 @@ reaches clusters only through :func:`backend`.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
 from merlin.errors import BadInput
@@ -27,6 +26,12 @@ BACKENDS: dict[str, str] = {
 
 #: kind -> a class registered at run time (tests, plugins); wins over BACKENDS
 _REGISTERED: dict[str, type] = {}
+
+
+
+def _load(module: str) -> Any:
+    """Import ``module`` through the import statement's machinery (``-X importtime`` sees it)."""
+    return __import__(module, fromlist=["_"])
 
 
 def register(kind: str, backend: type | str) -> None:
@@ -55,7 +60,7 @@ def backend_class(kind: str) -> type:
         raise BadInput(f"unknown cluster kind {kind!r}: expected one of {', '.join(kinds())}")
     module, _, name = target.partition(":")
     try:
-        return getattr(importlib.import_module(module), name)
+        return getattr(_load(module), name)
     except ModuleNotFoundError as exc:
         if exc.name != module:
             raise

@@ -160,6 +160,14 @@ def head_ready(dashboard_port: int, token_file: str | None) -> bool:
         return False
 
 
+def recorded_active(state_root: Path, cluster: str) -> bool:
+    path = state_root / "cluster" / ("bootstrap.json" if cluster == "default" else f"{cluster}.json")
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("status") == "active"
+    except (OSError, ValueError):
+        return False
+
+
 def active_runs(state_root: Path, cluster: str) -> int:
     """Runs of ``cluster`` that are pending or running, read straight from run records."""
     n = 0
@@ -199,9 +207,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cluster", default=None)
     ap.add_argument("--job-id", default=None)
     ap.add_argument("--cancel", default="scancel", help="the scheduler's cancel command (scancel, qdel)")
+    ap.add_argument("--head", default=None, help="worker: the head's GCS ADDR:PORT (ssh kind: no shared state dir)")
+    ap.add_argument("--own-session", action="store_true", help="lead a new session (ssh kind: stop kills the group)")
     args = ap.parse_args(argv)
 
     state_dir = Path(args.state_dir)
+    if args.own_session:
+        os.setsid()
     job_id = args.job_id or os.environ.get("SLURM_JOB_ID") or os.environ.get("PBS_JOBID", "0")
     node = args.node or os.environ.get("SLURMD_NODENAME") or socket.gethostname().split(".")[0]
     addr = node_addr(node)
@@ -222,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
             "--include-dashboard=true",
             f"--ray-client-server-port={ports['client_server']}",
         ]
+    elif args.head:
+        argv_ray.append(f"--address={args.head}")
     else:
         deadline = time.monotonic() + HANDSHAKE_TIMEOUT
         head_file = state_dir / "head.json"
@@ -309,8 +323,8 @@ def main(argv: list[str] | None = None) -> int:
         except subprocess.TimeoutExpired:
             pass
         if args.role == "head" and args.idle_timeout and state_root and args.cluster:
-            if active_runs(state_root, args.cluster):
-                idle_since = time.monotonic()
+            if active_runs(state_root, args.cluster) or not recorded_active(state_root, args.cluster):
+                idle_since = time.monotonic()  # the idle clock runs only once merlin saw the cluster active
             elif time.monotonic() - idle_since >= args.idle_timeout:
                 write_json(state_dir / "idle.json", {"idle_seconds": args.idle_timeout, "time": time.time()})
                 print(f"merlin: no active run for {args.idle_timeout:.0f}s; ending the allocation", file=sys.stderr, flush=True)

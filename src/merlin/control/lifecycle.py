@@ -125,7 +125,7 @@ def _cancel_never_started(cp: ControlPlane, run_id: str) -> RunRecord:
             RunStatus.CANCELLED,
             f"cancelled before its engine started it; the {r.engine} engine may list {att.submission_id} as pending until its start "
             f"timeout (Ray: RAY_JOB_START_TIMEOUT_SECONDS, default 900 s); merlin's stop request stays queued for it in case it is ever "
-            f"scheduled. Retry it to run it again",
+            f"scheduled; retry it to run it again",
             [step(Action.RETRY, run_id=run_id)],
         )
 

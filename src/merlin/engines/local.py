@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from merlin.atomic import make_dir, open_append
 from merlin.clusters import procs
 from merlin.engines.base import CancelResult, Observation, Preflight, Submitted
 from merlin.ledger.status import RunStatus
@@ -48,25 +49,25 @@ class LocalEngine:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
 
-    def preflight(self, record: "RunRecord", request: "RunRequest") -> Preflight:
+    def preflight(self, record: RunRecord, request: RunRequest) -> Preflight:
         """Nothing can block a local run; the supervisor's pid is known only after submit."""
         return Preflight()
 
-    def keep_logs(self, records: list["RunRecord"]) -> None:
+    def keep_logs(self, records: list[RunRecord]) -> None:
         """The supervisor writes the log into the ledger already."""
 
-    def submit(self, record: "RunRecord", request: "RunRequest", env: dict[str, str]) -> Submitted:
+    def submit(self, record: RunRecord, request: RunRequest, env: dict[str, str]) -> Submitted:
         attempt = len(record.attempts)
         run_dir = self.ledger.layout.run_dir(record.run_id)
         layout = self.ledger.layout
         logs = layout.logs(record.run_id)
-        logs.mkdir(parents=True, exist_ok=True)
+        make_dir(logs, private=True)
         Path(record.target_dir).mkdir(parents=True, exist_ok=True)
         full_env = dict(os.environ)
         full_env.update(env)
         # the real argv travels in the environment: run_request.json holds a redacted copy
         full_env["MERLIN_SUPERVISOR_COMMAND"] = json.dumps(list(record.command))
-        with open(layout.supervisor_log(record.run_id), "ab") as sup_log:
+        with open_append(layout.supervisor_log(record.run_id)) as sup_log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "merlin.engines.local_supervisor", str(run_dir), str(attempt)],
                 stdin=subprocess.DEVNULL,
@@ -143,7 +144,7 @@ class LocalEngine:
             if not finished:
                 time.sleep(poll)
 
-    def cancel(self, record: "RunRecord", grace: float = CANCEL_GRACE) -> CancelResult:
+    def cancel(self, record: RunRecord, grace: float = CANCEL_GRACE) -> CancelResult:
         """End the attempt's whole process group: SIGTERM, then SIGKILL after ``grace``."""
         att = record.attempt
         if att is None or not att.pgid:

@@ -16,6 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from merlin.atomic import open_append
+
 
 def main(argv: list[str]) -> int:
     from merlin.ledger import Ledger, set_status
@@ -51,7 +53,7 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
-    with open(log_path, "ab") as log:
+    with open_append(log_path) as log:
         with ledger.transaction(run_id, cause=f"local supervisor (pid {os.getpid()}) started the command") as txn:
             rec = txn.record
             if rec.status != RunStatus.PENDING or len(rec.attempts) != attempt:

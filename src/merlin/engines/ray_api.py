@@ -66,6 +66,8 @@ class JobInfo:
     end_time: int | None = None
     driver_exit_code: int | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    #: The job's runtime_env env_vars: the values merlin scrubs from ``message`` (never stored).
+    env_vars: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def terminal(self) -> bool:
@@ -84,6 +86,7 @@ class JobInfo:
             end_time=data.get("end_time") or None,
             driver_exit_code=data.get("driver_exit_code"),
             metadata=dict(data.get("metadata") or {}),
+            env_vars=dict(((data.get("runtime_env") or {}).get("env_vars") or {}) if isinstance(data.get("runtime_env"), dict) else {}),
         )
 
 

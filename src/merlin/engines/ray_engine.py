@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from merlin.clusters import start_step
-from merlin.engines.base import CancelResult, EngineBlocked, Observation, Preflight, Submitted
 from merlin.engines import ray_api
+from merlin.engines.base import CancelResult, EngineBlocked, Observation, Preflight, Submitted
 from merlin.errors import Blocked
 from merlin.ledger.status import ClusterStatus, RunStatus
 from merlin.nextsteps import Action, step
@@ -65,6 +65,15 @@ def _retry_hint(run_id: str | None) -> str:
 def entrypoint_for(command: list[str], workdir: str) -> str:
     """Shell entrypoint for Ray: run ``command`` (argv, quoted) in ``workdir``."""
     return f"cd {shlex.quote(workdir)} && exec {shlex.join(command)}"
+
+
+def _scrubbed_message(info: Any) -> Any:
+    """Ray's job message (often the job's last output) without the secret env values
+    merlin redacted from the run's records: they were sent in the job's runtime_env."""
+    from merlin.ledger.text import scrub_values, secret_values
+
+    message = getattr(info, "message", None)
+    return scrub_values(message, secret_values(getattr(info, "env_vars", None) or {})) if message else message
 
 
 class RayEngine:
@@ -146,7 +155,7 @@ class RayEngine:
         except Blocked as exc:
             raise EngineBlocked(exc.message, "token_missing", next_steps=exc.next_steps) from None
 
-    def preflight(self, record: "RunRecord", request: "RunRequest") -> Preflight:
+    def preflight(self, record: RunRecord, request: RunRequest) -> Preflight:
         """Write-ahead: check what can block, and name the submission before it is written.
 
         One record write on the happy path. If merlin dies between the write and
@@ -165,7 +174,7 @@ class RayEngine:
         )
 
     @staticmethod
-    def _submitted_message(request: "RunRequest", crec: "ClusterRecord", run_id: str, sub_id: str) -> str:
+    def _submitted_message(request: RunRequest, crec: ClusterRecord, run_id: str, sub_id: str) -> str:
         from merlin.clusters.fit import pending_explanation
 
         return pending_explanation(request, crec.name, crec.resources, run_id) or (
@@ -173,12 +182,12 @@ class RayEngine:
         )
 
     @staticmethod
-    def _submitted_steps(request: "RunRequest", crec: "ClusterRecord", run_id: str) -> list[dict[str, Any]]:
+    def _submitted_steps(request: RunRequest, crec: ClusterRecord, run_id: str) -> list[dict[str, Any]]:
         from merlin.clusters.fit import pending_steps
 
         return pending_steps(request, crec.name, crec.resources, run_id) or [step(Action.LOGS, run_id=run_id, follow=True)]
 
-    def ready_cluster(self, cluster_name: str, run_id: str | None = None) -> "ClusterRecord":
+    def ready_cluster(self, cluster_name: str, run_id: str | None = None) -> ClusterRecord:
         """Everything that can block a submission, in the order a person fixes it (no Ray import)."""
         from merlin.clusters.net import probe
 
@@ -257,7 +266,7 @@ class RayEngine:
             known=True,
             exit_code=info.driver_exit_code,
             error_type=info.error_type or None,
-            message=info.message,
+            message=_scrubbed_message(info),
             start_time=_ms(info.start_time),
             end_time=_ms(info.end_time),
         )
@@ -367,7 +376,7 @@ class RayEngine:
         except ray_api.JobNotFound:
             return
 
-    def cancel(self, record: "RunRecord", grace: float = 5.0) -> CancelResult:
+    def cancel(self, record: RunRecord, grace: float = 5.0) -> CancelResult:
         """Ask Ray to stop the job; the control plane observes until it is STOPPED."""
         att = record.attempt
         if att is None or not att.submission_id:
@@ -378,7 +387,7 @@ class RayEngine:
             pass  # the cluster never saw it (restarted): the next observation records it lost
         return CancelResult.REQUESTED
 
-    def keep_logs(self, records: list["RunRecord"]) -> None:
+    def keep_logs(self, records: list[RunRecord]) -> None:
         """Copy the logs of ended runs into the ledger (Ray's go when its cluster stops).
 
         Fetched concurrently: each is one HTTP request to the jobs API."""
@@ -390,7 +399,7 @@ class RayEngine:
 
         from merlin.atomic import write_if_changed
 
-        def fetch(rec: "RunRecord") -> None:
+        def fetch(rec: RunRecord) -> None:
             try:
                 text = self.logs(rec)
             except Exception:

@@ -8,7 +8,6 @@ threads, so a long execute never blocks the loop.
 
 from __future__ import annotations
 
-import functools
 import json
 import threading
 import time
@@ -30,6 +29,7 @@ from merlin.gateway.ops import Gateway
 
 HTTP_STATUS = {ExitCode.BAD_INPUT: 400, ExitCode.NOT_FOUND: 404, ExitCode.BLOCKED: 409, ExitCode.RUN_FAILED: 409}
 PUBLIC_PATHS = ("/login",)
+PAGE_PATHS = ("/", "/page/tables")
 
 
 @dataclass
@@ -43,7 +43,11 @@ class ServeConfig:
     cors_origins: list[str] = field(default_factory=list)
     max_body: int = 1024 * 1024
     rate_limit: float = 100.0  # requests per second per client; 0 = off
-    burst: int = 200
+
+    @property
+    def burst(self) -> int:
+        """Requests a client may send at once before the rate applies: two seconds' worth."""
+        return max(1, int(2 * self.rate_limit))
 
     def __post_init__(self) -> None:
         if not self.allowed_hosts:
@@ -84,15 +88,26 @@ class RateLimiter:
             return True
 
 
-class BodyTooLarge(Exception):
-    pass
+async def read_body(request: Request, limit: int) -> bytes | None:
+    """The body, or None past ``limit`` bytes (a chunked body has no Content-Length to check first)."""
+    chunks, seen = [], 0
+    async for chunk in request.stream():
+        seen += len(chunk)
+        if seen > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> JSONResponse:
+    return _plain_error(413, f"request body over {limit} bytes", "body_too_large")
 
 
 class Guard:
     """Host/Origin allowlist, body limit, authentication and rate limit in front of the whole app."""
 
-    def __init__(self, app: Any, cfg: ServeConfig, sessions: Sessions) -> None:
-        self.app, self.cfg, self.sessions = app, cfg, sessions
+    def __init__(self, app: Any, cfg: ServeConfig, sessions: Sessions, token_file: Path) -> None:
+        self.app, self.cfg, self.sessions, self.token_file = app, cfg, sessions, token_file
         self.limiter = RateLimiter(cfg.rate_limit, cfg.burst)
         self.hosts = {h.lower() for h in cfg.allowed_hosts}
         self.origins = {o.lower() for o in cfg.allowed_origins}
@@ -106,34 +121,15 @@ class Guard:
         if reply is not None:
             await reply(scope, receive, send)
             return
-        limit = self.cfg.max_body
-        seen = 0
+        cors = {o.lower() for o in self.cfg.cors_origins}
+        origin = headers.get("origin", "").lower()
 
-        async def limited_receive() -> dict[str, Any]:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise BodyTooLarge()
-            return message
-
-        started = False
-
-        async def tracking_send(message: dict[str, Any]) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-                origin = headers.get("origin", "").lower()
-                if origin and origin in {o.lower() for o in self.cfg.cors_origins}:
-                    message.setdefault("headers", []).append((b"access-control-allow-origin", origin.encode()))
+        async def cors_send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start" and origin and origin in cors:
+                message.setdefault("headers", []).append((b"access-control-allow-origin", origin.encode()))
             await send(message)
 
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except BodyTooLarge:
-            if not started:
-                await _plain_error(413, f"request body over {limit} bytes", "body_too_large")(scope, receive, send)
+        await self.app(scope, receive, cors_send if cors else send)
 
     def check(self, scope: dict[str, Any], headers: dict[str, str]) -> Response | None:
         host = headers.get("host", "").lower()
@@ -148,24 +144,22 @@ class Guard:
                 "access-control-allow-headers": "authorization, content-type, mcp-session-id, mcp-protocol-version", "access-control-max-age": "600"})
         length = headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > self.cfg.max_body):
-            return _plain_error(413, f"request body over {self.cfg.max_body} bytes", "body_too_large")
+            return _too_large(self.cfg.max_body)
         client = scope.get("client")
         peer = client[0] if client else "unix"
         path = scope.get("path", "")
+        if not self.limiter.allow(peer):  # before authentication: guessing the token is rate limited too
+            return _plain_error(429, f"rate limit: over {self.cfg.rate_limit:g} requests per second from {peer}", "rate_limited", {"Retry-After": "1"})
         if path not in PUBLIC_PATHS and not self.authenticated(scope, headers):
             if path == "/" and scope["method"] == "GET":
-                return HTMLResponse(page.login_page(str(self.cfg_token_file)), status_code=401, headers={"WWW-Authenticate": 'Bearer realm="merlin"'})
+                return HTMLResponse(page.login_page(str(self.token_file)), status_code=401, headers={"WWW-Authenticate": 'Bearer realm="merlin"'})
             return _plain_error(401, "a bearer token is required (Authorization: Bearer TOKEN; the token is in the state root's gateway/token)", "unauthorized", {"WWW-Authenticate": 'Bearer realm="merlin"'})
-        if not self.limiter.allow(peer):
-            return _plain_error(429, f"rate limit: over {self.cfg.rate_limit:g} requests per second from {peer}", "rate_limited", {"Retry-After": "1"})
         return None
-
-    cfg_token_file: Path = Path("gateway/token")
 
     def authenticated(self, scope: dict[str, Any], headers: dict[str, str]) -> bool:
         if bearer_ok(headers.get("authorization"), self.cfg.token):
             return True
-        if scope["method"] != "GET":  # the cookie is for the read-only page only
+        if scope["method"] != "GET" or scope.get("path") not in PAGE_PATHS:  # the cookie opens the read-only page only
             return False
         cookies = headers.get("cookie", "")
         for part in cookies.split(";"):
@@ -184,13 +178,15 @@ def build_app(gw: Gateway, cfg: ServeConfig, sessions: Sessions | None = None) -
     ops = {op.name: op for op in gw.operations()}
 
     async def call(name: str, args: dict[str, Any], client: str) -> dict[str, Any]:
-        return await anyio.to_thread.run_sync(functools.partial(gw.call, name, args, client=client))
+        return await gw.acall(name, args, client=client)
 
     async def api(request: Request) -> Response:
         name = request.path_params["name"]
         if name not in ops:
             return _plain_error(404, f"no operation {name!r} (see /openapi.json)", "not_found")
-        body = await request.body()
+        body = await read_body(request, cfg.max_body)
+        if body is None:
+            return _too_large(cfg.max_body)
         try:
             args = json.loads(body) if body.strip() else {}
         except ValueError as exc:
@@ -227,7 +223,10 @@ def build_app(gw: Gateway, cfg: ServeConfig, sessions: Sessions | None = None) -
             sid = sessions.redeem(code)
             note = "that link was already used or is unknown; ask for a new one (restart merlin serve) or paste the token"
         else:
-            form = parse_qs((await request.body()).decode("utf-8", errors="replace"))
+            raw = await read_body(request, 4096)
+            if raw is None:
+                return _too_large(4096)
+            form = parse_qs(raw.decode("utf-8", errors="replace"))
             if bearer_ok("Bearer " + (form.get("token") or [""])[0], cfg.token):
                 sid = sessions.open()
             note = "wrong token"
@@ -254,6 +253,4 @@ def build_app(gw: Gateway, cfg: ServeConfig, sessions: Sessions | None = None) -
     app = server.streamable_http_app(
         streamable_http_path="/mcp", transport_security=security, host=cfg.host, max_request_body_size=cfg.max_body, custom_starlette_routes=routes
     )
-    guard = Guard(app, cfg, sessions)
-    guard.cfg_token_file = token_path(gw.cp.root)
-    return guard
+    return Guard(app, cfg, sessions, token_path(gw.cp.root))

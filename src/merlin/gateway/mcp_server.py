@@ -9,13 +9,11 @@ never a traceback.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
 from typing import Any
 
-import anyio.to_thread
 import mcp_types as types
 from mcp.server.lowlevel.server import Server
 
@@ -66,7 +64,7 @@ def _client(ctx: Any, default: str) -> str:
 
 async def run_tool(gw: Gateway, name: str, arguments: dict[str, Any] | None, client: str) -> types.CallToolResult:
     try:
-        data = await anyio.to_thread.run_sync(functools.partial(gw.call, name, arguments, client=client))
+        data = await gw.acall(name, arguments, client=client)
     except MerlinError as exc:
         doc = error_document(exc)
         return types.CallToolResult(content=[types.TextContent(text=f"{doc['code']} (exit {exc.exit_code}): " + "\n".join(exc.lines))], structured_content=doc, is_error=True)
@@ -74,7 +72,22 @@ async def run_tool(gw: Gateway, name: str, arguments: dict[str, Any] | None, cli
         log.exception("tool %s failed", name)
         doc = {"error": f"merlin: internal error in {name}: {type(exc).__name__}", "errors": [], "exit_code": 70, "code": "internal_error"}
         return types.CallToolResult(content=[types.TextContent(text=doc["error"])], structured_content=doc, is_error=True)
-    return types.CallToolResult(content=[types.TextContent(text=json.dumps(data, sort_keys=True, default=str))], structured_content=data)
+    return types.CallToolResult(content=[types.TextContent(text=_text(name, data))], structured_content=data)
+
+
+#: Results up to this many characters of JSON are repeated as text; larger ones get a one-line summary
+#: (the structured content holds everything, and serialising 1,000 runs twice costs more than it gives).
+TEXT_LIMIT = 64 * 1024
+
+
+def _text(name: str, data: dict[str, Any]) -> str:
+    lists = {k: len(v) for k, v in data.items() if isinstance(v, list) and k != "next_steps"}
+    if sum(lists.values()) <= 200:  # a long listing is never small: skip serialising it just to measure
+        text = json.dumps(data, sort_keys=True, default=str)
+        if len(text) <= TEXT_LIMIT:
+            return text
+    sizes = ", ".join(f"{k}: {n} items" for k, n in lists.items())
+    return f"{name}: the result is in the structured content ({sizes or 'too large to repeat as text'})"
 
 
 def build_server(gw: Gateway, *, default_client: str | None = None) -> Server:

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import base64
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal, Optional
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -37,11 +39,11 @@ class Input(BaseModel):
 
 class SpecInput(Input):
     capability: str = Field(description="Path of the capability spec (capability.yaml), as the server sees it.")
-    overlay: Optional[str] = Field(None, description="Path of a deployment overlay YAML.")
+    overlay: str | None = Field(None, description="Path of a deployment overlay YAML.")
 
 
 class PlanInput(SpecInput):
-    out_dir: Optional[str] = Field(None, description="Output root (default: the server's $MERLIN_TARGETGEN_OUT or build/generated/targetgen).")
+    out_dir: str | None = Field(None, description="Output root (default: the server's $MERLIN_TARGETGEN_OUT or build/generated/targetgen).")
 
 
 class OrchestrateInput(PlanInput):
@@ -49,19 +51,22 @@ class OrchestrateInput(PlanInput):
     reset: bool = Field(False, description="Archive the existing state under history/ and start over.")
 
 
-from merlin.engines.registry import DEFAULT_ENGINE, names as _engine_names  # noqa: E402  (light: strings only)
+from merlin.engines.registry import DEFAULT_ENGINE  # noqa: E402  (light: strings only)
+from merlin.engines.registry import names as _engine_names  # noqa: E402
 
-#: the engines of merlin.engines.registry, as a JSON Schema enum for the tools
-EngineChoice = Literal.__getitem__(tuple(_engine_names()))  # type: ignore[misc]
+if TYPE_CHECKING:
+    EngineChoice = str
+else:  # the engines of merlin.engines.registry, as a JSON Schema enum for the tools
+    EngineChoice = Literal.__getitem__(tuple(_engine_names()))
 
 
 class ExecuteInput(Input):
-    target_dir: Optional[str] = Field(None, description="A target directory written by orchestrate (or give capability).")
-    capability: Optional[str] = Field(None, description="A capability spec; it is orchestrated first when needed.")
-    overlay: Optional[str] = Field(None, description="Deployment overlay, with capability.")
-    out_dir: Optional[str] = Field(None, description="Output root, with capability.")
+    target_dir: str | None = Field(None, description="A target directory written by orchestrate (or give capability).")
+    capability: str | None = Field(None, description="A capability spec; it is orchestrated first when needed.")
+    overlay: str | None = Field(None, description="Deployment overlay, with capability.")
+    out_dir: str | None = Field(None, description="Output root, with capability.")
     engine: EngineChoice = Field(DEFAULT_ENGINE, description="local: a supervised process here; ray: a Ray Job (any engine of merlin.engines.registry).")
-    cluster: Optional[str] = Field(None, description="Ray cluster name (engine ray).")
+    cluster: str | None = Field(None, description="Ray cluster name (engine ray).")
     wait: bool = Field(True, description="Wait (in a worker thread, never the server loop) until the executor stops at a gate; false returns once the run is recorded.")
     timeout: float = Field(600.0, gt=0, le=3600, description="Seconds to wait with wait=true; the run goes on afterwards.")
 
@@ -73,16 +78,16 @@ class TargetDirInput(Input):
 class AnswerInput(TargetDirInput):
     question_id: str = Field(description="The open question's id.")
     choice: str = Field(description="One of the question's option ids.")
-    note: Optional[str] = Field(None, max_length=2000, description="A note recorded with the answer.")
+    note: str | None = Field(None, max_length=2000, description="A note recorded with the answer.")
 
 
 class RetryTaskInput(TargetDirInput):
-    task: Optional[str] = Field(None, description="The task to retry (default: every blocked or failed task).")
-    reason: Optional[str] = Field(None, max_length=2000, description="Why (kept in the task's history).")
+    task: str | None = Field(None, description="The task to retry (default: every blocked or failed task).")
+    reason: str | None = Field(None, max_length=2000, description="Why (kept in the task's history).")
 
 
 class PromptInput(TargetDirInput):
-    task_id: Optional[str] = Field(None, description="The task (default: the one awaiting a response).")
+    task_id: str | None = Field(None, description="The task (default: the one awaiting a response).")
 
 
 class RespondInput(TargetDirInput):
@@ -91,7 +96,7 @@ class RespondInput(TargetDirInput):
 
 
 class QuestionsInput(Input):
-    target_dir: Optional[str] = Field(None, description="One target directory (default: every target under the output root).")
+    target_dir: str | None = Field(None, description="One target directory (default: every target under the output root).")
 
 
 class SubmitInput(Input):
@@ -99,18 +104,23 @@ class SubmitInput(Input):
     target: str = Field(description="Target name (part of the run id).")
     workflow: str = Field(description="Workflow name.")
     engine: EngineChoice = DEFAULT_ENGINE
-    target_dir: Optional[str] = Field(None, description="Directory indexed as artifacts (default: runs/<id>/target).")
+    target_dir: str | None = Field(None, description="Directory indexed as artifacts (default: runs/<id>/target).")
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment; secret-looking names are redacted in records.")
-    cluster: Optional[str] = Field(None, description="Ray cluster (engine ray).")
-    num_cpus: Optional[float] = Field(None, ge=0)
-    num_gpus: Optional[float] = Field(None, ge=0)
+    cluster: str | None = Field(None, description="Ray cluster (engine ray).")
+    num_cpus: float | None = Field(None, ge=0)
+    num_gpus: float | None = Field(None, ge=0)
     resources: dict[str, float] = Field(default_factory=dict, description="Custom Ray resources.")
 
 
 class ListRunsInput(Input):
-    status: Optional[list[str]] = Field(None, description="Only runs with these statuses.")
-    limit: int = Field(0, ge=0, description="Newest N runs (0: all).")
+    status: list[str] | None = Field(None, description="Only runs with these statuses.")
+    limit: int = Field(100, ge=0, description="Newest N runs (0: all); total says how many there are.")
     refresh: bool = Field(False, description="Ask the engines first.")
+    full: bool = Field(False, description="Whole records (as `merlin ray jobs list --json`); default: the summary fields of each.")
+
+
+#: The fields of a run in a listing (the whole record: runs_status, or runs_list with full=true).
+SUMMARY_FIELDS = ("run_id", "target", "workflow", "source", "engine", "status", "outcome", "message", "created_at", "updated_at", "target_dir", "cluster")
 
 
 class RunInput(Input):
@@ -123,18 +133,39 @@ class RunStatusInput(RunInput):
 
 class LogsInput(RunInput):
     cursor: int = Field(0, ge=0, description="Characters already read (the next_cursor of the previous call).")
-    attempt: Optional[int] = Field(None, ge=1, description="Attempt number (default: the latest).")
+    attempt: int | None = Field(None, ge=1, description="Attempt number (default: the latest).")
     max_chars: int = Field(DEFAULT_LOG_CHUNK, ge=1, le=1024 * 1024)
 
 
 class RunRetryInput(RunInput):
     env: dict[str, str] = Field(default_factory=dict, description="Environment (needed again for redacted secrets).")
-    cluster: Optional[str] = None
+    cluster: str | None = None
 
 
 class FetchInput(RunInput):
     name: str = Field(description="Artifact name as listed (relative path).")
     max_bytes: int = Field(DEFAULT_FETCH_LIMIT, ge=1, le=4 * 1024 * 1024, description="Larger artifacts are returned as a path.")
+
+
+class ReserveInput(Input):
+    bundles: list[str] = Field(min_length=1, description="POOL[:COUNT][,k=v...] each; several form a gang (granted all at once or not at all).")
+    labels: dict[str, str] = Field(default_factory=dict, description="Labels every bundle's items must carry.")
+    priority: int = Field(0, description="Higher is served first; ties by age.")
+    ttl: str = Field("15m", description="Expires unless renewed within this (90s, 15m, 2h).")
+    run_id: str | None = Field(None, description="The run this lease is for (recorded).")
+
+
+class LeaseInput(Input):
+    lease_id: str = Field(description="Lease id.")
+
+
+class RenewInput(LeaseInput):
+    ttl: str | None = Field(None, description="New TTL (default: the lease's own).")
+
+
+class ReleaseInput(LeaseInput):
+    force: bool = Field(False, description="Release someone else's lease (needs reason).")
+    reason: str | None = Field(None, max_length=2000, description="Why (recorded).")
 
 
 class NoInput(Input):
@@ -154,9 +185,12 @@ class Operation:
     group: str
     description: str
     input: type[Input]
-    handler: Callable[["Gateway", Any], Any]
+    handler: Callable[[Gateway, Any], Any]
     mutating: bool
-    requires: Optional[str] = None  # a server flag that must be on ("cluster_control")
+    requires: str | None = None  # a server flag that must be on ("cluster_control")
+    #: The result is ledger run records as stored: the ledger's models redacted them when they were
+    #: written (env, metadata, messages: the same functions), so the response pass is skipped.
+    stored_records: bool = False
 
     @property
     def path(self) -> str:
@@ -166,10 +200,10 @@ class Operation:
 OPERATIONS: list[Operation] = []
 
 
-def operation(name: str, group: str, input: type[Input], *, mutating: bool, requires: str | None = None) -> Callable:
-    def register(fn: Callable[["Gateway", Any], Any]) -> Callable[["Gateway", Any], Any]:
+def operation(name: str, group: str, input: type[Input], *, mutating: bool, requires: str | None = None, stored_records: bool = False) -> Callable:
+    def register(fn: Callable[[Gateway, Any], Any]) -> Callable[[Gateway, Any], Any]:
         doc = " ".join((fn.__doc__ or "").split())
-        OPERATIONS.append(Operation(name, group, doc, input, fn, mutating, requires))
+        OPERATIONS.append(Operation(name, group, doc, input, fn, mutating, requires, stored_records))
         return fn
 
     return register
@@ -185,7 +219,9 @@ ACTION_TOOLS = {
     "logs": "runs_logs",
     "cancel": "runs_cancel",
     "retry": "runs_retry",
-    "why": "runs_why",
+    "lease_why": "leases_why",
+    "renew": "leases_renew",
+    "release": "leases_release",
     "artifacts": "artifacts_list",
     "fetch": "artifacts_fetch",
     "answer": "targetgen_answer",
@@ -213,6 +249,27 @@ def step(tool: str, **args: Any) -> dict[str, Any]:
 # ------------------------------------------------------------------ gateway
 
 
+@dataclass
+class Later:
+    """A handler's answer "not yet": ``check()`` returns the result once ready (else None);
+    past ``deadline`` (monotonic) ``expired()`` gives the answer instead. Polled by the caller,
+    so a server waits on its event loop, not in a worker thread."""
+
+    check: Callable[[], dict[str, Any] | None]
+    expired: Callable[[], dict[str, Any]]
+    deadline: float
+    interval: float = 0.2
+
+    def poll(self) -> dict[str, Any] | Later:
+        done = self.check()
+        if done is not None:
+            return done
+        if time.monotonic() >= self.deadline:
+            return self.expired()
+        return self
+
+
+
 class Gateway:
     """The operations bound to one state root and one server's flags.
 
@@ -227,16 +284,35 @@ class Gateway:
         self.allow_cluster_control = allow_cluster_control
         self.transport = transport
         self.audit_path = self.cp.root / "gateway" / "audit.jsonl"
+        # run_id -> (mtime_ns, size, summary): listings re-read only records that changed
+        self._summaries: dict[str, tuple[int, int, dict[str, Any]]] = {}
 
     def operations(self) -> list[Operation]:
         """The operations this server offers (cluster control only when allowed)."""
         return [op for op in OPERATIONS if op.requires != "cluster_control" or self.allow_cluster_control]
 
     def call(self, name: str, arguments: dict[str, Any] | None, *, client: str = "local") -> dict[str, Any]:
-        """Validate, run, redact and (if mutating) audit one operation. Raises MerlinError only."""
-        from pydantic import ValidationError
+        """Validate, run, redact and (if mutating) audit one operation, waiting here if it waits. Raises MerlinError only."""
+        op, args, result = self.start(name, arguments, client)
+        while isinstance(result, Later):
+            time.sleep(result.interval)
+            result = self.step(op, args, client, result)
+        return self.finish(op, args, client, result)
 
-        from merlin.ledger.text import redact_mapping
+    async def acall(self, name: str, arguments: dict[str, Any] | None, *, client: str = "local") -> dict[str, Any]:
+        """As :meth:`call`, for servers: the work runs in a worker thread, and a wait (an execute
+        until its gate) sleeps on the event loop between quick polls, so it holds no worker."""
+        import anyio
+        import anyio.to_thread
+
+        op, args, result = await anyio.to_thread.run_sync(self.start, name, arguments, client)
+        while isinstance(result, Later):
+            await anyio.sleep(result.interval)
+            result = await anyio.to_thread.run_sync(self.step, op, args, client, result)
+        return await anyio.to_thread.run_sync(self.finish, op, args, client, result)
+
+    def start(self, name: str, arguments: dict[str, Any] | None, client: str) -> tuple[Operation, Input, Any]:
+        from pydantic import ValidationError
 
         op = {o.name: o for o in self.operations()}.get(name)
         if op is None:
@@ -248,8 +324,15 @@ class Gateway:
             if op.mutating:
                 self.audit(op, arguments or {}, client, f"error {BadInput.exit_code}")
             raise BadInput(lines[0], lines=lines) from None
+        return op, args, self._guarded(op, args, client, lambda: op.handler(self, args))
+
+    def step(self, op: Operation, args: Input, client: str, later: Later) -> Any:
+        """One poll of a waiting operation: its result, or the same Later while it still waits."""
+        return self._guarded(op, args, client, later.poll)
+
+    def _guarded(self, op: Operation, args: Input, client: str, fn: Callable[[], Any]) -> Any:
         try:
-            result = op.handler(self, args)
+            return fn()
         except MerlinError as exc:
             if op.mutating:
                 self.audit(op, args.model_dump(), client, f"error {exc.exit_code}: {exc.message}")
@@ -257,9 +340,14 @@ class Gateway:
         except OSError as exc:  # a path the caller named is unusable: their input, not a crash
             if op.mutating:
                 self.audit(op, args.model_dump(), client, f"error 2: {exc}")
-            raise BadInput(f"{exc.filename or name}: {exc.strerror or exc}") from None
+            raise BadInput(f"{exc.filename or op.name}: {exc.strerror or exc}") from None
+
+    def finish(self, op: Operation, args: Input, client: str, result: Any) -> dict[str, Any]:
+        from merlin.ledger.text import redact_mapping
+
         data = result if isinstance(result, dict) else {"items": result}
-        data = redact_mapping(data)
+        if not op.stored_records:
+            data = redact_mapping(data)
         data["next_steps"] = _map_steps(data.get("next_steps"))
         if op.mutating:
             self.audit(op, args.model_dump(), client, "ok")
@@ -279,7 +367,9 @@ class Gateway:
 
 
 def _map_steps(steps: Any) -> list[dict[str, Any]]:
-    """Next steps as tool calls: records' ``{action, args}`` mapped through ACTION_TOOLS; ours pass through."""
+    """Next steps as tool calls: records' ``{action, args}`` mapped through ACTION_TOOLS (keeping only the
+    arguments the tool takes: a CLI-only flag such as ``follow`` is dropped); ours pass through."""
+    tools = by_name()
     out = []
     for s in steps or []:
         if not isinstance(s, dict):
@@ -287,7 +377,9 @@ def _map_steps(steps: Any) -> list[dict[str, Any]]:
         if "tool" in s:
             out.append(s)
         elif s.get("action") in ACTION_TOOLS:
-            out.append(step(ACTION_TOOLS[s["action"]], **(s.get("args") or {})))
+            tool = ACTION_TOOLS[s["action"]]
+            fields = tools[tool].input.model_fields if tool in tools else {}
+            out.append(step(tool, **{k: v for k, v in (s.get("args") or {}).items() if k in fields}))
     return out
 
 
@@ -376,7 +468,7 @@ def targetgen_plan(gw: Gateway, a: PlanInput) -> dict[str, Any]:
 
     cap, ovl = load_pair(a.capability, a.overlay)
     result = build_plan(cap, ovl)
-    target_dir, changed = write_plan(result, a.out_dir or default_out_dir())
+    target_dir, changed = write_plan(result, Path(a.out_dir) if a.out_dir else default_out_dir())
     sp = result.support_plan
     return {
         "target": result.target,
@@ -419,7 +511,7 @@ def targetgen_orchestrate(gw: Gateway, a: OrchestrateInput) -> dict[str, Any]:
 
 
 @operation("targetgen_execute", "targetgen", ExecuteInput, mutating=True)
-def targetgen_execute(gw: Gateway, a: ExecuteInput) -> dict[str, Any]:
+def targetgen_execute(gw: Gateway, a: ExecuteInput) -> dict[str, Any] | Later:
     """Advance the target until its next gate, as a recorded run; returns the outcome (completed, awaiting_operator, awaiting_response, blocked) with the run, or the run alone with wait=false."""
     from merlin.controlplane import targetgen_target
     from merlin.targetgen import executor as ex
@@ -436,17 +528,27 @@ def targetgen_execute(gw: Gateway, a: ExecuteInput) -> dict[str, Any]:
     else:
         target, tdir = targetgen_target(None, None, None, a.target_dir)
     rec = gw.cp.submit_targetgen(tdir, target, engine=a.engine, cluster=a.cluster)
-    if a.wait and not rec.status.is_terminal():
-        rec = gw.cp.wait(rec.run_id, timeout=a.timeout)
-    run = _run_json(rec)
-    if not rec.status.is_terminal():
-        return {"target": target, "target_dir": str(tdir), "outcome": None, "run": run, "next_steps": run["next_steps"]}
-    data = ex.status(tdir).to_json()
-    data["run"] = run
-    _with_steps(data)
-    if rec.status.value != "succeeded":  # the executor did not reach a gate: say so and point at the logs
-        data["next_steps"] = [step("runs_logs", run_id=rec.run_id, cursor=0), *data["next_steps"]]
-    return data
+    rid = rec.run_id
+
+    def outcome(rec: Any) -> dict[str, Any]:
+        run = _run_json(rec)
+        if not rec.status.is_terminal():
+            return {"target": target, "target_dir": str(tdir), "outcome": None, "run": run, "next_steps": run["next_steps"]}
+        data = ex.status(tdir).to_json()
+        data["run"] = run
+        _with_steps(data)
+        if rec.status.value != "succeeded":  # the executor did not reach a gate: say so and point at the logs
+            data["next_steps"] = [step("runs_logs", run_id=rid, cursor=0), *data["next_steps"]]
+        return data
+
+    if not a.wait or rec.status.is_terminal():
+        return outcome(rec)
+
+    def check() -> dict[str, Any] | None:
+        now = gw.cp.status(rid)
+        return outcome(now) if now.status.is_terminal() else None
+
+    return Later(check=check, expired=lambda: outcome(gw.cp.status(rid)), deadline=time.monotonic() + a.timeout)
 
 
 @operation("targetgen_status", "targetgen", TargetDirInput, mutating=False)
@@ -576,18 +678,65 @@ def runs_submit(gw: Gateway, a: SubmitInput) -> dict[str, Any]:
     return _run_json(rec)
 
 
-@operation("runs_list", "runs", ListRunsInput, mutating=False)
+@operation("runs_list", "runs", ListRunsInput, mutating=False, stored_records=True)
 def runs_list(gw: Gateway, a: ListRunsInput) -> dict[str, Any]:
-    """Runs in the ledger, newest first (the records as stored)."""
-    rows = gw.cp.list_runs(status=a.status, refresh=a.refresh)
-    total = len(rows)
-    if a.limit:
-        rows = rows[: a.limit]
+    """Runs in the ledger, newest first: each run's summary fields, or whole records as stored with full=true."""
+    from merlin.ledger.status import RunStatus
+
+    bad = [x for x in a.status or [] if x not in {v.value for v in RunStatus}]
+    if bad:
+        raise BadInput(f"status {bad[0]!r}: expected one of {', '.join(v.value for v in RunStatus)}")
+    if a.full or a.refresh or os.environ.get("MERLIN_RUN_INDEX", "1") == "0":
+        entries: Any = gw.cp.list_entries(status=a.status, refresh=a.refresh) if a.refresh else gw.cp.ledger.list_entries(status=a.status)
+        total = len(entries)
+        rows = [d for d, _raw in (entries[: a.limit] if a.limit else entries)]
+        if not a.full:
+            rows = [_summary(r) for r in rows]
+    else:
+        total, rows = _summaries(gw, a.status, a.limit)
     steps = [step("runs_status", run_id=r["run_id"]) for r in rows if r.get("status") in ("pending", "running")][:5]
     return {"runs": rows, "total": total, "next_steps": steps}
 
 
-@operation("runs_status", "runs", RunStatusInput, mutating=False)
+def _summary(r: dict[str, Any]) -> dict[str, Any]:
+    return {k: r.get(k) for k in SUMMARY_FIELDS} | {"attempts": len(r.get("attempts") or [])}
+
+
+def _summaries(gw: Gateway, status: list[str] | None, limit: int) -> tuple[int, list[dict[str, Any]]]:
+    """(total, newest summaries) through the run index, re-reading only records whose file changed (a stat each)."""
+    import json
+
+    from merlin.ledger.index import RECORD, RunIndex, row_id, row_status
+
+    rows = RunIndex(gw.cp.root).rows()
+    if status:
+        rows = [r for r in rows if row_status(r) in set(status)]
+    total = len(rows)
+    runs = str(gw.cp.layout.runs)
+    out = []
+    for row in rows[:limit] if limit else rows:
+        rid = row_id(row)
+        path = f"{runs}/{rid}/{RECORD}"  # plain strings: pathlib costs more than the stat
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            continue
+        cached = gw._summaries.get(rid)
+        if cached is None or cached[0] != st.st_mtime_ns or cached[1] != st.st_size:
+            try:
+                with open(path, "rb") as fh:
+                    data = json.loads(fh.read())
+            except (OSError, ValueError):
+                continue
+            cached = (st.st_mtime_ns, st.st_size, _summary(data))
+            gw._summaries[rid] = cached
+        if status and cached[2].get("status") not in status:
+            continue
+        out.append(cached[2])
+    return total, out
+
+
+@operation("runs_status", "runs", RunStatusInput, mutating=False, stored_records=True)
 def runs_status(gw: Gateway, a: RunStatusInput) -> dict[str, Any]:
     """One run's record, after asking its engine (refresh=false reads the ledger only)."""
     if not a.refresh:
@@ -658,6 +807,67 @@ def artifacts_fetch(gw: Gateway, a: FetchInput) -> dict[str, Any]:
         return {**out, "encoding": "utf-8", "content": data.decode("utf-8")}
     except UnicodeDecodeError:
         return {**out, "encoding": "base64", "content": base64.b64encode(data).decode("ascii")}
+
+
+# ------------------------------------------------------------------- leases
+
+
+def _lease_steps(lease: dict[str, Any]) -> list[dict[str, Any]]:
+    lid = lease["lease_id"]
+    if lease.get("state") == "waiting":
+        return [step("leases_why", lease_id=lid), step("leases_queue")]
+    if lease.get("state") == "granted":
+        return [step("leases_renew", lease_id=lid), step("leases_release", lease_id=lid)]
+    return []
+
+
+@operation("leases_list", "leases", NoInput, mutating=False)
+def leases_list(gw: Gateway, a: NoInput) -> dict[str, Any]:
+    """Inventory items with their health, holder and waiting requests; then the queue."""
+    book = gw.cp.leases
+    return {"items": book.items(), "queue": book.queue(), "next_steps": []}
+
+
+@operation("leases_reserve", "leases", ReserveInput, mutating=True)
+def leases_reserve(gw: Gateway, a: ReserveInput) -> dict[str, Any]:
+    """Request items (a gang if several bundles); returns the lease at once, granted or waiting in the queue. The server's user owns it; renew it before its TTL ends."""
+    from merlin.leases.book import parse_bundle
+
+    lease = dict(gw.cp.leases.reserve([parse_bundle(b, a.labels) for b in a.bundles], priority=a.priority, ttl=a.ttl, run_id=a.run_id))
+    lease["next_steps"] = _lease_steps(lease)
+    return lease
+
+
+@operation("leases_renew", "leases", RenewInput, mutating=True)
+def leases_renew(gw: Gateway, a: RenewInput) -> dict[str, Any]:
+    """Push a lease's expiry out by its TTL (an error with exit code 3 if it already ended)."""
+    lease = dict(gw.cp.leases.renew(a.lease_id, ttl=a.ttl))
+    lease["next_steps"] = _lease_steps(lease)
+    return lease
+
+
+@operation("leases_release", "leases", ReleaseInput, mutating=True)
+def leases_release(gw: Gateway, a: ReleaseInput) -> dict[str, Any]:
+    """Give the items back (or withdraw a waiting request); the next waiter is granted at once."""
+    lease = dict(gw.cp.leases.release(a.lease_id, force=a.force, reason=a.reason))
+    lease["next_steps"] = []
+    return lease
+
+
+@operation("leases_queue", "leases", NoInput, mutating=False)
+def leases_queue(gw: Gateway, a: NoInput) -> dict[str, Any]:
+    """Waiting requests in the order they will be served (after a scheduling pass)."""
+    book = gw.cp.leases
+    if book.load_inventory() is not None:
+        book.refresh()
+    rows = [dict(lease, position=n) for n, lease in enumerate(book.queue(), 1)]
+    return {"queue": rows, "next_steps": [step("leases_why", lease_id=r["lease_id"]) for r in rows[:5]]}
+
+
+@operation("leases_why", "leases", LeaseInput, mutating=False)
+def leases_why(gw: Gateway, a: LeaseInput) -> dict[str, Any]:
+    """Every condition holding a waiting lease back, each with a code, evidence and the next step."""
+    return {"lease_id": a.lease_id, "conditions": gw.cp.leases.why(a.lease_id), "next_steps": []}
 
 
 # ----------------------------------------------------------------- clusters

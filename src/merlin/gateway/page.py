@@ -8,8 +8,9 @@ tables in. No build step, nothing loaded from elsewhere.
 from __future__ import annotations
 
 import html
-from datetime import datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 REFRESH_MS = 3000
 
@@ -21,7 +22,7 @@ th,td{border-bottom:1px solid #ddd;padding:.3rem .5rem;text-align:left;vertical-
 th{background:#eee;font-weight:600}td.msg{max-width:40rem;color:#444}
 .s-succeeded,.s-completed,.s-active{color:#176c2b}.s-failed,.s-lost,.s-blocked{color:#b3261e}
 .s-pending,.s-running,.s-awaiting_operator,.s-awaiting_response{color:#8a5a00}
-.muted{color:#777}code{font-size:.9em}
+.h-bad,.h-retired{color:#b3261e}.h-maintenance,.h-unknown{color:#8a5a00}.muted{color:#777}code{font-size:.9em}
 """
 
 SCRIPT = f"""
@@ -55,8 +56,8 @@ def age(stamp: str | None, now: datetime | None = None) -> str:
     except ValueError:
         return "-"
     if t.tzinfo is None:
-        t = t.replace(tzinfo=timezone.utc)
-    s = int(((now or datetime.now(timezone.utc)) - t).total_seconds())
+        t = t.replace(tzinfo=UTC)
+    s = int(((now or datetime.now(UTC)) - t).total_seconds())
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if s >= size:
             return f"{s // size}{unit}"
@@ -98,9 +99,12 @@ def tables(call: Callable[[str, dict[str, Any]], dict[str, Any]]) -> str:
     rows = []
     for c in clusters:
         rec = c.get("record") or {}
-        rows.append([_cell(c.get("name")), _cell(rec.get("kind") or rec.get("backend") or "local"), _cell(c.get("state"), f"s-{c.get('state')}"),
-                     _cell(rec.get("num_nodes") or rec.get("nodes") or ("1" if c.get("state") == "active" else "-")), _cell(c.get("message"), "msg")])
-    parts.append("<h2>Clusters</h2>" + _table("clusters", ["cluster", "kind", "state", "nodes", "message"], rows, "no clusters"))
+        nodes = rec.get("nodes") or []
+        idle = rec.get("idle_timeout")
+        rows.append([_cell(c.get("name")), _cell(rec.get("kind") or "local"), _cell(c.get("state"), f"s-{c.get('state')}"),
+                     _cell(", ".join(nodes) if nodes else ("1 (this machine)" if rec.get("kind", "local") == "local" and rec else "-")),
+                     _cell(f"{idle:g} s" if idle else "-"), _cell(c.get("message"), "msg")])
+    parts.append("<h2>Clusters</h2>" + _table("clusters", ["cluster", "kind", "state", "nodes", "idle timeout", "message"], rows, "no clusters"))
     review = call("review_questions", {})
     open_q: dict[str, list[str]] = {}
     for q in review["questions"]:
@@ -114,15 +118,23 @@ def tables(call: Callable[[str, dict[str, Any]], dict[str, Any]]) -> str:
 
 
 def _leases(call: Callable[[str, dict[str, Any]], dict[str, Any]]) -> str | None:
-    """The lease queue and holders, when the server offers lease operations."""
+    """Lease holders with item health, then the queue (when an inventory is defined)."""
     try:
         data = call("leases_list", {})
-    except Exception:
+    except Exception:  # no lease book here: the page shows the rest
         return None
-    items = data.get("items") or data.get("leases") or []
-    rows = [[_cell(i.get("item") or i.get("name")), _cell(i.get("health", "-")), _cell(i.get("holder") or i.get("owner") or "-"),
-             _cell(i.get("state") or i.get("status")), _cell(i.get("expires_at") or "-")] for i in items]
-    return "<h2>Leases</h2>" + _table("leases", ["item", "health", "holder", "state", "expires"], rows, "no leases")
+    rows = []
+    for it in data.get("items", []):
+        h = it.get("holder") or {}
+        health = it.get("health", "-") + (" (drained)" if it.get("drained") else "")
+        rows.append([_cell(it.get("id")), _cell(it.get("pool")), _cell(health, f"h-{it.get('health')}"),
+                     _cell(f"{h['user']}@{h['host']} {h['lease_id']}" if h else "-"), _cell(age(h.get("since")) if h else "-"),
+                     _cell(h.get("until") or "-"), _cell(len(it.get("waiting") or []))])
+    out = "<h2>Leases</h2>" + _table("leases", ["item", "pool", "health", "holder", "held for", "until", "waiting"], rows, "no inventory defined")
+    queue = data.get("queue", [])
+    qrows = [[_cell(n), _cell(q["lease_id"]), _cell(", ".join(f"{b['pool']}:{b['count']}" for b in q.get("bundles", []))), _cell(q.get("priority")),
+              _cell(f"{q['owner']['user']}@{q['owner']['host']}"), _cell(age(q.get("created_at")))] for n, q in enumerate(queue, 1)]
+    return out + "<h2>Lease queue</h2>" + _table("lease-queue", ["#", "lease", "wants", "priority", "owner", "waiting for"], qrows, "no request is waiting")
 
 
 def full_page(body: str) -> str:

@@ -226,6 +226,8 @@ class ClusterPorts(_Model):
     runtime_env_agent: Optional[int] = None
     node_manager: Optional[int] = None
     object_manager: Optional[int] = None
+    autoscaler_metrics: Optional[int] = Field(None, description="Autoscaler Prometheus endpoint ($AUTOSCALER_METRIC_PORT).")
+    dashboard_metrics: Optional[int] = Field(None, description="Dashboard Prometheus endpoint ($DASHBOARD_METRIC_PORT).")
 
 
 class ClusterRecord(_Model):

@@ -127,7 +127,9 @@ class Layout:
             return
         from merlin.atomic import write_if_changed
 
-        self.root.mkdir(parents=True, exist_ok=True)
+        from merlin.atomic import make_dir
+
+        make_dir(self.root, private=True)  # 0700 unless $MERLIN_STATE_UMASK says otherwise
         write_if_changed(self.readme, STATE_ROOT_README.encode("utf-8"))
         write_if_changed(self.layout_version_file, f"{LAYOUT_VERSION}\n".encode("utf-8"))
 

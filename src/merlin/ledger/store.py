@@ -78,9 +78,10 @@ class Ledger:
         """Write a new run's request, record and first event. Refuses an existing run id."""
         run_dir = self.layout.run_dir(request.run_id)
         self.layout.ensure()
-        make_dir(run_dir.parent)
+        make_dir(self.root, private=True)
+        make_dir(run_dir.parent, private=True)
         try:
-            make_dir(run_dir, exist_ok=False)  # 0700 unless $MERLIN_STATE_UMASK says otherwise
+            make_dir(run_dir, exist_ok=False, private=True)  # 0700 unless $MERLIN_STATE_UMASK says otherwise
         except FileExistsError:
             raise BadInput(f"run {request.run_id} already exists in {self.root}") from None
         check_transition(record.run_id, None, record.status)
@@ -287,6 +288,7 @@ class Ledger:
 
     @contextmanager
     def cluster_lock(self, name: str, timeout: float = 120.0) -> Iterator[None]:
+        make_dir(self.layout.cluster_lock(name).parent, private=True)
         with file_lock(self.layout.cluster_lock(name), timeout=timeout, holder=f"pid {os.getpid()} (cluster {name})"):
             yield
 

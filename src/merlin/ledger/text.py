@@ -38,8 +38,9 @@ _SHORT_PASSWORD_FLAG = "-p"  # mysql and friends; skipped when its value is a nu
 _SHAPES: list[tuple[re.Pattern[str], str]] = [
     # scheme://user:password@host -> keep the user, drop the password
     (re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@'\"]*):[^\s@/'\"]+@"), rf"\1:{REDACTED}@"),
-    (re.compile(r"\b(Bearer|Basic|Token|Digest)(\s+)[A-Za-z0-9._~+/=\-]{6,}", re.IGNORECASE), rf"\1\2{REDACTED}"),
-    (re.compile(r"(Authorization\s*[:=]\s*)(?!Bearer\b|Basic\b|Token\b|Digest\b)[^\s'\"]{6,}", re.IGNORECASE), rf"\1{REDACTED}"),
+    # "Bearer X" / "Basic X" as in an HTTP header (capitalised: "basic checks passed" is prose)
+    (re.compile(r"\b([Bb]earer|Basic)(\s+)(?=[A-Za-z0-9._~+/=\-]*(?:[0-9._~+/=\-]|[a-z][A-Z]))[A-Za-z0-9._~+/=\-]{8,}"), rf"\1\2{REDACTED}"),
+    (re.compile(r"(Authorization\s*[:=]\s*)(?![Bb]earer\b|Basic\b)[^\s'\"]{6,}", re.IGNORECASE), rf"\1{REDACTED}"),
     (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)", re.DOTALL), REDACTED),
     (re.compile(r"\beyJ[A-Za-z0-9_\-]{4,}\.eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{4,}"), REDACTED),  # JWT
     (re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})"), REDACTED),
@@ -65,12 +66,20 @@ def looks_secret(name: str) -> bool:
     return bool(_SECRET_NAME.search(name))
 
 
-def scrub_shapes(text: str) -> str:
-    """Replace every secret-shaped part of ``text`` (see the module docstring)."""
+def scrub_value_shapes(text: str) -> str:
+    """Replace the secret-shaped values in ``text`` (URL credentials, bearer tokens, key formats)."""
     if not text or not isinstance(text, str):
         return text
     for pattern, repl in _SHAPES:
         text = pattern.sub(repl, text)
+    return text
+
+
+def scrub_shapes(text: str) -> str:
+    """:func:`scrub_value_shapes`, plus secret flags and secret ``NAME=value`` inside one word (``sh -c '...'``)."""
+    if not text or not isinstance(text, str):
+        return text
+    text = scrub_value_shapes(text)
     text = _INLINE_FLAG.sub(lambda m: m.group(1) + REDACTED, text)
     text = _INLINE_ASSIGN.sub(lambda m: m.group(1) + (REDACTED if looks_secret(m.group(2)) else m.group(3)), text)
     return text
@@ -173,7 +182,7 @@ def plain(text: str | None, limit: int = MESSAGE_LIMIT) -> str:
         return ""
     text = _ANSI.sub("", str(text))
     text = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\t", " ")).strip()
-    text = scrub_shapes(text)
+    text = scrub_value_shapes(text)  # messages are merlin's prose: only values shaped like secrets go
     if len(text) > limit:
         text = text[: limit - 3].rstrip() + "..."
     return text

@@ -1,0 +1,311 @@
+"""Ray on machines reached by SSH: ``merlin ray cluster start --kind ssh --host H``.
+
+* Host keys are checked against known_hosts (``StrictHostKeyChecking=yes``,
+  ``BatchMode=yes``): an unknown key is refused with one line, never accepted.
+* The remote head runs merlin's node helper (``ray start --block`` as its
+  child) as the leader of a new session; its pid is recorded. Workers
+  (``--workers h1,h2``) join the head's GCS the same way.
+* merlin reaches the Jobs API through a local forward
+  ``ssh -N -L 127.0.0.1:P:127.0.0.1:DASH host``; that ssh process is the small
+  process that owns the tunnel, and its pid (and start time) is recorded.
+* stop: on each host, end the recorded session and whatever names its temp
+  dir (``python -m merlin.clusters.ssh reap``, which reports what it killed),
+  then close the tunnel.
+
+The remote hosts need the same Python with merlin and Ray (``--python``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from merlin.clusters import procs
+from merlin.clusters.base import can_cluster_transition
+from merlin.errors import BadInput, Blocked, RunFailed
+
+Progress = Callable[[str], None]
+START_TIMEOUT = float(__import__("os").environ.get("MERLIN_SSH_START_TIMEOUT", "300"))
+
+
+class SshBackend:
+    """``--kind ssh``."""
+
+    kind = "ssh"
+
+    def __init__(self, ledger) -> None:
+        self.ledger = ledger
+
+    # ------------------------------------------------------------------ ssh
+
+    @staticmethod
+    def ssh_base(opts: dict[str, Any]) -> list[str]:
+        argv = ["ssh", "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ServerAliveInterval=15", "-o", "LogLevel=ERROR"]
+        if opts.get("known_hosts"):
+            argv += ["-o", f"UserKnownHostsFile={opts['known_hosts']}"]
+        if opts.get("identity_file"):
+            argv += ["-i", str(opts["identity_file"]), "-o", "IdentitiesOnly=yes"]
+        if opts.get("port"):
+            argv += ["-p", str(int(opts["port"]))]
+        if opts.get("jump"):
+            argv += ["-J", str(opts["jump"])]
+        if opts.get("user"):
+            argv += ["-l", str(opts["user"])]
+        return argv
+
+    def run(self, opts: dict[str, Any], host: str, command: str, timeout: float = 60.0, stdin: bytes | None = None) -> subprocess.CompletedProcess:
+        res = subprocess.run(self.ssh_base(opts) + [host, command], input=stdin, capture_output=True, timeout=timeout)
+        if res.returncode == 255:
+            err = res.stderr.decode("utf-8", "replace").strip()
+            if "host key verification failed" in err.lower() or "no matching host key" in err.lower() or "host key" in err.lower():
+                kh = opts.get("known_hosts") or "~/.ssh/known_hosts"
+                raise BadInput(
+                    f"ssh {host}: its host key is not in {kh} (Host key verification failed); check the fingerprint, "
+                    f"then add it with `ssh-keyscan{' -p ' + str(opts['port']) if opts.get('port') else ''} {host} >> {kh}`"
+                )
+            raise Blocked(f"ssh {host} failed: {err.splitlines()[-1] if err else 'exit 255'}")
+        return res
+
+    # ---------------------------------------------------------------- start
+
+    def start(self, name: str, *, wait: bool = True, progress: Progress | None = None, **options: Any) -> tuple[Any, bool]:
+        from merlin.clusters.auth import generate_token_file, headers_for
+        from merlin.clusters.net import free_ports, probe
+        from merlin.ledger.models import ClusterAuth, ClusterPorts, ClusterProcess, ClusterRecord, utcnow
+
+        progress = progress or (lambda _m: None)
+        layout = self.ledger.layout
+        layout.cluster_record(name)
+        host = options.get("host")
+        if not host:
+            raise BadInput("--kind ssh needs --host HOST (the head's machine)")
+        workers = [w for w in (options.get("workers") or "").split(",") if w] if isinstance(options.get("workers"), str) else list(options.get("workers") or [])
+        known = {"host", "jump", "user", "workers", "port", "known_hosts", "identity_file", "python", "object_store_memory", "idle_timeout", "timeout"}
+        stray = sorted(k for k, v in options.items() if k not in known and v not in (None, [], ()))
+        if stray:
+            raise BadInput(f"--kind ssh does not take {', '.join('--' + k.replace('_', '-') for k in stray)}")
+        opts = {k: v for k, v in options.items() if v not in (None, [], ()) and k in known}
+        python = str(opts.get("python") or sys.executable)
+        with self.ledger.cluster_lock(name):
+            existing = self.ledger.read_cluster(name)
+            if existing is not None and existing.status not in ("stopped", "failed", "expired"):
+                existing = self._observe_locked(existing)
+                if existing.status == "active":
+                    return existing, False
+                raise BadInput(f"cluster '{name}' is {existing.status}; stop it first with `merlin ray cluster stop --name {name}`")
+            self.run(opts, host, "true", timeout=30)  # host key and login first: one clear error
+            digest = hashlib.sha1(f"{self.ledger.root}\x00{name}".encode()).hexdigest()[:10]
+            remote_dir = f"/tmp/merlin-ssh-{digest}"
+            token = layout.cluster_token(name)
+            if not token.is_file():
+                generate_token_file(token)
+            remote_token = f"{remote_dir}/token"
+            hosts = [host] + workers
+            for h in hosts:
+                self.run(opts, h, f"umask 077 && rm -rf {remote_dir} && mkdir -p {remote_dir} && cat > {remote_token}", stdin=token.read_bytes())
+            node = [python, "-m", "merlin.clusters.slurm_node", "--state-dir", remote_dir, "--nodes", str(len(hosts)),
+                    "--token-file", remote_token, "--job-id", f"ssh{digest[:6]}", "--own-session"]  # fmt: skip
+            if opts.get("object_store_memory"):
+                node += ["--object-store-memory", str(int(opts["object_store_memory"]))]
+            record = ClusterRecord(
+                name=name,
+                kind="ssh",
+                status="starting",
+                host="127.0.0.1",
+                address="",
+                dashboard_url="",
+                temp_dir="",
+                ports=ClusterPorts(gcs=0, dashboard=0),
+                auth=ClusterAuth(mode="token", token_file=str(token)),
+                requested={"nodes": len(hosts)},
+                options={**{k: str(v) for k, v in opts.items()}, "remote_dir": remote_dir, "python": python},
+                nodes=hosts,
+                head_address=host,
+                state_dir=remote_dir,
+                started_at=utcnow(),
+                message=f"starting the Ray head on {host} over ssh",
+            )
+            self.ledger.write_cluster(record)
+            progress(f"cluster '{name}': starting the head on {host} over ssh")
+            self._launch(opts, host, node + ["head", "--index", "0", "--node", host], f"{remote_dir}/node-0.log")
+            t0 = time.monotonic()
+            head = self._wait_json(opts, host, f"{remote_dir}/head.json", t0)
+            gcs = f"{head['address']}:{head['ports']['gcs']}"
+            for i, w in enumerate(workers, start=1):
+                progress(f"starting worker {i}/{len(workers)} on {w}")
+                self._launch(opts, w, node + ["worker", "--index", str(i), "--node", w, "--head", gcs], f"{remote_dir}/node-{i}.log")
+            processes = [ClusterProcess(pid=head["helper_pid"], start_ticks=head["helper_ticks"], name=f"remote-head@{host}")]
+            (local_port,) = free_ports(1)
+            dash = head["ports"]["dashboard"]
+            tunnel_argv = self.ssh_base(opts) + ["-N", "-o", "ExitOnForwardFailure=yes", "-L", f"127.0.0.1:{local_port}:127.0.0.1:{dash}", host]
+            logs = layout.cluster_logs(name)
+            logs.mkdir(parents=True, exist_ok=True)
+            with open(logs / "tunnel.log", "ab") as log:
+                tunnel = subprocess.Popen(tunnel_argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+            info = procs.proc_info(tunnel.pid)
+            processes.append(ClusterProcess(pid=tunnel.pid, start_ticks=info.start_ticks if info else 0, name="tunnel"))
+            record.processes = processes
+            record.address = record.dashboard_url = f"http://127.0.0.1:{local_port}"
+            record.gcs_address = gcs
+            record.ports = ClusterPorts(gcs=head["ports"]["gcs"], dashboard=dash, node_manager=head["ports"].get("node_manager"))
+            record.temp_dir = head["temp_dir"]
+            record.node_temp_dirs = [head["temp_dir"]]
+            record.tunnel_command = " ".join(shlex.quote(a) for a in tunnel_argv)
+            self.ledger.write_cluster(record)
+            headers = headers_for(record.auth, name)
+            while probe(record.address, headers).state != "ok":
+                if tunnel.poll() is not None:
+                    raise RunFailed(f"cluster '{name}': the ssh tunnel exited ({tunnel.returncode}); see {layout.cluster_logs(name) / 'tunnel.log'}")
+                if time.monotonic() - t0 > START_TIMEOUT:
+                    raise RunFailed(f"cluster '{name}': the jobs API did not answer through the tunnel within {START_TIMEOUT:.0f}s")
+                time.sleep(0.25)
+            record = self._observe_locked(record, wait_nodes=wait)
+            progress(record.message)
+            return record, True
+
+    def _launch(self, opts: dict[str, Any], host: str, argv: list[str], log: str) -> None:
+        cmd = f"nohup {' '.join(shlex.quote(a) for a in argv)} > {shlex.quote(log)} 2>&1 < /dev/null &"
+        res = self.run(opts, host, cmd)
+        if res.returncode != 0:
+            raise RunFailed(f"ssh {host}: could not start merlin's node helper: {res.stderr.decode('utf-8', 'replace').strip()}")
+
+    def _wait_json(self, opts: dict[str, Any], host: str, path: str, t0: float) -> dict[str, Any]:
+        """The handshake file the head's helper writes once its jobs API answers."""
+        while True:
+            res = self.run(opts, host, f"cat {shlex.quote(path)} 2>/dev/null")
+            if res.returncode == 0 and res.stdout.strip():
+                return json.loads(res.stdout)
+            if time.monotonic() - t0 > START_TIMEOUT:
+                log = self.run(opts, host, f"tail -n 5 {shlex.quote(path.rsplit('/', 1)[0])}/node-0.log").stdout.decode("utf-8", "replace")
+                raise RunFailed(f"the Ray head on {host} did not come up within {START_TIMEOUT:.0f}s: {log.strip()[-400:]}")
+            time.sleep(0.5)
+
+    # -------------------------------------------------------------- observe
+
+    def describe(self, record) -> Any:
+        """``cluster status``: the record as :meth:`observe` just left it (no second query)."""
+        from merlin.clusters.base import ClusterState
+
+        return ClusterState(record.name, str(getattr(record.status, "value", record.status)), record.message, record, len(record.processes))
+
+    def observe(self, record) -> Any:
+        if record.status in ("stopped", "failed", "expired"):
+            return record
+        with self.ledger.cluster_lock(record.name):
+            return self._observe_locked(self.ledger.read_cluster(record.name) or record)
+
+    def _observe_locked(self, record, wait_nodes: bool = False) -> Any:
+        from merlin.clusters.auth import headers_for
+        from merlin.clusters.net import get_json
+
+        want = int(record.requested.get("nodes") or 1)
+        deadline = time.monotonic() + (START_TIMEOUT if wait_nodes else 0)
+        while True:
+            try:
+                data = get_json(record.address, "/api/v0/nodes?limit=1000&detail=true", headers_for(record.auth, record.name), timeout=10.0)
+                alive = [n for n in data["data"]["result"]["result"] if n.get("state") == "ALIVE"]
+            except Exception as exc:
+                if time.monotonic() < deadline:
+                    time.sleep(0.5)
+                    continue
+                tunnel = next((p for p in record.processes if p.name == "tunnel"), None)
+                why = "the ssh tunnel is gone" if tunnel and not procs.alive(tunnel.pid, tunnel.start_ticks) else f"the head does not answer ({type(exc).__name__}: {exc})"
+                if record.status in ("active", "starting"):
+                    record.message = f"unreachable: {why}; `merlin ray cluster stop --name {record.name}` ends what is left"
+                    self.ledger.write_cluster(record)
+                return record
+            if len(alive) >= want or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        new = "active" if len(alive) >= want else "starting"
+        if can_cluster_transition(record.status, new) or record.status == new:
+            record.status = new
+        record.resources = {}
+        for n in alive:
+            for k, v in (n.get("resources_total") or {}).items():
+                if not k.startswith("node:"):
+                    record.resources[k] = record.resources.get(k, 0.0) + float(v)
+        record.message = f"{new}: {len(alive)}/{want} nodes; jobs API {record.address} (tunnel to {record.head_address})"
+        self.ledger.write_cluster(record)
+        return record
+
+    # ----------------------------------------------------------------- stop
+
+    def stop(self, record, *, grace: float = 5.0, progress: Progress | None = None) -> Any:
+        from merlin.clusters.lost import mark_runs_lost
+        from merlin.ledger.models import utcnow
+
+        progress = progress or (lambda _m: None)
+        with self.ledger.cluster_lock(record.name):
+            record = self.ledger.read_cluster(record.name) or record
+            opts = dict(record.options)
+            python = opts.pop("python", sys.executable)
+            remote_dir = opts.pop("remote_dir", record.state_dir)
+            if record.status not in ("stopped", "failed", "expired"):
+                record.status = "stopping"
+                self.ledger.write_cluster(record)
+            killed: list[str] = []
+            for h in record.nodes:
+                progress(f"cluster '{record.name}': ending the Ray processes merlin started on {h}")
+                cmd = f"{shlex.quote(python)} -m merlin.clusters.ssh reap {shlex.quote(remote_dir)} {grace}"
+                try:
+                    res = self.run(opts, h, cmd, timeout=grace + 60)
+                    out = json.loads(res.stdout or b"{}")
+                except (Blocked, ValueError, subprocess.TimeoutExpired) as exc:
+                    out = {"error": str(exc)}
+                if out.get("left"):
+                    killed.append(f"{h}: {len(out['left'])} did not exit")
+                killed.extend(f"{h}:{pid}" for pid in out.get("ended", []))
+            tunnel = [p.pid for p in record.processes if p.name == "tunnel" and procs.alive(p.pid, p.start_ticks)]
+            if tunnel:
+                procs.terminate(set(tunnel), grace=grace)
+            lost = mark_runs_lost(self.ledger, record.name, "the cluster was stopped (`merlin ray cluster stop`)")
+            record.lost_runs = sorted(set(record.lost_runs) | set(lost))
+            record.status = "stopped"
+            record.stop_reason = "stopped by merlin"
+            record.stopped_at = utcnow()
+            record.processes = []
+            record.message = f"stopped: ended {len(killed)} remote processes and the tunnel" + (f"; {len(lost)} runs recorded lost" if lost else "")
+            self.ledger.write_cluster(record)
+            return record
+
+
+def reap(remote_dir: str, grace: float) -> dict[str, Any]:
+    """On the remote host: end every node helper's session recorded in ``remote_dir``
+    and anything naming its temp dirs; report what was ended and what is left."""
+    import shutil
+
+    members: set[int] = set()
+    temp_dirs = []
+    for f in Path(remote_dir).glob("node-*.json"):
+        try:
+            node = json.loads(f.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        temp_dirs.append(node["temp_dir"])
+        if procs.alive(node["helper_pid"], node.get("helper_ticks")):
+            members.add(node["helper_pid"])
+            members |= set(procs.group_members(node["helper_pid"]))
+    all_p = procs.all_procs()
+    for p in all_p:
+        if p.state not in ("Z", "X") and any(d in procs.cmdline(p.pid) for d in temp_dirs):
+            members.add(p.pid)
+    members |= procs.descendants(members, all_p)
+    left = procs.terminate(members, grace=grace) if members else set()
+    for d in temp_dirs:
+        if d.startswith("/tmp/mrl-"):
+            shutil.rmtree(d, ignore_errors=True)
+    return {"ended": sorted(members - left), "left": sorted(left)}
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "reap":
+        print(json.dumps(reap(sys.argv[2], float(sys.argv[3]))))
+    else:
+        sys.exit("usage: python -m merlin.clusters.ssh reap REMOTE_DIR GRACE")

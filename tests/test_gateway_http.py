@@ -1,0 +1,277 @@
+"""The REST API against a real `merlin serve` process: authentication, Host and
+Origin allowlists, body limit, rate limit, concurrency, OpenAPI, audit log."""
+
+from __future__ import annotations
+
+import json
+import stat
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2  # noqa: E402  (the gateway extra brings it)
+import pytest
+
+from conftest import run_cli
+from test_gateway_support import CAPABILITY, OVERLAY, Server, start_server
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    srv = start_server(tmp_path_factory.mktemp("gw-http"), "--rate-limit", "0")
+    yield srv
+    srv.stop()
+
+
+def post(server: Server, name: str, body: object, **kw) -> httpx2.Response:
+    headers = kw.pop("headers", server.headers())
+    return httpx2.post(f"{server.url}/api/{name}", json=body, headers=headers, timeout=kw.pop("timeout", 60), **kw)
+
+
+def audit_lines(server: Server) -> list[dict]:
+    path = server.state_root / "gateway" / "audit.jsonl"
+    return [json.loads(x) for x in path.read_text().splitlines()] if path.is_file() else []
+
+
+def test_token_file_is_private(server: Server) -> None:
+    path = server.state_root / "gateway" / "token"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and len(server.token) >= 32
+
+
+def test_401_without_or_with_a_wrong_token(server: Server) -> None:
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {server.token}"}, {"Authorization": server.token}):
+        r = httpx2.post(f"{server.url}/api/runs_list", json={}, headers=headers)
+        assert r.status_code == 401, headers
+        assert r.headers["www-authenticate"].startswith("Bearer")
+        assert r.json()["code"] == "unauthorized" and server.token not in r.text
+    mcp = httpx2.post(f"{server.url}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+    assert mcp.status_code == 401
+    assert httpx2.get(f"{server.url}/openapi.json").status_code == 401
+    assert post(server, "runs_list", {}).status_code == 200
+
+
+def test_token_in_the_query_string_is_never_accepted(server: Server) -> None:
+    for q in (f"token={server.token}", f"access_token={server.token}"):
+        assert httpx2.post(f"{server.url}/api/runs_list?{q}", json={}).status_code == 401
+
+
+def test_host_and_origin_allowlist(server: Server) -> None:
+    evil = post(server, "runs_list", {}, headers={**server.headers(), "Host": "attacker.example:80"})
+    assert evil.status_code == 421 and evil.json()["code"] == "bad_host"
+    origin = post(server, "runs_list", {}, headers={**server.headers(), "Origin": "http://attacker.example"})
+    assert origin.status_code == 403 and origin.json()["code"] == "bad_origin"
+    same = post(server, "runs_list", {}, headers={**server.headers(), "Origin": server.url})
+    assert same.status_code == 200 and "access-control-allow-origin" not in same.headers  # no CORS unless configured
+
+
+def test_oversized_body_refused(server: Server) -> None:
+    big = {"target_dir": "x", "task_id": "t", "text": "x" * (2 * 1024 * 1024)}
+    r = post(server, "review_respond", big)
+    assert r.status_code == 413 and r.json()["code"] == "body_too_large"
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted while it streams
+        for _ in range(40):
+            yield b" " * 65536
+
+    r = httpx2.post(f"{server.url}/api/runs_list", content=chunks(), headers=server.headers())
+    assert r.status_code == 413
+
+
+def test_non_loopback_host_refused_without_allow_remote(tmp_path: Path) -> None:
+    proc = run_cli("serve", "--host", "0.0.0.0", "--port", "1", "--state-root", str(tmp_path))
+    assert proc.returncode == 2 and "--allow-remote" in proc.stderr
+    assert not (tmp_path / "gateway" / "token").exists()
+
+
+def test_errors_are_merlin_documents(server: Server) -> None:
+    r = post(server, "runs_status", {"run_id": "no-such-run-20260101-000000-000000"})
+    assert r.status_code == 404 and r.json()["exit_code"] == 4
+    r = post(server, "targetgen_validate", {"capability": "/nonexistent/capability.yaml"})
+    assert r.status_code == 400 and r.json()["code"] == "spec_error"
+    r = httpx2.post(f"{server.url}/api/runs_list", content=b"{not json", headers=server.headers())
+    assert r.status_code == 400 and "Traceback" not in r.text
+    assert post(server, "no_such_operation", {}).status_code == 404
+
+
+def test_openapi_document_is_valid_and_matches_the_operations(server: Server) -> None:
+    import jsonschema
+
+    from merlin.gateway.ops import OPERATIONS
+
+    doc = httpx2.get(f"{server.url}/openapi.json", headers=server.headers()).json()
+    jsonschema.validate(doc, OPENAPI_31_SHAPE)
+    ops = {op.path: op for op in OPERATIONS if op.requires is None}
+    assert set(doc["paths"]) == set(ops)
+    for path, item in doc["paths"].items():
+        ref = item["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        schema = doc["components"]["schemas"][ref.rsplit("/", 1)[1]]
+        jsonschema.Draft202012Validator.check_schema(schema)
+        assert schema == ops[path].input.model_json_schema(ref_template="#/components/schemas/{model}")
+        assert item["post"]["operationId"] == ops[path].name
+    assert doc["security"] == [{"bearer": []}]
+
+
+def test_twenty_concurrent_clients_answering_and_polling_lose_nothing(server: Server, tmp_path: Path) -> None:
+    r = post(server, "targetgen_execute", {"capability": str(CAPABILITY), "overlay": str(OVERLAY), "out_dir": str(tmp_path / "out")}, timeout=300)
+    assert r.status_code == 200, r.text
+    first = r.json()
+    assert first["outcome"] == "awaiting_operator"
+    tdir, q = first["target_dir"], first["open_question"]
+    before = len(audit_lines(server))
+    answers: list[str] = []
+    failures: list[str] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(20)
+
+    def client(i: int) -> None:
+        with httpx2.Client(base_url=server.url, headers=server.headers(), timeout=60) as c:
+            barrier.wait()
+            for _ in range(3):
+                s = c.post("/api/targetgen_status", json={"target_dir": tdir})
+                if s.status_code != 200 or s.json()["outcome"] != "awaiting_operator":
+                    with lock:
+                        failures.append(f"status {s.status_code} {s.text[:200]}")
+            a = c.post("/api/targetgen_answer", json={"target_dir": tdir, "question_id": q["id"], "choice": q["recommended_option"], "note": f"client {i}"})
+            lst = c.post("/api/runs_list", json={"limit": 5})
+            with lock:
+                if a.status_code == 200 and a.json()["recorded"]:
+                    answers.append(a.json()["answer_id"])
+                else:
+                    failures.append(f"answer {a.status_code} {a.text[:200]}")
+                if lst.status_code != 200:
+                    failures.append(f"list {lst.status_code}")
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not failures, failures[:3]
+    assert len(set(answers)) == 20
+    recorded = [json.loads(x)["answer_id"] for x in (Path(tdir) / "answers.jsonl").read_text().splitlines()]
+    assert set(answers) <= set(recorded)  # every answer durably recorded
+    new = audit_lines(server)[before:]
+    assert [a["operation"] for a in new].count("targetgen_answer") == 20
+    # the next execute applies the answer and moves on
+    nxt = post(server, "targetgen_execute", {"target_dir": tdir}, timeout=300).json()
+    assert nxt["outcome"] != "awaiting_operator" or nxt["open_question"]["id"] != q["id"]
+
+
+def test_audit_log_has_one_line_per_mutation(server: Server, tmp_path: Path) -> None:
+    before = len(audit_lines(server))
+    reads = [("runs_list", {}), ("targetgen_validate", {"capability": str(CAPABILITY)}), ("clusters_list", {})]
+    for name, body in reads:
+        assert post(server, name, body).status_code == 200
+    sub = post(server, "runs_submit", {"command": ["true"], "target": "audit", "workflow": "smoke", "target_dir": str(tmp_path / "t")})
+    assert sub.status_code == 200, sub.text
+    rid = sub.json()["run_id"]
+    assert post(server, "runs_cancel", {"run_id": rid}).status_code == 200
+    assert post(server, "runs_retry", {"run_id": "no-such-run-20260101-000000-000000"}).status_code == 404
+    lines = audit_lines(server)[before:]
+    assert [(a["operation"], a["result"].split(":")[0]) for a in lines] == [("runs_submit", "ok"), ("runs_cancel", "ok"), ("runs_retry", "error 4")]
+    assert lines[0]["subject"]["target"] == "audit" and lines[1]["subject"]["run_id"] == rid
+    assert all(a["client"] == "http 127.0.0.1" and a["time"] for a in lines)
+
+
+def test_secrets_are_redacted_in_responses(server: Server, tmp_path: Path) -> None:
+    sub = post(server, "runs_submit", {"command": ["true"], "target": "redact", "workflow": "smoke", "env": {"API_TOKEN": "hunter2"}, "target_dir": str(tmp_path / "t")})
+    assert sub.status_code == 200 and "hunter2" not in sub.text
+    status = post(server, "runs_status", {"run_id": sub.json()["run_id"], "refresh": False})
+    assert "hunter2" not in status.text
+
+
+def test_rate_limit_per_client(tmp_path: Path) -> None:
+    srv = start_server(tmp_path, "--rate-limit", "1")
+    try:
+        replies = [post(srv, "runs_list", {}) for _ in range(12)]
+        codes = [r.status_code for r in replies]
+        assert codes[0] == 200 and 429 in codes  # a burst of two seconds' worth (the readiness probe took one), then the rate
+        limited = next(r for r in replies if r.status_code == 429)
+        assert limited.headers["retry-after"] == "1" and limited.json()["code"] == "rate_limited"
+    finally:
+        srv.stop()
+
+
+def test_rotate_token(tmp_path: Path) -> None:
+    a = start_server(tmp_path)
+    old = a.token
+    a.stop()
+    b = start_server(tmp_path, "--rotate-token")
+    try:
+        assert b.token != old
+        assert post(b, "runs_list", {}, headers=b.headers(old)).status_code == 401
+        assert post(b, "runs_list", {}).status_code == 200
+    finally:
+        b.stop()
+
+
+# The shape of an OpenAPI 3.1 document (the parts merlin emits), as JSON Schema.
+OPENAPI_31_SHAPE = {
+    "type": "object",
+    "required": ["openapi", "info", "paths"],
+    "properties": {
+        "openapi": {"type": "string", "pattern": r"^3\.1\.\d+$"},
+        "info": {"type": "object", "required": ["title", "version"], "properties": {"title": {"type": "string"}, "version": {"type": "string"}}},
+        "servers": {"type": "array", "items": {"type": "object", "required": ["url"]}},
+        "paths": {
+            "type": "object",
+            "propertyNames": {"pattern": "^/"},
+            "additionalProperties": {
+                "type": "object",
+                "propertyNames": {"enum": ["get", "post", "put", "delete", "patch", "summary", "description", "parameters"]},
+                "additionalProperties": {
+                    "type": "object",
+                    "required": ["responses"],
+                    "properties": {
+                        "operationId": {"type": "string"},
+                        "tags": {"type": "array", "items": {"type": "string"}},
+                        "requestBody": {"type": "object", "required": ["content"]},
+                        "responses": {
+                            "type": "object",
+                            "propertyNames": {"pattern": "^([1-5][0-9]{2}|[1-5]XX|default)$"},
+                            "additionalProperties": {"type": "object", "required": ["description"]},
+                        },
+                    },
+                },
+            },
+        },
+        "components": {
+            "type": "object",
+            "properties": {
+                "schemas": {"type": "object", "additionalProperties": {"type": "object"}},
+                "securitySchemes": {"type": "object", "additionalProperties": {"type": "object", "required": ["type"]}},
+            },
+        },
+        "security": {"type": "array", "items": {"type": "object"}},
+    },
+}
+
+
+def test_unix_socket_serving_needs_the_token_too(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from conftest import REPO
+    from test_gateway_support import server_env
+
+    sock = Path(f"/tmp/merlin-gw-{os.getpid()}.sock")  # short: AF_UNIX paths are limited to ~107 bytes
+    state = tmp_path / "state"
+    proc = subprocess.Popen([sys.executable, "-m", "merlin", "serve", "--socket", str(sock), "--state-root", str(state)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=server_env(state, tmp_path / "out"), cwd=REPO)
+    try:
+        deadline = time.monotonic() + 60
+        while not sock.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert sock.exists(), proc.stderr.read().decode() if proc.poll() is not None else "no socket"
+        assert stat.S_IMODE(sock.stat().st_mode) == 0o600
+        token = (state / "gateway" / "token").read_text().strip()
+        with httpx2.Client(transport=httpx2.HTTPTransport(uds=str(sock)), base_url="http://localhost", timeout=30) as c:
+            assert c.post("/api/runs_list", json={}).status_code == 401
+            ok = c.post("/api/runs_list", json={}, headers={"Authorization": f"Bearer {token}"})
+            assert ok.status_code == 200 and ok.json()["total"] == 0
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+        sock.unlink(missing_ok=True)

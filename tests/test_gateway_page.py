@@ -1,0 +1,97 @@
+"""The read-only page in a real headless Chromium (Debian package `chromium`):
+with the one-time link it renders the runs (and lease, when offered) and
+clusters tables and refreshes them; without the token it is the login page."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2  # noqa: E402
+import pytest
+
+from test_gateway_support import Server, start_server
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed (apt-get install chromium)")
+
+
+def chromium(profile: Path, *args: str) -> str:
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", f"--user-data-dir={profile}", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    srv = start_server(tmp_path_factory.mktemp("gw-page"))
+    run = httpx2.post(f"{srv.url}/api/runs_submit", json={"command": ["true"], "target": "pagedemo", "workflow": "smoke"}, headers=srv.headers(), timeout=60)
+    assert run.status_code == 200, run.text
+    srv.run_id = run.json()["run_id"]  # type: ignore[attr-defined]
+    from merlin.controlplane import ControlPlane
+
+    ControlPlane(srv.state_root).leases.define([{"id": "board0", "pool": "vcu118"}], source="test")
+    lease = httpx2.post(f"{srv.url}/api/leases_reserve", json={"bundles": ["vcu118:1"]}, headers=srv.headers(), timeout=60)
+    assert lease.status_code == 200 and lease.json()["state"] == "granted", lease.text
+    waiting = httpx2.post(f"{srv.url}/api/leases_reserve", json={"bundles": ["vcu118:1"]}, headers=srv.headers(), timeout=60)
+    srv.lease_ids = (lease.json()["lease_id"], waiting.json()["lease_id"])  # type: ignore[attr-defined]
+    yield srv
+    srv.stop()
+
+
+def one_time_link(server: Server) -> str:
+    m = re.search(r"(http://\S+/login\?once=\S+)", server.stderr())
+    assert m, server.stderr()
+    return m.group(1)
+
+
+def test_page_with_the_one_time_link_renders_the_tables(server: Server, tmp_path_factory: pytest.TempPathFactory) -> None:
+    link = one_time_link(server)
+    artifacts = tmp_path_factory.mktemp("page-artifacts")
+    dom = chromium(artifacts / "profile", "--virtual-time-budget=4000", "--dump-dom", link)
+    assert '<table id="runs">' in dom and '<table id="clusters">' in dom and '<table id="targets">' in dom
+    assert server.run_id in dom and "pagedemo" in dom  # type: ignore[attr-defined]
+    assert 'id="login"' not in dom
+    # the JS refresh ran with the session cookie (the timestamp replaced "now")
+    assert re.search(r'<span id="updated">[^<]*\d', dom), dom[:500]
+    assert '<table id="leases">' in dom and "board0" in dom and '<table id="lease-queue">' in dom
+    held, queued = server.lease_ids  # type: ignore[attr-defined]
+    assert held in dom and queued in dom  # the holder of board0, and the request waiting for it
+    shot = artifacts / "page.png"
+    # the link is one-time: a second browser with it gets the login page
+    again = chromium(artifacts / "profile2", "--dump-dom", link)
+    assert 'id="login"' in again
+    # a screenshot kept as a test artifact: the first profile keeps its session cookie
+    chromium(artifacts / "profile", "--window-size=1280,900", "--virtual-time-budget=3000", f"--screenshot={shot}", f"{server.url}/")
+    assert shot.is_file() and shot.stat().st_size > 5000
+
+
+def test_without_the_token_the_page_is_the_login_page(server: Server, tmp_path: Path) -> None:
+    dom = chromium(tmp_path / "profile", "--dump-dom", f"{server.url}/")
+    assert 'id="login"' in dom and '<table id="runs">' not in dom
+    assert server.token not in dom
+    r = httpx2.get(f"{server.url}/", headers={})
+    assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
+    wrong = httpx2.post(f"{server.url}/login", data={"token": "wrong"})
+    assert wrong.status_code == 401 and "set-cookie" not in wrong.headers
+
+
+def test_the_page_cookie_is_good_for_reads_only(server: Server) -> None:
+    r = httpx2.post(f"{server.url}/login", data={"token": server.token})
+    assert r.status_code == 303
+    cookie = r.headers["set-cookie"]
+    assert "httponly" in cookie.lower() and "samesite=strict" in cookie.lower()
+    sid = r.cookies.get("merlin_session")
+    assert sid
+    cookies = {"merlin_session": sid}
+    assert httpx2.get(f"{server.url}/page/tables", cookies=cookies).status_code == 200
+    # a mutating request with the cookie alone is refused (no CSRF through the page session)
+    post = httpx2.post(f"{server.url}/api/runs_cancel", json={"run_id": server.run_id}, cookies=cookies)  # type: ignore[attr-defined]
+    assert post.status_code == 401
+    # and it opens nothing but the page: not the API document, not the MCP stream
+    assert httpx2.get(f"{server.url}/openapi.json", cookies=cookies).status_code == 401
+    assert httpx2.get(f"{server.url}/mcp", cookies=cookies).status_code == 401
