@@ -156,9 +156,12 @@ def execute(
         raise BadInput(f"execute: --cluster and --wait go with an engine other than {DEFAULT_ENGINE}")
     from merlin.controlplane import ControlPlane, targetgen_outcome, targetgen_target
 
+    from merlin.integrations.targetgen_runs import targetgen_needs
+
     target, target_dir = targetgen_target(capability, overlay, out_dir, from_dir)
     cp = ControlPlane(state_root)
-    with cp.record_inprocess_run(target=target, target_dir=target_dir, run_id=run_id) as recorded:
+    needs = targetgen_needs(capability, overlay, from_dir)  # the overlay's resources: (queued for first)
+    with cp.record_inprocess_run(target=target, target_dir=target_dir, run_id=run_id, leases=needs, progress=_progress) as recorded:
         result = run(from_dir, capability=capability, overlay=overlay, out_dir=out_dir, progress=_progress)
         # attached to a run of another engine: the hints keep that engine (e.g. --engine ray)
         host = cp.get(recorded.run_id).metadata.get("targetgen_engine") if recorded.attached else None
