@@ -153,6 +153,49 @@ def test_lease_tools_reserve_queue_why_renew_release(tmp_path: Path) -> None:
     assert ops == ["leases_reserve", "leases_reserve", "leases_renew", "leases_release", "leases_renew"]
 
 
+def test_runs_why_names_the_holder_with_evidence_and_tool_calls(tmp_path: Path) -> None:
+    """runs_why is `merlin ray jobs why` as a tool: the conditions with code, evidence and observed time,
+    each with next steps that are calls of tools this server offers."""
+    from merlin.gateway.ops import by_name
+
+    gw = Gateway(tmp_path / "state")
+    gw.cp.leases.define([{"id": "board0", "pool": "vcu118"}], source="test")
+
+    async def main() -> None:
+        async with Client(build_server(gw)) as client:
+            args = {"command": ["sleep", "30"], "target": "why", "workflow": "smoke", "target_dir": str(tmp_path / "t")}
+            first = await call(client, "runs_submit", args)
+            second = await call(client, "runs_submit", {**args, "target_dir": str(tmp_path / "t2")})
+            holder = await call(client, "leases_reserve", {"bundles": ["vcu118:1"], "run_id": first["run_id"]})
+            waiting = await call(client, "leases_reserve", {"bundles": ["vcu118:1"], "run_id": second["run_id"]})
+            assert holder["state"] == "granted" and waiting["state"] == "waiting"
+            why = await call(client, "runs_why", {"run_id": second["run_id"]})
+            assert why["run_id"] == second["run_id"] and why["held"] is True
+            c = why["conditions"][0]
+            assert c["layer"] == "leases" and c["code"] == "lease_item_held" and c["observed_at"]
+            ev = c["evidence"]
+            assert ev["item"] == "board0" and ev["holder_lease"] == holder["lease_id"] and ev["run_id"] == first["run_id"] and ev["until"] == holder["expires_at"]
+            assert c["next_steps"][0] == {"tool": "runs_why", "args": {"run_id": first["run_id"]}}  # ask about the holder's run
+            offered = by_name()
+            for s in why["next_steps"] + [s for c in why["conditions"] for s in c["next_steps"]]:
+                offered[s["tool"]].input.model_validate(s["args"])  # every step is a valid call of a real tool
+            # the same conditions as the CLI's `merlin ray jobs why --json`
+            cli = gw.cp.why(second["run_id"])
+            assert [x["code"] for x in cli] == [x["code"] for x in why["conditions"]]
+            # the holder's run waits for nothing: no condition, one next step (look at it)
+            free = await call(client, "runs_why", {"run_id": first["run_id"]})
+            assert free["held"] is False and free["conditions"] == [] and free["next_steps"] == [{"tool": "runs_status", "args": {"run_id": first["run_id"]}}]
+            await call(client, "leases_release", {"lease_id": holder["lease_id"]})
+            after = await call(client, "runs_why", {"run_id": second["run_id"]})
+            assert "lease_item_held" not in [x["code"] for x in after["conditions"]]
+            for rid in (first["run_id"], second["run_id"]):
+                await call(client, "runs_cancel", {"run_id": rid})
+            missing = await client.call_tool("runs_why", {"run_id": "no-such-run"})
+            assert missing.is_error and missing.structured_content["code"] == "not_found"
+
+    anyio.run(main)
+
+
 def test_runs_list_summaries_follow_record_changes(tmp_path: Path) -> None:
     gw = Gateway(tmp_path / "state")
 

@@ -37,7 +37,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     ControlPlane(srv.state_root).leases.define([{"id": "board0", "pool": "vcu118"}], source="test")
     lease = httpx2.post(f"{srv.url}/api/leases_reserve", json={"bundles": ["vcu118:1"]}, headers=srv.headers(), timeout=60)
     assert lease.status_code == 200 and lease.json()["state"] == "granted", lease.text
-    waiting = httpx2.post(f"{srv.url}/api/leases_reserve", json={"bundles": ["vcu118:1"]}, headers=srv.headers(), timeout=60)
+    # the waiting request is the run's: the page's "why waiting" column shows runs_why's first reason for it
+    waiting = httpx2.post(f"{srv.url}/api/leases_reserve", json={"bundles": ["vcu118:1"], "run_id": srv.run_id}, headers=srv.headers(), timeout=60)
     srv.lease_ids = (lease.json()["lease_id"], waiting.json()["lease_id"])  # type: ignore[attr-defined]
     yield srv
     srv.stop()
@@ -61,6 +62,9 @@ def test_page_with_the_one_time_link_renders_the_tables(server: Server, tmp_path
     assert '<table id="leases">' in dom and "board0" in dom and '<table id="lease-queue">' in dom
     held, queued = server.lease_ids  # type: ignore[attr-defined]
     assert held in dom and queued in dom  # the holder of board0, and the request waiting for it
+    assert "<th>why waiting</th>" in dom
+    row = re.search(rf"<tr><td>{server.run_id}</td>.*?</tr>", dom)  # type: ignore[attr-defined]
+    assert row and '<td class="why">[lease_item_held] board0 is held by' in row.group(0), row and row.group(0)
     shot = artifacts / "page.png"
     # the link is one-time: a second browser with it gets the login page
     again = chromium(artifacts / "profile2", "--dump-dom", link)

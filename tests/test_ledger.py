@@ -48,7 +48,7 @@ def test_status_vocabulary_and_terminality() -> None:
     assert set(TRANSITIONS) == set(RunStatus) | {None}
     for s in RunStatus:
         if s.is_terminal():
-            assert TRANSITIONS[s] <= {RunStatus.PENDING, RunStatus.CANCELLED}
+            assert TRANSITIONS[s] <= {RunStatus.PENDING, RunStatus.WAITING, RunStatus.CANCELLED}  # waiting: a retry queues for its lease again
     assert TRANSITIONS[RunStatus.SUCCEEDED] == frozenset()
 
 

@@ -60,6 +60,8 @@ def test_lifecycle_isolation_lost_unreachable_and_retry(ray_cluster, cluster_roo
     assert rec["ray_version"] and rec["session_name"] and rec["processes"] and rec["gcs_address"]
     assert rec["resources"]["CPU"] == 1.0 and rec["resources"]["accel"] == 2.0
     assert "waiting for the jobs API" in res.stderr  # progress on stderr
+    assert rec["auth"]["mode"] == "token"  # the CLI's default: token auth, loopback, no warning
+    assert "authentication is OFF" not in res.stderr and "reachable from other machines" not in res.stderr
     assert (root / "cluster" / "second.json").is_file() and not (root / "cluster" / "bootstrap.json").exists()
 
     again = run_cli(*args, timeout=120)

@@ -48,63 +48,60 @@ def post_job(port: int, path: str, marker: Path) -> int | None:
         conn.close()
 
 
-def test_default_cluster_is_token_protected_and_loopback_only(tmp_path: Path) -> None:
-    root = tmp_path / "state"
-    res = start(root, "sec")
-    try:
-        assert res.returncode == 0, res.stderr
-        rec = json.loads(res.stdout)["cluster"]
-        # token auth by default, token generated once, 0600 in a 0700 directory of the state root
-        assert rec["auth"]["mode"] == "token"
-        token_file = Path(rec["auth"]["token_file"])
-        assert root in token_file.parents
-        assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
-        assert stat.S_IMODE(token_file.parent.stat().st_mode) == 0o700
-        assert "authentication is OFF" not in res.stderr and "reachable from other machines" not in res.stderr
+def test_default_cluster_is_token_protected_and_loopback_only(ray_cluster, ray_cp: ControlPlane, tmp_path: Path) -> None:
+    """Measured on the session cluster: it is started with the defaults (token auth,
+    loopback), so a head of its own would only cost the suite another Ray start."""
+    root = ray_cluster.state_root
+    name = ray_cluster.name
+    rec = json.loads(Path(ray_cluster.record_path).read_text())
+    # token auth by default, token generated once, 0600 in a 0700 directory of the state root
+    assert rec["auth"]["mode"] == "token"
+    token_file = Path(rec["auth"]["token_file"])
+    assert root in token_file.parents
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(token_file.parent.stat().st_mode) == 0o700
 
-        status = run_cli("ray", "cluster", "status", "--name", "sec", "--state-root", str(root), "--json")
-        assert status.returncode == 0, status.stderr
-        st = json.loads(status.stdout)
-        sockets = st["sockets"]
-        ports = rec["ports"]
-        listening = {s["port"] for s in sockets}
-        # the services that matter are there, and measured: GCS, jobs API, the agent's HTTP job API, the raylet
-        for key in ("gcs", "dashboard", "dashboard_agent_listen", "node_manager", "object_manager", "runtime_env_agent"):
-            assert ports[key] in listening, (key, sockets)
-        # every listening socket of every cluster process is on loopback
-        assert all(is_loopback(s["bound_to"]) for s in sockets), sockets
-        assert st["exposed"] == []
+    status = run_cli("ray", "cluster", "status", "--name", name, "--state-root", str(root), "--json")
+    assert status.returncode == 0, status.stderr
+    assert "without token authentication" not in status.stderr and "reachable from other machines" not in status.stderr
+    st = json.loads(status.stdout)
+    sockets = st["sockets"]
+    ports = rec["ports"]
+    listening = {s["port"] for s in sockets}
+    # the services that matter are there, and measured: GCS, jobs API, the agent's HTTP job API, the raylet
+    for key in ("gcs", "dashboard", "dashboard_agent_listen", "node_manager", "object_manager", "runtime_env_agent"):
+        assert ports[key] in listening, (key, sockets)
+    # every listening socket of every cluster process is on loopback
+    assert all(is_loopback(s["bound_to"]) for s in sockets), sockets
+    assert st["exposed"] == []
 
-        # no token: every HTTP port refuses a job; gRPC ports do not speak HTTP/1 at all
-        marker = tmp_path / "pwned"
-        http_ports = {}
-        for port in sorted(listening):
-            codes = {path: post_job(port, path, marker) for path in JOB_PATHS}
-            if any(c is not None for c in codes.values()):
-                http_ports[port] = codes
-        assert ports["dashboard"] in http_ports and ports["dashboard_agent_listen"] in http_ports, http_ports
-        metrics_ports = {ports[k] for k in ("metrics_export", "autoscaler_metrics", "dashboard_metrics")}
-        for port, codes in http_ports.items():
-            for path, code in codes.items():
-                if port in metrics_ports:  # Prometheus endpoints: GET /metrics only (read-only), no job API
-                    assert code == 405, (port, path, code)
-                else:
-                    assert code in (401, 403), (port, path, code)
-        assert set(http_ports) - metrics_ports == {ports["dashboard"], ports["dashboard_agent_listen"], ports["runtime_env_agent"]}
-        assert http_ports[ports["dashboard_agent_listen"]]["/api/job_agent/jobs/"] == 401
-        assert not marker.exists()
+    # no token: every HTTP port refuses a job; gRPC ports do not speak HTTP/1 at all
+    marker = tmp_path / "pwned"
+    http_ports = {}
+    for port in sorted(listening):
+        codes = {path: post_job(port, path, marker) for path in JOB_PATHS}
+        if any(c is not None for c in codes.values()):
+            http_ports[port] = codes
+    assert ports["dashboard"] in http_ports and ports["dashboard_agent_listen"] in http_ports, http_ports
+    metrics_ports = {ports[k] for k in ("metrics_export", "autoscaler_metrics", "dashboard_metrics")}
+    for port, codes in http_ports.items():
+        for path, code in codes.items():
+            if port in metrics_ports:  # Prometheus endpoints: GET /metrics only (read-only), no job API
+                assert code == 405, (port, path, code)
+            else:
+                assert code in (401, 403), (port, path, code)
+    assert set(http_ports) - metrics_ports == {ports["dashboard"], ports["dashboard_agent_listen"], ports["runtime_env_agent"]}
+    assert http_ports[ports["dashboard_agent_listen"]]["/api/job_agent/jobs/"] == 401
+    assert not marker.exists()
 
-        # merlin's own client sends the token: a run goes through
-        cp = ControlPlane(root)
-        run = cp.submit(["echo", "with-token"], target="sec", workflow="auth", engine="ray", cluster="sec", wait=True, timeout=120)
-        assert run.status.value == "succeeded", run.message
-        assert "with-token" in cp.logs(run.run_id)
-        # and the token itself authorises an HTTP call (so the 401s above were about the token)
-        req = urllib.request.Request(rec["address"] + "/api/version", headers={"Authorization": f"Bearer {token_file.read_text().strip()}"})
-        with urllib.request.urlopen(req, timeout=5) as resp:
-            assert resp.status == 200
-    finally:
-        ControlPlane(root).stop_cluster("sec", grace=3.0)
+    # merlin's own client sends the token: a run goes through
+    run = ray_cp.submit(["echo", "with-token"], target="sec", workflow="auth", engine="ray", wait=True, timeout=120)
+    assert run.status.value == "succeeded", run.message
+    assert "with-token" in ray_cp.logs(run.run_id)
+    # and the token itself authorises an HTTP call (so the 401s above were about the token)
+    req = urllib.request.Request(rec["address"] + "/api/version", headers={"Authorization": f"Bearer {token_file.read_text().strip()}"})
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        assert resp.status == 200
 
 
 def test_auth_none_is_an_explicit_opt_out_with_a_warning(tmp_path: Path) -> None:

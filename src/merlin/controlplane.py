@@ -91,9 +91,17 @@ class ControlPlane:
         return self.cluster_backend(kind).start(name, wait=wait, progress=progress, **options)
 
     def start_local_cluster(self, name: str = "default", **kwargs: Any) -> tuple[ClusterRecord, bool]:
-        """Start (or find already active) a local Ray head. Returns (record, started_now)."""
-        from merlin.clusters.base import DEFAULT_KIND
+        """Start (or find already active) a local Ray head. Returns (record, started_now).
 
+        Inventory items attached to this host become custom resources of its node
+        (one unit per item, named by its pool; ``resources`` given here win), so a
+        leased run's matching ``entrypoint_resources`` place it where the hardware is."""
+        from merlin.clusters.base import DEFAULT_KIND
+        from merlin.leases.runs import host_resources
+
+        hosted = host_resources(self.leases) if self.layout.inventory.exists() else {}
+        if hosted:
+            kwargs["resources"] = {**hosted, **dict(kwargs.get("resources") or {})}
         return self.start_cluster(DEFAULT_KIND, name, **kwargs)
 
     def cluster_status(self, name: str = "default") -> ClusterState:
@@ -137,16 +145,19 @@ class ControlPlane:
         run_id: str | None = None,
         wait: bool = False,
         timeout: float | None = None,
+        leases: Sequence[str] = (),
     ) -> RunRecord:
         """Record a run and hand it to its engine (default: the registry's default engine).
         A run that cannot be handed over is still recorded, as ``blocked``, with the fix
-        in its message and ``next_steps``."""
+        in its message and ``next_steps``. With ``leases`` (``POOL[:COUNT][,k=v...]``, a
+        gang if several) the run is recorded ``waiting`` and starts by itself once they
+        are granted; its lease is held while it runs (see :mod:`merlin.control.leased`)."""
         from merlin.engines.registry import DEFAULT_ENGINE
 
         rec = submit_mod.submit(
             self, command, target=target, workflow=workflow, engine=engine or DEFAULT_ENGINE, target_dir=target_dir, workdir=workdir,
             num_cpus=num_cpus, num_gpus=num_gpus, resources=resources, env=env, cluster=cluster, source=source,
-            metadata=metadata, run_id=run_id,
+            metadata=metadata, run_id=run_id, leases=leases,
         )
         if wait and not rec.status.is_terminal():
             rec = self.wait(rec.run_id, timeout=timeout)
@@ -196,6 +207,13 @@ class ControlPlane:
             return sweep(self.ledger, None, min_age=age)
         ids = RunIndex(self.root).unrecorded_ids()
         return sweep(self.ledger, ids, min_age=age, temps=False) if ids else SweepReport()
+
+    def why(self, run_id: str) -> list[dict[str, Any]]:
+        """Every condition holding a run back (its leases, its cluster, the run itself), as
+        :func:`merlin.leases.why.run_conditions` finds them; empty when nothing does."""
+        from merlin.leases.why import run_conditions
+
+        return run_conditions(self, validate_run_id(run_id))
 
     def wait(self, run_id: str, timeout: float | None = None, poll: float = 0.5) -> RunRecord:
         """Block until the run is terminal (or ``timeout`` seconds pass)."""
@@ -266,6 +284,8 @@ class ControlPlane:
         source: str = "targetgen",
         run_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        leases: Sequence[str] = (),
+        progress: Any = None,
     ) -> AbstractContextManager[InProcessRun]:
         """Record work done in this process as a run, so every engine leaves the same ledger.
 
@@ -274,8 +294,13 @@ class ControlPlane:
         was called, ``failed`` if the block raised. With ``run_id`` (the job
         side of ``submit_targetgen``) the existing run is attached: only the
         outcome, message and next steps are written; its engine reports the status.
+        With ``leases`` (a TargetGen overlay's ``resources:``) the run waits for them
+        first (recorded ``waiting``), holds them while the block runs and releases them after.
         """
-        return tg.record_inprocess_run(self, target=target, target_dir=target_dir, workflow=workflow, command=command, source=source, run_id=run_id, metadata=metadata)
+        return tg.record_inprocess_run(
+            self, target=target, target_dir=target_dir, workflow=workflow, command=command, source=source, run_id=run_id, metadata=metadata,
+            leases=leases, progress=progress,
+        )
 
     def task_logs_hint(self, run_id: str) -> str | None:
         """Where the per-task logs of a TargetGen run are (the executor writes them under <target_dir>/logs/)."""

@@ -8,8 +8,8 @@ listing path reads JSON files and renders, without Ray or pydantic.
 
 from __future__ import annotations
 
-from pathlib import Path
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, List, Optional
 
 import typer
@@ -157,8 +157,8 @@ def _exit_for_run(rec: Any, *, waited: bool) -> None:
         raise RunFailed(f"run {rec.run_id} {_said(status, rec.message)}", next_steps=_steps(rec))
 
 
-def _print_run(rec: Any) -> None:
-    """A run for a person: key facts, then its attempts."""
+def _print_run(rec: Any, reason: Optional[dict[str, Any]] = None) -> None:
+    """A run for a person: key facts (and the first reason it is not running), then its attempts."""
     from merlin.cli.output import out
 
     d = _record_json(rec)
@@ -177,6 +177,10 @@ def _print_run(rec: Any) -> None:
     grid.append(("created / updated", f"{_short_time(d['created_at'])} / {_short_time(d['updated_at'])}"))
     grid.append(("observed", _short_time(d.get("observed_at"))))
     grid.append(("message", d.get("message") or "-"))
+    if d.get("leases"):
+        grid.append(("leases", ", ".join(d["leases"]) + (f" (items {', '.join(d['lease_items'])})" if d.get("lease_items") else "")))
+    if reason is not None:
+        grid.append(("waiting on", f"{reason['code']}: {reason['message']} (all: `{_me()} ray jobs why {d['run_id']}`)"))
     from merlin.cli.nextsteps import ARGV, command
 
     for st in d.get("next_steps") or []:
@@ -529,6 +533,9 @@ def jobs_submit(
     env: Optional[List[str]] = typer.Option(None, "--env", help="Environment K=V for the command (repeatable). Secret-looking names are redacted in records."),
     wait: bool = typer.Option(False, "--wait", help="Wait until the run ends; exit 1 if it did not succeed."),
     cluster: Optional[str] = typer.Option(None, "--cluster", help="Cluster name for --engine ray (default: default)."),
+    lease: Optional[List[str]] = typer.Option(
+        None, "--lease", help="Hardware it needs, POOL[:COUNT][,k=v...] (repeatable: a gang). The run waits for the lease, then starts by itself."
+    ),
     state_root: Optional[Path] = StateRootOpt,
     json: bool = JsonOpt,
 ) -> None:
@@ -554,6 +561,7 @@ def jobs_submit(
         env=_pairs(env, "--env", False),
         cluster=cluster,
         source="cli",
+        leases=lease or (),
     )
     announced = False
     if wait and not rec.status.is_terminal() and rec.status.value != "blocked":
@@ -671,11 +679,26 @@ def jobs_status(
     """One run, after asking its engine."""
     from merlin.cli.output import emit_json
 
-    rec = _cp(state_root).status_json(run_id, refresh=not no_refresh)
+    cp = _cp(state_root)
+    rec = cp.status_json(run_id, refresh=not no_refresh)
     if json:
         emit_json(rec)
     else:
-        _print_run(rec)
+        _print_run(rec, _first_reason(cp, rec))
+
+
+def _first_reason(cp: Any, rec: Any) -> Optional[dict[str, Any]]:
+    """The first condition `jobs why` would list, for a run that is not running yet."""
+    d = _record_json(rec)
+    if d.get("status") not in ("waiting", "pending", "blocked"):
+        return None
+    from merlin.leases.why import run_conditions
+
+    try:
+        conds = run_conditions(cp, d["run_id"])
+    except Exception:  # a reason is a courtesy here: `jobs why` reports its own errors
+        return None
+    return conds[0] if conds else None
 
 
 @jobs_app.command("logs")

@@ -156,9 +156,12 @@ def execute(
         raise BadInput(f"execute: --cluster and --wait go with an engine other than {DEFAULT_ENGINE}")
     from merlin.controlplane import ControlPlane, targetgen_outcome, targetgen_target
 
+    from merlin.integrations.targetgen_runs import targetgen_needs
+
     target, target_dir = targetgen_target(capability, overlay, out_dir, from_dir)
     cp = ControlPlane(state_root)
-    with cp.record_inprocess_run(target=target, target_dir=target_dir, run_id=run_id) as recorded:
+    needs = targetgen_needs(capability, overlay, from_dir)  # the overlay's resources: (queued for first)
+    with cp.record_inprocess_run(target=target, target_dir=target_dir, run_id=run_id, leases=needs, progress=_progress) as recorded:
         result = run(from_dir, capability=capability, overlay=overlay, out_dir=out_dir, progress=_progress)
         # attached to a run of another engine: the hints keep that engine (e.g. --engine ray)
         host = cp.get(recorded.run_id).metadata.get("targetgen_engine") if recorded.attached else None
@@ -317,10 +320,10 @@ def _render_status(data: dict[str, Any]) -> None:
         console.print(f"pending answer: {a['question_id']} -> {a['choice']} (applied by the next execute)", markup=False, highlight=False)
     if data["lock_holder"]:
         console.print(f"locked by {data['lock_holder']}", markup=False, highlight=False)
-    last = data.get("last_execute") or {}
-    if last.get("outcome") == "interrupted":
+    last_exec = data.get("last_execute") or {}
+    if last_exec.get("outcome") == "interrupted":
         console.print(
-            f"the last execute (pid {last.get('pid')}, started {last.get('started_at')}) was interrupted: {last.get('reason') or 'Ctrl-C'}; "
+            f"the last execute (pid {last_exec.get('pid')}, started {last_exec.get('started_at')}) was interrupted: {last_exec.get('reason') or 'Ctrl-C'}; "
             "execute again to resume",
             markup=False,
             highlight=False,

@@ -49,6 +49,8 @@ def cancel(cp: ControlPlane, run_id: str, grace: float = 5.0, timeout: float = 1
             cp.ledger.append_event(run_id, "note", "the processes left behind by its supervisor were ended", attempt=len(rec.attempts))
         return rec
     again = [step(Action.RETRY, run_id=run_id)]
+    if rec.status == RunStatus.WAITING:
+        return _cancel_waiting(cp, run_id, again)
     if rec.status == RunStatus.BLOCKED or (rec.attempt and not rec.attempt.submission_id):
 
         def cancel_blocked(r: RunRecord) -> None:
@@ -102,6 +104,27 @@ def leftovers(cp: ControlPlane, rec: RunRecord) -> str | None:
     """What of an ended run's latest attempt still runs (its engine's ``leftovers``), or None."""
     probe = getattr(cp.engine(rec.engine), "leftovers", None)
     return probe(rec) if probe is not None and rec.status.is_terminal() else None
+
+
+def _cancel_waiting(cp: ControlPlane, run_id: str, again: list[dict[str, Any]]) -> RunRecord:
+    """A run waiting for its lease: the ledger says cancelled, then its lease request is
+    withdrawn (its waiter sees either and exits without starting it)."""
+    from merlin.ledger.models import utcnow
+
+    def mark(r: RunRecord) -> None:
+        if r.status == RunStatus.WAITING:
+            if r.attempts:
+                r.attempts[-1].end_time = utcnow()
+            set_status(r, RunStatus.CANCELLED, "cancelled while waiting for its lease; retry it to queue again", again)
+
+    rec = cp.ledger.update(run_id, mark, cause="cancelled by user while waiting for its lease")
+    for lid in rec.leases:
+        try:
+            if cp.leases.show(lid)["state"] == "waiting":
+                cp.leases.cancel(lid, reason=f"run {run_id} was cancelled")
+        except MerlinError:
+            pass  # already granted and released, or never written: the waiter settles it
+    return rec
 
 
 def _cancel_never_started(cp: ControlPlane, run_id: str) -> RunRecord:
@@ -184,11 +207,29 @@ def retry(
         r.attempts = [*r.attempts, Attempt(number=n, engine=r.engine, status=RunStatus.PENDING, **submitter())]
         if cluster is not None:
             r.cluster = ClusterRef(name=cluster)
-        set_status(r, RunStatus.PENDING, f"retrying (attempt {n})")
+        if bundles:  # a run that needs hardware queues for its lease again
+            r.leases = [lease_id]
+            r.lease_items = []
+            set_status(r, RunStatus.WAITING, f"retrying (attempt {n}): waiting for lease {lease_id}")
+        else:
+            set_status(r, RunStatus.PENDING, f"retrying (attempt {n})")
         return [{"event": "retry", "cause": f"retry requested (pid {os.getpid()})", "attempt": n}]
 
-    cp.ledger.update(run_id, new_attempt, cause="retry")
-    rec = launch(cp, run_id, list(request.command), real_env)
+    bundles: list[dict[str, Any]] = []
+    lease_id = ""
+    if request.leases:
+        from merlin.leases.book import new_lease_id
+        from merlin.leases.runs import check_request
+
+        bundles = check_request(cp.leases, list(request.leases))
+        lease_id = new_lease_id()
+    rec = cp.ledger.update(run_id, new_attempt, cause="retry")
+    if bundles:
+        from merlin.control.submit import queue_for_lease
+
+        rec = queue_for_lease(cp, rec, list(request.command), real_env, bundles, lease_id)
+    else:
+        rec = launch(cp, run_id, list(request.command), real_env)
     if wait_for and not rec.status.is_terminal():
         rec = wait(cp, run_id, timeout=timeout)
     return rec

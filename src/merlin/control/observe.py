@@ -20,9 +20,16 @@ if TYPE_CHECKING:  # pragma: no cover
     from merlin.ledger.models import ArtifactIndex, RunRecord
 
 
+def observable(rec: RunRecord) -> bool:
+    """Active and handed to its engine. A pending attempt without a submission id is
+    between its record and its engine (a leased run's waiter between the grant and the
+    submit): its engine has nothing to say about it yet, and "never heard of it" would be wrong."""
+    return rec.status.is_active() and not (rec.status == RunStatus.PENDING and rec.attempt is not None and rec.attempt.submission_id is None)
+
+
 def status(cp: ControlPlane, run_id: str, refresh: bool = True) -> RunRecord:
     rec = cp.get(run_id)
-    if refresh and rec.status.is_active():
+    if refresh and observable(rec):
         obs = cp.engine(rec.engine).poll(rec)
         rec = apply(cp, rec, obs)
     return rec
@@ -41,6 +48,9 @@ def status_json(cp: ControlPlane, run_id: str, refresh: bool = True) -> dict[str
     raw = cp.ledger.read_raw(validate_run_id(run_id))
     if not refresh or not RunStatus(raw["status"]).is_active():
         return raw
+    last = (raw.get("attempts") or [{}])[-1]
+    if raw["status"] == RunStatus.PENDING.value and raw.get("attempts") and last.get("submission_id") is None:
+        return raw  # not handed to its engine yet (see observable)
     eng = cp.engine(raw["engine"])
     poll_raw = getattr(eng, "poll_raw", None)
     obs = poll_raw(raw) if poll_raw is not None else None
@@ -84,7 +94,7 @@ def refresh(cp: ControlPlane, run_ids: Iterable[str] | None = None) -> list[RunR
             rec = cp.ledger.read_record(rid)
         except NotFound:
             continue
-        if rec.status.is_active():
+        if observable(rec):
             records.append(rec)
     by_engine: dict[str, list[RunRecord]] = {}
     for rec in records:

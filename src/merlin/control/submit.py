@@ -47,6 +47,7 @@ def submit(
     source: str,
     metadata: Mapping[str, Any] | None,
     run_id: str | None,
+    leases: Sequence[str] = (),
 ) -> RunRecord:
     from merlin.engines.registry import check_name
     from merlin.ledger.models import Attempt, ClusterRef, RunRecord, RunRequest
@@ -76,6 +77,14 @@ def submit(
     if not wdir.is_dir():
         raise BadInput(f"working directory {wdir} does not exist")
     cluster_name = (cluster or "default") if eng.uses_cluster else None
+    bundles: list[dict[str, Any]] = []
+    if leases:
+        from merlin.leases.runs import check_request, placement
+
+        bundles = check_request(cp.leases, list(leases))
+        # pools whose items sit on a host are Ray resources of that node: ask for them too,
+        # so the run lands where the hardware is (engines without placement ignore them)
+        resources = {**placement(cp.leases, bundles), **dict(resources or {})}
     request = RunRequest(
         run_id=run_id,
         target=target,
@@ -90,6 +99,7 @@ def submit(
         num_cpus=num_cpus,
         num_gpus=num_gpus,
         resources={k: float(v) for k, v in (resources or {}).items()},
+        leases=[str(x) for x in leases],
         metadata=dict(metadata or {}),
     )
     record = RunRecord(
@@ -107,6 +117,8 @@ def submit(
         message="submitting",
         metadata=dict(metadata or {}),
     )
+    if bundles:
+        return _waiting_attempt(cp, record, request, command, real_env, bundles)
     return _first_attempt(cp, record, request, command, real_env)
 
 
@@ -115,6 +127,57 @@ def submitter() -> dict[str, Any]:
     from merlin.clusters.procs import start_of
 
     return {"submitter_pid": os.getpid(), "submitter_start": start_of(os.getpid())}
+
+
+def _waiting_attempt(cp: ControlPlane, record: RunRecord, request: Any, command: list[str], env: Mapping[str, str], bundles: list[dict[str, Any]]) -> RunRecord:
+    """Preflight (a run its engine can never take is blocked now, holding nothing), then
+    record the run ``waiting`` and start its lease waiter (merlin.control.leased)."""
+    from merlin.leases.book import new_lease_id
+    from merlin.ledger.models import utcnow
+
+    run_id = record.run_id
+    eng = cp.engine(record.engine)
+    try:
+        eng.preflight(record, request)
+    except Blocked as blocked:
+        att = record.attempts[-1]
+        att.status = RunStatus.BLOCKED
+        att.error_type = blocked.cause
+        att.error_message = blocked.message
+        att.end_time = utcnow()
+        set_status(record, RunStatus.BLOCKED, f"blocked: {blocked.message}", blocked_steps(blocked, run_id))
+        cp.ledger.create_run(request, record, cause=f"submitted by {record.source} (pid {os.getpid()}); blocked: {blocked.cause}")
+        Path(record.target_dir).mkdir(parents=True, exist_ok=True)
+        return record
+    return queue_for_lease(cp, record, command, env, bundles, new_lease_id(), request=request)
+
+
+def queue_for_lease(
+    cp: ControlPlane, record: RunRecord, command: list[str], env: Mapping[str, str], bundles: list[dict[str, Any]], lease_id: str, request: Any = None
+) -> RunRecord:
+    """Write the run as waiting for ``lease_id`` (new, or the latest attempt of a retry), then start its waiter."""
+    from merlin.control.leased import start_waiter, waiting_message
+
+    run_id = record.run_id
+    what = {"lease_id": lease_id, "bundles": bundles}
+    if request is not None:
+        set_status(record, RunStatus.WAITING, waiting_message(what, []), [step(Action.STATUS, run_id=run_id), step(Action.CANCEL, run_id=run_id)])
+        record.leases = [lease_id]
+        cp.ledger.create_run(request, record, cause=f"submitted by {record.source} (pid {os.getpid()}); waiting for lease {lease_id}")
+        Path(record.target_dir).mkdir(parents=True, exist_ok=True)
+    try:
+        lease = start_waiter(cp, record, command, run_env(cp, record, env), bundles, lease_id)
+    except Blocked as blocked:
+        def mark(r: RunRecord) -> None:
+            if r.status == RunStatus.WAITING and len(r.attempts) == len(record.attempts):
+                set_status(r, RunStatus.BLOCKED, f"blocked: {blocked.message}", blocked_steps(blocked, run_id))
+
+        return cp.ledger.update(run_id, mark, cause=f"blocked: {blocked.cause}")
+
+    def waiter_started(r: RunRecord) -> None:
+        r.metadata["lease_waiter_pid"] = lease["waiter_pid"]
+
+    return cp.ledger.update(run_id, waiter_started, cause=f"lease waiter (pid {lease['waiter_pid']}) reserved {lease_id}")
 
 
 def run_env(cp: ControlPlane, rec: RunRecord, env: Mapping[str, str]) -> dict[str, str]:

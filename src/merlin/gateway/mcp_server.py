@@ -62,7 +62,7 @@ def _client(ctx: Any, default: str) -> str:
     return f"mcp-http {peer.host}" if peer is not None else default
 
 
-async def run_tool(gw: Gateway, name: str, arguments: dict[str, Any] | None, client: str) -> types.CallToolResult:
+async def run_tool(gw: Gateway, name: str, arguments: dict[str, Any] | None, client: str) -> types.CallToolResult | dict[str, Any]:
     try:
         data = await gw.acall(name, arguments, client=client)
     except MerlinError as exc:
@@ -72,7 +72,11 @@ async def run_tool(gw: Gateway, name: str, arguments: dict[str, Any] | None, cli
         log.exception("tool %s failed", name)
         doc = {"error": f"merlin: internal error in {name}: {type(exc).__name__}", "errors": [], "exit_code": 70, "code": "internal_error"}
         return types.CallToolResult(content=[types.TextContent(text=doc["error"])], structured_content=doc, is_error=True)
-    return types.CallToolResult(content=[types.TextContent(text=_text(name, data))], structured_content=data)
+    # The result in its wire form: the SDK validates and dumps it once more anyway, so dumping a model
+    # holding the data would walk a 1,000-run listing one extra time. The SDK's model makes the
+    # envelope (small); the structured content goes in as it is (plain JSON already).
+    envelope = types.CallToolResult(content=[types.TextContent(text=_text(name, data))], structured_content={})
+    return envelope.model_dump(by_alias=True, mode="json", exclude_none=True) | {"structuredContent": data}
 
 
 #: Results up to this many characters of JSON are repeated as text; larger ones get a one-line summary
@@ -99,7 +103,7 @@ def build_server(gw: Gateway, *, default_client: str | None = None) -> Server:
     async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
         return types.ListToolsResult(tools=tools)
 
-    async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
+    async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult | dict[str, Any]:
         return await run_tool(gw, params.name, params.arguments, _client(ctx, fallback))
 
     return Server(
@@ -107,7 +111,7 @@ def build_server(gw: Gateway, *, default_client: str | None = None) -> Server:
         version=__version__,
         instructions=INSTRUCTIONS,
         on_list_tools=list_tools,
-        on_call_tool=call_tool,
+        on_call_tool=call_tool,  # type: ignore[arg-type]  # the SDK takes the wire dict too (runner._dump_result)
         get_tool_input_schema=schemas.get,
     )
 

@@ -119,10 +119,6 @@ class ListRunsInput(Input):
     full: bool = Field(False, description="Whole records (as `merlin ray jobs list --json`); default: the summary fields of each.")
 
 
-#: The fields of a run in a listing (the whole record: runs_status, or runs_list with full=true).
-SUMMARY_FIELDS = ("run_id", "target", "workflow", "source", "engine", "status", "outcome", "message", "created_at", "updated_at", "target_dir", "cluster")
-
-
 class RunInput(Input):
     run_id: str = Field(description="Run id.")
 
@@ -284,8 +280,9 @@ class Gateway:
         self.allow_cluster_control = allow_cluster_control
         self.transport = transport
         self.audit_path = self.cp.root / "gateway" / "audit.jsonl"
-        # run_id -> (mtime_ns, size, summary): listings re-read only records that changed
-        self._summaries: dict[str, tuple[int, int, dict[str, Any]]] = {}
+        from merlin.gateway.summaries import RunSummaries
+
+        self.summaries = RunSummaries(self.cp.root)  # runs_list's summaries, kept between calls
 
     def operations(self) -> list[Operation]:
         """The operations this server offers (cluster control only when allowed)."""
@@ -443,14 +440,23 @@ def _target_dirs(root: Path) -> list[Path]:
 # --------------------------------------------------------------- TargetGen
 
 
-@operation("targetgen_validate", "targetgen", SpecInput, mutating=False)
-def targetgen_validate(gw: Gateway, a: SpecInput) -> dict[str, Any]:
-    """Check a capability spec (and overlay); every problem is one FILE:LINE: field: problem line in the error."""
+def _load_pair(a: SpecInput) -> tuple[Any, Any, list[str]]:
+    """The pair, loaded (errors raise), and its located warnings (``merlin.spec.pairing``):
+    an overlay of another target, a compile_target naming another target, a probe nobody asks for."""
     from merlin.spec import load_pair
+    from merlin.spec.pairing import spec_warnings
 
     cap, ovl = load_pair(a.capability, a.overlay)
+    return cap, ovl, spec_warnings(cap, ovl)
+
+
+@operation("targetgen_validate", "targetgen", SpecInput, mutating=False)
+def targetgen_validate(gw: Gateway, a: SpecInput) -> dict[str, Any]:
+    """Check a capability spec (and overlay); every problem is one FILE:LINE: field: problem line in the error; warnings: the pair's located mismatch warnings (as `targetgen validate`)."""
+    cap, ovl, warnings = _load_pair(a)
     return {
         "valid": True,
+        "warnings": warnings,
         "target": cap.model.target.name,
         "capability": a.capability,
         "overlay": a.overlay,
@@ -461,18 +467,18 @@ def targetgen_validate(gw: Gateway, a: SpecInput) -> dict[str, Any]:
 
 @operation("targetgen_plan", "targetgen", PlanInput, mutating=True)
 def targetgen_plan(gw: Gateway, a: PlanInput) -> dict[str, Any]:
-    """Write the plan (support plan, task graph, verification manifest) under OUT_DIR/<target>/."""
-    from merlin.spec import load_pair
+    """Write the plan (support plan, task graph, verification manifest) under OUT_DIR/<target>/; warnings as targetgen_validate."""
     from merlin.targetgen.executor import default_out_dir
     from merlin.targetgen.planner import build_plan, write_plan
 
-    cap, ovl = load_pair(a.capability, a.overlay)
+    cap, ovl, warnings = _load_pair(a)
     result = build_plan(cap, ovl)
     target_dir, changed = write_plan(result, Path(a.out_dir) if a.out_dir else default_out_dir())
     sp = result.support_plan
     return {
         "target": result.target,
         "target_dir": str(target_dir),
+        "warnings": warnings,
         "files": sorted(result.files()),
         "changed": changed,
         "integration_styles": sp["integration_styles"],
@@ -486,12 +492,12 @@ def targetgen_plan(gw: Gateway, a: PlanInput) -> dict[str, Any]:
 @operation("targetgen_explain", "targetgen", SpecInput, mutating=False)
 def targetgen_explain(gw: Gateway, a: SpecInput) -> dict[str, Any]:
     """The plan with the reason behind every decision (writes nothing)."""
-    from merlin.spec import load_pair
     from merlin.targetgen.planner import build_plan
 
-    cap, ovl = load_pair(a.capability, a.overlay)
+    cap, ovl, warnings = _load_pair(a)
     result = build_plan(cap, ovl)
     return {
+        "warnings": warnings,
         "support_plan": result.support_plan,
         "task_graph": result.task_graph,
         "verification_manifest": result.verification_manifest,
@@ -680,7 +686,8 @@ def runs_submit(gw: Gateway, a: SubmitInput) -> dict[str, Any]:
 
 @operation("runs_list", "runs", ListRunsInput, mutating=False, stored_records=True)
 def runs_list(gw: Gateway, a: ListRunsInput) -> dict[str, Any]:
-    """Runs in the ledger, newest first: each run's summary fields, or whole records as stored with full=true."""
+    """Runs in the ledger, newest first: each run's summary (run_id, target, workflow, source, engine, status, outcome, message, created_at, updated_at, cluster name, number of attempts), or whole records as stored with full=true."""
+    from merlin.gateway.summaries import summary
     from merlin.ledger.status import RunStatus
 
     bad = [x for x in a.status or [] if x not in {v.value for v in RunStatus}]
@@ -691,49 +698,11 @@ def runs_list(gw: Gateway, a: ListRunsInput) -> dict[str, Any]:
         total = len(entries)
         rows = [d for d, _raw in (entries[: a.limit] if a.limit else entries)]
         if not a.full:
-            rows = [_summary(r) for r in rows]
+            rows = [summary(r) for r in rows]
     else:
-        total, rows = _summaries(gw, a.status, a.limit)
+        total, rows = gw.summaries.listing(a.status, a.limit)
     steps = [step("runs_status", run_id=r["run_id"]) for r in rows if r.get("status") in ("pending", "running")][:5]
     return {"runs": rows, "total": total, "next_steps": steps}
-
-
-def _summary(r: dict[str, Any]) -> dict[str, Any]:
-    return {k: r.get(k) for k in SUMMARY_FIELDS} | {"attempts": len(r.get("attempts") or [])}
-
-
-def _summaries(gw: Gateway, status: list[str] | None, limit: int) -> tuple[int, list[dict[str, Any]]]:
-    """(total, newest summaries) through the run index, re-reading only records whose file changed (a stat each)."""
-    import json
-
-    from merlin.ledger.index import RECORD, RunIndex, row_id, row_status
-
-    rows = RunIndex(gw.cp.root).rows()
-    if status:
-        rows = [r for r in rows if row_status(r) in set(status)]
-    total = len(rows)
-    runs = str(gw.cp.layout.runs)
-    out = []
-    for row in rows[:limit] if limit else rows:
-        rid = row_id(row)
-        path = f"{runs}/{rid}/{RECORD}"  # plain strings: pathlib costs more than the stat
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            continue
-        cached = gw._summaries.get(rid)
-        if cached is None or cached[0] != st.st_mtime_ns or cached[1] != st.st_size:
-            try:
-                with open(path, "rb") as fh:
-                    data = json.loads(fh.read())
-            except (OSError, ValueError):
-                continue
-            cached = (st.st_mtime_ns, st.st_size, _summary(data))
-            gw._summaries[rid] = cached
-        if status and cached[2].get("status") not in status:
-            continue
-        out.append(cached[2])
-    return total, out
 
 
 @operation("runs_status", "runs", RunStatusInput, mutating=False, stored_records=True)
@@ -747,6 +716,44 @@ def runs_status(gw: Gateway, a: RunStatusInput) -> dict[str, Any]:
             data["next_steps"] = _run_steps(data)
         return data
     return _run_json(gw.cp.status(a.run_id))
+
+
+@operation("runs_why", "runs", RunInput, mutating=False)
+def runs_why(gw: Gateway, a: RunInput) -> dict[str, Any]:
+    """Why a run is waiting or blocked: every condition (leases, then cluster, then the run), each with a stable code, evidence, when it was observed and the tool calls to make next (as `merlin ray jobs why`)."""
+    rec = gw.cp.get(a.run_id)
+    conds = [dict(c, next_steps=_condition_steps(gw, rec.run_id, rec.status.value, c)) for c in gw.cp.why(rec.run_id)]
+    steps: list[dict[str, Any]] = []
+    for s in [x for c in conds for x in c["next_steps"]] + [step("runs_status", run_id=rec.run_id)]:
+        if s not in steps:
+            steps.append(s)
+    return {"run_id": rec.run_id, "status": rec.status.value, "message": rec.message, "held": bool(conds), "conditions": conds, "next_steps": steps[:6]}
+
+
+def _condition_steps(gw: Gateway, run_id: str, status: str, c: dict[str, Any]) -> list[dict[str, Any]]:
+    """The tool calls that act on one condition of ``merlin.leases.why`` (its ``next_step`` is the CLI's text).
+    Nothing forceful: releasing someone else's lease stays a person's decision."""
+    code, ev = c.get("code"), c.get("evidence") or {}
+    if code == "lease_queued":
+        return [step("leases_queue")] + [step("leases_why", lease_id=x) for x in ev.get("ahead", [])[:1]]
+    if code == "lease_item_held":
+        holder = [step("runs_why", run_id=ev["run_id"])] if ev.get("run_id") else []
+        return holder + [step("leases_list"), step("leases_queue")]
+    if code == "lease_pending_pass":
+        return [step("leases_queue")]
+    if code in ("lease_item_not_good", "lease_item_drained", "lease_missing", "lease_ended"):
+        return [step("leases_list")]
+    if code == "run_waiting_no_lease":
+        return [step("runs_cancel", run_id=run_id)]
+    if code == "cluster_not_active":
+        name = ev.get("cluster", "default")
+        first = step("clusters_start", name=name) if gw.allow_cluster_control else step("clusters_status", name=name)
+        return [first] + ([step("runs_retry", run_id=run_id)] if status == "blocked" else [])
+    if code == "cluster_resource_missing":
+        return [step("clusters_status", name=ev.get("cluster", "default"))]
+    if code == "run_blocked":
+        return [step("runs_logs", run_id=run_id, cursor=0), step("runs_retry", run_id=run_id)]
+    return [step("runs_status", run_id=run_id)]
 
 
 @operation("runs_logs", "runs", LogsInput, mutating=False)

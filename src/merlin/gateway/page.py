@@ -19,7 +19,7 @@ body{font:14px/1.4 system-ui,sans-serif;margin:1.5rem;color:#222;background:#faf
 h1{font-size:1.3rem;margin:0 0 .2rem}h2{font-size:1.05rem;margin:1.4rem 0 .4rem}
 table{border-collapse:collapse;width:100%;background:#fff}
 th,td{border-bottom:1px solid #ddd;padding:.3rem .5rem;text-align:left;vertical-align:top}
-th{background:#eee;font-weight:600}td.msg{max-width:40rem;color:#444}
+th{background:#eee;font-weight:600}td.msg{max-width:40rem;color:#444}td.why{max-width:30rem;color:#8a5a00}
 .s-succeeded,.s-completed,.s-active{color:#176c2b}.s-failed,.s-lost,.s-blocked{color:#b3261e}
 .s-pending,.s-running,.s-awaiting_operator,.s-awaiting_response{color:#8a5a00}
 .h-bad,.h-retired{color:#b3261e}.h-maintenance,.h-unknown{color:#8a5a00}.muted{color:#777}code{font-size:.9em}
@@ -80,18 +80,26 @@ def tables(call: Callable[[str, dict[str, Any]], dict[str, Any]]) -> str:
     """The tables, each from a read-only operation (so the page shows what the API shows)."""
     parts = []
     runs = call("runs_list", {"limit": 100})["runs"]
+    try:
+        lease_data: dict[str, Any] | None = call("leases_list", {})
+    except Exception:  # no lease book here: the page shows the rest
+        lease_data = None
+    queued = {q["owner"].get("run_id") for q in (lease_data or {}).get("queue", [])}  # runs whose lease waits
     rows = []
+    asked = 0
     for r in runs:
         status = r.get("status", "")
-        waiting = r.get("message", "") if status in ("pending", "blocked") else ""
+        why = "-"
+        if (status in HELD or r.get("run_id") in queued) and asked < WHY_ROWS:
+            asked += 1
+            why = _first_reason(call, r["run_id"])
         rows.append([
             _cell(r.get("run_id")), _cell(r.get("target")), _cell(r.get("engine")), _cell(status, f"s-{status}"),
-            _cell(r.get("outcome") or "-", f"s-{r.get('outcome')}"), _cell(waiting or r.get("message", ""), "msg"), _cell(age(r.get("created_at"))),
+            _cell(r.get("outcome") or "-", f"s-{r.get('outcome')}"), _cell(why, "why"), _cell(r.get("message", ""), "msg"), _cell(age(r.get("created_at"))),
         ])
-    parts.append(f"<h2>Runs ({len(runs)})</h2>" + _table("runs", ["run", "target", "engine", "status", "outcome", "why waiting / message", "age"], rows, "no runs recorded"))
-    leases = _leases(call)
-    if leases is not None:
-        parts.append(leases)
+    parts.append(f"<h2>Runs ({len(runs)})</h2>" + _table("runs", ["run", "target", "engine", "status", "outcome", "why waiting", "message", "age"], rows, "no runs recorded"))
+    if lease_data is not None:
+        parts.append(_leases(lease_data))
     try:
         clusters = call("clusters_list", {})["clusters"]
     except Exception:  # an unreadable cluster record must not take the page down
@@ -117,12 +125,22 @@ def tables(call: Callable[[str, dict[str, Any]], dict[str, Any]]) -> str:
     return "\n".join(parts)
 
 
-def _leases(call: Callable[[str, dict[str, Any]], dict[str, Any]]) -> str | None:
-    """Lease holders with item health, then the queue (when an inventory is defined)."""
+#: Statuses whose rows show the first reason of ``runs_why`` (as do runs a waiting lease names); at most WHY_ROWS per refresh.
+HELD = ("waiting", "pending", "blocked")
+WHY_ROWS = 20
+
+
+def _first_reason(call: Callable[[str, dict[str, Any]], dict[str, Any]], run_id: str) -> str:
+    """``[code] message`` of the first condition holding the run back ("-" if none, or if it cannot be told)."""
     try:
-        data = call("leases_list", {})
-    except Exception:  # no lease book here: the page shows the rest
-        return None
+        conds = call("runs_why", {"run_id": run_id})["conditions"]
+    except Exception:  # a run that vanished or an unreadable lease book must not take the page down
+        return "-"
+    return f"[{conds[0]['code']}] {conds[0]['message']}" if conds else "-"
+
+
+def _leases(data: dict[str, Any]) -> str:
+    """Lease holders with item health, then the queue (when an inventory is defined)."""
     rows = []
     for it in data.get("items", []):
         h = it.get("holder") or {}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,6 +54,23 @@ def targetgen_target(capability: Any, overlay: Any, out_dir: Any, from_dir: Any)
     cap, _ovl = load_pair(capability, overlay)
     name = cap.model.target.name
     return name, (Path(out_dir or default_out_dir()) / name).resolve()
+
+
+def targetgen_needs(capability: Any, overlay: Any, from_dir: Any) -> list[str]:
+    """The overlay's ``resources:`` as lease requests (``POOL:COUNT,k=v``): from the bundle of
+    ``from_dir``, else from the overlay file. Empty when the target needs no lab hardware."""
+    if from_dir is not None:
+        from merlin.targetgen import state as st
+
+        needs = st.load_bundle(st.open_target_dir(from_dir)).get("resources") or []
+    elif overlay is not None:
+        from merlin.spec import load_pair
+
+        _cap, ovl = load_pair(capability, overlay)
+        needs = [r.model_dump() for r in ovl.model.deployment.resources] if ovl else []
+    else:
+        needs = []
+    return [f"{n['pool']}:{n.get('count', 1)}" + "".join(f",{k}={v}" for k, v in sorted((n.get("labels") or {}).items())) for n in needs]
 
 
 def targetgen_outcome(result: Any, run_id: str, engine: str | None = None) -> tuple[str, list[dict[str, Any]]]:
@@ -120,6 +137,7 @@ def submit_targetgen(
     extra_args: Sequence[str],
     metadata: Mapping[str, Any] | None,
     env: Mapping[str, str] | None,
+    leases: Sequence[str] = (),
 ) -> RunRecord:
     """Run the in-process TargetGen executor on ``target_dir`` as a run of ``engine``.
 
@@ -152,6 +170,7 @@ def submit_targetgen(
         rec = cp.submit(
             command, target=target, workflow=workflow, engine=engine, target_dir=tdir, cluster=cluster, source="targetgen",
             metadata={**dict(metadata or {}), "targetgen_engine": engine}, run_id=run_id, env=env,
+            leases=list(leases) or targetgen_needs(None, None, tdir),
         )
     if wait and not rec.status.is_terminal():
         rec = cp.wait(rec.run_id, timeout=timeout)
@@ -223,11 +242,28 @@ def record_inprocess_run(
     source: str = "targetgen",
     run_id: str | None = None,
     metadata: Mapping[str, Any] | None = None,
+    leases: Sequence[str] = (),
+    progress: Callable[[str], None] | None = None,
 ) -> Iterator[InProcessRun]:
-    """Record work done in this process as a run (see ControlPlane.record_inprocess_run)."""
-    handle = _open_inprocess(cp, target=target, target_dir=target_dir, workflow=workflow, command=command, source=source, run_id=run_id, metadata=metadata)
+    """Record work done in this process as a run (see ControlPlane.record_inprocess_run).
+
+    With ``leases`` (the overlay's ``resources:``) the run is recorded ``waiting``,
+    queues for the lease, becomes ``running`` when it is granted (the items in
+    ``$MERLIN_LEASE_ITEMS`` for the commands it starts), and releases it on the way out."""
+    bundles: list[dict[str, Any]] = []
+    if leases and not (run_id is not None and cp.ledger.exists(validate_run_id(run_id))):
+        from merlin.leases.runs import check_request
+
+        bundles = check_request(cp.leases, list(leases))  # refused before anything is recorded
+    handle = _open_inprocess(
+        cp, target=target, target_dir=target_dir, workflow=workflow, command=command, source=source, run_id=run_id, metadata=metadata,
+        leases=list(leases) if bundles else [],
+    )
     tee = None if handle.attached else StderrTee.start(cp.layout.attempt_log(handle.run_id, 1))
+    keeper = None
     try:
+        if bundles:
+            keeper = _hold_lease(cp, handle.run_id, bundles, progress or (lambda _m: None))
         yield handle
     except BaseException as exc:
         if tee is not None:
@@ -242,6 +278,9 @@ def record_inprocess_run(
         if not handle.finished:
             handle.fail(None)
     finally:
+        if keeper is not None:
+            keeper.__exit__(None, None, None)
+            cp.ledger.append_event(handle.run_id, "lease_released", f"the in-process run (pid {os.getpid()}) ended", detail={"lease_id": keeper.lease_id})
         if tee is not None:
             tee.stop()
 
@@ -270,7 +309,45 @@ def without_run_id(argv: Sequence[str]) -> list[str]:
     return out
 
 
-def _open_inprocess(cp: Any, *, target, target_dir, workflow, command, source, run_id, metadata) -> InProcessRun:
+def _hold_lease(cp: Any, run_id: str, bundles: list[dict[str, Any]], progress: Callable[[str], None]) -> Any:
+    """Queue for the run's lease (recorded in its record), then move it waiting -> running with its items."""
+    from merlin.leases.keeper import LeaseKeeper, lease_env
+    from merlin.ledger.models import utcnow
+    from merlin.ledger.store import set_status
+
+    lid = cp.get(run_id).leases[0]
+
+    def reserved(lease: dict[str, Any]) -> None:
+        if lease["state"] == "granted":
+            return
+        why = cp.leases.why(lid)
+        text = f"waiting for lease {lid}: {why[0]['message'] if why else 'queued'}"
+        progress(text)
+
+        def note(r: RunRecord) -> None:
+            if r.status == RunStatus.WAITING:
+                r.message = text
+
+        cp.ledger.update(run_id, note, cause="lease requested")
+
+    keeper = LeaseKeeper(cp.leases, bundles, ttl=float(os.environ.get("MERLIN_LEASE_TTL") or 30), run_id=run_id, lease_id=lid, on_reserved=reserved)
+    lease = keeper.__enter__()
+    items = list(lease["items"])
+    os.environ.update(lease_env(lease))  # the executor's validation commands inherit the items
+
+    def granted(r: RunRecord) -> list[dict[str, Any]]:
+        r.lease_items = items
+        if r.attempts:
+            r.attempts[-1].start_time = utcnow()
+        set_status(r, RunStatus.RUNNING, f"running in process {os.getpid()} with {', '.join(items)} (lease {lid})")
+        return [{"event": "lease_granted", "cause": "the lease book granted it", "attempt": 1, "detail": {"lease_id": lid, "items": items}}]
+
+    cp.ledger.update(run_id, granted, cause=f"lease {lid} granted")
+    progress(f"lease {lid} granted: {', '.join(items)}")
+    return keeper
+
+
+def _open_inprocess(cp: Any, *, target, target_dir, workflow, command, source, run_id, metadata, leases: Sequence[str] = ()) -> InProcessRun:
     from merlin.engines.registry import DEFAULT_ENGINE
     from merlin.ledger.models import Attempt, RunRecord, RunRequest, utcnow
     from merlin.ledger.text import redact_argv
@@ -293,20 +370,25 @@ def _open_inprocess(cp: Any, *, target, target_dir, workflow, command, source, r
     now = utcnow()
     request = RunRequest(
         run_id=run_id, target=target, workflow=workflow, source=source, engine=DEFAULT_ENGINE, command=argv,
-        workdir=str(Path.cwd()), target_dir=tdir, metadata=dict(metadata or {}),
+        workdir=str(Path.cwd()), target_dir=tdir, metadata=dict(metadata or {}), leases=list(leases),
     )
+    status = RunStatus.WAITING if leases else RunStatus.RUNNING
     record = RunRecord(
-        run_id=run_id, target=target, workflow=workflow, source=source, engine=DEFAULT_ENGINE, status=RunStatus.RUNNING,
+        run_id=run_id, target=target, workflow=workflow, source=source, engine=DEFAULT_ENGINE, status=status,
         command=argv, workdir=str(Path.cwd()), target_dir=tdir,
         attempts=[
             Attempt(
-                number=1, engine=DEFAULT_ENGINE, status=RunStatus.RUNNING, submission_id="inprocess-1", submitted_at=now, start_time=now,
+                number=1, engine=DEFAULT_ENGINE, status=status, submission_id="inprocess-1", submitted_at=now, start_time=None if leases else now,
                 pid=os.getpid(), supervisor_pid=os.getpid(), supervisor_start=start_of(os.getpid()),
             )
         ],
-        message=f"running in process {os.getpid()}", metadata=dict(metadata or {}),
+        message=f"waiting for its lease in process {os.getpid()}" if leases else f"running in process {os.getpid()}", metadata=dict(metadata or {}),
     )
-    cp.ledger.create_run(request, record, cause=f"in-process run started by {source} (pid {os.getpid()})")
+    if leases:
+        from merlin.leases.book import new_lease_id
+
+        record.leases = [new_lease_id()]
+    cp.ledger.create_run(request, record, cause=f"in-process run started by {source} (pid {os.getpid()})" + (f"; waiting for lease {record.leases[0]}" if leases else ""))
     return InProcessRun(cp, run_id, attached=False)
 
 

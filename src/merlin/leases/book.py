@@ -155,6 +155,15 @@ def process_start(pid: int) -> float | None:
         return None
 
 
+def _zombie(pid: int) -> bool:
+    try:
+        import psutil
+
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except Exception:
+        return False
+
+
 class _Liveness:
     """Is a recorded holder process still the one that asked? (psutil, cached for a second)."""
 
@@ -176,8 +185,8 @@ class _Liveness:
         if now - self._seen.get(key, -10.0) < 1.0:
             return True
         real = process_start(pid)
-        if real is None or (start is not None and abs(real - start) > 1.0):
-            return False  # gone, or the pid was reused by another process
+        if real is None or (start is not None and abs(real - start) > 1.0) or _zombie(pid):
+            return False  # gone, the pid was reused by another process, or dead and not yet reaped
         self._seen[key] = now
         return True
 
@@ -548,9 +557,15 @@ class LeaseBook:
                 stamp = None
             now = time.monotonic()
             if stamp != seen or now - last_pass > 0.5:
-                if now - last_pass > 0.5:
+                if now - last_pass > 0.5 and self._book_idle(0.5):
                     lease = self.refresh_one(lease_id)  # a locked pass: expiries and dead holders free items
                     last_pass = now
+                elif now - last_pass > 0.5:
+                    # another process changed the book within the last 0.5 s: its pass settled
+                    # expiries and dead holders already, so skip the lock (16 waiters polling it
+                    # twice a second would queue behind the holders' own reserve/release passes)
+                    last_pass = now
+                    lease = self._read_json(path) or {"state": "waiting"}
                 else:
                     lease = self._read_json(path) or {"state": "waiting"}
                 seen = stamp
@@ -563,6 +578,13 @@ class LeaseBook:
                 raise NotGranted(f"lease {lease_id} is still waiting after {timeout:g}s (see `merlin ray resources queue`)", self.show(lease_id))
             time.sleep(delay)
             delay = min(delay * 1.3, 0.002)  # a stat(2) per poll: cheap, and a grant is seen within ~2 ms
+
+    def _book_idle(self, seconds: float) -> bool:
+        """No pass changed the book in the last ``seconds`` (its journal's mtime, one stat)."""
+        try:
+            return time.time() - os.stat(self.layout.book).st_mtime > seconds
+        except FileNotFoundError:
+            return True
 
     def refresh_one(self, lease_id: str) -> Lease:
         with self._locked() as tx:

@@ -39,6 +39,8 @@ class LeaseKeeper:
         run_id: str | None = None,
         timeout: float | None = None,
         on_lost: Callable[[LeaseLost], None] | None = None,
+        lease_id: str | None = None,
+        on_reserved: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.book = book
         self.bundles = list(bundles)
@@ -47,15 +49,19 @@ class LeaseKeeper:
         self.run_id = run_id
         self.timeout = timeout
         self.on_lost = on_lost
+        self.lease_id = lease_id
+        self.on_reserved = on_reserved
         self.lease: dict[str, Any] | None = None
         self.lost: LeaseLost | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> dict[str, Any]:
-        lease = self.book.reserve(self.bundles, ttl=self.ttl, priority=self.priority, pid=os.getpid(), run_id=self.run_id, wait=False)
+        lease = self.book.reserve(self.bundles, ttl=self.ttl, priority=self.priority, pid=os.getpid(), run_id=self.run_id, wait=False, lease_id=self.lease_id)
         self.lease = lease
         try:
+            if self.on_reserved is not None:
+                self.on_reserved(lease)
             if lease["state"] != "granted":
                 self.lease = lease = self.book.wait(lease["lease_id"], timeout=self.timeout)
         except BaseException:

@@ -88,6 +88,7 @@ class RunRequest(_Model):
     num_cpus: Optional[float] = Field(None, ge=0)
     num_gpus: Optional[float] = Field(None, ge=0)
     resources: dict[str, float] = Field(default_factory=dict, description="Custom Ray resources for the entrypoint.")
+    leases: list[str] = Field(default_factory=list, description="Lease requests POOL[:COUNT][,k=v...]: the run waits for them before its engine gets it.")
     metadata: dict[str, Any] = Field(default_factory=dict)
     created_at: datetime = Field(default_factory=utcnow)
 
@@ -134,6 +135,7 @@ class RunRecord(_Model):
     observed_at: Optional[datetime] = Field(None, description="Last time the engine was asked about this run.")
     metadata: dict[str, Any] = Field(default_factory=dict)
     leases: list[str] = Field(default_factory=list, description="Lease ids (resources/leases/<id>.json) held by this run.")
+    lease_items: list[str] = Field(default_factory=list, description="Inventory items its lease was granted (also $MERLIN_LEASE_ITEMS in its environment).")
 
     @field_validator("message", mode="before")
     @classmethod

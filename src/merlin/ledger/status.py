@@ -79,7 +79,7 @@ _RETRYABLE = frozenset({RunStatus.BLOCKED, RunStatus.FAILED, RunStatus.CANCELLED
 TRANSITIONS: dict[RunStatus | None, frozenset[RunStatus]] = {
     None: frozenset({RunStatus.PENDING, RunStatus.BLOCKED, RunStatus.RUNNING, RunStatus.WAITING}),
     RunStatus.WAITING: frozenset({RunStatus.PENDING, RunStatus.RUNNING, RunStatus.CANCELLED, RunStatus.BLOCKED, RunStatus.FAILED}),
-    RunStatus.BLOCKED: frozenset({RunStatus.PENDING, RunStatus.CANCELLED}),
+    RunStatus.BLOCKED: frozenset({RunStatus.PENDING, RunStatus.WAITING, RunStatus.CANCELLED}),
     RunStatus.PENDING: frozenset(
         {
             RunStatus.RUNNING,
@@ -93,9 +93,10 @@ TRANSITIONS: dict[RunStatus | None, frozenset[RunStatus]] = {
     # running -> blocked: deliberate, see the RunStatus docstring
     RunStatus.RUNNING: frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.LOST, RunStatus.BLOCKED}),
     RunStatus.SUCCEEDED: frozenset(),
-    RunStatus.FAILED: frozenset({RunStatus.PENDING}),
-    RunStatus.CANCELLED: frozenset({RunStatus.PENDING}),
-    RunStatus.LOST: frozenset({RunStatus.PENDING}),
+    # -> waiting: a retry of a run that needs hardware queues for its lease again
+    RunStatus.FAILED: frozenset({RunStatus.PENDING, RunStatus.WAITING}),
+    RunStatus.CANCELLED: frozenset({RunStatus.PENDING, RunStatus.WAITING}),
+    RunStatus.LOST: frozenset({RunStatus.PENDING, RunStatus.WAITING}),
 }
 
 

@@ -321,6 +321,16 @@ class Preflight(Strict):
     timeout_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
 
 
+class LeaseNeed(Strict):
+    """One bundle of lab hardware (merlin extension): POOL[:COUNT][,k=v...] of ``--lease``."""
+
+    pool: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")] = Field(description="Inventory pool, e.g. firesim_fpga.")
+    count: Annotated[int, Field(ge=1, le=1024)] = 1
+    labels: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")], NonEmpty] = Field(
+        default_factory=dict, description="Labels the items must carry, e.g. board: u250."
+    )
+
+
 class Deployment(Strict):
     name: SafeName
     mode: DeploymentMode
@@ -331,6 +341,10 @@ class Deployment(Strict):
     chipyard: Chipyard = Field(default_factory=Chipyard)
     runtime: DeploymentRuntime = Field(default_factory=DeploymentRuntime)
     preflight: Preflight = Field(default_factory=Preflight)
+    resources: list[LeaseNeed] = Field(
+        default_factory=list,
+        description="Lab hardware the target holds while it executes (merlin extension): `targetgen execute` queues for a lease on all of it, runs, then releases (docs/leases.md).",
+    )
     extra: dict[str, Any] = Field(default_factory=dict, description="Free-form deployment facts.")
 
 

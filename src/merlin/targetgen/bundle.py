@@ -128,6 +128,8 @@ def build_bundle(cap: Any, ovl: Any | None, plan: Any, prompt_backend: str) -> t
         },
         "tasks": tasks,
     }
+    if overlay is not None and overlay.deployment.resources:  # only when declared: other bundles stay byte-identical
+        bundle["resources"] = [r.model_dump() for r in overlay.deployment.resources]
     return bundle, prompt_texts
 
 

@@ -173,7 +173,7 @@ def _compile_view(spec: CapabilitySpec, ovl: DeploymentOverlay | None, styles: l
 
 def _deployment_view(ovl: DeploymentOverlay) -> dict[str, Any]:
     dep = ovl.deployment
-    return {
+    view = {
         "deployment": dep.name,
         "mode": dep.mode,
         "build_profile": dep.build_profile,
@@ -183,6 +183,9 @@ def _deployment_view(ovl: DeploymentOverlay) -> dict[str, Any]:
         "preflight": dep.preflight.model_dump(),
         "extra": dep.extra,
     }
+    if dep.resources:
+        view["resources"] = [r.model_dump() for r in dep.resources]
+    return view
 
 
 def write_plan(plan: Plan, out_dir: Path) -> tuple[Path, list[str]]:

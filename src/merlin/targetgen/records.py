@@ -206,6 +206,14 @@ class BundlePreflight(_Closed):
     validation_timeout_s: float
 
 
+class BundleResource(_Closed):
+    """One bundle of lab hardware the deployment holds while it executes (the overlay's ``resources:``)."""
+
+    pool: str
+    count: int
+    labels: dict[str, str]
+
+
 class PromptSource(_Closed):
     file: str
     layer: str
@@ -234,6 +242,7 @@ class ExecutionBundle(_Closed):
     inputs: BundleInputs
     preflight: BundlePreflight
     tasks: list[BundleTask]
+    resources: list[BundleResource] | None = Field(None, description="Only when the overlay declares resources: execute leases them first (docs/leases.md).")
 
 
 # --- execution state ---------------------------------------------------------------
