@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from merlin.errors import BadInput, NotFound
+from merlin.errors import BadInput, ChecksumMismatch, NotFound
 from merlin.ledger import Ledger, RunStatus, set_status
 from merlin.ledger.paths import Layout, inside, new_run_id, resolve_state_root, validate_run_id
 from merlin.ledger.status import TRANSITIONS, IllegalTransition, can_transition, check_transition
@@ -253,7 +253,7 @@ def test_artifact_index_and_fetch(tmp_path: Path) -> None:
     with pytest.raises(NotFound):
         fetch(idx, "missing.json", tmp_path / "out")
     (t / "plan.json").write_text('{"a": 2}')  # changed after indexing: checksum refuses it
-    with pytest.raises(BadInput, match="changed since it was indexed"):
+    with pytest.raises(ChecksumMismatch, match="changed since it was indexed"):  # exit 1: the input was fine
         fetch(idx, "plan.json", tmp_path / "out2")
     assert not (tmp_path / "out2" / "plan.json").exists()
 
