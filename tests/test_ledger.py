@@ -310,8 +310,15 @@ def test_sigkill_during_writes_leaves_parseable_records(tmp_path: Path) -> None:
     script = tmp_path / "killer.py"
     script.write_text(KILLER)
     progress = []
-    for delay in (0.4, 0.55, 0.7, 0.85, 1.0):
+    for delay in (0.05, 0.1, 0.15, 0.2, 0.25):
+        ledger.update("victim-1", lambda r: setattr(r, "metadata", {}), cause="reset before the next writer")
         p = subprocess.Popen([sys.executable, str(script), str(tmp_path)])
+        # kill mid-writes, not before the writer started: wait (bounded) for its first update
+        deadline = time.monotonic() + 60
+        while p.poll() is None and time.monotonic() < deadline:
+            if ledger.read_record("victim-1").metadata.get("i", 0):
+                break
+            time.sleep(0.02)
         time.sleep(delay)
         os.kill(p.pid, signal.SIGKILL)
         p.wait()
