@@ -62,6 +62,8 @@ def note_changed(root: Path, run_id: str) -> None:
         make_dir(path.parent, private=True)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, file_mode())
     try:
+        if os.fstat(fd).st_size == 0:
+            os.fchmod(fd, file_mode())  # O_CREAT's mode is cut by the process umask
         os.write(fd, data)
     finally:
         os.close(fd)
