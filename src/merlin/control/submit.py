@@ -167,7 +167,9 @@ def queue_for_lease(
         Path(record.target_dir).mkdir(parents=True, exist_ok=True)
     try:
         lease = start_waiter(cp, record, command, run_env(cp, record, env), bundles, lease_id)
-    except Blocked as blocked:
+    except Blocked as exc:
+        blocked = exc  # the closure below outlives the except clause's name
+
         def mark(r: RunRecord) -> None:
             if r.status == RunStatus.WAITING and len(r.attempts) == len(record.attempts):
                 set_status(r, RunStatus.BLOCKED, f"blocked: {blocked.message}", blocked_steps(blocked, run_id))
