@@ -194,7 +194,7 @@ class LocalBackend:
                 dashboard_metrics=aux[8],
             )
 
-            cluster_auth = ClusterAuth(mode=auth)
+            cluster_auth = ClusterAuth(mode="token" if auth == "token" else "disabled")
             if auth == "token":
                 if token_env:
                     cluster_auth = ClusterAuth(mode="token", token_env=token_env)

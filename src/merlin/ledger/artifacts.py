@@ -23,6 +23,7 @@ import os
 import shutil
 import stat
 from pathlib import Path
+from typing import Literal
 
 from merlin.errors import ChecksumMismatch, NotFound
 
@@ -33,7 +34,9 @@ MAX_HASH_BYTES = 2 << 30  # 2 GiB hashed per index; files beyond it are listed w
 _SKIP_SUFFIXES = (".lock", ".holder", ".tmp", ".temp", ".swp", ".part", "~")
 _SKIP_PREFIXES = (".merlin.lock", ".~lock.")
 
-_KINDS = {
+ArtifactKind = Literal["json", "yaml", "log", "markdown", "text", "python", "shell", "archive", "other"]
+
+_KINDS: dict[str, ArtifactKind] = {
     ".json": "json",
     ".jsonl": "json",
     ".yaml": "yaml",
@@ -51,7 +54,7 @@ _KINDS = {
 }
 
 
-def kind_of(name: str) -> str:
+def kind_of(name: str) -> ArtifactKind:
     return _KINDS.get(os.path.splitext(name)[1].lower(), "other")
 
 

@@ -173,7 +173,7 @@ def _compile_view(spec: CapabilitySpec, ovl: DeploymentOverlay | None, styles: l
 
 def _deployment_view(ovl: DeploymentOverlay) -> dict[str, Any]:
     dep = ovl.deployment
-    view = {
+    view: dict[str, Any] = {
         "deployment": dep.name,
         "mode": dep.mode,
         "build_profile": dep.build_profile,

@@ -309,8 +309,8 @@ def render_fragment(env: Any, frag: Fragment, context: dict[str, Any]) -> str:
         template.name = name
         return template.render(**context).strip()
     except jinja2.TemplateSyntaxError as exc:
-        line = frag.body_line + (exc.lineno or 1) - 1
-        raise BadInput(f"{frag.path}:{line}: template syntax error: {exc.message}") from None
+        syntax_line = frag.body_line + (exc.lineno or 1) - 1
+        raise BadInput(f"{frag.path}:{syntax_line}: template syntax error: {exc.message}") from None
     except jinja2.UndefinedError as exc:
         line = _runtime_line(exc, frag)
         where = f"{frag.path}:{line}" if line else str(frag.path)
