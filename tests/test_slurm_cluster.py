@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli
-from tests.slurm_support import OBJECT_STORE, slurm_root, wait_for  # noqa: F401  (fixture)
+from tests.slurm_support import OBJECT_STORE, slurm_root, slurm_turn, wait_for  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("slurm")]
 
