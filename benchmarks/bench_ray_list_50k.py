@@ -10,7 +10,8 @@ warm (the first listing builds it) and, for information, with a cold index
 holds only the jobs Ray itself knows (the 50,000 runs are fabricated records
 written straight to the ledger, as merlin writes them: submitting 50,000 real
 jobs is beyond a 2-core machine), so it is the floor of Ray's own CLI, not a
-like-for-like listing. Exits 1 on FAIL.
+like-for-like listing. MERLIN_BENCH_STATE=DIR writes the runs there once and
+reuses them next time. Exits 1 on FAIL.
 """
 
 from __future__ import annotations
@@ -81,16 +82,20 @@ def fabricate(root: Path, n: int) -> None:
 
 
 def main() -> int:
-    root = temp_root("merlin-bench-list50k-")
+    reuse = os.environ.get("MERLIN_BENCH_STATE")  # a state root of N runs from an earlier run, kept
+    root = Path(reuse) if reuse else temp_root("merlin-bench-list50k-")
     try:
-        sys.stderr.write(f"writing {N} runs...\n")
-        fabricate(root, N)
+        if not (root / "runs").is_dir():
+            sys.stderr.write(f"writing {N} runs...\n")
+            fabricate(root, N)
         with private_cluster(root) as (_cp, rec):
             ours = [*MERLIN, "ray", "jobs", "list", "--state-root", str(root)]
             ray_list = [RAY, "job", "list", "--address", rec.address]
             view, view_mib = median(ours)
             as_json, json_mib = median([*ours, "--json"], runs=3)
-            ray_s, ray_mib = median(ray_list, runs=3)
+            from merlin.clusters.auth import ray_start_env
+
+            ray_s, ray_mib = median(ray_list, runs=3, extra_env=ray_start_env(rec.auth))  # the cluster's token, as merlin uses it
             drop_index = lambda: shutil.rmtree(root / "index", ignore_errors=True)  # noqa: E731
             cold, cold_mib = median(ours, runs=3, before=drop_index)
             scan, scan_mib = median(ours, runs=3, extra_env={"MERLIN_RUN_INDEX": "0"})
@@ -106,7 +111,8 @@ def main() -> int:
         ]
         return report(f"merlin ray jobs list over {N} runs vs `ray job list` (median of {RUNS}; baseline column: ray job list)", rows)
     finally:
-        shutil.rmtree(root.parent, ignore_errors=True)
+        if not reuse:
+            shutil.rmtree(root.parent, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import pytest
 
 from conftest import REPO
 
-pytestmark = [pytest.mark.slow]
+pytestmark = [pytest.mark.slow, pytest.mark.ray]  # ray: takes its turn with the other Ray tests (one head starting at a time)
 
 INNER_CONFTEST = '''
 import os

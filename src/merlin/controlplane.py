@@ -180,7 +180,7 @@ class ControlPlane:
         """Run records as plain dicts, newest first. Cheap: no engine, no pydantic, unless ``refresh``."""
         return [d for d, _raw in self.list_entries(status, refresh)]
 
-    def list_entries(self, status: Iterable[str] | None = None, refresh: bool = False) -> list[tuple[dict[str, Any], bytes]]:
+    def list_entries(self, status: Iterable[str] | None = None, refresh: bool = False) -> Sequence[tuple[dict[str, Any], bytes]]:
         """Like :meth:`list_runs`, with each record's bytes as stored."""
         return observe.list_entries(self, status, refresh)
 

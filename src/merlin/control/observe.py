@@ -4,7 +4,7 @@ applying what an engine saw through the ledger (transition-checked, locked).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -160,14 +160,14 @@ def index_artifacts(cp: ControlPlane, run_id: str) -> ArtifactIndex:
     return idx
 
 
-def list_entries(cp: ControlPlane, status: Iterable[str] | None = None, refresh_first: bool = False) -> list[tuple[dict[str, Any], bytes]]:
+def list_entries(cp: ControlPlane, status: Iterable[str] | None = None, refresh_first: bool = False) -> Sequence[tuple[dict[str, Any], bytes]]:
     if status:
         bad = [s for s in status if s not in {x.value for x in RunStatus}]
         if bad:
             raise BadInput(f"--status {bad[0]!r}: expected one of {', '.join(x.value for x in RunStatus)}")
     if refresh_first:
         refresh(cp)
-    return list(cp.ledger.list_entries(status=status))
+    return cp.ledger.list_entries(status=status)  # lazy (ledger/index.py): records are read only for the rows taken
 
 
 def artifacts(cp: ControlPlane, run_id: str) -> ArtifactIndex:

@@ -17,8 +17,8 @@ Keeping it fresh without a stat per record (50,000 stats cost ~0.2 s):
   removed; then the names are listed again (names only, no stat) and the
   differences applied.
 
-A missing, unreadable or other-version index, or a journal that was replaced,
-means a full rebuild. The index is written by atomic replace, so a SIGKILL
+A missing, unreadable or other-version index, a journal that was replaced, or
+an index from an earlier boot (the journal is not fsynced) means a full rebuild. The index is written by atomic replace, so a SIGKILL
 mid-write leaves the old index (or none), never half of one. A record edited by
 hand, outside merlin, is seen when its run is shown; its place in the order is
 corrected at the next full rebuild (delete ``index/`` to force one).
@@ -32,7 +32,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, overload
 
-from merlin.atomic import append_line, atomic_write_bytes, make_dir
+from merlin.atomic import atomic_write_bytes, file_mode, make_dir
 
 VERSION = 1
 RECORD = "run_record.json"
@@ -48,13 +48,31 @@ def index_dir(root: Path) -> Path:
 
 
 def note_changed(root: Path, run_id: str) -> None:
-    """Tell the index that ``run_id``'s record changed (called after the write)."""
+    """Tell the index that ``run_id``'s record changed (called after the write, under the run's lock).
+
+    One O_APPEND write and no fsync: it survives any process crash, and after
+    an OS crash the index is rebuilt anyway (it remembers the boot it was made in).
+    """
     path = index_dir(root) / "changed"
+    data = (run_id + "\n").encode("utf-8")
     try:
-        append_line(path, run_id)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, file_mode())
     except FileNotFoundError:
         make_dir(path.parent, private=True)
-        append_line(path, run_id)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, file_mode())
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def _boot_id() -> str:
+    """This boot's id (Linux); "" elsewhere, where an OS crash is not detected."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as fh:
+            return fh.read().strip()
+    except OSError:
+        return ""
 
 
 def _read_record(runs_dir: str, run_id: str) -> Entry | None:
@@ -142,7 +160,7 @@ class RunIndex:
         if loaded is None:
             return self.rebuild()
         data, rows = loaded
-        if data.get("journal_ino") != journal_ino or data.get("journal_offset", 0) > journal_size:
+        if data.get("journal_ino") != journal_ino or data.get("journal_offset", 0) > journal_size or data.get("boot") != _boot_id():
             return self.rebuild()
         changed: set[str] = set()
         offset = int(data.get("journal_offset", 0))
@@ -194,7 +212,7 @@ class RunIndex:
         return rows
 
     def _save(self, rows: list[Row], runs_mtime: int, journal_ino: int, journal_offset: int) -> None:
-        header = {"version": VERSION, "runs_mtime_ns": runs_mtime, "journal_ino": journal_ino, "journal_offset": journal_offset, "count": len(rows)}
+        header = {"version": VERSION, "boot": _boot_id(), "runs_mtime_ns": runs_mtime, "journal_ino": journal_ino, "journal_offset": journal_offset, "count": len(rows)}
         text = json.dumps(header, separators=(",", ":")) + "\n" + "".join(r + "\n" for r in rows)
         try:
             make_dir(self.dir, private=True)

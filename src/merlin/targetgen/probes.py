@@ -112,10 +112,10 @@ def run_command(
 
     here = run_inprocess(argv, cwd)  # merlin's own validate/plan: no second interpreter
     if here is not None:
-        code, text = here
+        here_code, text = here
         duration = time.monotonic() - start
-        _log(log_path, header, argv, text, f"exit {code} ({duration:.2f}s, in-process)")
-        return CommandResult(argv, code, duration, _excerpt(text))
+        _log(log_path, header, argv, text, f"exit {here_code} ({duration:.2f}s, in-process)")
+        return CommandResult(argv, here_code, duration, _excerpt(text))
     exe = argv[0]
     if os.sep not in exe and shutil.which(exe) is None:
         msg = f"{exe}: command not found on PATH"

@@ -26,16 +26,21 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from merlin.targetgen.vocab import Outcome as _Outcome, TaskState as _TaskState
+from merlin.targetgen.vocab import Outcome as _Outcome
+from merlin.targetgen.vocab import TaskState as _TaskState
 
 SCHEMA_VERSION = 1
 # The values come from merlin.targetgen.vocab (the one definition); Literals keep the JSON Schemas plain enums.
-TaskStateName = Literal.__getitem__(tuple(s.value for s in _TaskState))  # type: ignore[misc]
-Outcome = Literal.__getitem__(tuple(o.value for o in _Outcome))  # type: ignore[misc]
+if TYPE_CHECKING:  # mypy cannot read a Literal built at run time; pydantic can
+    TaskStateName = str
+    Outcome = str
+else:
+    TaskStateName = Literal.__getitem__(tuple(s.value for s in _TaskState))
+    Outcome = Literal.__getitem__(tuple(o.value for o in _Outcome))
 
 
 class _Closed(BaseModel):

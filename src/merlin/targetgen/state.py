@@ -22,8 +22,9 @@ from typing import Any
 
 from merlin.atomic import append_line, atomic_write_json, dump_json, file_lock, write_if_changed
 from merlin.errors import BadInput
+from merlin.targetgen.layout import TARGET_LOCK_NAME as LOCK_NAME  # noqa: F401
+from merlin.targetgen.layout import TargetLayout
 from merlin.targetgen.vocab import EXECUTE_OUTCOMES, QUESTION_STATES, Outcome, TaskState  # noqa: F401
-from merlin.targetgen.layout import TARGET_LOCK_NAME as LOCK_NAME, TargetLayout  # noqa: F401
 
 STATE_SCHEMA_VERSION = 1
 # task_states/<task>.json views and answers.jsonl lines; files written before
