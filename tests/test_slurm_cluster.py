@@ -6,6 +6,7 @@ Ray jobs. Skipped only where Slurm is not installed or not running.
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -112,6 +113,16 @@ def test_three_nodes_on_a_two_node_partition_stays_queued_with_partitionconfig(s
     res = run_cli("ray", "cluster", "status", "--name", "big", "--state-root", str(slurm_root))
     assert res.returncode == 3, res.stdout + res.stderr
     assert "PartitionConfig" in res.stdout and "queued" in res.stdout
+    # `jobs why` of a run on the queued cluster names the scheduler layer and Slurm's reason
+    from merlin.controlplane import ControlPlane
+
+    run = ControlPlane(slurm_root).submit(["true"], target="hpc", workflow="queued", engine="ray", cluster="big")
+    why = run_cli("ray", "jobs", "why", run.run_id, "--json", "--state-root", str(slurm_root))
+    assert why.returncode == 0, why.stderr
+    sched = [c for c in json.loads(why.stdout) if c["layer"] == "scheduler"]
+    assert len(sched) == 1 and sched[0]["code"] == "scheduler_queued"
+    assert "PartitionConfig" in sched[0]["message"] and rec.scheduler_job_id in sched[0]["message"]
+    assert "fewer --nodes" in sched[0]["next_step"]
     stopped = b.stop(rec, grace=1.0)
     assert stopped.status == "stopped"
     assert _job_state(rec.scheduler_job_id) in ("CANCELLED", "GONE")
