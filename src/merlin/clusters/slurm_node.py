@@ -157,16 +157,22 @@ def ray_env(token_file: str | None, node_ip: str = "") -> dict[str, str]:
 
 
 def head_ready(dashboard_port: int, token_file: str | None) -> bool:
-    """The head's jobs API answers (with the token) on its 127.0.0.1."""
+    """The head's jobs API answers (with the token) on its 127.0.0.1 and GCS lists the
+    head node ALIVE: the dashboard answers before the raylet registers, and `ray start`
+    still fails ("node timed out during startup") if the raylet never does."""
     import urllib.request
 
     headers = {}
     if token_file:
         headers["Authorization"] = "Bearer " + Path(token_file).read_text(encoding="utf-8").strip()
-    req = urllib.request.Request(f"http://127.0.0.1:{dashboard_port}/api/version", headers=headers)
+    base = f"http://127.0.0.1:{dashboard_port}"
     try:
-        with urllib.request.urlopen(req, timeout=2.0) as resp:
-            return resp.status == 200
+        with urllib.request.urlopen(urllib.request.Request(base + "/api/version", headers=headers), timeout=2.0) as resp:
+            if resp.status != 200:
+                return False
+        with urllib.request.urlopen(urllib.request.Request(base + "/api/v0/nodes?limit=10", headers=headers), timeout=5.0) as resp:
+            nodes = json.loads(resp.read())["data"]["result"]["result"]
+        return any(n.get("state") == "ALIVE" for n in nodes)
     except Exception:
         return False
 
