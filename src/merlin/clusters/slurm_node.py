@@ -275,6 +275,9 @@ def main(argv: list[str] | None = None) -> int:
         f"--num-cpus={int(res['num_cpus'])}",
         f"--num-gpus={int(res['num_gpus'])}",
         "--disable-usage-stats",
+        # one process fewer per node at start: the log monitor streams worker output to
+        # drivers; merlin's runs are jobs, whose logs the jobs API reads from their files
+        "--include-log-monitor=false",
         "--log-style=record",
         "--log-color=false",
     ]
