@@ -59,8 +59,10 @@ def test_two_node_cluster_runs_a_job_and_stop_leaves_nothing_while_another_ray_s
     from merlin.ledger.store import Ledger
     from tests.ray_fixtures import ray_processes_of
 
+    from merlin.clusters.auth import headers_for
+
     other = Ledger(ray_cluster.state_root).read_cluster(ray_cluster.name)
-    assert other is not None and probe(other.address).state == "ok"
+    assert other is not None and probe(other.address, headers_for(other.auth, other.name)).state == "ok"
     b = _backend(slurm_root)
     progress: list[str] = []
     rec, started = b.start("hpc2", nodes=2, object_store_memory=OBJECT_STORE, wait=True, progress=progress.append)
@@ -99,7 +101,7 @@ def test_two_node_cluster_runs_a_job_and_stop_leaves_nothing_while_another_ray_s
     assert not any(Path(d).exists() for d in rec.node_temp_dirs)
     assert _job_state(rec.scheduler_job_id) in ("CANCELLED", "GONE")
     # the other Ray on this machine is untouched
-    assert probe(other.address).state == "ok"
+    assert probe(other.address, headers_for(other.auth, other.name)).state == "ok"
     assert ray_processes_of(other.temp_dir) and all(procs.alive(p.pid, p.start_ticks) for p in other.processes)
 
 
