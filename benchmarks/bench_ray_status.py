@@ -2,8 +2,10 @@
 """`merlin ray jobs status RUN_ID` on a live Ray run vs `ray job status SUBMISSION_ID`, same run.
 
 Target (issue 7): <= 0.3 s. merlin's status refreshes: it asks the cluster
-(one GET of Ray's Jobs REST API, no `import ray`), applies the answer to the
-ledger under the run's lock, and renders the record. Baseline, same run,
+(one GET of Ray's Jobs REST API, no `import ray`), records the observation
+under the run's lock, and renders the record. A run still running is served
+from its raw JSON (no pydantic: `observe.status_json`). CPU seconds are printed
+too: on a shared 2-core machine the wall figure mostly measures the others' load. Baseline, same run,
 measured alternately: Ray's own CLI asking the same cluster about the same
 submission. Starts a private Ray cluster; exits 1 on FAIL.
 """

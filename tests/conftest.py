@@ -18,6 +18,22 @@ EXAMPLES = REPO / "target_specs" / "examples"
 pytest_plugins: list[str] = ["tests.ray_fixtures"]
 
 
+
+def _hypothesis_profiles() -> None:
+    """Property tests run 50 examples in the suite (CI's 15-minute budget on 2 cores);
+    MERLIN_HYPOTHESIS_PROFILE=deep runs 1,000 for a deeper search, before a release."""
+    try:
+        from hypothesis import settings
+    except ImportError:  # the test extra is not installed: no property tests run either
+        return
+    settings.register_profile("suite", max_examples=50)
+    settings.register_profile("deep", max_examples=1000)
+    settings.load_profile(os.environ.get("MERLIN_HYPOTHESIS_PROFILE", "suite"))
+
+
+_hypothesis_profiles()
+
+
 @pytest.fixture(autouse=True)
 def _isolated_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Point the default state root at a temp dir so no test can write into build/."""

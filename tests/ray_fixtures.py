@@ -161,7 +161,7 @@ def cluster_root(tmp_path: Path) -> Iterator[Path]:
     for name in cp.ledger.cluster_names():
         rec = cp.ledger.read_cluster(name)
         if rec is not None and rec.status != "stopped":
-            cp.stop_cluster(name, grace=2.0)
+            cp.stop_cluster(name, grace=2.0, force=True)
 
 
 def ray_processes_of(temp_dir: str) -> list[int]:

@@ -105,3 +105,21 @@ def test_status_table_keeps_task_ids_whole_at_80_columns(tmp_path: Path) -> None
     assert max(len(line) for line in table.stdout.splitlines()) <= 80
     for task_id in ("review_target_spec", "derive_compile_view", "derive_deployment_overlay", HAL, "define_verification_ladder"):
         assert task_id in table.stdout, table.stdout
+
+
+def test_execute_summary_renders_the_runs_next_steps(tmp_path: Path) -> None:
+    """The human summary's commands are the run record's next steps as the CLI renders them (one source)."""
+    import json as _json
+
+    from conftest import EXAMPLES, run_cli
+    from merlin.cli.nextsteps import command
+    from merlin.controlplane import ControlPlane
+
+    cap = EXAMPLES / "x86_cpu_baseline" / "capability.yaml"
+    ovl = sorted((cap.parent / "overlays").glob("*.yaml"))[0]
+    res = run_cli("targetgen", "execute", str(cap), "--overlay", str(ovl), "--out-dir", str(tmp_path / "t"))
+    assert res.returncode == 10, res.stderr
+    rec = ControlPlane().list_runs()[0]
+    want = [f"next: {command(s)}" for s in _json.loads(_json.dumps(rec["next_steps"]))]
+    assert want and [line for line in res.stderr.splitlines() if line.startswith("next: ")] == want
+    assert "answer with:" not in res.stderr

@@ -62,6 +62,7 @@ def test_internal_error_writes_a_crash_log(tmp_path: Path, monkeypatch: pytest.M
         raise RuntimeError("boom inside merlin")
 
     monkeypatch.setattr(ControlPlane, "status", boom)
+    monkeypatch.setattr(ControlPlane, "status_json", boom)  # `jobs status` reads through it
     monkeypatch.delenv("MERLIN_DEBUG", raising=False)
     with pytest.raises(SystemExit) as exit_info:
         main(["ray", "jobs", "status", "demo-run", "--state-root", str(tmp_path)])

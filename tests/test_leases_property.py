@@ -101,7 +101,7 @@ def _check(book: LeaseBook, model: Model, ended: dict[str, str]) -> None:
             ended[lid] = lease["state"]
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(steps=st.lists(ops, min_size=1, max_size=30))
 # backfill must not overtake: fpga:3 waits behind fpga:2, so a later fpga:1 must wait too
 # an expiry no pass has seen yet is found by the renewal's own pass

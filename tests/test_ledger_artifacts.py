@@ -87,3 +87,41 @@ def test_unsafe_target_dirs_are_refused_at_submit(tmp_path: Path) -> None:
         assert res.returncode == 2, (bad, res.stderr)
         assert len(res.stderr.strip().splitlines()) == 1 and "--target-dir" in res.stderr, res.stderr
     assert ControlPlane(root).list_runs() == []
+
+
+def test_each_run_keeps_its_artifacts_when_a_later_run_rewrites_the_shared_target_dir(tmp_path: Path) -> None:
+    """Two runs on one target directory: the second rewrites (and appends to) the files of the
+    first; both stay fetchable from the content-addressed store, stored once per digest."""
+    tdir = tmp_path / "shared"
+    tdir.mkdir()
+    root = tmp_path / "s"
+    cp = ControlPlane(root)
+
+    def run(text: str) -> str:
+        script = f"echo {text} > result.txt; echo {text} >> events.jsonl; echo same > constant.txt"
+        rec = cp.submit(["sh", "-c", script], target="demo", workflow="w", engine="local", target_dir=tdir, workdir=tdir, wait=True, timeout=60)
+        assert rec.status.value == "succeeded", rec.message
+        return rec.run_id
+
+    first, second = run("one"), run("two")
+    out1, out2 = tmp_path / "out1", tmp_path / "out2"
+    for run_id, out in ((first, out1), (second, out2)):
+        res = run_cli("ray", "artifacts", "fetch", run_id, "result.txt", "--to", str(out), "--state-root", str(root))
+        assert res.returncode == 0, res.stderr
+        assert run_cli("ray", "artifacts", "fetch", run_id, "events.jsonl", "--to", str(out), "--state-root", str(root)).returncode == 0
+    assert (out1 / "result.txt").read_text() == "one\n" and (out2 / "result.txt").read_text() == "two\n"
+    assert (out1 / "events.jsonl").read_text() == "one\n" and (out2 / "events.jsonl").read_text() == "one\ntwo\n"
+    # one file per digest under the state root, whatever number of runs share it
+    blobs = [p for p in (root / "blobs" / "sha256").rglob("*") if p.is_file()]
+    digests = {f.sha256 for r in (first, second) for f in cp.artifacts(r).files}
+    assert sorted(p.name for p in blobs) == sorted(digests) and len(digests) == 4  # "one\n" (result and events of run 1) and constant.txt stored once
+    assert (tdir / "events.jsonl").read_text() == "one\ntwo\n"  # the target directory itself was left alone
+
+    # a genuine mismatch (the stored copy damaged): exit 1, one clear line, nothing copied
+    entry = next(f for f in cp.artifacts(first).files if f.name == "result.txt")
+    blob = root / "blobs" / "sha256" / entry.sha256[:2] / entry.sha256
+    blob.write_text("tampered\n")
+    bad = run_cli("ray", "artifacts", "fetch", first, "result.txt", "--to", str(tmp_path / "out3"), "--state-root", str(root))
+    assert bad.returncode == 1, bad.stderr
+    assert "checksum mismatch" in bad.stderr and "damaged" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out3" / "result.txt").exists()

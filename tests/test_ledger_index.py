@@ -142,3 +142,37 @@ def test_cli_listing_identical_with_and_without_index(tmp_path: Path) -> None:
         assert with_index.stdout == without.stdout and with_index.stderr == without.stderr, args
     assert row_id(RunIndex(root).rows()[0]) == "run-7"
     assert ledger.list_raw()[0]["run_id"] == "run-7"
+
+
+def test_json_listing_prints_stored_bytes_unparsed_and_skips_broken_records(tmp_path: Path) -> None:
+    """`jobs list --json` streams the records' own bytes (with no status filter the
+    index path parses none of them) and prints exactly what the parsed listing holds,
+    even when records were damaged by hand after the index saw them."""
+    root = tmp_path / "state"
+    ledger = _ledger_with_runs(root, n=6)
+    assert len(ledger.list_entries()) == 6  # index built while every record was whole
+    ledger.layout.record("run-2").write_text("{not json")
+    ledger.layout.record("run-3").write_text("")
+    ledger.layout.record("run-4").write_text('{"truncated": ')
+    spaced = ledger.layout.record("run-0")
+    spaced.write_text("\n  " + spaced.read_text().rstrip("\n") + "  \n\n")  # still one JSON object, odd shape
+
+    def as_array(raws: list[bytes]) -> str:
+        return (b"[\n" + b",\n".join(r.rstrip(b"\n") for r in raws) + b"\n]\n").decode("utf-8")
+
+    for args, status, n in (([], None, 0), (["--limit", "2"], None, 2), (["--status", "running"], ["running"], 0),
+                            (["--status", "succeeded", "--status", "running"], ["succeeded", "running"], 0)):
+        res = run_cli("ray", "jobs", "list", "--json", *args, "--state-root", str(root))
+        assert res.returncode == 0, res.stderr
+        entries = ledger.list_entries(status)
+        parsed = entries[:n] if n else list(entries)  # the parsing path, as --json printed it before
+        assert res.stdout == as_array([raw for _d, raw in parsed]), args
+        assert [d["run_id"] for d in json.loads(res.stdout)] == [d["run_id"] for d, _raw in parsed]
+    listed = json.loads(run_cli("ray", "jobs", "list", "--json", "--state-root", str(root)).stdout)
+    assert [d["run_id"] for d in listed] == ["run-5", "run-1", "run-0"]
+    scan = run_cli("ray", "jobs", "list", "--json", "--state-root", str(root), env={"MERLIN_RUN_INDEX": "0"})
+    assert json.loads(scan.stdout) == listed  # a full scan skips the same broken records
+    assert run_cli("ray", "jobs", "list", "--json", "--state-root", str(root), "--status", "running").stdout == run_cli(
+        "ray", "jobs", "list", "--json", "--state-root", str(root), "--status", "running", env={"MERLIN_RUN_INDEX": "0"}).stdout
+    empty = run_cli("ray", "jobs", "list", "--json", "--state-root", str(tmp_path / "none"))
+    assert empty.returncode == 0 and empty.stdout == "[\n]\n"

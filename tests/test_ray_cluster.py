@@ -73,12 +73,16 @@ def test_lifecycle_isolation_lost_unreachable_and_retry(ray_cluster, cluster_roo
     assert st.returncode == 0 and json.loads(st.stdout)["state"] == "active"
 
     # a long run on 'second', then stop 'second'
-    long = cp.submit(["bash", "-c", f"test -f {flag} || sleep 300"], target="demo", workflow="lost", engine="ray", cluster="second",
+    long = cp.submit(["bash", "-c", f"echo long-run-started; test -f {flag} || sleep 300"], target="demo", workflow="lost", engine="ray", cluster="second",
                      resources={"accel": 1})
     wait_status(cp, long.run_id, RunStatus.RUNNING)
     session_pids = ray_processes_of(ray_cluster_temp(ray_cluster))
     assert session_pids
-    stop = run_cli("ray", "cluster", "stop", "--name", "second", "--grace", "2", "--state-root", str(root))
+    # an active run: the stop is refused (exit 3), listing it, until --force
+    refused = run_cli("ray", "cluster", "stop", "--name", "second", "--grace", "2", "--state-root", str(root))
+    assert refused.returncode == 3 and f"active: {long.run_id}" in refused.stderr and "--force" in refused.stderr, refused.stderr
+    assert cp.cluster_status("second").state == "active" and cp.status(long.run_id).status == RunStatus.RUNNING
+    stop = run_cli("ray", "cluster", "stop", "--name", "second", "--grace", "2", "--force", "--state-root", str(root))
     assert stop.returncode == 0, stop.stderr
     assert not ray_processes_of(rec["temp_dir"])  # all of second's processes are gone
     assert not any(procs.alive(p["pid"], p["start_ticks"]) for p in rec["processes"])
@@ -93,11 +97,13 @@ def test_lifecycle_isolation_lost_unreachable_and_retry(ray_cluster, cluster_roo
     stopped = run_cli("ray", "cluster", "status", "--name", "second", "--state-root", str(root))
     assert stopped.returncode == 3 and "stopped" in stopped.stderr
 
-    # reconciliation: the run of the stopped cluster is lost, with the retry command
+    # the forced stop ended the run: cancelled, "cluster stopped", with the retry command; its logs stay readable
     lst = json.loads(run_cli("ray", "jobs", "list", "--refresh", "--json", "--state-root", str(root)).stdout)
     row = next(r for r in lst if r["run_id"] == long.run_id)
-    assert row["status"] == "lost" and f"merlin ray jobs retry {long.run_id}" in _commands(row)
-    assert row["observed_at"] is not None and row["attempts"][0]["error_type"] == "SUBMISSION_UNKNOWN"
+    assert row["status"] == "cancelled" and "cluster stopped" in row["message"] and f"merlin ray jobs retry {long.run_id}" in _commands(row)
+    assert row["attempts"][0]["error_type"] == "CLUSTER_STOPPED"
+    kept = run_cli("ray", "jobs", "logs", long.run_id, "--state-root", str(root))
+    assert kept.returncode == 0 and "long-run-started" in kept.stdout, kept.stderr
 
     # submitting to a stopped cluster is blocked, naming the fix
     blocked = run_cli("ray", "jobs", "submit", "--engine", "ray", "--cluster", "second", "--target", "demo", "--workflow", "b",
@@ -106,19 +112,19 @@ def test_lifecycle_isolation_lost_unreachable_and_retry(ray_cluster, cluster_roo
     assert "next: `merlin ray cluster start-local --name second --port " in blocked.stderr  # the restart keeps its ports
     blocked_id = blocked.stdout.strip()
 
-    # start it again (fresh session): the lost run stays lost (the new cluster never heard of it)
+    # start it again (fresh session): the cancelled run stays cancelled
     res2 = run_cli(*start_args(root, "second", "--resource", "accel=2"), timeout=240)
     assert res2.returncode == 0, res2.stderr
-    assert cp.status(long.run_id).status == RunStatus.LOST
+    assert cp.status(long.run_id).status == RunStatus.CANCELLED
     flag.write_text("go")
     r = cp.retry(long.run_id, wait=True, timeout=120)
-    assert r.status == RunStatus.SUCCEEDED and [a.status for a in r.attempts] == [RunStatus.LOST, RunStatus.SUCCEEDED]
+    assert r.status == RunStatus.SUCCEEDED and [a.status for a in r.attempts] == [RunStatus.CANCELLED, RunStatus.SUCCEEDED]
     assert r.cluster.session_name == cp.ledger.read_cluster("second").session_name
     assert cp.retry(blocked_id, wait=True, timeout=120).status == RunStatus.SUCCEEDED
 
     # the history stays in the ledger
     kinds = [(e["event"], e.get("to_status")) for e in cp.events(long.run_id)]
-    assert ("transition", "lost") in kinds and ("retry", None) in kinds and kinds[-1][0] in ("artifacts", "transition")
+    assert ("transition", "cancelled") in kinds and ("retry", None) in kinds and kinds[-1][0] in ("artifacts", "transition")
 
     # lost after a restart the record did not see: kill 'second' behind merlin's back
     long2 = cp.submit(["sleep", "300"], target="demo", workflow="lost2", engine="ray", cluster="second")

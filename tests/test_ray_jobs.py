@@ -212,11 +212,11 @@ def test_watch_ends_when_all_runs_are_terminal(ray_cp: ControlPlane) -> None:
     a = ray_cp.submit(["sleep", "1"], target="demo", workflow="watch", engine="ray")
     b = ray_cp.submit(["bash", "-c", "sleep 1; exit 2"], target="demo", workflow="watch", engine="ray")
     res = run_cli("ray", "jobs", "watch", a.run_id, b.run_id, "--interval", "0.3", "--json", timeout=120)
-    assert res.returncode == 0, res.stderr
+    assert res.returncode == 1, res.stderr  # issue 8: a watched run failed (b)
     rows = {r["run_id"]: r["status"] for r in json.loads(res.stdout)}
     assert rows == {a.run_id: "succeeded", b.run_id: "failed"}
     human = run_cli("ray", "jobs", "watch", a.run_id, "--interval", "0.3")
-    assert a.run_id in human.stdout and "succeeded" in human.stdout
+    assert human.returncode == 0 and a.run_id in human.stdout and "succeeded" in human.stdout
 
 
 def test_python_api_example_from_docs(ray_cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -298,3 +298,50 @@ def test_a_resubmitted_attempt_is_adopted_and_an_unknown_one_is_lost(ray_cp: Con
     ghost = rec.model_copy(update={"attempts": [rec.attempt.model_copy(update={"submission_id": "merlin-never-submitted-1"})]})
     obs = eng.poll(ghost)
     assert obs.status == RunStatus.LOST and obs.error_type == "SUBMISSION_UNKNOWN"
+
+
+def _status_in_subprocess(run_id: str) -> tuple[dict, str]:
+    """``merlin ray jobs status RUN_ID --json`` in a fresh interpreter: (its JSON, the heavy modules it loaded)."""
+    import subprocess
+
+    code = (
+        "import sys\nfrom merlin.cli.app import main\n"
+        f"try:\n    main(['ray', 'jobs', 'status', {run_id!r}, '--json'])\n"
+        "except SystemExit as exc:\n    assert not exc.code, exc.code\n"
+        "sys.stderr.write('LOADED:' + ','.join(m for m in ('pydantic', 'ray') if m in sys.modules))\n"
+    )
+    res = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)  # MERLIN_STATE_ROOT: ray_cp's
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout), res.stderr.split("LOADED:")[1].strip()
+
+
+def test_status_of_an_unchanged_live_run_skips_pydantic_and_a_change_takes_the_full_path(ray_cp: ControlPlane) -> None:
+    """Issue 7's speed point: `jobs status` on a live run that is still running reads and
+    touches the raw record (no pydantic); the record stays valid, and an end goes through
+    the transition-checked path with its event."""
+    from merlin.engines.ray_api import JobsApi
+    from merlin.ledger.models import RunRecord
+
+    rec = ray_cp.submit(["sleep", "300"], target="demo", workflow="fast-status", engine="ray")
+    deadline = time.monotonic() + 60
+    while ray_cp.status(rec.run_id).status != RunStatus.RUNNING and time.monotonic() < deadline:
+        time.sleep(0.2)
+    before = ray_cp.get(rec.run_id)
+    assert before.status == RunStatus.RUNNING and before.observed_at is not None
+    events_before = ray_cp.events(rec.run_id)
+
+    out, loaded = _status_in_subprocess(rec.run_id)
+    assert loaded == ""  # neither pydantic nor ray
+    after = ray_cp.get(rec.run_id)  # what it wrote still validates as a RunRecord
+    assert isinstance(after, RunRecord) and after.observed_at > before.observed_at
+    assert out == after.model_dump(mode="json")  # the JSON printed is the record's own dump
+    assert after.model_dump(exclude={"observed_at", "updated_at"}) == before.model_dump(exclude={"observed_at", "updated_at"})
+    assert ray_cp.events(rec.run_id) == events_before  # nothing happened, so no event
+
+    JobsApi(after.cluster.address, _token_headers(ray_cp)).stop(after.attempts[-1].submission_id)
+    deadline = time.monotonic() + 60
+    while (out := ray_cp.status_json(rec.run_id))["status"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert out["status"] == "cancelled" and out == ray_cp.get(rec.run_id).model_dump(mode="json")
+    ends = [e for e in ray_cp.events(rec.run_id) if e["event"] == "transition" and e.get("to_status") == "cancelled"]
+    assert len(ends) == 1 and ends[0]["cause"] == "observed by ray engine: cancelled"

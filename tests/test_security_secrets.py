@@ -109,6 +109,9 @@ def test_records_hold_no_secret_and_state_is_private(tmp_path: Path) -> None:
     assert logs.stdout.strip() == "fast --password"
     status = run_cli("ray", "jobs", "status", run["run_id"], "--state-root", str(root), "--json")
     assert status.returncode == 0 and not any(s in status.stdout for s in secrets)
+    listed = run_cli("ray", "jobs", "list", "--state-root", str(root), "--json")  # prints the stored bytes unparsed
+    assert listed.returncode == 0 and json.loads(listed.stdout)[0]["run_id"] == run["run_id"]
+    assert not any(s in listed.stdout for s in secrets), listed.stdout
     for p in root.rglob("*"):
         if p.is_file() and p.suffix in (".json", ".jsonl"):
             text = p.read_text()

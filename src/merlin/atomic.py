@@ -234,12 +234,37 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def holder_path(path: Path) -> Path:
+    """``<lock>.holder``: who holds the lock at ``path`` (pid and command), written by :func:`file_lock`."""
+    path = Path(path)
+    return path.with_name(path.name + ".holder")
+
+
+def read_holder(path: Path) -> str | None:
+    """The holder text of the lock at ``path``, or None when there is none or it is stale: a
+    holder file left by a process that has died (SIGKILL, power cut) names nobody."""
+    import re
+
+    try:
+        text = holder_path(path).read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    found = re.match(r"pid (\d+)\b", text)
+    if found:
+        import psutil
+
+        if not psutil.pid_exists(int(found.group(1))):
+            return None
+    return text or None
+
+
 @contextmanager
 def file_lock(path: Path, *, timeout: float = 10.0, holder: str | None = None) -> Iterator[None]:
     """Hold an exclusive lock on ``path`` (a ``.lock`` file beside the record).
 
     Waits up to ``timeout`` seconds, then raises ``LockBusy`` naming the holder
-    written into ``<path>.holder`` by whoever has the lock (pid and command).
+    written into ``<path>.holder`` by whoever has the lock (pid and command). The
+    holder file is removed on release; one left by a dead process is ignored.
     """
     from filelock import FileLock, Timeout
 
@@ -248,14 +273,11 @@ def file_lock(path: Path, *, timeout: float = 10.0, holder: str | None = None) -
     path = Path(path)
     make_dir(path.parent)
     lock = FileLock(str(path), mode=mode_for(path.parent))
-    holder_file = path.with_name(path.name + ".holder")
+    holder_file = holder_path(path)
     try:
         lock.acquire(timeout=timeout)
     except Timeout:
-        try:
-            who = holder_file.read_text(encoding="utf-8").strip()
-        except OSError:
-            who = "unknown process"
+        who = read_holder(path) or "unknown process"
         raise LockBusy(
             f"{path.parent}: busy, locked by {who}; waited {timeout:g}s. "
             "Wait for it to finish, or stop that process and try again."
@@ -270,4 +292,8 @@ def file_lock(path: Path, *, timeout: float = 10.0, holder: str | None = None) -
             pass
         yield
     finally:
+        try:  # still under the lock: nobody else can have written it
+            holder_file.unlink()
+        except OSError:
+            pass
         lock.release()

@@ -108,14 +108,10 @@ class ControlPlane:
         backend = self.cluster_backend(record.kind)
         return describe(backend, backend.observe(record))
 
-    def stop_cluster(self, name: str = "default", grace: float = 5.0, **kwargs: Any) -> ClusterRecord:
-        from merlin.nextsteps import Action, step
-
-        self.layout.cluster_record(name)
-        record = self.ledger.read_cluster(name)
-        if record is None:
-            raise NotFound(f"no cluster '{name}' recorded in {self.ledger.root}", next_steps=[step(Action.LIST_CLUSTERS)])
-        return self.cluster_backend(record.kind).stop(record, grace=grace, **kwargs)
+    def stop_cluster(self, name: str = "default", grace: float = 5.0, force: bool = False, **kwargs: Any) -> ClusterRecord:
+        """Stop a cluster; Blocked (``cluster_has_runs``) while runs are active on it unless ``force``,
+        which records them cancelled by the stop (logs kept in the ledger, retry step)."""
+        return lifecycle.stop_cluster(self, name, grace=grace, force=force, **kwargs)
 
     def list_clusters(self) -> list[ClusterState]:
         return [self.cluster_status(n) for n in self.ledger.cluster_names()]
@@ -166,6 +162,10 @@ class ControlPlane:
         """The record, after asking the engine if the run may still change."""
         return observe.status(self, run_id, refresh)
 
+    def status_json(self, run_id: str, refresh: bool = True) -> dict[str, Any]:
+        """:meth:`status` as the record's JSON; skips pydantic when the run did not change (``jobs status``)."""
+        return observe.status_json(self, run_id, refresh)
+
     def refresh(self, run_ids: Iterable[str] | None = None) -> list[RunRecord]:
         """Reconcile active runs with their engines: one ``poll_many`` per engine."""
         return observe.refresh(self, run_ids)
@@ -215,7 +215,7 @@ class ControlPlane:
     def fetch_artifact(self, run_id: str, name: str, to: str | os.PathLike[str]) -> Path:
         from merlin.ledger.artifacts import fetch
 
-        return fetch(self.artifacts(run_id), name, Path(to))
+        return fetch(self.artifacts(run_id), name, Path(to), self.layout)
 
     # ------------------------------------------------------- TargetGen hooks
 

@@ -110,3 +110,10 @@ class RunFailed(MerlinError):
 
     exit_code = ExitCode.RUN_FAILED
     code = "run_failed"
+
+
+class ChecksumMismatch(MerlinError):
+    """A stored artifact no longer has the sha256 it was indexed with: nothing the user typed is wrong."""
+
+    exit_code = ExitCode.RUN_FAILED
+    code = "checksum_mismatch"

@@ -9,6 +9,7 @@ listing path reads JSON files and renders, without Ray or pydantic.
 from __future__ import annotations
 
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any, List, Optional
 
 import typer
@@ -64,6 +65,12 @@ def _cp(state_root: Optional[Path]):
     if cp.root.exists() and not cp.root.is_dir():  # every command, listing or not, says so (exit 2)
         raise BadInput(f"state root {cp.root} is not a directory; pass --state-root DIR (or set $MERLIN_STATE_ROOT to one)")
     return cp
+
+
+def _where(cp: Any) -> str:
+    """The absolute state root, for messages that found nothing: the default root is relative to the
+    current directory, so from another directory the ledger is silently a different (empty) one."""
+    return f"{Path(cp.root).resolve()} (the state root; --state-root or $MERLIN_STATE_ROOT picks another)"
 
 
 def _pairs(values: Optional[List[str]], flag: str, number: bool) -> dict[str, Any]:
@@ -147,46 +154,44 @@ def _exit_for_run(rec: Any, *, waited: bool) -> None:
     if status == "blocked":
         raise Blocked(f"run {rec.run_id} is blocked: {rec.message.removeprefix('blocked: ')}", next_steps=_steps(rec))
     if waited and status in ("failed", "cancelled", "lost"):
-        raise RunFailed(f"run {rec.run_id} {status}: {rec.message}", next_steps=_steps(rec))
+        raise RunFailed(f"run {rec.run_id} {_said(status, rec.message)}", next_steps=_steps(rec))
 
 
 def _print_run(rec: Any) -> None:
     """A run for a person: key facts, then its attempts."""
-    from rich.table import Table
-
     from merlin.cli.output import out
 
     d = _record_json(rec)
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold")
-    grid.add_column()
-    grid.add_row("run", d["run_id"])
-    grid.add_row("status", _styled(d["status"]))
+    grid: list[tuple[str, Any]] = []
+    grid.append(("run", d["run_id"]))
+    grid.append(("status", _styled(d["status"])))
     if d.get("outcome"):
-        grid.add_row("outcome", d["outcome"])
-    grid.add_row("target / workflow", f"{d['target']} / {d['workflow']}")
+        grid.append(("outcome", d["outcome"]))
+    grid.append(("target / workflow", f"{d['target']} / {d['workflow']}"))
     cl = d.get("cluster") or {}
-    grid.add_row("engine", d["engine"] + (f" (cluster {cl.get('name')} {cl.get('address') or ''})" if cl else ""))
+    grid.append(("engine", d["engine"] + (f" (cluster {cl.get('name')} {cl.get('address') or ''})" if cl else "")))
     import shlex
 
-    grid.add_row("command", shlex.join(d["command"]))
-    grid.add_row("target dir", d["target_dir"])
-    grid.add_row("created / updated", f"{_short_time(d['created_at'])} / {_short_time(d['updated_at'])}")
-    grid.add_row("observed", _short_time(d.get("observed_at")))
-    grid.add_row("message", d.get("message") or "-")
+    grid.append(("command", shlex.join(d["command"])))
+    grid.append(("target dir", d["target_dir"]))
+    grid.append(("created / updated", f"{_short_time(d['created_at'])} / {_short_time(d['updated_at'])}"))
+    grid.append(("observed", _short_time(d.get("observed_at"))))
+    grid.append(("message", d.get("message") or "-"))
     from merlin.cli.nextsteps import ARGV, command
 
     for st in d.get("next_steps") or []:
-        grid.add_row("next", command(st, ARGV))
-    out().print(grid)
+        grid.append(("next", command(st, ARGV)))
+    from merlin.cli.tables import pairs
+
+    pairs(grid, out())
     if d["attempts"]:
-        t = Table(title=None, show_edge=False)
-        for col in ("#", "submission", "status", "start UTC", "end UTC", "exit"):
-            t.add_column(col, no_wrap=True)
-        t.add_column("error", overflow="fold")
+        from merlin.cli.tables import GIVE, Column, build, show
+
+        columns = [Column(h) for h in ("#", "submission", "status", "start UTC", "end UTC", "exit")] + [Column("error", GIVE)]
+        rows = []
         for a in d["attempts"]:
             err = " ".join(x for x in (a.get("error_type") or "", (a.get("error_message") or "")[:120]) if x)
-            t.add_row(
+            rows.append([
                 str(a["number"]),
                 a.get("submission_id") or "-",
                 _styled(a["status"]),
@@ -194,38 +199,47 @@ def _print_run(rec: Any) -> None:
                 _clock(a.get("end_time")),
                 "-" if a.get("exit_code") is None else str(a["exit_code"]),
                 err or "-",
-            )
-        out().print(t)
+            ])
+        show(build(columns, rows, out().width), out())
+
+
+_RUN_COLUMNS: list[tuple[str, Any, int]] = [  # (header, cell function, nominal width used to choose the column set)
+    ("RUN ID", lambda d: d.get("run_id", "?"), 40),
+    ("STATUS", lambda d: d.get("status", "?"), 9),
+    ("OUTCOME", lambda d: d.get("outcome") or "-", 17),
+    ("UPDATED", lambda d: _short_time(d.get("updated_at")), 20),
+    ("ENGINE", lambda d: d.get("engine", "?"), 6),
+    ("TRIES", lambda d: str(len(d.get("attempts") or [])), 5),
+    ("TARGET", lambda d: d.get("target", "?"), 16),
+    ("WORKFLOW", lambda d: d.get("workflow", "?"), 16),
+]
+_ALWAYS = 3  # RUN ID, STATUS and OUTCOME at every width (a run waiting for an operator must not read only "succeeded")
+_MESSAGE_FLOOR = 20
+
+
+def _run_columns(width: int) -> list[tuple[str, Any, int]]:
+    """The columns shown at ``width``: decided by the width alone (nominal widths), never by the
+    data, so the same terminal always shows the same columns."""
+    keep = list(_RUN_COLUMNS[:_ALWAYS])
+    used = sum(w + 3 for _h, _f, w in keep) + _MESSAGE_FLOOR
+    for col in _RUN_COLUMNS[_ALWAYS:]:
+        if used + col[2] + 3 > width:
+            break
+        keep.append(col)
+        used += col[2] + 3
+    return keep
 
 
 def _run_layout(rows: list[dict[str, Any]], width: int) -> tuple[list[tuple[str, Any, int]], dict[str, int], int]:
-    """Columns fitted to ``width``: lower-priority columns are dropped first and
-    the message takes what is left. Returns (columns, widths, message width)."""
-    cols: list[tuple[str, Any, int]] = [  # (header, cell function, priority: lower = kept longer)
-        ("RUN ID", lambda d: d.get("run_id", "?"), 0),
-        ("STATUS", lambda d: d.get("status", "?"), 0),
-        ("OUTCOME", lambda d: d.get("outcome") or "-", 2),
-        ("ENGINE", lambda d: d.get("engine", "?"), 3),
-        ("TARGET", lambda d: d.get("target", "?"), 4),
-        ("WORKFLOW", lambda d: d.get("workflow", "?"), 6),
-        ("TRIES", lambda d: str(len(d.get("attempts") or [])), 5),
-        ("UPDATED", lambda d: _short_time(d.get("updated_at")), 1),
-    ]
+    """Columns fitted to ``width``: every shown column whole (ids are never cut), the message
+    takes what is left (at least a few characters; the line grows past the terminal before an
+    id is cut). Returns (columns, widths, message width)."""
+    from merlin.cli.output import neutralise
 
-    def cell_width(fn: Any, header: str) -> int:
-        w = max([len(header), *(len(str(fn(d))) for d in rows)])
-        return min(w, 40 if header == "RUN ID" else 24)
-
-    widths = {h: cell_width(fn, h) for h, fn, _p in cols}
-    keep = list(cols)
-    message_min = 20
-    while keep and sum(widths[h] + 3 for h, _f, _p in keep) + message_min > width:
-        worst = max((c for c in keep if c[2] > 0), key=lambda c: c[2], default=None)
-        if worst is None:
-            break
-        keep.remove(worst)
-    rest = width - sum(widths[h] + 3 for h, _f, _p in keep) - 1
-    return keep, widths, max(rest, 10)
+    keep = _run_columns(width)
+    widths = {h: max([len(h), *(len(neutralise(str(fn(d)))) for d in rows)]) for h, fn, _w in keep}
+    rest = width - sum(widths[h] + 3 for h, _f, _w in keep)
+    return keep, widths, max(rest, 12)
 
 
 def _runs_table(rows: list[dict[str, Any]], width: int | None = None) -> Any:
@@ -237,8 +251,8 @@ def _runs_table(rows: list[dict[str, Any]], width: int | None = None) -> Any:
     keep, widths, message_width = _run_layout(rows, width or out().width)
     t = Table(show_edge=False, pad_edge=False)
     for h, _fn, _p in keep:
-        t.add_column(h, no_wrap=True, overflow="ellipsis", width=widths[h])
-    t.add_column("MESSAGE", no_wrap=True, overflow="ellipsis", width=message_width)
+        t.add_column(h, no_wrap=True, overflow="ignore", width=widths[h])  # whole: as wide as the longest value
+    t.add_column("MESSAGE", no_wrap=True, overflow="ellipsis", width=message_width)  # gives way: cut
     for d in rows:
         cells = [_styled(fn(d)) if h == "STATUS" else fn(d) for h, fn, _p in keep]
         t.add_row(*cells, (d.get("message") or "").replace("\n", " "))
@@ -274,6 +288,7 @@ def _runs_text(rows: list[dict[str, Any]], width: int, colour: bool) -> str:
 
 @cluster_app.command("start-local")
 def cluster_start_local(
+    ctx: typer.Context,
     name: str = ClusterNameOpt,
     host: str = typer.Option("127.0.0.1", "--host", help="Address the jobs API binds to. Non-loopback needs --allow-remote."),
     allow_remote: bool = typer.Option(False, "--allow-remote", help="Allow a non-loopback --host (anyone reaching it can run code)."),
@@ -316,12 +331,73 @@ def cluster_start_local(
         progress=lambda m: message(m),
         warn=warn,
     )
+    asked = {"host": host, "port": port, "dashboard_port": dashboard_port, "num_cpus": num_cpus, "num_gpus": num_gpus,
+             "resources": _pairs(resource, "--resource", True) or None, "object_store_memory": object_store_memory, "auth": auth}
+    differences = [] if started else _start_differences(ctx, rec, asked)
+    steps = _restart_steps(name, state_root) if differences else []
     if json:
-        emit_json({"started": started, "cluster": rec.model_dump(mode="json")})
+        emit_json({"started": started, "cluster": rec.model_dump(mode="json"), "differences": differences, "next_steps": steps})
         return
-    if not started:
-        message(f"cluster '{rec.name}' is already active at {rec.address} (Ray {rec.ray_version}); nothing to do")
+    if differences:
+        message(
+            f"cluster '{rec.name}' is already active at {rec.address} with other options: {'; '.join(differences)}. "
+            "It was left as it is; to run with the new options, stop it and start it again:"
+        )
+        from merlin.cli.nextsteps import say_next
+
+        say_next(steps)
+    elif not started:
+        message(f"cluster '{rec.name}' is already active at {rec.address} (Ray {rec.ray_version}) with these options; nothing to do")
     _print_cluster(rec, "active")
+
+
+def _start_differences(ctx: Any, rec: Any, asked: dict[str, Any]) -> list[str]:
+    """Options given on this command line that the active cluster was not started with
+    (``--num-cpus 1 (cluster has 2)``); defaults the user did not type are not compared."""
+    def typed(key: str) -> bool:  # compared by name: typer may carry its own copy of click's ParameterSource
+        source = ctx.get_parameter_source("resource" if key == "resources" else key)
+        return getattr(source, "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")
+
+    given = {k for k in asked if typed(k)}
+    requested = getattr(rec, "requested", None) or {}
+    have = {
+        "host": rec.host, "port": rec.ports.gcs, "dashboard_port": rec.ports.dashboard,
+        "num_cpus": requested.get("num_cpus", rec.resources.get("CPU")), "num_gpus": requested.get("num_gpus", rec.resources.get("GPU", 0)),
+        "resources": requested.get("resources") or {}, "object_store_memory": requested.get("object_store_memory", rec.resources.get("object_store_memory")),
+        "auth": rec.auth.mode,
+    }
+    out = []
+    for key in asked:
+        if key not in given:
+            continue
+        want, got = asked[key], have[key]
+        if key == "resources":
+            got = {k: v for k, v in (got or {}).items() if k in (want or {})}
+            same = {k: float(v) for k, v in (want or {}).items()} == {k: float(v) for k, v in got.items()}
+        elif key == "auth":
+            same = (want if want != "none" else "disabled") == got
+        elif isinstance(want, (int, float)) and isinstance(got, (int, float)):
+            same = float(want) == float(got)
+        else:
+            same = want == got
+        if not same:
+            flag = "--resource" if key == "resources" else "--" + key.replace("_", "-")
+            shown = ", ".join(f"{k}={v:g}" for k, v in sorted((want or {}).items())) if key == "resources" else want
+            had = ", ".join(f"{k}={v:g}" for k, v in sorted(got.items())) or "none" if key == "resources" else ("unset" if got is None else got)
+            out.append(f"{flag} {shown} (cluster has {had})")
+    return out
+
+
+def _restart_steps(name: str, state_root: Optional[Path]) -> list[dict[str, Any]]:
+    """``cluster stop`` then this very command line again: the restart the user asked for."""
+    import sys
+
+    from merlin.cli.nextsteps import ARGV
+    from merlin.nextsteps import Action, step
+
+    me = _me().split()
+    stop = [*me, "ray", "cluster", "stop", *([] if name == "default" else ["--name", name]), *(["--state-root", str(state_root)] if state_root else [])]
+    return [step(Action.RUN_AGAIN, argv=stop), step(Action.RUN_AGAIN, argv=[*me, *(ARGV or sys.argv[1:])])]
 
 
 def _print_cluster(rec: Any, state: str, note: str = "") -> None:
@@ -338,7 +414,9 @@ def _print_cluster(rec: Any, state: str, note: str = "") -> None:
     grid.add_row("dashboard", rec.dashboard_url)
     grid.add_row("GCS", rec.gcs_address or "-")
     grid.add_row("Ray", rec.ray_version or "-")
-    grid.add_row("resources", ", ".join(f"{k}={v:g}" for k, v in sorted(rec.resources.items())) or "-")
+    from merlin.cli.tables import resource_text
+
+    grid.add_row("resources", resource_text(rec.resources))
     grid.add_row("processes", f"{len(rec.processes)} recorded (session {rec.session_id})")
     auth = rec.auth.mode + (f" (token from {'$' + rec.auth.token_env if rec.auth.token_env else rec.auth.token_file})" if rec.auth.mode == "token" else "")
     grid.add_row("auth", auth)
@@ -375,27 +453,40 @@ def cluster_status(name: str = ClusterNameOpt, state_root: Optional[Path] = Stat
     if st.state == "absent":  # like `cluster stop`: an unknown cluster is not found (4), not blocked
         raise NotFound(f"cluster '{name}': {st.message}", next_steps=st.next_steps)
     if st.state != "active":
-        raise Blocked(f"cluster '{name}' is {st.state}: {st.message}", f"cluster_{st.state}", next_steps=st.next_steps)
+        raise Blocked(f"cluster '{name}' is {_said(st.state, st.message)}", f"cluster_{st.state}", next_steps=st.next_steps)
 
 
 @cluster_app.command("stop")
 def cluster_stop(
     name: str = ClusterNameOpt,
     grace: float = typer.Option(5.0, "--grace", help="Seconds between SIGTERM and SIGKILL."),
+    force: bool = typer.Option(False, "--force", help="Stop it although runs are active on it: they are recorded as cancelled (cluster stopped), their logs kept."),
     state_root: Optional[Path] = StateRootOpt,
     json: bool = JsonOpt,
 ) -> None:
-    """Stop this cluster's processes only (never `ray stop`, which ends every Ray on the machine)."""
+    """Stop this cluster's processes only (never `ray stop`, which ends every Ray on the machine). Refused while runs are active on it, unless --force."""
     from merlin.cli.output import emit_json, message
+    from merlin.errors import Blocked
     from merlin.safety import check_number
 
     check_number(grace, "--grace", maximum=3600)
 
-    rec = _cp(state_root).stop_cluster(name, grace=grace, progress=lambda m: message(m))
+    cp = _cp(state_root)
+    try:
+        rec = cp.stop_cluster(name, grace=grace, force=force, progress=lambda m: message(m))
+    except Blocked as exc:
+        if exc.cause != "cluster_has_runs":
+            raise
+        from merlin.cli.nextsteps import ARGV, command
+
+        if not json:
+            for s in exc.next_steps:
+                message(f"  active: {s['args']['run_id']} (see it with `{command(s, ARGV)}`)")
+        raise Blocked(f"{exc.message}: add --force", exc.cause) from None
     if json:
         emit_json(rec.model_dump(mode="json"))
     else:
-        message(f"cluster '{name}': {rec.message}")
+        message(f"cluster '{name}' {_said('stopped', rec.message)}" if rec.message.startswith("stopped") else f"cluster '{name}': {rec.message}")
 
 
 @cluster_app.command("list")
@@ -405,12 +496,13 @@ def cluster_list(state_root: Optional[Path] = StateRootOpt, json: bool = JsonOpt
 
     from merlin.cli.output import emit_json, message, out
 
-    states = _cp(state_root).list_clusters()
+    cp = _cp(state_root)
+    states = cp.list_clusters()
     if json:
         emit_json([s.to_json() for s in states])
         return
     if not states:
-        message(f"no clusters recorded; start one with `{_me()} ray cluster start-local`")
+        message(f"no clusters recorded in {_where(cp)}; start one with `{_me()} ray cluster start-local`")
         return
     t = Table(show_edge=False)
     for col in ("NAME", "STATE", "JOBS API", "RAY", "AUTH", "STARTED", "MESSAGE"):
@@ -465,15 +557,23 @@ def jobs_submit(
         env=_pairs(env, "--env", False),
         cluster=cluster,
         source="cli",
-        wait=wait,
     )
+    announced = False
+    if wait and not rec.status.is_terminal() and rec.status.value != "blocked":
+        from merlin.cli.waiting import announce, wait_for_run
+
+        if not json:
+            announce(rec)
+            announced = True
+        rec = wait_for_run(cp, rec, quiet=json)
     if json:
         emit_json(rec.model_dump(mode="json"))
     else:
         if rec.status.value == "succeeded" or (not wait and rec.status.value != "blocked"):
             _say(f"run {rec.run_id}: {rec.message}")
             _say_next(rec)
-        sys.stdout.write(rec.run_id + "\n")
+        if not announced:
+            sys.stdout.write(rec.run_id + "\n")
     _exit_for_run(rec, waited=wait)
 
 
@@ -491,6 +591,27 @@ def _warn_short_allocation(cp: Any, engine: str, cluster: str, run_time: str) ->
         warn(text)
 
 
+def _write_json_array(records: Iterable[bytes]) -> None:
+    """Stream stored records (canonical JSON, redacted when written) to stdout as one
+    JSON array, in ~1 MiB writes: no re-serialising, no 50 MiB string in memory."""
+    import sys
+
+    sys.stdout.flush()
+    write = sys.stdout.buffer.write
+    buf = bytearray(b"[")
+    sep = b"\n"
+    for raw in records:
+        buf += sep
+        buf += raw.rstrip(b"\n")
+        sep = b",\n"
+        if len(buf) >= 1 << 20:
+            write(buf)
+            buf.clear()
+    buf += b"\n]\n"  # "[\n]\n" when empty, as before
+    write(buf)
+    sys.stdout.buffer.flush()
+
+
 @jobs_app.command("list")
 def jobs_list(
     status: Optional[List[str]] = typer.Option(None, "--status", help="Only runs with this status (repeatable)."),
@@ -503,23 +624,22 @@ def jobs_list(
     from merlin.cli.output import message
     from merlin.safety import check_number
 
-    check_number(limit, "--limit", integer=True)
+    check_number(limit, "--limit", minimum=0, integer=True)  # -1 would be a Python slice, not a count
 
-    entries = _cp(state_root).list_entries(status=status, refresh=refresh)
+    cp = _cp(state_root)
+    entries = cp.list_entries(status=status, refresh=refresh)
     total = len(entries)
     n = limit if limit is not None else (0 if json else 50)
+    if json:
+        from merlin.ledger.index import record_bytes
+
+        _write_json_array(record_bytes(entries, n))
+        return
     if n:
         entries = entries[:n]
-    if json:
-        # records are stored as canonical JSON already: print their bytes, do not re-serialise 10,000 dicts
-        import sys
-
-        sys.stdout.write("[\n" + ",\n".join(raw.decode("utf-8").rstrip("\n") for _d, raw in entries) + ("\n]\n" if entries else "]\n"))
-        sys.stdout.flush()
-        return
     rows = [d for d, _raw in entries]
     if not rows:
-        message("no runs recorded" + (" with that status" if status else "") + f"; submit one with `{_me()} ray jobs submit`")
+        message("no runs recorded" + (" with that status" if status else "") + f" in {_where(cp)}; submit one with `{_me()} ray jobs submit`")
         return
     from merlin.cli.output import out
 
@@ -529,7 +649,9 @@ def jobs_list(
 
         sys.stdout.write(_runs_text(rows, console.width, colour=console.is_terminal and not console.no_color))
     else:
-        console.print(_runs_table(rows))
+        from merlin.cli.tables import show
+
+        show(_runs_table(rows, console.width), console)
     if len(rows) < total:
         message(f"{len(rows)} of {total} runs shown; --limit 0 shows all")
 
@@ -544,9 +666,9 @@ def jobs_status(
     """One run, after asking its engine."""
     from merlin.cli.output import emit_json
 
-    rec = _cp(state_root).status(run_id, refresh=not no_refresh)
+    rec = _cp(state_root).status_json(run_id, refresh=not no_refresh)
     if json:
-        emit_json(rec.model_dump(mode="json"))
+        emit_json(rec)
     else:
         _print_run(rec)
 
@@ -573,7 +695,7 @@ def jobs_logs(
             sys.stdout.write(chunk)
             sys.stdout.flush()
         rec = cp.get(run_id)
-        message(f"run {run_id} {rec.status.value}: {rec.message}")
+        message(f"run {run_id} {_said(rec.status.value, rec.message)}")
         _say_next(rec)
         return
     text = cp.logs(run_id, attempt)
@@ -622,7 +744,14 @@ def jobs_retry(
     """A new attempt of a blocked, failed, cancelled or lost run."""
     from merlin.cli.output import emit_json, message
 
-    rec = _cp(state_root).retry(run_id, env=_pairs(env, "--env", False), cluster=cluster, wait=wait)
+    cp = _cp(state_root)
+    rec = cp.retry(run_id, env=_pairs(env, "--env", False), cluster=cluster)
+    if wait and not rec.status.is_terminal() and rec.status.value != "blocked":
+        from merlin.cli.waiting import announce, wait_for_run
+
+        if not json:
+            announce(rec)
+        rec = wait_for_run(cp, rec, quiet=json)
     if json:
         emit_json(rec.model_dump(mode="json"))
     elif rec.status.value == "succeeded" or (not wait and rec.status.value != "blocked"):
@@ -651,7 +780,7 @@ def jobs_watch(
     cp = _cp(state_root)
     ids = list(run_ids or []) or [d["run_id"] for d in cp.list_runs(status=["pending", "running"])]
     if not ids:
-        message("no pending or running runs to watch")
+        message(f"no pending or running runs to watch in {_where(cp)}")
         if json:
             emit_json([])
         return
@@ -676,15 +805,42 @@ def jobs_watch(
         if json:
             emit_json(current)
         else:
-            out().print(_runs_table(current))
-        return
-    from rich.live import Live
+            from merlin.cli.tables import show
 
-    with Live(_runs_table(current), console=out(), refresh_per_second=4) as live:
-        while not done(current) and (deadline is None or time.monotonic() < deadline):
-            time.sleep(interval)
-            current = rows()
-            live.update(_runs_table(current))
+            show(_runs_table(current))
+    else:
+        from rich.live import Live
+
+        with Live(_runs_table(current), console=out(), refresh_per_second=4) as live:
+            while not done(current) and (deadline is None or time.monotonic() < deadline):
+                time.sleep(interval)
+                current = rows()
+                live.update(_runs_table(current))
+    _watch_exit(current, timeout)
+
+
+def _watch_exit(current: list[dict[str, Any]], timeout: Optional[float]) -> None:
+    """Exit 124 (as timeout(1) does) if a run is still going, 1 if a watched run did not succeed."""
+    from merlin.cli.output import message
+    from merlin.errors import RunFailed
+    from merlin.ledger.status import RunStatus
+
+    going = [r["run_id"] for r in current if not RunStatus(r["status"]).is_terminal()]
+    if going:
+        message(f"watch: --timeout {timeout:g}s passed; still going: {', '.join(going)}")
+        raise typer.Exit(124)
+    bad = [r for r in current if r["status"] in ("failed", "cancelled", "lost")]
+    if bad:
+        raise RunFailed("watch: " + "; ".join(f"run {r['run_id']} {_said(r['status'], r.get('message') or '')}" for r in bad))
+
+
+def _said(status: str, text: str) -> str:
+    """``failed (exit code 7)``, not ``failed: failed (exit code 7)``: the status word once."""
+    text = (text or "").strip()
+    if not text or text == status:
+        return status
+    first = text.split(None, 1)[0].rstrip(":;,.(")
+    return text if first == status else f"{status}: {text}"
 
 
 # -------------------------------------------------------------- artifacts
@@ -693,8 +849,6 @@ def jobs_watch(
 @artifacts_app.command("list")
 def artifacts_list(run_id: str = typer.Argument(..., help="Run id."), state_root: Optional[Path] = StateRootOpt, json: bool = JsonOpt) -> None:
     """Files of the run's target directory, as indexed when it ended."""
-    from rich.table import Table
-
     from merlin.cli.output import emit_json, message, out
 
     idx = _cp(state_root).artifacts(run_id)
@@ -704,12 +858,11 @@ def artifacts_list(run_id: str = typer.Argument(..., help="Run id."), state_root
     if not idx.files:
         message(f"run {run_id}: no files in {idx.target_dir}")
         return
-    t = Table(show_edge=False)
-    for col in ("NAME", "KIND", "SIZE", "SHA256"):
-        t.add_column(col, no_wrap=col != "NAME")
-    for f in idx.files:
-        t.add_row(f.name, f.kind, str(f.size), f.sha256[:16] if f.sha256 else "-")
-    out().print(t)
+    from merlin.cli.tables import Column, build, show
+
+    columns = [Column(h) for h in ("NAME", "KIND", "SIZE", "SHA256")]  # NAME is what `artifacts fetch` takes: never cut
+    rows = [[f.name, f.kind, str(f.size), f.sha256[:16] if f.sha256 else "-"] for f in idx.files]
+    show(build(columns, rows, out().width), out())
     message(f"{len(idx.files)} files, {idx.total_size} bytes in {idx.target_dir}" + (f" (truncated: {idx.truncated_reason or 'limit reached'})" if idx.truncated else ""))
 
 

@@ -138,7 +138,7 @@ def explain(
 ) -> None:
     """Show the plan and the reason behind every decision (writes nothing)."""
     from merlin.cli.output import emit_json
-    from merlin.targetgen.explain import render_explain
+    from merlin.cli.explain_view import render_explain
     from merlin.targetgen.planner import build_plan
 
     cap, ovl, warnings = _load_checked(capability, overlay, strict=strict, json=json)

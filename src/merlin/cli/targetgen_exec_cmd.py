@@ -51,8 +51,9 @@ def _command(target_dir: Path) -> str:
     return f"{_me()} targetgen execute --from-dir {shlex.quote(str(target_dir))}"
 
 
-def _render_outcome(result: Any) -> None:
-    """The human summary of an execute: what happened and exactly what to do next."""
+def _render_outcome(result: Any, steps: list[dict[str, Any]]) -> None:
+    """The human summary of an execute: what happened, then what to do next (``steps``, as commands)."""
+    from merlin.cli.nextsteps import say_next
     from merlin.cli.output import message
 
     data = result.to_json()
@@ -75,22 +76,18 @@ def _render_outcome(result: Any) -> None:
             for o in q["options"]:
                 mark = " (recommended)" if o["id"] == q["recommended_option"] else ""
                 message(f"  - {o['id']}{mark}: {o['label']}. {o['description']}")
-            message(
-                f"answer with: {_me()} targetgen answer --target-dir {root} --question-id {q['id']} "
-                f"--choice {q['recommended_option']}, then run {_command(Path(root))}"
-            )
     elif outcome == "awaiting_response":
         a = data["awaiting_response"]
         message(f"{data['target']}: awaiting_response at {a['task_id']} ({done}/{total} tasks completed)", style="yellow")
         message(f"  prompt:   {a['prompt_file']}")
-        message(f"  response: {a['response_file']} (write it, then run {_command(Path(root))})")
+        message(f"  response: {a['response_file']}")
     elif outcome == "blocked":
         message(f"{data['target']}: blocked ({done}/{total} tasks completed)", style="red")
         for b in data["blocked"]:
             message(f"  {b['task_id']}: {b['reason']}")
-            message(f"  retry with: {_me()} targetgen retry --target-dir {root} --task {b['task_id']}")
     else:
-        message(f"{data['target']}: {outcome} ({done}/{total} tasks completed); run {_command(Path(root))}")
+        message(f"{data['target']}: {outcome} ({done}/{total} tasks completed)")
+    say_next(steps)
 
 
 def orchestrate(
@@ -170,7 +167,7 @@ def execute(
     if json:
         emit_json(result.to_json())
     else:
-        _render_outcome(result)
+        _render_outcome(result, steps)
     # inside a Ray job the outcome is in the run record: exit 0 so Ray reports the job succeeded
     raise typer.Exit(0 if recorded.attached else result.exit_code)
 
@@ -182,14 +179,23 @@ def _execute_on_engine(capability, overlay, out_dir, from_dir, engine, cluster, 
     from merlin.controlplane import ControlPlane, targetgen_exit_code
     from merlin.errors import Blocked, RunFailed
 
-    rec = ControlPlane(state_root).targetgen_submit(
-        capability=capability, overlay=overlay, out_dir=out_dir, from_dir=from_dir, engine=engine, cluster=cluster, wait=wait, progress=_progress,
+    cp = ControlPlane(state_root)
+    rec = cp.targetgen_submit(
+        capability=capability, overlay=overlay, out_dir=out_dir, from_dir=from_dir, engine=engine, cluster=cluster, wait=False, progress=_progress,
     )
+    if wait and not rec.status.is_terminal() and rec.status.value != "blocked":
+        from merlin.cli.waiting import announce, wait_for_run
+
+        if not json:
+            announce(rec)
+        rec = wait_for_run(cp, rec, quiet=json)
     steps = [s.model_dump() for s in rec.next_steps]
     if json:
         emit_json(rec.model_dump(mode="json"))
     elif rec.status.value != "blocked":
-        message(f"run {rec.run_id} ({rec.status.value}): {rec.message}")
+        from merlin.cli.ray_cmd import _said
+
+        message(f"run {rec.run_id} {_said(rec.status.value, rec.message)}")
         say_next(steps)
     if rec.status.value == "blocked":
         raise Blocked(f"run {rec.run_id} is blocked: {rec.message.removeprefix('blocked: ')}", next_steps=steps)
@@ -197,7 +203,9 @@ def _execute_on_engine(capability, overlay, out_dir, from_dir, engine, cluster, 
         return
     code = targetgen_exit_code(rec)
     if code == 1:
-        raise RunFailed(f"run {rec.run_id} {rec.status.value}: {rec.message}")
+        from merlin.cli.ray_cmd import _said
+
+        raise RunFailed(f"run {rec.run_id} {_said(rec.status.value, rec.message)}")
     raise typer.Exit(code)
 
 
@@ -258,20 +266,22 @@ def status(target_dir: Path = TargetDirOpt, json: bool = JsonOpt) -> None:
 
 
 def _render_status(data: dict[str, Any]) -> None:
-    from rich.table import Table
-
     from merlin.cli.output import out, styled
 
     console = out()
-    from rich import box
+    from merlin.cli.tables import GIVE, Column, build, show
 
-    # A light box and no edge padding leave room for the notes at 80 columns.
-    table = Table(title=f"{data['target']}: {data['outcome']}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for col in ("#", "task", "state", "stage", "attempts", "last validation", "notes"):
-        # Task ids and states stay whole (never broken mid-word); the notes column takes the squeeze.
-        whole = col in ("#", "task", "state")
-        table.add_column(col, overflow="fold", no_wrap=whole)
+    # Task ids, states and question ids stay whole on one line at any width; the notes give way (wrapping
+    # between words). The column set depends on the width alone: narrow terminals drop the detail columns.
+    if console.width >= 130:
+        wanted = ["#", "task", "state", "stage", "attempts", "last validation", "notes"]
+    elif console.width >= 100:
+        wanted = ["task", "state", "attempts", "last validation", "notes"]
+    else:
+        wanted = ["task", "state", "notes"]
+    columns = [Column(h, GIVE, floor=10, words_whole=True) if h in ("last validation", "notes") else Column(h) for h in wanted]
     colours = {"completed": "green", "blocked": "red", "awaiting_operator": "yellow", "preflight_failed": "yellow", "awaiting_response": "yellow"}
+    rows = []
     for i, t in enumerate(data["tasks"], start=1):
         lv = t["last_validation"]
         last = f"{lv['id']}: {lv['status']}" + (f" (exit {lv['exit_code']})" if lv.get("exit_code") not in (0, None) else "") if lv else "-"
@@ -284,10 +294,11 @@ def _render_status(data: dict[str, Any]) -> None:
             notes.append("after " + ", ".join(t["waiting_on"]))
         if t["skipped"]:
             notes.append("not validated: " + ", ".join(s["what"] for s in t["skipped"]))
-        style = colours.get(t["state"])
-        state = styled(t["state"], style or "")
-        table.add_row(str(i), t["id"], state, t["stage"] or "-", str(t["attempts"]), last, "; ".join(notes) or "-")
-    console.print(table)
+        cells = {"#": str(i), "task": t["id"], "state": styled(t["state"], colours.get(t["state"], "")), "stage": t["stage"] or "-",
+                 "attempts": str(t["attempts"]), "last validation": last, "notes": "; ".join(notes) or "-"}
+        rows.append([cells[h] for h in wanted])
+    table = build(columns, rows, console.width, title=styled(f"{data['target']}: {data['outcome']}"), title_justify="left")
+    show(table, console)
     for q in data["open_questions"]:
         console.print(styled(f"open question {q['id']}", "bold") + styled(f" ({q['kind']}, task {q['task_id']}):"))
         console.print(q["question"], markup=False, highlight=False)
@@ -297,7 +308,7 @@ def _render_status(data: dict[str, Any]) -> None:
         console.print(
             f"  answer: {_me()} targetgen answer --target-dir {data['target_dir']} --question-id {q['id']} --choice OPTION",
             markup=False,
-            highlight=False,
+            highlight=False,  # Rich wraps between words: the ids stay whole
         )
     if data["awaiting_response"]:
         a = data["awaiting_response"]
@@ -306,6 +317,14 @@ def _render_status(data: dict[str, Any]) -> None:
         console.print(f"pending answer: {a['question_id']} -> {a['choice']} (applied by the next execute)", markup=False, highlight=False)
     if data["lock_holder"]:
         console.print(f"locked by {data['lock_holder']}", markup=False, highlight=False)
+    last = data.get("last_execute") or {}
+    if last.get("outcome") == "interrupted":
+        console.print(
+            f"the last execute (pid {last.get('pid')}, started {last.get('started_at')}) was interrupted: {last.get('reason') or 'Ctrl-C'}; "
+            "execute again to resume",
+            markup=False,
+            highlight=False,
+        )
 
 
 def register(app: typer.Typer) -> None:

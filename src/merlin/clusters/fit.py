@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from merlin.units import amount
+
 
 def requested_resources(request: Any) -> dict[str, float]:
     """``num_cpus``/``num_gpus``/``resources`` of a run request as Ray resource names."""
@@ -29,7 +31,7 @@ def shortfalls(wanted: Mapping[str, float], total: Mapping[str, float]) -> list[
     for key in sorted(wanted):
         have = float(total.get(key, 0.0))
         if wanted[key] > have:
-            out.append(f"{key} {wanted[key]:g} (cluster has {have:g})")
+            out.append(f"{key} {amount(key, wanted[key])} (cluster has {amount(key, have)})")
     return out
 
 

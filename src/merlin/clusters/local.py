@@ -234,106 +234,134 @@ class LocalBackend:
                 message="starting",
             )
             self.ledger.write_cluster(record)
-
-            argv = ray_argv() + [
-                "start",
-                "--head",
-                f"--port={port}",
-                *([f"--node-ip-address={node_ip_for(host)}"] if node_ip_for(host) else []),
-                f"--dashboard-host={host}",
-                f"--dashboard-port={dashboard_port}",
-                "--include-dashboard=true",
-                f"--temp-dir={temp_dir}",
-                f"--ray-client-server-port={ports.client_server}",
-                f"--dashboard-agent-listen-port={ports.dashboard_agent_listen}",
-                f"--dashboard-agent-grpc-port={ports.dashboard_agent_grpc}",
-                f"--metrics-export-port={ports.metrics_export}",
-                f"--runtime-env-agent-port={ports.runtime_env_agent}",
-                f"--node-manager-port={ports.node_manager}",
-                f"--object-manager-port={ports.object_manager}",
-                "--disable-usage-stats",
-                "--log-style=record",
-                "--log-color=false",
-            ]
-            if num_cpus is not None:
-                argv.append(f"--num-cpus={int(num_cpus)}")
-            if num_gpus is not None:
-                argv.append(f"--num-gpus={int(num_gpus)}")
-            if resources:
-                argv.append(f"--resources={json.dumps(resources)}")
-            if object_store_memory:
-                argv.append(f"--object-store-memory={int(object_store_memory)}")
-
-            env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_ADDRESS")}
-            env.update(ray_start_env(cluster_auth))
-            env["RAY_USAGE_STATS_ENABLED"] = "0"
-            env["AUTOSCALER_METRIC_PORT"] = str(ports.autoscaler_metrics)
-            env["DASHBOARD_METRIC_PORT"] = str(ports.dashboard_metrics)
-            if node_ip_for(host) == "127.0.0.1":
-                # Ray turns --node-ip-address=127.0.0.1 into the machine's address unless
-                # "clusters" are disabled, as on macOS: then it keeps the node on loopback.
-                env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-            env.setdefault("RAY_DISABLE_IMPORT_WARNING", "1")
-            progress(f"starting Ray head '{name}' (GCS port {port}, jobs API {address}, temp dir {temp_dir})")
-            t0 = time.monotonic()
-            with open(start_log, "ab") as log:
-                proc = subprocess.Popen(
-                    argv,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                    cwd=str(temp_dir),
-                    start_new_session=True,
-                )
-            record.session_id = proc.pid
-            self.ledger.write_cluster(record)
             try:
-                rc = proc.wait(timeout=START_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                rc = None
-            if rc != 0:
-                tail = _tail(start_log)
-                self._kill(record, grace=3.0)
-                record.status = ClusterStatus.FAILED
-                record.message = f"`ray start` {'timed out' if rc is None else f'exited {rc}'}: {tail} (full log: {start_log})"
-                self.ledger.write_cluster(record)
-                if "already in use" in tail.lower() or "address already in use" in tail.lower():
-                    raise BadInput(f"cannot start Ray cluster '{name}': a port is already in use: {tail}")
-                raise RunFailed(f"cannot start Ray cluster '{name}': {record.message}")
 
-            progress(f"Ray head started in {time.monotonic() - t0:.1f}s; waiting for the jobs API at {address}")
-            headers = headers_for(cluster_auth, name)
-            deadline = time.monotonic() + API_TIMEOUT
-            answer = probe(address, headers)
-            while answer.state != "ok" and time.monotonic() < deadline:
-                time.sleep(0.25)
+                argv = ray_argv() + [
+                    "start",
+                    "--head",
+                    f"--port={port}",
+                    *([f"--node-ip-address={node_ip_for(host)}"] if node_ip_for(host) else []),
+                    f"--dashboard-host={host}",
+                    f"--dashboard-port={dashboard_port}",
+                    "--include-dashboard=true",
+                    f"--temp-dir={temp_dir}",
+                    f"--ray-client-server-port={ports.client_server}",
+                    f"--dashboard-agent-listen-port={ports.dashboard_agent_listen}",
+                    f"--dashboard-agent-grpc-port={ports.dashboard_agent_grpc}",
+                    f"--metrics-export-port={ports.metrics_export}",
+                    f"--runtime-env-agent-port={ports.runtime_env_agent}",
+                    f"--node-manager-port={ports.node_manager}",
+                    f"--object-manager-port={ports.object_manager}",
+                    "--disable-usage-stats",
+                    "--log-style=record",
+                    "--log-color=false",
+                ]
+                if num_cpus is not None:
+                    argv.append(f"--num-cpus={int(num_cpus)}")
+                if num_gpus is not None:
+                    argv.append(f"--num-gpus={int(num_gpus)}")
+                if resources:
+                    argv.append(f"--resources={json.dumps(resources)}")
+                if object_store_memory:
+                    argv.append(f"--object-store-memory={int(object_store_memory)}")
+
+                env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_ADDRESS")}
+                env.update(ray_start_env(cluster_auth))
+                env["RAY_USAGE_STATS_ENABLED"] = "0"
+                env["AUTOSCALER_METRIC_PORT"] = str(ports.autoscaler_metrics)
+                env["DASHBOARD_METRIC_PORT"] = str(ports.dashboard_metrics)
+                if node_ip_for(host) == "127.0.0.1":
+                    # Ray turns --node-ip-address=127.0.0.1 into the machine's address unless
+                    # "clusters" are disabled, as on macOS: then it keeps the node on loopback.
+                    env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+                env.setdefault("RAY_DISABLE_IMPORT_WARNING", "1")
+                progress(f"starting Ray head '{name}' (GCS port {port}, jobs API {address}, temp dir {temp_dir})")
+                t0 = time.monotonic()
+                with open(start_log, "ab") as log:
+                    proc = subprocess.Popen(
+                        argv,
+                        stdin=subprocess.DEVNULL,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        env=env,
+                        cwd=str(temp_dir),
+                        start_new_session=True,
+                    )
+                record.session_id = proc.pid
+                self.ledger.write_cluster(record)
+                try:
+                    rc = proc.wait(timeout=START_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    rc = None
+                if rc != 0:
+                    tail = _tail(start_log)
+                    self._kill(record, grace=3.0)
+                    record.status = ClusterStatus.FAILED
+                    record.message = f"`ray start` {'timed out' if rc is None else f'exited {rc}'}: {tail} (full log: {start_log})"
+                    self.ledger.write_cluster(record)
+                    if "already in use" in tail.lower() or "address already in use" in tail.lower():
+                        raise BadInput(f"cannot start Ray cluster '{name}': a port is already in use: {tail}")
+                    raise RunFailed(f"cannot start Ray cluster '{name}': {record.message}")
+
+                progress(f"Ray head started in {time.monotonic() - t0:.1f}s; waiting for the jobs API at {address}")
+                headers = headers_for(cluster_auth, name)
+                deadline = time.monotonic() + API_TIMEOUT
                 answer = probe(address, headers)
-            if answer.state != "ok":
-                self._kill(record, grace=3.0)
-                record.status = ClusterStatus.FAILED
-                record.message = f"the jobs API at {address} did not answer within {API_TIMEOUT:.0f}s ({answer.detail}); see {start_log}"
+                while answer.state != "ok" and time.monotonic() < deadline:
+                    time.sleep(0.25)
+                    answer = probe(address, headers)
+                if answer.state != "ok":
+                    self._kill(record, grace=3.0)
+                    record.status = ClusterStatus.FAILED
+                    record.message = f"the jobs API at {address} did not answer within {API_TIMEOUT:.0f}s ({answer.detail}); see {start_log}"
+                    self.ledger.write_cluster(record)
+                    raise RunFailed(f"cannot start Ray cluster '{name}': {record.message}")
+
+                version = answer.version or {}
+                record.session_name = version.get("session_name")
+                record.ray_version = version.get("ray_version") or ray_version
+                record.gcs_address = self._gcs_address(temp_dir, port)
+                record.resources = self._resources(address, headers) or {
+                    k: float(v) for k, v in {"CPU": num_cpus, "GPU": num_gpus, **(resources or {})}.items() if v is not None
+                }
+                record.processes = self._session_processes(record)
+                record.status = ClusterStatus.ACTIVE
+                record.message = f"active; jobs API {address}"
                 self.ledger.write_cluster(record)
-                raise RunFailed(f"cannot start Ray cluster '{name}': {record.message}")
+                progress(f"cluster '{name}' is active ({time.monotonic() - t0:.1f}s)")
+                from merlin.clusters.exposure import exposed, exposure_warning, listening_sockets
 
-            version = answer.version or {}
-            record.session_name = version.get("session_name")
-            record.ray_version = version.get("ray_version") or ray_version
-            record.gcs_address = self._gcs_address(temp_dir, port)
-            record.resources = self._resources(address, headers) or {
-                k: float(v) for k, v in {"CPU": num_cpus, "GPU": num_gpus, **(resources or {})}.items() if v is not None
-            }
-            record.processes = self._session_processes(record)
-            record.status = ClusterStatus.ACTIVE
-            record.message = f"active; jobs API {address}"
+                open_ports = exposed(listening_sockets(record, {p.pid for p in record.processes}))
+                if open_ports:
+                    warn(exposure_warning(name, open_ports))
+                return record, True
+            except KeyboardInterrupt:
+                self._start_interrupted(record)
+                raise
+
+    def _start_interrupted(self, record) -> None:
+        """Ctrl-C during start: end what was started and record it as failed, with the reason
+        (never ``starting``/``active`` with no processes); ``status`` says so and ``start-local`` starts it again."""
+        import signal
+
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
+        try:
+            ended: set[int] = set()
+            for _ in range(3):  # `ray start` may still be spawning: end its session until nothing is left
+                members = self._members(record)
+                if not members:
+                    break
+                ended |= members
+                procs.terminate(members, grace=2.0)
+            temp_dir = Path(record.temp_dir)
+            if temp_dir.name.startswith("merlin-ray-"):
+                shutil.rmtree(temp_dir, ignore_errors=True)
+            record.status = ClusterStatus.FAILED
+            record.processes = []
+            record.message = f"start interrupted by Ctrl-C (SIGINT); {len(ended)} processes it had started were ended; start it again"
             self.ledger.write_cluster(record)
-            progress(f"cluster '{name}' is active ({time.monotonic() - t0:.1f}s)")
-            from merlin.clusters.exposure import exposed, exposure_warning, listening_sockets
-
-            open_ports = exposed(listening_sockets(record, {p.pid for p in record.processes}))
-            if open_ports:
-                warn(exposure_warning(name, open_ports))
-            return record, True
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
     @staticmethod
     def _gcs_address(temp_dir: Path, port: int) -> str:
@@ -436,7 +464,8 @@ class LocalBackend:
         if record.status == ClusterStatus.STOPPED:
             return ClusterState(name, "stopped", "stopped; start it again", record, alive, next_steps=[start_step(name, record)])
         if record.status.is_terminal():
-            return ClusterState(name, record.status.value, record.message, record, alive)
+            again = [start_step(name, record)] if record.status == ClusterStatus.FAILED else []
+            return ClusterState(name, record.status.value, record.message, record, alive, next_steps=again)
         try:
             headers = headers_for(record.auth, name)
         except Blocked as exc:

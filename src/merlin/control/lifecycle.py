@@ -1,4 +1,4 @@
-"""A run's life after submission: cancel, retry, wait."""
+"""A run's life after submission: cancel, retry, wait; and the runs a cluster stop ends."""
 
 from __future__ import annotations
 
@@ -164,3 +164,78 @@ def retry(
     if wait_for and not rec.status.is_terminal():
         rec = wait(cp, run_id, timeout=timeout)
     return rec
+
+
+def runs_on_cluster(cp: ControlPlane, name: str) -> list[RunRecord]:
+    """The runs not over yet on cluster ``name`` (reconciled with their engine first)."""
+    ids = []
+    for d in cp.ledger.list_raw():
+        if RunStatus(d["status"]).is_terminal() or (d.get("cluster") or {}).get("name") != name:
+            continue
+        if cp.engine(d["engine"]).uses_cluster:
+            ids.append(d["run_id"])
+    if ids:
+        cp.refresh(ids)
+    return [r for r in (cp.get(i) for i in ids) if not r.status.is_terminal()]
+
+
+def stop_cluster(cp: ControlPlane, name: str, grace: float = 5.0, force: bool = False, **kwargs: Any) -> Any:
+    """Stop a cluster. Runs still active on it are listed and refused without ``force``; with it,
+    each is recorded as ended by the stop (cancelled, "cluster stopped", retry step) and its logs
+    are copied into the ledger before the cluster (and Ray's copy of the logs) goes."""
+    from merlin.errors import NotFound
+    from merlin.ledger.models import utcnow
+
+    cp.layout.cluster_record(name)
+    record = cp.ledger.read_cluster(name)
+    if record is None:
+        raise NotFound(f"no cluster '{name}' recorded in {cp.ledger.root}", next_steps=[step(Action.LIST_CLUSTERS)])
+    active = runs_on_cluster(cp, name) if record.status.is_live() else []
+    if active and not force:
+        ids = ", ".join(r.run_id for r in active)
+        raise Blocked(
+            f"cluster '{name}' has {len(active)} active run{'s' if len(active) != 1 else ''} ({ids}); "
+            "stopping it would end them: wait for them or cancel them, or force the stop (they are then recorded as cancelled)",
+            "cluster_has_runs",
+            next_steps=[step(Action.STATUS, run_id=r.run_id) for r in active],
+        )
+    by_engine: dict[str, list[RunRecord]] = {}
+    for rec in active:
+
+        def ended_by_stop(r: RunRecord) -> list[dict[str, Any]]:
+            if r.status.is_terminal():
+                return []
+            if r.attempts:
+                r.attempts[-1].end_time = utcnow()
+                r.attempts[-1].error_type = "CLUSTER_STOPPED"
+                r.attempts[-1].error_message = f"cluster '{name}' stopped"
+            set_status(r, RunStatus.CANCELLED, f"cancelled: cluster stopped ('{name}', by pid {os.getpid()}); retry it to run it again",
+                       [step(Action.RETRY, run_id=r.run_id)])
+            return [{"event": "cancel_requested", "cause": f"cluster '{name}' stopped with force", "attempt": len(r.attempts) or None}]
+
+        done = cp.ledger.update(rec.run_id, ended_by_stop, cause="cluster stopped")
+        eng = cp.engine(done.engine)
+        try:
+            eng.cancel(done, grace=min(grace, 2.0))  # the job ends before its logs are copied
+        except Exception:  # noqa: BLE001 - the cluster goes anyway; the record already says why
+            pass
+        by_engine.setdefault(done.engine, []).append(done)
+    for engine, recs in by_engine.items():
+        _wait_for_jobs_to_end(cp, recs, timeout=min(grace, 5.0))
+        cp.engine(engine).keep_logs([cp.get(r.run_id) for r in recs])
+    return cp.cluster_backend(record.kind).stop(record, grace=grace, **kwargs)
+
+
+def _wait_for_jobs_to_end(cp: ControlPlane, recs: list[RunRecord], timeout: float) -> None:
+    """Give the engine a moment to end the jobs, so the logs copied are complete (best effort)."""
+    deadline = time.monotonic() + timeout
+    eng = cp.engine(recs[0].engine)
+    pending = list(recs)
+    while pending and time.monotonic() < deadline:
+        try:
+            seen = eng.poll_many(pending)
+        except Exception:  # noqa: BLE001
+            return
+        pending = [r for r in pending if not ((o := seen.get(r.run_id)) is not None and o.status is not None and o.status.is_terminal())]
+        if pending:
+            time.sleep(0.3)

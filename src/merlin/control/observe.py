@@ -28,6 +28,50 @@ def status(cp: ControlPlane, run_id: str, refresh: bool = True) -> RunRecord:
     return rec
 
 
+def status_json(cp: ControlPlane, run_id: str, refresh: bool = True) -> dict[str, Any]:
+    """:func:`status` as the record's JSON (what ``--json`` prints), pydantic-free when nothing changes.
+
+    ``jobs status`` on a live run is mostly "still running": the record only gains
+    ``observed_at``. That case, and a run that is not asked (ended, ``--no-refresh``),
+    is served from the raw JSON file (the ledger wrote it from the models, so it is
+    their ``model_dump(mode="json")``), which spares the command pydantic's import and
+    schema build. Anything else (a transition, an engine without ``poll_raw``, an
+    engine that could not answer) takes the full path, reusing the engine's answer.
+    """
+    raw = cp.ledger.read_raw(validate_run_id(run_id))
+    if not refresh or not RunStatus(raw["status"]).is_active():
+        return raw
+    eng = cp.engine(raw["engine"])
+    poll_raw = getattr(eng, "poll_raw", None)
+    obs = poll_raw(raw) if poll_raw is not None else None
+    if obs is None:
+        return status(cp, run_id, refresh).model_dump(mode="json")
+    if obs.status is not None and obs.status.value == raw["status"]:
+        if eng.reports_own_status:
+            return raw
+        seen = cp.ledger.touch_observed(run_id, len(raw["attempts"]), obs.status.value, _attempt_fields(obs))
+        if seen is not None:
+            return seen
+    return apply(cp, cp.get(run_id), obs).model_dump(mode="json")
+
+
+def _attempt_fields(obs: Observation) -> dict[str, Any]:
+    """The attempt fields :func:`apply` would set from ``obs``, as the record's JSON spells them."""
+    fields: dict[str, Any] = {}
+    for name in ("exit_code", "error_type", "start_time", "end_time"):
+        value = getattr(obs, name)
+        if value:
+            fields[name] = json_time(value) if hasattr(value, "isoformat") else value
+        elif name == "exit_code" and value is not None:
+            fields[name] = value
+    return fields
+
+
+def json_time(value: Any) -> str:
+    """A UTC datetime as pydantic serialises it (ISO 8601, ``Z``)."""
+    return value.isoformat().replace("+00:00", "Z")
+
+
 def refresh(cp: ControlPlane, run_ids: Iterable[str] | None = None) -> list[RunRecord]:
     """Reconcile active runs with their engines: one ``poll_many`` per engine."""
     if run_ids is None:

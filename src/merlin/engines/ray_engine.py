@@ -289,6 +289,31 @@ class RayEngine:
     def poll(self, record: RunRecord) -> Observation:
         return self.poll_many([record])[record.run_id]
 
+    def poll_raw(self, record: dict[str, Any]) -> Observation | None:
+        """Ray's answer for one run given as its raw JSON record, without pydantic.
+
+        The fast path of ``jobs status`` (see :func:`merlin.control.observe.status_json`):
+        None whenever the answer needs the full path (no submission id, cluster not
+        recorded or not live, token missing, cluster unreachable, submission unknown).
+        """
+        import json
+        from types import SimpleNamespace
+
+        attempts = record.get("attempts") or []
+        sub = attempts[-1].get("submission_id") if attempts else None
+        name = (record.get("cluster") or {}).get("name") or "default"
+        try:
+            cluster = json.loads(self.ledger.layout.cluster_record(name).read_bytes())
+            if not sub or ClusterStatus(cluster["status"]).is_terminal() or not cluster.get("address"):
+                return None
+            auth = SimpleNamespace(**cluster["auth"]) if cluster.get("auth") else None
+            from merlin.clusters.auth import headers_for
+
+            jobs = self._one(ray_api.JobsApi(cluster["address"], headers_for(auth, name)), sub)
+        except (OSError, ValueError, KeyError, TypeError, Blocked, EngineBlocked, ray_api.RayApiError):
+            return None
+        return self.observation(jobs[sub]) if sub in jobs else None
+
     def poll_many(self, records: list[RunRecord]) -> dict[str, Observation]:
         """One ``GET /api/jobs/`` per cluster (or one ``GET /api/jobs/{id}`` for a single run)."""
         out: dict[str, Observation] = {}

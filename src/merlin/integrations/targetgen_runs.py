@@ -142,10 +142,40 @@ def submit_targetgen(
         sys.executable, "-m", "merlin", "targetgen", "execute", "--from-dir", str(tdir),
         "--engine", DEFAULT_ENGINE, "--run-id", run_id, "--state-root", str(cp.root), *extra_args,
     ]
-    return cp.submit(
-        command, target=target, workflow=workflow, engine=engine, target_dir=tdir, cluster=cluster, source="targetgen",
-        metadata={**dict(metadata or {}), "targetgen_engine": engine}, run_id=run_id, wait=wait, timeout=timeout, env=env,
-    )
+    from merlin.atomic import file_lock
+    from merlin.targetgen.layout import TargetLayout
+    from merlin.targetgen.state import holder_text
+
+    # One run drives a target directory at a time: the check and the record happen under one lock.
+    with file_lock(TargetLayout(tdir).submit_lock, timeout=30, holder=holder_text("submit")):
+        refuse_busy_target(cp, tdir)
+        rec = cp.submit(
+            command, target=target, workflow=workflow, engine=engine, target_dir=tdir, cluster=cluster, source="targetgen",
+            metadata={**dict(metadata or {}), "targetgen_engine": engine}, run_id=run_id, env=env,
+        )
+    if wait and not rec.status.is_terminal():
+        rec = cp.wait(rec.run_id, timeout=timeout)
+    return rec
+
+
+def refuse_busy_target(cp: Any, target_dir: Path) -> None:
+    """Blocked (exit 3) if another run of this ledger is not over yet on ``target_dir``, or a
+    process holds its lock: naming that run and the lock holder, as a second local execute is told."""
+    from merlin.errors import Blocked
+    from merlin.targetgen import state as st
+    from merlin.targetgen.layout import TargetLayout
+
+    holder = st.lock_holder(TargetLayout(target_dir))
+    busy = [d["run_id"] for d in cp.ledger.list_raw() if d.get("target_dir") == str(target_dir) and not RunStatus(d["status"]).is_terminal()]
+    if busy:  # the ledger may be behind its engine: ask it before refusing
+        cp.refresh(busy)
+        busy = [rid for rid in busy if not cp.get(rid).status.is_terminal()]
+    if not busy and holder is None:
+        return
+    held = f"; locked by {holder}" if holder else ""
+    runs = f"run {', '.join(busy)} is still active on it" if busy else "no run of this ledger is active on it"
+    steps = [step(Action.STATUS, run_id=busy[0]), step(Action.CANCEL, run_id=busy[0])] if busy else [step(Action.TARGETGEN_STATUS, target_dir=str(target_dir))]
+    raise Blocked(f"target directory {target_dir} is busy: {runs}{held}; wait for it to end (or cancel it), then execute again", "target_busy", next_steps=steps)
 
 
 def targetgen_submit(cp: Any, *, capability: Any, overlay: Any, out_dir: Any, from_dir: Any, engine: str, cluster: str | None, wait: bool, progress: Any = None) -> RunRecord:
@@ -276,6 +306,7 @@ def finish_run(
     message: str | None = None,
     error: str | None = None,
     blocked: bool = False,
+    interrupted: bool = False,
     next_steps: list[dict[str, Any]] | None = None,
 ) -> RunRecord:
     """End an in-process run: outcome and exit code in, status out (succeeded if an outcome was reached;
@@ -294,15 +325,19 @@ def finish_run(
             r.attempts[-1].exit_code = exit_code
             r.attempts[-1].end_time = utcnow()
             if not ok:
-                r.attempts[-1].error_type = "EXECUTOR_BLOCKED" if blocked else "EXECUTOR_ERROR"
+                r.attempts[-1].error_type = "EXECUTOR_INTERRUPTED" if interrupted else "EXECUTOR_BLOCKED" if blocked else "EXECUTOR_ERROR"
                 r.attempts[-1].error_message = error or f"exit code {exit_code}"
                 if blocked:
                     r.attempts[-1].status = RunStatus.BLOCKED
+                if interrupted:
+                    r.attempts[-1].status = RunStatus.CANCELLED
         if outcome is not None:
             r.outcome = outcome
         if r.status.is_active():
             if ok:
                 set_status(r, RunStatus.SUCCEEDED, text or "succeeded", steps or [step(Action.ARTIFACTS, run_id=run_id)])
+            elif interrupted:
+                set_status(r, RunStatus.CANCELLED, f"cancelled: {reason}; the target keeps its progress, run its command again to resume", again)
             elif blocked:
                 set_status(r, RunStatus.BLOCKED, f"blocked: {reason}; then run its command again", again)
             else:
@@ -376,8 +411,13 @@ class InProcessRun:
         err = "the executor ended without an outcome" if exc is None else f"{type(exc).__name__}: {exc}"
         if isinstance(exc, SystemExit):
             err = f"the executor exited with code {exc.code}"
+        if isinstance(exc, KeyboardInterrupt):
+            err = "interrupted by Ctrl-C (SIGINT)"
         if self.attached:
             self.cp.ledger.append_event(self.run_id, "note", f"executor failed: {err}")
+            return
+        if isinstance(exc, KeyboardInterrupt):  # the user stopped it: cancelled, not failed
+            finish_run(self.cp, self.run_id, outcome=None, exit_code=130, error=err, interrupted=True)
             return
         if isinstance(exc, MerlinError):  # a known failure: its own message (and exit code) is the record's
             err = exc.message

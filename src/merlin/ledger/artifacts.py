@@ -1,4 +1,15 @@
-"""Index a run's target directory into artifacts.json, and fetch files with checksums.
+"""Index a run's target directory into artifacts.json, snapshot it, and fetch files with checksums.
+
+When a run's index is written its files are snapshotted into the state root's
+content-addressed store (``Layout.blobs``: one file per sha256, however many
+runs share it), so a later run rewriting a shared target directory (TargetGen)
+leaves every earlier run's artifacts fetchable. Fetch reads the stored copy first.
+
+The stored copy shares the file's blocks where the filesystem can clone them
+(a reflink: btrfs, XFS, ...), else it is a copy. Not a hard link: a hard link
+shares the inode, and the next writer that appends or truncates in place
+(TargetGen's events.jsonl and task logs, a shell's ``>``) would rewrite the
+stored copy too -- the very breakage the store exists to prevent.
 
 Names are relative, '/'-separated paths; a name that would leave the target
 directory (``..``, absolute, a symlink pointing out) is refused, both when
@@ -13,7 +24,7 @@ import shutil
 import stat
 from pathlib import Path
 
-from merlin.errors import BadInput, NotFound
+from merlin.errors import ChecksumMismatch, NotFound
 
 MAX_FILES = 10_000
 MAX_HASH_BYTES = 2 << 30  # 2 GiB hashed per index; files beyond it are listed without sha256
@@ -155,8 +166,64 @@ def _sha256_regular(path: str) -> str:
         return h.hexdigest()
 
 
-def fetch(index, name: str, to: Path) -> Path:
-    """Copy artifact ``name`` into directory ``to`` and verify its sha256 against the index."""
+def snapshot(layout, index) -> int:
+    """Store every hashed file of ``index`` under ``layout.blob(sha256)`` unless already there; how many were added.
+
+    The candidate is verified after linking or copying: a file rewritten since it
+    was hashed is not stored under the old digest (fetch then reads the target
+    directory and says it changed)."""
+    added = 0
+    base = Path(index.target_dir)
+    for entry in index.files:
+        if entry.sha256 is None:
+            continue
+        blob = layout.blob(entry.sha256)
+        if blob.is_file():
+            continue
+        src = base / entry.name
+        try:
+            blob.parent.mkdir(parents=True, exist_ok=True)
+            tmp = blob.with_name(f".{blob.name}.{os.getpid()}.tmp")
+            tmp.unlink(missing_ok=True)
+            _clone_or_copy(src, tmp)
+            if _sha256_regular(str(tmp)) != entry.sha256:
+                tmp.unlink(missing_ok=True)
+                continue
+            os.replace(tmp, blob)
+            added += 1
+        except OSError:
+            continue  # vanished, unreadable, disk full: fetch falls back to the target directory
+    return added
+
+
+_FICLONE = 0x40049409  # linux/fs.h: share the source's blocks (copy-on-write)
+
+
+def _clone_or_copy(src: Path, dest: Path) -> None:
+    """``dest`` as a reflink of ``src`` where the filesystem can clone, else a plain copy."""
+    fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        with os.fdopen(fd, "rb") as fin:
+            fd = -1
+            if not stat.S_ISREG(os.fstat(fin.fileno()).st_mode):
+                raise OSError(f"{src} is not a regular file")
+            with open(dest, "wb") as fout:
+                try:
+                    import fcntl
+
+                    fcntl.ioctl(fout.fileno(), _FICLONE, fin.fileno())
+                    return
+                except (ImportError, OSError):
+                    shutil.copyfileobj(fin, fout, 1 << 20)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def fetch(index, name: str, to: Path, layout=None) -> Path:
+    """Copy artifact ``name`` into directory ``to`` and verify its sha256 against the index.
+
+    The stored copy (``layout.blob``) is read when there is one, else the file in the target directory."""
     from merlin.ledger.paths import inside
 
     base = Path(index.target_dir)
@@ -164,7 +231,10 @@ def fetch(index, name: str, to: Path) -> Path:
     entry = next((f for f in index.files if f.name == name), None)
     if entry is None:
         raise NotFound(f"run {index.run_id} has no artifact {name!r}", next_steps=[{"action": "artifacts", "args": {"run_id": index.run_id}}])
-    if not src.is_file():
+    stored = layout.blob(entry.sha256) if layout is not None and entry.sha256 else None
+    if stored is not None and stored.is_file():
+        src = stored
+    elif not src.is_file():
         raise NotFound(f"artifact {name!r} of run {index.run_id} is indexed but {src} is gone")
     to = Path(to)
     dest = inside(to, name)
@@ -174,14 +244,15 @@ def fetch(index, name: str, to: Path) -> Path:
     if entry.sha256 is None:  # indexed past the hashing cap: the size is all we can check
         if tmp.stat().st_size != entry.size:
             tmp.unlink(missing_ok=True)
-            raise BadInput(f"artifact {name!r} of run {index.run_id} changed since it was indexed (size differs); nothing was copied")
+            raise ChecksumMismatch(f"artifact {name!r} of run {index.run_id} changed since it was indexed (size differs; it was too large to keep a copy of); nothing was copied")
         os.replace(tmp, dest)
         return dest
     digest = sha256_file(tmp)
     if digest != entry.sha256:
         tmp.unlink(missing_ok=True)
-        raise BadInput(
-            f"artifact {name!r} of run {index.run_id} changed since it was indexed "
+        where = f"its stored copy {src} is damaged" if src == stored else f"{src} changed since it was indexed and no stored copy is left"
+        raise ChecksumMismatch(
+            f"artifact {name!r} of run {index.run_id}: checksum mismatch, {where} "
             f"(sha256 {digest[:12]}... != {entry.sha256[:12]}...); nothing was copied"
         )
     os.replace(tmp, dest)

@@ -38,6 +38,7 @@ VERSION = 1
 RECORD = "run_record.json"
 # Past this size the journal is started again (with a full rebuild, which reads everything anyway).
 JOURNAL_MAX = 1 << 20
+_CHUNK = 1 << 16
 
 Row = str  # "created_at\trun_id\tstatus": sorting these strings sorts by (created_at, run_id), as a scan does
 Entry = tuple[dict[str, Any], bytes]
@@ -75,20 +76,36 @@ def _boot_id() -> str:
         return ""
 
 
+def _read_bytes(runs_dir: str, run_id: str) -> bytes:
+    """The record's bytes (OSError if it is gone). os.open/os.read: a third cheaper
+    than open() for 50,000 small files; a short first read is the end of the file."""
+    fd = os.open(os.path.join(runs_dir, run_id, RECORD), os.O_RDONLY)
+    try:
+        raw = os.read(fd, _CHUNK)
+        if len(raw) < _CHUNK:
+            return raw
+        chunks = [raw]
+        while chunk := os.read(fd, _CHUNK):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def _read_record(runs_dir: str, run_id: str) -> Entry | None:
-    try:  # os.open/os.read: a third cheaper than open() for 50,000 small files
-        fd = os.open(os.path.join(runs_dir, run_id, RECORD), os.O_RDONLY)
-        try:
-            chunks = []
-            while chunk := os.read(fd, 1 << 16):
-                chunks.append(chunk)
-        finally:
-            os.close(fd)
-        raw = b"".join(chunks)
+    try:
+        raw = _read_bytes(runs_dir, run_id)
         data = json.loads(raw)
     except (OSError, ValueError):
         return None
     return (data, raw) if isinstance(data, dict) else None
+
+
+def _looks_whole(raw: bytes) -> bool:
+    """One JSON object from its first byte to its last: what merlin writes (atomic
+    replace, never half a record). An emptied or cut file fails this and is parsed."""
+    body = raw.strip()
+    return body[:1] == b"{" and body[-1:] == b"}"
 
 
 def _row(run_id: str, data: dict[str, Any]) -> Row:
@@ -265,3 +282,33 @@ class RunEntries(Sequence[Entry]):
 
     def __iter__(self) -> Iterator[Entry]:
         return self._read(self._rows)
+
+    def record_bytes(self, limit: int = 0) -> Iterator[bytes]:
+        """The stored bytes of the newest ``limit`` (0: all) listed records, as
+        :meth:`__getitem__` would give them, without parsing each: ``--json`` of
+        50,000 runs spent a third of its time in ``json.loads``. Records hold
+        redacted text only (the models redact when a record is made), so their
+        bytes are safe to print. With a status filter each record is parsed, to
+        check its status now rather than the index's."""
+        rows = self._rows[:limit] if limit else self._rows
+        if self._wanted is not None:
+            yield from (raw for _d, raw in self._read(rows))
+            return
+        runs_dir = self._runs_dir
+        for row in rows:
+            run_id = row_id(row)
+            try:
+                raw = _read_bytes(runs_dir, run_id)
+            except OSError:
+                continue
+            if _looks_whole(raw):
+                yield raw
+            elif (entry := _read_record(runs_dir, run_id)) is not None:  # odd shape: parse, skip if broken
+                yield entry[1]
+
+
+def record_bytes(entries: Sequence[Entry], limit: int = 0) -> Iterator[bytes]:
+    """Stored bytes of the first ``limit`` (0: all) entries of a listing, index-backed or scanned."""
+    if isinstance(entries, RunEntries):
+        return entries.record_bytes(limit)
+    return (raw for _d, raw in (entries[:limit] if limit else entries))

@@ -231,6 +231,16 @@ class Layout:
         return self.leases / f"{validate_lease_id(lease_id)}.events.jsonl"
 
     @property
+    def blobs(self) -> Path:
+        """``blobs/sha256/``: every run's artifacts, one file per digest (see ledger/artifacts.py's snapshot)."""
+        return self.root / "blobs" / "sha256"
+
+    def blob(self, digest: str) -> Path:
+        if not re.fullmatch(r"[0-9a-f]{64}", digest):
+            raise ValueError(f"not a sha256 digest: {digest!r}")
+        return self.blobs / digest[:2] / digest
+
+    @property
     def crash(self) -> Path:
         return self.root / "crash"
 

@@ -142,6 +142,27 @@ class Ledger:
                 return
             self._commit(run_id, old, txn, observed)
 
+    def touch_observed(self, run_id: str, attempts: int, status: str, attempt_fields: dict[str, Any]) -> dict[str, Any] | None:
+        """Record "observed, nothing changed" on the raw JSON, without pydantic (see ``observe.status_json``).
+
+        Under the run's lock: if the run still has ``attempts`` attempts and
+        ``status``, is not waiting for its engine to answer again, and its latest
+        attempt already holds ``attempt_fields``, only ``observed_at`` and
+        ``updated_at`` change, as :meth:`update` would change them. Returns the
+        record written, or None when the full (validated) path must decide.
+        """
+        with self.lock(run_id):
+            raw = self.read_raw(run_id)
+            runs = raw.get("attempts") or []
+            if len(runs) != attempts or raw.get("status") != status or not runs or str(raw.get("message", "")).startswith("could not observe"):
+                return None
+            if runs[-1].get("status") != status or any(runs[-1].get(k) != v for k, v in attempt_fields.items()):
+                return None
+            raw["observed_at"] = raw["updated_at"] = _now().isoformat().replace("+00:00", "Z")
+            if write_if_changed(self.layout.record(run_id), dump_json(raw).encode("utf-8")):
+                note_changed(self.root, run_id)
+            return raw
+
     def _commit(self, run_id: str, old: "RunRecord", txn: "Transaction", observed: bool) -> None:
         new = txn.record
         check_transition(run_id, old.status, new.status)
@@ -263,6 +284,9 @@ class Ledger:
         if not locked:
             with self.lock(index.run_id):
                 return self.write_artifacts(index, locked=True)
+        from merlin.ledger.artifacts import snapshot
+
+        snapshot(self.layout, index)  # the run keeps its own copy, whatever later rewrites the target directory
         old = self.read_artifacts_raw(index.run_id)
         new = index.model_dump(mode="json")
         if old is not None:

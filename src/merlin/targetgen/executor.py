@@ -317,6 +317,12 @@ class _Run:
         self.save()
         st.event(self.layout, kind="execute_finished", outcome=outcome, current_task=current)
 
+    def interrupted(self, reason: str) -> None:
+        """Ctrl-C: say so in the state (``status`` shows it); the next execute resumes from here."""
+        self.state["last_execute"].update(finished_at=st.now(), outcome="interrupted", reason=reason)
+        self.save()
+        st.event(self.layout, kind="execute_interrupted", reason=reason)
+
     # -- main loop
 
     def advance(self) -> str:
@@ -923,7 +929,11 @@ def execute(
         state = st.load_state(layout)
         run = _Run(layout, bundle, state, progress)
         run.begin()
-        outcome = run.advance()
+        try:
+            outcome = run.advance()
+        except KeyboardInterrupt:
+            run.interrupted("interrupted by Ctrl-C (SIGINT)")
+            raise
         run.finish(outcome)
         return summarize(layout, bundle, state, steps=run.steps, orchestrated=orchestrated)
 

@@ -63,6 +63,11 @@ class TargetLayout:
     def lock(self) -> Path:
         return self.root / TARGET_LOCK_NAME
 
+    @property
+    def submit_lock(self) -> Path:
+        """Held while a run of this directory is checked and recorded, so two submits cannot both pass the check."""
+        return self.root / (TARGET_LOCK_NAME + ".submit")
+
     def task_state(self, task_id: str) -> Path:
         return self.task_states / f"{task_id}.json"
 

@@ -430,6 +430,7 @@ class LastExecute(_Closed):
     started_at: str
     finished_at: str | None
     outcome: str | None
+    reason: str | None = None  # why an interrupted execute ended (Ctrl-C)
 
 
 class ExecutionState(_Closed):

@@ -146,10 +146,9 @@ def lock_holder(layout: Layout) -> str | None:
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        try:
-            return (layout.lock.with_name(layout.lock.name + ".holder")).read_text(encoding="utf-8").strip() or "unknown process"
-        except OSError:
-            return "unknown process"
+        from merlin.atomic import read_holder
+
+        return read_holder(layout.lock) or "unknown process"
     lock.release()
     return None
 

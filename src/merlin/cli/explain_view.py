@@ -8,8 +8,7 @@ from merlin.targetgen.planner import Plan
 
 
 def render_explain(plan: Plan, console: Any) -> None:
-    """Print the plan on ``console`` (a Rich Console the CLI owns: targetgen never imports cli/)."""
-    from rich.table import Table
+    """Print the plan on ``console`` (the CLI's; this view lives in cli/ because targetgen never imports cli/)."""
     from rich.tree import Tree
 
     sp = plan.support_plan
@@ -43,17 +42,24 @@ def render_explain(plan: Plan, console: Any) -> None:
     )
     console.print(tree)
 
-    ladder = Table(title="Verification ladder", title_justify="left")
-    for col in ("#", "stage", "status", "rationale"):
-        ladder.add_column(col, overflow="fold")
-    colour = {"ready": "green", "planned": "yellow", "not_applicable": "dim"}
-    for st in plan.verification_manifest["stages"]:
-        ladder.add_row(str(st["index"]), st["name"], f"[{colour.get(st['status'], '')}]{st['status']}[/]", st["rationale"])
-    console.print(ladder)
+    # ids (stage names, task ids) stay whole on one line; the rationale and dependency lists give way
+    from rich.text import Text
 
-    tasks = Table(title="Task graph", title_justify="left")
-    for col in ("task", "phase", "family", "depends on", "adapter", "mutation"):
-        tasks.add_column(col, overflow="fold")
-    for t in plan.tasks:
-        tasks.add_row(t["id"], t["phase"], t["family"], ", ".join(t["depends_on"]) or "-", t["execution_adapter"], t["mutation_policy"])
-    console.print(tasks)
+    from merlin.cli.tables import GIVE, Column, build, show
+
+    colour = {"ready": "green", "planned": "yellow", "not_applicable": "dim"}
+    columns = [Column("#"), Column("stage"), Column("status"), Column("rationale", GIVE)]
+    rows = [[str(st["index"]), st["name"], Text(st["status"], style=colour.get(st["status"], "")), st["rationale"]]
+            for st in plan.verification_manifest["stages"]]
+    show(build(columns, rows, console.width, title="Verification ladder", title_justify="left"), console)
+
+    # the column set follows the width alone: narrow terminals drop the adapter and policy, never cut an id
+    wanted = ["task", "phase", "depends on"] + (["family", "adapter"] if console.width >= 100 else []) + (["mutation"] if console.width >= 130 else [])
+    cell = {
+        "task": lambda t: t["id"], "phase": lambda t: t["phase"], "family": lambda t: t["family"],
+        "depends on": lambda t: "\n".join(t["depends_on"]) or "-",  # one id a line: whole however narrow
+        "adapter": lambda t: t["execution_adapter"], "mutation": lambda t: t["mutation_policy"],
+    }
+    columns = [Column(h) for h in wanted]
+    rows = [[cell[h](t) for h in wanted] for t in plan.tasks]
+    show(build(columns, rows, console.width, title="Task graph", title_justify="left"), console)
