@@ -41,7 +41,10 @@ def other_rays() -> int:
 
 
 def run(argv: list[str], root: Path, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run(argv + ["--state-root", str(root)], capture_output=True, text=True, env=env(), timeout=timeout)
+    """merlin ARGV --state-root ROOT (before a `--`: after it, it would be the run's command)."""
+    cut = argv.index("--") if "--" in argv else len(argv)
+    argv = argv[:cut] + ["--state-root", str(root)] + argv[cut:]
+    return subprocess.run(argv, capture_output=True, text=True, env=env(), timeout=timeout)
 
 
 def merlin_start_to_first_line(root: Path) -> tuple[float, dict]:
