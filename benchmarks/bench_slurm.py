@@ -41,7 +41,10 @@ def other_rays() -> int:
 
 
 def run(argv: list[str], root: Path, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run(argv + ["--state-root", str(root)], capture_output=True, text=True, env=env(), timeout=timeout)
+    """merlin ARGV --state-root ROOT (before a `--`: after it, it would be the run's command)."""
+    cut = argv.index("--") if "--" in argv else len(argv)
+    argv = argv[:cut] + ["--state-root", str(root)] + argv[cut:]
+    return subprocess.run(argv, capture_output=True, text=True, env=env(), timeout=timeout)
 
 
 def merlin_start_to_first_line(root: Path) -> tuple[float, dict]:
@@ -135,13 +138,16 @@ def main() -> None:
         bystander_cp = ControlPlane(tmp / "bystander")
         port, dash = free_ports(2)
         by, _ = bystander_cp.start_local_cluster("bystander", port=port, dashboard_port=dash, num_cpus=1, object_store_memory=100 * 1024 * 1024)
+        left = None
         try:
             ours, _ = merlin_start_to_first_line(root)
             status = status_seconds(root)
             left = stop_leftovers(root)
-            survived = probe(by.address).state == "ok"
+            survived = probe(by.address).state != "down"  # "auth": it answers and wants its token
             base, why = baseline(tmp) if "--baseline" in sys.argv else ("not run", "pass --baseline (needs a machine with no other Ray)")
         finally:
+            if left is None:  # a measurement failed: never leave the allocation behind
+                run(MERLIN + ["ray", "cluster", "stop", "--name", "bench"], root, timeout=300)
             bystander_cp.stop_cluster("bystander", grace=2.0)
     print(f"{'measure':44} {'merlin':>10} {'baseline':>12}  target")
     print(f"{'start --nodes 2 --wait -> first log line':44} {ours:>9.1f}s {base:>12}  <= 1.2x baseline")

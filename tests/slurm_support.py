@@ -1,12 +1,17 @@
 """Helpers for the tests that use the real local Slurm (scripts/services start).
 
 Skips with a clear reason only where Slurm is not installed or not running.
-All Slurm tests share the two nodes, so they are one xdist group ("slurm").
+All Slurm/SSH/PBS end-to-end tests share the two nodes (and the machine's two
+cores), so they take turns: ``slurm_turn`` holds a file lock in the run's shared
+temp dir (xdist's loadgroup no longer keeps a group on one worker, see
+tests/ray_fixtures.py) and bounds each test with a deadline (SIGALRM), after
+which the test fails and its teardown still stops what it started.
 """
 
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -15,6 +20,32 @@ from pathlib import Path
 import pytest
 
 OBJECT_STORE = 100 * 1024 * 1024
+#: one end-to-end test's bound (a 2-node start is ~20-40 s on a quiet 2-core machine)
+E2E_DEADLINE = 240
+#: how long a test may wait for its turn on the nodes
+TURN_TIMEOUT = 900
+
+
+@pytest.fixture
+def slurm_turn(request: pytest.FixtureRequest) -> Iterator[None]:
+    """One Slurm/SSH end-to-end test at a time across xdist workers, each bounded."""
+    from filelock import FileLock
+
+    from tests.ray_fixtures import shared_dir
+
+    deadline = E2E_DEADLINE
+
+    def overdue(_signum, _frame):
+        raise TimeoutError(f"{request.node.name}: over its {deadline}s end-to-end deadline")
+
+    with FileLock(str(shared_dir(request.config) / "slurm-tests.lock"), timeout=TURN_TIMEOUT):
+        previous = signal.signal(signal.SIGALRM, overdue)
+        signal.alarm(deadline)
+        try:
+            yield
+        finally:
+            signal.alarm(0)
+            signal.signal(signal.SIGALRM, previous)
 
 
 def slurm_problem() -> str | None:
@@ -51,20 +82,26 @@ def wait_for(predicate, timeout: float, poll: float = 0.25, what: str = "conditi
 
 
 @pytest.fixture
-def slurm_root(tmp_path: Path) -> Iterator[Path]:
+def slurm_root(slurm_turn: None, tmp_path: Path) -> Iterator[Path]:
     """A state root whose Slurm clusters are all stopped at teardown (scancel), even on failure."""
     require_slurm()
     root = tmp_path / "state"
     yield root
+    signal.alarm(0)  # the cleanup below is not the test's time
     from merlin.clusters.registry import backend as backend_for
     from merlin.ledger.store import Ledger
 
     ledger = Ledger(root)
-    for name in ledger.cluster_names():
+    for name in ledger.cluster_names() if root.exists() else []:
         rec = ledger.read_cluster(name)
-        if rec is not None and rec.kind != "local" and rec.status not in ("stopped", "failed", "expired"):
-            backend_for(rec.kind, ledger).stop(rec, grace=2.0)
-        elif rec is not None and rec.kind == "local" and rec.status != "stopped":
-            from merlin.controlplane import ControlPlane
+        try:
+            if rec is not None and rec.kind != "local" and rec.status not in ("stopped", "failed", "expired"):
+                backend_for(rec.kind, ledger).stop(rec, grace=2.0)
+            elif rec is not None and rec.kind == "local" and rec.status != "stopped":
+                from merlin.controlplane import ControlPlane
 
-            ControlPlane(root).stop_cluster(name, grace=2.0)
+                ControlPlane(root).stop_cluster(name, grace=2.0)
+        finally:
+            # whatever stop managed: the allocation itself never outlives the test
+            if rec is not None and rec.kind == "slurm" and rec.scheduler_job_id:
+                subprocess.run(["scancel", rec.scheduler_job_id], capture_output=True, timeout=30)

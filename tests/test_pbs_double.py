@@ -16,7 +16,7 @@ import pytest
 
 from merlin.clusters.pbs import PbsBackend, exec_hosts, parse_qstat_json, render_qsub
 from merlin.errors import BadInput
-from tests.slurm_support import OBJECT_STORE, slurm_root, wait_for  # noqa: F401  (fixture)
+from tests.slurm_support import OBJECT_STORE, slurm_root, slurm_turn, wait_for  # noqa: F401  (fixtures)
 
 DATA = Path(__file__).parent / "data" / "pbs"
 DOUBLE = Path(__file__).parent / "doubles" / "pbs"

@@ -6,6 +6,7 @@ Ray jobs. Skipped only where Slurm is not installed or not running.
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli
-from tests.slurm_support import OBJECT_STORE, slurm_root, wait_for  # noqa: F401  (fixture)
+from tests.slurm_support import OBJECT_STORE, slurm_root, slurm_turn, wait_for  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("slurm")]
 
@@ -50,57 +51,58 @@ def _job_state(job_id: str) -> str:
     return out.strip() or "GONE"
 
 
-def test_two_node_cluster_runs_a_job_and_stop_leaves_nothing_while_another_ray_survives(slurm_root: Path, tmp_path: Path):
-    pytest.importorskip("ray")
+def test_two_node_cluster_runs_a_job_and_stop_leaves_nothing_while_another_ray_survives(slurm_root: Path, ray_cluster):
+    """The bystander is the run's shared local Ray cluster (one head fewer to start on 2 cores)."""
     from merlin.clusters import procs
     from merlin.clusters.net import probe
     from merlin.controlplane import ControlPlane
-    from tests.ray_fixtures import ray_processes_of, start_cluster
+    from merlin.ledger.store import Ledger
+    from tests.ray_fixtures import ray_processes_of
 
-    other_cp, other = start_cluster(tmp_path / "other", "bystander", num_cpus=1)
-    try:
-        b = _backend(slurm_root)
-        progress: list[str] = []
-        rec, started = b.start("hpc2", nodes=2, object_store_memory=OBJECT_STORE, wait=True, progress=progress.append)
-        assert started and rec.status == "active", rec.message
-        assert any(line.startswith("queued") or "allocated" in line for line in progress), progress
-        nodes = _alive_ray_nodes(rec)
-        assert len(nodes) == 2
-        assert sorted(n["node_ip"] for n in nodes) == ["127.0.0.11", "127.0.0.12"]
-        # resources from the allocation (1 CPU per Slurm node), not Ray's view of the host
-        assert rec.resources["CPU"] == 2.0
-        assert rec.nodes == ["n1", "n2"] and rec.head_address == "127.0.0.11"
-        # merlin's own batch script is kept in the state root
-        script = Path(rec.state_dir) / "batch.sh"
-        assert "srun --overlap" in script.read_text() and "ray stop" not in script.read_text()
-        # token auth: the file is 0600 and the API refuses a request without it
-        assert stat.S_IMODE(os.stat(rec.auth.token_file).st_mode) == 0o600
-        assert probe(rec.address).state == "auth"
-        assert all(len(d) < 40 for d in rec.node_temp_dirs) and len(rec.node_temp_dirs) == 2
+    from merlin.clusters.auth import headers_for
 
-        cp = ControlPlane(slurm_root)
-        run = cp.submit(["python3", "-c", "print('merlin-on-slurm')"], target="hpc", workflow="smoke", engine="ray", cluster="hpc2")
-        done = cp.wait(run.run_id, timeout=180)
-        assert done.status == "succeeded", done.message
-        assert "merlin-on-slurm" in cp.logs(run.run_id)
+    other = Ledger(ray_cluster.state_root).read_cluster(ray_cluster.name)
+    assert other is not None and probe(other.address, headers_for(other.auth, other.name)).state == "ok"
+    b = _backend(slurm_root)
+    progress: list[str] = []
+    rec, started = b.start("hpc2", nodes=2, object_store_memory=OBJECT_STORE, wait=True, progress=progress.append)
+    assert started and rec.status == "active", rec.message
+    assert any(line.startswith("queued") or "allocated" in line for line in progress), progress
+    nodes = _alive_ray_nodes(rec)
+    assert len(nodes) == 2
+    assert sorted(n["node_ip"] for n in nodes) == ["127.0.0.11", "127.0.0.12"]
+    # resources from the allocation (1 CPU per Slurm node), not Ray's view of the host
+    assert rec.resources["CPU"] == 2.0
+    assert rec.nodes == ["n1", "n2"] and rec.head_address == "127.0.0.11"
+    # merlin's own batch script is kept in the state root
+    script = Path(rec.state_dir) / "batch.sh"
+    assert "srun --overlap" in script.read_text() and "ray stop" not in script.read_text()
+    # token auth: the file is 0600 and the API refuses a request without it
+    assert stat.S_IMODE(os.stat(rec.auth.token_file).st_mode) == 0o600
+    assert probe(rec.address).state == "auth"
+    assert all(len(d) < 40 for d in rec.node_temp_dirs) and len(rec.node_temp_dirs) == 2
 
-        res = run_cli("ray", "cluster", "status", "--name", "hpc2", "--state-root", str(slurm_root))
-        assert res.returncode == 0, res.stderr
-        assert "slurm" in res.stdout and rec.scheduler_job_id in res.stdout and rec.address in res.stdout
+    cp = ControlPlane(slurm_root)
+    run = cp.submit(["python3", "-c", "print('merlin-on-slurm')"], target="hpc", workflow="smoke", engine="ray", cluster="hpc2")
+    done = cp.wait(run.run_id, timeout=180)
+    assert done.status == "succeeded", done.message
+    assert "merlin-on-slurm" in cp.logs(run.run_id)
 
-        b._load_handshake(rec)
-        snapshot = b._members(rec)
-        assert len(snapshot) >= 4
-        stopped = b.stop(rec, grace=3.0)
-        assert stopped.status == "stopped", stopped.message
-        assert _left_of(stopped, snapshot) == []
-        assert not any(Path(d).exists() for d in rec.node_temp_dirs)
-        assert _job_state(rec.scheduler_job_id) in ("CANCELLED", "GONE")
-        # the other Ray on this machine is untouched
-        assert probe(other.address).state == "ok"
-        assert ray_processes_of(other.temp_dir) and all(procs.alive(p.pid, p.start_ticks) for p in other.processes)
-    finally:
-        other_cp.stop_cluster("bystander", grace=2.0)
+    res = run_cli("ray", "cluster", "status", "--name", "hpc2", "--state-root", str(slurm_root))
+    assert res.returncode == 0, res.stderr
+    assert "slurm" in res.stdout and rec.scheduler_job_id in res.stdout and rec.address in res.stdout
+
+    b._load_handshake(rec)
+    snapshot = b._members(rec)
+    assert len(snapshot) >= 4
+    stopped = b.stop(rec, grace=3.0)
+    assert stopped.status == "stopped", stopped.message
+    assert _left_of(stopped, snapshot) == []
+    assert not any(Path(d).exists() for d in rec.node_temp_dirs)
+    assert _job_state(rec.scheduler_job_id) in ("CANCELLED", "GONE")
+    # the other Ray on this machine is untouched
+    assert probe(other.address, headers_for(other.auth, other.name)).state == "ok"
+    assert ray_processes_of(other.temp_dir) and all(procs.alive(p.pid, p.start_ticks) for p in other.processes)
 
 
 def test_three_nodes_on_a_two_node_partition_stays_queued_with_partitionconfig(slurm_root: Path):
@@ -112,6 +114,16 @@ def test_three_nodes_on_a_two_node_partition_stays_queued_with_partitionconfig(s
     res = run_cli("ray", "cluster", "status", "--name", "big", "--state-root", str(slurm_root))
     assert res.returncode == 3, res.stdout + res.stderr
     assert "PartitionConfig" in res.stdout and "queued" in res.stdout
+    # `jobs why` of a run on the queued cluster names the scheduler layer and Slurm's reason
+    from merlin.controlplane import ControlPlane
+
+    run = ControlPlane(slurm_root).submit(["true"], target="hpc", workflow="queued", engine="ray", cluster="big")
+    why = run_cli("ray", "jobs", "why", run.run_id, "--json", "--state-root", str(slurm_root))
+    assert why.returncode == 0, why.stderr
+    sched = [c for c in json.loads(why.stdout) if c["layer"] == "scheduler"]
+    assert len(sched) == 1 and sched[0]["code"] == "scheduler_queued"
+    assert "PartitionConfig" in sched[0]["message"] and rec.scheduler_job_id in sched[0]["message"]
+    assert "fewer --nodes" in sched[0]["next_step"]
     stopped = b.stop(rec, grace=1.0)
     assert stopped.status == "stopped"
     assert _job_state(rec.scheduler_job_id) in ("CANCELLED", "GONE")

@@ -134,3 +134,75 @@ def test_idle_watchdog_counts_active_runs_and_leases(tmp_path: Path):
     (tmp_path / "resources" / "leases").mkdir(parents=True)
     (tmp_path / "resources" / "leases" / "l1.json").write_text(json.dumps({"cluster": "c1", "status": "active"}))
     assert slurm_node.active_runs(tmp_path, "c1") == 1
+
+
+def test_jobs_why_scheduler_layer_names_the_pending_reason():
+    """A queued Slurm/PBS allocation: one scheduler condition with the reason and a next step;
+    an active or local cluster: none."""
+    from merlin.clusters.why import scheduler_conditions
+    from merlin.ledger.models import ClusterAuth, ClusterPorts, ClusterRecord
+
+    def rec(kind: str, status: str, reason: str | None) -> ClusterRecord:
+        return ClusterRecord(name="c", kind=kind, status=status, host="127.0.0.1", address="", dashboard_url="", temp_dir="",
+                             ports=ClusterPorts(gcs=0, dashboard=0), auth=ClusterAuth(mode="token", token_file="/x"),
+                             scheduler_job_id="42", scheduler_reason=reason, requested={"nodes": 3})  # fmt: skip
+
+    (slurm,) = scheduler_conditions(rec("slurm", "queued", "PartitionConfig"), "now")
+    assert slurm["layer"] == "scheduler" and slurm["code"] == "scheduler_queued"
+    assert "Slurm job 42 is still queued: PartitionConfig" in slurm["message"] and "fewer --nodes" in slurm["next_step"]
+    assert "squeue -j 42" in slurm["next_step"] and slurm["evidence"]["requested"] == {"nodes": 3}
+    (pbs,) = scheduler_conditions(rec("pbs", "queued", "Not Running: Insufficient amount of resource: ncpus"), "now")
+    assert "PBS job 42" in pbs["message"] and "Insufficient amount" in pbs["message"] and "qstat -f 42" in pbs["next_step"]
+    assert scheduler_conditions(rec("slurm", "active", None), "now") == []
+    assert scheduler_conditions(rec("local", "queued", "x"), "now") == []
+
+
+def _slurm_record(root: Path, name: str, minutes_left: float):
+    from datetime import datetime, timedelta, timezone
+
+    from merlin.ledger.models import ClusterAuth, ClusterPorts, ClusterRecord
+    from merlin.ledger.store import Ledger
+
+    rec = ClusterRecord(name=name, kind="slurm", status="active", host="127.0.0.1", address="http://127.0.0.1:9", dashboard_url="http://127.0.0.1:9",
+                        temp_dir="", ports=ClusterPorts(gcs=9, dashboard=9), auth=ClusterAuth(mode="token", token_file=str(root / "no-token")),
+                        scheduler_job_id="77", requested={"nodes": 1}, walltime_end=datetime.now(timezone.utc) + timedelta(minutes=minutes_left))  # fmt: skip
+    Ledger(root).write_cluster(rec)
+    return rec
+
+
+def test_duration_parser_takes_slurm_time_formats():
+    from merlin.clusters.walltime import parse_duration
+
+    assert [parse_duration(t) for t in ("30", "1:30", "1:00:00", "2-0", "1-01:00", "0-00:00:05")] == [1800, 90, 3600, 172800, 90000, 5]
+    with pytest.raises(BadInput):
+        parse_duration("soon")
+
+
+def test_jobs_submit_warns_when_the_allocation_ends_before_the_run(tmp_path: Path):
+    """The real CLI against a recorded Slurm cluster with 5 minutes left: --time 30 warns, --time 2 does not."""
+    from tests.conftest import run_cli
+
+    root = tmp_path / "state"
+    _slurm_record(root, "hpc", minutes_left=5)
+    base = ("ray", "jobs", "submit", "--target", "t", "--workflow", "w", "--engine", "ray", "--cluster", "hpc", "--state-root", str(root))
+    long = run_cli(*base, "--time", "30", "--", "true")
+    assert "warning: cluster 'hpc' has 5 min left on its allocation (job 77" in long.stderr and "asks for 30 min" in long.stderr
+    short = run_cli(*base, "--time", "2", "--", "true")
+    assert "warning" not in short.stderr
+    bad = run_cli(*base, "--time", "soon", "--", "true")
+    assert bad.returncode == 2 and "--time 'soon'" in bad.stderr
+
+
+def test_observation_past_the_walltime_expires_the_cluster(tmp_path: Path):
+    """The observation path when the allocation is gone after its walltime (squeue no
+    longer lists it): expired with reason "allocation ended (walltime)", which is the
+    reason its live runs get when they are recorded lost."""
+    from merlin.clusters.slurm import SlurmBackend
+    from merlin.ledger.store import Ledger
+
+    root = tmp_path / "state"
+    rec = _slurm_record(root, "hpc", minutes_left=-1)
+    ended = SlurmBackend(Ledger(root))._ended(rec, None)
+    assert ended.status == "expired" and ended.stop_reason == "allocation ended (walltime)"
+    assert "reached its time limit" in ended.message and ended.stopped_at is not None
+    assert Ledger(root).read_cluster("hpc").status == "expired"

@@ -4,6 +4,7 @@ host key and user key in a temp dir, started and stopped by the fixture."""
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -13,7 +14,7 @@ from typing import Iterator
 import pytest
 
 from merlin.errors import BadInput
-from tests.slurm_support import OBJECT_STORE, wait_for
+from tests.slurm_support import OBJECT_STORE, slurm_turn, wait_for  # noqa: F401  (fixture)
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
@@ -71,10 +72,11 @@ def test_unknown_host_key_is_refused_in_one_line(sshd: dict, tmp_path: Path):
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("slurm")
-def test_head_over_ssh_tunnel_run_stop_no_leftovers(sshd: dict, tmp_path: Path):
+def test_head_over_ssh_tunnel_run_stop_no_leftovers(slurm_turn: None, sshd: dict, tmp_path: Path):
     pytest.importorskip("ray")
     from merlin.clusters import procs
-    from merlin.clusters.net import probe
+    from merlin.clusters.auth import headers_for
+    from merlin.clusters.net import get_json, probe
     from merlin.clusters.ssh import SshBackend
     from merlin.controlplane import ControlPlane
     from merlin.ledger.store import Ledger
@@ -91,6 +93,9 @@ def test_head_over_ssh_tunnel_run_stop_no_leftovers(sshd: dict, tmp_path: Path):
         assert procs.alive(tunnel.pid, tunnel.start_ticks) and procs.alive(head.pid, head.start_ticks)
         assert procs.proc_info(head.pid).sid == head.pid  # the head's helper leads its own session
         assert probe(rec.address).state == "auth"  # token auth through the tunnel
+        # the head stays on loopback (Ray would otherwise rewrite 127.0.0.1 to the machine's address)
+        nodes = get_json(rec.address, "/api/v0/nodes?limit=10&detail=true", headers_for(rec.auth, rec.name))["data"]["result"]["result"]
+        assert [n["node_ip"] for n in nodes if n["state"] == "ALIVE"] == ["127.0.0.1"]
         cp = ControlPlane(root)
         run = cp.submit(["python3", "-c", "print('over-ssh')"], target="ssh", workflow="smoke", engine="ray", cluster="remote")
         done = cp.wait(run.run_id, timeout=180)
@@ -102,7 +107,9 @@ def test_head_over_ssh_tunnel_run_stop_no_leftovers(sshd: dict, tmp_path: Path):
         assert not procs.alive(tunnel.pid, tunnel.start_ticks) and not procs.alive(head.pid, head.start_ticks)
         assert [p for p in members if procs.alive(p)] == []
         assert not Path(rec.temp_dir).exists()
+        assert not Path(rec.state_dir).exists()  # the remote handshake dir and its token copy
     finally:
+        signal.alarm(0)
         rec = Ledger(root).read_cluster("remote")
         if rec is not None and rec.status != "stopped":
             b.stop(rec, grace=2.0)

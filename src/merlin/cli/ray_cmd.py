@@ -536,6 +536,7 @@ def jobs_submit(
     lease: Optional[List[str]] = typer.Option(
         None, "--lease", help="Hardware it needs, POOL[:COUNT][,k=v...] (repeatable: a gang). The run waits for the lease, then starts by itself."
     ),
+    time_: Optional[str] = typer.Option(None, "--time", help="How long the run needs (MIN or [D-]HH:MM:SS); warns when the cluster's allocation ends sooner."),
     state_root: Optional[Path] = StateRootOpt,
     json: bool = JsonOpt,
 ) -> None:
@@ -549,6 +550,8 @@ def jobs_submit(
     check_number(num_gpus, "--num-gpus")
 
     cp = _cp(state_root)
+    if time_ is not None:
+        _warn_short_allocation(cp, engine, cluster or "default", time_)
     rec = cp.submit(
         command,
         target=target,
@@ -580,6 +583,20 @@ def jobs_submit(
         if not announced:
             sys.stdout.write(rec.run_id + "\n")
     _exit_for_run(rec, waited=wait)
+
+
+def _warn_short_allocation(cp: Any, engine: str, cluster: str, run_time: str) -> None:
+    """`jobs submit --time`: warn (not refuse) when the cluster's walltime ends first."""
+    from merlin.cli.output import warn
+    from merlin.clusters.walltime import parse_duration, short_of_time
+
+    seconds = parse_duration(run_time)
+    if not cp.engine(engine).uses_cluster:
+        return
+    record = cp.ledger.read_cluster(cluster)
+    text = short_of_time(record, seconds) if record is not None else None
+    if text:
+        warn(text)
 
 
 def _write_json_array(records: Iterable[bytes]) -> None:

@@ -54,8 +54,10 @@ class Probe:
 
 def probe(address: str, headers: dict[str, str] | None = None, timeout: float = 2.0) -> Probe:
     """GET <address>/api/version: served by Ray's job module, so 200 means the jobs API is up."""
-    req = urllib.request.Request(address.rstrip("/") + "/api/version", headers=headers or {})
+    if not address:  # a Slurm/PBS cluster still queued has no head yet
+        return Probe("down", "no jobs API address yet (the cluster has no head)")
     try:
+        req = urllib.request.Request(address.rstrip("/") + "/api/version", headers=headers or {})
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return Probe("ok", version=json.loads(resp.read().decode("utf-8")))
     except urllib.error.HTTPError as exc:

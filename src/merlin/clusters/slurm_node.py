@@ -134,9 +134,20 @@ def ray_bin() -> list[str]:
     return [str(script)] if script.is_file() else [sys.executable, "-m", "ray.scripts.scripts"]
 
 
-def ray_env(token_file: str | None) -> dict[str, str]:
+def ray_env(token_file: str | None, node_ip: str = "") -> dict[str, str]:
+    """Ray's environment: none of the caller's RAY_* (a remote shell or a test may carry
+    another cluster's), usage stats and metrics collection off (fewer moving parts at
+    start), token auth on when a token file is given."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     env["RAY_USAGE_STATS_ENABLED"] = "0"
+    env["RAY_enable_metrics_collection"] = "0"
+    env["RAY_DISABLE_IMPORT_WARNING"] = "1"
+    if node_ip in ("127.0.0.1", "localhost"):
+        # `ray start --node-ip-address=127.0.0.1` is rewritten to the machine's routable
+        # address (resolve_ip_for_localhost) unless Ray's "cluster" mode is off; the node
+        # then registers under an address merlin never checked ports on, and on a busy
+        # host the raylet misses Ray's 30 s "node timed out during startup" window.
+        env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     if token_file:
         env["RAY_AUTH_MODE"] = "token"
         env["RAY_AUTH_TOKEN_PATH"] = token_file
@@ -146,16 +157,22 @@ def ray_env(token_file: str | None) -> dict[str, str]:
 
 
 def head_ready(dashboard_port: int, token_file: str | None) -> bool:
-    """The head's jobs API answers (with the token) on its 127.0.0.1."""
+    """The head's jobs API answers (with the token) on its 127.0.0.1 and GCS lists the
+    head node ALIVE: the dashboard answers before the raylet registers, and `ray start`
+    still fails ("node timed out during startup") if the raylet never does."""
     import urllib.request
 
     headers = {}
     if token_file:
         headers["Authorization"] = "Bearer " + Path(token_file).read_text(encoding="utf-8").strip()
-    req = urllib.request.Request(f"http://127.0.0.1:{dashboard_port}/api/version", headers=headers)
+    base = f"http://127.0.0.1:{dashboard_port}"
     try:
-        with urllib.request.urlopen(req, timeout=2.0) as resp:
-            return resp.status == 200
+        with urllib.request.urlopen(urllib.request.Request(base + "/api/version", headers=headers), timeout=2.0) as resp:
+            if resp.status != 200:
+                return False
+        with urllib.request.urlopen(urllib.request.Request(base + "/api/v0/nodes?limit=10", headers=headers), timeout=5.0) as resp:
+            nodes = json.loads(resp.read())["data"]["result"]["result"]
+        return any(n.get("state") == "ALIVE" for n in nodes)
     except Exception:
         return False
 
@@ -258,6 +275,9 @@ def main(argv: list[str] | None = None) -> int:
         f"--num-cpus={int(res['num_cpus'])}",
         f"--num-gpus={int(res['num_gpus'])}",
         "--disable-usage-stats",
+        # one process fewer per node at start: the log monitor streams worker output to
+        # drivers; merlin's runs are jobs, whose logs the jobs API reads from their files
+        "--include-log-monitor=false",
         "--log-style=record",
         "--log-color=false",
     ]
@@ -268,7 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.resources:
         argv_ray.append(f"--resources={args.resources}")
 
-    ray = subprocess.Popen(argv_ray, env=ray_env(args.token_file), cwd=str(temp_dir), stdin=subprocess.DEVNULL)
+    env = ray_env(args.token_file, addr)
+    ray = subprocess.Popen(argv_ray, env=env, cwd=str(temp_dir), stdin=subprocess.DEVNULL)
     if args.role == "worker":
         # a worker that raced the head's registration exits at once: start it again (bounded)
         for _ in range(5):
@@ -278,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
             except subprocess.TimeoutExpired:
                 break
             print("merlin: worker did not join yet; starting it again", file=sys.stderr, flush=True)
-            ray = subprocess.Popen(argv_ray, env=ray_env(args.token_file), cwd=str(temp_dir), stdin=subprocess.DEVNULL)
+            ray = subprocess.Popen(argv_ray, env=env, cwd=str(temp_dir), stdin=subprocess.DEVNULL)
 
     def forward(signum, _frame):  # scancel/qdel: let `ray start --block` end its own tree
         try:
@@ -307,8 +328,17 @@ def main(argv: list[str] | None = None) -> int:
         deadline = time.monotonic() + HANDSHAKE_TIMEOUT
         # the handshake: the head node is registered once its jobs API answers (the
         # dashboard starts after GCS and the head's raylet); only then may workers join
+        retries = 1
         while not head_ready(ports["dashboard"], args.token_file):
-            if ray.poll() is not None or time.monotonic() > deadline:
+            if ray.poll() is not None and retries and time.monotonic() < deadline:
+                # e.g. Ray's fixed 30 s "node timed out during startup" on a loaded host:
+                # its processes are gone with it, so the same ports are free again
+                retries -= 1
+                print(f"merlin: the Ray head exited ({ray.returncode}) before its jobs API answered; starting it again", file=sys.stderr, flush=True)
+                ray = subprocess.Popen(argv_ray, env=env, cwd=str(temp_dir), stdin=subprocess.DEVNULL)
+                me.update(ray_pid=ray.pid, ray_ticks=ticks(ray.pid))
+                write_json(state_dir / f"node-{args.index}.json", me)
+            elif ray.poll() is not None or time.monotonic() > deadline:
                 print("merlin: the Ray head did not come up", file=sys.stderr)
                 return ray.wait() or 1
             time.sleep(0.2)

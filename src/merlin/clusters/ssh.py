@@ -301,6 +301,8 @@ def reap(remote_dir: str, grace: float) -> dict[str, Any]:
     for d in temp_dirs:
         if d.startswith("/tmp/mrl-"):
             shutil.rmtree(d, ignore_errors=True)
+    if Path(remote_dir).name.startswith("merlin-ssh-"):
+        shutil.rmtree(remote_dir, ignore_errors=True)  # handshake files and the token copy
     return {"ended": sorted(members - left), "left": sorted(left)}
 
 

@@ -63,7 +63,8 @@ def explain(lease: dict[str, Any], state: dict[str, Any], inv: dict[str, Any] | 
 
 
 def run_conditions(cp: Any, run_id: str) -> list[dict[str, Any]]:
-    """Why a run is not running, layer by layer: its leases, then its cluster, then the run record.
+    """Why a run is not running, layer by layer: its leases, then its cluster's scheduler
+    (a queued Slurm/PBS allocation's reason), then its cluster, then the run record.
 
     Leases: every condition of each lease the run holds or waits for. Cluster
     (ray engine): the cluster is not active, or lacks a resource the run asks
@@ -89,6 +90,8 @@ def run_conditions(cp: Any, run_id: str) -> list[dict[str, Any]]:
     if cp.engine(rec.engine).uses_cluster and (not rec.status.is_terminal() or rec.status.value == "blocked"):
         name = rec.cluster.name if rec.cluster else "default"
         state = cp.cluster_status(name)
+        if state.record is not None:  # a queued Slurm/PBS allocation: the scheduler's reason
+            out += __import__("merlin.clusters.why", fromlist=["scheduler_conditions"]).scheduler_conditions(state.record, at)
         if state.state != "active":
             out.append({"layer": "cluster", "code": "cluster_not_active", "message": f"cluster {name} is {state.state}: {state.message}",
                         "evidence": {"cluster": name, "state": state.state}, "observed_at": at,
