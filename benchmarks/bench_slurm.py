@@ -132,8 +132,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="merlin-bench-slurm-") as tmpd:
         tmp = Path(tmpd)
         root = tmp / "state"
-        from merlin.controlplane import ControlPlane
         from merlin.clusters.net import free_ports, probe
+        from merlin.controlplane import ControlPlane
 
         bystander_cp = ControlPlane(tmp / "bystander")
         port, dash = free_ports(2)

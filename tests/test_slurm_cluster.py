@@ -54,12 +54,11 @@ def _job_state(job_id: str) -> str:
 def test_two_node_cluster_runs_a_job_and_stop_leaves_nothing_while_another_ray_survives(slurm_root: Path, ray_cluster):
     """The bystander is the run's shared local Ray cluster (one head fewer to start on 2 cores)."""
     from merlin.clusters import procs
+    from merlin.clusters.auth import headers_for
     from merlin.clusters.net import probe
     from merlin.controlplane import ControlPlane
     from merlin.ledger.store import Ledger
     from tests.ray_fixtures import ray_processes_of
-
-    from merlin.clusters.auth import headers_for
 
     other = Ledger(ray_cluster.state_root).read_cluster(ray_cluster.name)
     assert other is not None and probe(other.address, headers_for(other.auth, other.name)).state == "ok"

@@ -4,6 +4,7 @@ captured from the local Slurm 22.05.8), merlin's batch script, option checks and
 from __future__ import annotations
 
 import json
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -158,14 +159,14 @@ def test_jobs_why_scheduler_layer_names_the_pending_reason():
 
 
 def _slurm_record(root: Path, name: str, minutes_left: float):
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from merlin.ledger.models import ClusterAuth, ClusterPorts, ClusterRecord
     from merlin.ledger.store import Ledger
 
     rec = ClusterRecord(name=name, kind="slurm", status="active", host="127.0.0.1", address="http://127.0.0.1:9", dashboard_url="http://127.0.0.1:9",
                         temp_dir="", ports=ClusterPorts(gcs=9, dashboard=9), auth=ClusterAuth(mode="token", token_file=str(root / "no-token")),
-                        scheduler_job_id="77", requested={"nodes": 1}, walltime_end=datetime.now(timezone.utc) + timedelta(minutes=minutes_left))  # fmt: skip
+                        scheduler_job_id="77", requested={"nodes": 1}, walltime_end=datetime.now(UTC) + timedelta(minutes=minutes_left))  # fmt: skip
     Ledger(root).write_cluster(rec)
     return rec
 

@@ -7,9 +7,8 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 

@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 from merlin.control import lifecycle, observe
 from merlin.control import logs as logs_mod
 from merlin.control import submit as submit_mod
-from merlin.errors import NotFound
 from merlin.integrations import targetgen_runs as tg
 from merlin.integrations.targetgen_runs import (  # noqa: F401  (the TargetGen glue's public names)
     InProcessRun,

@@ -9,8 +9,9 @@ in range (NaN and Infinity are not JSON, negative counts fail late inside Ray).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from merlin.errors import BadInput
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any
 
 import typer
 
@@ -17,7 +17,7 @@ from merlin.errors import BadInput
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
 
 
-def parse_duration(text: Optional[str], flag: str) -> Optional[float]:
+def parse_duration(text: str | None, flag: str) -> float | None:
     """``90``, ``30s``, ``60m``, ``2h``, ``1d`` -> seconds."""
     if text in (None, ""):
         return None
@@ -40,27 +40,27 @@ def connection_lines(rec: Any) -> list[str]:
 def cluster_start(
     kind: str = typer.Option("local", "--kind", help="local, slurm, pbs or ssh."),
     name: str = typer.Option("default", "--name", help="Cluster name."),
-    nodes: Optional[int] = typer.Option(None, "--nodes", help="slurm: nodes to allocate (head on the first)."),
-    cpus_per_node: Optional[int] = typer.Option(None, "--cpus-per-node", help="slurm: CPUs per node (sbatch --cpus-per-task)."),
-    gpus_per_node: Optional[int] = typer.Option(None, "--gpus-per-node", help="slurm: GPUs per node."),
-    mem: Optional[str] = typer.Option(None, "--mem", help="slurm: memory per node, e.g. 16G."),
-    time: Optional[str] = typer.Option(None, "--time", help="slurm: walltime, e.g. 1:00:00."),
-    partition: Optional[str] = typer.Option(None, "--partition", help="slurm: partition."),
-    account: Optional[str] = typer.Option(None, "--account", help="slurm, pbs: account to charge."),
-    qos: Optional[str] = typer.Option(None, "--qos", help="slurm: QOS."),
-    sbatch_arg: Optional[List[str]] = typer.Option(None, "--sbatch-arg", help="slurm: one more sbatch option (repeatable)."),
-    select: Optional[str] = typer.Option(None, "--select", help="pbs: chunks, e.g. 2:ncpus=4."),
-    walltime: Optional[str] = typer.Option(None, "--walltime", help="pbs: walltime, e.g. 01:00:00."),
-    queue: Optional[str] = typer.Option(None, "--queue", help="pbs: queue."),
-    host: Optional[str] = typer.Option(None, "--host", help="ssh: host of the head."),
-    jump: Optional[str] = typer.Option(None, "--jump", help="ssh: jump host (ssh -J)."),
-    user: Optional[str] = typer.Option(None, "--user", help="ssh: remote user."),
-    workers: Optional[str] = typer.Option(None, "--workers", help="ssh: worker hosts h1,h2."),
-    port: Optional[int] = typer.Option(None, "--port", help="ssh: sshd port (default 22)."),
-    idle_timeout: Optional[str] = typer.Option(None, "--idle-timeout", help="Stop the cluster after no active run for this long (e.g. 60m)."),
-    object_store_memory: Optional[int] = typer.Option(None, "--object-store-memory", help="Object store bytes per node."),
+    nodes: int | None = typer.Option(None, "--nodes", help="slurm: nodes to allocate (head on the first)."),
+    cpus_per_node: int | None = typer.Option(None, "--cpus-per-node", help="slurm: CPUs per node (sbatch --cpus-per-task)."),
+    gpus_per_node: int | None = typer.Option(None, "--gpus-per-node", help="slurm: GPUs per node."),
+    mem: str | None = typer.Option(None, "--mem", help="slurm: memory per node, e.g. 16G."),
+    time: str | None = typer.Option(None, "--time", help="slurm: walltime, e.g. 1:00:00."),
+    partition: str | None = typer.Option(None, "--partition", help="slurm: partition."),
+    account: str | None = typer.Option(None, "--account", help="slurm, pbs: account to charge."),
+    qos: str | None = typer.Option(None, "--qos", help="slurm: QOS."),
+    sbatch_arg: list[str] | None = typer.Option(None, "--sbatch-arg", help="slurm: one more sbatch option (repeatable)."),
+    select: str | None = typer.Option(None, "--select", help="pbs: chunks, e.g. 2:ncpus=4."),
+    walltime: str | None = typer.Option(None, "--walltime", help="pbs: walltime, e.g. 01:00:00."),
+    queue: str | None = typer.Option(None, "--queue", help="pbs: queue."),
+    host: str | None = typer.Option(None, "--host", help="ssh: host of the head."),
+    jump: str | None = typer.Option(None, "--jump", help="ssh: jump host (ssh -J)."),
+    user: str | None = typer.Option(None, "--user", help="ssh: remote user."),
+    workers: str | None = typer.Option(None, "--workers", help="ssh: worker hosts h1,h2."),
+    port: int | None = typer.Option(None, "--port", help="ssh: sshd port (default 22)."),
+    idle_timeout: str | None = typer.Option(None, "--idle-timeout", help="Stop the cluster after no active run for this long (e.g. 60m)."),
+    object_store_memory: int | None = typer.Option(None, "--object-store-memory", help="Object store bytes per node."),
     wait: bool = typer.Option(False, "--wait", help="Return once the cluster is active (default: once the scheduler accepted it)."),
-    state_root: Optional[Path] = typer.Option(None, "--state-root", help="Ledger directory (default: $MERLIN_STATE_ROOT or build/generated/ray).", show_default=False),
+    state_root: Path | None = typer.Option(None, "--state-root", help="Ledger directory (default: $MERLIN_STATE_ROOT or build/generated/ray).", show_default=False),
     json: bool = typer.Option(False, "--json", help="Print machine-readable JSON on stdout."),
 ) -> None:
     """Start a Ray cluster of any kind and record it; progress on stderr, connection info at the end."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 #: C0 except tab and newline, DEL, C1, and the Unicode bidi controls (Trojan Source).
@@ -69,13 +69,13 @@ def _console_class() -> Any:
     return SafeConsole
 
 
-@lru_cache(maxsize=None)
+@cache
 def out() -> Any:
     """Console for data (stdout)."""
     return _console_class()(highlight=False, soft_wrap=False, markup=False, emoji=False, **_plain())
 
 
-@lru_cache(maxsize=None)
+@cache
 def err() -> Any:
     """Console for progress and messages (stderr)."""
     return _console_class()(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False, **_plain())

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any
 
 import typer
 
@@ -57,7 +57,7 @@ def _say(text: str) -> None:
     sys.stderr.flush()
 
 
-def _cp(state_root: Optional[Path]):
+def _cp(state_root: Path | None):
     from merlin.controlplane import ControlPlane
     from merlin.errors import BadInput
 
@@ -73,7 +73,7 @@ def _where(cp: Any) -> str:
     return f"{Path(cp.root).resolve()} (the state root; --state-root or $MERLIN_STATE_ROOT picks another)"
 
 
-def _pairs(values: Optional[List[str]], flag: str, number: bool) -> dict[str, Any]:
+def _pairs(values: list[str] | None, flag: str, number: bool) -> dict[str, Any]:
     from merlin.errors import BadInput
 
     out: dict[str, Any] = {}
@@ -107,7 +107,7 @@ def _clock(value: Any) -> str:
     return text[11:19] if len(text) >= 19 else "-"
 
 
-def _styled(text: str, key: Optional[str] = None) -> Any:
+def _styled(text: str, key: str | None = None) -> Any:
     from merlin.cli.output import styled
 
     return styled(text, _STYLE.get(key or text, ""))
@@ -157,7 +157,7 @@ def _exit_for_run(rec: Any, *, waited: bool) -> None:
         raise RunFailed(f"run {rec.run_id} {_said(status, rec.message)}", next_steps=_steps(rec))
 
 
-def _print_run(rec: Any, reason: Optional[dict[str, Any]] = None) -> None:
+def _print_run(rec: Any, reason: dict[str, Any] | None = None) -> None:
     """A run for a person: key facts (and the first reason it is not running), then its attempts."""
     from merlin.cli.output import out
 
@@ -298,14 +298,14 @@ def cluster_start_local(
     allow_remote: bool = typer.Option(False, "--allow-remote", help="Allow a non-loopback --host (anyone reaching it can run code)."),
     port: int = typer.Option(6379, "--port", help="Ray GCS port."),
     dashboard_port: int = typer.Option(8265, "--dashboard-port", help="Jobs API / dashboard port."),
-    num_cpus: Optional[int] = typer.Option(None, "--num-cpus", help="CPUs Ray may schedule (default: all)."),
-    num_gpus: Optional[int] = typer.Option(None, "--num-gpus", help="GPUs Ray may schedule (default: detected)."),
-    resource: Optional[List[str]] = typer.Option(None, "--resource", help="Custom resource KEY=N (repeatable)."),
-    object_store_memory: Optional[int] = typer.Option(None, "--object-store-memory", help="Object store size in bytes (default: Ray's, 30% of RAM)."),
+    num_cpus: int | None = typer.Option(None, "--num-cpus", help="CPUs Ray may schedule (default: all)."),
+    num_gpus: int | None = typer.Option(None, "--num-gpus", help="GPUs Ray may schedule (default: detected)."),
+    resource: list[str] | None = typer.Option(None, "--resource", help="Custom resource KEY=N (repeatable)."),
+    object_store_memory: int | None = typer.Option(None, "--object-store-memory", help="Object store size in bytes (default: Ray's, 30% of RAM)."),
     auth: str = typer.Option("token", "--auth", help="token (default): Ray token authentication (RAY_AUTH_MODE=token); none: no authentication (prints what becomes reachable).", metavar="token|none"),
-    token_file: Optional[Path] = typer.Option(None, "--token-file", help="Token file (mode 0600). Default: generated once per cluster under the state root."),
-    token_env: Optional[str] = typer.Option(None, "--token-env", help="Read the token from this environment variable instead."),
-    state_root: Optional[Path] = StateRootOpt,
+    token_file: Path | None = typer.Option(None, "--token-file", help="Token file (mode 0600). Default: generated once per cluster under the state root."),
+    token_env: str | None = typer.Option(None, "--token-env", help="Read the token from this environment variable instead."),
+    state_root: Path | None = StateRootOpt,
     json: bool = JsonOpt,
 ) -> None:
     """Start a local Ray head bound to 127.0.0.1 with its own temp directory, and record it."""
@@ -392,7 +392,7 @@ def _start_differences(ctx: Any, rec: Any, asked: dict[str, Any]) -> list[str]:
     return out
 
 
-def _restart_steps(name: str, state_root: Optional[Path]) -> list[dict[str, Any]]:
+def _restart_steps(name: str, state_root: Path | None) -> list[dict[str, Any]]:
     """``cluster stop`` then this very command line again: the restart the user asked for."""
     import sys
 
@@ -436,12 +436,10 @@ def _print_cluster(rec: Any, state: str, note: str = "") -> None:
 
 
 @cluster_app.command("status")
-def cluster_status(name: str = ClusterNameOpt, state_root: Optional[Path] = StateRootOpt, json: bool = JsonOpt) -> None:
+def cluster_status(name: str = ClusterNameOpt, state_root: Path | None = StateRootOpt, json: bool = JsonOpt) -> None:
     """Ask the live cluster: exit 0 active, 3 recorded but not active (stopped, unreachable, ...), 4 no such cluster."""
-    from merlin.cli.output import emit_json
+    from merlin.cli.output import emit_json, warn
     from merlin.errors import Blocked, NotFound
-
-    from merlin.cli.output import warn
 
     st = _cp(state_root).cluster_status(name)
     if json:
@@ -465,7 +463,7 @@ def cluster_stop(
     name: str = ClusterNameOpt,
     grace: float = typer.Option(5.0, "--grace", help="Seconds between SIGTERM and SIGKILL."),
     force: bool = typer.Option(False, "--force", help="Stop it although runs are active on it: they are recorded as cancelled (cluster stopped), their logs kept."),
-    state_root: Optional[Path] = StateRootOpt,
+    state_root: Path | None = StateRootOpt,
     json: bool = JsonOpt,
 ) -> None:
     """Stop this cluster's processes only (never `ray stop`, which ends every Ray on the machine). Refused while runs are active on it, unless --force."""
@@ -494,7 +492,7 @@ def cluster_stop(
 
 
 @cluster_app.command("list")
-def cluster_list(state_root: Optional[Path] = StateRootOpt, json: bool = JsonOpt) -> None:
+def cluster_list(state_root: Path | None = StateRootOpt, json: bool = JsonOpt) -> None:
     """Every recorded cluster with its live state."""
     from rich.table import Table
 
@@ -522,22 +520,22 @@ def cluster_list(state_root: Optional[Path] = StateRootOpt, json: bool = JsonOpt
 
 @jobs_app.command("submit", context_settings={"allow_interspersed_args": False})
 def jobs_submit(
-    command: List[str] = typer.Argument(..., help="The command, after `--`.", show_default=False),
+    command: list[str] = typer.Argument(..., help="The command, after `--`.", show_default=False),
     target: str = typer.Option(..., "--target", help="Target name (becomes part of the run id)."),
     workflow: str = typer.Option(..., "--workflow", help="Workflow name."),
     engine: str = typer.Option(_default_engine(), "--engine", help=_engine_help()),
-    target_dir: Optional[Path] = typer.Option(None, "--target-dir", help="Directory indexed as artifacts (default: runs/<id>/target)."),
-    num_cpus: Optional[float] = typer.Option(None, "--num-cpus", help="CPUs reserved for the entrypoint (ray)."),
-    num_gpus: Optional[float] = typer.Option(None, "--num-gpus", help="GPUs reserved for the entrypoint (ray)."),
-    resource: Optional[List[str]] = typer.Option(None, "--resource", help="Custom resource KEY=N (repeatable, ray)."),
-    env: Optional[List[str]] = typer.Option(None, "--env", help="Environment K=V for the command (repeatable). Secret-looking names are redacted in records."),
+    target_dir: Path | None = typer.Option(None, "--target-dir", help="Directory indexed as artifacts (default: runs/<id>/target)."),
+    num_cpus: float | None = typer.Option(None, "--num-cpus", help="CPUs reserved for the entrypoint (ray)."),
+    num_gpus: float | None = typer.Option(None, "--num-gpus", help="GPUs reserved for the entrypoint (ray)."),
+    resource: list[str] | None = typer.Option(None, "--resource", help="Custom resource KEY=N (repeatable, ray)."),
+    env: list[str] | None = typer.Option(None, "--env", help="Environment K=V for the command (repeatable). Secret-looking names are redacted in records."),
     wait: bool = typer.Option(False, "--wait", help="Wait until the run ends; exit 1 if it did not succeed."),
-    cluster: Optional[str] = typer.Option(None, "--cluster", help="Cluster name for --engine ray (default: default)."),
-    lease: Optional[List[str]] = typer.Option(
+    cluster: str | None = typer.Option(None, "--cluster", help="Cluster name for --engine ray (default: default)."),
+    lease: list[str] | None = typer.Option(
         None, "--lease", help="Hardware it needs, POOL[:COUNT][,k=v...] (repeatable: a gang). The run waits for the lease, then starts by itself."
     ),
-    time_: Optional[str] = typer.Option(None, "--time", help="How long the run needs (MIN or [D-]HH:MM:SS); warns when the cluster's allocation ends sooner."),
-    state_root: Optional[Path] = StateRootOpt,
+    time_: str | None = typer.Option(None, "--time", help="How long the run needs (MIN or [D-]HH:MM:SS); warns when the cluster's allocation ends sooner."),
+    state_root: Path | None = StateRootOpt,
     json: bool = JsonOpt,
 ) -> None:
     """Record a run and hand it to an engine: `merlin ray jobs submit --target T --workflow W -- CMD ARGS...`."""
@@ -622,10 +620,10 @@ def _write_json_array(records: Iterable[bytes]) -> None:
 
 @jobs_app.command("list")
 def jobs_list(
-    status: Optional[List[str]] = typer.Option(None, "--status", help="Only runs with this status (repeatable)."),
+    status: list[str] | None = typer.Option(None, "--status", help="Only runs with this status (repeatable)."),
     refresh: bool = typer.Option(False, "--refresh", help="Ask the engines first (one list_jobs per Ray cluster)."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Newest N runs (table default 50, JSON default all; 0 = all)."),
-    state_root: Optional[Path] = StateRootOpt,
+    limit: int | None = typer.Option(None, "--limit", help="Newest N runs (table default 50, JSON default all; 0 = all)."),
+    state_root: Path | None = StateRootOpt,
     json: bool = JsonOpt,
 ) -> None:
     """Runs in the ledger, newest first."""
@@ -671,7 +669,7 @@ def jobs_list(
 @app.command("doctor")
 def doctor(
     min_age: float = typer.Option(60.0, "--min-age", help="Leave alone anything that changed less than this many seconds ago (it may be being written)."),
-    state_root: Optional[Path] = StateRootOpt,
+    state_root: Path | None = StateRootOpt,
     json: bool = JsonOpt,
 ) -> None:
     """Sweep SIGKILL debris: complete (as lost) or remove run directories without a record, remove stale temp files."""
@@ -690,7 +688,7 @@ def doctor(
 def jobs_status(
     run_id: str = typer.Argument(..., help="Run id."),
     no_refresh: bool = typer.Option(False, "--no-refresh", help="Read the ledger only; do not ask the engine."),
-    state_root: Optional[Path] = StateRootOpt,
+    state_root: Path | None = StateRootOpt,
     json: bool = JsonOpt,
 ) -> None:
     """One run, after asking its engine."""
@@ -704,7 +702,7 @@ def jobs_status(
         _print_run(rec, _first_reason(cp, rec))
 
 
-def _first_reason(cp: Any, rec: Any) -> Optional[dict[str, Any]]:
+def _first_reason(cp: Any, rec: Any) -> dict[str, Any] | None:
     """The first condition `jobs why` would list, for a run that is not running yet."""
     d = _record_json(rec)
     if d.get("status") not in ("waiting", "pending", "blocked"):
@@ -722,8 +720,8 @@ def _first_reason(cp: Any, rec: Any) -> Optional[dict[str, Any]]:
 def jobs_logs(
     run_id: str = typer.Argument(..., help="Run id."),
     follow: bool = typer.Option(False, "--follow", "-f", help="Stream until the run ends."),
-    attempt: Optional[int] = typer.Option(None, "--attempt", help="Attempt number (default: latest)."),
-    state_root: Optional[Path] = StateRootOpt,
+    attempt: int | None = typer.Option(None, "--attempt", help="Attempt number (default: latest)."),
+    state_root: Path | None = StateRootOpt,
     json: bool = JsonOpt,
 ) -> None:
     """The run's output (stdout and stderr of the command)."""
@@ -759,7 +757,7 @@ def jobs_logs(
 @jobs_app.command("cancel")
 def jobs_cancel(
     run_id: str = typer.Argument(..., help="Run id."),
-    state_root: Optional[Path] = StateRootOpt,
+    state_root: Path | None = StateRootOpt,
     json: bool = JsonOpt,
 ) -> None:
     """Stop a run (local: its whole process group; ray: stop_job)."""
@@ -780,10 +778,10 @@ def jobs_cancel(
 @jobs_app.command("retry")
 def jobs_retry(
     run_id: str = typer.Argument(..., help="Run id."),
-    env: Optional[List[str]] = typer.Option(None, "--env", help="Environment K=V (needed again for redacted secrets)."),
-    cluster: Optional[str] = typer.Option(None, "--cluster", help="Send the new attempt to another cluster (ray)."),
+    env: list[str] | None = typer.Option(None, "--env", help="Environment K=V (needed again for redacted secrets)."),
+    cluster: str | None = typer.Option(None, "--cluster", help="Send the new attempt to another cluster (ray)."),
     wait: bool = typer.Option(False, "--wait", help="Wait until the run ends; exit 1 if it did not succeed."),
-    state_root: Optional[Path] = StateRootOpt,
+    state_root: Path | None = StateRootOpt,
     json: bool = JsonOpt,
 ) -> None:
     """A new attempt of a blocked, failed, cancelled or lost run."""
@@ -807,10 +805,10 @@ def jobs_retry(
 
 @jobs_app.command("watch")
 def jobs_watch(
-    run_ids: Optional[List[str]] = typer.Argument(None, help="Runs to watch (default: every pending or running run)."),
+    run_ids: list[str] | None = typer.Argument(None, help="Runs to watch (default: every pending or running run)."),
     interval: float = typer.Option(1.0, "--interval", help="Seconds between refreshes."),
-    timeout: Optional[float] = typer.Option(None, "--timeout", help="Give up after this many seconds."),
-    state_root: Optional[Path] = StateRootOpt,
+    timeout: float | None = typer.Option(None, "--timeout", help="Give up after this many seconds."),
+    state_root: Path | None = StateRootOpt,
     json: bool = JsonOpt,
 ) -> None:
     """A live table until every shown run is terminal."""
@@ -864,7 +862,7 @@ def jobs_watch(
     _watch_exit(current, timeout)
 
 
-def _watch_exit(current: list[dict[str, Any]], timeout: Optional[float]) -> None:
+def _watch_exit(current: list[dict[str, Any]], timeout: float | None) -> None:
     """Exit 124 (as timeout(1) does) if a run is still going, 1 if a watched run did not succeed."""
     from merlin.cli.output import message
     from merlin.errors import RunFailed
@@ -892,7 +890,7 @@ def _said(status: str, text: str) -> str:
 
 
 @artifacts_app.command("list")
-def artifacts_list(run_id: str = typer.Argument(..., help="Run id."), state_root: Optional[Path] = StateRootOpt, json: bool = JsonOpt) -> None:
+def artifacts_list(run_id: str = typer.Argument(..., help="Run id."), state_root: Path | None = StateRootOpt, json: bool = JsonOpt) -> None:
     """Files of the run's target directory, as indexed when it ended."""
     from merlin.cli.output import emit_json, message, out
 
@@ -916,7 +914,7 @@ def artifacts_fetch(
     run_id: str = typer.Argument(..., help="Run id."),
     name: str = typer.Argument(..., help="Artifact name as listed (relative path)."),
     to: Path = typer.Option(..., "--to", help="Destination directory."),
-    state_root: Optional[Path] = StateRootOpt,
+    state_root: Path | None = StateRootOpt,
     json: bool = JsonOpt,
 ) -> None:
     """Copy one artifact into DIR and verify its sha256."""

@@ -137,8 +137,8 @@ def explain(
     capability: Path = CapabilityArg, overlay: Path | None = OverlayOpt, json: bool = JsonOpt, strict: bool = StrictOpt
 ) -> None:
     """Show the plan and the reason behind every decision (writes nothing)."""
-    from merlin.cli.output import emit_json
     from merlin.cli.explain_view import render_explain
+    from merlin.cli.output import emit_json
     from merlin.targetgen.planner import build_plan
 
     cap, ovl, warnings = _load_checked(capability, overlay, strict=strict, json=json)

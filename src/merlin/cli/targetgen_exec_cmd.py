@@ -10,7 +10,7 @@ Heavy imports stay inside the functions so ``merlin --help`` stays fast.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -92,8 +92,8 @@ def _render_outcome(result: Any, steps: list[dict[str, Any]]) -> None:
 
 def orchestrate(
     capability: Path = CapabilityArg,
-    overlay: Optional[Path] = OverlayOpt,
-    out_dir: Optional[Path] = OutDirOpt,
+    overlay: Path | None = OverlayOpt,
+    out_dir: Path | None = OutDirOpt,
     prompt_backend: str = typer.Option(
         "manualllm", "--prompt-backend", help="manualllm: write a prompt packet per task that needs a proposal; none: briefs only.",
         metavar="none|manualllm",
@@ -121,18 +121,18 @@ def orchestrate(
 
 
 def execute(
-    capability: Optional[Path] = OptionalCapabilityArg,
-    overlay: Optional[Path] = OverlayOpt,
-    out_dir: Optional[Path] = OutDirOpt,
-    from_dir: Optional[Path] = typer.Option(None, "--from-dir", help="Resume the target directory written by orchestrate."),
+    capability: Path | None = OptionalCapabilityArg,
+    overlay: Path | None = OverlayOpt,
+    out_dir: Path | None = OutDirOpt,
+    from_dir: Path | None = typer.Option(None, "--from-dir", help="Resume the target directory written by orchestrate."),
     engine: str = typer.Option(
         _engines()[0], "--engine", help=f"{_engines()[0]}: run here; any other engine ({', '.join(_engines()[1:])}): submit the executor as a run of it. Both record a run in the ledger.",
         metavar="|".join(_engines()),
     ),
-    cluster: Optional[str] = typer.Option(None, "--cluster", help="Ray cluster name for --engine ray (default: default)."),
+    cluster: str | None = typer.Option(None, "--cluster", help="Ray cluster name for --engine ray (default: default)."),
     wait: bool = typer.Option(False, "--wait", help="--engine ray: wait for the run to end; exit with the executor's code."),
-    state_root: Optional[Path] = typer.Option(None, "--state-root", help="Ledger directory (default: $MERLIN_STATE_ROOT or build/generated/ray)."),
-    run_id: Optional[str] = typer.Option(None, "--run-id", hidden=True, help="Run to report into (set by --engine ray for its job)."),
+    state_root: Path | None = typer.Option(None, "--state-root", help="Ledger directory (default: $MERLIN_STATE_ROOT or build/generated/ray)."),
+    run_id: str | None = typer.Option(None, "--run-id", hidden=True, help="Run to report into (set by --engine ray for its job)."),
     json: bool = JsonOpt,
 ) -> None:
     """Advance the target until a gate: exit 0 completed, 10 awaiting an answer or a response, 3 blocked."""
@@ -155,7 +155,6 @@ def execute(
     if cluster is not None or wait:
         raise BadInput(f"execute: --cluster and --wait go with an engine other than {DEFAULT_ENGINE}")
     from merlin.controlplane import ControlPlane, targetgen_outcome, targetgen_target
-
     from merlin.integrations.targetgen_runs import targetgen_needs
 
     target, target_dir = targetgen_target(capability, overlay, out_dir, from_dir)
@@ -216,7 +215,7 @@ def answer(
     target_dir: Path = TargetDirOpt,
     question_id: str = typer.Option(..., "--question-id", help="The open question's id (see status)."),
     choice: str = typer.Option(..., "--choice", help="One of the question's option ids."),
-    note: Optional[str] = typer.Option(None, "--note", help="A note recorded with the answer."),
+    note: str | None = typer.Option(None, "--note", help="A note recorded with the answer."),
     json: bool = JsonOpt,
 ) -> None:
     """Answer an open operator question; execute applies it (even if one is running now)."""
@@ -239,8 +238,8 @@ def answer(
 
 def retry(
     target_dir: Path = TargetDirOpt,
-    task: Optional[str] = typer.Option(None, "--task", help="The task to retry [default: every blocked or failed task]."),
-    reason: Optional[str] = typer.Option(None, "--reason", help="Why (recorded in the task's history)."),
+    task: str | None = typer.Option(None, "--task", help="The task to retry [default: every blocked or failed task]."),
+    reason: str | None = typer.Option(None, "--reason", help="Why (recorded in the task's history)."),
     json: bool = JsonOpt,
 ) -> None:
     """Return a blocked or failed task to planned (its history records why)."""

@@ -11,8 +11,9 @@ This module imports nothing heavy.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # pragma: no cover
     from merlin.ledger.models import ClusterRecord
@@ -32,21 +33,21 @@ class ClusterBackend(Protocol):
     #: the ``--kind`` value, e.g. "local", "slurm"
     kind: str
 
-    def __init__(self, ledger: "Ledger") -> None: ...
+    def __init__(self, ledger: Ledger) -> None: ...
 
-    def start(self, name: str, *, wait: bool = True, progress: Progress | None = None, **options: Any) -> tuple["ClusterRecord", bool]:
+    def start(self, name: str, *, wait: bool = True, progress: Progress | None = None, **options: Any) -> tuple[ClusterRecord, bool]:
         """Start a cluster (or find it already live). Returns (record, started_now).
 
         Returns once the scheduler accepted it (``queued``/``starting``), or with
         ``wait`` once it is ``active``. Raises ``MerlinError`` on bad options."""
         ...
 
-    def observe(self, record: "ClusterRecord") -> "ClusterRecord":
+    def observe(self, record: ClusterRecord) -> ClusterRecord:
         """Ask the scheduler / processes / Jobs API and return the record as it now is
         (status moved only along :data:`CLUSTER_TRANSITIONS`, written through the ledger)."""
         ...
 
-    def stop(self, record: "ClusterRecord", *, grace: float = 5.0, progress: Progress | None = None) -> "ClusterRecord":
+    def stop(self, record: ClusterRecord, *, grace: float = 5.0, progress: Progress | None = None) -> ClusterRecord:
         """End exactly what this cluster started (recorded pids / scheduler job id), verify
         nothing is left, and return the record as ``stopped``."""
         ...
@@ -93,7 +94,7 @@ class ClusterState:
         }
 
 
-def describe(backend: Any, record: "ClusterRecord") -> ClusterState:
+def describe(backend: Any, record: ClusterRecord) -> ClusterState:
     """A backend's live view of ``record``: its own ``describe`` if it has one,
     else what :meth:`ClusterBackend.observe` says, as a :class:`ClusterState`."""
     own = getattr(backend, "describe", None)

@@ -23,10 +23,11 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from merlin.clusters import procs
 from merlin.clusters.base import ClusterStatus, can_cluster_transition
@@ -54,7 +55,7 @@ class SchedJob:
 
 
 def _utc(ts: float | None) -> datetime | None:
-    return datetime.fromtimestamp(ts, timezone.utc) if ts else None
+    return datetime.fromtimestamp(ts, UTC) if ts else None
 
 
 class BatchClusters:

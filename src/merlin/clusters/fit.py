@@ -7,7 +7,8 @@ cluster's recorded totals before submitting and says so in the run's message.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from merlin.units import amount
 

@@ -19,13 +19,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from merlin.atomic import make_dir
 from merlin.clusters import procs, start_step
-from merlin.clusters.base import ClusterState, ClusterStatus
 from merlin.clusters.auth import check_token_file, generate_token_file, headers_for, ray_start_env
+from merlin.clusters.base import ClusterState, ClusterStatus
 from merlin.clusters.net import LOOPBACK, free_ports, get_json, port_free, probe
 from merlin.errors import BadInput, Blocked, NotFound, RunFailed
 from merlin.nextsteps import Action, step

@@ -15,7 +15,7 @@ import re
 import shlex
 import shutil
 import subprocess
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -94,14 +94,13 @@ def parse_squeue_lines(text: str) -> dict[str, SchedJob]:
 
 def parse_squeue_json(data: dict[str, Any]) -> dict[str, SchedJob]:
     """``squeue --json`` (openapi v0.0.38, Slurm 22.05) -> job id -> :class:`SchedJob`."""
-    from datetime import timezone
 
     out = {}
     for j in data.get("jobs") or []:
         jid = str(j.get("job_id"))
         state = j.get("job_state") or "UNKNOWN"
         end = j.get("end_time")
-        end_s = datetime.fromtimestamp(end, timezone.utc).isoformat() if isinstance(end, (int, float)) and end > 0 else None
+        end_s = datetime.fromtimestamp(end, UTC).isoformat() if isinstance(end, (int, float)) and end > 0 else None
         out[jid] = _job(jid, state, j.get("state_reason") or "", j.get("nodes") or "", end_s)
     return out
 

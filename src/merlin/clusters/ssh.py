@@ -23,8 +23,9 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from merlin.clusters import procs
 from merlin.clusters.base import can_cluster_transition

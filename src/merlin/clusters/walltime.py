@@ -5,7 +5,7 @@ its runs then become lost with "allocation ended (walltime)")."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from merlin.errors import BadInput
@@ -33,9 +33,9 @@ def seconds_left(record: Any, now: datetime | None = None) -> float | None:
     end = getattr(record, "walltime_end", None)
     if end is None:
         return None
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     if end.tzinfo is None:
-        end = end.replace(tzinfo=timezone.utc)
+        end = end.replace(tzinfo=UTC)
     return (end - now).total_seconds()
 
 

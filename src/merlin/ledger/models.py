@@ -8,8 +8,8 @@ typo in code fails a test instead of silently writing a field nobody reads.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Annotated, Any, Literal, Optional
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -24,7 +24,7 @@ EngineName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class _Model(BaseModel):
@@ -39,9 +39,9 @@ class ClusterRef(_Model):
     """Which Ray cluster a run went to, as it was when the run was submitted."""
 
     name: str = Field(description="merlin's name for the cluster (default: 'default').")
-    address: Optional[str] = Field(None, description="Jobs API (dashboard) URL, e.g. http://127.0.0.1:8265.")
-    gcs_address: Optional[str] = Field(None, description="Ray GCS address host:port.")
-    session_name: Optional[str] = Field(None, description="Ray session of the cluster; changes when it restarts.")
+    address: str | None = Field(None, description="Jobs API (dashboard) URL, e.g. http://127.0.0.1:8265.")
+    gcs_address: str | None = Field(None, description="Ray GCS address host:port.")
+    session_name: str | None = Field(None, description="Ray session of the cluster; changes when it restarts.")
 
 
 class Attempt(_Model):
@@ -49,21 +49,21 @@ class Attempt(_Model):
 
     number: int = Field(ge=1, description="1 for the first attempt, 2 for the first retry, ...")
     engine: EngineName
-    submission_id: Optional[str] = Field(None, description="Ray submission id (merlin-<run_id>-<n>) or local-<n>.")
+    submission_id: str | None = Field(None, description="Ray submission id (merlin-<run_id>-<n>) or local-<n>.")
     status: RunStatus
-    submitted_at: Optional[datetime] = None
-    start_time: Optional[datetime] = None
-    end_time: Optional[datetime] = None
-    exit_code: Optional[int] = Field(None, description="Exit code of the command (negative: killed by that signal).")
-    error_type: Optional[str] = Field(None, description="Ray's JobErrorType, or merlin's cause for local/blocked attempts.")
-    error_message: Optional[str] = Field(None, description="Ray's (or the supervisor's) message for this attempt.")
-    log_path: Optional[str] = Field(None, description="Log file of a local attempt, relative to the run directory.")
-    pid: Optional[int] = Field(None, description="Local engine: pid of the command (leader of its own process group).")
-    pgid: Optional[int] = Field(None, description="Local engine: process group that cancel ends.")
-    supervisor_pid: Optional[int] = Field(None, description="Local engine: the detached supervisor waiting for the command (in-process runs: the process doing the work).")
-    supervisor_start: Optional[int] = Field(None, description="Start time of supervisor_pid (1/100 s since the epoch): a pid plus its start time is an identity.")
-    submitter_pid: Optional[int] = Field(None, description="Local engine: the process that created the attempt and starts its supervisor.")
-    submitter_start: Optional[int] = Field(None, description="Start time of submitter_pid (1/100 s since the epoch).")
+    submitted_at: datetime | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    exit_code: int | None = Field(None, description="Exit code of the command (negative: killed by that signal).")
+    error_type: str | None = Field(None, description="Ray's JobErrorType, or merlin's cause for local/blocked attempts.")
+    error_message: str | None = Field(None, description="Ray's (or the supervisor's) message for this attempt.")
+    log_path: str | None = Field(None, description="Log file of a local attempt, relative to the run directory.")
+    pid: int | None = Field(None, description="Local engine: pid of the command (leader of its own process group).")
+    pgid: int | None = Field(None, description="Local engine: process group that cancel ends.")
+    supervisor_pid: int | None = Field(None, description="Local engine: the detached supervisor waiting for the command (in-process runs: the process doing the work).")
+    supervisor_start: int | None = Field(None, description="Start time of supervisor_pid (1/100 s since the epoch): a pid plus its start time is an identity.")
+    submitter_pid: int | None = Field(None, description="Local engine: the process that created the attempt and starts its supervisor.")
+    submitter_start: int | None = Field(None, description="Start time of submitter_pid (1/100 s since the epoch).")
 
     @field_validator("error_message", mode="before")
     @classmethod
@@ -83,10 +83,10 @@ class RunRequest(_Model):
     command: list[str] = Field(description="argv; NAME=value words with secret-looking names are redacted.")
     workdir: str = Field(description="Directory the command runs in.")
     target_dir: str = Field(description="Directory whose files become the run's artifacts.")
-    cluster: Optional[str] = Field(None, description="Cluster name for the ray engine.")
+    cluster: str | None = Field(None, description="Cluster name for the ray engine.")
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment; secret-looking names are redacted.")
-    num_cpus: Optional[float] = Field(None, ge=0)
-    num_gpus: Optional[float] = Field(None, ge=0)
+    num_cpus: float | None = Field(None, ge=0)
+    num_gpus: float | None = Field(None, ge=0)
     resources: dict[str, float] = Field(default_factory=dict, description="Custom Ray resources for the entrypoint.")
     leases: list[str] = Field(default_factory=list, description="Lease requests POOL[:COUNT][,k=v...]: the run waits for them before its engine gets it.")
     metadata: dict[str, Any] = Field(default_factory=dict)
@@ -120,19 +120,19 @@ class RunRecord(_Model):
     source: str
     engine: EngineName
     status: RunStatus
-    outcome: Optional[str] = Field(
+    outcome: str | None = Field(
         None, description="TargetGen executor outcome: completed, blocked, awaiting_operator, awaiting_response."
     )
     command: list[str]
     workdir: str
     target_dir: str
-    cluster: Optional[ClusterRef] = None
+    cluster: ClusterRef | None = None
     attempts: list[Attempt] = Field(default_factory=list)
     message: str = Field("", description="Plain text (no ANSI), at most 1000 characters, for a person; no commands.")
     next_steps: list[NextStep] = Field(default_factory=list, description="What to do next, as {action, args}; the CLI renders each as a command.")
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
-    observed_at: Optional[datetime] = Field(None, description="Last time the engine was asked about this run.")
+    observed_at: datetime | None = Field(None, description="Last time the engine was asked about this run.")
     metadata: dict[str, Any] = Field(default_factory=dict)
     leases: list[str] = Field(default_factory=list, description="Lease ids (resources/leases/<id>.json) held by this run.")
     lease_items: list[str] = Field(default_factory=list, description="Inventory items its lease was granted (also $MERLIN_LEASE_ITEMS in its environment).")
@@ -148,7 +148,7 @@ class RunRecord(_Model):
         return redact_mapping(v)
 
     @property
-    def attempt(self) -> Optional[Attempt]:
+    def attempt(self) -> Attempt | None:
         """The latest attempt, if any."""
         return self.attempts[-1] if self.attempts else None
 
@@ -160,11 +160,11 @@ class RunEvent(_Model):
     time: datetime = Field(default_factory=utcnow)
     run_id: str
     event: str = Field(description="created, transition, submitted, blocked, cancel_requested, retry, outcome, artifacts, note.")
-    from_status: Optional[RunStatus] = None
-    to_status: Optional[RunStatus] = None
-    attempt: Optional[int] = None
+    from_status: RunStatus | None = None
+    to_status: RunStatus | None = None
+    attempt: int | None = None
     cause: str = Field(description="Why, in plain words (who or what caused it).")
-    pid: Optional[int] = Field(None, description="Process that wrote the event.")
+    pid: int | None = Field(None, description="Process that wrote the event.")
     detail: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("cause", mode="before")
@@ -181,7 +181,7 @@ class RunEvent(_Model):
 class ArtifactEntry(_Model):
     name: str = Field(description="Path relative to the target directory, '/'-separated.")
     size: int = Field(ge=0)
-    sha256: Optional[str] = Field(None, pattern=r"^[0-9a-f]{64}$", description="None if the index hit its hashing cap (see truncated_reason).")
+    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$", description="None if the index hit its hashing cap (see truncated_reason).")
     kind: Literal["json", "yaml", "log", "markdown", "text", "python", "shell", "archive", "other"]
 
 
@@ -190,13 +190,13 @@ class ArtifactIndex(_Model):
 
     schema_version: Literal[1] = SCHEMA_VERSION
     run_id: str
-    attempt: Optional[int] = None
+    attempt: int | None = None
     target_dir: str
     indexed_at: datetime = Field(default_factory=utcnow)
     files: list[ArtifactEntry] = Field(default_factory=list)
     total_size: int = 0
     truncated: bool = Field(False, description="True if the index stopped at a limit (file count, bytes hashed) or was interrupted.")
-    truncated_reason: Optional[str] = Field(None, description="Why the index is truncated, for a person.")
+    truncated_reason: str | None = Field(None, description="Why the index is truncated, for a person.")
 
 
 # ----------------------------------------------------------------------- clusters
@@ -215,22 +215,22 @@ class ClusterAuth(_Model):
     """How clients authenticate. Never the token itself: only where it comes from."""
 
     mode: Literal["disabled", "token"] = "disabled"
-    token_file: Optional[str] = Field(None, description="File holding the token (mode 0600).")
-    token_env: Optional[str] = Field(None, description="Environment variable holding the token.")
+    token_file: str | None = Field(None, description="File holding the token (mode 0600).")
+    token_env: str | None = Field(None, description="Environment variable holding the token.")
 
 
 class ClusterPorts(_Model):
     gcs: int
     dashboard: int
-    client_server: Optional[int] = None
-    dashboard_agent_listen: Optional[int] = None
-    dashboard_agent_grpc: Optional[int] = None
-    metrics_export: Optional[int] = None
-    runtime_env_agent: Optional[int] = None
-    node_manager: Optional[int] = None
-    object_manager: Optional[int] = None
-    autoscaler_metrics: Optional[int] = Field(None, description="Autoscaler Prometheus endpoint ($AUTOSCALER_METRIC_PORT).")
-    dashboard_metrics: Optional[int] = Field(None, description="Dashboard Prometheus endpoint ($DASHBOARD_METRIC_PORT).")
+    client_server: int | None = None
+    dashboard_agent_listen: int | None = None
+    dashboard_agent_grpc: int | None = None
+    metrics_export: int | None = None
+    runtime_env_agent: int | None = None
+    node_manager: int | None = None
+    object_manager: int | None = None
+    autoscaler_metrics: int | None = Field(None, description="Autoscaler Prometheus endpoint ($AUTOSCALER_METRIC_PORT).")
+    dashboard_metrics: int | None = Field(None, description="Dashboard Prometheus endpoint ($DASHBOARD_METRIC_PORT).")
 
 
 class ClusterRecord(_Model):
@@ -243,33 +243,33 @@ class ClusterRecord(_Model):
     host: str = Field(description="Address the jobs API (dashboard) binds to.")
     address: str = Field(description="Jobs API URL that merlin submits to.")
     dashboard_url: str
-    gcs_address: Optional[str] = None
-    ray_version: Optional[str] = None
-    session_name: Optional[str] = None
+    gcs_address: str | None = None
+    ray_version: str | None = None
+    session_name: str | None = None
     temp_dir: str = Field(description="Ray's --temp-dir; only this cluster uses it.")
     ports: ClusterPorts
     resources: dict[str, float] = Field(default_factory=dict, description="Resources Ray reports for the head node.")
     requested: dict[str, Any] = Field(default_factory=dict, description="num_cpus, num_gpus, resources as asked.")
-    session_id: Optional[int] = Field(None, description="Unix session id of the `ray start` process tree.")
+    session_id: int | None = Field(None, description="Unix session id of the `ray start` process tree.")
     processes: list[ClusterProcess] = Field(default_factory=list)
     auth: ClusterAuth = Field(default_factory=ClusterAuth)
     allow_remote: bool = False
-    start_log: Optional[str] = None
-    started_at: Optional[datetime] = None
-    stopped_at: Optional[datetime] = None
+    start_log: str | None = None
+    started_at: datetime | None = None
+    stopped_at: datetime | None = None
     updated_at: datetime = Field(default_factory=utcnow)
     message: str = ""
     # --- scheduler-backed kinds (slurm, pbs, ssh): see docs/clusters.md
-    scheduler_job_id: Optional[str] = Field(None, description="Slurm/PBS job id of the allocation.")
+    scheduler_job_id: str | None = Field(None, description="Slurm/PBS job id of the allocation.")
     nodes: list[str] = Field(default_factory=list, description="Allocated node names (head first) or ssh hosts.")
-    head_address: Optional[str] = Field(None, description="Head node address (Slurm NodeAddr, PBS host, ssh host).")
-    walltime_end: Optional[datetime] = Field(None, description="When the allocation's time limit ends.")
-    idle_timeout: Optional[float] = Field(None, description="Seconds without an active run before the watchdog stops the cluster.")
-    scheduler_reason: Optional[str] = Field(None, description="While queued: the scheduler's reason (Slurm REASON, PBS comment).")
-    stop_reason: Optional[str] = Field(None, description="Why the cluster ended: stopped by merlin, idle, walltime, cancelled outside.")
-    state_dir: Optional[str] = Field(None, description="Directory in the state root with the batch script and handshake files.")
+    head_address: str | None = Field(None, description="Head node address (Slurm NodeAddr, PBS host, ssh host).")
+    walltime_end: datetime | None = Field(None, description="When the allocation's time limit ends.")
+    idle_timeout: float | None = Field(None, description="Seconds without an active run before the watchdog stops the cluster.")
+    scheduler_reason: str | None = Field(None, description="While queued: the scheduler's reason (Slurm REASON, PBS comment).")
+    stop_reason: str | None = Field(None, description="Why the cluster ended: stopped by merlin, idle, walltime, cancelled outside.")
+    state_dir: str | None = Field(None, description="Directory in the state root with the batch script and handshake files.")
     node_temp_dirs: list[str] = Field(default_factory=list, description="Per-node Ray temp dirs (short: AF_UNIX paths < 107 bytes).")
-    tunnel_command: Optional[str] = Field(None, description="Command that forwards the dashboard when the head is elsewhere.")
+    tunnel_command: str | None = Field(None, description="Command that forwards the dashboard when the head is elsewhere.")
     lost_runs: list[str] = Field(default_factory=list, description="Runs recorded lost because the allocation ended under them.")
     options: dict[str, Any] = Field(default_factory=dict, description="The kind's start options as given.")
 

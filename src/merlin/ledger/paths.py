@@ -11,7 +11,6 @@ import os
 import re
 import secrets
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from merlin.errors import BadInput
@@ -125,13 +124,11 @@ class Layout:
         """On first use: the README that says what each directory holds, and the layout version."""
         if self.layout_version_file.is_file():
             return
-        from merlin.atomic import write_if_changed
-
-        from merlin.atomic import make_dir
+        from merlin.atomic import make_dir, write_if_changed
 
         make_dir(self.root, private=True)  # 0700 unless $MERLIN_STATE_UMASK says otherwise
         write_if_changed(self.readme, STATE_ROOT_README.encode("utf-8"))
-        write_if_changed(self.layout_version_file, f"{LAYOUT_VERSION}\n".encode("utf-8"))
+        write_if_changed(self.layout_version_file, f"{LAYOUT_VERSION}\n".encode())
 
     @property
     def runs(self) -> Path:

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from merlin.atomic import append_line, atomic_write_json, dump_json, file_lock, make_dir, write_if_changed
 from merlin.errors import BadInput, NotFound
@@ -32,7 +33,7 @@ from merlin.ledger.paths import Layout
 from merlin.ledger.status import RunStatus, check_transition
 
 if TYPE_CHECKING:  # pragma: no cover
-    from merlin.ledger.models import ArtifactIndex, ClusterRecord, RunEvent, RunRecord, RunRequest
+    from merlin.ledger.models import ArtifactIndex, ClusterRecord, RunRecord, RunRequest
 
 LOCK_TIMEOUT = 30.0
 
@@ -40,10 +41,10 @@ Mutation = Callable[["RunRecord"], "Iterable[dict[str, Any]] | None"]
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
-def set_status(record: "RunRecord", status: RunStatus | str, message: str | None = None, next_steps: list[dict[str, Any]] | None = None) -> None:
+def set_status(record: RunRecord, status: RunStatus | str, message: str | None = None, next_steps: list[dict[str, Any]] | None = None) -> None:
     """Move a run (and its latest attempt) to ``status``; legality is checked on write.
 
     A new ``message`` replaces the record's next steps too (``next_steps``, default none)."""
@@ -74,7 +75,7 @@ class Ledger:
         with file_lock(path, timeout=timeout, holder=f"pid {os.getpid()} (run {run_id})"):
             yield
 
-    def create_run(self, request: "RunRequest", record: "RunRecord", *, cause: str) -> "RunRecord":
+    def create_run(self, request: RunRequest, record: RunRecord, *, cause: str) -> RunRecord:
         """Write a new run's request, record and first event. Refuses an existing run id."""
         run_dir = self.layout.run_dir(request.run_id)
         self.layout.ensure()
@@ -105,12 +106,12 @@ class Ledger:
         note_changed(self.root, record.run_id)
         return record
 
-    def read_request(self, run_id: str) -> "RunRequest":
+    def read_request(self, run_id: str) -> RunRequest:
         from merlin.ledger.models import RunRequest
 
         return RunRequest.model_validate_json(self._read_bytes(self.layout.request(run_id), run_id))
 
-    def read_record(self, run_id: str) -> "RunRecord":
+    def read_record(self, run_id: str) -> RunRecord:
         from merlin.ledger.models import RunRecord
 
         return RunRecord.model_validate_json(self._read_bytes(self.layout.record(run_id), run_id))
@@ -124,7 +125,7 @@ class Ledger:
         except FileNotFoundError:
             raise NotFound(f"unknown run {run_id} in {self.root}", next_steps=[{"action": "list_runs", "args": {}}]) from None
 
-    def update(self, run_id: str, mutate: Mutation, *, cause: str, observed: bool = False) -> "RunRecord":
+    def update(self, run_id: str, mutate: Mutation, *, cause: str, observed: bool = False) -> RunRecord:
         """Locked read-modify-write of one run record.
 
         ``mutate`` changes the record in place and may return extra event dicts
@@ -137,7 +138,7 @@ class Ledger:
         return txn.record
 
     @contextmanager
-    def transaction(self, run_id: str, *, cause: str, observed: bool = False) -> Iterator["Transaction"]:
+    def transaction(self, run_id: str, *, cause: str, observed: bool = False) -> Iterator[Transaction]:
         """Hold the run's lock around a block that edits ``txn.record``.
 
         For callers that must do something else under the same lock (the local
@@ -173,7 +174,7 @@ class Ledger:
                 note_changed(self.root, run_id)
             return raw
 
-    def _commit(self, run_id: str, old: "RunRecord", txn: "Transaction", observed: bool) -> None:
+    def _commit(self, run_id: str, old: RunRecord, txn: Transaction, observed: bool) -> None:
         new = txn.record
         check_transition(run_id, old.status, new.status)
         if observed:
@@ -288,7 +289,7 @@ class Ledger:
 
     # ------------------------------------------------------------- artifacts
 
-    def write_artifacts(self, index: "ArtifactIndex", *, locked: bool = False) -> bool:
+    def write_artifacts(self, index: ArtifactIndex, *, locked: bool = False) -> bool:
         """Write artifacts.json unless only ``indexed_at`` would change.
 
         ``locked=True`` when the caller already holds the run's lock (inside a
@@ -314,7 +315,7 @@ class Ledger:
         except FileNotFoundError:
             return None
 
-    def read_artifacts(self, run_id: str) -> "ArtifactIndex | None":
+    def read_artifacts(self, run_id: str) -> ArtifactIndex | None:
         from merlin.ledger.models import ArtifactIndex
 
         raw = self.read_artifacts_raw(run_id)
@@ -328,7 +329,7 @@ class Ledger:
         with file_lock(self.layout.cluster_lock(name), timeout=timeout, holder=f"pid {os.getpid()} (cluster {name})"):
             yield
 
-    def read_cluster(self, name: str) -> "ClusterRecord | None":
+    def read_cluster(self, name: str) -> ClusterRecord | None:
         from merlin.ledger.models import ClusterRecord
 
         try:
@@ -337,7 +338,7 @@ class Ledger:
             return None
         return ClusterRecord.model_validate_json(data)
 
-    def write_cluster(self, record: "ClusterRecord") -> bool:
+    def write_cluster(self, record: ClusterRecord) -> bool:
         """Write a cluster record (callers hold :meth:`cluster_lock`)."""
         path = self.layout.cluster_record(record.name)
         self.layout.ensure()
@@ -364,7 +365,7 @@ class Ledger:
 class Transaction:
     """The record being edited under a run's lock, plus events to append with it."""
 
-    def __init__(self, record: "RunRecord", cause: str) -> None:
+    def __init__(self, record: RunRecord, cause: str) -> None:
         self.record = record
         self.cause = cause
         self.events: list[dict[str, Any]] = []

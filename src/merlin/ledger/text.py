@@ -14,7 +14,8 @@ Hugging Face ``hf_``, GitLab ``glpat-``, JWTs, PEM private keys).
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 REDACTED = "***redacted***"
 MESSAGE_LIMIT = 1000

@@ -24,9 +24,10 @@ import hashlib
 import shlex
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from merlin.atomic import atomic_write_json, dump_json, write_if_changed
 from merlin.errors import BadInput
@@ -34,6 +35,7 @@ from merlin.targetgen import state as st
 
 BUNDLE_SCHEMA_VERSION = 1
 from merlin.targetgen.prompts import DEFAULT_PROMPT_BACKEND, PROMPT_BACKENDS  # noqa: E402,F401  (re-exported)
+
 DEFAULT_VALIDATION_TIMEOUT_S = 600.0
 PLACEHOLDERS = ("{python}", "{capability}", "{overlay_args}", "{target_dir}", "{scratch_dir}")
 
