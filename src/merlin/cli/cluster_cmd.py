@@ -76,7 +76,7 @@ def cluster_start(
     check_number(port, "--port", minimum=1, maximum=65535, integer=True)
     check_number(object_store_memory, "--object-store-memory", minimum=0, above_minimum=True, integer=True)
 
-    given = {
+    given: dict[str, dict[str, Any]] = {
         "slurm": dict(nodes=nodes, cpus_per_node=cpus_per_node, gpus_per_node=gpus_per_node, mem=mem, time=time,
                       partition=partition, account=account, qos=qos, sbatch_args=list(sbatch_arg or [])),
         "pbs": dict(select=select, walltime=walltime, queue=queue, account=account),

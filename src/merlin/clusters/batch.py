@@ -151,7 +151,7 @@ class BatchClusters:
             record = ClusterRecord(
                 name=name,
                 kind=self.kind,
-                status="queued",
+                status=ClusterStatus.QUEUED,
                 host="127.0.0.1",
                 address="",
                 dashboard_url="",

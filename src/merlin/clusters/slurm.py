@@ -76,7 +76,7 @@ def _job(job_id: str, state: str, reason: str, nodes: str, end: str | None) -> S
         phase=phase,
         reason="" if reason in ("None", "(null)") else reason,
         nodes=expand_hostlist(nodes),
-        end_time=_slurm_time(end) if phase == "running" else None,
+        end_time=_slurm_time(end) if phase == "running" and end else None,
         walltime_hit=state in ("TIMEOUT", "DEADLINE") or reason == "TimeLimit",
         cancelled=state in ("CANCELLED", "PREEMPTED", "REVOKED"),
     )

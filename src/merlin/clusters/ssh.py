@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from merlin.clusters import procs
-from merlin.clusters.base import can_cluster_transition
+from merlin.clusters.base import ClusterStatus, can_cluster_transition
 from merlin.errors import BadInput, Blocked, RunFailed
 
 Progress = Callable[[str], None]
@@ -117,7 +117,7 @@ class SshBackend:
             record = ClusterRecord(
                 name=name,
                 kind="ssh",
-                status="starting",
+                status=ClusterStatus.STARTING,
                 host="127.0.0.1",
                 address="",
                 dashboard_url="",
@@ -298,7 +298,7 @@ def reap(remote_dir: str, grace: float) -> dict[str, Any]:
         if p.state not in ("Z", "X") and any(d in procs.cmdline(p.pid) for d in temp_dirs):
             members.add(p.pid)
     members |= procs.descendants(members, all_p)
-    left = procs.terminate(members, grace=grace) if members else set()
+    left: set[int] = procs.terminate(members, grace=grace).survivors if members else set()
     for d in temp_dirs:
         if d.startswith("/tmp/mrl-"):
             shutil.rmtree(d, ignore_errors=True)
