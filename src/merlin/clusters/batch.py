@@ -249,6 +249,10 @@ class BatchClusters:
             return record
         want = int(record.requested.get("nodes") or 1)
         alive, detail = self._alive_nodes(record)
+        if alive >= want and len(record.node_temp_dirs) < want:
+            # Ray can see a worker before its helper wrote node-<i>.json: wait for it, so that
+            # stop knows every node's pids and temp dir (it verifies by them, never by name)
+            alive, detail = len(record.node_temp_dirs), "waiting for the node helpers' handshake files"
         if alive >= want:
             if record.status != "active":
                 self._activate(record)
