@@ -9,6 +9,7 @@ Exits 1 on FAIL.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -29,6 +30,9 @@ def main() -> int:
         count = len(json.loads(out.stdout))
         assert count == N, f"listed {count} runs, expected {N}"
         with private_cluster(root) as (cp, rec):
+            from merlin.clusters.auth import ray_start_env
+
+            os.environ.update(ray_start_env(rec.auth))  # Ray's CLI reads the cluster's token from the environment
             ours, base = interleaved(ours_cmd, [RAY, "job", "list", "--address", rec.address], runs=RUNS)
         rows = [(f"jobs list --json ({N} runs, all printed)", ours, base, "<= 1.500 s", ours <= 1.5)]
         return report(f"merlin ray jobs list --json over {N} runs (median of {RUNS})", rows)
