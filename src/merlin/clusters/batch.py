@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -31,7 +32,7 @@ from typing import Any
 
 from merlin.clusters import procs
 from merlin.clusters.base import ClusterStatus, can_cluster_transition
-from merlin.errors import BadInput, NotFound, RunFailed
+from merlin.errors import BadInput, Blocked, NotFound, RunFailed
 
 Progress = Callable[[str], None]
 WAIT_TIMEOUT = 600.0
@@ -64,9 +65,17 @@ class BatchClusters:
     kind = "batch"
     scheduler = "the scheduler"
     cancel_word = "cancel"
+    #: what to install when the scheduler's commands are missing (each kind says its own)
+    install_hint = "install the scheduler's client commands"
 
     def __init__(self, ledger) -> None:
         self.ledger = ledger
+
+    def _run(self, argv: list[str], cwd: str | None = None) -> subprocess.CompletedProcess:
+        """One scheduler command (sbatch, squeue, qsub, ...): blocked with the install hint when it is missing."""
+        if shutil.which(argv[0]) is None:
+            raise Blocked(f"`{argv[0]}` is not on PATH: {self.install_hint}")
+        return subprocess.run(argv, capture_output=True, text=True, cwd=cwd, timeout=60)
 
     # ------------------------------------------------------- scheduler hooks
 

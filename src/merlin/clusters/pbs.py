@@ -16,8 +16,6 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import shutil
-import subprocess
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -122,6 +120,7 @@ class PbsBackend(BatchClusters):
     """``--kind pbs``."""
 
     kind = "pbs"
+    install_hint = INSTALL_HINT
     scheduler = "PBS"
     cancel_word = "qdel"
 
@@ -147,12 +146,6 @@ class PbsBackend(BatchClusters):
 
     def render_script(self, **kwargs: Any) -> str:
         return render_qsub(**kwargs)
-
-    @staticmethod
-    def _run(argv: list[str], cwd: str | None = None) -> subprocess.CompletedProcess:
-        if shutil.which(argv[0]) is None:
-            raise Blocked(f"`{argv[0]}` is not on PATH: {INSTALL_HINT}")
-        return subprocess.run(argv, capture_output=True, text=True, cwd=cwd, timeout=60)
 
     def submit_script(self, script: Path, state_dir: Path) -> str:
         res = self._run(["qsub", str(script)], cwd=str(state_dir))

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import re
 import shlex
-import shutil
-import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -170,6 +168,7 @@ class SlurmBackend(BatchClusters):
     """``--kind slurm``."""
 
     kind = "slurm"
+    install_hint = INSTALL_HINT
     scheduler = "Slurm"
     cancel_word = "scancel"
 
@@ -208,12 +207,6 @@ class SlurmBackend(BatchClusters):
 
     def render_script(self, **kwargs: Any) -> str:
         return render_sbatch(**kwargs)
-
-    @staticmethod
-    def _run(argv: list[str], cwd: str | None = None) -> subprocess.CompletedProcess:
-        if shutil.which(argv[0]) is None:
-            raise Blocked(f"`{argv[0]}` is not on PATH: {INSTALL_HINT}")
-        return subprocess.run(argv, capture_output=True, text=True, cwd=cwd, timeout=60)
 
     def submit_script(self, script: Path, state_dir: Path) -> str:
         res = self._run(["sbatch", "--parsable", str(script)], cwd=str(state_dir))
