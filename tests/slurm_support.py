@@ -10,6 +10,7 @@ which the test fails and its teardown still stops what it started.
 
 from __future__ import annotations
 
+import re
 import shutil
 import signal
 import subprocess
@@ -18,6 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+#: merlin's scripts never run `ray stop` in any form (a bare one ends every Ray on the node, other users' too)
+BARE_STOP = re.compile(r"\bray\s+stop\b")
 
 OBJECT_STORE = 100 * 1024 * 1024
 #: one end-to-end test's bound (a 2-node start is ~20-40 s on a quiet 2-core machine)

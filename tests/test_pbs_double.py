@@ -16,7 +16,7 @@ import pytest
 
 from merlin.clusters.pbs import PbsBackend, exec_hosts, parse_qstat_json, render_qsub
 from merlin.errors import BadInput
-from tests.slurm_support import OBJECT_STORE, slurm_root, slurm_turn, wait_for  # noqa: F401  (fixtures)
+from tests.slurm_support import BARE_STOP, OBJECT_STORE, slurm_root, slurm_turn, wait_for  # noqa: F401  (fixtures)
 
 DATA = Path(__file__).parent / "data" / "pbs"
 DOUBLE = Path(__file__).parent / "doubles" / "pbs"
@@ -44,7 +44,7 @@ def test_exec_host_and_nodefile_dedup_in_script(tmp_path: Path):
     script = render_qsub(name="p", nodes=2, state_dir=tmp_path, node_cmd=["py", "-m", "merlin.clusters.slurm_node"], options={"select": "2:ncpus=1", "walltime": "00:10:00"})
     assert "#PBS -l select=2:ncpus=1" in script and "#PBS -l walltime=00:10:00" in script and "#PBS -l place=scatter" in script
     assert "awk '!seen[$0]++' \"$PBS_NODEFILE\"" in script and 'pbsdsh -n "${IDX[$i]}" --' in script
-    assert "--cancel qdel" in script and "ray stop" not in script
+    assert "--cancel qdel" in script and not BARE_STOP.search(script)
 
 
 def test_pbs_options_are_checked(tmp_path: Path):
