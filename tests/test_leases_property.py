@@ -106,6 +106,10 @@ def _check(book: LeaseBook, model: Model, ended: dict[str, str]) -> None:
 # backfill must not overtake: fpga:3 waits behind fpga:2, so a later fpga:1 must wait too
 # an expiry no pass has seen yet is found by the renewal's own pass
 @example(steps=[("reserve", [("board", 1)], 0, 5, 1), ("tick", 20), ("renew", 0), ("renew", 0)])
+# a renewal that finds its lease expired still grants what the expiry freed (CI found this one)
+@example(steps=[("reserve", [("fpga", 1)], 0, 5, 1), ("reserve", [("fpga", 3)], 0, 5, 1), ("tick", 8), ("renew", 0)])
+# so does a release of a lease that had already expired unseen
+@example(steps=[("reserve", [("board", 1)], 0, 5, 1), ("reserve", [("board", 2)], 0, 5, 1), ("tick", 8), ("release", 0)])
 @example(steps=[("reserve", [("fpga", 2)], 0, 30, 1), ("reserve", [("fpga", 3)], 0, 30, 2), ("reserve", [("fpga", 1)], 0, 30, 3)])
 # a gang waits holding nothing; a later board-only request may backfill a board the gang cannot use... none here: it waits
 @example(steps=[("reserve", [("fpga", 3)], 0, 30, 1), ("reserve", [("fpga", 1), ("board", 1)], 0, 30, 2), ("reserve", [("board", 1)], 0, 30, 3), ("release", 0)])

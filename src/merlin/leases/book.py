@@ -435,8 +435,12 @@ class LeaseBook:
             try:
                 yield tx
             except MerlinError:
-                self._finish(tx, state)  # what the pass settled (an expiry it found) stands; operations raise before changing anything
+                # What the pass settled (an expiry it found) stands, and so do the grants
+                # it frees up; operations raise before changing anything themselves.
+                self._grant(tx)
+                self._finish(tx, state)
                 raise
+            self._grant(tx)  # every pass ends by granting, whatever path the operation took
             self._finish(tx, state)
 
     def _finish(self, tx: _Pass, state: dict[str, Any]) -> None:
