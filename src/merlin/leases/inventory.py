@@ -19,7 +19,7 @@ def load_inventory_file(path: str | Path) -> list[dict[str, Any]]:
     from pydantic import ValidationError
 
     from merlin.leases.models import InventorySpec
-    from merlin.spec import loader
+    from merlin.spec import pydantic_check
     from merlin.spec.yamlsafe import load_yaml
 
     path = Path(path)
@@ -29,7 +29,7 @@ def load_inventory_file(path: str | Path) -> list[dict[str, Any]]:
     try:
         spec = InventorySpec.model_validate(data)
     except ValidationError as exc:
-        found = loader._format_errors(str(path), exc, lines, data, InventorySpec, dupes)
+        found = pydantic_check.format_errors(str(path), exc, lines, data, InventorySpec, dupes)
         raise SpecError([line for line in found if "is defined twice" not in line or ": items: " not in line]) from None
     if dupes:
         raise SpecError([text for _, text in sorted(dupes)])

@@ -354,25 +354,3 @@ class DeploymentOverlay(Strict):
     schema_version: SchemaVersion
     deployment: Deployment
 
-
-def open_facts(model: BaseModel) -> dict[str, dict[str, Any]]:
-    """Every fact kept beyond the typed fields, by dotted section (for the plan's views).
-
-    ``{"geometry.compute_array": {"rows": 16}, "verification.tolerances.fp8": {...}}``;
-    sections without extra facts are left out, so the result is often empty.
-    """
-    found: dict[str, dict[str, Any]] = {}
-
-    def walk(value: Any, where: str) -> None:
-        if isinstance(value, Facts) and value.facts():
-            found[where] = value.facts()
-        if isinstance(value, BaseModel):
-            for name in type(value).model_fields:
-                walk(getattr(value, name), f"{where}.{name}" if where else name)
-        elif isinstance(value, dict):
-            for key, item in value.items():
-                if isinstance(item, BaseModel):
-                    walk(item, f"{where}.{key}")
-
-    walk(model, "")
-    return found

@@ -10,13 +10,16 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from merlin.atomic import dump_json, write_if_changed
+from merlin.spec.fast import open_facts
 from merlin.spec.loader import Loaded
-from merlin.spec.models import CapabilitySpec, DeploymentOverlay, open_facts
 from merlin.targetgen import rules
 from merlin.targetgen.tasks import build_task_graph
+
+if TYPE_CHECKING:  # the loader hands over views of these (merlin.spec.fast): pydantic stays unimported
+    from merlin.spec.models import CapabilitySpec, DeploymentOverlay
 
 PLAN_SCHEMA_VERSION = 1
 

@@ -7,7 +7,10 @@ returns reasons as plain sentences naming the spec fields that decided.
 
 from __future__ import annotations
 
-from merlin.spec.models import CapabilitySpec, DeploymentOverlay
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the loader hands over views of these (merlin.spec.fast): pydantic stays unimported
+    from merlin.spec.models import CapabilitySpec, DeploymentOverlay
 
 STYLES = ("post_global_plugin", "structured_text_isa", "runtime_hal", "llvm_ukernel")
 PRIMARY_ORDER = ("runtime_hal", "structured_text_isa", "post_global_plugin", "llvm_ukernel")

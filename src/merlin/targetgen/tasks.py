@@ -10,9 +10,10 @@ nothing), ``{target_dir}`` and ``{scratch_dir}``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from merlin.spec.models import CapabilitySpec, DeploymentOverlay
+if TYPE_CHECKING:  # the loader hands over views of these (merlin.spec.fast): pydantic stays unimported
+    from merlin.spec.models import CapabilitySpec, DeploymentOverlay
 
 Task = dict[str, Any]
 
