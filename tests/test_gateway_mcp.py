@@ -137,7 +137,7 @@ def test_lease_tools_reserve_queue_why_renew_release(tmp_path: Path) -> None:
             queue = await call(client, "leases_queue", {})
             assert [q["lease_id"] for q in queue["queue"]] == [second["lease_id"]] and queue["queue"][0]["position"] == 1
             why = await call(client, "leases_why", {"lease_id": second["lease_id"]})
-            assert why["conditions"] and all(c["code"] and c["next_step"] for c in why["conditions"])
+            assert why["conditions"] and all(c["code"] and c["next_steps"] and "tool" in c["next_steps"][0] for c in why["conditions"])
             renewed = await call(client, "leases_renew", {"lease_id": first["lease_id"], "ttl": "20m"})
             assert renewed["state"] == "granted" and renewed["ttl_seconds"] == 1200
             released = await call(client, "leases_release", {"lease_id": first["lease_id"]})

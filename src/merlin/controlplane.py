@@ -208,9 +208,10 @@ class ControlPlane:
         return sweep(self.ledger, ids, min_age=age, temps=False) if ids else SweepReport()
 
     def why(self, run_id: str) -> list[dict[str, Any]]:
-        """Every condition holding a run back (its leases, its cluster, the run itself), as
-        :func:`merlin.leases.why.run_conditions` finds them; empty when nothing does."""
-        from merlin.leases.why import run_conditions
+        """Every condition holding a run back, layer by layer (its leases, its cluster, the engine,
+        the cluster's scheduler, the run itself), as :func:`merlin.control.why.run_conditions`
+        assembles them from each layer; empty when nothing does."""
+        from merlin.control.why import run_conditions
 
         return run_conditions(self, validate_run_id(run_id))
 
