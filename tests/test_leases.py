@@ -512,8 +512,8 @@ def test_renew_after_an_unobserved_expiry_is_refused(book: LeaseBook) -> None:
 
 
 def test_jobs_why_names_the_holder_of_the_lease_a_run_waits_for(tmp_path: Path) -> None:
-    from merlin.controlplane import ControlPlane
     from merlin.control.why import run_conditions
+    from merlin.controlplane import ControlPlane
     from merlin.ledger.status import RunStatus, can_transition
 
     cp = ControlPlane(tmp_path / "state")

@@ -239,9 +239,12 @@ ACTION_TOOLS = {
     "stop_cluster": "clusters_stop",
     "leases_list": "leases_list",
     "leases_queue": "leases_queue",
-    # reserve, item_health, drain_item, define_inventory, scheduler_query: no tool (a person's or an admin's
-    # decision, or a scheduler's own command); a forced release stays a person's decision too
+    "reserve": "leases_reserve",
 }
+
+#: actions with no tool: an install or a shell command line, a lab maintainer's decision on the inventory,
+#: a scheduler's own command (a forced release, too, stays a person's decision: see ``_forced``)
+NO_TOOL = frozenset({"install", "run_again", "item_health", "drain_item", "define_inventory", "scheduler_query"})
 
 
 def step(tool: str, **args: Any) -> dict[str, Any]:
