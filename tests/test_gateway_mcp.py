@@ -237,8 +237,8 @@ def test_record_next_steps_map_to_tools_through_one_table() -> None:
     assert _map_steps([{"action": "release", "args": {"lease_id": "l1", "force": True}}, {"action": "release", "args": {"lease_id": "l2"}}]) == [
         {"tool": "leases_release", "args": {"lease_id": "l2"}}]  # fmt: skip
     slurm = {"action": "start_cluster", "args": {"name": "lab", "kind": "slurm", "options": {"nodes": 2}}}
-    assert _map_steps([slurm, {"action": "start_cluster", "args": {"name": "x", "port": 1}}]) == [
-        {"tool": "clusters_status", "args": {"name": "lab"}}, {"tool": "clusters_start", "args": {"name": "x"}}]  # fmt: skip
+    assert _map_steps([slurm, {"action": "start_cluster", "args": {"name": "x", "port": 1, "resources": {"fpga": 1}}}]) == [
+        {"tool": "clusters_status", "args": {"name": "lab"}}, {"tool": "clusters_start", "args": {"name": "x", "port": 1, "resources": {"fpga": 1}}}]  # fmt: skip
 
 
 def test_a_waiting_execute_holds_no_worker_thread(tmp_path: Path) -> None:

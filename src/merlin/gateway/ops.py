@@ -172,6 +172,14 @@ class ClusterInput(Input):
     name: str = Field("default", description="Cluster name.")
 
 
+class ClusterStartInput(ClusterInput):
+    port: int | None = Field(None, ge=1, le=65535, description="GCS port (default 6379); a restart step keeps the recorded one.")
+    dashboard_port: int | None = Field(None, ge=1, le=65535, description="Jobs API / dashboard port (default 8265).")
+    num_cpus: float | None = Field(None, ge=0)
+    num_gpus: float | None = Field(None, ge=0)
+    resources: dict[str, float] = Field(default_factory=dict, description="Custom Ray resources of the head node.")
+
+
 # -------------------------------------------------------------- the registry
 
 
@@ -398,9 +406,10 @@ def _forced(s: dict[str, Any]) -> bool:
 
 
 def _toolable(s: dict[str, Any]) -> dict[str, Any]:
-    """``clusters_start`` starts a local head only: a step that starts another kind becomes a status call."""
+    """``clusters_start`` starts a local head on loopback only: a step that starts another kind (or
+    binds another host) becomes a status call."""
     args = s.get("args") or {}
-    if s.get("action") == "start_cluster" and args.get("kind") not in (None, "local"):
+    if s.get("action") == "start_cluster" and (args.get("kind") not in (None, "local") or args.get("host")):
         return {"action": "cluster_status", "args": {"name": args.get("name", "default")}}
     return s
 
@@ -752,7 +761,14 @@ def runs_why(gw: Gateway, a: RunInput) -> dict[str, Any]:
     def offer(s: dict[str, Any]) -> dict[str, Any]:  # without --allow-cluster-control: look, do not start
         return s if s["tool"] in offered else step("clusters_status", name=s["args"].get("name", "default"))
 
-    conds = [dict(c, next_steps=[offer(s) for s in _map_steps(c.get("next_steps"))]) for c in gw.cp.why(rec.run_id)]
+    def offered_steps(c: dict[str, Any]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for s in map(offer, _map_steps(c.get("next_steps"))):
+            if s not in out:
+                out.append(s)
+        return out
+
+    conds = [dict(c, next_steps=offered_steps(c)) for c in gw.cp.why(rec.run_id)]
     steps: list[dict[str, Any]] = []
     for s in [x for c in conds for x in c["next_steps"]] + [step("runs_status", run_id=rec.run_id)]:
         if s not in steps:
@@ -900,10 +916,11 @@ def clusters_status(gw: Gateway, a: ClusterInput) -> dict[str, Any]:
     return data
 
 
-@operation("clusters_start", "clusters", ClusterInput, mutating=True, requires="cluster_control")
-def clusters_start(gw: Gateway, a: ClusterInput) -> dict[str, Any]:
-    """Start a private local Ray head (or find it active). Only with merlin serve --allow-cluster-control."""
-    rec, started = gw.cp.start_local_cluster(a.name)
+@operation("clusters_start", "clusters", ClusterStartInput, mutating=True, requires="cluster_control")
+def clusters_start(gw: Gateway, a: ClusterStartInput) -> dict[str, Any]:
+    """Start a private local Ray head on loopback (or find it active), with the given ports and resources. Only with merlin serve --allow-cluster-control."""
+    given = {k: getattr(a, k) for k in ("port", "dashboard_port", "num_cpus", "num_gpus") if getattr(a, k) is not None}
+    rec, started = gw.cp.start_local_cluster(a.name, **given, **({"resources": dict(a.resources)} if a.resources else {}))
     return {"started": started, "cluster": rec.model_dump(mode="json"), "next_steps": [step("clusters_status", name=a.name)]}
 
 
