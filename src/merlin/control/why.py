@@ -31,7 +31,7 @@ def run_conditions(cp: ControlPlane, run_id: str) -> list[dict[str, Any]]:
     engine = cp.engine(rec.engine)
     if engine.uses_cluster and (not rec.status.is_terminal() or blocked):
         request = _request(cp, run_id)
-        state = cp.cluster_status(rec.cluster.name if rec.cluster else (getattr(request, "cluster", None) or "default"))
+        state = cp.cluster_status(rec.cluster.name if rec.cluster else (getattr(request, "cluster", None) or "default"), sockets=False)
         from merlin.clusters.fit import requested_resources
         from merlin.clusters.why import cluster_conditions, hold_conditions
 
