@@ -78,3 +78,16 @@ def test_every_action_of_jobs_why_has_a_cli_spelling() -> None:
     lines = condition_lines({"layer": "leases", "code": "lease_item_held", "message": "fpga-01 is held", "hint": "wait for it",
                              "next_steps": [rendered[0][0]]}, [])  # fmt: skip
     assert lines == ["[leases/lease_item_held] fpga-01 is held", "    wait for it", "    next: merlin ray jobs why r1"]
+
+
+def test_an_error_carries_its_next_steps_and_the_cli_prints_them(tmp_path: Path) -> None:
+    """Errors below cli/ keep a plain message and carry next_steps; the CLI spells them after the error line."""
+    root = str(tmp_path / "state")
+    res = run_cli("ray", "resources", "show", "lease-nope", "--state-root", root)
+    assert res.returncode == 4
+    line = res.stderr.strip().splitlines()[-1]
+    assert line.startswith("lease lease-nope: no such lease; next: ") and "ray resources list" in line and "ray resources queue" in line
+    doc = json.loads(run_cli("ray", "resources", "show", "lease-nope", "--json", "--state-root", root).stdout)
+    assert doc["error"] == "lease lease-nope: no such lease" and doc["next_steps"] == [{"action": "leases_list", "args": {}}, {"action": "leases_queue", "args": {}}]
+    none = run_cli("ray", "resources", "reserve", "fpga:1", "--state-root", root)
+    assert none.returncode == 3 and "`" not in none.stderr.split("; next:")[0] and "ray resources define FILE" in none.stderr

@@ -52,6 +52,10 @@ class ClusterBackend(Protocol):
         nothing is left, and return the record as ``stopped``."""
         ...
 
+    # Optional: ``describe(record)`` (a live ClusterState; see :func:`describe`), and
+    # ``hold_conditions(record, observed_at)``: the kind's own reasons a run on this cluster
+    # waits, e.g. a queued allocation's scheduler reason (``jobs why``; merlin.clusters.why).
+
 
 #: The kind a cluster has when none is named (``ray cluster start-local``).
 DEFAULT_KIND = "local"
