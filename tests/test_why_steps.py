@@ -91,3 +91,21 @@ def test_an_error_carries_its_next_steps_and_the_cli_prints_them(tmp_path: Path)
     assert doc["error"] == "lease lease-nope: no such lease" and doc["next_steps"] == [{"action": "leases_list", "args": {}}, {"action": "leases_queue", "args": {}}]
     none = run_cli("ray", "resources", "reserve", "fpga:1", "--state-root", root)
     assert none.returncode == 3 and "`" not in none.stderr.split("; next:")[0] and "ray resources define FILE" in none.stderr
+
+
+def test_rays_cluster_report_is_read_with_its_resource_names_kept() -> None:
+    """`GET /api/cluster_status` as Ray 2.60's dashboard sends it (captured from a local head with one
+    firesim_fpga held and two jobs pending): dict keys are camel-cased by the dashboard, list contents not."""
+    from merlin.engines.ray_api import ClusterLoad
+    from merlin.engines.ray_why import infeasible
+
+    sent = {"result": True, "msg": "Got cluster status.", "data": {"autoscalingStatus": "...", "autoscalingError": None, "clusterStatus": {
+        "time": 1796173460.86, "loadMetricsReport": {
+            "usage": {"memory": [0.0, 23580065792.0], "CPU": [0.0, 2.0], "objectStoreMemory": [0.0, 104857600.0], "firesimFpga": [1.0, 1.0]},
+            "resourceDemand": [[{"firesim_fpga": 1.0}, 1], [{"nothere": 1.0}, 1]], "pgDemand": [], "requestDemand": [],
+            "nodeTypes": [[{"node:__internal_head__": 1.0, "CPU": 2.0, "memory": 23580065792.0, "firesim_fpga": 1.0, "object_store_memory": 104857600.0}, 1]]}}}}  # fmt: skip
+    load = ClusterLoad.from_json(sent)
+    assert load.demands == [({"firesim_fpga": 1.0}, 1), ({"nothere": 1.0}, 1)] and load.reported_at == 1796173460.86
+    assert load.usage["firesim_fpga"] == (1.0, 1.0) and load.usage["object_store_memory"] == (0.0, 104857600.0), "names mapped back"
+    assert not infeasible({"firesim_fpga": 1.0}, load) and infeasible({"nothere": 1.0}, load) and not infeasible({}, load)
+    assert ClusterLoad.from_json({}) == ClusterLoad(), "an autoscaler that reported nothing yet: no demands, nothing guessed"
