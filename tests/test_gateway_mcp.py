@@ -137,7 +137,7 @@ def test_lease_tools_reserve_queue_why_renew_release(tmp_path: Path) -> None:
             queue = await call(client, "leases_queue", {})
             assert [q["lease_id"] for q in queue["queue"]] == [second["lease_id"]] and queue["queue"][0]["position"] == 1
             why = await call(client, "leases_why", {"lease_id": second["lease_id"]})
-            assert why["conditions"] and all(c["code"] and c["next_step"] for c in why["conditions"])
+            assert why["conditions"] and all(c["code"] and c["next_steps"] and "tool" in c["next_steps"][0] for c in why["conditions"])
             renewed = await call(client, "leases_renew", {"lease_id": first["lease_id"], "ttl": "20m"})
             assert renewed["state"] == "granted" and renewed["ttl_seconds"] == 1200
             released = await call(client, "leases_release", {"lease_id": first["lease_id"]})
@@ -229,9 +229,16 @@ def test_record_next_steps_map_to_tools_through_one_table() -> None:
     assert _map_steps([{"tool": "runs_status", "args": {"run_id": "r1"}}]) == [{"tool": "runs_status", "args": {"run_id": "r1"}}]
     # arguments only the CLI has are dropped, so the call validates
     assert _map_steps([{"action": "logs", "args": {"run_id": "r1", "follow": True}}]) == [{"tool": "runs_logs", "args": {"run_id": "r1"}}]
+    from merlin.gateway.ops import NO_TOOL
     from merlin.nextsteps import Action
 
-    assert {a.value for a in Action} - set(ACTION_TOOLS) <= {"install", "run_again"}  # the rest have no tool (nothing to call)
+    assert {a.value for a in Action} - set(ACTION_TOOLS) == NO_TOOL  # the rest have no tool (nothing to call)
+    # a forced release stays a person's decision; clusters_start starts a local head only, so another kind is looked at
+    assert _map_steps([{"action": "release", "args": {"lease_id": "l1", "force": True}}, {"action": "release", "args": {"lease_id": "l2"}}]) == [
+        {"tool": "leases_release", "args": {"lease_id": "l2"}}]  # fmt: skip
+    slurm = {"action": "start_cluster", "args": {"name": "lab", "kind": "slurm", "options": {"nodes": 2}}}
+    assert _map_steps([slurm, {"action": "start_cluster", "args": {"name": "x", "port": 1, "resources": {"fpga": 1}}}]) == [
+        {"tool": "clusters_status", "args": {"name": "lab"}}, {"tool": "clusters_start", "args": {"name": "x", "port": 1, "resources": {"fpga": 1}}}]  # fmt: skip
 
 
 def test_a_waiting_execute_holds_no_worker_thread(tmp_path: Path) -> None:

@@ -512,8 +512,8 @@ def test_renew_after_an_unobserved_expiry_is_refused(book: LeaseBook) -> None:
 
 
 def test_jobs_why_names_the_holder_of_the_lease_a_run_waits_for(tmp_path: Path) -> None:
+    from merlin.control.why import run_conditions
     from merlin.controlplane import ControlPlane
-    from merlin.leases.why import run_conditions
     from merlin.ledger.status import RunStatus, can_transition
 
     cp = ControlPlane(tmp_path / "state")
@@ -530,9 +530,14 @@ def test_jobs_why_names_the_holder_of_the_lease_a_run_waits_for(tmp_path: Path) 
     assert conds[0]["layer"] == "leases" and conds[0]["code"] == "lease_item_held"
     ev = conds[0]["evidence"]
     assert ev["holder_lease"] == holder["lease_id"] and ev["run_id"] == "first-run" and ev["until"] == holder["expires_at"]
-    assert conds[0]["observed_at"] and "release" in conds[0]["next_step"]
+    steps = conds[0]["next_steps"]
+    assert conds[0]["observed_at"] and conds[0]["hint"] and {"action": "why", "args": {"run_id": "first-run"}} in steps
+    assert {"action": "release", "args": {"lease_id": holder["lease_id"], "force": True}} in steps
     res = run_cli("ray", "jobs", "why", run.run_id, "--json", "--state-root", str(tmp_path / "state"))
     assert res.returncode == 0 and json.loads(res.stdout)[0]["code"] == "lease_item_held"
+    text = run_cli("ray", "jobs", "why", run.run_id, "--state-root", str(tmp_path / "state"))
+    assert f"ray resources release {holder['lease_id']} --force --reason WHY" in text.stdout, text.stdout
+    assert "ray jobs why first-run" in text.stdout and "ask " in text.stdout
     # the run vocabulary has a waiting state of its own, distinct from blocked and pending
     assert RunStatus.WAITING.value == "waiting" and not RunStatus.WAITING.is_terminal() and not RunStatus.WAITING.is_active()
     assert can_transition(None, "waiting") and can_transition("waiting", "pending") and not can_transition("waiting", "succeeded")

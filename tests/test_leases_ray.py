@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from merlin.control.why import run_conditions
 from merlin.controlplane import ControlPlane
-from merlin.leases.why import run_conditions
 from merlin.ledger.status import RunStatus
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]

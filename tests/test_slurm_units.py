@@ -138,25 +138,35 @@ def test_idle_watchdog_counts_active_runs_and_leases(tmp_path: Path):
     assert slurm_node.active_runs(tmp_path, "c1") == 1
 
 
-def test_jobs_why_scheduler_layer_names_the_pending_reason():
+def test_jobs_why_scheduler_layer_names_the_pending_reason(tmp_path):
     """A queued Slurm/PBS allocation: one scheduler condition with the reason and a next step;
     an active or local cluster: none."""
-    from merlin.clusters.why import scheduler_conditions
+    from merlin.clusters.local import LocalBackend
+    from merlin.clusters.pbs import PbsBackend
+    from merlin.clusters.slurm import SlurmBackend
+    from merlin.clusters.why import hold_conditions
+    from merlin.ledger import Ledger
     from merlin.ledger.models import ClusterAuth, ClusterPorts, ClusterRecord
+
+    ledger = Ledger(tmp_path)
+    slurm_b, pbs_b, local_b = SlurmBackend(ledger), PbsBackend(ledger), LocalBackend(ledger)
 
     def rec(kind: str, status: str, reason: str | None) -> ClusterRecord:
         return ClusterRecord(name="c", kind=kind, status=status, host="127.0.0.1", address="", dashboard_url="", temp_dir="",
                              ports=ClusterPorts(gcs=0, dashboard=0), auth=ClusterAuth(mode="token", token_file="/x"),
                              scheduler_job_id="42", scheduler_reason=reason, requested={"nodes": 3})  # fmt: skip
 
-    (slurm,) = scheduler_conditions(rec("slurm", "queued", "PartitionConfig"), "now")
+    (slurm,) = hold_conditions(slurm_b, rec("slurm", "queued", "PartitionConfig"), "now")
     assert slurm["layer"] == "scheduler" and slurm["code"] == "scheduler_queued"
-    assert "Slurm job 42 is still queued: PartitionConfig" in slurm["message"] and "fewer --nodes" in slurm["next_step"]
-    assert "squeue -j 42" in slurm["next_step"] and slurm["evidence"]["requested"] == {"nodes": 3}
-    (pbs,) = scheduler_conditions(rec("pbs", "queued", "Not Running: Insufficient amount of resource: ncpus"), "now")
-    assert "PBS job 42" in pbs["message"] and "Insufficient amount" in pbs["message"] and "qstat -f 42" in pbs["next_step"]
-    assert scheduler_conditions(rec("slurm", "active", None), "now") == []
-    assert scheduler_conditions(rec("local", "queued", "x"), "now") == []
+    assert "Slurm job 42 is still queued: PartitionConfig" in slurm["message"] and "fewer --nodes" in slurm["hint"]
+    assert slurm["next_steps"] == [{"action": "scheduler_query", "args": {"argv": ["squeue", "-j", "42", "-o", "%R"]}},
+                                   {"action": "stop_cluster", "args": {"name": "c"}}]  # fmt: skip
+    assert slurm["evidence"]["requested"] == {"nodes": 3}
+    (pbs,) = hold_conditions(pbs_b, rec("pbs", "queued", "Not Running: Insufficient amount of resource: ncpus"), "now")
+    assert "PBS job 42" in pbs["message"] and "Insufficient amount" in pbs["message"]
+    assert pbs["next_steps"][0] == {"action": "scheduler_query", "args": {"argv": ["qstat", "-f", "42"]}}
+    assert hold_conditions(slurm_b, rec("slurm", "active", None), "now") == []
+    assert hold_conditions(local_b, rec("local", "queued", "x"), "now") == [], "a kind without a scheduler has no scheduler layer"
 
 
 def _slurm_record(root: Path, name: str, minutes_left: float):

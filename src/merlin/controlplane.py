@@ -103,8 +103,9 @@ class ControlPlane:
             kwargs["resources"] = {**hosted, **dict(kwargs.get("resources") or {})}
         return self.start_cluster(DEFAULT_KIND, name, **kwargs)
 
-    def cluster_status(self, name: str = "default") -> ClusterState:
-        """The cluster's live state, asked of its backend (``absent`` if none is recorded)."""
+    def cluster_status(self, name: str = "default", sockets: bool = True) -> ClusterState:
+        """The cluster's live state, asked of its backend (``absent`` if none is recorded);
+        ``sockets`` False skips measuring what its processes listen on."""
         from merlin.clusters.base import ClusterState, describe
         from merlin.nextsteps import Action, step
 
@@ -113,7 +114,7 @@ class ControlPlane:
         if record is None:
             return ClusterState(name, "absent", f"no cluster '{name}' recorded; start one", next_steps=[step(Action.START_CLUSTER, name=name)])
         backend = self.cluster_backend(record.kind)
-        return describe(backend, backend.observe(record))
+        return describe(backend, backend.observe(record), sockets)
 
     def stop_cluster(self, name: str = "default", grace: float = 5.0, force: bool = False, **kwargs: Any) -> ClusterRecord:
         """Stop a cluster; Blocked (``cluster_has_runs``) while runs are active on it unless ``force``,
@@ -208,9 +209,10 @@ class ControlPlane:
         return sweep(self.ledger, ids, min_age=age, temps=False) if ids else SweepReport()
 
     def why(self, run_id: str) -> list[dict[str, Any]]:
-        """Every condition holding a run back (its leases, its cluster, the run itself), as
-        :func:`merlin.leases.why.run_conditions` finds them; empty when nothing does."""
-        from merlin.leases.why import run_conditions
+        """Every condition holding a run back, layer by layer (its leases, its cluster, the engine,
+        the cluster's scheduler, the run itself), as :func:`merlin.control.why.run_conditions`
+        assembles them from each layer; empty when nothing does."""
+        from merlin.control.why import run_conditions
 
         return run_conditions(self, validate_run_id(run_id))
 

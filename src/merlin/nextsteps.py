@@ -48,6 +48,28 @@ class Action(str, Enum):
     TARGETGEN_RETRY = "targetgen_retry"
     #: run a recorded command line again (argv)
     RUN_AGAIN = "run_again"
+    #: every condition holding a run back
+    WHY = "why"
+    #: stop a cluster (and what it started)
+    STOP_CLUSTER = "stop_cluster"
+    #: ask a cluster's scheduler about its allocation (argv of the scheduler's own tool)
+    SCHEDULER_QUERY = "scheduler_query"
+    #: the inventory's items, their health, holders and the queue
+    LEASES_LIST = "leases_list"
+    #: the waiting requests in order (runs a scheduling pass)
+    LEASES_QUEUE = "leases_queue"
+    #: every condition holding a waiting lease back
+    LEASE_WHY = "lease_why"
+    #: request items again (bundles as ``POOL[:COUNT][,k=v...]``)
+    RESERVE = "reserve"
+    #: give a lease back (force: someone else's, with a reason)
+    RELEASE = "release"
+    #: record an item's health (good, bad, ...)
+    ITEM_HEALTH = "item_health"
+    #: drain an item (undo: accept leases again)
+    DRAIN_ITEM = "drain_item"
+    #: load the lab's inventory file
+    DEFINE_INVENTORY = "define_inventory"
 
     def __str__(self) -> str:
         return self.value
@@ -61,7 +83,7 @@ ARGS: dict[Action, tuple[tuple[str, ...], tuple[str, ...]]] = {
     Action.STATUS: (("run_id",), ()),
     Action.ARTIFACTS: (("run_id",), ()),
     Action.LIST_RUNS: ((), ("status",)),
-    Action.START_CLUSTER: (("name",), ("kind", "port", "dashboard_port", "num_cpus", "num_gpus", "resources", "host")),
+    Action.START_CLUSTER: (("name",), ("kind", "port", "dashboard_port", "num_cpus", "num_gpus", "resources", "host", "options")),
     Action.CLUSTER_STATUS: (("name",), ()),
     Action.LIST_CLUSTERS: ((), ()),
     Action.INSTALL: (("package",), ()),
@@ -71,6 +93,17 @@ ARGS: dict[Action, tuple[tuple[str, ...], tuple[str, ...]]] = {
     Action.TARGETGEN_STATUS: (("target_dir",), ()),
     Action.TARGETGEN_RETRY: (("target_dir", "task"), ()),
     Action.RUN_AGAIN: (("argv",), ()),
+    Action.WHY: (("run_id",), ()),
+    Action.STOP_CLUSTER: (("name",), ("force",)),
+    Action.SCHEDULER_QUERY: (("argv",), ()),
+    Action.LEASES_LIST: ((), ()),
+    Action.LEASES_QUEUE: ((), ()),
+    Action.LEASE_WHY: (("lease_id",), ()),
+    Action.RESERVE: (("bundles",), ("priority",)),
+    Action.RELEASE: (("lease_id",), ("force", "reason")),
+    Action.ITEM_HEALTH: (("item", "state"), ("reason",)),
+    Action.DRAIN_ITEM: (("item",), ("undo", "reason")),
+    Action.DEFINE_INVENTORY: ((), ("file",)),
 }
 
 

@@ -35,6 +35,34 @@ def _name(args: dict[str, Any]) -> list[str]:
     return [] if name == "default" else ["--name", str(name)]
 
 
+#: ``cluster start`` flags a non-local kind's recorded options map to (the rest are merlin's own bookkeeping)
+START_FLAGS = ("nodes", "cpus_per_node", "gpus_per_node", "mem", "time", "partition", "account", "qos", "select", "walltime",
+               "queue", "host", "jump", "user", "workers", "port", "object_store_memory")  # fmt: skip
+
+
+def _start_words(a: dict[str, Any]) -> list[str]:
+    """``cluster start-local`` with its ports and resources, or ``cluster start --kind K`` with the recorded options."""
+    kind = a.get("kind")
+    if kind and kind != "local":
+        words = ["ray", "cluster", "start", "--kind", str(kind), *_name(a)]
+        opts = dict(a.get("options") or {})
+        for key in START_FLAGS:
+            if opts.get(key) not in (None, "", [], ()):
+                words += ["--" + key.replace("_", "-"), str(opts[key])]
+        words += sum((["--sbatch-arg", str(x)] for x in opts.get("sbatch_args") or []), [])
+        if opts.get("idle_timeout"):
+            words += ["--idle-timeout", f"{float(opts['idle_timeout']):g}s"]
+        return words
+    words = ["ray", "cluster", "start-local", *_name(a)]
+    for key, flag in (("host", "--host"), ("port", "--port"), ("dashboard_port", "--dashboard-port"), ("num_cpus", "--num-cpus"), ("num_gpus", "--num-gpus")):
+        if a.get(key) is not None:
+            v = a[key]
+            words += [flag, f"{v:g}" if isinstance(v, float) else str(v)]
+    for k, v in sorted((a.get("resources") or {}).items()):
+        words += ["--resource", f"{k}={v:g}" if isinstance(v, (int, float)) else f"{k}={v}"]
+    return words
+
+
 def command(s: dict[str, Any], argv: Iterable[str] | None = None) -> str:
     """One step as a shell command (or, for a file to write, a sentence)."""
     act = Action(s["action"])
@@ -55,14 +83,7 @@ def command(s: dict[str, Any], argv: Iterable[str] | None = None) -> str:
     elif act == Action.LIST_RUNS:
         words = ["ray", "jobs", "list", *sum((["--status", x] for x in a.get("status") or []), []), *root]
     elif act == Action.START_CLUSTER:
-        words = ["ray", "cluster", "start-local", *_name(a)]
-        for key, flag in (("host", "--host"), ("port", "--port"), ("dashboard_port", "--dashboard-port"), ("num_cpus", "--num-cpus"), ("num_gpus", "--num-gpus")):
-            if a.get(key) is not None:
-                v = a[key]
-                words += [flag, f"{v:g}" if isinstance(v, float) else str(v)]
-        for k, v in sorted((a.get("resources") or {}).items()):
-            words += ["--resource", f"{k}={v:g}" if isinstance(v, (int, float)) else f"{k}={v}"]
-        words += root
+        words = [*_start_words(a), *root]
     elif act == Action.CLUSTER_STATUS:
         words = ["ray", "cluster", "status", *_name(a), *root]
     elif act == Action.LIST_CLUSTERS:
@@ -83,8 +104,29 @@ def command(s: dict[str, Any], argv: Iterable[str] | None = None) -> str:
         words = ["targetgen", "status", "--target-dir", str(a["target_dir"])]
     elif act == Action.TARGETGEN_RETRY:
         words = ["targetgen", "retry", "--target-dir", str(a["target_dir"]), "--task", a["task"]]
-    elif act == Action.RUN_AGAIN:
+    elif act in (Action.RUN_AGAIN, Action.SCHEDULER_QUERY):
         return shlex.join([str(x) for x in a["argv"]])
+    elif act == Action.WHY:
+        words = ["ray", "jobs", "why", a["run_id"], *root]
+    elif act == Action.STOP_CLUSTER:
+        words = ["ray", "cluster", "stop", *_name(a), *(["--force"] if a.get("force") else []), *root]
+    elif act == Action.LEASES_LIST:
+        words = ["ray", "resources", "list", *root]
+    elif act == Action.LEASES_QUEUE:
+        words = ["ray", "resources", "queue", *root]
+    elif act == Action.LEASE_WHY:
+        words = ["ray", "resources", "why", a["lease_id"], *root]
+    elif act == Action.RESERVE:
+        words = ["ray", "resources", "reserve", *[str(b) for b in a["bundles"]], *(["--priority", str(a["priority"])] if a.get("priority") else []), *root]
+    elif act == Action.RELEASE:
+        force = ["--force", "--reason", a.get("reason") or "WHY"] if a.get("force") else []
+        words = ["ray", "resources", "release", a["lease_id"], *force, *root]
+    elif act == Action.ITEM_HEALTH:
+        words = ["ray", "resources", "health", a["item"], a["state"], "--reason", a.get("reason") or "WHY", *root]
+    elif act == Action.DRAIN_ITEM:
+        words = ["ray", "resources", "drain", a["item"], *(["--undo"] if a.get("undo") else []), *(["--reason", a["reason"]] if a.get("reason") else []), *root]
+    elif act == Action.DEFINE_INVENTORY:
+        words = ["ray", "resources", "define", str(a.get("file") or "FILE"), *root]
     else:  # pragma: no cover - every Action is handled above
         raise ValueError(act)
     return " ".join([me, *(shlex.quote(str(w)) for w in words)])
@@ -102,6 +144,16 @@ def with_next(lines: list[str], steps: Iterable[dict[str, Any]] | None, argv: It
     if not cmds or not lines:
         return list(lines)
     return [*lines[:-1], lines[-1].rstrip() + "; next: " + "; then ".join(f"`{c}`" for c in cmds)]
+
+
+def condition_lines(c: dict[str, Any], argv: Iterable[str] | None = None, layer: bool = True) -> list[str]:
+    """One condition of ``jobs why`` / ``resources why``: ``[layer/code] message``, its hint, its steps."""
+    head = f"[{c['layer']}/{c['code']}]" if layer else f"[{c['code']}]"
+    lines = [f"{head} {c['message']}"]
+    if c.get("hint"):
+        lines.append(f"    {c['hint']}")
+    lines += [f"    {line}" for line in render_all(c.get("next_steps"), argv)]
+    return lines
 
 
 def say_next(steps: Iterable[dict[str, Any]] | None) -> None:

@@ -179,10 +179,13 @@ def _print_run(rec: Any, reason: dict[str, Any] | None = None) -> None:
     grid.append(("message", d.get("message") or "-"))
     if d.get("leases"):
         grid.append(("leases", ", ".join(d["leases"]) + (f" (items {', '.join(d['lease_items'])})" if d.get("lease_items") else "")))
-    if reason is not None:
-        grid.append(("waiting on", f"{reason['code']}: {reason['message']} (all: `{_me()} ray jobs why {d['run_id']}`)"))
     from merlin.cli.nextsteps import ARGV, command
 
+    if reason is not None:
+        from merlin.nextsteps import Action, step
+
+        grid.append(("waiting on", f"{reason['layer']}/{reason['code']}: {reason['message']}"))
+        grid.append(("all reasons", command(step(Action.WHY, run_id=d["run_id"]), ARGV)))
     for st in d.get("next_steps") or []:
         grid.append(("next", command(st, ARGV)))
     from merlin.cli.tables import pairs
@@ -707,10 +710,8 @@ def _first_reason(cp: Any, rec: Any) -> dict[str, Any] | None:
     d = _record_json(rec)
     if d.get("status") not in ("waiting", "pending", "blocked"):
         return None
-    from merlin.leases.why import run_conditions
-
     try:
-        conds = run_conditions(cp, d["run_id"])
+        conds = cp.why(d["run_id"])
     except Exception:  # a reason is a courtesy here: `jobs why` reports its own errors
         return None
     return conds[0] if conds else None

@@ -314,8 +314,10 @@ def why(lease_id: str = typer.Argument(..., help="Lease id."), state_root: Path 
         return
     if not conds:
         _say(f"lease {lease_id} is granted: nothing holds it back")
+    from merlin.cli.nextsteps import condition_lines
+
     for c in conds:
-        sys.stdout.write(f"[{c['code']}] {c['message']}\n    next: {c['next_step']}\n")
+        sys.stdout.write("".join(line + "\n" for line in condition_lines(c, sys.argv[1:], layer=False)))
 
 
 @app.command("drain")
@@ -355,15 +357,15 @@ def jobs_why(
     state_root: Path | None = StateRootOpt,
     json: bool = JsonOpt,
 ) -> None:
-    """Every condition holding a run back (leases, then cluster, then the run), with evidence and the next step."""
+    """Every condition holding a run back (leases, cluster, Ray, the scheduler, then the run), with evidence and the next steps."""
+    from merlin.cli.nextsteps import condition_lines
     from merlin.controlplane import ControlPlane
-    from merlin.leases.why import run_conditions
 
-    conds = run_conditions(ControlPlane(state_root), run_id)
+    conds = ControlPlane(state_root).why(run_id)
     if json:
         _emit(conds)
         return
     if not conds:
         _say(f"run {run_id}: nothing holds it back")
     for c in conds:
-        sys.stdout.write(f"[{c['layer']}/{c['code']}] {c['message']}\n    next: {c['next_step']}\n")
+        sys.stdout.write("".join(line + "\n" for line in condition_lines(c, sys.argv[1:])))

@@ -52,6 +52,10 @@ class ClusterBackend(Protocol):
         nothing is left, and return the record as ``stopped``."""
         ...
 
+    # Optional: ``describe(record)`` (a live ClusterState; see :func:`describe`), and
+    # ``hold_conditions(record, observed_at)``: the kind's own reasons a run on this cluster
+    # waits, e.g. a queued allocation's scheduler reason (``jobs why``; merlin.clusters.why).
+
 
 #: The kind a cluster has when none is named (``ray cluster start-local``).
 DEFAULT_KIND = "local"
@@ -94,10 +98,11 @@ class ClusterState:
         }
 
 
-def describe(backend: Any, record: ClusterRecord) -> ClusterState:
+def describe(backend: Any, record: ClusterRecord, sockets: bool = True) -> ClusterState:
     """A backend's live view of ``record``: its own ``describe`` if it has one,
-    else what :meth:`ClusterBackend.observe` says, as a :class:`ClusterState`."""
-    own = getattr(backend, "describe", None)
+    else what :meth:`ClusterBackend.observe` says, as a :class:`ClusterState`.
+    ``sockets`` False: its ``describe_state`` if it has one (no socket measurement: a third of a second)."""
+    own = (None if sockets else getattr(backend, "describe_state", None)) or getattr(backend, "describe", None)
     if own is not None:
         return own(record)
     seen = backend.observe(record)

@@ -33,6 +33,7 @@ from typing import Any
 from merlin.clusters import procs
 from merlin.clusters.base import ClusterStatus, can_cluster_transition
 from merlin.errors import BadInput, Blocked, NotFound, RunFailed
+from merlin.nextsteps import Action, step
 
 Progress = Callable[[str], None]
 WAIT_TIMEOUT = 600.0
@@ -134,7 +135,7 @@ class BatchClusters:
             if existing is not None and existing.status not in ("stopped", "failed", "expired"):
                 if existing.kind != self.kind:
                     raise BadInput(
-                        f"cluster '{name}' is a live {existing.kind} cluster; stop it first with `merlin ray cluster stop --name {name}`"
+                        f"cluster '{name}' is a live {existing.kind} cluster; stop it first", next_steps=[step(Action.STOP_CLUSTER, name=name)]
                     )
                 existing = self._observe_locked(existing)
                 if existing.status not in ("stopped", "failed", "expired"):
@@ -203,8 +204,8 @@ class BatchClusters:
                 raise RunFailed(f"cluster '{record.name}' did not become active: {record.message}")
             if time.monotonic() - t0 > timeout:
                 raise RunFailed(
-                    f"cluster '{record.name}' not active after {timeout:.0f}s ({record.message}); it stays submitted: "
-                    f"`merlin ray cluster status --name {record.name}` or stop it with `merlin ray cluster stop --name {record.name}`"
+                    f"cluster '{record.name}' not active after {timeout:.0f}s ({record.message}); it stays submitted: look at it, or stop it",
+                    next_steps=[step(Action.CLUSTER_STATUS, name=record.name), step(Action.STOP_CLUSTER, name=record.name)],
                 )
             time.sleep(POLL)
 
@@ -455,7 +456,7 @@ class BatchClusters:
                     shutil.rmtree(d, ignore_errors=True)
             from merlin.clusters.lost import mark_runs_lost
 
-            lost = mark_runs_lost(self.ledger, record.name, "the cluster was stopped (`merlin ray cluster stop`)")
+            lost = mark_runs_lost(self.ledger, record.name, "the cluster was stopped (cluster stop)")
             record.lost_runs = sorted(set(record.lost_runs) | set(lost))
             msg = f"stopped ({self.cancel_word} {record.scheduler_job_id}); "
             msg += f"had to kill {len(left)} leftover processes (pids {sorted(left)})" if left else "nothing was left"

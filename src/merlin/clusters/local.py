@@ -467,6 +467,10 @@ class LocalBackend:
             st.sockets = listening_sockets(record, self._members(record))
         return st
 
+    def describe_state(self, record) -> ClusterState:
+        """:meth:`describe` without measuring the sockets (``jobs why`` needs only the state)."""
+        return self._describe(record)
+
     def _describe(self, record) -> ClusterState:
         name = record.name
         alive = len(self._members(record)) if record.status != ClusterStatus.STOPPED else 0

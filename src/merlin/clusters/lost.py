@@ -8,6 +8,7 @@ control plane may call it too. Logs already copied into the ledger stay.
 from __future__ import annotations
 
 from merlin.ledger.status import RunStatus
+from merlin.nextsteps import Action, step
 
 
 def active_runs_on(ledger, cluster: str) -> list[str]:
@@ -32,8 +33,8 @@ def mark_runs_lost(ledger, cluster: str, reason: str) -> list[str]:
             set_status(
                 r,
                 RunStatus.LOST,
-                f"lost: Ray cluster '{cluster}' ended under it: {reason}. Retry it on a live cluster with "
-                f"`merlin ray jobs retry {run_id} --cluster NAME`",
+                f"lost: Ray cluster '{cluster}' ended under it: {reason}. Retry it on a live cluster (--cluster NAME)",
+                [step(Action.RETRY, run_id=run_id)],
             )
             if r.attempts:
                 r.attempts[-1].error_type = "cluster_ended"

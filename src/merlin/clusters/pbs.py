@@ -165,6 +165,13 @@ class PbsBackend(BatchClusters):
         except ValueError:
             raise Blocked(f"qstat -F json printed no JSON: {res.stdout[:120]!r}") from None
 
+    def hold_conditions(self, record: Any, observed_at: str) -> list[dict[str, Any]]:
+        """``jobs why``'s scheduler layer: a queued allocation and PBS's ``comment`` (free text)."""
+        from merlin.clusters.why import scheduler_queued
+
+        hint = "wait, or stop it and start with a smaller --select or another --queue"
+        return scheduler_queued(record, observed_at, self.scheduler, hint, ["qstat", "-f", str(record.scheduler_job_id)])
+
     def cancel(self, job_id: str) -> None:
         res = self._run(["qdel", job_id])
         if res.returncode != 0 and "unknown job id" not in res.stderr.lower() and "finished" not in res.stderr.lower():

@@ -164,6 +164,20 @@ def render_sbatch(*, name: str, nodes: int, state_dir: Path, node_cmd: list[str]
     return "\n".join(lines)
 
 
+#: what Slurm's pending REASON means for a person (the ones people meet most), for ``jobs why``
+REASON_HINTS = {
+    "PartitionConfig": "the request exceeds what the partition allows (e.g. more nodes than it has): stop the cluster and start it with fewer --nodes or another --partition",
+    "PartitionNodeLimit": "more nodes than the partition's limit: stop the cluster and start it with fewer --nodes",
+    "PartitionTimeLimit": "--time is over the partition's limit: stop the cluster and start it with a shorter --time",
+    "Resources": "waiting for nodes to free up: it starts by itself",
+    "Priority": "other jobs are ahead in the queue: it starts by itself",
+    "QOSMaxJobsPerUserLimit": "your QOS allows no more running jobs: wait, or stop another cluster",
+    "AssocGrpCpuLimit": "your account's CPU limit is reached: wait, or stop another cluster",
+    "ReqNodeNotAvail": "a requested node is down or reserved (sinfo shows the nodes)",
+}
+DEFAULT_HINT = "wait, or stop it and start with a smaller request"
+
+
 class SlurmBackend(BatchClusters):
     """``--kind slurm``."""
 
@@ -222,6 +236,14 @@ class SlurmBackend(BatchClusters):
                 return None  # purged from slurmctld's memory: long ended
             raise Blocked(f"squeue failed: {res.stderr.strip().splitlines()[-1] if res.stderr.strip() else res.returncode}")
         return parse_squeue_lines(res.stdout).get(str(job_id))
+
+    def hold_conditions(self, record: Any, observed_at: str) -> list[dict[str, Any]]:
+        """``jobs why``'s scheduler layer: a queued allocation and Slurm's pending REASON."""
+        from merlin.clusters.why import scheduler_queued
+
+        words = (record.scheduler_reason or "").split()
+        hint = REASON_HINTS.get(words[0].strip("()") if words else "", DEFAULT_HINT)
+        return scheduler_queued(record, observed_at, self.scheduler, hint, ["squeue", "-j", str(record.scheduler_job_id), "-o", "%R"])
 
     def cancel(self, job_id: str) -> None:
         res = self._run(["scancel", str(job_id)])

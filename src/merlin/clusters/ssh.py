@@ -30,6 +30,7 @@ from typing import Any
 from merlin.clusters import procs
 from merlin.clusters.base import ClusterStatus, can_cluster_transition
 from merlin.errors import BadInput, Blocked, RunFailed
+from merlin.nextsteps import Action, step
 
 Progress = Callable[[str], None]
 START_TIMEOUT = float(__import__("os").environ.get("MERLIN_SSH_START_TIMEOUT", "300"))
@@ -99,7 +100,7 @@ class SshBackend:
                 existing = self._observe_locked(existing)
                 if existing.status == "active":
                     return existing, False
-                raise BadInput(f"cluster '{name}' is {existing.status}; stop it first with `merlin ray cluster stop --name {name}`")
+                raise BadInput(f"cluster '{name}' is {existing.status}; stop it first", next_steps=[step(Action.STOP_CLUSTER, name=name)])
             self.run(opts, host, "true", timeout=30)  # host key and login first: one clear error
             digest = hashlib.sha1(f"{self.ledger.root}\x00{name}".encode()).hexdigest()[:10]
             remote_dir = f"/tmp/merlin-ssh-{digest}"
@@ -218,7 +219,7 @@ class SshBackend:
                 tunnel = next((p for p in record.processes if p.name == "tunnel"), None)
                 why = "the ssh tunnel is gone" if tunnel and not procs.alive(tunnel.pid, tunnel.start_ticks) else f"the head does not answer ({type(exc).__name__}: {exc})"
                 if record.status in ("active", "starting"):
-                    record.message = f"unreachable: {why}; `merlin ray cluster stop --name {record.name}` ends what is left"
+                    record.message = f"unreachable: {why}; stopping the cluster ends what is left"
                     self.ledger.write_cluster(record)
                 return record
             if len(alive) >= want or time.monotonic() > deadline:
@@ -266,7 +267,7 @@ class SshBackend:
             tunnel = [p.pid for p in record.processes if p.name == "tunnel" and procs.alive(p.pid, p.start_ticks)]
             if tunnel:
                 procs.terminate(set(tunnel), grace=grace)
-            lost = mark_runs_lost(self.ledger, record.name, "the cluster was stopped (`merlin ray cluster stop`)")
+            lost = mark_runs_lost(self.ledger, record.name, "the cluster was stopped (cluster stop)")
             record.lost_runs = sorted(set(record.lost_runs) | set(lost))
             record.status = "stopped"
             record.stop_reason = "stopped by merlin"

@@ -1,49 +1,87 @@
-"""The scheduler layer of ``merlin ray jobs why``: a run whose cluster's allocation
-is still queued in Slurm or PBS is held back by the scheduler, and the
-scheduler says why (Slurm's pending REASON, PBS's ``comment``).
+"""The cluster and scheduler layers of ``merlin ray jobs why``.
 
-Reads only the cluster record as the backend's last observation left it
-(``cluster_status`` observes just before), so it costs no scheduler call.
+Cluster layer (every kind): the run's cluster is not active, or lacks a
+resource the run asks for. Scheduler layer (kinds with a batch scheduler):
+the allocation is still queued, and the scheduler says why; each backend
+supplies that itself through ``hold_conditions(record, at)`` (Slurm's pending
+REASON in ``slurm.py``, PBS's ``comment`` in ``pbs.py``), built here with
+:func:`scheduler_queued`. Both read the cluster record as the backend's last
+observation left it (``cluster_status`` observes just before): no extra
+scheduler call.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-SCHEDULERS = {"slurm": "Slurm", "pbs": "PBS"}
-
-#: next steps for the pending reasons people meet most (Slurm's names; PBS's comment is free text)
-REASON_HINTS = {
-    "PartitionConfig": "the request exceeds what the partition allows (e.g. more nodes than it has): stop the cluster and start it with fewer --nodes or another --partition",
-    "PartitionNodeLimit": "more nodes than the partition's limit: stop the cluster and start it with fewer --nodes",
-    "PartitionTimeLimit": "--time is over the partition's limit: stop the cluster and start it with a shorter --time",
-    "Resources": "waiting for nodes to free up: it starts by itself",
-    "Priority": "other jobs are ahead in the queue: it starts by itself",
-    "QOSMaxJobsPerUserLimit": "your QOS allows no more running jobs: wait, or stop another cluster",
-    "AssocGrpCpuLimit": "your account's CPU limit is reached: wait, or stop another cluster",
-    "ReqNodeNotAvail": "a requested node is down or reserved: `sinfo` shows the nodes",
-}
+from merlin.conditions import condition
+from merlin.nextsteps import Action, step
 
 
-def scheduler_conditions(record: Any, observed_at: str) -> list[dict[str, Any]]:
-    """One ``scheduler_queued`` condition while a Slurm/PBS allocation waits; else none."""
-    kind = getattr(record, "kind", "local")
-    status = str(getattr(record.status, "value", record.status))
-    if kind not in SCHEDULERS or status != "queued":
+def hold_conditions(backend: Any, record: Any, observed_at: str) -> list[dict[str, Any]]:
+    """A backend's own conditions for ``record`` (its ``hold_conditions``, if it has one; else none)."""
+    own = getattr(backend, "hold_conditions", None)
+    return list(own(record, observed_at)) if own is not None else []
+
+
+def scheduler_queued(record: Any, observed_at: str, scheduler: str, hint: str, query: list[str]) -> list[dict[str, Any]]:
+    """One ``scheduler_queued`` condition while ``record``'s allocation waits in ``scheduler``; else none.
+
+    ``hint`` is what the scheduler's reason means for a person; ``query`` the argv
+    of the scheduler's own tool that shows the reason."""
+    if str(getattr(record.status, "value", record.status)) != "queued":
         return []
-    who = SCHEDULERS[kind]
     reason = record.scheduler_reason or "no reason reported yet"
-    words = reason.split()
-    hint = REASON_HINTS.get(words[0].strip("()") if words else "", "wait, or stop it and start with a smaller request")
     job = record.scheduler_job_id
-    look = f"squeue -j {job} -o %R" if kind == "slurm" else f"qstat -f {job}"
     return [
-        {
-            "layer": "scheduler",
-            "code": "scheduler_queued",
-            "message": f"cluster {record.name}: {who} job {job} is still queued: {reason}",
-            "evidence": {"cluster": record.name, "kind": kind, "job_id": job, "reason": record.scheduler_reason, "requested": dict(record.requested or {})},
-            "observed_at": observed_at,
-            "next_step": f"{hint} (`{look}`; `merlin ray cluster stop --name {record.name}` gives up the request)",
-        }
+        condition(
+            "scheduler",
+            "scheduler_queued",
+            f"cluster {record.name}: {scheduler} job {job} is still queued: {reason}",
+            {"cluster": record.name, "kind": record.kind, "job_id": job, "reason": record.scheduler_reason, "requested": dict(record.requested or {})},
+            observed_at,
+            [step(Action.SCHEDULER_QUERY, argv=query), step(Action.STOP_CLUSTER, name=record.name)],
+            f"{hint} (stopping the cluster gives up the request)",
+        )
     ]
+
+
+def cluster_conditions(state: Any, want: Mapping[str, float], run_id: str, blocked: bool, observed_at: str) -> list[dict[str, Any]]:
+    """The cluster layer: ``cluster_not_active``, else one ``cluster_resource_missing`` per
+    resource the run asks for beyond what the cluster recorded (``state``: a ClusterState)."""
+    from merlin.clusters import start_step
+
+    name = state.name
+    retry = [step(Action.RETRY, run_id=run_id)] if blocked else []
+    if state.state != "active":
+        return [
+            condition(
+                "cluster", "cluster_not_active", f"cluster {name} is {state.state}: {state.message}",
+                {"cluster": name, "state": state.state, "kind": getattr(state.record, "kind", None)}, observed_at,
+                [start_step(name, state.record), *retry],
+                "start it as it was recorded" + (", then retry the run" if blocked else ""),
+            )
+        ]  # fmt: skip
+    rec = state.record
+    have = dict((rec.resources or {}) if rec is not None else {})
+    if not have:
+        return []  # totals not reported yet: say nothing rather than guess
+    out = []
+    for key, amount in sorted(want.items()):
+        if have.get(key, 0) >= amount:
+            continue
+        local = rec is None or getattr(rec, "kind", "local") == "local"
+        steps: list[dict[str, Any]] = []
+        if local and key not in ("CPU", "GPU"):
+            bigger = start_step(name, rec)
+            bigger["args"]["resources"] = {**(bigger["args"].get("resources") or {}), key: amount}
+            steps = [step(Action.STOP_CLUSTER, name=name), bigger, *retry]
+        out.append(
+            condition(
+                "cluster", "cluster_resource_missing", f"cluster {name} has {have.get(key, 0):g} {key}, the run asks for {amount:g}",
+                {"cluster": name, "resource": key, "have": have.get(key, 0), "want": amount}, observed_at, steps,
+                f"start the cluster with {amount:g} {key} (or more), or ask for less",
+            )
+        )  # fmt: skip
+    return out

@@ -126,3 +126,14 @@ class Engine(Protocol):
     def keep_logs(self, records: list[RunRecord]) -> None:
         """Copy the logs of ended runs into the ledger if they live elsewhere."""
         ...
+
+    # Optional (see :func:`hold_conditions`): ``hold_conditions(record, request, observed_at)``,
+    # the engine's own reasons a run it was handed has not started (``jobs why``'s engine layer).
+
+
+def hold_conditions(engine: Any, record: RunRecord, request: RunRequest | None, observed_at: str) -> list[dict[str, Any]]:
+    """The engine layer of ``jobs why``: what the engine itself says holds ``record`` back
+    (:func:`merlin.conditions.condition` dicts), if it has a ``hold_conditions``; else none.
+    Asked only for a run handed to its engine and not yet running."""
+    own = getattr(engine, "hold_conditions", None)
+    return list(own(record, request, observed_at)) if own is not None else []

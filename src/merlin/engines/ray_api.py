@@ -13,6 +13,8 @@ Endpoints (all under the dashboard address, e.g. ``http://127.0.0.1:8265``):
 - ``GET  /api/jobs/{submission_id}/logs`` ``{"logs": "..."}``
 - ``POST /api/jobs/{submission_id}/stop`` ``{"stopped": bool}``
 - ``POST /api/jobs/``                    submit (``{"submission_id": ...}``)
+- ``GET  /api/cluster_status``           the autoscaler's report (``ray status``'s data): pending
+  resource demands, pending placement groups, the nodes' resources and usage (:class:`ClusterLoad`)
 
 Following logs polls the logs endpoint and yields only what is new (an offset
 into the text), so no websocket, no asyncio and no Ray import are needed, and
@@ -68,6 +70,8 @@ class JobInfo:
     metadata: dict[str, str] = field(default_factory=dict)
     #: The job's runtime_env env_vars: the values merlin scrubs from ``message`` (never stored).
     env_vars: dict[str, str] = field(default_factory=dict, repr=False)
+    #: The runtime_env fields that need setting up before the job starts (pip, conda, working_dir, ...; not env_vars).
+    runtime_env_setup: tuple[str, ...] = ()
 
     @property
     def terminal(self) -> bool:
@@ -87,7 +91,66 @@ class JobInfo:
             driver_exit_code=data.get("driver_exit_code"),
             metadata=dict(data.get("metadata") or {}),
             env_vars=dict(((data.get("runtime_env") or {}).get("env_vars") or {}) if isinstance(data.get("runtime_env"), dict) else {}),
+            runtime_env_setup=tuple(sorted(k for k, v in (data.get("runtime_env") or {}).items() if k not in NO_SETUP and v))
+            if isinstance(data.get("runtime_env"), dict) else (),
         )
+
+
+#: runtime_env fields with nothing to install (set on the worker as it starts)
+NO_SETUP = frozenset({"env_vars", "config", "_ray_commit", "_inject_current_ray"})
+
+
+Shape = dict[str, float]
+
+
+@dataclass(frozen=True)
+class ClusterLoad:
+    """What Ray's autoscaler reported last (``GET /api/cluster_status``, its ``loadMetricsReport``).
+
+    ``demands``: resource shapes of tasks/actors (a job's supervisor among them)
+    waiting for resources, with how many; ``pg_demands``: pending placement
+    groups' bundles; ``nodes``: each node shape's total resources and how many
+    nodes have it; ``usage``: resource -> (used, total) over the cluster;
+    ``reported_at``: when the autoscaler wrote it (Unix time; None if unknown).
+    """
+
+    demands: list[tuple[Shape, int]] = field(default_factory=list)
+    pg_demands: list[dict[str, Any]] = field(default_factory=list)
+    request_demands: list[tuple[Shape, int]] = field(default_factory=list)
+    nodes: list[tuple[Shape, int]] = field(default_factory=list)
+    usage: dict[str, tuple[float, float]] = field(default_factory=dict)
+    reported_at: float | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ClusterLoad:
+        """Ray's dashboard camel-cases dict keys (``firesim_fpga`` -> ``firesimFpga``) but not
+        those inside lists: resource names come from the node shapes, usage is mapped back to them."""
+        status = ((data or {}).get("data") or {}).get("clusterStatus") or {}
+        report = status.get("loadMetricsReport") or {}
+
+        def shapes(rows: Any) -> list[tuple[Shape, int]]:
+            out = []
+            for row in rows or []:
+                if isinstance(row, (list, tuple)) and len(row) == 2 and isinstance(row[0], dict):
+                    out.append(({str(k): float(v) for k, v in row[0].items()}, int(row[1])))
+            return out
+
+        nodes = shapes(report.get("nodeTypes"))
+        names = {_camel(k): k for shape, _n in nodes for k in shape}
+        usage = {}
+        for key, pair in (report.get("usage") or {}).items():
+            if isinstance(pair, (list, tuple)) and len(pair) == 2:
+                usage[names.get(key, key)] = (float(pair[0]), float(pair[1]))
+        pgs = [x for x in report.get("pgDemand") or [] if isinstance(x, dict)]
+        when = status.get("time")
+        return cls(shapes(report.get("resourceDemand")), pgs, shapes(report.get("requestDemand")), nodes, usage,
+                   float(when) if isinstance(when, (int, float)) else None)  # fmt: skip
+
+
+def _camel(name: str) -> str:
+    """The dashboard's key style (``ray.dashboard.utils.to_camel_case``)."""
+    first, *rest = name.split("_")
+    return first + "".join(x.title() for x in rest)
 
 
 def _detail(body: bytes) -> str:
@@ -156,6 +219,11 @@ class JobsApi:
         if not isinstance(data, dict):
             raise RayApiError(f"the jobs API sent no job for {submission_id}")
         return JobInfo.from_json(data)
+
+    def cluster_status(self) -> ClusterLoad:
+        """The autoscaler's last report: pending demands, placement groups, node shapes, usage."""
+        data = self._call("GET", "/api/cluster_status")
+        return ClusterLoad.from_json(data if isinstance(data, dict) else {})
 
     def logs(self, submission_id: str) -> str:
         data = self._call("GET", self._job_path(submission_id, "/logs"), timeout=max(self.timeout, 30.0))

@@ -15,6 +15,7 @@ blocked instead of failing inside the cluster.
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import sys
 from collections.abc import Iterator
@@ -370,6 +371,32 @@ class RayEngine:
             return {sub_id: api.get_job(sub_id)}
         except ray_api.JobNotFound:
             return {}
+
+    def hold_conditions(self, record: RunRecord, request: RunRequest | None, observed_at: str) -> list[dict[str, Any]]:
+        """Ray's own layer of ``jobs why`` (:mod:`merlin.engines.ray_why`): only for a run Ray
+        has (a submission id) and that is not running yet; none when Ray cannot be asked."""
+        from merlin.clusters.fit import requested_resources
+        from merlin.engines import ray_why
+
+        att = record.attempt
+        if record.status != RunStatus.PENDING or att is None or not att.submission_id:
+            return []
+        name = record.cluster.name if record.cluster else "default"
+        cluster = self.ledger.read_cluster(name)
+        if cluster is None or cluster.status.is_terminal() or not cluster.address:
+            return []  # the cluster layer says why
+        try:
+            api = self.client(cluster, record.run_id)
+            job = api.get_job(att.submission_id)
+            job = dataclasses.replace(job, message=_scrubbed_message(job))
+        except (EngineBlocked, ray_api.RayApiError):
+            return []  # unreachable, token, or unknown: status and the cluster layer say so
+        try:
+            load: ray_api.ClusterLoad | None = api.cluster_status() if job.status == "PENDING" else None
+        except ray_api.RayApiError:
+            load = None
+        want = requested_resources(request) if request is not None else {}
+        return ray_why.conditions(record.run_id, att.submission_id, job, load, want, observed_at, name)
 
     # ------------------------------------------------------------ logs/cancel
 

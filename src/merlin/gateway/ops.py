@@ -172,6 +172,14 @@ class ClusterInput(Input):
     name: str = Field("default", description="Cluster name.")
 
 
+class ClusterStartInput(ClusterInput):
+    port: int | None = Field(None, ge=1, le=65535, description="GCS port (default 6379); a restart step keeps the recorded one.")
+    dashboard_port: int | None = Field(None, ge=1, le=65535, description="Jobs API / dashboard port (default 8265).")
+    num_cpus: float | None = Field(None, ge=0)
+    num_gpus: float | None = Field(None, ge=0)
+    resources: dict[str, float] = Field(default_factory=dict, description="Custom Ray resources of the head node.")
+
+
 # -------------------------------------------------------------- the registry
 
 
@@ -235,7 +243,16 @@ ACTION_TOOLS = {
     "start_cluster": "clusters_start",
     "list_runs": "runs_list",
     "list_clusters": "clusters_list",
+    "why": "runs_why",
+    "stop_cluster": "clusters_stop",
+    "leases_list": "leases_list",
+    "leases_queue": "leases_queue",
+    "reserve": "leases_reserve",
 }
+
+#: actions with no tool: an install or a shell command line, a lab maintainer's decision on the inventory,
+#: a scheduler's own command (a forced release, too, stays a person's decision: see ``_forced``)
+NO_TOOL = frozenset({"install", "run_again", "item_health", "drain_item", "define_inventory", "scheduler_query"})
 
 
 def step(tool: str, **args: Any) -> dict[str, Any]:
@@ -373,11 +390,28 @@ def _map_steps(steps: Any) -> list[dict[str, Any]]:
             continue
         if "tool" in s:
             out.append(s)
+        elif _forced(s):
+            continue
         elif s.get("action") in ACTION_TOOLS:
+            s = _toolable(s)
             tool = ACTION_TOOLS[s["action"]]
             fields = tools[tool].input.model_fields if tool in tools else {}
             out.append(step(tool, **{k: v for k, v in (s.get("args") or {}).items() if k in fields}))
     return out
+
+
+def _forced(s: dict[str, Any]) -> bool:
+    """A forced release (someone else's lease) stays a person's decision: no tool call stands for it."""
+    return s.get("action") == "release" and bool((s.get("args") or {}).get("force"))
+
+
+def _toolable(s: dict[str, Any]) -> dict[str, Any]:
+    """``clusters_start`` starts a local head on loopback only: a step that starts another kind (or
+    binds another host) becomes a status call."""
+    args = s.get("args") or {}
+    if s.get("action") == "start_cluster" and (args.get("kind") not in (None, "local") or args.get("host")):
+        return {"action": "cluster_status", "args": {"name": args.get("name", "default")}}
+    return s
 
 
 # ----------------------------------------------------------------- helpers
@@ -720,40 +754,26 @@ def runs_status(gw: Gateway, a: RunStatusInput) -> dict[str, Any]:
 
 @operation("runs_why", "runs", RunInput, mutating=False)
 def runs_why(gw: Gateway, a: RunInput) -> dict[str, Any]:
-    """Why a run is waiting or blocked: every condition (leases, then cluster, then the run), each with a stable code, evidence, when it was observed and the tool calls to make next (as `merlin ray jobs why`)."""
+    """Why a run is waiting or blocked: every condition (leases, cluster, Ray, the scheduler, then the run), each with a stable code, evidence, when it was observed, a hint and the tool calls to make next (as `merlin ray jobs why`)."""
     rec = gw.cp.get(a.run_id)
-    conds = [dict(c, next_steps=_condition_steps(gw, rec.run_id, rec.status.value, c)) for c in gw.cp.why(rec.run_id)]
+    offered = {op.name for op in gw.operations()}
+
+    def offer(s: dict[str, Any]) -> dict[str, Any]:  # without --allow-cluster-control: look, do not start
+        return s if s["tool"] in offered else step("clusters_status", name=s["args"].get("name", "default"))
+
+    def offered_steps(c: dict[str, Any]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for s in map(offer, _map_steps(c.get("next_steps"))):
+            if s not in out:
+                out.append(s)
+        return out
+
+    conds = [dict(c, next_steps=offered_steps(c)) for c in gw.cp.why(rec.run_id)]
     steps: list[dict[str, Any]] = []
     for s in [x for c in conds for x in c["next_steps"]] + [step("runs_status", run_id=rec.run_id)]:
         if s not in steps:
             steps.append(s)
     return {"run_id": rec.run_id, "status": rec.status.value, "message": rec.message, "held": bool(conds), "conditions": conds, "next_steps": steps[:6]}
-
-
-def _condition_steps(gw: Gateway, run_id: str, status: str, c: dict[str, Any]) -> list[dict[str, Any]]:
-    """The tool calls that act on one condition of ``merlin.leases.why`` (its ``next_step`` is the CLI's text).
-    Nothing forceful: releasing someone else's lease stays a person's decision."""
-    code, ev = c.get("code"), c.get("evidence") or {}
-    if code == "lease_queued":
-        return [step("leases_queue")] + [step("leases_why", lease_id=x) for x in ev.get("ahead", [])[:1]]
-    if code == "lease_item_held":
-        holder = [step("runs_why", run_id=ev["run_id"])] if ev.get("run_id") else []
-        return holder + [step("leases_list"), step("leases_queue")]
-    if code == "lease_pending_pass":
-        return [step("leases_queue")]
-    if code in ("lease_item_not_good", "lease_item_drained", "lease_missing", "lease_ended"):
-        return [step("leases_list")]
-    if code == "run_waiting_no_lease":
-        return [step("runs_cancel", run_id=run_id)]
-    if code == "cluster_not_active":
-        name = ev.get("cluster", "default")
-        first = step("clusters_start", name=name) if gw.allow_cluster_control else step("clusters_status", name=name)
-        return [first] + ([step("runs_retry", run_id=run_id)] if status == "blocked" else [])
-    if code == "cluster_resource_missing":
-        return [step("clusters_status", name=ev.get("cluster", "default"))]
-    if code == "run_blocked":
-        return [step("runs_logs", run_id=run_id, cursor=0), step("runs_retry", run_id=run_id)]
-    return [step("runs_status", run_id=run_id)]
 
 
 @operation("runs_logs", "runs", LogsInput, mutating=False)
@@ -874,7 +894,8 @@ def leases_queue(gw: Gateway, a: NoInput) -> dict[str, Any]:
 @operation("leases_why", "leases", LeaseInput, mutating=False)
 def leases_why(gw: Gateway, a: LeaseInput) -> dict[str, Any]:
     """Every condition holding a waiting lease back, each with a code, evidence and the next step."""
-    return {"lease_id": a.lease_id, "conditions": gw.cp.leases.why(a.lease_id), "next_steps": []}
+    conds = [dict(c, next_steps=_map_steps(c.get("next_steps"))) for c in gw.cp.leases.why(a.lease_id)]
+    return {"lease_id": a.lease_id, "conditions": conds, "next_steps": []}
 
 
 # ----------------------------------------------------------------- clusters
@@ -895,10 +916,11 @@ def clusters_status(gw: Gateway, a: ClusterInput) -> dict[str, Any]:
     return data
 
 
-@operation("clusters_start", "clusters", ClusterInput, mutating=True, requires="cluster_control")
-def clusters_start(gw: Gateway, a: ClusterInput) -> dict[str, Any]:
-    """Start a private local Ray head (or find it active). Only with merlin serve --allow-cluster-control."""
-    rec, started = gw.cp.start_local_cluster(a.name)
+@operation("clusters_start", "clusters", ClusterStartInput, mutating=True, requires="cluster_control")
+def clusters_start(gw: Gateway, a: ClusterStartInput) -> dict[str, Any]:
+    """Start a private local Ray head on loopback (or find it active), with the given ports and resources. Only with merlin serve --allow-cluster-control."""
+    given = {k: getattr(a, k) for k in ("port", "dashboard_port", "num_cpus", "num_gpus") if getattr(a, k) is not None}
+    rec, started = gw.cp.start_local_cluster(a.name, **given, **({"resources": dict(a.resources)} if a.resources else {}))
     return {"started": started, "cluster": rec.model_dump(mode="json"), "next_steps": [step("clusters_status", name=a.name)]}
 
 

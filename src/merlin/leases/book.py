@@ -44,6 +44,7 @@ from merlin.leases import policy
 from merlin.leases.locks import book_lock
 from merlin.leases.states import Health, LeaseState, check_lease_transition
 from merlin.ledger.paths import Layout, validate_lease_id
+from merlin.nextsteps import Action, step
 
 Lease = dict[str, Any]
 
@@ -69,8 +70,8 @@ class NotGranted(MerlinError):
 
     exit_code = 3
 
-    def __init__(self, message: str, lease: Lease) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, lease: Lease, next_steps: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message, next_steps=next_steps)
         self.lease = lease
 
 
@@ -501,7 +502,7 @@ class LeaseBook:
             return lease
         found = self._read_json(self.layout.lease(lease_id))
         if found is None:
-            raise NotFound(f"lease {lease_id}: no such lease (see `merlin ray resources list` / `queue`)")
+            raise NotFound(f"lease {lease_id}: no such lease", next_steps=[step(Action.LEASES_LIST), step(Action.LEASES_QUEUE)])
         return found
 
     # --------------------------------------------------------------- operations
@@ -531,10 +532,10 @@ class LeaseBook:
         owner = {"user": _user(), "host": socket.gethostname(), "pid": pid, "pid_start": process_start(pid) if pid else None, "run_id": run_id}
         with self._locked() as tx:
             if tx.inventory is None:
-                raise Blocked("no inventory yet: describe the hardware in a YAML file and run `merlin ray resources define FILE`")
+                raise Blocked("no inventory yet: describe the hardware in a YAML file and define it", next_steps=[step(Action.DEFINE_INVENTORY)])
             problem = policy.capacity_problem(parsed, tx.items())
             if problem:
-                raise BadInput(f"reserve: {problem}; it could never be granted (see `merlin ray resources list`)")
+                raise BadInput(f"reserve: {problem}; it could never be granted", next_steps=[step(Action.LEASES_LIST)])
             if lid in tx.state["live"] or self.layout.lease(lid).exists():
                 raise BadInput(f"lease {lid}: already exists")
             self._settle(tx)
@@ -579,7 +580,7 @@ class LeaseBook:
                     raise LeaseLost(f"lease {lease_id} is {lease['state']} ({lease.get('reason', '')})")
                 delay = 0.0005
             if deadline is not None and now >= deadline:
-                raise NotGranted(f"lease {lease_id} is still waiting after {timeout:g}s (see `merlin ray resources queue`)", self.show(lease_id))
+                raise NotGranted(f"lease {lease_id} is still waiting after {timeout:g}s", self.show(lease_id), next_steps=[step(Action.LEASES_QUEUE), step(Action.LEASE_WHY, lease_id=lease_id)])
             time.sleep(delay)
             delay = min(delay * 1.3, 0.002)  # a stat(2) per poll: cheap, and a grant is seen within ~2 ms
 
@@ -655,7 +656,7 @@ class LeaseBook:
             self._settle(tx)
             lease = self._get_live_or_file(tx, lease_id)
             if lease["state"] == "granted":
-                raise BadInput(f"lease {lease_id} is granted, not waiting: give it back with `merlin ray resources release {lease_id}`")
+                raise BadInput(f"lease {lease_id} is granted, not waiting: release it instead", next_steps=[step(Action.RELEASE, lease_id=lease_id)])
             if lease["state"] != "waiting":
                 return dict(lease)
             self._end(tx, lease, LeaseState.CANCELLED, "cancelled", reason or f"cancelled by {tx.by}")
@@ -707,7 +708,7 @@ class LeaseBook:
         for it in tx.items():
             if it["id"] == item_id:
                 return it
-        raise NotFound(f"item {item_id!r}: not in the inventory (see `merlin ray resources list`)")
+        raise NotFound(f"item {item_id!r}: not in the inventory", next_steps=[step(Action.LEASES_LIST)])
 
     def set_health(self, item_id: str, health: str, reason: str) -> dict[str, Any]:
         try:
@@ -748,7 +749,7 @@ class LeaseBook:
         if lease is None:
             lease = self._read_json(self.layout.lease(lease_id))
         if lease is None:
-            raise NotFound(f"lease {lease_id}: no such lease (see `merlin ray resources list` / `queue`)")
+            raise NotFound(f"lease {lease_id}: no such lease", next_steps=[step(Action.LEASES_LIST), step(Action.LEASES_QUEUE)])
         return lease
 
     def events(self, lease_id: str) -> list[dict[str, Any]]:

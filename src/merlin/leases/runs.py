@@ -16,6 +16,7 @@ from typing import Any
 from merlin.errors import BadInput, Blocked
 from merlin.leases import policy
 from merlin.leases.book import LeaseBook, parse_bundle
+from merlin.nextsteps import Action, step
 
 
 def check_request(book: LeaseBook, specs: Sequence[str | dict[str, Any]]) -> list[dict[str, Any]]:
@@ -26,12 +27,13 @@ def check_request(book: LeaseBook, specs: Sequence[str | dict[str, Any]]) -> lis
     _state, inv = book.snapshot()
     if inv is None:
         raise Blocked(
-            "the run asks for a lease but there is no inventory yet: describe the hardware in a YAML file and run `merlin ray resources define FILE`",
+            "the run asks for a lease but there is no inventory yet: describe the hardware in a YAML file and define it",
             "no_inventory",
+            next_steps=[step(Action.DEFINE_INVENTORY)],
         )
     problem = policy.capacity_problem(bundles, inv["items"])
     if problem:
-        raise BadInput(f"--lease {problem}; it could never be granted (see `merlin ray resources list`)")
+        raise BadInput(f"--lease {problem}; it could never be granted", next_steps=[step(Action.LEASES_LIST)])
     return bundles
 
 

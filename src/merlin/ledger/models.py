@@ -299,10 +299,24 @@ class ClusterRecord(_Model):
 
 
 #: file stem in docs/records/ -> model
+class Condition(_Model):
+    """One reason a run (or a lease) is held back, as ``merlin ray jobs why --json`` lists them
+    (built by :func:`merlin.conditions.condition`; not stored: observed on every call)."""
+
+    layer: str = Field(description="leases, cluster, the engine's name (e.g. ray), scheduler or run; listed in that order.")
+    code: str = Field(description="Stable code, e.g. lease_item_held, cluster_not_active, ray_job_pending, scheduler_queued, run_blocked.")
+    message: str = Field(description="Plain text for a person.")
+    evidence: dict[str, Any] = Field(description="What was seen: holders and times, queue position, what Ray or the scheduler said.")
+    observed_at: str = Field(description="When merlin looked (ISO 8601 UTC).")
+    next_steps: list[NextStep] = Field(default_factory=list, description="What to do, as {action, args}; the CLI renders commands, the gateway tool calls.")
+    hint: str | None = Field(None, description="Plain text where no command applies (e.g. 'it starts by itself').")
+
+
 RECORD_MODELS: dict[str, type[BaseModel]] = {
     "run_request": RunRequest,
     "run_record": RunRecord,
     "run_event": RunEvent,
     "artifacts": ArtifactIndex,
     "cluster": ClusterRecord,
+    "condition": Condition,
 }

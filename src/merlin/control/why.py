@@ -1,0 +1,83 @@
+"""``jobs why``: every condition holding a run back, layer by layer, each from its own layer.
+
+The order is :data:`merlin.conditions.LAYERS`: the run's leases (the lease
+book explains each lease), its cluster (not active, a resource it lacks), the
+engine itself (``hold_conditions`` of the engine, e.g. Ray's PENDING job with
+its demands), the cluster's scheduler (the backend's ``hold_conditions``:
+Slurm's REASON, PBS's comment), then the run record (a blocked run's reason).
+This module only assembles them; it interprets no layer's evidence.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from merlin.conditions import condition, iso
+from merlin.errors import MerlinError
+from merlin.nextsteps import Action, step
+
+if TYPE_CHECKING:  # pragma: no cover
+    from merlin.controlplane import ControlPlane
+    from merlin.ledger.models import RunRecord
+
+
+def run_conditions(cp: ControlPlane, run_id: str) -> list[dict[str, Any]]:
+    """Every condition holding ``run_id`` back, in layer order; empty when nothing does."""
+    rec = cp.get(run_id)
+    at = iso(time.time())
+    out = lease_layer(cp, rec, at)
+    blocked = rec.status.value == "blocked"
+    engine = cp.engine(rec.engine)
+    if engine.uses_cluster and (not rec.status.is_terminal() or blocked):
+        request = _request(cp, run_id)
+        state = cp.cluster_status(rec.cluster.name if rec.cluster else (getattr(request, "cluster", None) or "default"), sockets=False)
+        from merlin.clusters.fit import requested_resources
+        from merlin.clusters.why import cluster_conditions, hold_conditions
+
+        own = hold_conditions(cp.cluster_backend(state.record.kind), state.record, at) if state.record is not None else []
+        out += [c for c in own if c["layer"] == "cluster"]
+        out += cluster_conditions(state, requested_resources(request) if request is not None else {}, run_id, blocked, at)
+        out += _engine_layer(engine, rec, request, at)
+        out += [c for c in own if c["layer"] != "cluster"]
+    elif not rec.status.is_terminal():
+        out += _engine_layer(engine, rec, _request(cp, run_id), at)
+    if blocked:
+        out.append(condition("run", "run_blocked", rec.message, {"status": "blocked"}, at,
+                             [step(Action.LOGS, run_id=run_id), step(Action.RETRY, run_id=run_id)], "fix what the message says, then retry"))  # fmt: skip
+    return out
+
+
+def lease_layer(cp: ControlPlane, rec: RunRecord, at: str) -> list[dict[str, Any]]:
+    """The conditions of every lease the run holds or waits for (the lease book explains each)."""
+    book = cp.leases
+    named = list(rec.leases) + [x for x in (rec.metadata.get("leases") or []) if isinstance(x, str) and x not in rec.leases]
+    named += [x["lease_id"] for x in book.live() if x["owner"].get("run_id") == rec.run_id and x["lease_id"] not in named]  # taken from inside the run
+    out: list[dict[str, Any]] = []
+    for lid in named:
+        try:
+            out += book.why(lid)
+        except MerlinError as exc:  # NotFound: the record names a lease the book does not know
+            out.append(condition("leases", "lease_missing", f"lease {lid}: {exc.message}", {"lease_id": lid}, at,
+                                 [step(Action.LEASES_LIST)], "the book does not know this lease"))  # fmt: skip
+    if rec.status.value == "waiting" and not out:
+        out.append(condition("leases", "run_waiting_no_lease", "the run is waiting but names no waiting lease", {"leases": list(rec.leases)}, at,
+                             [step(Action.CANCEL, run_id=rec.run_id)], "cancel it, then submit it again"))  # fmt: skip
+    return out
+
+
+def _engine_layer(engine: Any, rec: RunRecord, request: Any, at: str) -> list[dict[str, Any]]:
+    """The engine's own conditions, for a run handed to it and not running yet."""
+    from merlin.control.observe import observable
+    from merlin.engines.base import hold_conditions
+
+    if rec.status.value != "pending" or not observable(rec):
+        return []
+    return hold_conditions(engine, rec, request, at)
+
+
+def _request(cp: ControlPlane, run_id: str) -> Any:
+    try:
+        return cp.ledger.read_request(run_id)
+    except (MerlinError, OSError, ValueError):
+        return None
