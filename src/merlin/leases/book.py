@@ -518,15 +518,15 @@ class LeaseBook:
             self._ring(tx)
 
     def _ring(self, tx: _Pass) -> None:
-        """Wake the local waiters this pass granted (their records are on disk by now)."""
+        """Wake whoever on this host waits for a lease this pass granted (its record is on disk by now).
+        Any process may wait for a lease, not only its owner: every grant rings (a ring nobody
+        hears costs one refused sendto)."""
         for lease in tx.granted:
-            owner = lease["owner"]
-            if owner.get("host") == self._host and owner.get("pid") != os.getpid():
-                if self._ringer is None:
-                    from merlin.leases.doorbell import Ringer
+            if self._ringer is None:
+                from merlin.leases.doorbell import Ringer
 
-                    self._ringer = Ringer(self._dir_s)
-                self._ringer.ring(lease["lease_id"])
+                self._ringer = Ringer(self._dir_s)
+            self._ringer.ring(lease["lease_id"])
 
     # ------------------------------------------------------------ settle + grant
 
