@@ -211,9 +211,12 @@ class _Pass:
         self.events: dict[str, list[dict[str, Any]]] = {}
         self.granted: list[Lease] = []
         self.inventory_changed = False
+        self.changes = 0  # lease events and inventory edits so far in this pass
+        self.scheduled_at = -1  # ``changes`` when the last scheduling ran (nothing new since: skip it)
 
     def own_inventory(self) -> dict[str, Any]:
         """The inventory for this pass to change: a private copy (the book's cached one is shared)."""
+        self.changes += 1
         if not self.inventory_changed:
             self.inventory = json.loads(json.dumps(self.inventory))
             self.inventory_changed = True
@@ -234,6 +237,7 @@ class _Pass:
             lease["changes"].append({"time": iso(self.now), "from_state": old, "to_state": to.value, "by": by or self.by, "reason": reason})
         lease["state"] = to.value
         lease["reason"] = reason
+        self.changes += 1
         lease["seq"] += 1
         lease["rev"] += 1
         self.touched[lease["lease_id"]] = lease
@@ -553,8 +557,11 @@ class LeaseBook:
         return {i for lease in tx.state["live"].values() if lease["state"] == "granted" for i in lease["items"]}
 
     def _grant(self, tx: _Pass) -> None:
+        if tx.scheduled_at == tx.changes and not tx.inventory_changed:
+            return  # scheduled already in this pass, and nothing changed since
         waiting = [lease for lease in tx.state["live"].values() if lease["state"] == "waiting"]
         if not waiting:
+            tx.scheduled_at = tx.changes
             return
         fences = tx.state["fences"]
         for lease, picked in policy.schedule(waiting, tx.items(), self._held(tx)):
@@ -567,6 +574,7 @@ class LeaseBook:
             lease["expires_at"] = iso(tx.now + lease["ttl_seconds"])
             tx.event(lease, "granted", LeaseState.GRANTED, "granted: every bundle could be filled at once", "merlin")
             tx.granted.append(lease)
+        tx.scheduled_at = tx.changes
 
     def _get_live_or_file(self, tx: _Pass, lease_id: str) -> Lease:
         """The lease as this pass sees it: changed in this pass, live in the book, or its record
