@@ -40,6 +40,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from merlin.errors import BadInput, Blocked, MerlinError, NotFound
 from merlin.leases import policy
 from merlin.leases.locks import book_lock
@@ -324,7 +326,7 @@ class LeaseBook:
         os.replace(tmp, path)
 
     def _append(self, path: str, lines: list[dict[str, Any]]) -> None:
-        data = "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in lines).encode("utf-8")
+        data = b"".join(orjson.dumps(e, option=orjson.OPT_APPEND_NEWLINE) for e in lines)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, self._mode)
         try:
             os.write(fd, data)
@@ -337,7 +339,7 @@ class LeaseBook:
         for attempt in range(retries + 1):
             try:
                 with open(path, "rb") as handle:
-                    return json.loads(handle.read())
+                    return orjson.loads(handle.read())
             except FileNotFoundError:
                 if attempt == retries:
                     return None
@@ -367,7 +369,7 @@ class LeaseBook:
                     for line in reversed(lines[1:] if start else lines):
                         if line.strip():
                             try:
-                                state = json.loads(line)
+                                state = orjson.loads(line)
                             except ValueError:
                                 continue
                             self._line_hint = max(4096, 2 * len(line))
@@ -380,7 +382,7 @@ class LeaseBook:
 
     def _commit(self, state: dict[str, Any]) -> None:
         """Append the new state as one line; compact the journal when it grows past JOURNAL_MAX."""
-        data = b"\n" + json.dumps(state, separators=(",", ":")).encode("utf-8") + b"\n"
+        data = b"\n" + orjson.dumps(state, option=orjson.OPT_APPEND_NEWLINE)
         path = self._book_s
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, self._mode)
         try:
@@ -411,7 +413,7 @@ class LeaseBook:
             return 0
         for line in reversed(tail):
             try:
-                return int(json.loads(line)["seq"])
+                return int(orjson.loads(line)["seq"])
             except (ValueError, KeyError, TypeError):
                 continue
         return 0
@@ -436,7 +438,7 @@ class LeaseBook:
 
                     make_dir(self.layout.leases)
                     self._append(events_path, events)
-            self._write(record_path, (json.dumps(lease, separators=(",", ":")) + "\n").encode("utf-8"), replace=False)
+            self._write(record_path, orjson.dumps(lease, option=orjson.OPT_APPEND_NEWLINE), replace=False)
 
     # The flush mark: resources/.flushed holds "<seq> <nonce>" of the last pass whose outbox is
     # on disk, so the next pass skips re-reading that outbox's files. A stale or missing mark only
