@@ -2,7 +2,7 @@
 
 State (under ``resources/`` of the state root, see docs/leases.md):
 
-- ``book.json``: the scheduling state, the commit point of every pass: the
+- ``book.jsonl``: the scheduling state, the commit point of every pass: the
   pass counter, the fencing counter of every item, every live (waiting or
   granted) lease, and the *outbox* of the last pass (the lease records and
   events that pass changed);
@@ -17,6 +17,10 @@ State (under ``resources/`` of the state root, see docs/leases.md):
 Every write is atomic (temp file + rename): a reader sees the old file or the
 new one, never half, whatever gets killed. ``MERLIN_LEASE_FSYNC=1`` also
 fsyncs each write (survives a power cut; ~7 ms per write on a VM disk).
+
+``.flushed`` marks the last pass whose outbox is written (the next pass skips
+the repair reads), and a waiter sleeps on a doorbell that the granting pass
+rings (:mod:`merlin.leases.doorbell`) instead of polling.
 
 A pass: take the lock, load, finish the previous outbox if needed, settle
 (expire leases past TTL + skew, release leases of holders dead on this host,
