@@ -619,3 +619,18 @@ def test_a_busy_flock_blocks_in_the_kernel_and_still_times_out(tmp_path: Path) -
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
     assert waiter.communicate(timeout=60)[0].strip() == "got"
+
+
+def test_books_built_and_dropped_leak_no_descriptor(book: LeaseBook) -> None:
+    """``cp.leases`` builds a book per call; each keeps its lock and flush-mark descriptors open
+    between passes, so a long-lived process (the gateway, a waiter) must get them back when it drops one."""
+    import gc
+
+    gc.collect()
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(50):
+        other = LeaseBook(book.layout)
+        other.release(other.reserve(["board:1"])["lease_id"])
+    del other
+    gc.collect()
+    assert len(os.listdir("/proc/self/fd")) <= before + 1

@@ -48,7 +48,7 @@ import orjson
 
 from merlin.errors import BadInput, Blocked, MerlinError, NotFound
 from merlin.leases import policy
-from merlin.leases.locks import book_lock
+from merlin.leases.locks import _close_quietly, book_lock
 from merlin.leases.states import Health, LeaseState, check_lease_transition
 from merlin.ledger.paths import Layout, validate_lease_id
 
@@ -452,7 +452,11 @@ class LeaseBook:
     def _flushed_fd(self) -> int:
         pid = os.getpid()
         if self._flushed is None or self._flushed[0] != pid:  # a forked child opens its own
-            self._flushed = (pid, os.open(f"{self._dir_s}/.flushed", os.O_RDWR | os.O_CREAT, self._mode))
+            import weakref
+
+            fd = os.open(f"{self._dir_s}/.flushed", os.O_RDWR | os.O_CREAT, self._mode)
+            weakref.finalize(self, _close_quietly, fd)  # books are cheap to build: never leak their descriptor
+            self._flushed = (pid, fd)
         return self._flushed[1]
 
     def _outbox_flushed(self, state: dict[str, Any]) -> bool:

@@ -63,6 +63,13 @@ def choose_lock_kind(directory: Path, kind: str | None = None, mounts: str | Non
     return kind
 
 
+def _close_quietly(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+
+
 class _TimerFired(Exception):
     """Raised by the interval timer that bounds a blocking flock."""
 
@@ -81,6 +88,9 @@ class Flock:
 
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, file_mode())
             self._pid = os.getpid()
+            import weakref
+
+            self._closer = weakref.finalize(self, _close_quietly, self._fd)  # a dropped book must not leak it
         return self._fd
 
     def acquire(self, timeout: float) -> None:
@@ -152,6 +162,7 @@ class Flock:
 
     def close(self) -> None:
         if self._fd is not None:
+            self._closer.detach()
             os.close(self._fd)
             self._fd = None
 
