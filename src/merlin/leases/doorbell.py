@@ -6,7 +6,8 @@ written. Abstract sockets are Linux-only and local to a host (and a network
 namespace): elsewhere, or for a grant made on another host sharing the state
 root, nothing arrives and the waiter's slower poll of its lease file notices.
 A datagram carries no data that is trusted: a stray one only makes the waiter
-read its lease file once more.
+read its lease file once more, and a local process that binds a waiter's name
+first only sends that waiter back to polling.
 """
 
 from __future__ import annotations
