@@ -290,8 +290,9 @@ def end_if_waiter_died(cp: ControlPlane, rec: RunRecord) -> RunRecord:
         if pid is None:
             return []
         died.append(pid)
-        lid = r.leases[0] if r.leases else "its lease"
-        text = f"lost: its lease waiter (pid {pid}) died before lease {lid} was granted, so nothing will start it; retry it to queue again"
+        lid = r.leases[0] if r.leases else None
+        what = f"lease {lid}" if lid else "its lease"
+        text = f"lost: its lease waiter (pid {pid}) died before {what} was granted, so nothing will start it; retry it to queue again"
         att = r.attempts[-1]
         att.end_time = utcnow()
         att.error_type = "LEASE_WAITER_DIED"

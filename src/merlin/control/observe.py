@@ -93,7 +93,8 @@ def json_time(value: Any) -> str:
 
 
 def refresh(cp: ControlPlane, run_ids: Iterable[str] | None = None) -> list[RunRecord]:
-    """Reconcile active runs with their engines: one ``poll_many`` per engine."""
+    """Reconcile active runs with their engines: one ``poll_many`` per engine. Waiting runs have
+    no engine yet: those whose lease waiter died are recorded lost (and returned)."""
     from merlin.control.leased import end_if_waiter_died
 
     if run_ids is None:
