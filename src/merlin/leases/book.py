@@ -48,7 +48,7 @@ import orjson
 
 from merlin.errors import BadInput, Blocked, MerlinError, NotFound
 from merlin.leases import policy
-from merlin.leases.locks import _close_quietly, book_lock
+from merlin.leases.locks import book_lock, close_quietly
 from merlin.leases.states import Health, LeaseState, check_lease_transition
 from merlin.ledger.paths import Layout, validate_lease_id
 
@@ -455,7 +455,7 @@ class LeaseBook:
             import weakref
 
             fd = os.open(f"{self._dir_s}/.flushed", os.O_RDWR | os.O_CREAT, self._mode)
-            weakref.finalize(self, _close_quietly, fd)  # books are cheap to build: never leak their descriptor
+            weakref.finalize(self, close_quietly, fd)  # books are cheap to build: never leak their descriptor
             self._flushed = (pid, fd)
         return self._flushed[1]
 

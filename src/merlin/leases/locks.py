@@ -63,7 +63,8 @@ def choose_lock_kind(directory: Path, kind: str | None = None, mounts: str | Non
     return kind
 
 
-def _close_quietly(fd: int) -> None:
+def close_quietly(fd: int) -> None:
+    """Close a descriptor from a finalizer (it may be gone already, e.g. in a forked child)."""
     try:
         os.close(fd)
     except OSError:
@@ -90,7 +91,7 @@ class Flock:
             self._pid = os.getpid()
             import weakref
 
-            self._closer = weakref.finalize(self, _close_quietly, self._fd)  # a dropped book must not leak it
+            self._closer = weakref.finalize(self, close_quietly, self._fd)  # a dropped book must not leak it
         return self._fd
 
     def acquire(self, timeout: float) -> None:
