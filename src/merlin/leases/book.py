@@ -629,7 +629,7 @@ class LeaseBook:
             problem = policy.capacity_problem(parsed, tx.items())
             if problem:
                 raise BadInput(f"reserve: {problem}; it could never be granted (see `merlin ray resources list`)")
-            if lid in tx.state["live"] or os.path.exists(self._record_path(lid)):
+            if lid in tx.state["live"] or self.layout.lease(lid).exists():
                 raise BadInput(f"lease {lid}: already exists")
             self._settle(tx)
             lease = new_lease(lid, owner, parsed, int(priority), ttl_s, tx.now)
@@ -650,40 +650,42 @@ class LeaseBook:
         (expiries, dead holders) only when no other pass changed the book in that time: under
         contention the holders' own passes settle the book, and the waiters stay off its lock."""
         path = self._record_path(validate_lease_id(lease_id))
-        deadline = None if timeout is None else time.monotonic() + timeout
-        last_pass = time.monotonic()
-        bell = None
-        try:
-            from merlin.leases.doorbell import Doorbell
+        from merlin.leases.doorbell import Doorbell
 
-            bell = Doorbell.open(self._dir_s, lease_id)  # before the first read: no ring can be missed
-            delay = 0.0005
-            while True:
-                now = time.monotonic()
-                if now - last_pass > HOUSEKEEPING:
-                    last_pass = now
-                    lease = self.refresh_one(lease_id) if self._book_idle(HOUSEKEEPING) else None
-                else:
-                    lease = None
-                if lease is None:
-                    lease = self._read_json(path) or {"state": "waiting"}
-                if lease["state"] == "granted":
-                    return lease
-                if lease["state"] != "waiting":
-                    raise LeaseLost(f"lease {lease_id} is {lease['state']} ({lease.get('reason', '')})")
-                if deadline is not None and now >= deadline:
-                    raise NotGranted(f"lease {lease_id} is still waiting after {timeout:g}s (see `merlin ray resources queue`)", self.show(lease_id))
-                left = HOUSEKEEPING - (time.monotonic() - last_pass)
-                if deadline is not None:
-                    left = min(left, deadline - time.monotonic())
-                if bell is not None:
-                    bell.wait(max(0.0, min(left, POLL_SLICE)))
-                else:  # no doorbell here: poll the record, finely at first
-                    time.sleep(max(0.0, min(left, delay)))
-                    delay = min(delay * 1.5, POLL_SLICE)
+        bell = Doorbell.open(self._dir_s, lease_id)  # before the first read: no ring can be missed
+        try:
+            return self._wait_on(lease_id, path, bell, timeout)
         finally:
             if bell is not None:
                 bell.close()
+
+    def _wait_on(self, lease_id: str, path: str, bell: Any, timeout: float | None) -> Lease:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        last_pass = time.monotonic()
+        delay = 0.0005
+        while True:
+            now = time.monotonic()
+            lease = None
+            if now - last_pass > HOUSEKEEPING:
+                last_pass = now
+                if self._book_idle(HOUSEKEEPING):
+                    lease = self.refresh_one(lease_id)  # a locked pass: expiries and dead holders free items
+            if lease is None:
+                lease = self._read_json(path) or {"state": "waiting"}
+            if lease["state"] == "granted":
+                return lease
+            if lease["state"] != "waiting":
+                raise LeaseLost(f"lease {lease_id} is {lease['state']} ({lease.get('reason', '')})")
+            if deadline is not None and now >= deadline:
+                raise NotGranted(f"lease {lease_id} is still waiting after {timeout:g}s (see `merlin ray resources queue`)", self.show(lease_id))
+            left = HOUSEKEEPING - (time.monotonic() - last_pass)
+            if deadline is not None:
+                left = min(left, deadline - time.monotonic())
+            if bell is not None:
+                bell.wait(max(0.0, min(left, POLL_SLICE)))
+            else:  # no doorbell here: poll the record, finely at first
+                time.sleep(max(0.0, min(left, delay)))
+                delay = min(delay * 1.5, POLL_SLICE)
 
     def _book_idle(self, seconds: float) -> bool:
         """No pass changed the book in the last ``seconds`` (its journal's mtime, one stat)."""
