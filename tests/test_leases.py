@@ -634,3 +634,27 @@ def test_books_built_and_dropped_leak_no_descriptor(book: LeaseBook) -> None:
     del other
     gc.collect()
     assert len(os.listdir("/proc/self/fd")) <= before + 1
+
+
+def test_a_waiter_without_its_doorbell_still_sees_the_grant_by_polling(book: LeaseBook) -> None:
+    """Where the doorbell cannot be had (its name taken, no abstract sockets, a grant from another
+    host), the waiter reads its record between short sleeps and still returns on the grant."""
+    from merlin.leases.doorbell import Doorbell
+
+    held = book.reserve(["board:1"])
+    waiting = book.reserve(["board:1"], pid=os.getpid())
+    squatter = Doorbell.open(book._dir_s, waiting["lease_id"])  # the waiter's own bind now fails
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "import sys; from merlin.leases.book import LeaseBook; print(LeaseBook(sys.argv[1]).wait(sys.argv[2], timeout=60)['state'])",
+             str(book.layout.root), waiting["lease_id"]],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        time.sleep(0.5)
+        book.release(held["lease_id"])
+        assert proc.communicate(timeout=60)[0].strip() == "granted"
+        if squatter is not None:
+            assert squatter.wait(1.0), "the ring went to whoever holds the name: harmless, nothing trusted rides on it"
+    finally:
+        if squatter is not None:
+            squatter.close()
