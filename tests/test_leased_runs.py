@@ -117,6 +117,54 @@ def test_a_failing_or_cancelled_or_killed_run_releases_its_lease(cp: ControlPlan
     cp.cancel(orphan.run_id, grace=1)
 
 
+def _sigkill_waiter(cp: ControlPlane, run_id: str) -> int:
+    pid = cp.get(run_id).metadata["lease_waiter_pid"]
+    os.kill(pid, signal.SIGKILL)
+    assert until(lambda: not procs.alive(pid), 10)
+    return pid
+
+
+def test_a_waiting_run_whose_waiter_was_sigkilled_is_recorded_lost_by_the_next_look(cp: ControlPlane) -> None:
+    """Its waiter (pid + start time in the record) died before the grant: nothing will ever start it.
+    Each way of looking at it (status, jobs status, jobs list --refresh, jobs wait, resources queue)
+    records it lost with a true message and a retry; the book cancels the dead waiter's request."""
+    import json
+
+    holder = cp.leases.reserve(["firesim_fpga:1"], ttl=300, run_id="someone-else")
+    env = dict(os.environ, MERLIN_STATE_ROOT=str(cp.root))
+    cli = [sys.executable, "-m", "merlin", "ray"]
+    looks = {
+        "status": lambda rid: cp.status(rid),
+        "jobs status": lambda rid: subprocess.run([*cli, "jobs", "status", rid, "--json"], capture_output=True, text=True, env=env, timeout=60),
+        "jobs list --refresh": lambda rid: subprocess.run([*cli, "jobs", "list", "--refresh", "--json"], capture_output=True, text=True, env=env, timeout=60),
+        "jobs wait": lambda rid: cp.wait(rid, timeout=10),
+        "resources queue": lambda rid: subprocess.run([*cli, "resources", "queue", "--json"], capture_output=True, text=True, env=env, timeout=60),
+    }
+    for how, look in looks.items():
+        rec = cp.submit(["true"], target="fpga", workflow="dead", engine="local", leases=["firesim_fpga:1"])
+        assert rec.metadata["lease_waiter_start"] and rec.metadata["lease_waiter_attempt"] == 1
+        lid = rec.leases[0]
+        assert until(lambda lid=lid: lease_state(cp, lid) == "waiting", 10)
+        pid = _sigkill_waiter(cp, rec.run_id)
+        assert cp.get(rec.run_id).status == RunStatus.WAITING, "nothing has looked yet"
+        look(rec.run_id)
+        lost = cp.get(rec.run_id)
+        assert lost.status == RunStatus.LOST, (how, lost.status, lost.message)
+        assert f"lease waiter (pid {pid}) died before lease {lid} was granted" in lost.message, how
+        assert [s.action for s in lost.next_steps][:1] == ["retry"] and lost.waiting_on is None, how
+        assert lost.attempt.error_type == "LEASE_WAITER_DIED" and lost.attempt.end_time is not None
+        lease = cp.leases.show(lid)
+        assert lease["state"] == "cancelled" and f"waiting process {pid}" in lease["reason"], (how, lease["state"], lease["reason"])
+        assert "lease_waiter_died" in [e["event"] for e in cp.events(rec.run_id)]
+    assert json.loads(looks["jobs status"](rec.run_id).stdout)["status"] == "lost"
+    # a retry queues again with a new waiter, and starts once the slot is free
+    again = cp.retry(rec.run_id)
+    assert again.status == RunStatus.WAITING and again.metadata["lease_waiter_attempt"] == 2
+    assert cp.status(rec.run_id).status == RunStatus.WAITING, "its new waiter runs: not lost"
+    cp.leases.release(holder["lease_id"])
+    assert cp.wait(rec.run_id, timeout=60).status == RunStatus.SUCCEEDED
+
+
 def test_a_lease_the_inventory_can_never_grant_is_refused_at_submit(cp: ControlPlane) -> None:
     with pytest.raises(BadInput, match="could never be granted"):
         cp.submit(["true"], target="fpga", workflow="x", engine="local", leases=["firesim_fpga:2"])
@@ -163,10 +211,36 @@ def test_jobs_status_shows_the_first_reason_and_jobs_list_the_holder(cp: Control
     assert status.returncode == 0, status.stderr
     assert "waiting on" in status.stdout and "lease_item_held" in status.stdout and holder["lease_id"] in status.stdout
     listing = subprocess.run([sys.executable, "-m", "merlin", "ray", "jobs", "list"], capture_output=True, text=True, env=env, timeout=60)
+    assert "WAITING-ON" in listing.stdout.splitlines()[0]
     row = next(line for line in listing.stdout.splitlines() if rec.run_id in line)
-    assert "waiting" in row and "fpga-01 is held by" in row
+    assert "waiting" in row and f"lease firesim_fpga:1, fpga-01 held by {holder['lease_id']}, run someone-else until" in row
     cp.cancel(rec.run_id)
     cp.leases.release(holder["lease_id"])
+
+
+def test_waiting_on_is_in_the_record_and_follows_the_queue(cp: ControlPlane) -> None:
+    """WAITING-ON comes from the record (written by the waiter), not from a lease-book pass per
+    listed row: ``jobs list --json`` and the gateway's listing carry it, and it moves with the queue."""
+    import json
+
+    from merlin.gateway.summaries import summary
+
+    holder = cp.leases.reserve(["firesim_fpga:1"], ttl=120, run_id="someone-else")
+    first = cp.submit(["true"], target="fpga", workflow="first", engine="local", leases=["firesim_fpga:1"])
+    second = cp.submit(["true"], target="fpga", workflow="second", engine="local", leases=["firesim_fpga:1"])
+    behind = f"lease firesim_fpga:1, #2 in queue behind {first.leases[0]}"
+    assert until(lambda: cp.get(second.run_id).waiting_on == behind, 10), cp.get(second.run_id).waiting_on
+    env = dict(os.environ, MERLIN_STATE_ROOT=str(cp.root))
+    listing = subprocess.run([sys.executable, "-m", "merlin", "ray", "jobs", "list", "--json"], capture_output=True, text=True, env=env, timeout=60)
+    rows = {r["run_id"]: r for r in json.loads(listing.stdout)}
+    assert rows[second.run_id]["waiting_on"] == behind
+    assert rows[first.run_id]["waiting_on"].startswith(f"lease firesim_fpga:1, fpga-01 held by {holder['lease_id']}")
+    assert summary(rows[second.run_id])["waiting_on"] == behind, "the gateway's runs_list summary shows the same field"
+    cp.cancel(first.run_id)  # the queue moves: the second is now first in line, behind the holder only
+    assert until(lambda: (cp.get(second.run_id).waiting_on or "").startswith(f"lease firesim_fpga:1, fpga-01 held by {holder['lease_id']}"), 10)
+    cp.leases.release(holder["lease_id"])
+    done = cp.wait(second.run_id, timeout=60)
+    assert done.status == RunStatus.SUCCEEDED and done.waiting_on is None, "only a waiting run waits on something"
 
 
 # ------------------------------------------------------------------ TargetGen

@@ -541,3 +541,125 @@ def test_jobs_why_names_the_holder_of_the_lease_a_run_waits_for(tmp_path: Path) 
     # the run vocabulary has a waiting state of its own, distinct from blocked and pending
     assert RunStatus.WAITING.value == "waiting" and not RunStatus.WAITING.is_terminal() and not RunStatus.WAITING.is_active()
     assert can_transition(None, "waiting") and can_transition("waiting", "pending") and not can_transition("waiting", "succeeded")
+
+
+# ------------------------------------------------------- wake-ups, blocking lock
+
+DOORBELL_WAITER = """
+import sys
+import merlin.leases.book as bookmod
+bookmod.POLL_SLICE = bookmod.HOUSEKEEPING = 3600.0  # no polling, no housekeeping: only the doorbell can wake it
+book = bookmod.LeaseBook(sys.argv[1])
+print(book.wait(sys.argv[2], timeout=3600)["state"], flush=True)
+"""
+
+
+def test_a_waiter_sleeps_until_the_granting_pass_rings_its_doorbell(book: LeaseBook) -> None:
+    """The waiter neither polls nor takes the lock: the pass that grants its lease wakes it."""
+    held = book.reserve(["board:1"])
+    waiting = book.reserve(["board:1"], pid=os.getpid())
+    proc = subprocess.Popen([sys.executable, "-c", DOORBELL_WAITER, str(book.layout.root), waiting["lease_id"]], stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.0)  # let it go to sleep on its doorbell
+        assert proc.poll() is None, "it waits while the board is held"
+        book.release(held["lease_id"])  # the pass grants the waiting lease and rings
+        assert proc.communicate(timeout=60)[0].strip() == "granted"
+    finally:
+        proc.kill()
+
+
+def test_doorbell_rings_only_its_own_lease_and_one_waiter_per_lease(tmp_path: Path) -> None:
+    from merlin.leases.doorbell import Doorbell, Ringer
+
+    bell = Doorbell.open(str(tmp_path), "lease-a")
+    if bell is None:
+        pytest.skip("no abstract unix sockets here (not Linux): waiters poll instead")
+    try:
+        assert Doorbell.open(str(tmp_path), "lease-a") is None, "a second waiter on the same lease falls back to polling"
+        ringer = Ringer(str(tmp_path))
+        ringer.ring("lease-b")
+        assert not bell.wait(0.05), "rings for other leases do not wake it"
+        Ringer(str(tmp_path / "other-book")).ring("lease-a")
+        assert not bell.wait(0.05), "nor rings for the same id in another book"
+        ringer.ring("lease-a")
+        ringer.ring("lease-a")
+        assert bell.wait(5.0) and not bell.wait(0.05), "one wake-up consumes every pending ring"
+    finally:
+        bell.close()
+
+
+BLOCKED_LOCKER = """
+import sys, time
+from pathlib import Path
+from merlin.errors import LockBusy
+from merlin.leases.locks import Flock
+lock = Flock(Path(sys.argv[1]))
+t0 = time.monotonic()
+try:
+    lock.acquire(float(sys.argv[2]))
+except LockBusy as exc:
+    print("busy", exc, flush=True)
+else:
+    print("got", flush=True)
+"""
+
+
+def test_a_busy_flock_blocks_in_the_kernel_and_still_times_out(tmp_path: Path) -> None:
+    """A single-threaded process sleeps in flock(2) (no polling); its timeout still holds (LockBusy)."""
+    import fcntl
+
+    path = tmp_path / ".book.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        gave_up = subprocess.run([sys.executable, "-c", BLOCKED_LOCKER, str(path), "0.5"], capture_output=True, text=True, timeout=60)
+        assert gave_up.stdout.startswith("busy") and "waited 0.5s" in gave_up.stdout, gave_up.stderr
+        waiter = subprocess.Popen([sys.executable, "-c", BLOCKED_LOCKER, str(path), "60"], stdout=subprocess.PIPE, text=True)
+        time.sleep(1.0)
+        assert waiter.poll() is None, "it blocks while the lock is held"
+        with open(f"/proc/{waiter.pid}/wchan") as handle:
+            wchan = handle.read()
+        assert "poll" not in wchan and "nanosleep" not in wchan, f"sleeping in the kernel's lock wait, not a poll loop ({wchan})"
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+    assert waiter.communicate(timeout=60)[0].strip() == "got"
+
+
+def test_books_built_and_dropped_leak_no_descriptor(book: LeaseBook) -> None:
+    """``cp.leases`` builds a book per call; each keeps its lock and flush-mark descriptors open
+    between passes, so a long-lived process (the gateway, a waiter) must get them back when it drops one."""
+    import gc
+
+    gc.collect()
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(50):
+        other = LeaseBook(book.layout)
+        other.release(other.reserve(["board:1"])["lease_id"])
+    del other
+    gc.collect()
+    assert len(os.listdir("/proc/self/fd")) <= before + 1
+
+
+def test_a_waiter_without_its_doorbell_still_sees_the_grant_by_polling(book: LeaseBook) -> None:
+    """Where the doorbell cannot be had (its name taken, no abstract sockets, a grant from another
+    host), the waiter reads its record between short sleeps and still returns on the grant."""
+    from merlin.leases.doorbell import Doorbell
+
+    held = book.reserve(["board:1"])
+    waiting = book.reserve(["board:1"], pid=os.getpid())
+    squatter = Doorbell.open(book._dir_s, waiting["lease_id"])  # the waiter's own bind now fails
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "import sys; from merlin.leases.book import LeaseBook; print(LeaseBook(sys.argv[1]).wait(sys.argv[2], timeout=60)['state'])",
+             str(book.layout.root), waiting["lease_id"]],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        time.sleep(0.5)
+        book.release(held["lease_id"])
+        assert proc.communicate(timeout=60)[0].strip() == "granted"
+        if squatter is not None:
+            assert squatter.wait(1.0), "the ring went to whoever holds the name: harmless, nothing trusted rides on it"
+    finally:
+        if squatter is not None:
+            squatter.close()

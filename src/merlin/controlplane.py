@@ -65,6 +65,17 @@ class ControlPlane:
 
         return LeaseBook(self.layout)
 
+    def lease_queue(self) -> list[dict[str, Any]]:
+        """Waiting lease requests in serving order, after a scheduling pass. First, every waiting
+        run whose waiter process died is recorded lost (its request is then cancelled by the pass)."""
+        from merlin.control.leased import end_runs_whose_waiters_died
+
+        end_runs_whose_waiters_died(self)
+        book = self.leases
+        if book.load_inventory() is not None:
+            book.refresh()
+        return list(book.queue())
+
     def engine(self, name: str) -> Engine:
         """The engine called ``name``, from :mod:`merlin.engines.registry` (one per control plane)."""
         if name not in self._engines:

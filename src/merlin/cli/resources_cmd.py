@@ -22,10 +22,14 @@ JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON on std
 ReasonOpt = typer.Option("", "--reason", help="Why (recorded with your name).")
 
 
-def _book(state_root: Path | None) -> Any:
+def _cp(state_root: Path | None) -> Any:
     from merlin.controlplane import ControlPlane
 
-    return ControlPlane(state_root).leases
+    return ControlPlane(state_root)
+
+
+def _book(state_root: Path | None) -> Any:
+    return _cp(state_root).leases
 
 
 def _say(text: str) -> None:
@@ -290,10 +294,7 @@ def show(
 @app.command("queue")
 def queue(state_root: Path | None = StateRootOpt, json: bool = JsonOpt) -> None:
     """Waiting requests in the order they will be served (runs a scheduling pass first)."""
-    book = _book(state_root)
-    if book.load_inventory() is not None:
-        book.refresh()
-    rows = book.queue()
+    rows = _cp(state_root).lease_queue()
     if json:
         _emit([dict(lease, position=n) for n, lease in enumerate(rows, 1)])
         return

@@ -75,7 +75,9 @@ def start_waiter(
         answer = {"error": f"the lease waiter said {line[:200]!r}", "cause": "lease_waiter"}
     if "error" in answer:
         raise Blocked(f"the lease for run {rec.run_id} could not be requested: {answer['error']}", answer.get("cause") or "lease_waiter")
-    lease: dict[str, Any] = dict(answer["lease"], waiter_pid=proc.pid)
+    from merlin.leases.waiter import identity
+
+    lease: dict[str, Any] = dict(answer["lease"], waiter_pid=proc.pid, waiter=identity(proc.pid, len(rec.attempts)))
     return lease
 
 
@@ -85,6 +87,14 @@ def _readline(stream: Any, timeout: float) -> str:
     reader.start()
     reader.join(timeout)
     return got[0].decode("utf-8", "replace").strip() if got else ""
+
+
+def note_waiting(r: RunRecord, lease: Mapping[str, Any], why: list[dict[str, Any]]) -> None:
+    """What a waiting run's record says it waits on: the message, and the short ``waiting_on`` line of listings."""
+    from merlin.leases.waiter import waiting_on
+
+    r.message = waiting_message(lease, why)
+    r.waiting_on = waiting_on(lease, why)
 
 
 def waiting_message(lease: Mapping[str, Any], why: list[dict[str, Any]]) -> str:
@@ -148,7 +158,7 @@ def serve(cp: ControlPlane, argv: list[str]) -> int:
 
         def note(r: RunRecord) -> None:
             if ours(r) and r.status == RunStatus.WAITING:
-                r.message = waiting_message(lease, why)
+                note_waiting(r, lease, why)
 
         cp.ledger.update(run_id, note, cause="lease requested")
 
@@ -239,7 +249,7 @@ def _note_reason(cp: ControlPlane, run_id: str, attempt: int, lease_id: str) -> 
 
     def note(r: RunRecord) -> None:
         if len(r.attempts) == attempt and r.status == RunStatus.WAITING:
-            r.message = waiting_message(lease, why)
+            note_waiting(r, lease, why)
 
     cp.ledger.update(run_id, note, cause="lease queue moved")  # no write when the reason did not change
 
@@ -259,3 +269,57 @@ def _end_waiting(cp: ControlPlane, run_id: str, attempt: int, exc: MerlinError) 
         set_status(r, RunStatus.FAILED, f"its lease was never granted ({exc.message}); retry it to queue again", [step(Action.RETRY, run_id=run_id)])
 
     cp.ledger.update(run_id, mark, cause="the lease request ended without a grant")
+
+
+def end_if_waiter_died(cp: ControlPlane, rec: RunRecord) -> RunRecord:
+    """A ``waiting`` run whose recorded waiter process is gone will never start: record it lost.
+
+    Checked by whoever looks at the run next (status, refresh, wait, the lease
+    queue). The waiter's lease request is bound to the dead pid, so the lease
+    book cancels it at its next pass; a pass runs here at once."""
+    from merlin.leases.waiter import gone
+    from merlin.ledger.models import utcnow
+    from merlin.ledger.store import set_status
+
+    if gone(rec.status.value, rec.metadata, len(rec.attempts)) is None:
+        return rec
+    died: list[int] = []
+
+    def mark(r: RunRecord) -> list[dict[str, Any]]:
+        pid = gone(r.status.value, r.metadata, len(r.attempts))  # again, under the run's lock
+        if pid is None:
+            return []
+        died.append(pid)
+        lid = r.leases[0] if r.leases else None
+        what = f"lease {lid}" if lid else "its lease"
+        text = f"lost: its lease waiter (pid {pid}) died before {what} was granted, so nothing will start it; retry it to queue again"
+        att = r.attempts[-1]
+        att.end_time = utcnow()
+        att.error_type = "LEASE_WAITER_DIED"
+        att.error_message = text
+        set_status(r, RunStatus.LOST, text, [step(Action.RETRY, run_id=r.run_id), step(Action.STATUS, run_id=r.run_id)])
+        return [{"event": "lease_waiter_died", "cause": text, "attempt": len(r.attempts), "detail": {"pid": pid, "lease_id": lid}}]
+
+    rec = cp.ledger.update(rec.run_id, mark, cause="its lease waiter is gone")
+    if died:
+        try:
+            cp.leases.refresh()  # the dead-holder rule cancels the waiter's request now, not at some later pass
+        except MerlinError:
+            pass
+    return rec
+
+
+def end_runs_whose_waiters_died(cp: ControlPlane) -> list[RunRecord]:
+    """:func:`end_if_waiter_died` for every waiting run of the ledger (what ``resources queue`` checks)."""
+    from merlin.errors import NotFound
+    from merlin.leases.waiter import gone
+
+    out = []
+    for raw in cp.ledger.list_raw(status=(RunStatus.WAITING.value,)):
+        if gone(raw.get("status", ""), raw.get("metadata") or {}, len(raw.get("attempts") or [])) is None:
+            continue
+        try:
+            out.append(end_if_waiter_died(cp, cp.ledger.read_record(raw["run_id"])))
+        except NotFound:
+            continue
+    return out

@@ -29,6 +29,10 @@ def observable(rec: RunRecord) -> bool:
 
 def status(cp: ControlPlane, run_id: str, refresh: bool = True) -> RunRecord:
     rec = cp.get(run_id)
+    if refresh and rec.status == RunStatus.WAITING:
+        from merlin.control.leased import end_if_waiter_died
+
+        return end_if_waiter_died(cp, rec)
     if refresh and observable(rec):
         obs = cp.engine(rec.engine).poll(rec)
         rec = apply(cp, rec, obs)
@@ -46,6 +50,12 @@ def status_json(cp: ControlPlane, run_id: str, refresh: bool = True) -> dict[str
     engine that could not answer) takes the full path, reusing the engine's answer.
     """
     raw = cp.ledger.read_raw(validate_run_id(run_id))
+    if refresh and raw["status"] == RunStatus.WAITING.value:
+        from merlin.leases.waiter import gone
+
+        if gone(raw["status"], raw.get("metadata") or {}, len(raw.get("attempts") or [])) is not None:
+            return status(cp, run_id).model_dump(mode="json")  # its waiter died: recorded lost now
+        return raw
     if not refresh or not RunStatus(raw["status"]).is_active():
         return raw
     last = (raw.get("attempts") or [{}])[-1]
@@ -83,23 +93,30 @@ def json_time(value: Any) -> str:
 
 
 def refresh(cp: ControlPlane, run_ids: Iterable[str] | None = None) -> list[RunRecord]:
-    """Reconcile active runs with their engines: one ``poll_many`` per engine."""
+    """Reconcile active runs with their engines: one ``poll_many`` per engine. Waiting runs have
+    no engine yet: those whose lease waiter died are recorded lost (and returned)."""
+    from merlin.control.leased import end_if_waiter_died
+
     if run_ids is None:
-        ids = [d["run_id"] for d in cp.ledger.list_raw(status=(RunStatus.PENDING.value, RunStatus.RUNNING.value))]
+        ids = [d["run_id"] for d in cp.ledger.list_raw(status=(RunStatus.PENDING.value, RunStatus.RUNNING.value, RunStatus.WAITING.value))]
     else:
         ids = [validate_run_id(r) for r in run_ids]
     records = []
+    out = []
     for rid in ids:
         try:
             rec = cp.ledger.read_record(rid)
         except NotFound:
             continue
-        if observable(rec):
+        if rec.status == RunStatus.WAITING:
+            ended = end_if_waiter_died(cp, rec)  # a waiting run has no engine to ask; its waiter may have died
+            if ended is not rec:
+                out.append(ended)
+        elif observable(rec):
             records.append(rec)
     by_engine: dict[str, list[RunRecord]] = {}
     for rec in records:
         by_engine.setdefault(rec.engine, []).append(rec)
-    out = []
     for name, recs in by_engine.items():
         eng = cp.engine(name)
         observations = eng.poll_many(recs)

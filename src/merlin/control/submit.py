@@ -177,7 +177,7 @@ def queue_for_lease(
         return cp.ledger.update(run_id, mark, cause=f"blocked: {blocked.cause}")
 
     def waiter_started(r: RunRecord) -> None:
-        r.metadata["lease_waiter_pid"] = lease["waiter_pid"]
+        r.metadata.update(lease["waiter"])  # pid, start time, host, attempt: who will start it (merlin.leases.waiter)
 
     return cp.ledger.update(run_id, waiter_started, cause=f"lease waiter (pid {lease['waiter_pid']}) reserved {lease_id}")
 

@@ -720,7 +720,7 @@ def runs_submit(gw: Gateway, a: SubmitInput) -> dict[str, Any]:
 
 @operation("runs_list", "runs", ListRunsInput, mutating=False, stored_records=True)
 def runs_list(gw: Gateway, a: ListRunsInput) -> dict[str, Any]:
-    """Runs in the ledger, newest first: each run's summary (run_id, target, workflow, source, engine, status, outcome, message, created_at, updated_at, cluster name, number of attempts), or whole records as stored with full=true."""
+    """Runs in the ledger, newest first: each run's summary (run_id, target, workflow, source, engine, status, outcome, message, waiting_on: what a waiting run waits on, created_at, updated_at, cluster name, number of attempts), or whole records as stored with full=true."""
     from merlin.gateway.summaries import summary
     from merlin.ledger.status import RunStatus
 
@@ -884,10 +884,7 @@ def leases_release(gw: Gateway, a: ReleaseInput) -> dict[str, Any]:
 @operation("leases_queue", "leases", NoInput, mutating=False)
 def leases_queue(gw: Gateway, a: NoInput) -> dict[str, Any]:
     """Waiting requests in the order they will be served (after a scheduling pass)."""
-    book = gw.cp.leases
-    if book.load_inventory() is not None:
-        book.refresh()
-    rows = [dict(lease, position=n) for n, lease in enumerate(book.queue(), 1)]
+    rows = [dict(lease, position=n) for n, lease in enumerate(gw.cp.lease_queue(), 1)]
     return {"queue": rows, "next_steps": [step("leases_why", lease_id=r["lease_id"]) for r in rows[:5]]}
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 #: The fields of a run in a listing, copied from its record; then ``cluster`` (the cluster's
 #: name, or null) and ``attempts`` (how many). The whole record: runs_status, or runs_list full=true.
-SUMMARY_FIELDS = ("run_id", "target", "workflow", "source", "engine", "status", "outcome", "message", "created_at", "updated_at")
+SUMMARY_FIELDS = ("run_id", "target", "workflow", "source", "engine", "status", "outcome", "message", "waiting_on", "created_at", "updated_at")
 
 
 def summary(record: dict[str, Any]) -> dict[str, Any]:

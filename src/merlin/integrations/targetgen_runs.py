@@ -320,6 +320,8 @@ def _hold_lease(cp: Any, run_id: str, bundles: list[dict[str, Any]], progress: C
     def reserved(lease: dict[str, Any]) -> None:
         if lease["state"] == "granted":
             return
+        from merlin.leases.waiter import waiting_on
+
         why = cp.leases.why(lid)
         text = f"waiting for lease {lid}: {why[0]['message'] if why else 'queued'}"
         progress(text)
@@ -327,6 +329,7 @@ def _hold_lease(cp: Any, run_id: str, bundles: list[dict[str, Any]], progress: C
         def note(r: RunRecord) -> None:
             if r.status == RunStatus.WAITING:
                 r.message = text
+                r.waiting_on = waiting_on(lease, why)
 
         cp.ledger.update(run_id, note, cause="lease requested")
 
@@ -386,8 +389,10 @@ def _open_inprocess(cp: Any, *, target, target_dir, workflow, command, source, r
     )
     if leases:
         from merlin.leases.book import new_lease_id
+        from merlin.leases.waiter import identity
 
         record.leases = [new_lease_id()]
+        record.metadata.update(identity(os.getpid(), 1))  # this process waits for the lease: if it dies, the run is lost
     cp.ledger.create_run(request, record, cause=f"in-process run started by {source} (pid {os.getpid()})" + (f"; waiting for lease {record.leases[0]}" if leases else ""))
     return InProcessRun(cp, run_id, attached=False)
 

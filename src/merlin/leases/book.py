@@ -2,7 +2,7 @@
 
 State (under ``resources/`` of the state root, see docs/leases.md):
 
-- ``book.json``: the scheduling state, the commit point of every pass: the
+- ``book.jsonl``: the scheduling state, the commit point of every pass: the
   pass counter, the fencing counter of every item, every live (waiting or
   granted) lease, and the *outbox* of the last pass (the lease records and
   events that pass changed);
@@ -18,6 +18,10 @@ Every write is atomic (temp file + rename): a reader sees the old file or the
 new one, never half, whatever gets killed. ``MERLIN_LEASE_FSYNC=1`` also
 fsyncs each write (survives a power cut; ~7 ms per write on a VM disk).
 
+``.flushed`` marks the last pass whose outbox is written (the next pass skips
+the repair reads), and a waiter sleeps on a doorbell that the granting pass
+rings (:mod:`merlin.leases.doorbell`) instead of polling.
+
 A pass: take the lock, load, finish the previous outbox if needed, settle
 (expire leases past TTL + skew, release leases of holders dead on this host,
 cancel waiting requests of dead processes), apply the operation, grant by
@@ -26,6 +30,7 @@ cancel waiting requests of dead processes), apply the operation, grant by
 
 from __future__ import annotations
 
+import functools
 import getpass
 import json
 import os
@@ -39,9 +44,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from merlin.errors import BadInput, Blocked, MerlinError, NotFound
 from merlin.leases import policy
-from merlin.leases.locks import book_lock
+from merlin.leases.locks import book_lock, close_quietly
 from merlin.leases.states import Health, LeaseState, check_lease_transition
 from merlin.ledger.paths import Layout, validate_lease_id
 from merlin.nextsteps import Action, step
@@ -57,6 +64,10 @@ DEFAULT_TTL = 900.0
 #: compact book.jsonl past this size
 JOURNAL_MAX = 4 << 20
 MAX_TTL = 7 * 86400.0
+#: seconds between a waiter's locked housekeeping passes (when no other pass ran meanwhile)
+HOUSEKEEPING = 0.5
+#: longest a waiter sleeps between reads of its record (grants from another host ring no doorbell)
+POLL_SLICE = 0.1
 
 
 class LeaseLost(MerlinError):
@@ -141,34 +152,36 @@ def whoami() -> str:
 
 
 def _user() -> str:
+    """getpass.getuser(), whose passwd lookup (~40 ms per thousand calls) is done once per uid."""
+    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        user = os.environ.get(name)
+        if user:
+            return user
+    return _passwd_name(os.getuid())
+
+
+@functools.cache
+def _passwd_name(uid: int) -> str:
     try:
         return getpass.getuser()
     except Exception:  # no passwd entry (containers)
-        return str(os.getuid())
+        return str(uid)
 
 
 def process_start(pid: int) -> float | None:
-    try:
-        import psutil
+    from merlin.leases.procinfo import start_time
 
-        return psutil.Process(pid).create_time()
-    except Exception:
-        return None
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        import psutil
-
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except Exception:
-        return False
+    return start_time(pid)
 
 
 class _Liveness:
-    """Is a recorded holder process still the one that asked? (psutil, cached for a second)."""
+    """Is a recorded holder process still the one that asked? (a signal-0 probe every pass; its
+    start time and zombie state, one /proc read, once a second per process)."""
 
     def __init__(self) -> None:
+        from merlin.leases.procinfo import look
+
+        self._look = look
         self._host = socket.gethostname()
         self._seen: dict[tuple[int, float], float] = {}
 
@@ -185,8 +198,8 @@ class _Liveness:
         key = (pid, start or 0.0)
         if now - self._seen.get(key, -10.0) < 1.0:
             return True
-        real = process_start(pid)
-        if real is None or (start is not None and abs(real - start) > 1.0) or _zombie(pid):
+        found = self._look(pid)
+        if found is None or (start is not None and abs(found[0] - start) > 1.0) or found[1]:
             return False  # gone, the pid was reused by another process, or dead and not yet reaped
         self._seen[key] = now
         return True
@@ -203,7 +216,19 @@ class _Pass:
         self.seq = state["seq"] + 1
         self.touched: dict[str, Lease] = {}
         self.events: dict[str, list[dict[str, Any]]] = {}
+        self.granted: list[Lease] = []
         self.inventory_changed = False
+        self.changes = 0  # lease events and inventory edits so far in this pass
+        self.scheduled_at = -1  # ``changes`` when the last scheduling ran (nothing new since: skip it)
+
+    def own_inventory(self) -> dict[str, Any]:
+        """The inventory for this pass to change: a private copy (the book's cached one is shared)."""
+        self.changes += 1
+        if not self.inventory_changed:
+            self.inventory = json.loads(json.dumps(self.inventory))
+            self.inventory_changed = True
+        assert self.inventory is not None
+        return self.inventory
 
     @property
     def changed(self) -> bool:
@@ -219,6 +244,7 @@ class _Pass:
             lease["changes"].append({"time": iso(self.now), "from_state": old, "to_state": to.value, "by": by or self.by, "reason": reason})
         lease["state"] = to.value
         lease["reason"] = reason
+        self.changes += 1
         lease["seq"] += 1
         lease["rev"] += 1
         self.touched[lease["lease_id"]] = lease
@@ -266,19 +292,29 @@ class LeaseBook:
         self._kind: str | None = None
         self._flock: Any = None
         self._inv_cache: tuple[Any, Any] | None = None
-        self._by = whoami()
+        self._host = socket.gethostname()
         from merlin.atomic import file_mode
 
         self._mode = file_mode()
         self._line_hint = 65536  # bytes read from the journal's end: twice the last state line
+        # the hot path works on plain strings: pathlib costs more than the syscalls it names
+        self._dir_s = str(self.dir)
+        self._book_s = str(self.layout.book)
+        self._inv_s = str(self.layout.inventory)
+        self._leases_s = str(self.layout.leases)
+        self._flushed: tuple[int, int] | None = None  # (pid, fd) of resources/.flushed
+        self._own_start: tuple[int, float | None] | None = None
+        self._ringer: Any = None
 
     # ------------------------------------------------------------------ files
 
-    def _write(self, path: Path, data: bytes, *, replace: bool = True) -> None:
+    def _write(self, path: str | Path, data: bytes, *, replace: bool = True) -> None:
         """Atomic write: temp file, then rename. Without fsync, a record is unlinked before the
         rename: ext4 flushes data synchronously on a rename *over* a file (auto_da_alloc, ~1 ms),
         and a reader that meets the microsecond gap retries (see _read_json)."""
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        path = str(path)
+        head, _, name = path.rpartition("/")
+        tmp = f"{head}/.{name}.{secrets.token_hex(4)}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, self._mode)
         try:
             os.fchmod(fd, self._mode)  # $MERLIN_STATE_UMASK, not the process umask (a lab's shared group)
@@ -294,8 +330,8 @@ class LeaseBook:
                 pass
         os.replace(tmp, path)
 
-    def _append(self, path: Path, lines: list[dict[str, Any]]) -> None:
-        data = "".join(json.dumps(e, sort_keys=True) + "\n" for e in lines).encode("utf-8")
+    def _append(self, path: str, lines: list[dict[str, Any]]) -> None:
+        data = b"".join(orjson.dumps(e, option=orjson.OPT_APPEND_NEWLINE) for e in lines)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, self._mode)
         try:
             os.write(fd, data)
@@ -304,10 +340,11 @@ class LeaseBook:
         finally:
             os.close(fd)
 
-    def _read_json(self, path: Path, retries: int = 3) -> Any:
+    def _read_json(self, path: str | Path, retries: int = 3) -> Any:
         for attempt in range(retries + 1):
             try:
-                return json.loads(path.read_bytes())
+                with open(path, "rb") as handle:
+                    return orjson.loads(handle.read())
             except FileNotFoundError:
                 if attempt == retries:
                     return None
@@ -316,13 +353,17 @@ class LeaseBook:
                 raise BadInput(f"{path}: unreadable lease file ({exc}); restore it from a backup or remove it") from None
         return None
 
+    def _record_path(self, lease_id: str) -> str:
+        """A lease's record (the id comes from the book itself, already validated)."""
+        return f"{self._leases_s}/{lease_id}.json"
+
     def _empty_state(self) -> dict[str, Any]:
         return {"schema_version": 1, "seq": 0, "fences": {}, "live": {}, "outbox": []}
 
     def _load(self) -> dict[str, Any]:
         """The last whole line of the journal (a line cut short by SIGKILL does not parse and is skipped)."""
         try:
-            with open(self.layout.book, "rb") as handle:
+            with open(self._book_s, "rb") as handle:
                 size = handle.seek(0, os.SEEK_END)
                 chunk = self._line_hint
                 while True:
@@ -333,7 +374,7 @@ class LeaseBook:
                     for line in reversed(lines[1:] if start else lines):
                         if line.strip():
                             try:
-                                state = json.loads(line)
+                                state = orjson.loads(line)
                             except ValueError:
                                 continue
                             self._line_hint = max(4096, 2 * len(line))
@@ -346,8 +387,8 @@ class LeaseBook:
 
     def _commit(self, state: dict[str, Any]) -> None:
         """Append the new state as one line; compact the journal when it grows past JOURNAL_MAX."""
-        data = b"\n" + json.dumps(state, separators=(",", ":")).encode("utf-8") + b"\n"
-        path = self.layout.book
+        data = b"\n" + orjson.dumps(state, option=orjson.OPT_APPEND_NEWLINE)
+        path = self._book_s
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, self._mode)
         try:
             size = os.fstat(fd).st_size
@@ -364,9 +405,9 @@ class LeaseBook:
                 os.close(fd)
 
     def load_inventory(self) -> dict[str, Any] | None:
-        return self._read_json(self.layout.inventory)
+        return self._read_json(self._inv_s)
 
-    def _last_seq(self, path: Path) -> int:
+    def _last_seq(self, path: str) -> int:
         try:
             with open(path, "rb") as handle:
                 handle.seek(0, os.SEEK_END)
@@ -377,18 +418,17 @@ class LeaseBook:
             return 0
         for line in reversed(tail):
             try:
-                return int(json.loads(line)["seq"])
+                return int(orjson.loads(line)["seq"])
             except (ValueError, KeyError, TypeError):
                 continue
         return 0
 
     def _flush(self, outbox: list[dict[str, Any]], repair: bool) -> None:
         """Write each changed lease's events, then its record (a repair skips what is already there)."""
-        leases_dir = self.layout.leases
         for entry in outbox:
             lease, events = entry["lease"], entry["events"]
-            lid = lease["lease_id"]
-            record_path, events_path = self.layout.lease(lid), self.layout.lease_events(lid)
+            record_path = self._record_path(lease["lease_id"])
+            events_path = record_path[: -len(".json")] + ".events.jsonl"
             if repair:
                 on_disk = self._read_json(record_path)
                 if on_disk is not None and on_disk.get("rev", 0) >= lease["rev"]:
@@ -401,20 +441,54 @@ class LeaseBook:
                 except FileNotFoundError:
                     from merlin.atomic import make_dir
 
-                    make_dir(leases_dir)
+                    make_dir(self.layout.leases)
                     self._append(events_path, events)
-            self._write(record_path, (json.dumps(lease, sort_keys=True) + "\n").encode("utf-8"), replace=False)
+            self._write(record_path, orjson.dumps(lease, option=orjson.OPT_APPEND_NEWLINE), replace=False)
+
+    # The flush mark: resources/.flushed holds "<seq> <nonce>" of the last pass whose outbox is
+    # on disk, so the next pass skips re-reading that outbox's files. A stale or missing mark only
+    # costs a repair (the safe direction); with MERLIN_LEASE_FSYNC=1 every pass repairs, since
+    # the unsynced mark could outlive a power cut that the records did not.
+
+    def _flushed_fd(self) -> int:
+        pid = os.getpid()
+        if self._flushed is None or self._flushed[0] != pid:  # a forked child opens its own
+            import weakref
+
+            fd = os.open(f"{self._dir_s}/.flushed", os.O_RDWR | os.O_CREAT, self._mode)
+            weakref.finalize(self, close_quietly, fd)  # books are cheap to build: never leak their descriptor
+            self._flushed = (pid, fd)
+        return self._flushed[1]
+
+    def _outbox_flushed(self, state: dict[str, Any]) -> bool:
+        if self.fsync:
+            return False
+        mark = os.pread(self._flushed_fd(), 64, 0).split()
+        return len(mark) == 2 and mark[0] == str(state["seq"]).encode() and mark[1] == str(state.get("nonce", "")).encode()
+
+    def _mark_flushed(self, state: dict[str, Any]) -> None:
+        if not self.fsync:
+            os.pwrite(self._flushed_fd(), f"{state['seq']} {state.get('nonce', '')}".ljust(63).encode() + b"\n", 0)
 
     def _inventory_cached(self) -> dict[str, Any] | None:
-        """inventory.json, parsed again only when its (mtime, size, inode) changes."""
+        """inventory.json, parsed again only when its (mtime, size, inode) changes; shared, read-only
+        (a pass that changes the inventory takes its own copy: :meth:`_Pass.own_inventory`)."""
         try:
-            st = os.stat(self.layout.inventory)
+            st = os.stat(self._inv_s)
         except FileNotFoundError:
             return None
         key = (st.st_mtime_ns, st.st_size, st.st_ino)
         if self._inv_cache is None or self._inv_cache[0] != key:
             self._inv_cache = (key, self.load_inventory())
-        return json.loads(json.dumps(self._inv_cache[1])) if self._inv_cache[1] is not None else None
+        return self._inv_cache[1]
+
+    def _own_pid_start(self, pid: int) -> float | None:
+        """The start time of ``pid``; this process's own is looked up once (psutil is not free)."""
+        if pid != os.getpid():
+            return process_start(pid)
+        if self._own_start is None or self._own_start[0] != pid:
+            self._own_start = (pid, process_start(pid))
+        return self._own_start[1]
 
     @contextmanager
     def _locked(self, by: str | None = None) -> Iterator[_Pass]:
@@ -430,9 +504,10 @@ class LeaseBook:
                 self._flock = Flock(self.dir / ".book.lock")
         with book_lock(self.dir, kind=self._kind, timeout=self.lock_timeout, flock=self._flock):
             state = self._load()
-            if state.get("outbox"):
+            if state.get("outbox") and not self._outbox_flushed(state):
                 self._flush(state["outbox"], repair=True)
-            tx = _Pass(state, self._inventory_cached(), self.clock(), by or self._by)
+                self._mark_flushed(state)
+            tx = _Pass(state, self._inventory_cached(), self.clock(), by or f"{_user()}@{self._host}")
             try:
                 yield tx
             except MerlinError:
@@ -447,12 +522,26 @@ class LeaseBook:
     def _finish(self, tx: _Pass, state: dict[str, Any]) -> None:
         """Commit the pass (one journal line), then write its records and events."""
         if tx.inventory_changed:
-            self._write(self.layout.inventory, (json.dumps(tx.inventory, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+            self._write(self._inv_s, (json.dumps(tx.inventory, indent=2, sort_keys=True) + "\n").encode("utf-8"))
         if tx.touched:
             state["seq"] = tx.seq
+            state["nonce"] = secrets.token_hex(4)
             state["outbox"] = [{"lease": lease, "events": tx.events.get(lid, [])} for lid, lease in tx.touched.items()]
             self._commit(state)
             self._flush(state["outbox"], repair=False)
+            self._mark_flushed(state)
+            self._ring(tx)
+
+    def _ring(self, tx: _Pass) -> None:
+        """Wake whoever on this host waits for a lease this pass granted (its record is on disk by now).
+        Any process may wait for a lease, not only its owner: every grant rings (a ring nobody
+        hears costs one refused sendto)."""
+        for lease in tx.granted:
+            if self._ringer is None:
+                from merlin.leases.doorbell import Ringer
+
+                self._ringer = Ringer(self._dir_s)
+            self._ringer.ring(lease["lease_id"])
 
     # ------------------------------------------------------------ settle + grant
 
@@ -479,8 +568,11 @@ class LeaseBook:
         return {i for lease in tx.state["live"].values() if lease["state"] == "granted" for i in lease["items"]}
 
     def _grant(self, tx: _Pass) -> None:
+        if tx.scheduled_at == tx.changes and not tx.inventory_changed:
+            return  # scheduled already in this pass, and nothing changed since
         waiting = [lease for lease in tx.state["live"].values() if lease["state"] == "waiting"]
         if not waiting:
+            tx.scheduled_at = tx.changes
             return
         fences = tx.state["fences"]
         for lease, picked in policy.schedule(waiting, tx.items(), self._held(tx)):
@@ -492,6 +584,8 @@ class LeaseBook:
             lease["granted_at"] = iso(tx.now)
             lease["expires_at"] = iso(tx.now + lease["ttl_seconds"])
             tx.event(lease, "granted", LeaseState.GRANTED, "granted: every bundle could be filled at once", "merlin")
+            tx.granted.append(lease)
+        tx.scheduled_at = tx.changes
 
     def _get_live_or_file(self, tx: _Pass, lease_id: str) -> Lease:
         """The lease as this pass sees it: changed in this pass, live in the book, or its record
@@ -500,7 +594,7 @@ class LeaseBook:
         lease = tx.touched.get(lease_id) or tx.state["live"].get(lease_id)
         if lease is not None:
             return lease
-        found = self._read_json(self.layout.lease(lease_id))
+        found = self._read_json(self._record_path(lease_id))
         if found is None:
             raise NotFound(f"lease {lease_id}: no such lease", next_steps=[step(Action.LEASES_LIST), step(Action.LEASES_QUEUE)])
         return found
@@ -529,7 +623,7 @@ class LeaseBook:
             raise BadInput("reserve: name at least one POOL[:COUNT]")
         ttl_s = parse_duration(ttl)
         lid = validate_lease_id(lease_id) if lease_id else new_lease_id()
-        owner = {"user": _user(), "host": socket.gethostname(), "pid": pid, "pid_start": process_start(pid) if pid else None, "run_id": run_id}
+        owner = {"user": _user(), "host": self._host, "pid": pid, "pid_start": self._own_pid_start(pid) if pid else None, "run_id": run_id}
         with self._locked() as tx:
             if tx.inventory is None:
                 raise Blocked("no inventory yet: describe the hardware in a YAML file and define it", next_steps=[step(Action.DEFINE_INVENTORY)])
@@ -549,45 +643,55 @@ class LeaseBook:
         return self.wait(lid, timeout=timeout)
 
     def wait(self, lease_id: str, timeout: float | None = None) -> Lease:
-        """Block until the lease is granted; NotGranted after ``timeout``; LeaseLost if it ends first."""
-        path = self.layout.lease(lease_id)
+        """Block until the lease is granted; NotGranted after ``timeout``; LeaseLost if it ends first.
+
+        The waiter sleeps on its doorbell (:mod:`merlin.leases.doorbell`), rung by the pass that
+        grants it, and reads its record between rings at most every POLL_SLICE seconds (a grant
+        made on another host rings nothing). Every 0.5 s it makes a locked housekeeping pass
+        (expiries, dead holders) only when no other pass changed the book in that time: under
+        contention the holders' own passes settle the book, and the waiters stay off its lock."""
+        path = self._record_path(validate_lease_id(lease_id))
+        from merlin.leases.doorbell import Doorbell
+
+        bell = Doorbell.open(self._dir_s, lease_id)  # before the first read: no ring can be missed
+        try:
+            return self._wait_on(lease_id, path, bell, timeout)
+        finally:
+            if bell is not None:
+                bell.close()
+
+    def _wait_on(self, lease_id: str, path: str, bell: Any, timeout: float | None) -> Lease:
         deadline = None if timeout is None else time.monotonic() + timeout
         last_pass = time.monotonic()
-        seen = None
         delay = 0.0005
         while True:
-            try:
-                stamp = os.stat(path).st_mtime_ns
-            except FileNotFoundError:
-                stamp = None
             now = time.monotonic()
-            if stamp != seen or now - last_pass > 0.5:
-                if now - last_pass > 0.5 and self._book_idle(0.5):
+            lease = None
+            if now - last_pass > HOUSEKEEPING:
+                last_pass = now
+                if self._book_idle(HOUSEKEEPING):
                     lease = self.refresh_one(lease_id)  # a locked pass: expiries and dead holders free items
-                    last_pass = now
-                elif now - last_pass > 0.5:
-                    # another process changed the book within the last 0.5 s: its pass settled
-                    # expiries and dead holders already, so skip the lock (16 waiters polling it
-                    # twice a second would queue behind the holders' own reserve/release passes)
-                    last_pass = now
-                    lease = self._read_json(path) or {"state": "waiting"}
-                else:
-                    lease = self._read_json(path) or {"state": "waiting"}
-                seen = stamp
-                if lease["state"] == "granted":
-                    return self.show(lease_id)
-                if lease["state"] != "waiting":
-                    raise LeaseLost(f"lease {lease_id} is {lease['state']} ({lease.get('reason', '')})")
-                delay = 0.0005
+            if lease is None:
+                lease = self._read_json(path) or {"state": "waiting"}
+            if lease["state"] == "granted":
+                return lease
+            if lease["state"] != "waiting":
+                raise LeaseLost(f"lease {lease_id} is {lease['state']} ({lease.get('reason', '')})")
             if deadline is not None and now >= deadline:
                 raise NotGranted(f"lease {lease_id} is still waiting after {timeout:g}s", self.show(lease_id), next_steps=[step(Action.LEASES_QUEUE), step(Action.LEASE_WHY, lease_id=lease_id)])
-            time.sleep(delay)
-            delay = min(delay * 1.3, 0.002)  # a stat(2) per poll: cheap, and a grant is seen within ~2 ms
+            left = HOUSEKEEPING - (time.monotonic() - last_pass)
+            if deadline is not None:
+                left = min(left, deadline - time.monotonic())
+            if bell is not None:
+                bell.wait(max(0.0, min(left, POLL_SLICE)))
+            else:  # no doorbell here: poll the record, finely at first
+                time.sleep(max(0.0, min(left, delay)))
+                delay = min(delay * 1.5, POLL_SLICE)
 
     def _book_idle(self, seconds: float) -> bool:
         """No pass changed the book in the last ``seconds`` (its journal's mtime, one stat)."""
         try:
-            return time.time() - os.stat(self.layout.book).st_mtime > seconds
+            return time.time() - os.stat(self._book_s).st_mtime > seconds
         except FileNotFoundError:
             return True
 
@@ -705,9 +809,10 @@ class LeaseBook:
             return tx.inventory
 
     def _item(self, tx: _Pass, item_id: str) -> dict[str, Any]:
-        for it in tx.items():
+        """The item to change, in the pass's own copy of the inventory."""
+        for n, it in enumerate(tx.items()):
             if it["id"] == item_id:
-                return it
+                return tx.own_inventory()["items"][n]
         raise NotFound(f"item {item_id!r}: not in the inventory", next_steps=[step(Action.LEASES_LIST)])
 
     def set_health(self, item_id: str, health: str, reason: str) -> dict[str, Any]:

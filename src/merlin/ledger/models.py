@@ -136,6 +136,11 @@ class RunRecord(_Model):
     metadata: dict[str, Any] = Field(default_factory=dict)
     leases: list[str] = Field(default_factory=list, description="Lease ids (resources/leases/<id>.json) held by this run.")
     lease_items: list[str] = Field(default_factory=list, description="Inventory items its lease was granted (also $MERLIN_LEASE_ITEMS in its environment).")
+    waiting_on: str | None = Field(
+        None,
+        description="While waiting: what holds it back, one short line written by its lease waiter "
+        "(e.g. 'lease firesim_fpga:1, #2 in queue behind lease-...'); what `jobs list` shows as WAITING-ON.",
+    )
 
     @field_validator("message", mode="before")
     @classmethod

@@ -20,7 +20,7 @@ class RunStatus(str, Enum):
     """Where a run is. ``str`` so records and ``--json`` hold plain strings.
 
     The moves are :data:`TRANSITIONS` alone (the docs' table is generated from it).
-    Two moves are deliberate and easy to miss:
+    Three moves are deliberate and easy to miss:
 
     - ``None -> running``: work recorded in-process (``targetgen execute`` on the
       default engine) is already running when its record is created.
@@ -29,6 +29,12 @@ class RunStatus(str, Enum):
       would fail the same way until a person acts), so it is recorded as blocked,
       the status that waits for a person, not as failed. An engine-observed run
       never reports it: engines map their states to running/succeeded/failed/...
+    - ``waiting -> lost``: the process waiting for the run's lease (its recorded
+      pid and start time) died before the lease was granted, so nothing will ever
+      start the run. The next look at the run (``jobs status``, ``jobs list
+      --refresh``, ``jobs wait``, ``resources queue``) records it lost, not
+      failed (its command never ran) nor cancelled (nobody asked); a retry queues
+      it again. The lease book cancels the dead waiter's request by itself.
     """
 
     #: Could not be handed to its engine (Ray missing, no active cluster, cluster unreachable, token missing), or an in-process run met a busy lock or a Blocked error. The message and next steps name the fix.
@@ -36,7 +42,8 @@ class RunStatus(str, Enum):
     #: Waiting for a hardware lease (docs/leases.md): recorded, not handed to its
     #: engine yet; it starts by itself when the lease is granted. Not blocked (no
     #: person needs to act) and not pending (no engine has it).
-    #: -> pending, running, cancelled, blocked, failed (the lease could never be granted).
+    #: -> pending, running, cancelled, blocked, failed (the lease could never be granted),
+    #: lost (its waiter process died before the grant).
     WAITING = "waiting"
     #: Recorded and handed to the engine, not started yet (Ray: PENDING).
     PENDING = "pending"
@@ -48,7 +55,7 @@ class RunStatus(str, Enum):
     FAILED = "failed"
     #: Stopped on request, ``jobs cancel`` (Ray: STOPPED).
     CANCELLED = "cancelled"
-    #: The engine no longer knows the attempt (cluster stopped or restarted, supervisor killed). History stays in the ledger.
+    #: The engine no longer knows the attempt (cluster stopped or restarted, supervisor killed), or a waiting run's lease waiter died. History stays in the ledger.
     LOST = "lost"
 
     def __str__(self) -> str:
@@ -78,7 +85,8 @@ _RETRYABLE = frozenset({RunStatus.BLOCKED, RunStatus.FAILED, RunStatus.CANCELLED
 #: The only legal moves. ``None`` is "no record yet".
 TRANSITIONS: dict[RunStatus | None, frozenset[RunStatus]] = {
     None: frozenset({RunStatus.PENDING, RunStatus.BLOCKED, RunStatus.RUNNING, RunStatus.WAITING}),
-    RunStatus.WAITING: frozenset({RunStatus.PENDING, RunStatus.RUNNING, RunStatus.CANCELLED, RunStatus.BLOCKED, RunStatus.FAILED}),
+    # waiting -> lost: deliberate, see the RunStatus docstring
+    RunStatus.WAITING: frozenset({RunStatus.PENDING, RunStatus.RUNNING, RunStatus.CANCELLED, RunStatus.BLOCKED, RunStatus.FAILED, RunStatus.LOST}),
     RunStatus.BLOCKED: frozenset({RunStatus.PENDING, RunStatus.WAITING, RunStatus.CANCELLED}),
     RunStatus.PENDING: frozenset(
         {

@@ -50,6 +50,8 @@ def set_status(record: RunRecord, status: RunStatus | str, message: str | None =
     A new ``message`` replaces the record's next steps too (``next_steps``, default none)."""
     status = RunStatus(status)
     record.status = status
+    if status != RunStatus.WAITING:
+        record.waiting_on = None  # only a waiting run waits on something
     if record.attempts:
         record.attempts[-1].status = status
     if message is not None:
