@@ -98,6 +98,10 @@ class SshBackend:
         if stray:
             raise BadInput(f"--kind ssh does not take {', '.join('--' + k.replace('_', '-') for k in stray)}")
         opts = {k: v for k, v in options.items() if v not in (None, [], ()) and k in known}
+        if workers and host in ("127.0.0.1", "localhost", "::1"):
+            # a head on 127.0.0.1 keeps Ray's "cluster" mode off, and then Ray refuses workers;
+            # with it on, Ray rewrites a worker's 127.0.0.1 to the machine's address
+            raise BadInput(f"--host {host} with --workers: give the head by an address its workers can reach (another loopback address such as 127.0.0.2 works on one machine)")
         python = str(opts.get("python") or sys.executable)
         with self.ledger.cluster_lock(name):
             existing = self.ledger.read_cluster(name)
