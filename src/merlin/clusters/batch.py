@@ -19,7 +19,6 @@ submit it, query one job, cancel it); this base turns them into the
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -31,9 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from merlin.clusters import teardown
-from merlin.clusters.base import ClusterStatus, can_cluster_transition
+from merlin.clusters.base import ClusterStatus, LockedObservation, can_cluster_transition, unanswered_record
 from merlin.clusters.hosted import node_custom_resources
-from merlin.clusters.slurm_node import HOSTED_ITEMS
+from merlin.clusters.slurm_node import HOSTED_ITEMS, node_files
 from merlin.errors import BadInput, Blocked, NotFound, RunFailed
 
 Progress = Callable[[str], None]
@@ -59,7 +58,7 @@ def _utc(ts: float | None) -> datetime | None:
     return datetime.fromtimestamp(ts, UTC) if ts else None
 
 
-class BatchClusters:
+class BatchClusters(LockedObservation):
     """Base of :class:`SlurmBackend` and :class:`PbsBackend`."""
 
     kind = "batch"
@@ -121,7 +120,7 @@ class BatchClusters:
 
     def start(self, name: str, *, wait: bool = True, progress: Progress | None = None, **options: Any) -> tuple[Any, bool]:
         from merlin.clusters.auth import check_token_file, generate_token_file
-        from merlin.ledger.models import ClusterAuth, ClusterPorts, ClusterRecord, utcnow
+        from merlin.ledger.models import utcnow
 
         progress = progress or (lambda _m: None)
         layout = self.ledger.layout
@@ -164,16 +163,11 @@ class BatchClusters:
             )
             script.chmod(0o700)
             job_id = self.submit_script(script, state_dir)
-            record = ClusterRecord(
-                name=name,
-                kind=self.kind,
-                status=ClusterStatus.QUEUED,
-                host="127.0.0.1",
-                address="",
-                dashboard_url="",
-                temp_dir="",
-                ports=ClusterPorts(gcs=0, dashboard=0),
-                auth=ClusterAuth(mode="token", token_file=str(token)),
+            record = unanswered_record(
+                name,
+                self.kind,
+                ClusterStatus.QUEUED,
+                str(token),
                 requested={"nodes": nodes, **{k: v for k, v in opts.items() if v not in (None, [], ())}},
                 options={k: v for k, v in options.items() if v not in (None, [], ())},
                 scheduler_job_id=job_id,
@@ -216,21 +210,6 @@ class BatchClusters:
             time.sleep(POLL)
 
     # ---------------------------------------------------------------- observe
-
-    def describe(self, record) -> Any:
-        """``cluster status``: the record as :meth:`observe` just left it (no second query)."""
-        from merlin.clusters.base import ClusterState
-
-        return ClusterState(record.name, str(getattr(record.status, "value", record.status)), record.message, record, len(record.processes))
-
-    def observe(self, record) -> Any:
-        if record.status in ("stopped", "failed", "expired"):
-            return record
-        with self.ledger.cluster_lock(record.name):
-            current = self.ledger.read_cluster(record.name) or record
-            if current.status in ("stopped", "failed", "expired"):
-                return current
-            return self._observe_locked(current)
 
     def _move(self, record, status: str, message: str) -> None:
         if record.status != status and not can_cluster_transition(record.status, status):
@@ -313,11 +292,7 @@ class BatchClusters:
         if not _is_local(head["address"]):
             record.tunnel_command = f"ssh -N -L 127.0.0.1:{p['dashboard']}:127.0.0.1:{p['dashboard']} {head['node']}"
         temp_dirs, processes = [], []
-        for f in sorted(state_dir.glob("node-*.json")):
-            try:
-                node = json.loads(f.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue
+        for node in node_files(state_dir):
             temp_dirs.append(node["temp_dir"])
             for key in ("helper", "ray"):
                 if node.get(f"{key}_pid") and node.get(f"{key}_ticks") is not None:
@@ -349,14 +324,7 @@ class BatchClusters:
     @staticmethod
     def _node_names(record) -> dict[str, str]:
         """Node address -> node name, from the helpers' handshake files."""
-        out = {}
-        for f in sorted(Path(record.state_dir).glob("node-*.json")) if record.state_dir else []:
-            try:
-                node = json.loads(f.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue
-            out[node["address"]] = node["node"]
-        return out
+        return {node["address"]: node["node"] for node in node_files(Path(record.state_dir))} if record.state_dir else {}
 
     def _activate(self, record) -> None:
         from merlin.clusters.auth import headers_for

@@ -141,6 +141,18 @@ def hosted_resources(path: str | None, names: set[str]) -> dict[str, float]:
     return out
 
 
+def node_files(state_dir: Path) -> list[dict]:
+    """The ``node-<i>.json`` handshake files in ``state_dir`` (each node's pids, temp dir,
+    address), by index; a file being written or unreadable is skipped."""
+    out = []
+    for f in sorted(Path(state_dir).glob("node-*.json")):
+        try:
+            out.append(json.loads(f.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            continue
+    return out
+
+
 def write_json(path: Path, data: dict) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")

@@ -29,16 +29,16 @@ from pathlib import Path
 from typing import Any
 
 from merlin.clusters import procs, teardown
-from merlin.clusters.base import ClusterStatus, can_cluster_transition
+from merlin.clusters.base import ClusterStatus, LockedObservation, can_cluster_transition, unanswered_record
 from merlin.clusters.hosted import node_custom_resources
-from merlin.clusters.slurm_node import HOSTED_ITEMS
+from merlin.clusters.slurm_node import HOSTED_ITEMS, node_files
 from merlin.errors import BadInput, Blocked, RunFailed
 
 Progress = Callable[[str], None]
 START_TIMEOUT = float(__import__("os").environ.get("MERLIN_SSH_START_TIMEOUT", "300"))
 
 
-class SshBackend:
+class SshBackend(LockedObservation):
     """``--kind ssh``."""
 
     kind = "ssh"
@@ -83,7 +83,7 @@ class SshBackend:
     def start(self, name: str, *, wait: bool = True, progress: Progress | None = None, **options: Any) -> tuple[Any, bool]:
         from merlin.clusters.auth import generate_token_file, headers_for
         from merlin.clusters.net import free_ports, probe
-        from merlin.ledger.models import ClusterAuth, ClusterPorts, ClusterProcess, ClusterRecord, utcnow
+        from merlin.ledger.models import ClusterPorts, ClusterProcess, utcnow
 
         progress = progress or (lambda _m: None)
         layout = self.ledger.layout
@@ -133,16 +133,11 @@ class SshBackend:
                 return argv
 
             remote_dir = remote_dirs[0]
-            record = ClusterRecord(
-                name=name,
-                kind="ssh",
-                status=ClusterStatus.STARTING,
-                host="127.0.0.1",
-                address="",
-                dashboard_url="",
-                temp_dir="",
-                ports=ClusterPorts(gcs=0, dashboard=0),
-                auth=ClusterAuth(mode="token", token_file=str(token)),
+            record = unanswered_record(
+                name,
+                "ssh",
+                ClusterStatus.STARTING,
+                str(token),
                 requested={"nodes": len(hosts)},
                 options={**{k: str(v) for k, v in opts.items()}, "remote_dir": remote_dir, "remote_dirs": remote_dirs, "python": python},
                 nodes=hosts,
@@ -214,18 +209,6 @@ class SshBackend:
             time.sleep(0.5)
 
     # -------------------------------------------------------------- observe
-
-    def describe(self, record) -> Any:
-        """``cluster status``: the record as :meth:`observe` just left it (no second query)."""
-        from merlin.clusters.base import ClusterState
-
-        return ClusterState(record.name, str(getattr(record.status, "value", record.status)), record.message, record, len(record.processes))
-
-    def observe(self, record) -> Any:
-        if record.status in ("stopped", "failed", "expired"):
-            return record
-        with self.ledger.cluster_lock(record.name):
-            return self._observe_locked(self.ledger.read_cluster(record.name) or record)
 
     def _observe_locked(self, record, wait_nodes: bool = False) -> Any:
         from merlin.clusters.auth import headers_for
@@ -309,11 +292,7 @@ def reap(remote_dir: str, grace: float) -> dict[str, Any]:
     recorded: dict[int, int | None] = {}
     sessions: set[int] = set()
     temp_dirs = []
-    for f in Path(remote_dir).glob("node-*.json"):
-        try:
-            node = json.loads(f.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
+    for node in node_files(Path(remote_dir)):
         temp_dirs.append(node["temp_dir"])
         for key in ("helper", "ray"):
             if node.get(f"{key}_pid"):
