@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import EXAMPLES, run_cli
-from tests.slurm_support import OBJECT_STORE, slurm_root, slurm_turn  # noqa: F401  (fixtures)
+from tests.slurm_support import OBJECT_STORE, slurm_root, slurm_turn, wait_for  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("slurm")]
 
@@ -102,6 +102,7 @@ def test_inventory_items_on_slurm_nodes_are_their_ray_resources_and_a_leased_run
     assert where.read_text() == "127.0.0.12"  # n2's NodeAddr: where the FPGA is
     job = _ray_job(crec, done.attempts[-1].submission_id)
     assert job["driver_agent_http_address"].startswith("http://127.0.0.12:"), job  # Ray's own account of where it ran
-    assert all(x["state"] == "released" for x in cp.leases.all_leases()), "the run's lease ended with it"
+    # the run's waiter releases its lease once it saw the run end
+    wait_for(lambda: all(x["state"] == "released" for x in cp.leases.all_leases()), 30, what="the run's lease released")
     stopped = cp.stop_cluster("hw", grace=3.0)
     assert stopped.status == "stopped", stopped.message
