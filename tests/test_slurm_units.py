@@ -218,3 +218,39 @@ def test_observation_past_the_walltime_expires_the_cluster(tmp_path: Path):
     assert ended.status == "expired" and ended.stop_reason == "allocation ended (walltime)"
     assert "reached its time limit" in ended.message and ended.stopped_at is not None
     assert Ledger(root).read_cluster("hpc").status == "expired"
+
+
+def test_a_node_helper_takes_the_items_whose_host_names_it(tmp_path: Path):
+    """An item's host matches a node by its Slurm node name, its NodeAddr or the machine's hostname."""
+    import socket
+
+    path = tmp_path / slurm_node.HOSTED_ITEMS
+    path.write_text(json.dumps({"n2": {"fpga": 2.0}, "127.0.0.12": {"board": 1.0}, "n1": {"gpu_box": 1.0}, socket.gethostname(): {"sim": 1.0}}))
+    names = slurm_node.node_names("n2", "127.0.0.12")
+    assert slurm_node.hosted_resources(str(path), names) == {"fpga": 2.0, "board": 1.0, "sim": 1.0}
+    assert slurm_node.hosted_resources(str(path), {"n3", "127.0.0.13"}) == {}
+    assert slurm_node.hosted_resources(None, names) == {} and slurm_node.hosted_resources(str(tmp_path / "absent"), names) == {}
+
+
+def test_inventory_hosts_become_per_host_pool_counts(tmp_path: Path):
+    from merlin.leases.book import LeaseBook
+    from merlin.leases.runs import host_resources, resources_by_host
+
+    book = LeaseBook(tmp_path / "state")
+    book.define([
+        {"id": "f1", "pool": "fpga", "host": "n2"}, {"id": "f2", "pool": "fpga", "host": "n2"},
+        {"id": "b1", "pool": "board", "host": "127.0.0.11"}, {"id": "loose", "pool": "fpga"},
+    ])  # fmt: skip
+    assert resources_by_host(book) == {"n2": {"fpga": 2.0}, "127.0.0.11": {"board": 1.0}}
+    assert host_resources(book, "n2") == {"fpga": 2.0} and host_resources(book, "n9") == {}
+
+
+def test_the_record_names_each_node_by_its_custom_resources():
+    from merlin.clusters.hosted import node_custom_resources
+
+    alive = [
+        {"node_ip": "127.0.0.11", "resources_total": {"CPU": 1.0, "memory": 1e9, "object_store_memory": 1e8, "node:127.0.0.11": 1.0, "node:__internal_head__": 1.0}},
+        {"node_ip": "127.0.0.12", "resources_total": {"CPU": 1.0, "fpga": 1.0, "node:127.0.0.12": 1.0}},
+    ]
+    assert node_custom_resources(alive, {"127.0.0.11": "n1", "127.0.0.12": "n2"}) == {"n2": {"fpga": 1.0}}
+    assert node_custom_resources(alive, {}) == {"127.0.0.12": {"fpga": 1.0}}

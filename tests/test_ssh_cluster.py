@@ -16,6 +16,9 @@ from merlin.errors import BadInput
 from tests.slurm_support import OBJECT_STORE, slurm_turn, wait_for  # noqa: F401  (fixture)
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
+#: sshd listens on these loopback addresses: 127.0.0.1 for a lone head; a head on .2 with workers on .3 and .4
+#: (a head on 127.0.0.1 cannot take workers: Ray keeps such a node single-machine)
+ADDRESSES = ("127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4")
 
 
 @pytest.fixture
@@ -31,7 +34,7 @@ def sshd(tmp_path: Path) -> Iterator[dict]:
     shutil.copy(d / "user_key.pub", d / "authorized_keys")
     (port,) = free_ports(1)
     (d / "sshd_config").write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d / 'host_key'}\nAuthorizedKeysFile {d / 'authorized_keys'}\n"
+        f"Port {port}\n{''.join(f'ListenAddress {a}' + chr(10) for a in ADDRESSES)}HostKey {d / 'host_key'}\nAuthorizedKeysFile {d / 'authorized_keys'}\n"
         f"PidFile {d / 'sshd.pid'}\nUsePAM no\nStrictModes no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
         "PermitRootLogin prohibit-password\nAllowTcpForwarding local\nX11Forwarding no\nPrintMotd no\n"
     )
@@ -45,7 +48,7 @@ def sshd(tmp_path: Path) -> Iterator[dict]:
     wait_for(listening, 20, what="sshd listening")
     assert proc.poll() is None, (d / "sshd.log").read_text()
     host_pub = (d / "host_key.pub").read_text().split()
-    (d / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_pub[0]} {host_pub[1]}\n")
+    (d / "known_hosts").write_text("".join(f"[{a}]:{port} {host_pub[0]} {host_pub[1]}\n" for a in ADDRESSES))
     (d / "empty_known_hosts").write_text("")
     try:
         yield {"port": port, "identity_file": str(d / "user_key"), "known_hosts": str(d / "known_hosts"), "dir": d}
@@ -112,3 +115,59 @@ def test_head_over_ssh_tunnel_run_stop_no_leftovers(slurm_turn: None, sshd: dict
         rec = Ledger(root).read_cluster("remote")
         if rec is not None and rec.status != "stopped":
             b.stop(rec, grace=2.0)
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("slurm")
+def test_workers_over_ssh_join_the_head_run_a_job_and_stop_leaves_no_recorded_process(slurm_turn: None, sshd: dict, tmp_path: Path):
+    """--workers h1,h2: a head on 127.0.0.2 and two workers on .3 and .4, all sshd "hosts" on
+    loopback, each node with its own handshake dir, temp dir and node IP; 1+2 Ray nodes, a run,
+    and a stop that ends every recorded pid."""
+    pytest.importorskip("ray")
+    from merlin.clusters import procs
+    from merlin.clusters.auth import headers_for
+    from merlin.clusters.net import get_json
+    from merlin.clusters.ssh import SshBackend
+    from merlin.controlplane import ControlPlane
+    from merlin.ledger.store import Ledger
+
+    root = tmp_path / "state"
+    b = SshBackend(Ledger(root))
+    opts = {k: sshd[k] for k in ("port", "identity_file", "known_hosts")}
+    try:
+        rec, started = b.start("three", host="127.0.0.2", workers="127.0.0.3,127.0.0.4", object_store_memory=OBJECT_STORE, **opts)
+        assert started and rec.status == "active", rec.message
+        assert rec.nodes == ["127.0.0.2", "127.0.0.3", "127.0.0.4"] and rec.requested["nodes"] == 3
+        nodes = get_json(rec.address, "/api/v0/nodes?limit=10&detail=true", headers_for(rec.auth, rec.name))["data"]["result"]["result"]
+        assert sorted(n["node_ip"] for n in nodes if n["state"] == "ALIVE") == ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+        assert len(set(rec.node_temp_dirs)) == 3 and len(set(rec.options["remote_dirs"])) == 3
+        recorded = [p for p in rec.processes]
+        assert sorted(p.name for p in recorded) == ["remote-head@127.0.0.2", "remote-worker@127.0.0.3", "remote-worker@127.0.0.4", "tunnel"]
+        assert all(procs.alive(p.pid, p.start_ticks) for p in recorded)
+        cp = ControlPlane(root)
+        run = cp.submit(["python3", "-c", "print('three-nodes')"], target="ssh", workflow="smoke", engine="ray", cluster="three")
+        done = cp.wait(run.run_id, timeout=180)
+        assert done.status.value == "succeeded", done.message
+        members = {p.pid for p in procs.all_procs() if any(d in procs.cmdline(p.pid) for d in rec.node_temp_dirs)}
+        members |= procs.descendants({p.pid for p in recorded})
+        assert len(members) >= 6, "three raylets and their agents at the least"
+        stopped = b.stop(rec, grace=3.0)
+        assert stopped.status == "stopped" and "not ended" not in stopped.message, stopped.message
+        assert [p.pid for p in recorded if procs.alive(p.pid, p.start_ticks)] == []
+        assert [p for p in members if procs.alive(p)] == []
+        assert not any(Path(d).exists() for d in rec.node_temp_dirs + rec.options["remote_dirs"])
+    finally:
+        signal.alarm(0)
+        rec = Ledger(root).read_cluster("three")
+        if rec is not None and rec.status != "stopped":
+            b.stop(rec, grace=2.0)
+
+
+def test_a_head_on_127_0_0_1_with_workers_is_refused_before_anything_starts(tmp_path: Path):
+    from merlin.clusters.ssh import SshBackend
+    from merlin.ledger.store import Ledger
+
+    with pytest.raises(BadInput) as exc:
+        SshBackend(Ledger(tmp_path / "state")).start("s", host="127.0.0.1", workers="127.0.0.3")
+    assert "--workers" in str(exc.value) and "127.0.0.2" in str(exc.value)
+    assert Ledger(tmp_path / "state").read_cluster("s") is None

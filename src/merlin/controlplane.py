@@ -97,8 +97,17 @@ class ControlPlane:
     # -------------------------------------------------------------- clusters
 
     def start_cluster(self, kind: str, name: str, *, wait: bool = True, progress: Any = None, **options: Any) -> tuple[ClusterRecord, bool]:
-        """Start (or find already active) a cluster of ``kind`` through its backend. Returns (record, started_now)."""
-        return self.cluster_backend(kind).start(name, wait=wait, progress=progress, **options)
+        """Start (or find already active) a cluster of ``kind`` through its backend. Returns (record, started_now).
+
+        A backend that places hosted items (Slurm, PBS, ssh) is given the inventory's
+        ``host -> {pool: items}`` map: each node then has the items attached to it as Ray
+        custom resources, as a local cluster has this host's (:meth:`start_local_cluster`)."""
+        backend = self.cluster_backend(kind)
+        if getattr(backend, "places_hosted_items", False) and self.layout.inventory.exists():
+            from merlin.leases.runs import resources_by_host
+
+            options.setdefault("hosted_items", resources_by_host(self.leases))
+        return backend.start(name, wait=wait, progress=progress, **options)
 
     def start_local_cluster(self, name: str = "default", **kwargs: Any) -> tuple[ClusterRecord, bool]:
         """Start (or find already active) a local Ray head. Returns (record, started_now).

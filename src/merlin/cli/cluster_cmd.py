@@ -123,6 +123,8 @@ def scheduler_rows(rec: Any) -> list[tuple[str, str]]:
         rows.append(("reason", f"{rec.scheduler_reason} (the scheduler's reason it is still queued)"))
     if rec.nodes:
         rows.append(("nodes", ", ".join(rec.nodes) + (f" (head {rec.head_address})" if rec.head_address else "")))
+    for node, res in sorted((getattr(rec, "node_resources", None) or {}).items()):
+        rows.append((f"on {node}", ", ".join(f"{k}={v:g}" for k, v in sorted(res.items())) + " (inventory items as Ray resources)"))
     if rec.walltime_end:
         rows.append(("walltime ends", rec.walltime_end.isoformat(timespec="seconds")))
     if rec.idle_timeout:

@@ -107,3 +107,46 @@ def describe(backend: Any, record: ClusterRecord, sockets: bool = True) -> Clust
         return own(record)
     seen = backend.observe(record)
     return ClusterState(seen.name, str(seen.status), seen.message, seen)
+
+
+class LockedObservation:
+    """``describe`` and ``observe`` for kinds whose observation asks the scheduler or the head
+    and writes the record (Slurm, PBS, ssh): under the cluster's lock, never after it ended.
+    A subclass supplies ``ledger`` and ``_observe_locked(record)``."""
+
+    ledger: Any
+
+    def _observe_locked(self, record: Any) -> Any:
+        raise NotImplementedError
+
+    def describe(self, record: Any) -> ClusterState:
+        """``cluster status``: the record as :meth:`observe` just left it (no second query)."""
+        return ClusterState(record.name, str(getattr(record.status, "value", record.status)), record.message, record, len(record.processes))
+
+    def observe(self, record: Any) -> Any:
+        if record.status in ("stopped", "failed", "expired"):
+            return record
+        with self.ledger.cluster_lock(record.name):
+            current = self.ledger.read_cluster(record.name) or record
+            if current.status in ("stopped", "failed", "expired"):
+                return current
+            return self._observe_locked(current)
+
+
+def unanswered_record(name: str, kind: str, status: ClusterStatus, token_file: str, **fields: Any) -> ClusterRecord:
+    """A Slurm/PBS/ssh cluster's record before its head answers: no address or ports yet,
+    the jobs API reached on this host's 127.0.0.1, token auth (always on for these kinds)."""
+    from merlin.ledger.models import ClusterAuth, ClusterPorts, ClusterRecord
+
+    return ClusterRecord(
+        name=name,
+        kind=kind,
+        status=status,
+        host="127.0.0.1",
+        address="",
+        dashboard_url="",
+        temp_dir="",
+        ports=ClusterPorts(gcs=0, dashboard=0),
+        auth=ClusterAuth(mode="token", token_file=token_file),
+        **fields,
+    )

@@ -19,7 +19,6 @@ submit it, query one job, cancel it); this base turns them into the
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -30,16 +29,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from merlin.clusters import procs
-from merlin.clusters.base import ClusterStatus, can_cluster_transition
+from merlin.clusters import teardown
+from merlin.clusters.base import ClusterStatus, LockedObservation, can_cluster_transition, unanswered_record
+from merlin.clusters.hosted import node_custom_resources
+from merlin.clusters.slurm_node import HOSTED_ITEMS, node_files
 from merlin.errors import BadInput, Blocked, NotFound, RunFailed
 from merlin.nextsteps import Action, step
 
 Progress = Callable[[str], None]
 WAIT_TIMEOUT = 600.0
 POLL = 0.25
-#: the per-node temp dirs merlin gives Ray in an allocation (see slurm_node.py)
-TEMP_PREFIX = "/tmp/mrl-"
 
 
 @dataclass
@@ -60,7 +59,7 @@ def _utc(ts: float | None) -> datetime | None:
     return datetime.fromtimestamp(ts, UTC) if ts else None
 
 
-class BatchClusters:
+class BatchClusters(LockedObservation):
     """Base of :class:`SlurmBackend` and :class:`PbsBackend`."""
 
     kind = "batch"
@@ -68,6 +67,8 @@ class BatchClusters:
     cancel_word = "cancel"
     #: what to install when the scheduler's commands are missing (each kind says its own)
     install_hint = "install the scheduler's client commands"
+    #: nodes get the inventory items attached to them as Ray custom resources (merlin.clusters.hosted)
+    places_hosted_items = True
 
     def __init__(self, ledger) -> None:
         self.ledger = ledger
@@ -120,12 +121,13 @@ class BatchClusters:
 
     def start(self, name: str, *, wait: bool = True, progress: Progress | None = None, **options: Any) -> tuple[Any, bool]:
         from merlin.clusters.auth import check_token_file, generate_token_file
-        from merlin.ledger.models import ClusterAuth, ClusterPorts, ClusterRecord, utcnow
+        from merlin.ledger.models import utcnow
 
         progress = progress or (lambda _m: None)
         layout = self.ledger.layout
         layout.cluster_record(name)  # validates the name
         timeout = float(options.pop("timeout", None) or WAIT_TIMEOUT)
+        hosted_items = options.pop("hosted_items", None) or {}
         idle_timeout = options.get("idle_timeout")
         if idle_timeout is not None and float(idle_timeout) <= 0:
             raise BadInput(f"--idle-timeout {idle_timeout}: expected a positive duration")
@@ -142,7 +144,7 @@ class BatchClusters:
                     return (self.wait_active(existing, timeout, progress) if wait else existing), False
             state_dir = layout.cluster_state_dir(name)
             state_dir.mkdir(parents=True, exist_ok=True)
-            for stale in list(state_dir.glob("node-*.json")) + [state_dir / "head.json", state_dir / "idle.json"]:
+            for stale in list(state_dir.glob("node-*.json")) + [state_dir / n for n in ("head.json", "idle.json", HOSTED_ITEMS)]:
                 stale.unlink(missing_ok=True)
             token = layout.cluster_token(name)
             if not token.is_file():
@@ -151,6 +153,10 @@ class BatchClusters:
             node_cmd = self.node_command(name, nodes, state_dir, token, opts)
             if idle_timeout:
                 node_cmd += ["--idle-timeout", str(float(idle_timeout))]
+            if hosted_items:
+                # each node's helper picks the items whose host names it (node name, NodeAddr, hostname)
+                (state_dir / HOSTED_ITEMS).write_text(json.dumps(hosted_items, indent=2, sort_keys=True), encoding="utf-8")
+                node_cmd += ["--hosted-items", str(state_dir / HOSTED_ITEMS)]
             script = state_dir / "batch.sh"
             script.write_text(
                 self.render_script(name=name, nodes=nodes, state_dir=state_dir, node_cmd=node_cmd, options=opts),
@@ -158,16 +164,11 @@ class BatchClusters:
             )
             script.chmod(0o700)
             job_id = self.submit_script(script, state_dir)
-            record = ClusterRecord(
-                name=name,
-                kind=self.kind,
-                status=ClusterStatus.QUEUED,
-                host="127.0.0.1",
-                address="",
-                dashboard_url="",
-                temp_dir="",
-                ports=ClusterPorts(gcs=0, dashboard=0),
-                auth=ClusterAuth(mode="token", token_file=str(token)),
+            record = unanswered_record(
+                name,
+                self.kind,
+                ClusterStatus.QUEUED,
+                str(token),
                 requested={"nodes": nodes, **{k: v for k, v in opts.items() if v not in (None, [], ())}},
                 options={k: v for k, v in options.items() if v not in (None, [], ())},
                 scheduler_job_id=job_id,
@@ -210,21 +211,6 @@ class BatchClusters:
             time.sleep(POLL)
 
     # ---------------------------------------------------------------- observe
-
-    def describe(self, record) -> Any:
-        """``cluster status``: the record as :meth:`observe` just left it (no second query)."""
-        from merlin.clusters.base import ClusterState
-
-        return ClusterState(record.name, str(getattr(record.status, "value", record.status)), record.message, record, len(record.processes))
-
-    def observe(self, record) -> Any:
-        if record.status in ("stopped", "failed", "expired"):
-            return record
-        with self.ledger.cluster_lock(record.name):
-            current = self.ledger.read_cluster(record.name) or record
-            if current.status in ("stopped", "failed", "expired"):
-                return current
-            return self._observe_locked(current)
 
     def _move(self, record, status: str, message: str) -> None:
         if record.status != status and not can_cluster_transition(record.status, status):
@@ -307,11 +293,7 @@ class BatchClusters:
         if not _is_local(head["address"]):
             record.tunnel_command = f"ssh -N -L 127.0.0.1:{p['dashboard']}:127.0.0.1:{p['dashboard']} {head['node']}"
         temp_dirs, processes = [], []
-        for f in sorted(state_dir.glob("node-*.json")):
-            try:
-                node = json.loads(f.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue
+        for node in node_files(state_dir):
             temp_dirs.append(node["temp_dir"])
             for key in ("helper", "ray"):
                 if node.get(f"{key}_pid") and node.get(f"{key}_ticks") is not None:
@@ -337,7 +319,13 @@ class BatchClusters:
                     res[k] = res.get(k, 0.0) + float(v)
         if res:
             record.resources = res
+        record.node_resources = node_custom_resources(alive, self._node_names(record))
         return len(alive), ""
+
+    @staticmethod
+    def _node_names(record) -> dict[str, str]:
+        """Node address -> node name, from the helpers' handshake files."""
+        return {node["address"]: node["node"] for node in node_files(Path(record.state_dir))} if record.state_dir else {}
 
     def _activate(self, record) -> None:
         from merlin.clusters.auth import headers_for
@@ -394,33 +382,16 @@ class BatchClusters:
     def _members(self, record) -> set[int]:
         """This cluster's processes on this host: recorded pids (with start times),
         anything naming a node temp dir, and their descendants."""
-        all_p = procs.all_procs()
-        recorded = {p.pid: p.start_ticks for p in record.processes}
-        pids = {p.pid for p in all_p if p.pid in recorded and procs.same_start(recorded[p.pid], p.start_ticks) and not p.gone}
-        markers = [d for d in record.node_temp_dirs or ([record.temp_dir] if record.temp_dir else []) if d]
-        if markers:
-            for p in all_p:
-                if p.pid not in pids and p.state not in ("Z", "X"):
-                    cmd = procs.cmdline(p.pid)
-                    if any(m in cmd for m in markers):
-                        pids.add(p.pid)
-        pids |= procs.descendants(pids, all_p)
-        pids.discard(os.getpid())
-        return {p for p in pids if procs.alive(p)}
+        markers = record.node_temp_dirs or ([record.temp_dir] if record.temp_dir else [])
+        return teardown.members({p.pid: p.start_ticks for p in record.processes}, markers)
 
     def _cleanup(self, record, grace: float = 3.0) -> set[int]:
         """Kill what the scheduler left of this cluster here; remove the node temp dirs."""
-        left = self._members(record)
-        if left:
-            procs.terminate(left, grace=grace)
-        for d in record.node_temp_dirs:
-            if d.startswith(TEMP_PREFIX):
-                shutil.rmtree(d, ignore_errors=True)
+        left = teardown.end(lambda: self._members(record), grace=grace).left
+        teardown.remove_temp_dirs(record.node_temp_dirs)
         return left
 
     def stop(self, record, *, grace: float = 5.0, progress: Progress | None = None) -> Any:
-        from merlin.ledger.models import utcnow
-
         progress = progress or (lambda _m: None)
         with self.ledger.cluster_lock(record.name):
             record = self.ledger.read_cluster(record.name) or record
@@ -444,28 +415,19 @@ class BatchClusters:
                 if job is None or job.phase == "ended":
                     break
                 time.sleep(POLL)
-            deadline = time.monotonic() + grace
-            while time.monotonic() < deadline and any(procs.alive(p) for p in snapshot):
-                time.sleep(POLL)
-            left = {p for p in snapshot if procs.alive(p)} | self._members(record)
+            ended = teardown.end(lambda: self._members(record), snapshot=snapshot, grace=grace)
+            left = ended.left
             if left:
-                progress(f"{len(left)} processes outlived the {self.scheduler} {self.cancel_word}; ending them")
-                procs.terminate(left, grace=grace)
-            for d in record.node_temp_dirs:
-                if d.startswith(TEMP_PREFIX):
-                    shutil.rmtree(d, ignore_errors=True)
+                progress(f"{len(left)} processes outlived the {self.scheduler} {self.cancel_word}; they were ended")
+            teardown.remove_temp_dirs(record.node_temp_dirs)
             from merlin.clusters.lost import mark_runs_lost
 
             lost = mark_runs_lost(self.ledger, record.name, "the cluster was stopped (cluster stop)")
-            record.lost_runs = sorted(set(record.lost_runs) | set(lost))
             msg = f"stopped ({self.cancel_word} {record.scheduler_job_id}); "
             msg += f"had to kill {len(left)} leftover processes (pids {sorted(left)})" if left else "nothing was left"
-            if lost:
-                msg += f"; {len(lost)} runs recorded lost"
-            self._move(record, "stopped", msg)
-            record.stop_reason = "stopped by merlin"
-            record.stopped_at = utcnow()
-            record.processes = []
+            if ended.survivors:
+                msg += f"; pids {sorted(ended.survivors)} did not exit"
+            teardown.mark_stopped(record, msg, lost)
             self.ledger.write_cluster(record)
             return record
 

@@ -155,12 +155,7 @@ class LocalBackend:
                 st = self.describe(existing)
                 if st.state == "active":
                     if existing.status == ClusterStatus.STARTING:  # an earlier start was interrupted after Ray came up
-                        version = st.version or {}
-                        existing.session_name = existing.session_name or version.get("session_name")
-                        existing.processes = existing.processes or self._session_processes(existing)
-                        existing.status = ClusterStatus.ACTIVE
-                        existing.message = f"active; jobs API {existing.address}"
-                        self.ledger.write_cluster(existing)
+                        self._finish_start(existing, st)
                     return existing, False
                 progress(f"cluster '{name}' was recorded at {existing.address} but is {st.state}; cleaning up its processes")
                 self._kill(existing, grace=3.0)
@@ -450,13 +445,17 @@ class LocalBackend:
             fresh = self.ledger.read_cluster(record.name)
             if fresh is None or fresh.status != ClusterStatus.STARTING:
                 return fresh or record
-            version = st.version or {}
-            fresh.session_name = fresh.session_name or version.get("session_name")
-            fresh.processes = fresh.processes or self._session_processes(fresh)
-            fresh.status = ClusterStatus.ACTIVE
-            fresh.message = f"active; jobs API {fresh.address}"
-            self.ledger.write_cluster(fresh)
+            self._finish_start(fresh, st)
             return fresh
+
+    def _finish_start(self, record, st: ClusterState) -> None:
+        """A start interrupted after Ray came up: record it ``active`` with its session and processes."""
+        version = st.version or {}
+        record.session_name = record.session_name or version.get("session_name")
+        record.processes = record.processes or self._session_processes(record)
+        record.status = ClusterStatus.ACTIVE
+        record.message = f"active; jobs API {record.address}"
+        self.ledger.write_cluster(record)
 
     def describe(self, record) -> ClusterState:
         """Ask the live cluster, not just the file (and measure what it listens on)."""

@@ -30,6 +30,16 @@ ENDED = {
     "DEADLINE", "OUT_OF_MEMORY", "REVOKED", "SPECIAL_EXIT", "STOPPED",
 }  # fmt: skip
 INSTALL_HINT = "install Slurm's client tools (Debian: `apt-get install slurm-client`) and point SLURM_CONF at the cluster's slurm.conf"
+#: the kind's options: key, merlin's flag, the sbatch directive it becomes
+OPTIONS = (
+    ("cpus_per_node", "--cpus-per-node", "--cpus-per-task"),
+    ("gpus_per_node", "--gpus-per-node", "--gpus-per-node"),
+    ("mem", "--mem", "--mem"),
+    ("time", "--time", "--time"),
+    ("partition", "--partition", "--partition"),
+    ("account", "--account", "--account"),
+    ("qos", "--qos", "--qos"),
+)
 _SAFE = re.compile(r"^[A-Za-z0-9_.:,=+/@%\-\[\]]+$")
 
 
@@ -130,15 +140,7 @@ def render_sbatch(*, name: str, nodes: int, state_dir: Path, node_cmd: list[str]
         f"--output={state_dir}/job-%j.out",
         "--open-mode=append",
     ]
-    for key, flag in (
-        ("cpus_per_node", "--cpus-per-task"),
-        ("gpus_per_node", "--gpus-per-node"),
-        ("mem", "--mem"),
-        ("time", "--time"),
-        ("partition", "--partition"),
-        ("account", "--account"),
-        ("qos", "--qos"),
-    ):
+    for key, _cli_flag, flag in OPTIONS:
         if options.get(key) not in (None, ""):
             directives.append(f"{flag}={options[key]}")
     directives += list(options.get("sbatch_args") or [])
@@ -196,15 +198,7 @@ class SlurmBackend(BatchClusters):
         if nodes < 1:
             raise BadInput(f"--nodes {nodes}: expected at least 1")
         opts: dict[str, Any] = {"object_store_memory": options.pop("object_store_memory", None)}
-        for key, flag in (
-            ("cpus_per_node", "--cpus-per-node"),
-            ("gpus_per_node", "--gpus-per-node"),
-            ("mem", "--mem"),
-            ("time", "--time"),
-            ("partition", "--partition"),
-            ("account", "--account"),
-            ("qos", "--qos"),
-        ):
+        for key, flag, _sbatch_flag in OPTIONS:
             value = options.pop(key, None)
             if value not in (None, ""):
                 opts[key] = _check_value(flag, value)

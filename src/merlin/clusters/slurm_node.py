@@ -42,6 +42,8 @@ NAMED = (
     "object_manager",
 )
 HANDSHAKE_TIMEOUT = 300.0
+#: the file merlin writes beside the handshake files: inventory host -> {pool: items}
+HOSTED_ITEMS = "hosted_items.json"
 
 
 def block_base(job_id: str, nodes: int, attempt: int = 0) -> int:
@@ -113,6 +115,41 @@ def allocation_resources(node: str = "") -> dict[str, float]:
     out: dict[str, float] = {"num_cpus": float(cpus or 1), "num_gpus": float(gpus or 0)}
     if mem_mb:
         out["memory"] = float(mem_mb) * 1024 * 1024
+    return out
+
+
+def node_names(node: str, addr: str) -> set[str]:
+    """The names an inventory item's ``host`` may give this node: its Slurm node name
+    (or ssh host), its NodeAddr, and the machine's host names."""
+    fqdn = socket.getfqdn()
+    return {node, addr, socket.gethostname(), socket.gethostname().split(".")[0], fqdn} - {""}
+
+
+def hosted_resources(path: str | None, names: set[str]) -> dict[str, float]:
+    """Ray custom resources for the inventory items attached to this node: one unit per
+    item, named by its pool (the same rule as a local cluster's, merlin.leases.runs)."""
+    if not path:
+        return {}
+    try:
+        by_host = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    out: dict[str, float] = {}
+    for host in sorted(names & set(by_host)):
+        for pool, count in by_host[host].items():
+            out[pool] = out.get(pool, 0.0) + float(count)
+    return out
+
+
+def node_files(state_dir: Path) -> list[dict]:
+    """The ``node-<i>.json`` handshake files in ``state_dir`` (each node's pids, temp dir,
+    address), by index; a file being written or unreadable is skipped."""
+    out = []
+    for f in sorted(Path(state_dir).glob("node-*.json")):
+        try:
+            out.append(json.loads(f.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            continue
     return out
 
 
@@ -219,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--token-file", default=None)
     ap.add_argument("--object-store-memory", type=int, default=None)
     ap.add_argument("--resources", default=None, help="JSON custom resources for this node")
+    ap.add_argument("--hosted-items", default=None, help=f"the {HOSTED_ITEMS} merlin wrote: inventory host -> {{pool: items}}")
     ap.add_argument("--idle-timeout", type=float, default=None)
     ap.add_argument("--state-root", default=None)
     ap.add_argument("--cluster", default=None)
@@ -285,8 +323,9 @@ def main(argv: list[str] | None = None) -> int:
         argv_ray.append(f"--memory={int(res['memory'])}")
     if args.object_store_memory:
         argv_ray.append(f"--object-store-memory={args.object_store_memory}")
-    if args.resources:
-        argv_ray.append(f"--resources={args.resources}")
+    custom = {**hosted_resources(args.hosted_items, node_names(node, addr)), **json.loads(args.resources or "{}")}
+    if custom:
+        argv_ray.append(f"--resources={json.dumps(custom, sort_keys=True)}")
 
     env = ray_env(args.token_file, addr)
     ray = subprocess.Popen(argv_ray, env=env, cwd=str(temp_dir), stdin=subprocess.DEVNULL)
@@ -321,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         "ray_pid": ray.pid,
         "ray_ticks": ticks(ray.pid),
         "resources": res,
+        "custom_resources": custom,
         "job_id": job_id,
     }
     write_json(state_dir / f"node-{args.index}.json", me)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -27,8 +28,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from merlin.clusters import procs
-from merlin.clusters.base import ClusterStatus, can_cluster_transition
+from merlin.clusters import procs, teardown
+from merlin.clusters.base import ClusterStatus, LockedObservation, can_cluster_transition, unanswered_record
+from merlin.clusters.hosted import node_custom_resources
+from merlin.clusters.slurm_node import HOSTED_ITEMS, node_files
 from merlin.errors import BadInput, Blocked, RunFailed
 from merlin.nextsteps import Action, step
 
@@ -36,10 +39,12 @@ Progress = Callable[[str], None]
 START_TIMEOUT = float(__import__("os").environ.get("MERLIN_SSH_START_TIMEOUT", "300"))
 
 
-class SshBackend:
+class SshBackend(LockedObservation):
     """``--kind ssh``."""
 
     kind = "ssh"
+    #: nodes get the inventory items attached to them as Ray custom resources (merlin.clusters.hosted)
+    places_hosted_items = True
 
     def __init__(self, ledger) -> None:
         self.ledger = ledger
@@ -79,11 +84,12 @@ class SshBackend:
     def start(self, name: str, *, wait: bool = True, progress: Progress | None = None, **options: Any) -> tuple[Any, bool]:
         from merlin.clusters.auth import generate_token_file, headers_for
         from merlin.clusters.net import free_ports, probe
-        from merlin.ledger.models import ClusterAuth, ClusterPorts, ClusterProcess, ClusterRecord, utcnow
+        from merlin.ledger.models import ClusterPorts, ClusterProcess, utcnow
 
         progress = progress or (lambda _m: None)
         layout = self.ledger.layout
         layout.cluster_record(name)
+        hosted_items = options.pop("hosted_items", None) or {}
         host = options.get("host")
         if not host:
             raise BadInput("--kind ssh needs --host HOST (the head's machine)")
@@ -93,6 +99,10 @@ class SshBackend:
         if stray:
             raise BadInput(f"--kind ssh does not take {', '.join('--' + k.replace('_', '-') for k in stray)}")
         opts = {k: v for k, v in options.items() if v not in (None, [], ()) and k in known}
+        if workers and host in ("127.0.0.1", "localhost", "::1"):
+            # a head on 127.0.0.1 keeps Ray's "cluster" mode off, and then Ray refuses workers;
+            # with it on, Ray rewrites a worker's 127.0.0.1 to the machine's address
+            raise BadInput(f"--host {host} with --workers: give the head by an address its workers can reach (another loopback address such as 127.0.0.2 works on one machine)")
         python = str(opts.get("python") or sys.executable)
         with self.ledger.cluster_lock(name):
             existing = self.ledger.read_cluster(name)
@@ -103,30 +113,34 @@ class SshBackend:
                 raise BadInput(f"cluster '{name}' is {existing.status}; stop it first", next_steps=[step(Action.STOP_CLUSTER, name=name)])
             self.run(opts, host, "true", timeout=30)  # host key and login first: one clear error
             digest = hashlib.sha1(f"{self.ledger.root}\x00{name}".encode()).hexdigest()[:10]
-            remote_dir = f"/tmp/merlin-ssh-{digest}"
             token = layout.cluster_token(name)
             if not token.is_file():
                 generate_token_file(token)
-            remote_token = f"{remote_dir}/token"
             hosts = [host] + workers
-            for h in hosts:
-                self.run(opts, h, f"umask 077 && rm -rf {remote_dir} && mkdir -p {remote_dir} && cat > {remote_token}", stdin=token.read_bytes())
-            node = [python, "-m", "merlin.clusters.slurm_node", "--state-dir", remote_dir, "--nodes", str(len(hosts)),
-                    "--token-file", remote_token, "--job-id", f"ssh{digest[:6]}", "--own-session"]  # fmt: skip
-            if opts.get("object_store_memory"):
-                node += ["--object-store-memory", str(int(opts["object_store_memory"]))]
-            record = ClusterRecord(
-                name=name,
-                kind="ssh",
-                status=ClusterStatus.STARTING,
-                host="127.0.0.1",
-                address="",
-                dashboard_url="",
-                temp_dir="",
-                ports=ClusterPorts(gcs=0, dashboard=0),
-                auth=ClusterAuth(mode="token", token_file=str(token)),
+            # one handshake dir per node, even when two "hosts" are one machine (loopback aliases)
+            remote_dirs = [f"/tmp/merlin-ssh-{digest}-{i}" for i in range(len(hosts))]
+            for h, d in zip(hosts, remote_dirs, strict=True):
+                self.run(opts, h, f"umask 077 && rm -rf {d} && mkdir -p {d} && cat > {d}/token", stdin=token.read_bytes())
+                if hosted_items:
+                    self.run(opts, h, f"umask 077 && cat > {d}/{HOSTED_ITEMS}", stdin=json.dumps(hosted_items).encode())
+
+            def node(i: int) -> list[str]:
+                argv = [python, "-m", "merlin.clusters.slurm_node", "--state-dir", remote_dirs[i], "--nodes", str(len(hosts)),
+                        "--token-file", f"{remote_dirs[i]}/token", "--job-id", f"ssh{digest[:6]}", "--own-session"]  # fmt: skip
+                if opts.get("object_store_memory"):
+                    argv += ["--object-store-memory", str(int(opts["object_store_memory"]))]
+                if hosted_items:
+                    argv += ["--hosted-items", f"{remote_dirs[i]}/{HOSTED_ITEMS}"]
+                return argv
+
+            remote_dir = remote_dirs[0]
+            record = unanswered_record(
+                name,
+                "ssh",
+                ClusterStatus.STARTING,
+                str(token),
                 requested={"nodes": len(hosts)},
-                options={**{k: str(v) for k, v in opts.items()}, "remote_dir": remote_dir, "python": python},
+                options={**{k: str(v) for k, v in opts.items()}, "remote_dir": remote_dir, "remote_dirs": remote_dirs, "python": python},
                 nodes=hosts,
                 head_address=host,
                 state_dir=remote_dir,
@@ -135,14 +149,20 @@ class SshBackend:
             )
             self.ledger.write_cluster(record)
             progress(f"cluster '{name}': starting the head on {host} over ssh")
-            self._launch(opts, host, node + ["head", "--index", "0", "--node", host], f"{remote_dir}/node-0.log")
+            logs_of = [f"{d}/node-{i}.log" for i, d in enumerate(remote_dirs)]
+            self._launch(opts, host, node(0) + ["head", "--index", "0", "--node", host], logs_of[0])
             t0 = time.monotonic()
-            head = self._wait_json(opts, host, f"{remote_dir}/head.json", t0)
+            head = self._wait_json(opts, host, f"{remote_dir}/head.json", t0, logs_of[0])
             gcs = f"{head['address']}:{head['ports']['gcs']}"
             for i, w in enumerate(workers, start=1):
                 progress(f"starting worker {i}/{len(workers)} on {w}")
-                self._launch(opts, w, node + ["worker", "--index", str(i), "--node", w, "--head", gcs], f"{remote_dir}/node-{i}.log")
+                self._launch(opts, w, node(i) + ["worker", "--index", str(i), "--node", w, "--head", gcs], logs_of[i])
             processes = [ClusterProcess(pid=head["helper_pid"], start_ticks=head["helper_ticks"], name=f"remote-head@{host}")]
+            temp_dirs = [head["temp_dir"]]
+            for i, w in enumerate(workers, start=1):
+                mine = self._wait_json(opts, w, f"{remote_dirs[i]}/node-{i}.json", t0, logs_of[i])
+                processes.append(ClusterProcess(pid=mine["helper_pid"], start_ticks=mine["helper_ticks"], name=f"remote-worker@{w}"))
+                temp_dirs.append(mine["temp_dir"])
             (local_port,) = free_ports(1)
             dash = head["ports"]["dashboard"]
             tunnel_argv = self.ssh_base(opts) + ["-N", "-o", "ExitOnForwardFailure=yes", "-L", f"127.0.0.1:{local_port}:127.0.0.1:{dash}", host]
@@ -157,7 +177,7 @@ class SshBackend:
             record.gcs_address = gcs
             record.ports = ClusterPorts(gcs=head["ports"]["gcs"], dashboard=dash, node_manager=head["ports"].get("node_manager"))
             record.temp_dir = head["temp_dir"]
-            record.node_temp_dirs = [head["temp_dir"]]
+            record.node_temp_dirs = temp_dirs
             record.tunnel_command = " ".join(shlex.quote(a) for a in tunnel_argv)
             self.ledger.write_cluster(record)
             headers = headers_for(record.auth, name)
@@ -177,30 +197,19 @@ class SshBackend:
         if res.returncode != 0:
             raise RunFailed(f"ssh {host}: could not start merlin's node helper: {res.stderr.decode('utf-8', 'replace').strip()}")
 
-    def _wait_json(self, opts: dict[str, Any], host: str, path: str, t0: float) -> dict[str, Any]:
-        """The handshake file the head's helper writes once its jobs API answers."""
+    def _wait_json(self, opts: dict[str, Any], host: str, path: str, t0: float, log: str) -> dict[str, Any]:
+        """A handshake file of a node helper: ``head.json`` once the head's jobs API answers,
+        ``node-<i>.json`` once a worker's ``ray start`` runs (its pids and temp dir)."""
         while True:
             res = self.run(opts, host, f"cat {shlex.quote(path)} 2>/dev/null")
             if res.returncode == 0 and res.stdout.strip():
                 return json.loads(res.stdout)
             if time.monotonic() - t0 > START_TIMEOUT:
-                log = self.run(opts, host, f"tail -n 5 {shlex.quote(path.rsplit('/', 1)[0])}/node-0.log").stdout.decode("utf-8", "replace")
-                raise RunFailed(f"the Ray head on {host} did not come up within {START_TIMEOUT:.0f}s: {log.strip()[-400:]}")
+                tail = self.run(opts, host, f"tail -n 5 {shlex.quote(log)}").stdout.decode("utf-8", "replace")
+                raise RunFailed(f"the Ray node on {host} did not come up within {START_TIMEOUT:.0f}s: {tail.strip()[-400:]}")
             time.sleep(0.5)
 
     # -------------------------------------------------------------- observe
-
-    def describe(self, record) -> Any:
-        """``cluster status``: the record as :meth:`observe` just left it (no second query)."""
-        from merlin.clusters.base import ClusterState
-
-        return ClusterState(record.name, str(getattr(record.status, "value", record.status)), record.message, record, len(record.processes))
-
-    def observe(self, record) -> Any:
-        if record.status in ("stopped", "failed", "expired"):
-            return record
-        with self.ledger.cluster_lock(record.name):
-            return self._observe_locked(self.ledger.read_cluster(record.name) or record)
 
     def _observe_locked(self, record, wait_nodes: bool = False) -> Any:
         from merlin.clusters.auth import headers_for
@@ -233,6 +242,7 @@ class SshBackend:
             for k, v in (n.get("resources_total") or {}).items():
                 if not k.startswith("node:"):
                     record.resources[k] = record.resources.get(k, 0.0) + float(v)
+        record.node_resources = node_custom_resources(alive, {})
         record.message = f"{new}: {len(alive)}/{want} nodes; jobs API {record.address} (tunnel to {record.head_address})"
         self.ledger.write_cluster(record)
         return record
@@ -241,7 +251,6 @@ class SshBackend:
 
     def stop(self, record, *, grace: float = 5.0, progress: Progress | None = None) -> Any:
         from merlin.clusters.lost import mark_runs_lost
-        from merlin.ledger.models import utcnow
 
         progress = progress or (lambda _m: None)
         with self.ledger.cluster_lock(record.name):
@@ -249,31 +258,31 @@ class SshBackend:
             opts = dict(record.options)
             python = opts.pop("python", sys.executable)
             remote_dir = opts.pop("remote_dir", record.state_dir)
+            # one handshake dir per node (records before --workers had its own dirs: one for all)
+            remote_dirs = list(opts.pop("remote_dirs", None) or [remote_dir] * len(record.nodes))
             if record.status not in ("stopped", "failed", "expired"):
                 record.status = "stopping"
                 self.ledger.write_cluster(record)
-            killed: list[str] = []
-            for h in record.nodes:
+            ended, stuck = 0, []
+            for h, d in zip(record.nodes, remote_dirs, strict=False):
                 progress(f"cluster '{record.name}': ending the Ray processes merlin started on {h}")
-                cmd = f"{shlex.quote(python)} -m merlin.clusters.ssh reap {shlex.quote(remote_dir)} {grace}"
+                cmd = f"{shlex.quote(python)} -m merlin.clusters.ssh reap {shlex.quote(d)} {grace}"
                 try:
                     res = self.run(opts, h, cmd, timeout=grace + 60)
                     out = json.loads(res.stdout or b"{}")
                 except (Blocked, ValueError, subprocess.TimeoutExpired) as exc:
                     out = {"error": str(exc)}
-                if out.get("left"):
-                    killed.append(f"{h}: {len(out['left'])} did not exit")
-                killed.extend(f"{h}:{pid}" for pid in out.get("ended", []))
-            tunnel = [p.pid for p in record.processes if p.name == "tunnel" and procs.alive(p.pid, p.start_ticks)]
-            if tunnel:
-                procs.terminate(set(tunnel), grace=grace)
+                ended += len(out.get("ended", []))
+                stuck += [f"{h}:{pid}" for pid in out.get("left", [])]
+                if out.get("error"):
+                    stuck.append(f"{h}: {out['error']}")
+            tunnel = {p.pid: p.start_ticks for p in record.processes if p.name == "tunnel"}
+            teardown.end(lambda: teardown.members(tunnel), grace=grace)
             lost = mark_runs_lost(self.ledger, record.name, "the cluster was stopped (cluster stop)")
-            record.lost_runs = sorted(set(record.lost_runs) | set(lost))
-            record.status = "stopped"
-            record.stop_reason = "stopped by merlin"
-            record.stopped_at = utcnow()
-            record.processes = []
-            record.message = f"stopped: ended {len(killed)} remote processes and the tunnel" + (f"; {len(lost)} runs recorded lost" if lost else "")
+            msg = f"stopped: ended {ended} remote processes and the tunnel"
+            if stuck:
+                msg += f"; not ended: {', '.join(stuck)}"
+            teardown.mark_stopped(record, msg, lost)
             self.ledger.write_cluster(record)
             return record
 
@@ -281,31 +290,21 @@ class SshBackend:
 def reap(remote_dir: str, grace: float) -> dict[str, Any]:
     """On the remote host: end every node helper's session recorded in ``remote_dir``
     and anything naming its temp dirs; report what was ended and what is left."""
-    import shutil
-
-    members: set[int] = set()
+    recorded: dict[int, int | None] = {}
+    sessions: set[int] = set()
     temp_dirs = []
-    for f in Path(remote_dir).glob("node-*.json"):
-        try:
-            node = json.loads(f.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
+    for node in node_files(Path(remote_dir)):
         temp_dirs.append(node["temp_dir"])
+        for key in ("helper", "ray"):
+            if node.get(f"{key}_pid"):
+                recorded[node[f"{key}_pid"]] = node.get(f"{key}_ticks")
         if procs.alive(node["helper_pid"], node.get("helper_ticks")):
-            members.add(node["helper_pid"])
-            members |= set(procs.group_members(node["helper_pid"]))
-    all_p = procs.all_procs()
-    for p in all_p:
-        if p.state not in ("Z", "X") and any(d in procs.cmdline(p.pid) for d in temp_dirs):
-            members.add(p.pid)
-    members |= procs.descendants(members, all_p)
-    left: set[int] = procs.terminate(members, grace=grace).survivors if members else set()
-    for d in temp_dirs:
-        if d.startswith("/tmp/mrl-"):
-            shutil.rmtree(d, ignore_errors=True)
+            sessions |= set(procs.group_members(node["helper_pid"]))  # it leads its own session
+    ended = teardown.end(lambda: teardown.members(recorded, temp_dirs, roots=sessions), grace=grace)
+    teardown.remove_temp_dirs(temp_dirs)
     if Path(remote_dir).name.startswith("merlin-ssh-"):
         shutil.rmtree(remote_dir, ignore_errors=True)  # handshake files and the token copy
-    return {"ended": sorted(members - left), "left": sorted(left)}
+    return {"ended": sorted(ended.left - ended.survivors), "left": sorted(ended.survivors)}
 
 
 if __name__ == "__main__":

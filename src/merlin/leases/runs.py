@@ -48,14 +48,26 @@ def placement(book: LeaseBook, bundles: Sequence[dict[str, Any]]) -> dict[str, f
     return out
 
 
+def resources_by_host(book: LeaseBook) -> dict[str, dict[str, float]]:
+    """Every host the inventory attaches items to -> ``{pool: items there}``: what each node's
+    custom resources are (a Slurm/PBS/ssh node's helper picks the hosts that name it)."""
+    _state, inv = book.snapshot()
+    out: dict[str, dict[str, float]] = {}
+    for it in (inv or {}).get("items", []):
+        if it.get("host"):
+            pools = out.setdefault(it["host"], {})
+            pools[it["pool"]] = pools.get(it["pool"], 0.0) + 1.0
+    return out
+
+
 def host_resources(book: LeaseBook, host: str | None = None) -> dict[str, float]:
     """Custom resources of the node on ``host`` (default: this one): the number of items of each pool attached to it.
 
     ``localhost``/``127.0.0.1`` and this machine's names all mean this host."""
-    _state, inv = book.snapshot()
     names = {host} if host else {socket.gethostname(), socket.getfqdn(), "localhost", "127.0.0.1"}
     out: dict[str, float] = {}
-    for it in (inv or {}).get("items", []):
-        if it.get("host") in names:
-            out[it["pool"]] = out.get(it["pool"], 0.0) + 1.0
+    for h, pools in resources_by_host(book).items():
+        if h in names:
+            for pool, n in pools.items():
+                out[pool] = out.get(pool, 0.0) + n
     return out

@@ -275,6 +275,10 @@ class ClusterRecord(_Model):
     state_dir: str | None = Field(None, description="Directory in the state root with the batch script and handshake files.")
     node_temp_dirs: list[str] = Field(default_factory=list, description="Per-node Ray temp dirs (short: AF_UNIX paths < 107 bytes).")
     tunnel_command: str | None = Field(None, description="Command that forwards the dashboard when the head is elsewhere.")
+    node_resources: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="Node name (or address) -> the custom resources Ray reports on it: the inventory items attached to that node.",
+    )
     lost_runs: list[str] = Field(default_factory=list, description="Runs recorded lost because the allocation ended under them.")
     options: dict[str, Any] = Field(default_factory=dict, description="The kind's start options as given.")
 
