@@ -933,6 +933,6 @@ def clusters_stop(gw: Gateway, a: ClusterStopInput) -> dict[str, Any]:
     except Blocked as exc:
         if exc.cause != "cluster_has_runs":
             raise
-        raise Blocked(f"{exc.message}: call clusters_stop with force=true", exc.cause,
-                      next_steps=[*exc.next_steps, step("clusters_stop", name=a.name, force=True)]) from None
+        # the forced stop is said in the text only: ending other runs stays a decision, never a next step
+        raise Blocked(f"{exc.message}: call clusters_stop with force=true", exc.cause, next_steps=exc.next_steps) from None
     return {**rec.model_dump(mode="json"), "next_steps": []}
