@@ -131,28 +131,42 @@ class Baseline:
     output_tail: str = ""
 
 
+#: inside the namespace: exit 3 if this namespace's /proc shows the outside decoy (argv[1]), or
+#: any process it did not start (more than itself and its shell); print what it sees
+PROBE = """
+import os, sys
+pids = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
+print(pids)
+sys.exit(3 if int(sys.argv[1]) in pids or len(pids) > 2 else 0)
+"""
+
+
 def isolation_problem(py: str) -> str | None:
     """None if `ray stop` inside ``unshare --pid --fork --mount-proc`` cannot see (so cannot
-    end) a Ray-looking process outside; else why the baseline must not run."""
-    probe = "import psutil; print(sorted(p.pid for p in psutil.process_iter()))"
+    end) a Ray-looking process outside; else why the baseline must not run.
+
+    Two steps in one namespace: a probe lists the namespace's /proc and fails if it sees
+    the decoy (or anything it did not start); only then does a real ``ray stop`` run, and
+    the decoy, whose command line matches Ray's ``log_monitor.py``, must survive it."""
     decoy = subprocess.Popen([py, "-c", "import time; time.sleep(120)", "log_monitor.py"])
     try:
         time.sleep(0.3)
         env = dict(os.environ, PATH=f"{Path(py).parent}:{os.environ.get('PATH', '')}")
-        inner = f"{shlex.quote(py)} -c {shlex.quote(probe)}; ray stop"
+        inner = f"{shlex.quote(py)} -c {shlex.quote(PROBE)} {decoy.pid} && exec ray stop"
         try:
             res = subprocess.run(
                 ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", "/bin/sh", "-c", inner], capture_output=True, text=True, timeout=60, env=env
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
             return f"unshare failed: {exc}"
+        if res.returncode == 3:
+            return f"the namespace's /proc is not private (it lists {res.stdout.strip()[:200]}, decoy {decoy.pid})"
         if res.returncode != 0:
             return f"unshare --pid --fork --mount-proc failed (needs root/CAP_SYS_ADMIN): {res.stderr.strip()[-200:]}"
-        seen = res.stdout.splitlines()[0] if res.stdout else ""
-        if str(decoy.pid) in seen.strip("[]").replace(" ", "").split(","):
-            return f"the namespace still sees outside process {decoy.pid}: its /proc is not private"
         if decoy.poll() is not None:
             return "`ray stop` inside the namespace ended a process outside it"
+        if "Did not find any active Ray processes" not in res.stderr + res.stdout:
+            return f"`ray stop` inside the namespace found Ray processes: {(res.stderr + res.stdout).strip()[-200:]}"
         return None
     finally:
         decoy.kill()
