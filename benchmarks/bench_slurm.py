@@ -50,7 +50,9 @@ def merlin_start_to_first_line(root: Path) -> tuple[float, dict]:
     t0 = time.perf_counter()
     res = run(MERLIN + ["ray", "cluster", "start", "--kind", "slurm", "--name", "bench", "--nodes", "2", "--wait", "--object-store-memory", str(OBJECT_STORE)], root)
     if res.returncode != 0:
-        raise SystemExit(f"cluster start failed: {res.stderr[-1500:]}")
+        outs = sorted((root / "cluster" / "state" / "bench").glob("job-*.out"))  # gone with the temp dir: show it now
+        tail = outs[-1].read_text(errors="replace")[-3000:] if outs else "(no job output)"
+        raise SystemExit(f"cluster start failed: {res.stderr[-1500:]}\njob output:\n{tail}")
     sub = run(MERLIN + ["ray", "jobs", "submit", "--engine", "ray", "--cluster", "bench", "--target", "bench", "--workflow", "first", "--json", "--", PY, "-c", JOB], root)
     if sub.returncode != 0:
         raise SystemExit(f"submit failed: {sub.stderr[-1500:]}")
