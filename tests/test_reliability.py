@@ -120,9 +120,10 @@ def test_survivors_of_a_dead_supervisor_block_retry_until_cancel_ends_them(cp: C
 INPROCESS = """
 import sys, time
 from merlin.controlplane import ControlPlane
-sys.argv = ["merlin", "targetgen", "execute", "--from-dir", sys.argv[2]]
-cp = ControlPlane(sys.argv[1] if False else __import__("os").environ["MERLIN_STATE_ROOT"])
-with cp.record_inprocess_run(target="x86_cpu_baseline", target_dir=sys.argv[2]) as run:
+target_dir = sys.argv[2]  # before sys.argv becomes the command a retry runs
+sys.argv = ["merlin", "targetgen", "execute", "--from-dir", target_dir]
+cp = ControlPlane(__import__("os").environ["MERLIN_STATE_ROOT"])
+with cp.record_inprocess_run(target="x86_cpu_baseline", target_dir=target_dir) as run:
     print(run.run_id, flush=True)
     time.sleep(300)
 """

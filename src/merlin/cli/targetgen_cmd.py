@@ -40,16 +40,16 @@ def _load_checked(capability: Path, overlay: Path | None, *, strict: bool, json:
     from merlin.cli.output import emit_json
     from merlin.errors import SpecError
     from merlin.spec import load_pair
-    from merlin.spec.pairing import spec_warnings
+    from merlin.spec.pairing import spec_warnings, strict_error
 
     cap, ovl = load_pair(capability, overlay)
     warnings = spec_warnings(cap, ovl)
-    if warnings and strict:
-        count = f"{len(warnings)} warning{'s' if len(warnings) != 1 else ''}"
-        lines = [*warnings, f"--strict: {count} treated as errors"]
+    failure = strict_error(warnings) if strict else None
+    if failure is not None:
+        lines = failure.lines
         if json:
             emit_json({"error": lines[0], "errors": lines, "exit_code": SpecError.exit_code, "warnings": warnings})
-        raise SpecError(lines)
+        raise failure
     for line in warnings:
         _say(line)
     return cap, ovl, warnings

@@ -329,18 +329,11 @@ def main(argv: list[str] | None = None) -> int:
 
     env = ray_env(args.token_file, addr)
     ray = subprocess.Popen(argv_ray, env=env, cwd=str(temp_dir), stdin=subprocess.DEVNULL)
-    if args.role == "worker":
-        # a worker that raced the head's registration exits at once: start it again (bounded)
-        for _ in range(5):
-            try:
-                if ray.wait(timeout=20.0) == 0:
-                    break
-            except subprocess.TimeoutExpired:
-                break
-            print("merlin: worker did not join yet; starting it again", file=sys.stderr, flush=True)
-            ray = subprocess.Popen(argv_ray, env=env, cwd=str(temp_dir), stdin=subprocess.DEVNULL)
+
+    stopping: list[int] = []
 
     def forward(signum, _frame):  # scancel/qdel: let `ray start --block` end its own tree
+        stopping.append(signum)
         try:
             ray.send_signal(signum)
         except ProcessLookupError:
@@ -363,7 +356,24 @@ def main(argv: list[str] | None = None) -> int:
         "custom_resources": custom,
         "job_id": job_id,
     }
+    # the handshake file at once, not after the worker's first 20 s: merlin counts a cluster
+    # active only when Ray lists every node ALIVE, and this file only says which pids are ours
     write_json(state_dir / f"node-{args.index}.json", me)
+    if args.role == "worker":
+        # a worker that raced the head's registration exits at once: start it again (bounded),
+        # and say its new pid in the handshake file
+        for _ in range(5):
+            try:
+                if ray.wait(timeout=20.0) == 0:
+                    break
+            except subprocess.TimeoutExpired:
+                break
+            if stopping:  # it ended because the allocation is ending: never start it again
+                return ray.returncode or 0
+            print("merlin: worker did not join yet; starting it again", file=sys.stderr, flush=True)
+            ray = subprocess.Popen(argv_ray, env=env, cwd=str(temp_dir), stdin=subprocess.DEVNULL)
+            me.update(ray_pid=ray.pid, ray_ticks=ticks(ray.pid))
+            write_json(state_dir / f"node-{args.index}.json", me)
     if args.role == "head":
         deadline = time.monotonic() + HANDSHAKE_TIMEOUT
         # the handshake: the head node is registered once its jobs API answers (the

@@ -223,7 +223,10 @@ def retry(
 
         bundles = check_request(cp.leases, list(request.leases))
         lease_id = new_lease_id()
-    rec = cp.ledger.update(run_id, new_attempt, cause="retry")
+    from merlin.integrations.targetgen_runs import retry_claim
+
+    with retry_claim(cp, rec):  # a TargetGen run: no other run or execute on its target directory
+        rec = cp.ledger.update(run_id, new_attempt, cause="retry")
     if bundles:
         from merlin.control.submit import queue_for_lease
 

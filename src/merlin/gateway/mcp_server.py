@@ -19,7 +19,7 @@ from mcp.server.lowlevel.server import Server
 
 from merlin import __version__
 from merlin.errors import MerlinError
-from merlin.gateway.ops import Gateway
+from merlin.gateway.ops import Gateway, _map_steps
 
 log = logging.getLogger("merlin.gateway")
 
@@ -39,8 +39,9 @@ def error_code(exc: MerlinError) -> str:
 
 
 def error_document(exc: MerlinError) -> dict[str, Any]:
-    """The same fields as the CLI's --json failure document, plus the error's code."""
-    return {"error": exc.message, "errors": exc.lines, "exit_code": exc.exit_code, "code": error_code(exc)}
+    """The same fields as the CLI's --json failure document, plus the error's code; its
+    next steps as tool calls (e.g. clusters_stop with force=true after a refused stop)."""
+    return {"error": exc.message, "errors": exc.lines, "exit_code": exc.exit_code, "code": error_code(exc), "next_steps": _map_steps(exc.next_steps)}
 
 
 def tool_list(gw: Gateway) -> list[types.Tool]:

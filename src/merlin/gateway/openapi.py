@@ -14,6 +14,7 @@ ERROR_SCHEMA = {
         "errors": {"type": "array", "items": {"type": "string"}},
         "exit_code": {"type": "integer"},
         "code": {"type": "string"},
+        "next_steps": {"type": "array", "items": {"type": "object"}, "description": "The tool calls to make next ({tool, args})."},
     },
     "required": ["error", "exit_code", "code"],
 }

@@ -37,9 +37,13 @@ class Input(BaseModel):
 # --------------------------------------------------------------------- inputs
 
 
+STRICT = "Treat the pair's warnings (e.g. an overlay that belongs to another target) as errors: a spec_error, exit 2 (the CLI's --strict)."
+
+
 class SpecInput(Input):
     capability: str = Field(description="Path of the capability spec (capability.yaml), as the server sees it.")
     overlay: str | None = Field(None, description="Path of a deployment overlay YAML.")
+    strict: bool = Field(False, description=STRICT)
 
 
 class PlanInput(SpecInput):
@@ -67,6 +71,7 @@ class ExecuteInput(Input):
     out_dir: str | None = Field(None, description="Output root, with capability.")
     engine: EngineChoice = Field(DEFAULT_ENGINE, description="local: a supervised process here; ray: a Ray Job (any engine of merlin.engines.registry).")
     cluster: str | None = Field(None, description="Ray cluster name (engine ray).")
+    strict: bool = Field(False, description=STRICT + " With capability only: a target_dir was checked when it was orchestrated.")
     wait: bool = Field(True, description="Wait (in a worker thread, never the server loop) until the executor stops at a gate; false returns once the run is recorded.")
     timeout: float = Field(600.0, gt=0, le=3600, description="Seconds to wait with wait=true; the run goes on afterwards.")
 
@@ -178,6 +183,10 @@ class ClusterStartInput(ClusterInput):
     num_cpus: float | None = Field(None, ge=0)
     num_gpus: float | None = Field(None, ge=0)
     resources: dict[str, float] = Field(default_factory=dict, description="Custom Ray resources of the head node.")
+
+
+class ClusterStopInput(ClusterInput):
+    force: bool = Field(False, description="Stop it although runs are active on it: they are recorded as cancelled (cluster stopped), their logs kept (the CLI's --force).")
 
 
 # -------------------------------------------------------------- the registry
@@ -474,14 +483,20 @@ def _target_dirs(root: Path) -> list[Path]:
 # --------------------------------------------------------------- TargetGen
 
 
-def _load_pair(a: SpecInput) -> tuple[Any, Any, list[str]]:
+def _load_pair(a: SpecInput | ExecuteInput) -> tuple[Any, Any, list[str]]:
     """The pair, loaded (errors raise), and its located warnings (``merlin.spec.pairing``):
-    an overlay of another target, a compile_target naming another target, a probe nobody asks for."""
+    an overlay of another target, a compile_target naming another target, a probe nobody asks for.
+    With ``strict`` the warnings are the error (``spec_error``, exit 2), as with the CLI's --strict."""
     from merlin.spec import load_pair
-    from merlin.spec.pairing import spec_warnings
+    from merlin.spec.pairing import spec_warnings, strict_error
 
+    assert a.capability is not None
     cap, ovl = load_pair(a.capability, a.overlay)
-    return cap, ovl, spec_warnings(cap, ovl)
+    warnings = spec_warnings(cap, ovl)
+    failure = strict_error(warnings, "strict") if a.strict else None
+    if failure is not None:
+        raise failure
+    return cap, ovl, warnings
 
 
 @operation("targetgen_validate", "targetgen", SpecInput, mutating=False)
@@ -544,6 +559,8 @@ def targetgen_orchestrate(gw: Gateway, a: OrchestrateInput) -> dict[str, Any]:
     """Write the execution bundle, briefs, prompt packets and state for a target (keeps existing progress unless reset)."""
     from merlin.targetgen.executor import orchestrate
 
+    if a.strict:
+        _load_pair(a)
     result = orchestrate(a.capability, a.overlay, out_dir=a.out_dir, prompt_backend=a.prompt_backend, reset=a.reset)
     data = result.to_json()
     data["next_steps"] = [step("targetgen_execute", target_dir=str(result.target_dir))]
@@ -562,6 +579,10 @@ def targetgen_execute(gw: Gateway, a: ExecuteInput) -> dict[str, Any] | Later:
         raise BadInput("targetgen_execute: overlay and out_dir go with capability; target_dir already names the target")
     if a.cluster and not gw.cp.engine(a.engine).uses_cluster:
         raise BadInput(f"targetgen_execute: cluster goes with an engine that runs on a cluster; {a.engine} does not")
+    if a.strict and a.capability is None:
+        raise BadInput("targetgen_execute: strict goes with capability (a target_dir's spec was checked when it was orchestrated)")
+    if a.strict:
+        _load_pair(a)  # its warnings as errors, before anything is written or recorded
     if a.capability is not None:
         result = ex.orchestrate(a.capability, a.overlay, out_dir=a.out_dir)
         target, tdir = result.target, Path(result.target_dir)
@@ -921,8 +942,16 @@ def clusters_start(gw: Gateway, a: ClusterStartInput) -> dict[str, Any]:
     return {"started": started, "cluster": rec.model_dump(mode="json"), "next_steps": [step("clusters_status", name=a.name)]}
 
 
-@operation("clusters_stop", "clusters", ClusterInput, mutating=True, requires="cluster_control")
-def clusters_stop(gw: Gateway, a: ClusterInput) -> dict[str, Any]:
-    """Stop a cluster merlin started. Only with merlin serve --allow-cluster-control."""
-    rec = gw.cp.stop_cluster(a.name)
+@operation("clusters_stop", "clusters", ClusterStopInput, mutating=True, requires="cluster_control")
+def clusters_stop(gw: Gateway, a: ClusterStopInput) -> dict[str, Any]:
+    """Stop a cluster merlin started; refused (blocked, exit 3) while runs are active on it unless force. Only with merlin serve --allow-cluster-control."""
+    from merlin.errors import Blocked
+
+    try:
+        rec = gw.cp.stop_cluster(a.name, force=a.force)
+    except Blocked as exc:
+        if exc.cause != "cluster_has_runs":
+            raise
+        # the forced stop is said in the text only: ending other runs stays a decision, never a next step
+        raise Blocked(f"{exc.message}: call clusters_stop with force=true", exc.cause, next_steps=exc.next_steps) from None
     return {**rec.model_dump(mode="json"), "next_steps": []}

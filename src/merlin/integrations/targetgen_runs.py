@@ -177,24 +177,72 @@ def submit_targetgen(
     return rec
 
 
-def refuse_busy_target(cp: Any, target_dir: Path) -> None:
-    """Blocked (exit 3) if another run of this ledger is not over yet on ``target_dir``, or a
-    process holds its lock: naming that run and the lock holder, as a second local execute is told."""
-    from merlin.errors import Blocked
+def busy_on_target(cp: Any, target_dir: Path, besides: str | None = None) -> tuple[list[str], str | None]:
+    """The runs of this ledger (other than ``besides``) not over yet on ``target_dir``,
+    and who holds its executor lock (an in-process execute or answer), if anyone."""
     from merlin.targetgen import state as st
     from merlin.targetgen.layout import TargetLayout
 
     holder = st.lock_holder(TargetLayout(target_dir))
-    busy = [d["run_id"] for d in cp.ledger.list_raw() if d.get("target_dir") == str(target_dir) and not RunStatus(d["status"]).is_terminal()]
+    busy = [
+        d["run_id"] for d in cp.ledger.list_raw()
+        if d.get("target_dir") == str(target_dir) and d.get("run_id") != besides and not RunStatus(d["status"]).is_terminal()
+    ]
     if busy:  # the ledger may be behind its engine: ask it before refusing
         cp.refresh(busy)
         busy = [rid for rid in busy if not cp.get(rid).status.is_terminal()]
-    if not busy and holder is None:
-        return
+    return busy, holder
+
+
+def _busy_text(busy: list[str], holder: str | None) -> tuple[str, list[dict[str, Any]]]:
     held = f"; locked by {holder}" if holder else ""
     runs = f"run {', '.join(busy)} is still active on it" if busy else "no run of this ledger is active on it"
-    steps = [step(Action.STATUS, run_id=busy[0]), step(Action.CANCEL, run_id=busy[0])] if busy else [step(Action.TARGETGEN_STATUS, target_dir=str(target_dir))]
-    raise Blocked(f"target directory {target_dir} is busy: {runs}{held}; wait for it to end (or cancel it), then execute again", "target_busy", next_steps=steps)
+    steps = [step(Action.STATUS, run_id=busy[0]), step(Action.CANCEL, run_id=busy[0])] if busy else []
+    return runs + held, steps
+
+
+def refuse_busy_target(cp: Any, target_dir: Path) -> None:
+    """Blocked (exit 3) if another run of this ledger is not over yet on ``target_dir``, or a
+    process holds its lock: naming that run and the lock holder, as a second local execute is told."""
+    from merlin.errors import Blocked
+
+    busy, holder = busy_on_target(cp, target_dir)
+    if not busy and holder is None:
+        return
+    why, steps = _busy_text(busy, holder)
+    steps = steps or [step(Action.TARGETGEN_STATUS, target_dir=str(target_dir))]
+    raise Blocked(f"target directory {target_dir} is busy: {why}; wait for it to end (or cancel it), then execute again", "target_busy", next_steps=steps)
+
+
+@contextmanager
+def retry_claim(cp: Any, rec: RunRecord) -> Iterator[None]:
+    """Hold a TargetGen run's target directory while ``jobs retry`` records its new attempt.
+
+    The same check and lock as a submit (``refuse_busy_target``): two runs driving one
+    target directory would interleave their answers and task states. A retry that finds
+    another live run, or an in-process execute holding the directory, is refused as bad
+    input (exit 2, as retrying a run that is still active is), naming what holds it. Runs
+    that are not TargetGen's pass through."""
+    tdir = Path(rec.target_dir) if rec.source == "targetgen" and rec.target_dir else None
+    if tdir is None or not tdir.is_dir():
+        yield
+        return
+    from merlin.atomic import file_lock
+    from merlin.targetgen.layout import TargetLayout
+    from merlin.targetgen.state import holder_text
+
+    with file_lock(TargetLayout(tdir).submit_lock, timeout=30, holder=holder_text("retry")):
+        busy, holder = busy_on_target(cp, tdir, besides=rec.run_id)
+        if busy or holder is not None:
+            why, steps = _busy_text(busy, holder)
+            steps = steps or [step(Action.TARGETGEN_STATUS, target_dir=str(tdir))]
+            raise BadInput(
+                f"run {rec.run_id} not retried: its target directory {tdir} is busy: {why}; "
+                f"wait for it to end (or cancel it), then retry",
+                code="target_busy",
+                next_steps=[*steps, step(Action.RETRY, run_id=rec.run_id)],
+            )
+        yield
 
 
 def targetgen_submit(cp: Any, *, capability: Any, overlay: Any, out_dir: Any, from_dir: Any, engine: str, cluster: str | None, wait: bool, progress: Any = None) -> RunRecord:

@@ -22,10 +22,17 @@ an index from an earlier boot (the journal is not fsynced) means a full rebuild.
 mid-write leaves the old index (or none), never half of one. A record edited by
 hand, outside merlin, is seen when its run is shown; its place in the order is
 corrected at the next full rebuild (delete ``index/`` to force one).
+
+On a full disk or quota the journal line may not be written, or only part of it.
+The record is already in place, so that is no error of the write (no exit 75):
+the journal and the index are removed (which needs no space) and the next listing
+rebuilds from the records. A journal line that names no run (a torn tail that the
+next append glued itself to) also means a rebuild, never a run id taken from it.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from collections.abc import Iterable, Iterator, Sequence
@@ -33,6 +40,7 @@ from pathlib import Path
 from typing import Any, overload
 
 from merlin.atomic import atomic_write_bytes, file_mode, make_dir
+from merlin.ledger.paths import _RUN_ID
 
 VERSION = 1
 RECORD = "run_record.json"
@@ -53,9 +61,24 @@ def note_changed(root: Path, run_id: str) -> None:
 
     One O_APPEND write and no fsync: it survives any process crash, and after
     an OS crash the index is rebuilt anyway (it remembers the boot it was made in).
+
+    Never an error: the record is already in place, so a full disk or quota
+    (ENOSPC, EDQUOT) here is not the caller's failure. A line that could not be
+    written whole (none, or a short write that leaves a torn tail) drops the
+    journal and the index instead, which needs no space; the next listing rebuilds
+    from the records, which are the truth.
     """
+    from merlin.errors import MerlinError
+
     path = index_dir(root) / "changed"
     data = (run_id + "\n").encode("utf-8")
+    try:
+        _append(path, data)
+    except (OSError, MerlinError):  # MerlinError: NoSpace from creating index/
+        invalidate(root)
+
+
+def _append(path: Path, data: bytes) -> None:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, file_mode())
     except FileNotFoundError:
@@ -64,9 +87,23 @@ def note_changed(root: Path, run_id: str) -> None:
     try:
         if os.fstat(fd).st_size == 0:
             os.fchmod(fd, file_mode())  # O_CREAT's mode is cut by the process umask
-        os.write(fd, data)
+        written = os.write(fd, data)
+        if written != len(data):  # a regular file writes short only when it is out of space
+            raise OSError(errno.ENOSPC, f"short write ({written} of {len(data)} bytes)", str(path))
     finally:
         os.close(fd)
+
+
+def invalidate(root: Path) -> None:
+    """Make the next listing rebuild the index from the records: remove the journal
+    (its inode is part of the index's header, so even a listing saving right now
+    saves an index the next one rejects) and the index itself."""
+    d = index_dir(root)
+    for name in ("changed", "runs.json"):
+        try:
+            os.unlink(d / name)
+        except OSError:
+            pass
 
 
 def _boot_id() -> str:
@@ -108,6 +145,14 @@ def _looks_whole(raw: bytes) -> bool:
     replace, never half a record). An emptied or cut file fails this and is parsed."""
     body = raw.strip()
     return body[:1] == b"{" and body[-1:] == b"}"
+
+
+def _torn(line: str, by_id: dict[str, Row], runs_dir: str) -> bool:
+    """A journal line that names no run: not a run id, or an id neither indexed nor on
+    disk (the torn tail of a short write, with the next writer's line glued to it)."""
+    if not _RUN_ID.match(line):
+        return True
+    return line not in by_id and not os.path.isdir(os.path.join(runs_dir, line))
 
 
 def _row(run_id: str, data: dict[str, Any]) -> Row:
@@ -155,7 +200,7 @@ class RunIndex:
     def _journal_state(self) -> tuple[int, int]:
         try:
             st = os.stat(self.journal)
-        except FileNotFoundError:
+        except OSError:  # none yet, or index/ is unusable (then nothing is saved either)
             return (0, 0)
         return (st.st_ino, st.st_size)
 
@@ -198,6 +243,8 @@ class RunIndex:
         if not changed and not names_changed:
             return rows
         by_id = {row_id(r): r for r in rows}
+        if any(_torn(line, by_id, self.runs_dir) for line in changed):
+            return self.rebuild()  # a torn line (a writer ran out of space mid-line) is never taken as a run id
         if names_changed:
             names = self._names()
             for gone in set(by_id) - names:
@@ -246,11 +293,13 @@ class RunIndex:
             "count": len(rows), "unrecorded": sorted(self.unrecorded),
         }
         text = json.dumps(header, separators=(",", ":")) + "\n" + "".join(r + "\n" for r in rows)
+        from merlin.errors import MerlinError
+
         try:
             make_dir(self.dir, private=True)
             atomic_write_bytes(self.path, text.encode("utf-8"))
-        except OSError:
-            pass  # a read-only state root still lists, just without the cache
+        except (OSError, MerlinError):
+            pass  # a read-only or full state root still lists, just without the cache (NoSpace is a MerlinError)
 
     def unrecorded_ids(self) -> list[str]:
         """Run directories the last listing saw without a record (the saved header only: cheap)."""

@@ -1,0 +1,44 @@
+"""The symmetric-run baseline of benchmarks/bench_slurm.py is safe to run beside other Rays.
+
+symmetric-run ends with a bare `ray stop` (ray/scripts/symmetric_run.py:265), which would
+end every Ray on the machine; the benchmark runs each srun task in its own PID namespace.
+These tests check that protection for real (a Ray-looking decoy outside survives a real
+`ray stop` inside) and that every task of the generated sbatch script is wrapped in it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+from slurm_support import BARE_STOP
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+import _symmetric_run as sym  # noqa: E402
+
+
+def test_ray_stop_inside_the_pid_namespace_leaves_a_ray_looking_process_outside_alive() -> None:
+    if shutil.which("unshare") is None or os.geteuid() != 0:
+        pytest.skip("unshare --pid --mount-proc needs util-linux's unshare and root")
+    assert sym.isolation_problem(sys.executable) is None
+
+
+def test_every_srun_task_of_the_template_runs_in_its_own_pid_namespace(tmp_path: Path) -> None:
+    batch = sym.write_scripts(tmp_path, sys.executable, "print('first', flush=True)", 100 * 1024 * 1024)
+    text = batch.read_text()
+    (srun,) = [line for line in text.splitlines() if line.startswith("srun ")]
+    assert "unshare --pid --fork --mount-proc --kill-child /bin/bash" in srun and "--ntasks-per-node=1" in srun
+    node = (tmp_path / "sym_node.sh").read_text()
+    # Ray's own template: symmetric-run with the head's address, both nodes, the dashboard on loopback
+    assert " --address \"$SYM_HEAD:" in node and "--min-nodes 2" in node and "--dashboard-host=127.0.0.1" in node
+    assert "\n  -- " in node  # the entrypoint after symmetric-run's mandatory separator
+    # nothing of ours runs `ray stop`: the only one is symmetric-run's own, inside the namespace
+    assert not BARE_STOP.search(text) and not BARE_STOP.search(node)
+    # the machine's shared Ray dirs stay untouched: a private HOME (~/.ray) and RAY_TMPDIR (/tmp/ray)
+    assert "export HOME=$tmp" in node and "RAY_TMPDIR=$tmp" in node
+    # the leftover count runs after symmetric-run, in PID 1, with builtins only
+    assert node.index("sym-exit") < node.index("sym-leftover") and "ps " not in node
