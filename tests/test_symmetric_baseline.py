@@ -2,14 +2,18 @@
 
 symmetric-run ends with a bare `ray stop` (ray/scripts/symmetric_run.py:265), which would
 end every Ray on the machine; the benchmark runs each srun task in its own PID namespace.
-These tests check that protection for real (a Ray-looking decoy outside survives a real
-`ray stop` inside) and that every task of the generated sbatch script is wrapped in it."""
+These tests check that protection for real (what `ray stop` would scan from inside a
+namespace does not show a Ray-looking decoy outside, while the same probe outside does;
+no `ray stop` is ever run here) and that every task of the generated sbatch script is
+wrapped in it."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -21,10 +25,19 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 import _symmetric_run as sym  # noqa: E402
 
 
-def test_ray_stop_inside_the_pid_namespace_leaves_a_ray_looking_process_outside_alive() -> None:
+def test_what_ray_stop_would_scan_inside_the_pid_namespace_does_not_show_a_ray_looking_process_outside() -> None:
     if shutil.which("unshare") is None or os.geteuid() != 0:
         pytest.skip("unshare --pid --mount-proc needs util-linux's unshare and root")
     assert sym.isolation_problem(sys.executable) is None
+    # the probe can fail: outside a namespace it sees the decoy, as `ray stop` would
+    decoy = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "log_monitor.py"])
+    try:
+        time.sleep(0.3)
+        outside = subprocess.run([sys.executable, "-c", sym.PROBE, str(decoy.pid)], capture_output=True, text=True, timeout=60)
+        assert outside.returncode == 3, outside.stdout + outside.stderr
+    finally:
+        decoy.kill()
+        decoy.wait()
 
 
 def test_every_srun_task_of_the_template_runs_in_its_own_pid_namespace(tmp_path: Path) -> None:
