@@ -15,27 +15,13 @@ import pytest
 from merlin.clusters import procs
 from merlin.controlplane import ControlPlane
 from merlin.ledger import RunStatus
-
-
-def _wait(pred, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
-
-
-def _tree(script: str) -> subprocess.Popen[bytes]:
-    """A bash process group of its own running ``script``."""
-    return subprocess.Popen(["bash", "-c", script], start_new_session=True, stdin=subprocess.DEVNULL)
+from tests.process_support import bash_group, wait_until
 
 
 def test_identity_is_pid_plus_start_time() -> None:
-    proc = _tree("sleep 300")
+    proc = bash_group("sleep 300")
     try:
-        info = _wait(lambda: procs.proc_info(proc.pid))
+        info = wait_until(lambda: procs.proc_info(proc.pid))
         assert info.pgid == proc.pid and info.sid == proc.pid and info.ppid == os.getpid()
         assert abs(info.start_ticks / 100 - time.time()) < 60  # centiseconds since the epoch
         assert procs.alive(proc.pid) and procs.alive(proc.pid, info.start_ticks)
@@ -49,7 +35,7 @@ def test_identity_is_pid_plus_start_time() -> None:
 
 @pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="old records hold Linux /proc clock ticks")
 def test_old_records_with_proc_clock_ticks_are_still_recognised() -> None:
-    proc = _tree("sleep 300")
+    proc = bash_group("sleep 300")
     try:
         raw = Path(f"/proc/{proc.pid}/stat").read_text()
         old_ticks = int(raw[raw.rfind(")") + 2 :].split()[19])  # what merlin recorded before psutil
@@ -62,8 +48,8 @@ def test_old_records_with_proc_clock_ticks_are_still_recognised() -> None:
 
 
 def test_terminate_a_group_that_obeys_sigterm_kills_nothing() -> None:
-    proc = _tree("sleep 300 & sleep 300 & wait")
-    members = _wait(lambda: (m := procs.group_members(proc.pid)) and len(m) >= 3 and m)
+    proc = bash_group("sleep 300 & sleep 300 & wait")
+    members = wait_until(lambda: (m := procs.group_members(proc.pid)) and len(m) >= 3 and m)
     done = procs.terminate(pgid=proc.pid, grace=5.0)
     proc.wait(timeout=10)
     assert set(members) <= done.signalled
@@ -72,8 +58,8 @@ def test_terminate_a_group_that_obeys_sigterm_kills_nothing() -> None:
 
 
 def test_terminate_escalates_to_sigkill_and_says_whom_it_killed() -> None:
-    proc = _tree("trap '' TERM; sleep 300 & sleep 300 & wait")  # the sleeps obey TERM, bash ignores it
-    _wait(lambda: len(procs.group_members(proc.pid)) >= 3)
+    proc = bash_group("trap '' TERM; sleep 300 & sleep 300 & wait")  # the sleeps obey TERM, bash ignores it
+    wait_until(lambda: len(procs.group_members(proc.pid)) >= 3)
     t0 = time.monotonic()
     done = procs.terminate(pgid=proc.pid, grace=0.5)
     proc.wait(timeout=10)
@@ -100,11 +86,11 @@ def test_indexing_an_ended_run_does_not_hold_its_lock(tmp_path: Path, monkeypatc
 
     cp = ControlPlane(tmp_path / "state")
     rec = cp.submit(["bash", "-c", 'echo data > "$MERLIN_TARGET_DIR/out.txt"; sleep 300'], target="demo", workflow="w")
-    running = _wait(lambda: (r := cp.get(rec.run_id)).status == RunStatus.RUNNING and r)
-    _wait(lambda: (Path(running.target_dir) / "out.txt").is_file())
+    running = wait_until(lambda: (r := cp.get(rec.run_id)).status == RunStatus.RUNNING and r)
+    wait_until(lambda: (Path(running.target_dir) / "out.txt").is_file())
     os.kill(running.attempt.supervisor_pid, signal.SIGKILL)  # nobody records the end: the next observation does
     procs.terminate(pgid=running.attempt.pgid, grace=2.0)
-    _wait(lambda: not procs.alive(running.attempt.supervisor_pid))
+    wait_until(lambda: not procs.alive(running.attempt.supervisor_pid))
 
     real = artifacts.index_dir
     lock_free_while_indexing: list[bool] = []

@@ -120,7 +120,7 @@ def test_every_corpus_document_agrees() -> None:
 
 
 _WRONG: list[Any] = [None, True, False, 0, -1, 1, 2, 1.5, -0.5, float("nan"), float("inf"), "", "x", "..", "a..b", "ok-name", "a\n", "a/b",
-                     "cpu_only", "none", "llvm_intrinsics", "board", "compile_only", [], [1], ["x"], ["x", "x"], [[1, 2]], {}, {"a": 1}, {"name": "c"}, {1: "x"}]  # fmt: skip
+                     "cpu_only", "none", "llvm_intrinsics", "board", "compile_only", [], [1], ["x"], ["x", "x"], ["compile_only", "compile_only"], [[1, 2]], {}, {"a": 1}, {"name": "c"}, {1: "x"}]  # fmt: skip
 
 
 def _paths(value: Any, at: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -228,3 +228,64 @@ def test_a_view_reads_as_its_model() -> None:
         _ = view.no_such_field
     assert view.target.name == data["target"]["name"]
     assert view == fast.check(copy.deepcopy(data), "capability")
+
+
+_EDGES: dict[str, list[tuple[tuple[str, ...], Any]]] = {
+    "capability": [
+        (("access", "verification_gates"), ["compile_only", "compile_only"]),
+        (("access", "verification_gates"), ["compile_only", "smoke_run"]),
+        (("access", "credential_requirements"), "none"),
+        (("access", "credential_requirements"), "my-cred"),
+        (("access", "credential_requirements"), "a..b"),
+        (("access", "credential_requirements"), [{"name": "c", "env": "1BAD"}]),
+        (("access", "credential_requirements"), [{"name": "c", "env": "GOOD_ENV"}]),
+        (("target", "name"), "a..b"),
+        (("target", "name"), "name\n"),
+        (("target", "name"), "x" * 128),
+        (("target", "name"), "x" * 129),
+        (("schema_version",), True),
+        (("schema_version",), 1.0),
+        (("geometry", "vector", "vlen_bits"), 0),
+        (("geometry", "vector", "vlen_bits"), True),
+        (("geometry", "vector", "vlen_bits"), 128),
+        (("geometry", "native_tile_options"), [[1, 2, 3, 4, 5]]),
+        (("geometry", "native_tile_options"), [[]]),
+        (("geometry", "native_tile_options"), [[16, 16]]),
+        (("verification", "tolerances"), {"fp8": {"atol": -1}}),
+        (("verification", "tolerances"), {"fp8": {"atol": 1, "note": "x"}}),
+        (("operations", "compute"), []),
+        (("memory", "spaces"), []),
+        (("memory", "packing"), {"requires_pack": True}),
+    ],
+    "overlay": [
+        (("deployment", "chipyard", "sha"), "ABCDEF0"),
+        (("deployment", "chipyard", "sha"), "abcdef0"),
+        (("deployment", "preflight", "timeout_s"), 0),
+        (("deployment", "preflight", "timeout_s"), 3600),
+        (("deployment", "preflight", "timeout_s"), 3601),
+        (("deployment", "resources"), [{"pool": "p", "count": 0}]),
+        (("deployment", "resources"), [{"pool": "p", "count": 2, "labels": {"board": "u250"}}]),
+        (("deployment", "name"), ".."),
+        (("deployment", "mode"), "firesim"),
+        (("deployment", "mode"), "fire-sim"),
+        (("deployment", "extra"), {"when": "2024-01-01", "n": [1, {"k": None}]}),
+    ],
+}
+
+
+def _set(doc: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    for part in path[:-1]:
+        doc = doc.setdefault(part, {}) if isinstance(doc.get(part, {}), dict) else doc
+    doc[path[-1]] = copy.deepcopy(value)
+
+
+def test_every_constraint_edge_agrees() -> None:
+    """Each constraint the shape compiles, just inside and just outside, on every valid document."""
+    bases = [load_yaml(f, kind="spec", duplicates="collect").data for f in _corpus()]
+    outcomes = set()
+    for base in (b for b in bases if _pydantic(b, _kind(b)) is not None):
+        for path, value in _EDGES[_kind(base)]:
+            doc = copy.deepcopy(base)
+            _set(doc, path, value)
+            outcomes.add(_compare(doc, _kind(base), f"{'.'.join(path)} = {value!r}"))
+    assert outcomes == {True, False}

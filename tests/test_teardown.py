@@ -10,29 +10,16 @@ import time
 from pathlib import Path
 
 from merlin.clusters import procs, teardown
-
-
-def _wait(pred, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
-
-
-def _spawn(script: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(["bash", "-c", script], start_new_session=True, stdin=subprocess.DEVNULL)
+from tests.process_support import bash_group, wait_until
 
 
 def test_members_are_recorded_pids_marker_holders_and_their_children_and_end_leaves_none(tmp_path: Path) -> None:
     marker = str(tmp_path / "mrl-test-0")
-    recorded = _spawn("sleep 301 & sleep 302 & wait")  # a recorded helper and its two children
+    recorded = bash_group("sleep 301 & sleep 302 & wait")  # a recorded helper and its two children
     marked = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(303)", marker], start_new_session=True)  # unrecorded, names the temp dir
-    bystander = _spawn("sleep 301 & sleep 302 & wait")  # the same commands, not this cluster's
+    bystander = bash_group("sleep 301 & sleep 302 & wait")  # the same commands, not this cluster's
     try:
-        _wait(lambda: len(procs.descendants({recorded.pid})) >= 2 and len(procs.descendants({bystander.pid})) >= 2)
+        wait_until(lambda: len(procs.descendants({recorded.pid})) >= 2 and len(procs.descendants({bystander.pid})) >= 2)
         start = procs.start_of(recorded.pid)
         found = teardown.members({recorded.pid: start}, [marker])
         assert recorded.pid in found and procs.descendants({recorded.pid}) <= found and marked.pid in found
@@ -50,9 +37,9 @@ def test_members_are_recorded_pids_marker_holders_and_their_children_and_end_lea
 
 
 def test_end_waits_for_a_snapshot_that_exits_by_itself_and_signals_nothing() -> None:
-    proc = _spawn("sleep 0.3")
+    proc = bash_group("sleep 0.3")
     try:
-        info = _wait(lambda: procs.proc_info(proc.pid))
+        info = wait_until(lambda: procs.proc_info(proc.pid))
         ended = teardown.end(lambda: set(), snapshot={proc.pid}, grace=10.0)
         assert ended.left == set() and ended.survivors == set()  # it ended within the grace period on its own
         assert info is not None and proc.wait(timeout=5) == 0  # exit 0: never signalled
