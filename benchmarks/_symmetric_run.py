@@ -1,7 +1,7 @@
 """Ray's own Slurm template (``srun ray symmetric-run ... -- python job.py``), run safely.
 
 Why a PID namespace: symmetric-run ends every node's part with a bare ``ray stop``
-(ray/scripts/symmetric_run.py, line 265: ``subprocess.run(["ray", "stop"])`` in its
+(ray/scripts/symmetric_run.py, line 265: a bare ``ray stop``, run by ``subprocess.run`` in its
 ``finally:``). ``ray stop`` walks ``psutil.process_iter()`` (ray/scripts/scripts.py,
 line 1379) and terminates every process whose name or command line matches
 ``RAY_PROCESSES`` (ray/autoscaler/_private/constants.py, line 124: raylet, gcs_server,

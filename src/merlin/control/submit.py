@@ -133,22 +133,12 @@ def _waiting_attempt(cp: ControlPlane, record: RunRecord, request: Any, command:
     """Preflight (a run its engine can never take is blocked now, holding nothing), then
     record the run ``waiting`` and start its lease waiter (merlin.control.leased)."""
     from merlin.leases.book import new_lease_id
-    from merlin.ledger.models import utcnow
 
-    run_id = record.run_id
     eng = cp.engine(record.engine)
     try:
         eng.preflight(record, request)
     except Blocked as blocked:
-        att = record.attempts[-1]
-        att.status = RunStatus.BLOCKED
-        att.error_type = blocked.cause
-        att.error_message = blocked.message
-        att.end_time = utcnow()
-        set_status(record, RunStatus.BLOCKED, f"blocked: {blocked.message}", blocked_steps(blocked, run_id))
-        cp.ledger.create_run(request, record, cause=f"submitted by {record.source} (pid {os.getpid()}); blocked: {blocked.cause}")
-        Path(record.target_dir).mkdir(parents=True, exist_ok=True)
-        return record
+        return _record_blocked(cp, request, record, blocked, f"submitted by {record.source} (pid {os.getpid()})")
     return queue_for_lease(cp, record, command, env, bundles, new_lease_id(), request=request)
 
 
@@ -207,14 +197,7 @@ def _first_attempt(cp: ControlPlane, record: RunRecord, request: Any, command: l
     try:
         pre = eng.preflight(record, request)
     except Blocked as blocked:
-        att.status = RunStatus.BLOCKED
-        att.error_type = blocked.cause
-        att.error_message = blocked.message
-        att.end_time = utcnow()
-        set_status(record, RunStatus.BLOCKED, f"blocked: {blocked.message}", blocked_steps(blocked, run_id))
-        cp.ledger.create_run(request, record, cause=f"{cause}; blocked: {blocked.cause}")
-        Path(record.target_dir).mkdir(parents=True, exist_ok=True)
-        return record
+        return _record_blocked(cp, request, record, blocked, cause)
     if pre.submission_id is None:
         cp.ledger.create_run(request, record, cause=cause)
         Path(record.target_dir).mkdir(parents=True, exist_ok=True)
@@ -301,3 +284,18 @@ def launch(
         return [{"event": "submitted", "cause": f"handed to the {r.engine} engine", "attempt": attempt_no, "detail": {"submission_id": sub.submission_id}}]
 
     return cp.ledger.update(run_id, mark_submitted, cause="submitted")
+
+
+def _record_blocked(cp: Any, request: Any, record: Any, blocked: Blocked, cause: str) -> Any:
+    """Preflight said blocked: the attempt and the run are recorded blocked, the fix as next steps."""
+    from merlin.ledger.models import utcnow
+
+    att = record.attempts[-1]
+    att.status = RunStatus.BLOCKED
+    att.error_type = blocked.cause
+    att.error_message = blocked.message
+    att.end_time = utcnow()
+    set_status(record, RunStatus.BLOCKED, f"blocked: {blocked.message}", blocked_steps(blocked, record.run_id))
+    cp.ledger.create_run(request, record, cause=f"{cause}; blocked: {blocked.cause}")
+    Path(record.target_dir).mkdir(parents=True, exist_ok=True)
+    return record
