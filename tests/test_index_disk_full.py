@@ -9,7 +9,6 @@ ENOSPC hits exactly the journal append (skipped where mounting is not allowed)."
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from merlin.controlplane import ControlPlane
 from merlin.ledger import Ledger, RunStatus, set_status
 from merlin.ledger.index import index_dir, note_changed
 from test_ledger import make_run
-from test_reliability import fill
+from test_reliability import fill, tmpfs
 
 PAGE = 4096
 
@@ -31,13 +30,8 @@ def full_index(tmp_path: Path):
     root = tmp_path / "state"
     mnt = index_dir(root)
     mnt.mkdir(parents=True)
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(mnt)], capture_output=True, text=True)
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip() or res.returncode}")
-    try:
+    with tmpfs(mnt, "size=1m,mode=0700"):
         yield root
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
 def journal_lines(root: Path) -> list[str]:

@@ -6,6 +6,7 @@ SIGKILLs. The full-size probes are in ``benchmarks/probe_reliability.py``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -258,18 +259,25 @@ def test_state_after_an_interrupted_execute_validates_against_its_schema(tmp_pat
         jsonschema.validate(json.loads((target / f"{name}.json").read_text()), json.loads((schemas / f"{name}.schema.json").read_text()))
 
 
-@pytest.fixture
-def small_fs(tmp_path: Path):
-    """A 2 MiB tmpfs (skipped where mounting is not allowed)."""
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True, text=True)
+@contextlib.contextmanager
+def tmpfs(mnt: Path, options: str):
+    """A tmpfs mounted on ``mnt`` for the block (the test is skipped where mounting is not allowed)."""
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mnt)], capture_output=True, text=True)
     if res.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip() or res.returncode}")
     try:
         yield mnt
     finally:
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path):
+    """A 2 MiB tmpfs (skipped where mounting is not allowed)."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    with tmpfs(mnt, "size=2m"):
+        yield mnt
 
 
 def fill(path: Path) -> Path:

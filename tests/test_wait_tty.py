@@ -55,6 +55,20 @@ def run_on_tty(args: list[str], state_root: Path, *, until: Callable[[Tty], bool
     screen.set_mode(pyte.modes.LNM)  # the pty turns "\n" into "\r\n" already; keep lines as they come
     tty = Tty(proc, screen, pyte.ByteStream(screen))
     tty.master = master  # type: ignore[attr-defined]
+    if _pump(tty, timeout, until):
+        return tty
+    return _close(tty)
+
+
+def finish(tty: Tty, timeout: float = 60) -> Tty:
+    """Read the rest of a tty that ``until`` stopped early."""
+    _pump(tty, timeout, None)
+    return _close(tty)
+
+
+def _pump(tty: Tty, timeout: float, until: Callable[[Tty], bool] | None) -> bool:
+    """Feed what the pty shows to the screen until the process is gone (False), or ``until`` holds (True)."""
+    master = tty.master  # type: ignore[attr-defined]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         ready, _, _ = select.select([master], [], [], 0.1)
@@ -64,39 +78,20 @@ def run_on_tty(args: list[str], state_root: Path, *, until: Callable[[Tty], bool
             except OSError:  # EIO: every writer of the pty is gone
                 data = b""
             if not data:
-                break
-            tty.raw += data
-            tty.stream.feed(data)
-            tty.cursor_lines.append(screen.display[screen.cursor.y].rstrip())
-            if until is not None and until(tty):
-                return tty
-        elif proc.poll() is not None:
-            break
-    proc.wait(timeout=30)
-    os.close(master)
-    return tty
-
-
-def finish(tty: Tty, timeout: float = 60) -> Tty:
-    """Read the rest of a tty that ``until`` stopped early."""
-    master = tty.master  # type: ignore[attr-defined]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([master], [], [], 0.1)
-        if ready:
-            try:
-                data = os.read(master, 4096)
-            except OSError:
-                data = b""
-            if not data:
-                break
+                return False
             tty.raw += data
             tty.stream.feed(data)
             tty.cursor_lines.append(tty.screen.display[tty.screen.cursor.y].rstrip())
+            if until is not None and until(tty):
+                return True
         elif tty.proc.poll() is not None:
-            break
+            return False
+    return False
+
+
+def _close(tty: Tty) -> Tty:
     tty.proc.wait(timeout=30)
-    os.close(master)
+    os.close(tty.master)  # type: ignore[attr-defined]
     return tty
 
 
