@@ -109,15 +109,6 @@ def _clean_loc(loc: Loc) -> Loc:
     return tuple(cleaned)
 
 
-def _value_at(data: Any, loc: Loc) -> Any:
-    for part in loc:
-        try:
-            data = data[part]
-        except (KeyError, IndexError, TypeError):
-            return None
-    return data
-
-
 def _show(value: Any) -> str:
     if value is None:
         return "null"
