@@ -29,16 +29,51 @@ def generate_token_file(path: Path) -> Path:
     return path
 
 
-def check_token_file(path: Path) -> Path:
-    """A token file must exist, hold something, and be readable by its owner only."""
+#: Ray's own tokens are 64 hex characters; a token shorter than this is guessable.
+MIN_TOKEN_CHARS = 16
+#: A token file larger than this is not a token (it is read whole, so it is bounded first).
+MAX_TOKEN_BYTES = 4096
+
+
+def _read_token_bytes(path: Path) -> str:
+    """The token in ``path``: a regular file (never a FIFO, which would block the reader forever),
+    at most ``MAX_TOKEN_BYTES``, printable ASCII with no blank inside. ``BadInput`` otherwise."""
     try:
-        st = path.stat()
+        # O_NONBLOCK: opening a FIFO with no writer returns at once instead of hanging; it is refused below
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         raise BadInput(f"token file {path} does not exist") from None
-    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise BadInput(f"token file {path} is readable by others (mode {stat.S_IMODE(st.st_mode):o}); run `chmod 600 {path}`")
-    if not path.read_text(encoding="utf-8").strip():
+    except IsADirectoryError:
+        raise BadInput(f"token file {path} is a directory, not a file") from None
+    except OSError as exc:
+        raise BadInput(f"token file {path} cannot be read: {exc.strerror or exc}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise BadInput(f"token file {path} is not a regular file (a FIFO, device or socket); give a file holding the token")
+        if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise BadInput(f"token file {path} is readable by others (mode {stat.S_IMODE(st.st_mode):o}); make it readable by its owner only (mode 600)")
+        if st.st_size > MAX_TOKEN_BYTES:
+            raise BadInput(f"token file {path} is {st.st_size} bytes; a token file holds one token of at most {MAX_TOKEN_BYTES} bytes")
+        data = os.read(fd, MAX_TOKEN_BYTES + 1)
+    finally:
+        os.close(fd)
+    try:
+        text = data.decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise BadInput(f"token file {path} is not text (a token is printable ASCII)") from None
+    if not text:
         raise BadInput(f"token file {path} is empty")
+    if any(not ch.isprintable() or ch.isspace() for ch in text):
+        raise BadInput(f"token file {path} holds blanks or control characters; a token is one word of printable ASCII")
+    if len(text) < MIN_TOKEN_CHARS:
+        raise BadInput(f"token file {path} holds a {len(text)}-character token; use at least {MIN_TOKEN_CHARS} random characters (e.g. 64 hex digits)")
+    return text
+
+
+def check_token_file(path: Path) -> Path:
+    """A token file must be a regular file readable by its owner only, holding one printable token."""
+    _read_token_bytes(path)
     return path
 
 
@@ -55,8 +90,8 @@ def read_token(auth, cluster_name: str, run_hint: str = "") -> str | None:
             return value
     if auth.token_file:
         try:
-            value = Path(auth.token_file).read_text(encoding="utf-8").strip()
-        except OSError:
+            value = _read_token_bytes(Path(auth.token_file))
+        except BadInput:
             value = ""
         if value:
             return value
