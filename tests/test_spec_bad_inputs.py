@@ -315,6 +315,11 @@ CASES: list[Case] = [
         (":36: verification.tolerances.int8.atol:", "-1 is out of range (expected a number at least 0"),
         edits=[("    int8: {atol: 0, rtol: 0}", "    int8: {atol: -1, rtol: 0}")],
     ),
+    cap(
+        "infinite-tolerance",  # NaN and negatives were refused; .inf was accepted
+        (":36: verification.tolerances.int8.rtol:", "finite number"),
+        edits=[("    int8: {atol: 0, rtol: 0}", "    int8: {atol: 0, rtol: .inf}")],
+    ),
     # --- nulls and missing: required vs optional -------------------------------
     cap(
         "null-required-section",

@@ -66,13 +66,13 @@ DeploymentMode = Literal["board", "firesim", "bare-metal", "simulator", "runtime
 class Strict(BaseModel):
     """A structural section: every key is known."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True, allow_inf_nan=False)
 
 
 class Facts(BaseModel):
     """An open mapping of hardware facts: the named fields are typed, any other key is kept as a fact."""
 
-    model_config = ConfigDict(extra="allow", strict=True, frozen=True, defer_build=True)
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True, defer_build=True, allow_inf_nan=False)
 
     def facts(self) -> dict[str, Any]:
         """The keys beyond the typed fields, as written."""
