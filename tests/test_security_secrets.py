@@ -57,6 +57,30 @@ def test_argv_keeps_what_is_not_secret() -> None:
     assert redact_argv(["x", "https://alice:pw1234@h/p"]) == ["x", f"https://alice:{REDACTED}@h/p"]
 
 
+@pytest.mark.parametrize(
+    "argv, secret, kept",
+    [
+        (["mysql", "-uroot", "-pSECRETpw9", "db"], "SECRETpw9", ["mysql", "-uroot", f"-p{REDACTED}", "db"]),
+        (["/usr/bin/mysqldump", "-pdump5ecret", "db"], "dump5ecret", ["/usr/bin/mysqldump", f"-p{REDACTED}", "db"]),
+        (["sudo", "mariadb", "-pmaria5ecret"], "maria5ecret", ["sudo", "mariadb", f"-p{REDACTED}"]),
+        (["sh", "-c", "mysql -uroot -pSHELLpw7 db; echo done"], "SHELLpw7", ["sh", "-c", f"mysql -uroot -p{REDACTED} db; echo done"]),
+        # the shell's separator after an inline secret is the shell's: the stored command keeps it, byte for byte
+        (["sh", "-c", "tool --password=semi5ecret;echo ok"], "semi5ecret", ["sh", "-c", f"tool --password={REDACTED};echo ok"]),
+        (["sh", "-c", "tool --token=amp5ecret&&echo ok|cat"], "amp5ecret", ["sh", "-c", f"tool --token={REDACTED}&&echo ok|cat"]),
+    ],
+)
+def test_glued_mysql_passwords_and_shell_separators(argv: list[str], secret: str, kept: list[str]) -> None:
+    """Issue 20 #8: ``-pSECRET`` was stored in clear, and ``--password=X;`` lost its ``;``."""
+    red = redact_argv(argv)
+    assert secret not in " ".join(red)
+    assert red == kept
+
+
+def test_glued_p_flags_of_other_programs_are_not_passwords() -> None:
+    for argv in (["gcc", "-pthread", "x.c"], ["find", ".", "-print"], ["cc", "-pedantic", "-pipe", "y.c"], ["sh", "-c", "gcc -pthread x.c"]):
+        assert redact_argv(argv) == argv
+
+
 def test_env_and_metadata_redacted_by_shape() -> None:
     env = {"DATABASE_URL": "postgres://u:dbpass99@h/db", "PGPASS": "pgsecret77", "HEADER": "Bearer abcdef123456", "MODE": "fast", "X": GHP}
     red = redact_env(env)

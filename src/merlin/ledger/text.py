@@ -34,6 +34,10 @@ _SECRET_FLAG = re.compile(
     re.IGNORECASE,
 )
 _SHORT_PASSWORD_FLAG = "-p"  # mysql and friends; skipped when its value is a number or a path (ssh -p 22, mkdir -p dir)
+#: Clients that take ``-pSECRET`` glued to the flag (MySQL's convention). Only in their command lines is a
+#: glued ``-p`` word a password: elsewhere it is ``-pthread``, ``-pedantic``, ``-print``.
+_GLUED_PASSWORD_CLIENTS = re.compile(r"(?:^|[\s/;&|(])(?:mysql[a-z_]*|mariadb[a-z\-_]*)(?=$|[\s;&|)])")
+_GLUED_PASSWORD = re.compile(r"((?:^|\s)-p)([^\s'\";&|)]+)")
 
 #: Shapes of secret values, each replaced wherever it appears inside a word.
 _SHAPES: list[tuple[re.Pattern[str], str]] = [
@@ -55,7 +59,7 @@ _SHAPES: list[tuple[re.Pattern[str], str]] = [
 #: Inside one word (``sh -c 'mysql --password=X'``): a secret flag and its value.
 _INLINE_FLAG = re.compile(
     r"((?:^|\s)--?(?:[a-z0-9]+[-_])*(?:password|passwd|passphrase|token|secret|api[-_]?key|apikey|"
-    r"access[-_]?key|private[-_]?key|client[-_]?secret)(?:=|\s+))(?!-)([^\s'\"]+)",
+    r"access[-_]?key|private[-_]?key|client[-_]?secret)(?:=|\s+))(?!-)([^\s'\";&|)]+)",
     re.IGNORECASE,
 )
 #: Inside one word: ``NAME=value`` with a secret-looking NAME (``env DB_PASSWORD=x cmd`` as one shell string).
@@ -83,6 +87,8 @@ def scrub_shapes(text: str) -> str:
     text = scrub_value_shapes(text)
     text = _INLINE_FLAG.sub(lambda m: m.group(1) + REDACTED, text)
     text = _INLINE_ASSIGN.sub(lambda m: m.group(1) + (REDACTED if looks_secret(m.group(2)) else m.group(3)), text)
+    if _GLUED_PASSWORD_CLIENTS.search(text):  # sh -c 'mysql -uroot -pSECRET db'
+        text = _GLUED_PASSWORD.sub(lambda m: m.group(1) + REDACTED, text)
     return text
 
 
@@ -114,6 +120,11 @@ def scrub_values(text: str | None, values: Iterable[str]) -> str | None:
     return scrub_shapes(text)
 
 
+def _runs_a_glued_password_client(argv: list[str]) -> bool:
+    """``mysql ...``, ``/usr/bin/mysqldump ...``, ``sudo -u db mysql ...``: the program within the first few words."""
+    return any(_GLUED_PASSWORD_CLIENTS.fullmatch(str(word).rsplit("/", 1)[-1]) for word in argv[:4])
+
+
 def _is_value_like(word: str) -> bool:
     return bool(word) and not word.startswith("-")
 
@@ -123,8 +134,12 @@ def redact_argv(argv: list[str]) -> list[str]:
     password-like flag (``--password X``, ``--token=X``, ``-p X``), and secret shapes."""
     out: list[str] = []
     hide_next = False
+    glued_password = _runs_a_glued_password_client(argv)
     for word in argv:
         word = str(word)
+        if glued_password and len(word) > 2 and word.startswith(_SHORT_PASSWORD_FLAG) and not word.startswith("--"):
+            out.append(_SHORT_PASSWORD_FLAG + REDACTED)  # mysql -pSECRET
+            continue
         if hide_next and _is_value_like(word):
             out.append(REDACTED)
             hide_next = False
