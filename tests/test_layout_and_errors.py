@@ -73,3 +73,26 @@ def test_internal_error_writes_a_crash_log(tmp_path: Path, monkeypatch: pytest.M
     assert len(logs) == 1 and str(logs[0]) in line
     text = logs[0].read_text()
     assert "merlin " in text.splitlines()[0] and "command: merlin ray jobs status demo-run" in text and "Traceback" in text
+
+
+def test_a_crash_log_holds_no_secret_and_is_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 20 #8: the crash log wrote the full argv; it now holds the command as run records do (redacted),
+    the traceback loses what redaction hid, and crash/ is 0700 with 0600 files."""
+    import stat
+
+    from merlin.cli.app import main
+
+    def boom(self, argv, *a, **k):
+        raise RuntimeError(f"boom with {argv[-2]}")
+
+    monkeypatch.setattr(ControlPlane, "submit", boom)
+    monkeypatch.delenv("MERLIN_DEBUG", raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["ray", "jobs", "submit", "--state-root", str(tmp_path), "--target", "t", "--workflow", "w", "--", "mysql", "-pCRASHpw77", "db"])
+    assert exit_info.value.code == 70
+    capsys.readouterr()
+    (log,) = (tmp_path / "crash").glob("*.log")
+    text = log.read_text()
+    assert "CRASHpw77" not in text
+    assert "command: merlin ray jobs submit" in text and "mysql -p***redacted*** db" in text and "Traceback" in text
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600 and stat.S_IMODE(log.parent.stat().st_mode) == 0o700

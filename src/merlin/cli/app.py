@@ -116,18 +116,35 @@ def _state_root_arg(args: list[str]) -> str | None:
     return None
 
 
+def _hidden_parts(original: str, redacted: str) -> list[str]:
+    """What redaction took out of one word (``--password=X`` -> ``["X"]``), so it can be scrubbed elsewhere."""
+    import re
+
+    from merlin.ledger.text import REDACTED
+
+    pattern = "(.*?)".join(re.escape(piece) for piece in redacted.split(REDACTED))
+    match = re.fullmatch(pattern, original, re.DOTALL)
+    return [g for g in match.groups() if g] if match else [original]
+
+
 def _write_crash_log(args: list[str], exc: BaseException) -> str | None:
     """Version, command and traceback of an internal error, under the state root's crash/ (None if unwritable)."""
     try:
         import traceback
 
         from merlin.ledger.paths import Layout, resolve_state_root
+        from merlin.ledger.text import redact_argv, scrub_values
 
         path = Layout(resolve_state_root(_state_root_arg(args))).crash_log()
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(path.parent, 0o700)
+        # the command as redacted in run records; what redaction hid is scrubbed from the traceback too
+        shown = redact_argv(list(args))
+        hidden = [secret for a, b in zip(args, shown, strict=True) if a != b for secret in _hidden_parts(a, b)]
+        trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         text = (
-            f"merlin {__version__}\npython {sys.version.split()[0]}\ncommand: merlin {' '.join(args)}\npid: {os.getpid()}\n\n"
-            + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            f"merlin {__version__}\npython {sys.version.split()[0]}\ncommand: merlin {' '.join(shown)}\npid: {os.getpid()}\n\n"
+            + (scrub_values(trace, hidden) or "")
         )
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:

@@ -120,9 +120,9 @@ def scrub_values(text: str | None, values: Iterable[str]) -> str | None:
     return scrub_shapes(text)
 
 
-def _runs_a_glued_password_client(argv: list[str]) -> bool:
-    """``mysql ...``, ``/usr/bin/mysqldump ...``, ``sudo -u db mysql ...``: the program within the first few words."""
-    return any(_GLUED_PASSWORD_CLIENTS.fullmatch(str(word).rsplit("/", 1)[-1]) for word in argv[:4])
+def _is_glued_password_client(word: str) -> bool:
+    """``mysql``, ``/usr/bin/mysqldump``, ``mariadb``: a program whose later ``-pX`` words are passwords."""
+    return bool(_GLUED_PASSWORD_CLIENTS.fullmatch(word.rsplit("/", 1)[-1]))
 
 
 def _is_value_like(word: str) -> bool:
@@ -134,12 +134,13 @@ def redact_argv(argv: list[str]) -> list[str]:
     password-like flag (``--password X``, ``--token=X``, ``-p X``), and secret shapes."""
     out: list[str] = []
     hide_next = False
-    glued_password = _runs_a_glued_password_client(argv)
+    glued_password = False  # set once a mysql-family program word is seen: its glued -p words are passwords
     for word in argv:
         word = str(word)
         if glued_password and len(word) > 2 and word.startswith(_SHORT_PASSWORD_FLAG) and not word.startswith("--"):
             out.append(_SHORT_PASSWORD_FLAG + REDACTED)  # mysql -pSECRET
             continue
+        glued_password = glued_password or _is_glued_password_client(word)
         if hide_next and _is_value_like(word):
             out.append(REDACTED)
             hide_next = False
