@@ -418,6 +418,19 @@ class LocalBackend:
         pids.discard(os.getpid())
         return pids
 
+    #: the head's processes that serve jobs: with both gone the cluster is dead, whatever else
+    #: of it lingers (Ray's autoscaler monitor and log monitor outlive a SIGKILLed GCS and raylet)
+    HEAD_PROCESSES = ("gcs_server", "raylet")
+
+    def head_alive(self, record) -> bool | None:
+        """Does the recorded head's GCS or raylet still run? None when the record names neither."""
+        head = [p for p in record.processes if p.name in self.HEAD_PROCESSES]
+        if record.status == ClusterStatus.STOPPED:
+            return False
+        if not head:
+            return None
+        return any(procs.alive(p.pid, p.start_ticks) for p in head)
+
     def processes_alive(self, record) -> int | None:
         """How many of this cluster's processes run now (0: it is dead, whatever its record says)."""
         if record.status == ClusterStatus.STOPPED:
@@ -485,6 +498,8 @@ class LocalBackend:
             state = "active" if answer.state in ("ok", "auth") else "unreachable"
             return ClusterState(name, state, exc.message, record, alive)
         answer = probe(record.address, headers)
+        if answer.state == "ok" and self.head_alive(record) is False:
+            answer.state, answer.detail = "down", "its dashboard still answers, but the GCS and raylet behind it are gone"
         if answer.state == "ok":
             session = (answer.version or {}).get("session_name")
             if record.session_name and session and session != record.session_name:
@@ -503,11 +518,16 @@ class LocalBackend:
             return ClusterState(name, "active", f"answers but refused the token: {answer.detail}", record, alive)
         if record.status == ClusterStatus.STARTING:
             return ClusterState(name, "starting", f"starting; jobs API {record.address} not answering yet", record, alive)
+        head_gone = self.head_alive(record) is False
         return ClusterState(
             name,
             "unreachable",
             f"recorded as running at {record.address} but it does not answer ({answer.detail}); "
-            f"{alive} of its processes are alive. Restart it",
+            + (
+                f"its head's GCS and raylet are gone (killed) and {alive} leftover processes remain. Start it again: that ends them"
+                if head_gone
+                else f"{alive} of its processes are alive. Restart it"
+            ),
             record,
             alive,
             next_steps=[start_step(name, record)],

@@ -248,3 +248,35 @@ def terminate(pids: Iterable[int] = (), *, pgid: int | None = None, grace: float
             left = remaining()
     result.survivors = left
     return result
+
+
+def processes_with_env(key: str, value: str) -> list[int]:
+    """Live processes of this user whose environment has ``key=value``: a run's processes carry
+    ``MERLIN_RUN_ID``, so they are found after Ray lost them (reparented to init, in no Ray
+    session). Reads ``/proc/<pid>/environ`` where it exists, psutil elsewhere; never this process."""
+    me = os.getpid()
+    needle = f"{key}={value}".encode()
+    out: list[int] = []
+    if os.path.isdir("/proc/self"):
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit() or int(entry.name) == me:
+                continue
+            try:
+                with open(f"/proc/{entry.name}/environ", "rb") as fh:
+                    env = fh.read()
+            except OSError:  # gone, or another user's
+                continue
+            if needle in env.split(b"\0"):
+                info = proc_info(int(entry.name))
+                if info is not None and not info.gone:
+                    out.append(info.pid)
+        return sorted(out)
+    import psutil
+
+    for proc in psutil.process_iter():
+        try:
+            if proc.pid != me and proc.environ().get(key) == value and proc.status() != psutil.STATUS_ZOMBIE:
+                out.append(proc.pid)
+        except (psutil.Error, OSError):
+            continue
+    return sorted(out)

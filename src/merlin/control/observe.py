@@ -205,6 +205,11 @@ def apply(cp: ControlPlane, seen: RunRecord, obs: Observation, keep_logs: bool =
             cp.ledger.append_event(run_id, "artifacts", "the run ended; target directory indexed", attempt=attempt_no, detail={"files": len(late.files)})
     if became_terminal and keep_logs and rec.status != RunStatus.LOST:
         eng.keep_logs([rec])
+    if became_terminal and rec.status == RunStatus.LOST:
+        end = getattr(eng, "end_leftovers", None)  # optional: processes the engine lost track of
+        ended = end(rec) if end is not None else 0
+        if ended:
+            cp.ledger.append_event(run_id, "note", f"ended {ended} processes the lost attempt left running", attempt=attempt_no)
     return rec
 
 

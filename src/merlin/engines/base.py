@@ -129,6 +129,8 @@ class Engine(Protocol):
 
     # Optional (see :func:`hold_conditions`): ``hold_conditions(record, request, observed_at)``,
     # the engine's own reasons a run it was handed has not started (``jobs why``'s engine layer).
+    # Optional: ``leftovers(record) -> str | None``, what of an ended attempt still runs (a retry
+    # refuses beside it), and ``end_leftovers(record) -> int``, called once a run is recorded lost.
 
 
 def hold_conditions(engine: Any, record: RunRecord, request: RunRequest | None, observed_at: str) -> list[dict[str, Any]]:

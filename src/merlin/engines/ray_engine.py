@@ -273,19 +273,50 @@ class RayEngine:
         )
 
     def _dead(self, cluster: ClusterRecord) -> str | None:
-        """Why ``cluster`` (not answering) is known to be dead: its backend counts 0 of
-        its processes alive (a local head that was killed). None: it may come back."""
+        """Why ``cluster`` (not answering) is known to be dead: its backend says its head's
+        GCS and raylet are gone (Ray's monitors may outlive them: they serve no job), or
+        counts 0 of its processes alive. None: it may come back (say, stopped with SIGSTOP)."""
         from merlin.clusters import registry
 
         try:
             backend = registry.backend(cluster.kind, self.ledger)
         except Exception:
             return None
+        head = getattr(backend, "head_alive", None)
+        if head is not None and head(cluster) is False:
+            return f"Ray cluster '{cluster.name}' at {cluster.address} does not answer and its head's GCS and raylet are gone (killed)"
         count = getattr(backend, "processes_alive", None)
         alive = count(cluster) if count is not None else None
         if alive != 0:
             return None
         return f"Ray cluster '{cluster.name}' at {cluster.address} does not answer and 0 of its processes are alive (its head was killed)"
+
+    def _local_processes(self, record: RunRecord) -> list[int]:
+        """Processes on this machine that carry the run's id (``MERLIN_RUN_ID`` in their
+        environment), for a run on a cluster whose nodes are this machine (kind ``local``).
+        Ray loses track of a job's processes when its head dies: they live on, reparented to init."""
+        from merlin.clusters import procs
+
+        cluster = self.ledger.read_cluster(record.cluster.name) if record.cluster else None
+        if cluster is None or cluster.kind != "local":
+            return []
+        return procs.processes_with_env("MERLIN_RUN_ID", record.run_id)
+
+    def leftovers(self, record: RunRecord) -> str | None:
+        """Processes of a lost run still running here (a retry must not start beside them)."""
+        if record.status != RunStatus.LOST:
+            return None
+        left = self._local_processes(record)
+        return f"{len(left)} of its processes still run on this machine (pids {', '.join(map(str, left[:5]))})" if left else None
+
+    def end_leftovers(self, record: RunRecord, grace: float = 2.0) -> int:
+        """End what a lost run left running on this machine; returns how many processes were signalled."""
+        from merlin.clusters import procs
+
+        left = self._local_processes(record) if record.status == RunStatus.LOST else []
+        if left:
+            procs.terminate(left, grace=grace)
+        return len(left)
 
     def _gone(self, record: RunRecord, cluster: ClusterRecord | None, dead: str | None = None) -> Observation:
         name = record.cluster.name if record.cluster else "default"
@@ -447,6 +478,9 @@ class RayEngine:
     def cancel(self, record: RunRecord, grace: float = 5.0) -> CancelResult:
         """Ask Ray to stop the job; the control plane observes until it is STOPPED."""
         att = record.attempt
+        if record.status == RunStatus.LOST:  # Ray lost it; what it left here is ended directly
+            self.end_leftovers(record, grace=grace)
+            return CancelResult.DONE
         if att is None or not att.submission_id:
             return CancelResult.NEVER_STARTED
         try:
