@@ -153,3 +153,29 @@ def test_the_gateway_audits_where_layout_says(tmp_path: Path) -> None:
     lines = [json.loads(x) for x in gw.cp.layout.gateway_audit.read_text().splitlines()]
     assert [(x["operation"], x["result"].split(":")[0], x["client"], x["transport"]) for x in lines] == [
         ("leases_reserve", "ok", "pytest", "test"), ("leases_release", "error 2", "pytest", "test")]  # fmt: skip
+
+
+def test_the_architecture_doc_states_the_contracts() -> None:
+    """docs/architecture.md's layer table is the layers contract row by row, and it names every
+    forbidden contract: the doc says what import-linter enforces, no more, no less."""
+    import re
+
+    cfg = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["importlinter"]
+    layers = next(c for c in cfg["contracts"] if c["type"] == "layers")["layers"]
+    doc = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
+    section = doc[doc.index("## Layers") : doc.index("## Rules of the house")]
+    rows = [line.split(" | ")[0].lstrip("| ") for line in section.splitlines() if line.startswith("| `")]
+
+    def module(cell: str) -> str:
+        return "merlin." + cell.strip("` ").removesuffix("/").removesuffix(".py")
+
+    def layer_of(row: str) -> str:
+        for sep in (" : ", " \\| "):
+            if sep in row:
+                return sep.replace("\\", "").join(module(x) for x in row.split(sep))
+        return module(row)
+
+    assert [layer_of(r) for r in rows] == [re.sub(r"[()]", "", x) for x in layers]
+    for contract in cfg["contracts"]:
+        if contract["type"] == "forbidden":
+            assert f"*{contract['name']}*" in section.replace("\n  ", " ").replace("\n", " "), f"the doc does not state {contract['name']!r}"

@@ -46,6 +46,39 @@ def default_out_dir() -> Path:
     return out()
 
 
+def targetgen_target(capability: PathArg | None, overlay: PathArg | None, out_dir: PathArg | None, from_dir: PathArg | None) -> tuple[str, Path]:
+    """(target name, target directory) of an execute, before it runs (spec errors surface here)."""
+    if from_dir is not None:
+        from merlin.targetgen import state as st
+
+        layout = st.open_target_dir(from_dir)
+        return str(st.load_bundle(layout)["target"]), layout.root
+    from merlin.spec import load_pair
+
+    if capability is None:
+        raise BadInput("give a capability spec or a target directory")
+    cap, _ovl = load_pair(capability, overlay)
+    name = cap.model.target.name
+    return name, (Path(out_dir or default_out_dir()) / name).resolve()
+
+
+def targetgen_needs(capability: PathArg | None, overlay: PathArg | None, from_dir: PathArg | None) -> list[str]:
+    """The overlay's ``resources:`` as lease requests (``POOL:COUNT,k=v``): from the bundle of
+    ``from_dir``, else from the overlay file. Empty when the target needs no lab hardware."""
+    if from_dir is not None:
+        from merlin.targetgen import state as st
+
+        needs = st.load_bundle(st.open_target_dir(from_dir)).get("resources") or []
+    elif overlay is not None and capability is not None:
+        from merlin.spec import load_pair
+
+        _cap, ovl = load_pair(capability, overlay)
+        needs = [r.model_dump() for r in ovl.model.deployment.resources] if ovl else []
+    else:
+        needs = []
+    return [f"{n['pool']}:{n.get('count', 1)}" + "".join(f",{k}={v}" for k, v in sorted((n.get("labels") or {}).items())) for n in needs]
+
+
 # ------------------------------------------------------------------ records
 
 

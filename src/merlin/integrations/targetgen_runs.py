@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from merlin.errors import BadInput, ExitCode, MerlinError
+from merlin.integrations.targetgen_ops import PathArg, targetgen_needs, targetgen_target
 from merlin.ledger.paths import new_run_id, validate_name, validate_run_id
 from merlin.ledger.status import RunStatus
 from merlin.ledger.store import set_status
@@ -28,8 +29,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from merlin.ledger.models import RunRecord
     from merlin.targetgen.executor import ExecuteResult
 
-#: a path as given (a capability spec, an overlay, an output root, a target directory), or none
-PathArg = str | Path | None
 
 #: What a finished TargetGen run's message says, when the executor gives none.
 OUTCOME_TEXT = {
@@ -40,45 +39,10 @@ OUTCOME_TEXT = {
 }
 
 
-
 def outcome_steps(outcome: str, run_id: str, target_dir: str) -> list[dict[str, Any]]:
     if outcome == "completed":
         return [step(Action.ARTIFACTS, run_id=run_id)]
     return [step(Action.TARGETGEN_STATUS, target_dir=target_dir), step(Action.TARGETGEN_EXECUTE, target_dir=target_dir)]
-
-
-def targetgen_target(capability: PathArg, overlay: PathArg, out_dir: PathArg, from_dir: PathArg) -> tuple[str, Path]:
-    """(target name, target directory) of an execute, before it runs (spec errors surface here)."""
-    if from_dir is not None:
-        from merlin.targetgen import state as st
-
-        layout = st.open_target_dir(from_dir)
-        return str(st.load_bundle(layout)["target"]), layout.root
-    from merlin.spec import load_pair
-    from merlin.targetgen.executor import default_out_dir
-
-    if capability is None:
-        raise BadInput("give a capability spec or a target directory")
-    cap, _ovl = load_pair(capability, overlay)
-    name = cap.model.target.name
-    return name, (Path(out_dir or default_out_dir()) / name).resolve()
-
-
-def targetgen_needs(capability: PathArg, overlay: PathArg, from_dir: PathArg) -> list[str]:
-    """The overlay's ``resources:`` as lease requests (``POOL:COUNT,k=v``): from the bundle of
-    ``from_dir``, else from the overlay file. Empty when the target needs no lab hardware."""
-    if from_dir is not None:
-        from merlin.targetgen import state as st
-
-        needs = st.load_bundle(st.open_target_dir(from_dir)).get("resources") or []
-    elif overlay is not None and capability is not None:
-        from merlin.spec import load_pair
-
-        _cap, ovl = load_pair(capability, overlay)
-        needs = [r.model_dump() for r in ovl.model.deployment.resources] if ovl else []
-    else:
-        needs = []
-    return [f"{n['pool']}:{n.get('count', 1)}" + "".join(f",{k}={v}" for k, v in sorted((n.get("labels") or {}).items())) for n in needs]
 
 
 def targetgen_outcome(result: ExecuteResult | Mapping[str, Any], run_id: str, engine: str | None = None) -> tuple[str, list[dict[str, Any]]]:
@@ -253,7 +217,7 @@ def retry_claim(cp: Plane, rec: RunRecord) -> Iterator[None]:
         yield
 
 
-def targetgen_submit(cp: Plane, *, capability: PathArg, overlay: PathArg, out_dir: PathArg, from_dir: PathArg, engine: str, cluster: str | None, wait: bool, progress: Callable[[str], None] | None = None) -> RunRecord:
+def targetgen_submit(cp: Plane, *, capability: PathArg | None, overlay: PathArg | None, out_dir: PathArg | None, from_dir: PathArg | None, engine: str, cluster: str | None, wait: bool, progress: Callable[[str], None] | None = None) -> RunRecord:
     """``execute --engine E``: persist the bundle (orchestrate), then submit the
     in-process executor on that directory as a run of ``E``, recorded in the ledger."""
     if from_dir is not None:
