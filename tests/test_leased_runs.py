@@ -223,7 +223,7 @@ def test_waiting_on_is_in_the_record_and_follows_the_queue(cp: ControlPlane) -> 
     listed row: ``jobs list --json`` and the gateway's listing carry it, and it moves with the queue."""
     import json
 
-    from merlin.gateway.summaries import summary
+    from merlin.control.summaries import summary
 
     holder = cp.leases.reserve(["firesim_fpga:1"], ttl=120, run_id="someone-else")
     first = cp.submit(["true"], target="fpga", workflow="first", engine="local", leases=["firesim_fpga:1"])

@@ -20,14 +20,15 @@ and never formats a shell command (records carry ``next_steps`` as data).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from merlin.control import lifecycle, observe
 from merlin.control import logs as logs_mod
 from merlin.control import submit as submit_mod
+from merlin.engines.registry import DEFAULT_ENGINE
 from merlin.integrations import targetgen_runs as tg
 from merlin.integrations.targetgen_runs import (  # noqa: F401  (the TargetGen glue's public names)
     InProcessRun,
@@ -42,8 +43,16 @@ from merlin.safety import check_target_dir  # noqa: F401  (re-exported: document
 
 if TYPE_CHECKING:  # pragma: no cover
     from merlin.clusters.base import ClusterBackend, ClusterState
+    from merlin.control.artifacts import ArtifactRead
+    from merlin.control.summaries import RunSummaries
     from merlin.engines.base import Engine, Observation
+    from merlin.integrations.targetgen_ops import Explanation, ReviewPrompt, ReviewQueue, ReviewResponse, Validation, WrittenPlan
+    from merlin.leases.book import Lease, LeaseBook
     from merlin.ledger.models import ArtifactIndex, ClusterRecord, RunRecord
+    from merlin.targetgen.executor import AnswerResult, ExecuteResult, OrchestrateResult, RetryResult
+
+#: a path as given by a caller (a spec, an overlay, an output root, a target directory)
+PathArg = str | os.PathLike[str]
 
 
 class ControlPlane:
@@ -55,15 +64,26 @@ class ControlPlane:
         self.layout: Layout = self.ledger.layout
         self._engines: dict[str, Engine] = {}
         self._backends: dict[str, ClusterBackend] = {}
+        self._summaries: RunSummaries | None = None
 
     # ----------------------------------------------------------------- parts
 
     @property
-    def leases(self) -> Any:
+    def leases(self) -> LeaseBook:
         """The lease book (merlin.leases.book.LeaseBook) of this state root: reserve, renew, release, ..."""
         from merlin.leases.book import LeaseBook
 
         return LeaseBook(self.layout)
+
+    def reserve_lease(
+        self, bundles: Sequence[str], *, labels: Mapping[str, str] | None = None, priority: int = 0, ttl: float | str | None = None, run_id: str | None = None
+    ) -> Lease:
+        """Request items (``POOL[:COUNT][,k=v...]`` each; several form a gang), each bundle's items carrying
+        ``labels``; the lease comes back at once, granted or waiting in the queue."""
+        from merlin.leases.book import parse_bundle
+
+        given: dict[str, Any] = {} if ttl is None else {"ttl": ttl}
+        return self.leases.reserve([parse_bundle(b, dict(labels or {})) for b in bundles], priority=priority, run_id=run_id, **given)
 
     def lease_queue(self) -> list[dict[str, Any]]:
         """Waiting lease requests in serving order, after a scheduling pass. First, every waiting
@@ -172,8 +192,6 @@ class ControlPlane:
         in its message and ``next_steps``. With ``leases`` (``POOL[:COUNT][,k=v...]``, a
         gang if several) the run is recorded ``waiting`` and starts by itself once they
         are granted; its lease is held while it runs (see :mod:`merlin.control.leased`)."""
-        from merlin.engines.registry import DEFAULT_ENGINE
-
         rec = submit_mod.submit(
             self, command, target=target, workflow=workflow, engine=engine or DEFAULT_ENGINE, target_dir=target_dir, workdir=workdir,
             num_cpus=num_cpus, num_gpus=num_gpus, resources=resources, env=env, cluster=cluster, source=source,
@@ -243,6 +261,25 @@ class ControlPlane:
     def events(self, run_id: str) -> list[dict[str, Any]]:
         return self.ledger.events(validate_run_id(run_id))
 
+    def run_summaries(self, status: Sequence[str] | None = None, limit: int = 0, *, full: bool = False, refresh: bool = False) -> tuple[int, list[dict[str, Any]]]:
+        """(how many runs match ``status``, the newest ``limit`` of them; 0: all), each a summary
+        (:data:`merlin.control.summaries.SUMMARY_FIELDS`, kept between calls and forgotten when the
+        ledger's change journal names the run), or the whole record as stored with ``full``."""
+        from merlin.control import summaries
+
+        if self._summaries is None:
+            self._summaries = summaries.RunSummaries(self.root)
+        return summaries.listing(self, self._summaries, status, limit, full=full, refresh=refresh)
+
+    def append_audit(self, entry: Mapping[str, Any]) -> None:
+        """One line of the gateway's audit log (``Layout.gateway_audit``), stamped with the time."""
+        import json
+
+        from merlin.atomic import append_line
+        from merlin.ledger.models import utcnow
+
+        append_line(self.layout.gateway_audit, json.dumps({"time": utcnow().isoformat(), **entry}, sort_keys=True, default=str))
+
     # ----------------------------------------------------------- logs/cancel
 
     def logs(self, run_id: str, attempt: int | None = None) -> str:
@@ -263,6 +300,12 @@ class ControlPlane:
 
     def artifacts(self, run_id: str) -> ArtifactIndex:
         return observe.artifacts(self, run_id)
+
+    def read_artifact(self, run_id: str, name: str, max_bytes: int) -> ArtifactRead:
+        """One indexed artifact: its entry and path, and its bytes (sha256 checked) unless larger than ``max_bytes``."""
+        from merlin.control.artifacts import read_artifact
+
+        return read_artifact(self, run_id, name, max_bytes)
 
     def fetch_artifact(self, run_id: str, name: str, to: str | os.PathLike[str]) -> Path:
         from merlin.ledger.artifacts import fetch
@@ -291,9 +334,14 @@ class ControlPlane:
             extra_args=extra_args, metadata=metadata, env=env,
         )
 
-    def targetgen_submit(self, *, capability: Any, overlay: Any, out_dir: Any, from_dir: Any, engine: str = "ray", cluster: str | None = None, wait: bool = False, progress: Any = None) -> RunRecord:
+    def targetgen_submit(
+        self, *, capability: PathArg | None, overlay: PathArg | None, out_dir: PathArg | None, from_dir: PathArg | None, engine: str = "ray", cluster: str | None = None,
+        wait: bool = False, progress: Callable[[str], None] | None = None,
+    ) -> RunRecord:
         """``targetgen execute --engine E``: orchestrate (unless ``from_dir``), then submit the executor as a run of E."""
-        return tg.targetgen_submit(self, capability=capability, overlay=overlay, out_dir=out_dir, from_dir=from_dir, engine=engine, cluster=cluster, wait=wait, progress=progress)
+        return tg.targetgen_submit(
+            self, capability=_path(capability), overlay=_path(overlay), out_dir=_path(out_dir), from_dir=_path(from_dir), engine=engine, cluster=cluster, wait=wait, progress=progress
+        )
 
     def record_inprocess_run(
         self,
@@ -341,16 +389,120 @@ class ControlPlane:
         return tg.finish_run(self, run_id, outcome=outcome, exit_code=exit_code, message=message, error=error, blocked=blocked, next_steps=next_steps)
 
 
+    # ------------------------------------------------------- TargetGen face
+
+    def targetgen_validate(self, capability: PathArg, overlay: PathArg | None = None, *, strict: bool = False) -> Validation:
+        """Check a capability spec (and overlay); with ``strict`` the pair's warnings are the error."""
+        from merlin.integrations import targetgen_ops
+
+        return targetgen_ops.validate(_path(capability), _path(overlay), strict=strict)
+
+    def targetgen_plan(self, capability: PathArg, overlay: PathArg | None = None, *, out_dir: PathArg | None = None, strict: bool = False) -> WrittenPlan:
+        """Write the plan (support plan, task graph, verification manifest) under ``<out_dir>/<target>/``."""
+        from merlin.integrations import targetgen_ops
+
+        return targetgen_ops.plan(_path(capability), _path(overlay), out_dir=_path(out_dir), strict=strict)
+
+    def targetgen_explain(self, capability: PathArg, overlay: PathArg | None = None, *, strict: bool = False) -> Explanation:
+        """The plan with the reason behind every decision (writes nothing)."""
+        from merlin.integrations import targetgen_ops
+
+        return targetgen_ops.explain(_path(capability), _path(overlay), strict=strict)
+
+    def targetgen_orchestrate(
+        self, capability: PathArg, overlay: PathArg | None = None, *, out_dir: PathArg | None = None, prompt_backend: str | None = None, reset: bool = False, strict: bool = False
+    ) -> OrchestrateResult:
+        """Write the execution bundle, briefs, prompt packets and state of a target (progress kept unless ``reset``)."""
+        from merlin.integrations import targetgen_ops
+
+        return targetgen_ops.orchestrate(_path(capability), _path(overlay), out_dir=_path(out_dir), prompt_backend=prompt_backend, reset=reset, strict=strict)
+
+    def targetgen_execute(
+        self, *, target_dir: PathArg | None = None, capability: PathArg | None = None, overlay: PathArg | None = None, out_dir: PathArg | None = None,
+        engine: str = "ray", cluster: str | None = None, strict: bool = False,
+    ) -> RunRecord:
+        """Advance a target until its next gate as a recorded run of ``engine``: ``target_dir`` as
+        orchestrated, or ``capability`` (orchestrated first; ``strict`` checks its warnings before
+        anything is written). Returns once the run is recorded (:meth:`wait` for its end)."""
+        if strict and capability is not None:
+            from merlin.integrations import targetgen_ops
+
+            targetgen_ops.load_checked(_path(capability), _path(overlay), strict)
+        return self.targetgen_submit(capability=capability, overlay=overlay, out_dir=out_dir, from_dir=target_dir, engine=engine, cluster=cluster)
+
+    def targetgen_status(self, target_dir: PathArg) -> ExecuteResult:
+        """Every task (state, stage, attempts, last validation), the open questions and what waits."""
+        from merlin.integrations import targetgen_ops
+
+        return targetgen_ops.status(_path(target_dir))
+
+    def targetgen_answer(self, target_dir: PathArg, question_id: str, choice: str, note: str | None = None) -> AnswerResult:
+        """Answer an open operator question (recorded under the target lock; the next execute applies it)."""
+        from merlin.integrations import targetgen_ops
+
+        return targetgen_ops.answer(_path(target_dir), question_id, choice, note)
+
+    def targetgen_retry(self, target_dir: PathArg, task: str | None = None, reason: str | None = None) -> RetryResult:
+        """Return a blocked or failed task (default: every one) to planned, recording why."""
+        from merlin.integrations import targetgen_ops
+
+        return targetgen_ops.retry(_path(target_dir), task, reason)
+
+    def targetgen_review(self, target_dir: PathArg | None = None) -> ReviewQueue:
+        """Open operator questions and tasks awaiting a response, of one target or of every target under the output root."""
+        from merlin.integrations import targetgen_ops
+
+        return targetgen_ops.review_queue(_path(target_dir))
+
+    def targetgen_prompt(self, target_dir: PathArg, task_id: str | None = None) -> ReviewPrompt:
+        """The prompt packet of a task awaiting a response (default: the one that does), and where its response goes."""
+        from merlin.integrations import targetgen_ops
+
+        return targetgen_ops.review_prompt(_path(target_dir), task_id)
+
+    def targetgen_respond(self, target_dir: PathArg, task_id: str, text: str, *, by: str) -> ReviewResponse:
+        """Write the response of a task awaiting one where the executor reads it; ``by`` is recorded."""
+        from merlin.integrations import targetgen_ops
+
+        return targetgen_ops.review_respond(_path(target_dir), task_id, text, by=by)
+
+
+def engine_names() -> list[str]:
+    """Every engine a run can name (:mod:`merlin.engines.registry`, none imported); ``DEFAULT_ENGINE`` when none is named."""
+    from merlin.engines import registry
+
+    return registry.names()
+
+
+def redact(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with secret-looking values redacted, as the ledger's records are (a front end's responses)."""
+    from merlin.ledger.text import redact_mapping
+
+    out: dict[str, Any] = redact_mapping(data)
+    return out
+
+
+@overload
+def _path(p: PathArg) -> str | Path: ...
+@overload
+def _path(p: None) -> None: ...
+@overload
+def _path(p: PathArg | None) -> str | Path | None: ...
+def _path(p: PathArg | None) -> str | Path | None:
+    """A path argument as the TargetGen parts take it: a string stays as given (its errors quote it so)."""
+    return p if p is None or isinstance(p, str | Path) else Path(p)
+
+
 def targetgen_submit(
     *,
-    capability: Any,
-    overlay: Any,
-    out_dir: Any,
-    from_dir: Any,
+    capability: PathArg | None,
+    overlay: PathArg | None,
+    out_dir: PathArg | None,
+    from_dir: PathArg | None,
     cluster: str | None,
     wait: bool,
     state_root: str | os.PathLike[str] | None,
-    progress: Any = None,
+    progress: Callable[[str], None] | None = None,
     engine: str = "ray",
 ) -> RunRecord:
     """``execute --engine E`` for a state root (kept for callers of the pre-split API)."""

@@ -30,7 +30,7 @@ from merlin.ledger.status import RunStatus
 from merlin.nextsteps import Action, step
 
 if TYPE_CHECKING:  # pragma: no cover
-    from merlin.controlplane import ControlPlane
+    from merlin.control.plane import Plane
     from merlin.ledger.models import RunRecord
 
 #: seconds between looks at a leased run while it is active (the release latency)
@@ -42,7 +42,7 @@ READY_TIMEOUT = 30.0
 
 
 def start_waiter(
-    cp: ControlPlane, rec: RunRecord, command: Sequence[str], env: Mapping[str, str], bundles: list[dict[str, Any]], lease_id: str
+    cp: Plane, rec: RunRecord, command: Sequence[str], env: Mapping[str, str], bundles: list[dict[str, Any]], lease_id: str
 ) -> dict[str, Any]:
     """Start the detached waiter and return the lease it reserved (after it has).
 
@@ -109,7 +109,7 @@ def _describe(lease: Mapping[str, Any]) -> str:
 # ------------------------------------------------------------------ the waiter
 
 
-def serve(cp: ControlPlane, argv: list[str]) -> int:
+def serve(cp: Plane, argv: list[str]) -> int:
     """The waiter's life (``python -m merlin.cli.lease_waiter RUN_DIR ATTEMPT LEASE_ID``, given its control plane)."""
     from merlin.control.submit import launch
     from merlin.leases.book import LeaseLost
@@ -216,7 +216,7 @@ def serve(cp: ControlPlane, argv: list[str]) -> int:
         )
 
 
-def _stop_when_cancelled(cp: ControlPlane, run_id: str, attempt: int, lease_id: str, stop: threading.Event) -> None:
+def _stop_when_cancelled(cp: Plane, run_id: str, attempt: int, lease_id: str, stop: threading.Event) -> None:
     """While waiting: a run cancelled (or retried) in the ledger cancels its lease request, which ends the wait."""
     tick = 0
     while not stop.wait(POLL):
@@ -238,7 +238,7 @@ def _stop_when_cancelled(cp: ControlPlane, run_id: str, attempt: int, lease_id: 
             _note_reason(cp, run_id, attempt, lease_id)
 
 
-def _note_reason(cp: ControlPlane, run_id: str, attempt: int, lease_id: str) -> None:
+def _note_reason(cp: Plane, run_id: str, attempt: int, lease_id: str) -> None:
     try:
         lease = cp.leases.show(lease_id)
         why = cp.leases.why(lease_id) if lease["state"] == "waiting" else []
@@ -254,7 +254,7 @@ def _note_reason(cp: ControlPlane, run_id: str, attempt: int, lease_id: str) -> 
     cp.ledger.update(run_id, note, cause="lease queue moved")  # no write when the reason did not change
 
 
-def _end_waiting(cp: ControlPlane, run_id: str, attempt: int, exc: MerlinError) -> None:
+def _end_waiting(cp: Plane, run_id: str, attempt: int, exc: MerlinError) -> None:
     """The lease request ended without a grant (cancelled, revoked, refused): so does the waiting run."""
     from merlin.ledger.models import utcnow
     from merlin.ledger.store import set_status
@@ -271,7 +271,7 @@ def _end_waiting(cp: ControlPlane, run_id: str, attempt: int, exc: MerlinError) 
     cp.ledger.update(run_id, mark, cause="the lease request ended without a grant")
 
 
-def end_if_waiter_died(cp: ControlPlane, rec: RunRecord) -> RunRecord:
+def end_if_waiter_died(cp: Plane, rec: RunRecord) -> RunRecord:
     """A ``waiting`` run whose recorded waiter process is gone will never start: record it lost.
 
     Checked by whoever looks at the run next (status, refresh, wait, the lease
@@ -309,7 +309,7 @@ def end_if_waiter_died(cp: ControlPlane, rec: RunRecord) -> RunRecord:
     return rec
 
 
-def end_runs_whose_waiters_died(cp: ControlPlane) -> list[RunRecord]:
+def end_runs_whose_waiters_died(cp: Plane) -> list[RunRecord]:
     """:func:`end_if_waiter_died` for every waiting run of the ledger (what ``resources queue`` checks)."""
     from merlin.errors import NotFound
     from merlin.leases.waiter import gone

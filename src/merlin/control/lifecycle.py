@@ -15,11 +15,11 @@ from merlin.ledger.store import set_status
 from merlin.nextsteps import Action, step
 
 if TYPE_CHECKING:  # pragma: no cover
-    from merlin.controlplane import ControlPlane
-    from merlin.ledger.models import RunRecord
+    from merlin.control.plane import Plane
+    from merlin.ledger.models import ClusterRecord, RunRecord
 
 
-def wait(cp: ControlPlane, run_id: str, timeout: float | None = None, poll: float = 0.5) -> RunRecord:
+def wait(cp: Plane, run_id: str, timeout: float | None = None, poll: float = 0.5) -> RunRecord:
     deadline = None if timeout is None else time.monotonic() + timeout
     rec = cp.status(run_id)
     limit = cp.engine(rec.engine).poll_interval
@@ -32,7 +32,7 @@ def wait(cp: ControlPlane, run_id: str, timeout: float | None = None, poll: floa
     return rec
 
 
-def cancel(cp: ControlPlane, run_id: str, grace: float = 5.0, timeout: float = 15.0) -> RunRecord:
+def cancel(cp: Plane, run_id: str, grace: float = 5.0, timeout: float = 15.0) -> RunRecord:
     """Stop a run. An engine that reports its own status is told after the ledger says
     cancelled (so its reporter sees it); any other is asked, then observed until it ends."""
     from merlin.engines.base import CancelResult
@@ -100,13 +100,13 @@ def cancel(cp: ControlPlane, run_id: str, grace: float = 5.0, timeout: float = 1
     return rec
 
 
-def leftovers(cp: ControlPlane, rec: RunRecord) -> str | None:
+def leftovers(cp: Plane, rec: RunRecord) -> str | None:
     """What of an ended run's latest attempt still runs (its engine's ``leftovers``), or None."""
     probe = getattr(cp.engine(rec.engine), "leftovers", None)
     return probe(rec) if probe is not None and rec.status.is_terminal() else None
 
 
-def _cancel_waiting(cp: ControlPlane, run_id: str, again: list[dict[str, Any]]) -> RunRecord:
+def _cancel_waiting(cp: Plane, run_id: str, again: list[dict[str, Any]]) -> RunRecord:
     """A run waiting for its lease: the ledger says cancelled, then its lease request is
     withdrawn (its waiter sees either and exits without starting it)."""
     from merlin.ledger.models import utcnow
@@ -127,7 +127,7 @@ def _cancel_waiting(cp: ControlPlane, run_id: str, again: list[dict[str, Any]]) 
     return rec
 
 
-def _cancel_never_started(cp: ControlPlane, run_id: str) -> RunRecord:
+def _cancel_never_started(cp: Plane, run_id: str) -> RunRecord:
     """An engine may be unable to stop an attempt it never scheduled (Ray queues the stop
     request in the job's actor). The user asked to cancel, so the ledger says cancelled,
     and the message says what the engine will still show."""
@@ -152,7 +152,7 @@ def _cancel_never_started(cp: ControlPlane, run_id: str) -> RunRecord:
 
 
 def retry(
-    cp: ControlPlane, run_id: str, env: Mapping[str, str] | None = None, cluster: str | None = None, wait_for: bool = False, timeout: float | None = None
+    cp: Plane, run_id: str, env: Mapping[str, str] | None = None, cluster: str | None = None, wait_for: bool = False, timeout: float | None = None
 ) -> RunRecord:
     from merlin.control.submit import launch, submitter
     from merlin.ledger.models import Attempt, ClusterRef
@@ -238,7 +238,7 @@ def retry(
     return rec
 
 
-def runs_on_cluster(cp: ControlPlane, name: str) -> list[RunRecord]:
+def runs_on_cluster(cp: Plane, name: str) -> list[RunRecord]:
     """The runs not over yet on cluster ``name`` (reconciled with their engine first)."""
     ids = []
     for d in cp.ledger.list_raw():
@@ -251,7 +251,7 @@ def runs_on_cluster(cp: ControlPlane, name: str) -> list[RunRecord]:
     return [r for r in (cp.get(i) for i in ids) if not r.status.is_terminal()]
 
 
-def stop_cluster(cp: ControlPlane, name: str, grace: float = 5.0, force: bool = False, **kwargs: Any) -> Any:
+def stop_cluster(cp: Plane, name: str, grace: float = 5.0, force: bool = False, **kwargs: Any) -> ClusterRecord:
     """Stop a cluster. Runs still active on it are listed and refused without ``force``; with it,
     each is recorded as ended by the stop (cancelled, "cluster stopped", retry step) and its logs
     are copied into the ledger before the cluster (and Ray's copy of the logs) goes."""
@@ -298,7 +298,7 @@ def stop_cluster(cp: ControlPlane, name: str, grace: float = 5.0, force: bool = 
     return cp.cluster_backend(record.kind).stop(record, grace=grace, **kwargs)
 
 
-def _wait_for_jobs_to_end(cp: ControlPlane, recs: list[RunRecord], timeout: float) -> None:
+def _wait_for_jobs_to_end(cp: Plane, recs: list[RunRecord], timeout: float) -> None:
     """Give the engine a moment to end the jobs, so the logs copied are complete (best effort)."""
     deadline = time.monotonic() + timeout
     eng = cp.engine(recs[0].engine)

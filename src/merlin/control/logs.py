@@ -10,10 +10,10 @@ from merlin.errors import BadInput, Blocked, MerlinError, NotFound
 from merlin.ledger.status import RunStatus
 
 if TYPE_CHECKING:  # pragma: no cover
-    from merlin.controlplane import ControlPlane
+    from merlin.control.plane import Plane
 
 
-def logs(cp: ControlPlane, run_id: str, attempt: int | None = None) -> str:
+def logs(cp: Plane, run_id: str, attempt: int | None = None) -> str:
     rec = cp.get(run_id)
     if attempt is not None and not 1 <= attempt <= len(rec.attempts):
         raise BadInput(f"run {run_id} has {len(rec.attempts)} attempt(s); --attempt {attempt} does not exist")
@@ -48,7 +48,7 @@ def _not_kept(run_id: str, n: int, att, why: str) -> NotFound:
     )
 
 
-def follow(cp: ControlPlane, run_id: str) -> Iterator[str]:
+def follow(cp: Plane, run_id: str) -> Iterator[str]:
     rec = cp.get(run_id)
     att = rec.attempt
     if att is None or rec.status == RunStatus.BLOCKED or not att.submission_id or (

@@ -16,7 +16,7 @@ from merlin.ledger.store import set_status
 from merlin.nextsteps import Action, step
 
 if TYPE_CHECKING:  # pragma: no cover
-    from merlin.controlplane import ControlPlane
+    from merlin.control.plane import Plane
     from merlin.ledger.models import ArtifactIndex, RunRecord
 
 
@@ -27,7 +27,7 @@ def observable(rec: RunRecord) -> bool:
     return rec.status.is_active() and not (rec.status == RunStatus.PENDING and rec.attempt is not None and rec.attempt.submission_id is None)
 
 
-def status(cp: ControlPlane, run_id: str, refresh: bool = True) -> RunRecord:
+def status(cp: Plane, run_id: str, refresh: bool = True) -> RunRecord:
     rec = cp.get(run_id)
     if refresh and rec.status == RunStatus.WAITING:
         from merlin.control.leased import end_if_waiter_died
@@ -39,7 +39,7 @@ def status(cp: ControlPlane, run_id: str, refresh: bool = True) -> RunRecord:
     return rec
 
 
-def status_json(cp: ControlPlane, run_id: str, refresh: bool = True) -> dict[str, Any]:
+def status_json(cp: Plane, run_id: str, refresh: bool = True) -> dict[str, Any]:
     """:func:`status` as the record's JSON (what ``--json`` prints), pydantic-free when nothing changes.
 
     ``jobs status`` on a live run is mostly "still running": the record only gains
@@ -92,7 +92,7 @@ def json_time(value: Any) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
-def refresh(cp: ControlPlane, run_ids: Iterable[str] | None = None) -> list[RunRecord]:
+def refresh(cp: Plane, run_ids: Iterable[str] | None = None) -> list[RunRecord]:
     """Reconcile active runs with their engines: one ``poll_many`` per engine. Waiting runs have
     no engine yet: those whose lease waiter died are recorded lost (and returned)."""
     from merlin.control.leased import end_if_waiter_died
@@ -129,7 +129,7 @@ def refresh(cp: ControlPlane, run_ids: Iterable[str] | None = None) -> list[RunR
     return out
 
 
-def apply(cp: ControlPlane, seen: RunRecord, obs: Observation, keep_logs: bool = True) -> RunRecord:
+def apply(cp: Plane, seen: RunRecord, obs: Observation, keep_logs: bool = True) -> RunRecord:
     """Apply one observation through the ledger (transition-checked, locked).
 
     When the observation ends the run, its target directory is indexed first,
@@ -237,7 +237,7 @@ def message_for(r: RunRecord, new: RunStatus, obs: Observation) -> tuple[str, li
     return r.message, [s.model_dump() for s in r.next_steps]
 
 
-def index_artifacts(cp: ControlPlane, run_id: str) -> ArtifactIndex:
+def index_artifacts(cp: Plane, run_id: str) -> ArtifactIndex:
     from merlin.ledger.artifacts import index_dir
 
     rec = cp.get(run_id)
@@ -247,7 +247,7 @@ def index_artifacts(cp: ControlPlane, run_id: str) -> ArtifactIndex:
     return idx
 
 
-def list_entries(cp: ControlPlane, status: Iterable[str] | None = None, refresh_first: bool = False) -> Sequence[tuple[dict[str, Any], bytes]]:
+def list_entries(cp: Plane, status: Iterable[str] | None = None, refresh_first: bool = False) -> Sequence[tuple[dict[str, Any], bytes]]:
     if status:
         bad = [s for s in status if s not in {x.value for x in RunStatus}]
         if bad:
@@ -257,7 +257,7 @@ def list_entries(cp: ControlPlane, status: Iterable[str] | None = None, refresh_
     return cp.ledger.list_entries(status=status)  # lazy (ledger/index.py): records are read only for the rows taken
 
 
-def artifacts(cp: ControlPlane, run_id: str) -> ArtifactIndex:
+def artifacts(cp: Plane, run_id: str) -> ArtifactIndex:
     rec = cp.get(run_id)
     idx = cp.ledger.read_artifacts(run_id)
     if idx is None:

@@ -21,8 +21,8 @@ from merlin.ledger.store import set_status
 from merlin.nextsteps import Action, step
 
 if TYPE_CHECKING:  # pragma: no cover
-    from merlin.controlplane import ControlPlane
-    from merlin.ledger.models import RunRecord
+    from merlin.control.plane import Plane
+    from merlin.ledger.models import RunRecord, RunRequest
 
 
 def blocked_steps(blocked: Blocked, run_id: str) -> list[dict[str, Any]]:
@@ -31,7 +31,7 @@ def blocked_steps(blocked: Blocked, run_id: str) -> list[dict[str, Any]]:
 
 
 def submit(
-    cp: ControlPlane,
+    cp: Plane,
     command: Sequence[str],
     *,
     target: str,
@@ -129,7 +129,7 @@ def submitter() -> dict[str, Any]:
     return {"submitter_pid": os.getpid(), "submitter_start": start_of(os.getpid())}
 
 
-def _waiting_attempt(cp: ControlPlane, record: RunRecord, request: Any, command: list[str], env: Mapping[str, str], bundles: list[dict[str, Any]]) -> RunRecord:
+def _waiting_attempt(cp: Plane, record: RunRecord, request: RunRequest, command: list[str], env: Mapping[str, str], bundles: list[dict[str, Any]]) -> RunRecord:
     """Preflight (a run its engine can never take is blocked now, holding nothing), then
     record the run ``waiting`` and start its lease waiter (merlin.control.leased)."""
     from merlin.leases.book import new_lease_id
@@ -143,7 +143,7 @@ def _waiting_attempt(cp: ControlPlane, record: RunRecord, request: Any, command:
 
 
 def queue_for_lease(
-    cp: ControlPlane, record: RunRecord, command: list[str], env: Mapping[str, str], bundles: list[dict[str, Any]], lease_id: str, request: Any = None
+    cp: Plane, record: RunRecord, command: list[str], env: Mapping[str, str], bundles: list[dict[str, Any]], lease_id: str, request: RunRequest | None = None
 ) -> RunRecord:
     """Write the run as waiting for ``lease_id`` (new, or the latest attempt of a retry), then start its waiter."""
     from merlin.control.leased import start_waiter, waiting_message
@@ -172,7 +172,7 @@ def queue_for_lease(
     return cp.ledger.update(run_id, waiter_started, cause=f"lease waiter (pid {lease['waiter_pid']}) reserved {lease_id}")
 
 
-def run_env(cp: ControlPlane, rec: RunRecord, env: Mapping[str, str]) -> dict[str, str]:
+def run_env(cp: Plane, rec: RunRecord, env: Mapping[str, str]) -> dict[str, str]:
     out = dict(env)
     out.update(
         {
@@ -186,7 +186,7 @@ def run_env(cp: ControlPlane, rec: RunRecord, env: Mapping[str, str]) -> dict[st
     return out
 
 
-def _first_attempt(cp: ControlPlane, record: RunRecord, request: Any, command: list[str], env: Mapping[str, str]) -> RunRecord:
+def _first_attempt(cp: Plane, record: RunRecord, request: RunRequest, command: list[str], env: Mapping[str, str]) -> RunRecord:
     """Preflight, then either write-ahead (engine names the attempt) or write-then-launch."""
     from merlin.ledger.models import utcnow
 
@@ -222,7 +222,7 @@ def _first_attempt(cp: ControlPlane, record: RunRecord, request: Any, command: l
 
 
 def launch(
-    cp: ControlPlane,
+    cp: Plane,
     run_id: str,
     command: list[str],
     env: Mapping[str, str],
@@ -286,7 +286,7 @@ def launch(
     return cp.ledger.update(run_id, mark_submitted, cause="submitted")
 
 
-def _record_blocked(cp: Any, request: Any, record: Any, blocked: Blocked, cause: str) -> Any:
+def _record_blocked(cp: Plane, request: RunRequest, record: RunRecord, blocked: Blocked, cause: str) -> RunRecord:
     """Preflight said blocked: the attempt and the run are recorded blocked, the fix as next steps."""
     from merlin.ledger.models import utcnow
 

@@ -18,11 +18,12 @@ from merlin.errors import MerlinError
 from merlin.nextsteps import Action, step
 
 if TYPE_CHECKING:  # pragma: no cover
-    from merlin.controlplane import ControlPlane
-    from merlin.ledger.models import RunRecord
+    from merlin.control.plane import Plane
+    from merlin.engines.base import Engine
+    from merlin.ledger.models import RunRecord, RunRequest
 
 
-def run_conditions(cp: ControlPlane, run_id: str) -> list[dict[str, Any]]:
+def run_conditions(cp: Plane, run_id: str) -> list[dict[str, Any]]:
     """Every condition holding ``run_id`` back, in layer order; empty when nothing does."""
     rec = cp.get(run_id)
     at = iso(time.time())
@@ -48,7 +49,7 @@ def run_conditions(cp: ControlPlane, run_id: str) -> list[dict[str, Any]]:
     return out
 
 
-def lease_layer(cp: ControlPlane, rec: RunRecord, at: str) -> list[dict[str, Any]]:
+def lease_layer(cp: Plane, rec: RunRecord, at: str) -> list[dict[str, Any]]:
     """The conditions of every lease the run holds or waits for (the lease book explains each)."""
     book = cp.leases
     named = list(rec.leases) + [x for x in (rec.metadata.get("leases") or []) if isinstance(x, str) and x not in rec.leases]
@@ -66,7 +67,7 @@ def lease_layer(cp: ControlPlane, rec: RunRecord, at: str) -> list[dict[str, Any
     return out
 
 
-def _engine_layer(engine: Any, rec: RunRecord, request: Any, at: str) -> list[dict[str, Any]]:
+def _engine_layer(engine: Engine, rec: RunRecord, request: RunRequest | None, at: str) -> list[dict[str, Any]]:
     """The engine's own conditions, for a run handed to it and not running yet."""
     from merlin.control.observe import observable
     from merlin.engines.base import hold_conditions
@@ -76,7 +77,7 @@ def _engine_layer(engine: Any, rec: RunRecord, request: Any, at: str) -> list[di
     return hold_conditions(engine, rec, request, at)
 
 
-def _request(cp: ControlPlane, run_id: str) -> Any:
+def _request(cp: Plane, run_id: str) -> RunRequest | None:
     try:
         return cp.ledger.read_request(run_id)
     except (MerlinError, OSError, ValueError):

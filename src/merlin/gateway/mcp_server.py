@@ -19,7 +19,8 @@ from mcp.server.lowlevel.server import Server
 
 from merlin import __version__
 from merlin.errors import MerlinError
-from merlin.gateway.ops import Gateway, _map_steps
+from merlin.gateway.ops import Gateway
+from merlin.gateway.steps import map_steps as _map_steps
 
 log = logging.getLogger("merlin.gateway")
 

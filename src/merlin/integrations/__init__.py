@@ -2,5 +2,5 @@
 
 Layer: below the facade (``merlin.controlplane``), above engines, clusters and
 the ledger. Nothing here imports ``merlin.cli`` or the facade: functions take
-the ControlPlane they work for.
+the control plane they work for as ``merlin.control.plane.Plane``.
 """

@@ -17,13 +17,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from merlin.errors import BadInput, ExitCode, MerlinError
+from merlin.integrations.targetgen_ops import PathArg, targetgen_needs, targetgen_target
 from merlin.ledger.paths import new_run_id, validate_name, validate_run_id
 from merlin.ledger.status import RunStatus
 from merlin.ledger.store import set_status
 from merlin.nextsteps import Action, step
 
 if TYPE_CHECKING:  # pragma: no cover
+    from merlin.control.plane import Plane
+    from merlin.leases.keeper import LeaseKeeper
     from merlin.ledger.models import RunRecord
+    from merlin.targetgen.executor import ExecuteResult
+
 
 #: What a finished TargetGen run's message says, when the executor gives none.
 OUTCOME_TEXT = {
@@ -34,48 +39,15 @@ OUTCOME_TEXT = {
 }
 
 
-
 def outcome_steps(outcome: str, run_id: str, target_dir: str) -> list[dict[str, Any]]:
     if outcome == "completed":
         return [step(Action.ARTIFACTS, run_id=run_id)]
     return [step(Action.TARGETGEN_STATUS, target_dir=target_dir), step(Action.TARGETGEN_EXECUTE, target_dir=target_dir)]
 
 
-def targetgen_target(capability: Any, overlay: Any, out_dir: Any, from_dir: Any) -> tuple[str, Path]:
-    """(target name, target directory) of an execute, before it runs (spec errors surface here)."""
-    if from_dir is not None:
-        from merlin.targetgen import state as st
-
-        layout = st.open_target_dir(from_dir)
-        return str(st.load_bundle(layout)["target"]), layout.root
-    from merlin.spec import load_pair
-    from merlin.targetgen.executor import default_out_dir
-
-    cap, _ovl = load_pair(capability, overlay)
-    name = cap.model.target.name
-    return name, (Path(out_dir or default_out_dir()) / name).resolve()
-
-
-def targetgen_needs(capability: Any, overlay: Any, from_dir: Any) -> list[str]:
-    """The overlay's ``resources:`` as lease requests (``POOL:COUNT,k=v``): from the bundle of
-    ``from_dir``, else from the overlay file. Empty when the target needs no lab hardware."""
-    if from_dir is not None:
-        from merlin.targetgen import state as st
-
-        needs = st.load_bundle(st.open_target_dir(from_dir)).get("resources") or []
-    elif overlay is not None:
-        from merlin.spec import load_pair
-
-        _cap, ovl = load_pair(capability, overlay)
-        needs = [r.model_dump() for r in ovl.model.deployment.resources] if ovl else []
-    else:
-        needs = []
-    return [f"{n['pool']}:{n.get('count', 1)}" + "".join(f",{k}={v}" for k, v in sorted((n.get("labels") or {}).items())) for n in needs]
-
-
-def targetgen_outcome(result: Any, run_id: str, engine: str | None = None) -> tuple[str, list[dict[str, Any]]]:
+def targetgen_outcome(result: ExecuteResult | Mapping[str, Any], run_id: str, engine: str | None = None) -> tuple[str, list[dict[str, Any]]]:
     """The run's message (plain text) and next steps for an executor result."""
-    data = result.to_json() if hasattr(result, "to_json") else result
+    data = result if isinstance(result, Mapping) else result.to_json()
     root = str(data["target_dir"])
     outcome = data["outcome"]
     again = step(Action.TARGETGEN_EXECUTE, target_dir=root, engine=engine)
@@ -110,7 +82,7 @@ def targetgen_outcome(result: Any, run_id: str, engine: str | None = None) -> tu
     return f"{outcome}; execute again", [again]
 
 
-def targetgen_message(result: Any, run_id: str) -> str:
+def targetgen_message(result: ExecuteResult | Mapping[str, Any], run_id: str) -> str:
     """The run's message for an executor result (see :func:`targetgen_outcome` for the next steps)."""
     return targetgen_outcome(result, run_id)[0]
 
@@ -125,7 +97,7 @@ def targetgen_exit_code(rec: RunRecord) -> int:
 
 
 def submit_targetgen(
-    cp: Any,
+    cp: Plane,
     target_dir: str | os.PathLike[str],
     target: str,
     *,
@@ -177,7 +149,7 @@ def submit_targetgen(
     return rec
 
 
-def busy_on_target(cp: Any, target_dir: Path, besides: str | None = None) -> tuple[list[str], str | None]:
+def busy_on_target(cp: Plane, target_dir: Path, besides: str | None = None) -> tuple[list[str], str | None]:
     """The runs of this ledger (other than ``besides``) not over yet on ``target_dir``,
     and who holds its executor lock (an in-process execute or answer), if anyone."""
     from merlin.targetgen import state as st
@@ -201,7 +173,7 @@ def _busy_text(busy: list[str], holder: str | None) -> tuple[str, list[dict[str,
     return runs + held, steps
 
 
-def refuse_busy_target(cp: Any, target_dir: Path) -> None:
+def refuse_busy_target(cp: Plane, target_dir: Path) -> None:
     """Blocked (exit 3) if another run of this ledger is not over yet on ``target_dir``, or a
     process holds its lock: naming that run and the lock holder, as a second local execute is told."""
     from merlin.errors import Blocked
@@ -215,7 +187,7 @@ def refuse_busy_target(cp: Any, target_dir: Path) -> None:
 
 
 @contextmanager
-def retry_claim(cp: Any, rec: RunRecord) -> Iterator[None]:
+def retry_claim(cp: Plane, rec: RunRecord) -> Iterator[None]:
     """Hold a TargetGen run's target directory while ``jobs retry`` records its new attempt.
 
     The same check and lock as a submit (``refuse_busy_target``): two runs driving one
@@ -245,7 +217,7 @@ def retry_claim(cp: Any, rec: RunRecord) -> Iterator[None]:
         yield
 
 
-def targetgen_submit(cp: Any, *, capability: Any, overlay: Any, out_dir: Any, from_dir: Any, engine: str, cluster: str | None, wait: bool, progress: Any = None) -> RunRecord:
+def targetgen_submit(cp: Plane, *, capability: PathArg | None, overlay: PathArg | None, out_dir: PathArg | None, from_dir: PathArg | None, engine: str, cluster: str | None, wait: bool, progress: Callable[[str], None] | None = None) -> RunRecord:
     """``execute --engine E``: persist the bundle (orchestrate), then submit the
     in-process executor on that directory as a run of ``E``, recorded in the ledger."""
     if from_dir is not None:
@@ -253,12 +225,14 @@ def targetgen_submit(cp: Any, *, capability: Any, overlay: Any, out_dir: Any, fr
     else:
         from merlin.targetgen.executor import orchestrate
 
+        if capability is None:
+            raise BadInput("give a capability spec or a target directory")
         result = orchestrate(capability, overlay, out_dir=out_dir, progress=progress)
         target, tdir = result.target, Path(result.target_dir)
     return cp.submit_targetgen(tdir, target, engine=engine, cluster=cluster, wait=wait)
 
 
-def task_logs(cp: Any, run_id: str) -> Path | None:
+def task_logs(cp: Plane, run_id: str) -> Path | None:
     """Where the per-task logs of a TargetGen run are (the executor writes them under <target_dir>/logs/)."""
     rec = cp.get(run_id)
     if rec.source != "targetgen":
@@ -268,7 +242,7 @@ def task_logs(cp: Any, run_id: str) -> Path | None:
     return TargetLayout(Path(rec.target_dir)).logs
 
 
-def task_logs_hint(cp: Any, run_id: str) -> str | None:
+def task_logs_hint(cp: Plane, run_id: str) -> str | None:
     logs = task_logs(cp, run_id)
     if logs is None:
         return None
@@ -281,7 +255,7 @@ def task_logs_hint(cp: Any, run_id: str) -> str | None:
 
 @contextmanager
 def record_inprocess_run(
-    cp: Any,
+    cp: Plane,
     *,
     target: str,
     target_dir: str | os.PathLike[str],
@@ -357,7 +331,7 @@ def without_run_id(argv: Sequence[str]) -> list[str]:
     return out
 
 
-def _hold_lease(cp: Any, run_id: str, bundles: list[dict[str, Any]], progress: Callable[[str], None]) -> Any:
+def _hold_lease(cp: Plane, run_id: str, bundles: list[dict[str, Any]], progress: Callable[[str], None]) -> LeaseKeeper:
     """Queue for the run's lease (recorded in its record), then move it waiting -> running with its items."""
     from merlin.leases.keeper import LeaseKeeper, lease_env
     from merlin.ledger.models import utcnow
@@ -398,7 +372,7 @@ def _hold_lease(cp: Any, run_id: str, bundles: list[dict[str, Any]], progress: C
     return keeper
 
 
-def _open_inprocess(cp: Any, *, target, target_dir, workflow, command, source, run_id, metadata, leases: Sequence[str] = ()) -> InProcessRun:
+def _open_inprocess(cp: Plane, *, target, target_dir, workflow, command, source, run_id, metadata, leases: Sequence[str] = ()) -> InProcessRun:
     from merlin.engines.registry import DEFAULT_ENGINE
     from merlin.ledger.models import Attempt, RunRecord, RunRequest, utcnow
     from merlin.ledger.text import redact_argv
@@ -446,7 +420,7 @@ def _open_inprocess(cp: Any, *, target, target_dir, workflow, command, source, r
 
 
 def record_outcome(
-    cp: Any, run_id: str, outcome: str, message: str | None = None, detail: Mapping[str, Any] | None = None, next_steps: list[dict[str, Any]] | None = None
+    cp: Plane, run_id: str, outcome: str, message: str | None = None, detail: Mapping[str, Any] | None = None, next_steps: list[dict[str, Any]] | None = None
 ) -> RunRecord:
     """Write an executor outcome (and the next steps) without touching the status."""
     rec = cp.get(run_id)
@@ -463,7 +437,7 @@ def record_outcome(
 
 
 def finish_run(
-    cp: Any,
+    cp: Plane,
     run_id: str,
     *,
     outcome: str | None,
@@ -559,7 +533,7 @@ class StderrTee:
 class InProcessRun:
     """Handle for :func:`record_inprocess_run`."""
 
-    def __init__(self, cp: Any, run_id: str, attached: bool) -> None:
+    def __init__(self, cp: Plane, run_id: str, attached: bool) -> None:
         self.cp = cp
         self.run_id = run_id
         self.attached = attached

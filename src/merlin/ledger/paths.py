@@ -238,6 +238,11 @@ class Layout:
         return self.blobs / digest[:2] / digest
 
     @property
+    def gateway_audit(self) -> Path:
+        """``gateway/audit.jsonl``: one line per mutating request to the gateway (docs/gateway.md)."""
+        return self.root / "gateway" / "audit.jsonl"
+
+    @property
     def crash(self) -> Path:
         return self.root / "crash"
 

@@ -1,4 +1,4 @@
-"""Run summaries for ``runs_list``, kept between calls by a long-lived server.
+"""Run summaries (the gateway's ``runs_list``), kept between calls by a long-lived control plane.
 
 A listing of 1,000 runs must not parse 1,000 records, nor stat them (a stat
 per record cost most of the time). The ledger already says which records
@@ -19,8 +19,14 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from merlin.errors import BadInput
+
+if TYPE_CHECKING:  # pragma: no cover
+    from merlin.control.plane import Plane
 
 #: The fields of a run in a listing, copied from its record; then ``cluster`` (the cluster's
 #: name, or null) and ``attempts`` (how many). The whole record: runs_status, or runs_list full=true.
@@ -40,11 +46,12 @@ class RunSummaries:
     """Summaries of one state root's runs, forgotten when the ledger's change journal names them."""
 
     def __init__(self, root: Path) -> None:
-        from merlin.ledger.index import RECORD, index_dir
+        from merlin.ledger.index import index_dir
+        from merlin.ledger.paths import Layout
 
         self.root = Path(root)
-        self._runs = str(self.root / "runs")
-        self._record = RECORD
+        self._runs = str(Layout(self.root).runs)
+        self._record = Layout.RECORD_NAME
         self._journal = str(index_dir(self.root) / "changed")
         self._ino = -1  # nothing read yet: the first call starts at the journal's end
         self._offset = 0
@@ -102,3 +109,24 @@ class RunSummaries:
                     continue
                 out.append(got)
         return len(rows), out
+
+
+def listing(cp: Plane, summaries: RunSummaries, status: Sequence[str] | None, limit: int, *, full: bool = False, refresh: bool = False) -> tuple[int, list[dict[str, Any]]]:
+    """(how many runs match, the newest ``limit`` of them; 0: all): summaries kept in ``summaries``,
+    or whole records as stored with ``full``; ``refresh`` asks the engines first (then reads every match)."""
+    from merlin.ledger.status import RunStatus
+
+    known = [v.value for v in RunStatus]
+    bad = [x for x in status or [] if x not in known]
+    if bad:
+        raise BadInput(f"status {bad[0]!r}: expected one of {', '.join(known)}")
+    if not (full or refresh or os.environ.get("MERLIN_RUN_INDEX", "1") == "0"):
+        return summaries.listing(list(status) if status else None, limit)
+    if refresh:
+        from merlin.control.observe import list_entries
+
+        entries = list_entries(cp, status, True)
+    else:
+        entries = cp.ledger.list_entries(status=status)
+    rows = [d for d, _raw in (entries[:limit] if limit else entries)]
+    return len(entries), rows if full else [summary(r) for r in rows]

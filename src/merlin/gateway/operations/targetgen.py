@@ -1,0 +1,151 @@
+"""TargetGen: validate, plan, explain, orchestrate, execute (a recorded run), status, answer, retry."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field
+
+from merlin.errors import BadInput
+from merlin.gateway.registry import Input, Later, operation, step
+from merlin.gateway.shared import DEFAULT_ENGINE, EngineChoice, run_json, with_steps
+
+if TYPE_CHECKING:  # pragma: no cover
+    from merlin.gateway.ops import Gateway
+
+STRICT = "Treat the pair's warnings (e.g. an overlay that belongs to another target) as errors: a spec_error, exit 2 (the CLI's --strict)."
+
+
+class SpecInput(Input):
+    capability: str = Field(description="Path of the capability spec (capability.yaml), as the server sees it.")
+    overlay: str | None = Field(None, description="Path of a deployment overlay YAML.")
+    strict: bool = Field(False, description=STRICT)
+
+
+class PlanInput(SpecInput):
+    out_dir: str | None = Field(None, description="Output root (default: the server's $MERLIN_TARGETGEN_OUT or build/generated/targetgen).")
+
+
+class OrchestrateInput(PlanInput):
+    prompt_backend: Literal["manualllm", "none"] = Field("manualllm", description="manualllm writes a prompt packet per task that needs a proposal.")
+    reset: bool = Field(False, description="Archive the existing state under history/ and start over.")
+
+
+class ExecuteInput(Input):
+    target_dir: str | None = Field(None, description="A target directory written by orchestrate (or give capability).")
+    capability: str | None = Field(None, description="A capability spec; it is orchestrated first when needed.")
+    overlay: str | None = Field(None, description="Deployment overlay, with capability.")
+    out_dir: str | None = Field(None, description="Output root, with capability.")
+    engine: EngineChoice = Field(DEFAULT_ENGINE, description="local: a supervised process here; ray: a Ray Job (any engine of merlin.engines.registry).")
+    cluster: str | None = Field(None, description="Ray cluster name (engine ray).")
+    strict: bool = Field(False, description=STRICT + " With capability only: a target_dir was checked when it was orchestrated.")
+    wait: bool = Field(True, description="Wait (in a worker thread, never the server loop) until the executor stops at a gate; false returns once the run is recorded.")
+    timeout: float = Field(600.0, gt=0, le=3600, description="Seconds to wait with wait=true; the run goes on afterwards.")
+
+
+class TargetDirInput(Input):
+    target_dir: str = Field(description="A target directory written by orchestrate.")
+
+
+class AnswerInput(TargetDirInput):
+    question_id: str = Field(description="The open question's id.")
+    choice: str = Field(description="One of the question's option ids.")
+    note: str | None = Field(None, max_length=2000, description="A note recorded with the answer.")
+
+
+class RetryTaskInput(TargetDirInput):
+    task: str | None = Field(None, description="The task to retry (default: every blocked or failed task).")
+    reason: str | None = Field(None, max_length=2000, description="Why (kept in the task's history).")
+
+
+@operation("targetgen_validate", "targetgen", SpecInput, mutating=False)
+def targetgen_validate(gw: Gateway, a: SpecInput) -> dict[str, Any]:
+    """Check a capability spec (and overlay); every problem is one FILE:LINE: field: problem line in the error; warnings: the pair's located mismatch warnings (as `targetgen validate`)."""
+    data = gw.cp.targetgen_validate(a.capability, a.overlay, strict=a.strict).to_json()
+    data["next_steps"] = [step("targetgen_plan", capability=a.capability, overlay=a.overlay)]
+    return data
+
+
+@operation("targetgen_plan", "targetgen", PlanInput, mutating=True)
+def targetgen_plan(gw: Gateway, a: PlanInput) -> dict[str, Any]:
+    """Write the plan (support plan, task graph, verification manifest) under OUT_DIR/<target>/; warnings as targetgen_validate."""
+    data = gw.cp.targetgen_plan(a.capability, a.overlay, out_dir=a.out_dir, strict=a.strict).to_json()
+    data["next_steps"] = [step("targetgen_explain", capability=a.capability, overlay=a.overlay), step("targetgen_orchestrate", capability=a.capability, overlay=a.overlay)]
+    return data
+
+
+@operation("targetgen_explain", "targetgen", SpecInput, mutating=False)
+def targetgen_explain(gw: Gateway, a: SpecInput) -> dict[str, Any]:
+    """The plan with the reason behind every decision (writes nothing)."""
+    data = gw.cp.targetgen_explain(a.capability, a.overlay, strict=a.strict).to_json()
+    data["next_steps"] = [step("targetgen_orchestrate", capability=a.capability, overlay=a.overlay)]
+    return data
+
+
+@operation("targetgen_orchestrate", "targetgen", OrchestrateInput, mutating=True)
+def targetgen_orchestrate(gw: Gateway, a: OrchestrateInput) -> dict[str, Any]:
+    """Write the execution bundle, briefs, prompt packets and state for a target (keeps existing progress unless reset)."""
+    result = gw.cp.targetgen_orchestrate(a.capability, a.overlay, out_dir=a.out_dir, prompt_backend=a.prompt_backend, reset=a.reset, strict=a.strict)
+    data = result.to_json()
+    data["next_steps"] = [step("targetgen_execute", target_dir=str(result.target_dir))]
+    return data
+
+
+@operation("targetgen_execute", "targetgen", ExecuteInput, mutating=True)
+def targetgen_execute(gw: Gateway, a: ExecuteInput) -> dict[str, Any] | Later:
+    """Advance the target until its next gate, as a recorded run; returns the outcome (completed, awaiting_operator, awaiting_response, blocked) with the run, or the run alone with wait=false."""
+    if (a.capability is None) == (a.target_dir is None):
+        raise BadInput("targetgen_execute: give either capability or target_dir (exactly one)")
+    if a.target_dir is not None and (a.overlay or a.out_dir):
+        raise BadInput("targetgen_execute: overlay and out_dir go with capability; target_dir already names the target")
+    if a.cluster and not gw.cp.engine(a.engine).uses_cluster:
+        raise BadInput(f"targetgen_execute: cluster goes with an engine that runs on a cluster; {a.engine} does not")
+    if a.strict and a.capability is None:
+        raise BadInput("targetgen_execute: strict goes with capability (a target_dir's spec was checked when it was orchestrated)")
+    rec = gw.cp.targetgen_execute(
+        target_dir=a.target_dir, capability=a.capability, overlay=a.overlay, out_dir=a.out_dir, engine=a.engine, cluster=a.cluster, strict=a.strict
+    )
+    rid, target, tdir = rec.run_id, rec.target, rec.target_dir
+
+    def outcome(rec: Any) -> dict[str, Any]:
+        run = run_json(rec)
+        if not rec.status.is_terminal():
+            return {"target": target, "target_dir": tdir, "outcome": None, "run": run, "next_steps": run["next_steps"]}
+        data = gw.cp.targetgen_status(tdir).to_json()
+        data["run"] = run
+        with_steps(data)
+        if rec.status.value != "succeeded":  # the executor did not reach a gate: say so and point at the logs
+            data["next_steps"] = [step("runs_logs", run_id=rid, cursor=0), *data["next_steps"]]
+        return data
+
+    if not a.wait or rec.status.is_terminal():
+        return outcome(rec)
+
+    def check() -> dict[str, Any] | None:
+        now = gw.cp.status(rid)
+        return outcome(now) if now.status.is_terminal() else None
+
+    return Later(check=check, expired=lambda: outcome(gw.cp.status(rid)), deadline=time.monotonic() + a.timeout)
+
+
+@operation("targetgen_status", "targetgen", TargetDirInput, mutating=False)
+def targetgen_status(gw: Gateway, a: TargetDirInput) -> dict[str, Any]:
+    """Every task (state, stage, attempts, last validation), the open questions and what waits."""
+    return with_steps(gw.cp.targetgen_status(a.target_dir).to_json())
+
+
+@operation("targetgen_answer", "targetgen", AnswerInput, mutating=True)
+def targetgen_answer(gw: Gateway, a: AnswerInput) -> dict[str, Any]:
+    """Answer an open operator question (recorded durably under the target lock; the next execute applies it)."""
+    data = gw.cp.targetgen_answer(a.target_dir, a.question_id, a.choice, note=a.note).to_json()
+    data["next_steps"] = [step("targetgen_execute", target_dir=data["target_dir"])]
+    return data
+
+
+@operation("targetgen_retry", "targetgen", RetryTaskInput, mutating=True)
+def targetgen_retry(gw: Gateway, a: RetryTaskInput) -> dict[str, Any]:
+    """Return a blocked or failed task (or the given task) to planned, recording why."""
+    data = gw.cp.targetgen_retry(a.target_dir, a.task, reason=a.reason).to_json()
+    data["next_steps"] = [step("targetgen_execute", target_dir=data["target_dir"])]
+    return data
