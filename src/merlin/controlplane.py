@@ -154,7 +154,10 @@ class ControlPlane:
         if record is None:
             return ClusterState(name, "absent", f"no cluster '{name}' recorded; start one", next_steps=[step(Action.START_CLUSTER, name=name)])
         backend = self.cluster_backend(record.kind)
-        return describe(backend, backend.observe(record), sockets)
+        state = describe(backend, backend.observe(record), sockets)
+        if state.state == "active":
+            state.foreign_jobs = lifecycle.foreign_jobs(self, state.record or record)
+        return state
 
     def stop_cluster(self, name: str = "default", grace: float = 5.0, force: bool = False, **kwargs: Any) -> ClusterRecord:
         """Stop a cluster; Blocked (``cluster_has_runs``) while runs are active on it unless ``force``,

@@ -76,6 +76,8 @@ class ClusterState:
     next_steps: list[dict[str, Any]] = field(default_factory=list)
     #: Listening sockets of the cluster's processes, measured now (local clusters): port, service, bound_to, pid.
     sockets: list[dict[str, Any]] = field(default_factory=list)
+    #: Active jobs on it that merlin did not submit (``ray job submit``, the SDK): id, status, entrypoint.
+    foreign_jobs: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def exposed(self) -> list[dict[str, Any]]:
@@ -95,6 +97,7 @@ class ClusterState:
             "next_steps": list(self.next_steps),
             "sockets": list(self.sockets),
             "exposed": self.exposed,
+            "foreign_jobs": list(self.foreign_jobs),
         }
 
 

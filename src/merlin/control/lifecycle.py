@@ -263,11 +263,17 @@ def stop_cluster(cp: Plane, name: str, grace: float = 5.0, force: bool = False, 
     if record is None:
         raise NotFound(f"no cluster '{name}' recorded in {cp.ledger.root}", next_steps=[step(Action.LIST_CLUSTERS)])
     active = runs_on_cluster(cp, name) if record.status.is_live() else []
-    if active and not force:
-        ids = ", ".join(r.run_id for r in active)
+    foreign = foreign_jobs(cp, record) if record.status.is_live() and not force else []
+    if (active or foreign) and not force:
+        parts = []
+        if active:
+            parts.append(f"{len(active)} active run{'s' if len(active) != 1 else ''} ({', '.join(r.run_id for r in active)})")
+        if foreign:
+            shown = ", ".join(f"{j['id']} ({j['status']})" for j in foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+            parts.append(f"{len(foreign)} Ray job{'s' if len(foreign) != 1 else ''} merlin did not submit ({shown})")
         raise Blocked(
-            f"cluster '{name}' has {len(active)} active run{'s' if len(active) != 1 else ''} ({ids}); "
-            "stopping it would end them: wait for them or cancel them, or force the stop (they are then recorded as cancelled)",
+            f"cluster '{name}' has {' and '.join(parts)}; stopping it would end them: wait for them or cancel them, "
+            "or force the stop (merlin's runs are then recorded as cancelled; the other jobs end with the cluster)",
             "cluster_has_runs",
             next_steps=[step(Action.STATUS, run_id=r.run_id) for r in active],
         )
@@ -296,6 +302,20 @@ def stop_cluster(cp: Plane, name: str, grace: float = 5.0, force: bool = False, 
         _wait_for_jobs_to_end(cp, recs, timeout=min(grace, 5.0))
         cp.engine(engine).keep_logs([cp.get(r.run_id) for r in recs])
     return cp.cluster_backend(record.kind).stop(record, grace=grace, **kwargs)
+
+
+def foreign_jobs(cp: Plane, record: ClusterRecord) -> list[dict[str, str]]:
+    """Active jobs on ``record``'s cluster that merlin did not submit, from each engine that runs on
+    clusters and can tell (``foreign_jobs``); [] when none can be asked."""
+    from merlin.engines import registry
+
+    out: list[dict[str, str]] = []
+    for name in registry.names():
+        eng = cp.engine(name)
+        ask = getattr(eng, "foreign_jobs", None) if eng.uses_cluster else None
+        found = ask(record) if ask is not None else None
+        out.extend(found or [])
+    return out
 
 
 def _wait_for_jobs_to_end(cp: Plane, recs: list[RunRecord], timeout: float) -> None:

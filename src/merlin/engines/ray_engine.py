@@ -291,6 +291,31 @@ class RayEngine:
             return None
         return f"Ray cluster '{cluster.name}' at {cluster.address} does not answer and 0 of its processes are alive (its head was killed)"
 
+    def foreign_jobs(self, cluster: ClusterRecord) -> list[dict[str, str]] | None:
+        """Active jobs on ``cluster`` that merlin did not submit (``ray job submit``, the SDK):
+        stopping the cluster would end them. None when the cluster cannot be asked."""
+        if not cluster.address or cluster.status.is_terminal():
+            return []
+        try:
+            jobs = self.client(cluster).list_jobs()
+        except (EngineBlocked, Blocked, ray_api.RayApiError):
+            return None
+        out = []
+        for job in jobs:
+            if job.terminal:
+                continue
+            run_id = job.metadata.get("merlin_run_id")
+            if run_id and self._ours(run_id):
+                continue
+            out.append({"id": job.submission_id or job.job_id or "?", "status": job.status, "entrypoint": job.entrypoint[:200]})
+        return out
+
+    def _ours(self, run_id: str) -> bool:
+        try:
+            return self.ledger.exists(run_id)
+        except Exception:  # not a run id merlin would write: not ours
+            return False
+
     def _local_processes(self, record: RunRecord) -> list[int]:
         """Processes on this machine that carry the run's id (``MERLIN_RUN_ID`` in their
         environment), for a run on a cluster whose nodes are this machine (kind ``local``).
