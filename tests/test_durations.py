@@ -140,3 +140,43 @@ def test_time_on_the_local_engine_is_accepted_and_ignored_with_a_warning(tmp_pat
     assert "warning: --time 2h is ignored: the local engine has no walltime" in res.stderr
     run_id = res.stdout.strip()
     assert run_id and (root / "runs" / run_id).is_dir()  # recorded and handed to the engine
+
+
+@pytest.mark.parametrize(
+    "args, key, expect",
+    [
+        (["--kind", "slurm", "--time", "2h"], "time", "02:00:00"),
+        (["--kind", "slurm", "--time", "1d12h"], "time", "1-12:00:00"),
+        (["--kind", "slurm", "--time", "1:30:00"], "time", "01:30:00"),
+        (["--kind", "pbs", "--walltime", "30h"], "walltime", "30:00:00"),
+        (["--kind", "slurm", "--idle-timeout", "1h30m"], "idle_timeout", 5400.0),
+    ],
+)
+def test_cluster_start_hands_the_scheduler_its_own_form(args: list[str], key: str, expect: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`cluster start --time 2h` reaches sbatch as 02:00:00 (qsub's walltime as HH:MM:SS); the idle timeout as seconds."""
+    from typer.testing import CliRunner
+
+    from merlin.cli.ray_cmd import app
+    from merlin.controlplane import ControlPlane
+
+    seen: dict[str, Any] = {}
+
+    def start_cluster(self: Any, kind: str, name: str, **options: Any) -> Any:
+        seen.update(options, kind=kind)
+        raise BadInput("stop here: the options are what this test checks")
+
+    monkeypatch.setattr(ControlPlane, "start_cluster", start_cluster)
+    res = CliRunner().invoke(app, ["cluster", "start", *args, "--state-root", str(tmp_path / "s")])
+    assert isinstance(res.exception, BadInput) and "stop here" in str(res.exception), res.output
+    assert seen[key] == expect, seen
+
+
+def test_a_restart_command_for_an_older_record_speaks_the_grammar() -> None:
+    """A cluster recorded with a bare Slurm time (minutes) or PBS walltime (seconds) is restarted with a command the CLI accepts."""
+    from merlin.cli.nextsteps import command
+    from merlin.nextsteps import Action, step
+
+    slurm = command(step(Action.START_CLUSTER, name="lab", kind="slurm", options={"nodes": 1, "time": "90"}))
+    pbs = command(step(Action.START_CLUSTER, name="p", kind="pbs", options={"select": "1:ncpus=1", "walltime": "600"}))
+    assert "--time 90m" in slurm and "--walltime 600s" in pbs
+    assert seconds("90m") == 5400 and seconds("600s") == 600
