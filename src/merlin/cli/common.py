@@ -1,6 +1,6 @@
 """Helpers the run and cluster command groups share: the control plane of a state root,
-status words and colours, next steps, the exit code of a run. Imports Typer only;
-everything heavy is imported inside the functions.
+status words and colours, next steps, the exit code of a run. Only the standard
+library at module level; everything heavy is imported inside the functions.
 """
 
 from __future__ import annotations
