@@ -52,6 +52,8 @@ def test_numbers_from_code_are_seconds_and_bounds_apply() -> None:
         parse_duration("0s", "ttl", above_zero=True)
     with pytest.raises(BadInput, match=r"ttl: '8d': must be at most 7d"):
         parse_duration("8d", "ttl", at_most=7 * 86400)
+    with pytest.raises(BadInput, match=r"^ttl: 8d: must be at most 7d$"):
+        parse_duration(8 * 86400.0, "ttl", at_most=7 * 86400)  # seconds from a front end that parsed '8d'
     for bad in (float("nan"), -1, True):
         with pytest.raises(BadInput):
             parse_duration(bad, "ttl")

@@ -100,10 +100,11 @@ def parse_duration(
             value = seconds(text)
         except BadDuration as exc:
             raise BadDuration(name, exc.reason) from None
+    shown = repr(text) if isinstance(text, str) else describe(value)  # a front end's parsed seconds read back in the grammar
     if above_zero and value <= 0:
-        raise BadDuration(name, f"{text!r}: must be more than 0")
+        raise BadDuration(name, f"{shown}: must be more than 0")
     if at_most is not None and value > at_most:
-        raise BadDuration(name, f"{text!r}: must be at most {describe(at_most)}")
+        raise BadDuration(name, f"{shown}: must be at most {describe(at_most)}")
     return value
 
 
