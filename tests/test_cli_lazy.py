@@ -16,7 +16,7 @@ try:
     main(sys.argv[1:])
 except SystemExit:
     pass
-heavy = ("merlin.cli.ray_cmd", "merlin.cli.targetgen", "merlin.spec", "merlin.controlplane", "pydantic", "rich", "ray", "jinja2", "yaml")
+heavy = ("merlin.cli.ray_cmd", "merlin.cli.jobs_cmd", "merlin.cli.clusters_cmd", "merlin.cli.artifacts_cmd", "merlin.cli.resources_cmd", "merlin.cli.targetgen", "merlin.spec", "merlin.controlplane", "pydantic", "rich", "ray", "jinja2", "yaml")
 print("LOADED:" + ",".join(sorted(m for m in sys.modules if m.startswith(heavy))))
 """
 

@@ -101,7 +101,7 @@ def test_watch_exits_1_for_a_failed_run_and_124_on_timeout(tmp_path: Path) -> No
     assert res.returncode == 1 and f"run {failed} failed (exit code 7)" in res.stderr
     slow = submit(root, "sleep", "30", target="w", wait=False)
     try:
-        res = run_cli("ray", "jobs", "watch", slow, "--timeout", "0.5", "--interval", "0.2", "--state-root", str(root))
+        res = run_cli("ray", "jobs", "watch", slow, "--timeout", "0.5s", "--interval", "0.2s", "--state-root", str(root))
         assert res.returncode == 124 and "--timeout 0.5s passed; still going: " + slow in res.stderr
     finally:
         run_cli("ray", "jobs", "cancel", slow, "--state-root", str(root))
@@ -159,7 +159,7 @@ def test_status_words_are_said_once(tmp_path: Path) -> None:
     root = tmp_path / "state"
     res = run_cli("ray", "jobs", "submit", "--engine", "local", "--target", "t", "--workflow", "w", "--wait", "--state-root", str(root), "--", "sh", "-c", "exit 7")
     assert res.returncode == 1 and "failed (exit code 7)" in res.stderr and "failed: failed" not in res.stderr
-    from merlin.cli.ray_cmd import _said
+    from merlin.cli.common import said as _said
 
     assert _said("stopped", "stopped; start it again") == "stopped; start it again"
     assert _said("failed", "failed (exit code 7)") == "failed (exit code 7)"
@@ -196,7 +196,7 @@ def test_runs_table_on_a_rich_console_of_each_width_keeps_ids_and_columns(width:
     import io
 
     from merlin.cli.output import _console_class
-    from merlin.cli.ray_cmd import _runs_table
+    from merlin.cli.runs_table import runs_table as _runs_table
     from merlin.cli.tables import show
 
     def rendered(rows: list[dict]) -> list[str]:

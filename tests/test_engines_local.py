@@ -227,7 +227,8 @@ def test_jobs_list_reads_no_ray_and_no_pydantic(tmp_path: Path) -> None:
 
 def test_long_listing_is_plain_columns_with_the_same_layout(tmp_path: Path) -> None:
     """More than 100 runs render as fixed-width text (fast); fewer as a Rich table; same columns."""
-    from merlin.cli.ray_cmd import _runs_table, _runs_text
+    from merlin.cli.runs_table import runs_table as _runs_table
+    from merlin.cli.runs_table import runs_text as _runs_text
 
     rows = [
         {"run_id": f"demo-20260101-000000-{i:06x}", "status": "succeeded" if i % 2 else "failed", "engine": "local",

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, run_cli
+from merlin.durations import parse_duration
 from merlin.errors import BadInput, NotFound, SpecError
-from merlin.leases.book import LeaseBook, LeaseLost, NotGranted, parse_bundle, parse_duration
+from merlin.leases.book import LeaseBook, LeaseLost, NotGranted, parse_bundle
 from merlin.leases.locks import MkdirLock, choose_lock_kind, filesystem_type
 
 INVENTORY = """\

@@ -81,10 +81,10 @@ def test_lifecycle_isolation_lost_unreachable_and_retry(ray_cluster, cluster_roo
     session_pids = ray_processes_of(ray_cluster_temp(ray_cluster))
     assert session_pids
     # an active run: the stop is refused (exit 3), listing it, until --force
-    refused = run_cli("ray", "cluster", "stop", "--name", "second", "--grace", "2", "--state-root", str(root))
+    refused = run_cli("ray", "cluster", "stop", "--name", "second", "--grace", "2s", "--state-root", str(root))
     assert refused.returncode == 3 and f"active: {long.run_id}" in refused.stderr and "--force" in refused.stderr, refused.stderr
     assert cp.cluster_status("second").state == "active" and cp.status(long.run_id).status == RunStatus.RUNNING
-    stop = run_cli("ray", "cluster", "stop", "--name", "second", "--grace", "2", "--force", "--state-root", str(root))
+    stop = run_cli("ray", "cluster", "stop", "--name", "second", "--grace", "2s", "--force", "--state-root", str(root))
     assert stop.returncode == 0, stop.stderr
     assert not ray_processes_of(rec["temp_dir"])  # all of second's processes are gone
     assert not any(procs.alive(p["pid"], p["start_ticks"]) for p in rec["processes"])
@@ -152,7 +152,7 @@ def test_lifecycle_isolation_lost_unreachable_and_retry(ray_cluster, cluster_roo
     assert cp.status(long2.run_id).status == RunStatus.LOST  # the new session never heard of it
     assert cp.retry(ub_id, wait=True, timeout=120).status == RunStatus.SUCCEEDED
 
-    assert run_cli("ray", "cluster", "stop", "--name", "second", "--grace", "2", "--state-root", str(root)).returncode == 0
+    assert run_cli("ray", "cluster", "stop", "--name", "second", "--grace", "2s", "--state-root", str(root)).returncode == 0
     listing = json.loads(run_cli("ray", "cluster", "list", "--state-root", str(root), "--json").stdout)
     assert [(c["name"], c["state"]) for c in listing] == [("second", "stopped")]  # the refused 'third' left no record
 

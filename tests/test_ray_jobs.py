@@ -211,11 +211,11 @@ def test_blocked_without_cluster_then_retry_once_it_exists(ray_cluster, tmp_path
 def test_watch_ends_when_all_runs_are_terminal(ray_cp: ControlPlane) -> None:
     a = ray_cp.submit(["sleep", "1"], target="demo", workflow="watch", engine="ray")
     b = ray_cp.submit(["bash", "-c", "sleep 1; exit 2"], target="demo", workflow="watch", engine="ray")
-    res = run_cli("ray", "jobs", "watch", a.run_id, b.run_id, "--interval", "0.3", "--json", timeout=120)
+    res = run_cli("ray", "jobs", "watch", a.run_id, b.run_id, "--interval", "0.3s", "--json", timeout=120)
     assert res.returncode == 1, res.stderr  # issue 8: a watched run failed (b)
     rows = {r["run_id"]: r["status"] for r in json.loads(res.stdout)}
     assert rows == {a.run_id: "succeeded", b.run_id: "failed"}
-    human = run_cli("ray", "jobs", "watch", a.run_id, "--interval", "0.3")
+    human = run_cli("ray", "jobs", "watch", a.run_id, "--interval", "0.3s")
     assert human.returncode == 0 and a.run_id in human.stdout and "succeeded" in human.stdout
 
 

@@ -63,7 +63,7 @@ def test_jobs_list_shows_messages_literally(tmp_path: Path, mode: dict[str, str]
     rec = json.loads(path.read_text())
     rec["message"] = f"{MARKUP} {NASTY}"  # as an older merlin or a hand edit could leave it
     path.write_text(json.dumps(rec))
-    for args in (["ray", "jobs", "list"], ["ray", "jobs", "watch", rid, "--timeout", "5"]):
+    for args in (["ray", "jobs", "list"], ["ray", "jobs", "watch", rid, "--timeout", "5s"]):
         res = run_cli(*args, "--state-root", str(root), env=mode)
         assert res.returncode == 0, res.stderr
         assert MARKUP in res.stdout, res.stdout

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-StateRootOpt = typer.Option(None, "--state-root", help="Ledger directory (default: $MERLIN_STATE_ROOT or build/generated/ray).")
+from merlin.cli.options import StateRootOpt
 
 
 def _need_extra() -> None:

@@ -48,7 +48,10 @@ def _start_words(a: dict[str, Any]) -> list[str]:
         opts = dict(a.get("options") or {})
         for key in START_FLAGS:
             if opts.get(key) not in (None, "", [], ()):
-                words += ["--" + key.replace("_", "-"), str(opts[key])]
+                value = str(opts[key])
+                if key in ("time", "walltime") and value.isdigit():  # recorded before the one duration grammar: Slurm read minutes, PBS seconds
+                    value += "m" if key == "time" else "s"
+                words += ["--" + key.replace("_", "-"), value]
         words += sum((["--sbatch-arg", str(x)] for x in opts.get("sbatch_args") or []), [])
         if opts.get("idle_timeout"):
             words += ["--idle-timeout", f"{float(opts['idle_timeout']):g}s"]

@@ -13,12 +13,11 @@ from typing import Any
 
 import typer
 
+from merlin.cli.common import say
+from merlin.cli.options import JsonOpt, StateRootOpt, duration_option
+
 app = typer.Typer(help="Hardware inventory and leases: define, list, reserve, renew, release, queue.", no_args_is_help=True)
 
-StateRootOpt = typer.Option(
-    None, "--state-root", help="Ledger directory (default: $MERLIN_STATE_ROOT or build/generated/ray).", show_default=False
-)
-JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
 ReasonOpt = typer.Option("", "--reason", help="Why (recorded with your name).")
 
 
@@ -30,11 +29,6 @@ def _cp(state_root: Path | None) -> Any:
 
 def _book(state_root: Path | None) -> Any:
     return _cp(state_root).leases
-
-
-def _say(text: str) -> None:
-    sys.stderr.write(text.rstrip("\n") + "\n")
-    sys.stderr.flush()
 
 
 def _emit(data: Any) -> None:
@@ -92,7 +86,7 @@ def define(
     pools: dict[str, int] = {}
     for it in inv["items"]:
         pools[it["pool"]] = pools.get(it["pool"], 0) + 1
-    _say(f"defined {len(inv['items'])} item(s): " + ", ".join(f"{p} x{n}" for p, n in sorted(pools.items())))
+    say(f"defined {len(inv['items'])} item(s): " + ", ".join(f"{p} x{n}" for p, n in sorted(pools.items())))
 
 
 @app.command("list")
@@ -105,7 +99,7 @@ def list_items(state_root: Path | None = StateRootOpt, json: bool = JsonOpt) -> 
         _emit({"items": items, "queue": queue})
         return
     if not items:
-        _say("no inventory yet: describe the hardware in a YAML file and run `merlin ray resources define FILE`")
+        say("no inventory yet: describe the hardware in a YAML file and run `merlin ray resources define FILE`")
         return
     from rich.table import Table
 
@@ -123,7 +117,7 @@ def list_items(state_root: Path | None = StateRootOpt, json: bool = JsonOpt) -> 
         )  # fmt: skip
     out().print(table)
     if queue:
-        _say(f"{len(queue)} request(s) waiting; see `merlin ray resources queue`")
+        say(f"{len(queue)} request(s) waiting; see `merlin ray resources queue`")
 
 
 @app.command("reserve")
@@ -131,9 +125,9 @@ def reserve(
     bundles: list[str] = typer.Argument(..., help="POOL[:COUNT][,k=v...]; several form a gang (granted all at once or not at all)."),
     label: list[str] | None = typer.Option(None, "--label", help="k=v every bundle's items must carry (repeatable)."),
     priority: int = typer.Option(0, "--priority", help="Higher is served first; ties by age."),
-    ttl: str = typer.Option("15m", "--ttl", help="Expires unless renewed within this (90s, 15m, 2h)."),
+    ttl: float = duration_option("15m", "--ttl", help="Expires unless renewed within this (90s, 15m, 2h)."),
     wait: bool = typer.Option(False, "--wait", help="Wait until granted."),
-    timeout: float | None = typer.Option(None, "--timeout", help="With --wait: give up after SECONDS (the request stays queued)."),
+    timeout: float | None = duration_option(None, "--timeout", help="With --wait: give up after this long (the request stays queued)."),
     pid: int | None = typer.Option(None, "--pid", help="Bind the lease to this process: freed when it dies (e.g. --pid $$)."),
     run_id: str | None = typer.Option(None, "--run-id", help="Record the run this lease is for."),
     state_root: Path | None = StateRootOpt,
@@ -167,15 +161,15 @@ def reserve(
     if lease["state"] != "granted":
         raise NotGranted(f"lease {lease['lease_id']} is waiting (not grantable now); see `merlin ray resources why {lease['lease_id']}`", lease)
     if not json:
-        _say(f"granted {_items(lease)} until {_short(lease['expires_at'])}; renew with `merlin ray resources renew {lease['lease_id']}`")
+        say(f"granted {_items(lease)} until {_short(lease['expires_at'])}; renew with `merlin ray resources renew {lease['lease_id']}`")
 
 
 @app.command("run", context_settings={"allow_interspersed_args": False})
 def run(
     bundles: list[str] = typer.Argument(..., help="POOL[:COUNT][,k=v...] ... -- COMMAND [ARGS...] (options go before the bundles)."),
-    ttl: str = typer.Option("60s", "--ttl", help="Lease TTL; renewed every third of it while COMMAND runs."),
+    ttl: float = duration_option("60s", "--ttl", help="Lease TTL; renewed every third of it while COMMAND runs."),
     priority: int = typer.Option(0, "--priority", help="Higher is served first; ties by age."),
-    timeout: float | None = typer.Option(None, "--timeout", help="Give up waiting after SECONDS (exit 3; the request is withdrawn)."),
+    timeout: float | None = duration_option(None, "--timeout", help="Give up waiting after this long (exit 3; the request is withdrawn)."),
     state_root: Path | None = StateRootOpt,
 ) -> None:
     """Wait for a lease, run COMMAND with MERLIN_LEASE_ITEMS set, renew while it runs, release when it ends.
@@ -200,13 +194,13 @@ def run(
     run_id = os.environ.get("MERLIN_RUN_ID") or None  # inside a merlin run: the lease names it (`jobs why`)
     keeper = LeaseKeeper(_book(state_root), parsed, ttl=ttl, priority=priority, timeout=timeout, run_id=run_id)
     with keeper as lease:
-        _say(f"lease {lease['lease_id']}: {_items(lease)}; running {' '.join(command)}")
+        say(f"lease {lease['lease_id']}: {_items(lease)}; running {' '.join(command)}")
         try:
             code = subprocess.call(command, env={**os.environ, **lease_env(lease)})
         except OSError as exc:
             raise BadInput(f"resources run: cannot run {command[0]!r}: {exc.strerror}") from None
     if keeper.lost is not None:
-        _say(f"warning: the lease ended while the command ran: {keeper.lost}")
+        say(f"warning: the lease ended while the command ran: {keeper.lost}")
     raise typer.Exit(code if code >= 0 else 128 - code)
 
 
@@ -219,7 +213,7 @@ def _looks_like_bundle(text: str) -> bool:
 @app.command("renew")
 def renew(
     lease_id: str = typer.Argument(..., help="Lease id."),
-    ttl: str | None = typer.Option(None, "--ttl", help="New TTL (default: the lease's own)."),
+    ttl: float | None = duration_option(None, "--ttl", help="New TTL (default: the lease's own)."),
     state_root: Path | None = StateRootOpt,
     json: bool = JsonOpt,
 ) -> None:
@@ -228,7 +222,7 @@ def renew(
     if json:
         _emit(lease)
     else:
-        _say(f"lease {lease_id} {lease['state']}; expires {_short(lease.get('expires_at'))}")
+        say(f"lease {lease_id} {lease['state']}; expires {_short(lease.get('expires_at'))}")
 
 
 @app.command("release")
@@ -244,7 +238,7 @@ def release(
     if json:
         _emit(lease)
     else:
-        _say(f"lease {lease_id} {lease['state']}")
+        say(f"lease {lease_id} {lease['state']}")
 
 
 @app.command("cancel")
@@ -254,7 +248,7 @@ def cancel(lease_id: str = typer.Argument(..., help="Lease id."), state_root: Pa
     if json:
         _emit(lease)
     else:
-        _say(f"lease {lease_id} {lease['state']}")
+        say(f"lease {lease_id} {lease['state']}")
 
 
 @app.command("revoke")
@@ -269,7 +263,7 @@ def revoke(
     if json:
         _emit(lease)
     else:
-        _say(f"lease {lease_id} {lease['state']}")
+        say(f"lease {lease_id} {lease['state']}")
 
 
 @app.command("show")
@@ -299,7 +293,7 @@ def queue(state_root: Path | None = StateRootOpt, json: bool = JsonOpt) -> None:
         _emit([dict(lease, position=n) for n, lease in enumerate(rows, 1)])
         return
     if not rows:
-        _say("no request is waiting")
+        say("no request is waiting")
         return
     for n, lease in enumerate(rows, 1):
         o = lease["owner"]
@@ -314,7 +308,7 @@ def why(lease_id: str = typer.Argument(..., help="Lease id."), state_root: Path 
         _emit(conds)
         return
     if not conds:
-        _say(f"lease {lease_id} is granted: nothing holds it back")
+        say(f"lease {lease_id} is granted: nothing holds it back")
     from merlin.cli.nextsteps import condition_lines
 
     for c in conds:
@@ -334,7 +328,7 @@ def drain(
     if json:
         _emit(it)
     else:
-        _say(f"{item}: {'drained' if it['drained'] else 'accepting leases'}")
+        say(f"{item}: {'drained' if it['drained'] else 'accepting leases'}")
 
 
 @app.command("health")
@@ -350,23 +344,5 @@ def health(
     if json:
         _emit(it)
     else:
-        _say(f"{item}: {it['health']}")
+        say(f"{item}: {it['health']}")
 
-
-def jobs_why(
-    run_id: str = typer.Argument(..., help="Run id."),
-    state_root: Path | None = StateRootOpt,
-    json: bool = JsonOpt,
-) -> None:
-    """Every condition holding a run back (leases, cluster, Ray, the scheduler, then the run), with evidence and the next steps."""
-    from merlin.cli.nextsteps import condition_lines
-    from merlin.controlplane import ControlPlane
-
-    conds = ControlPlane(state_root).why(run_id)
-    if json:
-        _emit(conds)
-        return
-    if not conds:
-        _say(f"run {run_id}: nothing holds it back")
-    for c in conds:
-        sys.stdout.write("".join(line + "\n" for line in condition_lines(c, sys.argv[1:])))

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import typer
 
+from merlin.cli.options import JsonOpt
+
 app = typer.Typer(help="TargetGen: validate specs, plan a target and drive its execution.", no_args_is_help=True)
 
 CapabilityArg = typer.Argument(..., help="Capability spec (capability.yaml).", show_default=False)
 OverlayOpt = typer.Option(None, "--overlay", "-o", help="Deployment overlay YAML.")
-JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
 StrictOpt = typer.Option(
     False, "--strict", help="Treat warnings (e.g. an overlay that belongs to another target) as errors: exit 2."
 )

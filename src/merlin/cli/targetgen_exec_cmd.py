@@ -14,6 +14,8 @@ from typing import Any
 
 import typer
 
+from merlin.cli.options import JsonOpt, StateRootOpt, cluster_option
+
 CapabilityArg = typer.Argument(..., help="Capability spec (capability.yaml).", show_default=False)
 OptionalCapabilityArg = typer.Argument(None, help="Capability spec (capability.yaml); or use --from-dir.", show_default=False)
 OverlayOpt = typer.Option(None, "--overlay", "-o", help="Deployment overlay YAML.")
@@ -23,7 +25,6 @@ OutDirOpt = typer.Option(
     help="Output root; files go to OUT_DIR/<target.name>/ [default: $MERLIN_TARGETGEN_OUT or build/generated/targetgen]",
 )
 TargetDirOpt = typer.Option(..., "--target-dir", help="A target directory written by orchestrate (OUT_DIR/<target.name>).")
-JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
 
 
 def _engines() -> list[str]:
@@ -129,9 +130,9 @@ def execute(
         _engines()[0], "--engine", help=f"{_engines()[0]}: run here; any other engine ({', '.join(_engines()[1:])}): submit the executor as a run of it. Both record a run in the ledger.",
         metavar="|".join(_engines()),
     ),
-    cluster: str | None = typer.Option(None, "--cluster", help="Ray cluster name for --engine ray (default: default)."),
+    cluster: str | None = cluster_option(),
     wait: bool = typer.Option(False, "--wait", help="--engine ray: wait for the run to end; exit with the executor's code."),
-    state_root: Path | None = typer.Option(None, "--state-root", help="Ledger directory (default: $MERLIN_STATE_ROOT or build/generated/ray)."),
+    state_root: Path | None = StateRootOpt,
     run_id: str | None = typer.Option(None, "--run-id", hidden=True, help="Run to report into (set by --engine ray for its job)."),
     json: bool = JsonOpt,
 ) -> None:
@@ -195,9 +196,9 @@ def _execute_on_engine(capability, overlay, out_dir, from_dir, engine, cluster, 
     if json:
         emit_json(rec.model_dump(mode="json"))
     elif rec.status.value != "blocked":
-        from merlin.cli.ray_cmd import _said
+        from merlin.cli.common import said
 
-        message(f"run {rec.run_id} {_said(rec.status.value, rec.message)}")
+        message(f"run {rec.run_id} {said(rec.status.value, rec.message)}")
         say_next(steps)
     if rec.status.value == "blocked":
         raise Blocked(f"run {rec.run_id} is blocked: {rec.message.removeprefix('blocked: ')}", next_steps=steps)
@@ -205,9 +206,9 @@ def _execute_on_engine(capability, overlay, out_dir, from_dir, engine, cluster, 
         return
     code = targetgen_exit_code(rec)
     if code == 1:
-        from merlin.cli.ray_cmd import _said
+        from merlin.cli.common import said
 
-        raise RunFailed(f"run {rec.run_id} {_said(rec.status.value, rec.message)}")
+        raise RunFailed(f"run {rec.run_id} {said(rec.status.value, rec.message)}")
     raise typer.Exit(code)
 
 

@@ -46,6 +46,7 @@ from typing import Any
 
 import orjson
 
+from merlin.durations import parse_duration
 from merlin.errors import BadInput, Blocked, MerlinError, NotFound
 from merlin.leases import policy
 from merlin.leases.locks import book_lock, close_quietly
@@ -93,23 +94,6 @@ def iso(ts: float) -> str:
 
 def parse_ts(text: str | None) -> float | None:
     return datetime.fromisoformat(text).timestamp() if text else None
-
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
-
-
-def parse_duration(text: str | float | int, what: str = "--ttl") -> float:
-    """``90``, ``90s``, ``15m``, ``2h``, ``1d`` -> seconds."""
-    if isinstance(text, (int, float)):
-        seconds = float(text)
-    else:
-        m = _DURATION.match(str(text))
-        if not m:
-            raise BadInput(f"{what} {text!r}: expected a duration such as 90s, 15m, 2h or 1d")
-        seconds = float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
-    if not 0 < seconds <= MAX_TTL:
-        raise BadInput(f"{what} {text!r}: must be more than 0 and at most 7d")
-    return seconds
 
 
 _POOL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
@@ -621,7 +605,7 @@ class LeaseBook:
         parsed = [parse_bundle(b) if isinstance(b, str) else dict(b, labels=dict(b.get("labels") or {}), count=int(b.get("count", 1))) for b in bundles]
         if not parsed:
             raise BadInput("reserve: name at least one POOL[:COUNT]")
-        ttl_s = parse_duration(ttl)
+        ttl_s = parse_duration(ttl, "ttl", above_zero=True, at_most=MAX_TTL)
         lid = validate_lease_id(lease_id) if lease_id else new_lease_id()
         owner = {"user": _user(), "host": self._host, "pid": pid, "pid_start": self._own_pid_start(pid) if pid else None, "run_id": run_id}
         with self._locked() as tx:
@@ -710,7 +694,7 @@ class LeaseBook:
 
     def renew(self, lease_id: str, ttl: float | str | None = None) -> Lease:
         """Push expires_at to now + TTL. Raises LeaseLost when the lease already ended."""
-        ttl_s = parse_duration(ttl) if ttl is not None else None
+        ttl_s = parse_duration(ttl, "ttl", above_zero=True, at_most=MAX_TTL)
         with self._locked() as tx:
             self._settle(tx)
             lease = self._get_live_or_file(tx, lease_id)

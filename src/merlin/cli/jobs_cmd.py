@@ -1,0 +1,456 @@
+"""``merlin ray jobs ...``: submit, list, follow, cancel, retry, watch runs and ask why one waits.
+
+Data goes to stdout, messages to stderr. Exit codes: 0 ok, 1 the run failed,
+2 bad input, 3 blocked, 4 not found. Nothing heavy is imported at module level:
+the listing path reads JSON files and renders, without Ray or pydantic.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from merlin.cli.common import (
+    clock_time,
+    control_plane,
+    exit_for_run,
+    invoked,
+    key_values,
+    record_json,
+    said,
+    say,
+    say_next,
+    short_time,
+    status_styled,
+    where,
+)
+from merlin.cli.options import JsonOpt, StateRootOpt, cluster_option, duration_option
+from merlin.cli.runs_table import runs_table, runs_text
+
+app = typer.Typer(help="Submit, list, follow, cancel and retry runs.", no_args_is_help=True)
+
+
+@app.command("why")
+def jobs_why(
+    run_id: str = typer.Argument(..., help="Run id."),
+    state_root: Path | None = StateRootOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """Every condition holding a run back (leases, cluster, Ray, the scheduler, then the run), with evidence and the next steps."""
+    from merlin.cli.nextsteps import condition_lines
+    from merlin.cli.output import emit_json
+    from merlin.controlplane import ControlPlane
+
+    conds = ControlPlane(state_root).why(run_id)
+    if json:
+        emit_json(conds)
+        return
+    if not conds:
+        say(f"run {run_id}: nothing holds it back")
+    for c in conds:
+        sys.stdout.write("".join(line + "\n" for line in condition_lines(c, sys.argv[1:])))
+
+
+def _default_engine() -> str:
+    from merlin.engines.registry import DEFAULT_ENGINE
+
+    return DEFAULT_ENGINE
+
+
+def _engine_help() -> str:
+    from merlin.engines.registry import names
+
+    return f"One of {', '.join(names())} (local: a supervised process group; ray: Ray Jobs)."
+
+
+def _print_run(rec: Any, reason: dict[str, Any] | None = None) -> None:
+    """A run for a person: key facts (and the first reason it is not running), then its attempts."""
+    from merlin.cli.output import out
+
+    d = record_json(rec)
+    grid: list[tuple[str, Any]] = []
+    grid.append(("run", d["run_id"]))
+    grid.append(("status", status_styled(d["status"])))
+    if d.get("outcome"):
+        grid.append(("outcome", d["outcome"]))
+    grid.append(("target / workflow", f"{d['target']} / {d['workflow']}"))
+    cl = d.get("cluster") or {}
+    grid.append(("engine", d["engine"] + (f" (cluster {cl.get('name')} {cl.get('address') or ''})" if cl else "")))
+    import shlex
+
+    grid.append(("command", shlex.join(d["command"])))
+    grid.append(("target dir", d["target_dir"]))
+    grid.append(("created / updated", f"{short_time(d['created_at'])} / {short_time(d['updated_at'])}"))
+    grid.append(("observed", short_time(d.get("observed_at"))))
+    grid.append(("message", d.get("message") or "-"))
+    if d.get("leases"):
+        grid.append(("leases", ", ".join(d["leases"]) + (f" (items {', '.join(d['lease_items'])})" if d.get("lease_items") else "")))
+    from merlin.cli.nextsteps import ARGV, command
+
+    if reason is not None:
+        from merlin.nextsteps import Action, step
+
+        grid.append(("waiting on", f"{reason['layer']}/{reason['code']}: {reason['message']}"))
+        grid.append(("all reasons", command(step(Action.WHY, run_id=d["run_id"]), ARGV)))
+    for st in d.get("next_steps") or []:
+        grid.append(("next", command(st, ARGV)))
+    from merlin.cli.tables import pairs
+
+    pairs(grid, out())
+    if d["attempts"]:
+        from merlin.cli.tables import GIVE, Column, build, show
+
+        columns = [Column(h) for h in ("#", "submission", "status", "start UTC", "end UTC", "exit")] + [Column("error", GIVE)]
+        rows = []
+        for a in d["attempts"]:
+            err = " ".join(x for x in (a.get("error_type") or "", (a.get("error_message") or "")[:120]) if x)
+            rows.append([
+                str(a["number"]),
+                a.get("submission_id") or "-",
+                status_styled(a["status"]),
+                clock_time(a.get("start_time")),
+                clock_time(a.get("end_time")),
+                "-" if a.get("exit_code") is None else str(a["exit_code"]),
+                err or "-",
+            ])
+        show(build(columns, rows, out().width), out())
+
+
+@app.command("submit", context_settings={"allow_interspersed_args": False})
+def jobs_submit(
+    command: list[str] = typer.Argument(..., help="The command, after `--`.", show_default=False),
+    target: str = typer.Option(..., "--target", help="Target name (becomes part of the run id)."),
+    workflow: str = typer.Option(..., "--workflow", help="Workflow name."),
+    engine: str = typer.Option(_default_engine(), "--engine", help=_engine_help()),
+    target_dir: Path | None = typer.Option(None, "--target-dir", help="Directory indexed as artifacts (default: runs/<id>/target)."),
+    num_cpus: float | None = typer.Option(None, "--num-cpus", help="CPUs reserved for the entrypoint (ray)."),
+    num_gpus: float | None = typer.Option(None, "--num-gpus", help="GPUs reserved for the entrypoint (ray)."),
+    resource: list[str] | None = typer.Option(None, "--resource", help="Custom resource KEY=N (repeatable, ray)."),
+    env: list[str] | None = typer.Option(None, "--env", help="Environment K=V for the command (repeatable). Secret-looking names are redacted in records."),
+    wait: bool = typer.Option(False, "--wait", help="Wait until the run ends; exit 1 if it did not succeed."),
+    cluster: str | None = cluster_option(),
+    lease: list[str] | None = typer.Option(
+        None, "--lease", help="Hardware it needs, POOL[:COUNT][,k=v...] (repeatable: a gang). The run waits for the lease, then starts by itself."
+    ),
+    time_: float | None = duration_option(
+        None, "--time", help="How long the run needs (e.g. 2h or [D-]HH:MM:SS); warns when the cluster's allocation ends sooner, ignored (with a warning) where the engine has no walltime."
+    ),
+    state_root: Path | None = StateRootOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """Record a run and hand it to an engine: `merlin ray jobs submit --target T --workflow W -- CMD ARGS...`."""
+    from merlin.cli.output import emit_json
+    from merlin.safety import check_number
+
+    check_number(num_cpus, "--num-cpus")
+    check_number(num_gpus, "--num-gpus")
+
+    cp = control_plane(state_root)
+    if time_ is not None:
+        _warn_short_allocation(cp, engine, cluster or "default", time_)
+    rec = cp.submit(
+        command,
+        target=target,
+        workflow=workflow,
+        engine=engine,
+        target_dir=target_dir,
+        num_cpus=num_cpus,
+        num_gpus=num_gpus,
+        resources=key_values(resource, "--resource", True),
+        env=key_values(env, "--env", False),
+        cluster=cluster,
+        source="cli",
+        leases=lease or (),
+    )
+    announced = False
+    if wait and not rec.status.is_terminal() and rec.status.value != "blocked":
+        from merlin.cli.waiting import announce, wait_for_run
+
+        if not json:
+            announce(rec)
+            announced = True
+        rec = wait_for_run(cp, rec, quiet=json)
+    if json:
+        emit_json(rec.model_dump(mode="json"))
+    else:
+        if rec.status.value == "succeeded" or (not wait and rec.status.value != "blocked"):
+            say(f"run {rec.run_id}: {rec.message}")
+            say_next(rec)
+        if not announced:
+            sys.stdout.write(rec.run_id + "\n")
+    exit_for_run(rec, waited=wait)
+
+
+def _warn_short_allocation(cp: Any, engine: str, cluster: str, seconds: float) -> None:
+    """`jobs submit --time`: warn (not refuse) when the cluster's walltime ends first, or that
+    the engine has no walltime (the local engine: the run ends when its command does)."""
+    from merlin.cli.output import warn
+    from merlin.clusters.walltime import short_of_time
+    from merlin.durations import describe
+
+    if not cp.engine(engine).uses_cluster:
+        warn(f"--time {describe(seconds)} is ignored: the {engine} engine has no walltime (the run ends when its command does)")
+        return
+    record = cp.ledger.read_cluster(cluster)
+    text = short_of_time(record, seconds) if record is not None else None
+    if text:
+        warn(text)
+
+
+def _write_json_array(records: Iterable[bytes]) -> None:
+    """Stream stored records (canonical JSON, redacted when written) to stdout as one
+    JSON array, in ~1 MiB writes: no re-serialising, no 50 MiB string in memory."""
+    sys.stdout.flush()
+    write = sys.stdout.buffer.write
+    buf = bytearray(b"[")
+    sep = b"\n"
+    for raw in records:
+        buf += sep
+        buf += raw.rstrip(b"\n")
+        sep = b",\n"
+        if len(buf) >= 1 << 20:
+            write(buf)
+            buf.clear()
+    buf += b"\n]\n"  # "[\n]\n" when empty, as before
+    write(buf)
+    sys.stdout.buffer.flush()
+
+
+@app.command("list")
+def jobs_list(
+    status: list[str] | None = typer.Option(None, "--status", help="Only runs with this status (repeatable)."),
+    refresh: bool = typer.Option(False, "--refresh", help="Ask the engines first (one list_jobs per Ray cluster)."),
+    limit: int | None = typer.Option(None, "--limit", help="Newest N runs (table default 50, JSON default all; 0 = all)."),
+    state_root: Path | None = StateRootOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """Runs in the ledger, newest first."""
+    from merlin.cli.output import message
+    from merlin.safety import check_number
+
+    check_number(limit, "--limit", minimum=0, integer=True)  # -1 would be a Python slice, not a count
+
+    cp = control_plane(state_root)
+    entries = cp.list_entries(status=status, refresh=refresh)
+    swept = cp.sweep()
+    if swept:
+        message(f"swept SIGKILL debris: {swept.summary()} (`{invoked()} ray doctor` checks the whole state root)")
+        entries = cp.list_entries(status=status) if swept.completed else entries
+    total = len(entries)
+    n = limit if limit is not None else (0 if json else 50)
+    if json:
+        from merlin.ledger.index import record_bytes
+
+        _write_json_array(record_bytes(entries, n))
+        return
+    if n:
+        entries = entries[:n]
+    rows = [d for d, _raw in entries]
+    if not rows:
+        message("no runs recorded" + (" with that status" if status else "") + f" in {where(cp)}; submit one with `{invoked()} ray jobs submit`")
+        return
+    from merlin.cli.output import out
+
+    console = out()
+    if len(rows) > 100:  # long listings: plain columns, same layout (see runs_text)
+        sys.stdout.write(runs_text(rows, console.width, colour=console.is_terminal and not console.no_color))
+    else:
+        from merlin.cli.tables import show
+
+        show(runs_table(rows, console.width), console)
+    if len(rows) < total:
+        message(f"{len(rows)} of {total} runs shown; --limit 0 shows all")
+
+
+@app.command("status")
+def jobs_status(
+    run_id: str = typer.Argument(..., help="Run id."),
+    no_refresh: bool = typer.Option(False, "--no-refresh", help="Read the ledger only; do not ask the engine."),
+    state_root: Path | None = StateRootOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """One run, after asking its engine."""
+    from merlin.cli.output import emit_json
+
+    cp = control_plane(state_root)
+    rec = cp.status_json(run_id, refresh=not no_refresh)
+    if json:
+        emit_json(rec)
+    else:
+        _print_run(rec, _first_reason(cp, rec))
+
+
+def _first_reason(cp: Any, rec: Any) -> dict[str, Any] | None:
+    """The first condition `jobs why` would list, for a run that is not running yet."""
+    d = record_json(rec)
+    if d.get("status") not in ("waiting", "pending", "blocked"):
+        return None
+    try:
+        conds = cp.why(d["run_id"])
+    except Exception:  # a reason is a courtesy here: `jobs why` reports its own errors
+        return None
+    return conds[0] if conds else None
+
+
+@app.command("logs")
+def jobs_logs(
+    run_id: str = typer.Argument(..., help="Run id."),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Stream until the run ends."),
+    attempt: int | None = typer.Option(None, "--attempt", help="Attempt number (default: latest)."),
+    state_root: Path | None = StateRootOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """The run's output (stdout and stderr of the command)."""
+    from merlin.cli.output import emit_json, message
+    from merlin.safety import check_number
+
+    check_number(attempt, "--attempt", minimum=1, integer=True)
+
+    cp = control_plane(state_root)
+    if follow and not json:
+        for chunk in cp.follow(run_id):
+            sys.stdout.write(chunk)
+            sys.stdout.flush()
+        rec = cp.get(run_id)
+        message(f"run {run_id} {said(rec.status.value, rec.message)}")
+        say_next(rec)
+        return
+    text = cp.logs(run_id, attempt)
+    hint = cp.task_logs_hint(run_id)
+    if json:
+        rec = cp.get(run_id)
+        emit_json({"run_id": run_id, "attempt": attempt or len(rec.attempts), "status": rec.status.value, "logs": text,
+                   "task_logs": str(Path(rec.target_dir) / "logs") if hint else None})
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        if hint:
+            message(hint)
+
+
+@app.command("cancel")
+def jobs_cancel(
+    run_id: str = typer.Argument(..., help="Run id."),
+    state_root: Path | None = StateRootOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """Stop a run (local: its whole process group; ray: stop_job)."""
+    from merlin.cli.output import emit_json, message
+
+    cp = control_plane(state_root)
+    before = cp.get(run_id).status.value
+    rec = cp.cancel(run_id)
+    if json:
+        emit_json(rec.model_dump(mode="json"))
+    elif before != "blocked" and rec.status.is_terminal() and before == rec.status.value:
+        message(f"run {run_id} had already ended ({rec.status.value}); nothing to cancel")
+    else:
+        message(f"run {run_id}: {rec.message}")
+        say_next(rec)
+
+
+@app.command("retry")
+def jobs_retry(
+    run_id: str = typer.Argument(..., help="Run id."),
+    env: list[str] | None = typer.Option(None, "--env", help="Environment K=V (needed again for redacted secrets)."),
+    cluster: str | None = cluster_option("Send the new attempt to another cluster (ray)."),
+    wait: bool = typer.Option(False, "--wait", help="Wait until the run ends; exit 1 if it did not succeed."),
+    state_root: Path | None = StateRootOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """A new attempt of a blocked, failed, cancelled or lost run."""
+    from merlin.cli.output import emit_json, message
+
+    cp = control_plane(state_root)
+    rec = cp.retry(run_id, env=key_values(env, "--env", False), cluster=cluster)
+    if wait and not rec.status.is_terminal() and rec.status.value != "blocked":
+        from merlin.cli.waiting import announce, wait_for_run
+
+        if not json:
+            announce(rec)
+        rec = wait_for_run(cp, rec, quiet=json)
+    if json:
+        emit_json(rec.model_dump(mode="json"))
+    elif rec.status.value == "succeeded" or (not wait and rec.status.value != "blocked"):
+        message(f"run {rec.run_id} attempt {len(rec.attempts)}: {rec.message}")
+        say_next(rec)
+    exit_for_run(rec, waited=wait)
+
+
+@app.command("watch")
+def jobs_watch(
+    run_ids: list[str] | None = typer.Argument(None, help="Runs to watch (default: every pending or running run)."),
+    interval: float = duration_option("1s", "--interval", help="Time between refreshes (e.g. 1s, 0.5s)."),
+    timeout: float | None = duration_option(None, "--timeout", help="Give up after this long (e.g. 30s, 10m)."),
+    state_root: Path | None = StateRootOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """A live table until every shown run is terminal."""
+    import time
+
+    from merlin.cli.output import emit_json, message, out
+    from merlin.safety import check_number
+
+    check_number(interval, "--interval", minimum=0, above_minimum=True, maximum=3600)
+    check_number(timeout, "--timeout", minimum=0)
+
+    cp = control_plane(state_root)
+    ids = list(run_ids or []) or [d["run_id"] for d in cp.list_runs(status=["pending", "running"])]
+    if not ids:
+        message(f"no pending or running runs to watch in {where(cp)}")
+        if json:
+            emit_json([])
+        return
+    for rid in ids:
+        cp.get(rid)  # unknown ids fail fast (exit 4)
+
+    def rows() -> list[dict[str, Any]]:
+        cp.refresh(ids)
+        return [cp.ledger.read_raw(rid) for rid in ids]
+
+    def done(rs: list[dict[str, Any]]) -> bool:
+        from merlin.ledger.status import RunStatus
+
+        return all(RunStatus(r["status"]).is_terminal() for r in rs)
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    current = rows()
+    if json or not out().is_terminal:
+        while not done(current) and (deadline is None or time.monotonic() < deadline):
+            time.sleep(interval)
+            current = rows()
+        if json:
+            emit_json(current)
+        else:
+            from merlin.cli.tables import show
+
+            show(runs_table(current))
+    else:
+        from rich.live import Live
+
+        with Live(runs_table(current), console=out(), refresh_per_second=4) as live:
+            while not done(current) and (deadline is None or time.monotonic() < deadline):
+                time.sleep(interval)
+                current = rows()
+                live.update(runs_table(current))
+    _watch_exit(current, timeout)
+
+
+def _watch_exit(current: list[dict[str, Any]], timeout: float | None) -> None:
+    """Exit 124 (as timeout(1) does) if a run is still going, 1 if a watched run did not succeed."""
+    from merlin.cli.output import message
+    from merlin.errors import RunFailed
+    from merlin.ledger.status import RunStatus
+
+    going = [r["run_id"] for r in current if not RunStatus(r["status"]).is_terminal()]
+    if going:
+        message(f"watch: --timeout {timeout:g}s passed; still going: {', '.join(going)}")
+        raise typer.Exit(124)
+    bad = [r for r in current if r["status"] in ("failed", "cancelled", "lost")]
+    if bad:
+        raise RunFailed("watch: " + "; ".join(f"run {r['run_id']} {said(r['status'], r.get('message') or '')}" for r in bad))
+

@@ -1,0 +1,135 @@
+"""The one duration grammar: every duration a person types (``--time``, ``--ttl``,
+``--idle-timeout``, ``--timeout``, ...) is read here, to seconds.
+
+Accepted, as text:
+
+- a number with a unit, or several from the largest down: ``30s``, ``15m``, ``2h``,
+  ``1d``, ``0.5s``, ``1h30m``, ``1d12h``;
+- a clock as Slurm reads one: ``MM:SS``, ``HH:MM:SS``, ``D-HH``, ``D-HH:MM``,
+  ``D-HH:MM:SS``;
+- ``0``, which is zero in every unit.
+
+A bare number is refused: ``90`` is minutes to Slurm and seconds to most tools,
+so the error asks which was meant ("90 what? 90s or 90m"). A Python number
+(``ttl=90`` from code, not from a person) is seconds, as the API documents.
+
+Errors name the argument as data (``time: ...``); they never spell a flag, which
+is the front end's business. Imports nothing but :mod:`merlin.errors`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import overload
+
+from merlin.errors import BadInput
+
+_NUM = r"(\d+(?:\.\d+)?)"
+_UNITS = re.compile(rf"^(?:{_NUM}d)?(?:{_NUM}h)?(?:{_NUM}m)?(?:{_NUM}s)?$")
+_CLOCK = re.compile(r"^(?:(?P<d>\d+)-)?(?P<a>\d+)(?::(?P<b>\d+))?(?::(?P<c>\d+))?$")
+_SECONDS = (86400.0, 3600.0, 60.0, 1.0)
+EXAMPLES = "30s, 15m, 2h, 1d, 1h30m or [D-]HH:MM:SS"
+
+
+class BadDuration(BadInput):
+    """A duration that is not in the grammar; ``reason`` is the message without the argument's name."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"{name}: {reason}" if name else reason)
+        self.reason = reason
+
+
+def _clock(m: re.Match[str]) -> float:
+    """Slurm's reading: MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS (a lone number never reaches here)."""
+    d, a, b, c = (int(m[g]) if m[g] is not None else None for g in ("d", "a", "b", "c"))
+    assert a is not None  # the pattern requires it
+    if d is not None:
+        return float(d * 86400 + a * 3600 + (b or 0) * 60 + (c or 0))
+    if c is not None:
+        return float(a * 3600 + (b or 0) * 60 + c)
+    return float(a * 60 + (b or 0))
+
+
+def seconds(text: str) -> float:
+    """Seconds of a duration written by a person; ``BadDuration`` (without a name) otherwise."""
+    raw = str(text)
+    value = raw.strip()
+    if value in ("0", "0.0"):
+        return 0.0
+    if re.fullmatch(_NUM, value):
+        raise BadDuration("", f"{value} what? {value}s or {value}m (a duration needs a unit: {EXAMPLES})")
+    m = _UNITS.match(value)
+    if value and m and any(m.groups()):
+        return float(sum(float(n) * unit for n, unit in zip(m.groups(), _SECONDS, strict=True) if n is not None))
+    m = _CLOCK.match(value)
+    if m and (m["d"] is not None or m["b"] is not None):
+        return _clock(m)
+    raise BadDuration("", f"{raw!r} is not a duration: expected {EXAMPLES}")
+
+
+@overload
+def parse_duration(text: None, name: str = ..., *, above_zero: bool = ..., at_most: float | None = ...) -> None: ...
+@overload
+def parse_duration(text: str | float | int, name: str = ..., *, above_zero: bool = ..., at_most: float | None = ...) -> float: ...
+@overload
+def parse_duration(text: str | float | int | None, name: str = ..., *, above_zero: bool = ..., at_most: float | None = ...) -> float | None: ...
+
+
+def parse_duration(
+    text: str | float | int | None,
+    name: str = "duration",
+    *,
+    above_zero: bool = False,
+    at_most: float | None = None,
+) -> float | None:
+    """``text`` in seconds (None stays None). ``name`` is the argument's name, used in the message only.
+
+    ``above_zero`` refuses 0; ``at_most`` (seconds) an upper bound. Negative durations are always refused.
+    """
+    if text is None:
+        return None
+    if isinstance(text, bool):
+        raise BadDuration(name, f"{text!r} is not a duration: expected {EXAMPLES}")
+    if isinstance(text, (int, float)):
+        value = float(text)
+        if not math.isfinite(value) or value < 0:
+            raise BadDuration(name, f"{text!r} is not a duration: expected a finite number of seconds, at least 0")
+    else:
+        try:
+            value = seconds(text)
+        except BadDuration as exc:
+            raise BadDuration(name, exc.reason) from None
+    shown = repr(text) if isinstance(text, str) else describe(value)  # a front end's parsed seconds read back in the grammar
+    if above_zero and value <= 0:
+        raise BadDuration(name, f"{shown}: must be more than 0")
+    if at_most is not None and value > at_most:
+        raise BadDuration(name, f"{shown}: must be at most {describe(at_most)}")
+    return value
+
+
+def describe(value: float) -> str:
+    """Seconds in the grammar's own words, largest unit first: ``5400`` -> ``1h30m``, ``0.5`` -> ``0.5s``."""
+    if value <= 0:
+        return "0s"
+    out: list[str] = []
+    rest = float(value)
+    for unit, word in zip(_SECONDS, "dhms", strict=True):
+        if word == "s":
+            if rest or not out:
+                out.append(f"{rest:g}s")
+            break
+        n = int(rest // unit)
+        if n:
+            out.append(f"{n}{word}")
+            rest -= n * unit
+    return "".join(out)
+
+
+def clock(value: float, *, days: bool = True) -> str:
+    """Whole seconds as ``[D-]HH:MM:SS`` (Slurm's form), or ``HH:MM:SS`` with hours past 24 (``days=False``, PBS)."""
+    total = int(math.ceil(value))
+    d, rest = divmod(total, 86400) if days else (0, total)
+    h, rest = divmod(rest, 3600)
+    m, s = divmod(rest, 60)
+    return (f"{d}-" if d else "") + f"{h:02d}:{m:02d}:{s:02d}"

@@ -1,0 +1,52 @@
+"""The CLI's rooms: one module per command group, shared options declared once, no module over 600 lines."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import typer
+
+from conftest import REPO
+
+CLI = REPO / "src" / "merlin" / "cli"
+SHARED = ("--state-root", "--json", "--cluster")
+
+
+def _option_flags(path: Path) -> list[tuple[int, str]]:
+    """(line, flag) of every typer.Option(...) call in a module that declares a shared flag."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "Option":
+            for arg in node.args:
+                if isinstance(arg, ast.Constant) and arg.value in SHARED:
+                    found.append((node.lineno, arg.value))
+    return found
+
+
+def test_no_cli_module_is_over_600_lines() -> None:
+    sizes = {p.name: len(p.read_text(encoding="utf-8").splitlines()) for p in CLI.glob("*.py")}
+    assert {n: s for n, s in sizes.items() if s > 600} == {}
+
+
+def test_shared_options_are_declared_once() -> None:
+    where = {f"{p.name}:{line}": flag for p in sorted(CLI.glob("*.py")) if p.name != "options.py" for line, flag in _option_flags(p)}
+    assert where == {}, "use merlin.cli.options (StateRootOpt, JsonOpt, cluster_option)"
+    assert sorted(flag for _line, flag in _option_flags(CLI / "options.py")) == sorted(SHARED)
+
+
+def test_each_ray_group_lives_in_its_own_module() -> None:
+    """`merlin ray <group> <command>`'s callback is defined in <group>'s module, the help as before."""
+    from merlin.cli.ray_cmd import app
+
+    rooms = {"cluster": "merlin.cli.clusters_cmd", "jobs": "merlin.cli.jobs_cmd", "artifacts": "merlin.cli.artifacts_cmd", "resources": "merlin.cli.resources_cmd"}
+    groups = {g.name: g.typer_instance for g in app.registered_groups}
+    assert set(groups) == set(rooms)
+    for name, sub in groups.items():
+        assert sub is not None and sub.registered_commands, name
+        for cmd in sub.registered_commands:
+            assert cmd.callback is not None and cmd.callback.__module__ == rooms[name], (name, cmd.name, cmd.callback.__module__)
+    group = typer.main.get_command(app)
+    assert list(group.commands) == ["doctor", "cluster", "jobs", "artifacts", "resources"]  # the order `merlin ray --help` lists
+    assert list(group.commands["jobs"].commands) == ["why", "submit", "list", "status", "logs", "cancel", "retry", "watch"]
+    assert list(group.commands["cluster"].commands) == ["start", "start-local", "status", "stop", "list"]
