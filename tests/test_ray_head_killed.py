@@ -49,6 +49,19 @@ def test_sigkilled_head_makes_runs_lost_in_one_look_ends_their_processes_and_a_r
         wait_status(cp, r.run_id, RunStatus.RUNNING)
         _until(lambda r=r: procs.processes_with_env("MERLIN_RUN_ID", r.run_id), what=f"{r.run_id}'s processes")
 
+    # a job submitted with Ray's own SDK, not through merlin (issue 20 #4): status counts it, stop refuses naming it
+    from ray.job_submission import JobSubmissionClient
+
+    sdk = JobSubmissionClient(crec.address, headers=token)
+    outside = sdk.submit_job(entrypoint="sleep 600")
+    _until(lambda: [j["id"] for j in cp.cluster_status("hk", sockets=False).foreign_jobs] == [outside], what="the outside job to be counted")
+    with pytest.raises(Blocked) as refused:
+        cp.stop_cluster("hk")
+    assert outside in refused.value.message and "merlin did not submit" in refused.value.message
+    assert all(r.run_id in refused.value.message for r in runs)
+    sdk.stop_job(outside)
+    _until(lambda: not cp.cluster_status("hk", sockets=False).foreign_jobs, what="the outside job to stop")
+
     # not dead, only silent: SIGSTOP the whole head; the runs stay running ("could not observe")
     members = ray_processes_of(crec.temp_dir) + [p.pid for p in crec.processes]
     procs.signal_pids(members, signal.SIGSTOP)
