@@ -155,6 +155,16 @@ class Layout:
     def inventory(self) -> Path:
         return self.resources / "inventory.json"
 
+    @property
+    def book_lock(self) -> Path:
+        """The lease book's flock (``.book.lockdir`` beside it on filesystems without flock: leases/locks.py)."""
+        return self.resources / ".book.lock"
+
+    @property
+    def book_flushed(self) -> Path:
+        """``<seq> <nonce>`` of the last pass whose outbox is on disk (a hint: stale only costs a repair)."""
+        return self.resources / ".flushed"
+
     def run_dir(self, run_id: str) -> Path:
         return self.runs / validate_run_id(run_id)
 
