@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -141,6 +143,70 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> N
         no_space_check(exc, path)
         raise
     _fsync_dir(path.parent)
+
+
+def copy_file(
+    src: Path,
+    dest: Path,
+    *,
+    check: Callable[[Path], bool] | None = None,
+    clone: bool = False,
+    nofollow: bool = False,
+    private: bool = False,
+) -> bool:
+    """Copy ``src`` to ``dest`` atomically: into a temporary file beside ``dest``, fsynced, then
+    ``check(temporary)``, then renamed over ``dest``. Returns False, with ``dest`` untouched and
+    the temporary removed, when ``check`` refuses the copy (it may also raise).
+
+    ``clone``: share ``src``'s blocks where the filesystem can (a reflink: btrfs, XFS, ...),
+    else copy. ``nofollow``: ``src`` must be a regular file, not a symlink, FIFO or device
+    (OSError otherwise). ``private``: directories created for ``dest`` are the ledger's
+    (:func:`make_dir`)."""
+    src, dest = Path(src), Path(dest)
+    flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | ((os.O_NOFOLLOW | os.O_NONBLOCK) if nofollow else 0)
+    fin_fd = os.open(src, flags)
+    with os.fdopen(fin_fd, "rb") as fin:
+        if nofollow and not stat.S_ISREG(os.fstat(fin.fileno()).st_mode):
+            raise OSError(f"{src} is not a regular file")
+        make_dir(dest.parent, private=private)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+        except OSError as exc:
+            no_space_check(exc, dest)
+            raise
+        try:
+            os.fchmod(fd, mode_for(dest.parent))
+            with os.fdopen(fd, "wb") as fout:
+                if not (clone and _reflink(fin.fileno(), fout.fileno())):
+                    shutil.copyfileobj(fin, fout, 1 << 20)
+                fout.flush()
+                os.fsync(fout.fileno())
+            if check is not None and not check(Path(tmp)):
+                os.unlink(tmp)
+                return False
+            os.replace(tmp, dest)
+        except BaseException as exc:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            no_space_check(exc, dest)
+            raise
+    _fsync_dir(dest.parent)
+    return True
+
+
+_FICLONE = 0x40049409  # linux/fs.h: share the source's blocks (copy-on-write)
+
+
+def _reflink(src_fd: int, dest_fd: int) -> bool:
+    try:
+        import fcntl
+
+        fcntl.ioctl(dest_fd, _FICLONE, src_fd)
+        return True
+    except (ImportError, OSError):
+        return False
 
 
 def replace_file(path: str, data: bytes, *, mode: int, fsync: bool = True) -> None:

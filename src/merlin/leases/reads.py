@@ -60,13 +60,12 @@ class BookReads(BookStore):
         """Every lease record on disk (live ones from the book), oldest first."""
         state = self._load()
         out = dict(state["live"])
-        if self.layout.leases.is_dir():
-            for path in self.layout.leases.glob("*.json"):
-                lid = path.stem
-                if lid not in out:
-                    rec = self._read_json(path)
-                    if rec:
-                        out[lid] = rec
+        for path in self.layout.lease_records():
+            lid = path.stem
+            if lid not in out:
+                rec = self._read_json(path)
+                if rec:
+                    out[lid] = rec
         return sorted(out.values(), key=lambda lease: (lease["created_at"], lease["lease_id"]))
 
     def items(self) -> list[dict[str, Any]]:

@@ -237,6 +237,10 @@ class Layout:
     def lease_events(self, lease_id: str) -> Path:
         return self.leases / f"{validate_lease_id(lease_id)}.events.jsonl"
 
+    def lease_records(self) -> list[Path]:
+        """Every lease record on disk (``leases/<lease_id>.json``), not their event logs."""
+        return list(self.leases.glob("*.json")) if self.leases.is_dir() else []
+
     @property
     def blobs(self) -> Path:
         """``blobs/sha256/``: every run's artifacts, one file per digest (see ledger/artifacts.py's snapshot)."""
