@@ -75,6 +75,40 @@ def test_follow_streams_ray_logs(ray_cp: ControlPlane) -> None:
     assert "tick4" in fol.stdout and fol.returncode == 0
 
 
+def test_follow_moves_each_byte_of_a_long_log_once(ray_cp: ControlPlane, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Following reads only what is new (Ray's tail), never the whole log again: the bytes this
+    client receives while following stay within framing of the log's size, where polling the
+    whole log every 0.5 s moved several times the log."""
+    import socket
+
+    script = "import time\nfor i in range(400):\n    print(f'line {i:04d} ' + 'x' * 3000, flush=True)\n    time.sleep(0.02)\n"
+    rec = ray_cp.submit([PY, "-c", script], target="demo", workflow="tail", engine="ray")
+    received = [0]
+    real_recv, real_recv_into = socket.socket.recv, socket.socket.recv_into
+
+    def recv(self: socket.socket, *args, **kwargs) -> bytes:  # every byte this process reads from a socket
+        data = real_recv(self, *args, **kwargs)
+        received[0] += len(data)
+        return data
+
+    def recv_into(self: socket.socket, buffer, *args, **kwargs) -> int:  # http.client reads through here
+        n = real_recv_into(self, buffer, *args, **kwargs)
+        received[0] += n
+        return n
+
+    monkeypatch.setattr(socket.socket, "recv", recv)
+    monkeypatch.setattr(socket.socket, "recv_into", recv_into)
+    chunks = list(ray_cp.follow(rec.run_id))
+    monkeypatch.undo()
+    followed = "".join(chunks)
+    assert ray_cp.status(rec.run_id).status == RunStatus.SUCCEEDED
+    assert followed == ray_cp.logs(rec.run_id), "the followed text is the log"
+    assert len(re.findall(r"^line \d{4} x{3000}$", followed, re.M)) == 400 and len(chunks) > 1, "streamed while the job wrote"
+    size = len(followed.encode("utf-8"))
+    print(f"followed a log of {size} bytes, received {received[0]}")
+    assert size <= received[0] <= size * 1.05 + 32_768, f"received {received[0]} bytes to follow a log of {size}"
+
+
 def test_cancel_stops_the_ray_job(ray_cp: ControlPlane) -> None:
     from ray.job_submission import JobStatus, JobSubmissionClient
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -141,6 +143,161 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> N
         no_space_check(exc, path)
         raise
     _fsync_dir(path.parent)
+
+
+def copy_file(
+    src: Path,
+    dest: Path,
+    *,
+    check: Callable[[Path], bool] | None = None,
+    clone: bool = False,
+    nofollow: bool = False,
+    private: bool = False,
+) -> bool:
+    """Copy ``src`` to ``dest`` atomically: into a temporary file beside ``dest``, fsynced, then
+    ``check(temporary)``, then renamed over ``dest``. Returns False, with ``dest`` untouched and
+    the temporary removed, when ``check`` refuses the copy (it may also raise).
+
+    ``clone``: share ``src``'s blocks where the filesystem can (a reflink: btrfs, XFS, ...),
+    else copy. ``nofollow``: ``src`` must be a regular file, not a symlink, FIFO or device
+    (OSError otherwise). ``private``: directories created for ``dest`` are the ledger's
+    (:func:`make_dir`)."""
+    src, dest = Path(src), Path(dest)
+    flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | ((os.O_NOFOLLOW | os.O_NONBLOCK) if nofollow else 0)
+    fin_fd = os.open(src, flags)
+    with os.fdopen(fin_fd, "rb") as fin:
+        if nofollow and not stat.S_ISREG(os.fstat(fin.fileno()).st_mode):
+            raise OSError(f"{src} is not a regular file")
+        make_dir(dest.parent, private=private)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+        except OSError as exc:
+            no_space_check(exc, dest)
+            raise
+        try:
+            os.fchmod(fd, mode_for(dest.parent))
+            with os.fdopen(fd, "wb") as fout:
+                if not (clone and _reflink(fin.fileno(), fout.fileno())):
+                    shutil.copyfileobj(fin, fout, 1 << 20)
+                fout.flush()
+                os.fsync(fout.fileno())
+            if check is not None and not check(Path(tmp)):
+                os.unlink(tmp)
+                return False
+            os.replace(tmp, dest)
+        except BaseException as exc:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            no_space_check(exc, dest)
+            raise
+    _fsync_dir(dest.parent)
+    return True
+
+
+_FICLONE = 0x40049409  # linux/fs.h: share the source's blocks (copy-on-write)
+
+
+def _reflink(src_fd: int, dest_fd: int) -> bool:
+    try:
+        import fcntl
+
+        fcntl.ioctl(dest_fd, _FICLONE, src_fd)
+        return True
+    except (ImportError, OSError):
+        return False
+
+
+def replace_file(path: str, data: bytes, *, mode: int, fsync: bool = True) -> None:
+    """Write ``data`` to ``path`` as a whole new file, for writers of many small records (the
+    lease book): a string path in an existing directory, the mode given, fsync optional.
+
+    At every instant ``path`` names a whole file, the old one or the new one: readers never
+    find it missing, never half-written. The new file is swapped in with ``renameat2``'s
+    RENAME_EXCHANGE where the kernel has it, and the old one, now under the temporary name,
+    is removed; elsewhere (and for a new file) it is renamed over the old one. The exchange
+    spares a writer that does not fsync the flush ext4 forces on a rename *over* a file
+    (``auto_da_alloc``, ~1 ms a write); never unlink first: that leaves a gap a lock-free
+    reader falls into."""
+    head, _, name = path.rpartition("/")
+    tmp = f"{head}/.{name}.{os.urandom(4).hex()}.tmp"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except OSError as exc:
+        no_space_check(exc, Path(path))
+        raise
+    try:
+        try:
+            os.fchmod(fd, mode)  # the state umask, not the process umask (a lab's shared group)
+            if os.write(fd, data) != len(data):
+                raise OSError(28, "No space left on device", path)
+            if fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        if _exchange(tmp, path):
+            os.unlink(tmp)  # the old bytes
+        else:
+            os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        no_space_check(exc, Path(path))
+        raise
+    if fsync:
+        _fsync_dir(Path(head or "."))
+
+
+def append_bytes(path: str, data: bytes, *, mode: int, fsync: bool = True) -> None:
+    """Append ``data`` (whole lines) with one write(2): O_APPEND makes concurrent appenders
+    interleave whole writes, never bytes. The directory must exist (FileNotFoundError)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, mode)
+    try:
+        written = os.write(fd, data)
+        if written != len(data):
+            raise OSError(28, "No space left on device", path)
+        if fsync:
+            os.fsync(fd)
+    except OSError as exc:
+        no_space_check(exc, Path(path))
+        raise
+    finally:
+        os.close(fd)
+
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+_renameat2: Any = None  # the libc function, False where there is none
+
+
+def _exchange(src: str, dst: str) -> bool:
+    """Swap ``src`` and ``dst`` atomically (``renameat2(RENAME_EXCHANGE)``); False when ``dst``
+    does not exist yet or this system or filesystem cannot exchange (then rename instead)."""
+    global _renameat2
+    if _renameat2 is None:
+        try:
+            import ctypes
+
+            func = ctypes.CDLL(None, use_errno=True).renameat2
+            func.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+            func.restype = ctypes.c_int
+            _renameat2 = func
+        except (OSError, AttributeError, ImportError):
+            _renameat2 = False
+    if _renameat2 is False:
+        return False
+    at_cwd = -100  # AT_FDCWD
+    if _renameat2(at_cwd, os.fsencode(src), at_cwd, os.fsencode(dst), _RENAME_EXCHANGE) == 0:
+        return True
+    import ctypes
+    import errno
+
+    err = ctypes.get_errno()
+    if err in (errno.ENOENT, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EXDEV, errno.EPERM):
+        return False  # no old file yet, or not on this filesystem: a plain rename does it
+    raise OSError(err, os.strerror(err), dst)
 
 
 def no_space_check(exc: BaseException, path: Path) -> None:

@@ -154,9 +154,10 @@ def node_files(state_dir: Path) -> list[dict]:
 
 
 def write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
-    os.replace(tmp, path)
+    """A handshake file, written whole through :mod:`merlin.atomic` (merlin polls it from the submit host)."""
+    from merlin.atomic import atomic_write_text
+
+    atomic_write_text(path, json.dumps(data, indent=2))
 
 
 def ticks(pid: int) -> int | None:

@@ -151,8 +151,11 @@ class LocalEngine:
 
     def follow(self, record: RunRecord, poll: float = 0.2) -> Iterator[str]:
         """Yield log text as it is written, until the run is terminal and the file is drained."""
+        import codecs
+
         path = self.log_path(record)
-        pos = 0
+        pos = 0  # a byte offset: each read takes only what was written since the last
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")  # a character cut by a read waits for its end
         finished = False
         while True:
             try:
@@ -163,9 +166,14 @@ class LocalEngine:
                 chunk = b""
             if chunk:
                 pos += len(chunk)
-                yield chunk.decode("utf-8", errors="replace")
+                text = decoder.decode(chunk)
+                if text:
+                    yield text
                 continue
             if finished:
+                rest = decoder.decode(b"", final=True)
+                if rest:
+                    yield rest
                 return
             fresh = self.ledger.read_record(record.run_id)
             att = fresh.attempt

@@ -15,10 +15,11 @@ Endpoints (all under the dashboard address, e.g. ``http://127.0.0.1:8265``):
 - ``POST /api/jobs/``                    submit (``{"submission_id": ...}``)
 - ``GET  /api/cluster_status``           the autoscaler's report (``ray status``'s data): pending
   resource demands, pending placement groups, the nodes' resources and usage (:class:`ClusterLoad`)
+- ``GET  /api/jobs/{submission_id}/logs/tail`` a websocket streaming the log as it grows
 
-Following logs polls the logs endpoint and yields only what is new (an offset
-into the text), so no websocket, no asyncio and no Ray import are needed, and
-Ctrl-C simply ends the loop.
+Following logs reads the tail websocket with the standard library
+(:mod:`merlin.engines.ray_tail`), so each byte crosses once, no asyncio and no
+Ray import are needed, and Ctrl-C simply ends the read.
 """
 
 from __future__ import annotations
@@ -237,20 +238,46 @@ class JobsApi:
     ) -> Iterator[str]:
         """Yield new log text until the job is terminal and its log is drained.
 
-        Polls ``/logs`` and yields the text after what was already yielded. The
-        status is read before the logs, so the last read after a terminal status
-        holds everything the driver wrote.
+        Reads Ray's tail websocket (``/logs/tail``, :mod:`merlin.engines.ray_tail`):
+        each byte of the log crosses the network once. Where there is no tail
+        (a proxy that refuses the upgrade, a dropped connection), it polls
+        ``/logs`` from where the tail stopped, every ``poll`` seconds.
         """
-        offset = 0
+        sent = 0
+        tail_done = False
+        try:
+            for text in self._tail(submission_id):
+                sent += len(text)
+                yield text
+            tail_done = True
+        except (JobNotFound, Unauthorized):
+            raise
+        except (RayApiError, OSError):
+            pass  # no tail here: poll from where it stopped
+        if tail_done and sent and self.get_job(submission_id).terminal:
+            return  # Ray closes the tail once the job is terminal and its log drained
+        # The tail sent nothing (a job that ended before its supervisor started) or broke off.
         while True:
             done = self.get_job(submission_id).terminal
             text = self.logs(submission_id)
-            if len(text) > offset:
-                yield text[offset:]
-                offset = len(text)
+            if len(text) > sent:
+                yield text[sent:]
+                sent = len(text)
             if done:
                 return
             sleep(poll)
+
+    def _tail(self, submission_id: str) -> Iterator[str]:
+        from merlin.engines.ray_tail import HandshakeRefused, Tail
+
+        try:
+            tail = Tail.open(self._url, self._url.path.rstrip("/") + self._job_path(submission_id, "/logs/tail"), self.headers, self.timeout,
+                             idle=max(self.timeout, 30.0), on_idle=lambda: self.get_job(submission_id))  # fmt: skip
+        except HandshakeRefused as exc:
+            kind = {401: Unauthorized, 403: Unauthorized, 404: JobNotFound}.get(exc.status, RayApiError)
+            raise kind(f"HTTP {exc.status}: {_detail(exc.body)}", exc.status) from None
+        with tail:
+            yield from tail
 
     # ----------------------------------------------------------------- writes
 

@@ -489,9 +489,9 @@ class RayEngine:
             return ""
 
     def follow(self, record: RunRecord, poll: float = 0.5) -> Iterator[str]:
-        """Yield the attempt's log as it grows, until the job ends (polls ``/logs``; no websocket).
-
-        Ctrl-C ends it between two requests, with nothing left running."""
+        """Yield the attempt's log as it grows, until the job ends: Ray's tail websocket, each
+        byte once (:meth:`merlin.engines.ray_api.JobsApi.follow`). Ctrl-C ends the read, with
+        nothing left running."""
         att = record.attempt
         if att is None or not att.submission_id:
             return

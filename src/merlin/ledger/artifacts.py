@@ -18,14 +18,15 @@ indexing and when fetching.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
-import shutil
 import stat
 from pathlib import Path
 from typing import Literal
 
-from merlin.errors import ChecksumMismatch, NotFound
+from merlin.atomic import copy_file
+from merlin.errors import ChecksumMismatch, NoSpace, NotFound
 
 MAX_FILES = 10_000
 MAX_HASH_BYTES = 2 << 30  # 2 GiB hashed per index; files beyond it are listed without sha256
@@ -185,42 +186,16 @@ def snapshot(layout, index) -> int:
             continue
         src = base / entry.name
         try:
-            blob.parent.mkdir(parents=True, exist_ok=True)
-            tmp = blob.with_name(f".{blob.name}.{os.getpid()}.tmp")
-            tmp.unlink(missing_ok=True)
-            _clone_or_copy(src, tmp)
-            if _sha256_regular(str(tmp)) != entry.sha256:
-                tmp.unlink(missing_ok=True)
-                continue
-            os.replace(tmp, blob)
-            added += 1
-        except OSError:
+            # verified after linking or copying: a file rewritten since it was hashed is not stored under the old digest
+            if copy_file(src, blob, check=functools.partial(_holds, entry.sha256), clone=True, nofollow=True, private=True):
+                added += 1
+        except (OSError, NoSpace):
             continue  # vanished, unreadable, disk full: fetch falls back to the target directory
     return added
 
 
-_FICLONE = 0x40049409  # linux/fs.h: share the source's blocks (copy-on-write)
-
-
-def _clone_or_copy(src: Path, dest: Path) -> None:
-    """``dest`` as a reflink of ``src`` where the filesystem can clone, else a plain copy."""
-    fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    try:
-        with os.fdopen(fd, "rb") as fin:
-            fd = -1
-            if not stat.S_ISREG(os.fstat(fin.fileno()).st_mode):
-                raise OSError(f"{src} is not a regular file")
-            with open(dest, "wb") as fout:
-                try:
-                    import fcntl
-
-                    fcntl.ioctl(fout.fileno(), _FICLONE, fin.fileno())
-                    return
-                except (ImportError, OSError):
-                    shutil.copyfileobj(fin, fout, 1 << 20)
-    finally:
-        if fd >= 0:
-            os.close(fd)
+def _holds(digest: str, path: Path) -> bool:
+    return _sha256_regular(str(path)) == digest
 
 
 def fetch(index, name: str, to: Path, layout=None) -> Path:
@@ -241,22 +216,21 @@ def fetch(index, name: str, to: Path, layout=None) -> Path:
         raise NotFound(f"artifact {name!r} of run {index.run_id} is indexed but {src} is gone")
     to = Path(to)
     dest = inside(to, name)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.fetch.tmp")
-    shutil.copyfile(src, tmp)
-    if entry.sha256 is None:  # indexed past the hashing cap: the size is all we can check
-        if tmp.stat().st_size != entry.size:
-            tmp.unlink(missing_ok=True)
-            raise ChecksumMismatch(f"artifact {name!r} of run {index.run_id} changed since it was indexed (size differs; it was too large to keep a copy of); nothing was copied")
-        os.replace(tmp, dest)
-        return dest
-    digest = sha256_file(tmp)
-    if digest != entry.sha256:
-        tmp.unlink(missing_ok=True)
-        where = f"its stored copy {src} is damaged" if src == stored else f"{src} changed since it was indexed and no stored copy is left"
-        raise ChecksumMismatch(
-            f"artifact {name!r} of run {index.run_id}: checksum mismatch, {where} "
-            f"(sha256 {digest[:12]}... != {entry.sha256[:12]}...); nothing was copied"
-        )
-    os.replace(tmp, dest)
+    sha256 = entry.sha256
+
+    def verified(tmp: Path) -> bool:
+        if sha256 is None:  # indexed past the hashing cap: the size is all we can check
+            if tmp.stat().st_size != entry.size:
+                raise ChecksumMismatch(f"artifact {name!r} of run {index.run_id} changed since it was indexed (size differs; it was too large to keep a copy of); nothing was copied")
+            return True
+        digest = sha256_file(tmp)
+        if digest != sha256:
+            where = f"its stored copy {src} is damaged" if src == stored else f"{src} changed since it was indexed and no stored copy is left"
+            raise ChecksumMismatch(
+                f"artifact {name!r} of run {index.run_id}: checksum mismatch, {where} "
+                f"(sha256 {digest[:12]}... != {sha256[:12]}...); nothing was copied"
+            )
+        return True
+
+    copy_file(src, dest, check=verified)
     return dest

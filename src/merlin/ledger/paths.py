@@ -155,6 +155,16 @@ class Layout:
     def inventory(self) -> Path:
         return self.resources / "inventory.json"
 
+    @property
+    def book_lock(self) -> Path:
+        """The lease book's flock (``.book.lockdir`` beside it on filesystems without flock: leases/locks.py)."""
+        return self.resources / ".book.lock"
+
+    @property
+    def book_flushed(self) -> Path:
+        """``<seq> <nonce>`` of the last pass whose outbox is on disk (a hint: stale only costs a repair)."""
+        return self.resources / ".flushed"
+
     def run_dir(self, run_id: str) -> Path:
         return self.runs / validate_run_id(run_id)
 
@@ -226,6 +236,10 @@ class Layout:
 
     def lease_events(self, lease_id: str) -> Path:
         return self.leases / f"{validate_lease_id(lease_id)}.events.jsonl"
+
+    def lease_records(self) -> list[Path]:
+        """Every lease record on disk (``leases/<lease_id>.json``), not their event logs."""
+        return list(self.leases.glob("*.json")) if self.leases.is_dir() else []
 
     @property
     def blobs(self) -> Path:

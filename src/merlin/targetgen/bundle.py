@@ -32,6 +32,7 @@ from typing import Any
 from merlin.atomic import atomic_write_json, dump_json, write_if_changed
 from merlin.errors import BadInput
 from merlin.targetgen import state as st
+from merlin.targetgen.layout import TargetLayout
 
 BUNDLE_SCHEMA_VERSION = 1
 from merlin.targetgen.prompts import DEFAULT_PROMPT_BACKEND, PROMPT_BACKENDS  # noqa: E402,F401  (re-exported)
@@ -169,7 +170,7 @@ def render_brief(bundle: dict[str, Any], task: dict[str, Any], target_dir: Path)
             capability=inputs["capability"]["path"],
             overlay=overlay,
             target_dir=str(target_dir),
-            scratch_dir=str(target_dir / "scratch" / task["id"]),
+            scratch_dir=str(TargetLayout(target_dir).scratch(task["id"])),
         )
         lines.append(f"- `{cmd['id']}`: {cmd['description']}")
         lines.append(f"  `{shlex.join(argv)}`")
@@ -244,8 +245,8 @@ class OrchestrateResult:
             "prompt_backend": self.prompt_backend,
             "prompts_written": self.prompts_written,
             "prompts_kept": self.prompts_kept,
-            "bundle": str(self.target_dir / "execution_bundle.json"),
-            "state": str(self.target_dir / "execution_state.json"),
+            "bundle": str(TargetLayout(self.target_dir).bundle),
+            "state": str(TargetLayout(self.target_dir).state),
         }
 
 
@@ -273,7 +274,7 @@ def _archive(layout: st.Layout) -> Path | None:
     stamp = st.now().replace(":", "").replace("-", "").replace(".", "")
     dest = layout.history / stamp
     moved = False
-    items = [layout.state, layout.task_states, layout.requests, layout.answers, layout.logs, layout.root / "scratch", layout.root / "proposals"]
+    items = [layout.state, layout.task_states, layout.requests, layout.answers, layout.logs, layout.scratch_root, layout.proposals]
     items += sorted(layout.prompts.glob("*.response.md")) if layout.prompts.is_dir() else []
     for item in items:
         if item.exists():

@@ -42,6 +42,7 @@ from merlin.targetgen.bundle import (
     orchestrate_locked,
     sha256_file,
 )
+from merlin.targetgen.layout import TargetLayout
 from merlin.targetgen.operator import options_for, public_request
 from merlin.targetgen.vocab import OUTCOME_EXIT, can_task_transition
 
@@ -131,7 +132,7 @@ class AnswerResult:
             "applied": False,
             "lock_holder": self.lock_holder,
             "replaces_pending_choice": self.replaces,
-            "answers_file": str(self.target_dir / "answers.jsonl"),
+            "answers_file": str(TargetLayout(self.target_dir).answers),
         }
 
 

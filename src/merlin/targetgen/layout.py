@@ -74,8 +74,16 @@ class TargetLayout:
     def log(self, task_id: str) -> Path:
         return self.logs / f"{task_id}.log"
 
+    @property
+    def scratch_root(self) -> Path:
+        return self.root / "scratch"
+
+    @property
+    def proposals(self) -> Path:
+        return self.root / "proposals"
+
     def scratch(self, task_id: str) -> Path:
-        return self.root / "scratch" / task_id
+        return self.scratch_root / task_id
 
     @staticmethod
     def prompt_name(task_id: str) -> str:
