@@ -168,18 +168,58 @@ def test_lease_of_a_dead_holder_is_released_at_the_next_pass(book: LeaseBook) ->
 # ------------------------------------------------------------- admin actions
 
 
-def test_someone_elses_lease_needs_force_and_reason_and_records_who(book: LeaseBook, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LOGNAME", "alice")
-    theirs = book.reserve(["board:1"])
-    monkeypatch.setenv("LOGNAME", "bob")
-    with pytest.raises(BadInput, match="belongs to alice"):
-        book.release(theirs["lease_id"])
-    with pytest.raises(BadInput, match="--reason"):
-        book.release(theirs["lease_id"], force=True)
-    done = book.release(theirs["lease_id"], force=True, reason="board needed for the demo")
-    assert done["state"] == "released"
-    last = done["changes"][-1]
-    assert "force-released" in last["reason"] and "board needed for the demo" in last["reason"]
+def _reserve_as(uid: int, root: Path, pool: str, warm: Path) -> str:
+    """A lease reserved by a real process running as ``uid``: another user, from the OS. The child
+    starts as root (the interpreter lives under root's 0700 home), does every import on a throwaway
+    book at ``warm``, then drops to ``uid`` for good before it touches ``root``'s book."""
+    code = (
+        "import os, sys; from merlin.leases.book import LeaseBook; "
+        "w = LeaseBook(sys.argv[3]); w.define([{'id': 'b1', 'pool': sys.argv[2].split(':')[0]}]); "
+        "w.release(w.reserve([sys.argv[2]])['lease_id']); "
+        "os.setgid(int(sys.argv[4])); os.setuid(int(sys.argv[4])); "
+        "print(LeaseBook(sys.argv[1]).reserve([sys.argv[2]])['lease_id'])"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(root), pool, str(warm), str(uid)], capture_output=True, text=True,
+                         timeout=60, env={**os.environ, "LOGNAME": "root", "USER": "root"})
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="acting as a second real user needs root (CI runs as root)")
+def test_someone_elses_lease_needs_force_and_reason_and_records_who(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whose lease it is comes from the real uid, never $LOGNAME/$USER (issue 20 #10): a lease of
+    uid 65534 (nobody) is not root's, whatever root's environment says."""
+    import pwd
+    import shutil
+    import tempfile
+
+    nobody = 65534
+    shared = Path(tempfile.mkdtemp(prefix="merlin-uid-", dir="/tmp"))
+    try:
+        shared.chmod(0o777)
+        root = shared / "state"
+        monkeypatch.setenv("MERLIN_STATE_UMASK", "000")  # a state root the whole group (here: everyone) shares
+        book = LeaseBook(root)
+        book.define(_items())
+        for p in [root, *root.rglob("*")]:  # what define made, open to the other user as the shared umask would
+            p.chmod(0o777 if p.is_dir() else 0o666)
+        theirs = _reserve_as(nobody, root, "board:1", shared / "warm")
+        name = pwd.getpwuid(nobody).pw_name
+        assert book.show(theirs)["owner"]["uid"] == nobody and book.show(theirs)["owner"]["user"] == name
+        monkeypatch.setenv("LOGNAME", name)  # saying so does not make it ours
+        monkeypatch.setenv("USER", name)
+        with pytest.raises(BadInput, match=f"belongs to {name}"):
+            book.release(theirs)
+        with pytest.raises(BadInput, match="reason"):
+            book.release(theirs, force=True)
+        done = book.release(theirs, force=True, reason="board needed for the demo")
+        assert done["state"] == "released"
+        last = done["changes"][-1]
+        assert "force-released by root@" in last["reason"] and "board needed for the demo" in last["reason"]
+        mine = book.reserve(["board:1"])  # and root's own lease is released without force
+        assert mine["owner"]["uid"] == 0 and book.release(mine["lease_id"])["state"] == "released"
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
 
 
 def test_revoke_is_learned_at_the_next_renewal(book: LeaseBook) -> None:

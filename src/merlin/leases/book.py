@@ -42,7 +42,7 @@ from typing import Any
 from merlin.durations import parse_duration
 from merlin.errors import BadInput, Blocked, MerlinError, NotFound
 from merlin.leases import policy
-from merlin.leases.common import Lease, iso, parse_ts
+from merlin.leases.common import Lease, iso, owned_by_me, parse_ts
 from merlin.leases.common import describe as _describe
 from merlin.leases.common import user as _user
 from merlin.leases.passes import BookPasses, Liveness, Pass
@@ -186,7 +186,7 @@ class LeaseBook(BookReads, BookPasses):
             raise BadInput("reserve: name at least one POOL[:COUNT]")
         ttl_s = parse_duration(ttl, "ttl", above_zero=True, at_most=MAX_TTL)
         lid = validate_lease_id(lease_id) if lease_id else new_lease_id()
-        owner = {"user": _user(), "host": self._host, "pid": pid, "pid_start": self._own_pid_start(pid) if pid else None, "run_id": run_id}
+        owner = {"user": _user(), "uid": os.getuid(), "host": self._host, "pid": pid, "pid_start": self._own_pid_start(pid) if pid else None, "run_id": run_id}
         with self._locked() as tx:
             if tx.inventory is None:
                 raise Blocked("no inventory yet: describe the hardware in a YAML file and define it", next_steps=[step(Action.DEFINE_INVENTORY)])
@@ -303,7 +303,7 @@ class LeaseBook(BookReads, BookPasses):
             lease = self._get_live_or_file(tx, lease_id)
             if LeaseState(lease["state"]).is_terminal():
                 return dict(lease)
-            mine = lease["owner"]["user"] == _user()
+            mine = owned_by_me(lease["owner"])
             if not mine and not force:
                 raise BadInput(
                     f"lease {lease_id} belongs to {lease['owner']['user']}@{lease['owner']['host']}; "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import getpass
 import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -22,20 +21,32 @@ def parse_ts(text: str | None) -> float | None:
 
 
 def user() -> str:
-    """getpass.getuser(), whose passwd lookup (~40 ms per thousand calls) is done once per uid."""
-    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
-        found = os.environ.get(name)
-        if found:
-            return found
+    """Who acts, from the operating system: the name of the real uid (never ``$LOGNAME`` or
+    ``$USER``, which anyone can set to act as someone else on a group-shared state root)."""
     return _passwd_name(os.getuid())
 
 
+def uid() -> int:
+    """The real uid: what decides whether a lease is one's own."""
+    return os.getuid()
+
+
+def owned_by_me(owner: dict[str, Any]) -> bool:
+    """Is a lease's ``owner`` this process's user? By uid (recorded since identity came from the
+    OS); a record from before that is judged by the uid's name."""
+    if owner.get("uid") is not None:
+        return bool(owner["uid"] == uid())
+    return bool(owner.get("user") == user())
+
+
 @functools.cache
-def _passwd_name(uid: int) -> str:
+def _passwd_name(number: int) -> str:
+    import pwd
+
     try:
-        return getpass.getuser()
-    except Exception:  # no passwd entry (containers)
-        return str(uid)
+        return pwd.getpwuid(number).pw_name
+    except (KeyError, OSError):  # no passwd entry (containers)
+        return str(number)
 
 
 def describe(bundles: Sequence[dict[str, Any]]) -> str:

@@ -30,7 +30,8 @@ class _Model(BaseModel):
 class LeaseOwner(_Model):
     """Who asked; the pid and its start time let the book free the lease when that process dies."""
 
-    user: str
+    user: str = Field(description="The name of the real uid that asked (from the operating system, never $LOGNAME or $USER).")
+    uid: int | None = Field(None, ge=0, description="The real uid that asked: whose lease it is. Absent in records written before identity came from the OS.")
     host: str
     pid: int | None = Field(None, description="Holder process; None: the lease outlives the command that made it (CLI).")
     pid_start: float | None = Field(None, description="Start time of pid (epoch seconds), so a reused pid is not taken for the holder.")
