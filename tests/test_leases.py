@@ -704,3 +704,48 @@ def test_a_waiter_without_its_doorbell_still_sees_the_grant_by_polling(book: Lea
     finally:
         if squatter is not None:
             squatter.close()
+
+
+# ------------------------------------------------------------- hostile numbers (issue 20 #1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"pid": 1099511627776}, "pid: 1099511627776 is out of range"),
+        ({"pid": 0}, "pid: 0 is out of range"),
+        ({"priority": 10**400}, "priority:"),
+        ({"priority": -(10**7)}, "out of range"),
+    ],
+)
+def test_out_of_range_numbers_are_refused_and_the_book_stays_usable(book: LeaseBook, kwargs: dict, words: str) -> None:
+    with pytest.raises(BadInput, match=words):
+        book.reserve(["board:1"], **kwargs)
+    with pytest.raises(BadInput, match="count"):
+        book.reserve([{"pool": "board", "count": 10**30}])
+    with pytest.raises(BadInput, match="COUNT"):
+        book.reserve(["board:" + "9" * 5000])
+    lease = book.reserve(["board:1"])  # every operation still works
+    assert lease["state"] == "granted" and book.release(lease["lease_id"])["state"] == "released"
+    assert list(book.queue()) == []
+
+
+def test_a_recorded_pid_no_process_can_have_is_never_alive() -> None:
+    """A book written before pids were checked may hold one: the pass judges it dead, never raises."""
+    from merlin.leases.passes import Liveness
+
+    alive = Liveness()
+    host = socket.gethostname()
+    assert alive({"pid": 1099511627776, "host": host}, 0.0) is False
+    assert alive({"pid": -5, "host": host}, 0.0) is False
+    assert alive({"pid": os.getpid(), "host": host}, 0.0) is True
+
+
+def test_cli_reserve_with_a_huge_pid_or_priority_is_exit_2_and_later_commands_work(book: LeaseBook) -> None:
+    root = str(book.layout.root)
+    for extra in (["--pid", "1099511627776"], ["--priority", "1" + "0" * 400]):
+        res = run_cli("ray", "resources", "reserve", "board:1", *extra, "--state-root", root)
+        assert res.returncode == 2 and res.stderr.count("\n") == 1 and "Traceback" not in res.stderr, res.stderr
+    ok = run_cli("ray", "resources", "reserve", "board:1", "--state-root", root, "--json")
+    assert ok.returncode == 0, ok.stderr
+    assert run_cli("ray", "resources", "queue", "--state-root", root).returncode == 0

@@ -86,6 +86,8 @@ def check_number(
         raise BadInput(f"{flag} {value!r}: expected a number")
     try:
         number = float(value)
+    except OverflowError:  # an int beyond every float: out of any range merlin takes
+        raise BadInput(f"{flag}: a {len(str(abs(value)))}-digit number is out of range") from None
     except (TypeError, ValueError):
         raise BadInput(f"{flag} {value!r}: expected a number") from None
     if not math.isfinite(number):

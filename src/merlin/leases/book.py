@@ -45,7 +45,7 @@ from merlin.leases import policy
 from merlin.leases.common import Lease, iso, owned_by_me, parse_ts
 from merlin.leases.common import describe as _describe
 from merlin.leases.common import user as _user
-from merlin.leases.passes import BookPasses, Liveness, Pass
+from merlin.leases.passes import MAX_PID, BookPasses, Liveness, Pass
 from merlin.leases.reads import BookReads
 from merlin.leases.states import Health, LeaseState
 from merlin.ledger.paths import Layout, validate_lease_id
@@ -93,7 +93,7 @@ def parse_bundle(text: str, labels: dict[str, str] | None = None) -> dict[str, A
     pool, sep, count_s = head.rpartition(":") if re.search(r":\d+$", head) else (head, "", "")
     if not _POOL.match(pool or ""):
         raise BadInput(f"{text!r}: expected POOL[:COUNT][,k=v...], e.g. firesim_fpga:1 or board:2,board=u250")
-    count = int(count_s) if sep else 1
+    count = int(count_s) if sep and len(count_s) <= 6 else (10**6 if sep else 1)  # a longer count is out of range anyway
     if not 1 <= count <= 1024:
         raise BadInput(f"{text!r}: COUNT must be 1 to 1024")
     out = dict(labels or {})
@@ -107,6 +107,19 @@ def parse_bundle(text: str, labels: dict[str, str] | None = None) -> dict[str, A
 
 def new_lease_id() -> str:
     return f"lease-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(4)}"
+
+
+#: Priorities are small integers; a bound keeps every record's numbers in JSON's safe range.
+MAX_PRIORITY = 1_000_000
+
+
+def check_int(value: Any, name: str, low: int, high: int) -> int:
+    """An integer argument within ``[low, high]``, or ``BadInput`` naming it (before anything is written)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadInput(f"{name}: {value!r} is not a whole number")
+    if not low <= value <= high:
+        raise BadInput(f"{name}: {value} is out of range ({low} to {high})")
+    return value
 
 
 def new_lease(lease_id: str, owner: dict[str, Any], bundles: list[dict[str, Any]], priority: int, ttl: float, now: float) -> Lease:
@@ -181,9 +194,15 @@ class LeaseBook(BookReads, BookPasses):
         ``pid`` binds the lease to a holder process (freed when it dies). Returns
         the lease; with ``wait``, returns once granted (or raises NotGranted after
         ``timeout``)."""
-        parsed = [parse_bundle(b) if isinstance(b, str) else dict(b, labels=dict(b.get("labels") or {}), count=int(b.get("count", 1))) for b in bundles]
+        parsed = [
+            parse_bundle(b) if isinstance(b, str) else dict(b, labels=dict(b.get("labels") or {}), count=check_int(b.get("count", 1), "count", 1, 1024))
+            for b in bundles
+        ]
         if not parsed:
             raise BadInput("reserve: name at least one POOL[:COUNT]")
+        check_int(priority, "priority", -MAX_PRIORITY, MAX_PRIORITY)
+        if pid is not None:
+            check_int(pid, "pid", 1, MAX_PID)
         ttl_s = parse_duration(ttl, "ttl", above_zero=True, at_most=MAX_TTL)
         lid = validate_lease_id(lease_id) if lease_id else new_lease_id()
         owner = {"user": _user(), "uid": os.getuid(), "host": self._host, "pid": pid, "pid_start": self._own_pid_start(pid) if pid else None, "run_id": run_id}

@@ -23,6 +23,9 @@ from merlin.leases.store import BookStore
 from merlin.ledger.paths import validate_lease_id
 from merlin.nextsteps import Action, step
 
+#: Linux's largest pid_max (2**22); a pid beyond it names no process on any system merlin runs on.
+MAX_PID = 4_194_304
+
 
 class Liveness:
     """Is a recorded holder process still the one that asked? (a signal-0 probe every pass; its
@@ -39,6 +42,8 @@ class Liveness:
         pid, start = owner.get("pid"), owner.get("pid_start")
         if pid is None or owner.get("host") != self._host:
             return True  # not ours to judge: TTL decides
+        if not isinstance(pid, int) or isinstance(pid, bool) or not 0 < pid <= MAX_PID:
+            return False  # no process can have it (a record written before pids were checked): never alive
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
