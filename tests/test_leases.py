@@ -749,3 +749,40 @@ def test_cli_reserve_with_a_huge_pid_or_priority_is_exit_2_and_later_commands_wo
     ok = run_cli("ray", "resources", "reserve", "board:1", "--state-root", root, "--json")
     assert ok.returncode == 0, ok.stderr
     assert run_cli("ray", "resources", "queue", "--state-root", root).returncode == 0
+
+
+def test_a_sigkilled_reserve_wait_is_withdrawn_at_the_next_pass(book: LeaseBook) -> None:
+    """Issue 20 #5: a killed ``reserve --wait`` left its request queued, later granted to nobody."""
+    held = book.reserve(["board:1"])
+    root = str(book.layout.root)
+    waiter = subprocess.Popen([sys.executable, "-m", "merlin", "ray", "resources", "reserve", "board:1", "--wait", "--state-root", root],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not list(book.queue()):
+            assert time.monotonic() < deadline and waiter.poll() is None, waiter.stderr.read() if waiter.stderr else ""
+            time.sleep(0.1)
+        (queued,) = book.queue()
+        assert queued["owner"]["waiter"]["pid"] == waiter.pid
+    finally:
+        waiter.kill()
+        waiter.wait()
+    book.refresh()
+    gone = book.show(queued["lease_id"])
+    assert gone["state"] == "cancelled" and f"({waiter.pid} on" in gone["reason"]
+    book.release(held["lease_id"])
+    assert book.show(queued["lease_id"])["state"] == "cancelled"  # the freed board went to nobody
+    assert [i["holder"] for i in book.items() if i["id"] == "board-01"] == [None]
+
+
+def test_a_timed_out_reserve_wait_stays_queued_after_it_exits(book: LeaseBook) -> None:
+    """NotGranted says the request stays queued: its waiter is forgotten, so its exit withdraws nothing."""
+    held = book.reserve(["board:1"])
+    root = str(book.layout.root)
+    res = run_cli("ray", "resources", "reserve", "board:1", "--wait", "--timeout", "1s", "--state-root", root)
+    assert res.returncode == 3, res.stderr
+    book.refresh()
+    (queued,) = book.queue()
+    assert "waiter" not in queued["owner"]
+    book.release(held["lease_id"])
+    assert book.show(queued["lease_id"])["state"] == "granted"

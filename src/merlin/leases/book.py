@@ -206,6 +206,11 @@ class LeaseBook(BookReads, BookPasses):
         ttl_s = parse_duration(ttl, "ttl", above_zero=True, at_most=MAX_TTL)
         lid = validate_lease_id(lease_id) if lease_id else new_lease_id()
         owner = {"user": _user(), "uid": os.getuid(), "host": self._host, "pid": pid, "pid_start": self._own_pid_start(pid) if pid else None, "run_id": run_id}
+        if wait and pid is None:
+            # the process waiting for it: if it dies while the request waits, the next pass withdraws the
+            # request (a grant to nobody would hold the items for a whole TTL). Once granted it is not asked.
+            me = os.getpid()
+            owner["waiter"] = {"pid": me, "pid_start": self._own_pid_start(me), "host": self._host}
         with self._locked() as tx:
             if tx.inventory is None:
                 raise Blocked("no inventory yet: describe the hardware in a YAML file and define it", next_steps=[step(Action.DEFINE_INVENTORY)])
@@ -222,7 +227,19 @@ class LeaseBook(BookReads, BookPasses):
             result = dict(lease)
         if result["state"] == "granted" or not wait:
             return result
-        return self.wait(lid, timeout=timeout)
+        try:
+            return self.wait(lid, timeout=timeout)
+        except NotGranted:
+            self._forget_waiter(lid)  # it stays queued, as NotGranted says, after this process exits
+            raise
+
+    def _forget_waiter(self, lease_id: str) -> None:
+        with self._locked() as tx:
+            lease = tx.state["live"].get(lease_id)
+            if lease is not None and lease["owner"].pop("waiter", None) is not None:
+                lease["rev"] += 1
+                tx.changes += 1
+                tx.touched[lease_id] = lease
 
     def wait(self, lease_id: str, timeout: float | None = None) -> Lease:
         """Block until the lease is granted; NotGranted after ``timeout``; LeaseLost if it ends first.

@@ -27,6 +27,14 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, use_enum_values=False, defer_build=True)
 
 
+class LeaseWaiter(_Model):
+    """The process blocked in ``reserve --wait``: a waiting request whose waiter died is withdrawn."""
+
+    pid: int
+    pid_start: float | None = None
+    host: str
+
+
 class LeaseOwner(_Model):
     """Who asked; the pid and its start time let the book free the lease when that process dies."""
 
@@ -36,6 +44,7 @@ class LeaseOwner(_Model):
     pid: int | None = Field(None, description="Holder process; None: the lease outlives the command that made it (CLI).")
     pid_start: float | None = Field(None, description="Start time of pid (epoch seconds), so a reused pid is not taken for the holder.")
     run_id: str | None = Field(None, description="The run this lease is bound to, if any.")
+    waiter: LeaseWaiter | None = Field(None, description="While a request waits: the process blocked in reserve --wait for it (withdrawn if it dies).")
 
 
 class Bundle(_Model):

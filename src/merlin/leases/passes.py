@@ -206,6 +206,8 @@ class BookPasses(BookStore):
                     self._end(tx, lease, LeaseState.RELEASED, "released", f"holder process {lease['owner'].get('pid')} on {lease['owner'].get('host')} is gone", "merlin")
             elif not self.alive(lease["owner"], tx.now):
                 self._end(tx, lease, LeaseState.CANCELLED, "cancelled", f"waiting process {lease['owner'].get('pid')} on {lease['owner'].get('host')} is gone", "merlin")
+            elif (waiter := lease["owner"].get("waiter")) and not self.alive(waiter, tx.now):
+                self._end(tx, lease, LeaseState.CANCELLED, "cancelled", f"the process waiting for it ({waiter.get('pid')} on {waiter.get('host')}) is gone: withdrawn", "merlin")
 
     def _end(self, tx: Pass, lease: Lease, to: LeaseState, event: str, reason: str, by: str | None = None) -> None:
         lease["ended_at"] = iso(tx.now)
