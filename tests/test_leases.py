@@ -786,3 +786,39 @@ def test_a_timed_out_reserve_wait_stays_queued_after_it_exits(book: LeaseBook) -
     assert "waiter" not in queued["owner"]
     book.release(held["lease_id"])
     assert book.show(queued["lease_id"])["state"] == "granted"
+
+
+# ------------------------------------------------------------- reasons and escapes (issue 20 #8, #9)
+
+GHP_REASON = "ghp_" + "Z9y8X7w6V5u4T3s2R1q0P9o8N7m6L5k4J3i2"
+
+
+def test_reasons_are_kept_without_secrets_or_escapes_anywhere_under_the_state_root(book: LeaseBook) -> None:
+    lease = book.reserve(["board:1"])
+    book.release(lease["lease_id"], force=True, reason=f"rotating \x1b[31m{GHP_REASON}\x1b[0m now\nsecond line")
+    book.set_health("fpga-01", "bad", f"fan \x1b]0;title\x07broken, token {GHP_REASON}")
+    book.drain("fpga-02", "mysql -pDRAINpw99 broke it")
+    shown = book.show(lease["lease_id"])["reason"]
+    assert "\x1b" not in shown and GHP_REASON not in shown and "\n" not in shown and "rotating" in shown
+    for path in book.layout.root.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert GHP_REASON.encode() not in data and b"DRAINpw99" not in data and b"\x1b" not in data, path
+
+
+def test_resources_show_events_never_sends_a_raw_escape(book: LeaseBook) -> None:
+    """A book written before reasons were cleaned may hold one: the view shows it as a visible escape."""
+    lease = book.reserve(["board:1"])
+    events = book.layout.lease_events(lease["lease_id"])
+    line = json.loads(events.read_text().splitlines()[-1])
+    events.write_text(events.read_text() + json.dumps(dict(line, seq=line["seq"] + 1, reason="old \x1b[2Jreason")) + "\n")
+    res = run_cli("ray", "resources", "show", lease["lease_id"], "--events", "--state-root", str(book.layout.root))
+    assert res.returncode == 0, res.stderr
+    assert "\x1b" not in res.stdout and "old \\x1b[2Jreason" in res.stdout
+
+
+def test_a_hint_quoting_a_state_root_with_an_escape_prints_no_raw_escape(tmp_path: Path) -> None:
+    root = tmp_path / "st\x1b[31mate"
+    res = run_cli("ray", "jobs", "status", "nosuch-20260101-000000-abcdef", "--state-root", str(root))
+    assert res.returncode == 4, res.stderr
+    assert "\x1b" not in res.stderr and "--state-root $'" in res.stderr and "\\x1b[31m" in res.stderr

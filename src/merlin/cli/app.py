@@ -172,8 +172,8 @@ def main(argv: list[str] | None = None) -> None:
     wants_json = "--json" in args[: args.index("--")] if "--" in args else "--json" in args
 
     def fail(lines: list[str], code: int, error_code: str = "bad_input", doc: dict | None = None) -> None:
-        for line in lines:
-            sys.stderr.write(line.rstrip() + "\n")
+        for line in lines:  # a message may quote what a user typed (a path with ESC in it): never raw to the terminal
+            sys.stderr.write(output.neutralise(line.rstrip()) + "\n")
         if wants_json and not output.emitted():
             output.emit_json(doc or {"error": lines[0] if lines else "", "errors": lines, "exit_code": code, "code": error_code, "next_steps": []})
         sys.exit(code)

@@ -132,7 +132,23 @@ def command(s: dict[str, Any], argv: Iterable[str] | None = None) -> str:
         words = ["ray", "resources", "define", str(a.get("file") or "FILE"), *root]
     else:  # pragma: no cover - every Action is handled above
         raise ValueError(act)
-    return " ".join([me, *(shlex.quote(str(w)) for w in words)])
+    return " ".join([me, *(quote(str(w)) for w in words)])
+
+
+def quote(word: str) -> str:
+    """A word as a shell reads it back: ``shlex.quote``, or bash's ``$'...'`` when it holds control
+    characters (a path with ESC in it), so a printed command never carries a raw escape to the terminal."""
+    if word.isprintable():
+        return shlex.quote(word)
+    out = []
+    for ch in word:
+        if ch == "\\" or ch == "'":
+            out.append("\\" + ch)
+        elif ch.isprintable():
+            out.append(ch)
+        else:
+            out.append(f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+    return "$'" + "".join(out) + "'"
 
 
 def render_all(steps: Iterable[dict[str, Any]] | None, argv: Iterable[str] | None = None) -> list[str]:

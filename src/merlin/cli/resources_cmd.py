@@ -21,6 +21,14 @@ app = typer.Typer(help="Hardware inventory and leases: define, list, reserve, re
 ReasonOpt = typer.Option("", "--reason", help="Why (recorded with your name).")
 
 
+
+def _write(text: str) -> None:
+    """Plain output whose text comes from records (reasons, names): control characters shown as
+    visible escapes, never sent raw to the terminal."""
+    from merlin.cli.output import neutralise
+
+    sys.stdout.write(neutralise(text))
+
 def _cp(state_root: Path | None) -> Any:
     from merlin.controlplane import ControlPlane
 
@@ -66,7 +74,7 @@ def _print_lease(lease: dict[str, Any]) -> None:
         ("ended", _short(lease.get("ended_at"))),
         ("reason", lease.get("reason") or "-"),
     ]
-    sys.stdout.write("".join(f"{k:<9} {v}\n" for k, v in rows if v not in ("-",) or k in ("items", "reason")))
+    _write("".join(f"{k:<9} {v}\n" for k, v in rows if v not in ("-",) or k in ("items", "reason")))
 
 
 @app.command("define")
@@ -157,7 +165,7 @@ def reserve(
     if json:
         _emit(lease)
     else:
-        sys.stdout.write(lease["lease_id"] + "\n")
+        _write(lease["lease_id"] + "\n")
     if lease["state"] != "granted":
         raise NotGranted(f"lease {lease['lease_id']} is waiting (not grantable now); see `merlin ray resources why {lease['lease_id']}`", lease)
     if not json:
@@ -282,7 +290,7 @@ def show(
         return
     _print_lease(lease)
     for e in evs or []:
-        sys.stdout.write(f"  {_short(e['time'])} #{e['seq']} {e['event']:<9} {e['by']}: {e['reason']}\n")
+        _write(f"  {_short(e['time'])} #{e['seq']} {e['event']:<9} {e['by']}: {e['reason']}\n")
 
 
 @app.command("queue")
@@ -297,7 +305,7 @@ def queue(state_root: Path | None = StateRootOpt, json: bool = JsonOpt) -> None:
         return
     for n, lease in enumerate(rows, 1):
         o = lease["owner"]
-        sys.stdout.write(f"{n:>3}. {lease['lease_id']}  {_bundles(lease)}  prio {lease['priority']}  {o['user']}@{o['host']}  since {_short(lease['created_at'])}\n")
+        _write(f"{n:>3}. {lease['lease_id']}  {_bundles(lease)}  prio {lease['priority']}  {o['user']}@{o['host']}  since {_short(lease['created_at'])}\n")
 
 
 @app.command("why")
@@ -312,7 +320,7 @@ def why(lease_id: str = typer.Argument(..., help="Lease id."), state_root: Path 
     from merlin.cli.nextsteps import condition_lines
 
     for c in conds:
-        sys.stdout.write("".join(line + "\n" for line in condition_lines(c, sys.argv[1:], layer=False)))
+        _write("".join(line + "\n" for line in condition_lines(c, sys.argv[1:], layer=False)))
 
 
 @app.command("drain")

@@ -113,6 +113,14 @@ def new_lease_id() -> str:
 MAX_PRIORITY = 1_000_000
 
 
+def said(reason: str | None) -> str | None:
+    """A person's reason as the book keeps it: one line, no terminal escapes or control characters,
+    secret-shaped values redacted (reasons are shown to everyone who reads the book)."""
+    from merlin.ledger.text import plain, scrub_shapes
+
+    return plain(scrub_shapes(reason.replace("\n", " ")), limit=500) if reason else reason
+
+
 def check_int(value: Any, name: str, low: int, high: int) -> int:
     """An integer argument within ``[low, high]``, or ``BadInput`` naming it (before anything is written)."""
     if isinstance(value, bool) or not isinstance(value, int):
@@ -332,6 +340,7 @@ class LeaseBook(BookReads, BookPasses):
 
     def release(self, lease_id: str, *, force: bool = False, reason: str | None = None) -> Lease:
         """Give a granted lease back (or withdraw a waiting one). Someone else's needs force + reason."""
+        reason = said(reason)
         if force and not (reason or "").strip():
             raise BadInput("release --force needs --reason WHY (it is recorded with your name)")
         with self._locked() as tx:
@@ -355,6 +364,7 @@ class LeaseBook(BookReads, BookPasses):
 
     def cancel(self, lease_id: str, reason: str | None = None) -> Lease:
         """Withdraw a waiting request."""
+        reason = said(reason)
         with self._locked() as tx:
             self._settle(tx)
             lease = self._get_live_or_file(tx, lease_id)
@@ -368,6 +378,7 @@ class LeaseBook(BookReads, BookPasses):
 
     def revoke(self, lease_id: str, reason: str) -> Lease:
         """An admin takes a lease away; the holder's next renew raises LeaseLost."""
+        reason = said(reason) or ""
         if not (reason or "").strip():
             raise BadInput("revoke needs --reason WHY (it is recorded with your name)")
         with self._locked() as tx:
@@ -415,6 +426,7 @@ class LeaseBook(BookReads, BookPasses):
         raise NotFound(f"item {item_id!r}: not in the inventory", next_steps=[step(Action.LEASES_LIST)])
 
     def set_health(self, item_id: str, health: str, reason: str) -> dict[str, Any]:
+        reason = said(reason) or ""
         try:
             value = Health(health).value
         except ValueError:
@@ -430,6 +442,7 @@ class LeaseBook(BookReads, BookPasses):
             return dict(it)
 
     def drain(self, item_id: str, reason: str, undo: bool = False) -> dict[str, Any]:
+        reason = said(reason) or ""
         if not undo and not (reason or "").strip():
             raise BadInput("drain needs --reason WHY")
         with self._locked() as tx:
