@@ -26,6 +26,26 @@ RAY = str(Path(PY).parent / "ray")
 sys.path.insert(0, str(REPO / "src"))
 
 
+def upstream_cli() -> Path | None:
+    """Upstream merlin's CLI, ``tools/merlin.py`` of the checkout ``$MERLIN_UPSTREAM`` names
+    (benchmarks/README.md says how to make one), or None: the baseline is absent."""
+    root = os.environ.get("MERLIN_UPSTREAM")
+    if not root:
+        return None
+    cli = Path(root).expanduser() / "tools" / "merlin.py"
+    if not cli.is_file():
+        raise SystemExit(f"MERLIN_UPSTREAM={root}: no tools/merlin.py there; see benchmarks/README.md for how to make the checkout")
+    return cli
+
+
+def say_baseline(cli: Path | None) -> None:
+    """One line naming the upstream baseline, or saying it is absent (merlin is still measured)."""
+    if cli is None:
+        print("baseline: upstream merlin absent (set MERLIN_UPSTREAM=DIR to a checkout, see benchmarks/README.md); measuring merlin alone")
+    else:
+        print(f"baseline: upstream merlin at {cli.parent.parent}")
+
+
 def env() -> dict[str, str]:
     """The measured commands' environment.
 
