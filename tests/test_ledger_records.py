@@ -121,3 +121,17 @@ def test_importing_and_using_the_records_needs_no_pydantic() -> None:
     assert res.returncode == 0, res.stderr
     dump, loaded = res.stdout.splitlines()
     assert loaded == "False" and json.loads(dump)["attempts"][0]["status"] == "running"
+
+
+def test_only_pydantic_models_imports_pydantic_in_the_ledger() -> None:
+    import ast
+
+    for path in sorted((REPO / "src" / "merlin" / "ledger").glob("*.py")):
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names.update(a.name.split(".")[0] for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module.split(".")[0])
+        if path.name != "pydantic_models.py":
+            assert not names & {"pydantic", "pydantic_core"}, path.name

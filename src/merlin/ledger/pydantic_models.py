@@ -16,6 +16,7 @@ import typing
 from typing import Annotated, Any, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
+from pydantic_core import to_jsonable_python
 
 from merlin.ledger.record import _MISSING, Pattern, Record
 
@@ -92,3 +93,8 @@ def _annotation(hint: Any) -> Any:
     if origin is dict:
         return dict[_annotation(args[0]), _annotation(args[1])]  # type: ignore[misc]
     return hint
+
+
+def jsonable(value: Any) -> Any:
+    """A free-form value of a type the light records do not know, as pydantic's JSON mode gives it."""
+    return to_jsonable_python(value)

@@ -290,9 +290,9 @@ def _dump(v: Any, json_mode: bool, exclude_none: bool) -> Any:
         return v.isoformat()
     if kind in (set, frozenset):
         return [_dump(x, json_mode, exclude_none) for x in v]
-    from pydantic_core import to_jsonable_python  # anything else: pydantic's own rules
+    from merlin.ledger.pydantic_models import jsonable  # anything else: pydantic's own rules
 
-    return to_jsonable_python(v)
+    return jsonable(v)
 
 
 def _key(k: Any) -> Any:
