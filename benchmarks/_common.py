@@ -121,14 +121,22 @@ def private_cluster(root: Path, num_cpus: int = 2) -> Iterator[object]:
     """A real local Ray head on free ports under ``root``, stopped on exit."""
     from merlin.clusters.net import free_ports
     from merlin.controlplane import ControlPlane
+    from merlin.errors import RunFailed
 
     cp = ControlPlane(root)
-    port, dash = free_ports(2)
-    sys.stderr.write("starting a private Ray cluster...\n")
-    rec, _ = cp.start_local_cluster(
-        "default", port=port, dashboard_port=dash, num_cpus=num_cpus, object_store_memory=200 * 1024 * 1024,
-        progress=lambda m: sys.stderr.write(m + "\n"),
-    )
+    for attempt in range(1, 4):  # on a loaded machine Ray's raylet can miss its fixed 30 s start-up window
+        port, dash = free_ports(2)
+        sys.stderr.write("starting a private Ray cluster...\n")
+        try:
+            rec, _ = cp.start_local_cluster(
+                "default", port=port, dashboard_port=dash, num_cpus=num_cpus, object_store_memory=200 * 1024 * 1024,
+                progress=lambda m: sys.stderr.write(m + "\n"),
+            )
+            break
+        except RunFailed as exc:
+            if attempt == 3:
+                raise
+            sys.stderr.write(f"Ray did not start (attempt {attempt} of 3, load {os.getloadavg()[0]:.1f}): {exc.message[:200]}\n")
     try:
         yield cp, rec
     finally:
