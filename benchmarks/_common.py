@@ -140,7 +140,7 @@ def private_cluster(root: Path, num_cpus: int = 2) -> Iterator[object]:
     try:
         yield cp, rec
     finally:
-        cp.stop_cluster("default", grace=3.0)
+        cp.stop_cluster("default", grace=3.0, force=True)  # a private head: its runs end with it
 
 
 def temp_root(prefix: str) -> Path:
