@@ -26,6 +26,26 @@ RAY = str(Path(PY).parent / "ray")
 sys.path.insert(0, str(REPO / "src"))
 
 
+def upstream_cli() -> Path | None:
+    """Upstream merlin's CLI, ``tools/merlin.py`` of the checkout ``$MERLIN_UPSTREAM`` names
+    (benchmarks/README.md says how to make one), or None: the baseline is absent."""
+    root = os.environ.get("MERLIN_UPSTREAM")
+    if not root:
+        return None
+    cli = Path(root).expanduser() / "tools" / "merlin.py"
+    if not cli.is_file():
+        raise SystemExit(f"MERLIN_UPSTREAM={root}: no tools/merlin.py there; see benchmarks/README.md for how to make the checkout")
+    return cli
+
+
+def say_baseline(cli: Path | None) -> None:
+    """One line naming the upstream baseline, or saying it is absent (merlin is still measured)."""
+    if cli is None:
+        print("baseline: upstream merlin absent (set MERLIN_UPSTREAM=DIR to a checkout, see benchmarks/README.md); measuring merlin alone")
+    else:
+        print(f"baseline: upstream merlin at {cli.parent.parent}")
+
+
 def env() -> dict[str, str]:
     """The measured commands' environment.
 
@@ -101,18 +121,26 @@ def private_cluster(root: Path, num_cpus: int = 2) -> Iterator[object]:
     """A real local Ray head on free ports under ``root``, stopped on exit."""
     from merlin.clusters.net import free_ports
     from merlin.controlplane import ControlPlane
+    from merlin.errors import RunFailed
 
     cp = ControlPlane(root)
-    port, dash = free_ports(2)
-    sys.stderr.write("starting a private Ray cluster...\n")
-    rec, _ = cp.start_local_cluster(
-        "default", port=port, dashboard_port=dash, num_cpus=num_cpus, object_store_memory=200 * 1024 * 1024,
-        progress=lambda m: sys.stderr.write(m + "\n"),
-    )
+    for attempt in range(1, 4):  # on a loaded machine Ray's raylet can miss its fixed 30 s start-up window
+        port, dash = free_ports(2)
+        sys.stderr.write("starting a private Ray cluster...\n")
+        try:
+            rec, _ = cp.start_local_cluster(
+                "default", port=port, dashboard_port=dash, num_cpus=num_cpus, object_store_memory=200 * 1024 * 1024,
+                progress=lambda m: sys.stderr.write(m + "\n"),
+            )
+            break
+        except RunFailed as exc:
+            if attempt == 3:
+                raise
+            sys.stderr.write(f"Ray did not start (attempt {attempt} of 3, load {os.getloadavg()[0]:.1f}): {exc.message[:200]}\n")
     try:
         yield cp, rec
     finally:
-        cp.stop_cluster("default", grace=3.0)
+        cp.stop_cluster("default", grace=3.0, force=True)  # a private head: its runs end with it
 
 
 def temp_root(prefix: str) -> Path:

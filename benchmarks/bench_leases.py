@@ -34,7 +34,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import MERLIN, PY, REPO, env, report, temp_root
+from _common import MERLIN, PY, REPO, env, report, say_baseline, temp_root, upstream_cli
 
 sys.path.insert(0, str(REPO / "tests"))
 
@@ -55,11 +55,8 @@ while time.monotonic() < end:
 print(n, time.process_time() - cpu)
 """
 
-UPSTREAM_CLI = REPO / "benchmarks" / "baselines" / "upstream_merlin" / "tools" / "merlin.py"
-
-
-def upstream(root: Path, *args: str) -> list[str]:
-    return [PY, str(UPSTREAM_CLI), "ray", "--state-root", str(root), "resources", *args]
+def upstream(cli: Path, root: Path, *args: str) -> list[str]:
+    return [PY, str(cli), "ray", "--state-root", str(root), "resources", *args]
 
 
 UPSTREAM_DRIVER = r"""
@@ -109,13 +106,13 @@ def throughput(seconds: float, procs: int = 16) -> tuple[float, dict]:
     return sum(counts) / elapsed, result
 
 
-def upstream_throughput(seconds: float, procs: int = 16) -> tuple[float, int]:
+def upstream_throughput(cli: Path, seconds: float, procs: int = 16) -> tuple[float, int]:
     work = Path(temp_root("merlin-bench-upstream-")).parent
     work.mkdir(parents=True, exist_ok=True)
     driver = work / "driver.py"
     driver.write_text(UPSTREAM_DRIVER)
     path, log, go = work / "state", work / "grants.log", work / "go"
-    drivers = [subprocess.Popen([PY, str(driver), str(UPSTREAM_CLI), str(path), str(log), str(go), str(seconds), str(n)], stdout=subprocess.PIPE, text=True, env=env())
+    drivers = [subprocess.Popen([PY, str(driver), str(cli), str(path), str(log), str(go), str(seconds), str(n)], stdout=subprocess.PIPE, text=True, env=env())
                for n in range(procs)]  # fmt: skip
     time.sleep(0.5)
     t0 = time.monotonic()
@@ -134,8 +131,8 @@ def upstream_throughput(seconds: float, procs: int = 16) -> tuple[float, int]:
     return sum(counts) / elapsed, double
 
 
-def cli_latency(runs: int) -> tuple[float, float]:
-    """Median wall of one `merlin ray resources reserve` / `release` command, and of the reproduced upstream one."""
+def cli_latency(runs: int, cli: Path | None) -> tuple[float, float]:
+    """Median wall of one `merlin ray resources reserve` / `release` command, and of upstream's (NaN: absent)."""
     from merlin.leases.book import LeaseBook
 
     root = temp_root("merlin-bench-leases-cli-")
@@ -152,18 +149,21 @@ def cli_latency(runs: int) -> tuple[float, float]:
         res2 = subprocess.run([*MERLIN, "ray", "resources", "release", res.stdout.strip(), "--state-root", str(root)], capture_output=True, text=True, env=env())
         b = time.perf_counter() - t
         assert res2.returncode == 0, res2.stderr
+        if n:  # the first round warms the bytecode caches
+            ours += [a, b]
+        if cli is None:
+            continue
         t = time.perf_counter()
-        up = subprocess.run(upstream(up_root, "reserve", "board-01", "--owner", "me"), capture_output=True, text=True, env=env())
+        up = subprocess.run(upstream(cli, up_root, "reserve", "board-01", "--owner", "me"), capture_output=True, text=True, env=env())
         c = time.perf_counter() - t
         assert up.stdout.startswith("Lease ID: "), up.stderr
         t = time.perf_counter()
-        subprocess.run(upstream(up_root, "release", up.stdout.split()[2]), capture_output=True, env=env(), check=True)
+        subprocess.run(upstream(cli, up_root, "release", up.stdout.split()[2]), capture_output=True, env=env(), check=True)
         d = time.perf_counter() - t
-        if n:  # the first round warms the bytecode caches
-            ours += [a, b]
+        if n:
             base += [c, d]
     shutil.rmtree(root.parent, ignore_errors=True)
-    return statistics.median(ours), statistics.median(base)
+    return statistics.median(ours), statistics.median(base) if base else float("nan")
 
 
 def scheduling_pass(waiting: int = 1000, items: int = 50) -> tuple[float, float, float]:
@@ -219,9 +219,11 @@ def main() -> int:
     ap.add_argument("--contention-seconds", type=float, default=30.0, help="length of the SIGKILL contention run (0: skip)")
     ap.add_argument("--cli-runs", type=int, default=7)
     args = ap.parse_args()
+    upstream_cli_path = upstream_cli()
+    say_baseline(upstream_cli_path)
     rate, result = throughput(args.seconds)
-    up_rate, up_double = upstream_throughput(args.seconds)
-    cli, cli_base = cli_latency(args.cli_runs)
+    up_rate, up_double = upstream_throughput(upstream_cli_path, args.seconds) if upstream_cli_path else (float("nan"), float("nan"))
+    cli, cli_base = cli_latency(args.cli_runs, upstream_cli_path)
     idle, grant, pure = scheduling_pass()
     rows = [
         ("reserve+release cycles/s, 16 procs, 3 items", rate, up_rate, ">= 300/s, 0 double grants", rate >= 300 and result["double_grants"] == 0),
@@ -241,7 +243,7 @@ def main() -> int:
         print(f"contention {args.contention_seconds:g}s, 16 procs, 3 items, SIGKILLs: {json.dumps(c, sort_keys=True)}")
         rows.append((f"SIGKILL contention {args.contention_seconds:g}s: grants", float(c["grants"]), float("nan"), "0 double/unreadable/leaked", ok))
     print(f"machine load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    return report("leases (merlin beside upstream's vendored CLI, same run)", rows)
+    return report("leases (merlin beside upstream's CLI when $MERLIN_UPSTREAM is set, same run)", rows)
 
 
 if __name__ == "__main__":

@@ -5,9 +5,8 @@ plus where merlin's time goes (import of the spec layer, one load, and
 whether the load needed pydantic: a valid pair is checked by merlin.spec.fast).
 
 Target (issue 7): validate and plan each <= 0.15 s (upstream measured
-0.124 / 0.127 s on these 2 cores). The upstream CLI is the vendored copy in
-benchmarks/baselines/upstream_merlin/ or the checkout named by
-MERLIN_UPSTREAM_DIR (its tools/merlin.py); without either the baseline column
+0.124 / 0.127 s on these 2 cores). The upstream CLI is tools/merlin.py of the
+checkout named by MERLIN_UPSTREAM (benchmarks/README.md); without it the baseline column
 says "not available". The spec is MERLIN_BENCH_SPEC or the first of
 ../shared/upstream-specs (looked for beside the repo and one level up, for a
 worktree). Plans go to temp dirs. Exits 1 if a target is missed.
@@ -23,18 +22,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import MERLIN, PY, REPO, env, interleaved, median_wall, report
+from _common import MERLIN, PY, REPO, env, interleaved, median_wall, report, say_baseline, upstream_cli
 
 RUNS = 15
 TARGET_S = 0.15
-
-
-def upstream_cli() -> Path | None:
-    candidates = []
-    if os.environ.get("MERLIN_UPSTREAM_DIR"):
-        candidates.append(Path(os.environ["MERLIN_UPSTREAM_DIR"]) / "tools" / "merlin.py")
-    candidates.append(REPO / "benchmarks" / "baselines" / "upstream_merlin" / "tools" / "merlin.py")
-    return next((c for c in candidates if c.is_file()), None)
 
 
 def spec_pair() -> tuple[Path, Path | None]:
@@ -99,7 +90,7 @@ def main() -> int:
     finally:
         shutil.rmtree(out, ignore_errors=True)
     name = f"{cap.parent.name}" + (f" + {ovl.stem}" if ovl else "")
-    print(f"baseline: {upstream.relative_to(REPO) if upstream and upstream.is_relative_to(REPO) else upstream}" if upstream else "baseline: not available (set MERLIN_UPSTREAM_DIR to an upstream merlin checkout)")
+    say_baseline(upstream)
     print(f"interpreter floor (python -c pass): {floor:.3f} s")
     print(f"in-process: import yaml {libs:.3f} s, import merlin.spec.loader {spec_layer:.3f} s, load_pair {load:.3f} s"
           f" ({'imported pydantic' if used_pydantic else 'pydantic not imported: the fast checker vouched for both files'})")

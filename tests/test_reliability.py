@@ -25,9 +25,10 @@ from merlin.ledger import RunStatus
 FIGURES: dict[str, dict[str, int]] = {}
 
 
-def figure(name: str, tried: int, survived: int, lost: int, stuck: int) -> None:
-    FIGURES[name] = {"tried": tried, "survived": survived, "lost": lost, "stuck": stuck}
-    print(f"\n[reliability] {name}: tried={tried} survived={survived} lost={lost} stuck={stuck}")
+def figure(name: str, tried: int, survived: int, lost: int, stuck: int, **more: int) -> None:
+    FIGURES[name] = {"tried": tried, "survived": survived, "lost": lost, "stuck": stuck, **more}
+    extra = "".join(f" {k}={v}" for k, v in more.items())
+    print(f"\n[reliability] {name}: tried={tried} survived={survived} lost={lost} stuck={stuck}{extra}")
 
 
 def wait_for(pred, timeout: float = 30.0, step: float = 0.05):
@@ -59,17 +60,29 @@ print(n)
 
 
 def refresh_race(cp: ControlPlane, submits: int, retries: int) -> dict[str, int]:
-    """Submits and retries (real supervisors) beside a refresh loop in another process."""
+    """Submits and retries (real supervisors) beside a refresh loop in another process.
+
+    The first ``retries`` runs fail on their first attempt (exit 3) and succeed on
+    the next, so each is retried while the loop keeps refreshing: a retried run
+    is a healthy run too, and must end ``succeeded``, never ``lost``."""
+    markers = Path(cp.root).parent / "race-markers"
+    markers.mkdir(parents=True, exist_ok=True)
+
+    def command(i: int) -> list[str]:
+        if i >= retries:
+            return ["true"]
+        marker = markers / f"run-{i}"  # absent: first attempt, which fails; present: the retry, which succeeds
+        return ["sh", "-c", f"test -e '{marker}' && exit 0; : > '{marker}'; exit 3"]
+
     loop = subprocess.Popen([sys.executable, "-c", REFRESH_LOOP, str(cp.root), "600"], stdout=subprocess.PIPE, text=True)
     try:
         time.sleep(0.3)
-        ids = [cp.submit(["true"], target="race", workflow="w").run_id for _ in range(submits)]
+        ids = [cp.submit(command(i), target="race", workflow="w").run_id for i in range(submits)]
         done = lambda: all(not cp.get(r).status.is_active() for r in ids)  # noqa: E731
         wait_for(done, timeout=120)
-        retried = ids[:retries]
-        for rid in retried:
-            if cp.get(rid).status.is_retryable():
-                cp.retry(rid)
+        to_retry = [r for r in ids if cp.get(r).status.is_retryable()]
+        for rid in to_retry:
+            cp.retry(rid)
         wait_for(done, timeout=120)
     finally:
         loop.send_signal(signal.SIGKILL)
@@ -77,14 +90,20 @@ def refresh_race(cp: ControlPlane, submits: int, retries: int) -> dict[str, int]
     records = [cp.get(r) for r in ids]
     lost = sum(1 for r in records if any(a.status == RunStatus.LOST for a in r.attempts))
     stuck = sum(1 for r in records if r.status.is_active())
-    survived = sum(1 for r in records if r.status == RunStatus.SUCCEEDED and all(a.status == RunStatus.SUCCEEDED for a in r.attempts))
-    return {"tried": submits + len(retried), "survived": survived, "lost": lost, "stuck": stuck}
+    survived = sum(1 for r in records if r.status == RunStatus.SUCCEEDED and r.attempts[-1].status == RunStatus.SUCCEEDED)
+    retried = sum(
+        1 for r in records if len(r.attempts) == 2 and r.attempts[0].status == RunStatus.FAILED and r.attempts[0].exit_code == 3
+    )
+    return {"tried": submits + len(to_retry), "survived": survived, "lost": lost, "stuck": stuck, "retried": retried}
 
 
 def test_refresh_racing_submits_and_retries_never_makes_a_healthy_run_lost(cp: ControlPlane) -> None:
-    """Every lost decision is taken on the record under the lock, not on the snapshot polled."""
+    """Every lost decision is taken on the record under the lock, not on the snapshot polled,
+    for first attempts and for retries alike."""
     fig = refresh_race(cp, submits=16, retries=8)
     figure("refresh race", **fig)
+    assert fig["retried"] == 8  # the retry half really ran: 8 runs failed once, were retried, and succeeded
+    assert fig["tried"] == 16 + 8
     assert fig["lost"] == 0 and fig["stuck"] == 0
     assert fig["survived"] == 16
 

@@ -18,8 +18,9 @@ def schemas() -> dict[str, dict[str, Any]]:
     from merlin.leases.models import RECORD_MODELS as LEASE_MODELS
     from merlin.ledger.models import RECORD_MODELS
 
+    models: dict[str, Any] = {**RECORD_MODELS, **LEASE_MODELS}  # light records and pydantic models: both publish a schema
     out = {}
-    for stem, model in {**RECORD_MODELS, **LEASE_MODELS}.items():
+    for stem, model in models.items():
         schema = model.model_json_schema(mode="serialization")
         schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
         schema["$id"] = f"merlin/records/{stem}.schema.json"

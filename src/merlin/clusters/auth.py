@@ -10,7 +10,6 @@ when it talks to the cluster.
 from __future__ import annotations
 
 import os
-import secrets
 import stat
 from pathlib import Path
 
@@ -21,6 +20,8 @@ TOKEN_ENV_DEFAULT = "RAY_AUTH_TOKEN"
 
 def generate_token_file(path: Path) -> Path:
     """Create ``path`` with a fresh random token, mode 0600 from the first byte."""
+    import secrets  # only when a token is made: reading one (every submit) does not need it
+
     from merlin.atomic import atomic_write_bytes, ensure_dir
 
     ensure_dir(path.parent)

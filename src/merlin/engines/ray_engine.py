@@ -129,22 +129,24 @@ class RayEngine:
         Catches a missing Ray and a shadowing ``ray`` package on the path; a
         Ray broken in some other way fails the job's driver, which Ray reports.
         """
-        import importlib.metadata
         import importlib.util
         from pathlib import Path
 
+        # the installed distribution's metadata (ray-X.dist-info) sits beside the package it
+        # installed: read from the directory, not through importlib.metadata, whose import and
+        # scan of every path entry cost a submit more than the rest of this check
         problem = None
         try:
             spec = importlib.util.find_spec("ray")
-            dist = importlib.metadata.distribution("ray")
-        except (ImportError, ValueError, importlib.metadata.PackageNotFoundError) as exc:
-            spec, dist, problem = None, None, f"{type(exc).__name__}: {exc}"
-        if problem is None and (spec is None or not spec.origin or dist is None):
+        except (ImportError, ValueError) as exc:
+            spec, problem = None, f"{type(exc).__name__}: {exc}"
+        if problem is None and (spec is None or not spec.origin):
             problem = "no module named 'ray'"
-        elif problem is None and spec is not None and spec.origin and dist is not None:
-            installed = Path(str(dist.locate_file("ray/__init__.py"))).resolve()
-            if Path(spec.origin).resolve() != installed:
-                problem = f"'import ray' would load {spec.origin}, not the installed Ray {dist.version} at {installed}"
+        elif problem is None and spec is not None and spec.origin:
+            package = Path(spec.origin).resolve().parent
+            infos = sorted(package.parent.glob("ray-*.dist-info"))
+            if package.name != "ray" or not infos:
+                problem = f"'import ray' would load {spec.origin}, which no installed Ray distribution provides"
         if problem:
             raise EngineBlocked(f"Ray is not importable ({problem}); {INSTALL_HINT}", "ray_not_importable", next_steps=INSTALL_STEPS)
 

@@ -1,6 +1,6 @@
 """merlin's ledger: the durable record of runs, clusters and leases (see docs/ray.md).
 
-Importing this package is cheap; models (pydantic) load when first used.
+Importing this package is cheap; the records (``models.py``, light, no pydantic) load when first used.
 """
 
 from merlin.ledger.paths import Layout, resolve_state_root

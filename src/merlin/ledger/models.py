@@ -1,9 +1,14 @@
-"""Typed records of the ledger (pydantic v2), published as JSON Schema in docs/records/.
+"""Typed records of the ledger, published as JSON Schema in docs/records/.
 
-Each file the ledger writes is one of these models, with a ``schema_version``
+Each file the ledger writes is one of these records, with a ``schema_version``
 so a later merlin can read (or migrate) what an earlier one wrote. Times are
 timezone-aware UTC and serialise as ISO 8601. Unknown fields are refused: a
 typo in code fails a test instead of silently writing a field nobody reads.
+
+They are light records (``ledger/record.py``): checked in plain Python, with
+pydantic's interface and, for what that check does not vouch for, pydantic's
+judgement (``ledger/pydantic_models.py``, which also publishes the schemas).
+So ``jobs submit``, ``jobs status`` and ``jobs list`` never import pydantic.
 """
 
 from __future__ import annotations
@@ -11,8 +16,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
+from merlin.ledger.record import Pattern, Record, field, validator
 from merlin.ledger.status import ClusterStatus, RunStatus
 from merlin.ledger.text import plain, redact_env, redact_mapping
 
@@ -20,97 +24,89 @@ SCHEMA_VERSION: Literal[1] = 1
 
 #: An engine's registry key (merlin.engines.registry); checked there, not here, so an
 #: engine added at run time needs no edit of this file.
-EngineName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
+EngineName = Annotated[str, Pattern(r"^[a-z][a-z0-9_-]{0,31}$")]
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class _Model(BaseModel):
-    # defer_build: a command pays for the schemas of the records it touches, not all of them
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_enum_values=False, defer_build=True)
-
-
 # --------------------------------------------------------------------------- runs
 
 
-class ClusterRef(_Model):
+class ClusterRef(Record):
     """Which Ray cluster a run went to, as it was when the run was submitted."""
 
-    name: str = Field(description="merlin's name for the cluster (default: 'default').")
-    address: str | None = Field(None, description="Jobs API (dashboard) URL, e.g. http://127.0.0.1:8265.")
-    gcs_address: str | None = Field(None, description="Ray GCS address host:port.")
-    session_name: str | None = Field(None, description="Ray session of the cluster; changes when it restarts.")
+    name: str = field(description="merlin's name for the cluster (default: 'default').")
+    address: str | None = field(default=None, description="Jobs API (dashboard) URL, e.g. http://127.0.0.1:8265.")
+    gcs_address: str | None = field(default=None, description="Ray GCS address host:port.")
+    session_name: str | None = field(default=None, description="Ray session of the cluster; changes when it restarts.")
 
 
-class Attempt(_Model):
+class Attempt(Record):
     """One try at running the command; ``jobs retry`` adds another."""
 
-    number: int = Field(ge=1, description="1 for the first attempt, 2 for the first retry, ...")
+    number: int = field(ge=1, description="1 for the first attempt, 2 for the first retry, ...")
     engine: EngineName
-    submission_id: str | None = Field(None, description="Ray submission id (merlin-<run_id>-<n>) or local-<n>.")
+    submission_id: str | None = field(default=None, description="Ray submission id (merlin-<run_id>-<n>) or local-<n>.")
     status: RunStatus
     submitted_at: datetime | None = None
     start_time: datetime | None = None
     end_time: datetime | None = None
-    exit_code: int | None = Field(None, description="Exit code of the command (negative: killed by that signal).")
-    error_type: str | None = Field(None, description="Ray's JobErrorType, or merlin's cause for local/blocked attempts.")
-    error_message: str | None = Field(None, description="Ray's (or the supervisor's) message for this attempt.")
-    log_path: str | None = Field(None, description="Log file of a local attempt, relative to the run directory.")
-    pid: int | None = Field(None, description="Local engine: pid of the command (leader of its own process group).")
-    pgid: int | None = Field(None, description="Local engine: process group that cancel ends.")
-    supervisor_pid: int | None = Field(None, description="Local engine: the detached supervisor waiting for the command (in-process runs: the process doing the work).")
-    supervisor_start: int | None = Field(None, description="Start time of supervisor_pid (1/100 s since the epoch): a pid plus its start time is an identity.")
-    submitter_pid: int | None = Field(None, description="Local engine: the process that created the attempt and starts its supervisor.")
-    submitter_start: int | None = Field(None, description="Start time of submitter_pid (1/100 s since the epoch).")
+    exit_code: int | None = field(default=None, description="Exit code of the command (negative: killed by that signal).")
+    error_type: str | None = field(default=None, description="Ray's JobErrorType, or merlin's cause for local/blocked attempts.")
+    error_message: str | None = field(default=None, description="Ray's (or the supervisor's) message for this attempt.")
+    log_path: str | None = field(default=None, description="Log file of a local attempt, relative to the run directory.")
+    pid: int | None = field(default=None, description="Local engine: pid of the command (leader of its own process group).")
+    pgid: int | None = field(default=None, description="Local engine: process group that cancel ends.")
+    supervisor_pid: int | None = field(default=None, description="Local engine: the detached supervisor waiting for the command (in-process runs: the process doing the work).")
+    supervisor_start: int | None = field(default=None, description="Start time of supervisor_pid (1/100 s since the epoch): a pid plus its start time is an identity.")
+    submitter_pid: int | None = field(default=None, description="Local engine: the process that created the attempt and starts its supervisor.")
+    submitter_start: int | None = field(default=None, description="Start time of submitter_pid (1/100 s since the epoch).")
 
-    @field_validator("error_message", mode="before")
-    @classmethod
-    def _clean(cls, v: Any) -> Any:
+    @validator("error_message", mode="before")
+    def _clean(v: Any) -> Any:
         return plain(v) if v is not None else None
 
 
-class RunRequest(_Model):
+class RunRequest(Record):
     """What was asked for, written once when the run is created (runs/<id>/run_request.json)."""
 
     schema_version: Literal[1] = SCHEMA_VERSION
     run_id: str
     target: str
     workflow: str
-    source: str = Field(description="Who asked: 'cli', 'api', 'targetgen'.")
+    source: str = field(description="Who asked: 'cli', 'api', 'targetgen'.")
     engine: EngineName
-    command: list[str] = Field(description="argv; NAME=value words with secret-looking names are redacted.")
-    workdir: str = Field(description="Directory the command runs in.")
-    target_dir: str = Field(description="Directory whose files become the run's artifacts.")
-    cluster: str | None = Field(None, description="Cluster name for the ray engine.")
-    env: dict[str, str] = Field(default_factory=dict, description="Extra environment; secret-looking names are redacted.")
-    num_cpus: float | None = Field(None, ge=0)
-    num_gpus: float | None = Field(None, ge=0)
-    resources: dict[str, float] = Field(default_factory=dict, description="Custom Ray resources for the entrypoint.")
-    leases: list[str] = Field(default_factory=list, description="Lease requests POOL[:COUNT][,k=v...]: the run waits for them before its engine gets it.")
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    created_at: datetime = Field(default_factory=utcnow)
+    command: list[str] = field(description="argv; NAME=value words with secret-looking names are redacted.")
+    workdir: str = field(description="Directory the command runs in.")
+    target_dir: str = field(description="Directory whose files become the run's artifacts.")
+    cluster: str | None = field(default=None, description="Cluster name for the ray engine.")
+    env: dict[str, str] = field(default_factory=dict, description="Extra environment; secret-looking names are redacted.")
+    num_cpus: float | None = field(default=None, ge=0)
+    num_gpus: float | None = field(default=None, ge=0)
+    resources: dict[str, float] = field(default_factory=dict, description="Custom Ray resources for the entrypoint.")
+    leases: list[str] = field(default_factory=list, description="Lease requests POOL[:COUNT][,k=v...]: the run waits for them before its engine gets it.")
+    metadata: dict[str, Any] = field(default_factory=dict)
+    created_at: datetime = field(default_factory=utcnow)
 
-    @field_validator("env", mode="after")
-    @classmethod
-    def _redact_env(cls, v: dict[str, str]) -> dict[str, str]:
+    @validator("env", mode="after")
+    def _redact_env(v: dict[str, str]) -> dict[str, str]:
         return redact_env(v)
 
-    @field_validator("metadata", mode="after")
-    @classmethod
-    def _redact_meta(cls, v: dict[str, Any]) -> dict[str, Any]:
+    @validator("metadata", mode="after")
+    def _redact_meta(v: dict[str, Any]) -> dict[str, Any]:
         return redact_mapping(v)
 
 
-class NextStep(_Model):
+class NextStep(Record):
     """One thing to do next, as data (vocabulary: merlin.nextsteps.Action)."""
 
-    action: str = Field(description="retry, logs, start_cluster, targetgen_answer, ... (merlin.nextsteps.Action).")
-    args: dict[str, Any] = Field(default_factory=dict, description="The action's arguments, e.g. {'run_id': ...}.")
+    action: str = field(description="retry, logs, start_cluster, targetgen_answer, ... (merlin.nextsteps.Action).")
+    args: dict[str, Any] = field(default_factory=dict, description="The action's arguments, e.g. {'run_id': ...}.")
 
 
-class RunRecord(_Model):
+class RunRecord(Record):
     """Where the run is now (runs/<id>/run_record.json): the file people open."""
 
     schema_version: Literal[1] = SCHEMA_VERSION
@@ -120,36 +116,34 @@ class RunRecord(_Model):
     source: str
     engine: EngineName
     status: RunStatus
-    outcome: str | None = Field(
-        None, description="TargetGen executor outcome: completed, blocked, awaiting_operator, awaiting_response."
+    outcome: str | None = field(
+        default=None, description="TargetGen executor outcome: completed, blocked, awaiting_operator, awaiting_response."
     )
     command: list[str]
     workdir: str
     target_dir: str
     cluster: ClusterRef | None = None
-    attempts: list[Attempt] = Field(default_factory=list)
-    message: str = Field("", description="Plain text (no ANSI), at most 1000 characters, for a person; no commands.")
-    next_steps: list[NextStep] = Field(default_factory=list, description="What to do next, as {action, args}; the CLI renders each as a command.")
-    created_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow)
-    observed_at: datetime | None = Field(None, description="Last time the engine was asked about this run.")
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    leases: list[str] = Field(default_factory=list, description="Lease ids (resources/leases/<id>.json) held by this run.")
-    lease_items: list[str] = Field(default_factory=list, description="Inventory items its lease was granted (also $MERLIN_LEASE_ITEMS in its environment).")
-    waiting_on: str | None = Field(
-        None,
+    attempts: list[Attempt] = field(default_factory=list)
+    message: str = field(default="", description="Plain text (no ANSI), at most 1000 characters, for a person; no commands.")
+    next_steps: list[NextStep] = field(default_factory=list, description="What to do next, as {action, args}; the CLI renders each as a command.")
+    created_at: datetime = field(default_factory=utcnow)
+    updated_at: datetime = field(default_factory=utcnow)
+    observed_at: datetime | None = field(default=None, description="Last time the engine was asked about this run.")
+    metadata: dict[str, Any] = field(default_factory=dict)
+    leases: list[str] = field(default_factory=list, description="Lease ids (resources/leases/<id>.json) held by this run.")
+    lease_items: list[str] = field(default_factory=list, description="Inventory items its lease was granted (also $MERLIN_LEASE_ITEMS in its environment).")
+    waiting_on: str | None = field(
+        default=None,
         description="While waiting: what holds it back, one short line written by its lease waiter "
         "(e.g. 'lease firesim_fpga:1, #2 in queue behind lease-...'); what `jobs list` shows as WAITING-ON.",
     )
 
-    @field_validator("message", mode="before")
-    @classmethod
-    def _clean(cls, v: Any) -> str:
+    @validator("message", mode="before")
+    def _clean(v: Any) -> str:
         return plain(v)
 
-    @field_validator("metadata", mode="after")
-    @classmethod
-    def _redact_meta(cls, v: dict[str, Any]) -> dict[str, Any]:
+    @validator("metadata", mode="after")
+    def _redact_meta(v: dict[str, Any]) -> dict[str, Any]:
         return redact_mapping(v)
 
     @property
@@ -158,73 +152,71 @@ class RunRecord(_Model):
         return self.attempts[-1] if self.attempts else None
 
 
-class RunEvent(_Model):
+class RunEvent(Record):
     """One line of runs/<id>/events.jsonl: a transition or notable fact, with its cause."""
 
     schema_version: Literal[1] = SCHEMA_VERSION
-    time: datetime = Field(default_factory=utcnow)
+    time: datetime = field(default_factory=utcnow)
     run_id: str
-    event: str = Field(description="created, transition, submitted, blocked, cancel_requested, retry, outcome, artifacts, note.")
+    event: str = field(description="created, transition, submitted, blocked, cancel_requested, retry, outcome, artifacts, note.")
     from_status: RunStatus | None = None
     to_status: RunStatus | None = None
     attempt: int | None = None
-    cause: str = Field(description="Why, in plain words (who or what caused it).")
-    pid: int | None = Field(None, description="Process that wrote the event.")
-    detail: dict[str, Any] = Field(default_factory=dict)
+    cause: str = field(description="Why, in plain words (who or what caused it).")
+    pid: int | None = field(default=None, description="Process that wrote the event.")
+    detail: dict[str, Any] = field(default_factory=dict)
 
-    @field_validator("cause", mode="before")
-    @classmethod
-    def _clean(cls, v: Any) -> str:
+    @validator("cause", mode="before")
+    def _clean(v: Any) -> str:
         return plain(v)
 
-    @field_validator("detail", mode="after")
-    @classmethod
-    def _redact(cls, v: dict[str, Any]) -> dict[str, Any]:
+    @validator("detail", mode="after")
+    def _redact(v: dict[str, Any]) -> dict[str, Any]:
         return redact_mapping(v)
 
 
-class ArtifactEntry(_Model):
-    name: str = Field(description="Path relative to the target directory, '/'-separated.")
-    size: int = Field(ge=0)
-    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$", description="None if the index hit its hashing cap (see truncated_reason).")
+class ArtifactEntry(Record):
+    name: str = field(description="Path relative to the target directory, '/'-separated.")
+    size: int = field(ge=0)
+    sha256: str | None = field(default=None, pattern=r"^[0-9a-f]{64}$", description="None if the index hit its hashing cap (see truncated_reason).")
     kind: Literal["json", "yaml", "log", "markdown", "text", "python", "shell", "archive", "other"]
 
 
-class ArtifactIndex(_Model):
+class ArtifactIndex(Record):
     """runs/<id>/artifacts.json: the files of the target directory when the run ended."""
 
     schema_version: Literal[1] = SCHEMA_VERSION
     run_id: str
     attempt: int | None = None
     target_dir: str
-    indexed_at: datetime = Field(default_factory=utcnow)
-    files: list[ArtifactEntry] = Field(default_factory=list)
+    indexed_at: datetime = field(default_factory=utcnow)
+    files: list[ArtifactEntry] = field(default_factory=list)
     total_size: int = 0
-    truncated: bool = Field(False, description="True if the index stopped at a limit (file count, bytes hashed) or was interrupted.")
-    truncated_reason: str | None = Field(None, description="Why the index is truncated, for a person.")
+    truncated: bool = field(default=False, description="True if the index stopped at a limit (file count, bytes hashed) or was interrupted.")
+    truncated_reason: str | None = field(default=None, description="Why the index is truncated, for a person.")
 
 
 # ----------------------------------------------------------------------- clusters
 
 
-class ClusterProcess(_Model):
+class ClusterProcess(Record):
     pid: int
-    start_ticks: int = Field(
+    start_ticks: int = field(
         description="Start time, so a reused pid is never signalled: psutil's create_time in hundredths of a second "
         "since the epoch (records older than that hold Linux clock ticks since boot, still understood)."
     )
     name: str = ""
 
 
-class ClusterAuth(_Model):
+class ClusterAuth(Record):
     """How clients authenticate. Never the token itself: only where it comes from."""
 
     mode: Literal["disabled", "token"] = "disabled"
-    token_file: str | None = Field(None, description="File holding the token (mode 0600).")
-    token_env: str | None = Field(None, description="Environment variable holding the token.")
+    token_file: str | None = field(default=None, description="File holding the token (mode 0600).")
+    token_env: str | None = field(default=None, description="Environment variable holding the token.")
 
 
-class ClusterPorts(_Model):
+class ClusterPorts(Record):
     gcs: int
     dashboard: int
     client_server: int | None = None
@@ -234,62 +226,60 @@ class ClusterPorts(_Model):
     runtime_env_agent: int | None = None
     node_manager: int | None = None
     object_manager: int | None = None
-    autoscaler_metrics: int | None = Field(None, description="Autoscaler Prometheus endpoint ($AUTOSCALER_METRIC_PORT).")
-    dashboard_metrics: int | None = Field(None, description="Dashboard Prometheus endpoint ($DASHBOARD_METRIC_PORT).")
+    autoscaler_metrics: int | None = field(default=None, description="Autoscaler Prometheus endpoint ($AUTOSCALER_METRIC_PORT).")
+    dashboard_metrics: int | None = field(default=None, description="Dashboard Prometheus endpoint ($DASHBOARD_METRIC_PORT).")
 
 
-class ClusterRecord(_Model):
+class ClusterRecord(Record):
     """cluster/bootstrap.json (cluster 'default') or cluster/<name>.json."""
 
     schema_version: Literal[1] = SCHEMA_VERSION
     name: str
-    kind: str = Field("local", description="Cluster kind: a key of merlin.clusters.registry (local, slurm, pbs, ssh).")
-    status: ClusterStatus = Field(description="See merlin.clusters.base.ClusterStatus; records written before it said 'running' for 'active'.")
-    host: str = Field(description="Address the jobs API (dashboard) binds to.")
-    address: str = Field(description="Jobs API URL that merlin submits to.")
+    kind: str = field(default="local", description="Cluster kind: a key of merlin.clusters.registry (local, slurm, pbs, ssh).")
+    status: ClusterStatus = field(description="See merlin.clusters.base.ClusterStatus; records written before it said 'running' for 'active'.")
+    host: str = field(description="Address the jobs API (dashboard) binds to.")
+    address: str = field(description="Jobs API URL that merlin submits to.")
     dashboard_url: str
     gcs_address: str | None = None
     ray_version: str | None = None
     session_name: str | None = None
-    temp_dir: str = Field(description="Ray's --temp-dir; only this cluster uses it.")
+    temp_dir: str = field(description="Ray's --temp-dir; only this cluster uses it.")
     ports: ClusterPorts
-    resources: dict[str, float] = Field(default_factory=dict, description="Resources Ray reports for the head node.")
-    requested: dict[str, Any] = Field(default_factory=dict, description="num_cpus, num_gpus, resources as asked.")
-    session_id: int | None = Field(None, description="Unix session id of the `ray start` process tree.")
-    processes: list[ClusterProcess] = Field(default_factory=list)
-    auth: ClusterAuth = Field(default_factory=ClusterAuth)
+    resources: dict[str, float] = field(default_factory=dict, description="Resources Ray reports for the head node.")
+    requested: dict[str, Any] = field(default_factory=dict, description="num_cpus, num_gpus, resources as asked.")
+    session_id: int | None = field(default=None, description="Unix session id of the `ray start` process tree.")
+    processes: list[ClusterProcess] = field(default_factory=list)
+    auth: ClusterAuth = field(default_factory=ClusterAuth)
     allow_remote: bool = False
     start_log: str | None = None
     started_at: datetime | None = None
     stopped_at: datetime | None = None
-    updated_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = field(default_factory=utcnow)
     message: str = ""
     # --- scheduler-backed kinds (slurm, pbs, ssh): see docs/clusters.md
-    scheduler_job_id: str | None = Field(None, description="Slurm/PBS job id of the allocation.")
-    nodes: list[str] = Field(default_factory=list, description="Allocated node names (head first) or ssh hosts.")
-    head_address: str | None = Field(None, description="Head node address (Slurm NodeAddr, PBS host, ssh host).")
-    walltime_end: datetime | None = Field(None, description="When the allocation's time limit ends.")
-    idle_timeout: float | None = Field(None, description="Seconds without an active run before the watchdog stops the cluster.")
-    scheduler_reason: str | None = Field(None, description="While queued: the scheduler's reason (Slurm REASON, PBS comment).")
-    stop_reason: str | None = Field(None, description="Why the cluster ended: stopped by merlin, idle, walltime, cancelled outside.")
-    state_dir: str | None = Field(None, description="Directory in the state root with the batch script and handshake files.")
-    node_temp_dirs: list[str] = Field(default_factory=list, description="Per-node Ray temp dirs (short: AF_UNIX paths < 107 bytes).")
-    tunnel_command: str | None = Field(None, description="Command that forwards the dashboard when the head is elsewhere.")
-    node_resources: dict[str, dict[str, float]] = Field(
+    scheduler_job_id: str | None = field(default=None, description="Slurm/PBS job id of the allocation.")
+    nodes: list[str] = field(default_factory=list, description="Allocated node names (head first) or ssh hosts.")
+    head_address: str | None = field(default=None, description="Head node address (Slurm NodeAddr, PBS host, ssh host).")
+    walltime_end: datetime | None = field(default=None, description="When the allocation's time limit ends.")
+    idle_timeout: float | None = field(default=None, description="Seconds without an active run before the watchdog stops the cluster.")
+    scheduler_reason: str | None = field(default=None, description="While queued: the scheduler's reason (Slurm REASON, PBS comment).")
+    stop_reason: str | None = field(default=None, description="Why the cluster ended: stopped by merlin, idle, walltime, cancelled outside.")
+    state_dir: str | None = field(default=None, description="Directory in the state root with the batch script and handshake files.")
+    node_temp_dirs: list[str] = field(default_factory=list, description="Per-node Ray temp dirs (short: AF_UNIX paths < 107 bytes).")
+    tunnel_command: str | None = field(default=None, description="Command that forwards the dashboard when the head is elsewhere.")
+    node_resources: dict[str, dict[str, float]] = field(
         default_factory=dict,
         description="Node name (or address) -> the custom resources Ray reports on it: the inventory items attached to that node.",
     )
-    lost_runs: list[str] = Field(default_factory=list, description="Runs recorded lost because the allocation ended under them.")
-    options: dict[str, Any] = Field(default_factory=dict, description="The kind's start options as given.")
+    lost_runs: list[str] = field(default_factory=list, description="Runs recorded lost because the allocation ended under them.")
+    options: dict[str, Any] = field(default_factory=dict, description="The kind's start options as given.")
 
-    @field_validator("message", "scheduler_reason", "stop_reason", mode="before")
-    @classmethod
-    def _clean(cls, v: Any) -> Any:
+    @validator("message", "scheduler_reason", "stop_reason", mode="before")
+    def _clean(v: Any) -> Any:
         return plain(v) if v is not None else v
 
-    @field_validator("kind", mode="after")
-    @classmethod
-    def _kind_name(cls, v: str) -> str:
+    @validator("kind", mode="after")
+    def _kind_name(v: str) -> str:
         # a validated name; whether a backend exists is merlin.clusters.registry's to say
         # (the ledger sits below the clusters and never imports them)
         import re
@@ -299,29 +289,28 @@ class ClusterRecord(_Model):
         return v
     # --- end scheduler-backed kinds
 
-    @field_validator("status", mode="before")
-    @classmethod
-    def _legacy_status(cls, v: Any) -> Any:
+    @validator("status", mode="before")
+    def _legacy_status(v: Any) -> Any:
         return "active" if v == "running" else v  # merlin <= 0.1 wrote 'running'
 
 
 
 
 #: file stem in docs/records/ -> model
-class Condition(_Model):
+class Condition(Record):
     """One reason a run (or a lease) is held back, as ``merlin ray jobs why --json`` lists them
     (built by :func:`merlin.conditions.condition`; not stored: observed on every call)."""
 
-    layer: str = Field(description="leases, cluster, the engine's name (e.g. ray), scheduler or run; listed in that order.")
-    code: str = Field(description="Stable code, e.g. lease_item_held, cluster_not_active, ray_job_pending, scheduler_queued, run_blocked.")
-    message: str = Field(description="Plain text for a person.")
-    evidence: dict[str, Any] = Field(description="What was seen: holders and times, queue position, what Ray or the scheduler said.")
-    observed_at: str = Field(description="When merlin looked (ISO 8601 UTC).")
-    next_steps: list[NextStep] = Field(default_factory=list, description="What to do, as {action, args}; the CLI renders commands, the gateway tool calls.")
-    hint: str | None = Field(None, description="Plain text where no command applies (e.g. 'it starts by itself').")
+    layer: str = field(description="leases, cluster, the engine's name (e.g. ray), scheduler or run; listed in that order.")
+    code: str = field(description="Stable code, e.g. lease_item_held, cluster_not_active, ray_job_pending, scheduler_queued, run_blocked.")
+    message: str = field(description="Plain text for a person.")
+    evidence: dict[str, Any] = field(description="What was seen: holders and times, queue position, what Ray or the scheduler said.")
+    observed_at: str = field(description="When merlin looked (ISO 8601 UTC).")
+    next_steps: list[NextStep] = field(default_factory=list, description="What to do, as {action, args}; the CLI renders commands, the gateway tool calls.")
+    hint: str | None = field(default=None, description="Plain text where no command applies (e.g. 'it starts by itself').")
 
 
-RECORD_MODELS: dict[str, type[BaseModel]] = {
+RECORD_MODELS: dict[str, type[Record]] = {
     "run_request": RunRequest,
     "run_record": RunRecord,
     "run_event": RunEvent,

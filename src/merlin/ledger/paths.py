@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import time
 from pathlib import Path
 
@@ -59,7 +58,7 @@ def new_run_id(target: str) -> str:
     """``<target>-<UTC yyyymmdd-hhmmss>-<6 hex>``: sortable, readable, unique."""
     slug = re.sub(r"[^a-z0-9]+", "-", target.lower()).strip("-")[:40] or "run"
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    return f"{slug}-{stamp}-{secrets.token_hex(3)}"
+    return f"{slug}-{stamp}-{os.urandom(3).hex()}"  # os.urandom, as secrets.token_hex, without its imports
 
 
 def inside(base: Path, relative: str) -> Path:
