@@ -84,3 +84,35 @@ def test_control_plane_reaches_a_new_kind_through_the_registry(tmp_path: Path) -
 def test_absent_cluster_state(tmp_path: Path) -> None:
     st = ControlPlane(tmp_path).cluster_status("nosuch")
     assert st.state == "absent" and st.record is None
+
+
+def test_unregister_takes_back_a_lazy_registration() -> None:
+    """A "module:Class" registration is listed without an import, and unregister removes its name."""
+    import sys
+
+    registry.register("lazytoy", "merlin.clusters.toy_lazy_nosuch:Backend")
+    try:
+        assert "lazytoy" in registry.kinds() and "merlin.clusters.toy_lazy_nosuch" not in sys.modules
+        with pytest.raises(BadInput, match="cluster kind 'lazytoy' is not available"):
+            registry.backend_class("lazytoy")  # imported only when asked for
+    finally:
+        registry.unregister("lazytoy")
+    assert "lazytoy" not in registry.kinds()
+    with pytest.raises(BadInput, match="unknown cluster kind 'lazytoy'"):
+        registry.backend_class("lazytoy")
+
+
+def test_a_shadowed_builtin_kind_comes_back_on_unregister() -> None:
+    from merlin.clusters.local import LocalBackend
+    from merlin.clusters.ssh import SshBackend
+
+    before = registry.kinds()
+    registry.register("local", "merlin.clusters.ssh:SshBackend")  # a string shadowing a built-in
+    try:
+        assert registry.backend_class("local") is SshBackend and registry.kinds() == before
+        registry.register("local", _ToyBackend)
+        registry.unregister("local")
+        assert registry.backend_class("local") is SshBackend
+    finally:
+        registry.unregister("local")
+    assert registry.backend_class("local") is LocalBackend and registry.kinds() == before == ["local", "pbs", "slurm", "ssh"]

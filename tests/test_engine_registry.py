@@ -107,3 +107,39 @@ def test_toy_engine_blocked_and_cancel(toy, tmp_path: Path) -> None:
 def test_unknown_engine_names_the_registry(tmp_path: Path) -> None:
     with pytest.raises(BadInput, match="--engine 'spark': expected one of local, ray"):
         ControlPlane(tmp_path).submit(["true"], target="demo", workflow="w", engine="spark")
+
+
+def test_unregister_takes_back_a_lazy_registration() -> None:
+    """A "module:Class" registration imports nothing until used, and unregister removes its name."""
+    import sys as _sys
+
+    _sys.modules.pop("merlin.engines.toy_lazy_nosuch", None)
+    registry.register("lazytoy", "merlin.engines.toy_lazy_nosuch:Engine")
+    try:
+        assert "lazytoy" in registry.names() and registry.check_name("lazytoy") == "lazytoy"
+        assert "merlin.engines.toy_lazy_nosuch" not in _sys.modules  # listed, not imported
+        with pytest.raises(ModuleNotFoundError):
+            registry.engine_class("lazytoy")  # imported only when asked for
+    finally:
+        registry.unregister("lazytoy")
+    assert "lazytoy" not in registry.names()
+    with pytest.raises(BadInput, match="expected one of local, ray$"):
+        registry.check_name("lazytoy")
+
+
+def test_a_shadowed_builtin_comes_back_on_unregister() -> None:
+    from merlin.engines.local import LocalEngine
+    from merlin.engines.ray_engine import RayEngine
+
+    registry.register("local", "merlin.engines.ray_engine:RayEngine")  # a string shadowing a built-in
+    try:
+        assert registry.engine_class("local") is RayEngine and registry.names() == ["local", "ray"]
+        registry.register("local", ToyEngine)  # stacked over the first shadow
+        assert registry.engine_class("local") is ToyEngine
+        registry.unregister("local")
+        assert registry.engine_class("local") is RayEngine  # the first shadow is in force again
+    finally:
+        registry.unregister("local")
+    assert registry.engine_class("local") is LocalEngine and registry.names() == ["local", "ray"]
+    registry.unregister("local")  # nothing registered: the built-in stays
+    assert registry.engine_class("local") is LocalEngine

@@ -11,60 +11,52 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from merlin.errors import BadInput
+from merlin.registry import Registry, load_entry
 
 if TYPE_CHECKING:  # pragma: no cover
     from merlin.clusters.base import ClusterBackend
     from merlin.ledger.store import Ledger
 
-#: kind -> "module:Class" (strings, so listing kinds imports nothing)
+#: The built-ins, kind -> "module:Class" (strings, so listing kinds imports nothing), in the
+#: order :func:`kinds` lists them. Never changed at run time: :func:`register` shadows an
+#: entry, :func:`unregister` restores it.
 BACKENDS: dict[str, str] = {
     "local": "merlin.clusters.local:LocalBackend",
-    "slurm": "merlin.clusters.slurm:SlurmBackend",
     "pbs": "merlin.clusters.pbs:PbsBackend",
+    "slurm": "merlin.clusters.slurm:SlurmBackend",
     "ssh": "merlin.clusters.ssh:SshBackend",
 }
 
-#: kind -> a class registered at run time (tests, plugins); wins over BACKENDS
-_REGISTERED: dict[str, type] = {}
-
-
-
-def _load(module: str) -> Any:
-    """Import ``module`` through the import statement's machinery (``-X importtime`` sees it)."""
-    return __import__(module, fromlist=["_"])
+_REGISTRY = Registry(BACKENDS)
 
 
 def register(kind: str, backend: type | str) -> None:
-    """Add (or replace) a cluster kind: a class, or a lazy ``"module:Class"`` string."""
-    if isinstance(backend, str):
-        _REGISTERED.pop(kind, None)
-        BACKENDS[kind] = backend
-    else:
-        _REGISTERED[kind] = backend
+    """Add a cluster kind, or shadow the one there until :func:`unregister`: a class, or a lazy ``"module:Class"`` string."""
+    _REGISTRY.register(kind, backend)
 
 
 def unregister(kind: str) -> None:
-    _REGISTERED.pop(kind, None)
+    """Take back the latest :func:`register` of ``kind`` (a shadowed built-in is in force again)."""
+    _REGISTRY.unregister(kind)
 
 
 def kinds() -> list[str]:
     """Every known kind, without importing any backend."""
-    return sorted({*BACKENDS, *_REGISTERED})
+    return _REGISTRY.names()
 
 
 def backend_class(kind: str) -> type:
-    if kind in _REGISTERED:
-        return _REGISTERED[kind]
-    target = BACKENDS.get(kind)
-    if target is None:
+    if kind not in _REGISTRY:
         raise BadInput(f"unknown cluster kind {kind!r}: expected one of {', '.join(kinds())}")
-    module, _, name = target.partition(":")
+    entry = _REGISTRY.entry(kind)
     try:
-        return getattr(_load(module), name)
+        cls: type = load_entry(entry)
     except ModuleNotFoundError as exc:
-        if exc.name != module:
+        module = entry.partition(":")[0] if isinstance(entry, str) else None
+        if module is None or exc.name != module:
             raise
         raise BadInput(f"cluster kind {kind!r} is not available in this merlin ({module} is missing)") from None
+    return cls
 
 
 def backend(kind: str, ledger: Ledger) -> ClusterBackend:

@@ -11,12 +11,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from merlin.errors import BadInput
+from merlin.registry import Registry
 
 if TYPE_CHECKING:  # pragma: no cover
     from merlin.engines.base import Engine
     from merlin.ledger.store import Ledger
 
-#: name -> "module:Class" (strings: listing engines imports none of them)
+#: The built-ins, name -> "module:Class" (strings: listing engines imports none of them).
+#: Never changed at run time: :func:`register` shadows an entry, :func:`unregister` restores it.
 ENGINES: dict[str, str] = {
     "local": "merlin.engines.local:LocalEngine",
     "ray": "merlin.engines.ray_engine:RayEngine",
@@ -26,45 +28,34 @@ ENGINES: dict[str, str] = {
 #: another engine) and of runs submitted without ``--engine``.
 DEFAULT_ENGINE = "local"
 
-_REGISTERED: dict[str, type] = {}
-
-
-
-def _load(module: str) -> Any:
-    """Import ``module`` through the import statement's machinery (``-X importtime`` sees it)."""
-    return __import__(module, fromlist=["_"])
+_REGISTRY = Registry(ENGINES)
 
 
 def register(name: str, engine: type | str) -> None:
-    """Add (or replace) an engine: a class, or a lazy ``"module:Class"`` string."""
-    if isinstance(engine, str):
-        _REGISTERED.pop(name, None)
-        ENGINES[name] = engine
-    else:
-        _REGISTERED[name] = engine
+    """Add an engine, or shadow the one called ``name`` until :func:`unregister`: a class, or a lazy ``"module:Class"`` string."""
+    _REGISTRY.register(name, engine)
 
 
 def unregister(name: str) -> None:
-    _REGISTERED.pop(name, None)
+    """Take back the latest :func:`register` of ``name`` (a shadowed built-in is in force again)."""
+    _REGISTRY.unregister(name)
 
 
 def names() -> list[str]:
     """Every engine, without importing any (built-in order first)."""
-    return [*ENGINES, *sorted(n for n in _REGISTERED if n not in ENGINES)]
+    return _REGISTRY.names()
 
 
 def check_name(name: str, flag: str = "--engine") -> str:
-    if name not in ENGINES and name not in _REGISTERED:
+    if name not in _REGISTRY:
         raise BadInput(f"{flag} {name!r}: expected one of {', '.join(names())}")
     return name
 
 
 def engine_class(name: str) -> type:
     check_name(name)
-    if name in _REGISTERED:
-        return _REGISTERED[name]
-    module, _, attr = ENGINES[name].partition(":")
-    return getattr(_load(module), attr)
+    cls: type = _REGISTRY.load(name)
+    return cls
 
 
 def create(name: str, ledger: Ledger) -> Engine:
