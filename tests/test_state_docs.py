@@ -20,9 +20,9 @@ def test_generator_notices_a_stale_table(tmp_path: Path) -> None:
     spec = importlib.util.spec_from_file_location("gen_state_docs", REPO / "tools" / "gen_state_docs.py")
     gen = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gen)  # type: ignore[union-attr]
-    from merlin.ledger.status import TRANSITIONS, RunStatus
+    from merlin.ledger.status import RUNS
 
-    table = gen.machine_table(RunStatus, TRANSITIONS)
+    table = RUNS.table()
     assert "| `running` |" in table and "`blocked`" in table.split("| `running` |")[1].splitlines()[0]  # running -> blocked, documented
     page = "x\n<!-- state-table:run-status -->\n| old |\n<!-- /state-table:run-status -->\ny\n"
     assert gen.render(page, "run-status", table) == f"x\n<!-- state-table:run-status -->\n{table}\n<!-- /state-table:run-status -->\ny\n"

@@ -11,49 +11,14 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Callable
-from enum import Enum
 from pathlib import Path
-from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 
-def member_docs(enum: type[Enum]) -> dict[str, str]:
-    """The ``#:`` comment lines right above each member of ``enum``, joined."""
-    import inspect
-
-    lines = inspect.getsource(enum).splitlines()
-    out: dict[str, str] = {}
-    pending: list[str] = []
-    for line in lines:
-        text = line.strip()
-        if text.startswith("#:"):
-            pending.append(text[2:].strip())
-            continue
-        m = re.match(r"([A-Z_]+)\s*=", text)
-        if m and pending:
-            out[m.group(1)] = " ".join(pending)
-        pending = [] if not text.startswith("#:") else pending
-    return out
-
-
-def _cell(states: Any) -> str:
-    names = sorted(s.value for s in states)
-    return ", ".join(f"`{n}`" for n in names) if names else "— (final)"
-
-
-def machine_table(enum: type[Enum], transitions: dict[Any, frozenset[Any]], *, title: str = "status") -> str:
-    docs = member_docs(enum)
-    rows = [f"| {title} | meaning | can become |", "| --- | --- | --- |"]
-    if None in transitions:
-        rows.append(f"| (new) | no record yet | {_cell(transitions[None])} |")
-    for m in enum:
-        rows.append(f"| `{m.value}` | {docs.get(m.name, '')} | {_cell(transitions.get(m, frozenset()))} |")
-    return "\n".join(rows)
-
-
 def outcome_table() -> str:
+    from merlin.statemachine import member_docs
     from merlin.targetgen.vocab import OUTCOME_EXIT, Outcome
 
     docs = member_docs(Outcome)
@@ -64,16 +29,17 @@ def outcome_table() -> str:
 
 
 def tables() -> dict[str, tuple[Path, Callable[[], str]]]:
-    from merlin.leases.states import LEASE_TRANSITIONS, LeaseState
-    from merlin.ledger.status import CLUSTER_TRANSITIONS, TRANSITIONS, ClusterStatus, RunStatus
-    from merlin.targetgen.vocab import TASK_TRANSITIONS, TaskState
+    """Each table's page and maker: the state machines' own tables (merlin.statemachine), and the outcomes."""
+    from merlin.leases.states import LEASES
+    from merlin.ledger.status import CLUSTERS, RUNS
+    from merlin.targetgen.vocab import TASKS
 
     return {
-        "run-status": (REPO / "docs" / "ray.md", lambda: machine_table(RunStatus, TRANSITIONS)),
-        "cluster-status": (REPO / "docs" / "ray.md", lambda: machine_table(ClusterStatus, CLUSTER_TRANSITIONS)),
-        "task-state": (REPO / "docs" / "targetgen.md", lambda: machine_table(TaskState, TASK_TRANSITIONS, title="state")),
+        "run-status": (REPO / "docs" / "ray.md", RUNS.table),
+        "cluster-status": (REPO / "docs" / "ray.md", CLUSTERS.table),
+        "task-state": (REPO / "docs" / "targetgen.md", lambda: TASKS.table(title="state")),
         "outcome": (REPO / "docs" / "targetgen.md", outcome_table),
-        "lease-state": (REPO / "docs" / "leases.md", lambda: machine_table(LeaseState, LEASE_TRANSITIONS, title="state")),
+        "lease-state": (REPO / "docs" / "leases.md", LEASES.table),
     }
 
 

@@ -3,12 +3,16 @@
 Like :mod:`merlin.ledger.status`: ``str`` Enums whose values are what the
 files hold, and a transition table every change goes through, so a renewal,
 an expiry and an admin's revoke racing each other can never move a lease
-backwards (e.g. ``expired`` -> ``granted``). Imports nothing heavy.
+backwards (e.g. ``expired`` -> ``granted``). The table is a
+:class:`merlin.statemachine.Machine` (:data:`LEASES`). Imports nothing heavy.
 """
 
 from __future__ import annotations
 
 from enum import Enum
+from typing import Any
+
+from merlin import statemachine
 
 
 class LeaseState(str, Enum):
@@ -31,13 +35,11 @@ class LeaseState(str, Enum):
         return self.value
 
     def is_terminal(self) -> bool:
-        return self in _TERMINAL
+        return self in LEASES.terminal
 
     def is_live(self) -> bool:
         return not self.is_terminal()
 
-
-_TERMINAL = frozenset({LeaseState.RELEASED, LeaseState.EXPIRED, LeaseState.REVOKED, LeaseState.CANCELLED})
 
 #: old state (None: no record yet) -> states it may move to. Terminal states are final.
 LEASE_TRANSITIONS: dict[LeaseState | None, frozenset[LeaseState]] = {
@@ -52,20 +54,27 @@ LEASE_TRANSITIONS: dict[LeaseState | None, frozenset[LeaseState]] = {
 
 
 class IllegalLeaseTransition(Exception):
-    """A bug or a lost race: something tried to move a lease where it cannot go."""
+    """A bug or a lost race: something tried to move a lease where it cannot go (every move is
+    made under the book's lock, so this is never a user's doing: not a MerlinError)."""
 
-    def __init__(self, lease_id: str, old: LeaseState | None, new: LeaseState) -> None:
-        super().__init__(f"lease {lease_id}: illegal state change {old} -> {new}")
+    def __init__(self, message: str, lease_id: str, old: Any, new: Any) -> None:
+        super().__init__(message)
+        self.lease_id, self.old, self.new = lease_id, old, new
+
+
+#: The lease machine: terminal states are final, a no-op is no move.
+LEASES: statemachine.Machine[LeaseState] = statemachine.Machine(
+    LeaseState, LEASE_TRANSITIONS, noop_is_move=False, noun="lease", what="state", error=IllegalLeaseTransition,
+    terminal=(LeaseState.RELEASED, LeaseState.EXPIRED, LeaseState.REVOKED, LeaseState.CANCELLED),
+)  # fmt: skip
 
 
 def can_lease_transition(old: LeaseState | str | None, new: LeaseState | str) -> bool:
-    old_s = LeaseState(old) if old is not None else None
-    return LeaseState(new) in LEASE_TRANSITIONS[old_s]
+    return LEASES.can(old, new)
 
 
 def check_lease_transition(lease_id: str, old: LeaseState | str | None, new: LeaseState | str) -> None:
-    if not can_lease_transition(old, new):
-        raise IllegalLeaseTransition(lease_id, LeaseState(old) if old is not None else None, LeaseState(new))
+    LEASES.check(lease_id, old, new)
 
 
 class Health(str, Enum):

@@ -1,7 +1,8 @@
 """Run status vocabulary and the one table of legal transitions.
 
 Modelled on Ray's ``JobStatus`` and SkyPilot's ``job_lib.JobStatus``: a
-``str`` Enum whose values are what the ledger stores. Every status change in
+``str`` Enum whose values are what the ledger stores. Both machines (runs,
+clusters) are :class:`merlin.statemachine.Machine` objects. Every status change in
 the ledger goes through :func:`check_transition`, so an engine, a supervisor
 and a user's ``cancel`` racing each other can never move a run backwards
 (e.g. ``cancelled`` -> ``failed``).
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from merlin.errors import Conflict
+from merlin import statemachine
 
 
 class RunStatus(str, Enum):
@@ -67,7 +68,7 @@ class RunStatus(str, Enum):
         Only a person (``jobs retry``) can move a terminal run again. ``blocked``
         counts as terminal: it waits for a person, not for an engine.
         """
-        return self in _TERMINAL
+        return self in RUNS.terminal
 
     def is_active(self) -> bool:
         """Pending or running: an engine may still change it."""
@@ -77,9 +78,6 @@ class RunStatus(str, Enum):
         return self in _RETRYABLE
 
 
-_TERMINAL = frozenset(
-    {RunStatus.BLOCKED, RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.LOST}
-)
 _RETRYABLE = frozenset({RunStatus.BLOCKED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.LOST})
 
 #: The only legal moves. ``None`` is "no record yet".
@@ -108,29 +106,34 @@ TRANSITIONS: dict[RunStatus | None, frozenset[RunStatus]] = {
 }
 
 
-class IllegalTransition(Conflict):
+class IllegalTransition(statemachine.IllegalTransition):
     """A lost race (or a bug): the caller tried to move a run where it cannot go,
     usually because another process moved it first. Exit 3, code ``illegal_transition``."""
 
-    code = "illegal_transition"
-
-    def __init__(self, run_id: str, old: RunStatus | None, new: RunStatus) -> None:
-        super().__init__(f"run {run_id}: illegal status change {old} -> {new} (another process changed it first; look at it again)")
+    def __init__(self, run_id: str, old: RunStatus | None, new: RunStatus, message: str | None = None) -> None:
+        super().__init__(message or RUNS.message(run_id, old, new), run_id, old, new)
         self.run_id = run_id
-        self.old = old
-        self.new = new
+
+
+def _run_error(message: str, run_id: str, old: RunStatus | None, new: RunStatus) -> IllegalTransition:
+    return IllegalTransition(run_id, old, new, message)
+
+
+#: The run machine: no-ops are moves (a writer may record the status a run already has).
+RUNS: statemachine.Machine[RunStatus] = statemachine.Machine(
+    RunStatus, TRANSITIONS, noop_is_move=True, noun="run", error=_run_error,
+    terminal=(RunStatus.BLOCKED, RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.LOST),
+    hint=" (another process changed it first; look at it again)",
+)  # fmt: skip
 
 
 def can_transition(old: RunStatus | str | None, new: RunStatus | str) -> bool:
-    old_s = RunStatus(old) if old is not None else None
-    new_s = RunStatus(new)
-    return old_s == new_s or new_s in TRANSITIONS[old_s]
+    return RUNS.can(old, new)
 
 
 def check_transition(run_id: str, old: RunStatus | str | None, new: RunStatus | str) -> None:
     """Raise :class:`IllegalTransition` unless ``old -> new`` is in the table (or a no-op)."""
-    if not can_transition(old, new):
-        raise IllegalTransition(run_id, RunStatus(old) if old is not None else None, RunStatus(new))
+    RUNS.check(run_id, old, new)
 
 
 # ----------------------------------------------------------------- clusters
@@ -158,14 +161,12 @@ class ClusterStatus(str, Enum):
         return self.value
 
     def is_terminal(self) -> bool:
-        return self in _CLUSTER_TERMINAL
+        return self in CLUSTERS.terminal
 
     def is_live(self) -> bool:
         """Something of the cluster may exist (queued job, processes)."""
         return not self.is_terminal()
 
-
-_CLUSTER_TERMINAL = frozenset({ClusterStatus.STOPPED, ClusterStatus.FAILED, ClusterStatus.EXPIRED})
 
 #: old status (None: no record yet) -> statuses it may move to. A terminal
 #: cluster moves again only by a new ``start`` of the same name (-> queued/starting).
@@ -181,6 +182,12 @@ CLUSTER_TRANSITIONS: dict[ClusterStatus | None, frozenset[ClusterStatus]] = {
 }
 
 
+#: The cluster machine: a no-op is a move only where the table says so.
+CLUSTERS: statemachine.Machine[ClusterStatus] = statemachine.Machine(
+    ClusterStatus, CLUSTER_TRANSITIONS, noop_is_move=False, noun="cluster",
+    terminal=(ClusterStatus.STOPPED, ClusterStatus.FAILED, ClusterStatus.EXPIRED),
+)  # fmt: skip
+
+
 def can_cluster_transition(old: ClusterStatus | str | None, new: ClusterStatus | str) -> bool:
-    old_s = ClusterStatus(old) if old is not None else None
-    return ClusterStatus(new) in CLUSTER_TRANSITIONS[old_s]
+    return CLUSTERS.can(old, new)

@@ -2,13 +2,16 @@
 execute's outcome. ``str`` Enums, so the JSON files hold plain strings and the
 members compare equal to them. Imports nothing heavy.
 
+The task table is a :class:`merlin.statemachine.Machine` (:data:`TASKS`);
 ``docs/targetgen.md`` shows the tables generated from here (``tools/gen_state_docs.py``).
 """
 
 from __future__ import annotations
 
 from enum import Enum
+from typing import Any
 
+from merlin import statemachine
 from merlin.errors import ExitCode
 
 
@@ -55,10 +58,20 @@ TASK_TRANSITIONS: dict[TaskState | None, frozenset[TaskState]] = {
 }
 
 
+def _task_error(message: str, task_id: str, old: Any, new: Any) -> AssertionError:
+    return AssertionError(f"{message} (see merlin.targetgen.vocab)")
+
+
+#: The task machine: completed is final (blocked waits for ``targetgen retry``); no-ops are moves.
+#: An illegal move is a bug in the executor, never a user's doing: an AssertionError.
+TASKS: statemachine.Machine[TaskState] = statemachine.Machine(
+    TaskState, TASK_TRANSITIONS, noop_is_move=True, noun="task", what="task state", error=_task_error,
+    terminal=(_T.COMPLETED,),
+)  # fmt: skip
+
+
 def can_task_transition(old: TaskState | str | None, new: TaskState | str) -> bool:
-    old_s = TaskState(old) if old is not None else None
-    new_s = TaskState(new)
-    return old_s == new_s or new_s in TASK_TRANSITIONS[old_s]
+    return TASKS.can(old, new)
 
 
 class Outcome(str, Enum):
