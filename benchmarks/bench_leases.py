@@ -168,8 +168,9 @@ def cli_latency(runs: int, cli: Path | None) -> tuple[float, float]:
 
 def scheduling_pass(waiting: int = 1000, items: int = 50) -> tuple[float, float, float]:
     """(locked pass with nothing to grant, release that grants the next waiters, policy.schedule alone), median seconds."""
+    from merlin.clock import iso
     from merlin.leases import policy
-    from merlin.leases.book import LeaseBook, iso, new_lease
+    from merlin.leases.book import LeaseBook, new_lease
 
     rng = random.Random(1)
     root = temp_root("merlin-bench-leases-pass-")

@@ -121,8 +121,8 @@ def test_a_resource_no_node_has_is_infeasible_on_both_layers(fpga: ControlPlane,
 
 def test_a_job_whose_runtime_env_is_being_fetched_is_runtime_env_setup(fpga: ControlPlane, tmp_path: Path) -> None:
     """A working_dir zip behind a FIFO: Ray's setup waits until the test writes it, then the job runs."""
+    from merlin.clock import iso
     from merlin.clusters.auth import headers_for
-    from merlin.conditions import iso
     from merlin.engines import ray_api, ray_why
 
     cluster = fpga.ledger.read_cluster("fpga")

@@ -44,8 +44,3 @@ def condition(
     }
 
 
-def iso(ts: float) -> str:
-    """A Unix time as the ISO 8601 UTC text conditions carry (the lease book's fixed-width form)."""
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")

@@ -50,7 +50,9 @@ def _items(lease: dict[str, Any]) -> str:
 
 
 def _bundles(lease: dict[str, Any]) -> str:
-    return " + ".join(f"{b['pool']}:{b['count']}" + "".join(f",{k}={v}" for k, v in sorted((b.get("labels") or {}).items())) for b in lease["bundles"])
+    from merlin.leases.policy import describe
+
+    return describe(lease["bundles"])
 
 
 def _short(value: Any) -> str:

@@ -120,8 +120,8 @@ class BatchClusters(LockedObservation):
         return argv
 
     def start(self, name: str, *, wait: bool = True, progress: Progress | None = None, **options: Any) -> tuple[Any, bool]:
+        from merlin.clock import utcnow
         from merlin.clusters.auth import check_token_file, generate_token_file
-        from merlin.ledger.models import utcnow
 
         progress = progress or (lambda _m: None)
         layout = self.ledger.layout
@@ -219,7 +219,7 @@ class BatchClusters(LockedObservation):
         record.message = message
 
     def _observe_locked(self, record) -> Any:
-        from merlin.ledger.models import utcnow
+        from merlin.clock import utcnow
 
         job = self.query(record.scheduler_job_id)
         if job is not None and job.phase == "ending":  # Slurm COMPLETING: the final state comes next
@@ -338,8 +338,8 @@ class BatchClusters(LockedObservation):
 
     def _ended(self, record, job: SchedJob | None) -> Any:
         """The allocation is gone: say why, lose its runs, clean what is left here."""
+        from merlin.clock import utcnow
         from merlin.clusters.lost import mark_runs_lost
-        from merlin.ledger.models import utcnow
 
         state_dir = Path(record.state_dir) if record.state_dir else None
         word = job.state if job else "gone from the queue"

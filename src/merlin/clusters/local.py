@@ -125,7 +125,8 @@ class LocalBackend:
         warn: Progress | None = None,
     ) -> tuple[Any, bool]:
         """Start the head, wait for the jobs API, record it. Returns (record, started_now)."""
-        from merlin.ledger.models import ClusterAuth, ClusterPorts, ClusterRecord, utcnow
+        from merlin.clock import utcnow
+        from merlin.ledger.models import ClusterAuth, ClusterPorts, ClusterRecord
 
         progress = progress or (lambda _m: None)
         warn = warn or (lambda _m: None)
@@ -545,7 +546,7 @@ class LocalBackend:
     # ------------------------------------------------------------------- stop
 
     def stop(self, record, *, grace: float = 5.0, progress: Progress | None = None) -> Any:
-        from merlin.ledger.models import utcnow
+        from merlin.clock import utcnow
 
         progress = progress or (lambda _m: None)
         name = record.name

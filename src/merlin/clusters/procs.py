@@ -1,11 +1,11 @@
-"""Process facts through psutil, so merlin signals only processes it can prove are its own.
+"""Process trees through psutil, so merlin signals only processes it can prove are its own.
 
 A pid alone is not an identity (pids are reused); a pid plus its start time
-is. The start time is psutil's ``create_time()`` kept as an integer in
-hundredths of a second since the epoch (:func:`start_ticks`), which reads the
-same on Linux and macOS. Records written before psutil held Linux clock ticks
-since boot (field 22 of ``/proc/<pid>/stat``); :func:`same_start` still
-recognises those.
+is, and :mod:`merlin.procid` is the one judge of it: :func:`start_of`,
+:func:`alive` and :func:`same_start` ask it. Here a start is kept as run and
+cluster records keep it, an integer in hundredths of a second since the epoch
+(``ProcInfo.start_ticks``); records written before psutil held Linux clock ticks
+since boot, which :func:`same_start` still recognises.
 
 psutil is imported inside the functions: ``merlin --help`` and the listing
 commands never pay for it.
@@ -20,6 +20,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from merlin import procid
+
 KILL_WAIT = 5.0  # seconds to wait for SIGKILLed processes to disappear
 
 # psutil's status names as the one-letter states of ps(1) ("Z" zombie, "X" dead)
@@ -28,9 +30,6 @@ _STATE = {
     "zombie": "Z", "dead": "X", "wake-kill": "K", "waking": "W", "idle": "I", "locked": "L",
     "waiting": "W", "suspended": "T", "parked": "P",
 }
-# below this, a recorded start is an old /proc value (ticks since boot), not centiseconds since the epoch
-_EPOCH_FLOOR = 10**10
-
 
 @dataclass(frozen=True)
 class ProcInfo:
@@ -48,15 +47,9 @@ class ProcInfo:
         return self.state in ("Z", "X")
 
 
-def start_ticks(create_time: float) -> int:
-    """psutil's ``create_time()`` (seconds since the epoch) as the integer kept in records."""
-    return int(round(create_time * 100))
-
-
 def start_of(pid: int) -> int | None:
     """``pid``'s start time as a record keeps it (None if it is not running)."""
-    info = proc_info(pid)
-    return None if info is None or info.gone else info.start_ticks
+    return procid.start_ticks(pid)
 
 
 def set_parent_death_signal(sig: int = signal.SIGKILL) -> None:
@@ -77,25 +70,15 @@ def set_parent_death_signal(sig: int = signal.SIGKILL) -> None:
 
 
 def epoch_ticks(recorded: int) -> int:
-    """A record's ``start_ticks`` in today's form, converting an old Linux value
-    (clock ticks since boot, from ``/proc/<pid>/stat``) through the boot time."""
-    if recorded >= _EPOCH_FLOOR:
-        return recorded
-    import psutil
-
-    try:
-        hz = os.sysconf("SC_CLK_TCK")
-    except (ValueError, OSError, AttributeError):
-        hz = 100
-    return start_ticks(psutil.boot_time() + recorded / hz)
+    """A record's ``start_ticks`` in today's form (an old value, clock ticks since boot, converted)."""
+    return procid.ticks(procid.seconds(recorded))
 
 
 def same_start(recorded: int | None, current: int) -> bool:
     """Does ``recorded`` (a record's ``start_ticks``, either form) name the process
-    that started at ``current``? None means "any"; 1/100 s of rounding is allowed."""
-    if recorded is None:
-        return True
-    return abs(epoch_ticks(recorded) - current) <= 1
+    that started at ``current`` (a ``ProcInfo.start_ticks``)? None means "any"
+    (:func:`merlin.procid.same_start`)."""
+    return procid.same_start(recorded, current / 100)
 
 
 def _info(proc: Any) -> ProcInfo | None:
@@ -107,7 +90,7 @@ def _info(proc: Any) -> ProcInfo | None:
         pgid, sid = os.getpgid(proc.pid), os.getsid(proc.pid)
     except (psutil.Error, OSError):
         return None
-    return ProcInfo(proc.pid, ppid, pgid, sid, start_ticks(created), _STATE.get(status, "?"), name)
+    return ProcInfo(proc.pid, ppid, pgid, sid, procid.ticks(created), _STATE.get(status, "?"), name)
 
 
 def proc_info(pid: int) -> ProcInfo | None:
@@ -141,12 +124,7 @@ def cmdline(pid: int) -> str:
 
 def alive(pid: int | None, start: int | None = None) -> bool:
     """True if ``pid`` runs (not a zombie) and, when given, started at ``start`` (a record's start_ticks)."""
-    if not pid:
-        return False
-    info = proc_info(pid)
-    if info is None or info.gone:
-        return False
-    return same_start(start, info.start_ticks)
+    return procid.alive(pid, start)
 
 
 def descendants(roots: Iterable[int], procs: list[ProcInfo] | None = None) -> set[int]:

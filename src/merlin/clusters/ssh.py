@@ -82,9 +82,10 @@ class SshBackend(LockedObservation):
     # ---------------------------------------------------------------- start
 
     def start(self, name: str, *, wait: bool = True, progress: Progress | None = None, **options: Any) -> tuple[Any, bool]:
+        from merlin.clock import utcnow
         from merlin.clusters.auth import generate_token_file, headers_for
         from merlin.clusters.net import free_ports, probe
-        from merlin.ledger.models import ClusterPorts, ClusterProcess, utcnow
+        from merlin.ledger.models import ClusterPorts, ClusterProcess
 
         progress = progress or (lambda _m: None)
         layout = self.ledger.layout

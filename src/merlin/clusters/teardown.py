@@ -72,8 +72,8 @@ def remove_temp_dirs(dirs: Iterable[str]) -> None:
 
 def mark_stopped(record: Any, message: str, lost: Iterable[str]) -> None:
     """Record a cluster merlin stopped: ``stopped`` (from ``stopping``), why, when, the runs lost with it."""
+    from merlin.clock import utcnow
     from merlin.clusters.base import can_cluster_transition
-    from merlin.ledger.models import utcnow
 
     lost = sorted(lost)
     record.lost_runs = sorted(set(record.lost_runs) | set(lost))

@@ -99,11 +99,9 @@ def note_waiting(r: RunRecord, lease: Mapping[str, Any], why: list[dict[str, Any
 
 def waiting_message(lease: Mapping[str, Any], why: list[dict[str, Any]]) -> str:
     first = why[0]["message"] if why else "queued"
-    return f"waiting for lease {lease['lease_id']} ({_describe(lease)}): {first}"
+    from merlin.leases.policy import describe
 
-
-def _describe(lease: Mapping[str, Any]) -> str:
-    return " + ".join(f"{b['pool']}:{b['count']}" + "".join(f",{k}={v}" for k, v in sorted((b.get("labels") or {}).items())) for b in lease["bundles"])
+    return f"waiting for lease {lease['lease_id']} ({describe(lease['bundles'])}): {first}"
 
 
 # ------------------------------------------------------------------ the waiter
@@ -111,10 +109,10 @@ def _describe(lease: Mapping[str, Any]) -> str:
 
 def serve(cp: Plane, argv: list[str]) -> int:
     """The waiter's life (``python -m merlin.cli.lease_waiter RUN_DIR ATTEMPT LEASE_ID``, given its control plane)."""
+    from merlin.clock import utcnow
     from merlin.control.submit import launch
     from merlin.leases.book import LeaseLost
     from merlin.leases.keeper import LeaseKeeper, lease_env
-    from merlin.ledger.models import utcnow
     from merlin.ledger.store import set_status
 
     run_dir = Path(argv[0]).resolve()
@@ -256,7 +254,7 @@ def _note_reason(cp: Plane, run_id: str, attempt: int, lease_id: str) -> None:
 
 def _end_waiting(cp: Plane, run_id: str, attempt: int, exc: MerlinError) -> None:
     """The lease request ended without a grant (cancelled, revoked, refused): so does the waiting run."""
-    from merlin.ledger.models import utcnow
+    from merlin.clock import utcnow
     from merlin.ledger.store import set_status
 
     def mark(r: RunRecord) -> None:
@@ -277,8 +275,8 @@ def end_if_waiter_died(cp: Plane, rec: RunRecord) -> RunRecord:
     Checked by whoever looks at the run next (status, refresh, wait, the lease
     queue). The waiter's lease request is bound to the dead pid, so the lease
     book cancels it at its next pass; a pass runs here at once."""
+    from merlin.clock import utcnow
     from merlin.leases.waiter import gone
-    from merlin.ledger.models import utcnow
     from merlin.ledger.store import set_status
 
     if gone(rec.status.value, rec.metadata, len(rec.attempts)) is None:

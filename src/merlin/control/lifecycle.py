@@ -35,8 +35,8 @@ def wait(cp: Plane, run_id: str, timeout: float | None = None, poll: float = 0.5
 def cancel(cp: Plane, run_id: str, grace: float = 5.0, timeout: float = 15.0) -> RunRecord:
     """Stop a run. An engine that reports its own status is told after the ledger says
     cancelled (so its reporter sees it); any other is asked, then observed until it ends."""
+    from merlin.clock import utcnow
     from merlin.engines.base import CancelResult
-    from merlin.ledger.models import utcnow
 
     rec = cp.get(run_id)
     if rec.status.is_terminal() and rec.status != RunStatus.BLOCKED:
@@ -109,7 +109,7 @@ def leftovers(cp: Plane, rec: RunRecord) -> str | None:
 def _cancel_waiting(cp: Plane, run_id: str, again: list[dict[str, Any]]) -> RunRecord:
     """A run waiting for its lease: the ledger says cancelled, then its lease request is
     withdrawn (its waiter sees either and exits without starting it)."""
-    from merlin.ledger.models import utcnow
+    from merlin.clock import utcnow
 
     def mark(r: RunRecord) -> None:
         if r.status == RunStatus.WAITING:
@@ -131,7 +131,7 @@ def _cancel_never_started(cp: Plane, run_id: str) -> RunRecord:
     """An engine may be unable to stop an attempt it never scheduled (Ray queues the stop
     request in the job's actor). The user asked to cancel, so the ledger says cancelled,
     and the message says what the engine will still show."""
-    from merlin.ledger.models import utcnow
+    from merlin.clock import utcnow
 
     def mark(r: RunRecord) -> None:
         if r.status != RunStatus.PENDING:
@@ -255,8 +255,8 @@ def stop_cluster(cp: Plane, name: str, grace: float = 5.0, force: bool = False, 
     """Stop a cluster. Runs still active on it are listed and refused without ``force``; with it,
     each is recorded as ended by the stop (cancelled, "cluster stopped", retry step) and its logs
     are copied into the ledger before the cluster (and Ray's copy of the logs) goes."""
+    from merlin.clock import utcnow
     from merlin.errors import NotFound
-    from merlin.ledger.models import utcnow
 
     cp.layout.cluster_record(name)
     record = cp.ledger.read_cluster(name)

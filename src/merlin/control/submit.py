@@ -188,7 +188,7 @@ def run_env(cp: Plane, rec: RunRecord, env: Mapping[str, str]) -> dict[str, str]
 
 def _first_attempt(cp: Plane, record: RunRecord, request: RunRequest, command: list[str], env: Mapping[str, str]) -> RunRecord:
     """Preflight, then either write-ahead (engine names the attempt) or write-then-launch."""
-    from merlin.ledger.models import utcnow
+    from merlin.clock import utcnow
 
     run_id = record.run_id
     cause = f"submitted by {record.source} (pid {os.getpid()})"
@@ -231,7 +231,7 @@ def launch(
     """Hand the latest attempt to its engine and record what happened.
 
     ``known``: the (record, request) just written by ``submit``, to skip re-reading them."""
-    from merlin.ledger.models import utcnow
+    from merlin.clock import utcnow
 
     if known is not None:
         rec, request = known
@@ -288,7 +288,7 @@ def launch(
 
 def _record_blocked(cp: Plane, request: RunRequest, record: RunRecord, blocked: Blocked, cause: str) -> RunRecord:
     """Preflight said blocked: the attempt and the run are recorded blocked, the fix as next steps."""
-    from merlin.ledger.models import utcnow
+    from merlin.clock import utcnow
 
     att = record.attempts[-1]
     att.status = RunStatus.BLOCKED

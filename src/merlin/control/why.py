@@ -13,7 +13,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from merlin.conditions import condition, iso
+from merlin.clock import iso
+from merlin.conditions import condition
 from merlin.errors import MerlinError
 from merlin.nextsteps import Action, step
 

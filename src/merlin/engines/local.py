@@ -120,7 +120,7 @@ class LocalEngine:
                 if procs.alive(att.submitter_pid, att.submitter_start):
                     return None
             else:
-                from merlin.ledger.models import utcnow
+                from merlin.clock import utcnow
 
                 born = att.submitted_at or record.created_at
                 if born is None or (utcnow() - born).total_seconds() < SUBMIT_WINDOW:

@@ -22,9 +22,9 @@ from merlin.errors import NoSpace
 
 
 def main(argv: list[str]) -> int:
+    from merlin.clock import utcnow
     from merlin.ledger import Ledger, set_status
     from merlin.ledger.artifacts import index_dir
-    from merlin.ledger.models import utcnow
     from merlin.ledger.status import RunStatus
     from merlin.nextsteps import Action, step
 

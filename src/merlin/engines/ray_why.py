@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from merlin.conditions import condition, iso
+from merlin.clock import iso
+from merlin.conditions import condition
 from merlin.engines.ray_api import ClusterLoad, JobInfo, Shape
 from merlin.nextsteps import Action, step
 

@@ -333,8 +333,8 @@ def without_run_id(argv: Sequence[str]) -> list[str]:
 
 def _hold_lease(cp: Plane, run_id: str, bundles: list[dict[str, Any]], progress: Callable[[str], None]) -> LeaseKeeper:
     """Queue for the run's lease (recorded in its record), then move it waiting -> running with its items."""
+    from merlin.clock import utcnow
     from merlin.leases.keeper import LeaseKeeper, lease_env
-    from merlin.ledger.models import utcnow
     from merlin.ledger.store import set_status
 
     lid = cp.get(run_id).leases[0]
@@ -373,8 +373,9 @@ def _hold_lease(cp: Plane, run_id: str, bundles: list[dict[str, Any]], progress:
 
 
 def _open_inprocess(cp: Plane, *, target, target_dir, workflow, command, source, run_id, metadata, leases: Sequence[str] = ()) -> InProcessRun:
+    from merlin.clock import utcnow
     from merlin.engines.registry import DEFAULT_ENGINE
-    from merlin.ledger.models import Attempt, RunRecord, RunRequest, utcnow
+    from merlin.ledger.models import Attempt, RunRecord, RunRequest
     from merlin.ledger.text import redact_argv
 
     if run_id is not None:
@@ -450,7 +451,7 @@ def finish_run(
 ) -> RunRecord:
     """End an in-process run: outcome and exit code in, status out (succeeded if an outcome was reached;
     ``blocked`` if the executor raised a Blocked/LockBusy error, with its message and the command to run again)."""
-    from merlin.ledger.models import utcnow
+    from merlin.clock import utcnow
 
     rec = cp.get(run_id)
     again = [step(Action.RUN_AGAIN, argv=without_run_id(rec.command))] if rec.command else []

@@ -145,7 +145,7 @@ def whoami() -> str:
 
 
 def process_start(pid: int) -> float | None:
-    from merlin.leases.procinfo import start_time
+    from merlin.procid import start_time
 
     return start_time(pid)
 

@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
+# the lease book's timestamps (merlin.clock) and a request's bundles in one line (merlin.leases.policy)
+from merlin.clock import iso as iso
+from merlin.clock import parse as parse_ts  # noqa: F401  (re-exported)
+from merlin.leases.policy import describe as describe
+
 Lease = dict[str, Any]
-
-
-def iso(ts: float) -> str:
-    """Fixed-width UTC ISO 8601 (sorts as text, parses as datetime)."""
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
-
-
-def parse_ts(text: str | None) -> float | None:
-    return datetime.fromisoformat(text).timestamp() if text else None
 
 
 def user() -> str:
@@ -47,8 +41,3 @@ def _passwd_name(number: int) -> str:
         return pwd.getpwuid(number).pw_name
     except (KeyError, OSError):  # no passwd entry (containers)
         return str(number)
-
-
-def describe(bundles: Sequence[dict[str, Any]]) -> str:
-    """``board:2,rack=r1 + fpga:1``: a request's bundles in one line."""
-    return " + ".join(f"{b['pool']}:{b['count']}" + "".join(f",{k}={v}" for k, v in sorted(b["labels"].items())) for b in bundles)

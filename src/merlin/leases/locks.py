@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from merlin.errors import BadInput, LockBusy
+from merlin.procid import start_time
 
 LOCK_ENV = "MERLIN_LEASE_LOCK"
 #: filesystem types where flock cannot be trusted across hosts
@@ -179,15 +180,6 @@ def flock_lock(path: Path, timeout: float) -> Iterator[None]:
         lock.close()
 
 
-def _pid_start(pid: int) -> float | None:
-    try:
-        import psutil
-
-        return psutil.Process(pid).create_time()
-    except Exception:
-        return None
-
-
 def _owner_dead(owner: dict) -> bool:
     """True only when the owner is provably gone: a process on this host that no longer runs."""
     if owner.get("host") != socket.gethostname():
@@ -195,8 +187,9 @@ def _owner_dead(owner: dict) -> bool:
     pid = owner.get("pid")
     if not isinstance(pid, int):
         return False
-    start = _pid_start(pid)
-    return start is None or (owner.get("pid_start") is not None and abs(start - owner["pid_start"]) > 1.0)
+    from merlin.procid import alive
+
+    return not alive(pid, owner.get("pid_start"))
 
 
 class MkdirLock:
@@ -217,7 +210,7 @@ class MkdirLock:
             os.mkdir(self.path)
         except FileExistsError:
             return False
-        owner = {"host": socket.gethostname(), "pid": os.getpid(), "pid_start": _pid_start(os.getpid()), "taken_at": time.time()}
+        owner = {"host": socket.gethostname(), "pid": os.getpid(), "pid_start": start_time(os.getpid()), "taken_at": time.time()}
         tmp = self.path / f".owner.{secrets.token_hex(4)}"
         tmp.write_text(json.dumps(owner), encoding="utf-8")
         os.replace(tmp, self._owner_file())

@@ -7,7 +7,7 @@ published as JSON Schema in docs/records/ and checked by the tests.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -17,10 +17,6 @@ from merlin.leases.states import Health, LeaseState
 SCHEMA_VERSION = 1
 #: pool names, item ids and label keys: what a shell, a Ray resource name and a file name all accept
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class _Model(BaseModel):

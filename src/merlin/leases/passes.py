@@ -32,9 +32,10 @@ class Liveness:
     start time and zombie state, one /proc read, once a second per process)."""
 
     def __init__(self) -> None:
-        from merlin.leases.procinfo import look
+        from merlin.procid import look, same_start
 
         self._look = look
+        self._same_start = same_start
         self._host = socket.gethostname()
         self._seen: dict[tuple[int, float], float] = {}
 
@@ -54,7 +55,7 @@ class Liveness:
         if now - self._seen.get(key, -10.0) < 1.0:
             return True
         found = self._look(pid)
-        if found is None or (start is not None and abs(found[0] - start) > 1.0) or found[1]:
+        if found is None or found.zombie or not self._same_start(start, found.start):
             return False  # gone, the pid was reused by another process, or dead and not yet reaped
         self._seen[key] = now
         return True

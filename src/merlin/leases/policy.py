@@ -19,11 +19,16 @@ items come back the earliest waiter that can use them is considered first.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 Lease = dict[str, Any]
 Item = dict[str, Any]
+
+
+def describe(bundles: Sequence[Mapping[str, Any]]) -> str:
+    """A lease's bundles in one line, as messages and listings show them: ``fpga:2,board=vcu118 + host:1``."""
+    return " + ".join(f"{b['pool']}:{b['count']}" + "".join(f",{k}={v}" for k, v in sorted((b.get("labels") or {}).items())) for b in bundles)
 
 
 def order_key(lease: Lease) -> tuple[int, str, str]:

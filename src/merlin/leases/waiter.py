@@ -15,13 +15,12 @@ import socket
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-#: how far a recorded start time may differ from the live one and still be the same process (s)
-START_SLACK = 1.0
+from merlin.leases.policy import describe
 
 
 def identity(pid: int, attempt: int) -> dict[str, Any]:
     """The metadata a waiting run records about its waiter."""
-    from merlin.leases.procinfo import start_time
+    from merlin.procid import start_time
 
     return {"lease_waiter_pid": pid, "lease_waiter_start": start_time(pid), "lease_waiter_host": socket.gethostname(), "lease_waiter_attempt": attempt}
 
@@ -38,13 +37,13 @@ def gone(status: str, metadata: Mapping[str, Any], attempts: int) -> int | None:
         return None
     if metadata.get("lease_waiter_host") != socket.gethostname():
         return None
-    from merlin.leases.procinfo import look
+    from merlin.procid import look, same_start
 
     found = look(pid)
     recorded = metadata.get("lease_waiter_start")
-    if found is None or found[1]:
+    if found is None or found.zombie:
         return pid  # no such process, or dead and not yet reaped
-    if isinstance(recorded, (int, float)) and abs(found[0] - recorded) > START_SLACK:
+    if isinstance(recorded, (int, float)) and not same_start(recorded, found.start):
         return pid  # the pid now belongs to another process
     return None
 
@@ -71,7 +70,3 @@ def waiting_on(lease: Mapping[str, Any], why: Sequence[Mapping[str, Any]]) -> st
     if code == "lease_pending_pass":
         return f"{what}, grantable at the next pass"
     return f"{what}: {first.get('message', '')}"
-
-
-def describe(bundles: Sequence[Mapping[str, Any]]) -> str:
-    return " + ".join(f"{b['pool']}:{b['count']}" + "".join(f",{k}={v}" for k, v in sorted((b.get("labels") or {}).items())) for b in bundles)

@@ -27,7 +27,7 @@ def _bundle_text(b: dict[str, Any]) -> str:
 
 
 def explain(lease: dict[str, Any], state: dict[str, Any], inv: dict[str, Any] | None, now: float, skew: float) -> list[dict[str, Any]]:
-    from merlin.leases.book import iso
+    from merlin.clock import iso
 
     at = iso(now)
     lid = lease["lease_id"]

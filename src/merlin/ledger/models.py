@@ -13,9 +13,10 @@ So ``jobs submit``, ``jobs status`` and ``jobs list`` never import pydantic.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
+from merlin.clock import utcnow as utcnow  # re-exported: records and their writers share one clock
 from merlin.ledger.record import Pattern, Record, field, validator
 from merlin.ledger.status import ClusterStatus, RunStatus
 from merlin.ledger.text import plain, redact_env, redact_mapping
@@ -27,8 +28,6 @@ SCHEMA_VERSION: Literal[1] = 1
 EngineName = Annotated[str, Pattern(r"^[a-z][a-z0-9_-]{0,31}$")]
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 # --------------------------------------------------------------------------- runs

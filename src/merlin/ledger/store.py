@@ -22,11 +22,11 @@ import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from merlin.atomic import append_line, atomic_write_json, dump_json, file_lock, make_dir, write_if_changed
+from merlin.clock import utcnow
 from merlin.errors import BadInput, NotFound
 from merlin.ledger.index import note_changed
 from merlin.ledger.paths import Layout
@@ -38,10 +38,6 @@ if TYPE_CHECKING:  # pragma: no cover
 LOCK_TIMEOUT = 30.0
 
 Mutation = Callable[["RunRecord"], "Iterable[dict[str, Any]] | None"]
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def set_status(record: RunRecord, status: RunStatus | str, message: str | None = None, next_steps: list[dict[str, Any]] | None = None) -> None:
@@ -171,7 +167,7 @@ class Ledger:
                 return None
             if runs[-1].get("status") != status or any(runs[-1].get(k) != v for k, v in attempt_fields.items()):
                 return None
-            raw["observed_at"] = raw["updated_at"] = _now().isoformat().replace("+00:00", "Z")
+            raw["observed_at"] = raw["updated_at"] = utcnow().isoformat().replace("+00:00", "Z")
             if write_if_changed(self.layout.record(run_id), dump_json(raw).encode("utf-8")):
                 note_changed(self.root, run_id)
             return raw
@@ -180,7 +176,7 @@ class Ledger:
         new = txn.record
         check_transition(run_id, old.status, new.status)
         if observed:
-            new.observed_at = _now()
+            new.observed_at = utcnow()
         before = old.model_dump(mode="json", exclude={"updated_at"})
         after = new.model_dump(mode="json", exclude={"updated_at"})
         events: list[dict[str, Any]] = []
@@ -200,7 +196,7 @@ class Ledger:
         # record write then fails and is retried; the history may say it twice, never not at all)
         self._append_events(run_id, events)
         if before != after:
-            new.updated_at = _now()
+            new.updated_at = utcnow()
             if write_if_changed(self.layout.record(run_id), dump_json(new.model_dump(mode="json")).encode("utf-8")):
                 note_changed(self.root, run_id)
 
@@ -353,7 +349,7 @@ class Ledger:
             k: v for k, v in new.items() if k != "updated_at"
         }:
             return False
-        record.updated_at = _now()
+        record.updated_at = utcnow()
         return write_if_changed(path, dump_json(record.model_dump(mode="json")).encode("utf-8"))
 
     def cluster_names(self) -> list[str]:

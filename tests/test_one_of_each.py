@@ -1,0 +1,192 @@
+"""One of each: one clock, one state-machine helper, one process identity, one bundle describer."""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.process_support import wait_until
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "merlin"
+
+
+def _defs(name: str) -> list[str]:
+    """Every module under src/merlin that defines a function called ``name`` (at any depth)."""
+    out = []
+    for path in sorted(SRC.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        if any(isinstance(n, ast.FunctionDef) and n.name == name for n in ast.walk(tree)):
+            out.append(str(path.relative_to(SRC)))
+    return out
+
+
+# ------------------------------------------------------------------ the clock
+
+
+def test_one_clock() -> None:
+    assert _defs("utcnow") == ["clock.py"] and _defs("iso") == ["clock.py"]
+    assert _defs("_now") == [] and _defs("parse_ts") == []
+
+
+def test_clock_text_is_the_fixed_width_form_and_parses_back() -> None:
+    from datetime import UTC, datetime
+
+    from merlin import clock
+
+    ts = 1_767_225_600.5  # 2026-01-01T00:00:00.5Z
+    assert clock.iso(ts) == "2026-01-01T00:00:00.500000+00:00"
+    assert clock.iso(1_767_225_600) == "2026-01-01T00:00:00.000000+00:00"  # fixed width: sorts as text
+    assert clock.parse(clock.iso(ts)) == ts and clock.parse("2026-01-01T00:00:00.5Z") == ts and clock.parse(None) is None
+    now = clock.utcnow()
+    assert now.tzinfo is UTC and abs((datetime.now(UTC) - now).total_seconds()) < 5
+
+
+def test_records_and_the_lease_book_share_the_clock() -> None:
+    from merlin import clock
+    from merlin.leases import book
+    from merlin.ledger import models
+
+    assert models.utcnow is clock.utcnow and book.iso is clock.iso
+
+
+# ------------------------------------------------------------------ the bundle describer
+
+
+def test_one_bundle_describer() -> None:
+    hits = [p for p in sorted(SRC.rglob("*.py")) if """['pool']}:{b['count']}" + "".join(""" in p.read_text(encoding="utf-8")]
+    assert [str(p.relative_to(SRC)) for p in hits] == ["leases/policy.py"]
+    from merlin.control.leased import waiting_message
+    from merlin.leases.policy import describe
+    from merlin.leases.waiter import waiting_on
+
+    bundles = [{"pool": "fpga", "count": 2, "labels": {"z": "1", "board": "vcu118"}}, {"pool": "host", "count": 1}]
+    assert describe(bundles) == "fpga:2,board=vcu118,z=1 + host:1"
+    lease = {"lease_id": "L-1", "bundles": bundles}
+    assert waiting_message(lease, []) == "waiting for lease L-1 (fpga:2,board=vcu118,z=1 + host:1): queued"
+    assert waiting_on(lease, []) == "lease fpga:2,board=vcu118,z=1 + host:1, queued"
+
+
+# ------------------------------------------------------------------ the state machines
+
+
+def test_every_table_is_a_machine_and_keeps_its_moves() -> None:
+    from merlin.leases.states import LEASE_TRANSITIONS, LEASES, IllegalLeaseTransition, LeaseState, check_lease_transition
+    from merlin.ledger.status import CLUSTER_TRANSITIONS, CLUSTERS, RUNS, TRANSITIONS, ClusterStatus, IllegalTransition, RunStatus, check_transition
+    from merlin.statemachine import Machine
+    from merlin.targetgen.vocab import TASK_TRANSITIONS, TASKS, TaskState
+
+    for machine, table in ((RUNS, TRANSITIONS), (CLUSTERS, CLUSTER_TRANSITIONS), (LEASES, LEASE_TRANSITIONS), (TASKS, TASK_TRANSITIONS)):
+        assert isinstance(machine, Machine) and machine.moves == table
+        states = [None, *machine.states]
+        for old in states:
+            for new in machine.states:
+                assert machine.can(old, new) == (new in table[old] or (machine.noop_is_move and old == new)), (old, new)
+    # runs and tasks take a no-op; clusters and leases only where the table says so
+    assert RUNS.can("running", "running") and TASKS.can("completed", "completed")
+    assert not CLUSTERS.can("active", "active") and not LEASES.can("granted", "granted")
+    assert {s for s in RunStatus if s.is_terminal()} == {"blocked", "succeeded", "failed", "cancelled", "lost"}
+    assert {s for s in ClusterStatus if s.is_terminal()} == {"stopped", "failed", "expired"}
+    assert {s for s in LeaseState if s.is_terminal()} == {s for s in LeaseState if not LEASE_TRANSITIONS[s]}
+    assert TASKS.is_terminal(TaskState.COMPLETED) and not TASKS.is_terminal("blocked")
+
+    with pytest.raises(IllegalTransition) as run_err:
+        check_transition("r-1", "succeeded", "running")
+    assert str(run_err.value) == "run r-1: illegal status change succeeded -> running (another process changed it first; look at it again)"
+    assert run_err.value.code == "illegal_transition" and run_err.value.exit_code == 3 and run_err.value.run_id == "r-1"
+    with pytest.raises(IllegalLeaseTransition, match=r"^lease L-1: illegal state change expired -> granted$"):
+        check_lease_transition("L-1", "expired", "granted")
+    with pytest.raises(AssertionError, match="task t1: illegal task state change completed -> planned"):
+        TASKS.check("t1", "completed", "planned")
+
+
+def test_a_table_missing_a_state_is_refused() -> None:
+    from merlin.ledger.status import TRANSITIONS, RunStatus
+    from merlin.statemachine import Machine
+
+    partial = {k: v for k, v in TRANSITIONS.items() if k != RunStatus.LOST}
+    with pytest.raises(ValueError, match="lost"):
+        Machine(RunStatus, partial, terminal=(), noop_is_move=False, noun="run")
+
+
+# ------------------------------------------------------------------ process identity
+
+
+def _sleeper() -> subprocess.Popen[bytes]:
+    return subprocess.Popen(["sleep", "300"])
+
+
+def test_one_process_identity() -> None:
+    assert not (SRC / "leases" / "procinfo.py").exists()
+    readers = [p for p in sorted(SRC.rglob("*.py")) if re.search(r"/proc/\{|\.create_time\(\)", p.read_text(encoding="utf-8"))]
+    # procs.py lists process trees through psutil and keeps their starts in procid's unit
+    assert [str(p.relative_to(SRC)) for p in readers] == ["clusters/procs.py", "procid.py"]
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="the fast read is Linux's /proc")
+def test_the_proc_read_equals_psutils_identity() -> None:
+    import psutil
+
+    from merlin import procid
+    from merlin.clusters import procs
+
+    proc = _sleeper()
+    try:
+        seen = wait_until(lambda: procid.look(proc.pid))
+        assert not seen.zombie
+        assert seen.start == pytest.approx(psutil.Process(proc.pid).create_time(), abs=1e-6)
+        assert procid._look_psutil(proc.pid) == pytest.approx(seen, abs=1e-6)  # where there is no /proc
+        assert procid.ticks(seen.start) == procs.proc_info(proc.pid).start_ticks == procs.start_of(proc.pid)
+        assert procid.look(os.getpid()).start == pytest.approx(psutil.Process().create_time(), abs=1e-6)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert procid.look(proc.pid) is None and not procid.alive(proc.pid)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="old cluster records hold Linux /proc clock ticks")
+def test_records_written_by_the_old_code_are_judged_right() -> None:
+    """A start recorded by each old writer (leases: float seconds; runs and clusters: psutil
+    centiseconds; clusters before psutil: clock ticks since boot) names the live process, and
+    the same record shifted by a few seconds does not (a reused pid)."""
+    import psutil
+
+    from merlin import procid
+    from merlin.clusters import procs
+    from merlin.leases.waiter import gone
+
+    proc = _sleeper()
+    try:
+        wait_until(lambda: procid.look(proc.pid))
+        raw = Path(f"/proc/{proc.pid}/stat").read_bytes()
+        boot_ticks = int(raw[raw.rindex(b")") + 2 :].split()[19])
+        btime = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime "))
+        lease_form = btime + boot_ticks / os.sysconf("SC_CLK_TCK")  # the old leases/procinfo.start_time
+        cluster_form = int(round(psutil.Process(proc.pid).create_time() * 100))  # the old clusters/procs.start_ticks
+        for recorded, shifted in ((lease_form, lease_form + 3.0), (cluster_form, cluster_form + 300), (boot_ticks, boot_ticks + 300)):
+            assert procid.alive(proc.pid, recorded) and procs.alive(proc.pid, recorded), recorded
+            assert not procid.alive(proc.pid, shifted) and not procs.alive(proc.pid, shifted), shifted
+        meta = {"lease_waiter_pid": proc.pid, "lease_waiter_start": lease_form, "lease_waiter_host": __import__("socket").gethostname(), "lease_waiter_attempt": 1}
+        assert gone("waiting", meta, 1) is None
+        assert gone("waiting", {**meta, "lease_waiter_start": lease_form - 5.0}, 1) == proc.pid
+    finally:
+        proc.kill()
+        proc.wait()
+    assert gone("waiting", meta, 1) == proc.pid
+
+
+def test_a_zombie_is_not_alive() -> None:
+    from merlin import procid
+
+    proc = _sleeper()
+    proc.kill()
+    assert wait_until(lambda: (s := procid.look(proc.pid)) is None or s.zombie, timeout=10)
+    assert not procid.alive(proc.pid)
+    proc.wait()
+    mine = procid.start_time(os.getpid())
+    assert mine is not None and mine <= time.time() and procid.start_ticks(os.getpid()) == procid.ticks(mine)
