@@ -11,7 +11,6 @@ applied by ``execute`` under the lock.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
 import sys
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from merlin.atomic import append_line, atomic_write_json, dump_json, file_lock, write_if_changed
+from merlin.clock import utcnow
 from merlin.errors import BadInput
 from merlin.targetgen.layout import TARGET_LOCK_NAME as LOCK_NAME  # noqa: F401
 from merlin.targetgen.layout import TargetLayout
@@ -48,7 +48,7 @@ READY = Outcome.READY
 
 
 def now() -> str:
-    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utcnow().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 #: Every path under a target directory (owned by merlin.targetgen.layout.TargetLayout).
