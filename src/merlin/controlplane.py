@@ -279,7 +279,7 @@ class ControlPlane:
         import json
 
         from merlin.atomic import append_line
-        from merlin.ledger.models import utcnow
+        from merlin.clock import utcnow
 
         append_line(self.layout.gateway_audit, json.dumps({"time": utcnow().isoformat(), **entry}, sort_keys=True, default=str))
 
