@@ -52,6 +52,8 @@ def test_a_leased_run_waits_then_starts_by_itself_with_its_items(cp: ControlPlan
     lid = rec.leases[0]
     assert lease_state(cp, lid) == "waiting"
     assert cp.leases.show(lid)["owner"]["run_id"] == rec.run_id
+    # the waiter answers the submitter first, then notes what the lease waits on (a moment later)
+    until(lambda: holder["lease_id"] in cp.status(rec.run_id).message)
     time.sleep(1.0)
     again = cp.status(rec.run_id)
     assert again.status == RunStatus.WAITING and not out.exists(), "it must not start while the slot is held"
