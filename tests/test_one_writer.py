@@ -29,7 +29,8 @@ def _calls(tree: ast.AST) -> list[tuple[int, str]]:
             continue
         func = node.func
         name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
-        if name in WRITERS:
+        text_replace = name == "replace" and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)
+        if name in WRITERS and not text_replace:  # str.replace("\n", " ") is no file operation; os.replace(a, b) names paths
             found.append((node.lineno, name))
         if name in ("open", "fdopen") and len(node.args) > 1 and isinstance(node.args[1], ast.Constant) and set(str(node.args[1].value)) & set("wax+"):
             found.append((node.lineno, f"open(..., {node.args[1].value!r})"))
