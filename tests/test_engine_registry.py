@@ -100,12 +100,13 @@ def test_toy_engine_blocked_and_cancel(toy, tmp_path: Path) -> None:
     assert blocked.status == RunStatus.BLOCKED and blocked.attempt.error_type == "toy_refused"
     assert [s.model_dump() for s in blocked.next_steps] == [{"action": "retry", "args": {"run_id": blocked.run_id}}]
     assert cp.cancel(blocked.run_id).status == RunStatus.CANCELLED
-    with pytest.raises(BadInput, match="--cluster applies to engines that run on a cluster"):
+    with pytest.raises(BadInput, match="`cluster` applies to engines that run on a cluster") as err:
         cp.submit(["true"], target="demo", workflow="w", engine="toy", cluster="c1")
+    assert err.value.argument == "cluster" and err.value.related == ["engine"]
 
 
 def test_unknown_engine_names_the_registry(tmp_path: Path) -> None:
-    with pytest.raises(BadInput, match="--engine 'spark': expected one of local, ray"):
+    with pytest.raises(BadInput, match="`engine` 'spark': expected one of local, ray"):
         ControlPlane(tmp_path).submit(["true"], target="demo", workflow="w", engine="spark")
 
 

@@ -155,11 +155,12 @@ def test_orchestrate_again_keeps_progress_and_refuses_changed_inputs(spec: Spec,
     assert spec.state()["tasks"] == before["tasks"]
     # A changed input is never silently accepted: orchestrate and execute both point to --reset.
     spec.cap.write_text(spec.cap.read_text() + "\n# edited\n")
-    with pytest.raises(BadInput, match=r"changed since execution_bundle.json was written.*--reset"):
+    with pytest.raises(BadInput, match=r"changed since execution_bundle.json was written.*`reset`"):
         spec.orchestrate()
-    with pytest.raises(BadInput, match=r"changed since execution_bundle.json was written.*--reset"):
+    with pytest.raises(BadInput, match=r"changed since execution_bundle.json was written.*`reset`") as err:
         spec.execute()
-    with pytest.raises(BadInput, match=r"--reset"):
+    assert err.value.argument == "reset"
+    with pytest.raises(BadInput, match=r"`reset`"):
         ex.execute(capability=spec.cap, overlay=spec.ovl, out_dir=spec.out)
     assert spec.state()["tasks"] == before["tasks"]
     # A different prompt backend is a different bundle too.
@@ -532,7 +533,7 @@ def test_retry_hint_lists_tasks_that_task_option_accepts(spec: Spec) -> None:
     state = spec.state()
     state["tasks"][HAL]["state"] = "awaiting_response"
     (spec.target_dir / "execution_state.json").write_text(json.dumps(state))
-    with pytest.raises(BadInput, match=rf"--task ID can restart a task in progress: {HAL}$") as err:
+    with pytest.raises(BadInput, match=rf"naming it as `task` restarts a task in progress: {HAL}$") as err:
         ex.retry(spec.target_dir)
     assert "review_target_spec" not in str(err.value).split("in progress:")[1]
     assert [r["task_id"] for r in ex.retry(spec.target_dir, HAL).retried] == [HAL]
@@ -608,7 +609,7 @@ def test_execute_with_a_capability_orchestrates_then_resumes(tmp_path: Path, mon
     assert first.outcome == "awaiting_operator"  # iree-run-module is not installed here
     second = ex.execute(capability=s.cap, overlay=s.ovl, out_dir=s.out)
     assert second.orchestrated is None and second.open_question["id"] == first.open_question["id"]
-    with pytest.raises(BadInput, match=r"overlay: .*lab.yaml -> none.*--reset"):
+    with pytest.raises(BadInput, match=r"overlay: .*lab.yaml -> none.*`reset`"):
         ex.execute(capability=s.cap, out_dir=s.out)
 
 

@@ -44,7 +44,8 @@ def test_strict_turns_the_pair_warnings_into_a_spec_error_on_validate_plan_and_e
                 res = await client.call_tool(name, {**pair, **extra, "strict": True})
                 doc = res.structured_content
                 assert res.is_error and doc["exit_code"] == 2 and doc["code"] == "spec_error", (name, doc)
-                assert doc["errors"] == [*warnings, f"strict: {len(warnings)} warnings treated as errors"], name
+                assert doc["errors"] == [*warnings, f"`strict`: {len(warnings)} warnings treated as errors"], name
+                assert doc["argument"] == "strict", name
                 assert "Traceback" not in res.content[0].text
             # nothing was planned, orchestrated or recorded by the refused calls
             assert not (out / "rvv_generic_zvl256").exists()

@@ -210,8 +210,9 @@ def test_someone_elses_lease_needs_force_and_reason_and_records_who(tmp_path_fac
         monkeypatch.setenv("USER", name)
         with pytest.raises(BadInput, match=f"belongs to {name}"):
             book.release(theirs)
-        with pytest.raises(BadInput, match="reason"):
+        with pytest.raises(BadInput, match="`force` needs a `reason`") as err:
             book.release(theirs, force=True)
+        assert (err.value.argument, err.value.related) == ("reason", ["force"])
         done = book.release(theirs, force=True, reason="board needed for the demo")
         assert done["state"] == "released"
         last = done["changes"][-1]

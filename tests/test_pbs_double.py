@@ -52,10 +52,11 @@ def test_pbs_options_are_checked(tmp_path: Path):
 
     b = PbsBackend(Ledger(tmp_path))
     assert b.parse_options({"select": "3:ncpus=2"})[0] == 3
-    with pytest.raises(BadInput, match="--select"):
+    with pytest.raises(BadInput, match="`select`"):
         b.parse_options({"select": "2:ncpus=1; rm -rf"})
-    with pytest.raises(BadInput, match="does not take --nodes"):
+    with pytest.raises(BadInput, match="`kind` pbs does not take `nodes`") as err:
         b.parse_options({"nodes": 2})
+    assert err.value.argument == "nodes" and err.value.related == ["kind"]
 
 
 @pytest.fixture

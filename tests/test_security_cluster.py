@@ -112,7 +112,7 @@ def test_auth_none_is_an_explicit_opt_out_with_a_warning(tmp_path: Path) -> None
         rec = json.loads(res.stdout)["cluster"]
         assert rec["auth"]["mode"] == "disabled" and rec["auth"]["token_file"] is None
         warning = " ".join(res.stderr.split())
-        assert "--auth none: Ray token authentication is OFF" in warning
+        assert "auth none: Ray token authentication is OFF" in warning
         assert f"jobs API on port {rec['ports']['dashboard']}" in warning and "dashboard agent's job API" in warning
         # the opt-out is real: the jobs API answers without a token (on loopback only)
         with urllib.request.urlopen(rec["address"] + "/api/version", timeout=5) as resp:

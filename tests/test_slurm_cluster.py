@@ -122,7 +122,7 @@ def test_three_nodes_on_a_two_node_partition_stays_queued_with_partitionconfig(s
     sched = [c for c in json.loads(why.stdout) if c["layer"] == "scheduler"]
     assert len(sched) == 1 and sched[0]["code"] == "scheduler_queued"
     assert "PartitionConfig" in sched[0]["message"] and rec.scheduler_job_id in sched[0]["message"]
-    assert "fewer --nodes" in sched[0]["hint"]
+    assert "fewer nodes" in sched[0]["hint"]
     assert {"action": "stop_cluster", "args": {"name": "big"}} in sched[0]["next_steps"]
     # the cluster layer: not active yet, and the step that starts it again is Slurm's, with its options
     (down,) = [c for c in json.loads(why.stdout) if c["code"] == "cluster_not_active"]

@@ -84,13 +84,13 @@ def test_slurm_options_are_checked(tmp_path: Path):
     from merlin.ledger.store import Ledger
 
     b = SlurmBackend(Ledger(tmp_path))
-    with pytest.raises(BadInput, match="--nodes 0"):
+    with pytest.raises(BadInput, match="`nodes` 0"):
         b.parse_options({"nodes": 0})
-    with pytest.raises(BadInput, match="--partition"):
+    with pytest.raises(BadInput, match="`partition`"):
         b.parse_options({"partition": "gpu\n#SBATCH --x"})
-    with pytest.raises(BadInput, match="--sbatch-arg"):
+    with pytest.raises(BadInput, match="`sbatch_args`"):
         b.parse_options({"sbatch_args": ["constraint=a100"]})
-    with pytest.raises(BadInput, match="does not take --select"):
+    with pytest.raises(BadInput, match="does not take `select`"):
         b.parse_options({"select": "2:ncpus=1"})
     nodes, opts = b.parse_options({"nodes": 2, "mem": "4G", "sbatch_args": ["--exclusive"]})
     assert nodes == 2 and opts["mem"] == "4G" and opts["sbatch_args"] == ["--exclusive"]
@@ -158,7 +158,7 @@ def test_jobs_why_scheduler_layer_names_the_pending_reason(tmp_path):
 
     (slurm,) = hold_conditions(slurm_b, rec("slurm", "queued", "PartitionConfig"), "now")
     assert slurm["layer"] == "scheduler" and slurm["code"] == "scheduler_queued"
-    assert "Slurm job 42 is still queued: PartitionConfig" in slurm["message"] and "fewer --nodes" in slurm["hint"]
+    assert "Slurm job 42 is still queued: PartitionConfig" in slurm["message"] and "fewer nodes" in slurm["hint"]
     assert slurm["next_steps"] == [{"action": "scheduler_query", "args": {"argv": ["squeue", "-j", "42", "-o", "%R"]}},
                                    {"action": "stop_cluster", "args": {"name": "c"}}]  # fmt: skip
     assert slurm["evidence"]["requested"] == {"nodes": 3}

@@ -651,10 +651,10 @@ def test_broken_capability_and_missing_overlay(tmp_path: Path) -> None:
 def test_overlay_given_as_capability_is_rejected(tmp_path: Path) -> None:
     """Swapping the two files says so in one located line, not a crash or a wall of errors."""
     lines = _assert_cli_fails(run_cli("targetgen", "validate", str(BASE_OVERLAY)))
-    assert lines == [f"{BASE_OVERLAY}:3: deployment: this is a deployment overlay, not a capability spec (pass it with --overlay)"]
+    assert lines == [f"{BASE_OVERLAY}:3: deployment: this is a deployment overlay, not a capability spec (give it as --overlay)"]
     swapped = _assert_cli_fails(run_cli("targetgen", "validate", str(BASE_OVERLAY), "--overlay", str(BASE_CAPABILITY)))
-    assert swapped[0].endswith("this is a deployment overlay, not a capability spec (pass it with --overlay)")
-    assert swapped[1].startswith(f"{BASE_CAPABILITY}:") and swapped[1].endswith("this is a capability spec, not a deployment overlay (pass it as the CAPABILITY argument)")
+    assert swapped[0].endswith("this is a deployment overlay, not a capability spec (give it as --overlay)")
+    assert swapped[1].startswith(f"{BASE_CAPABILITY}:") and swapped[1].endswith("this is a capability spec, not a deployment overlay (give it as CAPABILITY)")
 
 
 def test_null_hint_only_for_optional_fields(tmp_path: Path) -> None:

@@ -169,5 +169,5 @@ def test_a_head_on_127_0_0_1_with_workers_is_refused_before_anything_starts(tmp_
 
     with pytest.raises(BadInput) as exc:
         SshBackend(Ledger(tmp_path / "state")).start("s", host="127.0.0.1", workers="127.0.0.3")
-    assert "--workers" in str(exc.value) and "127.0.0.2" in str(exc.value)
+    assert "`workers`" in str(exc.value) and "127.0.0.2" in str(exc.value) and exc.value.argument == "host"
     assert Ledger(tmp_path / "state").read_cluster("s") is None

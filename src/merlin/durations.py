@@ -36,7 +36,7 @@ class BadDuration(BadInput):
     """A duration that is not in the grammar; ``reason`` is the message without the argument's name."""
 
     def __init__(self, name: str, reason: str) -> None:
-        super().__init__(f"{name}: {reason}" if name else reason)
+        super().__init__(f"{name}: {reason}" if name else reason, argument=name or None)
         self.reason = reason
 
 

@@ -5,14 +5,44 @@ prints ``str(error)`` (or each of ``error.lines``) on stderr and exits with
 ``error.exit_code``. Each error also has a stable ``code`` string (``bad_input``,
 ``blocked.no_cluster``, ...) that a program (the gateway, a script reading
 ``--json``) can branch on without reading the message, and may carry
-``next_steps`` (see :mod:`merlin.nextsteps`). Anything else is a bug and is the
+``next_steps`` (see :mod:`merlin.nextsteps`).
+
+An error caused by one argument names it as data: ``argument`` (``"reason"``)
+and, when another one is involved, ``related`` (``["force"]``: force needs a
+reason). Its message writes an argument as the name in backticks, never as a
+flag or a command: ``"`force` needs a `reason`"``. Each front end spells the
+names it carries (:meth:`MerlinError.render`): the CLI as flags (``--force
+needs a --reason``), the gateway as its parameter names (the text as it is).
+
+Anything else is a bug and is the
 only thing allowed to show a traceback (and only with ``MERLIN_DEBUG=1``); the
 CLI writes a crash log for it.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Sequence
 from typing import Any
+
+#: how a message names an argument: its name in backticks
+_NAMED = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)`")
+
+
+def arg(name: str) -> str:
+    """An argument as a message names it (```name```), for a front end to spell."""
+    return f"`{name}`"
+
+
+def named(what: str) -> tuple[str, str | None]:
+    """How a message names ``what``, and the argument it is: an argument's name (``ttl``) ->
+    (```ttl```, ``"ttl"``); a flag the CLI passes (``--min-age``) -> itself and ``"min_age"``;
+    anything else (a label such as ``"target name"``) is its own text and names no argument."""
+    if re.fullmatch(r"[a-z][a-z0-9_]*", what):
+        return arg(what), what
+    if re.fullmatch(r"--[a-z][a-z0-9-]*", what):
+        return what, what[2:].replace("-", "_")
+    return what, None
 
 
 class ExitCode:
@@ -42,6 +72,8 @@ class MerlinError(Exception):
         lines: list[str] | None = None,
         code: str | None = None,
         next_steps: list[dict[str, Any]] | None = None,
+        argument: str | None = None,
+        related: str | Sequence[str] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -49,10 +81,31 @@ class MerlinError(Exception):
         if code is not None:
             self.code = code
         self.next_steps: list[dict[str, Any]] = list(next_steps or [])
+        #: the argument at fault, by its name in the Python API and the gateway (``reason``)
+        self.argument = argument
+        #: other arguments the message names (``force``, which needs ``reason``)
+        self.related: list[str] = [related] if isinstance(related, str) else list(related or [])
 
-    def to_json(self) -> dict[str, Any]:
-        """The ``--json`` error document."""
-        return {"error": self.lines[0] if self.lines else self.message, "errors": list(self.lines), "exit_code": self.exit_code, "code": self.code, "next_steps": list(self.next_steps)}
+    def render(self, spell: Callable[[str], str]) -> list[str]:
+        """The lines with each argument the error names (```reason``` in its text) spelled by
+        a front end (the CLI: ``--reason``). Other backticked words are left as they are."""
+        names = {n for n in (self.argument, *self.related) if n}
+        if not names:
+            return list(self.lines)
+        return [_NAMED.sub(lambda m: spell(m.group(1)) if m.group(1) in names else m.group(0), line) for line in self.lines]
+
+    def to_json(self, spell: Callable[[str], str] | None = None) -> dict[str, Any]:
+        """The ``--json`` error document (its text spelled by ``spell``, see :meth:`render`)."""
+        lines = self.render(spell) if spell is not None else list(self.lines)
+        return {
+            "error": lines[0] if lines else self.message,
+            "errors": lines,
+            "exit_code": self.exit_code,
+            "code": self.code,
+            "argument": self.argument,
+            "related": list(self.related),
+            "next_steps": list(self.next_steps),
+        }
 
 
 class BadInput(MerlinError):
@@ -67,8 +120,8 @@ class SpecError(BadInput):
 
     code = "spec_error"
 
-    def __init__(self, lines: list[str]) -> None:
-        super().__init__(lines[0] if lines else "invalid spec", lines=lines)
+    def __init__(self, lines: list[str], *, argument: str | None = None, related: str | Sequence[str] | None = None) -> None:
+        super().__init__(lines[0] if lines else "invalid spec", lines=lines, argument=argument, related=related)
 
 
 class NotFound(MerlinError):
@@ -87,8 +140,17 @@ class Blocked(MerlinError):
     exit_code = ExitCode.BLOCKED
     code = "blocked"
 
-    def __init__(self, message: str, cause: str | None = None, *, lines: list[str] | None = None, next_steps: list[dict[str, Any]] | None = None) -> None:
-        super().__init__(message, lines=lines, code=f"blocked.{cause}" if cause else None, next_steps=next_steps)
+    def __init__(
+        self,
+        message: str,
+        cause: str | None = None,
+        *,
+        lines: list[str] | None = None,
+        next_steps: list[dict[str, Any]] | None = None,
+        argument: str | None = None,
+        related: str | Sequence[str] | None = None,
+    ) -> None:
+        super().__init__(message, lines=lines, code=f"blocked.{cause}" if cause else None, next_steps=next_steps, argument=argument, related=related)
         self.cause = cause or "blocked"
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from merlin.errors import BadInput
+from merlin.errors import BadInput, named
 
 #: System trees merlin must never write into, nor anything below them.
 SYSTEM_TREES = ("/proc", "/sys", "/dev", "/etc", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/boot")
@@ -39,23 +39,25 @@ def check_target_dir(tdir: Path) -> Path:
     tdir = Path(tdir)
     why = system_path_problem(tdir)
     if why:
-        raise BadInput(f"--target-dir {tdir} {why}; choose a directory of its own, e.g. --target-dir ./out/NAME (or omit it)")
+        raise BadInput(f"`target_dir` {tdir} {why}; choose a directory of its own, e.g. ./out/NAME (or omit it)", argument="target_dir")
     return tdir
 
 
 def check_state_root(root: Path) -> Path:
-    """Refuse a state root in a system tree (``--state-root /`` would write ``/runs/<id>/``)."""
+    """Refuse a state root in a system tree (``/`` would write ``/runs/<id>/``)."""
     root = Path(root)
     why = system_path_problem(root)
     if why:
-        raise BadInput(f"--state-root {root} {why}; choose a directory of its own, e.g. --state-root ./build/merlin-state")
+        raise BadInput(f"`state_root` {root} {why}; choose a directory of its own, e.g. ./build/merlin-state", argument="state_root")
     return root
 
 
 def no_nul(value: Any, what: str) -> Any:
-    """A string (or path) with a NUL byte cannot reach the OS: refuse it by name."""
+    """A string (or path) with a NUL byte cannot reach the OS: refuse it by name
+    (``what``: an argument's name or a label, see :func:`merlin.errors.named`)."""
     if isinstance(value, (str, bytes)) and ("\x00" in value if isinstance(value, str) else b"\x00" in value):
-        raise BadInput(f"{what} {str(value)!r} contains a NUL byte; remove it")
+        label, argument = named(what)
+        raise BadInput(f"{label} {str(value)!r} contains a NUL byte; remove it", argument=argument)
     return value
 
 
@@ -66,36 +68,45 @@ def no_nul_in(values: Iterable[Any], what: str) -> None:
 
 def no_nul_env(env: Mapping[str, Any] | None) -> None:
     for k, v in (env or {}).items():
-        no_nul(str(k), "environment variable name")
-        no_nul(str(v), f"environment variable {k}'s value")
+        if "\x00" in f"{k}{v}":
+            raise BadInput(f"`env` {str(k)!r}: {'its name' if chr(0) in str(k) else 'its value'} contains a NUL byte; remove it", argument="env")
 
 
 def check_number(
     value: Any,
-    flag: str,
+    what: str,
     *,
     minimum: float | None = 0,
     maximum: float | None = None,
     above_minimum: bool = False,
     integer: bool = False,
+    argument: str | None = None,
 ) -> Any:
-    """A finite number in range, or ``BadInput`` naming the flag (None passes through)."""
+    """A finite number in range, or ``BadInput`` naming ``what`` (an argument's name or a label,
+    see :func:`merlin.errors.named`; ``argument`` names it when the label is other words).
+    None passes through."""
     if value is None:
         return None
+    label, named_argument = named(what)
+    argument = argument or named_argument
+
+    def bad(text: str) -> BadInput:
+        return BadInput(f"{label} {text}", argument=argument)
+
     if isinstance(value, bool):
-        raise BadInput(f"{flag} {value!r}: expected a number")
+        raise bad(f"{value!r}: expected a number")
     try:
         number = float(value)
     except OverflowError:  # an int beyond every float: out of any range merlin takes
         raise BadInput(f"{flag}: a {len(str(abs(value)))}-digit number is out of range") from None
     except (TypeError, ValueError):
-        raise BadInput(f"{flag} {value!r}: expected a number") from None
+        raise bad(f"{value!r}: expected a number") from None
     if not math.isfinite(number):
-        raise BadInput(f"{flag} {value}: expected a finite number (not NaN or infinity)")
+        raise bad(f"{value}: expected a finite number (not NaN or infinity)")
     if integer and number != int(number):
-        raise BadInput(f"{flag} {value}: expected a whole number")
+        raise bad(f"{value}: expected a whole number")
     if minimum is not None and (number <= minimum if above_minimum else number < minimum):
-        raise BadInput(f"{flag} {value}: must be {'>' if above_minimum else '>='} {minimum:g}")
+        raise bad(f"{value}: must be {'>' if above_minimum else '>='} {minimum:g}")
     if maximum is not None and number > maximum:
-        raise BadInput(f"{flag} {value}: must be <= {maximum:g}")
+        raise bad(f"{value}: must be <= {maximum:g}")
     return value

@@ -193,9 +193,11 @@ def main(argv: list[str] | None = None) -> None:
     except ClickException as exc:  # BadParameter raised by a callback, file errors
         fail([_usage_line(exc)], ExitCode.BAD_INPUT)
     except MerlinError as exc:
+        from merlin.cli.flags import speller
         from merlin.cli.nextsteps import with_next
 
-        fail(with_next(exc.lines, exc.next_steps, args), exc.exit_code, exc.code, exc.to_json())
+        spell = speller(args)  # the arguments the error names, as this command's flags
+        fail(with_next(exc.render(spell), exc.next_steps, args), exc.exit_code, exc.code, exc.to_json(spell))
     except (KeyboardInterrupt, EOFError):
         sys.stderr.write("interrupted\n")
         sys.exit(130)

@@ -45,7 +45,7 @@ def _load_checked(capability: Path, overlay: Path | None, *, strict: bool, json:
 
     cap, ovl = load_pair(capability, overlay)
     warnings = spec_warnings(cap, ovl)
-    failure = strict_error(warnings) if strict else None
+    failure = strict_error(warnings, "--strict") if strict else None
     if failure is not None:
         lines = failure.lines
         if json:

@@ -1,11 +1,6 @@
 """Local Ray clusters that merlin starts, observes and stops (see docs/ray.md)."""
 
 
-def name_flag(name: str) -> str:
-    """The ``--name`` flag to repeat in a suggested command (nothing for the default cluster)."""
-    return "" if name == "default" else f" --name {name}"
-
-
 def start_step(name: str, record: object = None) -> dict:
     """The next step that (re)starts cluster ``name`` as it was recorded: a local head keeps
     its ports and resources, another kind (slurm, pbs, ssh) its kind and start options."""

@@ -123,6 +123,6 @@ def ray_start_env(auth) -> dict[str, str]:
     elif auth.token_env:
         value = os.environ.get(auth.token_env, "").strip()
         if not value:
-            raise BadInput(f"--token-env {auth.token_env}: ${auth.token_env} is not set")
+            raise BadInput(f"`token_env` {auth.token_env}: ${auth.token_env} is not set", argument="token_env")
         env["RAY_AUTH_TOKEN"] = value
     return env

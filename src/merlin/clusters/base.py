@@ -11,9 +11,11 @@ This module imports nothing heavy.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
+
+from merlin.errors import BadInput
 
 if TYPE_CHECKING:  # pragma: no cover
     from merlin.ledger.models import ClusterRecord
@@ -25,6 +27,12 @@ if TYPE_CHECKING:  # pragma: no cover
 from merlin.ledger.status import CLUSTER_TRANSITIONS, ClusterStatus, can_cluster_transition  # noqa: E402,F401
 
 Progress = Callable[[str], None]
+
+
+def not_taken(kind: str, options: Mapping[str, Any]) -> BadInput:
+    """The refusal of start options a kind does not take, naming each as an argument."""
+    names = sorted(options)
+    return BadInput(f"`kind` {kind} does not take {', '.join(f'`{k}`' for k in names)}", argument=names[0] if names else None, related=["kind", *names[1:]])
 
 
 class ClusterBackend(Protocol):

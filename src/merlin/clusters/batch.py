@@ -130,7 +130,7 @@ class BatchClusters(LockedObservation):
         hosted_items = options.pop("hosted_items", None) or {}
         idle_timeout = options.get("idle_timeout")
         if idle_timeout is not None and float(idle_timeout) <= 0:
-            raise BadInput(f"--idle-timeout {idle_timeout}: expected a positive duration")
+            raise BadInput(f"`idle_timeout` {idle_timeout}: expected a positive duration", argument="idle_timeout")
         nodes, opts = self.parse_options(dict(options))
         with self.ledger.cluster_lock(name):
             existing = self.ledger.read_cluster(name)

@@ -50,12 +50,12 @@ def node_ip_for(host: str) -> str | None:
 
 
 def unauthenticated_warning(host: str, dashboard_port: int) -> str:
-    """What --auth none opens, named: the services that will run code for anyone who reaches them."""
+    """What authentication ``none`` opens, named: the services that will run code for anyone who reaches them."""
     where = "any local user (and every process on this machine)" if host in LOOPBACK else f"anyone who can reach {host}"
     return (
-        f"--auth none: Ray token authentication is OFF. {where.capitalize()} can submit jobs that run as you "
+        f"auth none: Ray token authentication is OFF. {where.capitalize()} can submit jobs that run as you "
         f"through the jobs API on port {dashboard_port} and the dashboard agent's job API, and can connect to "
-        "GCS and the raylet. Leave --auth at its default (token) unless this machine has no other users."
+        "GCS and the raylet. Leave auth at its default (token) unless this machine has no other users."
     )
 
 
@@ -135,19 +135,25 @@ class LocalBackend:
         if host not in LOOPBACK and not allow_remote:
             raise BadInput(
                 f"refusing to bind Ray's jobs API to {host}: anyone who can reach it can run any code as you. "
-                f"Pass --allow-remote to do it anyway (and prefer --auth token)."
+                f"Give `allow_remote` to do it anyway (and prefer `auth` token).",
+                argument="host",
+                related=("allow_remote", "auth"),
             )
         if auth == "none":
             auth = "disabled"
         if auth not in ("disabled", "token"):
-            raise BadInput(f"--auth {auth!r}: expected 'token' (the default) or 'none'")
+            raise BadInput(f"`auth` {auth!r}: expected 'token' (the default) or 'none'", argument="auth")
         if (token_file or token_env) and auth != "token":
-            raise BadInput("--token-file/--token-env need token authentication; drop --auth none")
-        for p, flag in ((port, "--port"), (dashboard_port, "--dashboard-port")):
+            raise BadInput(
+                f"`{'token_file' if token_file else 'token_env'}` needs token authentication; drop `auth` none",
+                argument="token_file" if token_file else "token_env",
+                related="auth",
+            )
+        for p, which in ((port, "port"), (dashboard_port, "dashboard_port")):
             if not 1 <= int(p) <= 65535:
-                raise BadInput(f"{flag} {p}: expected a port number 1-65535")
+                raise BadInput(f"`{which}` {p}: expected a port number 1-65535", argument=which)
         if port == dashboard_port:
-            raise BadInput(f"--port and --dashboard-port are both {port}; give two different ports")
+            raise BadInput(f"`port` and `dashboard_port` are both {port}; give two different ports", argument="dashboard_port", related="port")
         ray_version = require_ray()
 
         with self.ledger.cluster_lock(name):
@@ -162,11 +168,13 @@ class LocalBackend:
                 self._kill(existing, grace=3.0)
 
             # refused before any warning: an error stays one line
-            busy = [f"{flag} {p}" for p, flag in ((port, "--port"), (dashboard_port, "--dashboard-port")) if not port_free(p)]
+            busy = [(which, p) for p, which in ((port, "port"), (dashboard_port, "dashboard_port")) if not port_free(p)]
             if busy:
                 raise BadInput(
-                    f"cannot start Ray cluster '{name}': {' and '.join(busy)} already in use (another Ray or "
-                    "service listens there); choose free ports with --port/--dashboard-port"
+                    f"cannot start Ray cluster '{name}': {' and '.join(f'`{w}` {p}' for w, p in busy)} already in use (another Ray or "
+                    "service listens there); choose free ports with `port` and `dashboard_port`",
+                    argument=busy[0][0],
+                    related=[w for w in ("port", "dashboard_port") if w != busy[0][0]],
                 )
 
             if host not in LOOPBACK:

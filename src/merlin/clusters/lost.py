@@ -33,7 +33,7 @@ def mark_runs_lost(ledger, cluster: str, reason: str) -> list[str]:
             set_status(
                 r,
                 RunStatus.LOST,
-                f"lost: Ray cluster '{cluster}' ended under it: {reason}. Retry it on a live cluster (--cluster NAME)",
+                f"lost: Ray cluster '{cluster}' ended under it: {reason}. Retry it on a live cluster",
                 [step(Action.RETRY, run_id=run_id)],
             )
             if r.attempts:

@@ -20,11 +20,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from merlin.clusters.base import not_taken
 from merlin.clusters.batch import BatchClusters, SchedJob
 from merlin.errors import BadInput, Blocked
 
 PENDING = set("QHWTSMU")
-INSTALL_HINT = "install the PBS client commands (qsub, qstat, qdel, pbsdsh) or use --kind slurm"
+INSTALL_HINT = "install the PBS client commands (qsub, qstat, qdel, pbsdsh) or use the slurm kind"
 _SAFE = re.compile(r"^[A-Za-z0-9_.:,=+/@%\-]+$")
 #: OpenPBS Exit_status values (pbs_job_attributes(7B)): killed for walltime, qdel'd (256 + SIGTERM/SIGKILL)
 EXIT_WALLTIME = -29
@@ -127,21 +128,21 @@ class PbsBackend(BatchClusters):
     def parse_options(self, options: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         select = str(options.pop("select", None) or "1:ncpus=1")
         if not _SAFE.match(select):
-            raise BadInput(f"--select {select!r}: expected chunks such as 2:ncpus=4:ngpus=1")
+            raise BadInput(f"`select` {select!r}: expected chunks such as 2:ncpus=4:ngpus=1", argument="select")
         head = select.split(":")[0]
         nodes = int(head) if head.isdigit() else 1
         if nodes < 1:
-            raise BadInput(f"--select {select}: expected at least 1 chunk")
+            raise BadInput(f"`select` {select}: expected at least 1 chunk", argument="select")
         opts: dict[str, Any] = {"select": select, "object_store_memory": options.pop("object_store_memory", None)}
         for key in ("walltime", "queue", "account"):
             value = options.pop(key, None)
             if value not in (None, ""):
                 if not _SAFE.match(str(value)):
-                    raise BadInput(f"--{key} {value!r}: use letters, digits and : , = + / @ % - _ . only")
+                    raise BadInput(f"`{key}` {value!r}: use letters, digits and : , = + / @ % - _ . only", argument=key)
                 opts[key] = str(value)
         options.pop("idle_timeout", None)
         if options:
-            raise BadInput(f"--kind pbs does not take {', '.join('--' + k.replace('_', '-') for k in sorted(options))}")
+            raise not_taken("pbs", options)
         return nodes, opts
 
     def render_script(self, **kwargs: Any) -> str:
@@ -169,7 +170,7 @@ class PbsBackend(BatchClusters):
         """``jobs why``'s scheduler layer: a queued allocation and PBS's ``comment`` (free text)."""
         from merlin.clusters.why import scheduler_queued
 
-        hint = "wait, or stop it and start with a smaller --select or another --queue"
+        hint = "wait, or stop it and start it with a smaller select or another queue"
         return scheduler_queued(record, observed_at, self.scheduler, hint, ["qstat", "-f", str(record.scheduler_job_id)])
 
     def cancel(self, job_id: str) -> None:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from merlin.clusters.base import not_taken
 from merlin.clusters.batch import BatchClusters, SchedJob
 from merlin.errors import BadInput, Blocked
 
@@ -30,15 +31,15 @@ ENDED = {
     "DEADLINE", "OUT_OF_MEMORY", "REVOKED", "SPECIAL_EXIT", "STOPPED",
 }  # fmt: skip
 INSTALL_HINT = "install Slurm's client tools (Debian: `apt-get install slurm-client`) and point SLURM_CONF at the cluster's slurm.conf"
-#: the kind's options: key, merlin's flag, the sbatch directive it becomes
+#: the kind's options: key, the sbatch directive it becomes
 OPTIONS = (
-    ("cpus_per_node", "--cpus-per-node", "--cpus-per-task"),
-    ("gpus_per_node", "--gpus-per-node", "--gpus-per-node"),
-    ("mem", "--mem", "--mem"),
-    ("time", "--time", "--time"),
-    ("partition", "--partition", "--partition"),
-    ("account", "--account", "--account"),
-    ("qos", "--qos", "--qos"),
+    ("cpus_per_node", "--cpus-per-task"),
+    ("gpus_per_node", "--gpus-per-node"),
+    ("mem", "--mem"),
+    ("time", "--time"),
+    ("partition", "--partition"),
+    ("account", "--account"),
+    ("qos", "--qos"),
 )
 _SAFE = re.compile(r"^[A-Za-z0-9_.:,=+/@%\-\[\]]+$")
 
@@ -123,10 +124,10 @@ def parse_scontrol_oneline(text: str) -> dict[str, str]:
     return out
 
 
-def _check_value(flag: str, value: Any) -> str:
+def _check_value(key: str, value: Any) -> str:
     text = str(value)
     if not _SAFE.match(text):
-        raise BadInput(f"{flag} {text!r}: use letters, digits and : , = + / @ % - _ . only")
+        raise BadInput(f"`{key}` {text!r}: use letters, digits and : , = + / @ % - _ . only", argument=key)
     return text
 
 
@@ -140,7 +141,7 @@ def render_sbatch(*, name: str, nodes: int, state_dir: Path, node_cmd: list[str]
         f"--output={state_dir}/job-%j.out",
         "--open-mode=append",
     ]
-    for key, _cli_flag, flag in OPTIONS:
+    for key, flag in OPTIONS:
         if options.get(key) not in (None, ""):
             directives.append(f"{flag}={options[key]}")
     directives += list(options.get("sbatch_args") or [])
@@ -168,9 +169,9 @@ def render_sbatch(*, name: str, nodes: int, state_dir: Path, node_cmd: list[str]
 
 #: what Slurm's pending REASON means for a person (the ones people meet most), for ``jobs why``
 REASON_HINTS = {
-    "PartitionConfig": "the request exceeds what the partition allows (e.g. more nodes than it has): stop the cluster and start it with fewer --nodes or another --partition",
-    "PartitionNodeLimit": "more nodes than the partition's limit: stop the cluster and start it with fewer --nodes",
-    "PartitionTimeLimit": "--time is over the partition's limit: stop the cluster and start it with a shorter --time",
+    "PartitionConfig": "the request exceeds what the partition allows (e.g. more nodes than it has): stop the cluster and start it with fewer nodes or another partition",
+    "PartitionNodeLimit": "more nodes than the partition's limit: stop the cluster and start it with fewer nodes",
+    "PartitionTimeLimit": "the time asked for is over the partition's limit: stop the cluster and start it with a shorter time",
     "Resources": "waiting for nodes to free up: it starts by itself",
     "Priority": "other jobs are ahead in the queue: it starts by itself",
     "QOSMaxJobsPerUserLimit": "your QOS allows no more running jobs: wait, or stop another cluster",
@@ -194,23 +195,23 @@ class SlurmBackend(BatchClusters):
         try:
             nodes = int(nodes)
         except (TypeError, ValueError):
-            raise BadInput(f"--nodes {nodes!r}: expected a whole number of nodes") from None
+            raise BadInput(f"`nodes` {nodes!r}: expected a whole number of nodes", argument="nodes") from None
         if nodes < 1:
-            raise BadInput(f"--nodes {nodes}: expected at least 1")
+            raise BadInput(f"`nodes` {nodes}: expected at least 1", argument="nodes")
         opts: dict[str, Any] = {"object_store_memory": options.pop("object_store_memory", None)}
-        for key, flag, _sbatch_flag in OPTIONS:
+        for key, _sbatch_flag in OPTIONS:
             value = options.pop(key, None)
             if value not in (None, ""):
-                opts[key] = _check_value(flag, value)
+                opts[key] = _check_value(key, value)
         extra = []
         for arg in options.pop("sbatch_args", None) or ():
             if "\n" in arg or not arg.startswith("-"):
-                raise BadInput(f"--sbatch-arg {arg!r}: expected one sbatch option such as --constraint=a100")
+                raise BadInput(f"`sbatch_args` {arg!r}: expected one sbatch option (one word that starts with -, as sbatch spells it)", argument="sbatch_args")
             extra.append(arg)
         opts["sbatch_args"] = extra
         options.pop("idle_timeout", None)
         if options:
-            raise BadInput(f"--kind slurm does not take {', '.join('--' + k.replace('_', '-') for k in sorted(options))}")
+            raise not_taken("slurm", options)
         return nodes, opts
 
     def render_script(self, **kwargs: Any) -> str:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from merlin.clusters import procs, teardown
-from merlin.clusters.base import ClusterStatus, LockedObservation, can_cluster_transition, unanswered_record
+from merlin.clusters.base import ClusterStatus, LockedObservation, can_cluster_transition, not_taken, unanswered_record
 from merlin.clusters.hosted import node_custom_resources
 from merlin.clusters.slurm_node import HOSTED_ITEMS, node_files
 from merlin.errors import BadInput, Blocked, RunFailed
@@ -93,17 +93,17 @@ class SshBackend(LockedObservation):
         hosted_items = options.pop("hosted_items", None) or {}
         host = options.get("host")
         if not host:
-            raise BadInput("--kind ssh needs --host HOST (the head's machine)")
+            raise BadInput("`kind` ssh needs a `host` (the head's machine)", argument="host", related="kind")
         workers = [w for w in (options.get("workers") or "").split(",") if w] if isinstance(options.get("workers"), str) else list(options.get("workers") or [])
         known = {"host", "jump", "user", "workers", "port", "known_hosts", "identity_file", "python", "object_store_memory", "idle_timeout", "timeout"}
         stray = sorted(k for k, v in options.items() if k not in known and v not in (None, [], ()))
         if stray:
-            raise BadInput(f"--kind ssh does not take {', '.join('--' + k.replace('_', '-') for k in stray)}")
+            raise not_taken("ssh", dict.fromkeys(stray))
         opts = {k: v for k, v in options.items() if v not in (None, [], ()) and k in known}
         if workers and host in ("127.0.0.1", "localhost", "::1"):
             # a head on 127.0.0.1 keeps Ray's "cluster" mode off, and then Ray refuses workers;
             # with it on, Ray rewrites a worker's 127.0.0.1 to the machine's address
-            raise BadInput(f"--host {host} with --workers: give the head by an address its workers can reach (another loopback address such as 127.0.0.2 works on one machine)")
+            raise BadInput(f"`host` {host} with `workers`: give the head by an address its workers can reach (another loopback address such as 127.0.0.2 works on one machine)", argument="host", related="workers")
         python = str(opts.get("python") or sys.executable)
         with self.ledger.cluster_lock(name):
             existing = self.ledger.read_cluster(name)

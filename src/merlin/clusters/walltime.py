@@ -28,5 +28,5 @@ def short_of_time(record: Any, run_seconds: float, now: datetime | None = None) 
     return (
         f"cluster '{record.name}' has {has} left on its allocation (job {record.scheduler_job_id} ends "
         f"{record.walltime_end.isoformat(timespec='seconds')}), the run asks for {run_seconds / 60:.0f} min: it would be cut off "
-        f"and recorded lost; start a cluster with a longer --time"
+        f"and recorded lost; start a cluster with a longer time"
     )

@@ -15,16 +15,16 @@ def check_env(env: Mapping[str, str] | None) -> dict[str, str]:
     out = {}
     for k, v in (env or {}).items():
         if not k or k[0].isdigit() or not set(k) <= _ENV_NAME_OK:
-            raise BadInput(f"--env {k}=...: invalid environment variable name")
+            raise BadInput(f"`env` {k}=...: invalid environment variable name", argument="env")
         out[k] = str(v)
     return out
 
 
 def check_resources(num_cpus: float | None, num_gpus: float | None, resources: Mapping[str, float] | None = None) -> None:
-    for label, v in (("--num-cpus", num_cpus), ("--num-gpus", num_gpus)):
-        check_number(v, label)
+    for name, v in (("num_cpus", num_cpus), ("num_gpus", num_gpus)):
+        check_number(v, name)
     for k, v in (resources or {}).items():
-        check_number(v, f"--resource {k}")
+        check_number(v, f"`resources` {k}", argument="resources")
 
 
 def first_line(exc: BaseException) -> str:

@@ -193,12 +193,13 @@ def retry(
     if missing:
         raise BadInput(
             f"run {run_id} had secret environment values that the ledger does not keep ({', '.join(missing)}); "
-            f"export them or pass --env NAME=VALUE to the retry"
+            "export them or give them in `env` to the retry",
+            argument="env",
         )
     if cluster is not None:
         validate_name(cluster, "cluster name")
         if not cp.engine(rec.engine).uses_cluster:
-            raise BadInput(f"--cluster applies to runs of engines that run on a cluster; run {run_id} is a {rec.engine} run")
+            raise BadInput(f"`cluster` applies to runs of engines that run on a cluster; run {run_id} is a {rec.engine} run", argument="cluster")
 
     def new_attempt(r: RunRecord) -> list[dict[str, Any]]:
         if not r.status.is_retryable():

@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # pragma: no cover
 def logs(cp: Plane, run_id: str, attempt: int | None = None) -> str:
     rec = cp.get(run_id)
     if attempt is not None and not 1 <= attempt <= len(rec.attempts):
-        raise BadInput(f"run {run_id} has {len(rec.attempts)} attempt(s); --attempt {attempt} does not exist")
+        raise BadInput(f"run {run_id} has {len(rec.attempts)} attempt(s); `attempt` {attempt} does not exist", argument="attempt")
     n = attempt or len(rec.attempts)
     att = rec.attempts[n - 1] if rec.attempts else None
     if att is None:

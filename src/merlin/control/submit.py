@@ -55,7 +55,7 @@ def submit(
 
     command = [str(c) for c in command]
     if not command:
-        raise BadInput("no command given: put it after `--`, e.g. `ray jobs submit ... -- python run.py`")
+        raise BadInput("`command` is empty: give the program to run and its arguments", argument="command")
     validate_name(target, "target name")
     validate_name(workflow, "workflow name")
     check_name(engine)
@@ -64,12 +64,12 @@ def submit(
         validate_name(cluster, "cluster name")
         cp.layout.cluster_record(cluster)
         if not eng.uses_cluster:
-            raise BadInput(f"--cluster applies to engines that run on a cluster; --engine {engine} does not")
+            raise BadInput(f"`cluster` applies to engines that run on a cluster; `engine` {engine} does not", argument="cluster", related="engine")
     check_resources(num_cpus, num_gpus, resources)
     no_nul_in(command, "command argument")
     no_nul_env(env)
-    no_nul(str(target_dir) if target_dir is not None else None, "--target-dir")
-    no_nul(str(workdir) if workdir is not None else None, "--workdir")
+    no_nul(str(target_dir) if target_dir is not None else None, "target_dir")
+    no_nul(str(workdir) if workdir is not None else None, "workdir")
     real_env = check_env(env)
     run_id = validate_run_id(run_id) if run_id else new_run_id(target)
     tdir = check_target_dir(Path(target_dir).expanduser().resolve()) if target_dir else cp.layout.default_target_dir(run_id)

@@ -356,7 +356,7 @@ class RayEngine:
             status=RunStatus.LOST,
             known=False,
             error_type="SUBMISSION_UNKNOWN",
-            message=f"lost: {why}; the ledger keeps its history. Start the cluster if needed, then retry it (--cluster NAME retries it on another)",
+            message=f"lost: {why}; the ledger keeps its history. Start the cluster if needed, then retry it (on this cluster or another)",
             next_steps=[start_step(name, cluster), step(Action.RETRY, run_id=record.run_id)],
         )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from merlin.errors import BadInput
+from merlin.errors import BadInput, named
 from merlin.registry import Registry
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -46,9 +46,11 @@ def names() -> list[str]:
     return _REGISTRY.names()
 
 
-def check_name(name: str, flag: str = "--engine") -> str:
+def check_name(name: str, flag: str = "engine") -> str:
+    """``name`` if it is an engine, else BadInput naming ``flag`` (see :func:`merlin.errors.named`)."""
     if name not in _REGISTRY:
-        raise BadInput(f"{flag} {name!r}: expected one of {', '.join(names())}")
+        label, argument = named(flag)
+        raise BadInput(f"{label} {name!r}: expected one of {', '.join(names())}", argument=argument)
     return name
 
 

@@ -41,8 +41,11 @@ def error_code(exc: MerlinError) -> str:
 
 def error_document(exc: MerlinError) -> dict[str, Any]:
     """The same fields as the CLI's --json failure document, plus the error's code; its
-    next steps as tool calls (e.g. clusters_stop with force=true after a refused stop)."""
-    return {"error": exc.message, "errors": exc.lines, "exit_code": exc.exit_code, "code": error_code(exc), "next_steps": _map_steps(exc.next_steps)}
+    next steps as tool calls (e.g. clusters_stop with force=true after a refused stop).
+    ``argument`` (and ``related``) name the parameters at fault; the text names them as
+    the parameters they are (```reason```), as the error does (see ``MerlinError.render``)."""
+    return {"error": exc.message, "errors": exc.lines, "exit_code": exc.exit_code, "code": error_code(exc), "argument": exc.argument,
+            "related": list(exc.related), "next_steps": _map_steps(exc.next_steps)}  # fmt: skip
 
 
 def tool_list(gw: Gateway) -> list[types.Tool]:

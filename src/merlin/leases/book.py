@@ -88,7 +88,7 @@ _POOL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 
 
 def parse_bundle(text: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
-    """``POOL[:COUNT][,k=v...]`` -> a bundle; ``labels`` (from --label) apply as well."""
+    """``POOL[:COUNT][,k=v...]`` -> a bundle; ``labels`` apply as well."""
     head, *pairs = [p.strip() for p in str(text).split(",")]
     pool, sep, count_s = head.rpartition(":") if re.search(r":\d+$", head) else (head, "", "")
     if not _POOL.match(pool or ""):
@@ -342,7 +342,7 @@ class LeaseBook(BookReads, BookPasses):
         """Give a granted lease back (or withdraw a waiting one). Someone else's needs force + reason."""
         reason = said(reason)
         if force and not (reason or "").strip():
-            raise BadInput("release --force needs --reason WHY (it is recorded with your name)")
+            raise BadInput("`force` needs a `reason` saying why (it is recorded with your name)", argument="reason", related="force")
         with self._locked() as tx:
             self._settle(tx)
             lease = self._get_live_or_file(tx, lease_id)
@@ -352,7 +352,9 @@ class LeaseBook(BookReads, BookPasses):
             if not mine and not force:
                 raise BadInput(
                     f"lease {lease_id} belongs to {lease['owner']['user']}@{lease['owner']['host']}; "
-                    "to take it back say `--force --reason WHY`"
+                    "to take it back give `force` and a `reason` saying why",
+                    argument="force",
+                    related="reason",
                 )
             why = f"force-released by {tx.by}: {reason}" if force else (reason or f"released by {tx.by}")
             if lease["state"] == "waiting":
@@ -380,7 +382,7 @@ class LeaseBook(BookReads, BookPasses):
         """An admin takes a lease away; the holder's next renew raises LeaseLost."""
         reason = said(reason) or ""
         if not (reason or "").strip():
-            raise BadInput("revoke needs --reason WHY (it is recorded with your name)")
+            raise BadInput("revoking needs a `reason` saying why (it is recorded with your name)", argument="reason")
         with self._locked() as tx:
             self._settle(tx)
             lease = self._get_live_or_file(tx, lease_id)
@@ -430,9 +432,9 @@ class LeaseBook(BookReads, BookPasses):
         try:
             value = Health(health).value
         except ValueError:
-            raise BadInput(f"health {health!r}: expected one of {', '.join(h.value for h in Health)}") from None
+            raise BadInput(f"`health` {health!r}: expected one of {', '.join(h.value for h in Health)}", argument="health") from None
         if not (reason or "").strip():
-            raise BadInput("health needs --reason WHY")
+            raise BadInput("setting health needs a `reason` saying why", argument="reason")
         with self._locked() as tx:
             it = self._item(tx, item_id)
             it.update(health=value, health_by=tx.by, health_reason=reason, health_at=iso(tx.now))
@@ -444,7 +446,7 @@ class LeaseBook(BookReads, BookPasses):
     def drain(self, item_id: str, reason: str, undo: bool = False) -> dict[str, Any]:
         reason = said(reason) or ""
         if not undo and not (reason or "").strip():
-            raise BadInput("drain needs --reason WHY")
+            raise BadInput("draining needs a `reason` saying why", argument="reason")
         with self._locked() as tx:
             it = self._item(tx, item_id)
             it.update(drained=not undo, drain_by=tx.by, drain_reason=reason or "undrained", drain_at=iso(tx.now))

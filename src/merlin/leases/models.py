@@ -137,9 +137,9 @@ class ItemSpec(BaseModel):
 
     id: str = Field(pattern=ID_PATTERN, description="Unique item id, e.g. fpga-01.")
     pool: str = Field(pattern=ID_PATTERN, description="Pool a request names, e.g. firesim_fpga.")
-    labels: dict[str, str] = Field(default_factory=dict, description="e.g. {board: u250}; requests filter with --label k=v.")
+    labels: dict[str, str] = Field(default_factory=dict, description="e.g. {board: u250}; requests filter by labels.")
     host: str | None = Field(None, min_length=1, max_length=255, description="Host/node the item is attached to.")
-    health: Health = Field(Health.GOOD, description="Initial health; runtime changes (`resources health`) are kept across re-defines.")
+    health: Health = Field(Health.GOOD, description="Initial health; changes made later (health of an item) are kept across re-defines.")
 
     @field_validator("labels")
     @classmethod

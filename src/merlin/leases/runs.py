@@ -23,7 +23,7 @@ def check_request(book: LeaseBook, specs: Sequence[str | dict[str, Any]]) -> lis
     """The bundles of ``specs``; BadInput/Blocked if the inventory could never grant them."""
     bundles = [parse_bundle(s) if isinstance(s, str) else dict(s) for s in specs]
     if not bundles:
-        raise BadInput("--lease: name at least one POOL[:COUNT]")
+        raise BadInput("`leases`: name at least one POOL[:COUNT]", argument="leases")
     _state, inv = book.snapshot()
     if inv is None:
         raise Blocked(
@@ -33,7 +33,7 @@ def check_request(book: LeaseBook, specs: Sequence[str | dict[str, Any]]) -> lis
         )
     problem = policy.capacity_problem(bundles, inv["items"])
     if problem:
-        raise BadInput(f"--lease {problem}; it could never be granted", next_steps=[step(Action.LEASES_LIST)])
+        raise BadInput(f"`leases` {problem}; it could never be granted", next_steps=[step(Action.LEASES_LIST)], argument="leases")
     return bundles
 
 

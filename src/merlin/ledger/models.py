@@ -134,7 +134,7 @@ class RunRecord(Record):
     waiting_on: str | None = field(
         default=None,
         description="While waiting: what holds it back, one short line written by its lease waiter "
-        "(e.g. 'lease firesim_fpga:1, #2 in queue behind lease-...'); what `jobs list` shows as WAITING-ON.",
+        "(e.g. 'lease firesim_fpga:1, #2 in queue behind lease-...'); what the run listing shows as WAITING-ON.",
     )
 
     @validator("message", mode="before")
@@ -242,7 +242,7 @@ class ClusterRecord(Record):
     gcs_address: str | None = None
     ray_version: str | None = None
     session_name: str | None = None
-    temp_dir: str = field(description="Ray's --temp-dir; only this cluster uses it.")
+    temp_dir: str = field(description="Ray's temporary directory; only this cluster uses it.")
     ports: ClusterPorts
     resources: dict[str, float] = field(default_factory=dict, description="Resources Ray reports for the head node.")
     requested: dict[str, Any] = field(default_factory=dict, description="num_cpus, num_gpus, resources as asked.")

@@ -31,7 +31,7 @@ def resolve_state_root(state_root: str | os.PathLike[str] | None = None) -> Path
     from merlin.safety import check_state_root, no_nul
 
     raw = state_root if state_root not in (None, "") else os.environ.get(STATE_ROOT_ENV) or DEFAULT_STATE_ROOT
-    no_nul(str(raw), "--state-root")
+    no_nul(str(raw), "state_root")
     return check_state_root(Path(raw).expanduser().resolve())
 
 

@@ -60,19 +60,20 @@ def load_overlay(path: str | Path) -> Loaded:
 
 def load_pair(capability: str | Path, overlay: str | Path | None) -> tuple[Loaded, Loaded | None]:
     """Load both files, reporting the errors of both together."""
-    lines: list[str] = []
+    errors: list[SpecError] = []
     cap = ovl = None
     try:
         cap = load_capability(capability)
     except SpecError as exc:
-        lines += exc.lines
+        errors.append(exc)
     if overlay is not None:
         try:
             ovl = load_overlay(overlay)
         except SpecError as exc:
-            lines += exc.lines
-    if lines:
-        raise SpecError(lines)
+            errors.append(exc)
+    if errors:
+        named = next((e for e in errors if e.argument), errors[0])  # a swapped file names the argument to give it as
+        raise SpecError([line for e in errors for line in e.lines], argument=named.argument, related=named.related)
     assert cap is not None
     return cap, ovl
 
@@ -93,13 +94,15 @@ def read_yaml_located(path: str | Path, what: str) -> tuple[dict[Any, Any], dict
 _WHAT = {"capability": "capability spec", "overlay": "deployment overlay"}
 
 
-def _swapped(path: Path, doc: Document, kind: str) -> str | None:
+def _swapped(path: Path, doc: Document, kind: str) -> SpecError | None:
     """The file is the other kind of spec: say so instead of listing every field as wrong."""
     data = doc.data
     if kind == "capability" and "deployment" in data and "target" not in data:
-        return f"{path}:{doc.line('deployment')}: deployment: this is a deployment overlay, not a capability spec (pass it with --overlay)"
+        line = f"{path}:{doc.line('deployment')}: deployment: this is a deployment overlay, not a capability spec (give it as `overlay`)"
+        return SpecError([line], argument="overlay", related="capability")
     if kind == "overlay" and "target" in data and "deployment" not in data:
-        return f"{path}:{doc.line('target')}: target: this is a capability spec, not a deployment overlay (pass it as the CAPABILITY argument)"
+        line = f"{path}:{doc.line('target')}: target: this is a capability spec, not a deployment overlay (give it as `capability`)"
+        return SpecError([line], argument="capability", related="overlay")
     return None
 
 
@@ -107,7 +110,7 @@ def _load(path: Path, kind: str) -> Loaded:
     doc = load_yaml(path, kind=_WHAT[kind], duplicates="collect")
     swapped = _swapped(path, doc, kind)
     if swapped:
-        raise SpecError([swapped])
+        raise swapped
     validated: Any = None
     if not doc.duplicates and os.environ.get("MERLIN_SPEC_CHECKER") != "pydantic":
         validated = fast.check(doc.data, kind)

@@ -343,7 +343,7 @@ class Deployment(Strict):
     preflight: Preflight = Field(default_factory=Preflight)
     resources: list[LeaseNeed] = Field(
         default_factory=list,
-        description="Lab hardware the target holds while it executes (merlin extension): `targetgen execute` queues for a lease on all of it, runs, then releases (docs/leases.md).",
+        description="Lab hardware the target holds while it executes (merlin extension): executing the target queues for a lease on all of it, runs, then releases (docs/leases.md).",
     )
     extra: dict[str, Any] = Field(default_factory=dict, description="Free-form deployment facts.")
 

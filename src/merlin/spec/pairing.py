@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from merlin.errors import SpecError
+from merlin.errors import SpecError, named
 from merlin.spec.loader import Loaded
 
 
@@ -32,13 +32,15 @@ def spec_warnings(cap: Loaded, ovl: Loaded | None) -> list[str]:
     return found
 
 
-def strict_error(warnings: list[str], flag: str = "--strict") -> SpecError | None:
+def strict_error(warnings: list[str], flag: str = "strict") -> SpecError | None:
     """With strict checking, the pair's warnings as the error to raise (exit 2): every
-    warning a line, then one saying why they count. None when there is none."""
+    warning a line, then one saying why they count (``flag``: the argument that asked,
+    see :func:`merlin.errors.named`). None when there is none."""
     if not warnings:
         return None
     count = f"{len(warnings)} warning{'s' if len(warnings) != 1 else ''}"
-    return SpecError([*warnings, f"{flag}: {count} treated as errors"])
+    label, argument = named(flag)
+    return SpecError([*warnings, f"{label}: {count} treated as errors"], argument=argument)
 
 
 def _tokens(name: str) -> list[str]:

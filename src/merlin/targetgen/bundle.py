@@ -50,16 +50,17 @@ def sha256_file(path: Path) -> str:
 def fill_argv(argv: list[str], *, capability: str, overlay: str | None, target_dir: str, scratch_dir: str) -> list[str]:
     """Fill the placeholders of a validation command (``{overlay_args}`` may expand to two args or none)."""
     out: list[str] = []
+    overlay_args = ["--overlay", overlay] if overlay else []
     for arg in argv:
         if arg == "{overlay_args}":
-            out += ["--overlay", overlay] if overlay else []
+            out += overlay_args
             continue
         arg = (
             arg.replace("{python}", sys.executable)
             .replace("{capability}", capability)
             .replace("{target_dir}", target_dir)
             .replace("{scratch_dir}", scratch_dir)
-            .replace("{overlay_args}", f"--overlay {overlay}" if overlay else "")
+            .replace("{overlay_args}", " ".join(overlay_args))
         )
         out.append(arg)
     return out
@@ -348,14 +349,16 @@ def orchestrate_locked(
         if old_bundle is None:
             raise BadInput(
                 f"{layout.root}: execution_state.json exists but execution_bundle.json is missing or unreadable; "
-                "run orchestrate with --reset to start over (the old state is archived under history/)"
+                "orchestrate again with `reset` to start over (the old state is archived under history/)",
+                argument="reset",
             )
         diffs = _differences(old_bundle, bundle)
         if diffs:
             raise BadInput(
                 f"{layout.root}: the inputs changed since execution_bundle.json was written ("
                 + "; ".join(diffs)
-                + "); progress is kept until you run orchestrate again with --reset (the old state is archived under history/)"
+                + "); progress is kept until you orchestrate again with `reset` (the old state is archived under history/)",
+                argument="reset",
             )
         state = st.load_state(layout)
         write_plan(plan, layout.root.parent)

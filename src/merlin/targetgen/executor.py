@@ -87,14 +87,16 @@ def _check_inputs(bundle: dict[str, Any]) -> None:
         if not path.is_file():
             raise BadInput(
                 f"{path}: the {key} recorded in execution_bundle.json no longer exists; "
-                "orchestrate again with the new path and --reset"
+                "orchestrate again with the new path and `reset`",
+                argument="reset",
             )
         digest = sha256_file(path)
         if digest != item["sha256"]:
             raise BadInput(
                 f"{path}: the {key} changed since execution_bundle.json was written "
-                f"(sha256 {item['sha256'][:12]}... -> {digest[:12]}...); run orchestrate again with --reset "
-                "(the current state is archived under history/)"
+                f"(sha256 {item['sha256'][:12]}... -> {digest[:12]}...); orchestrate again with `reset` "
+                "(the current state is archived under history/)",
+                argument="reset",
             )
 
 
@@ -130,9 +132,13 @@ def execute(
 ) -> ExecuteResult:
     """Advance the target until a gate; orchestrates first when given a capability that was not yet orchestrated."""
     if (capability is None) == (target_dir is None):
-        raise BadInput("execute: give either a CAPABILITY file or --from-dir DIR (exactly one)")
+        raise BadInput("execute: give either a `capability` file or a `target_dir` (exactly one)", argument="capability", related="target_dir")
     if overlay is not None and capability is None:
-        raise BadInput("execute: --overlay goes with a CAPABILITY, not with --from-dir (the bundle records its overlay)")
+        raise BadInput(
+            "execute: `overlay` goes with a `capability`, not with a `target_dir` (the bundle records its overlay)",
+            argument="overlay",
+            related=("capability", "target_dir"),
+        )
     wait = default_lock_wait() if lock_timeout is None else lock_timeout
     orchestrated = None
     if capability is not None:
@@ -268,18 +274,18 @@ def retry(
             targets = [t for t in state["task_order"] if tasks[t]["state"] in (st.BLOCKED, st.PREFLIGHT_FAILED)]
             if not targets:
                 states = ", ".join(f"{t}={tasks[t]['state']}" for t in state["task_order"])
-                # --task accepts a task that has started and is not completed.
+                # a named task may be one that has started and is not completed.
                 others = [
                     t
                     for t in state["task_order"]
                     if tasks[t]["state"] != st.COMPLETED and not (tasks[t]["state"] == st.PLANNED and not tasks[t].get("attempt_started"))
                 ]
                 hint = (
-                    "; --task ID can restart a task in progress: " + ", ".join(others)
+                    "; naming it as `task` restarts a task in progress: " + ", ".join(others)
                     if others
                     else "; completed tasks cannot be retried and planned ones have not started (run execute)"
                 )
-                raise BadInput(f"{layout.root}: nothing to retry: no blocked or failed task ({states}){hint}")
+                raise BadInput(f"{layout.root}: nothing to retry: no blocked or failed task ({states}){hint}", argument="task" if others else None)
         retried = []
         for tid in targets:
             old = tasks[tid]
