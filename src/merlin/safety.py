@@ -98,7 +98,7 @@ def check_number(
     try:
         number = float(value)
     except OverflowError:  # an int beyond every float: out of any range merlin takes
-        raise BadInput(f"{flag}: a {len(str(abs(value)))}-digit number is out of range") from None
+        raise BadInput(f"{label}: a {len(str(abs(value)))}-digit number is out of range", argument=argument) from None
     except (TypeError, ValueError):
         raise bad(f"{value!r}: expected a number") from None
     if not math.isfinite(number):

@@ -40,7 +40,7 @@ class LeaseOwner(_Model):
     pid: int | None = Field(None, description="Holder process; None: the lease outlives the command that made it (CLI).")
     pid_start: float | None = Field(None, description="Start time of pid (epoch seconds), so a reused pid is not taken for the holder.")
     run_id: str | None = Field(None, description="The run this lease is bound to, if any.")
-    waiter: LeaseWaiter | None = Field(None, description="While a request waits: the process blocked in reserve --wait for it (withdrawn if it dies).")
+    waiter: LeaseWaiter | None = Field(None, description="While a request waits: the process blocked waiting for it to be granted (withdrawn if it dies).")
 
 
 class Bundle(_Model):
