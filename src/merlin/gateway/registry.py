@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:  # pragma: no cover
     from merlin.gateway.ops import Gateway
@@ -32,12 +33,29 @@ class NoInput(Input):
     pass
 
 
+class NextStep(BaseModel):
+    """A tool call to make next."""
+
+    model_config = ConfigDict(extra="forbid")
+    tool: str = Field(description="The tool (MCP) or operation (REST: POST /api/<tool>).")
+    args: dict[str, Any] = Field(description="Its arguments.")
+
+
+class Result(BaseModel):
+    """An operation's result: its declared fields, possibly more (records carry every field they store),
+    and the tool calls to make next. The MCP tool's outputSchema and the REST 200 response schema."""
+
+    model_config = ConfigDict(extra="allow")
+    next_steps: list[NextStep] = Field(description="The tool calls to make next.")
+
+
 @dataclass(frozen=True)
 class Operation:
     name: str
     group: str
     description: str
     input: type[Input]
+    output: type[BaseModel]  # a Result, or a record model with next_steps (RunResult)
     handler: Callable[[Gateway, Any], Any]
     mutating: bool
     requires: str | None = None  # a server flag that must be on ("cluster_control")
@@ -49,15 +67,30 @@ class Operation:
     def path(self) -> str:
         return f"/api/{self.name}"
 
+    @property
+    def title(self) -> str:
+        """``runs_list`` -> ``RunsList``: the stem of this operation's schema titles (unique per operation)."""
+        return "".join(part.capitalize() for part in self.name.split("_"))
+
+    def input_schema(self, ref_template: str = "#/$defs/{model}") -> dict[str, Any]:
+        """The input model's JSON Schema, titled ``<Title>Input`` (models shared by operations get one title each)."""
+        return {**self.input.model_json_schema(ref_template=ref_template), "title": f"{self.title}Input"}
+
+    def output_schema(self, ref_template: str = "#/$defs/{model}") -> dict[str, Any]:
+        """The result model's JSON Schema (MCP outputSchema, REST 200 response), titled ``<Title>Result``."""
+        return {**self.output.model_json_schema(ref_template=ref_template), "title": f"{self.title}Result"}
+
 
 #: Every operation, in the order of the groups (``merlin.gateway.operations``) and of each group's module.
 OPERATIONS: list[Operation] = []
 
 
-def operation(name: str, group: str, input: type[Input], *, mutating: bool, requires: str | None = None, stored_records: bool = False) -> Callable:
+def operation(
+    name: str, group: str, input: type[Input], output: type[BaseModel], *, mutating: bool, requires: str | None = None, stored_records: bool = False
+) -> Callable:
     def register(fn: Callable[[Gateway, Any], Any]) -> Callable[[Gateway, Any], Any]:
         doc = " ".join((fn.__doc__ or "").split())
-        OPERATIONS.append(Operation(name, group, doc, input, fn, mutating, requires, stored_records))
+        OPERATIONS.append(Operation(name, group, doc, input, output, fn, mutating, requires, stored_records))
         return fn
 
     return register
@@ -72,6 +105,18 @@ def step(tool: str, **args: Any) -> dict[str, Any]:
     return {"tool": tool, "args": args}
 
 
+#: The caller's progress reporter while an operation runs: set by a transport whose client asked for
+#: progress (MCP's progressToken), called with a one-line message from the handler's worker thread.
+PROGRESS: ContextVar[Callable[[str], None] | None] = ContextVar("merlin_gateway_progress", default=None)
+
+
+def report(message: str) -> None:
+    """Tell the caller how the operation goes, if it asked (else nothing)."""
+    fn = PROGRESS.get()
+    if fn is not None:
+        fn(message)
+
+
 @dataclass
 class Later:
     """A handler's answer "not yet": ``check()`` returns the result once ready (else None);
@@ -82,6 +127,8 @@ class Later:
     expired: Callable[[], dict[str, Any]]
     deadline: float
     interval: float = 0.2
+    #: what it waits on now, one line (set by ``check``): the progress message while it waits
+    note: str = ""
 
     def poll(self) -> dict[str, Any] | Later:
         done = self.check()
