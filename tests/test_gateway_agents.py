@@ -13,6 +13,7 @@ from typing import Any
 
 import anyio
 import jsonschema
+import pytest
 import mcp_types as types
 from mcp import Client, StdioServerParameters  # noqa: E402  (after the importorskip in the support module)
 
@@ -186,5 +187,53 @@ def test_without_elicitation_or_on_decline_the_result_is_awaiting_operator(tmp_p
         async with Client(stdio(tmp_path), read_timeout_seconds=300, mode="legacy") as client:
             r = await client.call_tool("targetgen_execute", {"target_dir": r.structured_content["target_dir"]})
             assert r.structured_content["outcome"] == "awaiting_operator" and r.structured_content["open_question"]
+
+    anyio.run(main)
+
+
+@pytest.mark.filterwarnings("ignore:resources/subscribe is removed")  # the 2025-era subscription this test is about
+def test_runs_and_questions_are_resources_and_a_subscriber_hears_a_question_open(tmp_path: Path) -> None:
+    updated: list[str] = []
+
+    async def on_message(message: Any) -> None:
+        if isinstance(message, types.ResourceUpdatedNotification):
+            updated.append(str(message.params.uri))
+
+    async def until(uri: str, seconds: float) -> bool:
+        with anyio.move_on_after(seconds):
+            while uri not in updated:
+                await anyio.sleep(0.1)
+            return True
+        return False
+
+    async def main() -> None:
+        async with Client(stdio(tmp_path), read_timeout_seconds=300, message_handler=on_message, mode="legacy") as client:
+            listed = {t.uri_template for t in (await client.list_resource_templates()).resource_templates}
+            assert listed == {"merlin://runs/{run_id}", "merlin://targets/{name}/questions"}
+            questions = "merlin://targets/x86_cpu_baseline/questions"
+            before = json.loads((await client.read_resource(questions)).contents[0].text)
+            assert before["questions"] == []
+            await client.session.subscribe_resource(questions)
+            spec = {"capability": str(CAPABILITY), "overlay": str(OVERLAY), "out_dir": str(tmp_path / "out"), "wait": False}
+            started = (await client.call_tool("targetgen_execute", spec)).structured_content
+            assert await until(questions, 120), "no notifications/resources/updated for the question"
+            after = json.loads((await client.read_resource(questions)).contents[0].text)
+            assert [q["recommended_option"] for q in after["questions"]] == ["continue_skip_validation"]
+            assert after["next_steps"][0]["tool"] == "targetgen_answer"
+            run_uri = f"merlin://runs/{started['run']['run_id']}"
+            record = json.loads((await client.read_resource(run_uri)).contents[0].text)
+            assert record["run_id"] == started["run"]["run_id"] and record["status"] in ("running", "succeeded")  # the executor is ending
+            assert run_uri in {r.uri for r in (await client.list_resources()).resources}
+            sleeper = (await client.call_tool("runs_submit", {"command": ["sleep", "2"], "target": "t", "workflow": "w"})).structured_content
+            mine = f"merlin://runs/{sleeper['run_id']}"
+            await client.session.subscribe_resource(mine)
+            status = "running"
+            for _ in range(5):  # each notification is a change (a message, then the end)
+                assert await until(mine, 60), f"no notifications/resources/updated while the run was {status}"
+                updated.remove(mine)
+                status = json.loads((await client.read_resource(mine)).contents[0].text)["status"]
+                if status == "succeeded":
+                    break
+            assert status == "succeeded"
 
     anyio.run(main)

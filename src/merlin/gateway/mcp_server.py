@@ -12,7 +12,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
+
+import anyio
 
 import mcp_types as types
 from mcp.server.lowlevel.server import Server
@@ -169,12 +173,49 @@ def build_server(gw: Gateway, *, default_client: str | None = None) -> Server:
     async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult | dict[str, Any]:
         return await run_tool(gw, params.name, params.arguments, _client(ctx, fallback), ctx)
 
+    from merlin.gateway.resources import Resources, templates
+
+    res = Resources(gw)
+
+    @asynccontextmanager
+    async def lifespan(server: Any) -> AsyncIterator[dict[str, Any]]:
+        """The resource poller lives as long as the server (it sleeps while nothing is subscribed)."""
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(res.poll_forever)
+            try:
+                yield {}
+            finally:
+                tg.cancel_scope.cancel()
+
+    async def list_resources(ctx: Any, params: Any) -> types.ListResourcesResult:
+        return types.ListResourcesResult(resources=await res.listing())
+
+    async def list_templates(ctx: Any, params: Any) -> types.ListResourceTemplatesResult:
+        return types.ListResourceTemplatesResult(resource_templates=templates())
+
+    async def read_resource(ctx: Any, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
+        return await res.contents(params.uri)
+
+    async def subscribe(ctx: Any, params: types.SubscribeRequestParams) -> types.EmptyResult:
+        await res.subscribe(ctx.session, params.uri)
+        return types.EmptyResult()
+
+    async def unsubscribe(ctx: Any, params: types.UnsubscribeRequestParams) -> types.EmptyResult:
+        res.unsubscribe(ctx.session, params.uri)
+        return types.EmptyResult()
+
     return Server(
         "merlin",
         version=__version__,
         instructions=INSTRUCTIONS,
+        lifespan=lifespan,
         on_list_tools=list_tools,
         on_call_tool=call_tool,  # type: ignore[arg-type]  # the SDK takes the wire dict too (runner._dump_result)
+        on_list_resources=list_resources,
+        on_list_resource_templates=list_templates,
+        on_read_resource=read_resource,
+        on_subscribe_resource=subscribe,
+        on_unsubscribe_resource=unsubscribe,
         get_tool_input_schema=schemas.get,
     )
 

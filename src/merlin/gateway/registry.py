@@ -78,7 +78,20 @@ class Operation:
 
     def output_schema(self, ref_template: str = "#/$defs/{model}") -> dict[str, Any]:
         """The result model's JSON Schema (MCP outputSchema, REST 200 response), titled ``<Title>Result``."""
-        return {**self.output.model_json_schema(ref_template=ref_template), "title": f"{self.title}Result"}
+        return {**compact(self.output.model_json_schema(ref_template=ref_template)), "title": f"{self.title}Result"}
+
+
+def compact(node: Any) -> Any:
+    """``anyOf: [{type: A}, {type: null}]`` as ``type: [A, null]``: the same schema, and checking it is about
+    twice as fast (the SDK's client validates every result against its tool's outputSchema)."""
+    if isinstance(node, dict):
+        any_of = node.get("anyOf")
+        if any_of and all(set(a) == {"type"} and isinstance(a["type"], str) for a in any_of):
+            node = {k: v for k, v in node.items() if k != "anyOf"} | {"type": [a["type"] for a in any_of]}
+        return {k: compact(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [compact(x) for x in node]
+    return node
 
 
 #: Every operation, in the order of the groups (``merlin.gateway.operations``) and of each group's module.

@@ -19,16 +19,13 @@ DEFAULT_LOG_CHUNK = 64 * 1024
 
 
 class RunSummary(BaseModel):
-    """A run's summary (as `merlin ray jobs list`), or its whole record with full=true."""
+    """A run's summary (as `merlin ray jobs list`: also target, workflow, source, engine, outcome, message,
+    waiting_on, created_at, updated_at, cluster, attempts), or its whole record with full=true. Only the
+    two fields every row has are declared: a client checks each of up to thousands of rows against them."""
 
     model_config = ConfigDict(extra="allow")
     run_id: str
     status: RunStatusChoice
-    target: str | None = None
-    workflow: str | None = None
-    outcome: str | None = None
-    message: str | None = None
-    waiting_on: str | None = None
 
 
 class RunsListResult(Result):
