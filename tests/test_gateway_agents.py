@@ -13,8 +13,8 @@ from typing import Any
 
 import anyio
 import jsonschema
-import pytest
 import mcp_types as types
+import pytest
 from mcp import Client, StdioServerParameters  # noqa: E402  (after the importorskip in the support module)
 
 from conftest import REPO

@@ -17,7 +17,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
-
 import mcp_types as types
 from mcp.server.lowlevel.server import Server
 
