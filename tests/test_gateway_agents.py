@@ -88,7 +88,8 @@ def test_every_tool_declares_an_output_schema_and_every_result_conforms(tmp_path
         schema = tools[name].output_schema
         assert schema and schema["type"] == "object" and "next_steps" in schema["required"], name
         jsonschema.Draft202012Validator.check_schema(schema)
-        assert schema == next(op for op in OPERATIONS if op.name == name).output_schema()  # the REST response's model
+        assert schema == next(op for op in OPERATIONS if op.name == name).output_schema(inline=True)  # the REST response's model
+        assert "$ref" not in json.dumps(schema)
     assert len(results) > 30
     for name, data in results:
         jsonschema.validate(data, tools[name].output_schema)

@@ -55,7 +55,7 @@ def tool_list(gw: Gateway) -> list[types.Tool]:
             title=op.name.replace("_", " "),
             description=op.description,
             input_schema=op.input_schema(),
-            output_schema=op.output_schema(),
+            output_schema=op.output_schema(inline=True),
             annotations=types.ToolAnnotations(read_only_hint=not op.mutating, destructive_hint=op.name in ("runs_cancel", "clusters_stop"), open_world_hint=False),
         )
         for op in gw.operations()
