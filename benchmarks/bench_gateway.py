@@ -8,21 +8,25 @@ Targets (issue 12):
   SDK's client): <= 100 ms median; baseline: `merlin ray jobs list --json` as a process;
   with the server's and the client's CPU seconds per call beside it (on a shared
   machine the wall time follows the load average, CPU time does not);
-- 50 concurrent status clients for 10 s: p50, p99 and the error count (0).
+- 50 concurrent status clients for 10 s: p50, p99 and the error count (0);
+- (issue 20) the same 50 clients for 15 s against a server with the default
+  settings, rate limit on: 0 refused, p99 beside the same load against the
+  gateway as of the merge base with main (`git archive` of its src/, run from
+  a temp dir), whose per-address limit refused most of it.
 
 The run is a finished local run, so both sides read the ledger only (no
-engine to ask). The server runs with `--rate-limit 0`: every client here
-shares one loopback address, and the per-client limit would answer 429 to
-the load test by design. Exits 1 on FAIL.
+engine to ask). Parts 1-3 run with `--rate-limit 0`. Exits 1 on FAIL.
 """
 
 from __future__ import annotations
 
 import shutil
 import statistics
+import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 from _common import MERLIN, fabricate_runs, median_wall, report, temp_root
 
@@ -30,6 +34,7 @@ N_RUNS = 1000
 CALLS = 200
 CLIENTS = 50
 SECONDS = 10.0
+DEFAULT_SECONDS = 15.0
 
 
 def start(root):
@@ -37,6 +42,94 @@ def start(root):
     from test_gateway_support import start_server  # the same launcher as the tests
 
     return start_server(root, "--rate-limit", "0")
+
+
+def pct(lat: list[float], q: float) -> float:
+    lat = sorted(lat)
+    return lat[min(len(lat) - 1, int(len(lat) * q))] if lat else float("nan")
+
+
+def load(server, rid: str, seconds: float) -> tuple[list[float], list[str]]:
+    """CLIENTS threads posting runs_status for ``seconds``: every latency, and what was not a 200."""
+    import httpx2
+
+    lat: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    stop_at: list[float] = []  # set when every client is connected and ready
+    barrier = threading.Barrier(CLIENTS, action=lambda: stop_at.append(time.monotonic() + seconds))
+
+    def client() -> None:
+        mine, bad = [], []
+        with httpx2.Client(base_url=server.url, headers=server.headers(), timeout=30) as http:
+            barrier.wait()
+            while time.monotonic() < stop_at[0]:
+                t = time.perf_counter()
+                try:
+                    r = http.post("/api/runs_status", json={"run_id": rid})
+                    if r.status_code != 200:
+                        bad.append(str(r.status_code))
+                except httpx2.HTTPError as exc:
+                    bad.append(type(exc).__name__)
+                mine.append(time.perf_counter() - t)
+        with lock:
+            lat.extend(mine)
+            errors.extend(bad)
+
+    threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return lat, errors
+
+
+def old_source(dest: Path) -> tuple[str, Path] | None:
+    """``src/`` as of the merge base of HEAD and main (git archive into ``dest``), or None without git."""
+    repo = Path(__file__).resolve().parent.parent
+    try:
+        base = subprocess.run(["git", "-C", str(repo), "merge-base", "HEAD", "main"], capture_output=True, text=True, check=True).stdout.strip()
+        dest.mkdir(parents=True)
+        archive = subprocess.run(["git", "-C", str(repo), "archive", base, "src"], capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return base[:10], dest / "src"
+
+
+def default_load(tmp: Path, state: Path, rid: str) -> tuple[tuple[list[float], list[str]], tuple[str, list[float], list[str]] | None]:
+    """The load for DEFAULT_SECONDS against a server with the default settings, and against the old gateway's."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from test_gateway_support import start_server
+
+    results: list = []
+    old = old_source(tmp / "old-tree")
+    for label, extra in [("ours", None), ("old", old)]:
+        if label == "old" and extra is None:
+            continue
+        where = tmp / f"default-{label}"
+        shutil.copytree(state, where / "state")
+        env = {"PYTHONPATH": str(extra[1])} if extra else None
+        server = start_server(where, env=env)  # no --rate-limit: the default
+        try:
+            results.append(load(server, rid, DEFAULT_SECONDS))
+        finally:
+            server.stop()
+    ours = results[0]
+    return ours, ((old[0], *results[1]) if old else None)
+
+
+def default_rows(ours: tuple[list[float], list[str]], old: tuple[str, list[float], list[str]] | None) -> list[tuple[str, float, float, str, bool]]:
+    lat, errors = ours
+    refused = errors.count("429")
+    was = f"{CLIENTS} clients x {DEFAULT_SECONDS:g} s, default settings"
+    old_p99 = pct(old[1], 0.99) if old else float("nan")
+    old_refused = f"{old[2].count('429')} of {len(old[1])} refused at {old[0]}" if old else "old gateway not measured (no git)"
+    return [
+        (f"{was}: p99 (baseline: before)", pct(lat, 0.99), old_p99, f"{len(lat)} requests [info]", True),
+        (f"{was}: refused (429)", float(refused), float(old[2].count("429")) if old else float("nan"), f"0 ({old_refused})", refused == 0),
+        (f"{was}: other errors", float(len(errors) - refused), float("nan"), "0", len(errors) == refused),
+    ]
 
 
 def timed(fn, n: int) -> list[float]:
@@ -107,38 +200,14 @@ def main() -> int:
         mcp_list_s = statistics.median(samples)
         cli_list = median_wall([*MERLIN, "ray", "jobs", "list", "--json", "--state-root", str(state)], runs=5)
 
-        # 3. 50 concurrent status clients for 10 s
-        lat: list[float] = []
-        errors: list[str] = []
-        lock = threading.Lock()
-        stop_at: list[float] = []  # set when every client is connected and ready
-        barrier = threading.Barrier(CLIENTS, action=lambda: stop_at.append(time.monotonic() + SECONDS))
+        # 3. 50 concurrent status clients for 10 s (rate limit off)
+        lat, errors = load(server, rid, SECONDS)
+        p50, p99 = pct(lat, 0.5), pct(lat, 0.99)
+        server.stop()
 
-        def client() -> None:
-            mine, bad = [], []
-            with httpx2.Client(base_url=server.url, headers=server.headers(), timeout=30) as http:
-                barrier.wait()
-                while time.monotonic() < stop_at[0]:
-                    t = time.perf_counter()
-                    try:
-                        r = http.post("/api/runs_status", json={"run_id": rid})
-                        if r.status_code != 200:
-                            bad.append(str(r.status_code))
-                    except httpx2.HTTPError as exc:
-                        bad.append(type(exc).__name__)
-                    mine.append(time.perf_counter() - t)
-            with lock:
-                lat.extend(mine)
-                errors.extend(bad)
-
-        threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        lat.sort()
-        p50 = lat[len(lat) // 2]
-        p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+        # 4. the default settings (rate limit on): 50 local clients for 15 s, none refused; the same load
+        #    against the gateway as of the merge base with main (its per-address limit), for the figure of before
+        ours, old = default_load(tmp, state, rid)
         nan = float("nan")
         rows = [
             ("HTTP runs_status, warm server (median)", http_status, cli_status, "<= 0.010 s", http_status <= 0.010),
@@ -148,6 +217,7 @@ def main() -> int:
             (f"{CLIENTS} clients x {SECONDS:g} s: p50 [info]", p50, nan, f"{len(lat)} requests", True),
             (f"{CLIENTS} clients x {SECONDS:g} s: p99 [info]", p99, nan, f"{len(lat) / SECONDS:.0f} req/s", True),
             (f"{CLIENTS} clients x {SECONDS:g} s: errors", float(len(errors)), nan, "0 errors", not errors),
+            *default_rows(ours, old),
         ]
         import os
 

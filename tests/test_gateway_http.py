@@ -106,8 +106,13 @@ def test_openapi_document_is_valid_and_matches_the_operations(server: Server) ->
         ref = item["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
         schema = doc["components"]["schemas"][ref.rsplit("/", 1)[1]]
         jsonschema.Draft202012Validator.check_schema(schema)
-        assert schema == ops[path].input.model_json_schema(ref_template="#/components/schemas/{model}")
+        assert schema == ops[path].input_schema("#/components/schemas/{model}")
         assert item["post"]["operationId"] == ops[path].name
+        ok = item["post"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+        assert ok == f"{ops[path].title}Result" and "next_steps" in doc["components"]["schemas"][ok]["required"]
+    titles = [s.get("title", name) for name, s in doc["components"]["schemas"].items()]
+    assert len(titles) == len(set(titles)), sorted(t for t in titles if titles.count(t) > 1)  # generators name models by title
+    assert "Result" not in doc["components"]["schemas"]  # no generic result: each operation has its own
     assert doc["security"] == [{"bearer": []}]
 
 
@@ -180,16 +185,68 @@ def test_secrets_are_redacted_in_responses(server: Server, tmp_path: Path) -> No
     assert "hunter2" not in status.text
 
 
-def test_rate_limit_per_client(tmp_path: Path) -> None:
+def test_rate_limit_per_credential_is_temporary_with_retry_after(tmp_path: Path) -> None:
     srv = start_server(tmp_path, "--rate-limit", "1")
     try:
         replies = [post(srv, "runs_list", {}) for _ in range(12)]
         codes = [r.status_code for r in replies]
         assert codes[0] == 200 and 429 in codes  # a burst of two seconds' worth (the readiness probe took one), then the rate
         limited = next(r for r in replies if r.status_code == 429)
-        assert limited.headers["retry-after"] == "1" and limited.json()["code"] == "rate_limited"
+        doc = limited.json()
+        assert doc["code"] == "rate_limited" and doc["exit_code"] == 75  # temporary: never 2, the caller's own mistake
+        assert int(limited.headers["retry-after"]) >= 1 and "\n" not in doc["error"]
     finally:
         srv.stop()
+
+
+def test_default_limit_serves_fifty_local_clients_and_still_slows_token_guessing(tmp_path: Path) -> None:
+    srv = start_server(tmp_path)  # the default settings
+    try:
+        codes: list[int] = []
+        lock = threading.Lock()
+
+        def client() -> None:
+            with httpx2.Client(headers=srv.headers(), timeout=60) as http:
+                for _ in range(12):
+                    code = http.post(f"{srv.url}/api/runs_list", json={"limit": 1}).status_code
+                    with lock:
+                        codes.append(code)
+
+        threads = [threading.Thread(target=client) for _ in range(50)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(codes) == 600 and set(codes) == {200}, {c: codes.count(c) for c in set(codes)}
+        with httpx2.Client(headers={"Authorization": "Bearer wrong"}, timeout=30) as guesser:
+            guesses = [guesser.post(f"{srv.url}/api/runs_list", json={}).status_code for _ in range(80)]
+        assert guesses[0] == 401 and 429 in guesses  # failed authentication is limited per address
+        assert post(srv, "runs_list", {}).status_code == 200  # the guesser does not use up the token's budget
+    finally:
+        srv.stop()
+
+
+def test_json_nested_past_the_parsers_depth_is_a_400(server: Server) -> None:
+    body = b"[" * 100_000 + b"]" * 100_000
+    r = httpx2.post(f"{server.url}/api/runs_list", content=body, headers=server.headers())
+    assert r.status_code == 400 and r.json()["code"] == "bad_input"
+    assert "nested" in r.json()["error"] and "\n" not in r.json()["error"]
+
+
+def test_a_state_root_that_is_a_file_is_exit_2_for_mcp_and_serve(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    plain = tmp_path / "not-a-dir"
+    plain.write_text("x")
+    for args in (["mcp"], ["serve", "--port", "1"]):
+        proc = subprocess.run([sys.executable, "-m", "merlin", *args, "--state-root", str(plain)], stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=60, cwd=REPO)
+        assert proc.returncode == 2, (args, proc.returncode, proc.stderr)
+        lines = [x for x in proc.stderr.splitlines() if x.strip()]
+        assert len(lines) == 1 and "not a directory" in lines[0], proc.stderr
 
 
 def test_rotate_token(tmp_path: Path) -> None:

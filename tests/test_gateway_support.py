@@ -59,8 +59,8 @@ def server_env(state_root: Path, out_dir: Path) -> dict[str, str]:
     return env
 
 
-def start_server(tmp: Path, *extra: str, ready_timeout: float = 60.0) -> Server:
-    """``python -m merlin serve`` on a free port; returns once /healthz answers with the token."""
+def start_server(tmp: Path, *extra: str, ready_timeout: float = 60.0, env: dict[str, str] | None = None) -> Server:
+    """``python -m merlin serve`` on a free port; returns once /healthz answers with the token (``env``: more environment)."""
     import httpx2
 
     from merlin.clusters.net import free_ports
@@ -71,7 +71,7 @@ def start_server(tmp: Path, *extra: str, ready_timeout: float = 60.0) -> Server:
     err = tmp / f"serve-{port}.stderr"
     proc = subprocess.Popen(
         [sys.executable, "-m", "merlin", "serve", "--port", str(port), "--state-root", str(state_root), *extra],
-        stdout=subprocess.DEVNULL, stderr=open(err, "w"), env=server_env(state_root, out_dir), cwd=REPO,
+        stdout=subprocess.DEVNULL, stderr=open(err, "w"), env={**server_env(state_root, out_dir), **(env or {})}, cwd=REPO,
     )
     token_file = state_root / "gateway" / "token"
     deadline = time.monotonic() + ready_timeout

@@ -477,6 +477,13 @@ def engine_names() -> list[str]:
     return registry.names()
 
 
+def run_statuses() -> list[str]:
+    """Every status a run record can have (:class:`merlin.ledger.status.RunStatus`)."""
+    from merlin.ledger.status import RunStatus
+
+    return [s.value for s in RunStatus]
+
+
 def redact(data: dict[str, Any]) -> dict[str, Any]:
     """``data`` with secret-looking values redacted, as the ledger's records are (a front end's responses)."""
     from merlin.ledger.text import redact_mapping

@@ -24,6 +24,17 @@ def _need_extra() -> None:
         raise Blocked(f"the gateway needs the 'gateway' extra ({exc.name} is missing): run `.venv/bin/pip install -e '.[gateway]'` or ./merlin (it installs it by default)") from None
 
 
+def _gateway(state_root: Path | None, allow_cluster_control: bool, transport: str):
+    """The gateway over ``state_root``; a state root that exists and is no directory is bad input (exit 2)."""
+    from merlin.errors import BadInput
+    from merlin.gateway.ops import Gateway
+
+    gw = Gateway(state_root, allow_cluster_control=allow_cluster_control, transport=transport)
+    if gw.cp.root.exists() and not gw.cp.root.is_dir():
+        raise BadInput(f"--state-root {gw.cp.root}: not a directory (pass a directory, or set $MERLIN_STATE_ROOT to one)")
+    return gw
+
+
 def mcp(
     state_root: Path | None = StateRootOpt,
     allow_cluster_control: bool = typer.Option(False, "--allow-cluster-control", help="Also offer clusters_start and clusters_stop."),
@@ -33,9 +44,8 @@ def mcp(
     import anyio
 
     from merlin.gateway.mcp_server import serve_stdio
-    from merlin.gateway.ops import Gateway
 
-    gw = Gateway(state_root, allow_cluster_control=allow_cluster_control, transport="mcp-stdio")
+    gw = _gateway(state_root, allow_cluster_control, "mcp-stdio")
     anyio.run(serve_stdio, gw)
 
 
@@ -60,7 +70,7 @@ def serve(
     allow_host: list[str] | None = typer.Option(None, "--allow-host", help="Extra Host header value HOST:PORT to accept (repeatable; e.g. behind a proxy)."),
     cors_origin: list[str] | None = typer.Option(None, "--cors-origin", help="Origin allowed cross-origin requests (repeatable; none by default)."),
     max_body: int = typer.Option(1024 * 1024, "--max-body", help="Largest request body in bytes."),
-    rate_limit: float = typer.Option(100.0, "--rate-limit", help="Requests per second per client address (0: no limit)."),
+    rate_limit: float = typer.Option(1000.0, "--rate-limit", help="Requests per second per credential (the token, or a page session), bursts of two seconds' worth; 0: no limit."),
     state_root: Path | None = StateRootOpt,
 ) -> None:
     """REST API, /openapi.json, MCP at /mcp and a live page at /, behind a bearer token."""
@@ -81,9 +91,8 @@ def serve(
 
     from merlin.gateway.auth import Sessions, load_or_create_token, token_path
     from merlin.gateway.http import ServeConfig, build_app
-    from merlin.gateway.ops import Gateway
 
-    gw = Gateway(state_root, allow_cluster_control=allow_cluster_control, transport="http")
+    gw = _gateway(state_root, allow_cluster_control, "http")
     token, created = load_or_create_token(gw.cp.root, rotate=rotate_token)
     cfg = ServeConfig(host=host, port=None if socket else port, socket=str(socket) if socket else None, token=token,
                       cors_origins=list(cors_origin or []), max_body=max_body, rate_limit=rate_limit)

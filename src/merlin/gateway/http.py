@@ -2,13 +2,18 @@
 
 Every request passes ``Guard`` first, in this order: Host allowlist, Origin
 allowlist (DNS rebinding), body size limit, bearer token (or, for GET only,
-the page's session cookie), per-client rate limit. Operations run in worker
+the page's session cookie), then the rate limit: per credential (the bearer
+token, or one page session) once authenticated, so every local client of one
+server shares a budget sized for many agents at full speed; per client address
+for requests that fail authentication (guessing the token stays slow). Operations run in worker
 threads, so a long execute never blocks the loop.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -30,6 +35,14 @@ from merlin.gateway.ops import Gateway
 HTTP_STATUS = {ExitCode.BAD_INPUT: 400, ExitCode.NOT_FOUND: 404, ExitCode.BLOCKED: 409, ExitCode.RUN_FAILED: 409}
 PUBLIC_PATHS = ("/login",)
 PAGE_PATHS = ("/", "/page/tables")
+#: Requests per second per credential (bursts of two seconds' worth): far above what one agent, or
+#: fifty local clients at full speed, send to a server on one machine (benchmarks/bench_gateway.py).
+DEFAULT_RATE_LIMIT = 1000.0
+#: Requests per second per client address that fail authentication (bursts of twice that).
+UNAUTHENTICATED_RATE = 10.0
+#: A refused request's exit code: temporary (EX_TEMPFAIL), try again after Retry-After; never 2, which
+#: would tell an agent its own input was wrong.
+RATE_LIMITED_EXIT = ExitCode.ENVIRONMENT
 
 
 @dataclass
@@ -42,7 +55,7 @@ class ServeConfig:
     allowed_origins: list[str] = field(default_factory=list)
     cors_origins: list[str] = field(default_factory=list)
     max_body: int = 1024 * 1024
-    rate_limit: float = 100.0  # requests per second per client; 0 = off
+    rate_limit: float = DEFAULT_RATE_LIMIT  # requests per second per credential; 0 = off
 
     @property
     def burst(self) -> int:
@@ -62,12 +75,17 @@ def _error(exc: MerlinError) -> JSONResponse:
     return JSONResponse(error_document(exc), status_code=HTTP_STATUS.get(exc.exit_code, 500))
 
 
-def _plain_error(status: int, text: str, code: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": text, "errors": [text], "exit_code": ExitCode.BAD_INPUT, "code": code}, status_code=status, headers=headers)
+def _plain_error(status: int, text: str, code: str, headers: dict[str, str] | None = None, exit_code: int = ExitCode.BAD_INPUT) -> JSONResponse:
+    return JSONResponse({"error": text, "errors": [text], "exit_code": exit_code, "code": code}, status_code=status, headers=headers)
+
+
+def _rate_limited(text: str, retry_after: float) -> JSONResponse:
+    wait = str(max(1, math.ceil(retry_after)))
+    return _plain_error(429, f"{text}; retry after {wait} s", "rate_limited", {"Retry-After": wait}, RATE_LIMITED_EXIT)
 
 
 class RateLimiter:
-    """A token bucket per client address."""
+    """A token bucket per key (a credential, or a client address)."""
 
     def __init__(self, rate: float, burst: int) -> None:
         self.rate, self.burst = rate, burst
@@ -75,17 +93,21 @@ class RateLimiter:
         self._lock = threading.Lock()
 
     def allow(self, client: str) -> bool:
+        return self.wait(client) == 0.0
+
+    def wait(self, client: str) -> float:
+        """0.0 if ``client`` may go now (and it is counted), else the seconds until it may."""
         if self.rate <= 0:
-            return True
+            return 0.0
         now = time.monotonic()
         with self._lock:
             level, last = self._buckets.get(client, (float(self.burst), now))
             level = min(float(self.burst), level + (now - last) * self.rate)
             if level < 1:
                 self._buckets[client] = (level, now)
-                return False
+                return (1 - level) / self.rate
             self._buckets[client] = (level - 1, now)
-            return True
+            return 0.0
 
 
 async def read_body(request: Request, limit: int) -> bytes | None:
@@ -109,6 +131,7 @@ class Guard:
     def __init__(self, app: Any, cfg: ServeConfig, sessions: Sessions, token_file: Path) -> None:
         self.app, self.cfg, self.sessions, self.token_file = app, cfg, sessions, token_file
         self.limiter = RateLimiter(cfg.rate_limit, cfg.burst)
+        self.guesses = RateLimiter(UNAUTHENTICATED_RATE if cfg.rate_limit > 0 else 0, int(2 * UNAUTHENTICATED_RATE))
         self.hosts = {h.lower() for h in cfg.allowed_hosts}
         self.origins = {o.lower() for o in cfg.allowed_origins}
 
@@ -148,25 +171,33 @@ class Guard:
         client = scope.get("client")
         peer = client[0] if client else "unix"
         path = scope.get("path", "")
-        if not self.limiter.allow(peer):  # before authentication: guessing the token is rate limited too
-            return _plain_error(429, f"rate limit: over {self.cfg.rate_limit:g} requests per second from {peer}", "rate_limited", {"Retry-After": "1"})
-        if path not in PUBLIC_PATHS and not self.authenticated(scope, headers):
+        who = self.credential(scope, headers)
+        if who is None and path not in PUBLIC_PATHS or path == "/login":
+            wait = self.guesses.wait(peer)  # guessing the token is limited per address
+            if wait:
+                return _rate_limited(f"rate limit: over {UNAUTHENTICATED_RATE:g} unauthenticated requests per second from {peer}", wait)
+        elif who is not None:
+            wait = self.limiter.wait(who)
+            if wait:
+                return _rate_limited(f"rate limit: over {self.cfg.rate_limit:g} requests per second with this credential", wait)
+        if path not in PUBLIC_PATHS and who is None:
             if path == "/" and scope["method"] == "GET":
                 return HTMLResponse(page.login_page(str(self.token_file)), status_code=401, headers={"WWW-Authenticate": 'Bearer realm="merlin"'})
             return _plain_error(401, "a bearer token is required (Authorization: Bearer TOKEN; the token is in the state root's gateway/token)", "unauthorized", {"WWW-Authenticate": 'Bearer realm="merlin"'})
         return None
 
-    def authenticated(self, scope: dict[str, Any], headers: dict[str, str]) -> bool:
+    def credential(self, scope: dict[str, Any], headers: dict[str, str]) -> str | None:
+        """What authenticates the request (the rate limit's key: ``bearer``, or one page session), or None."""
         if bearer_ok(headers.get("authorization"), self.cfg.token):
-            return True
+            return "bearer"
         if scope["method"] != "GET" or scope.get("path") not in PAGE_PATHS:  # the cookie opens the read-only page only
-            return False
+            return None
         cookies = headers.get("cookie", "")
         for part in cookies.split(";"):
             name, _, value = part.strip().partition("=")
             if name == SESSION_COOKIE and self.sessions.valid(value):
-                return True
-        return False
+                return f"session {hashlib.sha256(value.encode()).hexdigest()[:16]}"
+        return None
 
 
 def build_app(gw: Gateway, cfg: ServeConfig, sessions: Sessions | None = None) -> Any:
@@ -191,6 +222,8 @@ def build_app(gw: Gateway, cfg: ServeConfig, sessions: Sessions | None = None) -
             args = json.loads(body) if body.strip() else {}
         except ValueError as exc:
             return _plain_error(400, f"{name}: the body is not JSON ({exc})", "bad_input")
+        except RecursionError:  # nested past the parser's depth: the caller's input, never a 500
+            return _plain_error(400, f"{name}: the body is JSON nested too deeply (more than about 1,000 levels)", "bad_input")
         if not isinstance(args, dict):
             return _plain_error(400, f"{name}: the body must be a JSON object", "bad_input")
         peer = request.client.host if request.client else "unix"

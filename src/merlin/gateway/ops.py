@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import merlin.gateway.operations  # noqa: F401  (registers every operation, in group order)
 from merlin.errors import BadInput, MerlinError, NotFound
-from merlin.gateway.registry import OPERATIONS, Input, Later, Operation, by_name, operation, step
+from merlin.gateway.registry import OPERATIONS, PROGRESS, Input, Later, Operation, by_name, operation, step
 from merlin.gateway.steps import ACTION_TOOLS, NO_TOOL, map_steps
 
 __all__ = ["ACTION_TOOLS", "NO_TOOL", "OPERATIONS", "Gateway", "Input", "Later", "Operation", "by_name", "map_steps", "operation", "step"]
 
 #: the name the MCP server and the tests know the step mapping by
 _map_steps = map_steps
+
+#: Seconds between progress messages of an unchanged wait (a changed one is sent at once).
+PROGRESS_EVERY = 2.0
 
 #: the fields of a mutating request's arguments that name what it acted on (the audit line's subject)
 SUBJECT_FIELDS = ("run_id", "target_dir", "target", "capability", "name", "question_id", "task_id", "task")
@@ -53,17 +56,40 @@ class Gateway:
             result = self.step(op, args, client, result)
         return self.finish(op, args, client, result)
 
-    async def acall(self, name: str, arguments: dict[str, Any] | None, *, client: str = "local") -> dict[str, Any]:
+    async def acall(
+        self, name: str, arguments: dict[str, Any] | None, *, client: str = "local", progress: Callable[[float, str], Awaitable[None]] | None = None
+    ) -> dict[str, Any]:
         """As :meth:`call`, for servers: the work runs in a worker thread, and a wait (an execute
-        until its gate) sleeps on the event loop between quick polls, so it holds no worker."""
+        until its gate) sleeps on the event loop between quick polls, so it holds no worker.
+
+        ``progress(n, message)``, if given, hears how it goes (n increases): the handler's own
+        messages (a cluster starting) and, while it waits, what it waits on (when that changes, or
+        every few seconds). Cancelling the caller's scope stops the waiting, never the work it waits on."""
         import anyio
+        import anyio.from_thread
         import anyio.to_thread
 
-        op, args, result = await anyio.to_thread.run_sync(self.start, name, arguments, client)
-        while isinstance(result, Later):
-            await anyio.sleep(result.interval)
-            result = await anyio.to_thread.run_sync(self.step, op, args, client, result)
-        return await anyio.to_thread.run_sync(self.finish, op, args, client, result)
+        count = 0
+
+        async def send(message: str) -> None:
+            nonlocal count
+            if progress is not None:
+                count += 1
+                await progress(float(count), message)
+
+        token = PROGRESS.set((lambda m: anyio.from_thread.run(send, m)) if progress is not None else None)
+        try:
+            op, args, result = await anyio.to_thread.run_sync(self.start, name, arguments, client)
+            said, when = "", 0.0
+            while isinstance(result, Later):
+                if result.note and (result.note != said or time.monotonic() - when >= PROGRESS_EVERY):
+                    said, when = result.note, time.monotonic()
+                    await send(said)
+                await anyio.sleep(result.interval)
+                result = await anyio.to_thread.run_sync(self.step, op, args, client, result)
+            return await anyio.to_thread.run_sync(self.finish, op, args, client, result)
+        finally:
+            PROGRESS.reset(token)
 
     def start(self, name: str, arguments: dict[str, Any] | None, client: str) -> tuple[Operation, Input, Any]:
         from pydantic import ValidationError

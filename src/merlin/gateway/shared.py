@@ -5,15 +5,55 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-from merlin.controlplane import DEFAULT_ENGINE, engine_names
-from merlin.gateway.registry import step
+from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["DEFAULT_ENGINE", "EngineChoice", "run_json", "run_steps", "target_steps", "with_steps"]
+from merlin.controlplane import DEFAULT_ENGINE, engine_names, run_statuses
+from merlin.gateway.registry import NextStep, Result, step
+
+__all__ = ["DEFAULT_ENGINE", "EngineChoice", "Run", "RunResult", "RunStatusChoice", "TargetResult", "run_json", "run_steps", "target_steps", "with_steps"]
 
 if TYPE_CHECKING:
     EngineChoice = str
-else:  # the engines of the facade's registry, as a JSON Schema enum for the tools
+    RunStatusChoice = str
+else:  # the engines of the facade's registry and the ledger's statuses, as JSON Schema enums
     EngineChoice = Literal.__getitem__(tuple(engine_names()))
+    RunStatusChoice = Literal.__getitem__(tuple(run_statuses()))
+
+
+class Run(BaseModel):
+    """A run record as the ledger stores it (every field of `merlin ray jobs status --json`)."""
+
+    model_config = ConfigDict(extra="allow")
+    run_id: str
+    target: str
+    workflow: str
+    source: str
+    engine: str
+    status: RunStatusChoice
+    outcome: str | None = None
+    target_dir: str
+    message: str = ""
+    attempts: list[dict[str, Any]] = Field(default_factory=list)
+    next_steps: list[dict[str, Any]] = Field(default_factory=list, description="As tool calls ({tool, args}) where a tool performs them.")
+
+
+class RunResult(Run):
+    """One run record, with the tool calls to make next."""
+
+    next_steps: list[NextStep] = Field(description="The tool calls to make next.")  # type: ignore[assignment]
+
+
+class TargetResult(Result):
+    """A target's execution state: every task, the open questions and what waits (`targetgen status --json`)."""
+
+    target: str
+    target_dir: str
+    outcome: str | None = Field(description="completed, awaiting_operator, awaiting_response, blocked or ready.")
+    tasks: list[dict[str, Any]] = Field(default_factory=list)
+    open_question: dict[str, Any] | None = None
+    open_questions: list[dict[str, Any]] = Field(default_factory=list)
+    awaiting_response: dict[str, Any] | None = None
+    blocked: list[dict[str, Any]] = Field(default_factory=list)
 
 
 def run_json(rec: Any) -> dict[str, Any]:

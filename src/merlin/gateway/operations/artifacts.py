@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import base64
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
 from merlin.gateway.operations.runs import RunInput
-from merlin.gateway.registry import operation, step
+from merlin.gateway.registry import Result, operation, step
 
 if TYPE_CHECKING:  # pragma: no cover
     from merlin.gateway.ops import Gateway
@@ -17,12 +17,30 @@ if TYPE_CHECKING:  # pragma: no cover
 DEFAULT_FETCH_LIMIT = 256 * 1024
 
 
+class ArtifactsResult(Result):
+    """The run's artifact index."""
+
+    run_id: str
+    files: list[dict[str, Any]]
+
+
+class FetchResult(Result):
+    run_id: str
+    name: str
+    size: int = Field(ge=0)
+    sha256: str
+    path: str
+    encoding: Literal["utf-8", "base64"] | None = Field(description="null: too large, read it at path.")
+    content: str | None
+    truncated_reason: str | None = None
+
+
 class FetchInput(RunInput):
     name: str = Field(description="Artifact name as listed (relative path).")
     max_bytes: int = Field(DEFAULT_FETCH_LIMIT, ge=1, le=4 * 1024 * 1024, description="Larger artifacts are returned as a path.")
 
 
-@operation("artifacts_list", "artifacts", RunInput, mutating=False)
+@operation("artifacts_list", "artifacts", RunInput, ArtifactsResult, mutating=False)
 def artifacts_list(gw: Gateway, a: RunInput) -> dict[str, Any]:
     """Files of the run's target directory, as indexed when it ended."""
     data = gw.cp.artifacts(a.run_id).model_dump(mode="json")
@@ -30,7 +48,7 @@ def artifacts_list(gw: Gateway, a: RunInput) -> dict[str, Any]:
     return data
 
 
-@operation("artifacts_fetch", "artifacts", FetchInput, mutating=False)
+@operation("artifacts_fetch", "artifacts", FetchInput, FetchResult, mutating=False)
 def artifacts_fetch(gw: Gateway, a: FetchInput) -> dict[str, Any]:
     """One artifact's content (text, or base64 for binary) within max_bytes, its sha256 checked; larger ones come back as a path."""
     got = gw.cp.read_artifact(a.run_id, a.name, a.max_bytes)

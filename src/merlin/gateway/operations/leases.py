@@ -4,13 +4,44 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from merlin.gateway.registry import Input, NoInput, operation, step
+from merlin.gateway.operations.runs import Condition
+from merlin.gateway.registry import Input, NoInput, Result, operation, step
 from merlin.gateway.steps import map_steps
 
 if TYPE_CHECKING:  # pragma: no cover
     from merlin.gateway.ops import Gateway
+
+
+class Lease(BaseModel):
+    """A lease as the book stores it."""
+
+    model_config = ConfigDict(extra="allow")
+    lease_id: str
+    state: str
+
+
+class LeaseResult(Lease, Result):
+    """One lease, with the tool calls to make next."""
+
+
+class LeasesListResult(Result):
+    items: list[dict[str, Any]]
+    queue: list[Lease]
+
+
+class QueuedLease(Lease):
+    position: int = Field(ge=1)
+
+
+class LeasesQueueResult(Result):
+    queue: list[QueuedLease]
+
+
+class LeaseWhyResult(Result):
+    lease_id: str
+    conditions: list[Condition]
 
 
 class ReserveInput(Input):
@@ -43,14 +74,14 @@ def _lease_steps(lease: dict[str, Any]) -> list[dict[str, Any]]:
     return []
 
 
-@operation("leases_list", "leases", NoInput, mutating=False)
+@operation("leases_list", "leases", NoInput, LeasesListResult, mutating=False)
 def leases_list(gw: Gateway, a: NoInput) -> dict[str, Any]:
     """Inventory items with their health, holder and waiting requests; then the queue."""
     book = gw.cp.leases
     return {"items": book.items(), "queue": book.queue(), "next_steps": []}
 
 
-@operation("leases_reserve", "leases", ReserveInput, mutating=True)
+@operation("leases_reserve", "leases", ReserveInput, LeaseResult, mutating=True)
 def leases_reserve(gw: Gateway, a: ReserveInput) -> dict[str, Any]:
     """Request items (a gang if several bundles); returns the lease at once, granted or waiting in the queue. The server's user owns it; renew it before its TTL ends."""
     lease = dict(gw.cp.reserve_lease(a.bundles, labels=a.labels, priority=a.priority, ttl=a.ttl, run_id=a.run_id))
@@ -58,7 +89,7 @@ def leases_reserve(gw: Gateway, a: ReserveInput) -> dict[str, Any]:
     return lease
 
 
-@operation("leases_renew", "leases", RenewInput, mutating=True)
+@operation("leases_renew", "leases", RenewInput, LeaseResult, mutating=True)
 def leases_renew(gw: Gateway, a: RenewInput) -> dict[str, Any]:
     """Push a lease's expiry out by its TTL (an error with exit code 3 if it already ended)."""
     lease = dict(gw.cp.leases.renew(a.lease_id, ttl=a.ttl))
@@ -66,7 +97,7 @@ def leases_renew(gw: Gateway, a: RenewInput) -> dict[str, Any]:
     return lease
 
 
-@operation("leases_release", "leases", ReleaseInput, mutating=True)
+@operation("leases_release", "leases", ReleaseInput, LeaseResult, mutating=True)
 def leases_release(gw: Gateway, a: ReleaseInput) -> dict[str, Any]:
     """Give the items back (or withdraw a waiting request); the next waiter is granted at once."""
     lease = dict(gw.cp.leases.release(a.lease_id, force=a.force, reason=a.reason))
@@ -74,14 +105,14 @@ def leases_release(gw: Gateway, a: ReleaseInput) -> dict[str, Any]:
     return lease
 
 
-@operation("leases_queue", "leases", NoInput, mutating=False)
+@operation("leases_queue", "leases", NoInput, LeasesQueueResult, mutating=False)
 def leases_queue(gw: Gateway, a: NoInput) -> dict[str, Any]:
     """Waiting requests in the order they will be served (after a scheduling pass)."""
     rows = [dict(lease, position=n) for n, lease in enumerate(gw.cp.lease_queue(), 1)]
     return {"queue": rows, "next_steps": [step("leases_why", lease_id=r["lease_id"]) for r in rows[:5]]}
 
 
-@operation("leases_why", "leases", LeaseInput, mutating=False)
+@operation("leases_why", "leases", LeaseInput, LeaseWhyResult, mutating=False)
 def leases_why(gw: Gateway, a: LeaseInput) -> dict[str, Any]:
     """Every condition holding a waiting lease back, each with a code, evidence and the next step."""
     conds = [dict(c, next_steps=map_steps(c.get("next_steps"))) for c in gw.cp.leases.why(a.lease_id)]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from merlin.gateway.registry import Input, operation, step
-from merlin.gateway.shared import DEFAULT_ENGINE, EngineChoice, run_json, run_steps
+from merlin.gateway.registry import Input, Later, NextStep, Result, operation, step
+from merlin.gateway.shared import DEFAULT_ENGINE, EngineChoice, RunResult, RunStatusChoice, run_json, run_steps
 from merlin.gateway.steps import map_steps
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -15,6 +16,47 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Characters of log text returned by one runs_logs call.
 DEFAULT_LOG_CHUNK = 64 * 1024
+
+
+class RunSummary(BaseModel):
+    """A run's summary (as `merlin ray jobs list`: also target, workflow, source, engine, outcome, message,
+    waiting_on, created_at, updated_at, cluster, attempts), or its whole record with full=true. Only the
+    two fields every row has are declared: a client checks each of up to thousands of rows against them."""
+
+    model_config = ConfigDict(extra="allow")
+    run_id: str
+    status: RunStatusChoice
+
+
+class RunsListResult(Result):
+    runs: list[RunSummary] = Field(description="Newest first.")
+    total: int = Field(ge=0, description="How many runs match (before limit).")
+
+
+class Condition(BaseModel):
+    """One condition holding a run or a lease back."""
+
+    model_config = ConfigDict(extra="allow")
+    code: str
+    next_steps: list[NextStep] = Field(default_factory=list)
+
+
+class RunsWhyResult(Result):
+    run_id: str
+    status: RunStatusChoice
+    message: str
+    held: bool
+    conditions: list[Condition]
+
+
+class RunsLogsResult(Result):
+    run_id: str
+    attempt: int
+    status: RunStatusChoice
+    text: str
+    cursor: int = Field(ge=0)
+    next_cursor: int = Field(ge=0)
+    complete: bool
 
 
 class SubmitInput(Input):
@@ -51,12 +93,22 @@ class LogsInput(RunInput):
     max_chars: int = Field(DEFAULT_LOG_CHUNK, ge=1, le=1024 * 1024)
 
 
+class RunWaitInput(RunInput):
+    timeout: float = Field(600.0, gt=0, le=3600, description="Seconds to wait at most; the run goes on afterwards either way.")
+
+
+class RunsWaitResult(RunResult):
+    """The run's record when it ended or the timeout came."""
+
+    ended: bool = Field(description="The run reached a final status (false: the timeout came first; call again).")
+
+
 class RunRetryInput(RunInput):
     env: dict[str, str] = Field(default_factory=dict, description="Environment (needed again for redacted secrets).")
     cluster: str | None = None
 
 
-@operation("runs_submit", "runs", SubmitInput, mutating=True)
+@operation("runs_submit", "runs", SubmitInput, RunResult, mutating=True)
 def runs_submit(gw: Gateway, a: SubmitInput) -> dict[str, Any]:
     """Record a run and hand it to an engine; returns once the run is recorded (poll runs_status, tail runs_logs)."""
     rec = gw.cp.submit(
@@ -66,7 +118,7 @@ def runs_submit(gw: Gateway, a: SubmitInput) -> dict[str, Any]:
     return run_json(rec)
 
 
-@operation("runs_list", "runs", ListRunsInput, mutating=False, stored_records=True)
+@operation("runs_list", "runs", ListRunsInput, RunsListResult, mutating=False, stored_records=True)
 def runs_list(gw: Gateway, a: ListRunsInput) -> dict[str, Any]:
     """Runs in the ledger, newest first: each run's summary (run_id, target, workflow, source, engine, status, outcome, message, waiting_on: what a waiting run waits on, created_at, updated_at, cluster name, number of attempts), or whole records as stored with full=true."""
     total, rows = gw.cp.run_summaries(a.status, a.limit, full=a.full, refresh=a.refresh)
@@ -74,7 +126,7 @@ def runs_list(gw: Gateway, a: ListRunsInput) -> dict[str, Any]:
     return {"runs": rows, "total": total, "next_steps": steps}
 
 
-@operation("runs_status", "runs", RunStatusInput, mutating=False, stored_records=True)
+@operation("runs_status", "runs", RunStatusInput, RunResult, mutating=False, stored_records=True)
 def runs_status(gw: Gateway, a: RunStatusInput) -> dict[str, Any]:
     """One run's record, after asking its engine (refresh=false reads the ledger only)."""
     if not a.refresh:
@@ -85,7 +137,7 @@ def runs_status(gw: Gateway, a: RunStatusInput) -> dict[str, Any]:
     return run_json(gw.cp.status(a.run_id))
 
 
-@operation("runs_why", "runs", RunInput, mutating=False)
+@operation("runs_why", "runs", RunInput, RunsWhyResult, mutating=False)
 def runs_why(gw: Gateway, a: RunInput) -> dict[str, Any]:
     """Why a run is waiting or blocked: every condition (leases, cluster, Ray, the scheduler, then the run), each with a stable code, evidence, when it was observed, a hint and the tool calls to make next (as `merlin ray jobs why`)."""
     rec = gw.cp.get(a.run_id)
@@ -109,7 +161,7 @@ def runs_why(gw: Gateway, a: RunInput) -> dict[str, Any]:
     return {"run_id": rec.run_id, "status": rec.status.value, "message": rec.message, "held": bool(conds), "conditions": conds, "next_steps": steps[:6]}
 
 
-@operation("runs_logs", "runs", LogsInput, mutating=False)
+@operation("runs_logs", "runs", LogsInput, RunsLogsResult, mutating=False)
 def runs_logs(gw: Gateway, a: LogsInput) -> dict[str, Any]:
     """A chunk of the run's output from a cursor: call again with next_cursor to tail it incrementally."""
     rec = gw.cp.get(a.run_id)
@@ -121,13 +173,34 @@ def runs_logs(gw: Gateway, a: LogsInput) -> dict[str, Any]:
     return {"run_id": a.run_id, "attempt": a.attempt or len(rec.attempts), "status": rec.status.value, "text": chunk, "cursor": a.cursor, "next_cursor": nxt, "complete": done, "next_steps": steps}
 
 
-@operation("runs_cancel", "runs", RunInput, mutating=True)
+@operation("runs_wait", "runs", RunWaitInput, RunsWaitResult, mutating=False)
+def runs_wait(gw: Gateway, a: RunWaitInput) -> dict[str, Any] | Later:
+    """Wait until a run ends (or timeout seconds pass) and return its record, with ended true or false; the wait holds no worker, sends progress when the client asks for it, and a cancelled call stops waiting, never the run."""
+    first = gw.cp.status(a.run_id)
+
+    def answer(rec: Any) -> dict[str, Any]:
+        return {**run_json(rec), "ended": rec.status.is_terminal()}
+
+    if first.status.is_terminal():
+        return answer(first)
+
+    def check() -> dict[str, Any] | None:
+        now = gw.cp.status(a.run_id)
+        later.note = f"run {a.run_id} {now.status.value}" + (f": {now.message}" if now.message else "")
+        return answer(now) if now.status.is_terminal() else None
+
+    later = Later(check=check, expired=lambda: answer(gw.cp.status(a.run_id)), deadline=time.monotonic() + a.timeout, interval=0.5)
+    later.note = f"run {a.run_id} {first.status.value}"
+    return later
+
+
+@operation("runs_cancel", "runs", RunInput, RunResult, mutating=True)
 def runs_cancel(gw: Gateway, a: RunInput) -> dict[str, Any]:
     """Stop a run (local: its whole process group; ray: stop_job)."""
     return run_json(gw.cp.cancel(a.run_id))
 
 
-@operation("runs_retry", "runs", RunRetryInput, mutating=True)
+@operation("runs_retry", "runs", RunRetryInput, RunResult, mutating=True)
 def runs_retry(gw: Gateway, a: RunRetryInput) -> dict[str, Any]:
     """A new attempt of a blocked, failed, cancelled or lost run; returns once it is recorded."""
     return run_json(gw.cp.retry(a.run_id, env=a.env, cluster=a.cluster))

@@ -8,13 +8,67 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field
 
 from merlin.errors import BadInput
-from merlin.gateway.registry import Input, Later, operation, step
-from merlin.gateway.shared import DEFAULT_ENGINE, EngineChoice, run_json, with_steps
+from merlin.gateway.registry import Input, Later, Result, operation, step
+from merlin.gateway.shared import DEFAULT_ENGINE, EngineChoice, Run, TargetResult, run_json, with_steps
 
 if TYPE_CHECKING:  # pragma: no cover
     from merlin.gateway.ops import Gateway
 
 STRICT = "Treat the pair's warnings (e.g. an overlay that belongs to another target) as errors: a spec_error, exit 2 (the CLI's --strict)."
+
+
+class ValidateResult(Result):
+    valid: bool
+    target: str
+    warnings: list[str] = Field(default_factory=list)
+    capability: str | None = None
+    overlay: str | None = None
+
+
+class PlanResult(Result):
+    target: str
+    target_dir: str
+    warnings: list[str] = Field(default_factory=list)
+    files: list[Any] = Field(default_factory=list)
+
+
+class ExplainResult(Result):
+    warnings: list[str] = Field(default_factory=list)
+    support_plan: dict[str, Any]
+    task_graph: Any
+    verification_manifest: Any
+
+
+class OrchestrateResult(Result):
+    target: str
+    target_dir: str
+    reset: bool
+    tasks: Any
+    bundle: str
+    state: str
+
+
+class ExecuteResult(TargetResult):
+    """The target's state once the executor stopped at a gate (outcome null: still running at the timeout, or wait=false), with its run."""
+
+    outcome: str | None = Field(None, description="completed, awaiting_operator, awaiting_response, blocked; null while the run goes on.")
+    run: Run
+
+
+class AnswerResult(Result):
+    target_dir: str
+    question_id: str
+    choice: str
+    answer_id: str | None = None
+    recorded: bool
+    applied: bool
+    answers_file: str
+
+
+class RetryTaskResult(Result):
+    target_dir: str
+    retried: list[Any]
+    reason: str | None = None
 
 
 class SpecInput(Input):
@@ -59,7 +113,7 @@ class RetryTaskInput(TargetDirInput):
     reason: str | None = Field(None, max_length=2000, description="Why (kept in the task's history).")
 
 
-@operation("targetgen_validate", "targetgen", SpecInput, mutating=False)
+@operation("targetgen_validate", "targetgen", SpecInput, ValidateResult, mutating=False)
 def targetgen_validate(gw: Gateway, a: SpecInput) -> dict[str, Any]:
     """Check a capability spec (and overlay); every problem is one FILE:LINE: field: problem line in the error; warnings: the pair's located mismatch warnings (as `targetgen validate`)."""
     data = gw.cp.targetgen_validate(a.capability, a.overlay, strict=a.strict).to_json()
@@ -67,7 +121,7 @@ def targetgen_validate(gw: Gateway, a: SpecInput) -> dict[str, Any]:
     return data
 
 
-@operation("targetgen_plan", "targetgen", PlanInput, mutating=True)
+@operation("targetgen_plan", "targetgen", PlanInput, PlanResult, mutating=True)
 def targetgen_plan(gw: Gateway, a: PlanInput) -> dict[str, Any]:
     """Write the plan (support plan, task graph, verification manifest) under OUT_DIR/<target>/; warnings as targetgen_validate."""
     data = gw.cp.targetgen_plan(a.capability, a.overlay, out_dir=a.out_dir, strict=a.strict).to_json()
@@ -75,7 +129,7 @@ def targetgen_plan(gw: Gateway, a: PlanInput) -> dict[str, Any]:
     return data
 
 
-@operation("targetgen_explain", "targetgen", SpecInput, mutating=False)
+@operation("targetgen_explain", "targetgen", SpecInput, ExplainResult, mutating=False)
 def targetgen_explain(gw: Gateway, a: SpecInput) -> dict[str, Any]:
     """The plan with the reason behind every decision (writes nothing)."""
     data = gw.cp.targetgen_explain(a.capability, a.overlay, strict=a.strict).to_json()
@@ -83,7 +137,7 @@ def targetgen_explain(gw: Gateway, a: SpecInput) -> dict[str, Any]:
     return data
 
 
-@operation("targetgen_orchestrate", "targetgen", OrchestrateInput, mutating=True)
+@operation("targetgen_orchestrate", "targetgen", OrchestrateInput, OrchestrateResult, mutating=True)
 def targetgen_orchestrate(gw: Gateway, a: OrchestrateInput) -> dict[str, Any]:
     """Write the execution bundle, briefs, prompt packets and state for a target (keeps existing progress unless reset)."""
     result = gw.cp.targetgen_orchestrate(a.capability, a.overlay, out_dir=a.out_dir, prompt_backend=a.prompt_backend, reset=a.reset, strict=a.strict)
@@ -92,7 +146,7 @@ def targetgen_orchestrate(gw: Gateway, a: OrchestrateInput) -> dict[str, Any]:
     return data
 
 
-@operation("targetgen_execute", "targetgen", ExecuteInput, mutating=True)
+@operation("targetgen_execute", "targetgen", ExecuteInput, ExecuteResult, mutating=True)
 def targetgen_execute(gw: Gateway, a: ExecuteInput) -> dict[str, Any] | Later:
     """Advance the target until its next gate, as a recorded run; returns the outcome (completed, awaiting_operator, awaiting_response, blocked) with the run, or the run alone with wait=false."""
     if (a.capability is None) == (a.target_dir is None):
@@ -124,18 +178,21 @@ def targetgen_execute(gw: Gateway, a: ExecuteInput) -> dict[str, Any] | Later:
 
     def check() -> dict[str, Any] | None:
         now = gw.cp.status(rid)
+        later.note = f"targetgen_execute {target}: run {rid} {now.status.value}" + (f": {now.message}" if now.message else "")
         return outcome(now) if now.status.is_terminal() else None
 
-    return Later(check=check, expired=lambda: outcome(gw.cp.status(rid)), deadline=time.monotonic() + a.timeout)
+    later = Later(check=check, expired=lambda: outcome(gw.cp.status(rid)), deadline=time.monotonic() + a.timeout)
+    later.note = f"targetgen_execute {target}: run {rid} recorded ({rec.status.value})"
+    return later
 
 
-@operation("targetgen_status", "targetgen", TargetDirInput, mutating=False)
+@operation("targetgen_status", "targetgen", TargetDirInput, TargetResult, mutating=False)
 def targetgen_status(gw: Gateway, a: TargetDirInput) -> dict[str, Any]:
     """Every task (state, stage, attempts, last validation), the open questions and what waits."""
     return with_steps(gw.cp.targetgen_status(a.target_dir).to_json())
 
 
-@operation("targetgen_answer", "targetgen", AnswerInput, mutating=True)
+@operation("targetgen_answer", "targetgen", AnswerInput, AnswerResult, mutating=True)
 def targetgen_answer(gw: Gateway, a: AnswerInput) -> dict[str, Any]:
     """Answer an open operator question (recorded durably under the target lock; the next execute applies it)."""
     data = gw.cp.targetgen_answer(a.target_dir, a.question_id, a.choice, note=a.note).to_json()
@@ -143,7 +200,7 @@ def targetgen_answer(gw: Gateway, a: AnswerInput) -> dict[str, Any]:
     return data
 
 
-@operation("targetgen_retry", "targetgen", RetryTaskInput, mutating=True)
+@operation("targetgen_retry", "targetgen", RetryTaskInput, RetryTaskResult, mutating=True)
 def targetgen_retry(gw: Gateway, a: RetryTaskInput) -> dict[str, Any]:
     """Return a blocked or failed task (or the given task) to planned, recording why."""
     data = gw.cp.targetgen_retry(a.target_dir, a.task, reason=a.reason).to_json()
