@@ -31,8 +31,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import MERLIN, PY, env  # noqa: E402
-from _symmetric_run import Baseline, isolation_problem, run_template  # noqa: E402
+from _common import MERLIN, PY, env
+from _symmetric_run import Baseline, isolation_problem, run_template
 
 FIRST_LINE = "merlin-bench-first-line"
 JOB = f"import sys; print('{FIRST_LINE}', flush=True)"

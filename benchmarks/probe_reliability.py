@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from merlin.controlplane import ControlPlane  # noqa: E402
-from test_reliability import refresh_race, sigkill_storm  # noqa: E402
+from merlin.controlplane import ControlPlane
+from test_reliability import refresh_race, sigkill_storm
 
 
 def main() -> None:

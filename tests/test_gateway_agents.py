@@ -15,10 +15,10 @@ import anyio
 import jsonschema
 import mcp_types as types
 import pytest
-from mcp import Client, StdioServerParameters  # noqa: E402  (after the importorskip in the support module)
+from mcp import Client, StdioServerParameters
 
 from conftest import REPO
-from merlin.gateway.ops import OPERATIONS, Gateway  # noqa: E402
+from merlin.gateway.ops import OPERATIONS, Gateway
 from test_gateway_support import CAPABILITY, OVERLAY, drive_agent, server_env
 
 

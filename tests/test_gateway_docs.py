@@ -9,8 +9,8 @@ from conftest import REPO
 
 pytest.importorskip("mcp", reason="the gateway extra is not installed")
 
-from merlin.gateway import docs  # noqa: E402
-from merlin.gateway.ops import OPERATIONS  # noqa: E402
+from merlin.gateway import docs
+from merlin.gateway.ops import OPERATIONS
 
 
 def test_reference_in_sync() -> None:

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx2  # noqa: E402  (the gateway extra brings it)
+import httpx2
 import pytest
 
 from conftest import run_cli

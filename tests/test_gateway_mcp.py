@@ -10,11 +10,11 @@ from pathlib import Path
 
 import anyio
 import pytest
-from mcp import Client, StdioServerParameters  # noqa: E402  (after the importorskip in the support module)
+from mcp import Client, StdioServerParameters
 
 from conftest import REPO
-from merlin.gateway.mcp_server import build_server  # noqa: E402
-from merlin.gateway.ops import OPERATIONS, Gateway  # noqa: E402
+from merlin.gateway.mcp_server import build_server
+from merlin.gateway.ops import OPERATIONS, Gateway
 from test_gateway_support import CAPABILITY, call, drive_agent, server_env, start_server
 
 

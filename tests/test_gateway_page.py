@@ -10,7 +10,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx2  # noqa: E402
+import httpx2
 import pytest
 
 from test_gateway_support import Server, start_server

@@ -9,9 +9,9 @@ import pytest
 
 pytest.importorskip("mcp", reason="the gateway extra is not installed")
 
-from merlin.gateway.ops import by_name  # noqa: E402
-from merlin.gateway.steps import ACTION_TOOLS, NO_TOOL, TOOL_OF_ACTION, action_tools  # noqa: E402
-from merlin.nextsteps import ARGS, Action  # noqa: E402
+from merlin.gateway.ops import by_name
+from merlin.gateway.steps import ACTION_TOOLS, NO_TOOL, TOOL_OF_ACTION, action_tools
+from merlin.nextsteps import ARGS, Action
 
 
 def test_the_table_names_every_action_and_only_actions() -> None:

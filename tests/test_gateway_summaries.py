@@ -12,8 +12,8 @@ import pytest
 
 pytest.importorskip("mcp")
 
-from merlin.control.summaries import SUMMARY_FIELDS  # noqa: E402
-from merlin.gateway.ops import Gateway  # noqa: E402
+from merlin.control.summaries import SUMMARY_FIELDS
+from merlin.gateway.ops import Gateway
 
 
 def test_summaries_follow_ledger_writes_and_journal_rotation(tmp_path: Path) -> None:

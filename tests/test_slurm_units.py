@@ -4,17 +4,18 @@ captured from the local Slurm 22.05.8), merlin's batch script, option checks and
 from __future__ import annotations
 
 import json
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from merlin.clusters import slurm_node
 from merlin.clusters.slurm import (
+    SchedJob,
     SlurmBackend,
+    _job,
     expand_hostlist,
-    parse_scontrol_oneline,
-    parse_squeue_json,
     parse_squeue_lines,
     render_sbatch,
 )
@@ -22,6 +23,30 @@ from merlin.errors import BadInput
 from tests.slurm_support import BARE_STOP
 
 DATA = Path(__file__).parent / "data" / "slurm"
+
+
+# Oracles for the recorded outputs (merlin itself reads squeue's line form only).
+def parse_squeue_json(data: dict[str, Any]) -> dict[str, SchedJob]:
+    """``squeue --json`` (openapi v0.0.38, Slurm 22.05) -> job id -> :class:`SchedJob`."""
+
+    out = {}
+    for j in data.get("jobs") or []:
+        jid = str(j.get("job_id"))
+        state = j.get("job_state") or "UNKNOWN"
+        end = j.get("end_time")
+        end_s = datetime.fromtimestamp(end, UTC).isoformat() if isinstance(end, (int, float)) and end > 0 else None
+        out[jid] = _job(jid, state, j.get("state_reason") or "", j.get("nodes") or "", end_s)
+    return out
+
+
+def parse_scontrol_oneline(text: str) -> dict[str, str]:
+    """``scontrol show node|job -o NAME``: ``Key=Value`` words -> dict (values may not contain spaces)."""
+    out: dict[str, str] = {}
+    for word in text.split():
+        if "=" in word:
+            key, value = word.split("=", 1)
+            out.setdefault(key, value)
+    return out
 
 
 def test_squeue_json_gives_state_reason_and_nodes():

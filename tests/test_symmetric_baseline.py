@@ -22,7 +22,7 @@ from conftest import REPO
 from slurm_support import BARE_STOP
 
 sys.path.insert(0, str(REPO / "benchmarks"))
-import _symmetric_run as sym  # noqa: E402
+import _symmetric_run as sym
 
 
 def test_what_ray_stop_would_scan_inside_the_pid_namespace_does_not_show_a_ray_looking_process_outside() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 try:
-    from merlin.cli.app import main  # noqa: E402
+    from merlin.cli.app import main
 except ModuleNotFoundError as exc:  # a Python without merlin's dependencies: one line, no traceback
     wrapper = Path(__file__).resolve().parent.parent / "merlin"
     sys.stderr.write(

@@ -45,7 +45,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from merlin.clusters.base import ClusterBackend, ClusterState
     from merlin.control.artifacts import ArtifactRead
     from merlin.control.summaries import RunSummaries
-    from merlin.engines.base import Engine, Observation
+    from merlin.engines.base import Engine
     from merlin.integrations.targetgen_ops import Explanation, ReviewPrompt, ReviewQueue, ReviewResponse, Validation, WrittenPlan
     from merlin.leases.book import Lease, LeaseBook
     from merlin.ledger.models import ArtifactIndex, ClusterRecord, RunRecord
@@ -222,8 +222,6 @@ class ControlPlane:
         """Reconcile active runs with their engines: one ``poll_many`` per engine."""
         return observe.refresh(self, run_ids)
 
-    def _apply(self, seen: RunRecord, obs: Observation, keep_logs: bool = True) -> RunRecord:
-        return observe.apply(self, seen, obs, keep_logs)
 
     def index_artifacts(self, run_id: str) -> ArtifactIndex:
         return observe.index_artifacts(self, run_id)

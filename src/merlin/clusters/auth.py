@@ -15,8 +15,6 @@ from pathlib import Path
 
 from merlin.errors import BadInput, Blocked
 
-TOKEN_ENV_DEFAULT = "RAY_AUTH_TOKEN"
-
 
 def generate_token_file(path: Path) -> Path:
     """Create ``path`` with a fresh random token, mode 0600 from the first byte."""

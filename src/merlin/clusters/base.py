@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 # The vocabulary lives with the ledger's other state machines (the ledger stores it);
 # it is re-exported here, where backends look for it.
-from merlin.ledger.status import CLUSTER_TRANSITIONS, ClusterStatus, can_cluster_transition  # noqa: E402,F401
+from merlin.ledger.status import CLUSTER_TRANSITIONS, ClusterStatus, can_cluster_transition  # noqa: F401
 
 Progress = Callable[[str], None]
 

@@ -25,7 +25,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from merlin.clusters import teardown
 from merlin.clusters.base import ClusterStatus, LockedObservation, can_cluster_transition, unanswered_record
 from merlin.clusters.hosted import node_custom_resources
 from merlin.clusters.slurm_node import HOSTED_ITEMS, node_files
-from merlin.errors import BadInput, Blocked, NotFound, RunFailed
+from merlin.errors import BadInput, Blocked, RunFailed
 from merlin.nextsteps import Action, step
 
 Progress = Callable[[str], None]
@@ -54,9 +54,6 @@ class SchedJob:
     walltime_hit: bool = False
     cancelled: bool = False
 
-
-def _utc(ts: float | None) -> datetime | None:
-    return datetime.fromtimestamp(ts, UTC) if ts else None
 
 
 class BatchClusters(LockedObservation):
@@ -431,15 +428,6 @@ class BatchClusters(LockedObservation):
             self.ledger.write_cluster(record)
             return record
 
-    # ---------------------------------------------------------- connection
-
-    @staticmethod
-    def connection_info(record) -> dict[str, Any]:
-        info = {"dashboard_url": record.dashboard_url or None, "head_address": record.head_address, "nodes": record.nodes}
-        if record.tunnel_command:
-            info["tunnel_command"] = record.tunnel_command
-        return info
-
 
 def _is_local(address: str) -> bool:
     """True if ``address`` is this host (all of 127.0.0.0/8 is loopback)."""
@@ -455,7 +443,3 @@ def _is_local(address: str) -> bool:
         return False
 
 
-def require_known(record, name: str) -> Any:
-    if record is None:
-        raise NotFound(f"no cluster '{name}' recorded")
-    return record

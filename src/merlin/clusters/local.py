@@ -70,7 +70,7 @@ def ray_argv() -> list[str]:
 def require_ray() -> str:
     """Ray's version, or ``Blocked`` with the install command."""
     try:
-        import ray  # noqa: F401
+        import ray
 
         return str(getattr(ray, "__version__", "unknown"))
     except Exception as exc:  # ImportError, or a broken install raising anything

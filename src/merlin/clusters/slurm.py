@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -101,27 +101,6 @@ def parse_squeue_lines(text: str) -> dict[str, SchedJob]:
     return out
 
 
-def parse_squeue_json(data: dict[str, Any]) -> dict[str, SchedJob]:
-    """``squeue --json`` (openapi v0.0.38, Slurm 22.05) -> job id -> :class:`SchedJob`."""
-
-    out = {}
-    for j in data.get("jobs") or []:
-        jid = str(j.get("job_id"))
-        state = j.get("job_state") or "UNKNOWN"
-        end = j.get("end_time")
-        end_s = datetime.fromtimestamp(end, UTC).isoformat() if isinstance(end, (int, float)) and end > 0 else None
-        out[jid] = _job(jid, state, j.get("state_reason") or "", j.get("nodes") or "", end_s)
-    return out
-
-
-def parse_scontrol_oneline(text: str) -> dict[str, str]:
-    """``scontrol show node|job -o NAME``: ``Key=Value`` words -> dict (values may not contain spaces)."""
-    out: dict[str, str] = {}
-    for word in text.split():
-        if "=" in word:
-            key, value = word.split("=", 1)
-            out.setdefault(key, value)
-    return out
 
 
 def _check_value(key: str, value: Any) -> str:

@@ -296,7 +296,7 @@ def stop_cluster(cp: Plane, name: str, grace: float = 5.0, force: bool = False, 
         eng = cp.engine(done.engine)
         try:
             eng.cancel(done, grace=min(grace, 2.0))  # the job ends before its logs are copied
-        except Exception:  # noqa: BLE001 - the cluster goes anyway; the record already says why
+        except Exception:
             pass
         by_engine.setdefault(done.engine, []).append(done)
     for engine, recs in by_engine.items():
@@ -327,7 +327,7 @@ def _wait_for_jobs_to_end(cp: Plane, recs: list[RunRecord], timeout: float) -> N
     while pending and time.monotonic() < deadline:
         try:
             seen = eng.poll_many(pending)
-        except Exception:  # noqa: BLE001
+        except Exception:
             return
         pending = [r for r in pending if not ((o := seen.get(r.run_id)) is not None and o.status is not None and o.status.is_terminal())]
         if pending:

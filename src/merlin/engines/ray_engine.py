@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import shlex
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -468,7 +467,7 @@ class RayEngine:
         started (same machine, same Ray session): reading it needs no HTTP round
         trip and no Ray import. Ray writes it to
         ``<temp_dir>/<session_name>/logs/job-driver-<submission_id>.log``."""
-        from pathlib import Path  # noqa: F811
+        from pathlib import Path
 
         name = record.cluster.name if record.cluster else "default"
         session = record.cluster.session_name if record.cluster else None
@@ -543,6 +542,3 @@ class RayEngine:
             list(pool.map(fetch, todo))
 
 
-def python_entrypoint(*args: str) -> list[str]:
-    """argv that runs this merlin with this interpreter (for jobs on a local cluster)."""
-    return [sys.executable, "-m", "merlin", *args]

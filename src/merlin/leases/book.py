@@ -33,7 +33,6 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import socket
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -139,9 +138,6 @@ def new_lease(lease_id: str, owner: dict[str, Any], bundles: list[dict[str, Any]
         "ended_at": None, "reason": "", "changes": [], "rev": 0, "seq": 0,
     }  # fmt: skip
 
-
-def whoami() -> str:
-    return f"{_user()}@{socket.gethostname()}"
 
 
 def process_start(pid: int) -> float | None:

@@ -8,7 +8,7 @@ published as JSON Schema in docs/records/ and checked by the tests.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -168,9 +168,6 @@ class InventorySpec(BaseModel):
             seen.add(item.id)
         return v
 
-
-def dump(model: Any) -> dict[str, Any]:
-    return model.model_dump(mode="json")
 
 
 #: file stem in docs/records/ -> model (merlin.records publishes them beside the ledger's)

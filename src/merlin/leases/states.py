@@ -69,9 +69,6 @@ LEASES: statemachine.Machine[LeaseState] = statemachine.Machine(
 )  # fmt: skip
 
 
-def can_lease_transition(old: LeaseState | str | None, new: LeaseState | str) -> bool:
-    return LEASES.can(old, new)
-
 
 def check_lease_transition(lease_id: str, old: LeaseState | str | None, new: LeaseState | str) -> None:
     LEASES.check(lease_id, old, new)

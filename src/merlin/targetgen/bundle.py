@@ -35,7 +35,7 @@ from merlin.targetgen import state as st
 from merlin.targetgen.layout import TargetLayout
 
 BUNDLE_SCHEMA_VERSION = 1
-from merlin.targetgen.prompts import DEFAULT_PROMPT_BACKEND, PROMPT_BACKENDS  # noqa: E402,F401  (re-exported)
+from merlin.targetgen.prompts import DEFAULT_PROMPT_BACKEND, PROMPT_BACKENDS  # noqa: E402  (re-exported)
 
 DEFAULT_VALIDATION_TIMEOUT_S = 600.0
 PLACEHOLDERS = ("{python}", "{capability}", "{overlay_args}", "{target_dir}", "{scratch_dir}")
