@@ -73,6 +73,45 @@ def dir_mode() -> int:
     return 0o777 & ~state_umask()
 
 
+def open_fd(path: str | os.PathLike[str], flags: int, mode: int) -> int:
+    """``os.open(path, flags | O_CREAT, mode)`` where ``mode`` holds from the first byte: a file this
+    call creates gets exactly ``mode`` (``fchmod``: ``O_CREAT``'s mode is cut by the process umask,
+    and the state's mask is ``$MERLIN_STATE_UMASK``, not it); a file already there keeps its own.
+    One syscall when the file exists (the lease book's hot path)."""
+    try:
+        return os.open(path, flags & ~(os.O_CREAT | os.O_EXCL))
+    except FileNotFoundError:
+        pass
+    try:
+        fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:  # another process created it meanwhile
+        return os.open(path, flags & ~(os.O_CREAT | os.O_EXCL))
+    try:
+        os.fchmod(fd, mode)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def open_state_file(path: Path, mode: str = "ab", **kwargs: Any) -> Any:
+    """Open a file under a state root for appending (``"ab"``, ``"a"``) or as a new file (``"xb"``,
+    ``"x"``): missing directories are made private (:func:`make_dir`), the file is created with
+    :func:`file_mode` (0600 by default). The one way merlin opens a log, including the ones a child
+    process it starts writes (``ray start``, a run's supervisor and its command, the lease waiter):
+    the descriptor handed to the child already has the state's mode."""
+    path = Path(path)
+    make_dir(path.parent, private=True)
+    if mode.startswith("x"):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), file_mode())
+        os.fchmod(fd, file_mode())
+    elif mode.startswith("a"):
+        fd = open_fd(path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_CLOEXEC", 0), file_mode())
+    else:
+        raise ValueError(f"open_state_file: mode {mode!r} (expected 'a', 'ab', 'x' or 'xb')")
+    return os.fdopen(fd, mode, **kwargs)
+
+
 def make_dir(directory: Path, *, exist_ok: bool = True, private: bool = False) -> None:
     """mkdir -p. ``private=True`` (the ledger's directories): every directory created
     gets :func:`dir_mode` (0700 by default) whatever the process umask; otherwise
@@ -254,7 +293,7 @@ def replace_file(path: str, data: bytes, *, mode: int, fsync: bool = True) -> No
 def append_bytes(path: str, data: bytes, *, mode: int, fsync: bool = True) -> None:
     """Append ``data`` (whole lines) with one write(2): O_APPEND makes concurrent appenders
     interleave whole writes, never bytes. The directory must exist (FileNotFoundError)."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, mode)
+    fd = open_fd(path, os.O_WRONLY | os.O_APPEND, mode)
     try:
         written = os.write(fd, data)
         if written != len(data):
@@ -373,12 +412,10 @@ def append_line(path: Path, line: str) -> None:
         ensure_dir(path.parent, private=_closed_to_others(path.parent.parent))  # a ledger subdirectory stays private
     data = (line.rstrip("\n") + "\n").encode("utf-8")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, mode_for(path.parent))
+        fd = open_fd(path, os.O_WRONLY | os.O_APPEND, mode_for(path.parent))
     except OSError as exc:
         no_space_check(exc, path)
         raise
-    if os.fstat(fd).st_size == 0:
-        os.fchmod(fd, mode_for(path.parent))  # O_CREAT's mode is cut by the process umask
     try:
         written = os.write(fd, data)
         if written != len(data):  # a short write on a nearly full disk: undo it if it is still the last thing in the file
@@ -392,15 +429,6 @@ def append_line(path: Path, line: str) -> None:
         raise
     finally:
         os.close(fd)
-
-
-def open_append(path: Path) -> Any:
-    """``open(path, "ab")`` with the mode :func:`mode_for` gives its directory (logs in the ledger: 0600)."""
-    path = Path(path)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, mode_for(path.parent))
-    if os.fstat(fd).st_size == 0:
-        os.fchmod(fd, mode_for(path.parent))  # O_CREAT's mode is cut by the process umask
-    return os.fdopen(fd, "ab")
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -276,9 +276,10 @@ class ControlPlane:
         """One line of the gateway's audit log (``Layout.gateway_audit``), stamped with the time."""
         import json
 
-        from merlin.atomic import append_line
+        from merlin.atomic import append_line, make_dir
         from merlin.clock import utcnow
 
+        make_dir(self.layout.gateway_audit.parent, private=True)
         append_line(self.layout.gateway_audit, json.dumps({"time": utcnow().isoformat(), **entry}, sort_keys=True, default=str))
 
     # ----------------------------------------------------------- logs/cancel

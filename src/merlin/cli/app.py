@@ -132,12 +132,11 @@ def _write_crash_log(args: list[str], exc: BaseException) -> str | None:
     try:
         import traceback
 
+        from merlin.atomic import open_state_file
         from merlin.ledger.paths import Layout, resolve_state_root
         from merlin.ledger.text import redact_argv, scrub_values
 
         path = Layout(resolve_state_root(_state_root_arg(args))).crash_log()
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(path.parent, 0o700)
         # the command as redacted in run records; what redaction hid is scrubbed from the traceback too
         shown = redact_argv(list(args))
         hidden = [secret for a, b in zip(args, shown, strict=True) if a != b for secret in _hidden_parts(a, b)]
@@ -146,8 +145,7 @@ def _write_crash_log(args: list[str], exc: BaseException) -> str | None:
             f"merlin {__version__}\npython {sys.version.split()[0]}\ncommand: merlin {' '.join(shown)}\npid: {os.getpid()}\n\n"
             + (scrub_values(trace, hidden) or "")
         )
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        with open_state_file(path, "x", encoding="utf-8") as fh:
             fh.write(text)
         return str(path)
     except Exception:

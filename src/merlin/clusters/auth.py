@@ -22,8 +22,7 @@ def generate_token_file(path: Path) -> Path:
 
     from merlin.atomic import atomic_write_bytes, ensure_dir
 
-    ensure_dir(path.parent)
-    os.chmod(path.parent, 0o700)
+    ensure_dir(path.parent, private=True)
     atomic_write_bytes(path, secrets.token_hex(32).encode("ascii"), mode=0o600)  # mkstemp: 0600 before any byte
     return path
 

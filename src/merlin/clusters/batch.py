@@ -29,6 +29,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from merlin.atomic import atomic_write_bytes, atomic_write_text, dir_mode, make_dir
 from merlin.clusters import teardown
 from merlin.clusters.base import ClusterStatus, LockedObservation, can_cluster_transition, unanswered_record
 from merlin.clusters.hosted import node_custom_resources
@@ -140,7 +141,7 @@ class BatchClusters(LockedObservation):
                 if existing.status not in ("stopped", "failed", "expired"):
                     return (self.wait_active(existing, timeout, progress) if wait else existing), False
             state_dir = layout.cluster_state_dir(name)
-            state_dir.mkdir(parents=True, exist_ok=True)
+            make_dir(state_dir, private=True)
             for stale in list(state_dir.glob("node-*.json")) + [state_dir / n for n in ("head.json", "idle.json", HOSTED_ITEMS)]:
                 stale.unlink(missing_ok=True)
             token = layout.cluster_token(name)
@@ -152,14 +153,11 @@ class BatchClusters(LockedObservation):
                 node_cmd += ["--idle-timeout", str(float(idle_timeout))]
             if hosted_items:
                 # each node's helper picks the items whose host names it (node name, NodeAddr, hostname)
-                (state_dir / HOSTED_ITEMS).write_text(json.dumps(hosted_items, indent=2, sort_keys=True), encoding="utf-8")
+                atomic_write_text(state_dir / HOSTED_ITEMS, json.dumps(hosted_items, indent=2, sort_keys=True))
                 node_cmd += ["--hosted-items", str(state_dir / HOSTED_ITEMS)]
             script = state_dir / "batch.sh"
-            script.write_text(
-                self.render_script(name=name, nodes=nodes, state_dir=state_dir, node_cmd=node_cmd, options=opts),
-                encoding="utf-8",
-            )
-            script.chmod(0o700)
+            script_text = self.render_script(name=name, nodes=nodes, state_dir=state_dir, node_cmd=node_cmd, options=opts)
+            atomic_write_bytes(script, script_text.encode("utf-8"), mode=dir_mode())  # executable: a directory's bits
             job_id = self.submit_script(script, state_dir)
             record = unanswered_record(
                 name,

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from merlin.atomic import make_dir
+from merlin.atomic import make_dir, open_state_file
 from merlin.clusters import procs, start_step
 from merlin.clusters.auth import check_token_file, generate_token_file, headers_for, ray_start_env
 from merlin.clusters.base import ClusterState, ClusterStatus
@@ -282,7 +282,7 @@ class LocalBackend:
                 env.setdefault("RAY_DISABLE_IMPORT_WARNING", "1")
                 progress(f"starting Ray head '{name}' (GCS port {port}, jobs API {address}, temp dir {temp_dir})")
                 t0 = time.monotonic()
-                with open(start_log, "ab") as log:
+                with open_state_file(start_log) as log:
                     proc = subprocess.Popen(
                         argv,
                         stdin=subprocess.DEVNULL,

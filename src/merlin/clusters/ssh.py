@@ -28,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from merlin.atomic import open_state_file
 from merlin.clusters import procs, teardown
 from merlin.clusters.base import ClusterStatus, LockedObservation, can_cluster_transition, not_taken, unanswered_record
 from merlin.clusters.hosted import node_custom_resources
@@ -168,8 +169,7 @@ class SshBackend(LockedObservation):
             dash = head["ports"]["dashboard"]
             tunnel_argv = self.ssh_base(opts) + ["-N", "-o", "ExitOnForwardFailure=yes", "-L", f"127.0.0.1:{local_port}:127.0.0.1:{dash}", host]
             logs = layout.cluster_logs(name)
-            logs.mkdir(parents=True, exist_ok=True)
-            with open(logs / "tunnel.log", "ab") as log:
+            with open_state_file(logs / "tunnel.log") as log:
                 tunnel = subprocess.Popen(tunnel_argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
             info = procs.proc_info(tunnel.pid)
             processes.append(ClusterProcess(pid=tunnel.pid, start_ticks=info.start_ticks if info else 0, name="tunnel"))

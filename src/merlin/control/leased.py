@@ -53,8 +53,9 @@ def start_waiter(
     run_dir = cp.layout.run_dir(rec.run_id)
     full = dict(os.environ)
     full["MERLIN_WAITER_SPEC"] = json.dumps({"command": list(command), "env": dict(env), "bundles": bundles})
-    cp.layout.logs(rec.run_id).mkdir(parents=True, exist_ok=True)
-    with open(cp.layout.logs(rec.run_id) / "lease-waiter.log", "ab") as log:
+    from merlin.atomic import open_state_file
+
+    with open_state_file(cp.layout.logs(rec.run_id) / "lease-waiter.log") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "merlin.cli.lease_waiter", str(run_dir), str(len(rec.attempts)), lease_id],
             stdin=subprocess.DEVNULL,

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from merlin.atomic import make_dir, open_append
+from merlin.atomic import make_dir, open_state_file
 from merlin.clusters import procs
 from merlin.engines.base import CancelResult, Observation, Preflight, Submitted
 from merlin.ledger.status import RunStatus
@@ -80,7 +80,7 @@ class LocalEngine:
         full_env.update(env)
         # the real argv travels in the environment: run_request.json holds a redacted copy
         full_env["MERLIN_SUPERVISOR_COMMAND"] = json.dumps(list(record.command))
-        with open_append(layout.supervisor_log(record.run_id)) as sup_log:
+        with open_state_file(layout.supervisor_log(record.run_id)) as sup_log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "merlin.engines.local_supervisor", str(run_dir), str(attempt)],
                 stdin=subprocess.DEVNULL,

@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from merlin.atomic import open_append
+from merlin.atomic import open_state_file
 from merlin.clusters import procs
 from merlin.errors import NoSpace
 
@@ -36,7 +36,6 @@ def main(argv: list[str]) -> int:
     raw_cmd = os.environ.pop("MERLIN_SUPERVISOR_COMMAND", None)
     command = json.loads(raw_cmd) if raw_cmd else list(request.command)
     log_path = ledger.layout.attempt_log(run_id, attempt)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
 
     child: subprocess.Popen[bytes] | None = None
     terminated = {"signal": None}
@@ -55,7 +54,7 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
-    with open_append(log_path) as log:
+    with open_state_file(log_path) as log:
         with ledger.transaction(run_id, cause=f"local supervisor (pid {os.getpid()}) started the command") as txn:
             rec = txn.record
             if rec.status != RunStatus.PENDING or len(rec.attempts) != attempt:

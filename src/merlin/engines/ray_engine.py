@@ -525,7 +525,7 @@ class RayEngine:
             return
         from concurrent.futures import ThreadPoolExecutor
 
-        from merlin.atomic import write_if_changed
+        from merlin.atomic import make_dir, write_if_changed
 
         def fetch(rec: RunRecord) -> None:
             try:
@@ -533,7 +533,9 @@ class RayEngine:
             except Exception:
                 return
             if text:
-                write_if_changed(layout.attempt_log(rec.run_id, len(rec.attempts)), text.encode("utf-8"))
+                path = layout.attempt_log(rec.run_id, len(rec.attempts))
+                make_dir(path.parent, private=True)
+                write_if_changed(path, text.encode("utf-8"))
 
         if len(todo) == 1:
             fetch(todo[0])

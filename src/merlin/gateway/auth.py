@@ -26,7 +26,7 @@ def token_path(state_root: Path) -> Path:
 
 def load_or_create_token(state_root: Path, *, rotate: bool = False) -> tuple[str, bool]:
     """(token, created_now). The file is written atomically with mode 0600."""
-    from merlin.atomic import atomic_write_bytes
+    from merlin.atomic import atomic_write_bytes, make_dir
 
     path = token_path(state_root)
     if not rotate and path.is_file():
@@ -36,7 +36,7 @@ def load_or_create_token(state_root: Path, *, rotate: bool = False) -> tuple[str
                 path.chmod(0o600)
             return text, False
     token = secrets.token_urlsafe(32)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dir(path.parent, private=True)  # the state root too, when the gateway is its first user
     atomic_write_bytes(path, (token + "\n").encode(), mode=0o600)
     return token, True
 

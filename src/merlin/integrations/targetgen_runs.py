@@ -500,8 +500,9 @@ class StderrTee:
     @classmethod
     def start(cls, path: Path) -> StderrTee | None:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            log = open(path, "a", encoding="utf-8", errors="replace")
+            from merlin.atomic import open_state_file
+
+            log = open_state_file(path, "a", encoding="utf-8", errors="replace")
         except OSError:
             return None
         tee = cls(sys.stderr, log)

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from merlin.atomic import dir_mode, file_mode, open_fd
 from merlin.errors import BadInput, LockBusy
 from merlin.procid import start_time
 
@@ -86,9 +87,7 @@ class Flock:
 
     def _descriptor(self) -> int:
         if self._fd is None or self._pid != os.getpid():  # a forked child opens its own
-            from merlin.atomic import file_mode
-
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, file_mode())
+            self._fd = open_fd(self.path, os.O_RDWR, file_mode())
             self._pid = os.getpid()
             import weakref
 
@@ -207,12 +206,16 @@ class MkdirLock:
 
     def _try_take(self) -> bool:
         try:
-            os.mkdir(self.path)
+            os.mkdir(self.path, dir_mode())
         except FileExistsError:
             return False
         owner = {"host": socket.gethostname(), "pid": os.getpid(), "pid_start": start_time(os.getpid()), "taken_at": time.time()}
         tmp = self.path / f".owner.{secrets.token_hex(4)}"
-        tmp.write_text(json.dumps(owner), encoding="utf-8")
+        fd = open_fd(tmp, os.O_WRONLY, file_mode())
+        try:
+            os.write(fd, json.dumps(owner).encode("utf-8"))
+        finally:
+            os.close(fd)
         os.replace(tmp, self._owner_file())
         return True
 
@@ -249,7 +252,7 @@ class MkdirLock:
         staleness inside it: two waiters that both saw the old lock stale cannot break a fresh one."""
         guard = self.path.with_name(self.path.name + ".break")
         try:
-            os.mkdir(guard)
+            os.mkdir(guard, dir_mode())
         except FileExistsError:
             try:
                 if time.time() - guard.stat().st_mtime > self.stale_after:

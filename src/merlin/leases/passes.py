@@ -144,7 +144,7 @@ class BookPasses(BookStore):
             from merlin.atomic import make_dir
             from merlin.leases.locks import choose_lock_kind
 
-            make_dir(self.layout.leases)
+            make_dir(self.layout.leases, private=True)  # the state root too, when a lease command is the first
             self._kind = choose_lock_kind(self.layout.resources, self.lock_kind)
             if self._kind == "flock":
                 from merlin.leases.locks import Flock

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from merlin.atomic import append_bytes, make_dir, replace_file
+from merlin.atomic import append_bytes, make_dir, open_fd, replace_file
 from merlin.errors import BadInput
 from merlin.leases.locks import close_quietly
 from merlin.ledger.paths import Layout
@@ -168,7 +168,7 @@ class BookStore:
                 try:
                     self._append(events_path, events)
                 except FileNotFoundError:
-                    make_dir(self.layout.leases)
+                    make_dir(self.layout.leases, private=True)
                     self._append(events_path, events)
             self._write(record_path, orjson.dumps(lease, option=orjson.OPT_APPEND_NEWLINE))
 
@@ -183,7 +183,7 @@ class BookStore:
         if self._flushed is None or self._flushed[0] != pid:  # a forked child opens its own
             import weakref
 
-            fd = os.open(self.layout.book_flushed, os.O_RDWR | os.O_CREAT, self._mode)
+            fd = open_fd(self.layout.book_flushed, os.O_RDWR, self._mode)
             weakref.finalize(self, close_quietly, fd)  # books are cheap to build: never leak their descriptor
             self._flushed = (pid, fd)
         return self._flushed[1]

@@ -39,7 +39,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, overload
 
-from merlin.atomic import atomic_write_bytes, file_mode, make_dir
+from merlin.atomic import atomic_write_bytes, file_mode, make_dir, open_fd
 from merlin.ledger.paths import _RUN_ID
 
 VERSION = 1
@@ -80,13 +80,11 @@ def note_changed(root: Path, run_id: str) -> None:
 
 def _append(path: Path, data: bytes) -> None:
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, file_mode())
+        fd = open_fd(path, os.O_WRONLY | os.O_APPEND, file_mode())
     except FileNotFoundError:
         make_dir(path.parent, private=True)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, file_mode())
+        fd = open_fd(path, os.O_WRONLY | os.O_APPEND, file_mode())
     try:
-        if os.fstat(fd).st_size == 0:
-            os.fchmod(fd, file_mode())  # O_CREAT's mode is cut by the process umask
         written = os.write(fd, data)
         if written != len(data):  # a regular file writes short only when it is out of space
             raise OSError(errno.ENOSPC, f"short write ({written} of {len(data)} bytes)", str(path))
