@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, run_cli
+from cli_runner import run_cli
+from conftest import REPO
+from conftest import run_cli as run_cli_process
 from merlin.durations import parse_duration
 from merlin.errors import BadInput, NotFound, SpecError
 from merlin.leases.book import LeaseBook, LeaseLost, NotGranted, parse_bundle
@@ -779,7 +781,7 @@ def test_a_timed_out_reserve_wait_stays_queued_after_it_exits(book: LeaseBook) -
     """NotGranted says the request stays queued: its waiter is forgotten, so its exit withdraws nothing."""
     held = book.reserve(["board:1"])
     root = str(book.layout.root)
-    res = run_cli("ray", "resources", "reserve", "board:1", "--wait", "--timeout", "1s", "--state-root", root)
+    res = run_cli_process("ray", "resources", "reserve", "board:1", "--wait", "--timeout", "1s", "--state-root", root)
     assert res.returncode == 3, res.stderr
     book.refresh()
     (queued,) = book.queue()

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, run_cli
+from cli_runner import run_cli
+from conftest import REPO
 from merlin.errors import SpecError
 from merlin.spec.loader import load_capability, load_overlay
 from merlin.spec.yamlsafe import DEFAULT_MAX_BYTES, DEFAULT_MAX_NODES, MAX_BYTES_ENV, MAX_NODES_ENV, load_yaml
