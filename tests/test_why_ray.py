@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from cli_runner import run_cli
 from merlin.controlplane import ControlPlane
 from merlin.ledger.status import RunStatus
-from tests.conftest import run_cli
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
