@@ -192,6 +192,7 @@ def test_rate_limit_per_client(tmp_path: Path) -> None:
         srv.stop()
 
 
+@pytest.mark.slow  # several processes, seconds even on a quiet machine
 def test_rotate_token(tmp_path: Path) -> None:
     a = start_server(tmp_path)
     old = a.token

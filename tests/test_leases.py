@@ -398,6 +398,7 @@ for _ in range(int(sys.argv[2])):
 """
 
 
+@pytest.mark.slow  # several processes, seconds even on a quiet machine
 @pytest.mark.parametrize("kind", ["flock", "mkdir"])
 def test_both_lock_kinds_exclude_across_processes(tmp_path: Path, kind: str) -> None:
     book = LeaseBook(tmp_path / "state")

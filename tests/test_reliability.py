@@ -139,6 +139,7 @@ def orchestrated(tmp_path: Path) -> str:
     return str(ex.orchestrate(cap, overlay, out_dir=tmp_path / "out").target_dir)
 
 
+@pytest.mark.slow  # several processes, seconds even on a quiet machine
 def test_killed_inprocess_execute_is_lost_with_a_true_message_and_retry_runs_it(cp: ControlPlane, tmp_path: Path) -> None:
     target_dir = orchestrated(tmp_path)
     env = dict(os.environ, MERLIN_STATE_ROOT=str(cp.root))
@@ -397,6 +398,7 @@ def sigkill_storm(cp: ControlPlane, n: int) -> dict[str, int]:
     return {"tried": n + 1, "survived": n + 1 - lost - stuck, "lost": lost, "stuck": stuck, "killed_mid_submit": len(records) - 1}
 
 
+@pytest.mark.slow  # several processes, seconds even on a quiet machine
 def test_sigkill_storm_leaves_no_debris_nothing_stuck_and_every_file_valid(cp: ControlPlane) -> None:
     fig = sigkill_storm(cp, 5)
     print(f"[reliability] SIGKILL storm: {fig.pop('killed_mid_submit')} submitters were killed after creating their run")

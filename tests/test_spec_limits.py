@@ -120,6 +120,7 @@ def test_small_alias_reuse_is_still_fine(tmp_path: Path) -> None:
     assert len(extra["l2"]) == 10 and extra["l2"][0] == extra["l1"]
 
 
+@pytest.mark.slow  # several processes, seconds even on a quiet machine
 def test_node_count_bomb_is_refused(tmp_path: Path) -> None:
     """Many plain nodes within the size limit: refused at the line where the count crosses the limit."""
     spec = tmp_path / "capability.yaml"
