@@ -97,7 +97,9 @@ def test_an_interrupted_run_leaves_no_ray_head(how: str, tmp_path: Path) -> None
         assert not left, f"{how}: the head's processes {left} outlived the run by {GONE_WITHIN:.0f} s; watchdog: {log}"
         from merlin.controlplane import ControlPlane
 
-        rec = ControlPlane(shared / "state").ledger.read_cluster("default")
+        cp = ControlPlane(shared / "state")
+        while (rec := cp.ledger.read_cluster("default")) is not None and rec.status != "stopped" and time.monotonic() < deadline:
+            time.sleep(0.5)  # the stop ends the processes first, then records it
         assert rec is not None and rec.status == "stopped", f"{how}: the record says {rec and rec.status}"
         if how != "sigkill":
             out, _ = proc.communicate(timeout=120)
