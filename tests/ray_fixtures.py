@@ -1,15 +1,28 @@
 """Real Ray for the test run: ONE local cluster per pytest run, started through
 merlin's own ControlPlane on free ports in a temp state root.
 
-pytest-xdist's ``--dist loadgroup`` no longer keeps the Ray tests on one worker
-under pytest 9.2 (pytest-xdist#1386: the ``@group`` node-id suffix is dropped),
-so the cluster no longer relies on scheduling. The first worker that needs it
+pytest-xdist's ``--dist loadgroup`` does not keep the Ray tests on one worker
+(pytest-xdist#1386), and need not: the first worker that needs the cluster
 starts it under a file lock in the run's shared temp dir (the controller's
 basetemp, parent of every worker's) and writes its record there; the other
-workers attach to it, and tests marked ``ray`` take turns (a second lock), as
-they did on one worker. The controller (or the single process under ``-n 0``)
-stops it at session finish, after every worker is done, and fails the run if
-more than one session head was started (``heads.jsonl``).
+workers attach to it. The controller (or the single process under ``-n 0``)
+stops it at session finish, after every worker is done, also when the run is
+interrupted (Ctrl-C, or SIGTERM/SIGHUP, which the controller turns into an
+interrupt), and fails the run if more than one session head was started
+(``heads.jsonl``). A run killed outright (SIGKILL) cannot stop anything itself:
+``tests/ray_reaper.py``, a detached watchdog started with the first head,
+stops the run's recorded clusters once the controller is gone.
+
+Turns. Tests marked ``ray`` take turns through a reader-writer lock across
+workers (``flock`` on ``ray-tests.lock`` in the shared dir, with a turnstile so
+a waiting writer is not starved): by default a Ray test only submits to the
+shared head, and runs *shared*, beside the other Ray tests. A test that starts,
+kills or stops a head of its own is marked ``ray_exclusive`` and runs alone.
+The default cannot silently hide a head start: ``start_cluster`` and the
+``cluster_root`` fixture fail a test that does not hold the exclusive turn, and
+a shared test that leaves a record of a head of its own in its temp dirs fails
+at teardown. Fixtures of a wider scope that start or stop a head take the
+exclusive turn for just that (``ray_turn(config, exclusive=True)``).
 
 Tests get their own ledger (``ray_cp``): a fresh state root whose
 ``cluster/bootstrap.json`` is a copy of the shared cluster's record, so runs of
@@ -18,23 +31,184 @@ different tests never mix while the cluster is shared.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+try:
+    from tests import ray_reaper
+except ImportError:  # tests/ itself is on sys.path, not the repo
+    import ray_reaper  # type: ignore[no-redef]
+
+# imported both as ``tests.ray_fixtures`` (the plugin) and ``ray_fixtures`` (tests/ on sys.path):
+# one module either way, so the turn this process holds is one state
+sys.modules.setdefault("ray_fixtures", sys.modules[__name__])
+sys.modules.setdefault("tests.ray_fixtures", sys.modules[__name__])
+
 OBJECT_STORE = 100 * 1024 * 1024
+#: logical CPUs of the shared head: two workers' tests side by side, each with up to two runs
+SHARED_HEAD_CPUS = 4
+REAPER = Path(__file__).with_name("ray_reaper.py")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):
+        _interrupt_on_termination(config)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for signum, previous in config.stash.get(_SAVED_HANDLERS, {}).items():
+        signal.signal(signum, previous)
+
+
+_SAVED_HANDLERS = pytest.StashKey[dict[int, Any]]()
+
+
+def _interrupt_on_termination(config: pytest.Config) -> None:
+    """In the controller: SIGTERM (``timeout``, a CI runner) and SIGHUP end the run as Ctrl-C does,
+    so session finish still runs and stops the shared head."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    saved = {}
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(signum) in (signal.SIG_DFL, None):
+            saved[signum] = signal.signal(signum, interrupt)
+    config.stash[_SAVED_HANDLERS] = saved
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Keep the Ray tests in xdist group "ray" (helps where loadgroup still works; not relied on)."""
+    """A ``ray_exclusive`` test is a Ray test."""
     for item in items:
-        if item.get_closest_marker("ray") is not None and item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group("ray"))
+        if item.get_closest_marker("ray_exclusive") is not None and item.get_closest_marker("ray") is None:
+            item.add_marker(pytest.mark.ray)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Before any fixture (the session head included): a test using the shared head must say so."""
+    if "ray_cluster" in getattr(item, "fixturenames", ()) and item.get_closest_marker("ray") is None:
+        pytest.fail(f"{item.nodeid} uses the shared Ray head: mark it @pytest.mark.ray", pytrace=False)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist, in the controller: tell each worker who the controller is (the watchdog watches it)."""
+    node.workerinput["merlin_controller"] = [os.getpid(), ray_reaper.start_ticks(os.getpid())]
+
+
+def _controller(config: pytest.Config) -> tuple[int, int | None]:
+    given = getattr(config, "workerinput", {}).get("merlin_controller")
+    if given:
+        return int(given[0]), given[1]
+    pid = os.getppid() if hasattr(config, "workerinput") else os.getpid()
+    return pid, ray_reaper.start_ticks(pid)
+
+
+# ------------------------------------------------------------------ turns
+
+
+class _Turns:
+    """This process's turn at the Ray tests: a reader-writer lock over ``flock``, reentrant in the process."""
+
+    def __init__(self) -> None:
+        self.mode: str | None = None
+        self.depth = 0
+        self.config: pytest.Config | None = None  # the run whose turn this is (for will_start_heads)
+
+    @contextmanager
+    def hold(self, shared: Path, exclusive: bool) -> Iterator[None]:
+        if self.depth:
+            if exclusive and self.mode != "exclusive":
+                raise RuntimeError("this process holds a shared Ray turn and asked for the exclusive one (flock cannot upgrade safely)")
+            self.depth += 1
+            try:
+                yield
+            finally:
+                self.depth -= 1
+            return
+        gate = os.open(shared / "ray-tests.gate", os.O_RDWR | os.O_CREAT, 0o600)
+        lock = os.open(shared / "ray-tests.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(gate, fcntl.LOCK_EX)  # the turnstile: a writer waiting here holds new readers back
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            finally:
+                fcntl.flock(gate, fcntl.LOCK_UN)
+            self.mode, self.depth = ("exclusive" if exclusive else "shared"), 1
+            yield
+        finally:
+            self.mode, self.depth = None, 0
+            os.close(lock)  # closing the descriptor releases its flock
+            os.close(gate)
+
+
+TURNS = _Turns()
+
+
+@contextmanager
+def ray_turn(config: pytest.Config, exclusive: bool) -> Iterator[None]:
+    """Hold a turn at the Ray tests (shared: beside other submitters; exclusive: alone)."""
+    with TURNS.hold(shared_dir(config), exclusive):
+        TURNS.config = config
+        yield
+
+
+def require_exclusive(what: str) -> None:
+    """Fail the calling test unless it holds the exclusive turn (it is about to start or stop a head)."""
+    if TURNS.mode != "exclusive":
+        pytest.fail(f"{what} starts a Ray head of its own: mark the test @pytest.mark.ray_exclusive "
+                    "(or take ray_turn(config, exclusive=True) in a wider fixture)", pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _ray_turn(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Tests marked ``ray`` share the head; ``ray_exclusive`` ones run alone (see the module docstring)."""
+    if request.node.get_closest_marker("ray") is None:
+        yield
+        return
+    exclusive = request.node.get_closest_marker("ray_exclusive") is not None
+    tmp_path = None if exclusive else request.getfixturevalue("tmp_path")  # set up first: still there at our teardown
+    with ray_turn(request.config, exclusive):
+        yield
+        if tmp_path is not None:
+            _no_head_of_its_own(request, tmp_path)
+
+
+def _no_head_of_its_own(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """A shared test must not have started a head: look for records of one in its temp dirs."""
+    shared = shared_dir(request.config)
+    session = json.loads((shared / "cluster.json").read_text()) if (shared / "cluster.json").exists() else {}
+    session_temp = json.loads(Path(session["record_path"]).read_text()).get("temp_dir") if session else None
+    places = [tmp_path, Path(os.environ["MERLIN_STATE_ROOT"]) if os.environ.get("MERLIN_STATE_ROOT") else None]
+    for place in filter(None, places):
+        for record in place.rglob("cluster/*.json") if place.is_dir() else []:
+            try:
+                data = json.loads(record.read_text())
+            except (OSError, ValueError):
+                continue
+            if isinstance(data, dict) and data.get("temp_dir") and data.get("temp_dir") != session_temp and data.get("processes"):
+                pytest.fail(f"{request.node.nodeid} started a Ray head of its own ({record}) without the exclusive turn: "
+                            "mark it @pytest.mark.ray_exclusive", pytrace=False)
+
+
+# ------------------------------------------------------------------ the shared head
 
 
 @dataclass
@@ -46,10 +220,13 @@ class RayCluster:
 
 
 def start_cluster(state_root: Path, name: str = "default", **kwargs):
-    """Start a real local cluster on free ports (shared by fixtures and tests)."""
+    """Start a real local cluster on free ports (shared by fixtures and tests; needs the exclusive turn)."""
     from merlin.clusters.net import free_ports
     from merlin.controlplane import ControlPlane
 
+    require_exclusive(f"start_cluster({name!r})")
+    assert TURNS.config is not None
+    will_start_heads(TURNS.config, Path(state_root))
     cp = ControlPlane(state_root)
     port, dash = free_ports(2)
     kwargs.setdefault("num_cpus", 2)
@@ -75,6 +252,26 @@ def heads_started(shared: Path) -> list[dict]:
     return [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
 
 
+def will_start_heads(config: pytest.Config, root: Path | None = None) -> None:
+    """Before this process starts a head (in ``root``, else the shared state root): make sure the
+    run's watchdog is up, and record this process and the root for it."""
+    from filelock import FileLock
+
+    shared = shared_dir(config)
+    with FileLock(str(shared / "reaper.lock")):
+        with (shared / "starters").open("a") as fh:
+            fh.write(f"{os.getpid()} {ray_reaper.start_ticks(os.getpid())}\n")
+        if root is not None:
+            with (shared / "roots").open("a") as fh:
+                fh.write(f"{root}\n")
+        if not (shared / "reaper.started").exists():
+            pid, ticks = _controller(config)
+            env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "RAY_"))}
+            subprocess.run([sys.executable, str(REAPER), str(shared), str(pid), str(ticks)], env=env, check=True, timeout=60,
+                           stdin=subprocess.DEVNULL)  # it forks and returns at once
+            (shared / "reaper.started").write_text(f"{pid}\n")
+
+
 @pytest.fixture(scope="session")
 def ray_cluster(request: pytest.FixtureRequest) -> Iterator[RayCluster]:
     """The run's one shared cluster: started by whichever process asks first, stopped by the controller."""
@@ -89,7 +286,9 @@ def ray_cluster(request: pytest.FixtureRequest) -> Iterator[RayCluster]:
             cluster = RayCluster(**{k: Path(v) if k in ("state_root", "record_path") else v for k, v in data.items()})
         else:
             root = shared / "state"
-            cp, rec = start_cluster(root)
+            will_start_heads(request.config)
+            with ray_turn(request.config, exclusive=True):
+                cp, rec = start_cluster(root, num_cpus=SHARED_HEAD_CPUS)
             cluster = RayCluster(state_root=root, name=rec.name, address=rec.address, record_path=cp.layout.cluster_record(rec.name))
             worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
             with (shared / "heads.jsonl").open("a") as log:
@@ -98,22 +297,13 @@ def ray_cluster(request: pytest.FixtureRequest) -> Iterator[RayCluster]:
     yield cluster
 
 
-@pytest.fixture(autouse=True)
-def _one_ray_test_at_a_time(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Tests marked ``ray`` run one at a time across workers, as they did when
-    loadgroup kept them on one worker: the shared head has 2 CPUs, and some tests
-    start clusters of their own."""
-    if request.node.get_closest_marker("ray") is None:
-        yield
-        return
-    from filelock import FileLock
-
-    with FileLock(str(shared_dir(request.config) / "ray-tests.lock")):
-        yield
+def _stop_run_clusters(shared: Path) -> None:
+    """Stop every cluster of this run still live: the shared head, and any a test's own root still has."""
+    ray_reaper.stop_live_clusters(shared, lambda text: None)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """In the controller: stop the shared cluster, and fail the run if two session heads started."""
+    """In the controller: stop the run's clusters (also when interrupted), and fail the run if two session heads started."""
     config = session.config
     if hasattr(config, "workerinput") or not hasattr(config, "_tmp_path_factory"):
         return
@@ -121,13 +311,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         shared = shared_dir(config)
     except Exception:  # no basetemp was ever made: no cluster either
         return
-    record = shared / "cluster.json"
-    if record.exists():
-        from merlin.controlplane import ControlPlane
-
-        data = json.loads(record.read_text())
-        ControlPlane(Path(data["state_root"])).stop_cluster(data["name"], grace=3.0)
-        record.unlink()
+    if (shared / "reaper.started").exists() or (shared / "cluster.json").exists():
+        _stop_run_clusters(shared)
+    (shared / "cluster.json").unlink(missing_ok=True)
     heads = heads_started(shared)
     if len(heads) > 1:
         reporter = config.pluginmanager.get_plugin("terminalreporter")
@@ -150,10 +336,13 @@ def ray_cp(ray_cluster: RayCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 
 @pytest.fixture
-def cluster_root(tmp_path: Path) -> Iterator[Path]:
-    """A state root for tests that start their own clusters; every cluster
-    recorded there is stopped at teardown, even when the test failed."""
+def cluster_root(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
+    """A state root for tests that start their own clusters (``ray_exclusive`` ones); every cluster
+    recorded there is stopped at teardown, even when the test failed, and by the run's watchdog
+    if the run is killed first."""
+    require_exclusive("a test using cluster_root")
     root = tmp_path / "state"
+    will_start_heads(request.config, root)
     yield root
     from merlin.controlplane import ControlPlane
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLES, run_cli
+from cli_runner import run_cli
+from conftest import EXAMPLES
 
 CAP = str(EXAMPLES / "muon_gpu_hal" / "capability.yaml")
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, run_cli
+from cli_runner import run_cli
+from conftest import REPO
 
 LONG_TARGET = "a-very-long-target-name-for-identifiers-x"  # the run id keeps 40 characters of it
 LONG_ARTIFACT = "reports/an-artifact-name-long-enough-to-be-cut-by-rich-at-eighty-columns.json"
@@ -177,11 +178,14 @@ def test_memory_is_shown_in_human_units() -> None:
     assert shortfalls({"memory": 32 * 2**30}, {"memory": 16459800000.0}) == ["memory 32.0 GiB (cluster has 15.3 GiB)"]
 
 
+@pytest.mark.ray
 def test_start_local_with_other_options_names_them_and_the_restart(ray_cp, tmp_path: Path) -> None:
+    from ray_fixtures import SHARED_HEAD_CPUS
+
     root = str(ray_cp.root)
     res = run_cli("ray", "cluster", "start-local", "--num-cpus", "1", "--state-root", root)
     assert res.returncode == 0, res.stderr
-    assert "nothing to do" not in res.stderr and "--num-cpus 1 (cluster has 2" in res.stderr
+    assert "nothing to do" not in res.stderr and f"--num-cpus 1 (cluster has {SHARED_HEAD_CPUS}" in res.stderr
     assert f"next: merlin ray cluster stop --state-root {root}" in res.stderr
     assert f"next: merlin ray cluster start-local --num-cpus 1 --state-root {root}" in res.stderr
     resources = next(line for line in res.stdout.splitlines() if line.startswith("resources"))

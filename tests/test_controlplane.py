@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLES, run_cli
+from cli_runner import run_cli
+from conftest import EXAMPLES
 from merlin.cli.nextsteps import command
 from merlin.controlplane import ControlPlane, targetgen_outcome
 from merlin.ledger import RunStatus

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from conftest import run_cli
+from cli_runner import run_cli
 from merlin.durations import BadDuration, clock, describe, parse_duration, seconds
 from merlin.errors import BadInput
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from cli_runner import run_cli
 from merlin.clusters import procs
 from merlin.controlplane import ControlPlane
 from merlin.ledger import RunStatus

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from cli_runner import run_cli
 from test_executor import HAL, OK, Spec, ready_spec
 
 
@@ -111,7 +111,8 @@ def test_execute_summary_renders_the_runs_next_steps(tmp_path: Path) -> None:
     """The human summary's commands are the run record's next steps as the CLI renders them (one source)."""
     import json as _json
 
-    from conftest import EXAMPLES, run_cli
+    from cli_runner import run_cli
+    from conftest import EXAMPLES
     from merlin.cli.nextsteps import command
     from merlin.controlplane import ControlPlane
 

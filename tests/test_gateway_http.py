@@ -249,6 +249,7 @@ def test_a_state_root_that_is_a_file_is_exit_2_for_mcp_and_serve(tmp_path: Path)
         assert len(lines) == 1 and "not a directory" in lines[0], proc.stderr
 
 
+@pytest.mark.slow  # several processes, seconds even on a quiet machine
 def test_rotate_token(tmp_path: Path) -> None:
     a = start_server(tmp_path)
     old = a.token

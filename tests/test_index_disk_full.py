@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from cli_runner import run_cli
 from merlin.controlplane import ControlPlane
 from merlin.ledger import Ledger, RunStatus, set_status
 from merlin.ledger.index import index_dir, note_changed

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from cli_runner import run_cli
 from merlin.controlplane import ControlPlane
 from merlin.errors import Blocked, MerlinError
 from merlin.ledger.paths import LAYOUT_VERSION, Layout

@@ -126,6 +126,7 @@ def _sigkill_waiter(cp: ControlPlane, run_id: str) -> int:
     return pid
 
 
+@pytest.mark.slow  # several processes, seconds even on a quiet machine
 def test_a_waiting_run_whose_waiter_was_sigkilled_is_recorded_lost_by_the_next_look(cp: ControlPlane) -> None:
     """Its waiter (pid + start time in the record) died before the grant: nothing will ever start it.
     Each way of looking at it (status, jobs status, jobs list --refresh, jobs wait, resources queue)

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, run_cli
+from cli_runner import run_cli
+from conftest import REPO
+from conftest import run_cli as run_cli_process
 from merlin.durations import parse_duration
 from merlin.errors import BadInput, NotFound, SpecError
 from merlin.leases.book import LeaseBook, LeaseLost, NotGranted, parse_bundle
@@ -397,6 +399,7 @@ for _ in range(int(sys.argv[2])):
 """
 
 
+@pytest.mark.slow  # several processes, seconds even on a quiet machine
 @pytest.mark.parametrize("kind", ["flock", "mkdir"])
 def test_both_lock_kinds_exclude_across_processes(tmp_path: Path, kind: str) -> None:
     book = LeaseBook(tmp_path / "state")
@@ -780,7 +783,7 @@ def test_a_timed_out_reserve_wait_stays_queued_after_it_exits(book: LeaseBook) -
     """NotGranted says the request stays queued: its waiter is forgotten, so its exit withdraws nothing."""
     held = book.reserve(["board:1"])
     root = str(book.layout.root)
-    res = run_cli("ray", "resources", "reserve", "board:1", "--wait", "--timeout", "1s", "--state-root", root)
+    res = run_cli_process("ray", "resources", "reserve", "board:1", "--wait", "--timeout", "1s", "--state-root", root)
     assert res.returncode == 3, res.stderr
     book.refresh()
     (queued,) = book.queue()

@@ -275,6 +275,7 @@ for i in range(n):
 """
 
 
+@pytest.mark.slow  # several processes, seconds even on a quiet machine
 def test_sixteen_processes_update_the_same_runs(tmp_path: Path) -> None:
     ledger = Ledger(tmp_path)
     make_run(ledger, "shared-a")

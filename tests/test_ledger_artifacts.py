@@ -8,7 +8,7 @@ import os
 import time
 from pathlib import Path
 
-from conftest import run_cli
+from cli_runner import run_cli
 from merlin.controlplane import ControlPlane
 from merlin.ledger.artifacts import index_dir
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from cli_runner import run_cli
 from merlin.ledger import Ledger, RunStatus, set_status
 from merlin.ledger.index import RunIndex, index_dir, row_id
 from test_ledger import make_run

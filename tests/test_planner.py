@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, example_targets, overlays_for, run_cli, upstream_targets
+from cli_runner import run_cli
+from conftest import REPO, example_targets, overlays_for, upstream_targets
 from merlin.spec import load_capability, load_pair
 from merlin.spec.models import CapabilitySpec
 from merlin.targetgen import rules

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import UPSTREAM, run_cli, upstream_targets
+from cli_runner import run_cli
+from conftest import UPSTREAM, upstream_targets
 from merlin.errors import BadInput
 from merlin.spec import load_pair
 from merlin.targetgen import prompts as pr

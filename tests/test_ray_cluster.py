@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from cli_runner import run_cli
 from merlin.clusters import procs
 from merlin.clusters.net import free_ports, probe
 from merlin.controlplane import ControlPlane
@@ -45,6 +45,7 @@ def wait_status(cp: ControlPlane, run_id: str, want: RunStatus, timeout: float =
         time.sleep(0.3)
 
 
+@pytest.mark.ray_exclusive  # starts a head of its own
 def test_lifecycle_isolation_lost_unreachable_and_retry(ray_cluster, cluster_root: Path, tmp_path: Path) -> None:
     root = cluster_root
     cp = ControlPlane(root)
@@ -167,6 +168,7 @@ def test_remote_bind_needs_explicit_flag(tmp_path: Path) -> None:
     assert not (tmp_path / "cluster" / "bootstrap.json").exists()
 
 
+@pytest.mark.ray_exclusive  # starts a head of its own
 def test_token_auth_end_to_end(cluster_root: Path, tmp_path: Path) -> None:
     root = cluster_root
     cp = ControlPlane(root)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from cli_runner import run_cli
 from merlin.clusters import procs
 from merlin.clusters.auth import headers_for
 from merlin.clusters.net import probe
@@ -38,6 +38,7 @@ def _until(check, timeout: float = 30.0, what: str = "") -> None:
         time.sleep(0.2)
 
 
+@pytest.mark.ray_exclusive  # starts, SIGSTOPs and SIGKILLs a head of its own
 def test_sigkilled_head_makes_runs_lost_in_one_look_ends_their_processes_and_a_retry_never_doubles(cluster_root: Path) -> None:
     root = cluster_root
     cp = ControlPlane(root)

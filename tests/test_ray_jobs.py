@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, run_cli
+from cli_runner import run_cli
+from conftest import REPO
+from conftest import run_cli as run_cli_process
 from merlin.controlplane import ControlPlane
 from merlin.ledger import RunStatus
 
@@ -201,8 +203,8 @@ def test_blocked_when_ray_is_not_importable_then_retry(ray_cp: ControlPlane, tmp
     stub = tmp_path / "stub"
     (stub / "ray").mkdir(parents=True)
     (stub / "ray" / "__init__.py").write_text("raise ImportError('No module named ray (stub for tests)')\n")
-    env = {"PYTHONPATH": str(stub)}
-    res = run_cli("ray", "jobs", "submit", "--engine", "ray", "--target", "demo", "--workflow", "noray", "--", "echo", "hi", env=env)
+    env = {"PYTHONPATH": str(stub)}  # a process of its own: Ray is already imported in this one
+    res = run_cli_process("ray", "jobs", "submit", "--engine", "ray", "--target", "demo", "--workflow", "noray", "--", "echo", "hi", env=env)
     assert res.returncode == 3, res.stderr
     run_id = res.stdout.strip()
     assert "install Ray into merlin's environment" in res.stderr and "next: `.venv/bin/pip install 'ray[default]'`" in res.stderr
@@ -211,7 +213,7 @@ def test_blocked_when_ray_is_not_importable_then_retry(ray_cp: ControlPlane, tmp
     rec = ray_cp.get(run_id)
     assert rec.status == RunStatus.BLOCKED and rec.attempt.error_type == "ray_not_importable"
     # cluster start is blocked the same way
-    start = run_cli("ray", "cluster", "start-local", "--name", "never", env=env)
+    start = run_cli_process("ray", "cluster", "start-local", "--name", "never", env=env)
     assert start.returncode == 3 and "install Ray" in start.stderr
     # the cause is gone (no stub): retry submits the same run
     again = run_cli("ray", "jobs", "retry", run_id, "--wait", "--json")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from cli_runner import run_cli
 from merlin.clusters import procs
 from merlin.controlplane import ControlPlane
 from merlin.errors import Blocked
@@ -158,6 +158,7 @@ def orchestrated(tmp_path: Path) -> str:
     return str(ex.orchestrate(cap, overlay, out_dir=tmp_path / "out").target_dir)
 
 
+@pytest.mark.slow  # several processes, seconds even on a quiet machine
 def test_killed_inprocess_execute_is_lost_with_a_true_message_and_retry_runs_it(cp: ControlPlane, tmp_path: Path) -> None:
     target_dir = orchestrated(tmp_path)
     env = dict(os.environ, MERLIN_STATE_ROOT=str(cp.root))
@@ -178,7 +179,7 @@ def test_killed_inprocess_execute_is_lost_with_a_true_message_and_retry_runs_it(
     assert "No such file" not in cp.logs(run_id)
 
 
-@pytest.mark.ray
+@pytest.mark.ray_exclusive
 @pytest.mark.slow
 def test_ray_run_whose_head_was_sigkilled_is_lost_then_cancel_and_retry_elsewhere_work(ray_cp: ControlPlane) -> None:
     """A throwaway cluster (not the session one) is SIGKILLed under a running job."""
@@ -416,6 +417,7 @@ def sigkill_storm(cp: ControlPlane, n: int) -> dict[str, int]:
     return {"tried": n + 1, "survived": n + 1 - lost - stuck, "lost": lost, "stuck": stuck, "killed_mid_submit": len(records) - 1}
 
 
+@pytest.mark.slow  # several processes, seconds even on a quiet machine
 def test_sigkill_storm_leaves_no_debris_nothing_stuck_and_every_file_valid(cp: ControlPlane) -> None:
     fig = sigkill_storm(cp, 5)
     print(f"[reliability] SIGKILL storm: {fig.pop('killed_mid_submit')} submitters were killed after creating their run")

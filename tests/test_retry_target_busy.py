@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLES, run_cli
+from cli_runner import run_cli
+from conftest import EXAMPLES
 from merlin.controlplane import ControlPlane
 from merlin.errors import BadInput
 from merlin.ledger import RunStatus

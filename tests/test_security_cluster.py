@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from cli_runner import run_cli
 from merlin.clusters.exposure import is_loopback
 from merlin.clusters.net import free_ports
 from merlin.controlplane import ControlPlane
@@ -104,8 +104,9 @@ def test_default_cluster_is_token_protected_and_loopback_only(ray_cluster, ray_c
         assert resp.status == 200
 
 
-def test_auth_none_is_an_explicit_opt_out_with_a_warning(tmp_path: Path) -> None:
-    root = tmp_path / "state"
+@pytest.mark.ray_exclusive  # starts a head of its own
+def test_auth_none_is_an_explicit_opt_out_with_a_warning(cluster_root: Path) -> None:
+    root = cluster_root
     res = start(root, "open", "--auth", "none")
     try:
         assert res.returncode == 0, res.stderr

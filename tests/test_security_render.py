@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from cli_runner import run_cli
 from test_executor import HAL, OK, Spec, ready_spec
 
 MARKUP = '[bold]hi[/bold] a[1]'

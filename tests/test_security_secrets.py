@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from cli_runner import run_cli
 from merlin.controlplane import ControlPlane
 from merlin.ledger.text import REDACTED, redact_argv, redact_env, redact_mapping, scrub_values, secret_values
 

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, run_cli
+from cli_runner import run_cli
+from conftest import REPO
 from merlin.errors import SpecError
 from merlin.spec.loader import load_capability, load_overlay, load_pair
 

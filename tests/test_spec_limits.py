@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, run_cli
+from cli_runner import run_cli
+from conftest import REPO
 from merlin.errors import SpecError
 from merlin.spec.loader import load_capability, load_overlay
 from merlin.spec.yamlsafe import DEFAULT_MAX_BYTES, DEFAULT_MAX_NODES, MAX_BYTES_ENV, MAX_NODES_ENV, load_yaml
@@ -119,6 +120,7 @@ def test_small_alias_reuse_is_still_fine(tmp_path: Path) -> None:
     assert len(extra["l2"]) == 10 and extra["l2"][0] == extra["l1"]
 
 
+@pytest.mark.slow  # several processes, seconds even on a quiet machine
 def test_node_count_bomb_is_refused(tmp_path: Path) -> None:
     """Many plain nodes within the size limit: refused at the line where the count crosses the limit."""
     spec = tmp_path / "capability.yaml"

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLES, REPO, run_cli
+from cli_runner import run_cli
+from conftest import EXAMPLES, REPO
 from merlin.spec.loader import load_pair
 from merlin.spec.pairing import spec_warnings
 

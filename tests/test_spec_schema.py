@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 import conftest
-from conftest import REPO, example_targets, overlays_for, run_cli
+from cli_runner import run_cli
+from conftest import REPO, example_targets, overlays_for
 from merlin.spec.schema import SCHEMA_FILES, json_schema
 
 # ../shared beside the repo; a worktree (wt/<name>/) finds it one level further up.

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 import conftest
-from conftest import REPO, run_cli
+from cli_runner import run_cli
+from conftest import REPO
 from merlin.spec import load_capability, load_overlay, load_pair
 from merlin.spec.pairing import spec_warnings
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from cli_runner import run_cli
 from merlin.controlplane import ControlPlane
 from test_executor_concurrency import start_cli, wait_for
 from test_ray_targetgen import CAP, overlay

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from conftest import example_targets, overlays_for, run_cli, upstream_targets
+from cli_runner import run_cli
+from conftest import example_targets, overlays_for, upstream_targets
 from merlin.targetgen import executor as ex
 
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from cli_runner import run_cli
 from merlin.controlplane import ControlPlane
 from merlin.ledger.status import RunStatus
-from tests.conftest import run_cli
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -28,16 +28,19 @@ HOLD = "import os,sys,time; t=time.time()\nwhile not os.path.exists(sys.argv[1])
 
 
 @pytest.fixture(scope="module")
-def fpga(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    """A private local cluster whose node has one ``firesim_fpga``; stopped at the end."""
+def fpga(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """A private local cluster whose node has one ``firesim_fpga``; stopped at the end. Starting and
+    stopping it take the exclusive Ray turn; the tests only submit to it (shared turns)."""
     pytest.importorskip("ray")
-    from tests.ray_fixtures import start_cluster
+    from tests.ray_fixtures import ray_turn, start_cluster
 
     root = tmp_path_factory.mktemp("why-ray") / "state"
-    cp, rec = start_cluster(root, "fpga", resources={"firesim_fpga": 1})
+    with ray_turn(request.config, exclusive=True):
+        cp, rec = start_cluster(root, "fpga", resources={"firesim_fpga": 1})
     assert rec.resources.get("firesim_fpga") == 1
     yield cp
-    cp.stop_cluster("fpga", grace=2.0, force=True)
+    with ray_turn(request.config, exclusive=True):
+        cp.stop_cluster("fpga", grace=2.0, force=True)
 
 
 def _until(pred, timeout: float = 90.0):

@@ -8,10 +8,10 @@ import json
 import sys
 from pathlib import Path
 
+from cli_runner import run_cli
 from merlin.cli.nextsteps import command, condition_lines
 from merlin.controlplane import ControlPlane
 from merlin.nextsteps import Action, step
-from tests.conftest import run_cli
 
 
 def _stopped_slurm(cp: ControlPlane, name: str = "lab") -> None:

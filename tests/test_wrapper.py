@@ -7,6 +7,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from conftest import REPO
 
 
@@ -42,6 +44,7 @@ def test_missing_python_is_a_clear_error(tmp_path: Path) -> None:
     assert not (project / ".venv").exists()
 
 
+@pytest.mark.wrapper_install
 def test_unreachable_registry_is_a_clear_error_and_retried_next_time(tmp_path: Path) -> None:
     project = _copy_wrapper(tmp_path)
     empty = tmp_path / "no-wheels"
@@ -78,6 +81,7 @@ def _probe_project(tmp_path: Path) -> Path:
     return project
 
 
+@pytest.mark.wrapper_install
 def test_two_first_runs_at_once_install_once(tmp_path: Path) -> None:
     import time
 
