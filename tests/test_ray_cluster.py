@@ -204,7 +204,7 @@ def test_token_auth_end_to_end(cluster_root: Path, tmp_path: Path) -> None:
         run_id = res.stdout.strip()
         assert cp.get(run_id).attempt.error_type == "token_missing"
         # wrong token: refused by Ray, reported as such
-        token_file.write_text("not-the-token")
+        token_file.write_text("0" * 64)  # a well-formed token, but not this cluster's
         os.chmod(token_file, 0o600)
         wrong = cp.retry(run_id)
         assert wrong.status == RunStatus.BLOCKED and "refused the token" in wrong.message
@@ -220,7 +220,7 @@ def test_token_file_must_be_private(tmp_path: Path) -> None:
     tok.write_text("abc")
     os.chmod(tok, 0o644)
     res = run_cli(*start_args(tmp_path / "s", "loose", "--auth", "token", "--token-file", str(tok)))
-    assert res.returncode == 2 and "chmod 600" in res.stderr
+    assert res.returncode == 2 and "mode 600" in res.stderr
 
 
 def test_token_sources_never_hold_the_value(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
