@@ -37,16 +37,21 @@ def test_shared_options_are_declared_once() -> None:
 
 def test_each_ray_group_lives_in_its_own_module() -> None:
     """`merlin ray <group> <command>`'s callback is defined in <group>'s module, the help as before."""
-    from merlin.cli.ray_cmd import app
+    import importlib
+
+    from merlin.cli.ray_cmd import RAY_GROUPS, app
 
     rooms = {"cluster": "merlin.cli.clusters_cmd", "jobs": "merlin.cli.jobs_cmd", "artifacts": "merlin.cli.artifacts_cmd", "resources": "merlin.cli.resources_cmd"}
-    groups = {g.name: g.typer_instance for g in app.registered_groups}
-    assert set(groups) == set(rooms)
-    for name, sub in groups.items():
-        assert sub is not None and sub.registered_commands, name
+    assert {name: module for name, (module, _help) in RAY_GROUPS.items()} == rooms
+    for name, module in rooms.items():
+        sub = importlib.import_module(module).app
+        assert sub.info.help == RAY_GROUPS[name][1], f"update RAY_GROUPS[{name!r}] in cli/ray_cmd.py"
+        assert sub.registered_commands, name
         for cmd in sub.registered_commands:
             assert cmd.callback is not None and cmd.callback.__module__ == rooms[name], (name, cmd.name, cmd.callback.__module__)
     group = typer.main.get_command(app)
-    assert list(group.commands) == ["doctor", "cluster", "jobs", "artifacts", "resources"]  # the order `merlin ray --help` lists
+    assert group.list_commands(None) == ["doctor", "cluster", "jobs", "artifacts", "resources"]  # the order `merlin ray --help` lists
+    for name in rooms:  # loaded on first use
+        assert group.get_command(None, name) is not None, name
     assert list(group.commands["jobs"].commands) == ["why", "submit", "list", "status", "logs", "cancel", "retry", "watch"]
     assert list(group.commands["cluster"].commands) == ["start", "start-local", "status", "stop", "list"]

@@ -28,18 +28,55 @@ try:
 except SystemExit as exc:
     code = exc.code or 0
 heavy = sorted({m.split('.')[0] for m in sys.modules if m.split('.')[0] in ('pydantic', 'pydantic_core', 'ray')})
-sys.stderr.write('\nPROBE:' + json.dumps({'exit': code, 'heavy': heavy}) + '\n')
+sys.stderr.write('\nPROBE:' + json.dumps({'exit': code, 'heavy': heavy, 'modules': sorted(sys.modules)}) + '\n')
 """
 
 
-def probe(*args: str, root: Path) -> tuple[int, list[str], str]:
-    """(exit code, heavy top-level modules imported, stdout) of ``merlin ARGS`` run in-process in a fresh interpreter."""
+def probe_all(*args: str, root: Path) -> tuple[int, list[str], str, list[str]]:
+    """(exit code, heavy top-level modules imported, stdout, every module imported) of ``merlin ARGS``
+    run in-process in a fresh interpreter."""
     env = {**os.environ, "MERLIN_STATE_ROOT": str(root), "NO_COLOR": "1", "COLUMNS": "200"}
     res = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
     line = [x for x in res.stderr.splitlines() if x.startswith("PROBE:")]
     assert line, res.stderr
     data = json.loads(line[-1][len("PROBE:"):])
-    return data["exit"], data["heavy"], res.stdout
+    return data["exit"], data["heavy"], res.stdout, data["modules"]
+
+
+def probe(*args: str, root: Path) -> tuple[int, list[str], str]:
+    """(exit code, heavy top-level modules imported, stdout) of ``merlin ARGS`` run in-process in a fresh interpreter."""
+    return probe_all(*args, root=root)[:3]
+
+
+# What a submit, status or listing does not need: a third-party lock (merlin.atomic's is flock(2)),
+# the TargetGen glue behind the facade, the lifecycle part (wait, cancel, retry) and the CLI's
+# other command groups (`ray jobs ...` loads jobs_cmd alone).
+NOT_ON_THE_HOT_PATH = (
+    "filelock",
+    "merlin.integrations",
+    "merlin.targetgen",
+    "merlin.control.lifecycle",
+    "merlin.cli.targetgen_cmd",
+    "merlin.cli.clusters_cmd",
+    "merlin.cli.resources_cmd",
+    "merlin.cli.artifacts_cmd",
+)
+
+
+def _unwanted(modules: list[str]) -> list[str]:
+    return [m for m in modules if m.startswith(NOT_ON_THE_HOT_PATH)]
+
+
+def test_local_submit_status_and_list_import_no_filelock_targetgen_glue_or_other_groups(tmp_path: Path) -> None:
+    root = tmp_path / "state"
+    code, _heavy, out, modules = probe_all("ray", "jobs", "submit", "--engine", "local", "--target", "t", "--workflow", "w", "--json", "--", "true", root=root)
+    assert code == 0 and _unwanted(modules) == [], (code, _unwanted(modules))
+    assert "merlin.cli.jobs_cmd" in modules and "merlin.control.submit" in modules  # the probe sees what the command loads
+    run_id = json.loads(out)["run_id"]
+    for args in (("ray", "jobs", "status", run_id, "--json"), ("ray", "jobs", "list", "--json")):
+        code, _heavy, out, modules = probe_all(*args, root=root)
+        assert code == 0 and run_id in out, (args, code)
+        assert _unwanted(modules) == [], (args, _unwanted(modules))
 
 
 def test_local_submit_status_list_and_reserve_never_import_pydantic(tmp_path: Path) -> None:

@@ -468,35 +468,87 @@ def read_holder(path: Path) -> str | None:
     return text or None
 
 
+_LOCK_POLL = 0.05  # seconds between tries while another process holds a lock
+
+
+def _flock(path: Path, timeout: float, mode: int) -> int | None:
+    """An open descriptor of ``path`` holding an exclusive flock(2), or None after ``timeout``
+    seconds of trying (every 50 ms; a negative timeout waits for ever, 0 tries once).
+
+    The lock file is created with ``mode`` and never removed: removing it would let a
+    waiter lock a file that is no longer the lock. A descriptor that locked a file
+    unlinked meanwhile (no links left) is dropped and the lock tried again.
+    """
+    import fcntl
+    import time
+
+    start = time.monotonic()
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), mode)
+        try:
+            os.fchmod(fd, mode)
+        except PermissionError:  # a lock file another user created: still lockable
+            pass
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        else:
+            if os.fstat(fd).st_nlink:
+                return fd
+            os.close(fd)
+            continue
+        if 0 <= timeout <= time.monotonic() - start:
+            return None
+        time.sleep(_LOCK_POLL)
+
+
+def lock_is_free(path: Path) -> bool:
+    """True when nobody holds the lock at ``path`` right now (a missing lock file is free). Never waits."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)  # closing the descriptor releases a lock it took
+    return True
+
+
 @contextmanager
 def file_lock(path: Path, *, timeout: float = 10.0, holder: str | None = None) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` (a ``.lock`` file beside the record).
+    """Hold an exclusive lock on ``path`` (a ``.lock`` file beside the record): flock(2).
 
     Waits up to ``timeout`` seconds, then raises ``LockBusy`` naming the holder
     written into ``<path>.holder`` by whoever has the lock (pid and command). The
     holder file is removed on release; one left by a dead process is ignored.
+    Not re-entrant: a second ``file_lock`` on the same path in the same process waits.
     """
-    from filelock import FileLock, Timeout
-
     from merlin.errors import LockBusy
 
     path = Path(path)
     make_dir(path.parent)
-    lock = FileLock(str(path), mode=mode_for(path.parent))
-    holder_file = holder_path(path)
-    try:
-        lock.acquire(timeout=timeout)
-    except Timeout:
+    fd = _flock(path, timeout, mode_for(path.parent))
+    if fd is None:
         who = read_holder(path) or "unknown process"
         raise LockBusy(
             f"{path.parent}: busy, locked by {who}; waited {timeout:g}s. "
             "Wait for it to finish, or stop that process and try again."
         ) from None
+    holder_file = holder_path(path)
     try:
         try:
-            fd = os.open(holder_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode_for(path.parent))
-            os.fchmod(fd, mode_for(path.parent))
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            hfd = os.open(holder_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode_for(path.parent))
+            os.fchmod(hfd, mode_for(path.parent))
+            with os.fdopen(hfd, "w", encoding="utf-8") as handle:
                 handle.write(holder or f"pid {os.getpid()}")
         except OSError:
             pass
@@ -506,4 +558,4 @@ def file_lock(path: Path, *, timeout: float = 10.0, holder: str | None = None) -
             holder_file.unlink()
         except OSError:
             pass
-        lock.release()
+        os.close(fd)  # releases the flock

@@ -25,18 +25,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
-from merlin.control import lifecycle, observe
-from merlin.control import logs as logs_mod
-from merlin.control import submit as submit_mod
 from merlin.engines.registry import DEFAULT_ENGINE
-from merlin.integrations import targetgen_runs as tg
-from merlin.integrations.targetgen_runs import (  # noqa: F401  (the TargetGen glue's public names)
-    InProcessRun,
-    targetgen_exit_code,
-    targetgen_message,
-    targetgen_outcome,
-    targetgen_target,
-)
 from merlin.ledger.paths import Layout, resolve_state_root, validate_run_id
 from merlin.ledger.store import Ledger
 from merlin.safety import check_target_dir  # noqa: F401  (re-exported: documented here before the split)
@@ -47,12 +36,32 @@ if TYPE_CHECKING:  # pragma: no cover
     from merlin.control.summaries import RunSummaries
     from merlin.engines.base import Engine
     from merlin.integrations.targetgen_ops import Explanation, ReviewPrompt, ReviewQueue, ReviewResponse, Validation, WrittenPlan
+    from merlin.integrations.targetgen_runs import (  # noqa: F401  (the TargetGen glue's public names, imported on first use)
+        InProcessRun,
+        targetgen_exit_code,
+        targetgen_message,
+        targetgen_outcome,
+        targetgen_target,
+    )
     from merlin.leases.book import Lease, LeaseBook
     from merlin.ledger.models import ArtifactIndex, ClusterRecord, RunRecord
     from merlin.targetgen.executor import AnswerResult, ExecuteResult, OrchestrateResult, RetryResult
 
 #: a path as given by a caller (a spec, an overlay, an output root, a target directory)
 PathArg = str | os.PathLike[str]
+
+# The TargetGen glue's public names, re-exported here but imported on first use: a submit,
+# status or listing never loads the TargetGen integration (tests/test_hot_path_no_pydantic.py).
+_TARGETGEN_NAMES = frozenset({"InProcessRun", "targetgen_exit_code", "targetgen_message", "targetgen_outcome", "targetgen_target"})
+
+if not TYPE_CHECKING:
+
+    def __getattr__(name: str) -> Any:
+        if name in _TARGETGEN_NAMES:
+            from merlin.integrations import targetgen_runs
+
+            return getattr(targetgen_runs, name)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class ControlPlane:
@@ -156,12 +165,16 @@ class ControlPlane:
         backend = self.cluster_backend(record.kind)
         state = describe(backend, backend.observe(record), sockets)
         if state.state == "active":
+            from merlin.control import lifecycle
+
             state.foreign_jobs = lifecycle.foreign_jobs(self, state.record or record)
         return state
 
     def stop_cluster(self, name: str = "default", grace: float = 5.0, force: bool = False, **kwargs: Any) -> ClusterRecord:
         """Stop a cluster; Blocked (``cluster_has_runs``) while runs are active on it unless ``force``,
         which records them cancelled by the stop (logs kept in the ledger, retry step)."""
+        from merlin.control import lifecycle
+
         return lifecycle.stop_cluster(self, name, grace=grace, force=force, **kwargs)
 
     def list_clusters(self) -> list[ClusterState]:
@@ -195,6 +208,8 @@ class ControlPlane:
         in its message and ``next_steps``. With ``leases`` (``POOL[:COUNT][,k=v...]``, a
         gang if several) the run is recorded ``waiting`` and starts by itself once they
         are granted; its lease is held while it runs (see :mod:`merlin.control.leased`)."""
+        from merlin.control import submit as submit_mod
+
         rec = submit_mod.submit(
             self, command, target=target, workflow=workflow, engine=engine or DEFAULT_ENGINE, target_dir=target_dir, workdir=workdir,
             num_cpus=num_cpus, num_gpus=num_gpus, resources=resources, env=env, cluster=cluster, source=source,
@@ -212,18 +227,26 @@ class ControlPlane:
 
     def status(self, run_id: str, refresh: bool = True) -> RunRecord:
         """The record, after asking the engine if the run may still change."""
+        from merlin.control import observe
+
         return observe.status(self, run_id, refresh)
 
     def status_json(self, run_id: str, refresh: bool = True) -> dict[str, Any]:
         """:meth:`status` as the record's JSON; skips pydantic when the run did not change (``jobs status``)."""
+        from merlin.control import observe
+
         return observe.status_json(self, run_id, refresh)
 
     def refresh(self, run_ids: Iterable[str] | None = None) -> list[RunRecord]:
         """Reconcile active runs with their engines: one ``poll_many`` per engine."""
+        from merlin.control import observe
+
         return observe.refresh(self, run_ids)
 
 
     def index_artifacts(self, run_id: str) -> ArtifactIndex:
+        from merlin.control import observe
+
         return observe.index_artifacts(self, run_id)
 
     def list_runs(self, status: Iterable[str] | None = None, refresh: bool = False) -> list[dict[str, Any]]:
@@ -232,6 +255,8 @@ class ControlPlane:
 
     def list_entries(self, status: Iterable[str] | None = None, refresh: bool = False) -> Sequence[tuple[dict[str, Any], bytes]]:
         """Like :meth:`list_runs`, with each record's bytes as stored."""
+        from merlin.control import observe
+
         return observe.list_entries(self, status, refresh)
 
     def sweep(self, everything: bool = False, min_age: float | None = None) -> Any:
@@ -257,6 +282,8 @@ class ControlPlane:
 
     def wait(self, run_id: str, timeout: float | None = None, poll: float = 0.5) -> RunRecord:
         """Block until the run is terminal (or ``timeout`` seconds pass)."""
+        from merlin.control import lifecycle
+
         return lifecycle.wait(self, run_id, timeout, poll)
 
     def events(self, run_id: str) -> list[dict[str, Any]]:
@@ -285,22 +312,32 @@ class ControlPlane:
     # ----------------------------------------------------------- logs/cancel
 
     def logs(self, run_id: str, attempt: int | None = None) -> str:
+        from merlin.control import logs as logs_mod
+
         return logs_mod.logs(self, run_id, attempt)
 
     def follow(self, run_id: str) -> Iterator[str]:
+        from merlin.control import logs as logs_mod
+
         return logs_mod.follow(self, run_id)
 
     def cancel(self, run_id: str, grace: float = 5.0, timeout: float = 15.0) -> RunRecord:
         """Stop a run: its engine ends it (or is asked to, and observed until it has)."""
+        from merlin.control import lifecycle
+
         return lifecycle.cancel(self, run_id, grace, timeout)
 
     def retry(self, run_id: str, env: Mapping[str, str] | None = None, cluster: str | None = None, wait: bool = False, timeout: float | None = None) -> RunRecord:
         """A new attempt of a blocked, failed, cancelled or lost run (same command, same target)."""
+        from merlin.control import lifecycle
+
         return lifecycle.retry(self, run_id, env, cluster, wait, timeout)
 
     # -------------------------------------------------------------- artifacts
 
     def artifacts(self, run_id: str) -> ArtifactIndex:
+        from merlin.control import observe
+
         return observe.artifacts(self, run_id)
 
     def read_artifact(self, run_id: str, name: str, max_bytes: int) -> ArtifactRead:
@@ -331,6 +368,8 @@ class ControlPlane:
         env: Mapping[str, str] | None = None,
     ) -> RunRecord:
         """Run the in-process TargetGen executor on ``target_dir`` as a run of ``engine``."""
+        from merlin.integrations import targetgen_runs as tg
+
         return tg.submit_targetgen(
             self, target_dir, target, engine=engine, cluster=cluster, wait=wait, timeout=timeout, workflow=workflow,
             extra_args=extra_args, metadata=metadata, env=env,
@@ -341,6 +380,8 @@ class ControlPlane:
         wait: bool = False, progress: Callable[[str], None] | None = None,
     ) -> RunRecord:
         """``targetgen execute --engine E``: orchestrate (unless ``from_dir``), then submit the executor as a run of E."""
+        from merlin.integrations import targetgen_runs as tg
+
         return tg.targetgen_submit(
             self, capability=_path(capability), overlay=_path(overlay), out_dir=_path(out_dir), from_dir=_path(from_dir), engine=engine, cluster=cluster, wait=wait, progress=progress
         )
@@ -368,6 +409,8 @@ class ControlPlane:
         With ``leases`` (a TargetGen overlay's ``resources:``) the run waits for them
         first (recorded ``waiting``), holds them while the block runs and releases them after.
         """
+        from merlin.integrations import targetgen_runs as tg
+
         return tg.record_inprocess_run(
             self, target=target, target_dir=target_dir, workflow=workflow, command=command, source=source, run_id=run_id, metadata=metadata,
             leases=leases, progress=progress,
@@ -375,19 +418,27 @@ class ControlPlane:
 
     def task_logs_hint(self, run_id: str) -> str | None:
         """Where the per-task logs of a TargetGen run are (the executor writes them under <target_dir>/logs/)."""
+        from merlin.integrations import targetgen_runs as tg
+
         return tg.task_logs_hint(self, run_id)
 
     def task_logs(self, run_id: str) -> Path | None:
+        from merlin.integrations import targetgen_runs as tg
+
         return tg.task_logs(self, run_id)
 
     def record_outcome(self, run_id: str, outcome: str, message: str | None = None, detail: Mapping[str, Any] | None = None, next_steps: list[dict[str, Any]] | None = None) -> RunRecord:
         """Write an executor outcome (and the next steps) without touching the status."""
+        from merlin.integrations import targetgen_runs as tg
+
         return tg.record_outcome(self, run_id, outcome, message, detail, next_steps)
 
     def finish_run(
         self, run_id: str, *, outcome: str | None, exit_code: int = 0, message: str | None = None, error: str | None = None, blocked: bool = False, next_steps: list[dict[str, Any]] | None = None
     ) -> RunRecord:
         """End an in-process run: outcome and exit code in, status out."""
+        from merlin.integrations import targetgen_runs as tg
+
         return tg.finish_run(self, run_id, outcome=outcome, exit_code=exit_code, message=message, error=error, blocked=blocked, next_steps=next_steps)
 
 

@@ -7,15 +7,13 @@ and prints one line (``MERLIN_DEBUG=1`` shows the traceback).
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
-from typing import Any
 
 import typer
-from typer.core import TyperGroup
 
 from merlin import __version__
+from merlin.cli.lazy import LazyGroup as BaseLazyGroup
 
 # Command groups, loaded only when invoked (or when their own help is asked for),
 # so `merlin --help` imports neither them nor what they import. The help text is
@@ -26,48 +24,10 @@ LAZY_GROUPS: dict[str, tuple[str, str]] = {
 }
 
 
-def _plain_help(sub: typer.Typer) -> None:
-    """Click's plain help for a Typer and its sub-Typers: Rich's help formatter costs ~0.1 s of imports."""
-    sub.rich_markup_mode = None
-    for group in sub.registered_groups:
-        if group.typer_instance is not None:
-            _plain_help(group.typer_instance)
-
-
-class LazyGroup(TyperGroup):
+class LazyGroup(BaseLazyGroup):
     """The root group: lists LAZY_GROUPS by name and help, imports one only when it is used."""
 
-    def list_commands(self, ctx: Any) -> list[str]:
-        return [*LAZY_GROUPS, *(n for n in super().list_commands(ctx) if n not in LAZY_GROUPS)]
-
-    def get_command(self, ctx: Any, name: str) -> Any:
-        if name in LAZY_GROUPS and name not in self.commands:
-            sub: typer.Typer = importlib.import_module(LAZY_GROUPS[name][0]).app
-            _plain_help(sub)
-            sub._add_completion = False  # as when it was added to the root app with add_typer
-            group = typer.main.get_command(sub)
-            group.name = name
-            self.add_command(group, name)
-        return super().get_command(ctx, name)
-
-    def format_commands(self, ctx: Any, formatter: Any) -> None:
-        """As click's, but a group not loaded yet is listed by its stored help."""
-        from typer._click.utils import make_default_short_help
-
-        names = self.list_commands(ctx)
-        if not names:
-            return
-        limit = formatter.width - 6 - max(len(n) for n in names)
-        rows = []
-        for name in names:
-            if name in LAZY_GROUPS and name not in self.commands:
-                rows.append((name, make_default_short_help(LAZY_GROUPS[name][1], limit)))
-            else:
-                cmd = super().get_command(ctx, name)
-                if cmd is not None and not cmd.hidden:
-                    rows.append((name, cmd.get_short_help_str(limit)))
-        with formatter.section("Commands"):
-            formatter.write_dl(rows)
+    LAZY = LAZY_GROUPS
 
 
 app = typer.Typer(

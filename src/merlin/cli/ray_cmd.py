@@ -17,15 +17,30 @@ from pathlib import Path
 
 import typer
 
-from merlin.cli import artifacts_cmd, clusters_cmd, jobs_cmd, resources_cmd
 from merlin.cli.common import control_plane
+from merlin.cli.lazy import LazyGroup
 from merlin.cli.options import JsonOpt, StateRootOpt, duration_option
 
-app = typer.Typer(help="Ray control plane: clusters, runs (jobs) and artifacts.", no_args_is_help=True)
-app.add_typer(clusters_cmd.app, name="cluster")
-app.add_typer(jobs_cmd.app, name="jobs")
-app.add_typer(artifacts_cmd.app, name="artifacts")
-app.add_typer(resources_cmd.app, name="resources")
+# The groups, each imported only when used: `ray jobs submit` loads jobs_cmd alone.
+RAY_GROUPS: dict[str, tuple[str, str]] = {
+    "cluster": ("merlin.cli.clusters_cmd", "Start, inspect and stop local Ray clusters."),
+    "jobs": ("merlin.cli.jobs_cmd", "Submit, list, follow, cancel and retry runs."),
+    "artifacts": ("merlin.cli.artifacts_cmd", "List and fetch the files a run produced."),
+    "resources": ("merlin.cli.resources_cmd", "Hardware inventory and leases: define, list, reserve, renew, release, queue."),
+}
+
+
+class RayGroup(LazyGroup):
+    LAZY = RAY_GROUPS
+    LAZY_FIRST = False  # `merlin ray --help` lists doctor, then the groups
+
+
+app = typer.Typer(help="Ray control plane: clusters, runs (jobs) and artifacts.", no_args_is_help=True, cls=RayGroup)
+
+
+@app.callback()
+def _group() -> None:  # a group, not its one eager command (Typer collapses a one-command app)
+    pass
 
 
 @app.command("doctor")

@@ -138,19 +138,11 @@ def target_lock(layout: Layout, command: str, timeout: float) -> Iterator[None]:
 
 def lock_holder(layout: Layout) -> str | None:
     """Who holds the target lock right now (None if free). Never waits."""
-    from filelock import FileLock, Timeout
+    from merlin.atomic import lock_is_free, read_holder
 
-    if not layout.lock.exists():
+    if lock_is_free(layout.lock):
         return None
-    lock = FileLock(str(layout.lock))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        from merlin.atomic import read_holder
-
-        return read_holder(layout.lock) or "unknown process"
-    lock.release()
-    return None
+    return read_holder(layout.lock) or "unknown process"
 
 
 def read_answers(layout: Layout) -> list[dict[str, Any]]:
