@@ -48,11 +48,12 @@ def probe(*args: str, root: Path) -> tuple[int, list[str], str]:
     return probe_all(*args, root=root)[:3]
 
 
-# What a submit, status or listing does not need: a third-party lock (merlin.atomic's is flock(2)),
+# What a submit, status or listing does not need: a third-party lock (merlin.atomic's is flock(2)), psutil (merlin.procid reads /proc),
 # the TargetGen glue behind the facade, the lifecycle part (wait, cancel, retry) and the CLI's
 # other command groups (`ray jobs ...` loads jobs_cmd alone).
 NOT_ON_THE_HOT_PATH = (
     "filelock",
+    "psutil",
     "merlin.integrations",
     "merlin.targetgen",
     "merlin.control.lifecycle",
