@@ -475,7 +475,7 @@ def _flock(path: Path, timeout: float, mode: int) -> int | None:
     """An open descriptor of ``path`` holding an exclusive flock(2), or None after ``timeout``
     seconds of trying (every 50 ms; a negative timeout waits for ever, 0 tries once).
 
-    The lock file is created with ``mode`` and never removed: removing it would let a
+    The lock file is created with ``mode`` (:func:`open_fd`) and never removed: removing it would let a
     waiter lock a file that is no longer the lock. A descriptor that locked a file
     unlinked meanwhile (no links left) is dropped and the lock tried again.
     """
@@ -484,11 +484,7 @@ def _flock(path: Path, timeout: float, mode: int) -> int | None:
 
     start = time.monotonic()
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), mode)
-        try:
-            os.fchmod(fd, mode)
-        except PermissionError:  # a lock file another user created: still lockable
-            pass
+        fd = open_fd(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0), mode)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
