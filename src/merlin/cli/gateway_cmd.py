@@ -70,7 +70,7 @@ def serve(
     allow_host: list[str] | None = typer.Option(None, "--allow-host", help="Extra Host header value HOST:PORT to accept (repeatable; e.g. behind a proxy)."),
     cors_origin: list[str] | None = typer.Option(None, "--cors-origin", help="Origin allowed cross-origin requests (repeatable; none by default)."),
     max_body: int = typer.Option(1024 * 1024, "--max-body", help="Largest request body in bytes."),
-    rate_limit: float = typer.Option(1000.0, "--rate-limit", help="Requests per second per credential (the token, or a page session), bursts of two seconds' worth; 0: no limit."),
+    rate_limit: float = typer.Option(1000.0, "--rate-limit", help="Requests per second per credential (the token, or a page session), bursts up to twice that; 0: no limit."),
     state_root: Path | None = StateRootOpt,
 ) -> None:
     """REST API, /openapi.json, MCP at /mcp and a live page at /, behind a bearer token."""
