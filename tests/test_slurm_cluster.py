@@ -51,6 +51,7 @@ def _job_state(job_id: str) -> str:
     return out.strip() or "GONE"
 
 
+@pytest.mark.ray  # the shared head is the other Ray that must survive
 def test_two_node_cluster_runs_a_job_and_stop_leaves_nothing_while_another_ray_survives(slurm_root: Path, ray_cluster):
     """The bystander is the run's shared local Ray cluster (one head fewer to start on 2 cores)."""
     from merlin.clusters import procs

@@ -134,13 +134,19 @@ def test_port_blocks_are_per_node_and_per_allocation():
 def test_pick_ports_moves_off_a_busy_port():
     import socket
 
-    first = slurm_node.node_ports(slurm_node.block_base("77", 1), 0)
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("127.0.0.1", first["gcs"]))
-        s.listen()
-        picked = slurm_node.pick_ports("77", 1, 0, "127.0.0.1")
-    assert picked["gcs"] != first["gcs"]
+    for job in map(str, range(77, 177)):  # a job whose first GCS port nothing else holds now (tests run beside Ray)
+        first = slurm_node.node_ports(slurm_node.block_base(job, 1), 0)
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", first["gcs"]))
+            except OSError:
+                continue
+            s.listen()
+            picked = slurm_node.pick_ports(job, 1, 0, "127.0.0.1")
+        assert picked["gcs"] != first["gcs"]
+        return
+    pytest.fail("no job id's first GCS port was free to hold")
 
 
 def test_node_temp_dir_keeps_ray_socket_paths_short():

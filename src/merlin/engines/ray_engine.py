@@ -339,10 +339,16 @@ class RayEngine:
         """End what a lost run left running on this machine; returns how many processes were signalled."""
         from merlin.clusters import procs
 
-        left = self._local_processes(record) if record.status == RunStatus.LOST else []
-        if left:
+        if record.status != RunStatus.LOST:
+            return 0
+        ended: set[int] = set()
+        for _ in range(3):  # a process may still be forking as its parent is ended: look again until none is left
+            left = self._local_processes(record)
+            if not left:
+                break
             procs.terminate(left, grace=grace)
-        return len(left)
+            ended.update(left)
+        return len(ended)
 
     def _gone(self, record: RunRecord, cluster: ClusterRecord | None, dead: str | None = None) -> Observation:
         name = record.cluster.name if record.cluster else "default"
