@@ -24,9 +24,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 class Input(BaseModel):
-    """Closed inputs: an unknown argument is an error, not silently ignored."""
+    """Closed inputs: an unknown argument is an error, not silently ignored. Patterns are read by
+    Python's re (the server's own checks' patterns say "never '..'" as a look-ahead)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", regex_engine="python-re")
 
 
 class NoInput(Input):
