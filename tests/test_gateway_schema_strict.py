@@ -15,7 +15,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from merlin.durations import DURATION_PATTERN, seconds
+from merlin.durations import DURATION_PATTERN, POSITIVE_DURATION_PATTERN, parse_duration, seconds
 from merlin.errors import BadInput
 from merlin.gateway.openapi import document
 from merlin.gateway.ops import OPERATIONS, Gateway, by_name
@@ -53,6 +53,7 @@ RULES = {
     "lease id": (LEASE_ID_PATTERN, validate_lease_id),
     "name": (NAME_PATTERN, validate_name),
     "duration": (DURATION_PATTERN, seconds),
+    "positive duration": (POSITIVE_DURATION_PATTERN, lambda v: parse_duration(v, "ttl", above_zero=True)),
     "bundle": (BUNDLE_PATTERN, parse_bundle),
 }
 # Text near the rules' edges: the characters they are made of, and a few they refuse.
@@ -86,6 +87,13 @@ FOUND = [
     ("artifacts_list", {"run_id": ""}),
     ("clusters_status", {"name": ""}),
     ("leases_release", {"lease_id": "", "reason": "0"}),
+    ("leases_release", {"lease_id": "lease-1", "force": True}),
+    ("leases_release", {"lease_id": "lease-1", "force": True, "reason": "  "}),
+    ("leases_renew", {"lease_id": "lease-1", "ttl": "0s"}),
+    ("artifacts_fetch", {"name": "", "run_id": "abc"}),
+    ("targetgen_execute", {"capability": "a\x00b", "wait": False}),
+    ("runs_list", {"full": 0}),
+    ("runs_submit", {"command": ["true"], "target": "t", "workflow": "w", "resources": {"x": False}}),
     ("leases_renew", {"lease_id": "lease-1", "ttl": ""}),
     ("leases_reserve", {"bundles": [""], "ttl": "15m"}),
     ("leases_reserve", {"bundles": ["fpga:1"], "ttl": "90"}),

@@ -36,6 +36,8 @@ _N = r"\d+(?:\.\d+)?"
 DURATION_PATTERN = (
     rf"^\s*(?:0|0\.0|(?=[\d.]+[dhms])(?:{_N}d)?(?:{_N}h)?(?:{_N}m)?(?:{_N}s)?|\d+-\d+(?::\d+){{0,2}}|\d+(?::\d+){{1,2}})\s*$"
 )
+#: ... of a duration above zero (``above_zero=True``): one with a digit other than 0 (every form is a sum)
+POSITIVE_DURATION_PATTERN = r"^(?=.*[1-9])" + DURATION_PATTERN[1:]
 
 
 class BadDuration(BadInput):

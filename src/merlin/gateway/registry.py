@@ -24,10 +24,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 class Input(BaseModel):
-    """Closed inputs: an unknown argument is an error, not silently ignored. Patterns are read by
-    Python's re (the server's own checks' patterns say "never '..'" as a look-ahead)."""
+    """Closed inputs: an unknown argument is an error, not silently ignored; a value of another JSON type
+    than declared too (strict: 0 is no boolean, false no number). Patterns are read by Python's re (the
+    server's own checks' patterns say "never '..'" as a look-ahead)."""
 
-    model_config = ConfigDict(extra="forbid", regex_engine="python-re")
+    model_config = ConfigDict(extra="forbid", regex_engine="python-re", strict=True)
 
 
 class NoInput(Input):

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from merlin.controlplane import DEFAULT_ENGINE, LEASE_ID_PATTERN, NAME_PATTERN, RUN_ID_PATTERN, engine_names, run_statuses
-from merlin.durations import DURATION_PATTERN
+from merlin.durations import DURATION_PATTERN, POSITIVE_DURATION_PATTERN
 from merlin.gateway.registry import NextStep, Result, step
 
-__all__ = ["DEFAULT_ENGINE", "Duration", "EngineChoice", "LeaseId", "Name", "PathText", "Run", "RunId", "RunResult", "RunStatusChoice", "TargetResult", "run_json", "run_steps", "target_steps", "with_steps"]
+__all__ = ["DEFAULT_ENGINE", "Duration", "EngineChoice", "LeaseId", "Name", "PathText", "PositiveDuration", "Run", "RunId", "RunResult", "RunStatusChoice", "TargetResult", "run_json", "run_steps", "target_steps", "with_steps"]
 
 if TYPE_CHECKING:
     EngineChoice = str
@@ -29,8 +29,10 @@ LeaseId = Annotated[str, Field(pattern=LEASE_ID_PATTERN)]
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 #: a duration in the one grammar (merlin.durations)
 Duration = Annotated[str, Field(pattern=DURATION_PATTERN)]
-#: a path: "" would name the server's working directory, never what a caller means
-PathText = Annotated[str, Field(min_length=1)]
+#: a duration above zero (a TTL)
+PositiveDuration = Annotated[str, Field(pattern=POSITIVE_DURATION_PATTERN)]
+#: a path: "" would name the server's working directory, never what a caller means, and no file name holds NUL
+PathText = Annotated[str, Field(pattern=r"^[^\x00]+$")]
 
 
 class Run(BaseModel):

@@ -86,20 +86,19 @@ class OrchestrateInput(PlanInput):
     reset: bool = Field(False, description="Archive the existing state under history/ and start over.")
 
 
-_ABSENT: dict[str, Any] = {"not": {"type": "string"}}  # left out, or null
-#: targetgen_execute's rules that span fields (the handler's checks, said in its schema): either
-#: capability (with overlay, out_dir, strict) or target_dir, exactly one of the two.
-EXECUTE_ONE_OF: list[Any] = [
-    {"required": ["capability"], "properties": {"capability": {"type": "string"}, "target_dir": _ABSENT}},
-    {
-        "required": ["target_dir"],
-        "properties": {"target_dir": {"type": "string"}, "capability": _ABSENT, "overlay": _ABSENT, "out_dir": _ABSENT, "strict": {"const": False}},
-    },
-]
+_NULL: dict[str, Any] = {"type": "null"}  # (or left out)
+#: targetgen_execute's rules that span fields (the handler's checks, said in its schema): a target_dir, or
+#: else a capability (with overlay, out_dir, strict); never both. As if/then/else, so a generated client
+#: keeps one input type (a oneOf would split it in two).
+EXECUTE_RULES: dict[str, Any] = {
+    "if": {"required": ["target_dir"], "properties": {"target_dir": {"type": "string"}}},
+    "then": {"properties": {"capability": _NULL, "overlay": _NULL, "out_dir": _NULL, "strict": {"const": False}}},
+    "else": {"required": ["capability"], "properties": {"capability": {"type": "string"}}},
+}
 
 
 class ExecuteInput(Input):
-    model_config = ConfigDict(extra="forbid", regex_engine="python-re", json_schema_extra={"oneOf": EXECUTE_ONE_OF})
+    model_config = ConfigDict(json_schema_extra=EXECUTE_RULES)
 
     target_dir: PathText | None = Field(None, description="A target directory written by orchestrate (or give capability).")
     capability: PathText | None = Field(None, description="A capability spec; it is orchestrated first when needed.")
