@@ -17,7 +17,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 if TYPE_CHECKING:  # pragma: no cover
     from merlin.gateway.ops import Gateway
@@ -29,6 +29,19 @@ class Input(BaseModel):
     server's own checks' patterns say "never '..'" as a look-ahead)."""
 
     model_config = ConfigDict(extra="forbid", regex_engine="python-re", strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _whole_numbers(cls, data: Any) -> Any:
+        """JSON Schema's integer is any number without a fraction (``5.0`` too): read it as the int."""
+        if isinstance(data, dict):
+            return {k: int(v) if isinstance(v, float) and v.is_integer() and _takes_int(cls, k) else v for k, v in data.items()}
+        return data
+
+
+def _takes_int(model: type[BaseModel], name: str) -> bool:
+    field = model.model_fields.get(name)
+    return field is not None and field.annotation in (int, int | None)
 
 
 class NoInput(Input):
