@@ -99,7 +99,7 @@ def test_argument_errors_are_tool_errors_naming_the_argument(tmp_path: Path) -> 
     async def main() -> None:
         async with Client(stdio(tmp_path), read_timeout_seconds=120) as client:
             for tool, args, arg in [("runs_list", {"limit": "many"}, "limit"), ("runs_list", {"bogus": 1}, "bogus"), ("runs_status", {}, "run_id"),
-                                    ("runs_logs", {"run_id": "x", "cursor": -1}, "cursor"), ("targetgen_execute", {"timeout": 0}, "timeout"),
+                                    ("runs_logs", {"run_id": "xyz", "cursor": -1}, "cursor"), ("targetgen_execute", {"timeout": 0}, "timeout"),
                                     ("runs_submit", {"command": [], "target": "t", "workflow": "w"}, "command")]:
                 r = await client.call_tool(tool, args)  # a protocol error would raise here
                 assert r.is_error, (tool, args)

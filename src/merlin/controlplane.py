@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
 from merlin.engines.registry import DEFAULT_ENGINE
-from merlin.ledger.paths import Layout, resolve_state_root, validate_run_id
+from merlin.ledger.paths import LEASE_ID_PATTERN, NAME_PATTERN, RUN_ID_PATTERN, Layout, resolve_state_root, validate_run_id  # noqa: F401  (patterns: the gateway's)
 from merlin.ledger.store import Ledger
 from merlin.safety import check_target_dir  # noqa: F401  (re-exported: documented here before the split)
 
@@ -532,6 +532,14 @@ def run_statuses() -> list[str]:
     from merlin.ledger.status import RunStatus
 
     return [s.value for s in RunStatus]
+
+
+def lease_rules() -> dict[str, Any]:
+    """What the lease book accepts, as JSON Schema can say it: ``bundle_pattern`` (``POOL[:COUNT][,k=v...]``),
+    ``max_priority`` (priorities are within plus or minus it)."""
+    from merlin.leases.book import BUNDLE_PATTERN, MAX_PRIORITY
+
+    return {"bundle_pattern": BUNDLE_PATTERN, "max_priority": MAX_PRIORITY}
 
 
 def redact(data: dict[str, Any]) -> dict[str, Any]:

@@ -30,6 +30,14 @@ _UNITS = re.compile(rf"^(?:{_NUM}d)?(?:{_NUM}h)?(?:{_NUM}m)?(?:{_NUM}s)?$")
 _CLOCK = re.compile(r"^(?:(?P<d>\d+)-)?(?P<a>\d+)(?::(?P<b>\d+))?(?::(?P<c>\d+))?$")
 _SECONDS = (86400.0, 3600.0, 60.0, 1.0)
 EXAMPLES = "30s, 15m, 2h, 1d, 1h30m or [D-]HH:MM:SS"
+_N = r"\d+(?:\.\d+)?"
+#: The grammar as published in JSON Schemas (the gateway's duration inputs): what :func:`seconds` reads
+#: (bounds such as "above zero" or "at most 7 days" are the caller's, checked when it is read).
+DURATION_PATTERN = (
+    rf"^\s*(?:0|0\.0|(?=[\d.]+[dhms])(?:{_N}d)?(?:{_N}h)?(?:{_N}m)?(?:{_N}s)?|\d+-\d+(?::\d+){{0,2}}|\d+(?::\d+){{1,2}})\s*$"
+)
+#: ... of a duration above zero (``above_zero=True``): one with a digit other than 0 (every form is a sum)
+POSITIVE_DURATION_PATTERN = r"^(?=.*[1-9])" + DURATION_PATTERN[1:]
 
 
 class BadDuration(BadInput):

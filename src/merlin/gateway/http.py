@@ -219,7 +219,7 @@ def build_app(gw: Gateway, cfg: ServeConfig, sessions: Sessions | None = None) -
         if body is None:
             return _too_large(cfg.max_body)
         try:
-            args = json.loads(body) if body.strip() else {}
+            args = json.loads(body) if body else {}  # no body: {}; blanks are no JSON
         except ValueError as exc:
             return _plain_error(400, f"{name}: the body is not JSON ({exc})", "bad_input")
         except RecursionError:  # nested past the parser's depth: the caller's input, never a 500

@@ -55,7 +55,8 @@ def document(operations: list[Operation]) -> dict[str, Any]:
             "summary": op.description.split(". ")[0].rstrip("."),
             "description": op.description,
             "tags": [op.group],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model}"}}}},
+            # an operation whose every argument has a default takes no body too (the server reads none as {})
+            "requestBody": {"required": bool(components[model].get("required")), "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model}"}}}},
             "responses": {"200": {"description": "ok", "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{result}"}}}}, **errors},
         }
         paths[op.path] = {"post": entry}

@@ -17,16 +17,31 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 if TYPE_CHECKING:  # pragma: no cover
     from merlin.gateway.ops import Gateway
 
 
 class Input(BaseModel):
-    """Closed inputs: an unknown argument is an error, not silently ignored."""
+    """Closed inputs: an unknown argument is an error, not silently ignored; a value of another JSON type
+    than declared too (strict: 0 is no boolean, false no number). Patterns are read by Python's re (the
+    server's own checks' patterns say "never '..'" as a look-ahead)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", regex_engine="python-re", strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _whole_numbers(cls, data: Any) -> Any:
+        """JSON Schema's integer is any number without a fraction (``5.0`` too): read it as the int."""
+        if isinstance(data, dict):
+            return {k: int(v) if isinstance(v, float) and v.is_integer() and _takes_int(cls, k) else v for k, v in data.items()}
+        return data
+
+
+def _takes_int(model: type[BaseModel], name: str) -> bool:
+    field = model.model_fields.get(name)
+    return field is not None and field.annotation in (int, int | None)
 
 
 class NoInput(Input):

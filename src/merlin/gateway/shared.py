@@ -3,14 +3,15 @@ run or a target as tool calls."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from merlin.controlplane import DEFAULT_ENGINE, engine_names, run_statuses
+from merlin.controlplane import DEFAULT_ENGINE, LEASE_ID_PATTERN, NAME_PATTERN, RUN_ID_PATTERN, engine_names, run_statuses
+from merlin.durations import DURATION_PATTERN, POSITIVE_DURATION_PATTERN
 from merlin.gateway.registry import NextStep, Result, step
 
-__all__ = ["DEFAULT_ENGINE", "EngineChoice", "Run", "RunResult", "RunStatusChoice", "TargetResult", "run_json", "run_steps", "target_steps", "with_steps"]
+__all__ = ["DEFAULT_ENGINE", "Duration", "EngineChoice", "LeaseId", "Name", "PathText", "PositiveDuration", "Run", "RunId", "RunResult", "RunStatusChoice", "TargetResult", "run_json", "run_steps", "target_steps", "with_steps"]
 
 if TYPE_CHECKING:
     EngineChoice = str
@@ -18,6 +19,20 @@ if TYPE_CHECKING:
 else:  # the engines of the facade's registry and the ledger's statuses, as JSON Schema enums
     EngineChoice = Literal.__getitem__(tuple(engine_names()))
     RunStatusChoice = Literal.__getitem__(tuple(run_statuses()))
+
+# The inputs' rules, from the checks the server applies (so the schema refuses what the server refuses):
+#: a run id (merlin.ledger.paths)
+RunId = Annotated[str, Field(pattern=RUN_ID_PATTERN)]
+#: a lease id (merlin.ledger.paths)
+LeaseId = Annotated[str, Field(pattern=LEASE_ID_PATTERN)]
+#: a target, workflow or cluster name (merlin.ledger.paths.validate_name)
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+#: a duration in the one grammar (merlin.durations)
+Duration = Annotated[str, Field(pattern=DURATION_PATTERN)]
+#: a duration above zero (a TTL)
+PositiveDuration = Annotated[str, Field(pattern=POSITIVE_DURATION_PATTERN)]
+#: a path: "" would name the server's working directory, never what a caller means, and no file name holds NUL
+PathText = Annotated[str, Field(pattern=r"^[^\x00]+$")]
 
 
 class Run(BaseModel):

@@ -83,7 +83,14 @@ class NotGranted(MerlinError):
 
 
 
-_POOL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+_POOL_CHARS = r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}"
+_POOL = re.compile(rf"^{_POOL_CHARS}\Z")
+_COUNT = r"(?:[1-9][0-9]{0,2}|10[01][0-9]|102[0-4])"
+#: ``parse_bundle``'s grammar as published in JSON Schemas (the gateway's inputs): a pool (whose last
+#: ``:N`` is the count, 1 to 1024), then ``k=v`` labels; tests/test_gateway_schema_strict.py keeps them in step.
+BUNDLE_PATTERN = (
+    rf"^\s*(?:(?![^,]*:[0-9]+\s*(?:,|$)){_POOL_CHARS}|{_POOL_CHARS}:{_COUNT})\s*(?:,\s*{_POOL_CHARS}=[^,]*[^,\s]\s*)*$"
+)
 
 
 def parse_bundle(text: str, labels: dict[str, str] | None = None) -> dict[str, Any]:

@@ -17,8 +17,14 @@ from merlin.errors import BadInput
 DEFAULT_STATE_ROOT = Path("build/generated/ray")
 STATE_ROOT_ENV = "MERLIN_STATE_ROOT"
 
-_RUN_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{2,127}$")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+#: The rules as published in JSON Schemas (the gateway's inputs): the same patterns the checks below
+#: apply, with their "never '..'" said as a look-ahead (ECMA-262 and Python read these alike).
+RUN_ID_PATTERN = r"^(?!.*\.\.)[a-z0-9][a-z0-9_.-]{2,127}$"
+NAME_PATTERN = r"^(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+LEASE_ID_PATTERN = RUN_ID_PATTERN
+
+_RUN_ID = re.compile(RUN_ID_PATTERN[:-1] + r"\Z")  # \Z: '$' would accept a trailing newline
+_NAME = re.compile(NAME_PATTERN[:-1] + r"\Z")
 _LEASE_ID = _RUN_ID
 
 

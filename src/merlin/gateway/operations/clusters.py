@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from merlin.errors import Blocked
 from merlin.gateway.registry import Input, NoInput, Result, operation, report, step
+from merlin.gateway.shared import Name
 
 if TYPE_CHECKING:  # pragma: no cover
     from merlin.gateway.ops import Gateway
@@ -42,7 +43,7 @@ class ClusterStopResult(Result):
 
 
 class ClusterInput(Input):
-    name: str = Field("default", description="Cluster name.")
+    name: Name = Field("default", description="Cluster name.")
 
 
 class ClusterStartInput(ClusterInput):

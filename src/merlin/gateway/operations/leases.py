@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from merlin.controlplane import lease_rules
 from merlin.gateway.operations.runs import Condition
 from merlin.gateway.registry import Input, NoInput, Result, operation, step
+from merlin.gateway.shared import LeaseId, PositiveDuration, RunId
 from merlin.gateway.steps import map_steps
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -44,23 +46,34 @@ class LeaseWhyResult(Result):
     conditions: list[Condition]
 
 
+_RULES = lease_rules()
+
+
 class ReserveInput(Input):
-    bundles: list[str] = Field(min_length=1, description="POOL[:COUNT][,k=v...] each; several form a gang (granted all at once or not at all).")
+    bundles: list[Annotated[str, Field(pattern=_RULES["bundle_pattern"])]] = Field(min_length=1, description="POOL[:COUNT][,k=v...] each; several form a gang (granted all at once or not at all).")
     labels: dict[str, str] = Field(default_factory=dict, description="Labels every bundle's items must carry.")
-    priority: int = Field(0, description="Higher is served first; ties by age.")
-    ttl: str = Field("15m", description="Expires unless renewed within this (90s, 15m, 2h).")
-    run_id: str | None = Field(None, description="The run this lease is for (recorded).")
+    priority: int = Field(0, ge=-_RULES["max_priority"], le=_RULES["max_priority"], description="Higher is served first; ties by age.")
+    ttl: PositiveDuration = Field("15m", description="Expires unless renewed within this (90s, 15m, 2h).")
+    run_id: RunId | None = Field(None, description="The run this lease is for (recorded).")
 
 
 class LeaseInput(Input):
-    lease_id: str = Field(description="Lease id.")
+    lease_id: LeaseId = Field(description="Lease id.")
 
 
 class RenewInput(LeaseInput):
-    ttl: str | None = Field(None, description="New TTL (default: the lease's own).")
+    ttl: PositiveDuration | None = Field(None, description="New TTL (default: the lease's own).")
 
 
 class ReleaseInput(LeaseInput):
+    # the lease book's rule, said in the schema: force needs a reason (with more than blanks)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"required": ["force"], "properties": {"force": {"const": True}}},
+            "then": {"required": ["reason"], "properties": {"reason": {"type": "string", "pattern": "\\S"}}},
+        }
+    )
+
     force: bool = Field(False, description="Release someone else's lease (needs reason).")
     reason: str | None = Field(None, max_length=2000, description="Why (recorded).")
 

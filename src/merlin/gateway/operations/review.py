@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from merlin.gateway.operations.targetgen import TargetDirInput
 from merlin.gateway.registry import Input, Result, operation, step
+from merlin.gateway.shared import PathText
 
 if TYPE_CHECKING:  # pragma: no cover
     from merlin.gateway.ops import Gateway
@@ -57,7 +58,7 @@ class RespondInput(TargetDirInput):
 
 
 class QuestionsInput(Input):
-    target_dir: str | None = Field(None, description="One target directory (default: every target under the output root).")
+    target_dir: PathText | None = Field(None, description="One target directory (default: every target under the output root).")
 
 
 @operation("review_prompt", "review", PromptInput, PromptResult, mutating=False)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from merlin.gateway.registry import Input, Later, NextStep, Result, operation, step
-from merlin.gateway.shared import DEFAULT_ENGINE, EngineChoice, RunResult, RunStatusChoice, run_json, run_steps
+from merlin.gateway.shared import DEFAULT_ENGINE, EngineChoice, Name, PathText, RunId, RunResult, RunStatusChoice, run_json, run_steps
 from merlin.gateway.steps import map_steps
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -61,26 +61,26 @@ class RunsLogsResult(Result):
 
 class SubmitInput(Input):
     command: list[str] = Field(min_length=1, description="argv of the command to run.")
-    target: str = Field(description="Target name (part of the run id).")
-    workflow: str = Field(description="Workflow name.")
+    target: Name = Field(description="Target name (part of the run id).")
+    workflow: Name = Field(description="Workflow name.")
     engine: EngineChoice = DEFAULT_ENGINE
-    target_dir: str | None = Field(None, description="Directory indexed as artifacts (default: runs/<id>/target).")
+    target_dir: PathText | None = Field(None, description="Directory indexed as artifacts (default: runs/<id>/target).")
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment; secret-looking names are redacted in records.")
-    cluster: str | None = Field(None, description="Ray cluster (engine ray).")
+    cluster: Name | None = Field(None, description="Ray cluster (engine ray).")
     num_cpus: float | None = Field(None, ge=0)
     num_gpus: float | None = Field(None, ge=0)
     resources: dict[str, float] = Field(default_factory=dict, description="Custom Ray resources.")
 
 
 class ListRunsInput(Input):
-    status: list[str] | None = Field(None, description="Only runs with these statuses.")
+    status: list[RunStatusChoice] | None = Field(None, description="Only runs with these statuses.")
     limit: int = Field(100, ge=0, description="Newest N runs (0: all); total says how many there are.")
     refresh: bool = Field(False, description="Ask the engines first.")
     full: bool = Field(False, description="Whole records (as `merlin ray jobs list --json`); default: the summary fields of each.")
 
 
 class RunInput(Input):
-    run_id: str = Field(description="Run id.")
+    run_id: RunId = Field(description="Run id.")
 
 
 class RunStatusInput(RunInput):
@@ -105,7 +105,7 @@ class RunsWaitResult(RunResult):
 
 class RunRetryInput(RunInput):
     env: dict[str, str] = Field(default_factory=dict, description="Environment (needed again for redacted secrets).")
-    cluster: str | None = None
+    cluster: Name | None = None
 
 
 @operation("runs_submit", "runs", SubmitInput, RunResult, mutating=True)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from merlin.errors import BadInput
 from merlin.gateway.registry import Input, Later, Result, operation, step
-from merlin.gateway.shared import DEFAULT_ENGINE, EngineChoice, Run, TargetResult, run_json, with_steps
+from merlin.gateway.shared import DEFAULT_ENGINE, EngineChoice, Name, PathText, Run, TargetResult, run_json, with_steps
 
 if TYPE_CHECKING:  # pragma: no cover
     from merlin.gateway.ops import Gateway
@@ -72,13 +72,13 @@ class RetryTaskResult(Result):
 
 
 class SpecInput(Input):
-    capability: str = Field(description="Path of the capability spec (capability.yaml), as the server sees it.")
-    overlay: str | None = Field(None, description="Path of a deployment overlay YAML.")
+    capability: PathText = Field(description="Path of the capability spec (capability.yaml), as the server sees it.")
+    overlay: PathText | None = Field(None, description="Path of a deployment overlay YAML.")
     strict: bool = Field(False, description=STRICT)
 
 
 class PlanInput(SpecInput):
-    out_dir: str | None = Field(None, description="Output root (default: the server's $MERLIN_TARGETGEN_OUT or build/generated/targetgen).")
+    out_dir: PathText | None = Field(None, description="Output root (default: the server's $MERLIN_TARGETGEN_OUT or build/generated/targetgen).")
 
 
 class OrchestrateInput(PlanInput):
@@ -86,20 +86,33 @@ class OrchestrateInput(PlanInput):
     reset: bool = Field(False, description="Archive the existing state under history/ and start over.")
 
 
+_NULL: dict[str, Any] = {"type": "null"}  # (or left out)
+#: targetgen_execute's rules that span fields (the handler's checks, said in its schema): a target_dir, or
+#: else a capability (with overlay, out_dir, strict); never both. As if/then/else, so a generated client
+#: keeps one input type (a oneOf would split it in two).
+EXECUTE_RULES: dict[str, Any] = {
+    "if": {"required": ["target_dir"], "properties": {"target_dir": {"type": "string"}}},
+    "then": {"properties": {"capability": _NULL, "overlay": _NULL, "out_dir": _NULL, "strict": {"const": False}}},
+    "else": {"required": ["capability"], "properties": {"capability": {"type": "string"}}},
+}
+
+
 class ExecuteInput(Input):
-    target_dir: str | None = Field(None, description="A target directory written by orchestrate (or give capability).")
-    capability: str | None = Field(None, description="A capability spec; it is orchestrated first when needed.")
-    overlay: str | None = Field(None, description="Deployment overlay, with capability.")
-    out_dir: str | None = Field(None, description="Output root, with capability.")
+    model_config = ConfigDict(json_schema_extra=EXECUTE_RULES)
+
+    target_dir: PathText | None = Field(None, description="A target directory written by orchestrate (or give capability).")
+    capability: PathText | None = Field(None, description="A capability spec; it is orchestrated first when needed.")
+    overlay: PathText | None = Field(None, description="Deployment overlay, with capability.")
+    out_dir: PathText | None = Field(None, description="Output root, with capability.")
     engine: EngineChoice = Field(DEFAULT_ENGINE, description="local: a supervised process here; ray: a Ray Job (any engine of merlin.engines.registry).")
-    cluster: str | None = Field(None, description="Ray cluster name (engine ray).")
+    cluster: Name | None = Field(None, description="Ray cluster name (engine ray).")
     strict: bool = Field(False, description=STRICT + " With capability only: a target_dir was checked when it was orchestrated.")
     wait: bool = Field(True, description="Wait (in a worker thread, never the server loop) until the executor stops at a gate; false returns once the run is recorded.")
     timeout: float = Field(600.0, gt=0, le=3600, description="Seconds to wait with wait=true; the run goes on afterwards.")
 
 
 class TargetDirInput(Input):
-    target_dir: str = Field(description="A target directory written by orchestrate.")
+    target_dir: PathText = Field(description="A target directory written by orchestrate.")
 
 
 class AnswerInput(TargetDirInput):
