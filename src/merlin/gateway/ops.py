@@ -103,7 +103,8 @@ class Gateway:
             lines = [f"{name}: {'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors()]
             if op.mutating:
                 self.audit(op, arguments or {}, client, f"error {BadInput.exit_code}")
-            raise BadInput(lines[0], lines=lines) from None
+            first = exc.errors()[0]["loc"] if exc.errors() else ()
+            raise BadInput(lines[0], lines=lines, argument=str(first[0]) if first else None) from None
         return op, args, self._guarded(op, args, client, lambda: op.handler(self, args))
 
     def step(self, op: Operation, args: Input, client: str, later: Later) -> Any:
