@@ -7,8 +7,16 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from merlin.controlplane import DEFAULT_ENGINE, LEASE_ID_PATTERN, NAME_PATTERN, RUN_ID_PATTERN, engine_names, run_statuses
-from merlin.durations import DURATION_PATTERN, POSITIVE_DURATION_PATTERN
+from merlin.controlplane import (
+    DEFAULT_ENGINE,
+    DURATION_PATTERN,
+    LEASE_ID_PATTERN,
+    NAME_PATTERN,
+    POSITIVE_DURATION_PATTERN,
+    RUN_ID_PATTERN,
+    engine_names,
+    run_statuses,
+)
 from merlin.gateway.registry import NextStep, Result, step
 
 __all__ = ["DEFAULT_ENGINE", "Duration", "EngineChoice", "LeaseId", "Name", "PathText", "PositiveDuration", "Run", "RunId", "RunResult", "RunStatusChoice", "TargetResult", "run_json", "run_steps", "target_steps", "with_steps"]
