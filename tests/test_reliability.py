@@ -476,3 +476,25 @@ def test_escape_injection_is_printed_neutralised(tmp_path: Path) -> None:
     raw = [r for r in shown if "\x1b" in r.stdout + r.stderr or "\r" in r.stdout + r.stderr]
     figure("escape injection", tried=len(shown), survived=len(shown) - len(raw), lost=len(raw), stuck=0)
     assert all(r.returncode == 0 for r in shown) and raw == []
+
+
+ORPHAN_SUBMIT = """
+import os, sys
+from merlin.control import submit
+submit.launch = lambda *a, **k: os._exit(9)  # the submitter dies right after writing its record, before the engine has it
+from merlin.controlplane import ControlPlane
+ControlPlane(sys.argv[1]).submit(["true"], target="orphan", workflow="w")
+"""
+
+
+@pytest.mark.parametrize("look", ["refresh", "status_json"])
+def test_a_run_whose_submitter_died_before_the_engine_had_it_is_lost_at_the_next_look(tmp_path: Path, look: str) -> None:
+    """Between its record and its engine a run is its submitter's: killed there, nobody hands it over.
+    It was left pending for good (the SIGKILL storm met it once imports moved after the record's write)."""
+    cp = ControlPlane(tmp_path / "state")
+    proc = subprocess.run([sys.executable, "-c", ORPHAN_SUBMIT, str(cp.root)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 9, proc.stderr
+    (row,) = cp.list_runs()
+    assert row["status"] == "pending" and row["attempts"][-1]["submission_id"] is None
+    seen = cp.refresh()[0].model_dump(mode="json") if look == "refresh" else cp.status_json(row["run_id"])
+    assert seen["status"] == "lost" and "submitting process" in seen["message"], seen["message"]

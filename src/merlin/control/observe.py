@@ -24,7 +24,22 @@ def observable(rec: RunRecord) -> bool:
     """Active and handed to its engine. A pending attempt without a submission id is
     between its record and its engine (a leased run's waiter between the grant and the
     submit): its engine has nothing to say about it yet, and "never heard of it" would be wrong."""
-    return rec.status.is_active() and not (rec.status == RunStatus.PENDING and rec.attempt is not None and rec.attempt.submission_id is None)
+    if not rec.status.is_active():
+        return False
+    if rec.status == RunStatus.PENDING and rec.attempt is not None and rec.attempt.submission_id is None:
+        return submitter_died(rec.leases, rec.attempt.submitter_pid, rec.attempt.submitter_start)
+    return True
+
+
+def submitter_died(leases: Any, pid: int | None, start: Any) -> bool:
+    """A run between its record and its engine whose submitter was killed there: nobody will hand it
+    over, so its engine is asked (the local engine records it lost, naming the submitter). A leased
+    run is handed over by its lease waiter, not its submitter: that case is the waiter's (control/leased.py)."""
+    if leases or pid is None:
+        return False
+    from merlin.clusters import procs
+
+    return not procs.alive(pid, start)
 
 
 def status(cp: Plane, run_id: str, refresh: bool = True) -> RunRecord:
@@ -60,6 +75,8 @@ def status_json(cp: Plane, run_id: str, refresh: bool = True) -> dict[str, Any]:
         return raw
     last = (raw.get("attempts") or [{}])[-1]
     if raw["status"] == RunStatus.PENDING.value and raw.get("attempts") and last.get("submission_id") is None:
+        if submitter_died(raw.get("leases"), last.get("submitter_pid"), last.get("submitter_start")):
+            return status(cp, run_id).model_dump(mode="json")
         return raw  # not handed to its engine yet (see observable)
     eng = cp.engine(raw["engine"])
     poll_raw = getattr(eng, "poll_raw", None)
