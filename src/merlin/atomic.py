@@ -167,13 +167,22 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> N
     except OSError as exc:
         no_space_check(exc, path)
         raise BadInput(f"{path.parent}: cannot write here: {exc.strerror}") from None
-    try:
+    with _discarded_on_error(tmp, path):
         os.fchmod(fd, mode_for(path.parent) if mode is None else mode)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+@contextmanager
+def _discarded_on_error(tmp: str, path: Path) -> Iterator[None]:
+    """The last steps of a temporary file that becomes ``path``: on any error it is removed (never
+    left beside the record) and a full disk is reported as such (:func:`no_space_check`)."""
+    try:
+        yield
     except BaseException as exc:
         try:
             os.unlink(tmp)
@@ -181,7 +190,6 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> N
             pass
         no_space_check(exc, path)
         raise
-    _fsync_dir(path.parent)
 
 
 def copy_file(
@@ -213,7 +221,7 @@ def copy_file(
         except OSError as exc:
             no_space_check(exc, dest)
             raise
-        try:
+        with _discarded_on_error(tmp, dest):
             os.fchmod(fd, mode_for(dest.parent))
             with os.fdopen(fd, "wb") as fout:
                 if not (clone and _reflink(fin.fileno(), fout.fileno())):
@@ -224,13 +232,6 @@ def copy_file(
                 os.unlink(tmp)
                 return False
             os.replace(tmp, dest)
-        except BaseException as exc:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            no_space_check(exc, dest)
-            raise
     _fsync_dir(dest.parent)
     return True
 
@@ -266,7 +267,7 @@ def replace_file(path: str, data: bytes, *, mode: int, fsync: bool = True) -> No
     except OSError as exc:
         no_space_check(exc, Path(path))
         raise
-    try:
+    with _discarded_on_error(tmp, Path(path)):
         try:
             os.fchmod(fd, mode)  # the state umask, not the process umask (a lab's shared group)
             if os.write(fd, data) != len(data):
@@ -279,13 +280,6 @@ def replace_file(path: str, data: bytes, *, mode: int, fsync: bool = True) -> No
             os.unlink(tmp)  # the old bytes
         else:
             os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        no_space_check(exc, Path(path))
-        raise
     if fsync:
         _fsync_dir(Path(head or "."))
 
