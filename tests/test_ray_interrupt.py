@@ -22,19 +22,11 @@ import pytest
 
 from conftest import REPO
 from ray_fixtures import ray_processes_of
+from test_ray_shared_cluster import INNER_CONFTEST
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray_exclusive]  # the inner run starts a head of its own
 
-INNER_CONFTEST = '''
-import pytest
-
-pytest_plugins = ["tests.ray_fixtures"]
-
-
-@pytest.fixture(autouse=True)
-def _isolated_state(tmp_path, monkeypatch):
-    monkeypatch.setenv("MERLIN_STATE_ROOT", str(tmp_path / "state"))
-'''
+# the inner suite's conftest: the same as the shared-head test's (the run's fixtures, a state root per test)
 
 INNER_TEST = '''
 import json
