@@ -54,6 +54,8 @@ def test_numbers_from_code_are_seconds_and_bounds_apply() -> None:
         parse_duration("8d", "ttl", at_most=7 * 86400)
     with pytest.raises(BadInput, match=r"^ttl: 8d: must be at most 7d$"):
         parse_duration(8 * 86400.0, "ttl", at_most=7 * 86400)  # seconds from a front end that parsed '8d'
+    with pytest.raises(BadInput, match=r"^ttl: 1e\+308s: must be at most 7d$"):
+        parse_duration(1e308, "ttl", at_most=7 * 86400)  # one short line, not 300 digits of days
     for bad in (float("nan"), -1, True):
         with pytest.raises(BadInput):
             parse_duration(bad, "ttl")

@@ -120,6 +120,8 @@ def describe(value: float) -> str:
     """Seconds in the grammar's own words, largest unit first: ``5400`` -> ``1h30m``, ``0.5`` -> ``0.5s``."""
     if value <= 0:
         return "0s"
+    if value >= 1e9:  # past 31 years the days are noise (1e308 would print 300 digits): seconds in float form
+        return f"{value:g}s"
     out: list[str] = []
     rest = float(value)
     for unit, word in zip(_SECONDS, "dhms", strict=True):
