@@ -123,6 +123,10 @@ def test_the_reads_the_gateway_needs(tmp_path: Path) -> None:
     assert cp.read_artifact(rec.run_id, "out.txt", 2).data is None  # larger than asked: read it at path
     with pytest.raises(NotFound):
         cp.read_artifact(rec.run_id, "nope.txt", 1024)
+    for escape in ("/etc/passwd", "../x", ""):  # the error names the argument, for the gateway's field-level answer
+        with pytest.raises(BadInput) as bad:
+            cp.read_artifact(rec.run_id, escape, 1024)
+        assert bad.value.argument == "name", escape
     (tdir / "out.txt").write_text("HELLO")
     with pytest.raises(BadInput, match="changed since it was indexed"):
         cp.read_artifact(rec.run_id, "out.txt", 1024)

@@ -276,10 +276,10 @@ def review_prompt(target_dir: PathArg, task_id: str | None = None) -> ReviewProm
     layout, c, rec = _contract(target_dir, task_id)
     if not c.get("prompt_file"):
         raise BadInput(f"{c['id']} has no prompt packet (it needs no proposal)")
-    path = inside(layout.root, c["prompt_file"])
+    path = inside(layout.root, c["prompt_file"], argument=None)
     if not path.is_file():
         raise NotFound(f"{path}: the prompt packet is not written yet; run targetgen_execute (it writes a missing one)")
-    response = inside(layout.root, c["response_file"])
+    response = inside(layout.root, c["response_file"], argument=None)
     return ReviewPrompt(layout.root, c["id"], rec["state"], path, path.read_text(encoding="utf-8", errors="replace"), response)
 
 
@@ -292,7 +292,7 @@ def review_respond(target_dir: PathArg, task_id: str, text: str, *, by: str) -> 
     layout, c, rec = _contract(target_dir, task_id)
     if rec["state"] != st.AWAITING_RESPONSE:
         raise BadInput(f"{c['id']} is {rec['state']}, not awaiting_response (see targetgen_status)")
-    path = inside(layout.root, c["response_file"])
+    path = inside(layout.root, c["response_file"], argument=None)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, text if text.endswith("\n") else text + "\n")
     st.event(layout, kind="response_written", task=c["id"], by=by, bytes=len(text.encode()))
