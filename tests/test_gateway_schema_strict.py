@@ -20,7 +20,16 @@ from merlin.errors import BadInput, MerlinError
 from merlin.gateway.openapi import document
 from merlin.gateway.ops import OPERATIONS, Gateway, by_name
 from merlin.leases.book import BUNDLE_PATTERN, parse_bundle
-from merlin.ledger.paths import LEASE_ID_PATTERN, NAME_PATTERN, RUN_ID_PATTERN, validate_lease_id, validate_name, validate_run_id
+from merlin.ledger.paths import (
+    ARTIFACT_NAME_PATTERN,
+    LEASE_ID_PATTERN,
+    NAME_PATTERN,
+    RUN_ID_PATTERN,
+    check_relative,
+    validate_lease_id,
+    validate_name,
+    validate_run_id,
+)
 
 DOC = document(OPERATIONS)
 
@@ -57,9 +66,10 @@ RULES = {
     "duration": (DURATION_PATTERN, seconds),
     "positive duration": (POSITIVE_DURATION_PATTERN, lambda v: parse_duration(v, "ttl", above_zero=True)),
     "bundle": (BUNDLE_PATTERN, parse_bundle),
+    "artifact name": (ARTIFACT_NAME_PATTERN, check_relative),
 }
 # Text near the rules' edges: the characters they are made of, and a few they refuse.
-TEXT = st.text(alphabet="abzAZ0179._-:,= /\t\x00dhms", max_size=24)
+TEXT = st.text(alphabet="abzAZ0179._-:,= /\\\t\x00dhms", max_size=24)
 
 
 @pytest.mark.parametrize("rule", sorted(RULES))
@@ -67,6 +77,9 @@ TEXT = st.text(alphabet="abzAZ0179._-:,= /\t\x00dhms", max_size=24)
 @example(value="")
 @example(value="..")
 @example(value="abc..d")
+@example(value="a/../b")
+@example(value="/etc/passwd")
+@example(value="a/..")
 @example(value="a:1024,k=v")
 @example(value="a:1025")
 @example(value="1h30m")
@@ -93,6 +106,8 @@ FOUND = [
     ("leases_release", {"lease_id": "lease-1", "force": True, "reason": "  "}),
     ("leases_renew", {"lease_id": "lease-1", "ttl": "0s"}),
     ("artifacts_fetch", {"name": "", "run_id": "abc"}),
+    ("artifacts_fetch", {"name": "/etc/passwd", "run_id": "abc"}),  # (schemathesis, after seed 20)
+    ("artifacts_fetch", {"name": "a/../../b", "run_id": "abc"}),
     ("targetgen_execute", {"capability": "a\x00b", "wait": False}),
     ("runs_list", {"full": 0}),
     ("runs_submit", {"command": ["true"], "target": "t", "workflow": "w", "resources": {"x": False}}),

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, overload
 
 from merlin.durations import DURATION_PATTERN, POSITIVE_DURATION_PATTERN  # noqa: F401  (patterns: the gateway's)
 from merlin.engines.registry import DEFAULT_ENGINE
-from merlin.ledger.paths import LEASE_ID_PATTERN, NAME_PATTERN, RUN_ID_PATTERN, Layout, resolve_state_root, validate_run_id  # noqa: F401  (patterns: the gateway's)
+from merlin.ledger.paths import ARTIFACT_NAME_PATTERN, LEASE_ID_PATTERN, NAME_PATTERN, RUN_ID_PATTERN, Layout, resolve_state_root, validate_run_id  # noqa: F401  (patterns: the gateway's)
 from merlin.ledger.store import Ledger
 from merlin.safety import check_target_dir  # noqa: F401  (re-exported: documented here before the split)
 

@@ -30,8 +30,9 @@ def read_artifact(cp: Plane, run_id: str, name: str, max_bytes: int) -> Artifact
     indexed or is gone, BadInput if it changed since it was indexed."""
     from merlin.control.observe import artifacts
     from merlin.ledger.artifacts import sha256_file
-    from merlin.ledger.paths import inside
+    from merlin.ledger.paths import check_relative, inside
 
+    check_relative(name)  # a name that climbs out is refused before the run is looked up
     idx = artifacts(cp, run_id)
     entry = next((f for f in idx.files if f.name == name), None)
     src = inside(Path(idx.target_dir), name)

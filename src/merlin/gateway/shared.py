@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from merlin.controlplane import (
+    ARTIFACT_NAME_PATTERN,
     DEFAULT_ENGINE,
     DURATION_PATTERN,
     LEASE_ID_PATTERN,
@@ -19,7 +20,7 @@ from merlin.controlplane import (
 )
 from merlin.gateway.registry import NextStep, Result, step
 
-__all__ = ["DEFAULT_ENGINE", "Duration", "EngineChoice", "LeaseId", "Name", "PathText", "PositiveDuration", "Run", "RunId", "RunResult", "RunStatusChoice", "TargetResult", "run_json", "run_steps", "target_steps", "with_steps"]
+__all__ = ["ArtifactName", "DEFAULT_ENGINE", "Duration", "EngineChoice", "LeaseId", "Name", "PathText", "PositiveDuration", "Run", "RunId", "RunResult", "RunStatusChoice", "TargetResult", "run_json", "run_steps", "target_steps", "with_steps"]
 
 if TYPE_CHECKING:
     EngineChoice = str
@@ -41,6 +42,8 @@ Duration = Annotated[str, Field(pattern=DURATION_PATTERN)]
 PositiveDuration = Annotated[str, Field(pattern=POSITIVE_DURATION_PATTERN)]
 #: a path: "" would name the server's working directory, never what a caller means, and no file name holds NUL
 PathText = Annotated[str, Field(pattern=r"^[^\x00]+$")]
+#: an artifact name as listed: relative, never climbing out with '..' (merlin.ledger.paths.check_relative)
+ArtifactName = Annotated[str, Field(pattern=ARTIFACT_NAME_PATTERN)]
 
 
 class Run(BaseModel):

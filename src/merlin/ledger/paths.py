@@ -67,16 +67,27 @@ def new_run_id(target: str) -> str:
     return f"{slug}-{stamp}-{os.urandom(3).hex()}"  # os.urandom, as secrets.token_hex, without its imports
 
 
+#: an artifact name: relative, no '..' segment, no NUL (the form ``inside`` checks before the disk)
+ARTIFACT_NAME_PATTERN = r"^(?![/\\])(?!(?:.*[/\\])?\.\.(?:[/\\]|$))[^\x00]+$"
+
+
+def check_relative(relative: str, argument: str | None = "name") -> str:
+    """``relative`` if it is a relative path that cannot climb out by its form, else ``BadInput``
+    naming ``argument``: the check that needs no disk, so it comes before any lookup."""
+    if not relative or relative.startswith(("/", "\\")) or "\x00" in relative:
+        raise BadInput(f"invalid name {relative!r}: give a path relative to the run's target directory", argument=argument)
+    if ".." in relative.replace("\\", "/").split("/"):
+        raise BadInput(f"invalid name {relative!r}: '..' would leave the run's target directory", argument=argument)
+    return relative
+
+
 def inside(base: Path, relative: str, argument: str | None = "name") -> Path:
     """``base / relative`` resolved, or ``BadInput`` (naming ``argument``) if it would leave ``base``.
 
     Used for artifact names, which come from users: absolute paths, ``..`` and
     symlinks that point outside are all refused.
     """
-    if not relative or relative.startswith(("/", "\\")) or "\x00" in relative:
-        raise BadInput(f"invalid name {relative!r}: give a path relative to the run's target directory", argument=argument)
-    if ".." in relative.replace("\\", "/").split("/"):
-        raise BadInput(f"invalid name {relative!r}: '..' would leave the run's target directory", argument=argument)
+    check_relative(relative, argument)
     base_resolved = base.resolve()
     candidate = (base_resolved / relative).resolve()
     if candidate != base_resolved and base_resolved not in candidate.parents:

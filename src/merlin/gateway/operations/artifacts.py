@@ -9,7 +9,7 @@ from pydantic import Field
 
 from merlin.gateway.operations.runs import RunInput
 from merlin.gateway.registry import Result, operation, step
-from merlin.gateway.shared import PathText
+from merlin.gateway.shared import ArtifactName
 
 if TYPE_CHECKING:  # pragma: no cover
     from merlin.gateway.ops import Gateway
@@ -37,7 +37,7 @@ class FetchResult(Result):
 
 
 class FetchInput(RunInput):
-    name: PathText = Field(description="Artifact name as listed (relative path).")
+    name: ArtifactName = Field(description="Artifact name as listed (relative path).")
     max_bytes: int = Field(DEFAULT_FETCH_LIMIT, ge=1, le=4 * 1024 * 1024, description="Larger artifacts are returned as a path.")
 
 
