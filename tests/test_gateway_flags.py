@@ -1,5 +1,5 @@
 """The CLI's flags as gateway inputs, through the official MCP client: `strict` on the
-TargetGen tools (the CLI's --strict) and `force` on clusters_stop (the CLI's --force),
+TargetGen tools and `force` on clusters_stop,
 each defined once in merlin.gateway.ops."""
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ class ClusterStartInput(ClusterInput):
 
 
 class ClusterStopInput(ClusterInput):
-    force: bool = Field(False, description="Stop it although runs are active on it: they are recorded as cancelled (cluster stopped), their logs kept (the CLI's --force).")
+    force: bool = Field(False, description="Stop it although runs are active on it: they are recorded as cancelled (cluster stopped), their logs kept.")
 
 
 @operation("clusters_list", "clusters", NoInput, ClustersListResult, mutating=False)

@@ -14,7 +14,7 @@ from merlin.gateway.shared import DEFAULT_ENGINE, EngineChoice, Name, PathText, 
 if TYPE_CHECKING:  # pragma: no cover
     from merlin.gateway.ops import Gateway
 
-STRICT = "Treat the pair's warnings (e.g. an overlay that belongs to another target) as errors: a spec_error, exit 2 (the CLI's --strict)."
+STRICT = "Treat the pair's warnings (e.g. an overlay that belongs to another target) as errors: a spec_error."
 
 
 class ValidateResult(Result):
