@@ -33,7 +33,9 @@ from merlin.safety import check_target_dir  # noqa: F401  (re-exported: document
 
 if TYPE_CHECKING:  # pragma: no cover
     from merlin.clusters.base import ClusterBackend, ClusterState
+    from merlin.clusters.client_env import ClusterEnv
     from merlin.control.artifacts import ArtifactRead
+    from merlin.control.doctor import DoctorReport
     from merlin.control.summaries import RunSummaries
     from merlin.engines.base import Engine
     from merlin.integrations.targetgen_ops import Explanation, ReviewPrompt, ReviewQueue, ReviewResponse, Validation, WrittenPlan
@@ -181,6 +183,12 @@ class ControlPlane:
     def list_clusters(self) -> list[ClusterState]:
         return [self.cluster_status(n) for n in self.ledger.cluster_names()]
 
+    def cluster_env(self, name: str = "default") -> ClusterEnv:
+        """The exports that point Ray's own CLI, SDK and dashboard at cluster ``name`` (:mod:`merlin.clusters.client_env`)."""
+        from merlin.clusters.client_env import client_env
+
+        return client_env(self.ledger, name)
+
     # ------------------------------------------------------------------ runs
 
     def submit(
@@ -272,6 +280,18 @@ class ControlPlane:
             return sweep(self.ledger, None, min_age=age)
         ids = RunIndex(self.root).unrecorded_ids()
         return sweep(self.ledger, ids, min_age=age, temps=False) if ids else SweepReport()
+
+    def upstream_record(self, kind: str, ident: str) -> Any:
+        """A run, its artifacts or a lease (``kind`` run, artifacts, lease) in upstream Merlin's shape (docs/records/upstream.md)."""
+        from merlin.control import upstream
+
+        return upstream.record(self, kind, ident)
+
+    def doctor(self) -> DoctorReport:
+        """Is this machine ready? One :class:`merlin.control.doctor.Check` per question (``merlin doctor``)."""
+        from merlin.control import doctor
+
+        return doctor.run(self)
 
     def why(self, run_id: str) -> list[dict[str, Any]]:
         """Every condition holding a run back, layer by layer (its leases, its cluster, the engine,

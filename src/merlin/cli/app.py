@@ -41,6 +41,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 __import__("merlin.cli.gateway_cmd", fromlist=["register"]).register(app)  # merlin mcp, merlin serve (their imports are lazy)
+__import__("merlin.cli.doctor_cmd", fromlist=["register"]).register(app)  # merlin doctor (its imports are lazy)
 
 
 def _version(value: bool) -> None:

@@ -4,7 +4,7 @@
 - ``jobs``: jobs_cmd.py (submit, list, status, logs, cancel, retry, watch, why)
 - ``artifacts``: artifacts_cmd.py (list, fetch)
 - ``resources``: resources_cmd.py (the lease book)
-- ``doctor``: here
+- ``doctor``: here, hidden: the sweep alone, as before ``merlin doctor --sweep`` (cli/doctor_cmd.py)
 
 Every command takes ``--state-root`` and ``--json`` (cli/options.py). Data goes
 to stdout, messages to stderr. Exit codes: 0 ok, 1 the run failed, 2 bad input,
@@ -43,13 +43,13 @@ def _group() -> None:  # a group, not its one eager command (Typer collapses a o
     pass
 
 
-@app.command("doctor")
+@app.command("doctor", hidden=True)
 def doctor(
     min_age: float = duration_option("60s", "--min-age", help="Leave alone anything that changed less than this long ago (it may be being written)."),
     state_root: Path | None = StateRootOpt,
     json: bool = JsonOpt,
 ) -> None:
-    """Sweep SIGKILL debris: complete (as lost) or remove run directories without a record, remove stale temp files."""
+    """Sweep SIGKILL debris (kept for old scripts: `merlin doctor --sweep` checks the environment and sweeps)."""
     from merlin.cli.output import emit_json, message
     from merlin.safety import check_number
 
