@@ -7,16 +7,21 @@ from pathlib import Path
 import typer
 
 from merlin.cli.common import control_plane
-from merlin.cli.options import JsonOpt, StateRootOpt
+from merlin.cli.options import JsonOpt, RecordFormatOpt, StateRootOpt, upstream_format
 
 app = typer.Typer(help="List and fetch the files a run produced.", no_args_is_help=True)
 
 
 @app.command("list")
-def artifacts_list(run_id: str = typer.Argument(..., help="Run id."), state_root: Path | None = StateRootOpt, json: bool = JsonOpt) -> None:
+def artifacts_list(
+    run_id: str = typer.Argument(..., help="Run id."), state_root: Path | None = StateRootOpt, json: bool = JsonOpt, fmt: str = RecordFormatOpt
+) -> None:
     """Files of the run's target directory, as indexed when it ended."""
     from merlin.cli.output import emit_json, message, out
 
+    if upstream_format(fmt):
+        emit_json(control_plane(state_root).upstream_record("artifacts", run_id))
+        return
     idx = control_plane(state_root).artifacts(run_id)
     if json:
         emit_json(idx.model_dump(mode="json"))

@@ -28,7 +28,7 @@ from merlin.cli.common import (
     status_styled,
     where,
 )
-from merlin.cli.options import JsonOpt, StateRootOpt, cluster_option, duration_option
+from merlin.cli.options import JsonOpt, RecordFormatOpt, StateRootOpt, cluster_option, duration_option, upstream_format
 from merlin.cli.runs_table import runs_table, runs_text
 
 app = typer.Typer(help="Submit, list, follow, cancel and retry runs.", no_args_is_help=True)
@@ -272,11 +272,15 @@ def jobs_status(
     no_refresh: bool = typer.Option(False, "--no-refresh", help="Read the ledger only; do not ask the engine."),
     state_root: Path | None = StateRootOpt,
     json: bool = JsonOpt,
+    fmt: str = RecordFormatOpt,
 ) -> None:
     """One run, after asking its engine."""
     from merlin.cli.output import emit_json
 
     cp = control_plane(state_root)
+    if upstream_format(fmt):
+        emit_json(cp.upstream_record("run", run_id))
+        return
     rec = cp.status_json(run_id, refresh=not no_refresh)
     if json:
         emit_json(rec)

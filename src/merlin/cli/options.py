@@ -16,6 +16,19 @@ CLUSTER_HELP = "Ray cluster name for --engine ray (default: default)."
 
 StateRootOpt: Any = typer.Option(None, "--state-root", help=STATE_ROOT_HELP, show_default=False)
 JsonOpt: Any = typer.Option(False, "--json", help="Print machine-readable JSON on stdout.")
+RecordFormatOpt: Any = typer.Option(
+    "merlin", "--format", metavar="merlin|upstream", show_default=False,
+    help="JSON shape: merlin (default) or upstream (upstream Merlin's record fields, docs/records/upstream.md; implies --json).",
+)
+
+
+def upstream_format(fmt: str) -> bool:
+    """True for ``--format upstream``; anything but merlin or upstream is a usage error naming the flag."""
+    if fmt not in ("merlin", "upstream"):
+        from merlin.errors import BadInput
+
+        raise BadInput(f"--format {fmt!r}: expected merlin or upstream")
+    return fmt == "upstream"
 
 
 def cluster_option(help: str = CLUSTER_HELP) -> Any:

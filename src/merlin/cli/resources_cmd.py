@@ -14,7 +14,7 @@ from typing import Any
 import typer
 
 from merlin.cli.common import say
-from merlin.cli.options import JsonOpt, StateRootOpt, duration_option
+from merlin.cli.options import JsonOpt, RecordFormatOpt, StateRootOpt, duration_option, upstream_format
 
 app = typer.Typer(help="Hardware inventory and leases: define, list, reserve, renew, release, queue.", no_args_is_help=True)
 
@@ -282,8 +282,12 @@ def show(
     events: bool = typer.Option(False, "--events", help="Also print its event log."),
     state_root: Path | None = StateRootOpt,
     json: bool = JsonOpt,
+    fmt: str = RecordFormatOpt,
 ) -> None:
     """One lease: owner, request, items with fencing tokens, times, the reason of its last change."""
+    if upstream_format(fmt):
+        _emit(_cp(state_root).upstream_record("lease", lease_id))
+        return
     book = _book(state_root)
     lease = book.show(lease_id)
     evs = book.events(lease_id) if events else None
