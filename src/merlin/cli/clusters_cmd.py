@@ -143,6 +143,10 @@ def cluster_start_local(
     allow_remote: bool = typer.Option(False, "--allow-remote", help="Allow a non-loopback --host (anyone reaching it can run code)."),
     port: int = typer.Option(6379, "--port", help="Ray GCS port."),
     dashboard_port: int = typer.Option(8265, "--dashboard-port", help="Jobs API / dashboard port."),
+    port_range: str | None = typer.Option(
+        None, "--port-range", metavar="LO-HI",
+        help="Put every port Ray opens (GCS, dashboard, agents, metrics, workers, ...) inside LO-HI; at least 27 ports. --port and --dashboard-port, if given, must be inside it.",
+    ),
     num_cpus: int | None = typer.Option(None, "--num-cpus", help="CPUs Ray may schedule (default: all)."),
     num_gpus: int | None = typer.Option(None, "--num-gpus", help="GPUs Ray may schedule (default: detected)."),
     resource: list[str] | None = typer.Option(None, "--resource", help="Custom resource KEY=N (repeatable)."),
@@ -163,25 +167,37 @@ def cluster_start_local(
     check_number(num_gpus, "--num-gpus", integer=True)
     check_number(object_store_memory, "--object-store-memory", minimum=0, above_minimum=True, integer=True)
 
+    def typed(option: str) -> bool:
+        return getattr(ctx.get_parameter_source(option), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")
+
+    if port_range is not None:  # inside a range, ports not typed are chosen from it
+        port = port if typed("port") else None  # type: ignore[assignment]
+        dashboard_port = dashboard_port if typed("dashboard_port") else None  # type: ignore[assignment]
     cp = control_plane(state_root)
-    rec, started = cp.start_local_cluster(
-        name,
-        host=host,
-        port=port,
-        dashboard_port=dashboard_port,
-        num_cpus=num_cpus,
-        num_gpus=num_gpus,
-        resources=key_values(resource, "--resource", True),
-        object_store_memory=object_store_memory,
-        auth=auth,
-        token_file=token_file,
-        token_env=token_env,
-        allow_remote=allow_remote,
-        progress=lambda m: message(m),
-        warn=warn,
-    )
+    try:
+        rec, started = cp.start_local_cluster(
+            name,
+            host=host,
+            port=port,
+            dashboard_port=dashboard_port,
+            port_range=port_range,
+            num_cpus=num_cpus,
+            num_gpus=num_gpus,
+            resources=key_values(resource, "--resource", True),
+            object_store_memory=object_store_memory,
+            auth=auth,
+            token_file=token_file,
+            token_env=token_env,
+            allow_remote=allow_remote,
+            progress=lambda m: message(m),
+            warn=warn,
+        )
+    except KeyboardInterrupt:  # say what the interrupted start stopped, then exit 130 at the boundary
+        st = cp.cluster_status(name, sockets=False)
+        message(f"cluster '{name}': " + (st.message if st.state != "absent" else "interrupted before anything started; nothing to clean up"))
+        raise
     asked = {"host": host, "port": port, "dashboard_port": dashboard_port, "num_cpus": num_cpus, "num_gpus": num_gpus,
-             "resources": key_values(resource, "--resource", True) or None, "object_store_memory": object_store_memory, "auth": auth}
+             "resources": key_values(resource, "--resource", True) or None, "object_store_memory": object_store_memory, "auth": auth, "port_range": port_range}
     differences = [] if started else start_differences(ctx, rec, asked)
     steps = restart_steps(name, state_root) if differences else []
     if json:
@@ -217,6 +233,8 @@ def print_cluster(rec: Any, state: str, note: str = "") -> None:
     from merlin.cli.tables import resource_text
 
     grid.add_row("resources", resource_text(rec.resources))
+    if rec.ports.min_worker:
+        grid.add_row("ports", f"{rec.requested.get('port_range', '-')} (workers {rec.ports.min_worker}-{rec.ports.max_worker})")
     grid.add_row("processes", f"{len(rec.processes)} recorded (session {rec.session_id})")
     auth = rec.auth.mode + (f" (token from {'$' + rec.auth.token_env if rec.auth.token_env else rec.auth.token_file})" if rec.auth.mode == "token" else "")
     grid.add_row("auth", auth)
@@ -313,3 +331,31 @@ def cluster_list(state_root: Path | None = StateRootOpt, json: bool = JsonOpt) -
         t.add_row(s.name, status_styled(s.state), r.address, r.ray_version or "-", r.auth.mode, short_time(r.started_at.isoformat() if r.started_at else None), s.message)
     out().print(t)
 
+
+
+@app.command("env")
+def cluster_env(
+    name: str = typer.Argument("default", metavar="NAME", help="Cluster name."),
+    state_root: Path | None = StateRootOpt,
+    json: bool = JsonOpt,
+) -> None:
+    """Print the shell exports that point Ray's own tools at this cluster: eval "$(merlin ray cluster env NAME)".
+
+    Then `ray job submit/list/logs/stop`, `ray status`, `JobSubmissionClient()` and
+    `ray.init()` reach it with its token (see docs/ray.md, "Ray's own tools").
+    """
+    import shlex
+
+    from merlin.cli.output import emit_json
+
+    env = control_plane(state_root).cluster_env(name)
+    if json:
+        emit_json(env.to_json())
+        return
+    lines = [f"unset {var}" for var in env.unset]
+    lines += [f"export {var}={shlex.quote(value)}" for var, value in env.variables.items()]
+    lines += [f'export {var}="${{{ref}}}"' for var, ref in env.references.items()]
+    if env.dashboard_url:
+        token = f"the token is in {env.token_file}" if env.token_file else "it asks for the cluster's token"
+        lines.append(f"# dashboard: {env.dashboard_url} ({token})")
+    typer.echo("\n".join(lines))
