@@ -106,3 +106,82 @@ def test_two_first_runs_at_once_install_once(tmp_path: Path) -> None:
     # and later runs take the fast path without the lock message
     third = subprocess.run([str(project / "merlin"), "three"], capture_output=True, text=True, env=env, timeout=60)
     assert third.returncode == 0 and third.stdout.strip() == "probe ran three" and third.stderr == ""
+
+
+def _start_wrapper(project: Path, *args: str) -> subprocess.Popen[str]:
+    """./merlin in a process group of its own, as a terminal runs it: Ctrl-C reaches the group (bash and its child)."""
+    env = dict(os.environ, MERLIN_EXTRAS="")
+    return subprocess.Popen([str(project / "merlin"), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+
+
+def _ctrl_c_when(proc: subprocess.Popen[str], ready, what: str) -> tuple[str, str]:
+    import signal
+    import time
+
+    deadline = time.monotonic() + 240
+    while not ready():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, f"never reached {what}"
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGINT)
+    return proc.communicate(timeout=120)
+
+
+def _assert_interrupted_install(proc: subprocess.Popen[str], err: str) -> None:
+    assert proc.returncode == 130, err
+    assert "interrupted; run ./merlin again to finish installing" in err, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert "package index" not in err, err  # not mistaken for a failed download
+
+
+@pytest.mark.wrapper_install
+def test_ctrl_c_while_creating_the_venv_says_so_and_the_next_run_installs(tmp_path: Path) -> None:
+    project = _probe_project(tmp_path)
+    proc = _start_wrapper(project, "one")
+    _out, err = _ctrl_c_when(proc, lambda: (project / ".venv" / "bin").exists(), "venv creation")
+    _assert_interrupted_install(proc, err)
+    assert not (project / ".venv").exists(), "a half-made venv must not be left for the next run to trust"
+    again = subprocess.run([str(project / "merlin"), "two"], capture_output=True, text=True, env=dict(os.environ, MERLIN_EXTRAS=""), timeout=600)
+    assert again.returncode == 0 and again.stdout.strip() == "probe ran two", again.stderr
+
+
+SLOW_BACKEND = '''
+import pathlib, time
+from setuptools import build_meta as _b
+
+here = pathlib.Path(__file__).parent
+
+
+def get_requires_for_build_editable(config_settings=None):
+    if (here / "slow").exists():  # the test interrupts pip here
+        (here / "in-build").touch()
+        time.sleep(300)
+    return _b.get_requires_for_build_editable(config_settings)
+
+
+prepare_metadata_for_build_editable = _b.prepare_metadata_for_build_editable
+build_editable = _b.build_editable
+get_requires_for_build_wheel = _b.get_requires_for_build_wheel
+prepare_metadata_for_build_wheel = _b.prepare_metadata_for_build_wheel
+build_wheel = _b.build_wheel
+get_requires_for_build_sdist = _b.get_requires_for_build_sdist
+build_sdist = _b.build_sdist
+'''
+
+
+@pytest.mark.wrapper_install
+def test_ctrl_c_during_pip_install_says_so_exits_130_and_the_next_run_finishes(tmp_path: Path) -> None:
+    project = _probe_project(tmp_path)
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('build-backend = "setuptools.build_meta"', 'build-backend = "slow_backend"\nbackend-path = ["."]'))
+    (project / "slow_backend.py").write_text(SLOW_BACKEND)
+    (project / "slow").touch()
+    proc = _start_wrapper(project, "one")
+    _out, err = _ctrl_c_when(proc, lambda: (project / "in-build").exists(), "pip building the project")
+    _assert_interrupted_install(proc, err)
+    assert "installing merlin" in err
+    assert not (project / ".venv" / ".merlin-installed").exists(), "an interrupted install must not be stamped as done"
+    (project / "slow").unlink()
+    again = subprocess.run([str(project / "merlin"), "two"], capture_output=True, text=True, env=dict(os.environ, MERLIN_EXTRAS=""), timeout=600)
+    assert again.returncode == 0 and again.stdout.strip() == "probe ran two", again.stderr
+    assert "installing merlin" in again.stderr  # it finished the install the first run left
