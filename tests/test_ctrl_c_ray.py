@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -49,6 +50,10 @@ def test_ctrl_c_during_cluster_start_local_records_it_as_failed_and_ends_its_pro
     _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
+    # it says what it stopped, and that nothing it started keeps running
+    said = next((line for line in err.splitlines() if line.startswith("cluster 'cc': start interrupted by Ctrl-C")), None)
+    assert said is not None, err
+    assert re.search(r"stopped the [1-9]\d* Ray processes it had started", said) and "nothing it started keeps running" in said, said
     cp = ControlPlane(cluster_root)
     rec = cp.ledger.read_cluster("cc")
     assert rec.status.value == "failed" and "interrupted" in rec.message and rec.processes == []

@@ -22,7 +22,7 @@ def start_differences(ctx: Any, rec: Any, asked: dict[str, Any]) -> list[str]:
         "host": rec.host, "port": rec.ports.gcs, "dashboard_port": rec.ports.dashboard,
         "num_cpus": requested.get("num_cpus", rec.resources.get("CPU")), "num_gpus": requested.get("num_gpus", rec.resources.get("GPU", 0)),
         "resources": requested.get("resources") or {}, "object_store_memory": requested.get("object_store_memory", rec.resources.get("object_store_memory")),
-        "auth": rec.auth.mode,
+        "auth": rec.auth.mode, "port_range": requested.get("port_range"),
     }
     out = []
     for key in asked:

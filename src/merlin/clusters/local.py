@@ -27,7 +27,8 @@ from merlin.atomic import make_dir, open_state_file
 from merlin.clusters import procs, start_step
 from merlin.clusters.auth import check_token_file, generate_token_file, headers_for, ray_start_env
 from merlin.clusters.base import ClusterState, ClusterStatus
-from merlin.clusters.net import LOOPBACK, free_ports, get_json, port_free, probe
+from merlin.clusters.net import LOOPBACK, get_json, port_free, probe
+from merlin.clusters.port_plan import choose_ports, parse_port_range, ray_start_flags
 from merlin.errors import BadInput, Blocked, NotFound, RunFailed
 from merlin.nextsteps import Action, step
 
@@ -111,8 +112,9 @@ class LocalBackend:
         *,
         wait: bool = True,
         host: str = "127.0.0.1",
-        port: int = 6379,
-        dashboard_port: int = 8265,
+        port: int | None = 6379,
+        dashboard_port: int | None = 8265,
+        port_range: str | None = None,
         num_cpus: float | None = None,
         num_gpus: float | None = None,
         resources: dict[str, float] | None = None,
@@ -149,10 +151,14 @@ class LocalBackend:
                 argument="token_file" if token_file else "token_env",
                 related="auth",
             )
+        if port_range is None:
+            port, dashboard_port = (6379 if port is None else port), (8265 if dashboard_port is None else dashboard_port)
+        else:
+            parse_port_range(port_range)  # a bad or too small range is refused before anything starts
         for p, which in ((port, "port"), (dashboard_port, "dashboard_port")):
-            if not 1 <= int(p) <= 65535:
+            if p is not None and not 1 <= int(p) <= 65535:
                 raise BadInput(f"`{which}` {p}: expected a port number 1-65535", argument=which)
-        if port == dashboard_port:
+        if port is not None and port == dashboard_port:
             raise BadInput(f"`port` and `dashboard_port` are both {port}; give two different ports", argument="dashboard_port", related="port")
         ray_version = require_ray()
 
@@ -168,7 +174,7 @@ class LocalBackend:
                 self._kill(existing, grace=3.0)
 
             # refused before any warning: an error stays one line
-            busy = [(which, p) for p, which in ((port, "port"), (dashboard_port, "dashboard_port")) if not port_free(p)]
+            busy = [(which, p) for p, which in ((port, "port"), (dashboard_port, "dashboard_port")) if p is not None and not port_free(p)]
             if busy:
                 raise BadInput(
                     f"cannot start Ray cluster '{name}': {' and '.join(f'`{w}` {p}' for w, p in busy)} already in use (another Ray or "
@@ -177,6 +183,10 @@ class LocalBackend:
                     related=[w for w in ("port", "dashboard_port") if w != busy[0][0]],
                 )
 
+            # every port Ray opens, chosen now (Ray's fixed metrics defaults 44217/44227 would collide with a second Ray)
+            ports = ClusterPorts(**choose_ports(port, dashboard_port, port_range))
+            port, dashboard_port = ports.gcs, ports.dashboard
+
             if host not in LOOPBACK:
                 warn(
                     f"Ray's jobs API will listen on {host}:{dashboard_port}: anyone who can reach it can run any code "
@@ -184,20 +194,6 @@ class LocalBackend:
                 )
             if auth != "token":
                 warn(unauthenticated_warning(host, dashboard_port))
-            aux = free_ports(9, avoid={port, dashboard_port})
-            ports = ClusterPorts(
-                gcs=port,
-                dashboard=dashboard_port,
-                client_server=aux[0],  # Ray starts its client server whenever grpc is importable; merlin never uses it
-                dashboard_agent_listen=aux[1],
-                dashboard_agent_grpc=aux[2],
-                metrics_export=aux[3],
-                runtime_env_agent=aux[4],
-                node_manager=aux[5],
-                object_manager=aux[6],
-                autoscaler_metrics=aux[7],  # Ray's fixed defaults (44217, 44227) would collide with a second Ray
-                dashboard_metrics=aux[8],
-            )
 
             cluster_auth = ClusterAuth(mode="token" if auth == "token" else "disabled")
             if auth == "token":
@@ -221,7 +217,7 @@ class LocalBackend:
 
             connect_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
             address = f"http://{connect_host}:{dashboard_port}"
-            requested = {"num_cpus": num_cpus, "num_gpus": num_gpus, "resources": dict(resources or {})}
+            requested = {"num_cpus": num_cpus, "num_gpus": num_gpus, "resources": dict(resources or {}), **({"port_range": port_range} if port_range else {})}
             record = ClusterRecord(
                 name=name,
                 status=ClusterStatus.STARTING,
@@ -250,13 +246,7 @@ class LocalBackend:
                     f"--dashboard-port={dashboard_port}",
                     "--include-dashboard=true",
                     f"--temp-dir={temp_dir}",
-                    f"--ray-client-server-port={ports.client_server}",
-                    f"--dashboard-agent-listen-port={ports.dashboard_agent_listen}",
-                    f"--dashboard-agent-grpc-port={ports.dashboard_agent_grpc}",
-                    f"--metrics-export-port={ports.metrics_export}",
-                    f"--runtime-env-agent-port={ports.runtime_env_agent}",
-                    f"--node-manager-port={ports.node_manager}",
-                    f"--object-manager-port={ports.object_manager}",
+                    *ray_start_flags(ports),
                     "--disable-usage-stats",
                     "--log-style=record",
                     "--log-color=false",
@@ -352,18 +342,23 @@ class LocalBackend:
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
         try:
             ended: set[int] = set()
+            survivors: set[int] = set()
             for _ in range(3):  # `ray start` may still be spawning: end its session until nothing is left
                 members = self._members(record)
                 if not members:
                     break
                 ended |= members
-                procs.terminate(members, grace=2.0)
+                survivors = procs.terminate(members, grace=2.0).survivors
             temp_dir = Path(record.temp_dir)
             if temp_dir.name.startswith("merlin-ray-"):
                 shutil.rmtree(temp_dir, ignore_errors=True)
             record.status = ClusterStatus.FAILED
             record.processes = []
-            record.message = f"start interrupted by Ctrl-C (SIGINT); {len(ended)} processes it had started were ended; start it again"
+            kept = f"pids {sorted(survivors)} did not exit: end them by hand" if survivors else "nothing it started keeps running"
+            record.message = (
+                f"start interrupted by Ctrl-C (SIGINT): stopped the {len(ended)} Ray processes it had started and removed its temp dir; "
+                f"{kept} (other Ray clusters are untouched); start it again"
+            )
             self.ledger.write_cluster(record)
         finally:
             signal.signal(signal.SIGINT, previous)

@@ -227,6 +227,8 @@ class ClusterPorts(Record):
     object_manager: int | None = None
     autoscaler_metrics: int | None = field(default=None, description="Autoscaler Prometheus endpoint ($AUTOSCALER_METRIC_PORT).")
     dashboard_metrics: int | None = field(default=None, description="Dashboard Prometheus endpoint ($DASHBOARD_METRIC_PORT).")
+    min_worker: int | None = field(default=None, description="First worker port (start-local's port range; absent: Ray's default 10002).")
+    max_worker: int | None = field(default=None, description="Last worker port (start-local's port range; absent: Ray's default 19999).")
 
 
 class ClusterRecord(Record):
