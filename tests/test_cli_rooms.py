@@ -54,4 +54,4 @@ def test_each_ray_group_lives_in_its_own_module() -> None:
     for name in rooms:  # loaded on first use
         assert group.get_command(None, name) is not None, name
     assert list(group.commands["jobs"].commands) == ["why", "submit", "list", "status", "logs", "cancel", "retry", "watch"]
-    assert list(group.commands["cluster"].commands) == ["start", "start-local", "status", "stop", "list"]
+    assert list(group.commands["cluster"].commands) == ["start", "start-local", "status", "stop", "list", "env"]

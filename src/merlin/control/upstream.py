@@ -15,9 +15,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from merlin.errors import BadInput
+
+if TYPE_CHECKING:
+    from merlin.control.plane import Plane
 
 KINDS = ("run", "artifacts", "lease")
 
@@ -115,7 +118,7 @@ def lease(rec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def record(cp: Any, kind: str, ident: str) -> Any:
+def record(cp: Plane, kind: str, ident: str) -> Any:
     """The record ``kind`` (run, artifacts or lease) of ``ident`` in upstream's shape, read through the facade ``cp``."""
     if kind == "run":
         return run_record(cp.status_json(ident))
