@@ -66,3 +66,27 @@ def test_after_eval_rays_own_cli_and_sdk_submit_list_and_stop_a_job(ray_cp, tmp_
     script.write_text(code)
     sdk = _bash(f'eval "$({merlin} ray cluster env default --state-root {root})"\n{sys.executable} {script}')
     assert sdk.returncode == 0 and "sdk ok" in sdk.stdout, sdk.stdout + sdk.stderr
+
+
+def test_the_exports_source_in_bash_for_a_token_file_and_a_token_variable_cluster(tmp_path: Path) -> None:
+    from merlin.controlplane import ControlPlane
+    from merlin.ledger.models import ClusterAuth, ClusterPorts, ClusterRecord
+
+    cp = ControlPlane(tmp_path / "state")
+    for name, auth in (("lab", ClusterAuth(mode="token", token_file="/srv/tok en")), ("env", ClusterAuth(mode="token", token_env="LAB_TOKEN"))):
+        cp.ledger.write_cluster(ClusterRecord(
+            name=name, status="active", host="127.0.0.1", address="http://127.0.0.1:8300", dashboard_url="http://127.0.0.1:8300",
+            gcs_address="127.0.0.1:6400", temp_dir="", ports=ClusterPorts(gcs=6400, dashboard=8300), auth=auth, message="active",
+        ))  # fmt: skip
+    show = "; ".join(f'echo "{v}=${{{v}-unset}}"' for v in ("RAY_API_SERVER_ADDRESS", "RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH", "RAY_AUTH_TOKEN", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"))
+    merlin = f"{sys.executable} -m merlin"
+    lab = _bash(f'export RAY_AUTH_TOKEN=stale; eval "$({merlin} ray cluster env lab --state-root {cp.root})"; {show}')
+    assert lab.returncode == 0, lab.stderr
+    assert lab.stdout.splitlines() == [
+        "RAY_API_SERVER_ADDRESS=http://127.0.0.1:8300", "RAY_ADDRESS=127.0.0.1:6400", "RAY_AUTH_MODE=token",
+        "RAY_AUTH_TOKEN_PATH=/srv/tok en", "RAY_AUTH_TOKEN=unset", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0",
+    ]  # fmt: skip
+    env = _bash(f'export LAB_TOKEN=s3cret; eval "$({merlin} ray cluster env env --state-root {cp.root})"; {show}')
+    assert "RAY_AUTH_TOKEN=s3cret" in env.stdout.splitlines() and "RAY_AUTH_TOKEN_PATH=unset" in env.stdout.splitlines()
+    printed = run_cli("ray", "cluster", "env", "env", "--state-root", str(cp.root)).stdout
+    assert "s3cret" not in printed and 'export RAY_AUTH_TOKEN="${LAB_TOKEN}"' in printed  # the secret itself is never printed
