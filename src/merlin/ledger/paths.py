@@ -268,6 +268,31 @@ class Layout:
         return self.blobs / digest[:2] / digest
 
     @property
+    def snapshots(self) -> Path:
+        """``snapshots/``: working-dir manifests (``<id>.json``); their files are blobs (merlin.envs.snapshot)."""
+        return self.root / "snapshots"
+
+    def snapshot(self, snapshot_id: str) -> Path:
+        if not re.fullmatch(r"[0-9a-f]{64}", snapshot_id):
+            raise ValueError(f"not a snapshot id: {snapshot_id!r}")
+        return self.snapshots / f"{snapshot_id}.json"
+
+    def run_workdir(self, run_id: str, attempt: int) -> Path:
+        """The copy of a run's working-dir snapshot its attempt runs in."""
+        return self.run_dir(run_id) / "work" / f"attempt-{attempt}"
+
+    def runtime_spec(self, run_id: str) -> Path:
+        """The run's runtime spec as the launcher reads it (no secret values)."""
+        return self.run_dir(run_id) / "runtime_spec.json"
+
+    def env_cache(self) -> Path:
+        """The env cache: $MERLIN_ENV_CACHE, else ``<state root>-envs`` beside the state root."""
+        chosen = os.environ.get("MERLIN_ENV_CACHE")
+        if chosen:
+            return Path(chosen).expanduser().resolve()
+        return self.root.parent / f"{self.root.name}-envs"
+
+    @property
     def gateway_audit(self) -> Path:
         """``gateway/audit.jsonl``: one line per mutating request to the gateway (docs/gateway.md)."""
         return self.root / "gateway" / "audit.jsonl"
