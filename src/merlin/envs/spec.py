@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+
 def default_python() -> str:
     """The submitter's Python as X.Y."""
     return f"{sys.version_info.major}.{sys.version_info.minor}"
