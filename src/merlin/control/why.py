@@ -62,10 +62,28 @@ def lease_layer(cp: Plane, rec: RunRecord, at: str) -> list[dict[str, Any]]:
         except MerlinError as exc:  # NotFound: the record names a lease the book does not know
             out.append(condition("leases", "lease_missing", f"lease {lid}: {exc.message}", {"lease_id": lid}, at,
                                  [step(Action.LEASES_LIST)], "the book does not know this lease"))  # fmt: skip
-    if rec.status.value == "waiting" and not out:
+    if rec.status.value == "waiting" and rec.metadata.get("waiting_for") == "env":
+        out.append(env_condition(rec, at))
+    elif rec.status.value == "waiting" and not out:
         out.append(condition("leases", "run_waiting_no_lease", "the run is waiting but names no waiting lease", {"leases": list(rec.leases)}, at,
                              [step(Action.CANCEL, run_id=rec.run_id)], "cancel it, then submit it again"))  # fmt: skip
     return out
+
+
+def env_condition(rec: RunRecord, at: str) -> dict[str, Any]:
+    """``env_building``: the run waits while its environment builds (uv's last line, the elapsed time)."""
+    from merlin.durations import describe
+    from merlin.envs.cache import EnvCache
+
+    eid = str(rec.metadata.get("env_id") or "")
+    state = (EnvCache(rec.metadata["env_cache_dir"]).read_state(eid) if rec.metadata.get("env_cache_dir") and eid else None) or {}
+    line = str(state.get("line") or "starting")
+    started = state.get("started_at")
+    elapsed = max(0.0, time.time() - float(started)) if isinstance(started, (int, float)) else None
+    took = f" for {describe(round(elapsed))}" if elapsed is not None else ""
+    return condition("run", "env_building", f"its environment {eid[:12]} has been building{took}: {line}",
+                     {"env_id": eid, "line": line, "elapsed_s": round(elapsed, 1) if elapsed is not None else None, "state": state.get("state")}, at,
+                     [step(Action.CANCEL, run_id=rec.run_id)], "it starts by itself once the environment is built")  # fmt: skip
 
 
 def _engine_layer(engine: Engine, rec: RunRecord, request: RunRequest | None, at: str) -> list[dict[str, Any]]:

@@ -160,8 +160,11 @@ class EnvCache:
         return path
 
     def live_users(self, env_id: str) -> list[dict[str, Any]]:
+        return self.live_users_at(self.env_dir(env_id))
+
+    def live_users_at(self, env: Path) -> list[dict[str, Any]]:
         out = []
-        base = self.users_dir(env_id)
+        base = env / ".users"
         for f in sorted(base.iterdir()) if base.is_dir() else []:
             try:
                 who = json.loads(f.read_text(encoding="utf-8"))

@@ -83,12 +83,16 @@ def main(argv: list[str] | None = None) -> int:
                 sys.stderr.write(f"merlin-env: building ({time.time() - float(state.get('started_at') or time.time()):.0f}s): {line}\n")
                 sys.stderr.flush()
 
-        try:
-            env_dir, eid, how = ensure(runtime, cache, progress=progress)
-        except BuildFailed as exc:
-            sys.stderr.write(f"merlin-env: failed: {exc.line}\n")
-            return BUILD_FAILED
-        user = cache.add_user(eid)
+        for _ in range(3):
+            try:
+                env_dir, eid, how = ensure(runtime, cache, progress=progress)
+            except BuildFailed as exc:
+                sys.stderr.write(f"merlin-env: failed: {exc.line}\n")
+                return BUILD_FAILED
+            user = cache.add_user(eid)
+            if cache.ready(eid):
+                break
+            user.unlink(missing_ok=True)  # pruned between the check and the mark: build it again
         if opts.report:
             from merlin.atomic import atomic_write_json
 

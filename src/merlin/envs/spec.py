@@ -29,7 +29,10 @@ def this_platform() -> str:
 
 @functools.cache
 def find_uv() -> str:
-    """uv's binary, through uv's own helper (the PyPI ``uv`` package, a merlin dependency)."""
+    """uv's binary: ``$MERLIN_UV`` if set, else through uv's own helper (the PyPI ``uv`` package,
+    a merlin dependency)."""
+    if os.environ.get("MERLIN_UV"):
+        return os.environ["MERLIN_UV"]
     from uv import find_uv_bin
 
     return str(find_uv_bin())

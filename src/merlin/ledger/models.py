@@ -163,6 +163,9 @@ class RunRecord(Record):
     metadata: dict[str, Any] = field(default_factory=dict)
     leases: list[str] = field(default_factory=list, description="Lease ids (resources/leases/<id>.json) held by this run.")
     lease_items: list[str] = field(default_factory=list, description="Inventory items its lease was granted (also $MERLIN_LEASE_ITEMS in its environment).")
+    environment: str | None = field(
+        default=None, description="What it runs with, in short (docs/environments.md): None inherits the submitter's environment; each attempt names its env_id."
+    )
     waiting_on: str | None = field(
         default=None,
         description="While waiting: what holds it back, one short line written by its lease waiter "
