@@ -70,7 +70,7 @@ def prepare(cp: Plane, runtime: Any) -> tuple[RuntimeEnv | None, dict[str, str]]
     python = raw.get("python")
     if python is not None and not re.fullmatch(r"[0-9]+\.[0-9]+", str(python)):
         raise BadInput(f"`python` {python!r} is not a version X.Y such as 3.11", argument="python")
-    out["python"] = str(python) if python is not None else default_python()
+    out["python"] = str(python) if python is not None else None
     if raw.get("requirements_file"):
         out["requirements"], out["requirements_path"] = _text(raw["requirements_file"], "requirements")
     elif raw.get("requirements") is not None:
@@ -104,6 +104,8 @@ def prepare(cp: Plane, runtime: Any) -> tuple[RuntimeEnv | None, dict[str, str]]
             raise BadInput(f"`secret_env` {s} is not set in this environment: export it, then submit again (its value is read at launch, never recorded)",
                            argument="secret_env")  # fmt: skip
     out["secret_env"] = secrets
+    if out["python"] is None and (out.get("requirements") is not None or out.get("lockfile") or out["packages"]):
+        out["python"] = default_python()  # an env is built: with the submitter's Python unless told
     if raw.get("image"):
         raise BadInput("`image`: merlin does not run containers yet; leave it out", argument="image")
     if raw.get("working_dir"):
