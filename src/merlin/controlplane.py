@@ -223,6 +223,13 @@ class ControlPlane:
             rec = self.wait(rec.run_id, timeout=timeout)
         return rec
 
+    def envs(self, action: str = "list", **kwargs: Any) -> Any:
+        """Run environments (docs/environments.md): ``list``, ``show`` (``env_id``), ``build`` (``runtime``),
+        ``prune`` (``older_than`` seconds, ``max_size``); ``cache`` overrides the env cache."""
+        from merlin.control.envs import envs
+
+        return envs(self, action, **kwargs)
+
     # ------------------------------------------------------------ observing
 
     def get(self, run_id: str) -> RunRecord:
