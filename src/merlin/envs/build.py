@@ -124,10 +124,10 @@ def _build(runtime: Mapping[str, Any], eid: str, cache: EnvCache, progress: Prog
 
 def install_args(runtime: Mapping[str, Any], tmp: Path, env: Mapping[str, str]) -> list[str]:
     """``uv pip install`` arguments: requirement files written into ``tmp``, packages, index options."""
-    out: list[str] = []
+    argv: list[str] = []
     if runtime.get("requirements"):
         atomic_write_text(tmp / "requirements.txt", runtime["requirements"])
-        out += ["-r", str(tmp / "requirements.txt")]
+        argv += ["-r", str(tmp / "requirements.txt")]
     lock = runtime.get("lockfile")
     if lock:
         name = runtime.get("lockfile_name") or "pylock.toml"
@@ -143,23 +143,23 @@ def install_args(runtime: Mapping[str, Any], tmp: Path, env: Mapping[str, str]) 
             )  # fmt: skip
             if proc.returncode != 0:
                 raise BuildFailed("", error_line(proc.stderr.splitlines()) or "uv could not read the uv.lock")
-            out += ["-r", str(exported)]
+            argv += ["-r", str(exported)]
         else:
             atomic_write_text(tmp / name, lock)
-            out += ["-r", str(tmp / name)]
-    out += list(runtime.get("packages") or [])
-    if not out:
+            argv += ["-r", str(tmp / name)]
+    argv += list(runtime.get("packages") or [])
+    if not argv:
         return []
     indexes = list(runtime.get("index_url") or [])
     if indexes:
-        out += ["--default-index", indexes[0]]
+        argv += ["--default-index", indexes[0]]
         for extra in indexes[1:]:
-            out += ["--index", extra]
+            argv += ["--index", extra]
     for where in runtime.get("find_links") or []:
-        out += ["--find-links", where]
+        argv += ["--find-links", where]
     if runtime.get("no_index"):
-        out.append("--no-index")
-    return out
+        argv.append("--no-index")
+    return argv
 
 
 def error_line(lines: list[str]) -> str:

@@ -47,7 +47,7 @@ def child_env(env_dir: Path | None, base: dict[str, str]) -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if "--" not in args:
-        sys.stderr.write("merlin-env: usage: python -m merlin.envs.launch --spec FILE --cache DIR [options] -- COMMAND...\n")
+        sys.stderr.write("merlin-env: no command: give it after a lone -- (see the merlin.envs.launch docstring)\n")
         return 2
     cut = args.index("--")
     command = args[cut + 1 :]

@@ -84,7 +84,7 @@ class RuntimeEnv(Record):
     lockfile_name: str | None = field(default=None, description="uv.lock or pylock.toml (or a pylock.<name>.toml).")
     lockfile_path: str | None = field(default=None, description="Where the lockfile came from.")
     lock_project: str | None = field(default=None, description="A uv.lock's pyproject.toml text (uv needs both).")
-    packages: list[str] = field(default_factory=list, description="Extra requirements (--with), each a PEP 508 string.")
+    packages: list[str] = field(default_factory=list, description="Extra requirements, each a PEP 508 string.")
     index_url: list[str] = field(default_factory=list, description="Package indexes, the first the default.")
     find_links: list[str] = field(default_factory=list, description="Directories or pages of wheels.")
     no_index: bool = field(default=False, description="Never ask an index: find_links only.")
