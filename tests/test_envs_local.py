@@ -18,6 +18,7 @@ from merlin.envs.cache import EnvCache
 from merlin.envs.spec import env_id, find_uv
 from merlin.errors import BadInput
 from merlin.ledger.status import RunStatus
+from tests.cli_runner import run_cli
 from tests.wheelhouse import runtime_for, wheelhouse  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.slow
@@ -125,6 +126,11 @@ def test_a_build_killed_midway_leaves_nothing_used_and_the_next_run_rebuilds(cp:
     assert until(lambda: any((cache.root / "tmp").glob(f"{eid}.*")) and (cache.read_state(eid) or {}).get("state") == "building")
     why = cp.why(rec.run_id)
     assert why[0]["code"] == "env_building" and "building" in why[0]["message"]
+    root = ["--state-root", str(tmp_path / "state")]
+    shown = run_cli("ray", "jobs", "why", rec.run_id, *root)
+    assert shown.returncode == 0 and "env_building" in shown.stdout and "has been building for" in shown.stdout, shown.stdout + shown.stderr
+    listed = run_cli("ray", "jobs", "list", *root)
+    assert "WAITING-ON" in listed.stdout and f"env {eid[:12]} building" in listed.stdout, listed.stdout
     os.killpg(waiting.metadata["lease_waiter_pid"], signal.SIGKILL)  # the supervisor and the uv it started
     lost = until(lambda: (r := cp.status(rec.run_id)).status == RunStatus.LOST and r, 30)
     assert lost and "environment was building" in lost.message
@@ -213,3 +219,22 @@ def test_prune_under_a_size_budget_never_removes_an_env_in_use(wheelhouse: Path,
         proc.kill()
         proc.wait()
     assert prune(cache, max_size=0)["removed"][0]["env_id"] == busy  # no longer in use
+
+
+def test_jobs_status_names_the_environment_or_says_inherited(cp: ControlPlane, wheelhouse: Path, tmp_path: Path) -> None:
+    root = ["--state-root", str(tmp_path / "state")]
+    plain = cp.wait(cp.submit(["true"], target="envs", workflow="w", engine="local").run_id, timeout=60)
+    assert "environment        inherited" in run_cli("ray", "jobs", "status", plain.run_id, *root).stdout
+    req = tmp_path / "req.txt"
+    req.write_text("mlnprobe==1.0\n")
+    args = ["ray", "jobs", "submit", "--engine", "local", "--target", "envs", "--workflow", "w", "--requirements", str(req),
+            "--find-links", str(wheelhouse), "--no-index", "--wait", *root, "--", "mlnprobe-cli"]  # fmt: skip
+    first = run_cli(*args)
+    assert first.returncode == 0, first.stderr
+    run_id = first.stdout.strip().splitlines()[-1]
+    assert "mlnprobe 1.0" in cp.logs(run_id)
+    status = run_cli("ray", "jobs", "status", run_id, *root).stdout
+    eid = cp.get(run_id).attempt.env_id
+    assert f"environment        {eid} (built; python 3.11, requirements (1))".replace("3.11", f"{sys.version_info.major}.{sys.version_info.minor}") in status
+    second = run_cli(*args)
+    assert "(cache hit;" in run_cli("ray", "jobs", "status", second.stdout.strip().splitlines()[-1], *root).stdout

@@ -24,5 +24,7 @@ def test_v1_and_v2_at_once_on_the_shared_head(ray_cp: ControlPlane, wheelhouse: 
     assert "version 1.0" in logs[0] and "version 2.0" in logs[1]
     assert all(f"prefix {tmp_path / 'envcache' / 'envs'}" in text for text in logs), logs  # each in its own env from the cache
     assert all("merlin-env: environment" in text for text in logs)
+    statuses = [ray_cp.status(r.run_id) for r in runs]
+    assert all(s.attempt.env_id and s.attempt.env_cache in ("hit", "built") for s in statuses), [s.attempt for s in statuses]
     req = ray_cp.ledger.read_request(runs[0].run_id)
     assert req.runtime is not None and req.runtime.find_links == [str(wheelhouse)]

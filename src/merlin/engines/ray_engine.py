@@ -446,7 +446,20 @@ class RayEngine:
                 sub = r.attempt.submission_id if r.attempt else None
                 info = jobs.get(sub) if sub else None
                 out[r.run_id] = self.observation(info) if info is not None else self._gone(r, cluster)
+                if info is not None and r.environment and r.attempt is not None and not r.attempt.env_id:
+                    self._env_report(r, out[r.run_id])
         return out
+
+    def _env_report(self, r: RunRecord, obs: Observation) -> None:
+        """The env launcher's report (written where the job ran: readable when that is this host)."""
+        import json
+
+        try:
+            report = json.loads(self.ledger.layout.env_report(r.run_id, len(r.attempts)).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        if isinstance(report, dict) and report.get("state") == "ready" and report.get("cache") in ("hit", "built"):
+            obs.extra.update(env_id=report.get("env_id"), env_cache=report["cache"])
 
     @staticmethod
     def _one(api: ray_api.JobsApi, sub_id: str) -> dict[str, ray_api.JobInfo]:

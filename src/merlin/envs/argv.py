@@ -29,6 +29,7 @@ def launcher_argv(
     wd = runtime.get("working_dir")
     if wd:
         argv += ["--snapshot", str(layout.snapshot(wd)), "--blobs", str(layout.blobs), "--into", str(layout.run_workdir(run_id, attempt))]
+    argv += ["--report", str(layout.env_report(run_id, attempt))]
     if quiet:
         argv.append("--quiet")
     return [*argv, "--"]

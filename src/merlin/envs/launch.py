@@ -74,9 +74,15 @@ def main(argv: list[str] | None = None) -> int:
     if needs_build(runtime):
         from merlin.envs.build import BuildFailed, ensure
 
-        last = {"line": None}
+        last: dict = {"line": None, "reported": False}
 
         def progress(state: dict) -> None:
+            if opts.report and not last["reported"]:
+                from merlin.atomic import atomic_write_json
+                from merlin.envs.spec import env_id
+
+                last["reported"] = True
+                atomic_write_json(Path(opts.report), {"state": "building", "env_id": env_id(runtime), "cache_dir": str(cache.root)})
             line = state.get("line")
             if not opts.quiet and line and line != last["line"]:
                 last["line"] = line
@@ -96,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         if opts.report:
             from merlin.atomic import atomic_write_json
 
-            atomic_write_json(Path(opts.report), {"env_id": eid, "cache": how})
+            atomic_write_json(Path(opts.report), {"state": "ready", "env_id": eid, "cache": how, "cache_dir": str(cache.root)})
         if not opts.quiet:
             sys.stderr.write(f"merlin-env: environment {eid[:12]} ({'cache hit' if how == 'hit' else 'built'})\n")
             sys.stderr.flush()

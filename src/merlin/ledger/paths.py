@@ -281,6 +281,10 @@ class Layout:
         """The copy of a run's working-dir snapshot its attempt runs in."""
         return self.run_dir(run_id) / "work" / f"attempt-{attempt}"
 
+    def env_report(self, run_id: str, attempt: int) -> Path:
+        """What the env launcher of an attempt says: building or ready, the env id, cache hit or built."""
+        return self.run_dir(run_id) / f"env-attempt-{attempt}.json"
+
     def runtime_spec(self, run_id: str) -> Path:
         """The run's runtime spec as the launcher reads it (no secret values)."""
         return self.run_dir(run_id) / "runtime_spec.json"
