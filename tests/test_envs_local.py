@@ -238,3 +238,21 @@ def test_jobs_status_names_the_environment_or_says_inherited(cp: ControlPlane, w
     assert f"environment        {eid} (built; python 3.11, requirements (1))".replace("3.11", f"{sys.version_info.major}.{sys.version_info.minor}") in status
     second = run_cli(*args)
     assert "(cache hit;" in run_cli("ray", "jobs", "status", second.stdout.strip().splitlines()[-1], *root).stdout
+
+
+def test_cancel_while_the_env_builds_stops_uv_and_never_runs_the_command(cp: ControlPlane, wheelhouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    uv_shim(tmp_path, monkeypatch, before_pip="sleep 60")
+    marker = tmp_path / "ran"
+    runtime = runtime_for(wheelhouse, "mlnprobe==1.0")
+    rec = submit(cp, f"open({str(marker)!r}, 'w').write('x')", runtime)
+    assert until(lambda: cp.get(rec.run_id).status == RunStatus.WAITING)
+    cache = EnvCache(Path(os.environ["MERLIN_ENV_CACHE"]))
+    eid = cp.get(rec.run_id).metadata["env_id"]
+    cancelled = cp.cancel(rec.run_id)
+    assert cancelled.status == RunStatus.CANCELLED
+    assert until(lambda: (cache.read_state(eid) or {}).get("state") == "stopped", 30), cache.read_state(eid)
+    assert until(lambda: cache.lock_owner(eid) is None, 10) and not cache.ready(eid)
+    monkeypatch.delenv("MERLIN_UV")
+    again = cp.wait(submit(cp, VERSION, runtime).run_id, timeout=180)
+    assert again.status == RunStatus.SUCCEEDED, again.message  # a stopped build is no failure: it builds again
+    assert not marker.exists()

@@ -114,8 +114,8 @@ def _build(runtime: Mapping[str, Any], eid: str, cache: EnvCache, progress: Prog
     except BuildFailed as exc:
         cache.write_state(eid, state="failed", started_at=started, error=exc.line, finished_at=time.time())
         raise
-    except BaseException:
-        cache.write_state(eid, state="failed", started_at=started, error="the build was interrupted", finished_at=time.time())
+    except BaseException:  # stopped (a cancel), or merlin's own error: not uv's verdict, so a waiting run builds again
+        cache.write_state(eid, state="stopped", started_at=started, finished_at=time.time())
         raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

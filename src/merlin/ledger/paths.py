@@ -108,7 +108,10 @@ Every path here is named by merlin.ledger.paths.Layout alone.
 - `runs/<run_id>/`: one run: `run_request.json` (what was asked, written once),
   `run_record.json` (where it is now), `events.jsonl` (every transition and its cause),
   `artifacts.json` (the target directory's files when it ended), `logs/attempt-N.log`,
-  `target/` (the default target directory)
+  `target/` (the default target directory); with a run environment: `runtime_spec.json`,
+  `env-attempt-N.json` (the env launcher's report), `work/attempt-N/` (a copy of the working-dir snapshot)
+- `snapshots/<id>.json`: working-dir snapshots (their files are in `blobs/sha256/`); run
+  environments live beside this root, in `<root>-envs/` (docs/environments.md)
 - `cluster/`: cluster records (`bootstrap.json` is the cluster named `default`,
   `<name>.json` the others), `logs/<name>/` (their start logs), `tokens/` (generated tokens, mode 0600)
 - `resources/leases/<lease_id>.json`: resource leases
