@@ -256,3 +256,26 @@ def test_cancel_while_the_env_builds_stops_uv_and_never_runs_the_command(cp: Con
     again = cp.wait(submit(cp, VERSION, runtime).run_id, timeout=180)
     assert again.status == RunStatus.SUCCEEDED, again.message  # a stopped build is no failure: it builds again
     assert not marker.exists()
+
+
+def test_envs_cli_build_list_show_prune(wheelhouse: Path, tmp_path: Path, cache_dir: Path) -> None:
+    spec = tmp_path / "runtime.yaml"
+    (tmp_path / "req.txt").write_text("mlnprobe==2.0\n")
+    spec.write_text(f"requirements: req.txt\nfind_links: [{wheelhouse}]\nno_index: true\n")
+    root = ["--state-root", str(tmp_path / "state")]
+    built = run_cli("envs", "build", str(spec), "--json", *root)
+    assert built.returncode == 0, built.stderr
+    data = json.loads(built.stdout)
+    assert data["cache"] == "built" and data["path"].startswith(str(cache_dir))
+    again = json.loads(run_cli("envs", "build", str(spec), "--json", *root).stdout)
+    assert again["cache"] == "hit" and again["env_id"] == data["env_id"]
+    listed = json.loads(run_cli("envs", "list", "--json", *root).stdout)
+    assert [e["env_id"] for e in listed["envs"]] == [data["env_id"]] and listed["cache"] == str(cache_dir)
+    shown = run_cli("envs", "show", data["env_id"][:10], *root)
+    assert shown.returncode == 0 and "mlnprobe==2.0" in shown.stdout
+    bad = run_cli("envs", "prune", "--max-size", "lots", *root)
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == ["--max-size 'lots' is not a size: write it as 512MiB, 2GiB or 300MB"]
+    missing = run_cli("envs", "show", "ffff", *root)
+    assert missing.returncode == 4 and "no env 'ffff'" in missing.stderr
+    pruned = json.loads(run_cli("envs", "prune", "--max-size", "0", "--json", *root).stdout)
+    assert [r["env_id"] for r in pruned["removed"]] == [data["env_id"]] and pruned["size"] == 0
