@@ -211,22 +211,32 @@ class ControlPlane:
         wait: bool = False,
         timeout: float | None = None,
         leases: Sequence[str] = (),
+        runtime: Any = None,
     ) -> RunRecord:
         """Record a run and hand it to its engine (default: the registry's default engine).
         A run that cannot be handed over is still recorded, as ``blocked``, with the fix
         in its message and ``next_steps``. With ``leases`` (``POOL[:COUNT][,k=v...]``, a
         gang if several) the run is recorded ``waiting`` and starts by itself once they
-        are granted; its lease is held while it runs (see :mod:`merlin.control.leased`)."""
+        are granted; its lease is held while it runs (see :mod:`merlin.control.leased`).
+        ``runtime`` (a ``RuntimeEnv`` or a mapping of its fields, docs/environments.md): what the
+        command runs with, built once per spec by uv; None: the submitter's environment."""
         from merlin.control import submit as submit_mod
 
         rec = submit_mod.submit(
             self, command, target=target, workflow=workflow, engine=engine or DEFAULT_ENGINE, target_dir=target_dir, workdir=workdir,
             num_cpus=num_cpus, num_gpus=num_gpus, resources=resources, env=env, cluster=cluster, source=source,
-            metadata=metadata, run_id=run_id, leases=leases,
+            metadata=metadata, run_id=run_id, leases=leases, runtime=runtime,
         )
         if wait and not rec.status.is_terminal():
             rec = self.wait(rec.run_id, timeout=timeout)
         return rec
+
+    def envs(self, action: str = "list", **kwargs: Any) -> Any:
+        """Run environments (docs/environments.md): ``list``, ``show`` (``env_id``), ``build`` (``runtime``),
+        ``prune`` (``older_than`` seconds, ``max_size``); ``cache`` overrides the env cache."""
+        from merlin.control.envs import envs
+
+        return envs(self, action, **kwargs)
 
     # ------------------------------------------------------------ observing
 

@@ -21,6 +21,7 @@ from merlin.cli.lazy import LazyGroup as BaseLazyGroup
 LAZY_GROUPS: dict[str, tuple[str, str]] = {
     "targetgen": ("merlin.cli.targetgen_cmd", "TargetGen: validate specs, plan a target and drive its execution."),
     "ray": ("merlin.cli.ray_cmd", "Ray control plane: clusters, runs (jobs) and artifacts."),
+    "envs": ("merlin.cli.envs_cmd", "Run environments: list, show, build and prune the env cache."),
 }
 
 

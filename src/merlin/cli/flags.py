@@ -21,6 +21,8 @@ FLAGS = {
     "bundles": "BUNDLE",
     "capability": "CAPABILITY",
     "health": "STATE",
+    "secret_env": "--secret-env",
+    "runtime": "--env-file",
 }
 #: a command (its words) -> the arguments it spells its own way
 COMMAND_FLAGS: dict[tuple[str, ...], dict[str, str]] = {

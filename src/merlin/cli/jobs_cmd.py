@@ -67,6 +67,17 @@ def _engine_help() -> str:
     return f"One of {', '.join(names())} (local: a supervised process group; ray: Ray Jobs)."
 
 
+def environment_line(d: dict[str, Any]) -> str:
+    """``inherited``; ``<env id> (cache hit|built)``; or what was asked, not built yet."""
+    if not d.get("environment"):
+        return "inherited"
+    att = (d.get("attempts") or [{}])[-1]
+    if att.get("env_id"):
+        how = {"hit": "cache hit", "built": "built"}.get(att.get("env_cache") or "", "")
+        return f"{att['env_id']} ({how}; {d['environment']})" if how else f"{att['env_id']} ({d['environment']})"
+    return f"{d['environment']} (not built yet)"
+
+
 def _print_run(rec: Any, reason: dict[str, Any] | None = None) -> None:
     """A run for a person: key facts (and the first reason it is not running), then its attempts."""
     from merlin.cli.output import out
@@ -87,6 +98,7 @@ def _print_run(rec: Any, reason: dict[str, Any] | None = None) -> None:
     grid.append(("created / updated", f"{short_time(d['created_at'])} / {short_time(d['updated_at'])}"))
     grid.append(("observed", short_time(d.get("observed_at"))))
     grid.append(("message", d.get("message") or "-"))
+    grid.append(("environment", environment_line(d)))
     if d.get("leases"):
         grid.append(("leases", ", ".join(d["leases"]) + (f" (items {', '.join(d['lease_items'])})" if d.get("lease_items") else "")))
     from merlin.cli.nextsteps import ARGV, command
@@ -139,6 +151,16 @@ def jobs_submit(
     time_: float | None = duration_option(
         None, "--time", help="How long the run needs (e.g. 2h or [D-]HH:MM:SS); warns when the cluster's allocation ends sooner, ignored (with a warning) where the engine has no walltime."
     ),
+    requirements: Path | None = typer.Option(None, "--requirements", help="requirements.txt the run's environment installs (read now, frozen into the run; docs/environments.md)."),
+    lock: Path | None = typer.Option(None, "--lock", help="A uv.lock (beside its pyproject.toml) or pylock.toml the environment installs."),
+    with_: list[str] | None = typer.Option(None, "--with", help="A package for the run's environment (repeatable), e.g. numpy==2.1."),
+    python: str | None = typer.Option(None, "--python", help="Python X.Y of the run's environment (default: this one's)."),
+    working_dir: Path | None = typer.Option(None, "--working-dir", help="Directory snapshotted now; the run runs in a copy of it (limit $MERLIN_WORKING_DIR_LIMIT, default 512MiB)."),
+    secret_env: list[str] | None = typer.Option(None, "--secret-env", help="An environment variable passed from this environment at launch, never recorded (repeatable)."),
+    index_url: list[str] | None = typer.Option(None, "--index-url", help="Package index of the environment (repeatable: the first is the default)."),
+    find_links: list[str] | None = typer.Option(None, "--find-links", help="A directory (or page) of wheels for the environment (repeatable)."),
+    no_index: bool = typer.Option(False, "--no-index", help="The environment installs from --find-links only."),
+    env_file: Path | None = typer.Option(None, "--env-file", help="runtime.yaml: the same fields as YAML (flags given here win)."),
     state_root: Path | None = StateRootOpt,
     json: bool = JsonOpt,
 ) -> None:
@@ -165,6 +187,10 @@ def jobs_submit(
         cluster=cluster,
         source="cli",
         leases=lease or (),
+        runtime=runtime_from_flags(
+            env_file, requirements_file=requirements, lock_file=lock, packages=with_, python=python, working_dir=working_dir,
+            secret_env=secret_env, index_url=index_url, find_links=find_links, no_index=no_index,
+        ),
     )
     announced = False
     if wait and not rec.status.is_terminal() and rec.status.value != "blocked":
@@ -183,6 +209,17 @@ def jobs_submit(
         if not announced:
             sys.stdout.write(rec.run_id + "\n")
     exit_for_run(rec, waited=wait)
+
+
+def runtime_from_flags(env_file: Path | None, **flags: Any) -> dict[str, Any] | None:
+    """The facade's ``runtime`` from `--env-file` (paths relative to it) and the flags (which win); None if neither."""
+    from merlin.cli.env_file import read_env_file
+
+    out = read_env_file(env_file) if env_file is not None else {}
+    for k, v in flags.items():
+        if v not in (None, False, [], ()):
+            out[k] = [str(x) for x in v] if isinstance(v, list) else str(v) if isinstance(v, Path) else v
+    return out or None
 
 
 def _warn_short_allocation(cp: Any, engine: str, cluster: str, seconds: float) -> None:

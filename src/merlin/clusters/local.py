@@ -233,6 +233,7 @@ class LocalBackend:
                 start_log=str(start_log),
                 started_at=utcnow(),
                 message="starting",
+                python=sys.executable,  # started the head: has merlin and Ray (the env launcher runs with it)
             )
             self.ledger.write_cluster(record)
             try:

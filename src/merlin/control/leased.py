@@ -292,6 +292,8 @@ def end_if_waiter_died(cp: Plane, rec: RunRecord) -> RunRecord:
         lid = r.leases[0] if r.leases else None
         what = f"lease {lid}" if lid else "its lease"
         text = f"lost: its lease waiter (pid {pid}) died before {what} was granted, so nothing will start it; retry it to queue again"
+        if r.metadata.get("waiting_for") == "env":
+            text = f"lost: its supervisor (pid {pid}) died while its environment was building, so nothing will start it; retry it"
         att = r.attempts[-1]
         att.end_time = utcnow()
         att.error_type = "LEASE_WAITER_DIED"

@@ -173,6 +173,10 @@ def retry(
             next_steps=[step(Action.CANCEL, run_id=run_id)],
         )
     request = cp.ledger.read_request(run_id)
+    if request.runtime is not None and rec.attempt is not None and rec.attempt.error_type == "ENV_BUILD_FAILED":
+        from merlin.control.runtime import refresh_for_retry
+
+        request = refresh_for_retry(cp, request)
     if has_redacted(request.command):
         raise BadInput(f"run {run_id}'s command held secret values that the ledger redacted; submit it again")
     overrides = check_env(env)

@@ -48,6 +48,7 @@ def submit(
     metadata: Mapping[str, Any] | None,
     run_id: str | None,
     leases: Sequence[str] = (),
+    runtime: Any = None,
 ) -> RunRecord:
     from merlin.engines.registry import check_name
     from merlin.ledger.models import Attempt, ClusterRef, RunRecord, RunRequest
@@ -71,6 +72,11 @@ def submit(
     no_nul(str(target_dir) if target_dir is not None else None, "target_dir")
     no_nul(str(workdir) if workdir is not None else None, "workdir")
     real_env = check_env(env)
+    from merlin.control.runtime import prepare
+    from merlin.control.runtime import summary as runtime_summary
+
+    frozen, runtime_env = prepare(cp, runtime)
+    real_env = {**check_env(runtime_env), **real_env}
     run_id = validate_run_id(run_id) if run_id else new_run_id(target)
     tdir = check_target_dir(Path(target_dir).expanduser().resolve()) if target_dir else cp.layout.default_target_dir(run_id)
     wdir = Path(workdir).expanduser().resolve() if workdir else Path.cwd().resolve()
@@ -100,6 +106,7 @@ def submit(
         num_gpus=num_gpus,
         resources={k: float(v) for k, v in (resources or {}).items()},
         leases=[str(x) for x in leases],
+        runtime=frozen,
         metadata=dict(metadata or {}),
     )
     record = RunRecord(
@@ -114,6 +121,7 @@ def submit(
         target_dir=str(tdir),
         cluster=ClusterRef(name=cluster_name) if cluster_name else None,
         attempts=[Attempt(number=1, engine=engine, status=RunStatus.PENDING, **submitter())],
+        environment=runtime_summary(frozen),
         message="submitting",
         metadata=dict(metadata or {}),
     )

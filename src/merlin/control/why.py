@@ -44,6 +44,10 @@ def run_conditions(cp: Plane, run_id: str) -> list[dict[str, Any]]:
         out += [c for c in own if c["layer"] != "cluster"]
     elif not rec.status.is_terminal():
         out += _engine_layer(engine, rec, _request(cp, run_id), at)
+    if rec.status.is_active() and rec.environment and rec.attempt is not None and not rec.attempt.env_id:
+        report = _env_report(cp, rec)
+        if report.get("state") == "building":
+            out.append(env_condition(rec, at, report))
     if blocked:
         out.append(condition("run", "run_blocked", rec.message, {"status": "blocked"}, at,
                              [step(Action.LOGS, run_id=run_id), step(Action.RETRY, run_id=run_id)], "fix what the message says, then retry"))  # fmt: skip
@@ -62,10 +66,40 @@ def lease_layer(cp: Plane, rec: RunRecord, at: str) -> list[dict[str, Any]]:
         except MerlinError as exc:  # NotFound: the record names a lease the book does not know
             out.append(condition("leases", "lease_missing", f"lease {lid}: {exc.message}", {"lease_id": lid}, at,
                                  [step(Action.LEASES_LIST)], "the book does not know this lease"))  # fmt: skip
-    if rec.status.value == "waiting" and not out:
+    if rec.status.value == "waiting" and rec.metadata.get("waiting_for") == "env":
+        out.append(env_condition(rec, at))
+    elif rec.status.value == "waiting" and not out:
         out.append(condition("leases", "run_waiting_no_lease", "the run is waiting but names no waiting lease", {"leases": list(rec.leases)}, at,
                              [step(Action.CANCEL, run_id=rec.run_id)], "cancel it, then submit it again"))  # fmt: skip
     return out
+
+
+def _env_report(cp: Plane, rec: RunRecord) -> dict[str, Any]:
+    import json
+
+    try:
+        data = json.loads(cp.layout.env_report(rec.run_id, len(rec.attempts)).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def env_condition(rec: RunRecord, at: str, where: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``env_building``: the run waits while its environment builds (uv's last line, the elapsed time).
+    ``where``: the env id and cache dir (default: the run's metadata, set by the local supervisor)."""
+    from merlin.durations import describe
+    from merlin.envs.cache import EnvCache
+
+    where = where or rec.metadata
+    eid, cache_dir = str(where.get("env_id") or ""), where.get("env_cache_dir") or where.get("cache_dir")
+    state = (EnvCache(cache_dir).read_state(eid) if cache_dir and eid else None) or {}
+    line = str(state.get("line") or "starting")
+    started = state.get("started_at")
+    elapsed = max(0.0, time.time() - float(started)) if isinstance(started, (int, float)) else None
+    took = f" for {describe(round(elapsed))}" if elapsed is not None else ""
+    return condition("run", "env_building", f"its environment {eid[:12]} has been building{took}: {line}",
+                     {"env_id": eid, "line": line, "elapsed_s": round(elapsed, 1) if elapsed is not None else None, "state": state.get("state")}, at,
+                     [step(Action.CANCEL, run_id=rec.run_id)], "it starts by itself once the environment is built")  # fmt: skip
 
 
 def _engine_layer(engine: Engine, rec: RunRecord, request: RunRequest | None, at: str) -> list[dict[str, Any]]:

@@ -54,13 +54,29 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
+    env_info: dict = {}
+    if request.runtime is not None:
+        from merlin.engines.local_env import env_phase
+        from merlin.envs.argv import launcher_argv
+
+        found = env_phase(ledger, run_id, attempt, request)
+        if found is None:
+            return 0  # the env could not be built (recorded blocked), or the run was cancelled meanwhile
+        env_info = found
+        command = [*launcher_argv(ledger.layout, run_id, attempt, request.runtime.model_dump(mode="json"), quiet=True), *command]
     with open_state_file(log_path) as log:
         with ledger.transaction(run_id, cause=f"local supervisor (pid {os.getpid()}) started the command") as txn:
             rec = txn.record
-            if rec.status != RunStatus.PENDING or len(rec.attempts) != attempt:
+            ours = RunStatus.WAITING if rec.metadata.get("waiting_for") == "env" else RunStatus.PENDING
+            if rec.status != ours or len(rec.attempts) != attempt:
                 txn.abort()  # cancelled before it started, or superseded by a retry
                 return 0
             att = rec.attempts[-1]
+            if env_info:
+                from merlin.engines.local_env import clear
+
+                att.env_id, att.env_cache = env_info["env_id"], env_info["env_cache"]
+                clear(rec)
             att.supervisor_pid = os.getpid()  # recorded by the submitter too, unless it died first
             att.supervisor_start = procs.start_of(os.getpid())
             me = os.getpid()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import shlex
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -206,6 +207,22 @@ class RayEngine:
             raise self._connection_blocked(cluster, ConnectionError(answer.detail), run_id)
         return cluster
 
+    def _through_launcher(self, record: RunRecord, request: RunRequest, attempt: int, cluster: Any, env: dict[str, str]) -> list[str]:
+        """The env launcher before the command, started by the interpreter that has merlin (the head's),
+        so the env is built on the node the job lands on; secret values join the job's env_vars
+        (Ray keeps them in the job's runtime env: docs/environments.md)."""
+        import os
+
+        from merlin.envs.argv import launcher_argv
+
+        assert request.runtime is not None
+        for name in request.runtime.secret_env:
+            if name not in os.environ:
+                raise EngineBlocked(f"secret {name} is not set in the environment of the process handing the run to Ray: export it, then retry", "secret_missing")
+            env[name] = os.environ[name]
+        python = getattr(cluster, "python", None) or sys.executable
+        return launcher_argv(self.ledger.layout, record.run_id, attempt, request.runtime.model_dump(mode="json"), python=python)
+
     def submit(self, record: RunRecord, request: RunRequest, env: dict[str, str]) -> Submitted:
         """POST the attempt to Ray's Jobs REST API (the body the SDK's ``submit_job`` sends)."""
         from merlin.ledger.models import ClusterRef
@@ -213,10 +230,14 @@ class RayEngine:
         attempt = len(record.attempts)
         cluster = self.ready_cluster(request.cluster or "default", record.run_id)
         sub_id = submission_id(record.run_id, attempt)
+        command = list(record.command)
+        env = dict(env)
+        if request.runtime is not None:
+            command = self._through_launcher(record, request, attempt, cluster, env) + command
         body: dict[str, Any] = {
-            "entrypoint": entrypoint_for(record.command, record.workdir),
+            "entrypoint": entrypoint_for(command, record.workdir),
             "submission_id": sub_id,
-            "runtime_env": {"env_vars": dict(env)},
+            "runtime_env": {"env_vars": env},
             "metadata": {"merlin_run_id": record.run_id, "merlin_attempt": str(attempt), "merlin_target": record.target},
         }
         if request.num_cpus is not None:
@@ -425,7 +446,20 @@ class RayEngine:
                 sub = r.attempt.submission_id if r.attempt else None
                 info = jobs.get(sub) if sub else None
                 out[r.run_id] = self.observation(info) if info is not None else self._gone(r, cluster)
+                if info is not None and r.environment and r.attempt is not None and not r.attempt.env_id:
+                    self._env_report(r, out[r.run_id])
         return out
+
+    def _env_report(self, r: RunRecord, obs: Observation) -> None:
+        """The env launcher's report (written where the job ran: readable when that is this host)."""
+        import json
+
+        try:
+            report = json.loads(self.ledger.layout.env_report(r.run_id, len(r.attempts)).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        if isinstance(report, dict) and report.get("state") == "ready" and report.get("cache") in ("hit", "built"):
+            obs.extra.update(env_id=report.get("env_id"), env_cache=report["cache"])
 
     @staticmethod
     def _one(api: ray_api.JobsApi, sub_id: str) -> dict[str, ray_api.JobInfo]:

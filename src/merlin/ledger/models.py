@@ -62,10 +62,41 @@ class Attempt(Record):
     supervisor_start: int | None = field(default=None, description="Start time of supervisor_pid (1/100 s since the epoch): a pid plus its start time is an identity.")
     submitter_pid: int | None = field(default=None, description="Local engine: the process that created the attempt and starts its supervisor.")
     submitter_start: int | None = field(default=None, description="Start time of submitter_pid (1/100 s since the epoch).")
+    env_id: str | None = field(default=None, description="The run environment's id (sha256 of its spec), once known.")
+    env_cache: Literal["hit", "built"] | None = field(default=None, description="Whether this attempt reused its environment (hit) or built it.")
 
     @validator("error_message", mode="before")
     def _clean(v: Any) -> Any:
         return plain(v) if v is not None else None
+
+
+class RuntimeEnv(Record):
+    """What a run runs with (docs/environments.md), frozen into run_request.json at submit.
+
+    The env id (``merlin.envs.spec.env_id``) is a sha256 of the python version, the
+    platform, the lockfile and requirements bytes, the packages, the index options and
+    uv's version: ``env_vars`` and ``secret_env`` are not part of it."""
+
+    python: str | None = field(default=None, pattern=r"^[0-9]+\.[0-9]+$", description="Python X.Y (default: the submitter's).")
+    requirements: str | None = field(default=None, description="The requirements file's text, as it was at submit.")
+    requirements_path: str | None = field(default=None, description="Where the requirements came from (a retry after a failed build reads it again).")
+    lockfile: str | None = field(default=None, description="The lockfile's text (uv.lock or pylock.toml), as it was at submit.")
+    lockfile_name: str | None = field(default=None, description="uv.lock or pylock.toml (or a pylock.<name>.toml).")
+    lockfile_path: str | None = field(default=None, description="Where the lockfile came from.")
+    lock_project: str | None = field(default=None, description="A uv.lock's pyproject.toml text (uv needs both).")
+    packages: list[str] = field(default_factory=list, description="Extra requirements, each a PEP 508 string.")
+    index_url: list[str] = field(default_factory=list, description="Package indexes, the first the default.")
+    find_links: list[str] = field(default_factory=list, description="Directories or pages of wheels.")
+    no_index: bool = field(default=False, description="Never ask an index: find_links only.")
+    working_dir: str | None = field(default=None, description="Snapshot id (sha256 of its manifest, snapshots/<id>.json) the run runs in a copy of.")
+    working_dir_source: str | None = field(default=None, description="The directory snapshotted at submit.")
+    env_vars: dict[str, str] = field(default_factory=dict, description="Environment of the command (not part of the env id); secret-looking names are redacted.")
+    secret_env: list[str] = field(default_factory=list, description="Names whose values come from the submitter's environment at launch; never their values.")
+    image: str | None = field(default=None, description="A container image (reserved: not built yet).")
+
+    @validator("env_vars", mode="after")
+    def _redact_env(v: dict[str, str]) -> dict[str, str]:
+        return redact_env(v)
 
 
 class RunRequest(Record):
@@ -86,6 +117,7 @@ class RunRequest(Record):
     num_gpus: float | None = field(default=None, ge=0)
     resources: dict[str, float] = field(default_factory=dict, description="Custom Ray resources for the entrypoint.")
     leases: list[str] = field(default_factory=list, description="Lease requests POOL[:COUNT][,k=v...]: the run waits for them before its engine gets it.")
+    runtime: RuntimeEnv | None = field(default=None, description="What the run runs with (docs/environments.md); None: it inherits the submitter's environment.")
     metadata: dict[str, Any] = field(default_factory=dict)
     created_at: datetime = field(default_factory=utcnow)
 
@@ -131,6 +163,9 @@ class RunRecord(Record):
     metadata: dict[str, Any] = field(default_factory=dict)
     leases: list[str] = field(default_factory=list, description="Lease ids (resources/leases/<id>.json) held by this run.")
     lease_items: list[str] = field(default_factory=list, description="Inventory items its lease was granted (also $MERLIN_LEASE_ITEMS in its environment).")
+    environment: str | None = field(
+        default=None, description="What it runs with, in short (docs/environments.md): None inherits the submitter's environment; each attempt names its env_id."
+    )
     waiting_on: str | None = field(
         default=None,
         description="While waiting: what holds it back, one short line written by its lease waiter "
@@ -274,6 +309,7 @@ class ClusterRecord(Record):
     )
     lost_runs: list[str] = field(default_factory=list, description="Runs recorded lost because the allocation ended under them.")
     options: dict[str, Any] = field(default_factory=dict, description="The kind's start options as given.")
+    python: str | None = field(default=None, description="An interpreter with merlin on the cluster's nodes: Ray jobs start the env launcher with it (docs/environments.md).")
 
     @validator("message", "scheduler_reason", "stop_reason", mode="before")
     def _clean(v: Any) -> Any:

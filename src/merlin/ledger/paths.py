@@ -108,7 +108,10 @@ Every path here is named by merlin.ledger.paths.Layout alone.
 - `runs/<run_id>/`: one run: `run_request.json` (what was asked, written once),
   `run_record.json` (where it is now), `events.jsonl` (every transition and its cause),
   `artifacts.json` (the target directory's files when it ended), `logs/attempt-N.log`,
-  `target/` (the default target directory)
+  `target/` (the default target directory); with a run environment: `runtime_spec.json`,
+  `env-attempt-N.json` (the env launcher's report), `work/attempt-N/` (a copy of the working-dir snapshot)
+- `snapshots/<id>.json`: working-dir snapshots (their files are in `blobs/sha256/`); run
+  environments live beside this root, in `<root>-envs/` (docs/environments.md)
 - `cluster/`: cluster records (`bootstrap.json` is the cluster named `default`,
   `<name>.json` the others), `logs/<name>/` (their start logs), `tokens/` (generated tokens, mode 0600)
 - `resources/leases/<lease_id>.json`: resource leases
@@ -266,6 +269,35 @@ class Layout:
         if not re.fullmatch(r"[0-9a-f]{64}", digest):
             raise ValueError(f"not a sha256 digest: {digest!r}")
         return self.blobs / digest[:2] / digest
+
+    @property
+    def snapshots(self) -> Path:
+        """``snapshots/``: working-dir manifests (``<id>.json``); their files are blobs (merlin.envs.snapshot)."""
+        return self.root / "snapshots"
+
+    def snapshot(self, snapshot_id: str) -> Path:
+        if not re.fullmatch(r"[0-9a-f]{64}", snapshot_id):
+            raise ValueError(f"not a snapshot id: {snapshot_id!r}")
+        return self.snapshots / f"{snapshot_id}.json"
+
+    def run_workdir(self, run_id: str, attempt: int) -> Path:
+        """The copy of a run's working-dir snapshot its attempt runs in."""
+        return self.run_dir(run_id) / "work" / f"attempt-{attempt}"
+
+    def env_report(self, run_id: str, attempt: int) -> Path:
+        """What the env launcher of an attempt says: building or ready, the env id, cache hit or built."""
+        return self.run_dir(run_id) / f"env-attempt-{attempt}.json"
+
+    def runtime_spec(self, run_id: str) -> Path:
+        """The run's runtime spec as the launcher reads it (no secret values)."""
+        return self.run_dir(run_id) / "runtime_spec.json"
+
+    def env_cache(self) -> Path:
+        """The env cache: $MERLIN_ENV_CACHE, else ``<state root>-envs`` beside the state root."""
+        chosen = os.environ.get("MERLIN_ENV_CACHE")
+        if chosen:
+            return Path(chosen).expanduser().resolve()
+        return self.root.parent / f"{self.root.name}-envs"
 
     @property
     def gateway_audit(self) -> Path:

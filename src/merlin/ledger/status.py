@@ -38,11 +38,12 @@ class RunStatus(str, Enum):
       it again. The lease book cancels the dead waiter's request by itself.
     """
 
-    #: Could not be handed to its engine (Ray missing, no active cluster, cluster unreachable, token missing), or an in-process run met a busy lock or a Blocked error. The message and next steps name the fix.
+    #: Could not be handed to its engine (Ray missing, no active cluster, cluster unreachable, token missing), its environment could not be built (its command never ran), or an in-process run met a busy lock or a Blocked error. The message and next steps name the fix.
     BLOCKED = "blocked"
     #: Waiting for a hardware lease (docs/leases.md): recorded, not handed to its
     #: engine yet; it starts by itself when the lease is granted. Not blocked (no
-    #: person needs to act) and not pending (no engine has it).
+    #: person needs to act) and not pending (no engine has it). Or, handed to its
+    #: engine, waiting for its environment to build (docs/environments.md).
     #: -> pending, running, cancelled, blocked, failed (the lease could never be granted),
     #: lost (its waiter process died before the grant).
     WAITING = "waiting"
@@ -86,8 +87,10 @@ TRANSITIONS: dict[RunStatus | None, frozenset[RunStatus]] = {
     # waiting -> lost: deliberate, see the RunStatus docstring
     RunStatus.WAITING: frozenset({RunStatus.PENDING, RunStatus.RUNNING, RunStatus.CANCELLED, RunStatus.BLOCKED, RunStatus.FAILED, RunStatus.LOST}),
     RunStatus.BLOCKED: frozenset({RunStatus.PENDING, RunStatus.WAITING, RunStatus.CANCELLED}),
+    # pending -> waiting: its engine builds its environment first (docs/environments.md)
     RunStatus.PENDING: frozenset(
         {
+            RunStatus.WAITING,
             RunStatus.RUNNING,
             RunStatus.SUCCEEDED,
             RunStatus.FAILED,

@@ -59,6 +59,24 @@ class RunsLogsResult(Result):
     complete: bool
 
 
+class RuntimeInput(BaseModel):
+    """What the run runs with (docs/environments.md), as `merlin ray jobs submit --env-file`; files as their text."""
+
+    model_config = ConfigDict(extra="forbid")
+    python: str | None = Field(None, pattern=r"^[0-9]+\.[0-9]+$", description="Python X.Y (default: the server's, when packages are asked for).")
+    requirements: str | None = Field(None, description="A requirements.txt's text.")
+    lockfile: str | None = Field(None, description="A pylock.toml's (or uv.lock's) text.")
+    lockfile_name: str | None = Field(None, description="pylock.toml (default) or uv.lock.")
+    lock_project: str | None = Field(None, description="With a uv.lock: its pyproject.toml's text.")
+    packages: list[str] = Field(default_factory=list, description="Extra requirements, e.g. numpy==2.1.")
+    index_url: list[str] = Field(default_factory=list, description="Package indexes, the first the default.")
+    find_links: list[str] = Field(default_factory=list, description="Directories (on the server) or pages of wheels.")
+    no_index: bool = Field(False, description="Install from find_links only.")
+    working_dir: PathText | None = Field(None, description="A directory on the server, snapshotted at submit; the run runs in a copy.")
+    env_vars: dict[str, str] = Field(default_factory=dict, description="Environment of the command (not part of the env id).")
+    secret_env: list[str] = Field(default_factory=list, description="Names read from the server's environment at launch; values never recorded.")
+
+
 class SubmitInput(Input):
     command: list[str] = Field(min_length=1, description="argv of the command to run.")
     target: Name = Field(description="Target name (part of the run id).")
@@ -70,6 +88,7 @@ class SubmitInput(Input):
     num_cpus: float | None = Field(None, ge=0)
     num_gpus: float | None = Field(None, ge=0)
     resources: dict[str, float] = Field(default_factory=dict, description="Custom Ray resources.")
+    runtime: RuntimeInput | None = Field(None, description="The run's environment, built once per spec by uv (none: the server's environment).")
 
 
 class ListRunsInput(Input):
@@ -114,6 +133,7 @@ def runs_submit(gw: Gateway, a: SubmitInput) -> dict[str, Any]:
     rec = gw.cp.submit(
         a.command, target=a.target, workflow=a.workflow, engine=a.engine, target_dir=a.target_dir, num_cpus=a.num_cpus,
         num_gpus=a.num_gpus, resources=a.resources, env=a.env, cluster=a.cluster, source="gateway",
+        runtime=a.runtime.model_dump(exclude_defaults=True) if a.runtime is not None else None,
     )
     return run_json(rec)
 
