@@ -23,8 +23,9 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any
 
+from merlin.controlplane.targetgen_face import PathArg, TargetGenFace, _path
 from merlin.durations import DURATION_PATTERN, POSITIVE_DURATION_PATTERN  # noqa: F401  (patterns: the gateway's)
 from merlin.engines.registry import DEFAULT_ENGINE
 from merlin.ledger.paths import ARTIFACT_NAME_PATTERN, LEASE_ID_PATTERN, NAME_PATTERN, RUN_ID_PATTERN, Layout, resolve_state_root, validate_run_id  # noqa: F401  (patterns: the gateway's)
@@ -38,7 +39,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from merlin.control.doctor import DoctorReport
     from merlin.control.summaries import RunSummaries
     from merlin.engines.base import Engine
-    from merlin.integrations.targetgen_ops import Explanation, ReviewPrompt, ReviewQueue, ReviewResponse, Validation, WrittenPlan
     from merlin.integrations.targetgen_runs import (  # noqa: F401  (the TargetGen glue's public names, imported on first use)
         InProcessRun,
         targetgen_exit_code,
@@ -48,10 +48,7 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from merlin.leases.book import Lease, LeaseBook
     from merlin.ledger.models import ArtifactIndex, ClusterRecord, RunRecord
-    from merlin.targetgen.executor import AnswerResult, ExecuteResult, OrchestrateResult, RetryResult
 
-#: a path as given by a caller (a spec, an overlay, an output root, a target directory)
-PathArg = str | os.PathLike[str]
 
 # The TargetGen glue's public names, re-exported here but imported on first use: a submit,
 # status or listing never loads the TargetGen integration (tests/test_hot_path_no_pydantic.py).
@@ -67,7 +64,7 @@ if not TYPE_CHECKING:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-class ControlPlane:
+class ControlPlane(TargetGenFace):
     """Runs, clusters and artifacts of one state root."""
 
     def __init__(self, state_root: str | os.PathLike[str] | None = None) -> None:
@@ -474,33 +471,7 @@ class ControlPlane:
 
 
     # ------------------------------------------------------- TargetGen face
-
-    def targetgen_validate(self, capability: PathArg, overlay: PathArg | None = None, *, strict: bool = False) -> Validation:
-        """Check a capability spec (and overlay); with ``strict`` the pair's warnings are the error."""
-        from merlin.integrations import targetgen_ops
-
-        return targetgen_ops.validate(_path(capability), _path(overlay), strict=strict)
-
-    def targetgen_plan(self, capability: PathArg, overlay: PathArg | None = None, *, out_dir: PathArg | None = None, strict: bool = False) -> WrittenPlan:
-        """Write the plan (support plan, task graph, verification manifest) under ``<out_dir>/<target>/``."""
-        from merlin.integrations import targetgen_ops
-
-        return targetgen_ops.plan(_path(capability), _path(overlay), out_dir=_path(out_dir), strict=strict)
-
-    def targetgen_explain(self, capability: PathArg, overlay: PathArg | None = None, *, strict: bool = False) -> Explanation:
-        """The plan with the reason behind every decision (writes nothing)."""
-        from merlin.integrations import targetgen_ops
-
-        return targetgen_ops.explain(_path(capability), _path(overlay), strict=strict)
-
-    def targetgen_orchestrate(
-        self, capability: PathArg, overlay: PathArg | None = None, *, out_dir: PathArg | None = None, prompt_backend: str | None = None, reset: bool = False, strict: bool = False
-    ) -> OrchestrateResult:
-        """Write the execution bundle, briefs, prompt packets and state of a target (progress kept unless ``reset``)."""
-        from merlin.integrations import targetgen_ops
-
-        return targetgen_ops.orchestrate(_path(capability), _path(overlay), out_dir=_path(out_dir), prompt_backend=prompt_backend, reset=reset, strict=strict)
-
+    # (validate, plan, explain, orchestrate, status, answer, retry, review: merlin.controlplane.targetgen_face)
     def targetgen_execute(
         self, *, target_dir: PathArg | None = None, capability: PathArg | None = None, overlay: PathArg | None = None, out_dir: PathArg | None = None,
         engine: str = "ray", cluster: str | None = None, strict: bool = False,
@@ -513,42 +484,6 @@ class ControlPlane:
 
             targetgen_ops.load_checked(_path(capability), _path(overlay), strict)
         return self.targetgen_submit(capability=capability, overlay=overlay, out_dir=out_dir, from_dir=target_dir, engine=engine, cluster=cluster)
-
-    def targetgen_status(self, target_dir: PathArg) -> ExecuteResult:
-        """Every task (state, stage, attempts, last validation), the open questions and what waits."""
-        from merlin.integrations import targetgen_ops
-
-        return targetgen_ops.status(_path(target_dir))
-
-    def targetgen_answer(self, target_dir: PathArg, question_id: str, choice: str, note: str | None = None) -> AnswerResult:
-        """Answer an open operator question (recorded under the target lock; the next execute applies it)."""
-        from merlin.integrations import targetgen_ops
-
-        return targetgen_ops.answer(_path(target_dir), question_id, choice, note)
-
-    def targetgen_retry(self, target_dir: PathArg, task: str | None = None, reason: str | None = None) -> RetryResult:
-        """Return a blocked or failed task (default: every one) to planned, recording why."""
-        from merlin.integrations import targetgen_ops
-
-        return targetgen_ops.retry(_path(target_dir), task, reason)
-
-    def targetgen_review(self, target_dir: PathArg | None = None) -> ReviewQueue:
-        """Open operator questions and tasks awaiting a response, of one target or of every target under the output root."""
-        from merlin.integrations import targetgen_ops
-
-        return targetgen_ops.review_queue(_path(target_dir))
-
-    def targetgen_prompt(self, target_dir: PathArg, task_id: str | None = None) -> ReviewPrompt:
-        """The prompt packet of a task awaiting a response (default: the one that does), and where its response goes."""
-        from merlin.integrations import targetgen_ops
-
-        return targetgen_ops.review_prompt(_path(target_dir), task_id)
-
-    def targetgen_respond(self, target_dir: PathArg, task_id: str, text: str, *, by: str) -> ReviewResponse:
-        """Write the response of a task awaiting one where the executor reads it; ``by`` is recorded."""
-        from merlin.integrations import targetgen_ops
-
-        return targetgen_ops.review_respond(_path(target_dir), task_id, text, by=by)
 
 
 def engine_names() -> list[str]:
@@ -581,15 +516,6 @@ def redact(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-@overload
-def _path(p: PathArg) -> str | Path: ...
-@overload
-def _path(p: None) -> None: ...
-@overload
-def _path(p: PathArg | None) -> str | Path | None: ...
-def _path(p: PathArg | None) -> str | Path | None:
-    """A path argument as the TargetGen parts take it: a string stays as given (its errors quote it so)."""
-    return p if p is None or isinstance(p, str | Path) else Path(p)
 
 
 def targetgen_submit(
