@@ -16,6 +16,9 @@ from typing import Any
 
 
 def render() -> str:
+    import os
+
+    os.environ.pop("MERLIN_INVOKED_AS", None)  # examples spelled `merlin`, however the generator was started
     import typer
     from typer.cli import get_docs_for_click
 
@@ -38,7 +41,18 @@ def render() -> str:
             docs = get_docs_for_click(obj=command, ctx=ctx, name="merlin", title="merlin CLI reference")
     finally:
         click.Command.get_short_help_str = original  # type: ignore[method-assign]
-    return html.unescape(docs.strip()) + "\n"
+    return _examples_as_markdown(html.unescape(docs.strip())) + "\n"
+
+
+def _examples_as_markdown(text: str) -> str:
+    """Each help's Examples block (click's ``\\b`` paragraph) as a Markdown console block."""
+    import re
+
+    def block(m: re.Match[str]) -> str:
+        lines = [line[2:] for line in m.group(1).splitlines()]
+        return "**Examples**:\n\n```console\n" + "\n".join(lines) + "\n```\n"
+
+    return re.sub(r"\x08\nExamples:\n((?:  .*\n)+)", block, text + "\n").rstrip("\n")
 
 
 def main() -> None:

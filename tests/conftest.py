@@ -43,6 +43,9 @@ def _isolated_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     monkeypatch.setenv("MERLIN_STATE_ROOT", str(root / "ray"))
     monkeypatch.setenv("MERLIN_TARGETGEN_OUT", str(root / "targetgen"))
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(root / "config"))  # no test reads the user's own ~/.config/merlin
+    for name in ("MERLIN_CLUSTER", "MERLIN_ENGINE", "MERLIN_OUTPUT"):
+        monkeypatch.delenv(name, raising=False)
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:

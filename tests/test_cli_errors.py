@@ -19,7 +19,7 @@ CAP = str(EXAMPLES / "muon_gpu_hal" / "capability.yaml")
     "args, expected",
     [
         (["targetgen", "plan", "--bogus"], "merlin targetgen plan: No such option: --bogus (see merlin targetgen plan --help)"),
-        (["targetgen", "plan"], "merlin targetgen plan: Missing argument 'capability'."),
+        (["targetgen", "plan"], "merlin targetgen plan: Missing argument 'CAPABILITY'."),
         (["ray", "cluster", "start-local", "--port", "abc"], "merlin ray cluster start-local: Invalid value for '--port'"),
         (["targetgen", "nosuch"], "merlin targetgen: No such command 'nosuch'."),
     ],

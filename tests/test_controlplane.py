@@ -63,13 +63,13 @@ def test_targetgen_outcome_names_the_next_command() -> None:
     msg, steps = targetgen_outcome(data, "r-1")
     assert "no SDK" in msg and "merlin" not in msg
     assert steps[0] == {"action": "targetgen_retry", "args": {"target_dir": "/t", "task": "t1"}}
-    assert [command(s) for s in steps] == ["merlin targetgen retry --target-dir /t --task t1", "merlin targetgen execute --from-dir /t"]
+    assert [command(s) for s in steps] == ["merlin targetgen retry --target-dir /t --task t1", "merlin targetgen execute --target-dir /t"]
     data = {"target_dir": "/t", "outcome": "awaiting_response", "awaiting_response": {"response_file": "/t/r.md", "prompt_file": "/t/p.md"}}
     msg, steps = targetgen_outcome(data, "r-1")
     assert "write /t/r.md" in msg and command(steps[0]) == "write /t/r.md (prompt /t/p.md)"
     # a run of another engine keeps that engine in its hint
     _msg, steps = targetgen_outcome(data, "r-1", engine="ray")
-    assert command(steps[-1]) == "merlin targetgen execute --from-dir /t --engine ray"
+    assert command(steps[-1]) == "merlin targetgen execute --target-dir /t --engine ray"
 
 
 def test_local_execute_records_a_run_with_unchanged_cli_behaviour(tmp_path: Path) -> None:
@@ -136,7 +136,7 @@ def test_local_execute_on_a_busy_target_lock_is_recorded_blocked(tmp_path: Path)
     rec = max(ControlPlane(root).list_runs(), key=lambda r: r["created_at"])
     assert rec["status"] == "blocked", rec
     assert rec["attempts"][-1]["error_type"] == "EXECUTOR_BLOCKED" and rec["attempts"][-1]["exit_code"] == 3
-    assert "locked by pid holder-test" in rec["message"] and any("targetgen execute --from-dir" in c for c in _commands(rec))
+    assert "locked by pid holder-test" in rec["message"] and any("targetgen execute --from-dir" in c for c in _commands(rec))  # the command as typed
     assert ".." not in rec["message"].replace(str(tdir), "")
 
 

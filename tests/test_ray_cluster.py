@@ -112,7 +112,7 @@ def test_lifecycle_isolation_lost_unreachable_and_retry(ray_cluster, cluster_roo
     blocked = run_cli("ray", "jobs", "submit", "--engine", "ray", "--cluster", "second", "--target", "demo", "--workflow", "b",
                       "--state-root", str(root), "--", "echo", "hi")
     assert blocked.returncode == 3
-    assert "next: `merlin ray cluster start-local --name second --port " in blocked.stderr  # the restart keeps its ports
+    assert "next: `merlin ray cluster start-local --name second --gcs-port " in blocked.stderr  # the restart keeps its ports
     blocked_id = blocked.stdout.strip()
 
     # start it again (fresh session): the cancelled run stays cancelled

@@ -44,7 +44,7 @@ def test_execute_on_ray_records_the_executor_outcome(ray_cp: ControlPlane, tmp_p
     assert f"merlin targetgen execute --from-dir {target_dir.resolve()} --engine ray" in cmds  # the hint keeps --engine ray
     # the command really ran on the cluster: the job's entrypoint is this interpreter running merlin
     cmd = rec["command"]
-    assert cmd[1:6] == ["-m", "merlin", "targetgen", "execute", "--from-dir"] and "--run-id" in cmd
+    assert cmd[1:6] == ["-m", "merlin", "targetgen", "execute", "--target-dir"] and "--run-id" in cmd
     logs = ray_cp.logs(rec["run_id"])
     assert "awaiting_operator" in logs and "review_target_spec" in logs
     # the bundle was persisted here and advanced by the job

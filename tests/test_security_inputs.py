@@ -37,7 +37,7 @@ SUBMIT = ["ray", "jobs", "submit", "--target", "t", "--workflow", "w"]
         (["ray", "cluster", "start-local", "--num-cpus", "-1"], "--num-cpus -1: must be >= 0"),
         (["ray", "cluster", "start-local", "--num-gpus", "-3"], "--num-gpus -3: must be >= 0"),
         (["ray", "cluster", "start-local", "--resource", "x=nan"], "--resource x nan: expected a finite number"),
-        (["ray", "cluster", "start-local", "--port", "0"], "--port 0: must be >= 1"),
+        (["ray", "cluster", "start-local", "--gcs-port", "0"], "--gcs-port 0: must be >= 1"),
         (["ray", "cluster", "start-local", "--dashboard-port", "70000"], "--dashboard-port 70000: must be <= 65535"),
         (["ray", "cluster", "start-local", "--object-store-memory", "0"], "--object-store-memory 0: must be > 0"),
         (["ray", "cluster", "stop", "--grace", "nan"], "'--grace': 'nan' is not a duration"),

@@ -72,7 +72,7 @@ def test_every_action_of_jobs_why_has_a_cli_spelling() -> None:
         (step(Action.ITEM_HEALTH, item="fpga-01", state="good"), "merlin ray resources health fpga-01 good --reason WHY"),
         (step(Action.DRAIN_ITEM, item="fpga-01", undo=True), "merlin ray resources drain fpga-01 --undo"),
         (step(Action.DEFINE_INVENTORY), "merlin ray resources define FILE"),
-        (step(Action.START_CLUSTER, name="default", port=6379, resources={"fpga": 1}), "merlin ray cluster start-local --port 6379 --resource fpga=1"),
+        (step(Action.START_CLUSTER, name="default", port=6379, resources={"fpga": 1}), "merlin ray cluster start-local --gcs-port 6379 --resource fpga=1"),
     ]
     assert [command(s) for s, _ in rendered] == [want for _, want in rendered]
     lines = condition_lines({"layer": "leases", "code": "lease_item_held", "message": "fpga-01 is held", "hint": "wait for it",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 import typer
 
@@ -22,7 +23,9 @@ LAZY_GROUPS: dict[str, tuple[str, str]] = {
     "targetgen": ("merlin.cli.targetgen_cmd", "TargetGen: validate specs, plan a target and drive its execution."),
     "ray": ("merlin.cli.ray_cmd", "Ray control plane: clusters, runs (jobs) and artifacts."),
     "envs": ("merlin.cli.envs_cmd", "Run environments: list, show, build and prune the env cache."),
+    "config": ("merlin.cli.config_cmd", "Settings from merlin.toml and ~/.config/merlin/config.toml, and where each came from."),
 }
+SHELLS = ("bash", "zsh", "fish")
 
 
 class LazyGroup(BaseLazyGroup):
@@ -51,6 +54,23 @@ def _version(value: bool) -> None:
         raise typer.Exit(0)
 
 
+@app.command("completion")
+def completion(shell: str = typer.Argument(..., help="The shell to complete in.", metavar="|".join(SHELLS))) -> None:
+    """Print a tab-completion script for SHELL (bash, zsh or fish): source it, or save it where your shell loads completions."""
+    from typer._click.shell_completion import get_completion_class
+    from typer._completion_classes import completion_init
+
+    if shell not in SHELLS:
+        from merlin.errors import BadInput
+
+        raise BadInput(f"completion: no shell {shell!r}: expected one of {', '.join(SHELLS)}")
+    completion_init()  # Typer's completion classes (click's protocol, Typer's scripts)
+    comp = get_completion_class(shell)
+    assert comp is not None
+    root_cmd = typer.main.get_command(app)
+    typer.echo(comp(root_cmd, {}, "merlin", "_MERLIN_COMPLETE").source())
+
+
 @app.callback()
 def root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
@@ -63,7 +83,21 @@ def _usage_line(exc: Exception) -> str:
     ctx = getattr(exc, "ctx", None)
     where = ctx.command_path if ctx is not None else "merlin"
     text = " ".join(str(exc.format_message()).split())  # type: ignore[attr-defined]
-    return f"{where}: {text} (see {where} --help)"
+    hint = _did_you_mean(exc, ctx)
+    return f"{where}: {text.rstrip('.') + hint if hint else text} (see {where} --help)"
+
+
+def _did_you_mean(exc: Exception, ctx: Any) -> str:
+    """``; did you mean 'targetgen'?`` after "No such command 'targetgn'" (the group's commands, by similarity)."""
+    import re
+
+    found = re.match(r"No such command '(.+)'", str(exc.format_message()))  # type: ignore[attr-defined]
+    if found is None or ctx is None or not hasattr(ctx.command, "list_commands"):
+        return ""
+    import difflib
+
+    close = difflib.get_close_matches(found.group(1), ctx.command.list_commands(ctx), n=3, cutoff=0.6)
+    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
 
 
 def _state_root_arg(args: list[str]) -> str | None:
@@ -126,6 +160,12 @@ def main(argv: list[str] | None = None) -> None:
     from merlin.errors import ExitCode, MerlinError
 
     args = list(sys.argv[1:] if argv is None else argv)
+    if (config := sys.modules.get("merlin.cli.config")) is not None:  # an earlier call in this process (tests): read the files again
+        config.forget()
+    if os.environ.get("_MERLIN_COMPLETE"):  # a shell asks for completions (`merlin completion SHELL`'s script)
+        from typer._completion_classes import completion_init
+
+        completion_init()
     from merlin.cli import nextsteps
 
     nextsteps.ARGV[:] = args

@@ -14,7 +14,7 @@ app = typer.Typer(help="List and fetch the files a run produced.", no_args_is_he
 
 @app.command("list")
 def artifacts_list(
-    run_id: str = typer.Argument(..., help="Run id."), state_root: Path | None = StateRootOpt, json: bool = JsonOpt, fmt: str = RecordFormatOpt
+    run_id: str = typer.Argument(..., help="Run id (or a unique prefix of one)."), state_root: Path | None = StateRootOpt, json: bool = JsonOpt, fmt: str = RecordFormatOpt
 ) -> None:
     """Files of the run's target directory, as indexed when it ended."""
     from merlin.cli.output import emit_json, message, out
@@ -27,7 +27,7 @@ def artifacts_list(
         emit_json(idx.model_dump(mode="json"))
         return
     if not idx.files:
-        message(f"run {run_id}: no files in {idx.target_dir}")
+        message(f"run {idx.run_id}: no files in {idx.target_dir}")
         return
     from merlin.cli.tables import Column, build, show
 
@@ -39,7 +39,7 @@ def artifacts_list(
 
 @app.command("fetch")
 def artifacts_fetch(
-    run_id: str = typer.Argument(..., help="Run id."),
+    run_id: str = typer.Argument(..., help="Run id (or a unique prefix of one)."),
     name: str = typer.Argument(..., help="Artifact name as listed (relative path)."),
     to: Path = typer.Option(..., "--to", help="Destination directory."),
     state_root: Path | None = StateRootOpt,
@@ -49,6 +49,7 @@ def artifacts_fetch(
     from merlin.cli.output import emit_json, message
 
     cp = control_plane(state_root)
+    run_id = cp.resolve_run_id(run_id)
     dest = cp.fetch_artifact(run_id, name, to)
     hashed = any(f.name == name and f.sha256 for f in cp.artifacts(run_id).files)
     if json:

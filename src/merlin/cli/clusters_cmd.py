@@ -14,12 +14,16 @@ import typer
 
 from merlin.cli.common import control_plane, invoked, key_values, said, short_time, status_styled, where
 from merlin.cli.option_diff import restart_steps, start_differences
-from merlin.cli.options import JsonOpt, StateRootOpt, duration_option
+from merlin.cli.options import JsonOpt, StateRootOpt, choice_option, duration_option, from_config, hidden_alias, merged
 from merlin.errors import BadInput
 
 app = typer.Typer(help="Start, inspect and stop local Ray clusters.", no_args_is_help=True)
 
-ClusterNameOpt = typer.Option("default", "--name", help="Cluster name (records: cluster/bootstrap.json for 'default', cluster/<name>.json otherwise).")
+ClusterNameOpt = typer.Option(
+    "default", "--name", metavar="NAME", callback=from_config("cluster"),
+    help="Cluster name (default: $MERLIN_CLUSTER, the config's cluster, or default; records: cluster/bootstrap.json for 'default', cluster/<name>.json otherwise).",
+)
+KINDS = ["local", "slurm", "pbs", "ssh"]
 
 
 def connection_lines(rec: Any) -> list[str]:
@@ -34,7 +38,7 @@ def connection_lines(rec: Any) -> list[str]:
 
 @app.command("start")
 def cluster_start(
-    kind: str = typer.Option("local", "--kind", help="local, slurm, pbs or ssh."),
+    kind: str = choice_option("local", "--kind", choices=KINDS, help="The kind of cluster: a local head, a Slurm or PBS allocation, or hosts over ssh."),
     name: str = typer.Option("default", "--name", help="Cluster name."),
     nodes: int | None = typer.Option(None, "--nodes", help="slurm: nodes to allocate (head on the first)."),
     cpus_per_node: int | None = typer.Option(None, "--cpus-per-node", help="slurm: CPUs per node (sbatch --cpus-per-task)."),
@@ -52,7 +56,8 @@ def cluster_start(
     jump: str | None = typer.Option(None, "--jump", help="ssh: jump host (ssh -J)."),
     user: str | None = typer.Option(None, "--user", help="ssh: remote user."),
     workers: str | None = typer.Option(None, "--workers", help="ssh: worker hosts h1,h2."),
-    port: int | None = typer.Option(None, "--port", help="ssh: sshd port (default 22)."),
+    port: int | None = typer.Option(None, "--ssh-port", help="ssh: the sshd port to connect to (default 22)."),
+    old_port: int | None = hidden_alias("--port"),
     idle_timeout: float | None = duration_option(None, "--idle-timeout", help="Stop the cluster after no active run for this long (e.g. 60m)."),
     object_store_memory: int | None = typer.Option(None, "--object-store-memory", help="Object store bytes per node."),
     wait: bool = typer.Option(False, "--wait", help="Return once the cluster is active (default: once the scheduler accepted it)."),
@@ -70,7 +75,8 @@ def cluster_start(
     check_number(nodes, "--nodes", minimum=1, integer=True)
     check_number(cpus_per_node, "--cpus-per-node", integer=True)
     check_number(gpus_per_node, "--gpus-per-node", integer=True)
-    check_number(port, "--port", minimum=1, maximum=65535, integer=True)
+    port = merged(port, old_port, "--ssh-port", "--port")
+    check_number(port, "--ssh-port", minimum=1, maximum=65535, integer=True)
     check_number(object_store_memory, "--object-store-memory", minimum=0, above_minimum=True, integer=True)
 
     given: dict[str, dict[str, Any]] = {
@@ -86,7 +92,7 @@ def cluster_start(
             continue
         stray = [k for k, v in opts.items() if v not in (None, []) and not (k == "account" and kind in ("slurm", "pbs"))]
         if stray:
-            flags = ", ".join("--sbatch-arg" if k == "sbatch_args" else "--" + k.replace("_", "-") for k in stray)
+            flags = ", ".join({"sbatch_args": "--sbatch-arg", "port": "--ssh-port"}.get(k) or "--" + k.replace("_", "-") for k in stray)
             raise BadInput(f"--kind {kind} does not take {flags} (those are --kind {other} options)")
     cp = ControlPlane(state_root)
     progress = (lambda m: message(m)) if (sys.stderr.isatty() or not json) else None
@@ -141,17 +147,21 @@ def cluster_start_local(
     name: str = ClusterNameOpt,
     host: str = typer.Option("127.0.0.1", "--host", help="Address the jobs API binds to. Non-loopback needs --allow-remote."),
     allow_remote: bool = typer.Option(False, "--allow-remote", help="Allow a non-loopback --host (anyone reaching it can run code)."),
-    port: int = typer.Option(6379, "--port", help="Ray GCS port."),
+    port: int | None = typer.Option(None, "--gcs-port", help="The port Ray's GCS listens on (the cluster's address).  [default: 6379]"),
+    old_port: int | None = hidden_alias("--port"),
     dashboard_port: int = typer.Option(8265, "--dashboard-port", help="Jobs API / dashboard port."),
     port_range: str | None = typer.Option(
         None, "--port-range", metavar="LO-HI",
-        help="Put every port Ray opens (GCS, dashboard, agents, metrics, workers, ...) inside LO-HI; at least 27 ports. --port and --dashboard-port, if given, must be inside it.",
+        help="Put every port Ray opens (GCS, dashboard, agents, metrics, workers, ...) inside LO-HI; at least 27 ports. --gcs-port and --dashboard-port, if given, must be inside it.",
     ),
     num_cpus: int | None = typer.Option(None, "--num-cpus", help="CPUs Ray may schedule (default: all)."),
     num_gpus: int | None = typer.Option(None, "--num-gpus", help="GPUs Ray may schedule (default: detected)."),
     resource: list[str] | None = typer.Option(None, "--resource", help="Custom resource KEY=N (repeatable)."),
     object_store_memory: int | None = typer.Option(None, "--object-store-memory", help="Object store size in bytes (default: Ray's, 30% of RAM)."),
-    auth: str = typer.Option("token", "--auth", help="token (default): Ray token authentication (RAY_AUTH_MODE=token); none: no authentication (prints what becomes reachable).", metavar="token|none"),
+    auth: str = choice_option(
+        "token", "--auth", choices=["token", "none"],
+        help="token (default): Ray token authentication (RAY_AUTH_MODE=token); none: no authentication (prints what becomes reachable).",
+    ),
     token_file: Path | None = typer.Option(None, "--token-file", help="Token file (mode 0600). Default: generated once per cluster under the state root."),
     token_env: str | None = typer.Option(None, "--token-env", help="Read the token from this environment variable instead."),
     state_root: Path | None = StateRootOpt,
@@ -161,7 +171,9 @@ def cluster_start_local(
     from merlin.cli.output import emit_json, message, warn
     from merlin.safety import check_number
 
-    check_number(port, "--port", minimum=1, maximum=65535, integer=True)
+    port = merged(port, old_port, "--gcs-port", "--port")
+    port = 6379 if port is None else port
+    check_number(port, "--gcs-port", minimum=1, maximum=65535, integer=True)
     check_number(dashboard_port, "--dashboard-port", minimum=1, maximum=65535, integer=True)
     check_number(num_cpus, "--num-cpus", integer=True)
     check_number(num_gpus, "--num-gpus", integer=True)
@@ -171,7 +183,7 @@ def cluster_start_local(
         return getattr(ctx.get_parameter_source(option), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")
 
     if port_range is not None:  # inside a range, ports not typed are chosen from it
-        port = port if typed("port") else None  # type: ignore[assignment]
+        port = port if typed("port") or typed("old_port") else None  # type: ignore[assignment]
         dashboard_port = dashboard_port if typed("dashboard_port") else None  # type: ignore[assignment]
     cp = control_plane(state_root)
     try:

@@ -23,17 +23,21 @@ FLAGS = {
     "health": "STATE",
     "secret_env": "--secret-env",
     "runtime": "--env-file",
+    "run_id": "RUN_ID",
 }
 #: a command (its words) -> the arguments it spells its own way
 COMMAND_FLAGS: dict[tuple[str, ...], dict[str, str]] = {
-    ("targetgen", "execute"): {"target_dir": "--from-dir"},
+    ("ray", "resources"): {"run_id": "--run-id"},
+    ("targetgen", "execute"): {"run_id": "--run-id"},
+    ("ray", "cluster", "start-local"): {"port": "--gcs-port"},  # the port each opens names it
+    ("ray", "cluster", "start"): {"port": "--ssh-port"},
 }
 
 
 def flag(name: str, command: Sequence[str] = ()) -> str:
     """``target_dir`` -> ``--target-dir`` (or the spelling :data:`FLAGS` gives, or the
-    command's own from :data:`COMMAND_FLAGS`: ``--from-dir`` for ``targetgen execute``)."""
-    own = COMMAND_FLAGS.get(tuple(command[:2]), {})
+    command's own from :data:`COMMAND_FLAGS`)."""
+    own = {**COMMAND_FLAGS.get(tuple(command[:2]), {}), **COMMAND_FLAGS.get(tuple(command[:3]), {})}
     return own.get(name) or FLAGS.get(name) or "--" + name.replace("_", "-")
 
 

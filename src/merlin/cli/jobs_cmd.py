@@ -28,7 +28,7 @@ from merlin.cli.common import (
     status_styled,
     where,
 )
-from merlin.cli.options import JsonOpt, RecordFormatOpt, StateRootOpt, cluster_option, duration_option, upstream_format
+from merlin.cli.options import JsonOpt, RecordFormatOpt, StateRootOpt, cluster_option, duration_option, engine_names, engine_option, typed, upstream_format
 from merlin.cli.runs_table import runs_table, runs_text
 
 app = typer.Typer(help="Submit, list, follow, cancel and retry runs.", no_args_is_help=True)
@@ -36,7 +36,7 @@ app = typer.Typer(help="Submit, list, follow, cancel and retry runs.", no_args_i
 
 @app.command("why")
 def jobs_why(
-    run_id: str = typer.Argument(..., help="Run id."),
+    run_id: str = typer.Argument(..., help="Run id (or a unique prefix of one)."),
     state_root: Path | None = StateRootOpt,
     json: bool = JsonOpt,
 ) -> None:
@@ -45,7 +45,9 @@ def jobs_why(
     from merlin.cli.output import emit_json
     from merlin.controlplane import ControlPlane
 
-    conds = ControlPlane(state_root).why(run_id)
+    cp = ControlPlane(state_root)
+    run_id = cp.resolve_run_id(run_id)
+    conds = cp.why(run_id)
     if json:
         emit_json(conds)
         return
@@ -53,12 +55,6 @@ def jobs_why(
         say(f"run {run_id}: nothing holds it back")
     for c in conds:
         sys.stdout.write("".join(line + "\n" for line in condition_lines(c, sys.argv[1:])))
-
-
-def _default_engine() -> str:
-    from merlin.engines.registry import DEFAULT_ENGINE
-
-    return DEFAULT_ENGINE
 
 
 def _engine_help() -> str:
@@ -134,10 +130,11 @@ def _print_run(rec: Any, reason: dict[str, Any] | None = None) -> None:
 
 @app.command("submit", context_settings={"allow_interspersed_args": False})
 def jobs_submit(
+    ctx: typer.Context,
     command: list[str] = typer.Argument(..., help="The command, after `--`.", show_default=False),
     target: str = typer.Option(..., "--target", help="Target name (becomes part of the run id)."),
     workflow: str = typer.Option(..., "--workflow", help="Workflow name."),
-    engine: str = typer.Option(_default_engine(), "--engine", help=_engine_help()),
+    engine: str = engine_option(_engine_help()),
     target_dir: Path | None = typer.Option(None, "--target-dir", help="Directory indexed as artifacts (default: runs/<id>/target)."),
     num_cpus: float | None = typer.Option(None, "--num-cpus", help="CPUs reserved for the entrypoint (ray)."),
     num_gpus: float | None = typer.Option(None, "--num-gpus", help="GPUs reserved for the entrypoint (ray)."),
@@ -172,6 +169,8 @@ def jobs_submit(
     check_number(num_gpus, "--num-gpus")
 
     cp = control_plane(state_root)
+    if cluster is not None and not typed(ctx, "cluster") and not cp.engine(engine).uses_cluster:
+        cluster = None  # a configured cluster is for the engines that run on one
     if time_ is not None:
         _warn_short_allocation(cp, engine, cluster or "default", time_)
     rec = cp.submit(
@@ -257,26 +256,39 @@ def _write_json_array(records: Iterable[bytes]) -> None:
     sys.stdout.buffer.flush()
 
 
+#: the choices as help shows them, without importing the ledger on --help (tests/test_cli_help.py
+#: checks them against RunStatus and merlin.control.find.SORT_FIELDS)
+STATUS_CHOICES = "blocked|waiting|pending|running|succeeded|failed|cancelled|lost"
+SORT_CHOICES = "created|updated|status|target|engine|cluster|run_id"
+
+
 @app.command("list")
 def jobs_list(
-    status: list[str] | None = typer.Option(None, "--status", help="Only runs with this status (repeatable)."),
+    status: list[str] | None = typer.Option(None, "--status", help="Only runs with this status (repeatable).", metavar=STATUS_CHOICES),
+    target: list[str] | None = typer.Option(None, "--target", help="Only runs of this target (repeatable)."),
+    cluster: list[str] | None = typer.Option(None, "--cluster", help="Only runs sent to this cluster (repeatable).", metavar="NAME"),
+    engine: list[str] | None = typer.Option(None, "--engine", help="Only runs of this engine (repeatable).", metavar="|".join(engine_names())),
+    since: float | None = duration_option(None, "--since", help="Only runs created at most this long ago (e.g. 1h, 2d)."),
+    until: float | None = duration_option(None, "--until", help="Only runs created at least this long ago (e.g. 30m)."),
+    sort: str | None = typer.Option(None, "--sort", help="Order by this field (created and updated: newest first; default: created).", metavar=SORT_CHOICES),
     refresh: bool = typer.Option(False, "--refresh", help="Ask the engines first (one list_jobs per Ray cluster)."),
     limit: int | None = typer.Option(None, "--limit", help="Newest N runs (table default 50, JSON default all; 0 = all)."),
     state_root: Path | None = StateRootOpt,
     json: bool = JsonOpt,
 ) -> None:
-    """Runs in the ledger, newest first."""
+    """Runs in the ledger, newest first; filter them by status, target, cluster, engine and age."""
     from merlin.cli.output import message
     from merlin.safety import check_number
 
     check_number(limit, "--limit", minimum=0, integer=True)  # -1 would be a Python slice, not a count
 
     cp = control_plane(state_root)
-    entries = cp.list_entries(status=status, refresh=refresh)
+    filters: dict[str, Any] = dict(targets=target or (), clusters=cluster or (), engines=engine or (), since=since, until=until, sort=sort)
+    entries = cp.list_entries(status=status, refresh=refresh, **filters)
     swept = cp.sweep()
     if swept:
         message(f"swept SIGKILL debris: {swept.summary()} (`{invoked()} ray doctor` checks the whole state root)")
-        entries = cp.list_entries(status=status) if swept.completed else entries
+        entries = cp.list_entries(status=status, **filters) if swept.completed else entries
     total = len(entries)
     n = limit if limit is not None else (0 if json else 50)
     if json:
@@ -288,7 +300,8 @@ def jobs_list(
         entries = entries[:n]
     rows = [d for d, _raw in entries]
     if not rows:
-        message("no runs recorded" + (" with that status" if status else "") + f" in {where(cp)}; submit one with `{invoked()} ray jobs submit`")
+        narrowed = status or any(v not in (None, ()) for v in filters.values())
+        message("no runs recorded" + (" that match" if narrowed else "") + f" in {where(cp)}; submit one with `{invoked()} ray jobs submit`")
         return
     from merlin.cli.output import out
 
@@ -305,7 +318,7 @@ def jobs_list(
 
 @app.command("status")
 def jobs_status(
-    run_id: str = typer.Argument(..., help="Run id."),
+    run_id: str = typer.Argument(..., help="Run id (or a unique prefix of one)."),
     no_refresh: bool = typer.Option(False, "--no-refresh", help="Read the ledger only; do not ask the engine."),
     state_root: Path | None = StateRootOpt,
     json: bool = JsonOpt,
@@ -316,7 +329,7 @@ def jobs_status(
 
     cp = control_plane(state_root)
     if upstream_format(fmt):
-        emit_json(cp.upstream_record("run", run_id))
+        emit_json(cp.upstream_record("run", cp.resolve_run_id(run_id)))
         return
     rec = cp.status_json(run_id, refresh=not no_refresh)
     if json:
@@ -339,7 +352,7 @@ def _first_reason(cp: Any, rec: Any) -> dict[str, Any] | None:
 
 @app.command("logs")
 def jobs_logs(
-    run_id: str = typer.Argument(..., help="Run id."),
+    run_id: str = typer.Argument(..., help="Run id (or a unique prefix of one)."),
     follow: bool = typer.Option(False, "--follow", "-f", help="Stream until the run ends."),
     attempt: int | None = typer.Option(None, "--attempt", help="Attempt number (default: latest)."),
     state_root: Path | None = StateRootOpt,
@@ -352,6 +365,7 @@ def jobs_logs(
     check_number(attempt, "--attempt", minimum=1, integer=True)
 
     cp = control_plane(state_root)
+    run_id = cp.resolve_run_id(run_id)
     if follow and not json:
         for chunk in cp.follow(run_id):
             sys.stdout.write(chunk)
@@ -375,7 +389,7 @@ def jobs_logs(
 
 @app.command("cancel")
 def jobs_cancel(
-    run_id: str = typer.Argument(..., help="Run id."),
+    run_id: str = typer.Argument(..., help="Run id (or a unique prefix of one)."),
     state_root: Path | None = StateRootOpt,
     json: bool = JsonOpt,
 ) -> None:
@@ -383,6 +397,7 @@ def jobs_cancel(
     from merlin.cli.output import emit_json, message
 
     cp = control_plane(state_root)
+    run_id = cp.resolve_run_id(run_id)
     before = cp.get(run_id).status.value
     rec = cp.cancel(run_id)
     if json:
@@ -396,9 +411,9 @@ def jobs_cancel(
 
 @app.command("retry")
 def jobs_retry(
-    run_id: str = typer.Argument(..., help="Run id."),
+    run_id: str = typer.Argument(..., help="Run id (or a unique prefix of one)."),
     env: list[str] | None = typer.Option(None, "--env", help="Environment K=V (needed again for redacted secrets)."),
-    cluster: str | None = cluster_option("Send the new attempt to another cluster (ray)."),
+    cluster: str | None = cluster_option("Send the new attempt to another cluster (ray; default: the run's own).", configured=False),
     wait: bool = typer.Option(False, "--wait", help="Wait until the run ends; exit 1 if it did not succeed."),
     state_root: Path | None = StateRootOpt,
     json: bool = JsonOpt,
@@ -446,8 +461,7 @@ def jobs_watch(
         if json:
             emit_json([])
         return
-    for rid in ids:
-        cp.get(rid)  # unknown ids fail fast (exit 4)
+    ids = [cp.resolve_run_id(rid) for rid in ids]  # unknown ids fail fast (exit 4), prefixes become ids
 
     def rows() -> list[dict[str, Any]]:
         cp.refresh(ids)
@@ -495,3 +509,5 @@ def _watch_exit(current: list[dict[str, Any]], timeout: float | None) -> None:
     if bad:
         raise RunFailed("watch: " + "; ".join(f"run {r['run_id']} {said(r['status'], r.get('message') or '')}" for r in bad))
 
+
+__import__("merlin.cli.jobs_history_cmd", fromlist=["register"]).register(app)  # jobs events, jobs prune

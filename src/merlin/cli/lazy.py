@@ -41,7 +41,18 @@ class LazyGroup(TyperGroup):
             group = typer.main.get_command(sub)
             group.name = name
             self.add_command(group, name)
-        return super().get_command(ctx, name)
+        cmd = super().get_command(ctx, name)
+        if cmd is not None:
+            from merlin.cli.helpdoc import polish
+
+            polish(cmd, f"{getattr(self, 'merlin_path', None) or _path(ctx)} {name}".strip())  # its own path: a caller may pass any context
+        return cmd
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        from merlin.cli.helpdoc import polish
+
+        polish(self, _path(ctx))
+        super().format_help(ctx, formatter)
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:
         """As click's, but a group not loaded yet is listed by its stored help."""
@@ -61,3 +72,8 @@ class LazyGroup(TyperGroup):
                     rows.append((name, cmd.get_short_help_str(limit)))
         with formatter.section("Commands"):
             formatter.write_dl(rows)
+
+
+def _path(ctx: Any) -> str:
+    """A command's words after ``merlin`` (``ray jobs``), as :data:`merlin.cli.helpdoc.EXAMPLES` keys them."""
+    return " ".join(ctx.command_path.split()[1:])

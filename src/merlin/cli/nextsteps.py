@@ -51,13 +51,13 @@ def _start_words(a: dict[str, Any]) -> list[str]:
                 value = str(opts[key])
                 if key in ("time", "walltime") and value.isdigit():  # recorded before the one duration grammar: Slurm read minutes, PBS seconds
                     value += "m" if key == "time" else "s"
-                words += ["--" + key.replace("_", "-"), value]
+                words += ["--ssh-port" if key == "port" else "--" + key.replace("_", "-"), value]
         words += sum((["--sbatch-arg", str(x)] for x in opts.get("sbatch_args") or []), [])
         if opts.get("idle_timeout"):
             words += ["--idle-timeout", f"{float(opts['idle_timeout']):g}s"]
         return words
     words = ["ray", "cluster", "start-local", *_name(a)]
-    for key, flag in (("host", "--host"), ("port", "--port"), ("dashboard_port", "--dashboard-port"), ("num_cpus", "--num-cpus"), ("num_gpus", "--num-gpus")):
+    for key, flag in (("host", "--host"), ("port", "--gcs-port"), ("dashboard_port", "--dashboard-port"), ("num_cpus", "--num-cpus"), ("num_gpus", "--num-gpus")):
         if a.get(key) is not None:
             v = a[key]
             words += [flag, f"{v:g}" if isinstance(v, float) else str(v)]
@@ -97,7 +97,7 @@ def command(s: dict[str, Any], argv: Iterable[str] | None = None) -> str:
         extra = ["--engine", a["engine"]] if a.get("engine") else []
         if a.get("cluster") and a["cluster"] != "default":
             extra += ["--cluster", a["cluster"]]
-        words = ["targetgen", "execute", "--from-dir", str(a["target_dir"]), *extra, *(root if a.get("engine") else [])]
+        words = ["targetgen", "execute", "--target-dir", str(a["target_dir"]), *extra, *(root if a.get("engine") else [])]
     elif act == Action.TARGETGEN_ANSWER:
         words = ["targetgen", "answer", "--target-dir", str(a["target_dir"]), "--question-id", a["question_id"], "--choice", a["choice"]]
     elif act == Action.TARGETGEN_RESPOND:

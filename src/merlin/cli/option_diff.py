@@ -13,8 +13,8 @@ def start_differences(ctx: Any, rec: Any, asked: dict[str, Any]) -> list[str]:
     """Options given on this command line that the active cluster was not started with
     (``--num-cpus 1 (cluster has 2)``); defaults the user did not type are not compared."""
     def typed(key: str) -> bool:  # compared by name: typer may carry its own copy of click's ParameterSource
-        source = ctx.get_parameter_source("resource" if key == "resources" else key)
-        return getattr(source, "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")
+        names = {"resources": ["resource"], "port": ["port", "old_port"]}.get(key, [key])  # --gcs-port, or its old name --port
+        return any(getattr(ctx.get_parameter_source(n), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP") for n in names)
 
     given = {k for k in asked if typed(k)}
     requested = getattr(rec, "requested", None) or {}
@@ -39,7 +39,7 @@ def start_differences(ctx: Any, rec: Any, asked: dict[str, Any]) -> list[str]:
         else:
             same = want == got
         if not same:
-            flag = "--resource" if key == "resources" else "--" + key.replace("_", "-")
+            flag = {"resources": "--resource", "port": "--gcs-port"}.get(key) or "--" + key.replace("_", "-")
             shown = ", ".join(f"{k}={v:g}" for k, v in sorted((want or {}).items())) if key == "resources" else want
             had = ", ".join(f"{k}={v:g}" for k, v in sorted(got.items())) or "none" if key == "resources" else ("unset" if got is None else got)
             out.append(f"{flag} {shown} (cluster has {had})")

@@ -348,7 +348,7 @@ def drain(
 @app.command("health")
 def health(
     item: str = typer.Argument(..., help="Item id."),
-    state: str = typer.Argument(..., help="good, unknown, bad, maintenance or retired."),
+    state: str = typer.Argument(..., help="The item's health.", metavar="good|unknown|bad|maintenance|retired"),
     reason: str = ReasonOpt,
     state_root: Path | None = StateRootOpt,
     json: bool = JsonOpt,

@@ -14,10 +14,10 @@ from typing import Any
 
 import typer
 
-from merlin.cli.options import JsonOpt, StateRootOpt, cluster_option
+from merlin.cli.options import JsonOpt, StateRootOpt, choice_option, cluster_option, engine_option, hidden_alias, merged, typed
 
 CapabilityArg = typer.Argument(..., help="Capability spec (capability.yaml).", show_default=False)
-OptionalCapabilityArg = typer.Argument(None, help="Capability spec (capability.yaml); or use --from-dir.", show_default=False)
+OptionalCapabilityArg = typer.Argument(None, help="Capability spec (capability.yaml); or use --target-dir.", show_default=False)
 OverlayOpt = typer.Option(None, "--overlay", "-o", help="Deployment overlay YAML.")
 OutDirOpt = typer.Option(
     None,
@@ -49,7 +49,7 @@ def _me() -> str:
 def _command(target_dir: Path) -> str:
     import shlex
 
-    return f"{_me()} targetgen execute --from-dir {shlex.quote(str(target_dir))}"
+    return f"{_me()} targetgen execute --target-dir {shlex.quote(str(target_dir))}"
 
 
 def _render_outcome(result: Any, steps: list[dict[str, Any]]) -> None:
@@ -95,9 +95,8 @@ def orchestrate(
     capability: Path = CapabilityArg,
     overlay: Path | None = OverlayOpt,
     out_dir: Path | None = OutDirOpt,
-    prompt_backend: str = typer.Option(
-        "manualllm", "--prompt-backend", help="manualllm: write a prompt packet per task that needs a proposal; none: briefs only.",
-        metavar="none|manualllm",
+    prompt_backend: str = choice_option(
+        "manualllm", "--prompt-backend", choices=["none", "manualllm"], help="manualllm: write a prompt packet per task that needs a proposal; none: briefs only.",
     ),
     reset: bool = typer.Option(False, "--reset", help="Start over: archive the existing state under history/ first."),
     json: bool = JsonOpt,
@@ -122,13 +121,14 @@ def orchestrate(
 
 
 def execute(
+    ctx: typer.Context,
     capability: Path | None = OptionalCapabilityArg,
     overlay: Path | None = OverlayOpt,
     out_dir: Path | None = OutDirOpt,
-    from_dir: Path | None = typer.Option(None, "--from-dir", help="Resume the target directory written by orchestrate."),
-    engine: str = typer.Option(
-        _engines()[0], "--engine", help=f"{_engines()[0]}: run here; any other engine ({', '.join(_engines()[1:])}): submit the executor as a run of it. Both record a run in the ledger.",
-        metavar="|".join(_engines()),
+    from_dir: Path | None = typer.Option(None, "--target-dir", help="Resume the target directory written by orchestrate (OUT_DIR/<target.name>)."),
+    old_from_dir: Path | None = hidden_alias("--from-dir"),
+    engine: str = engine_option(
+        f"{_engines()[0]}: run here; any other engine ({', '.join(_engines()[1:])}): submit the executor as a run of it. Both record a run in the ledger.",
     ),
     cluster: str | None = cluster_option(),
     wait: bool = typer.Option(False, "--wait", help="--engine ray: wait for the run to end; exit with the executor's code."),
@@ -141,15 +141,18 @@ def execute(
     from merlin.errors import BadInput
     from merlin.targetgen.executor import execute as run
 
+    from_dir = merged(from_dir, old_from_dir, "--target-dir", "--from-dir")
     if capability is None and from_dir is None:
-        raise BadInput("execute: give a CAPABILITY file or --from-dir DIR")
+        raise BadInput("execute: give a CAPABILITY file or --target-dir DIR")
     if capability is not None and from_dir is not None:
-        raise BadInput("execute: give either a CAPABILITY file or --from-dir DIR, not both")
+        raise BadInput("execute: give either a CAPABILITY file or --target-dir DIR, not both")
     if from_dir is not None and out_dir is not None:
-        raise BadInput("execute: --out-dir goes with a CAPABILITY; --from-dir already names the target directory")
+        raise BadInput("execute: --out-dir goes with a CAPABILITY; --target-dir already names the target directory")
     from merlin.engines.registry import DEFAULT_ENGINE, check_name
 
     check_name(engine, "execute: --engine")
+    if engine == DEFAULT_ENGINE and not typed(ctx, "cluster"):
+        cluster = None  # a configured cluster is for the engines that run on one
     if engine != DEFAULT_ENGINE:
         _execute_on_engine(capability, overlay, out_dir, from_dir, engine, cluster, wait, state_root, json)
         return

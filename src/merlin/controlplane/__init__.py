@@ -237,43 +237,61 @@ class ControlPlane(TargetGenFace):
 
     # ------------------------------------------------------------ observing
 
+    def resolve_run_id(self, run_id: str) -> str:
+        """The run a whole id or a unique prefix of one names (every method taking a run id resolves through this)."""
+        from merlin.control.find import resolve_run_id
+
+        return resolve_run_id(self, run_id)
+
     def get(self, run_id: str) -> RunRecord:
         """The record as the ledger has it (no engine call)."""
-        return self.ledger.read_record(validate_run_id(run_id))
+        return self.ledger.read_record(self.resolve_run_id(run_id))
 
     def status(self, run_id: str, refresh: bool = True) -> RunRecord:
         """The record, after asking the engine if the run may still change."""
         from merlin.control import observe
 
-        return observe.status(self, run_id, refresh)
+        return observe.status(self, self.resolve_run_id(run_id), refresh)
 
     def status_json(self, run_id: str, refresh: bool = True) -> dict[str, Any]:
         """:meth:`status` as the record's JSON; skips pydantic when the run did not change (``jobs status``)."""
         from merlin.control import observe
 
-        return observe.status_json(self, run_id, refresh)
+        return observe.status_json(self, self.resolve_run_id(run_id), refresh)
 
     def refresh(self, run_ids: Iterable[str] | None = None) -> list[RunRecord]:
         """Reconcile active runs with their engines: one ``poll_many`` per engine."""
         from merlin.control import observe
 
-        return observe.refresh(self, run_ids)
-
+        return observe.refresh(self, None if run_ids is None else [self.resolve_run_id(r) for r in run_ids])
 
     def index_artifacts(self, run_id: str) -> ArtifactIndex:
         from merlin.control import observe
 
-        return observe.index_artifacts(self, run_id)
+        return observe.index_artifacts(self, self.resolve_run_id(run_id))
 
     def list_runs(self, status: Iterable[str] | None = None, refresh: bool = False) -> list[dict[str, Any]]:
         """Run records as plain dicts, newest first. Cheap: no engine, no pydantic, unless ``refresh``."""
         return [d for d, _raw in self.list_entries(status, refresh)]
 
-    def list_entries(self, status: Iterable[str] | None = None, refresh: bool = False) -> Sequence[tuple[dict[str, Any], bytes]]:
-        """Like :meth:`list_runs`, with each record's bytes as stored."""
+    def list_entries(self, status: Iterable[str] | None = None, refresh: bool = False, **filters: Any) -> Sequence[tuple[dict[str, Any], bytes]]:
+        """Like :meth:`list_runs`, with each record's bytes as stored; ``filters`` are
+        :func:`merlin.control.find.select`'s (targets, clusters, engines, since, until, sort)."""
         from merlin.control import observe
 
-        return observe.list_entries(self, status, refresh)
+        entries = observe.list_entries(self, status, refresh)
+        if not any(v not in (None, (), []) for v in filters.values()):
+            return entries
+        from merlin.control.find import select_entries
+
+        return select_entries(entries, **filters)
+
+    def prune_runs(self, older_than: float, statuses: Sequence[str] = (), *, dry_run: bool = False) -> Any:
+        """Remove terminal runs older than ``older_than`` seconds, never an active or leased one (a
+        :class:`merlin.control.find.PruneReport`: what was freed, runs and bytes, and what was kept)."""
+        from merlin.control.find import prune
+
+        return prune(self, older_than, statuses, dry_run=dry_run)
 
     def sweep(self, everything: bool = False, min_age: float | None = None) -> Any:
         """Complete (as lost) or remove run directories that a SIGKILL left without a record,
@@ -306,16 +324,16 @@ class ControlPlane(TargetGenFace):
         assembles them from each layer; empty when nothing does."""
         from merlin.control.why import run_conditions
 
-        return run_conditions(self, validate_run_id(run_id))
+        return run_conditions(self, self.resolve_run_id(run_id))
 
     def wait(self, run_id: str, timeout: float | None = None, poll: float = 0.5) -> RunRecord:
         """Block until the run is terminal (or ``timeout`` seconds pass)."""
         from merlin.control import lifecycle
 
-        return lifecycle.wait(self, run_id, timeout, poll)
+        return lifecycle.wait(self, self.resolve_run_id(run_id), timeout, poll)
 
     def events(self, run_id: str) -> list[dict[str, Any]]:
-        return self.ledger.events(validate_run_id(run_id))
+        return self.ledger.events(self.resolve_run_id(run_id))
 
     def run_summaries(self, status: Sequence[str] | None = None, limit: int = 0, *, full: bool = False, refresh: bool = False) -> tuple[int, list[dict[str, Any]]]:
         """(how many runs match ``status``, the newest ``limit`` of them; 0: all), each a summary
@@ -342,37 +360,37 @@ class ControlPlane(TargetGenFace):
     def logs(self, run_id: str, attempt: int | None = None) -> str:
         from merlin.control import logs as logs_mod
 
-        return logs_mod.logs(self, run_id, attempt)
+        return logs_mod.logs(self, self.resolve_run_id(run_id), attempt)
 
     def follow(self, run_id: str) -> Iterator[str]:
         from merlin.control import logs as logs_mod
 
-        return logs_mod.follow(self, run_id)
+        return logs_mod.follow(self, self.resolve_run_id(run_id))
 
     def cancel(self, run_id: str, grace: float = 5.0, timeout: float = 15.0) -> RunRecord:
         """Stop a run: its engine ends it (or is asked to, and observed until it has)."""
         from merlin.control import lifecycle
 
-        return lifecycle.cancel(self, run_id, grace, timeout)
+        return lifecycle.cancel(self, self.resolve_run_id(run_id), grace, timeout)
 
     def retry(self, run_id: str, env: Mapping[str, str] | None = None, cluster: str | None = None, wait: bool = False, timeout: float | None = None) -> RunRecord:
         """A new attempt of a blocked, failed, cancelled or lost run (same command, same target)."""
         from merlin.control import lifecycle
 
-        return lifecycle.retry(self, run_id, env, cluster, wait, timeout)
+        return lifecycle.retry(self, self.resolve_run_id(run_id), env, cluster, wait, timeout)
 
     # -------------------------------------------------------------- artifacts
 
     def artifacts(self, run_id: str) -> ArtifactIndex:
         from merlin.control import observe
 
-        return observe.artifacts(self, run_id)
+        return observe.artifacts(self, self.resolve_run_id(run_id))
 
     def read_artifact(self, run_id: str, name: str, max_bytes: int) -> ArtifactRead:
         """One indexed artifact: its entry and path, and its bytes (sha256 checked) unless larger than ``max_bytes``."""
         from merlin.control.artifacts import read_artifact
 
-        return read_artifact(self, run_id, name, max_bytes)
+        return read_artifact(self, self.resolve_run_id(run_id), name, max_bytes)
 
     def fetch_artifact(self, run_id: str, name: str, to: str | os.PathLike[str]) -> Path:
         from merlin.ledger.artifacts import fetch
@@ -448,12 +466,12 @@ class ControlPlane(TargetGenFace):
         """Where the per-task logs of a TargetGen run are (the executor writes them under <target_dir>/logs/)."""
         from merlin.integrations import targetgen_runs as tg
 
-        return tg.task_logs_hint(self, run_id)
+        return tg.task_logs_hint(self, self.resolve_run_id(run_id))
 
     def task_logs(self, run_id: str) -> Path | None:
         from merlin.integrations import targetgen_runs as tg
 
-        return tg.task_logs(self, run_id)
+        return tg.task_logs(self, self.resolve_run_id(run_id))
 
     def record_outcome(self, run_id: str, outcome: str, message: str | None = None, detail: Mapping[str, Any] | None = None, next_steps: list[dict[str, Any]] | None = None) -> RunRecord:
         """Write an executor outcome (and the next steps) without touching the status."""

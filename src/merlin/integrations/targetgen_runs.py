@@ -114,7 +114,7 @@ def submit_targetgen(
     """Run the in-process TargetGen executor on ``target_dir`` as a run of ``engine``.
 
     The entrypoint is this interpreter running ``merlin targetgen execute
-    --from-dir DIR --engine <in-process> --run-id ID --state-root ROOT``: the job
+    --target-dir DIR --engine <in-process> --run-id ID --state-root ROOT``: the job
     imports this merlin and writes the executor's outcome into the run record,
     while the engine's status (succeeded/failed) is observed as for any run.
     """
@@ -129,7 +129,7 @@ def submit_targetgen(
         raise BadInput(f"target directory {tdir} does not exist (orchestrate the target first)")
     run_id = new_run_id(target)
     command = [
-        sys.executable, "-m", "merlin", "targetgen", "execute", "--from-dir", str(tdir),
+        sys.executable, "-m", "merlin", "targetgen", "execute", "--target-dir", str(tdir),
         "--engine", DEFAULT_ENGINE, "--run-id", run_id, "--state-root", str(cp.root), *extra_args,
     ]
     from merlin.atomic import file_lock

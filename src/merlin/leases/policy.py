@@ -118,6 +118,17 @@ def schedule(waiting: Iterable[Lease], items: Sequence[Item], held: set[str]) ->
     return grants
 
 
+def _no_such_pool(pool: str, items: Sequence[Item]) -> str:
+    """``; no pool 'fpag' (did you mean 'fpga'?)`` when the inventory has no such pool at all."""
+    pools = sorted({str(it["pool"]) for it in items})
+    if pool in pools:
+        return ""
+    import difflib
+
+    close = difflib.get_close_matches(pool, pools, n=3, cutoff=0.6)
+    return f"; no pool {pool!r} ({'did you mean ' + ' or '.join(repr(c) for c in close) + '?' if close else 'pools: ' + (', '.join(pools) or 'none')})"
+
+
 def capacity_problem(bundles: Sequence[dict[str, Any]], items: Sequence[Item]) -> str | None:
     """Why a request can never be granted by this inventory (whatever the health), or None."""
     everything = {it["id"] for it in items}
@@ -125,7 +136,7 @@ def capacity_problem(bundles: Sequence[dict[str, Any]], items: Sequence[Item]) -
     for bundle, lst in zip(bundles, lists, strict=True):
         if len(lst) < bundle["count"]:
             labels = "".join(f",{k}={v}" for k, v in sorted((bundle.get("labels") or {}).items()))
-            return f"{bundle['pool']}:{bundle['count']}{labels}: the inventory has {len(lst)} matching item(s)"
+            return f"{bundle['pool']}:{bundle['count']}{labels}: the inventory has {len(lst)} matching item(s)" + _no_such_pool(bundle["pool"], items)
     if assign(bundles, lists, everything) is None:
         return "the bundles overlap: the inventory has too few distinct items to fill them all at once"
     return None
