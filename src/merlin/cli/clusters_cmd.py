@@ -183,7 +183,7 @@ def cluster_start_local(
         return getattr(ctx.get_parameter_source(option), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")
 
     if port_range is not None:  # inside a range, ports not typed are chosen from it
-        port = port if typed("port") or typed("old_port") else None  # type: ignore[assignment]
+        port = port if typed("port") or typed("old_port") else None
         dashboard_port = dashboard_port if typed("dashboard_port") else None  # type: ignore[assignment]
     cp = control_plane(state_root)
     try:

@@ -32,7 +32,13 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
     "targetgen retry": [("merlin targetgen retry --target-dir build/generated/targetgen/demo --task build --reason 'fixed the toolchain'", "run a task again")],
     "targetgen status": [("merlin targetgen status --target-dir build/generated/targetgen/demo", "where the target stands")],
     "ray": [("merlin ray cluster start-local --name lab", "start a local Ray head"), ("merlin ray jobs list", "list runs")],
-    "ray doctor": [("merlin ray doctor", "sweep debris a SIGKILL left"), ("merlin ray doctor --min-age 10m --json", "only what is 10 minutes old, as JSON")],
+    "doctor": [("merlin doctor", "check the environment: one line per check, with the fix"), ("merlin doctor --sweep --json", "and sweep SIGKILL debris, as JSON")],
+    "envs": [("merlin envs list", "the run environments in the cache")],
+    "envs build": [("merlin envs build runtime.yaml", "build an env now, so its first run starts at once")],
+    "envs show": [("merlin envs show 3f2a9c1d", "one env: its spec, size and runs")],
+    "envs list": [("merlin envs list --json", "every env, as JSON")],
+    "envs prune": [("merlin envs prune --older-than 7d --max-size 20G", "drop unused envs, then the least recently used")],
+    "ray cluster env": [("eval \"$(merlin ray cluster env lab)\"", "point ray job submit/list, ray status and the SDK at cluster lab")],
     "ray cluster": [("merlin ray cluster list", "every recorded cluster")],
     "ray cluster start": [
         ("merlin ray cluster start --kind slurm --name hpc --nodes 2 --time 2h --partition debug", "a Ray cluster in a Slurm allocation"),
@@ -95,7 +101,7 @@ METAVARS = {
     "mem": "SIZE", "object_store_memory": "BYTES", "max_body": "BYTES", "host": "HOST", "jump": "HOST", "allow_host": "HOST",
     "workers": "HOST,...", "user": "USER", "partition": "PARTITION", "account": "ACCOUNT", "qos": "QOS", "queue": "QUEUE",
     "sbatch_arg": "OPTION", "select": "CHUNKS", "question_id": "QUESTION_ID", "choice": "CHOICE", "note": "TEXT", "reason": "TEXT",
-    "task": "TASK_ID", "pid": "PID", "cors_origin": "ORIGIN", "rate_limit": "PER_SECOND", "state": "STATE", "text": "TEXT",
+    "task": "TASK_ID", "cache": "DIR", "max_size": "SIZE", "env_id": "ENV_ID", "pid": "PID", "cors_origin": "ORIGIN", "rate_limit": "PER_SECOND", "state": "STATE", "text": "TEXT",
 }
 
 
