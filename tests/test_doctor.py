@@ -69,7 +69,7 @@ def test_a_busy_default_port_warns_with_a_start_command_on_free_ports(tmp_path: 
         result = run_cli("doctor", "--state-root", str(tmp_path / "state"))
     line = next(ln for ln in result.stdout.splitlines() if f"port {busy}" in ln)
     assert line.startswith("warn") and "in use by another program" in line
-    assert re.search(r"`\S*merlin ray cluster start-local --port \d+ --dashboard-port \d+ --state-root \S+`", line), line
+    assert re.search(r"`\S*merlin ray cluster start-local --gcs-port \d+ --dashboard-port \d+ --state-root \S+`", line), line
     assert result.exit_code == 0  # a warning is not a failure
 
 

@@ -51,7 +51,7 @@ def test_a_busy_range_and_a_port_outside_it_are_refused(tmp_path: Path) -> None:
     assert result.returncode == 2, result.stderr
     assert "1 of its ports are in use" in result.stderr and f"needs {PORTS_NEEDED} free ones" in result.stderr
     outside = _start(tmp_path / "state", "out", f"{lo}-{hi}", "--port", str(hi + 1))
-    assert outside.returncode == 2 and f"--port {hi + 1} is outside --port-range {lo}-{hi}" in outside.stderr
+    assert outside.returncode == 2 and f"--gcs-port {hi + 1} is outside --port-range {lo}-{hi}" in outside.stderr
 
 
 def _listening(pids: set[int]) -> list[tuple[int, int, str]]:

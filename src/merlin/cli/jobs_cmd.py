@@ -329,7 +329,7 @@ def jobs_status(
 
     cp = control_plane(state_root)
     if upstream_format(fmt):
-        emit_json(cp.upstream_record("run", cp.resolve_run_id(run_id)))
+        emit_json(cp.upstream_record("run", run_id))
         return
     rec = cp.status_json(run_id, refresh=not no_refresh)
     if json:

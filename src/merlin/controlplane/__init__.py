@@ -310,7 +310,7 @@ class ControlPlane(TargetGenFace):
         """A run, its artifacts or a lease (``kind`` run, artifacts, lease) in upstream Merlin's shape (docs/records/upstream.md)."""
         from merlin.control import upstream
 
-        return upstream.record(self, kind, ident)
+        return upstream.record(self, kind, ident if kind == "lease" else self.resolve_run_id(ident))
 
     def doctor(self) -> DoctorReport:
         """Is this machine ready? One :class:`merlin.control.doctor.Check` per question (``merlin doctor``)."""
