@@ -38,7 +38,7 @@ def test_strict_turns_the_pair_warnings_into_a_spec_error_on_validate_plan_and_e
             tools = {t.name: t for t in (await client.list_tools()).tools}
             for name in ("targetgen_validate", "targetgen_plan", "targetgen_explain", "targetgen_execute"):
                 prop = tools[name].input_schema["properties"]["strict"]
-                assert prop["type"] == "boolean" and prop["default"] is False and "--strict" in prop["description"], name
+                assert prop["type"] == "boolean" and prop["default"] is False and "warnings" in prop["description"] and "--" not in prop["description"], name
             assert (await call(client, "targetgen_validate", pair))["warnings"] == warnings  # default: warnings only
             for name, extra in (("targetgen_validate", {}), ("targetgen_plan", {"out_dir": str(out)}), ("targetgen_execute", {"out_dir": str(out)})):
                 res = await client.call_tool(name, {**pair, **extra, "strict": True})
@@ -85,7 +85,7 @@ def test_clusters_stop_is_refused_with_active_runs_until_force(cluster_root: Pat
         async with Client(build_server(gw)) as client:
             tools = {t.name: t for t in (await client.list_tools()).tools}
             force = tools["clusters_stop"].input_schema["properties"]["force"]
-            assert force["type"] == "boolean" and force["default"] is False and "--force" in force["description"]
+            assert force["type"] == "boolean" and force["default"] is False and "runs are active" in force["description"] and "--" not in force["description"]
             refused = await client.call_tool("clusters_stop", {"name": "gwstop"})
             doc = refused.structured_content
             assert refused.is_error and doc["exit_code"] == 3 and run.run_id in doc["error"] and "force=true" in doc["error"]
