@@ -579,7 +579,7 @@ def test_jobs_why_names_the_holder_of_the_lease_a_run_waits_for(tmp_path: Path) 
     assert conds[0]["observed_at"] and conds[0]["hint"] and {"action": "why", "args": {"run_id": "first-run"}} in steps
     assert {"action": "release", "args": {"lease_id": holder["lease_id"], "force": True}} in steps
     res = run_cli("ray", "jobs", "why", run.run_id, "--json", "--state-root", str(tmp_path / "state"))
-    assert res.returncode == 0 and json.loads(res.stdout)[0]["code"] == "lease_item_held"
+    assert res.returncode == 0 and json.loads(res.stdout)["conditions"][0]["code"] == "lease_item_held"
     text = run_cli("ray", "jobs", "why", run.run_id, "--state-root", str(tmp_path / "state"))
     assert f"ray resources release {holder['lease_id']} --force --reason WHY" in text.stdout, text.stdout
     assert "ray jobs why first-run" in text.stdout and "ask " in text.stdout

@@ -111,15 +111,49 @@ def record_json(rec: Any) -> dict[str, Any]:
     return rec.model_dump(mode="json") if hasattr(rec, "model_dump") else rec
 
 
+#: What ``--wait`` exits with, by how the run ended: the same on every command that waits
+#: (``jobs submit``, ``jobs retry``, ``targetgen execute --engine E``; ``jobs watch`` for the
+#: runs it watched). README's table "Exit codes of --wait" is checked against this one.
+WAIT_EXITS: tuple[tuple[str, int], ...] = (
+    ("succeeded (a TargetGen run: its target completed)", 0),
+    ("failed, cancelled or lost", 1),
+    ("blocked before it started (no cluster, a bad request), or a TargetGen run stopped at a blocked task", 3),
+    ("a TargetGen run stopped at an operator question or a prompt waiting for its response", 10),
+    ("Ctrl-C while waiting (the run goes on)", 130),
+)
+
+
+def wait_exit_code(rec: Any) -> int:
+    """The exit code of ``--wait`` for a run that ended (see :data:`WAIT_EXITS`)."""
+    status = rec.status.value
+    if status == "blocked":
+        return 3
+    if status in ("failed", "cancelled", "lost"):
+        return 1
+    if status != "succeeded" or not getattr(rec, "outcome", None):
+        return 0
+    from merlin.controlplane import targetgen_exit_code
+
+    return int(targetgen_exit_code(rec))
+
+
 def exit_for_run(rec: Any, *, waited: bool) -> None:
-    """Blocked runs exit 3; with --wait, a run that did not succeed exits 1."""
+    """Blocked runs exit 3; with --wait, the code of :func:`wait_exit_code` (1 failed, 10 a
+    TargetGen run stopped at a question, 3 at a blocked task)."""
+    import typer
+
     from merlin.errors import Blocked, RunFailed
 
     status = rec.status.value
     if status == "blocked":
         raise Blocked(f"run {rec.run_id} is blocked: {rec.message.removeprefix('blocked: ')}", next_steps=next_steps_of(rec))
-    if waited and status in ("failed", "cancelled", "lost"):
+    if not waited or not rec.status.is_terminal():
+        return
+    code = wait_exit_code(rec)
+    if code == 1:
         raise RunFailed(f"run {rec.run_id} {said(status, rec.message)}", next_steps=next_steps_of(rec))
+    if code:
+        raise typer.Exit(code)
 
 
 def said(status: str, text: str) -> str:

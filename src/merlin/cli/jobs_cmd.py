@@ -40,18 +40,21 @@ def jobs_why(
     state_root: Path | None = StateRootOpt,
     json: bool = JsonOpt,
 ) -> None:
-    """Every condition holding a run back (leases, cluster, Ray, the scheduler, then the run), with evidence and the next steps."""
+    """Every condition holding a run back (leases, cluster, Ray, the scheduler, then the run), with evidence and the next steps.
+
+    A held slot says who holds it, since when and until when. `--json` prints the gateway's runs_why
+    document: {run_id, status, message, held, conditions, next_steps}."""
     from merlin.cli.nextsteps import condition_lines
     from merlin.cli.output import emit_json
     from merlin.controlplane import ControlPlane
 
-    conds = ControlPlane(state_root).why(run_id)
+    doc = ControlPlane(state_root).why_document(run_id)  # the gateway's runs_why, its steps as actions
     if json:
-        emit_json(conds)
+        emit_json(doc)
         return
-    if not conds:
-        say(f"run {run_id}: nothing holds it back")
-    for c in conds:
+    if not doc["conditions"]:
+        say(f"run {doc['run_id']} ({doc['status']}): nothing holds it back")
+    for c in doc["conditions"]:
         sys.stdout.write("".join(line + "\n" for line in condition_lines(c, sys.argv[1:])))
 
 

@@ -14,7 +14,16 @@ from typing import Any
 import typer
 
 from merlin.cli.common import say
+from merlin.cli.nextsteps import invoked_as
 from merlin.cli.options import JsonOpt, RecordFormatOpt, StateRootOpt, duration_option, upstream_format
+from merlin.nextsteps import Action, step
+
+
+def _cmd(s: dict[str, Any]) -> str:
+    """A step as the one renderer spells it, with this command's --state-root."""
+    from merlin.cli.nextsteps import command
+
+    return command(s, sys.argv[1:])
 
 app = typer.Typer(help="Hardware inventory and leases: define, list, reserve, renew, release, queue.", no_args_is_help=True)
 
@@ -109,7 +118,7 @@ def list_items(state_root: Path | None = StateRootOpt, json: bool = JsonOpt) -> 
         _emit({"items": items, "queue": queue})
         return
     if not items:
-        say("no inventory yet: describe the hardware in a YAML file and run `merlin ray resources define FILE`")
+        say(f"no inventory yet: describe the hardware in a YAML file and run `{_cmd(step(Action.DEFINE_INVENTORY))}`")
         return
     from rich.table import Table
 
@@ -127,7 +136,7 @@ def list_items(state_root: Path | None = StateRootOpt, json: bool = JsonOpt) -> 
         )  # fmt: skip
     out().print(table)
     if queue:
-        say(f"{len(queue)} request(s) waiting; see `merlin ray resources queue`")
+        say(f"{len(queue)} request(s) waiting; see `{_cmd(step(Action.LEASES_QUEUE))}`")
 
 
 @app.command("reserve")
@@ -169,9 +178,12 @@ def reserve(
     else:
         _write(lease["lease_id"] + "\n")
     if lease["state"] != "granted":
-        raise NotGranted(f"lease {lease['lease_id']} is waiting (not grantable now); see `merlin ray resources why {lease['lease_id']}`", lease)
+        raise NotGranted(f"lease {lease['lease_id']} is waiting (not grantable now); see `{_cmd(step(Action.LEASE_WHY, lease_id=lease['lease_id']))}`", lease)
     if not json:
-        say(f"granted {_items(lease)} until {_short(lease['expires_at'])}; renew with `merlin ray resources renew {lease['lease_id']}`")
+        from merlin.cli.nextsteps import quote, state_root_flag
+
+        renew = " ".join([invoked_as(), "ray", "resources", "renew", lease["lease_id"], *map(quote, state_root_flag(sys.argv[1:]))])
+        say(f"granted {_items(lease)} until {_short(lease['expires_at'])}; renew with `{renew}`")
 
 
 @app.command("run", context_settings={"allow_interspersed_args": False})
@@ -193,7 +205,7 @@ def run(
     from merlin.leases.keeper import LeaseKeeper, lease_env
 
     if "--" not in sys.argv:
-        raise BadInput("resources run: give the command after --, e.g. `merlin ray resources run board:1 -- ./flash.sh`")
+        raise BadInput(f"resources run: give the command after --, e.g. `{invoked_as()} ray resources run board:1 -- ./flash.sh`")
     split = next((n for n, b in enumerate(bundles) if not _looks_like_bundle(b)), len(bundles))
     wanted, command = bundles[:split], bundles[split:]
     if command[:1] == ["--"]:

@@ -308,6 +308,19 @@ class ControlPlane(TargetGenFace):
 
         return run_conditions(self, validate_run_id(run_id))
 
+    def why_document(self, run_id: str) -> dict[str, Any]:
+        """``jobs why --json`` and the gateway's ``runs_why``: ``{run_id, status, message, held,
+        conditions, next_steps}``; the steps are every condition's, then the run's status, once each."""
+        from merlin.control.why import why_document
+
+        return why_document(self, validate_run_id(run_id))
+
+    def run_place(self, run_id: str) -> dict[str, Any]:
+        """Where a TargetGen run ran (``{engine, cluster}``), for the steps that run it again there."""
+        from merlin.integrations.targetgen_runs import run_place
+
+        return run_place(self.get(run_id))
+
     def wait(self, run_id: str, timeout: float | None = None, poll: float = 0.5) -> RunRecord:
         """Block until the run is terminal (or ``timeout`` seconds pass)."""
         from merlin.control import lifecycle
