@@ -78,6 +78,28 @@ def short_time(value: Any) -> str:
     return text[:19].replace("T", " ") + ("Z" if len(text) > 19 else "")
 
 
+def age(value: Any, *, now: float | None = None, seconds: float | None = None, suffix: str = " ago") -> str:
+    """How long ago an ISO time was, for tables: ``12s ago``, ``4m ago``, ``3h ago``, ``2d ago``
+    (``seconds``: an age already known). ``-`` when there is no time."""
+    import time
+
+    if seconds is None:
+        if not value:
+            return "-"
+        from merlin.clock import parse
+
+        try:
+            then = parse(str(value))
+        except (ValueError, TypeError):
+            return short_time(value)
+        seconds = (time.time() if now is None else now) - (then or 0)
+    s = max(0, int(seconds))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s >= size:
+            return f"{s // size}{unit}{suffix}"
+    return f"{s}s{suffix}"
+
+
 def clock_time(value: Any) -> str:
     """HH:MM:SS (UTC) of an ISO time: attempts share the run's date, shown above."""
     text = str(value or "")

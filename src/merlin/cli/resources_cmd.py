@@ -15,7 +15,7 @@ import typer
 
 from merlin.cli.common import say
 from merlin.cli.nextsteps import invoked_as
-from merlin.cli.options import JsonOpt, RecordFormatOpt, StateRootOpt, duration_option, upstream_format
+from merlin.cli.options import JsonOpt, RecordFormatOpt, StateRootOpt, duration_option, output_mode, output_option, upstream_format
 from merlin.nextsteps import Action, step
 
 
@@ -109,32 +109,36 @@ def define(
 
 
 @app.command("list")
-def list_items(state_root: Path | None = StateRootOpt, json: bool = JsonOpt) -> None:
+def list_items(output: str | None = output_option(), state_root: Path | None = StateRootOpt, json: bool = JsonOpt) -> None:
     """Items with their health, holder and queue; then the waiting requests."""
+    mode = output_mode(output, json)
     book = _book(state_root)
     items = book.items()
     queue = book.queue()
-    if json:
+    if mode == "json":
         _emit({"items": items, "queue": queue})
+        return
+    if mode == "name":
+        _write("".join(f"{it['id']}\n" for it in items))
         return
     if not items:
         say(f"no inventory yet: describe the hardware in a YAML file and run `{_cmd(step(Action.DEFINE_INVENTORY))}`")
         return
-    from rich.table import Table
-
     from merlin.cli.output import out
+    from merlin.cli.tables import GIVE, Column, build, show
 
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for col in ("ITEM", "POOL", "LABELS", "HOST", "HEALTH", "HOLDER", "UNTIL", "WAITING"):
-        table.add_column(col, no_wrap=True)
+    wide = mode == "wide"  # every column whole; the table fits the terminal otherwise (docs/views.md)
+    columns = [Column("ITEM"), Column("POOL", drop=4), Column("LABELS", GIVE, overflow="fold" if wide else "ellipsis", floor=8, drop=6),
+               Column("HOST", drop=5), Column("HEALTH"), Column("HOLDER", drop=2), Column("UNTIL", drop=3), Column("WAITING", drop=7)]
+    rows = []
     for it in items:
         h = it["holder"]
         health = it["health"] + (" (drained)" if it.get("drained") else "")
-        table.add_row(
+        rows.append([
             it["id"], it["pool"], ",".join(f"{k}={v}" for k, v in sorted(it["labels"].items())) or "-", it.get("host") or "-", health,
             f"{h['user']}@{h['host']} {h['lease_id']}" if h else "-", _short(h["until"]) if h else "-", str(len(it["waiting"])),
-        )  # fmt: skip
-    out().print(table)
+        ])  # fmt: skip
+    show(build(columns, rows, 10_000 if wide else out().width), out())
     if queue:
         say(f"{len(queue)} request(s) waiting; see `{_cmd(step(Action.LEASES_QUEUE))}`")
 

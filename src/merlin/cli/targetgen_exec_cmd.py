@@ -266,14 +266,12 @@ def _render_status(data: dict[str, Any]) -> None:
     from merlin.cli.tables import GIVE, Column, build, show
 
     # Task ids, states and question ids stay whole on one line at any width; the notes give way (wrapping
-    # between words). The column set depends on the width alone: narrow terminals drop the detail columns.
-    if console.width >= 130:
-        wanted = ["#", "task", "state", "stage", "attempts", "last validation", "notes"]
-    elif console.width >= 100:
-        wanted = ["task", "state", "attempts", "last validation", "notes"]
-    else:
-        wanted = ["task", "state", "notes"]
-    columns = [Column(h, GIVE, floor=10, words_whole=True) if h in ("last validation", "notes") else Column(h) for h in wanted]
+    # between words). Columns drop in a fixed order when the line would not fit (docs/views.md): #, stage,
+    # attempts, last validation, then notes.
+    wanted = ["#", "task", "state", "stage", "attempts", "last validation", "notes"]
+    drops = {"#": 5, "stage": 4, "attempts": 3, "last validation": 2, "notes": 1}
+    columns = [Column(h, GIVE, floor=10, words_whole=True, drop=drops[h]) if h in ("last validation", "notes") else Column(h, drop=drops.get(h, 0))
+               for h in wanted]
     colours = {"completed": "green", "blocked": "red", "awaiting_operator": "yellow", "preflight_failed": "yellow", "awaiting_response": "yellow"}
     rows = []
     for i, t in enumerate(data["tasks"], start=1):
