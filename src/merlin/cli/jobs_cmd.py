@@ -115,7 +115,7 @@ def _print_run(rec: Any, reason: dict[str, Any] | None = None) -> None:
         grid.append(("next", command(st, ARGV)))
     from merlin.cli.tables import pairs
 
-    pairs(grid, out())
+    pairs(grid, out(), fold=("message", "waiting on", "leases"))
     if d["attempts"]:
         from merlin.cli.tables import GIVE, Column, build, show
 
@@ -344,7 +344,7 @@ def _fresh(cp: Any, rows: list[dict[str, Any]], status: list[str] | None) -> lis
     def ask() -> None:
         try:
             cp.refresh(ids)
-        except Exception:  # noqa: BLE001 - a view's courtesy: the rows stay as recorded, marked stale
+        except Exception:  # a view's courtesy: the rows stay as recorded, marked stale
             return
         done.set()
 
@@ -369,7 +369,7 @@ def _fresh(cp: Any, rows: list[dict[str, Any]], status: list[str] | None) -> lis
 def _self_reporting(cp: Any, engine: str | None) -> bool:
     try:
         return bool(cp.engine(engine).reports_own_status)
-    except Exception:  # noqa: BLE001 - an engine this merlin does not know: nothing to ask
+    except Exception:  # an engine this merlin does not know: nothing to ask
         return True
 
 

@@ -5,8 +5,8 @@ Rich for people (``runs_table``) and plain fixed-width text for long listings
 The layout (docs/views.md): columns in :data:`COLUMNS` order; when a line would be wider
 than the terminal, columns drop in :data:`DROP_ORDER` (the first named drops first); the run
 id and the status never drop and are never cut; the message and WAITING-ON are ellipsized.
-When OUTCOME has dropped, a run that succeeded at a TargetGen gate shows the outcome as its
-status (a run waiting for an operator never reads only "succeeded"). Times are relative
+When OUTCOME has dropped, a run that succeeded at a TargetGen gate shows the gate as its
+status (:data:`GATE`: a run waiting for an operator never reads only "succeeded"). Times are relative
 ("4m ago"); ``-o wide`` shows every column with absolute UTC times and whole messages.
 """
 
@@ -23,6 +23,9 @@ from merlin.cli.tables import GAP, GIVE, WHOLE, Column, fit
 DROP_ORDER = ("WORKFLOW", "TARGET", "TRIES", "ENGINE", "WAITING-ON", "AGE", "MESSAGE", "OUTCOME")
 
 _WAITING = "WAITING-ON"
+
+#: STATUS of a run that succeeded at a TargetGen gate, when OUTCOME has dropped (no wider than "succeeded")
+GATE = {"awaiting_operator": "operator?", "awaiting_response": "response?", "blocked": "blocked"}
 
 
 def _waiting_on(d: dict[str, Any]) -> str:
@@ -89,7 +92,7 @@ def layout(rows: list[dict[str, Any]], width: int, wide: bool = False, now: floa
     if 2 not in kept:  # OUTCOME dropped: the outcome speaks for the status it qualifies, then fit again without it
         for d, row in zip(rows, cells, strict=True):
             if d.get("outcome") not in (None, "", "completed"):
-                row[1] = neutralise(d["outcome"])
+                row[1] = GATE.get(d["outcome"], neutralise(d["outcome"]))
         rest = [i for i in range(len(shown)) if i != 2]
         kept, ws = fit([columns[i] for i in rest], [[row[i] for i in rest] for row in cells], width)
         kept = [rest[i] for i in kept]

@@ -128,9 +128,12 @@ def show(table: Any, console: Any = None) -> None:
     wide.print(table)
 
 
-def pairs(rows: Sequence[tuple[str, Any]], console: Any = None) -> None:
+def pairs(rows: Sequence[tuple[str, Any]], console: Any = None, fold: Sequence[str] = ()) -> None:
     """``key  value`` lines (bold keys), each value on one line however long: a run id or a
-    command to paste is never wrapped or cut by Rich (the terminal may wrap the line)."""
+    command to paste is never wrapped or cut by Rich (the terminal may wrap the line). The
+    values of the keys in ``fold`` are prose: they wrap between words within the terminal, under
+    their key's column."""
+    from rich.table import Table
     from rich.text import Text
 
     from merlin.cli.output import out, styled
@@ -138,8 +141,16 @@ def pairs(rows: Sequence[tuple[str, Any]], console: Any = None) -> None:
     console = console or out()
     width = max((len(k) for k, _v in rows), default=0)
     for key, value in rows:
+        text = value if isinstance(value, Text) else styled(value)
+        if key in fold and width + 2 + len(text) > console.width:
+            grid = Table.grid(padding=(0, 2))
+            grid.add_column(no_wrap=True, width=width, style="bold")
+            grid.add_column(overflow="fold", width=max(console.width - width - 2, 12))
+            grid.add_row(key, text)
+            console.print(grid)
+            continue
         line = Text(key.ljust(width) + "  ", style="bold")
-        line.append(value if isinstance(value, Text) else styled(value))
+        line.append(text)
         console.print(line, no_wrap=True, crop=False, overflow="ignore", soft_wrap=True)
 
 

@@ -175,9 +175,9 @@ def execute(
 
 def _execute_on_engine(capability, overlay, out_dir, from_dir, engine, cluster, wait, state_root, json) -> None:
     """``execute --engine E``: orchestrate here, run the executor as a run of E (see merlin.integrations.targetgen_runs)."""
+    from merlin.cli.common import exit_for_run
     from merlin.cli.nextsteps import say_next
     from merlin.cli.output import emit_json, message
-    from merlin.cli.common import exit_for_run
     from merlin.controlplane import ControlPlane
 
     cp = ControlPlane(state_root)
