@@ -103,3 +103,26 @@ def test_printed_hints_are_spelled_as_invoked_and_keep_the_state_root(tmp_path: 
     again = [s for s in steps if s["action"] == "targetgen_execute"][0]
     rendered = command(again, ["--state-root", str(root)])
     assert rendered.endswith(f"targetgen execute --from-dir {tmp_path / 't'} --engine ray --cluster c1 --state-root {root}"), rendered
+
+
+def test_a_targetgen_run_on_a_cluster_says_execute_again_there(tmp_path: Path) -> None:
+    """The outcome a TargetGen run records (as its Ray job does) keeps its engine and cluster: `jobs status`,
+    `jobs logs` and `jobs retry` print `targetgen execute ... --engine ray --cluster c1` (issue 19)."""
+    from merlin.controlplane import ControlPlane
+    from merlin.integrations.targetgen_runs import record_outcome
+    from merlin.ledger.models import ClusterRef
+
+    root = tmp_path / "state"
+    cp = ControlPlane(root)
+    run = cp.submit([sys.executable, "-c", "pass"], target="demo", workflow="w", engine="local", target_dir=tmp_path / "t", wait=True)
+
+    def on_c1(r: Any) -> list[dict[str, Any]]:  # what a run submitted with --engine ray --cluster c1 records
+        r.metadata = {**r.metadata, "targetgen_engine": "ray"}
+        r.cluster = ClusterRef(name="c1", address="http://127.0.0.1:9")
+        return []
+
+    cp.ledger.update(run.run_id, on_c1, cause="test: as submitted to c1")
+    record_outcome(cp, run.run_id, "awaiting_operator")
+    res = run_cli("ray", "jobs", "status", run.run_id, "--no-refresh", "--state-root", str(root), env={"MERLIN_INVOKED_AS": "./merlin"})
+    want = f"./merlin targetgen execute --from-dir {tmp_path / 't'} --engine ray --cluster c1 --state-root {root}"
+    assert any(line.split(None, 1)[-1] == want for line in res.stdout.splitlines() if line.startswith("next")), res.stdout
