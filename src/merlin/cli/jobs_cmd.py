@@ -322,7 +322,7 @@ def jobs_list(
 
 #: how long `jobs list` waits for the engines to answer about the active runs it shows (seconds)
 FRESH_BUDGET = 0.3
-_AFTER_WAIT = 0.05  # marking the stale rows, the rest of the thread's imports
+_AFTER_WAIT = 0.12  # marking the stale rows, and the exit of a process whose thread still waits on the engine
 
 
 def _fresh(cp: Any, rows: list[dict[str, Any]], status: list[str] | None) -> list[dict[str, Any]]:
