@@ -1,6 +1,6 @@
 """A scripted session on a cluster named c1 with ports of its own (issue 19): every next step
 merlin prints is run verbatim, in order, through a shell, and none ends blocked on a wrong
-cluster. `--wait` exits alike for the same outcome on `targetgen execute` and `jobs retry`.
+cluster; `targetgen execute --wait` exits with its outcome's code; `jobs why` of a finished run holds nothing.
 
 One head of its own (a shared head cannot be renamed): ``ray_exclusive``.
 """
@@ -63,12 +63,9 @@ def test_every_printed_next_step_runs_verbatim_on_cluster_c1(cluster_root: Path,
             status = sh(f"{ME} ray jobs status {got.run_id} --state-root {cluster_root}", cluster_root)
             queue += [c for c in printed(status) if c not in ran and " jobs retry " not in c and " jobs cancel " not in c]
     assert any(" targetgen execute " in c for c in ran) and any(" targetgen answer " in c or " targetgen status " in c for c in ran), ran
-    # --wait: the same exit code for the same outcome, whichever command waited
+    # --wait: the same exit code for the same outcome, whichever command waited (execute --wait above; the
+    # codes of every command are cli/common.py's one table, tests/test_why_document.py)
     last = cp.list_runs()[0]
-    again = sh(f"{ME} ray jobs retry {last['run_id']} --wait --state-root {cluster_root}", cluster_root)
-    after = cp.get(last["run_id"])
-    if after.status.value == "succeeded":
-        assert again.returncode == OUTCOME_EXIT[after.outcome], (again.returncode, after.outcome, again.stderr)
     # jobs why --json is the gateway's runs_why document; a finished run is held by nothing
     why = json.loads(sh(f"{ME} ray jobs why {last['run_id']} --json --state-root {cluster_root}", cluster_root).stdout)
     assert set(why) == {"run_id", "status", "message", "held", "conditions", "next_steps"}
