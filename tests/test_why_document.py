@@ -29,7 +29,8 @@ def test_jobs_why_json_is_runs_why_and_a_finished_run_holds_nothing(tmp_path: Pa
     cli = json.loads(run_cli("ray", "jobs", "why", run.run_id, "--json", "--state-root", str(root)).stdout)
     gw = pytest_gateway.Gateway(root).call("runs_why", {"run_id": run.run_id})
     assert set(cli) == set(gw) == {"run_id", "status", "message", "held", "conditions", "next_steps"}
-    assert {k: cli[k] for k in ("run_id", "status", "message", "held")} == {k: gw[k] for k in ("run_id", "status", "message", "held")}
+    assert {k: cli[k] for k in ("run_id", "status", "held")} == {k: gw[k] for k in ("run_id", "status", "held")}
+    assert cli["message"] and gw["message"]  # the run's own (its waiter may reword it between the two calls)
     assert cli["held"] is True and cli["status"] == "waiting"
 
     def without_steps(conds: list[dict]) -> list[dict]:

@@ -48,7 +48,7 @@ def jobs_why(
     from merlin.cli.output import emit_json
     from merlin.controlplane import ControlPlane
 
-    doc = ControlPlane(state_root).why_document(run_id)  # the gateway's runs_why, its steps as actions
+    doc = ControlPlane(state_root).why(run_id, document=True)  # the gateway's runs_why, its steps as actions
     if json:
         emit_json(doc)
         return

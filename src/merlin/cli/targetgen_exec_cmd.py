@@ -153,7 +153,7 @@ def execute(
         return
     if cluster is not None or wait:
         raise BadInput(f"execute: --cluster and --wait go with an engine other than {DEFAULT_ENGINE}")
-    from merlin.controlplane import ControlPlane, targetgen_outcome, targetgen_target
+    from merlin.controlplane import ControlPlane, run_place, targetgen_outcome, targetgen_target
     from merlin.integrations.targetgen_runs import targetgen_needs
 
     target, target_dir = targetgen_target(capability, overlay, out_dir, from_dir)
@@ -162,7 +162,7 @@ def execute(
     with cp.record_inprocess_run(target=target, target_dir=target_dir, run_id=run_id, leases=needs, progress=_progress) as recorded:
         result = run(from_dir, capability=capability, overlay=overlay, out_dir=out_dir, progress=_progress)
         # attached to a run of another engine: the hints keep that engine (e.g. --engine ray)
-        place = cp.run_place(recorded.run_id) if recorded.attached else {}
+        place = run_place(cp.get(recorded.run_id)) if recorded.attached else {}
         text, steps = targetgen_outcome(result, recorded.run_id, **place)
         recorded.finish(result.outcome, exit_code=result.exit_code, message=text, next_steps=steps)
     if json:

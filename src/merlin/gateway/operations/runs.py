@@ -173,7 +173,7 @@ def runs_why(gw: Gateway, a: RunInput) -> dict[str, Any]:
                 out.append(s)
         return out
 
-    doc = gw.cp.why_document(rec.run_id)  # the document of `jobs why --json`, its steps as tool calls
+    doc = gw.cp.why(rec.run_id, document=True)  # the document of `jobs why --json`, its steps as tool calls
     conds = [dict(c, next_steps=offered_steps(c)) for c in doc["conditions"]]
     steps: list[dict[str, Any]] = []
     for s in [x for c in conds for x in c["next_steps"]] + [step("runs_status", run_id=rec.run_id)]:
