@@ -37,7 +37,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     ControlPlane(srv.state_root).leases.define([{"id": "board0", "pool": "vcu118"}], source="test")
     lease = httpx2.post(f"{srv.url}/api/leases_reserve", json={"bundles": ["vcu118:1"]}, headers=srv.headers(), timeout=60)
     assert lease.status_code == 200 and lease.json()["state"] == "granted", lease.text
-    # the waiting request is the run's: the page's "why waiting" column shows runs_why's first reason for it
+    # the waiting request names the run, which has finished: the page's "why waiting" column says nothing holds it
     waiting = httpx2.post(f"{srv.url}/api/leases_reserve", json={"bundles": ["vcu118:1"], "run_id": srv.run_id}, headers=srv.headers(), timeout=60)
     srv.lease_ids = (lease.json()["lease_id"], waiting.json()["lease_id"])  # type: ignore[attr-defined]
     yield srv
@@ -63,8 +63,9 @@ def test_page_with_the_one_time_link_renders_the_tables(server: Server, tmp_path
     held, queued = server.lease_ids  # type: ignore[attr-defined]
     assert held in dom and queued in dom  # the holder of board0, and the request waiting for it
     assert "<th>why waiting</th>" in dom
-    row = re.search(rf"<tr><td>{server.run_id}</td>.*?</tr>", dom)  # type: ignore[attr-defined]
-    assert row and '<td class="why">[lease_item_held] board0 is held by' in row.group(0), row and row.group(0)
+    row = re.search(rf'<tr><td class="id">{server.run_id}</td>.*?</tr>', dom)  # type: ignore[attr-defined]
+    # the run has finished: a request still queued in its name holds nothing back (runs_why: held false)
+    assert row and '<td class="why"><div title="-">-</div></td>' in row.group(0), row and row.group(0)
     shot = artifacts / "page.png"
     # the link is one-time: a second browser with it gets the login page
     again = chromium(artifacts / "profile2", "--dump-dom", link)
@@ -99,3 +100,43 @@ def test_the_page_cookie_is_good_for_reads_only(server: Server) -> None:
     # and it opens nothing but the page: not the API document, not the MCP stream
     assert httpx2.get(f"{server.url}/openapi.json", cookies=cookies).status_code == 401
     assert httpx2.get(f"{server.url}/mcp", cookies=cookies).status_code == 401
+
+
+MEASURE = """<script>
+window.addEventListener('load', () => {
+  const out = document.createElement('pre'); out.id = 'measured';
+  const ids = [...document.querySelectorAll('#runs td.id')];
+  const heads = [...document.querySelectorAll('#runs th')];
+  out.textContent = JSON.stringify({
+    page: document.documentElement.scrollWidth, viewport: window.innerWidth,
+    idLines: ids.map(td => { const r = document.createRange(); r.selectNodeContents(td); return r.getClientRects().length; }),
+    headRight: Object.fromEntries(heads.map(th => [th.textContent, th.getBoundingClientRect().right])),
+  });
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+def test_the_page_fits_1280_px_with_run_ids_on_one_line(server: Server, tmp_path: Path) -> None:
+    """At 1280 px: no horizontal scroll, every run id on one line, the age column on screen, with a run
+    whose message and target are long. The served page plus a script that measures it, in Chromium."""
+    import json
+
+    long = httpx2.post(
+        f"{server.url}/api/runs_submit",
+        json={"command": ["sh", "-c", "exit 3"], "target": "a-long-target-name-for-the-page-x", "workflow": "smoke"},
+        headers=server.headers(),
+        timeout=60,
+    )
+    assert long.status_code == 200, long.text
+    page = httpx2.get(f"{server.url}/", headers=server.headers(), timeout=60)
+    assert page.status_code == 200 and '<table id="runs">' in page.text, page.text[:300]
+    html_file = tmp_path / "page.html"
+    html_file.write_text(page.text.replace("</body>", MEASURE + "</body>"))
+    dom = chromium(tmp_path / "profile", "--window-size=1280,900", "--virtual-time-budget=2000", "--dump-dom", html_file.as_uri())
+    m = re.search(r'<pre id="measured">(.*?)</pre>', dom, re.S)
+    assert m, dom[-2000:]
+    got = json.loads(m.group(1).replace("&quot;", '"'))
+    assert got["viewport"] == 1280 and got["page"] <= 1280, got
+    assert got["idLines"] and all(n == 1 for n in got["idLines"]), got  # one line box each
+    assert got["headRight"]["age"] <= 1280 and max(got["headRight"].values()) <= 1280, got

@@ -120,7 +120,7 @@ def test_three_nodes_on_a_two_node_partition_stays_queued_with_partitionconfig(s
     run = ControlPlane(slurm_root).submit(["true"], target="hpc", workflow="queued", engine="ray", cluster="big")
     why = run_cli("ray", "jobs", "why", run.run_id, "--json", "--state-root", str(slurm_root))
     assert why.returncode == 0, why.stderr
-    sched = [c for c in json.loads(why.stdout) if c["layer"] == "scheduler"]
+    sched = [c for c in json.loads(why.stdout)["conditions"] if c["layer"] == "scheduler"]
     assert len(sched) == 1 and sched[0]["code"] == "scheduler_queued"
     assert "PartitionConfig" in sched[0]["message"] and rec.scheduler_job_id in sched[0]["message"]
     assert "fewer nodes" in sched[0]["hint"]

@@ -92,7 +92,7 @@ def test_a_run_ray_keeps_pending_shows_what_ray_said_then_runs(fpga: ControlPlan
     assert [x["layer"] for x in cp.why(second)] == ["ray"], "no lease, an active cluster that has the resource: only Ray holds it"
     # the CLI: --json is the same data, the text names the layer and the commands; status shows the first reason
     res = run_cli("ray", "jobs", "why", second, "--json", "--state-root", str(cp.root))
-    assert res.returncode == 0 and json.loads(res.stdout)[0]["code"] == "ray_job_pending", res.stderr
+    assert res.returncode == 0 and json.loads(res.stdout)["conditions"][0]["code"] == "ray_job_pending", res.stderr
     text = run_cli("ray", "jobs", "why", second, "--state-root", str(cp.root)).stdout
     assert "[ray/ray_job_pending] Ray keeps job" in text and f"ray jobs status {second}" in text, text
     status = run_cli("ray", "jobs", "status", second, "--state-root", str(cp.root)).stdout

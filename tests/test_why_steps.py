@@ -45,7 +45,7 @@ def test_a_stopped_slurm_cluster_is_started_again_as_slurm_with_its_options(tmp_
     assert res.returncode == 0, res.stderr
     assert "[cluster/cluster_not_active] cluster lab is stopped" in res.stdout
     assert "next: merlin ray cluster start --kind slurm --name lab" in res.stdout and f"next: merlin ray jobs retry {run.run_id}" in res.stdout
-    data = json.loads(run_cli("ray", "jobs", "why", run.run_id, "--json", "--state-root", str(cp.root)).stdout)
+    data = json.loads(run_cli("ray", "jobs", "why", run.run_id, "--json", "--state-root", str(cp.root)).stdout)["conditions"]
     assert data[0]["next_steps"][0]["args"]["kind"] == "slurm" and data[0]["hint"] and "next_step" not in data[0]
 
 

@@ -7,6 +7,7 @@ Imports nothing heavy at module level.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import typer
 
 from merlin.cli.common import control_plane, invoked, key_values, said, short_time, status_styled, where
 from merlin.cli.option_diff import restart_steps, start_differences
-from merlin.cli.options import JsonOpt, StateRootOpt, choice_option, duration_option, from_config, hidden_alias, merged
+from merlin.cli.options import JsonOpt, StateRootOpt, choice_option, duration_option, from_config, hidden_alias, merged, output_mode, output_option
 from merlin.errors import BadInput
 
 app = typer.Typer(help="Start, inspect and stop local Ray clusters.", no_args_is_help=True)
@@ -321,27 +322,39 @@ def cluster_stop(
 
 
 @app.command("list")
-def cluster_list(state_root: Path | None = StateRootOpt, json: bool = JsonOpt) -> None:
-    """Every recorded cluster with its live state."""
-    from rich.table import Table
+def cluster_list(output: str | None = output_option(), state_root: Path | None = StateRootOpt, json: bool = JsonOpt) -> None:
+    """Every recorded cluster with its live state.
 
+    The table fits the terminal (columns drop in the order of docs/views.md; names and the jobs URL stay whole,
+    the message is cut); -o wide shows every column whole, with absolute times."""
     from merlin.cli.output import emit_json, message, out
 
+    mode = output_mode(output, json)
     cp = control_plane(state_root)
     states = cp.list_clusters()
-    if json:
+    if mode == "json":
         emit_json([s.to_json() for s in states])
+        return
+    if mode == "name":
+        sys.stdout.write("".join(f"{s.name}\n" for s in states))
         return
     if not states:
         message(f"no clusters recorded in {where(cp)}; start one with `{invoked()} ray cluster start-local`")
         return
-    t = Table(show_edge=False)
-    for col in ("NAME", "STATE", "JOBS API", "RAY", "AUTH", "STARTED", "MESSAGE"):
-        t.add_column(col)
+    from merlin.cli.common import age
+    from merlin.cli.tables import GIVE, Column, build, show
+
+    wide = mode == "wide"
+    columns = [Column("NAME"), Column("STATE"), Column("JOBS API", drop=3), Column("KIND", drop=6), Column("RAY", drop=5), Column("AUTH", drop=4),
+               Column("STARTED", drop=7), Column("MESSAGE", GIVE, overflow="fold" if wide else "ellipsis", floor=12, drop=2)]
+    rows = []
     for s in states:
         r = s.record
-        t.add_row(s.name, status_styled(s.state), r.address, r.ray_version or "-", r.auth.mode, short_time(r.started_at.isoformat() if r.started_at else None), s.message)
-    out().print(t)
+        started = r.started_at.isoformat() if r.started_at else None
+        rows.append([s.name, status_styled(s.state), r.address, r.kind, r.ray_version or "-", r.auth.mode,
+                     short_time(started) if wide else age(started), s.message.replace("\n", " ")])
+    console = out()
+    show(build(columns, rows, 10_000 if wide else console.width), console)
 
 
 

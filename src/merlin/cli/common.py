@@ -78,6 +78,28 @@ def short_time(value: Any) -> str:
     return text[:19].replace("T", " ") + ("Z" if len(text) > 19 else "")
 
 
+def age(value: Any, *, now: float | None = None, seconds: float | None = None, suffix: str = " ago") -> str:
+    """How long ago an ISO time was, for tables: ``12s ago``, ``4m ago``, ``3h ago``, ``2d ago``
+    (``seconds``: an age already known). ``-`` when there is no time."""
+    import time
+
+    if seconds is None:
+        if not value:
+            return "-"
+        from merlin.clock import parse
+
+        try:
+            then = parse(str(value))
+        except (ValueError, TypeError):
+            return short_time(value)
+        seconds = (time.time() if now is None else now) - (then or 0)
+    s = max(0, int(seconds))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s >= size:
+            return f"{s // size}{unit}{suffix}"
+    return f"{s}s{suffix}"
+
+
 def clock_time(value: Any) -> str:
     """HH:MM:SS (UTC) of an ISO time: attempts share the run's date, shown above."""
     text = str(value or "")
@@ -111,15 +133,49 @@ def record_json(rec: Any) -> dict[str, Any]:
     return rec.model_dump(mode="json") if hasattr(rec, "model_dump") else rec
 
 
+#: What ``--wait`` exits with, by how the run ended: the same on every command that waits
+#: (``jobs submit``, ``jobs retry``, ``targetgen execute --engine E``; ``jobs watch`` for the
+#: runs it watched). README's table "Exit codes of --wait" is checked against this one.
+WAIT_EXITS: tuple[tuple[str, int], ...] = (
+    ("succeeded (a TargetGen run: its target completed)", 0),
+    ("failed, cancelled or lost", 1),
+    ("blocked before it started (no cluster, a bad request), or a TargetGen run stopped at a blocked task", 3),
+    ("a TargetGen run stopped at an operator question or a prompt waiting for its response", 10),
+    ("Ctrl-C while waiting (the run goes on)", 130),
+)
+
+
+def wait_exit_code(rec: Any) -> int:
+    """The exit code of ``--wait`` for a run that ended (see :data:`WAIT_EXITS`)."""
+    status = rec.status.value
+    if status == "blocked":
+        return 3
+    if status in ("failed", "cancelled", "lost"):
+        return 1
+    if status != "succeeded" or not getattr(rec, "outcome", None):
+        return 0
+    from merlin.controlplane import targetgen_exit_code
+
+    return int(targetgen_exit_code(rec))
+
+
 def exit_for_run(rec: Any, *, waited: bool) -> None:
-    """Blocked runs exit 3; with --wait, a run that did not succeed exits 1."""
+    """Blocked runs exit 3; with --wait, the code of :func:`wait_exit_code` (1 failed, 10 a
+    TargetGen run stopped at a question, 3 at a blocked task)."""
+    import typer
+
     from merlin.errors import Blocked, RunFailed
 
     status = rec.status.value
     if status == "blocked":
         raise Blocked(f"run {rec.run_id} is blocked: {rec.message.removeprefix('blocked: ')}", next_steps=next_steps_of(rec))
-    if waited and status in ("failed", "cancelled", "lost"):
+    if not waited or not rec.status.is_terminal():
+        return
+    code = wait_exit_code(rec)
+    if code == 1:
         raise RunFailed(f"run {rec.run_id} {said(status, rec.message)}", next_steps=next_steps_of(rec))
+    if code:
+        raise typer.Exit(code)
 
 
 def said(status: str, text: str) -> str:

@@ -9,20 +9,25 @@ from merlin.targetgen.planner import Plan
 
 def render_explain(plan: Plan, console: Any) -> None:
     """Print the plan on ``console`` (the CLI's; this view lives in cli/ because targetgen never imports cli/)."""
+    from rich.text import Text
     from rich.tree import Tree
+
+    from merlin.cli.output import neutralise
 
     sp = plan.support_plan
     reasons = sp["reasons"]
-    head = f"[bold]{sp['display_name']}[/bold] ({sp['target']})"
+    # styles come from Text objects: the console never parses markup (text from a spec is shown as typed)
+    title = Text(neutralise(sp["display_name"]), style="bold")
+    head = f" ({sp['target']})"
     if sp.get("vendor"):
         head += f", {sp['vendor']}"
     if sp.get("maturity"):
         head += f", maturity {sp['maturity']}"
     if sp.get("deployment_profile"):
         head += f", deployment {sp['deployment_profile']} ({sp['deployment_mode']})"
-    console.print(head)
+    console.print(title + Text(neutralise(head)))
 
-    tree = Tree("[bold]Decisions[/bold]")
+    tree = Tree(Text("Decisions", style="bold"))
     styles = tree.add("integration styles: " + ", ".join(sp["integration_styles"]))
     for style, why in reasons["integration_styles"].items():
         styles.add(f"{style} because " + "; ".join(why))
@@ -43,8 +48,6 @@ def render_explain(plan: Plan, console: Any) -> None:
     console.print(tree)
 
     # ids (stage names, task ids) stay whole on one line; the rationale and dependency lists give way
-    from rich.text import Text
-
     from merlin.cli.tables import GIVE, Column, build, show
 
     colour = {"ready": "green", "planned": "yellow", "not_applicable": "dim"}
@@ -53,13 +56,14 @@ def render_explain(plan: Plan, console: Any) -> None:
             for st in plan.verification_manifest["stages"]]
     show(build(columns, rows, console.width, title="Verification ladder", title_justify="left"), console)
 
-    # the column set follows the width alone: narrow terminals drop the adapter and policy, never cut an id
-    wanted = ["task", "phase", "depends on"] + (["family", "adapter"] if console.width >= 100 else []) + (["mutation"] if console.width >= 130 else [])
+    # columns drop when the line would not fit (mutation, then adapter, then family); an id is never cut
+    wanted = ["task", "phase", "depends on", "family", "adapter", "mutation"]
+    drops = {"family": 1, "adapter": 2, "mutation": 3}
     cell = {
         "task": lambda t: t["id"], "phase": lambda t: t["phase"], "family": lambda t: t["family"],
         "depends on": lambda t: "\n".join(t["depends_on"]) or "-",  # one id a line: whole however narrow
         "adapter": lambda t: t["execution_adapter"], "mutation": lambda t: t["mutation_policy"],
     }
-    columns = [Column(h) for h in wanted]
+    columns = [Column(h, drop=drops.get(h, 0)) for h in wanted]
     rows = [[cell[h](t) for h in wanted] for t in plan.tasks]
     show(build(columns, rows, console.width, title="Task graph", title_justify="left"), console)

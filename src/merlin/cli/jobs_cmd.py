@@ -28,7 +28,19 @@ from merlin.cli.common import (
     status_styled,
     where,
 )
-from merlin.cli.options import JsonOpt, RecordFormatOpt, StateRootOpt, cluster_option, duration_option, engine_names, engine_option, typed, upstream_format
+from merlin.cli.options import (
+    JsonOpt,
+    RecordFormatOpt,
+    StateRootOpt,
+    cluster_option,
+    duration_option,
+    engine_names,
+    engine_option,
+    output_mode,
+    output_option,
+    typed,
+    upstream_format,
+)
 from merlin.cli.runs_table import runs_table, runs_text
 
 app = typer.Typer(help="Submit, list, follow, cancel and retry runs.", no_args_is_help=True)
@@ -40,20 +52,21 @@ def jobs_why(
     state_root: Path | None = StateRootOpt,
     json: bool = JsonOpt,
 ) -> None:
-    """Every condition holding a run back (leases, cluster, Ray, the scheduler, then the run), with evidence and the next steps."""
+    """Every condition holding a run back (leases, cluster, Ray, the scheduler, then the run), with evidence and the next steps.
+
+    A held slot says who holds it, since when and until when. `--json` prints the gateway's runs_why
+    document: {run_id, status, message, held, conditions, next_steps}."""
     from merlin.cli.nextsteps import condition_lines
     from merlin.cli.output import emit_json
     from merlin.controlplane import ControlPlane
 
-    cp = ControlPlane(state_root)
-    run_id = cp.resolve_run_id(run_id)
-    conds = cp.why(run_id)
+    doc = ControlPlane(state_root).why(run_id, document=True)  # the gateway's runs_why, its steps as actions
     if json:
-        emit_json(conds)
+        emit_json(doc)
         return
-    if not conds:
-        say(f"run {run_id}: nothing holds it back")
-    for c in conds:
+    if not doc["conditions"]:
+        say(f"run {doc['run_id']} ({doc['status']}): nothing holds it back")
+    for c in doc["conditions"]:
         sys.stdout.write("".join(line + "\n" for line in condition_lines(c, sys.argv[1:])))
 
 
@@ -108,7 +121,7 @@ def _print_run(rec: Any, reason: dict[str, Any] | None = None) -> None:
         grid.append(("next", command(st, ARGV)))
     from merlin.cli.tables import pairs
 
-    pairs(grid, out())
+    pairs(grid, out(), fold=("message", "waiting on", "leases"))
     if d["attempts"]:
         from merlin.cli.tables import GIVE, Column, build, show
 
@@ -271,16 +284,21 @@ def jobs_list(
     since: float | None = duration_option(None, "--since", help="Only runs created at most this long ago (e.g. 1h, 2d)."),
     until: float | None = duration_option(None, "--until", help="Only runs created at least this long ago (e.g. 30m)."),
     sort: str | None = typer.Option(None, "--sort", help="Order by this field (created and updated: newest first; default: created).", metavar=SORT_CHOICES),
-    refresh: bool = typer.Option(False, "--refresh", help="Ask the engines first (one list_jobs per Ray cluster)."),
+    refresh: bool = typer.Option(False, "--refresh", help="Ask the engines about every active run first, however long it takes (one list_jobs per Ray cluster)."),
     limit: int | None = typer.Option(None, "--limit", help="Newest N runs (table default 50, JSON default all; 0 = all)."),
+    output: str | None = output_option(),
     state_root: Path | None = StateRootOpt,
     json: bool = JsonOpt,
 ) -> None:
-    """Runs in the ledger, newest first; filter them by status, target, cluster, engine and age."""
+    """Runs in the ledger, newest first; filter them by status, target, cluster, engine and age.
+
+    The table fits the terminal: columns drop in a fixed order (docs/views.md), run ids are never cut, and the
+    active runs shown are asked about within 0.3 s (a row not refreshed in time says `stale` and its age)."""
     from merlin.cli.output import message
     from merlin.safety import check_number
 
     check_number(limit, "--limit", minimum=0, integer=True)  # -1 would be a Python slice, not a count
+    mode = output_mode(output, json)
 
     cp = control_plane(state_root)
     filters: dict[str, Any] = dict(targets=target or (), clusters=cluster or (), engines=engine or (), since=since, until=until, sort=sort)
@@ -290,8 +308,8 @@ def jobs_list(
         message(f"swept SIGKILL debris: {swept.summary()} (`{invoked()} ray doctor` checks the whole state root)")
         entries = cp.list_entries(status=status, **filters) if swept.completed else entries
     total = len(entries)
-    n = limit if limit is not None else (0 if json else 50)
-    if json:
+    n = limit if limit is not None else (0 if mode == "json" else 50)
+    if mode == "json":
         from merlin.ledger.index import record_bytes
 
         _write_json_array(record_bytes(entries, n))
@@ -299,21 +317,85 @@ def jobs_list(
     if n:
         entries = entries[:n]
     rows = [d for d, _raw in entries]
+    if mode == "name":
+        sys.stdout.write("".join(f"{d['run_id']}\n" for d in rows))
+        return
     if not rows:
         narrowed = status or any(v not in (None, ()) for v in filters.values())
         message("no runs recorded" + (" that match" if narrowed else "") + f" in {where(cp)}; submit one with `{invoked()} ray jobs submit`")
         return
+    if not refresh:
+        rows = _fresh(cp, rows, status)
     from merlin.cli.output import out
 
     console = out()
-    if len(rows) > 100:  # long listings: plain columns, same layout (see runs_text)
-        sys.stdout.write(runs_text(rows, console.width, colour=console.is_terminal and not console.no_color))
+    wide = mode == "wide"
+    if len(rows) > 100 or wide:  # long listings: plain columns, same layout (see runs_text); wide: nothing cut, no fitting
+        sys.stdout.write(runs_text(rows, console.width, colour=console.is_terminal and not console.no_color, wide=wide))
     else:
         from merlin.cli.tables import show
 
         show(runs_table(rows, console.width), console)
     if len(rows) < total:
         message(f"{len(rows)} of {total} runs shown; --limit 0 shows all")
+    stale = sum(1 for d in rows if d.get("_stale") is not None)
+    if stale:
+        message(f"{stale} active run(s) not answered by their engine within {FRESH_BUDGET:g}s are marked stale; --refresh waits for the answer")
+
+
+#: how long `jobs list` waits for the engines to answer about the active runs it shows (seconds)
+FRESH_BUDGET = 0.3
+_AFTER_WAIT = 0.12  # marking the stale rows, and the exit of a process whose thread still waits on the engine
+
+
+def _fresh(cp: Any, rows: list[dict[str, Any]], status: list[str] | None) -> list[dict[str, Any]]:
+    """The rows, with the active runs of engines that do not report their own status asked about
+    within FRESH_BUDGET (a thread; what it learns later is recorded for the next look). A row the
+    engine did not answer for in time keeps its record and is marked ``_stale`` (seconds since it
+    was last observed)."""
+    import threading
+    import time
+
+    from merlin.clock import parse
+
+    start = time.time()
+    active = [d for d in rows if d.get("status") in ("pending", "running") and not _self_reporting(cp, d.get("engine"))]
+    if not active:
+        return rows
+    ids = [d["run_id"] for d in active]
+    done = threading.Event()
+
+    def ask() -> None:
+        try:
+            cp.refresh(ids)
+        except Exception:  # a view's courtesy: the rows stay as recorded, marked stale
+            return
+        done.set()
+
+    threading.Thread(target=ask, name="merlin-list-refresh", daemon=True).start()
+    # the budget counts from the start (the engine's imports included), less what the view needs after the wait
+    fresh = done.wait(max(0.0, FRESH_BUDGET - _AFTER_WAIT - (time.time() - start)))
+    out = []
+    for d in rows:
+        if d["run_id"] not in ids:
+            out.append(d)
+            continue
+        if fresh:
+            d = cp.ledger.read_raw(d["run_id"])
+            if status and d.get("status") not in status:
+                continue
+        else:
+            seen = parse(d.get("observed_at") or d.get("updated_at"))
+            d = dict(d, _stale=start - (seen or start))
+        out.append(d)
+    return out
+
+
+def _self_reporting(cp: Any, engine: str | None) -> bool:
+    try:
+        return bool(cp.engine(engine).reports_own_status)
+    except Exception:  # an engine this merlin does not know: nothing to ask
+        return True
 
 
 @app.command("status")
@@ -439,7 +521,7 @@ def jobs_retry(
 
 @app.command("watch")
 def jobs_watch(
-    run_ids: list[str] | None = typer.Argument(None, help="Runs to watch (default: every pending or running run)."),
+    run_ids: list[str] | None = typer.Argument(None, help="Runs to watch (default: every active run: waiting, pending or running)."),
     interval: float = duration_option("1s", "--interval", help="Time between refreshes (e.g. 1s, 0.5s)."),
     timeout: float | None = duration_option(None, "--timeout", help="Give up after this long (e.g. 30s, 10m)."),
     state_root: Path | None = StateRootOpt,
@@ -455,9 +537,9 @@ def jobs_watch(
     check_number(timeout, "--timeout", minimum=0)
 
     cp = control_plane(state_root)
-    ids = list(run_ids or []) or [d["run_id"] for d in cp.list_runs(status=["pending", "running"])]
+    ids = list(run_ids or []) or [d["run_id"] for d in cp.list_runs(status=["waiting", "pending", "running"])]
     if not ids:
-        message(f"no pending or running runs to watch in {where(cp)}")
+        message(f"no waiting, pending or running runs to watch in {where(cp)}")
         if json:
             emit_json([])
         return

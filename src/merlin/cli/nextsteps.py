@@ -95,9 +95,9 @@ def command(s: dict[str, Any], argv: Iterable[str] | None = None) -> str:
         return f".venv/bin/pip install {shlex.quote(a['package'])}"
     elif act == Action.TARGETGEN_EXECUTE:
         extra = ["--engine", a["engine"]] if a.get("engine") else []
-        if a.get("cluster") and a["cluster"] != "default":
+        if a.get("cluster"):  # always spelled: a default taken from elsewhere must not move the run
             extra += ["--cluster", a["cluster"]]
-        words = ["targetgen", "execute", "--target-dir", str(a["target_dir"]), *extra, *(root if a.get("engine") else [])]
+        words = ["targetgen", "execute", "--target-dir", str(a["target_dir"]), *extra, *root]
     elif act == Action.TARGETGEN_ANSWER:
         words = ["targetgen", "answer", "--target-dir", str(a["target_dir"]), "--question-id", a["question_id"], "--choice", a["choice"]]
     elif act == Action.TARGETGEN_RESPOND:

@@ -132,3 +132,26 @@ DURATION = Duration()
 def duration_option(default: str | None, *decls: str, help: str) -> Any:
     """An option that takes a duration (``30s``, ``15m``, ``2h``, ``1d``, ``[D-]HH:MM:SS``); the command gets seconds."""
     return typer.Option(default, *decls, click_type=DURATION, help=help, metavar="DURATION")
+
+
+OUTPUT_MODES = ("table", "wide", "json", "name")
+
+
+def output_option() -> Any:
+    """``-o/--output table|wide|json|name`` (kubectl's): a fitted table (default), every column with
+    absolute times, JSON (as --json), or one identifier a line."""
+    return typer.Option(None, "--output", "-o", help="table (fitted, default), wide (every column, absolute times), json (as --json), name (one id a line).",
+                        metavar="|".join(OUTPUT_MODES), show_default=False)
+
+
+def output_mode(output: str | None, json: bool) -> str:
+    """The mode asked for: ``--json`` is ``-o json``; an unknown mode is a one-line error naming the choices."""
+    from merlin.errors import BadInput
+
+    if output is None:
+        return "json" if json else "table"
+    if output not in OUTPUT_MODES:
+        raise BadInput(f"-o {output!r}: expected one of {', '.join(OUTPUT_MODES)}", argument="output")
+    if json and output != "json":
+        raise BadInput(f"--json and -o {output} disagree: give one of them", argument="output", related=["json"])
+    return output

@@ -14,7 +14,16 @@ from typing import Any
 import typer
 
 from merlin.cli.common import say
-from merlin.cli.options import JsonOpt, RecordFormatOpt, StateRootOpt, duration_option, upstream_format
+from merlin.cli.nextsteps import invoked_as
+from merlin.cli.options import JsonOpt, RecordFormatOpt, StateRootOpt, duration_option, output_mode, output_option, upstream_format
+from merlin.nextsteps import Action, step
+
+
+def _cmd(s: dict[str, Any]) -> str:
+    """A step as the one renderer spells it, with this command's --state-root."""
+    from merlin.cli.nextsteps import command
+
+    return command(s, sys.argv[1:])
 
 app = typer.Typer(help="Hardware inventory and leases: define, list, reserve, renew, release, queue.", no_args_is_help=True)
 
@@ -100,34 +109,38 @@ def define(
 
 
 @app.command("list")
-def list_items(state_root: Path | None = StateRootOpt, json: bool = JsonOpt) -> None:
+def list_items(output: str | None = output_option(), state_root: Path | None = StateRootOpt, json: bool = JsonOpt) -> None:
     """Items with their health, holder and queue; then the waiting requests."""
+    mode = output_mode(output, json)
     book = _book(state_root)
     items = book.items()
     queue = book.queue()
-    if json:
+    if mode == "json":
         _emit({"items": items, "queue": queue})
         return
-    if not items:
-        say("no inventory yet: describe the hardware in a YAML file and run `merlin ray resources define FILE`")
+    if mode == "name":
+        _write("".join(f"{it['id']}\n" for it in items))
         return
-    from rich.table import Table
-
+    if not items:
+        say(f"no inventory yet: describe the hardware in a YAML file and run `{_cmd(step(Action.DEFINE_INVENTORY))}`")
+        return
     from merlin.cli.output import out
+    from merlin.cli.tables import GIVE, Column, build, show
 
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for col in ("ITEM", "POOL", "LABELS", "HOST", "HEALTH", "HOLDER", "UNTIL", "WAITING"):
-        table.add_column(col, no_wrap=True)
+    wide = mode == "wide"  # every column whole; the table fits the terminal otherwise (docs/views.md)
+    columns = [Column("ITEM"), Column("POOL", drop=4), Column("LABELS", GIVE, overflow="fold" if wide else "ellipsis", floor=8, drop=6),
+               Column("HOST", drop=5), Column("HEALTH"), Column("HOLDER", drop=2), Column("UNTIL", drop=3), Column("WAITING", drop=7)]
+    rows = []
     for it in items:
         h = it["holder"]
         health = it["health"] + (" (drained)" if it.get("drained") else "")
-        table.add_row(
+        rows.append([
             it["id"], it["pool"], ",".join(f"{k}={v}" for k, v in sorted(it["labels"].items())) or "-", it.get("host") or "-", health,
             f"{h['user']}@{h['host']} {h['lease_id']}" if h else "-", _short(h["until"]) if h else "-", str(len(it["waiting"])),
-        )  # fmt: skip
-    out().print(table)
+        ])  # fmt: skip
+    show(build(columns, rows, 10_000 if wide else out().width), out())
     if queue:
-        say(f"{len(queue)} request(s) waiting; see `merlin ray resources queue`")
+        say(f"{len(queue)} request(s) waiting; see `{_cmd(step(Action.LEASES_QUEUE))}`")
 
 
 @app.command("reserve")
@@ -169,9 +182,12 @@ def reserve(
     else:
         _write(lease["lease_id"] + "\n")
     if lease["state"] != "granted":
-        raise NotGranted(f"lease {lease['lease_id']} is waiting (not grantable now); see `merlin ray resources why {lease['lease_id']}`", lease)
+        raise NotGranted(f"lease {lease['lease_id']} is waiting (not grantable now); see `{_cmd(step(Action.LEASE_WHY, lease_id=lease['lease_id']))}`", lease)
     if not json:
-        say(f"granted {_items(lease)} until {_short(lease['expires_at'])}; renew with `merlin ray resources renew {lease['lease_id']}`")
+        from merlin.cli.nextsteps import quote, state_root_flag
+
+        renew = " ".join([invoked_as(), "ray", "resources", "renew", lease["lease_id"], *map(quote, state_root_flag(sys.argv[1:]))])
+        say(f"granted {_items(lease)} until {_short(lease['expires_at'])}; renew with `{renew}`")
 
 
 @app.command("run", context_settings={"allow_interspersed_args": False})
@@ -193,7 +209,7 @@ def run(
     from merlin.leases.keeper import LeaseKeeper, lease_env
 
     if "--" not in sys.argv:
-        raise BadInput("resources run: give the command after --, e.g. `merlin ray resources run board:1 -- ./flash.sh`")
+        raise BadInput(f"resources run: give the command after --, e.g. `{invoked_as()} ray resources run board:1 -- ./flash.sh`")
     split = next((n for n, b in enumerate(bundles) if not _looks_like_bundle(b)), len(bundles))
     wanted, command = bundles[:split], bundles[split:]
     if command[:1] == ["--"]:

@@ -40,16 +40,14 @@ def _progress(text: str) -> None:
     message(text)
 
 
-def _me() -> str:
-    from merlin.cli.nextsteps import invoked_as
-
-    return invoked_as()
-
-
 def _command(target_dir: Path) -> str:
-    import shlex
+    """``targetgen execute`` of this directory, as the one renderer spells it (with this command's --state-root)."""
+    import sys
 
-    return f"{_me()} targetgen execute --target-dir {shlex.quote(str(target_dir))}"
+    from merlin.cli.nextsteps import ARGV, command
+    from merlin.nextsteps import Action, step
+
+    return command(step(Action.TARGETGEN_EXECUTE, target_dir=str(target_dir)), ARGV or sys.argv[1:])
 
 
 def _render_outcome(result: Any, steps: list[dict[str, Any]]) -> None:
@@ -158,7 +156,7 @@ def execute(
         return
     if cluster is not None or wait:
         raise BadInput(f"execute: --cluster and --wait go with an engine other than {DEFAULT_ENGINE}")
-    from merlin.controlplane import ControlPlane, targetgen_outcome, targetgen_target
+    from merlin.controlplane import ControlPlane, run_place, targetgen_outcome, targetgen_target
     from merlin.integrations.targetgen_runs import targetgen_needs
 
     target, target_dir = targetgen_target(capability, overlay, out_dir, from_dir)
@@ -167,8 +165,8 @@ def execute(
     with cp.record_inprocess_run(target=target, target_dir=target_dir, run_id=run_id, leases=needs, progress=_progress) as recorded:
         result = run(from_dir, capability=capability, overlay=overlay, out_dir=out_dir, progress=_progress)
         # attached to a run of another engine: the hints keep that engine (e.g. --engine ray)
-        host = cp.get(recorded.run_id).metadata.get("targetgen_engine") if recorded.attached else None
-        text, steps = targetgen_outcome(result, recorded.run_id, engine=host)
+        place = run_place(cp.get(recorded.run_id)) if recorded.attached else {}
+        text, steps = targetgen_outcome(result, recorded.run_id, **place)
         recorded.finish(result.outcome, exit_code=result.exit_code, message=text, next_steps=steps)
     if json:
         emit_json(result.to_json())
@@ -180,10 +178,10 @@ def execute(
 
 def _execute_on_engine(capability, overlay, out_dir, from_dir, engine, cluster, wait, state_root, json) -> None:
     """``execute --engine E``: orchestrate here, run the executor as a run of E (see merlin.integrations.targetgen_runs)."""
+    from merlin.cli.common import exit_for_run
     from merlin.cli.nextsteps import say_next
     from merlin.cli.output import emit_json, message
-    from merlin.controlplane import ControlPlane, targetgen_exit_code
-    from merlin.errors import Blocked, RunFailed
+    from merlin.controlplane import ControlPlane
 
     cp = ControlPlane(state_root)
     rec = cp.targetgen_submit(
@@ -203,16 +201,7 @@ def _execute_on_engine(capability, overlay, out_dir, from_dir, engine, cluster, 
 
         message(f"run {rec.run_id} {said(rec.status.value, rec.message)}")
         say_next(steps)
-    if rec.status.value == "blocked":
-        raise Blocked(f"run {rec.run_id} is blocked: {rec.message.removeprefix('blocked: ')}", next_steps=steps)
-    if not wait:
-        return
-    code = targetgen_exit_code(rec)
-    if code == 1:
-        from merlin.cli.common import said
-
-        raise RunFailed(f"run {rec.run_id} {said(rec.status.value, rec.message)}")
-    raise typer.Exit(code)
+    exit_for_run(rec, waited=wait)
 
 
 def answer(
@@ -272,20 +261,20 @@ def status(target_dir: Path = TargetDirOpt, json: bool = JsonOpt) -> None:
 
 
 def _render_status(data: dict[str, Any]) -> None:
+    from merlin.cli.nextsteps import ARGV, command
     from merlin.cli.output import out, styled
+    from merlin.nextsteps import Action, step
 
     console = out()
     from merlin.cli.tables import GIVE, Column, build, show
 
     # Task ids, states and question ids stay whole on one line at any width; the notes give way (wrapping
-    # between words). The column set depends on the width alone: narrow terminals drop the detail columns.
-    if console.width >= 130:
-        wanted = ["#", "task", "state", "stage", "attempts", "last validation", "notes"]
-    elif console.width >= 100:
-        wanted = ["task", "state", "attempts", "last validation", "notes"]
-    else:
-        wanted = ["task", "state", "notes"]
-    columns = [Column(h, GIVE, floor=10, words_whole=True) if h in ("last validation", "notes") else Column(h) for h in wanted]
+    # between words). Columns drop in a fixed order when the line would not fit (docs/views.md): #, stage,
+    # attempts, last validation, then notes.
+    wanted = ["#", "task", "state", "stage", "attempts", "last validation", "notes"]
+    drops = {"#": 5, "stage": 4, "attempts": 3, "last validation": 2, "notes": 1}
+    columns = [Column(h, GIVE, floor=10, words_whole=True, drop=drops[h]) if h in ("last validation", "notes") else Column(h, drop=drops.get(h, 0))
+               for h in wanted]
     colours = {"completed": "green", "blocked": "red", "awaiting_operator": "yellow", "preflight_failed": "yellow", "awaiting_response": "yellow"}
     rows = []
     for i, t in enumerate(data["tasks"], start=1):
@@ -311,11 +300,8 @@ def _render_status(data: dict[str, Any]) -> None:
         for o in q["options"]:
             mark = " (recommended)" if o["id"] == q["recommended_option"] else ""
             console.print(f"  - {o['id']}{mark}: {o['label']}", markup=False, highlight=False)
-        console.print(
-            f"  answer: {_me()} targetgen answer --target-dir {data['target_dir']} --question-id {q['id']} --choice OPTION",
-            markup=False,
-            highlight=False,  # Rich wraps between words: the ids stay whole
-        )
+        answer = command(step(Action.TARGETGEN_ANSWER, target_dir=str(data["target_dir"]), question_id=q["id"], choice="OPTION"), ARGV)
+        console.print(f"  answer: {answer}", markup=False, highlight=False, soft_wrap=True)  # one line: the terminal may wrap it, Rich never splits it
     if data["awaiting_response"]:
         a = data["awaiting_response"]
         console.print(f"waiting for a response to {a['prompt_file']} in {a['response_file']}", markup=False, highlight=False)

@@ -25,11 +25,14 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def run_conditions(cp: Plane, run_id: str) -> list[dict[str, Any]]:
-    """Every condition holding ``run_id`` back, in layer order; empty when nothing does."""
+    """Every condition holding ``run_id`` back, in layer order; empty when nothing does
+    (a finished run: nothing holds it back, whatever became of its leases)."""
     rec = cp.get(run_id)
+    blocked = rec.status.value == "blocked"
+    if rec.status.is_terminal() and not blocked:
+        return []
     at = iso(time.time())
     out = lease_layer(cp, rec, at)
-    blocked = rec.status.value == "blocked"
     engine = cp.engine(rec.engine)
     if engine.uses_cluster and (not rec.status.is_terminal() or blocked):
         request = _request(cp, run_id)
@@ -52,6 +55,17 @@ def run_conditions(cp: Plane, run_id: str) -> list[dict[str, Any]]:
         out.append(condition("run", "run_blocked", rec.message, {"status": "blocked"}, at,
                              [step(Action.LOGS, run_id=run_id), step(Action.RETRY, run_id=run_id)], "fix what the message says, then retry"))  # fmt: skip
     return out
+
+
+def why_document(cp: Plane, run_id: str) -> dict[str, Any]:
+    """The run, whether anything holds it (``held``), the conditions and the steps they offer (then the run's status), once each."""
+    conds = run_conditions(cp, run_id)
+    rec = cp.get(run_id)
+    steps: list[dict[str, Any]] = []
+    for s in [x for c in conds for x in c.get("next_steps") or []] + [step(Action.STATUS, run_id=run_id)]:
+        if s not in steps:
+            steps.append(s)
+    return {"run_id": rec.run_id, "status": rec.status.value, "message": rec.message, "held": bool(conds), "conditions": conds, "next_steps": steps[:6]}
 
 
 def lease_layer(cp: Plane, rec: RunRecord, at: str) -> list[dict[str, Any]]:

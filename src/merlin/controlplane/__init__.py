@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from merlin.engines.base import Engine
     from merlin.integrations.targetgen_runs import (  # noqa: F401  (the TargetGen glue's public names, imported on first use)
         InProcessRun,
+        run_place,
         targetgen_exit_code,
         targetgen_message,
         targetgen_outcome,
@@ -52,7 +53,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 # The TargetGen glue's public names, re-exported here but imported on first use: a submit,
 # status or listing never loads the TargetGen integration (tests/test_hot_path_no_pydantic.py).
-_TARGETGEN_NAMES = frozenset({"InProcessRun", "targetgen_exit_code", "targetgen_message", "targetgen_outcome", "targetgen_target"})
+_TARGETGEN_NAMES = frozenset({"InProcessRun", "run_place", "targetgen_exit_code", "targetgen_message", "targetgen_outcome", "targetgen_target"})
 
 if not TYPE_CHECKING:
 
@@ -318,13 +319,13 @@ class ControlPlane(TargetGenFace):
 
         return doctor.run(self)
 
-    def why(self, run_id: str) -> list[dict[str, Any]]:
-        """Every condition holding a run back, layer by layer (its leases, its cluster, the engine,
-        the cluster's scheduler, the run itself), as :func:`merlin.control.why.run_conditions`
-        assembles them from each layer; empty when nothing does."""
-        from merlin.control.why import run_conditions
+    def why(self, run_id: str, document: bool = False) -> Any:
+        """Every condition holding a run back, layer by layer (its leases, its cluster, the engine, the cluster's scheduler,
+        the run itself; :func:`merlin.control.why.run_conditions`), empty when nothing does. ``document``: ``jobs why --json``
+        and the gateway's ``runs_why``, ``{run_id, status, message, held, conditions, next_steps}`` (:func:`~merlin.control.why.why_document`)."""
+        from merlin.control import why
 
-        return run_conditions(self, self.resolve_run_id(run_id))
+        return (why.why_document if document else why.run_conditions)(self, self.resolve_run_id(run_id))
 
     def wait(self, run_id: str, timeout: float | None = None, poll: float = 0.5) -> RunRecord:
         """Block until the run is terminal (or ``timeout`` seconds pass)."""

@@ -19,7 +19,8 @@ body{font:14px/1.4 system-ui,sans-serif;margin:1.5rem;color:#222;background:#faf
 h1{font-size:1.3rem;margin:0 0 .2rem}h2{font-size:1.05rem;margin:1.4rem 0 .4rem}
 table{border-collapse:collapse;width:100%;background:#fff}
 th,td{border-bottom:1px solid #ddd;padding:.3rem .5rem;text-align:left;vertical-align:top}
-th{background:#eee;font-weight:600}td.msg{max-width:40rem;color:#444}td.why{max-width:30rem;color:#8a5a00}
+th{background:#eee;font-weight:600}td.msg{color:#444}td.why{color:#8a5a00}
+td.id,td.t{white-space:nowrap}td.msg div,td.why div{max-width:14rem;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 .s-succeeded,.s-completed,.s-active{color:#176c2b}.s-failed,.s-lost,.s-blocked{color:#b3261e}
 .s-pending,.s-running,.s-awaiting_operator,.s-awaiting_response{color:#8a5a00}
 .h-bad,.h-retired{color:#b3261e}.h-maintenance,.h-unknown{color:#8a5a00}.muted{color:#777}code{font-size:.9em}
@@ -73,6 +74,10 @@ def _table(table_id: str, headers: list[str], rows: list[list[str]], empty: str)
 
 
 def _cell(value: Any, cls: str = "") -> str:
+    """A cell; ``id``: an identifier on one line, never broken; ``msg``/``why``: text cut to one line
+    with an ellipsis (the whole text in its tooltip), so the page fits 1280 px."""
+    if cls in ("msg", "why"):
+        return f'<td class="{cls}"><div title="{esc(value)}">{esc(value)}</div></td>'
     return f'<td class="{cls}">{esc(value)}</td>' if cls else f"<td>{esc(value)}</td>"
 
 
@@ -94,10 +99,10 @@ def tables(call: Callable[[str, dict[str, Any]], dict[str, Any]]) -> str:
             asked += 1
             why = _first_reason(call, r["run_id"])
         rows.append([
-            _cell(r.get("run_id")), _cell(r.get("target")), _cell(r.get("engine")), _cell(status, f"s-{status}"),
-            _cell(r.get("outcome") or "-", f"s-{r.get('outcome')}"), _cell(why, "why"), _cell(r.get("message", ""), "msg"), _cell(age(r.get("created_at"))),
+            _cell(r.get("run_id"), "id"), _cell(status, f"s-{status} t"), _cell(r.get("outcome") or "-", f"s-{r.get('outcome')} t"),
+            _cell(age(r.get("created_at")), "t"), _cell(r.get("target")), _cell(r.get("engine")), _cell(why, "why"), _cell(r.get("message", ""), "msg"),
         ])
-    parts.append(f"<h2>Runs ({len(runs)})</h2>" + _table("runs", ["run", "target", "engine", "status", "outcome", "why waiting", "message", "age"], rows, "no runs recorded"))
+    parts.append(f"<h2>Runs ({len(runs)})</h2>" + _table("runs", ["run", "status", "outcome", "age", "target", "engine", "why waiting", "message"], rows, "no runs recorded"))
     if lease_data is not None:
         parts.append(_leases(lease_data))
     try:
@@ -145,12 +150,12 @@ def _leases(data: dict[str, Any]) -> str:
     for it in data.get("items", []):
         h = it.get("holder") or {}
         health = it.get("health", "-") + (" (drained)" if it.get("drained") else "")
-        rows.append([_cell(it.get("id")), _cell(it.get("pool")), _cell(health, f"h-{it.get('health')}"),
+        rows.append([_cell(it.get("id"), "id"), _cell(it.get("pool")), _cell(health, f"h-{it.get('health')}"),
                      _cell(f"{h['user']}@{h['host']} {h['lease_id']}" if h else "-"), _cell(age(h.get("since")) if h else "-"),
                      _cell(h.get("until") or "-"), _cell(len(it.get("waiting") or []))])
     out = "<h2>Leases</h2>" + _table("leases", ["item", "pool", "health", "holder", "held for", "until", "waiting"], rows, "no inventory defined")
     queue = data.get("queue", [])
-    qrows = [[_cell(n), _cell(q["lease_id"]), _cell(", ".join(f"{b['pool']}:{b['count']}" for b in q.get("bundles", []))), _cell(q.get("priority")),
+    qrows = [[_cell(n), _cell(q["lease_id"], "id"), _cell(", ".join(f"{b['pool']}:{b['count']}" for b in q.get("bundles", []))), _cell(q.get("priority")),
               _cell(f"{q['owner']['user']}@{q['owner']['host']}"), _cell(age(q.get("created_at")))] for n, q in enumerate(queue, 1)]
     return out + "<h2>Lease queue</h2>" + _table("lease-queue", ["#", "lease", "wants", "priority", "owner", "waiting for"], qrows, "no request is waiting")
 

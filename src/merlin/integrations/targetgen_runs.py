@@ -39,18 +39,29 @@ OUTCOME_TEXT = {
 }
 
 
-def outcome_steps(outcome: str, run_id: str, target_dir: str) -> list[dict[str, Any]]:
+def run_place(rec: RunRecord) -> dict[str, Any]:
+    """Where a TargetGen run ran, as the arguments of its ``targetgen_execute`` step: the engine it
+    was submitted to and its cluster (so "execute again" goes back to the same place)."""
+    engine = rec.metadata.get("targetgen_engine")
+    cluster = rec.cluster.name if rec.cluster is not None else None
+    return {"engine": engine, "cluster": cluster if engine else None}
+
+
+def outcome_steps(outcome: str, run_id: str, target_dir: str, place: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     if outcome == "completed":
         return [step(Action.ARTIFACTS, run_id=run_id)]
-    return [step(Action.TARGETGEN_STATUS, target_dir=target_dir), step(Action.TARGETGEN_EXECUTE, target_dir=target_dir)]
+    return [step(Action.TARGETGEN_STATUS, target_dir=target_dir), step(Action.TARGETGEN_EXECUTE, target_dir=target_dir, **dict(place or {}))]
 
 
-def targetgen_outcome(result: ExecuteResult | Mapping[str, Any], run_id: str, engine: str | None = None) -> tuple[str, list[dict[str, Any]]]:
-    """The run's message (plain text) and next steps for an executor result."""
+def targetgen_outcome(
+    result: ExecuteResult | Mapping[str, Any], run_id: str, engine: str | None = None, cluster: str | None = None
+) -> tuple[str, list[dict[str, Any]]]:
+    """The run's message (plain text) and next steps for an executor result; ``engine`` and
+    ``cluster``: where the run ran, kept by its "execute again" step."""
     data = result if isinstance(result, Mapping) else result.to_json()
     root = str(data["target_dir"])
     outcome = data["outcome"]
-    again = step(Action.TARGETGEN_EXECUTE, target_dir=root, engine=engine)
+    again = step(Action.TARGETGEN_EXECUTE, target_dir=root, engine=engine, cluster=cluster if engine else None)
     if outcome == "completed":
         return "completed; its artifacts are indexed", [step(Action.ARTIFACTS, run_id=run_id)]
     if outcome == "awaiting_operator":
@@ -426,7 +437,7 @@ def record_outcome(
     """Write an executor outcome (and the next steps) without touching the status."""
     rec = cp.get(run_id)
     text = message or OUTCOME_TEXT.get(outcome, f"outcome {outcome}").format(run_id=run_id, target_dir=rec.target_dir)
-    steps = next_steps if next_steps is not None else outcome_steps(outcome, run_id, rec.target_dir)
+    steps = next_steps if next_steps is not None else outcome_steps(outcome, run_id, rec.target_dir, run_place(rec))
 
     def mutate(r: RunRecord) -> list[dict[str, Any]]:
         r.outcome = outcome
@@ -457,7 +468,7 @@ def finish_run(
     again = [step(Action.RUN_AGAIN, argv=without_run_id(rec.command))] if rec.command else []
     reason = (error or f"exit code {exit_code}").strip().rstrip(".")
     text = message or (OUTCOME_TEXT.get(outcome or "", "").format(run_id=run_id, target_dir=rec.target_dir) if outcome else "")
-    steps = next_steps if next_steps is not None else (outcome_steps(outcome, run_id, rec.target_dir) if outcome else [])
+    steps = next_steps if next_steps is not None else (outcome_steps(outcome, run_id, rec.target_dir, run_place(rec)) if outcome else [])
     ok = outcome is not None and error is None
 
     def mutate(r: RunRecord) -> list[dict[str, Any]]:

@@ -56,7 +56,7 @@ def explain(lease: dict[str, Any], state: dict[str, Any], inv: dict[str, Any] | 
         holder = holders.get(it["id"])
         if holder is not None:
             o = holder["owner"]
-            out.append(_cond("lease_item_held", f"{it['id']} is held by {o['user']}@{o['host']} (lease {holder['lease_id']}) until {holder.get('expires_at')}",
+            out.append(_cond("lease_item_held", f"{it['id']} is held by {o['user']}@{o['host']} (lease {holder['lease_id']}) since {holder.get('granted_at')} until {holder.get('expires_at')}",
                              {"item": it["id"], "holder_lease": holder["lease_id"], "user": o["user"], "host": o["host"], "pid": o.get("pid"),
                               "run_id": o.get("run_id"), "since": holder.get("granted_at"), "until": holder.get("expires_at"), "skew_seconds": skew}, at,
                              [*([step(Action.WHY, run_id=o["run_id"])] if o.get("run_id") else []), step(Action.LEASES_LIST),

@@ -173,12 +173,13 @@ def runs_why(gw: Gateway, a: RunInput) -> dict[str, Any]:
                 out.append(s)
         return out
 
-    conds = [dict(c, next_steps=offered_steps(c)) for c in gw.cp.why(rec.run_id)]
+    doc = gw.cp.why(rec.run_id, document=True)  # the document of `jobs why --json`, its steps as tool calls
+    conds = [dict(c, next_steps=offered_steps(c)) for c in doc["conditions"]]
     steps: list[dict[str, Any]] = []
     for s in [x for c in conds for x in c["next_steps"]] + [step("runs_status", run_id=rec.run_id)]:
         if s not in steps:
             steps.append(s)
-    return {"run_id": rec.run_id, "status": rec.status.value, "message": rec.message, "held": bool(conds), "conditions": conds, "next_steps": steps[:6]}
+    return {**doc, "conditions": conds, "next_steps": steps[:6]}
 
 
 @operation("runs_logs", "runs", LogsInput, RunsLogsResult, mutating=False)
