@@ -102,7 +102,7 @@ def test_printed_hints_are_spelled_as_invoked_and_keep_the_state_root(tmp_path: 
     _text, steps = targetgen_outcome(result, "run-1", engine="ray", cluster="c1")
     again = [s for s in steps if s["action"] == "targetgen_execute"][0]
     rendered = command(again, ["--state-root", str(root)])
-    assert rendered.endswith(f"targetgen execute --from-dir {tmp_path / 't'} --engine ray --cluster c1 --state-root {root}"), rendered
+    assert rendered.endswith(f"targetgen execute --target-dir {tmp_path / 't'} --engine ray --cluster c1 --state-root {root}"), rendered
 
 
 def test_a_targetgen_run_on_a_cluster_says_execute_again_there(tmp_path: Path) -> None:
@@ -124,5 +124,5 @@ def test_a_targetgen_run_on_a_cluster_says_execute_again_there(tmp_path: Path) -
     cp.ledger.update(run.run_id, on_c1, cause="test: as submitted to c1")
     record_outcome(cp, run.run_id, "awaiting_operator")
     res = run_cli("ray", "jobs", "status", run.run_id, "--no-refresh", "--state-root", str(root), env={"MERLIN_INVOKED_AS": "./merlin"})
-    want = f"./merlin targetgen execute --from-dir {tmp_path / 't'} --engine ray --cluster c1 --state-root {root}"
+    want = f"./merlin targetgen execute --target-dir {tmp_path / 't'} --engine ray --cluster c1 --state-root {root}"
     assert any(line.split(None, 1)[-1] == want for line in res.stdout.splitlines() if line.startswith("next")), res.stdout

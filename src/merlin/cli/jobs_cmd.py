@@ -279,7 +279,7 @@ SORT_CHOICES = "created|updated|status|target|engine|cluster|run_id"
 def jobs_list(
     status: list[str] | None = typer.Option(None, "--status", help="Only runs with this status (repeatable).", metavar=STATUS_CHOICES),
     target: list[str] | None = typer.Option(None, "--target", help="Only runs of this target (repeatable)."),
-    cluster: list[str] | None = typer.Option(None, "--cluster", help="Only runs sent to this cluster (repeatable).", metavar="NAME"),
+    cluster: list[str] | None = cluster_option("Only runs sent to this cluster (repeatable).", configured=False),
     engine: list[str] | None = typer.Option(None, "--engine", help="Only runs of this engine (repeatable).", metavar="|".join(engine_names())),
     since: float | None = duration_option(None, "--since", help="Only runs created at most this long ago (e.g. 1h, 2d)."),
     until: float | None = duration_option(None, "--until", help="Only runs created at least this long ago (e.g. 30m)."),

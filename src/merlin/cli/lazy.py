@@ -76,4 +76,4 @@ class LazyGroup(TyperGroup):
 
 def _path(ctx: Any) -> str:
     """A command's words after ``merlin`` (``ray jobs``), as :data:`merlin.cli.helpdoc.EXAMPLES` keys them."""
-    return " ".join(ctx.command_path.split()[1:])
+    return " ".join(ctx.command_path.split()[1:]) if ctx is not None else ""  # (click allows a caller no context)
