@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parent.parent
 UPSTREAM = REPO.parent / "shared" / "upstream-specs"
 EXAMPLES = REPO / "target_specs" / "examples"
 
-pytest_plugins: list[str] = ["tests.ray_fixtures"]
+pytest_plugins: list[str] = ["tests.ray_fixtures", "tests.xdist_schedule"]
 
 
 

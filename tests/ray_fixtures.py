@@ -17,12 +17,16 @@ Turns. Tests marked ``ray`` take turns through a reader-writer lock across
 workers (``flock`` on ``ray-tests.lock`` in the shared dir, with a turnstile so
 a waiting writer is not starved): by default a Ray test only submits to the
 shared head, and runs *shared*, beside the other Ray tests. A test that starts,
-kills or stops a head of its own is marked ``ray_exclusive`` and runs alone.
-The default cannot silently hide a head start: ``start_cluster`` and the
-``cluster_root`` fixture fail a test that does not hold the exclusive turn, and
-a shared test that leaves a record of a head of its own in its temp dirs fails
-at teardown. Fixtures of a wider scope that start or stop a head take the
-exclusive turn for just that (``ray_turn(config, exclusive=True)``).
+kills or stops heads of its own, and touches nothing of the shared head's or of
+another test's, is marked ``ray_own_head``: it runs beside the shared tests but
+holds the one own-head slot (``ray-heads.lock``), so one such head starts at a
+time in the run. A test that would disturb the shared head or the tests beside
+it is marked ``ray_exclusive`` and runs alone. The default cannot silently hide
+a head start: ``start_cluster`` and the ``cluster_root`` fixture fail a test
+that holds neither the own-head slot nor the exclusive turn, and a shared test
+that leaves a record of a head of its own in its temp dirs fails at teardown.
+Fixtures of a wider scope that start or stop a head take a turn for just that
+(``ray_turn(config, own_head=True)``, or ``exclusive=True`` for the shared head).
 
 Tests get their own ledger (``ray_cp``): a fresh state root whose
 ``cluster/bootstrap.json`` is a copy of the shared cluster's record, so runs of
@@ -94,9 +98,9 @@ def _interrupt_on_termination(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """A ``ray_exclusive`` test is a Ray test."""
+    """A ``ray_exclusive`` or ``ray_own_head`` test is a Ray test."""
     for item in items:
-        if item.get_closest_marker("ray_exclusive") is not None and item.get_closest_marker("ray") is None:
+        if (item.get_closest_marker("ray_exclusive") or item.get_closest_marker("ray_own_head")) and item.get_closest_marker("ray") is None:
             item.add_marker(pytest.mark.ray)
 
 
@@ -125,7 +129,10 @@ def _controller(config: pytest.Config) -> tuple[int, int | None]:
 
 
 class _Turns:
-    """This process's turn at the Ray tests: a reader-writer lock over ``flock``, reentrant in the process."""
+    """This process's turn at the Ray tests: a reader-writer lock over ``flock``, reentrant in the process.
+
+    Modes: ``shared`` (a read turn), ``own_head`` (a read turn and the one own-head slot), ``exclusive``
+    (the write turn: alone)."""
 
     def __init__(self) -> None:
         self.mode: str | None = None
@@ -133,59 +140,68 @@ class _Turns:
         self.config: pytest.Config | None = None  # the run whose turn this is (for will_start_heads)
 
     @contextmanager
-    def hold(self, shared: Path, exclusive: bool) -> Iterator[None]:
+    def hold(self, shared: Path, exclusive: bool, own_head: bool = False) -> Iterator[None]:
+        want = "exclusive" if exclusive else "own_head" if own_head else "shared"
         if self.depth:
-            if exclusive and self.mode != "exclusive":
-                raise RuntimeError("this process holds a shared Ray turn and asked for the exclusive one (flock cannot upgrade safely)")
+            if _STRENGTH[want] > _STRENGTH[self.mode or "shared"]:
+                raise RuntimeError(f"this process holds a {self.mode} Ray turn and asked for the {want} one (flock cannot upgrade safely)")
             self.depth += 1
             try:
                 yield
             finally:
                 self.depth -= 1
             return
-        gate = os.open(shared / "ray-tests.gate", os.O_RDWR | os.O_CREAT, 0o600)
-        lock = os.open(shared / "ray-tests.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        # the slot first: a test waiting for it holds no read turn, so delays no writer
+        slot = os.open(shared / "ray-heads.lock", os.O_RDWR | os.O_CREAT, 0o600) if want == "own_head" else None
+        gate = lock = None
         try:
+            if slot is not None:
+                fcntl.flock(slot, fcntl.LOCK_EX)
+            gate = os.open(shared / "ray-tests.gate", os.O_RDWR | os.O_CREAT, 0o600)
+            lock = os.open(shared / "ray-tests.lock", os.O_RDWR | os.O_CREAT, 0o600)
             fcntl.flock(gate, fcntl.LOCK_EX)  # the turnstile: a writer waiting here holds new readers back
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
             finally:
                 fcntl.flock(gate, fcntl.LOCK_UN)
-            self.mode, self.depth = ("exclusive" if exclusive else "shared"), 1
+            self.mode, self.depth = want, 1
             yield
         finally:
             self.mode, self.depth = None, 0
-            os.close(lock)  # closing the descriptor releases its flock
-            os.close(gate)
+            for fd in (lock, gate, slot):  # closing a descriptor releases its flock
+                if fd is not None:
+                    os.close(fd)
 
 
+_STRENGTH = {"shared": 0, "own_head": 1, "exclusive": 2}
 TURNS = _Turns()
 
 
 @contextmanager
-def ray_turn(config: pytest.Config, exclusive: bool) -> Iterator[None]:
-    """Hold a turn at the Ray tests (shared: beside other submitters; exclusive: alone)."""
-    with TURNS.hold(shared_dir(config), exclusive):
+def ray_turn(config: pytest.Config, exclusive: bool = False, own_head: bool = False) -> Iterator[None]:
+    """Hold a turn at the Ray tests (shared: beside other submitters; own_head: beside them, one such at a time; exclusive: alone)."""
+    with TURNS.hold(shared_dir(config), exclusive, own_head):
         TURNS.config = config
         yield
 
 
-def require_exclusive(what: str) -> None:
-    """Fail the calling test unless it holds the exclusive turn (it is about to start or stop a head)."""
-    if TURNS.mode != "exclusive":
-        pytest.fail(f"{what} starts a Ray head of its own: mark the test @pytest.mark.ray_exclusive "
-                    "(or take ray_turn(config, exclusive=True) in a wider fixture)", pytrace=False)
+def require_head_turn(what: str) -> None:
+    """Fail the calling test unless it may start or stop a head (the own-head slot or the exclusive turn)."""
+    if TURNS.mode not in ("own_head", "exclusive"):
+        pytest.fail(f"{what} starts a Ray head of its own: mark the test @pytest.mark.ray_own_head "
+                    "(or take ray_turn(config, own_head=True) in a wider fixture)", pytrace=False)
 
 
 @pytest.fixture(autouse=True)
 def _ray_turn(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Tests marked ``ray`` share the head; ``ray_exclusive`` ones run alone (see the module docstring)."""
+    """Tests marked ``ray`` share the head; ``ray_own_head`` ones also hold the own-head slot; ``ray_exclusive`` ones run alone."""
     if request.node.get_closest_marker("ray") is None:
         yield
         return
     exclusive = request.node.get_closest_marker("ray_exclusive") is not None
-    tmp_path = None if exclusive else request.getfixturevalue("tmp_path")  # set up first: still there at our teardown
-    with ray_turn(request.config, exclusive):
+    own_head = not exclusive and request.node.get_closest_marker("ray_own_head") is not None
+    tmp_path = None if exclusive or own_head else request.getfixturevalue("tmp_path")  # set up first: still there at our teardown
+    with ray_turn(request.config, exclusive, own_head):
         yield
         if tmp_path is not None:
             _no_head_of_its_own(request, tmp_path)
@@ -204,8 +220,8 @@ def _no_head_of_its_own(request: pytest.FixtureRequest, tmp_path: Path) -> None:
             except (OSError, ValueError):
                 continue
             if isinstance(data, dict) and data.get("temp_dir") and data.get("temp_dir") != session_temp and data.get("processes"):
-                pytest.fail(f"{request.node.nodeid} started a Ray head of its own ({record}) without the exclusive turn: "
-                            "mark it @pytest.mark.ray_exclusive", pytrace=False)
+                pytest.fail(f"{request.node.nodeid} started a Ray head of its own ({record}) without the own-head slot: "
+                            "mark it @pytest.mark.ray_own_head", pytrace=False)
 
 
 # ------------------------------------------------------------------ the shared head
@@ -220,11 +236,11 @@ class RayCluster:
 
 
 def start_cluster(state_root: Path, name: str = "default", **kwargs):
-    """Start a real local cluster on free ports (shared by fixtures and tests; needs the exclusive turn)."""
+    """Start a real local cluster on free ports (shared by fixtures and tests; needs the own-head slot or the exclusive turn)."""
     from merlin.clusters.net import free_ports
     from merlin.controlplane import ControlPlane
 
-    require_exclusive(f"start_cluster({name!r})")
+    require_head_turn(f"start_cluster({name!r})")
     assert TURNS.config is not None
     will_start_heads(TURNS.config, Path(state_root))
     cp = ControlPlane(state_root)
@@ -337,10 +353,10 @@ def ray_cp(ray_cluster: RayCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 @pytest.fixture
 def cluster_root(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
-    """A state root for tests that start their own clusters (``ray_exclusive`` ones); every cluster
+    """A state root for tests that start their own clusters (``ray_own_head`` ones); every cluster
     recorded there is stopped at teardown, even when the test failed, and by the run's watchdog
     if the run is killed first."""
-    require_exclusive("a test using cluster_root")
+    require_head_turn("a test using cluster_root")
     root = tmp_path / "state"
     will_start_heads(request.config, root)
     yield root

@@ -2,10 +2,11 @@
 
 Skips with a clear reason only where Slurm is not installed or not running.
 All Slurm/SSH/PBS end-to-end tests share the two nodes (and the machine's two
-cores), so they take turns: ``slurm_turn`` holds a file lock in the run's shared
-temp dir (xdist's loadgroup no longer keeps a group on one worker, see
-tests/ray_fixtures.py) and bounds each test with a deadline (SIGALRM), after
-which the test fails and its teardown still stops what it started.
+cores), so they take turns: they are one xdist group, which ``./scripts/test``
+runs on one worker (tests/xdist_schedule.py), and ``slurm_turn`` holds a file
+lock in the run's shared temp dir (so they take turns under any other
+distribution too) and bounds each test with a deadline (SIGALRM), after which
+the test fails and its teardown still stops what it started.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ def test_ctrl_c_of_jobs_logs_follow_of_a_ray_run_exits_130_without_a_traceback(r
         ray_cp.cancel(rec.run_id)
 
 
-@pytest.mark.ray_exclusive  # starts a head of its own
+@pytest.mark.ray_own_head  # starts a head of its own
 def test_ctrl_c_during_cluster_start_local_records_it_as_failed_and_ends_its_processes(cluster_root: Path) -> None:
     proc = start_cli(*start_args(cluster_root, "cc"))
     record = cluster_root / "cluster" / "cc.json"

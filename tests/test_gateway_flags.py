@@ -62,7 +62,7 @@ def test_strict_turns_the_pair_warnings_into_a_spec_error_on_validate_plan_and_e
     anyio.run(main)
 
 
-@pytest.mark.ray_exclusive
+@pytest.mark.ray_own_head
 @pytest.mark.slow
 def test_clusters_stop_is_refused_with_active_runs_until_force(cluster_root: Path) -> None:
     """A real local cluster with a run on it: clusters_stop is blocked (exit 3) naming the run and the

@@ -80,7 +80,7 @@ def _until(pred, timeout: float = 180.0):
     return pred()
 
 
-@pytest.mark.ray_exclusive  # starts a head of its own
+@pytest.mark.ray_own_head  # starts a head of its own
 def test_hosted_items_are_node_resources_and_leased_runs_queue_then_run_in_turn(cluster_root: Path, tmp_path: Path) -> None:
     """Items attached to this host become the node's custom resources; two `--lease firesim_fpga:1`
     runs run one after the other; a gang run (slot + board) waits holding nothing until both are free."""

@@ -2,7 +2,7 @@
 merlin prints is run verbatim, in order, through a shell, and none ends blocked on a wrong
 cluster; `targetgen execute --wait` exits with its outcome's code; `jobs why` of a finished run holds nothing.
 
-One head of its own (a shared head cannot be renamed): ``ray_exclusive``.
+One head of its own (a shared head cannot be renamed): ``ray_own_head``.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def printed(res: subprocess.CompletedProcess[str]) -> list[str]:
 
 
 @pytest.mark.ray
-@pytest.mark.ray_exclusive  # a head of its own, named c1, on ports of its own
+@pytest.mark.ray_own_head  # a head of its own, named c1, on ports of its own
 def test_every_printed_next_step_runs_verbatim_on_cluster_c1(cluster_root: Path, tmp_path: Path) -> None:
     from merlin.controlplane import ControlPlane
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import os
 import re
 import subprocess
@@ -16,14 +17,18 @@ from tests.process_support import wait_until
 SRC = Path(__file__).resolve().parents[1] / "src" / "merlin"
 
 
+@functools.cache
+def _function_names() -> dict[str, frozenset[str]]:
+    """Each module under src/merlin (relative path) -> the names of the functions it defines (at any depth), parsed once."""
+    return {
+        str(path.relative_to(SRC)): frozenset(n.name for n in ast.walk(ast.parse(path.read_text(encoding="utf-8"))) if isinstance(n, ast.FunctionDef))
+        for path in sorted(SRC.rglob("*.py"))
+    }
+
+
 def _defs(name: str) -> list[str]:
     """Every module under src/merlin that defines a function called ``name`` (at any depth)."""
-    out = []
-    for path in sorted(SRC.rglob("*.py")):
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        if any(isinstance(n, ast.FunctionDef) and n.name == name for n in ast.walk(tree)):
-            out.append(str(path.relative_to(SRC)))
-    return out
+    return [path for path, names in _function_names().items() if name in names]
 
 
 # ------------------------------------------------------------------ the clock

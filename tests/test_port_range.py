@@ -67,7 +67,7 @@ def _listening(pids: set[int]) -> list[tuple[int, int, str]]:
     return found
 
 
-@pytest.mark.ray_exclusive  # starts a head of its own
+@pytest.mark.ray_own_head  # starts a head of its own
 def test_a_cluster_started_with_a_port_range_listens_only_inside_it(cluster_root: Path) -> None:
     lo, hi = _free_range(40)
     result = _start(cluster_root, "ranged", f"{lo}-{hi}")

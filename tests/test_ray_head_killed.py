@@ -38,7 +38,7 @@ def _until(check, timeout: float = 30.0, what: str = "") -> None:
         time.sleep(0.2)
 
 
-@pytest.mark.ray_exclusive  # starts, SIGSTOPs and SIGKILLs a head of its own
+@pytest.mark.ray_own_head  # starts, SIGSTOPs and SIGKILLs a head of its own
 def test_sigkilled_head_makes_runs_lost_in_one_look_ends_their_processes_and_a_retry_never_doubles(cluster_root: Path) -> None:
     root = cluster_root
     cp = ControlPlane(root)

@@ -24,7 +24,7 @@ from conftest import REPO
 from ray_fixtures import ray_processes_of
 from test_ray_shared_cluster import INNER_CONFTEST
 
-pytestmark = [pytest.mark.slow, pytest.mark.ray_exclusive]  # the inner run starts a head of its own
+pytestmark = [pytest.mark.slow, pytest.mark.ray_own_head]  # the inner run starts a head of its own
 
 # the inner suite's conftest: the same as the shared-head test's (the run's fixtures, a state root per test)
 

@@ -48,7 +48,7 @@ def test_uses_the_shared_cluster(ray_cluster, i):
 '''
 
 
-@pytest.mark.ray_exclusive  # starts a head of its own
+@pytest.mark.ray_own_head  # starts a head of its own
 def test_two_workers_share_one_session_ray_head(tmp_path: Path) -> None:
     pytest.importorskip("ray")
     suite = tmp_path / "suite"

@@ -1,6 +1,7 @@
 """Ray tests take turns through a reader-writer lock across processes (tests/ray_fixtures.py):
-tests that only submit to the shared head run side by side, ``ray_exclusive`` ones alone, and a
-test that starts a head without saying so fails instead of racing the others."""
+tests that only submit to the shared head run side by side, ``ray_own_head`` ones beside them but
+one at a time, ``ray_exclusive`` ones alone, and a test that starts a head without saying so fails
+instead of racing the others."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +23,8 @@ import sys, time
 from pathlib import Path
 from tests.ray_fixtures import TURNS
 shared, mode, me = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
-with TURNS.hold(shared, exclusive=(mode == "exclusive")):
+(shared / f"{me}.asking").touch()
+with TURNS.hold(shared, exclusive=(mode == "exclusive"), own_head=(mode == "own_head")):
     (shared / f"{me}.holding").touch()
     while not (shared / f"{me}.release").exists():
         time.sleep(0.02)
@@ -34,51 +37,96 @@ def test_a_ray_test_holds_a_shared_turn() -> None:
     assert TURNS.mode == "shared"
 
 
+@pytest.mark.ray_own_head
+def test_a_ray_own_head_test_holds_the_own_head_slot() -> None:
+    assert TURNS.mode == "own_head"
+
+
 @pytest.mark.ray_exclusive
 def test_a_ray_exclusive_test_holds_the_exclusive_turn() -> None:
     assert TURNS.mode == "exclusive"
 
 
-def test_readers_share_a_writer_waits_alone_and_is_not_starved(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
-    procs: dict[str, subprocess.Popen] = {}
+class Holders:
+    """Processes holding turns in ``tmp_path`` (the run's shared dir), each until released."""
 
-    def start(me: str, mode: str) -> None:
-        procs[me] = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path), mode, me], env=env, cwd=REPO)
+    def __init__(self, tmp_path: Path) -> None:
+        self.dir = tmp_path
+        self.env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+        self.procs: dict[str, subprocess.Popen] = {}
 
-    def holding(*names: str, within: float) -> bool:
+    def start(self, me: str, mode: str) -> None:
+        """Start a holder and return once it is asking for its turn (a loaded machine starts Python slowly)."""
+        self.procs[me] = subprocess.Popen([sys.executable, "-c", HOLDER, str(self.dir), mode, me], env=self.env, cwd=REPO)
+        deadline = time.monotonic() + 120
+        while not (self.dir / f"{me}.asking").exists():
+            assert self.procs[me].poll() is None and time.monotonic() < deadline, f"{me} never asked for its turn"
+            time.sleep(0.02)
+
+    def holding(self, *names: str, within: float) -> bool:
         deadline = time.monotonic() + within
         while time.monotonic() < deadline:
-            if all((tmp_path / f"{n}.holding").exists() for n in names):
+            if all((self.dir / f"{n}.holding").exists() for n in names):
                 return True
             for n in names:
-                assert procs[n].poll() is None, f"{n} exited {procs[n].returncode}"
+                assert self.procs[n].poll() is None, f"{n} exited {self.procs[n].returncode}"
             time.sleep(0.02)
         return False
 
-    def release(*names: str) -> None:
-        for n in names:
-            (tmp_path / f"{n}.release").touch()
-            procs[n].wait(timeout=30)
+    def held(self, name: str) -> bool:
+        return (self.dir / f"{name}.holding").exists()
 
-    try:
-        start("reader1", "shared")
-        start("reader2", "shared")
-        assert holding("reader1", "reader2", within=60), "two shared turns are held at once"
-        start("writer", "exclusive")
-        assert not holding("writer", within=1.5), "the exclusive turn waits for the readers"
-        start("late-reader", "shared")
-        assert not holding("late-reader", within=1.5), "a reader arriving after a waiting writer waits behind it"
-        release("reader1", "reader2")
-        assert holding("writer", within=30) and not (tmp_path / "late-reader.holding").exists(), "the writer runs alone"
-        release("writer")
-        assert holding("late-reader", within=30)
-        release("late-reader")
-    finally:
-        for p in procs.values():
+    def release(self, *names: str) -> None:
+        for n in names:
+            (self.dir / f"{n}.release").touch()
+            self.procs[n].wait(timeout=30)
+
+    def end(self) -> None:
+        for p in self.procs.values():
             if p.poll() is None:
                 p.kill()
                 p.wait()
+
+
+@pytest.fixture
+def holders(tmp_path: Path) -> Iterator[Holders]:
+    h = Holders(tmp_path)
+    try:
+        yield h
+    finally:
+        h.end()
+
+
+def test_readers_share_a_writer_waits_alone_and_is_not_starved(holders: Holders) -> None:
+    holders.start("reader1", "shared")
+    holders.start("reader2", "shared")
+    assert holders.holding("reader1", "reader2", within=60), "two shared turns are held at once"
+    holders.start("writer", "exclusive")
+    assert not holders.holding("writer", within=1.5), "the exclusive turn waits for the readers"
+    holders.start("late-reader", "shared")
+    assert not holders.holding("late-reader", within=1.5), "a reader arriving after a waiting writer waits behind it"
+    holders.release("reader1", "reader2")
+    assert holders.holding("writer", within=30) and not holders.held("late-reader"), "the writer runs alone"
+    holders.release("writer")
+    assert holders.holding("late-reader", within=30)
+    holders.release("late-reader")
+
+
+def test_own_head_turns_run_beside_readers_one_at_a_time_and_a_writer_waits_for_them(holders: Holders) -> None:
+    holders.start("head1", "own_head")
+    holders.start("reader", "shared")
+    assert holders.holding("head1", "reader", within=60), "an own-head turn is held beside a shared one"
+    holders.start("head2", "own_head")
+    assert not holders.holding("head2", within=1.5), "one own-head turn at a time"
+    holders.start("writer", "exclusive")
+    assert not holders.holding("writer", within=1.5), "the exclusive turn waits for the own-head one too"
+    holders.release("head1")
+    assert not holders.holding("head2", within=1.5), "the next own-head turn waits behind the waiting writer"
+    holders.release("reader")
+    assert holders.holding("writer", within=30) and not holders.held("head2"), "the writer runs alone"
+    holders.release("writer")
+    assert holders.holding("head2", within=30)
+    holders.release("head2")
 
 
 INNER_TEST = '''
@@ -125,8 +173,8 @@ def test_a_head_started_without_the_exclusive_mark_fails_the_test(tmp_path: Path
     assert res.returncode == 1, out
     # Each message is asserted by what it names, not counted: pytest prints the short summary whole
     # under CI (the CI variable) and cut to the terminal's width elsewhere.
-    assert "start_cluster('default') starts a Ray head of its own: mark the test @pytest.mark.ray_exclusive" in out, out
-    assert "a test using cluster_root starts a Ray head of its own: mark the test @pytest.mark.ray_exclusive" in out, out
+    assert "start_cluster('default') starts a Ray head of its own: mark the test @pytest.mark.ray_own_head" in out, out
+    assert "a test using cluster_root starts a Ray head of its own: mark the test @pytest.mark.ray_own_head" in out, out
     assert "uses the shared Ray head: mark it @pytest.mark.ray" in out, out
     assert "started a Ray head of its own" in out and "mine.json" in out, out
     assert re.search(r"\b1 failed, 1 passed, (\d+ warnings, )?3 errors", out) and not (tmp_path / "bt" / "ray-shared" / "heads.jsonl").exists(), "no head was started"

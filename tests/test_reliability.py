@@ -179,7 +179,7 @@ def test_killed_inprocess_execute_is_lost_with_a_true_message_and_retry_runs_it(
     assert "No such file" not in cp.logs(run_id)
 
 
-@pytest.mark.ray_exclusive
+@pytest.mark.ray_own_head
 @pytest.mark.slow
 def test_ray_run_whose_head_was_sigkilled_is_lost_then_cancel_and_retry_elsewhere_work(ray_cp: ControlPlane) -> None:
     """A throwaway cluster (not the session one) is SIGKILLed under a running job."""

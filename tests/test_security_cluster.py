@@ -104,7 +104,7 @@ def test_default_cluster_is_token_protected_and_loopback_only(ray_cluster, ray_c
         assert resp.status == 200
 
 
-@pytest.mark.ray_exclusive  # starts a head of its own
+@pytest.mark.ray_own_head  # starts a head of its own
 def test_auth_none_is_an_explicit_opt_out_with_a_warning(cluster_root: Path) -> None:
     root = cluster_root
     res = start(root, "open", "--auth", "none")

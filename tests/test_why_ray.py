@@ -30,16 +30,16 @@ HOLD = "import os,sys,time; t=time.time()\nwhile not os.path.exists(sys.argv[1])
 @pytest.fixture(scope="module")
 def fpga(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
     """A private local cluster whose node has one ``firesim_fpga``; stopped at the end. Starting and
-    stopping it take the exclusive Ray turn; the tests only submit to it (shared turns)."""
+    stopping it take the own-head slot; the tests only submit to it (shared turns)."""
     pytest.importorskip("ray")
     from tests.ray_fixtures import ray_turn, start_cluster
 
     root = tmp_path_factory.mktemp("why-ray") / "state"
-    with ray_turn(request.config, exclusive=True):
+    with ray_turn(request.config, own_head=True):
         cp, rec = start_cluster(root, "fpga", resources={"firesim_fpga": 1})
     assert rec.resources.get("firesim_fpga") == 1
     yield cp
-    with ray_turn(request.config, exclusive=True):
+    with ray_turn(request.config, own_head=True):
         cp.stop_cluster("fpga", grace=2.0, force=True)
 
 
