@@ -21,7 +21,7 @@ from conftest import REPO
 
 PROBE = r"""
 import json, sys
-from merlin.cli.app import main
+from merlin.cli.entry import main
 code = 0
 try:
     main(sys.argv[1:])
@@ -72,7 +72,7 @@ def test_local_submit_status_and_list_import_no_filelock_targetgen_glue_or_other
     root = tmp_path / "state"
     code, _heavy, out, modules = probe_all("ray", "jobs", "submit", "--engine", "local", "--target", "t", "--workflow", "w", "--json", "--", "true", root=root)
     assert code == 0 and _unwanted(modules) == [], (code, _unwanted(modules))
-    assert "merlin.cli.jobs_cmd" in modules and "merlin.control.submit" in modules  # the probe sees what the command loads
+    assert "merlin.cli.jobs_submit" in modules and "merlin.control.submit" in modules  # the probe sees what the command loads
     run_id = json.loads(out)["run_id"]
     for args in (("ray", "jobs", "status", run_id, "--json"), ("ray", "jobs", "list", "--json")):
         code, _heavy, out, modules = probe_all(*args, root=root)

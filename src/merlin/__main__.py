@@ -1,4 +1,4 @@
-from merlin.cli.app import main
+from merlin.cli.entry import main
 
 if __name__ == "__main__":
     main()

@@ -24,7 +24,7 @@ def invoked_as() -> str:
 
 def state_root_flag(args: Iterable[str] | None) -> list[str]:
     """``--state-root X`` if the command line gave one (the environment carries $MERLIN_STATE_ROOT by itself)."""
-    from merlin.cli.app import _state_root_arg
+    from merlin.cli.entry import _state_root_arg
 
     root = _state_root_arg(list(args or []))
     return ["--state-root", root] if root else []

@@ -44,6 +44,7 @@ def from_config(key: str, convert: Callable[[Any], Any] = lambda v: v) -> Callab
         found = configured(key)
         return value if found is None else convert(found)
 
+    callback.config = (key, convert)  # type: ignore[attr-defined]  # what the submit fast path reads (cli/fast_submit.py)
     return callback
 
 

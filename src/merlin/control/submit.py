@@ -132,9 +132,9 @@ def submit(
 
 def submitter() -> dict[str, Any]:
     """This process as the attempt's submitter: pid and start time (an identity, not just a pid)."""
-    from merlin.clusters.procs import start_of
+    from merlin.procid import start_ticks
 
-    return {"submitter_pid": os.getpid(), "submitter_start": start_of(os.getpid())}
+    return {"submitter_pid": os.getpid(), "submitter_start": start_ticks(os.getpid())}
 
 
 def _waiting_attempt(cp: Plane, record: RunRecord, request: RunRequest, command: list[str], env: Mapping[str, str], bundles: list[dict[str, Any]]) -> RunRecord:

@@ -37,10 +37,12 @@ TERMINAL = frozenset({"SUCCEEDED", "FAILED", "STOPPED"})
 class RayApiError(Exception):
     """The jobs API answered with an error, or did not answer. ``status`` is the HTTP code (None: no answer)."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, reason: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
+        #: what went wrong in a person's words, without the exception's type (an unreachable cluster's OS error)
+        self.reason = reason if reason is not None else message
 
 
 class Unreachable(RayApiError):
@@ -193,7 +195,7 @@ class JobsApi:
             resp = conn.getresponse()
             raw = resp.read()
         except (OSError, http.client.HTTPException) as exc:
-            raise Unreachable(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__) from None
+            raise Unreachable(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__, reason=str(exc) or type(exc).__name__) from None
         finally:
             conn.close()
         if resp.status >= 400:
@@ -209,6 +211,11 @@ class JobsApi:
         return f"/api/jobs/{urllib.parse.quote(submission_id, safe='')}{tail}"
 
     # ------------------------------------------------------------------ reads
+
+    def version(self, timeout: float | None = None) -> dict[str, Any]:
+        """``GET /api/version``: served by Ray's job module, so an answer means the jobs API is up."""
+        data = self._call("GET", "/api/version", timeout=timeout)
+        return data if isinstance(data, dict) else {}
 
     def list_jobs(self) -> list[JobInfo]:
         data = self._call("GET", "/api/jobs/")

@@ -89,6 +89,8 @@ class RayEngine:
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
+        #: (run id, cluster) that :meth:`preflight` found ready, for the :meth:`submit` that follows it
+        self._checked: tuple[str, ClusterRecord] | None = None
 
     # ------------------------------------------------------------ connection
 
@@ -168,6 +170,7 @@ class RayEngine:
         from merlin.ledger.models import ClusterRef
 
         crec = self.ready_cluster(request.cluster or "default", record.run_id)
+        self._checked = (record.run_id, crec)  # the write-ahead submit that follows does not ask the cluster twice
         sub_id = submission_id(record.run_id, len(record.attempts) or 1)
         return Preflight(
             submission_id=sub_id,
@@ -191,20 +194,23 @@ class RayEngine:
         return pending_steps(request, crec.name, crec.resources, run_id) or [step(Action.LOGS, run_id=run_id, follow=True)]
 
     def ready_cluster(self, cluster_name: str, run_id: str | None = None) -> ClusterRecord:
-        """Everything that can block a submission, in the order a person fixes it (no Ray import)."""
-        from merlin.clusters.net import probe
+        """Everything that can block a submission, in the order a person fixes it (no Ray import).
 
+        The jobs API is asked ``GET /api/version`` through :class:`ray_api.JobsApi`, the
+        client the submission itself uses (http.client: no urllib.request on a submit)."""
         self._installed(run_id)
         cluster = self.cluster_for(cluster_name, run_id)
-        answer = probe(cluster.address, self._headers(cluster, run_id), timeout=5.0)
-        if answer.state == "auth":
+        try:
+            self.client(cluster, run_id).version(timeout=5.0)
+        except ray_api.Unauthorized as exc:
             raise EngineBlocked(
-                f"Ray cluster '{cluster.name}' at {cluster.address} refused the token ({answer.detail}); "
+                f"Ray cluster '{cluster.name}' at {cluster.address} refused the token (HTTP {exc.status}: the cluster requires a valid token); "
                 f"check the token source recorded in its cluster record{_retry_hint(run_id)}",
                 "token_rejected",
-            )
-        if answer.state != "ok":
-            raise self._connection_blocked(cluster, ConnectionError(answer.detail), run_id)
+            ) from None
+        except ray_api.RayApiError as exc:
+            detail = exc.reason if exc.status is None else f"HTTP {exc.status}"
+            raise self._connection_blocked(cluster, ConnectionError(detail), run_id) from None
         return cluster
 
     def _through_launcher(self, record: RunRecord, request: RunRequest, attempt: int, cluster: Any, env: dict[str, str]) -> list[str]:
@@ -228,7 +234,11 @@ class RayEngine:
         from merlin.ledger.models import ClusterRef
 
         attempt = len(record.attempts)
-        cluster = self.ready_cluster(request.cluster or "default", record.run_id)
+        checked, self._checked = self._checked, None
+        if checked is not None and checked[0] == record.run_id and checked[1].name == (request.cluster or "default"):
+            cluster = checked[1]  # preflight checked it a moment ago, for this run
+        else:
+            cluster = self.ready_cluster(request.cluster or "default", record.run_id)
         sub_id = submission_id(record.run_id, attempt)
         command = list(record.command)
         env = dict(env)
