@@ -135,3 +135,15 @@ def test_only_pydantic_models_imports_pydantic_in_the_ledger() -> None:
                 names.add(node.module.split(".")[0])
         if path.name != "pydantic_models.py":
             assert not names & {"pydantic", "pydantic_core"}, path.name
+
+
+def test_record_type_hints_are_what_typing_resolves() -> None:
+    """record.type_hints (each annotation text compiled once: the submit path's first use of a record) == typing.get_type_hints."""
+    import typing
+
+    from merlin.ledger.record import type_hints
+
+    classes = [c for c in vars(m).values() if isinstance(c, type) and issubclass(c, Record) and c is not Record]
+    assert len(classes) >= 10
+    for cls in classes:
+        assert type_hints(cls) == typing.get_type_hints(cls, include_extras=True), cls
