@@ -10,7 +10,10 @@ writing each run's request, record and events; the SDK writes nothing. Before
 issue 15 it was about 6.7x, half of a submit's imports being pydantic's.
 
 Starts a private Ray head on free ports; ``--rounds N`` alternates the two
-sides N times and takes the median. Exits 1 on FAIL.
+sides N times and takes the median. Exits 1 on FAIL. ``--breakdown`` also
+shows where one submit's CPU goes: the interpreter's start, each group of
+imports, then the submit itself (median CPU of fresh interpreters, each step's
+figure the CPU it added), beside the per-submission budget the target allows.
 """
 
 from __future__ import annotations
@@ -41,6 +44,70 @@ assert len(set(ids)) == int(sys.argv[2]), ids
 """
 
 
+#: The steps of one submit, in the order a submit meets them: (label, modules imported). Each group's
+#: figure is what it adds to the groups before it (a module shared with an earlier group is counted there).
+STEPS = [
+    ("typing, re, enum, functools, collections, shlex", ["typing", "re", "enum", "functools", "collections", "contextlib", "shlex"]),
+    ("json", ["json"]),
+    ("pathlib (+ urllib.parse, fnmatch)", ["pathlib"]),
+    ("shutil, tempfile, datetime (merlin.atomic, clock)", ["shutil", "tempfile", "datetime"]),
+    ("dataclasses (+ inspect, ast, dis, tokenize)", ["dataclasses"]),
+    ("socket", ["socket"]),
+    ("email (http.client's header parser)", ["email.parser", "email.message"]),
+    ("ssl (http.client imports it)", ["ssl"]),
+    ("http.client", ["http.client"]),
+    ("merlin: entry, fast path, output", ["merlin.cli.entry", "merlin.cli.fast_submit", "merlin.cli.submit_options", "merlin.cli.output",
+                                          "merlin.cli.nextsteps", "merlin.cli.common", "merlin.cli.jobs_submit"]),
+    ("merlin: facade, ledger, records", ["merlin.controlplane", "merlin.control.submit", "merlin.control.checks", "merlin.ledger",
+                                         "merlin.ledger.models", "merlin.ledger.record", "merlin.ledger.text"]),
+    ("merlin: the Ray engine and its client", ["merlin.engines.registry", "merlin.engines.ray_engine", "merlin.engines.ray_api",
+                                               "merlin.engines.base", "merlin.clusters.auth", "merlin.clusters.fit", "merlin.procid"]),
+]  # fmt: skip
+
+BREAKDOWN = r"""
+import json, sys, time
+marks = [("python start-up and site", time.process_time())]
+for label, modules in json.loads(sys.argv[1]):
+    for m in modules:
+        __import__(m)
+    marks.append((label, time.process_time()))
+from merlin.cli.entry import main
+try:
+    main(sys.argv[2:])
+except SystemExit:
+    pass
+marks.append(("the submit (parse, records, 2 HTTP requests, output)", time.process_time()))
+sys.stderr.write("BREAKDOWN:" + json.dumps(marks) + "\n")
+"""
+
+
+def breakdown(cli: Sequence[str], budget: float, reps: int = 15) -> None:
+    """Median CPU each step adds to one submit (fresh interpreters), then the rest of the process as measured from outside."""
+    runs: list[list[float]] = []
+    whole: list[float] = []
+    argv = [PY, "-c", BREAKDOWN, json.dumps(STEPS), *cli[1:]]
+    labels: list[str] = []
+    for _ in range(reps):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        res = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env(), cwd=REPO, text=True)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        line = [x for x in res.stderr.splitlines() if x.startswith("BREAKDOWN:")]
+        if not line:
+            raise SystemExit(f"breakdown failed: {res.stderr[-2000:]}")
+        marks = json.loads(line[-1][len("BREAKDOWN:") :])
+        labels = [m[0] for m in marks]
+        runs.append([b - a for a, b in zip([0.0] + [m[1] for m in marks[:-1]], [m[1] for m in marks], strict=True)])
+        whole.append((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime))
+    steps = [statistics.median(r[i] for r in runs) for i in range(len(labels))]
+    rest = statistics.median(whole) - sum(steps)
+    cli_whole = statistics.median(measured([cli])[0] for _ in range(reps))
+    print(f"where one submit's CPU goes (median of {reps} fresh interpreters; ms; budget per submission at the target: {budget * 1000:.1f} ms)")
+    for label, value in [*zip(labels, steps, strict=True), ("interpreter exit (measured from outside)", rest)]:
+        print(f"  {label:58} {value * 1000:7.1f}")
+    print(f"  {'sum (python -m merlin, one process)':58} {statistics.median(whole) * 1000:7.1f}")
+    print(f"  {'./merlin, measured whole (the wrapper included)':58} {cli_whole * 1000:7.1f}")
+
+
 def measured(argvs: Sequence[Sequence[str]], extra_env: dict[str, str] | None = None) -> tuple[float, float]:
     """(CPU seconds, wall seconds) of running each argv in turn: user+sys of the processes and their children."""
     e = {**env(), **(extra_env or {})}
@@ -59,6 +126,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=1, help="alternate CLI and SDK this many times; medians are reported")
     ap.add_argument("-n", type=int, default=N, help=f"submissions per side and round (default {N})")
+    ap.add_argument("--breakdown", action="store_true", help="also show where one submit's CPU goes, step by step")
     args = ap.parse_args()
     root = temp_root("merlin-bench-cli-submit-")
     try:
@@ -80,6 +148,8 @@ def main() -> int:
                 base_cpu.append(cpu)
                 base_wall.append(wall)
             submitted = len(cp.list_runs())
+            if args.breakdown:
+                breakdown(cli, TARGET * statistics.median(base_cpu) / args.n)
         assert submitted == 1 + args.rounds * args.n, submitted  # the warm-up and every measured submission recorded
         ours, base = statistics.median(ours_cpu), statistics.median(base_cpu)
         ratio = ours / base

@@ -101,6 +101,12 @@ def test_fast_path_leaves_help_errors_and_other_commands_to_typer(args: list[str
     assert fast_submit.parse(args) is None
 
 
+def test_shell_completion_goes_to_typer(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert fast_submit.parse([*BASE, "--", "true"]) is not None
+    monkeypatch.setenv("_MERLIN_COMPLETE", "bash_complete")
+    assert fast_submit.parse([*BASE, "--", "true"]) is None
+
+
 def test_an_unreadable_existing_path_goes_to_typer(tmp_path: Path) -> None:
     if os.geteuid() == 0:
         pytest.skip("root reads every file")

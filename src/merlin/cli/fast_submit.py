@@ -9,7 +9,7 @@ until it is current), so there is one declaration of the options, Typer's.
 :func:`fast_call` reads a command line as click would, but only the lines it
 is sure of: every option known to the table, each value converted exactly as
 the Typer command converts it, the command after ``--`` (or the first word that
-is not an option). Anything else (``-h``/``--help``, an unknown or misspelt
+is not an option). Anything else (``-h``/``--help``, shell completion, an unknown or misspelt
 option, a value that does not convert, a missing required option, an option
 the table marks ``typer`` or given twice) returns None and the Typer command
 reads the line, so its output and errors are Typer's, byte for byte.
@@ -49,12 +49,19 @@ def _convert(kind: str, name: str, value: str) -> Any:
     raise ValueError(kind)  # "typer": a type the table leaves to Typer
 
 
+def _completing() -> bool:
+    """Shell completion asked for (click's ``_MERLIN_COMPLETE``, or any such variable): Typer answers it."""
+    import os
+
+    return any(k.startswith("_") and k.endswith("_COMPLETE") for k in os.environ)
+
+
 def parse(args: Sequence[str]) -> dict[str, Any] | None:
     """The keyword arguments of :func:`merlin.cli.jobs_submit.submit` for ``args`` (the whole
     command line, ``ray jobs submit ...``), or None: Typer reads this line."""
     from merlin.cli import submit_options as table
 
-    if tuple(args[: len(COMMAND)]) != COMMAND or not table.FAST:
+    if tuple(args[: len(COMMAND)]) != COMMAND or not table.FAST or _completing():
         return None
     by_flag = {flag: opt for opt in table.OPTIONS for flag in opt[1]}
     off = {flag: opt for opt in table.OPTIONS for flag in opt[2]}
