@@ -185,3 +185,29 @@ def test_a_submit_imports_neither_typer_nor_click(tmp_path: Path) -> None:
     # a line the fast path declines goes to Typer, which words the error
     code, imported, _modules, err = probe(*BASE, "--num-cpus", "abc", "--", "true", root=root)
     assert code == 2 and "typer" in imported and "'abc' is not a valid float" in err, err
+
+
+def _module_run(args: list[str], root: Path, prelude: str = "") -> subprocess.CompletedProcess[str]:
+    """``merlin ARGS`` as the console script runs it (merlin.cli.entry.run), after ``prelude``."""
+    code = prelude + "\nimport sys\nfrom merlin.cli.entry import run\nsys.argv[0] = 'merlin'\nrun()\n"
+    env = {**os.environ, "MERLIN_STATE_ROOT": str(root), "NO_COLOR": "1", "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
+
+
+def test_a_fast_submit_ends_without_teardown_but_with_everything_written_and_printed(tmp_path: Path) -> None:
+    """run() ends a fast-path process with os._exit: the exit code, both streams and the records are whole."""
+    root = tmp_path / "state"
+    res = _module_run([*BASE, "--engine", "ray", "--", "true"], root)
+    assert res.returncode == 3, res.stderr  # blocked: no cluster
+    run_id = res.stdout.strip()
+    assert res.stderr.startswith(f"run {run_id} is blocked: no active Ray cluster"), res.stderr
+    record = json.loads((root / "runs" / run_id / "run_record.json").read_text())
+    assert record["status"] == "blocked" and record["run_id"] == run_id
+    res = _module_run([*BASE, "--engine", "ray", "--json", "--", "true"], root)
+    assert res.returncode == 3 and json.loads(res.stdout)["status"] == "blocked", res.stderr
+
+
+def test_an_exit_callback_still_runs_after_a_fast_submit(tmp_path: Path) -> None:
+    """Where anything registered for the interpreter's exit, the process ends normally and it runs."""
+    res = _module_run([*BASE, "--engine", "ray", "--", "true"], tmp_path / "state", prelude="import atexit\natexit.register(print, 'exit callback ran')")
+    assert res.returncode == 3 and "exit callback ran" in res.stdout, (res.stdout, res.stderr)

@@ -1,4 +1,4 @@
-from merlin.cli.entry import main
+from merlin.cli.entry import run
 
 if __name__ == "__main__":
-    main()
+    run()

@@ -20,6 +20,47 @@ from typing import Any
 
 from merlin import __version__
 
+#: set when main() took the fast path (this process ran a submit without Typer)
+_FAST_TAKEN: list[bool] = [False]
+
+
+def run() -> None:
+    """The process's entry point (the console script, ``python -m merlin``): :func:`main`, and after a
+    submit on the fast path, the process's end without the interpreter's teardown.
+
+    Tearing down the ~180 modules a submit imported costs it about as much CPU as
+    its own records (issue 15's budget). Everything a submit writes is written and
+    synced through merlin.atomic before main() returns; stdout and stderr are flushed
+    here. Where anything could still want the teardown (an atexit callback, a second
+    thread, a stream that will not flush) the process ends normally.
+    """
+    try:
+        main()
+    except SystemExit as exc:
+        if not _FAST_TAKEN[0]:
+            raise
+        code = exc.code
+        if not isinstance(code, int):
+            raise
+        _end(code)
+        raise
+
+
+def _end(code: int) -> None:
+    """os._exit(code) if nothing is left for the interpreter to do at exit; returns otherwise."""
+    import atexit
+
+    pending = getattr(atexit, "_ncallbacks", lambda: 1)()
+    threads = sys.modules["threading"].active_count() if "threading" in sys.modules else 1
+    if pending or threads > 1:
+        return
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        return  # the interpreter's own exit reports it as usual
+    os._exit(code)
+
 
 def _click(name: str) -> Any:
     """Click's exception class ``name``, or ``()`` (matches nothing) when Typer was never
@@ -139,6 +180,7 @@ def main(argv: list[str] | None = None) -> None:
 
         call = fast_call(args)
         if call is not None:
+            _FAST_TAKEN[0] = True
             result = call()
         else:
             from merlin.cli.app import app
