@@ -54,6 +54,8 @@ READ = [
     [*BASE, "--time", "2h", "--state-root", "/tmp/x", "--target-dir", "rel/dir", "--", "true"],
     [*BASE, "--time", "1-02:03:04", "--engine", "local", "--", "--", "true"],  # a second -- is the command's
     [*BASE, "--num-cpus", "inf", "--", "true"],  # float() takes it, as click's FLOAT does; the facade judges it
+    [*BASE, "--with", "numpy==2.1", "--with=rich", "--python", "3.11", "--no-index", "--find-links", "wheels", "--requirements", "req.txt",
+     "--secret-env", "TOKEN", "--working-dir", ".", "--", "python", "-c", "pass"],  # fmt: skip
 ]
 # Lines it leaves to Typer (help, errors, anything it is not sure of): Typer words them, byte for byte as before.
 DECLINED = [
