@@ -37,8 +37,8 @@ def test_table_typer_command_and_body_name_the_same_parameters() -> None:
     command = fast_submit.typer_command()
     declared = [p.name for p in command.params]
     assert declared == [submit_options.ARGUMENT[0], *(row[0] for row in submit_options.OPTIONS)]
-    assert list(inspect.signature(typer_submit).parameters) == declared
-    assert list(inspect.signature(jobs_submit.submit).parameters) == declared
+    assert [n for n in inspect.signature(typer_submit).parameters if n != "ctx"] == declared
+    assert list(inspect.signature(jobs_submit.submit).parameters) == [*declared, "typed"]  # typed: the parameters given on the line
     flags = {f for p in command.params if p.param_type_name == "option" for f in (*p.opts, *p.secondary_opts)}
     assert flags == {f for row in submit_options.OPTIONS for f in (*row[1], *row[2])}
 
@@ -94,13 +94,31 @@ def typer_kwargs(args: list[str], monkeypatch: pytest.MonkeyPatch) -> dict[str, 
 def test_fast_path_gives_the_body_what_typer_gives_it(args: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     fast = fast_submit.parse(args)
     assert fast is not None, "the fast path should read this line"
+    fast = fast_submit._configured(fast)  # the options not on the line, from the environment and config files as Typer's callbacks take them
     assert fast == typer_kwargs(args, monkeypatch)
-    assert {type(v) for v in fast.values()} <= {str, float, bool, list, type(None), type(Path())}
+    assert {type(v) for v in fast.values()} <= {str, float, bool, list, frozenset, type(None), type(Path())}
 
 
 @pytest.mark.parametrize("args", DECLINED, ids=lambda a: " ".join(a)[:60])
 def test_fast_path_leaves_help_errors_and_other_commands_to_typer(args: list[str]) -> None:
     assert fast_submit.parse(args) is None
+
+
+def test_config_defaults_reach_the_body_as_through_typer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A project's merlin.toml gives engine, cluster, state root and output to the options not on the line."""
+    from merlin.cli import config
+
+    (tmp_path / "merlin.toml").write_text('engine = "ray"\ncluster = "lab"\nstate_root = "st"\noutput = "json"\n')
+    monkeypatch.chdir(tmp_path)
+    config.forget()
+    try:
+        for args in ([*BASE, "--", "true"], [*BASE, "--cluster", "other", "--engine", "local", "--", "true"]):
+            fast = fast_submit.parse(args)
+            assert fast is not None
+            fast = fast_submit._configured(fast)
+            assert fast == typer_kwargs(args, monkeypatch), args
+    finally:
+        config.forget()
 
 
 def test_shell_completion_goes_to_typer(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -162,8 +162,6 @@ def wait_exit_code(rec: Any) -> int:
 def exit_for_run(rec: Any, *, waited: bool) -> None:
     """Blocked runs exit 3; with --wait, the code of :func:`wait_exit_code` (1 failed, 10 a
     TargetGen run stopped at a question, 3 at a blocked task)."""
-    import typer
-
     from merlin.errors import Blocked, RunFailed
 
     status = rec.status.value
@@ -175,7 +173,7 @@ def exit_for_run(rec: Any, *, waited: bool) -> None:
     if code == 1:
         raise RunFailed(f"run {rec.run_id} {said(status, rec.message)}", next_steps=next_steps_of(rec))
     if code:
-        raise typer.Exit(code)
+        raise SystemExit(code)  # as typer.Exit(code) would end it, without importing Typer on the submit path
 
 
 def said(status: str, text: str) -> str:

@@ -119,7 +119,7 @@ def parse(args: Sequence[str]) -> dict[str, Any] | None:
     if not command and table.ARGUMENT[1]:
         return None
     kwargs: dict[str, Any] = {table.ARGUMENT[0]: command or None}
-    for name, _flags, _off, _kind, _type, default, config in table.OPTIONS:
+    for name, _flags, _off, _kind, _type, default, _config in table.OPTIONS:
         if name in values:
             kwargs[name] = values[name]
         elif default is table.REQUIRED:
@@ -188,7 +188,7 @@ def _config_of(callback: Any) -> tuple[str, str] | None:
     """(config key, converter) of an option whose default the config files give (options.from_config),
     the converter by name: ``same``, ``path`` or ``json`` (the ones this module applies); None otherwise."""
     key, convert = getattr(callback, "config", (None, None))
-    if key is None:
+    if key is None or convert is None:
         return None
     name = getattr(convert, "__name__", "")
     if name == "<lambda>":  # from_config's identity, or the output = "json" test
