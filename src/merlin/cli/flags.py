@@ -24,6 +24,8 @@ FLAGS = {
     "secret_env": "--secret-env",
     "runtime": "--env-file",
     "run_id": "RUN_ID",
+    "max_retries_failure": "--retries",
+    "max_retries_preemption": "--retries-infra",
 }
 #: a command (its words) -> the arguments it spells its own way
 COMMAND_FLAGS: dict[tuple[str, ...], dict[str, str]] = {

@@ -107,6 +107,12 @@ def _print_run(rec: Any, reason: dict[str, Any] | None = None) -> None:
     grid.append(("observed", short_time(d.get("observed_at"))))
     grid.append(("message", d.get("message") or "-"))
     grid.append(("environment", environment_line(d)))
+    from merlin.clock import utcnow
+    from merlin.ledger.failures import attempt_line
+
+    tries = attempt_line(d, utcnow())
+    if tries:
+        grid.append(("attempt", tries))
     if d.get("leases"):
         grid.append(("leases", ", ".join(d["leases"]) + (f" (items {', '.join(d['lease_items'])})" if d.get("lease_items") else "")))
     from merlin.cli.nextsteps import ARGV, command
@@ -138,6 +144,23 @@ def _print_run(rec: Any, reason: dict[str, Any] | None = None) -> None:
                 err or "-",
             ])
         show(build(columns, rows, out().width), out())
+        _print_replicas(d["attempts"][-1])
+
+
+def _print_replicas(att: dict[str, Any]) -> None:
+    """A gang's latest attempt: one line per replica."""
+    if not att.get("replicas"):
+        return
+    from merlin.cli.output import out
+    from merlin.cli.tables import GIVE, Column, build, show
+
+    columns = [Column(h) for h in ("replica", "status", "host", "pid", "exit")] + [Column("how it ended", GIVE)]
+    rows = [
+        [str(r["index"]), status_styled(r["status"]), r.get("host") or "-", str(r.get("pid") or r.get("submission_id") or "-"),
+         "-" if r.get("exit_code") is None else str(r["exit_code"]), r.get("message") or "-"]
+        for r in att["replicas"]
+    ]  # fmt: skip
+    show(build(columns, rows, out().width), out())
 
 
 @app.command("submit", context_settings={"allow_interspersed_args": False})
@@ -157,6 +180,11 @@ def jobs_submit(
     lease: list[str] | None = typer.Option(
         None, "--lease", help="Hardware it needs, POOL[:COUNT][,k=v...] (repeatable: a gang). The run waits for the lease, then starts by itself."
     ),
+    retries: int = typer.Option(0, "--retries", help="Retry by itself this many times after the command fails (exits non-zero)."),
+    retries_infra: int = typer.Option(0, "--retries-infra", help="Retry by itself this many times after the infrastructure loses the run (node, head, supervisor...)."),
+    retry_backoff: float | None = duration_option(None, "--retry-backoff", help="Wait before the first automatic retry (default 10s), doubling for each later one."),
+    replicas: int | None = typer.Option(None, "--replicas", help="A gang: start this many processes together or not at all (docs/retries.md)."),
+    placement: str | None = typer.Option(None, "--placement", help="Where a gang's replicas go: pack (few nodes) or spread (one per node)."),
     time_: float | None = duration_option(
         None, "--time", help="How long the run needs (e.g. 2h or [D-]HH:MM:SS); warns when the cluster's allocation ends sooner, ignored (with a warning) where the engine has no walltime."
     ),

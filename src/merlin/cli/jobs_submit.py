@@ -41,6 +41,11 @@ def submit(
     find_links: list[str] | None,
     no_index: bool,
     env_file: Path | None,
+    retries: int,
+    retries_infra: int,
+    retry_backoff: float | None,
+    replicas: int | None,
+    placement: str | None,
     state_root: Path | None,
     json: bool,
     typed: frozenset[str] = frozenset(),
@@ -77,9 +82,10 @@ def submit(
             env_file, requirements_file=requirements, lock_file=lock, packages=with_, python=python, working_dir=working_dir,
             secret_env=secret_env, index_url=index_url, find_links=find_links, no_index=no_index,
         ),
+        max_retries_failure=retries, max_retries_preemption=retries_infra, retry_backoff=retry_backoff, replicas=replicas, placement=placement,
     )
     announced = False
-    if wait and not rec.status.is_terminal() and rec.status.value != "blocked":
+    if wait and (not rec.status.is_terminal() or rec.retry_keeper) and rec.status.value != "blocked":
         from merlin.cli.waiting import announce, wait_for_run
 
         if not json:

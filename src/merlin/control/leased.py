@@ -163,6 +163,16 @@ def serve(cp: Plane, argv: list[str]) -> int:
 
     def on_lost(exc: LeaseLost) -> None:
         cp.ledger.append_event(run_id, "lease_lost", str(exc), attempt=attempt, detail={"lease_id": lease_id})
+
+        def revoked(r: RunRecord) -> None:  # an infrastructure end (docs/retries.md): the cancel below keeps it
+            if len(r.attempts) == attempt and r.status.is_active():
+                r.attempts[-1].error_type = "LEASE_REVOKED"
+                r.attempts[-1].error_message = f"its lease {lease_id} was revoked: {exc}"
+
+        try:
+            cp.ledger.update(run_id, revoked, cause="its lease was revoked")
+        except MerlinError:
+            pass
         try:
             cp.cancel(run_id)
         except MerlinError:

@@ -24,7 +24,9 @@ def wait(cp: Plane, run_id: str, timeout: float | None = None, poll: float = 0.5
     rec = cp.status(run_id)
     limit = cp.engine(rec.engine).poll_interval
     interval = poll if limit is None else min(poll, limit)
-    while not rec.status.is_terminal():
+    from merlin.control.retries import pending_retry
+
+    while not rec.status.is_terminal() or pending_retry(cp, rec):  # an ended attempt with a retry due: wait for it
         if deadline is not None and time.monotonic() > deadline:
             break
         time.sleep(interval)
@@ -156,7 +158,7 @@ def retry(
 ) -> RunRecord:
     from merlin.control.submit import launch, submitter
     from merlin.ledger.models import Attempt, ClusterRef
-    from merlin.ledger.text import REDACTED, has_redacted
+    from merlin.ledger.text import has_redacted
 
     rec = cp.get(run_id)
     if rec.status.is_active():
@@ -179,21 +181,7 @@ def retry(
         request = refresh_for_retry(cp, request)
     if has_redacted(request.command):
         raise BadInput(f"run {run_id}'s command held secret values that the ledger redacted; submit it again")
-    overrides = check_env(env)
-    real_env: dict[str, str] = {}
-    missing = []
-    for k, v in request.env.items():
-        if k in overrides:
-            real_env[k] = overrides[k]
-        elif REDACTED in v:  # redacted whole (secret name) or in part (secret shape)
-            if k in os.environ:
-                real_env[k] = os.environ[k]
-            else:
-                missing.append(k)
-        else:
-            real_env[k] = v
-    for k, v in overrides.items():
-        real_env.setdefault(k, v)
+    real_env, missing = restored_env(request.env, check_env(env))
     if missing:
         raise BadInput(
             f"run {run_id} had secret environment values that the ledger does not keep ({', '.join(missing)}); "
@@ -238,9 +226,36 @@ def retry(
         rec = queue_for_lease(cp, rec, list(request.command), real_env, bundles, lease_id)
     else:
         rec = launch(cp, run_id, list(request.command), real_env)
+    from merlin.control.retries import keeper_alive, start_keeper, wanted
+
+    if wanted(request) and not keeper_alive(rec.retry_keeper) and rec.status != RunStatus.BLOCKED:
+        start_keeper(cp, run_id, list(request.command), real_env)  # what is left of its budgets applies to this attempt too
+        rec = cp.get(run_id)
     if wait_for and not rec.status.is_terminal():
         rec = wait(cp, run_id, timeout=timeout)
     return rec
+
+
+def restored_env(recorded: Mapping[str, str], overrides: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+    """A run's environment again: ``overrides`` first, then what the request recorded; values the
+    ledger redacted come from this process's environment. Returns (env, names still missing)."""
+    from merlin.ledger.text import REDACTED
+
+    real_env: dict[str, str] = {}
+    missing = []
+    for k, v in recorded.items():
+        if k in overrides:
+            real_env[k] = overrides[k]
+        elif REDACTED in v:  # redacted whole (secret name) or in part (secret shape)
+            if k in os.environ:
+                real_env[k] = os.environ[k]
+            else:
+                missing.append(k)
+        else:
+            real_env[k] = v
+    for k, v in overrides.items():
+        real_env.setdefault(k, v)
+    return real_env, missing
 
 
 def runs_on_cluster(cp: Plane, name: str) -> list[RunRecord]:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from merlin.engines.base import Observation
 from merlin.errors import BadInput, NotFound
+from merlin.ledger.failures import INFRA_ERROR_TYPES, NO_CLASS_ERROR_TYPES
 from merlin.ledger.paths import validate_run_id
 from merlin.ledger.status import RunStatus, can_transition
 from merlin.ledger.store import set_status
@@ -51,6 +52,10 @@ def status(cp: Plane, run_id: str, refresh: bool = True) -> RunRecord:
     if refresh and observable(rec):
         obs = cp.engine(rec.engine).poll(rec)
         rec = apply(cp, rec, obs)
+    if refresh and rec.retry_keeper and rec.status.is_terminal():
+        from merlin.control.retries import pending_retry
+
+        pending_retry(cp, rec)  # its keeper died with a retry due: the next look starts another
     return rec
 
 
@@ -72,6 +77,10 @@ def status_json(cp: Plane, run_id: str, refresh: bool = True) -> dict[str, Any]:
             return status(cp, run_id).model_dump(mode="json")  # its waiter died: recorded lost now
         return raw
     if not refresh or not RunStatus(raw["status"]).is_active():
+        if refresh and raw.get("retry_keeper"):
+            from merlin.control.retries import notice_raw
+
+            notice_raw(cp, raw)
         return raw
     last = (raw.get("attempts") or [{}])[-1]
     if raw["status"] == RunStatus.PENDING.value and raw.get("attempts") and last.get("submission_id") is None:
@@ -143,6 +152,11 @@ def refresh(cp: Plane, run_ids: Iterable[str] | None = None) -> list[RunRecord]:
             applied.append(apply(cp, rec, obs, keep_logs=False) if obs is not None else rec)
         eng.keep_logs([r for r in applied if r.status.is_terminal() and r.status != RunStatus.LOST])
         out.extend(applied)
+    for rec in out:
+        if rec.retry_keeper and rec.status.is_terminal():
+            from merlin.control.retries import pending_retry
+
+            pending_retry(cp, rec)  # a retry is due and its keeper is gone: start another
     return out
 
 
@@ -189,7 +203,8 @@ def apply(cp: Plane, seen: RunRecord, obs: Observation, keep_logs: bool = True) 
         att = r.attempts[-1]
         if o.exit_code is not None:
             att.exit_code = o.exit_code
-        if o.error_type:
+        own = att.error_type in INFRA_ERROR_TYPES | NO_CLASS_ERROR_TYPES  # a cause the job recorded itself (a gang's lost replica) stays
+        if o.error_type and not own:
             att.error_type = o.error_type
         if o.start_time:
             att.start_time = o.start_time
@@ -205,7 +220,7 @@ def apply(cp: Plane, seen: RunRecord, obs: Observation, keep_logs: bool = True) 
                 r.message, steps = message_for(r, new, o)
                 r.next_steps = steps  # type: ignore[assignment]
             return []
-        if new in (RunStatus.FAILED, RunStatus.LOST) and o.message:
+        if new in (RunStatus.FAILED, RunStatus.LOST) and o.message and not own:
             att.error_message = o.message
         text, steps = message_for(r, new, o)
         set_status(r, new, text, steps)

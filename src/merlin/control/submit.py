@@ -49,6 +49,7 @@ def submit(
     run_id: str | None,
     leases: Sequence[str] = (),
     runtime: Any = None,
+    retries: Mapping[str, Any] | None = None,
 ) -> RunRecord:
     from merlin.engines.registry import check_name
     from merlin.ledger.models import Attempt, ClusterRef, RunRecord, RunRequest
@@ -77,6 +78,7 @@ def submit(
 
     frozen, runtime_env = prepare(cp, runtime)
     real_env = {**check_env(runtime_env), **real_env}
+    budget = check_retries(dict(retries or {}))
     run_id = validate_run_id(run_id) if run_id else new_run_id(target)
     tdir = check_target_dir(Path(target_dir).expanduser().resolve()) if target_dir else cp.layout.default_target_dir(run_id)
     wdir = Path(workdir).expanduser().resolve() if workdir else Path.cwd().resolve()
@@ -108,6 +110,7 @@ def submit(
         leases=[str(x) for x in leases],
         runtime=frozen,
         metadata=dict(metadata or {}),
+        **budget,
     )
     record = RunRecord(
         run_id=run_id,
@@ -124,10 +127,48 @@ def submit(
         environment=runtime_summary(frozen),
         message="submitting",
         metadata=dict(metadata or {}),
+        max_attempts=(1 + request.max_retries_failure + request.max_retries_preemption) if (request.max_retries_failure or request.max_retries_preemption) else None,
     )
     if bundles:
-        return _waiting_attempt(cp, record, request, command, real_env, bundles)
-    return _first_attempt(cp, record, request, command, real_env)
+        rec = _waiting_attempt(cp, record, request, command, real_env, bundles)
+    else:
+        rec = _first_attempt(cp, record, request, command, real_env)
+    from merlin.control.retries import start_keeper, wanted
+
+    if wanted(request) and rec.status != RunStatus.BLOCKED:
+        start_keeper(cp, run_id, command, real_env)
+        rec = cp.get(run_id)
+    return rec
+
+
+def check_retries(given: dict[str, Any]) -> dict[str, Any]:
+    """The retry budgets, backoff and gang of a submit (docs/retries.md), checked; each error names its argument."""
+    from merlin.durations import parse_duration
+
+    out: dict[str, Any] = {}
+    for name in ("max_retries_failure", "max_retries_preemption"):
+        value = given.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise BadInput(f"`{name}` {value!r}: expected a whole number of retries, 0 or more", argument=name)
+        out[name] = value
+    backoff = given.get("retry_backoff")
+    if backoff is not None:
+        out["retry_backoff"] = parse_duration(backoff, "retry_backoff", at_most=3600.0)
+    replicas = given.get("replicas")
+    if replicas is not None:
+        if isinstance(replicas, bool) or not isinstance(replicas, int) or not 1 <= replicas <= 256:
+            raise BadInput(f"`replicas` {replicas!r}: expected a whole number from 1 to 256", argument="replicas")
+        out["replicas"] = replicas
+    placement = given.get("placement")
+    if placement is not None:
+        if placement not in ("pack", "spread"):
+            raise BadInput(f"`placement` {placement!r}: expected pack (as few nodes as fit) or spread (one replica per node)", argument="placement")
+        if not replicas:
+            raise BadInput("`placement` applies to a gang: give `replicas` too", argument="placement", related="replicas")
+        out["placement"] = placement
+    return out
 
 
 def submitter() -> dict[str, Any]:

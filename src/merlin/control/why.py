@@ -51,6 +51,10 @@ def run_conditions(cp: Plane, run_id: str) -> list[dict[str, Any]]:
         report = _env_report(cp, rec)
         if report.get("state") == "building":
             out.append(env_condition(rec, at, report))
+    if rec.retry_at is not None:
+        from merlin.control.retries import retry_conditions
+
+        out += retry_conditions(rec, at)
     if blocked:
         out.append(condition("run", "run_blocked", rec.message, {"status": "blocked"}, at,
                              [step(Action.LOGS, run_id=run_id), step(Action.RETRY, run_id=run_id)], "fix what the message says, then retry"))  # fmt: skip

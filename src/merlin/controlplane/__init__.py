@@ -210,6 +210,8 @@ class ControlPlane(TargetGenFace):
         timeout: float | None = None,
         leases: Sequence[str] = (),
         runtime: Any = None,
+        max_retries_failure: int = 0, max_retries_preemption: int = 0, retry_backoff: float | str | None = None,
+        replicas: int | None = None, placement: str | None = None,
     ) -> RunRecord:
         """Record a run and hand it to its engine (default: the registry's default engine).
         A run that cannot be handed over is still recorded, as ``blocked``, with the fix
@@ -217,15 +219,18 @@ class ControlPlane(TargetGenFace):
         gang if several) the run is recorded ``waiting`` and starts by itself once they
         are granted; its lease is held while it runs (see :mod:`merlin.control.leased`).
         ``runtime`` (a ``RuntimeEnv`` or a mapping of its fields, docs/environments.md): what the
-        command runs with, built once per spec by uv; None: the submitter's environment."""
+        command runs with, built once per spec by uv; None: the submitter's environment. Automatic retries by failure
+        class (``max_retries_*``, ``retry_backoff``) and gangs (``replicas``, ``placement``): docs/retries.md."""
         from merlin.control import submit as submit_mod
 
         rec = submit_mod.submit(
             self, command, target=target, workflow=workflow, engine=engine or DEFAULT_ENGINE, target_dir=target_dir, workdir=workdir,
             num_cpus=num_cpus, num_gpus=num_gpus, resources=resources, env=env, cluster=cluster, source=source,
             metadata=metadata, run_id=run_id, leases=leases, runtime=runtime,
+            retries={"max_retries_failure": max_retries_failure, "max_retries_preemption": max_retries_preemption,
+                     "retry_backoff": retry_backoff, "replicas": replicas, "placement": placement},
         )
-        if wait and not rec.status.is_terminal():
+        if wait and (not rec.status.is_terminal() or rec.retry_keeper):
             rec = self.wait(rec.run_id, timeout=timeout)
         return rec
 

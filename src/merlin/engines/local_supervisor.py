@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from merlin.atomic import open_state_file
@@ -25,6 +27,7 @@ def main(argv: list[str]) -> int:
     from merlin.clock import utcnow
     from merlin.ledger import Ledger, set_status
     from merlin.ledger.artifacts import index_dir
+    from merlin.ledger.models import Replica
     from merlin.ledger.status import RunStatus
     from merlin.nextsteps import Action, step
 
@@ -38,13 +41,14 @@ def main(argv: list[str]) -> int:
     log_path = ledger.layout.attempt_log(run_id, attempt)
 
     child: subprocess.Popen[bytes] | None = None
+    gang: list[subprocess.Popen[bytes]] = []
     terminated = {"signal": None}
 
     def on_term(signum, _frame):  # someone stopped the supervisor: take the command down with it
         terminated["signal"] = signum
-        if child is not None and child.returncode is None:
+        if gang:
             try:
-                os.killpg(child.pid, signal.SIGTERM)
+                os.killpg(gang[0].pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
         # once the child has ended, the only work left is recording and indexing: the
@@ -88,17 +92,22 @@ def main(argv: list[str]) -> int:
 
             try:
                 Path(rec.target_dir).mkdir(parents=True, exist_ok=True)
-                child = subprocess.Popen(
-                    command,
-                    cwd=request.workdir,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    process_group=0,
-                    preexec_fn=die_with_supervisor,
-                    env=os.environ.copy(),
-                )
+                for env in gang_env(request.replicas):
+                    child = subprocess.Popen(
+                        command,
+                        cwd=request.workdir,
+                        stdin=subprocess.DEVNULL,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        process_group=gang[0].pid if gang else 0,  # one group: cancel ends every replica
+                        preexec_fn=die_with_supervisor,
+                        env={**os.environ, **env},
+                    )
+                    gang.append(child)
             except OSError as exc:
+                for started in gang:
+                    started.kill()
+                child = None
                 att.end_time = utcnow()
                 att.error_type = "COMMAND_START_ERROR"
                 att.error_message = f"{type(exc).__name__}: {exc}"
@@ -111,14 +120,18 @@ def main(argv: list[str]) -> int:
                 )
                 txn.cause = "the command could not be started"
             else:
-                att.pid = child.pid
-                att.pgid = child.pid
+                att.pid = gang[0].pid
+                att.pgid = gang[0].pid
                 att.start_time = utcnow()
-                set_status(rec, RunStatus.RUNNING, f"running (pid {child.pid})", [step(Action.LOGS, run_id=run_id, follow=True)])
+                if request.replicas is not None:
+                    att.replicas = [Replica(index=i, status=RunStatus.RUNNING, host=socket.gethostname(), pid=c.pid) for i, c in enumerate(gang)]
+                running = f"running (pid {gang[0].pid})" if len(gang) == 1 else f"running: a gang of {len(gang)} (pids {', '.join(str(c.pid) for c in gang)})"
+                set_status(rec, RunStatus.RUNNING, running, [step(Action.LOGS, run_id=run_id, follow=True)])
         if child is None:
             _index(ledger, index_dir, run_id, attempt)
             return 1
-        rc = child.wait()
+        rc, first, ends = wait_gang(gang)
+        lost = request.replicas is not None and rc < 0 and -rc in OUTSIDE_SIGNALS and not terminated["signal"]
 
     def finish(rec):
         if len(rec.attempts) != attempt:
@@ -126,7 +139,16 @@ def main(argv: list[str]) -> int:
         att = rec.attempts[-1]
         att.exit_code = rc
         att.end_time = utcnow()
-        if rec.status.is_active():
+        for rep in att.replicas:
+            code, why_ended = ends.get(rep.index, (None, None))
+            rep.exit_code = code
+            rep.message = why_ended
+            rep.status = RunStatus.SUCCEEDED if code == 0 else RunStatus.FAILED
+        if rec.status.is_active() and lost:
+            att.error_type = "REPLICA_LOST"
+            att.error_message = f"replica {first} was killed by signal {signal.Signals(-rc).name}; the others were stopped"
+            set_status(rec, RunStatus.LOST, f"lost: {att.error_message}", [step(Action.LOGS, run_id=run_id), step(Action.RETRY, run_id=run_id)])
+        elif rec.status.is_active():
             if rc == 0:
                 if rec.outcome:  # a TargetGen run: keep the executor's message and next steps
                     set_status(rec, RunStatus.SUCCEEDED, rec.message, [s.model_dump() for s in rec.next_steps])
@@ -134,6 +156,8 @@ def main(argv: list[str]) -> int:
                     set_status(rec, RunStatus.SUCCEEDED, "succeeded (exit code 0)", [step(Action.ARTIFACTS, run_id=run_id)])
             else:
                 why = f"killed by signal {signal.Signals(-rc).name}" if rc < 0 else f"exit code {rc}"
+                if len(gang) > 1:
+                    why = f"replica {first}: {why}; the others were stopped"
                 if terminated["signal"]:
                     why += " after the supervisor was terminated"
                 att.error_type = "COMMAND_ERROR"
@@ -152,6 +176,67 @@ def main(argv: list[str]) -> int:
     except (OSError, NoSpace):  # the end is recorded; `jobs artifacts` indexes again on demand
         pass
     return 0
+
+
+#: signals that end a replica from outside (the OOM killer, a person, a node going down): a lost replica,
+#: an infrastructure end; any other signal (SIGSEGV, SIGABRT...) is the program's own failure
+OUTSIDE_SIGNALS = frozenset({signal.SIGKILL, signal.SIGTERM, signal.SIGHUP, signal.SIGINT})
+#: seconds a gang's other replicas get between SIGTERM and SIGKILL once one has ended badly
+GANG_GRACE = 5.0
+
+
+def gang_env(replicas: int | None) -> list[dict[str, str]]:
+    """One environment per process: none for a plain run; for a gang, each replica's index, the count
+    and the coordinator address (replica 0's host, a port free now) that JAX or torch distributed need."""
+    if replicas is None:
+        return [{}]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    coordinator = f"127.0.0.1:{port}"
+    return [
+        {"MERLIN_REPLICA_INDEX": str(i), "MERLIN_REPLICA_COUNT": str(replicas), "MERLIN_COORDINATOR_ADDRESS": coordinator}
+        for i in range(replicas)
+    ]
+
+
+def wait_gang(gang: list[subprocess.Popen[bytes]]) -> tuple[int, int, dict[int, tuple[int, str]]]:
+    """Wait for every process; the first to end badly stops the others (SIGTERM, SIGKILL after
+    :data:`GANG_GRACE`). Returns (the gang's exit code, the replica that decided it, index -> (code, how))."""
+    if len(gang) == 1:
+        rc = gang[0].wait()
+        return rc, 0, {0: (rc, f"exit code {rc}")}
+    ends: dict[int, tuple[int, str]] = {}
+    first: int | None = None
+    stop_at: float | None = None
+    while len(ends) < len(gang):
+        for i, proc in enumerate(gang):
+            if i in ends:
+                continue
+            rc = proc.poll()
+            if rc is None:
+                continue
+            if first is not None:
+                ends[i] = (rc, f"stopped: replica {first} ended first")
+                continue
+            ends[i] = (rc, f"exit code {rc}" if rc >= 0 else f"killed by signal {signal.Signals(-rc).name}")
+            if rc != 0:
+                first, stop_at = i, time.monotonic() + GANG_GRACE
+                try:
+                    os.killpg(gang[0].pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        if stop_at is not None and time.monotonic() > stop_at:
+            try:
+                os.killpg(gang[0].pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            stop_at = None
+        if len(ends) < len(gang):
+            time.sleep(0.05)
+    if first is None:
+        return 0, 0, ends
+    return ends[first][0], first, ends
 
 
 #: how long a supervisor keeps trying to record a run's end on a full disk (seconds)

@@ -16,6 +16,7 @@ blocked instead of failing inside the cluster.
 from __future__ import annotations
 
 import dataclasses
+import json
 import shlex
 import sys
 from collections.abc import Iterator
@@ -66,6 +67,17 @@ def _retry_hint(run_id: str | None) -> str:
 def entrypoint_for(command: list[str], workdir: str) -> str:
     """Shell entrypoint for Ray: run ``command`` (argv, quoted) in ``workdir``."""
     return f"cd {shlex.quote(workdir)} && exec {shlex.join(command)}"
+
+
+def gang_job(body: dict[str, Any], record: RunRecord, request: RunRequest) -> None:
+    """A gang's attempt is one job running :mod:`merlin.engines.ray_gang`, which places a bundle per
+    replica (the resources asked are each replica's) and starts them together or not at all."""
+    import sys
+
+    spec = {"replicas": request.replicas, "placement": request.placement, "command": list(record.command), "workdir": record.workdir,
+            "num_cpus": request.num_cpus, "num_gpus": request.num_gpus, "resources": dict(request.resources)}  # fmt: skip
+    body["entrypoint"] = entrypoint_for([sys.executable, "-m", "merlin.engines.ray_gang"], record.workdir)
+    body["runtime_env"]["env_vars"]["MERLIN_GANG_SPEC"] = json.dumps(spec)
 
 
 def _scrubbed_message(info: Any) -> Any:
@@ -250,11 +262,13 @@ class RayEngine:
             "runtime_env": {"env_vars": env},
             "metadata": {"merlin_run_id": record.run_id, "merlin_attempt": str(attempt), "merlin_target": record.target},
         }
-        if request.num_cpus is not None:
+        if request.replicas is not None:
+            gang_job(body, record, request)
+        elif request.num_cpus is not None:
             body["entrypoint_num_cpus"] = request.num_cpus
-        if request.num_gpus is not None:
+        if request.num_gpus is not None and request.replicas is None:
             body["entrypoint_num_gpus"] = request.num_gpus
-        if request.resources:
+        if request.resources and request.replicas is None:
             body["entrypoint_resources"] = dict(request.resources)
         api = self.client(cluster, record.run_id)
         try:

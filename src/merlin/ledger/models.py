@@ -42,6 +42,18 @@ class ClusterRef(Record):
     session_name: str | None = field(default=None, description="Ray session of the cluster; changes when it restarts.")
 
 
+class Replica(Record):
+    """One process of a gang attempt (``replicas`` > 1): its index, where it ran and how it ended."""
+
+    index: int = field(ge=0, description="$MERLIN_REPLICA_INDEX of this replica (0 hosts the coordinator).")
+    status: RunStatus
+    host: str | None = field(default=None, description="Host (or Ray node) the replica ran on.")
+    pid: int | None = field(default=None, description="Local engine: pid of the replica's command.")
+    submission_id: str | None = field(default=None, description="Ray: the job of this replica.")
+    exit_code: int | None = None
+    message: str | None = field(default=None, description="How it ended, for a person (e.g. 'stopped: replica 1 failed').")
+
+
 class Attempt(Record):
     """One try at running the command; ``jobs retry`` adds another."""
 
@@ -64,6 +76,13 @@ class Attempt(Record):
     submitter_start: int | None = field(default=None, description="Start time of submitter_pid (1/100 s since the epoch).")
     env_id: str | None = field(default=None, description="The run environment's id (sha256 of its spec), once known.")
     env_cache: Literal["hit", "built"] | None = field(default=None, description="Whether this attempt reused its environment (hit) or built it.")
+    failure_class: Literal["infrastructure", "program"] | None = field(
+        default=None,
+        description="How the attempt ended, when it did not succeed and nobody cancelled it: 'infrastructure' (lost, node or head "
+        "died, cluster stopped under it, lease revoked, supervisor or waiter killed, allocation ended; counted against "
+        "max_retries_preemption) or 'program' (the command exited non-zero; counted against max_retries_failure). docs/retries.md.",
+    )
+    replicas: list[Replica] = field(default_factory=list, description="A gang (replicas > 1): one entry per replica, index order.")
 
     @validator("error_message", mode="before")
     def _clean(v: Any) -> Any:
@@ -120,6 +139,15 @@ class RunRequest(Record):
     runtime: RuntimeEnv | None = field(default=None, description="What the run runs with (docs/environments.md); None: it inherits the submitter's environment.")
     metadata: dict[str, Any] = field(default_factory=dict)
     created_at: datetime = field(default_factory=utcnow)
+    max_retries_failure: int = field(default=0, ge=0, description="Automatic retries after the command exited non-zero (program failures).")
+    max_retries_preemption: int = field(
+        default=0, ge=0, description="Automatic retries after the infrastructure lost the attempt (node, head, cluster, lease, supervisor)."
+    )
+    retry_backoff: float = field(default=10.0, ge=0, description="Seconds before the first automatic retry; doubled for each later one (at most 600).")
+    replicas: int | None = field(default=None, ge=1, description="A gang: this many processes started together or not at all (docs/retries.md).")
+    placement: Literal["pack", "spread"] | None = field(
+        default=None, description="Where a gang's replicas go: 'pack' (as few nodes as fit, Ray PACK) or 'spread' (one per node, Ray STRICT_SPREAD)."
+    )
 
     @validator("env", mode="after")
     def _redact_env(v: dict[str, str]) -> dict[str, str]:
@@ -170,6 +198,11 @@ class RunRecord(Record):
         default=None,
         description="While waiting: what holds it back, one short line written by its lease waiter "
         "(e.g. 'lease firesim_fpga:1, #2 in queue behind lease-...'); what the run listing shows as WAITING-ON.",
+    )
+    max_attempts: int | None = field(default=None, ge=1, description="With retry budgets: the first attempt and every automatic retry they allow (the 'of' in 'attempt 3 of 4').")
+    retry_at: datetime | None = field(default=None, description="When the automatic retry now pending starts its attempt (docs/retries.md).")
+    retry_keeper: dict[str, Any] = field(
+        default_factory=dict, description="The detached process that drives automatic retries: pid, start time, host (empty: none was started)."
     )
 
     @validator("message", mode="before")

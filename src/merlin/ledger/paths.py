@@ -217,6 +217,13 @@ class Layout:
     def supervisor_log(self, run_id: str) -> Path:
         return self.logs(run_id) / "supervisor.log"
 
+    def retry_keeper_lock(self, run_id: str) -> Path:
+        """Held by the run's retry keeper while it lives: one keeper per run (docs/retries.md)."""
+        return self.run_dir(run_id) / ".retry-keeper.lock"
+
+    def retry_keeper_log(self, run_id: str) -> Path:
+        return self.logs(run_id) / "retry-keeper.log"
+
     def default_target_dir(self, run_id: str) -> Path:
         return self.run_dir(run_id) / "target"
 

@@ -49,7 +49,12 @@ def set_status(record: RunRecord, status: RunStatus | str, message: str | None =
     if status != RunStatus.WAITING:
         record.waiting_on = None  # only a waiting run waits on something
     if record.attempts:
-        record.attempts[-1].status = status
+        att = record.attempts[-1]
+        att.status = status
+        if status.is_terminal():
+            from merlin.ledger.failures import classify
+
+            att.failure_class = classify(status.value, att.error_type)  # type: ignore[assignment]
     if message is not None:
         record.message = message
         record.next_steps = list(next_steps or [])  # type: ignore[arg-type]

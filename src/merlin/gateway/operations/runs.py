@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -89,6 +89,11 @@ class SubmitInput(Input):
     num_gpus: float | None = Field(None, ge=0)
     resources: dict[str, float] = Field(default_factory=dict, description="Custom Ray resources.")
     runtime: RuntimeInput | None = Field(None, description="The run's environment, built once per spec by uv (none: the server's environment).")
+    max_retries_failure: int = Field(0, ge=0, le=100, description="Automatic retries after the command exits non-zero (docs/retries.md).")
+    max_retries_preemption: int = Field(0, ge=0, le=1000, description="Automatic retries after the infrastructure loses the run (node, head, cluster, lease, supervisor).")
+    retry_backoff: float | None = Field(None, ge=0, le=3600, description="Seconds before the first automatic retry (default 10), doubling.")
+    replicas: int | None = Field(None, ge=1, le=256, description="A gang: this many processes started together or not at all.")
+    placement: Literal["pack", "spread"] | None = Field(None, description="Where a gang's replicas go: pack (few nodes) or spread (one per node).")
 
 
 class ListRunsInput(Input):
@@ -134,6 +139,8 @@ def runs_submit(gw: Gateway, a: SubmitInput) -> dict[str, Any]:
         a.command, target=a.target, workflow=a.workflow, engine=a.engine, target_dir=a.target_dir, num_cpus=a.num_cpus,
         num_gpus=a.num_gpus, resources=a.resources, env=a.env, cluster=a.cluster, source="gateway",
         runtime=a.runtime.model_dump(exclude_defaults=True) if a.runtime is not None else None,
+        max_retries_failure=a.max_retries_failure, max_retries_preemption=a.max_retries_preemption,
+        retry_backoff=a.retry_backoff, replicas=a.replicas, placement=a.placement,
     )
     return run_json(rec)
 

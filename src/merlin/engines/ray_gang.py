@@ -1,0 +1,165 @@
+"""``python -m merlin.engines.ray_gang``: a gang attempt on a Ray cluster (docs/retries.md).
+
+The Ray engine submits this as the attempt's job when the run asks for ``replicas``:
+it runs inside the cluster (the only place merlin imports Ray for a run), reserves
+one placement-group bundle per replica (``STRICT_SPREAD`` for ``placement=spread``,
+one per node; ``PACK`` otherwise) and starts nothing until every bundle is placed:
+together or not at all. Replica 0 picks a free port on its node: that and its host
+are ``MERLIN_COORDINATOR_ADDRESS`` for every replica, beside ``MERLIN_REPLICA_INDEX``
+and ``MERLIN_REPLICA_COUNT``. Each replica is an actor in its bundle running the
+command (its output reaches this job's log); the first to end badly stops the others.
+The replicas (host, pid, how each ended) are written to the run's latest attempt.
+A replica killed from outside (SIGKILL, SIGTERM, its actor or node gone) is an
+infrastructure end (``REPLICA_LOST``); a non-zero exit is the program's. On a
+Ray-on-Slurm cluster the allocation is the cluster, so the same path serves Slurm.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+#: seconds the gang may wait for all its bundles before it gives up (nothing started)
+READY_TIMEOUT = float(os.environ.get("MERLIN_GANG_READY_TIMEOUT") or 120)
+#: signals that end a replica from outside: a lost replica (merlin.engines.local_supervisor's rule)
+OUTSIDE = frozenset({signal.SIGKILL, signal.SIGTERM, signal.SIGHUP, signal.SIGINT})
+
+
+class Replica:
+    """One replica: runs the command in its bundle, dies with its actor (PR_SET_PDEATHSIG)."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def address(self) -> str:
+        """This node's address and a port free on it now: the coordinator's (replica 0 only)."""
+        import ray
+
+        host = ray.util.get_node_ip_address()
+        with socket.socket() as s:
+            s.bind(("", 0))
+            return f"{host}:{s.getsockname()[1]}"
+
+    def start(self, command: list[str], workdir: str, env: dict[str, str]) -> dict[str, Any]:
+        import ray
+
+        from merlin.clusters.procs import set_parent_death_signal
+
+        self.proc = subprocess.Popen(command, cwd=workdir, env={**os.environ, **env}, stdin=subprocess.DEVNULL,
+                                     preexec_fn=set_parent_death_signal)  # fmt: skip
+        return {"host": ray.util.get_node_ip_address(), "pid": self.proc.pid}
+
+    def wait(self) -> int:
+        assert self.proc is not None
+        rc = self.proc.wait()
+        sys.stdout.flush()
+        return rc
+
+
+def _record(state_root: str, run_id: str, attempt: int, change: Any, cause: str) -> None:
+    """Write the replicas into the run's latest attempt (if it is still this one)."""
+    from merlin.ledger import Ledger
+
+    def mutate(r: Any) -> None:
+        if len(r.attempts) == attempt:
+            change(r.attempts[-1])
+
+    try:
+        Ledger(Path(state_root)).update(run_id, mutate, cause=cause)
+    except Exception as exc:  # the ledger is the engine's to reconcile: the gang goes on without it
+        print(f"merlin gang: could not record the replicas ({type(exc).__name__}: {exc})", file=sys.stderr)
+
+
+def main() -> int:
+    import ray
+    from ray.util.placement_group import placement_group
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    from merlin.ledger.models import Replica as ReplicaRecord
+    from merlin.ledger.status import RunStatus
+
+    spec = json.loads(os.environ.pop("MERLIN_GANG_SPEC"))
+    n, command, workdir = int(spec["replicas"]), list(spec["command"]), spec["workdir"]
+    run_id, attempt, state_root = os.environ["MERLIN_RUN_ID"], int(os.environ["MERLIN_ATTEMPT"]), os.environ["MERLIN_STATE_ROOT"]
+    bundle: dict[str, float] = {"CPU": float(spec.get("num_cpus") or 0.1)}
+    if spec.get("num_gpus"):
+        bundle["GPU"] = float(spec["num_gpus"])
+    bundle.update({k: float(v) for k, v in (spec.get("resources") or {}).items()})
+    strategy = "STRICT_SPREAD" if spec.get("placement") == "spread" else "PACK"
+    ray.init(address="auto", log_to_driver=True)
+    pg = placement_group([dict(bundle) for _ in range(n)], strategy=strategy)
+    print(f"merlin gang: {n} replicas, placement {strategy}, each {bundle}; waiting for every bundle", flush=True)
+    if not pg.wait(timeout_seconds=READY_TIMEOUT):
+        print(f"merlin gang: the cluster could not place {n} bundles of {bundle} ({strategy}) in {READY_TIMEOUT:g} s; nothing was started", flush=True)
+
+        def unplaceable(att: Any) -> None:
+            att.error_type = "GANG_UNPLACEABLE"
+            att.error_message = f"the cluster could not place {n} replicas of {bundle} ({strategy}) within {READY_TIMEOUT:g} s"
+
+        _record(state_root, run_id, attempt, unplaceable, "the gang could not be placed")
+        return 3
+    remote = ray.remote(max_restarts=0, max_concurrency=2)(Replica)
+    actors = [
+        remote.options(num_cpus=bundle["CPU"], num_gpus=bundle.get("GPU", 0), resources={k: v for k, v in bundle.items() if k not in ("CPU", "GPU")},
+                       scheduling_strategy=PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=i)).remote()
+        for i in range(n)
+    ]  # fmt: skip
+    coordinator = ray.get(actors[0].address.remote())
+    envs = [{"MERLIN_REPLICA_INDEX": str(i), "MERLIN_REPLICA_COUNT": str(n), "MERLIN_COORDINATOR_ADDRESS": coordinator} for i in range(n)]
+    where = ray.get([a.start.remote(command, workdir, envs[i]) for i, a in enumerate(actors)])
+    print(f"merlin gang: all {n} replicas started; coordinator {coordinator}", flush=True)
+
+    def started(att: Any) -> None:
+        att.replicas = [ReplicaRecord(index=i, status=RunStatus.RUNNING, host=w["host"], pid=w["pid"]) for i, w in enumerate(where)]
+
+    _record(state_root, run_id, attempt, started, f"gang of {n} started")
+    waits = {a.wait.remote(): i for i, a in enumerate(actors)}
+    ends: dict[int, tuple[int | None, str]] = {}
+    first: int | None = None
+    lost = False
+    while waits:
+        done, _ = ray.wait(list(waits), num_returns=1)
+        i = waits.pop(done[0])
+        try:
+            rc: int | None = ray.get(done[0])
+            how = f"exit code {rc}" if rc is not None and rc >= 0 else f"killed by signal {signal.Signals(-(rc or 0)).name}"
+        except Exception as exc:  # the actor (or its node) died
+            rc, how = None, f"lost: {type(exc).__name__}"
+        if first is not None:
+            ends[i] = (rc, f"stopped: replica {first} ended first")
+            continue
+        ends[i] = (rc, how)
+        if rc != 0:
+            first = i
+            lost = rc is None or (rc < 0 and -rc in OUTSIDE)
+            for j, a in enumerate(actors):
+                if j != i:
+                    ray.kill(a)  # its command dies with the actor's worker
+    code = 0 if first is None else ends[first][0]
+
+    def ended(att: Any) -> None:
+        for rep in att.replicas:
+            rc, how = ends.get(rep.index, (None, "unknown"))
+            rep.exit_code, rep.message = rc, how
+            rep.status = RunStatus.SUCCEEDED if rc == 0 else RunStatus.FAILED
+        if first is not None and lost:
+            att.error_type = "REPLICA_LOST"
+            att.error_message = f"replica {first} was {ends[first][1]}; the others were stopped"
+
+    _record(state_root, run_id, attempt, ended, "the gang ended")
+    print(f"merlin gang: ended ({'every replica succeeded' if first is None else f'replica {first}: {ends[first][1]}; the others were stopped'})", flush=True)
+    time.sleep(0.5)  # the replicas' last lines reach this job's log
+    if first is None:
+        return 0
+    return 1 if code is None or code <= 0 else code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

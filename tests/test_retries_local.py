@@ -1,0 +1,179 @@
+"""Automatic retries by failure class on the local engine (docs/retries.md): program failures
+count against max_retries_failure, infrastructure ends (a killed supervisor) against
+max_retries_preemption; each retry is a new attempt of the same run, history kept."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cli_runner import run_cli
+from merlin.clusters import procs
+from merlin.controlplane import ControlPlane
+from merlin.errors import BadInput
+from merlin.ledger import RunStatus
+
+
+@pytest.fixture
+def cp(tmp_path: Path) -> ControlPlane:
+    return ControlPlane(tmp_path / "state")
+
+
+def wait_for(pred, timeout: float = 60.0, step: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError("condition not reached in time")
+
+
+def fails_times(tmp_path: Path, n: int) -> list[str]:
+    """A command that exits 1 its first ``n`` runs, then 0 (its count kept in a file)."""
+    counter = tmp_path / "count"
+    code = (
+        "import pathlib, sys; p = pathlib.Path(sys.argv[1]); k = int(p.read_text()) if p.exists() else 0; "
+        "p.write_text(str(k + 1)); print('run', k + 1); sys.exit(1 if k < int(sys.argv[2]) else 0)"
+    )
+    return [sys.executable, "-c", code, str(counter), str(n)]
+
+
+def keeper_gone(cp: ControlPlane, run_id: str) -> None:
+    keeper = cp.get(run_id).retry_keeper
+    if keeper.get("pid"):
+        wait_for(lambda: not procs.alive(keeper["pid"], keeper.get("start")), timeout=30)
+
+
+def test_program_failures_are_retried_within_max_retries_failure(cp: ControlPlane, tmp_path: Path) -> None:
+    rec = cp.submit(fails_times(tmp_path, 2), target="demo", workflow="w", max_retries_failure=2, retry_backoff=0.2, wait=True, timeout=120)
+    assert rec.status == RunStatus.SUCCEEDED, rec.message
+    assert [a.number for a in rec.attempts] == [1, 2, 3]
+    assert [a.status for a in rec.attempts] == [RunStatus.FAILED, RunStatus.FAILED, RunStatus.SUCCEEDED]
+    assert [a.failure_class for a in rec.attempts] == ["program", "program", None]
+    assert rec.max_attempts == 3
+    assert (tmp_path / "count").read_text() == "3"
+    assert "run 1" in cp.logs(rec.run_id, 1) and "run 3" in cp.logs(rec.run_id, 3)
+    retries = [e for e in cp.events(rec.run_id) if e["event"] == "retry"]
+    assert [e["attempt"] for e in retries] == [2, 3]
+    assert retries[0]["detail"]["failure_class"] == "program"
+    assert cp.get(rec.run_id).retry_at is None
+    keeper_gone(cp, rec.run_id)
+
+
+def test_without_a_budget_a_failure_is_final_after_one_attempt(cp: ControlPlane, tmp_path: Path) -> None:
+    rec = cp.submit(fails_times(tmp_path, 2), target="demo", workflow="w", max_retries_failure=0, wait=True, timeout=60)
+    assert rec.status == RunStatus.FAILED
+    assert len(rec.attempts) == 1 and rec.attempts[0].failure_class == "program"
+    assert rec.retry_keeper == {}  # no budget: no keeper was started
+    time.sleep(1.0)
+    assert len(cp.status(rec.run_id).attempts) == 1
+
+
+def test_the_budget_runs_out(cp: ControlPlane, tmp_path: Path) -> None:
+    rec = cp.submit(fails_times(tmp_path, 5), target="demo", workflow="w", max_retries_failure=1, retry_backoff=0.1, wait=True, timeout=60)
+    assert rec.status == RunStatus.FAILED
+    assert len(rec.attempts) == 2
+    keeper_gone(cp, rec.run_id)
+    assert len(cp.status(rec.run_id).attempts) == 2
+
+
+def test_program_failure_does_not_consume_the_preemption_budget(cp: ControlPlane, tmp_path: Path) -> None:
+    rec = cp.submit(fails_times(tmp_path, 1), target="demo", workflow="w", max_retries_preemption=3, retry_backoff=0.1, wait=True, timeout=60)
+    assert rec.status == RunStatus.FAILED
+    assert len(rec.attempts) == 1  # a program failure, and no failure budget: not retried
+    assert rec.attempts[0].failure_class == "program"
+    keeper_gone(cp, rec.run_id)
+    assert len(cp.status(rec.run_id).attempts) == 1
+
+
+def test_killed_supervisor_is_retried_within_max_retries_preemption(cp: ControlPlane, tmp_path: Path) -> None:
+    marker = tmp_path / "started"
+    code = (
+        "import pathlib, sys, time; p = pathlib.Path(sys.argv[1]); first = not p.exists(); p.write_text('x'); "
+        "time.sleep(300 if first else 0)"
+    )
+    rec = cp.submit([sys.executable, "-c", code, str(marker)], target="demo", workflow="w",
+                    max_retries_preemption=1, max_retries_failure=0, retry_backoff=0.2)  # fmt: skip
+    running = wait_for(lambda: (r := cp.get(rec.run_id)).status == RunStatus.RUNNING and marker.exists() and r)
+    os.kill(running.attempt.supervisor_pid, signal.SIGKILL)
+    done = cp.wait(rec.run_id, timeout=120)
+    assert done.status == RunStatus.SUCCEEDED, done.message
+    assert [a.status for a in done.attempts] == [RunStatus.LOST, RunStatus.SUCCEEDED]
+    assert done.attempts[0].failure_class == "infrastructure"
+    assert "supervisor" in (done.attempts[0].error_message or "")
+    # the first attempt's command was confirmed gone before the second started
+    assert not procs.group_members(running.attempt.pgid)
+    assert done.attempts[1].start_time > done.attempts[0].end_time
+
+
+def test_a_cancel_during_the_backoff_ends_it(cp: ControlPlane, tmp_path: Path) -> None:
+    rec = cp.submit(fails_times(tmp_path, 5), target="demo", workflow="w", max_retries_failure=3, retry_backoff=30)
+    pending = wait_for(lambda: (r := cp.get(rec.run_id)).retry_at is not None and r)
+    assert pending.status == RunStatus.PENDING and len(pending.attempts) == 2
+    assert pending.message.startswith("attempt 2 of 4, retrying in 30 s after failed: exit code 1")
+    why = cp.why(rec.run_id)
+    assert why[-1]["code"] == "retry_backoff" and why[-1]["evidence"]["failure_class"] == "program"
+    cancelled = cp.cancel(rec.run_id)
+    assert cancelled.status == RunStatus.CANCELLED
+    keeper_gone(cp, rec.run_id)
+    assert len(cp.get(rec.run_id).attempts) == 2 and (tmp_path / "count").read_text() == "1"
+
+
+def test_a_dead_keeper_is_replaced_by_the_next_look(cp: ControlPlane, tmp_path: Path) -> None:
+    rec = cp.submit(fails_times(tmp_path, 1), target="demo", workflow="w", max_retries_failure=1, retry_backoff=0.1)
+    keeper = wait_for(lambda: cp.get(rec.run_id).retry_keeper)
+    os.kill(keeper["pid"], signal.SIGKILL)
+    wait_for(lambda: not procs.alive(keeper["pid"], keeper.get("start")))
+    done = cp.wait(rec.run_id, timeout=120)  # the look notices the retry due and starts a new keeper
+    assert done.status == RunStatus.SUCCEEDED, done.message
+    assert done.retry_keeper["pid"] != keeper["pid"]
+    # the old keeper died while the attempt ran or while it was pending; either way the run got there
+    assert done.attempts[-1].status == RunStatus.SUCCEEDED
+
+
+def test_bad_budgets_name_their_argument(cp: ControlPlane) -> None:
+    for kwargs, argument in (({"max_retries_failure": -1}, "max_retries_failure"), ({"max_retries_preemption": 1.5}, "max_retries_preemption"),
+                             ({"replicas": 0}, "replicas"), ({"placement": "spread"}, "placement"), ({"retry_backoff": "soon"}, "retry_backoff")):  # fmt: skip
+        with pytest.raises(BadInput) as err:
+            cp.submit(["true"], target="demo", workflow="w", **kwargs)
+        assert err.value.argument == argument
+    assert cp.list_runs() == []
+
+
+def test_cli_retries_and_status_say_the_attempt(tmp_path: Path) -> None:
+    root = str(tmp_path / "state")
+    cmd = fails_times(tmp_path, 1)
+    res = run_cli("ray", "jobs", "submit", "--state-root", root, "--target", "demo", "--workflow", "w", "--retries", "2",
+                  "--retry-backoff", "1s", "--wait", "--", *cmd)  # fmt: skip
+    assert res.exit_code == 0, res.stderr
+    run_id = res.stdout.strip().splitlines()[-1]
+    status = run_cli("ray", "jobs", "status", "--state-root", root, run_id)
+    assert "attempt 2 of 3" in status.stdout
+    listing = run_cli("ray", "jobs", "list", "--state-root", root, "--json")
+    assert len(json.loads(listing.stdout)[0]["attempts"]) == 2
+    table = run_cli("ray", "jobs", "list", "--state-root", root)
+    assert "TRIES" in table.stdout and " 2 " in table.stdout
+    bad = run_cli("ray", "jobs", "submit", "--state-root", root, "--target", "demo", "--workflow", "w", "--retries", "-1", "--", "true")
+    assert bad.exit_code == 2 and "--retries" in bad.stderr
+
+
+def test_cli_status_while_retrying(tmp_path: Path) -> None:
+    root = str(tmp_path / "state")
+    res = run_cli("ray", "jobs", "submit", "--state-root", root, "--target", "demo", "--workflow", "w", "--retries", "1",
+                  "--retry-backoff", "1m", "--", *fails_times(tmp_path, 5))  # fmt: skip
+    run_id = res.stdout.strip().splitlines()[-1]
+    cp = ControlPlane(root)
+    wait_for(lambda: cp.get(run_id).retry_at is not None)
+    status = run_cli("ray", "jobs", "status", "--state-root", root, run_id)
+    assert "attempt 2 of 2, retrying in" in status.stdout and "after failed: exit code 1" in status.stdout
+    why = run_cli("ray", "jobs", "why", "--state-root", root, run_id)
+    assert "attempt 2 of 2, retrying in" in why.stdout
+    cp.cancel(run_id)
+    keeper_gone(cp, run_id)
