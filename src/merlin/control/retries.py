@@ -225,7 +225,7 @@ def _keep(cp: Plane, run_id: str, spec: Mapping[str, Any]) -> int:
     while True:
         rec = cp.status(run_id)
         if rec.status == RunStatus.PENDING and rec.attempt is not None and rec.attempt.submission_id is None and rec.retry_at:
-            rec = _hand_over(cp, rec, request, spec)  # a retry this keeper's predecessor recorded and did not start
+            _hand_over(cp, rec, request, spec)  # a retry this keeper's predecessor recorded and did not start
             continue
         if not rec.status.is_terminal():
             time.sleep(POLL)
@@ -235,10 +235,10 @@ def _keep(cp: Plane, run_id: str, spec: Mapping[str, Any]) -> int:
             return 0
         if not _confirm_gone(cp, rec):
             return 1
-        rec = _new_attempt(cp, rec, plan)
-        if rec is None:
+        fresh = _new_attempt(cp, rec, plan)
+        if fresh is None:
             continue  # someone else moved the run first: look again
-        rec = _hand_over(cp, rec, request, spec)
+        _hand_over(cp, fresh, request, spec)
 
 
 def _confirm_gone(cp: Plane, rec: RunRecord) -> bool:
@@ -321,14 +321,7 @@ def _hand_over(cp: Plane, rec: RunRecord, request: RunRequest, spec: Mapping[str
         except Blocked as exc:
             if exc.cause not in WAIT_CAUSES or time.monotonic() > deadline:
                 break  # launch records it blocked, with the fix
-            text = f"attempt {n}: waiting for its cluster before retrying ({exc.message})"
-
-            def say(r: RunRecord, text: str = text, steps: list[Any] = list(exc.next_steps)) -> None:
-                if r.status == RunStatus.PENDING and len(r.attempts) == n and r.message != text:
-                    r.message = text
-                    r.next_steps = [*steps, step(Action.CANCEL, run_id=run_id)]  # type: ignore[list-item]
-
-            cp.ledger.update(run_id, say, cause="its cluster is down")
+            cp.ledger.update(run_id, _waiting_for_cluster(n, exc), cause="its cluster is down")
             time.sleep(2.0)
             got = _still_ours(cp, run_id, n)
             if got is None:
@@ -342,6 +335,17 @@ def _hand_over(cp: Plane, rec: RunRecord, request: RunRequest, spec: Mapping[str
 
     cp.ledger.update(run_id, started, cause="backoff over")
     return launch(cp, run_id, list(command), env)
+
+
+def _waiting_for_cluster(n: int, exc: Blocked) -> Any:
+    text = f"attempt {n}: waiting for its cluster before retrying ({exc.message})"
+
+    def say(r: RunRecord) -> None:
+        if r.status == RunStatus.PENDING and len(r.attempts) == n and r.message != text:
+            r.message = text
+            r.next_steps = [*exc.next_steps, step(Action.CANCEL, run_id=r.run_id)]  # type: ignore[list-item]
+
+    return say
 
 
 def _block(cp: Plane, run_id: str, n: int, why: str) -> RunRecord:

@@ -213,9 +213,10 @@ def wait_gang(gang: list[subprocess.Popen[bytes]]) -> tuple[int, int, dict[int, 
         for i, proc in enumerate(gang):
             if i in ends:
                 continue
-            rc = proc.poll()
-            if rc is None:
+            got = proc.poll()
+            if got is None:
                 continue
+            rc = got
             if first is not None:
                 ends[i] = (rc, f"stopped: replica {first} ended first")
                 continue

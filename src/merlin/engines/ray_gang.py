@@ -105,9 +105,9 @@ def main() -> int:
 
         _record(state_root, run_id, attempt, unplaceable, "the gang could not be placed")
         return 3
-    remote = ray.remote(max_restarts=0, max_concurrency=2)(Replica)
+    remote: Any = ray.remote(Replica)
     actors = [
-        remote.options(num_cpus=bundle["CPU"], num_gpus=bundle.get("GPU", 0), resources={k: v for k, v in bundle.items() if k not in ("CPU", "GPU")},
+        remote.options(max_restarts=0, num_cpus=bundle["CPU"], num_gpus=bundle.get("GPU", 0), resources={k: v for k, v in bundle.items() if k not in ("CPU", "GPU")},
                        scheduling_strategy=PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=i)).remote()
         for i in range(n)
     ]  # fmt: skip
