@@ -40,27 +40,35 @@ class Replica:
 
     def address(self) -> str:
         """This node's address and a port free on it now: the coordinator's (replica 0 only)."""
-        import ray
-
-        host = ray.util.get_node_ip_address()
+        host = _node_ip()
         with socket.socket() as s:
-            s.bind(("", 0))
+            s.bind((host, 0))
             return f"{host}:{s.getsockname()[1]}"
 
     def start(self, command: list[str], workdir: str, env: dict[str, str]) -> dict[str, Any]:
-        import ray
-
         from merlin.clusters.procs import set_parent_death_signal
 
         self.proc = subprocess.Popen(command, cwd=workdir, env={**os.environ, **env}, stdin=subprocess.DEVNULL,
                                      preexec_fn=set_parent_death_signal)  # fmt: skip
-        return {"host": ray.util.get_node_ip_address(), "pid": self.proc.pid}
+        return {"host": _node_ip(), "pid": self.proc.pid}
 
     def wait(self) -> int:
         assert self.proc is not None
         rc = self.proc.wait()
         sys.stdout.flush()
         return rc
+
+
+def _node_ip() -> str:
+    """The address of the node this actor runs on, as Ray knows it (its raylet's), not the address
+    this host uses towards the head: nodes that share a machine (a test's Slurm nodes) differ."""
+    import ray
+
+    me = ray.get_runtime_context().get_node_id()
+    for node in ray.nodes():
+        if node.get("NodeID") == me and node.get("NodeManagerAddress"):
+            return str(node["NodeManagerAddress"])
+    return str(ray.util.get_node_ip_address())
 
 
 def _record(state_root: str, run_id: str, attempt: int, change: Any, cause: str) -> None:

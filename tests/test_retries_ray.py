@@ -1,0 +1,96 @@
+"""Retries and gangs on Ray (docs/retries.md): a gang of 2 on the shared head (one job places a
+bundle per replica, both start with one coordinator address; a killed replica stops the other and
+the gang is retried once), and a run whose head is SIGKILLed retried on the head started again."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cli_runner import run_cli
+from merlin.clusters import procs
+from merlin.controlplane import ControlPlane
+from merlin.ledger import RunStatus
+from test_ray_cluster import start_args
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+PRINT = (
+    "import os, sys, time; e = os.environ; "
+    "print('replica', e['MERLIN_REPLICA_INDEX'], 'of', e['MERLIN_REPLICA_COUNT'], 'coordinator', e['MERLIN_COORDINATOR_ADDRESS'], flush=True); "
+    "time.sleep(300 if e['MERLIN_ATTEMPT'] == '1' else 0)"
+)
+
+
+def until(check, timeout: float = 120.0, what: str = ""):
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got:
+            return got
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.3)
+
+
+def coordinators(log: str) -> dict[str, str]:
+    return {m[0]: m[2] for m in re.findall(r"replica (\d+) of (\d+) coordinator (\S+)", log)}
+
+
+def gang_killed_and_retried(cp: ControlPlane, cluster: str | None, placement: str | None) -> list[str]:
+    """Submit a gang of 2 (attempt 1 sleeps), see both start with one coordinator, SIGKILL replica 1:
+    replica 0 is stopped, the attempt is lost (infrastructure), the gang is retried once and succeeds.
+    Returns the hosts of the first attempt's replicas."""
+    rec = cp.submit([sys.executable, "-c", PRINT], target="demo", workflow="gang", engine="ray", cluster=cluster, replicas=2, placement=placement,
+                    num_cpus=0.5, max_retries_preemption=1, retry_backoff=0.5)  # fmt: skip
+    started = until(lambda: (r := cp.status(rec.run_id)).status == RunStatus.RUNNING and len(r.attempts[-1].replicas) == 2 and r, what="both replicas")
+    seen = until(lambda: len(c := coordinators(cp.logs(rec.run_id))) == 2 and c, what="both replicas' lines in the log")
+    assert len(set(seen.values())) == 1, seen
+    replicas = started.attempts[-1].replicas
+    assert seen["0"].startswith(f"{replicas[0].host}:")
+    os.kill(replicas[1].pid, signal.SIGKILL)
+    done = cp.wait(rec.run_id, timeout=240)
+    assert done.status == RunStatus.SUCCEEDED, (done.message, [a.model_dump() for a in done.attempts])
+    assert len(done.attempts) == 2
+    first = done.attempts[0]
+    assert first.failure_class == "infrastructure" and first.error_type == "REPLICA_LOST", first
+    ends = {r.index: r.message for r in first.replicas}
+    assert ends[1] == "killed by signal SIGKILL" and ends[0] == "stopped: replica 1 ended first"
+    assert not procs.alive(replicas[0].pid)
+    status = run_cli("ray", "jobs", "status", "--state-root", str(cp.root), rec.run_id)
+    assert len([ln for ln in status.stdout.splitlines() if re.match(r"\s*[01]\s*\W?\s*succeeded", ln)]) == 2, status.stdout
+    return [r.host or "" for r in replicas]
+
+
+def test_a_gang_of_two_on_the_shared_head(ray_cp: ControlPlane) -> None:
+    gang_killed_and_retried(ray_cp, None, None)
+
+
+@pytest.mark.ray_exclusive  # SIGKILLs a head of its own, then starts it again
+def test_a_run_whose_head_is_killed_is_retried_on_the_head_started_again(cluster_root: Path, tmp_path: Path) -> None:
+    root = cluster_root
+    cp = ControlPlane(root)
+    assert run_cli(*start_args(root, "rk"), timeout=240).returncode == 0
+    crec = cp.ledger.read_cluster("rk")
+    marker = tmp_path / "started"
+    code = "import pathlib, sys, time; p = pathlib.Path(sys.argv[1]); first = not p.exists(); p.write_text('x'); time.sleep(600 if first else 0)"
+    rec = cp.submit([sys.executable, "-c", code, str(marker)], target="demo", workflow="rk", engine="ray", cluster="rk",
+                    max_retries_preemption=1, retry_backoff=0.5)  # fmt: skip
+    until(lambda: cp.status(rec.run_id).status == RunStatus.RUNNING and marker.exists(), what="the first attempt to run")
+    head = [p for p in crec.processes if p.name in ("gcs_server", "raylet")]
+    procs.signal_pids([p.pid for p in head], signal.SIGKILL)
+    until(lambda: not any(procs.alive(p.pid, p.start_ticks) for p in head), what="the GCS and raylet to die")
+    # the keeper records the loss and waits for the cluster (documented rule), saying so
+    waiting = until(lambda: (r := cp.status(rec.run_id)).status == RunStatus.PENDING and "waiting for its cluster" in r.message and r,
+                    what="the retry to wait for the cluster")  # fmt: skip
+    assert waiting.attempts[0].status == RunStatus.LOST and waiting.attempts[0].failure_class == "infrastructure"
+    assert any(s.action == "start_cluster" for s in waiting.next_steps)
+    assert run_cli(*start_args(root, "rk"), timeout=240).returncode == 0
+    done = cp.wait(rec.run_id, timeout=240)
+    assert done.status == RunStatus.SUCCEEDED, done.message
+    assert [a.status for a in done.attempts] == [RunStatus.LOST, RunStatus.SUCCEEDED]
