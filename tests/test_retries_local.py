@@ -177,3 +177,16 @@ def test_cli_status_while_retrying(tmp_path: Path) -> None:
     assert "attempt 2 of 2, retrying in" in why.stdout
     cp.cancel(run_id)
     keeper_gone(cp, run_id)
+
+
+def test_gateway_runs_submit_takes_the_same_fields(tmp_path: Path) -> None:
+    from merlin.gateway.ops import Gateway
+
+    gw = Gateway(tmp_path / "state")
+    doc = gw.call("runs_submit", {"command": fails_times(tmp_path, 1), "target": "demo", "workflow": "w", "max_retries_failure": 1,
+                                  "retry_backoff": 0.2, "replicas": 1, "target_dir": str(tmp_path / "t")})  # fmt: skip
+    done = gw.cp.wait(doc["run_id"], timeout=60)
+    assert done.status == RunStatus.SUCCEEDED and len(done.attempts) == 2
+    request = gw.cp.ledger.read_request(doc["run_id"])
+    assert (request.max_retries_failure, request.max_retries_preemption, request.retry_backoff, request.replicas) == (1, 0, 0.2, 1)
+    keeper_gone(gw.cp, doc["run_id"])
