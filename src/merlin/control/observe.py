@@ -28,6 +28,8 @@ def observable(rec: RunRecord) -> bool:
     if not rec.status.is_active():
         return False
     if rec.status == RunStatus.PENDING and rec.attempt is not None and rec.attempt.submission_id is None:
+        if rec.retry_at is not None:
+            return False  # an automatic retry waiting out its backoff: its keeper's (a dead one is replaced, not made lost)
         return submitter_died(rec.leases, rec.attempt.submitter_pid, rec.attempt.submitter_start)
     return True
 
@@ -52,7 +54,7 @@ def status(cp: Plane, run_id: str, refresh: bool = True) -> RunRecord:
     if refresh and observable(rec):
         obs = cp.engine(rec.engine).poll(rec)
         rec = apply(cp, rec, obs)
-    if refresh and rec.retry_keeper and rec.status.is_terminal():
+    if refresh and rec.retry_keeper and (rec.status.is_terminal() or rec.retry_at is not None):
         from merlin.control.retries import pending_retry
 
         pending_retry(cp, rec)  # its keeper died with a retry due: the next look starts another
@@ -84,6 +86,11 @@ def status_json(cp: Plane, run_id: str, refresh: bool = True) -> dict[str, Any]:
         return raw
     last = (raw.get("attempts") or [{}])[-1]
     if raw["status"] == RunStatus.PENDING.value and raw.get("attempts") and last.get("submission_id") is None:
+        if raw.get("retry_at"):
+            from merlin.control.retries import notice_raw
+
+            notice_raw(cp, raw)
+            return raw
         if submitter_died(raw.get("leases"), last.get("submitter_pid"), last.get("submitter_start")):
             return status(cp, run_id).model_dump(mode="json")
         return raw  # not handed to its engine yet (see observable)

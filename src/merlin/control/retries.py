@@ -174,6 +174,13 @@ def start_keeper(cp: Plane, run_id: str, command: Sequence[str] | None = None, e
 def pending_retry(cp: Plane, rec: RunRecord) -> bool:
     """The run has ended but a retry is due (its keeper, alive or started now, will make it):
     what ``wait`` waits through. Only runs that were given a keeper are asked."""
+    if rec.retry_keeper and rec.retry_at is not None and rec.status == RunStatus.PENDING:
+        if not keeper_alive(rec.retry_keeper):  # a retry recorded, not started: a new keeper takes it over
+            try:
+                start_keeper(cp, rec.run_id)
+            except (OSError, MerlinError):
+                return False
+        return False  # not ended: nothing to wait through
     if not rec.retry_keeper or rec.status not in _RETRYABLE:
         return False
     try:
@@ -193,7 +200,8 @@ def pending_retry(cp: Plane, rec: RunRecord) -> bool:
 def notice_raw(cp: Plane, raw: Mapping[str, Any]) -> None:
     """:func:`pending_retry` for a record read as JSON (the listing and ``jobs status`` paths): only a
     run that has a keeper recorded and ended retryably is read in full."""
-    if raw.get("retry_keeper") and raw.get("status") in {s.value for s in _RETRYABLE} and not keeper_alive(raw["retry_keeper"]):
+    ended = raw.get("status") in {s.value for s in _RETRYABLE}
+    if raw.get("retry_keeper") and (ended or raw.get("retry_at")) and not keeper_alive(raw["retry_keeper"]):
         pending_retry(cp, cp.get(str(raw["run_id"])))
 
 
