@@ -7,7 +7,7 @@ one per node; ``PACK`` otherwise) and starts nothing until every bundle is place
 together or not at all. Replica 0 picks a free port on its node: that and its host
 are ``MERLIN_COORDINATOR_ADDRESS`` for every replica, beside ``MERLIN_REPLICA_INDEX``
 and ``MERLIN_REPLICA_COUNT``. Each replica is an actor in its bundle running the
-command (its output reaches this job's log); the first to end badly stops the others.
+command (this job prints its output, each line prefixed ``[replica i]``); the first to end badly stops the others.
 The replicas (host, pid, how each ended) are written to the run's latest attempt.
 A replica killed from outside (SIGKILL, SIGTERM, its actor or node gone) is an
 infrastructure end (``REPLICA_LOST``); a non-zero exit is the program's. On a
@@ -36,7 +36,11 @@ class Replica:
     """One replica: runs the command in its bundle, dies with its actor (PR_SET_PDEATHSIG)."""
 
     def __init__(self) -> None:
+        import threading
+
         self.proc: subprocess.Popen[bytes] | None = None
+        self.lines: list[str] = []
+        self.lock = threading.Lock()
 
     def address(self) -> str:
         """This node's address and a port free on it now: the coordinator's (replica 0 only)."""
@@ -46,16 +50,31 @@ class Replica:
             return f"{host}:{s.getsockname()[1]}"
 
     def start(self, command: list[str], workdir: str, env: dict[str, str]) -> dict[str, Any]:
+        import threading
+
         from merlin.clusters.procs import set_parent_death_signal
 
-        self.proc = subprocess.Popen(command, cwd=workdir, env={**os.environ, **env}, stdin=subprocess.DEVNULL,
-                                     preexec_fn=set_parent_death_signal)  # fmt: skip
+        self.proc = subprocess.Popen(command, cwd=workdir, env={**os.environ, **env}, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, preexec_fn=set_parent_death_signal)  # fmt: skip
+        threading.Thread(target=self._read, daemon=True).start()
         return {"host": _node_ip(), "pid": self.proc.pid}
+
+    def _read(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            with self.lock:
+                self.lines.append(raw.decode("utf-8", "replace"))
+
+    def output(self) -> str:
+        """What the command printed since the last call (the gang's job prints it, prefixed)."""
+        with self.lock:
+            text, self.lines = "".join(self.lines), []
+        return text
 
     def wait(self) -> int:
         assert self.proc is not None
         rc = self.proc.wait()
-        sys.stdout.flush()
+        time.sleep(0.2)  # its last lines reach the reader
         return rc
 
 
@@ -69,6 +88,18 @@ def _node_ip() -> str:
         if node.get("NodeID") == me and node.get("NodeManagerAddress"):
             return str(node["NodeManagerAddress"])
     return str(ray.util.get_node_ip_address())
+
+
+def _forward(ray: Any, live: dict[int, Any]) -> None:
+    """Print what each live replica's command printed, each line prefixed ``[replica i]``."""
+    for i, actor in list(live.items()):
+        try:
+            text = ray.get(actor.output.remote(), timeout=10)
+        except Exception:  # its actor is gone: what it printed last is lost with it
+            live.pop(i, None)
+            continue
+        for line in text.splitlines():
+            print(f"[replica {i}] {line}", flush=True)
 
 
 def _record(state_root: str, run_id: str, attempt: int, change: Any, cause: str) -> None:
@@ -115,7 +146,7 @@ def main() -> int:
         return 3
     remote: Any = ray.remote(Replica)
     actors = [
-        remote.options(max_restarts=0, num_cpus=bundle["CPU"], num_gpus=bundle.get("GPU", 0), resources={k: v for k, v in bundle.items() if k not in ("CPU", "GPU")},
+        remote.options(max_restarts=0, max_concurrency=3, num_cpus=bundle["CPU"], num_gpus=bundle.get("GPU", 0), resources={k: v for k, v in bundle.items() if k not in ("CPU", "GPU")},
                        scheduling_strategy=PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=i)).remote()
         for i in range(n)
     ]  # fmt: skip
@@ -132,8 +163,12 @@ def main() -> int:
     ends: dict[int, tuple[int | None, str]] = {}
     first: int | None = None
     lost = False
+    live = dict(enumerate(actors))
     while waits:
-        done, _ = ray.wait(list(waits), num_returns=1)
+        done, _ = ray.wait(list(waits), num_returns=1, timeout=0.5)
+        _forward(ray, live)
+        if not done:
+            continue
         i = waits.pop(done[0])
         try:
             rc: int | None = ray.get(done[0])
@@ -149,7 +184,9 @@ def main() -> int:
             lost = rc is None or (rc < 0 and -rc in OUTSIDE)
             for j, a in enumerate(actors):
                 if j != i:
+                    live.pop(j, None)
                     ray.kill(a)  # its command dies with the actor's worker
+    _forward(ray, live)
     code = 0 if first is None else ends[first][0]
 
     def ended(att: Any) -> None:
@@ -163,7 +200,6 @@ def main() -> int:
 
     _record(state_root, run_id, attempt, ended, "the gang ended")
     print(f"merlin gang: ended ({'every replica succeeded' if first is None else f'replica {first}: {ends[first][1]}; the others were stopped'})", flush=True)
-    time.sleep(0.5)  # the replicas' last lines reach this job's log
     if first is None:
         return 0
     return 1 if code is None or code <= 0 else code
