@@ -466,7 +466,7 @@ def jobs_retry(
 
     cp = control_plane(state_root)
     rec = cp.retry(run_id, env=key_values(env, "--env", False), cluster=cluster)
-    if wait and not rec.status.is_terminal() and rec.status.value != "blocked":
+    if wait and (not rec.status.is_terminal() or rec.retry_keeper) and rec.status.value != "blocked":
         from merlin.cli.waiting import announce, wait_for_run
 
         if not json:

@@ -25,13 +25,14 @@ def announce(rec: Any) -> None:
 
 def wait_for_run(cp: Any, rec: Any, *, quiet: bool = False, timeout: float | None = None) -> Any:
     """Wait until ``rec`` ends; its final record. Ctrl-C: exit 130 naming the run and its cancel step."""
-    if rec.status.is_terminal() or rec.status.value == "blocked":
+    if (rec.status.is_terminal() and not rec.retry_keeper) or rec.status.value == "blocked":
         return rec
     try:
         if quiet:
             return cp.wait(rec.run_id, timeout=timeout)
         if sys.stderr.isatty():
-            return _status_line(cp, rec.run_id, timeout)
+            _status_line(cp, rec.run_id, timeout)
+            return cp.wait(rec.run_id, timeout=timeout)  # through the automatic retries, if any are due
         for chunk in cp.follow(rec.run_id):
             sys.stderr.write(chunk)
             sys.stderr.flush()

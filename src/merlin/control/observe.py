@@ -147,6 +147,10 @@ def refresh(cp: Plane, run_ids: Iterable[str] | None = None) -> list[RunRecord]:
                 out.append(ended)
         elif observable(rec):
             records.append(rec)
+        elif rec.retry_at is not None and rec.retry_keeper:
+            from merlin.control.retries import pending_retry
+
+            pending_retry(cp, rec)  # an automatic retry in its backoff: a dead keeper is replaced
     by_engine: dict[str, list[RunRecord]] = {}
     for rec in records:
         by_engine.setdefault(rec.engine, []).append(rec)
@@ -164,6 +168,7 @@ def refresh(cp: Plane, run_ids: Iterable[str] | None = None) -> list[RunRecord]:
             from merlin.control.retries import pending_retry
 
             pending_retry(cp, rec)  # a retry is due and its keeper is gone: start another
+
     return out
 
 
