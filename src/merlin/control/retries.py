@@ -320,29 +320,23 @@ def _hand_over(cp: Plane, rec: RunRecord, request: RunRequest, spec: Mapping[str
 
     if missing or has_redacted(command):
         return _block(cp, run_id, n, f"its secret values ({', '.join(missing) or 'in the command'}) are not kept by the ledger; retry it by hand with them")
-    eng = cp.engine(rec.engine)
     deadline = time.monotonic() + cluster_wait()
-    while True:
-        try:
-            eng.preflight(rec, request.model_copy(update={"cluster": rec.cluster.name if rec.cluster else None}))
-            break
-        except Blocked as exc:
-            if exc.cause not in WAIT_CAUSES or time.monotonic() > deadline:
-                break  # launch records it blocked, with the fix
-            cp.ledger.update(run_id, _waiting_for_cluster(n, exc), cause="its cluster is down")
-            time.sleep(2.0)
-            got = _still_ours(cp, run_id, n)
-            if got is None:
-                return cp.get(run_id)
-            rec = got
-    if _still_ours(cp, run_id, n) is None:
-        return cp.get(run_id)
 
     def started(r: RunRecord) -> None:
         r.retry_at = None
 
-    cp.ledger.update(run_id, started, cause="backoff over")
-    return launch(cp, run_id, list(command), env)
+    while True:
+        if _still_ours(cp, run_id, n) is None:
+            return cp.get(run_id)
+        waits = WAIT_CAUSES if time.monotonic() < deadline else frozenset()
+        try:
+            launched = launch(cp, run_id, list(command), env, wait_causes=waits)
+        except Blocked as exc:  # its cluster is down: wait for it to be started again (docs/retries.md)
+            cp.ledger.update(run_id, _waiting_for_cluster(n, exc), cause="its cluster is down")
+            time.sleep(2.0)
+            continue
+        cp.ledger.update(run_id, started, cause="handed to its engine")
+        return launched
 
 
 def _waiting_for_cluster(n: int, exc: Blocked) -> Any:

@@ -276,10 +276,13 @@ def launch(
     command: list[str],
     env: Mapping[str, str],
     known: tuple[Any, Any] | None = None,
+    wait_causes: frozenset[str] = frozenset(),
 ) -> RunRecord:
     """Hand the latest attempt to its engine and record what happened.
 
-    ``known``: the (record, request) just written by ``submit``, to skip re-reading them."""
+    ``known``: the (record, request) just written by ``submit``, to skip re-reading them.
+    ``wait_causes``: engine block causes raised to the caller, the record untouched (an automatic
+    retry waits for its cluster instead of being recorded blocked)."""
     from merlin.clock import utcnow
 
     if known is not None:
@@ -293,6 +296,8 @@ def launch(
     try:
         sub = eng.submit(submit_rec, request.model_copy(update={"cluster": rec.cluster.name if rec.cluster else None}), run_env(cp, rec, env))
     except Blocked as exc:
+        if exc.cause in wait_causes:
+            raise
         blocked = exc  # the closure outlives the except clause's name
 
         def mark_blocked(r: RunRecord) -> None:

@@ -67,9 +67,12 @@ def attempt_class(att: Any) -> str | None:
 
 def ended_how(att: Mapping[str, Any]) -> str:
     """``lost: node died``: how an attempt (its JSON) ended, in a few words."""
+    status = str(att.get("status"))
     lines = str(att.get("error_message") or att.get("error_type") or "").strip().splitlines()
-    detail = lines[0][:160] if lines else (f"exit code {att['exit_code']}" if att.get("exit_code") is not None else "")
-    return f"{att.get('status')}: {detail}" if detail else str(att.get("status"))
+    detail = lines[0].split("; ")[0][:160] if lines else (f"exit code {att['exit_code']}" if att.get("exit_code") is not None else "")
+    if detail.startswith(f"{status}: "):
+        detail = detail[len(status) + 2 :]  # "lost: lost: ..." reads once
+    return f"{status}: {detail}" if detail else status
 
 
 def attempt_line(run: Mapping[str, Any], now: datetime) -> str | None:
