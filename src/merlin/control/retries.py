@@ -45,6 +45,8 @@ POLL = 0.5
 MAX_BACKOFF = 600.0
 #: engine block causes that a due retry waits out (the cluster is being started again)
 WAIT_CAUSES = frozenset({"no_cluster", "cluster_unreachable", "cluster_not_active"})
+#: submits a due retry's engine may refuse (not a block) before the refusal is recorded
+ENGINE_ERRORS = 5
 _RETRYABLE = (RunStatus.FAILED, RunStatus.LOST, RunStatus.CANCELLED)
 
 
@@ -325,13 +327,17 @@ def _hand_over(cp: Plane, rec: RunRecord, request: RunRequest, spec: Mapping[str
     def started(r: RunRecord) -> None:
         r.retry_at = None
 
+    refusals = 0
     while True:
         if _still_ours(cp, run_id, n) is None:
             return cp.get(run_id)
         waits = WAIT_CAUSES if time.monotonic() < deadline else frozenset()
+        if refusals < ENGINE_ERRORS and waits:
+            waits = waits | {"engine_error"}  # a cluster just started again may refuse a submit or two
         try:
             launched = launch(cp, run_id, list(command), env, wait_causes=waits)
         except Blocked as exc:  # its cluster is down: wait for it to be started again (docs/retries.md)
+            refusals += exc.cause == "engine_error"
             cp.ledger.update(run_id, _waiting_for_cluster(n, exc), cause="its cluster is down")
             time.sleep(2.0)
             continue

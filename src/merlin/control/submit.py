@@ -312,6 +312,8 @@ def launch(
         return cp.ledger.update(run_id, mark_blocked, cause=f"blocked: {blocked.cause}")
     except Exception as exc:
         err = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        if "engine_error" in wait_causes:
+            raise Blocked(f"the {rec.engine} engine refused the submission ({err})", "engine_error") from exc
 
         def mark_failed(r: RunRecord) -> None:
             att = r.attempts[-1]
