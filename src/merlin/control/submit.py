@@ -73,12 +73,12 @@ def submit(
     no_nul(str(target_dir) if target_dir is not None else None, "target_dir")
     no_nul(str(workdir) if workdir is not None else None, "workdir")
     real_env = check_env(env)
+    budget = check_retries(dict(retries or {}))
     from merlin.control.runtime import prepare
     from merlin.control.runtime import summary as runtime_summary
 
     frozen, runtime_env = prepare(cp, runtime)
     real_env = {**check_env(runtime_env), **real_env}
-    budget = check_retries(dict(retries or {}))
     run_id = validate_run_id(run_id) if run_id else new_run_id(target)
     tdir = check_target_dir(Path(target_dir).expanduser().resolve()) if target_dir else cp.layout.default_target_dir(run_id)
     wdir = Path(workdir).expanduser().resolve() if workdir else Path.cwd().resolve()

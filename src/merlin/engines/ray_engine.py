@@ -69,14 +69,15 @@ def entrypoint_for(command: list[str], workdir: str) -> str:
     return f"cd {shlex.quote(workdir)} && exec {shlex.join(command)}"
 
 
-def gang_job(body: dict[str, Any], record: RunRecord, request: RunRequest) -> None:
-    """A gang's attempt is one job running :mod:`merlin.engines.ray_gang`, which places a bundle per
-    replica (the resources asked are each replica's) and starts them together or not at all."""
+def gang_job(body: dict[str, Any], record: RunRecord, request: RunRequest, command: list[str], python: str | None) -> None:
+    """A gang's attempt is one job running :mod:`merlin.engines.ray_gang` (with the interpreter that has
+    merlin on the cluster's nodes), which places a bundle per replica (the resources asked are each
+    replica's) and starts each replica's ``command`` (through the env launcher when it has one) together."""
     import sys
 
-    spec = {"replicas": request.replicas, "placement": request.placement, "command": list(record.command), "workdir": record.workdir,
+    spec = {"replicas": request.replicas, "placement": request.placement, "command": list(command), "workdir": record.workdir,
             "num_cpus": request.num_cpus, "num_gpus": request.num_gpus, "resources": dict(request.resources)}  # fmt: skip
-    body["entrypoint"] = entrypoint_for([sys.executable, "-m", "merlin.engines.ray_gang"], record.workdir)
+    body["entrypoint"] = entrypoint_for([python or sys.executable, "-m", "merlin.engines.ray_gang"], record.workdir)
     body["runtime_env"]["env_vars"]["MERLIN_GANG_SPEC"] = json.dumps(spec)
 
 
@@ -263,7 +264,7 @@ class RayEngine:
             "metadata": {"merlin_run_id": record.run_id, "merlin_attempt": str(attempt), "merlin_target": record.target},
         }
         if request.replicas is not None:
-            gang_job(body, record, request)
+            gang_job(body, record, request, command, getattr(cluster, "python", None))
         elif request.num_cpus is not None:
             body["entrypoint_num_cpus"] = request.num_cpus
         if request.num_gpus is not None and request.replicas is None:
