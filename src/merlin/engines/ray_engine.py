@@ -69,18 +69,6 @@ def entrypoint_for(command: list[str], workdir: str) -> str:
     return f"cd {shlex.quote(workdir)} && exec {shlex.join(command)}"
 
 
-def gang_job(body: dict[str, Any], record: RunRecord, request: RunRequest, command: list[str], python: str | None) -> None:
-    """A gang's attempt is one job running :mod:`merlin.engines.ray_gang` (with the interpreter that has
-    merlin on the cluster's nodes), which places a bundle per replica (the resources asked are each
-    replica's) and starts each replica's ``command`` (through the env launcher when it has one) together."""
-    import sys
-
-    spec = {"replicas": request.replicas, "placement": request.placement, "command": list(command), "workdir": record.workdir,
-            "num_cpus": request.num_cpus, "num_gpus": request.num_gpus, "resources": dict(request.resources)}  # fmt: skip
-    body["entrypoint"] = entrypoint_for([python or sys.executable, "-m", "merlin.engines.ray_gang"], record.workdir)
-    body["runtime_env"]["env_vars"]["MERLIN_GANG_SPEC"] = json.dumps(spec)
-
-
 def _scrubbed_message(info: Any) -> Any:
     """Ray's job message (often the job's last output) without the secret env values
     merlin redacted from the run's records: they were sent in the job's runtime_env."""
@@ -264,6 +252,8 @@ class RayEngine:
             "metadata": {"merlin_run_id": record.run_id, "merlin_attempt": str(attempt), "merlin_target": record.target},
         }
         if request.replicas is not None:
+            from merlin.engines.ray_gang import gang_job
+
             gang_job(body, record, request, command, getattr(cluster, "python", None))
         elif request.num_cpus is not None:
             body["entrypoint_num_cpus"] = request.num_cpus
@@ -421,7 +411,6 @@ class RayEngine:
         None whenever the answer needs the full path (no submission id, cluster not
         recorded or not live, token missing, cluster unreachable, submission unknown).
         """
-        import json
         from types import SimpleNamespace
 
         attempts = record.get("attempts") or []
@@ -477,7 +466,6 @@ class RayEngine:
 
     def _env_report(self, r: RunRecord, obs: Observation) -> None:
         """The env launcher's report (written where the job ran: readable when that is this host)."""
-        import json
 
         try:
             report = json.loads(self.ledger.layout.env_report(r.run_id, len(r.attempts)).read_text(encoding="utf-8"))

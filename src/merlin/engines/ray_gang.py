@@ -24,12 +24,27 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from merlin.ledger.models import RunRecord, RunRequest
 
 #: seconds the gang may wait for all its bundles before it gives up (nothing started)
 READY_TIMEOUT = float(os.environ.get("MERLIN_GANG_READY_TIMEOUT") or 120)
 #: signals that end a replica from outside: a lost replica (merlin.engines.local_supervisor's rule)
 OUTSIDE = frozenset({signal.SIGKILL, signal.SIGTERM, signal.SIGHUP, signal.SIGINT})
+
+
+def gang_job(body: dict[str, Any], record: RunRecord, request: RunRequest, command: list[str], python: str | None) -> None:
+    """A gang's attempt is one job running :mod:`merlin.engines.ray_gang` (with the interpreter that has
+    merlin on the cluster's nodes), which places a bundle per replica (the resources asked are each
+    replica's) and starts each replica's ``command`` (through the env launcher when it has one) together."""
+    spec = {"replicas": request.replicas, "placement": request.placement, "command": list(command), "workdir": record.workdir,
+            "num_cpus": request.num_cpus, "num_gpus": request.num_gpus, "resources": dict(request.resources)}  # fmt: skip
+    from merlin.engines.ray_engine import entrypoint_for
+
+    body["entrypoint"] = entrypoint_for([python or sys.executable, "-m", "merlin.engines.ray_gang"], record.workdir)
+    body["runtime_env"]["env_vars"]["MERLIN_GANG_SPEC"] = json.dumps(spec)
 
 
 class Replica:
