@@ -190,15 +190,32 @@ class ControlPlane(TargetGenFace):
     # ------------------------------------------------------------------ runs
 
     def submit(
-        self, command: Sequence[str], *, target: str, workflow: str, engine: str | None = None,
-        target_dir: str | os.PathLike[str] | None = None, workdir: str | os.PathLike[str] | None = None,
-        num_cpus: float | None = None, num_gpus: float | None = None, resources: Mapping[str, float] | None = None,
-        env: Mapping[str, str] | None = None, cluster: str | None = None, source: str = "api",
-        metadata: Mapping[str, Any] | None = None, run_id: str | None = None, wait: bool = False, timeout: float | None = None,
-        leases: Sequence[str] = (), runtime: Any = None,
-        max_retries_failure: int = 0, max_retries_preemption: int = 0, retry_backoff: float | str | None = None,
-        replicas: int | None = None, placement: str | None = None,
-    ) -> RunRecord:  # fmt: skip
+        self,
+        command: Sequence[str],
+        *,
+        target: str,
+        workflow: str,
+        engine: str | None = None,
+        target_dir: str | os.PathLike[str] | None = None,
+        workdir: str | os.PathLike[str] | None = None,
+        num_cpus: float | None = None,
+        num_gpus: float | None = None,
+        resources: Mapping[str, float] | None = None,
+        env: Mapping[str, str] | None = None,
+        cluster: str | None = None,
+        source: str = "api",
+        metadata: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
+        wait: bool = False,
+        timeout: float | None = None,
+        leases: Sequence[str] = (),
+        runtime: Any = None,
+        max_retries_failure: int = 0,
+        max_retries_preemption: int = 0,
+        retry_backoff: float | str | None = None,
+        replicas: int | None = None,
+        placement: str | None = None,
+    ) -> RunRecord:
         """Record a run and hand it to its engine (default: the registry's default engine).
         A run that cannot be handed over is still recorded, as ``blocked``, with the fix
         in its message and ``next_steps``. With ``leases`` (``POOL[:COUNT][,k=v...]``, a
