@@ -8,7 +8,6 @@ the listing path reads JSON files and renders, without Ray or pydantic.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -107,12 +106,9 @@ def _print_run(rec: Any, reason: dict[str, Any] | None = None) -> None:
     grid.append(("observed", short_time(d.get("observed_at"))))
     grid.append(("message", d.get("message") or "-"))
     grid.append(("environment", environment_line(d)))
-    from merlin.clock import utcnow
-    from merlin.ledger.failures import attempt_line
+    from merlin.cli.runs_table import attempt_row, print_replicas
 
-    tries = attempt_line(d, utcnow())
-    if tries:
-        grid.append(("attempt", tries))
+    grid += attempt_row(d)
     if d.get("leases"):
         grid.append(("leases", ", ".join(d["leases"]) + (f" (items {', '.join(d['lease_items'])})" if d.get("lease_items") else "")))
     from merlin.cli.nextsteps import ARGV, command
@@ -144,23 +140,7 @@ def _print_run(rec: Any, reason: dict[str, Any] | None = None) -> None:
                 err or "-",
             ])
         show(build(columns, rows, out().width), out())
-        _print_replicas(d["attempts"][-1])
-
-
-def _print_replicas(att: dict[str, Any]) -> None:
-    """A gang's latest attempt: one line per replica."""
-    if not att.get("replicas"):
-        return
-    from merlin.cli.output import out
-    from merlin.cli.tables import GIVE, Column, build, show
-
-    columns = [Column(h) for h in ("replica", "status", "host", "pid", "exit")] + [Column("how it ended", GIVE)]
-    rows = [
-        [str(r["index"]), status_styled(r["status"]), r.get("host") or "-", str(r.get("pid") or r.get("submission_id") or "-"),
-         "-" if r.get("exit_code") is None else str(r["exit_code"]), r.get("message") or "-"]
-        for r in att["replicas"]
-    ]  # fmt: skip
-    show(build(columns, rows, out().width), out())
+        print_replicas(d["attempts"][-1])
 
 
 @app.command("submit", context_settings={"allow_interspersed_args": False})
@@ -211,25 +191,6 @@ def jobs_submit(
     submit(**params, typed=frozenset(name for name in params if given(ctx, name)))
 
 
-def _write_json_array(records: Iterable[bytes]) -> None:
-    """Stream stored records (canonical JSON, redacted when written) to stdout as one
-    JSON array, in ~1 MiB writes: no re-serialising, no 50 MiB string in memory."""
-    sys.stdout.flush()
-    write = sys.stdout.buffer.write
-    buf = bytearray(b"[")
-    sep = b"\n"
-    for raw in records:
-        buf += sep
-        buf += raw.rstrip(b"\n")
-        sep = b",\n"
-        if len(buf) >= 1 << 20:
-            write(buf)
-            buf.clear()
-    buf += b"\n]\n"  # "[\n]\n" when empty, as before
-    write(buf)
-    sys.stdout.buffer.flush()
-
-
 #: the choices as help shows them, without importing the ledger on --help (tests/test_cli_help.py
 #: checks them against RunStatus and merlin.control.find.SORT_FIELDS)
 STATUS_CHOICES = "blocked|waiting|pending|running|succeeded|failed|cancelled|lost"
@@ -271,9 +232,10 @@ def jobs_list(
     total = len(entries)
     n = limit if limit is not None else (0 if mode == "json" else 50)
     if mode == "json":
+        from merlin.cli.output import write_json_array
         from merlin.ledger.index import record_bytes
 
-        _write_json_array(record_bytes(entries, n))
+        write_json_array(record_bytes(entries, n))
         return
     if n:
         entries = entries[:n]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Iterable
 from functools import cache
 from typing import Any
 
@@ -109,3 +110,22 @@ def message(text: str, *, style: str | None = None) -> None:
 
 def warn(text: str) -> None:
     message(f"warning: {text}", style="yellow")
+
+
+def write_json_array(records: Iterable[bytes]) -> None:
+    """Stream stored records (canonical JSON, redacted when written) to stdout as one
+    JSON array, in ~1 MiB writes: no re-serialising, no 50 MiB string in memory."""
+    sys.stdout.flush()
+    write = sys.stdout.buffer.write
+    buf = bytearray(b"[")
+    sep = b"\n"
+    for raw in records:
+        buf += sep
+        buf += raw.rstrip(b"\n")
+        sep = b",\n"
+        if len(buf) >= 1 << 20:
+            write(buf)
+            buf.clear()
+    buf += b"\n]\n"  # "[\n]\n" when empty, as before
+    write(buf)
+    sys.stdout.buffer.flush()

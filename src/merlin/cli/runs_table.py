@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from merlin.cli.common import STYLE, age, short_time
+from merlin.cli.common import STYLE, age, short_time, status_styled
 from merlin.cli.tables import GAP, GIVE, WHOLE, Column, fit
 
 #: the columns that drop, the first named first (RUN ID and STATUS never drop)
@@ -142,3 +142,28 @@ def runs_text(rows: list[dict[str, Any]], width: int, colour: bool, wide: bool =
 def runs_names(rows: list[dict[str, Any]]) -> str:
     """``-o name``: one run id a line (for xargs and shell loops)."""
     return "".join(f"{d.get('run_id', '?')}\n" for d in rows)
+
+
+def attempt_row(d: dict[str, Any]) -> list[tuple[str, str]]:
+    """``jobs status``'s attempt line for a run with retry budgets (docs/retries.md), or none."""
+    from merlin.clock import utcnow
+    from merlin.ledger.failures import attempt_line
+
+    line = attempt_line(d, utcnow())
+    return [("attempt", line)] if line else []
+
+
+def print_replicas(att: dict[str, Any]) -> None:
+    """A gang's latest attempt: one line per replica."""
+    if not att.get("replicas"):
+        return
+    from merlin.cli.output import out
+    from merlin.cli.tables import GIVE, Column, build, show
+
+    columns = [Column(h) for h in ("replica", "status", "host", "pid", "exit")] + [Column("how it ended", GIVE)]
+    rows = [
+        [str(r["index"]), status_styled(r["status"]), r.get("host") or "-", str(r.get("pid") or r.get("submission_id") or "-"),
+         "-" if r.get("exit_code") is None else str(r["exit_code"]), r.get("message") or "-"]
+        for r in att["replicas"]
+    ]  # fmt: skip
+    show(build(columns, rows, out().width), out())
