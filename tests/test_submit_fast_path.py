@@ -96,7 +96,7 @@ def test_fast_path_gives_the_body_what_typer_gives_it(args: list[str], monkeypat
     assert fast is not None, "the fast path should read this line"
     fast = fast_submit._configured(fast)  # the options not on the line, from the environment and config files as Typer's callbacks take them
     assert fast == typer_kwargs(args, monkeypatch)
-    assert {type(v) for v in fast.values()} <= {str, float, bool, list, frozenset, type(None), type(Path())}
+    assert {type(v) for v in fast.values()} <= {str, int, float, bool, list, frozenset, type(None), type(Path())}
 
 
 @pytest.mark.parametrize("args", DECLINED, ids=lambda a: " ".join(a)[:60])

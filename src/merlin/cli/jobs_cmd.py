@@ -160,11 +160,6 @@ def jobs_submit(
     lease: list[str] | None = typer.Option(
         None, "--lease", help="Hardware it needs, POOL[:COUNT][,k=v...] (repeatable: a gang). The run waits for the lease, then starts by itself."
     ),
-    retries: int = typer.Option(0, "--retries", help="Retry by itself this many times after the command fails (exits non-zero)."),
-    retries_infra: int = typer.Option(0, "--retries-infra", help="Retry by itself this many times after the infrastructure loses the run (node, head, supervisor...)."),
-    retry_backoff: float | None = duration_option(None, "--retry-backoff", help="Wait before the first automatic retry (default 10s), doubling for each later one."),
-    replicas: int | None = typer.Option(None, "--replicas", help="A gang: start this many processes together or not at all (docs/retries.md)."),
-    placement: str | None = typer.Option(None, "--placement", help="Where a gang's replicas go: pack (few nodes) or spread (one per node)."),
     time_: float | None = duration_option(
         None, "--time", help="How long the run needs (e.g. 2h or [D-]HH:MM:SS); warns when the cluster's allocation ends sooner, ignored (with a warning) where the engine has no walltime."
     ),
@@ -178,6 +173,11 @@ def jobs_submit(
     find_links: list[str] | None = typer.Option(None, "--find-links", help="A directory (or page) of wheels for the environment (repeatable)."),
     no_index: bool = typer.Option(False, "--no-index", help="The environment installs from --find-links only."),
     env_file: Path | None = typer.Option(None, "--env-file", help="runtime.yaml: the same fields as YAML (flags given here win)."),
+    retries: int = typer.Option(0, "--retries", help="Retry by itself this many times after the command fails (exits non-zero)."),
+    retries_infra: int = typer.Option(0, "--retries-infra", help="Retry by itself this many times after the infrastructure loses the run (node, head, supervisor...)."),
+    retry_backoff: float | None = duration_option(None, "--retry-backoff", help="Wait before the first automatic retry (default 10s), doubling for each later one."),
+    replicas: int | None = typer.Option(None, "--replicas", help="A gang: start this many processes together or not at all (docs/retries.md)."),
+    placement: str | None = typer.Option(None, "--placement", help="Where a gang's replicas go: pack (few nodes) or spread (one per node)."),
     state_root: Path | None = StateRootOpt,
     json: bool = JsonOpt,
 ) -> None:
