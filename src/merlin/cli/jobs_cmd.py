@@ -146,6 +146,9 @@ def jobs_submit(
     ctx: typer.Context,
     command: list[str] = typer.Argument(..., help="The command, after `--`.", show_default=False),
     target: str = typer.Option(..., "--target", help="Target name (becomes part of the run id)."),
+    name: str | None = typer.Option(
+        None, "--name", help="Job name: while a run of this name is live, submitting it again prints that run instead of starting a second one."
+    ),
     workflow: str = typer.Option(..., "--workflow", help="Workflow name."),
     engine: str = engine_option(_engine_help()),
     target_dir: Path | None = typer.Option(None, "--target-dir", help="Directory indexed as artifacts (default: runs/<id>/target)."),
@@ -186,24 +189,26 @@ def jobs_submit(
         cluster = None  # a configured cluster is for the engines that run on one
     if time_ is not None:
         _warn_short_allocation(cp, engine, cluster or "default", time_)
-    rec = cp.submit(
-        command,
+    from merlin.client import Entrypoint, EnvironmentConfig, JobRequest, ResourceConfig, submit_request
+
+    request = JobRequest(
+        name,
+        Entrypoint.from_binary(command[0], command[1:]),
+        resources=ResourceConfig(
+            cpu=num_cpus, device=None if num_gpus is None else f"gpu:{num_gpus:g}", leases=tuple(lease or ()), custom=key_values(resource, "--resource", True) or {}
+        ),
+        environment=EnvironmentConfig(
+            env_vars=key_values(env, "--env", False) or {},
+            options=runtime_from_flags(
+                env_file, requirements_file=requirements, lock_file=lock, packages=with_, python=python, working_dir=working_dir,
+                secret_env=secret_env, index_url=index_url, find_links=find_links, no_index=no_index,
+            ) or {},
+        ),
         target=target,
         workflow=workflow,
-        engine=engine,
-        target_dir=target_dir,
-        num_cpus=num_cpus,
-        num_gpus=num_gpus,
-        resources=key_values(resource, "--resource", True),
-        env=key_values(env, "--env", False),
-        cluster=cluster,
-        source="cli",
-        leases=lease or (),
-        runtime=runtime_from_flags(
-            env_file, requirements_file=requirements, lock_file=lock, packages=with_, python=python, working_dir=working_dir,
-            secret_env=secret_env, index_url=index_url, find_links=find_links, no_index=no_index,
-        ),
+        target_dir=None if target_dir is None else str(target_dir),
     )
+    rec = submit_request(cp, request, engine=engine, cluster=cluster, source="cli")
     announced = False
     if wait and not rec.status.is_terminal() and rec.status.value != "blocked":
         from merlin.cli.waiting import announce, wait_for_run

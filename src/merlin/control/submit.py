@@ -49,6 +49,7 @@ def submit(
     run_id: str | None,
     leases: Sequence[str] = (),
     runtime: Any = None,
+    name: str | None = None,
 ) -> RunRecord:
     from merlin.engines.registry import check_name
     from merlin.ledger.models import Attempt, ClusterRef, RunRecord, RunRequest
@@ -108,6 +109,7 @@ def submit(
         leases=[str(x) for x in leases],
         runtime=frozen,
         metadata=dict(metadata or {}),
+        name=name,
     )
     record = RunRecord(
         run_id=run_id,

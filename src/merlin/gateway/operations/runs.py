@@ -89,6 +89,7 @@ class SubmitInput(Input):
     num_gpus: float | None = Field(None, ge=0)
     resources: dict[str, float] = Field(default_factory=dict, description="Custom Ray resources.")
     runtime: RuntimeInput | None = Field(None, description="The run's environment, built once per spec by uv (none: the server's environment).")
+    name: Name | None = Field(None, description="Job name: while a run of this name is live, submitting it again returns that run instead of starting a second one.")
 
 
 class ListRunsInput(Input):
@@ -130,12 +131,18 @@ class RunRetryInput(RunInput):
 @operation("runs_submit", "runs", SubmitInput, RunResult, mutating=True)
 def runs_submit(gw: Gateway, a: SubmitInput) -> dict[str, Any]:
     """Record a run and hand it to an engine; returns once the run is recorded (poll runs_status, tail runs_logs)."""
-    rec = gw.cp.submit(
-        a.command, target=a.target, workflow=a.workflow, engine=a.engine, target_dir=a.target_dir, num_cpus=a.num_cpus,
-        num_gpus=a.num_gpus, resources=a.resources, env=a.env, cluster=a.cluster, source="gateway",
-        runtime=a.runtime.model_dump(exclude_defaults=True) if a.runtime is not None else None,
+    from merlin.client import Entrypoint, EnvironmentConfig, JobRequest, ResourceConfig, submit_request
+
+    request = JobRequest(
+        a.name,
+        Entrypoint.from_binary(a.command[0], a.command[1:]),
+        resources=ResourceConfig(cpu=a.num_cpus, device=None if a.num_gpus is None else f"gpu:{a.num_gpus:g}", custom=a.resources),
+        environment=EnvironmentConfig(env_vars=a.env, options=a.runtime.model_dump(exclude_defaults=True) if a.runtime is not None else {}),
+        target=a.target,
+        workflow=a.workflow,
+        target_dir=a.target_dir,
     )
-    return run_json(rec)
+    return run_json(submit_request(gw.cp, request, engine=a.engine, cluster=a.cluster, source="gateway"))
 
 
 @operation("runs_list", "runs", ListRunsInput, RunsListResult, mutating=False, stored_records=True)
