@@ -67,6 +67,13 @@ STATUS_OF_RUN: dict[str, JobStatus] = {
 }
 
 
+def status_table() -> str:
+    """docs/api.md's status table, from :data:`STATUS_OF_RUN` (a test checks the docs hold it)."""
+    rows = ["| run status (merlin) | job status (`JobStatus`) | finished |", "|---|---|---|"]
+    rows += [f"| `{run}` | `{job.name}` | {'yes' if job.finished() else 'no'} |" for run, job in STATUS_OF_RUN.items()]
+    return "\n".join(rows)
+
+
 class JobFailed(RunFailed):
     """``wait`` (with ``raise_on_failure``) found the job failed or stopped."""
 
