@@ -181,7 +181,7 @@ def wait_all(handles: Sequence[JobHandle], *, timeout: float | None = None, rais
             if i not in done:
                 by_client.setdefault(id(h.client), (h.client, []))[1].append(i)
         for client, idx in by_client.values():
-            seen = {r.run_id: r for r in client.cp.refresh([handles[i].job_id for i in idx])}
+            seen = {r.run_id: r for r in client.cp.refresh([handles[i].job_id for i in idx], touch=False)}
             for i in idx:
                 rec = seen.get(handles[i].job_id) or client.cp.get(handles[i].job_id)
                 if JobStatus.of_run(rec.status).finished():

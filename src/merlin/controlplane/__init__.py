@@ -282,11 +282,13 @@ class ControlPlane(TargetGenFace):
 
         return observe.status_json(self, self.resolve_run_id(run_id), refresh)
 
-    def refresh(self, run_ids: Iterable[str] | None = None) -> list[RunRecord]:
-        """Reconcile active runs with their engines: one ``poll_many`` per engine."""
+    def refresh(self, run_ids: Iterable[str] | None = None, *, touch: bool = True) -> list[RunRecord]:
+        """Reconcile active runs with their engines: one ``poll_many`` per engine. ``touch`` False
+        leaves a run its engine reports unchanged as recorded (no new ``observed_at`` written):
+        for a waiter polling often (``merlin.client.wait_all``)."""
         from merlin.control import observe
 
-        return observe.refresh(self, None if run_ids is None else [self.resolve_run_id(r) for r in run_ids])
+        return observe.refresh(self, None if run_ids is None else [self.resolve_run_id(r) for r in run_ids], touch)
 
     def index_artifacts(self, run_id: str) -> ArtifactIndex:
         from merlin.control import observe
