@@ -145,8 +145,10 @@ def refresh(cp: Plane, run_ids: Iterable[str] | None = None, touch: bool = True)
             obs = observations.get(rec.run_id)
             # unchanged: the same status (its attempt's times are written when it ends), and no
             # "could not observe" message of an earlier poll to clear
-            unchanged = obs is None or (not touch and obs.status == rec.status and not rec.message.startswith("could not observe"))
-            applied.append(rec if unchanged else apply(cp, rec, obs, keep_logs=False))
+            if obs is None or (not touch and obs.status == rec.status and not rec.message.startswith("could not observe")):
+                applied.append(rec)
+            else:
+                applied.append(apply(cp, rec, obs, keep_logs=False))
         eng.keep_logs([r for r in applied if r.status.is_terminal() and r.status != RunStatus.LOST])
         out.extend(applied)
     return out
