@@ -19,6 +19,7 @@ from merlin.client import (
     STATUS_OF_RUN,
     Client,
     Entrypoint,
+    EnvironmentConfig,
     JobRequest,
     JobStatus,
     LocalClient,
@@ -166,6 +167,11 @@ def test_a_request_maps_onto_submit_and_passes_the_budgets_only_when_set() -> No
     assert not {"max_retries_failure", "max_retries_preemption", "replicas", "runtime"} & set(plain)
     asked = submit_kwargs(JobRequest("j", Entrypoint.from_binary("true"), max_retries_failure=2, max_retries_preemption=0, replicas=2))
     assert (asked["max_retries_failure"], asked["max_retries_preemption"], asked["replicas"]) == (2, 0, 2)
+    env = EnvironmentConfig(workspace="/w", pip_packages=("numpy",), extras=("tpu",), lockfile="uv.lock", secrets=("HF_TOKEN",), python="3.11", options={"no_index": True})
+    with_env = submit_kwargs(JobRequest("j", Entrypoint.from_binary("true"), environment=env))
+    assert with_env["workdir"] == "/w" and with_env["runtime"] == {
+        "packages": ["numpy", "tpu"], "lock_file": "uv.lock", "secret_env": ["HF_TOKEN"], "python": "3.11", "no_index": True,
+    }
 
 
 def test_jobs_submit_name_adopts_the_live_run(tmp_path: Path) -> None:
