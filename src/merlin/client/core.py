@@ -105,7 +105,15 @@ def _end_and_remove(root: str) -> None:
             except Exception:
                 pass
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        # an ended run's supervisor may still write its last files (artifacts.json) after the cancel
+        # returned: remove until the directory stays gone; then the env cache beside it, if any
+        deadline = time.monotonic() + 10
+        while True:
+            shutil.rmtree(root, ignore_errors=True)
+            time.sleep(0.3)
+            if not os.path.exists(root) or time.monotonic() > deadline:
+                break
+        shutil.rmtree(f"{root.rstrip('/')}-envs", ignore_errors=True)
 
 
 class LocalClient(Client):
