@@ -25,6 +25,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from merlin.controlplane.args import StatusArg, check_job_name, statuses  # noqa: F401  (check_job_name: merlin.client's)
 from merlin.controlplane.targetgen_face import PathArg, TargetGenFace, _path
 from merlin.durations import DURATION_PATTERN, POSITIVE_DURATION_PATTERN  # noqa: F401  (patterns: the gateway's)
 from merlin.engines.registry import DEFAULT_ENGINE
@@ -50,9 +51,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from merlin.leases.book import Lease, LeaseBook
     from merlin.ledger.models import ArtifactIndex, ClusterRecord, RunEvent
     from merlin.ledger.models import RunRecord as RunRecord  # re-exported for merlin.client's types
-
-#: run statuses as given by a caller: one or several, each a string or a ``RunStatus`` (a ``str`` enum)
-StatusArg = str | Iterable[str] | None
 
 # The TargetGen glue's public names, re-exported here but imported on first use: a submit,
 # status or listing never loads the TargetGen integration (tests/test_hot_path_no_pydantic.py).
@@ -540,32 +538,6 @@ def engine_names() -> list[str]:
     from merlin.engines import registry
 
     return registry.names()
-
-
-def check_job_name(name: object) -> str:
-    """A job name (``submit(name=...)``: no spaces, a file name), or ``BadInput`` naming ``name``."""
-    from merlin.control.names import check_name
-
-    return check_name(name)
-
-
-def statuses(status: StatusArg) -> list[str] | None:
-    """``status`` as a list of status values: a lone string (``"failed"``) or enum is one status,
-    not its letters; anything that is not a run status is :class:`BadInput` naming ``status``."""
-    from merlin.errors import BadInput
-    from merlin.ledger.status import RunStatus
-
-    if status is None:
-        return None
-    given = [status] if isinstance(status, str) else list(status)
-    known = [s.value for s in RunStatus]
-    out: list[str] = []
-    for s in given:
-        value = s.value if isinstance(s, RunStatus) else s
-        if not isinstance(value, str) or value not in known:
-            raise BadInput(f"`status` {value!r}: expected one of {', '.join(known)}", argument="status")
-        out.append(value)
-    return out
 
 
 def run_statuses() -> list[str]:
