@@ -55,7 +55,7 @@ def test_attached_run_gets_outcome_but_keeps_engine_status(tmp_path: Path) -> No
     after = cp.get(rec.run_id)
     assert after.status == RunStatus.SUCCEEDED and after.outcome == "awaiting_operator"
     assert after.message == "answer the question, then execute again"
-    assert [e["event"] for e in cp.events(rec.run_id)][-1] == "outcome"
+    assert [e.event for e in cp.events(rec.run_id)][-1] == "outcome"
 
 
 def test_targetgen_outcome_names_the_next_command() -> None:

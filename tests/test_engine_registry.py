@@ -90,7 +90,7 @@ def test_toy_engine_runs_a_run_end_to_end(toy, tmp_path: Path) -> None:
     flag.write_text("x")
     again = cp.retry(rec.run_id, wait=True, timeout=30)
     assert again.status == RunStatus.SUCCEEDED and len(again.attempts) == 2 and again.attempts[0].status == RunStatus.FAILED
-    assert [e["event"] for e in cp.events(rec.run_id)].count("artifacts") == 2
+    assert [e.event for e in cp.events(rec.run_id)].count("artifacts") == 2
     assert cp.list_runs()[0]["engine"] == "toy"
 
 

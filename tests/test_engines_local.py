@@ -45,7 +45,7 @@ def test_submit_runs_detached_and_records_exit_without_polling(cp: ControlPlane,
     final = cp.get(rec.run_id)
     assert final.attempt.exit_code == 0 and final.attempt.pgid == final.attempt.pid
     assert cp.logs(rec.run_id) == "hello\n"
-    events = [e["event"] + ":" + str(e.get("to_status", "")) for e in cp.events(rec.run_id)]
+    events = [e.event + ":" + str(e.to_status or "") for e in cp.events(rec.run_id)]
     assert events[0] == "created:pending" and "transition:running" in events and "transition:succeeded" in events
 
 

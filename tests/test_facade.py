@@ -21,7 +21,7 @@ CAPABILITY = EXAMPLES / "x86_cpu_baseline" / "capability.yaml"
 OVERLAY = EXAMPLES / "x86_cpu_baseline" / "overlays" / "host_local.yaml"
 
 #: what a gateway module may import besides the gateway itself (pyproject's contract says why)
-GATEWAY_MAY_IMPORT = {"merlin", "merlin.controlplane", "merlin.errors", "merlin.nextsteps", "merlin.atomic"}
+GATEWAY_MAY_IMPORT = {"merlin", "merlin.controlplane", "merlin.client", "merlin.errors", "merlin.nextsteps", "merlin.atomic"}
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:
@@ -116,8 +116,9 @@ def test_the_reads_the_gateway_needs(tmp_path: Path) -> None:
     assert total == 1 and rows[0]["run_id"] == rec.run_id and rows[0]["attempts"] == 1 and "command" not in rows[0]
     total, full = cp.run_summaries(None, 0, full=True)
     assert full[0]["command"] == rec.command
-    with pytest.raises(BadInput, match="status 'sideways'"):
+    with pytest.raises(BadInput, match="`status` 'sideways'") as caught:
         cp.run_summaries(["sideways"], 10)
+    assert caught.value.argument == "status"
     got = cp.read_artifact(rec.run_id, "out.txt", 1024)
     assert got.data == b"hello" and got.path == tdir / "out.txt"
     assert cp.read_artifact(rec.run_id, "out.txt", 2).data is None  # larger than asked: read it at path

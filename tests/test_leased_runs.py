@@ -64,7 +64,7 @@ def test_a_leased_run_waits_then_starts_by_itself_with_its_items(cp: ControlPlan
     assert out.read_text() == f"fpga-01 {lid}"
     assert done.leases == [lid] and done.lease_items == ["fpga-01"]
     assert until(lambda: lease_state(cp, lid) == "released", 5), "released within seconds of the run ending"
-    events = [e["event"] for e in cp.events(rec.run_id)]
+    events = [e.event for e in cp.events(rec.run_id)]
     assert "lease_granted" in events and "lease_released" in events
 
 
@@ -158,7 +158,7 @@ def test_a_waiting_run_whose_waiter_was_sigkilled_is_recorded_lost_by_the_next_l
         assert lost.attempt.error_type == "LEASE_WAITER_DIED" and lost.attempt.end_time is not None
         lease = cp.leases.show(lid)
         assert lease["state"] == "cancelled" and f"waiting process {pid}" in lease["reason"], (how, lease["state"], lease["reason"])
-        assert "lease_waiter_died" in [e["event"] for e in cp.events(rec.run_id)]
+        assert "lease_waiter_died" in [e.event for e in cp.events(rec.run_id)]
     assert json.loads(looks["jobs status"](rec.run_id).stdout)["status"] == "lost"
     # a retry queues again with a new waiter, and starts once the slot is free
     again = cp.retry(rec.run_id)
@@ -280,7 +280,7 @@ def test_targetgen_firesim_overlay_queues_for_its_slot_then_runs_then_releases(c
     lease = cp.leases.show(rec.leases[0])
     assert lease["state"] == "released" and lease["owner"]["run_id"] == rec.run_id
     assert cp.leases.show(holder["lease_id"])["ended_at"] <= lease["granted_at"]
-    events = [e["event"] for e in cp.events(rec.run_id)]
+    events = [e.event for e in cp.events(rec.run_id)]
     assert events.index("lease_granted") < events.index("outcome") < events.index("lease_released")
 
 

@@ -109,4 +109,4 @@ def test_indexing_an_ended_run_does_not_hold_its_lock(tmp_path: Path, monkeypatc
     assert lock_free_while_indexing == [True]
     index = json.loads(cp.layout.artifacts(rec.run_id).read_text())
     assert [f["name"] for f in index["files"]] == ["out.txt"]
-    assert [e for e in cp.events(rec.run_id) if e["event"] == "artifacts"]
+    assert [e for e in cp.events(rec.run_id) if e.event == "artifacts"]

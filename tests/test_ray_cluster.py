@@ -127,7 +127,7 @@ def test_lifecycle_isolation_lost_unreachable_and_retry(ray_cluster, cluster_roo
     assert cp.retry(blocked_id, wait=True, timeout=120).status == RunStatus.SUCCEEDED
 
     # the history stays in the ledger
-    kinds = [(e["event"], e.get("to_status")) for e in cp.events(long.run_id)]
+    kinds = [(e.event, e.to_status) for e in cp.events(long.run_id)]
     assert ("transition", "cancelled") in kinds and ("retry", None) in kinds and kinds[-1][0] in ("artifacts", "transition")
 
     # lost after a restart the record did not see: kill 'second' behind merlin's back

@@ -93,7 +93,7 @@ def test_sigkilled_head_makes_runs_lost_in_one_look_ends_their_processes_and_a_r
         assert any(s["action"] == "retry" for s in seen.model_dump(mode="json")["next_steps"])
         assert procs.processes_with_env("MERLIN_RUN_ID", r.run_id) == []
     assert orphan.wait(timeout=10) is not None  # ended by the look that recorded its run lost
-    assert any("processes the lost attempt left running" in e.get("cause", "") for e in cp.events(runs[1].run_id))
+    assert any("processes the lost attempt left running" in e.cause for e in cp.events(runs[1].run_id))
     status = cp.cluster_status("hk")
     assert status.state == "unreachable" and "GCS and raylet are gone" in status.message
 

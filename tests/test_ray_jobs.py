@@ -124,7 +124,7 @@ def test_cancel_stops_the_ray_job(ray_cp: ControlPlane) -> None:
     assert out["status"] == "cancelled" and "retry" in out["message"]
     client = JobSubmissionClient(out["cluster"]["address"], headers=_token_headers(ray_cp))
     assert client.get_job_info(out["attempts"][0]["submission_id"]).status == JobStatus.STOPPED
-    events = [e["event"] for e in ray_cp.events(rec.run_id)]
+    events = [e.event for e in ray_cp.events(rec.run_id)]
     assert "cancel_requested" in events
 
 
@@ -239,7 +239,7 @@ def test_blocked_without_cluster_then_retry_once_it_exists(ray_cluster, tmp_path
     again = run_cli("ray", "jobs", "retry", run_id, "--state-root", str(root), "--wait")
     assert again.returncode == 0, again.stderr
     assert cp.get(run_id).status == RunStatus.SUCCEEDED
-    events = [(e["event"], e.get("to_status")) for e in cp.events(run_id)]
+    events = [(e.event, e.to_status) for e in cp.events(run_id)]
     # recorded as blocked from the start (nothing was handed to Ray), then retried and run
     assert events[0] == ("created", "blocked") and ("retry", None) in events and ("transition", "succeeded") in events
 
@@ -294,7 +294,7 @@ def test_a_run_the_cluster_can_never_start_says_why(ray_cp: ControlPlane) -> Non
 def test_a_run_that_fits_gets_no_pending_warning(ray_cp: ControlPlane) -> None:
     run = ray_cp.submit([PY, "-c", "print('fits')"], target="demo", workflow="cpu", engine="ray", num_cpus=1, wait=True)
     assert run.status == RunStatus.SUCCEEDED
-    assert "can never start" not in json.dumps(ray_cp.events(run.run_id))
+    assert "can never start" not in json.dumps([e.model_dump(mode="json") for e in ray_cp.events(run.run_id)])
 
 
 def test_submit_posts_without_importing_ray(ray_cp: ControlPlane) -> None:
@@ -379,5 +379,5 @@ def test_status_of_an_unchanged_live_run_skips_pydantic_and_a_change_takes_the_f
     while (out := ray_cp.status_json(rec.run_id))["status"] == "running" and time.monotonic() < deadline:
         time.sleep(0.3)
     assert out["status"] == "cancelled" and out == ray_cp.get(rec.run_id).model_dump(mode="json")
-    ends = [e for e in ray_cp.events(rec.run_id) if e["event"] == "transition" and e.get("to_status") == "cancelled"]
-    assert len(ends) == 1 and ends[0]["cause"] == "observed by ray engine: cancelled"
+    ends = [e for e in ray_cp.events(rec.run_id) if e.event == "transition" and e.to_status == "cancelled"]
+    assert len(ends) == 1 and ends[0].cause == "observed by ray engine: cancelled"

@@ -50,10 +50,10 @@ def test_execute_on_ray_records_the_executor_outcome(ray_cp: ControlPlane, tmp_p
     # the bundle was persisted here and advanced by the job
     state = json.loads((target_dir / "execution_state.json").read_text())
     assert state["tasks"]
-    events = [e["event"] for e in ray_cp.events(rec["run_id"])]
+    events = [e.event for e in ray_cp.events(rec["run_id"])]
     assert events[0] == "created" and "outcome" in events and "artifacts" in events
-    outcome_ev = next(e for e in ray_cp.events(rec["run_id"]) if e["event"] == "outcome")
-    assert outcome_ev["pid"] != next(e for e in ray_cp.events(rec["run_id"]) if e["event"] == "created")["pid"]
+    outcome_ev = next(e for e in ray_cp.events(rec["run_id"]) if e.event == "outcome")
+    assert outcome_ev.pid != next(e for e in ray_cp.events(rec["run_id"]) if e.event == "created").pid
     names = {f.name for f in ray_cp.artifacts(rec["run_id"]).files}
     assert "execution_state.json" in names and "execution_bundle.json" in names
 

@@ -168,6 +168,16 @@ class Conflict(MerlinError):
     code = "conflict"
 
 
+class AlreadyExists(Conflict):
+    """A job name is taken by a live run (``adopt_existing`` off): ``run_id`` is that run."""
+
+    code = "already_exists"
+
+    def __init__(self, message: str, *, run_id: str, argument: str | None = "name", next_steps: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message, argument=argument, next_steps=next_steps)
+        self.run_id = run_id
+
+
 class RunFailed(MerlinError):
     """A run (or the command it started) ended in failure."""
 

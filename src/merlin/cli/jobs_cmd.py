@@ -178,6 +178,9 @@ def jobs_submit(
     retry_backoff: float | None = duration_option(None, "--retry-backoff", help="Wait before the first automatic retry (default 10s), doubling for each later one."),
     replicas: int | None = typer.Option(None, "--replicas", help="A gang: start this many processes together or not at all (docs/retries.md)."),
     placement: str | None = typer.Option(None, "--placement", help="Where a gang's replicas go: pack (few nodes) or spread (one per node)."),
+    name: str | None = typer.Option(
+        None, "--name", help="Job name: while a run of this name is live, submitting it again prints that run instead of starting a second one."
+    ),
     state_root: Path | None = StateRootOpt,
     json: bool = JsonOpt,
 ) -> None:
@@ -188,7 +191,7 @@ def jobs_submit(
     from merlin.cli.options import typed as given
 
     # the body both parsers call: tests/test_submit_fast_path.py keeps the parameters in step
-    submit(**params, typed=frozenset(name for name in params if given(ctx, name)))
+    submit(**params, typed=frozenset(p for p in params if given(ctx, p)))
 
 
 #: the choices as help shows them, without importing the ledger on --help (tests/test_cli_help.py

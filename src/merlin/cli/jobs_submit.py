@@ -46,6 +46,7 @@ def submit(
     retry_backoff: float | None,
     replicas: int | None,
     placement: str | None,
+    name: str | None,
     state_root: Path | None,
     json: bool,
     typed: frozenset[str] = frozenset(),
@@ -65,25 +66,32 @@ def submit(
         cluster = None  # a configured cluster is for the engines that run on one
     if time_ is not None:
         _warn_short_allocation(cp, engine, cluster or "default", time_)
-    rec = cp.submit(
-        command,
+    from merlin.client import Entrypoint, EnvironmentConfig, JobRequest, ResourceConfig, submit_request
+
+    # the JobRequest the gateway's runs_submit and merlin.client build too: the front ends submit alike
+    request = JobRequest(
+        name,
+        Entrypoint.from_binary(command[0], command[1:]),
+        resources=ResourceConfig(
+            cpu=num_cpus, device=None if num_gpus is None else f"gpu:{num_gpus:g}", leases=tuple(lease or ()), custom=key_values(resource, "--resource", True) or {}
+        ),
+        environment=EnvironmentConfig(
+            env_vars=key_values(env, "--env", False) or {},
+            options=runtime_from_flags(
+                env_file, requirements_file=requirements, lock_file=lock, packages=with_, python=python, working_dir=working_dir,
+                secret_env=secret_env, index_url=index_url, find_links=find_links, no_index=no_index,
+            ) or {},
+        ),
+        replicas=replicas,
+        max_retries_failure=retries,
+        max_retries_preemption=retries_infra,
+        retry_backoff=retry_backoff,
+        placement=placement,
         target=target,
         workflow=workflow,
-        engine=engine,
-        target_dir=target_dir,
-        num_cpus=num_cpus,
-        num_gpus=num_gpus,
-        resources=key_values(resource, "--resource", True),
-        env=key_values(env, "--env", False),
-        cluster=cluster,
-        source="cli",
-        leases=lease or (),
-        runtime=runtime_from_flags(
-            env_file, requirements_file=requirements, lock_file=lock, packages=with_, python=python, working_dir=working_dir,
-            secret_env=secret_env, index_url=index_url, find_links=find_links, no_index=no_index,
-        ),
-        max_retries_failure=retries, max_retries_preemption=retries_infra, retry_backoff=retry_backoff, replicas=replicas, placement=placement,
+        target_dir=None if target_dir is None else str(target_dir),
     )
+    rec = submit_request(cp, request, engine=engine, cluster=cluster, source="cli")
     announced = False
     if wait and (not rec.status.is_terminal() or rec.retry_keeper) and rec.status.value != "blocked":
         from merlin.cli.waiting import announce, wait_for_run

@@ -41,6 +41,7 @@ OPTIONS: tuple[tuple[Any, ...], ...] = (
     ('retry_backoff', ('--retry-backoff',), (), 'value', 'duration', None, None),
     ('replicas', ('--replicas',), (), 'value', 'int', None, None),
     ('placement', ('--placement',), (), 'value', 'str', None, None),
+    ('name', ('--name',), (), 'value', 'str', None, None),
     ('state_root', ('--state-root',), (), 'value', 'path', None, ('state_root', 'path')),
     ('json', ('--json',), (), 'flag', 'bool', False, ('output', 'json')),
 )

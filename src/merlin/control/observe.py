@@ -125,9 +125,12 @@ def json_time(value: Any) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
-def refresh(cp: Plane, run_ids: Iterable[str] | None = None) -> list[RunRecord]:
+def refresh(cp: Plane, run_ids: Iterable[str] | None = None, touch: bool = True) -> list[RunRecord]:
     """Reconcile active runs with their engines: one ``poll_many`` per engine. Waiting runs have
-    no engine yet: those whose lease waiter died are recorded lost (and returned)."""
+    no engine yet: those whose lease waiter died are recorded lost (and returned).
+
+    ``touch`` False: a run its engine reports unchanged (same status, nothing to say) is
+    returned as recorded, not rewritten with a new ``observed_at`` (a waiter polling often)."""
     from merlin.control.leased import end_if_waiter_died
 
     if run_ids is None:
@@ -160,7 +163,12 @@ def refresh(cp: Plane, run_ids: Iterable[str] | None = None) -> list[RunRecord]:
         applied = []
         for rec in recs:
             obs = observations.get(rec.run_id)
-            applied.append(apply(cp, rec, obs, keep_logs=False) if obs is not None else rec)
+            # unchanged: the same status (its attempt's times are written when it ends), and no
+            # "could not observe" message of an earlier poll to clear
+            if obs is None or (not touch and obs.status == rec.status and not rec.message.startswith("could not observe")):
+                applied.append(rec)
+            else:
+                applied.append(apply(cp, rec, obs, keep_logs=False))
         eng.keep_logs([r for r in applied if r.status.is_terminal() and r.status != RunStatus.LOST])
         out.extend(applied)
     for rec in out:

@@ -50,6 +50,7 @@ def submit(
     leases: Sequence[str] = (),
     runtime: Any = None,
     retries: Mapping[str, Any] | None = None,
+    name: str | None = None,
 ) -> RunRecord:
     from merlin.engines.registry import check_name
     from merlin.ledger.models import Attempt, ClusterRef, RunRecord, RunRequest
@@ -111,6 +112,7 @@ def submit(
         runtime=frozen,
         metadata=dict(metadata or {}),
         **budget,
+        name=name,
     )
     record = RunRecord(
         run_id=run_id,

@@ -25,6 +25,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from merlin.controlplane.args import StatusArg, check_job_name, statuses  # noqa: F401  (check_job_name: merlin.client's)
 from merlin.controlplane.targetgen_face import PathArg, TargetGenFace, _path
 from merlin.durations import DURATION_PATTERN, POSITIVE_DURATION_PATTERN  # noqa: F401  (patterns: the gateway's)
 from merlin.engines.registry import DEFAULT_ENGINE
@@ -48,8 +49,8 @@ if TYPE_CHECKING:  # pragma: no cover
         targetgen_target,
     )
     from merlin.leases.book import Lease, LeaseBook
-    from merlin.ledger.models import ArtifactIndex, ClusterRecord, RunRecord
-
+    from merlin.ledger.models import ArtifactIndex, ClusterRecord, RunEvent
+    from merlin.ledger.models import RunRecord as RunRecord  # re-exported for merlin.client's types
 
 # The TargetGen glue's public names, re-exported here but imported on first use: a submit,
 # status or listing never loads the TargetGen integration (tests/test_hot_path_no_pydantic.py).
@@ -80,7 +81,9 @@ class ControlPlane(TargetGenFace):
 
     @property
     def leases(self) -> LeaseBook:
-        """The lease book (merlin.leases.book.LeaseBook) of this state root: reserve, renew, release, ..."""
+        """The lease book (merlin.leases.book.LeaseBook) of this state root: reserve, renew, release, ...
+        Its leases and events are dicts shaped as :class:`merlin.leases.models.LeaseRecord` and
+        ``LeaseEvent`` (docs/records/), as stored (no pydantic on the book's hot path)."""
         from merlin.leases.book import LeaseBook
 
         return LeaseBook(self.layout)
@@ -89,14 +92,16 @@ class ControlPlane(TargetGenFace):
         self, bundles: Sequence[str], *, labels: Mapping[str, str] | None = None, priority: int = 0, ttl: float | str | None = None, run_id: str | None = None
     ) -> Lease:
         """Request items (``POOL[:COUNT][,k=v...]`` each; several form a gang), each bundle's items carrying
-        ``labels``; the lease comes back at once, granted or waiting in the queue."""
+        ``labels``; the lease comes back at once, granted or waiting in the queue. The lease is the
+        book's record as stored: a dict shaped as :class:`merlin.leases.models.LeaseRecord`
+        (docs/records/lease.schema.json), kept a dict so the lease book's hot path never imports pydantic."""
         from merlin.leases.book import parse_bundle
 
         given: dict[str, Any] = {} if ttl is None else {"ttl": ttl}
         return self.leases.reserve([parse_bundle(b, dict(labels or {})) for b in bundles], priority=priority, run_id=run_id, **given)
 
     def lease_queue(self) -> list[dict[str, Any]]:
-        """Waiting lease requests in serving order, after a scheduling pass. First, every waiting
+        """Waiting lease requests in serving order (dicts shaped as ``LeaseRecord``), after a scheduling pass. First, every waiting
         run whose waiter process died is recorded lost (its request is then cancelled by the pass)."""
         from merlin.control.leased import end_runs_whose_waiters_died
 
@@ -215,6 +220,8 @@ class ControlPlane(TargetGenFace):
         retry_backoff: float | str | None = None,
         replicas: int | None = None,
         placement: str | None = None,
+        name: str | None = None,
+        adopt_existing: bool = True,
     ) -> RunRecord:
         """Record a run and hand it to its engine (default: the registry's default engine).
         A run that cannot be handed over is still recorded, as ``blocked``, with the fix
@@ -223,16 +230,29 @@ class ControlPlane(TargetGenFace):
         are granted; its lease is held while it runs (see :mod:`merlin.control.leased`).
         ``runtime`` (a ``RuntimeEnv`` or a mapping of its fields, docs/environments.md): what the
         command runs with, built once per spec by uv; None: the submitter's environment. Automatic retries by failure
-        class (``max_retries_*``, ``retry_backoff``) and gangs (``replicas``, ``placement``): docs/retries.md."""
+        class (``max_retries_*``, ``retry_backoff``) and gangs (``replicas``, ``placement``): docs/retries.md.
+
+        With a job ``name`` (recorded in the run request) and a live run of that name
+        already, that run is returned instead of starting a second one, or, with
+        ``adopt_existing`` False, :class:`merlin.errors.AlreadyExists` carries its run id;
+        concurrent submits of one name start one run (:mod:`merlin.control.names`)."""
         from merlin.control import submit as submit_mod
 
-        rec = submit_mod.submit(
-            self, command, target=target, workflow=workflow, engine=engine or DEFAULT_ENGINE, target_dir=target_dir, workdir=workdir,
-            num_cpus=num_cpus, num_gpus=num_gpus, resources=resources, env=env, cluster=cluster, source=source,
-            metadata=metadata, run_id=run_id, leases=leases, runtime=runtime,
-            retries={"max_retries_failure": max_retries_failure, "max_retries_preemption": max_retries_preemption,
-                     "retry_backoff": retry_backoff, "replicas": replicas, "placement": placement},
-        )
+        def new_run() -> RunRecord:
+            return submit_mod.submit(
+                self, command, target=target, workflow=workflow, engine=engine or DEFAULT_ENGINE, target_dir=target_dir, workdir=workdir,
+                num_cpus=num_cpus, num_gpus=num_gpus, resources=resources, env=env, cluster=cluster, source=source,
+                metadata=metadata, run_id=run_id, leases=leases, runtime=runtime, name=name,
+                retries={"max_retries_failure": max_retries_failure, "max_retries_preemption": max_retries_preemption,
+                         "retry_backoff": retry_backoff, "replicas": replicas, "placement": placement},
+            )
+
+        if name is None:
+            rec = new_run()
+        else:
+            from merlin.control.names import submit_named
+
+            rec = submit_named(self, name, adopt_existing, new_run)
         if wait and (not rec.status.is_terminal() or rec.retry_keeper):
             rec = self.wait(rec.run_id, timeout=timeout)
         return rec
@@ -268,27 +288,32 @@ class ControlPlane(TargetGenFace):
 
         return observe.status_json(self, self.resolve_run_id(run_id), refresh)
 
-    def refresh(self, run_ids: Iterable[str] | None = None) -> list[RunRecord]:
-        """Reconcile active runs with their engines: one ``poll_many`` per engine."""
+    def refresh(self, run_ids: Iterable[str] | None = None, *, touch: bool = True) -> list[RunRecord]:
+        """Reconcile active runs with their engines: one ``poll_many`` per engine. ``touch`` False
+        leaves a run its engine reports unchanged as recorded (no new ``observed_at`` written):
+        for a waiter polling often (``merlin.client.wait_all``)."""
         from merlin.control import observe
 
-        return observe.refresh(self, None if run_ids is None else [self.resolve_run_id(r) for r in run_ids])
+        return observe.refresh(self, None if run_ids is None else [self.resolve_run_id(r) for r in run_ids], touch)
 
     def index_artifacts(self, run_id: str) -> ArtifactIndex:
         from merlin.control import observe
 
         return observe.index_artifacts(self, self.resolve_run_id(run_id))
 
-    def list_runs(self, status: Iterable[str] | None = None, refresh: bool = False) -> list[dict[str, Any]]:
-        """Run records as plain dicts, newest first. Cheap: no engine, no pydantic, unless ``refresh``."""
+    def list_runs(self, status: StatusArg = None, refresh: bool = False) -> list[dict[str, Any]]:
+        """Run records newest first, each the record's JSON as stored (a dict shaped as
+        :class:`merlin.ledger.models.RunRecord`, docs/records/run_record.schema.json; ``get``
+        gives the typed record). Cheap: no engine, no pydantic, unless ``refresh``.
+        ``status``: one status or several, each a string (``"failed"``) or a ``RunStatus``."""
         return [d for d, _raw in self.list_entries(status, refresh)]
 
-    def list_entries(self, status: Iterable[str] | None = None, refresh: bool = False, **filters: Any) -> Sequence[tuple[dict[str, Any], bytes]]:
+    def list_entries(self, status: StatusArg = None, refresh: bool = False, **filters: Any) -> Sequence[tuple[dict[str, Any], bytes]]:
         """Like :meth:`list_runs`, with each record's bytes as stored; ``filters`` are
         :func:`merlin.control.find.select`'s (targets, clusters, engines, since, until, sort)."""
         from merlin.control import observe
 
-        entries = observe.list_entries(self, status, refresh)
+        entries = observe.list_entries(self, statuses(status), refresh)
         if not any(v not in (None, (), []) for v in filters.values()):
             return entries
         from merlin.control.find import select_entries
@@ -341,10 +366,13 @@ class ControlPlane(TargetGenFace):
 
         return lifecycle.wait(self, self.resolve_run_id(run_id), timeout, poll)
 
-    def events(self, run_id: str) -> list[dict[str, Any]]:
-        return self.ledger.events(self.resolve_run_id(run_id))
+    def events(self, run_id: str) -> list[RunEvent]:
+        """The run's events (``events.jsonl``), oldest first, as typed :class:`merlin.ledger.models.RunEvent` records."""
+        from merlin.ledger.models import RunEvent
 
-    def run_summaries(self, status: Sequence[str] | None = None, limit: int = 0, *, full: bool = False, refresh: bool = False) -> tuple[int, list[dict[str, Any]]]:
+        return [RunEvent.model_validate(e) for e in self.ledger.events(self.resolve_run_id(run_id))]
+
+    def run_summaries(self, status: StatusArg = None, limit: int = 0, *, full: bool = False, refresh: bool = False) -> tuple[int, list[dict[str, Any]]]:
         """(how many runs match ``status``, the newest ``limit`` of them; 0: all), each a summary
         (:data:`merlin.control.summaries.SUMMARY_FIELDS`, kept between calls and forgotten when the
         ledger's change journal names the run), or the whole record as stored with ``full``."""
@@ -352,7 +380,7 @@ class ControlPlane(TargetGenFace):
 
         if self._summaries is None:
             self._summaries = summaries.RunSummaries(self.root)
-        return summaries.listing(self, self._summaries, status, limit, full=full, refresh=refresh)
+        return summaries.listing(self, self._summaries, statuses(status), limit, full=full, refresh=refresh)
 
     def append_audit(self, entry: Mapping[str, Any]) -> None:
         """One line of the gateway's audit log (``Layout.gateway_audit``), stamped with the time."""

@@ -138,6 +138,9 @@ class RunRequest(Record):
     leases: list[str] = field(default_factory=list, description="Lease requests POOL[:COUNT][,k=v...]: the run waits for them before its engine gets it.")
     runtime: RuntimeEnv | None = field(default=None, description="What the run runs with (docs/environments.md); None: it inherits the submitter's environment.")
     metadata: dict[str, Any] = field(default_factory=dict)
+    name: str | None = field(
+        default=None, description="Job name (merlin.client's JobRequest.name): while this run is live, a submit of the same name adopts it (names/<name>.json)."
+    )
     created_at: datetime = field(default_factory=utcnow)
     max_retries_failure: int = field(default=0, ge=0, description="Automatic retries after the command exited non-zero (program failures).")
     max_retries_preemption: int = field(

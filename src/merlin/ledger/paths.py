@@ -112,6 +112,7 @@ Every path here is named by merlin.ledger.paths.Layout alone.
   `env-attempt-N.json` (the env launcher's report), `work/attempt-N/` (a copy of the working-dir snapshot)
 - `snapshots/<id>.json`: working-dir snapshots (their files are in `blobs/sha256/`); run
   environments live beside this root, in `<root>-envs/` (docs/environments.md)
+- `names/<name>.json`: the run a job name was last given to (`{name, run_id}`), and its lock
 - `cluster/`: cluster records (`bootstrap.json` is the cluster named `default`,
   `<name>.json` the others), `logs/<name>/` (their start logs), `tokens/` (generated tokens, mode 0600)
 - `resources/leases/<lease_id>.json`: resource leases
@@ -152,6 +153,13 @@ class Layout:
     @property
     def runs(self) -> Path:
         return self.root / "runs"
+
+    def job_name(self, name: str) -> Path:
+        """``names/<name>.json``: the run a job name was last given to (merlin.control.names)."""
+        return self.root / "names" / f"{validate_name(name, 'job name')}.json"
+
+    def job_name_lock(self, name: str) -> Path:
+        return self.root / "names" / f"{validate_name(name, 'job name')}.lock"
 
     @property
     def clusters(self) -> Path:

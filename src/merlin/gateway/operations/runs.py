@@ -94,6 +94,7 @@ class SubmitInput(Input):
     retry_backoff: float | None = Field(None, ge=0, le=3600, description="Seconds before the first automatic retry (default 10), doubling.")
     replicas: int | None = Field(None, ge=1, le=256, description="A gang: this many processes started together or not at all.")
     placement: Literal["pack", "spread"] | None = Field(None, description="Where a gang's replicas go: pack (few nodes) or spread (one per node).")
+    name: Name | None = Field(None, description="Job name: while a run of this name is live, submitting it again returns that run instead of starting a second one.")
 
 
 class ListRunsInput(Input):
@@ -135,14 +136,23 @@ class RunRetryInput(RunInput):
 @operation("runs_submit", "runs", SubmitInput, RunResult, mutating=True)
 def runs_submit(gw: Gateway, a: SubmitInput) -> dict[str, Any]:
     """Record a run and hand it to an engine; returns once the run is recorded (poll runs_status, tail runs_logs)."""
-    rec = gw.cp.submit(
-        a.command, target=a.target, workflow=a.workflow, engine=a.engine, target_dir=a.target_dir, num_cpus=a.num_cpus,
-        num_gpus=a.num_gpus, resources=a.resources, env=a.env, cluster=a.cluster, source="gateway",
-        runtime=a.runtime.model_dump(exclude_defaults=True) if a.runtime is not None else None,
-        max_retries_failure=a.max_retries_failure, max_retries_preemption=a.max_retries_preemption,
-        retry_backoff=a.retry_backoff, replicas=a.replicas, placement=a.placement,
+    from merlin.client import Entrypoint, EnvironmentConfig, JobRequest, ResourceConfig, submit_request
+
+    request = JobRequest(
+        a.name,
+        Entrypoint.from_binary(a.command[0], a.command[1:]),
+        resources=ResourceConfig(cpu=a.num_cpus, device=None if a.num_gpus is None else f"gpu:{a.num_gpus:g}", custom=a.resources),
+        environment=EnvironmentConfig(env_vars=a.env, options=a.runtime.model_dump(exclude_defaults=True) if a.runtime is not None else {}),
+        replicas=a.replicas,
+        max_retries_failure=a.max_retries_failure,
+        max_retries_preemption=a.max_retries_preemption,
+        retry_backoff=a.retry_backoff,
+        placement=a.placement,
+        target=a.target,
+        workflow=a.workflow,
+        target_dir=a.target_dir,
     )
-    return run_json(rec)
+    return run_json(submit_request(gw.cp, request, engine=a.engine, cluster=a.cluster, source="gateway"))
 
 
 @operation("runs_list", "runs", ListRunsInput, RunsListResult, mutating=False, stored_records=True)
