@@ -16,6 +16,7 @@ import pytest
 from cli_runner import run_cli
 from conftest import REPO
 from merlin.client import (
+    DEFAULT_MAX_RETRIES_PREEMPTION,
     STATUS_OF_RUN,
     Client,
     Entrypoint,
@@ -161,10 +162,13 @@ def test_bad_requests_name_their_argument() -> None:
         assert caught.value.argument == argument, caught.value.message
 
 
-def test_a_request_maps_onto_submit_and_passes_the_budgets_only_when_set() -> None:
+def test_a_request_maps_onto_submit_with_every_budget_and_one_default() -> None:
     plain = submit_kwargs(JobRequest("j", Entrypoint.from_binary("true"), resources=ResourceConfig(cpu=2, device="gpu:1", leases=("firesim_fpga:1",))))
     assert plain["num_cpus"] == 2.0 and plain["num_gpus"] == 1.0 and plain["leases"] == ["firesim_fpga:1"] and plain["target"] == "j"
-    assert not {"max_retries_failure", "max_retries_preemption", "replicas", "runtime"} & set(plain)
+    assert "runtime" not in plain  # (no environment: the submitter's)
+    # every budget is passed, with the one default the CLI and the gateway have too (docs/api.md)
+    assert (plain["max_retries_failure"], plain["max_retries_preemption"], plain["replicas"], plain["placement"]) == (0, DEFAULT_MAX_RETRIES_PREEMPTION, None, None)
+    assert DEFAULT_MAX_RETRIES_PREEMPTION == 0
     asked = submit_kwargs(JobRequest("j", Entrypoint.from_binary("true"), max_retries_failure=2, max_retries_preemption=0, replicas=2))
     assert (asked["max_retries_failure"], asked["max_retries_preemption"], asked["replicas"]) == (2, 0, 2)
     env = EnvironmentConfig(workspace="/w", pip_packages=("numpy",), extras=("tpu",), lockfile="uv.lock", secrets=("HF_TOKEN",), python="3.11", options={"no_index": True})

@@ -73,10 +73,10 @@ def test_events_render_and_json(ledger: tuple[ControlPlane, dict[str, str]]) -> 
     assert "created" in lines[0] and "-> pending" in lines[0]
     assert any("running -> failed" in line and "exited with code 1" in line for line in lines)
     doc = json.loads(run_cli("ray", "jobs", "events", ids["bad"], "--state-root", root, "--json").stdout)
-    assert [e["event"] for e in doc] == [e["event"] for e in cp.events(ids["bad"])] and doc[0]["to_status"] == "pending"
+    assert [e["event"] for e in doc] == [e.event for e in cp.events(ids["bad"])] and doc[0]["to_status"] == "pending"
     # --follow on an ended run prints its history and returns; with --json, one object per line
     follow = run_cli("ray", "jobs", "events", ids["ok"], "--state-root", root, "--follow", "--json")
-    assert follow.returncode == 0 and [json.loads(x)["event"] for x in follow.stdout.splitlines()] == [e["event"] for e in cp.events(ids["ok"])]
+    assert follow.returncode == 0 and [json.loads(x)["event"] for x in follow.stdout.splitlines()] == [e.event for e in cp.events(ids["ok"])]
 
 
 def test_events_follow_streams_a_running_run(tmp_path: Path) -> None:

@@ -60,9 +60,9 @@ def test_program_failures_are_retried_within_max_retries_failure(cp: ControlPlan
     assert rec.max_attempts == 3
     assert (tmp_path / "count").read_text() == "3"
     assert "run 1" in cp.logs(rec.run_id, 1) and "run 3" in cp.logs(rec.run_id, 3)
-    retries = [e for e in cp.events(rec.run_id) if e["event"] == "retry"]
-    assert [e["attempt"] for e in retries] == [2, 3]
-    assert retries[0]["detail"]["failure_class"] == "program"
+    retries = [e for e in cp.events(rec.run_id) if e.event == "retry"]
+    assert [e.attempt for e in retries] == [2, 3]
+    assert retries[0].detail["failure_class"] == "program"
     assert cp.get(rec.run_id).retry_at is None
     keeper_gone(cp, rec.run_id)
 

@@ -47,7 +47,7 @@ def jobs_events(
     check_number(interval, "--interval", minimum=0, above_minimum=True, maximum=3600)
     cp = control_plane(state_root)
     rid = cp.resolve_run_id(run_id)
-    events = cp.events(rid)
+    events = _dicts(cp.events(rid))
     if json and not follow:
         emit_json(events)
         return
@@ -63,12 +63,17 @@ def jobs_events(
     seen = len(events)
     while follow:
         ended = cp.status(rid).status.is_terminal()
-        events = cp.events(rid)
+        events = _dicts(cp.events(rid))
         show(events[seen:])
         seen = len(events)
         if ended:
             break
         time.sleep(interval)
+
+
+def _dicts(events: list[Any]) -> list[dict[str, Any]]:
+    """The facade's typed events as the JSON lines events.jsonl holds."""
+    return [e.model_dump(mode="json", exclude_none=True) for e in events]
 
 
 def jobs_prune(
