@@ -228,7 +228,18 @@ class RayEngine:
                 raise EngineBlocked(f"secret {name} is not set in the environment of the process handing the run to Ray: export it, then retry", "secret_missing")
             env[name] = os.environ[name]
         python = getattr(cluster, "python", None) or sys.executable
-        return launcher_argv(self.ledger.layout, record.run_id, attempt, request.runtime.model_dump(mode="json"), python=python)
+        runtime = request.runtime.model_dump(mode="json")
+        from merlin.clusters.registry import env_placement
+
+        sees_root, default_cache = env_placement(cluster.kind)
+        cache = getattr(cluster, "env_cache", None) or default_cache
+        if not sees_root and runtime.get("working_dir"):
+            raise EngineBlocked(
+                f"Ray cluster '{cluster.name}' ({cluster.kind}) has nodes that do not see this state root, so a working-dir snapshot "
+                "cannot reach them: submit without a working dir (ship the code in a package the env installs), or use a cluster whose nodes share it",
+                "working_dir_unreachable",
+            )
+        return launcher_argv(self.ledger.layout, record.run_id, attempt, runtime, python=python, cache=cache, inline=not sees_root)
 
     def submit(self, record: RunRecord, request: RunRequest, env: dict[str, str]) -> Submitted:
         """POST the attempt to Ray's Jobs REST API (the body the SDK's ``submit_job`` sends)."""
@@ -595,5 +606,6 @@ class RayEngine:
             return
         with ThreadPoolExecutor(max_workers=8) as pool:
             list(pool.map(fetch, todo))
+
 
 

@@ -139,8 +139,9 @@ def submit_targetgen(
     if not tdir.is_dir():
         raise BadInput(f"target directory {tdir} does not exist (orchestrate the target first)")
     run_id = new_run_id(target)
+    runtime = targetgen_runtime(cp, tdir)
     command = [
-        sys.executable, "-m", "merlin", "targetgen", "execute", "--target-dir", str(tdir),
+        "python" if runtime else sys.executable, "-m", "merlin", "targetgen", "execute", "--target-dir", str(tdir),
         "--engine", DEFAULT_ENGINE, "--run-id", run_id, "--state-root", str(cp.root), *extra_args,
     ]
     from merlin.atomic import file_lock
@@ -153,11 +154,31 @@ def submit_targetgen(
         rec = cp.submit(
             command, target=target, workflow=workflow, engine=engine, target_dir=tdir, cluster=cluster, source="targetgen",
             metadata={**dict(metadata or {}), "targetgen_engine": engine}, run_id=run_id, env=env,
-            leases=list(leases) or targetgen_needs(None, None, tdir),
+            leases=list(leases) or targetgen_needs(None, None, tdir), runtime=runtime,
         )
     if wait and not rec.status.is_terminal():
         rec = cp.wait(rec.run_id, timeout=timeout)
     return rec
+
+
+#: the overlay's ``runtime:`` keys (those of ``--env-file``) -> the facade's runtime keys
+RUNTIME_KEYS = {"requirements": "requirements_file", "lock": "lock_file"}
+
+
+def targetgen_runtime(cp: Plane, tdir: Path) -> dict[str, Any] | None:
+    """The runtime of a TargetGen run: the overlay's ``runtime:`` section (kept in the bundle)
+    plus merlin itself (merlin.envs.selfwheel), or None when the overlay has none (the run then
+    runs with this interpreter, as before)."""
+    from merlin.targetgen import state as st
+
+    section = st.load_bundle(st.open_target_dir(tdir)).get("runtime")
+    if not section:
+        return None
+    from merlin.envs.selfwheel import requirement
+
+    runtime = {RUNTIME_KEYS.get(k, k): v for k, v in section.items()}
+    runtime["packages"] = [*(runtime.get("packages") or []), requirement(cp.layout.merlin_wheels)]
+    return runtime
 
 
 def busy_on_target(cp: Plane, target_dir: Path, besides: str | None = None) -> tuple[list[str], str | None]:
