@@ -145,8 +145,16 @@ def main() -> int:
             ("local run, warm env: submit -> first line", w, p, "<= without an env + 0.15 s", w - p <= 0.15),
             ("cold build (fresh cache) vs uv venv+pip install", ours_cold, hand_cold, "<= 1.2x by hand", ours_cold <= 1.2 * hand_cold),
         ]
-        with private_cluster(work / "ray-state") as (cp, rec):
-            ray = ray_first_lines(cp, rec, wheels, marks)
+        for what, ours, base, _t, _ok in rows:  # printed now too: the Ray part below may not get a head on a loaded machine
+            sys.stderr.write(f"{what}: merlin {ours:.3f} s, baseline {base:.3f} s\n")
+        from merlin.errors import RunFailed
+
+        try:
+            with private_cluster(work / "ray-state") as (cp, rec):
+                ray = ray_first_lines(cp, rec, wheels, marks)
+        except RunFailed as exc:
+            print(f"Ray part not measured: no private Ray head started here ({exc.message[:160]})")
+            return report("run environments (local and cold build only)", rows) or 2
         m_cold, m_warm, _ = ray["merlin runtime"]
         for kind in ("uv", "pip"):
             cold, warm, note = ray[f"ray runtime_env {kind}"]

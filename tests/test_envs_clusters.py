@@ -124,3 +124,66 @@ def test_v1_and_v2_at_once_on_an_ssh_worker_spec_on_the_command_line(slurm_turn:
         rec = Ledger(root).read_cluster("sshenv")
         if rec is not None and rec.status != "stopped":
             b.stop(rec, grace=2.0)
+
+
+def test_v1_and_v2_at_once_on_the_pbs_contract_double_each_on_its_own_node(slurm_root: Path, wheelhouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PBS against the CONTRACT DOUBLE of qsub/qstat/qdel/pbsdsh (tests/doubles/pbs/, on the real
+    local Slurm): proves merlin's PBS kind runs envs the same way; it is not a test against PBS."""
+    pytest.importorskip("ray")
+    from merlin.clusters.pbs import PbsBackend
+    from merlin.controlplane import ControlPlane
+    from merlin.ledger.store import Ledger
+
+    signal.alarm(E2E)
+    monkeypatch.setenv("PATH", f"{Path(__file__).parent / 'doubles' / 'pbs'}:{__import__('os').environ['PATH']}")
+    cache = tmp_path / "pbs-envs"
+    rec, started = PbsBackend(Ledger(slurm_root)).start("pbsenv", select="2:ncpus=1", object_store_memory=OBJECT_STORE, env_cache=str(cache), wait=True, timeout=E2E - 60)
+    assert started and rec.status == "active", rec.message
+    assert rec.python == sys.executable and rec.env_cache == str(cache)
+    cp = ControlPlane(slurm_root)
+    nodes = ("127.0.0.11", "127.0.0.12")
+    _check(cp, _pair(cp, "pbsenv", wheelhouse, tmp_path / "marks", nodes), nodes, cache)
+    assert cp.stop_cluster("pbsenv", grace=3.0).status == "stopped"
+
+
+# ------------------------------------------------------------ no cluster needed
+
+
+def test_env_placement_by_kind() -> None:
+    from merlin.clusters.registry import env_placement
+
+    assert env_placement("slurm") == (True, None) and env_placement("pbs") == (True, None)  # the state root is shared: its cache beside it
+    assert env_placement("ssh") == (False, "~/.cache/merlin/envs")  # each host its own
+    assert env_placement("local") == (True, None)
+
+
+@pytest.mark.parametrize("value", ["relative/envs", "envs"])
+def test_a_relative_env_cache_is_refused_in_one_line_before_anything_starts(tmp_path: Path, value: str) -> None:
+    root = tmp_path / "state"
+    res = run_cli("ray", "cluster", "start", "--kind", "slurm", "--nodes", "2", "--env-cache", value, "--state-root", str(root))
+    assert res.returncode == 2, res.stdout + res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "--env-cache" in lines[0] and "$TMPDIR/merlin-envs" in lines[0], res.stderr
+    assert not (root / "clusters").exists() or not any((root / "clusters").iterdir())
+
+
+def test_local_kind_refuses_env_cache(tmp_path: Path) -> None:
+    res = run_cli("ray", "cluster", "start", "--env-cache", "/x", "--state-root", str(tmp_path / "s"))
+    assert res.returncode == 2 and "--env-cache" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_launcher_takes_the_spec_inline_and_expands_the_cache_on_the_node(tmp_path: Path, wheelhouse: Path) -> None:
+    """What an SSH host runs: no spec file, no state root; ``$VAR`` in --cache expands there."""
+    import os
+    import subprocess
+
+    from merlin.envs.argv import launcher_argv
+    from merlin.ledger.paths import Layout
+
+    layout = Layout(tmp_path / "state")
+    argv = launcher_argv(layout, "r-1", 1, runtime_for(wheelhouse, "mlnprobe==2.0"), cache="$NODE_SCRATCH/merlin-envs", inline=True)
+    assert "--spec-inline" in argv and "--report" not in argv and str(layout.root) not in " ".join(argv[argv.index("--spec-inline") :])
+    code = "import mlnprobe, sys; print(mlnprobe.__version__, sys.prefix)"
+    res = subprocess.run([*argv, "python", "-c", code], capture_output=True, text=True, env={**os.environ, "NODE_SCRATCH": str(tmp_path / "scratch")}, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("2.0 " + str(tmp_path / "scratch" / "merlin-envs" / "envs")), res.stdout
