@@ -98,5 +98,5 @@ def inline_spec(text: str) -> dict[str, Any]:
 
     data = json.loads(base64.b64decode(text.encode("ascii")).decode("utf-8"))
     if not isinstance(data, dict):
-        raise ValueError("--spec-inline: a runtime spec is a JSON object")
+        raise ValueError("an inline runtime spec is a JSON object")
     return data
