@@ -107,17 +107,24 @@ def ray_first_lines(cp, rec, wheels: Path, marks: Path) -> dict[str, tuple[float
             time.sleep(0.05)
         return wait_file(mark) - t0
 
-    cold = merlin_one("merlin-cold")
-    out["merlin runtime"] = (cold, statistics.median(merlin_one(f"merlin-warm-{i}") for i in range(3)), "")
     opts = ["--no-index", "--find-links", str(wheels)]
-    for kind, spec in (("uv", {"packages": ["mlnprobe==1.0"], "uv_pip_install_options": opts}),
-                       ("pip", {"packages": ["mlnprobe==1.0"], "pip_install_options": opts})):  # fmt: skip
-        env_ = {kind: spec}
+    envs = {kind: {kind: {"packages": ["mlnprobe==1.0"], f"{kind}_pip_install_options": opts}} for kind in ("uv", "pip")}
+    cold = {"merlin runtime": merlin_one("merlin-cold")}
+    notes: dict[str, str] = {}
+    for kind, env_ in envs.items():
         try:
-            cold = ray_one(f"ray-{kind}-cold", env_)
-            out[f"ray runtime_env {kind}"] = (cold, statistics.median(ray_one(f"ray-{kind}-warm-{i}", env_) for i in range(3)), "")
+            cold[kind] = ray_one(f"ray-{kind}-cold", env_)
         except RuntimeError as exc:
-            out[f"ray runtime_env {kind}"] = (float("nan"), None, str(exc).splitlines()[0][:150])
+            notes[kind] = str(exc).splitlines()[0][:150]
+    warm: dict[str, list[float]] = {k: [] for k in cold}
+    for i in range(3):  # alternately: the same machine state for each
+        warm["merlin runtime"].append(merlin_one(f"merlin-warm-{i}"))
+        for kind in envs:
+            if kind in cold:
+                warm[kind].append(ray_one(f"ray-{kind}-warm-{i}", envs[kind]))
+    out["merlin runtime"] = (cold["merlin runtime"], statistics.median(warm["merlin runtime"]), "")
+    for kind in envs:
+        out[f"ray runtime_env {kind}"] = (cold[kind], statistics.median(warm[kind]), "") if kind in cold else (float("nan"), None, notes[kind])
     return out
 
 
