@@ -98,7 +98,7 @@ def ray_first_lines(cp, rec, wheels: Path, marks: Path) -> dict[str, tuple[float
     def ray_one(tag: str, runtime_env: dict) -> float:
         mark = marks / tag
         t0 = time.time()
-        sub = client.submit_job(entrypoint=f"python -c \"{FIRST}\" {mark}", runtime_env=runtime_env)
+        sub = client.submit_job(entrypoint=f'python -c "{FIRST}" {mark}', runtime_env=runtime_env)
         deadline = time.monotonic() + 900
         while not mark.exists():
             status = client.get_job_status(sub)
@@ -108,7 +108,7 @@ def ray_first_lines(cp, rec, wheels: Path, marks: Path) -> dict[str, tuple[float
         return wait_file(mark) - t0
 
     opts = ["--no-index", "--find-links", str(wheels)]
-    envs = {kind: {kind: {"packages": ["mlnprobe==1.0"], f"{kind}_pip_install_options": opts}} for kind in ("uv", "pip")}
+    envs = {kind: {kind: {"packages": ["mlnprobe==1.0"], key: opts}} for kind, key in (("uv", "uv_pip_install_options"), ("pip", "pip_install_options"))}
     cold = {"merlin runtime": merlin_one("merlin-cold")}
     notes: dict[str, str] = {}
     for kind, env_ in envs.items():

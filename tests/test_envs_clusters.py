@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli
-from tests.slurm_support import OBJECT_STORE, slurm_root, slurm_turn  # noqa: F401  (fixtures)
+from tests.slurm_support import OBJECT_STORE, slurm_root, slurm_turn, wait_for  # noqa: F401  (fixtures)
 from tests.test_ssh_cluster import sshd  # noqa: F401  (fixture)
 from tests.wheelhouse import runtime_for, wheelhouse  # noqa: F401  (fixture)
 
@@ -60,8 +60,14 @@ def _pair(cp, cluster: str, wheels: Path, marks: Path, nodes: tuple[str, str]) -
 
 def _check(cp, runs: list, nodes: tuple[str, str], cache: Path) -> list[str]:
     done = [cp.wait(r.run_id, timeout=400) for r in runs]
-    logs = [cp.logs(r.run_id) for r in runs]
-    assert [d.status.value for d in done] == ["succeeded"] * 2, ([d.message for d in done], logs)
+    assert [d.status.value for d in done] == ["succeeded"] * 2, ([d.message for d in done], [cp.logs(r.run_id) for r in runs])
+
+    # a job's log on a worker node reaches the head's API a little after the job ends
+    def whole(run_id: str) -> str | None:
+        text = cp.logs(run_id)
+        return text if "together" in text else None
+
+    logs = [wait_for(lambda r=r: whole(r.run_id), 60, what=f"{r.run_id}'s whole log") for r in runs]
     for text, version, node in zip(logs, ("1.0", "2.0"), nodes, strict=True):
         assert f"version {version} node {node} prefix {cache / 'envs'}" in text, text
         assert "together" in text and "merlin-env: environment" in text
@@ -126,7 +132,9 @@ def test_v1_and_v2_at_once_on_an_ssh_worker_spec_on_the_command_line(slurm_turn:
             b.stop(rec, grace=2.0)
 
 
-def test_v1_and_v2_at_once_on_the_pbs_contract_double_each_on_its_own_node(slurm_root: Path, wheelhouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_v1_and_v2_at_once_on_the_pbs_contract_double_each_on_its_own_node(
+    slurm_root: Path, wheelhouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """PBS against the CONTRACT DOUBLE of qsub/qstat/qdel/pbsdsh (tests/doubles/pbs/, on the real
     local Slurm): proves merlin's PBS kind runs envs the same way; it is not a test against PBS."""
     pytest.importorskip("ray")
@@ -137,7 +145,9 @@ def test_v1_and_v2_at_once_on_the_pbs_contract_double_each_on_its_own_node(slurm
     signal.alarm(E2E)
     monkeypatch.setenv("PATH", f"{Path(__file__).parent / 'doubles' / 'pbs'}:{__import__('os').environ['PATH']}")
     cache = tmp_path / "pbs-envs"
-    rec, started = PbsBackend(Ledger(slurm_root)).start("pbsenv", select="2:ncpus=1", object_store_memory=OBJECT_STORE, env_cache=str(cache), wait=True, timeout=E2E - 60)
+    rec, started = PbsBackend(Ledger(slurm_root)).start(
+        "pbsenv", select="2:ncpus=1", object_store_memory=OBJECT_STORE, env_cache=str(cache), wait=True, timeout=E2E - 60
+    )
     assert started and rec.status == "active", rec.message
     assert rec.python == sys.executable and rec.env_cache == str(cache)
     cp = ControlPlane(slurm_root)
@@ -184,6 +194,8 @@ def test_launcher_takes_the_spec_inline_and_expands_the_cache_on_the_node(tmp_pa
     argv = launcher_argv(layout, "r-1", 1, runtime_for(wheelhouse, "mlnprobe==2.0"), cache="$NODE_SCRATCH/merlin-envs", inline=True)
     assert "--spec-inline" in argv and "--report" not in argv and str(layout.root) not in " ".join(argv[argv.index("--spec-inline") :])
     code = "import mlnprobe, sys; print(mlnprobe.__version__, sys.prefix)"
-    res = subprocess.run([*argv, "python", "-c", code], capture_output=True, text=True, env={**os.environ, "NODE_SCRATCH": str(tmp_path / "scratch")}, timeout=300)
+    res = subprocess.run(
+        [*argv, "python", "-c", code], capture_output=True, text=True, env={**os.environ, "NODE_SCRATCH": str(tmp_path / "scratch")}, timeout=300
+    )
     assert res.returncode == 0, res.stderr
     assert res.stdout.startswith("2.0 " + str(tmp_path / "scratch" / "merlin-envs" / "envs")), res.stdout

@@ -63,10 +63,18 @@ def test_the_targetgen_run_gets_merlin_itself_in_its_env_and_runs_from_it(ray_cp
     # (the executor in the env never calls uv; only the launcher, outside it, does)
     stub = tmp_path / "stub-uv"
     (stub / "src" / "uv").mkdir(parents=True)
-    (stub / "pyproject.toml").write_text('[project]\nname = "uv"\nversion = "0.13.9"\n[build-system]\nrequires = ["uv_build>=0.9,<0.20"]\nbuild-backend = "uv_build"\n')
+    (stub / "pyproject.toml").write_text(
+        '[project]\nname = "uv"\nversion = "0.13.9"\n[build-system]\nrequires = ["uv_build>=0.9,<0.20"]\nbuild-backend = "uv_build"\n'
+    )
     (stub / "src" / "uv" / "__init__.py").write_text("")
-    subprocess.run([find_uv(), "build", "--wheel", "--no-index", "--no-config", "--quiet", "--out-dir", str(wheelhouse.parent / "stub"), str(stub)], check=True, timeout=120)
-    ovl = _overlay(tmp_path, f"  packages: ['mlnprobe==2.0']\n  find_links: ['{wheelhouse}', '{wheelhouse.parent / 'stub'}']\n  index_url: ['{LOCAL_INDEX.as_uri()}']\n")
+    subprocess.run(
+        [find_uv(), "build", "--wheel", "--no-index", "--no-config", "--quiet", "--out-dir", str(wheelhouse.parent / "stub"), str(stub)],
+        check=True,
+        timeout=120,
+    )
+    ovl = _overlay(
+        tmp_path, f"  packages: ['mlnprobe==2.0']\n  find_links: ['{wheelhouse}', '{wheelhouse.parent / 'stub'}']\n  index_url: ['{LOCAL_INDEX.as_uri()}']\n"
+    )
     root, cache = ray_cp.root, tmp_path / "envcache"
     res = run_cli("targetgen", "execute", str(CAP), "--overlay", str(ovl), "--engine", "ray", "--out-dir", str(tmp_path / "targets"),
                   "--wait", "--json", "--state-root", str(root), env={"MERLIN_ENV_CACHE": str(cache)}, timeout=600)  # fmt: skip
