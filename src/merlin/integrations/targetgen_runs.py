@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from merlin.errors import BadInput, ExitCode, MerlinError
-from merlin.integrations.targetgen_ops import PathArg, targetgen_needs, targetgen_target
+from merlin.integrations.targetgen_ops import PathArg, targetgen_needs, targetgen_runtime, targetgen_target
 from merlin.ledger.paths import new_run_id, validate_name, validate_run_id
 from merlin.ledger.status import RunStatus
 from merlin.ledger.store import set_status
@@ -159,26 +159,6 @@ def submit_targetgen(
     if wait and not rec.status.is_terminal():
         rec = cp.wait(rec.run_id, timeout=timeout)
     return rec
-
-
-#: the overlay's ``runtime:`` keys (those of ``--env-file``) -> the facade's runtime keys
-RUNTIME_KEYS = {"requirements": "requirements_file", "lock": "lock_file"}
-
-
-def targetgen_runtime(cp: Plane, tdir: Path) -> dict[str, Any] | None:
-    """The runtime of a TargetGen run: the overlay's ``runtime:`` section (kept in the bundle)
-    plus merlin itself (merlin.envs.selfwheel), or None when the overlay has none (the run then
-    runs with this interpreter, as before)."""
-    from merlin.targetgen import state as st
-
-    section = st.load_bundle(st.open_target_dir(tdir)).get("runtime")
-    if not section:
-        return None
-    from merlin.envs.selfwheel import requirement
-
-    runtime = {RUNTIME_KEYS.get(k, k): v for k, v in section.items()}
-    runtime["packages"] = [*(runtime.get("packages") or []), requirement(cp.layout.merlin_wheels)]
-    return runtime
 
 
 def busy_on_target(cp: Plane, target_dir: Path, besides: str | None = None) -> tuple[list[str], str | None]:
