@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import shlex
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -214,33 +213,6 @@ class RayEngine:
             raise self._connection_blocked(cluster, ConnectionError(detail), run_id) from None
         return cluster
 
-    def _through_launcher(self, record: RunRecord, request: RunRequest, attempt: int, cluster: Any, env: dict[str, str]) -> list[str]:
-        """The env launcher before the command, started by the interpreter that has merlin (the head's),
-        so the env is built on the node the job lands on; secret values join the job's env_vars
-        (Ray keeps them in the job's runtime env: docs/environments.md)."""
-        import os
-
-        from merlin.envs.argv import launcher_argv
-
-        assert request.runtime is not None
-        for name in request.runtime.secret_env:
-            if name not in os.environ:
-                raise EngineBlocked(f"secret {name} is not set in the environment of the process handing the run to Ray: export it, then retry", "secret_missing")
-            env[name] = os.environ[name]
-        python = getattr(cluster, "python", None) or sys.executable
-        runtime = request.runtime.model_dump(mode="json")
-        from merlin.clusters.registry import env_placement
-
-        sees_root, default_cache = env_placement(cluster.kind)
-        cache = getattr(cluster, "env_cache", None) or default_cache
-        if not sees_root and runtime.get("working_dir"):
-            raise EngineBlocked(
-                f"Ray cluster '{cluster.name}' ({cluster.kind}) has nodes that do not see this state root, so a working-dir snapshot "
-                "cannot reach them: submit without a working dir (ship the code in a package the env installs), or use a cluster whose nodes share it",
-                "working_dir_unreachable",
-            )
-        return launcher_argv(self.ledger.layout, record.run_id, attempt, runtime, python=python, cache=cache, inline=not sees_root)
-
     def submit(self, record: RunRecord, request: RunRequest, env: dict[str, str]) -> Submitted:
         """POST the attempt to Ray's Jobs REST API (the body the SDK's ``submit_job`` sends)."""
         from merlin.ledger.models import ClusterRef
@@ -255,7 +227,9 @@ class RayEngine:
         command = list(record.command)
         env = dict(env)
         if request.runtime is not None:
-            command = self._through_launcher(record, request, attempt, cluster, env) + command
+            from merlin.engines.ray_env import through_launcher
+
+            command = through_launcher(self.ledger.layout, record, request, attempt, cluster, env) + command
         body: dict[str, Any] = {
             "entrypoint": entrypoint_for(command, record.workdir),
             "submission_id": sub_id,
