@@ -1,7 +1,8 @@
 """merlin itself in a run's env (a TargetGen run: it runs ``python -m merlin`` on a node that
 may have no merlin venv), the submitter's version, from the submitter's install:
 
-* an editable install (a checkout): a wheel built from the checkout, once per version and
+* an editable install (a checkout): a wheel built from the checkout (``uv build``, its build
+  backend from the env's index options), once per version and
   content of its sources (``merlin-<version>-<digest>/`` under ``Layout.merlin_wheels``), named
   in the env by its path (``merlin @ file:///.../merlin-X-py3-none-any.whl``);
 * any other install: ``merlin==<version>`` from the env's index options.
@@ -46,19 +47,20 @@ def source_digest(checkout: Path) -> str:
     return h.hexdigest()
 
 
-def requirement(wheels: Path) -> str:
-    """The requirement that puts the submitter's merlin in an env (builds its wheel if needed)."""
+def requirement(wheels: Path, index_args: list[str] | None = None) -> str:
+    """The requirement that puts the submitter's merlin in an env (builds its wheel if needed;
+    ``index_args``: the env's own index options, where the build backend comes from)."""
     version, checkout = installed()
     if checkout is None:
         return f"merlin=={version}"
     out = wheels / f"merlin-{version}-{source_digest(checkout)[:16]}"
     built = sorted(out.glob("merlin-*.whl"))
     if not built:
-        built = [_build(checkout, out)]
+        built = [_build(checkout, out, index_args or [])]
     return f"merlin @ {built[0].resolve().as_uri()}"
 
 
-def _build(checkout: Path, out: Path) -> Path:
+def _build(checkout: Path, out: Path, index_args: list[str]) -> Path:
     """``uv build --wheel`` of the checkout into a temp dir, renamed into place (one of two racing builds wins)."""
     from merlin.atomic import ensure_dir
     from merlin.envs.spec import find_uv
@@ -66,11 +68,7 @@ def _build(checkout: Path, out: Path) -> Path:
     ensure_dir(out.parent)
     tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=out.parent))
     try:
-        argv = [find_uv(), "build", "--wheel", "--quiet", "--out-dir", str(tmp), "--python", sys.executable, str(checkout)]
-        import importlib.util
-
-        if importlib.util.find_spec("setuptools") is not None:  # the build backend is here: no download
-            argv.insert(3, "--no-build-isolation")
+        argv = [find_uv(), "build", "--wheel", "--quiet", "--out-dir", str(tmp), "--python", sys.executable, *index_args, str(checkout)]
         env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
         proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600)
         if proc.returncode != 0:

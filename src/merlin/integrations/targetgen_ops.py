@@ -95,7 +95,10 @@ def targetgen_runtime(cp: Any, tdir: Path) -> dict[str, Any] | None:
     from merlin.envs.selfwheel import requirement
 
     runtime = {RUNTIME_KEYS.get(k, k): v for k, v in section.items()}
-    runtime["packages"] = [*(runtime.get("packages") or []), requirement(cp.layout.merlin_wheels)]
+    from merlin.envs.build import install_args
+
+    index_args = install_args({"packages": ["-"], **{k: runtime.get(k) for k in ("index_url", "find_links", "no_index")}}, cp.layout.root, {})[1:]
+    runtime["packages"] = [*(runtime.get("packages") or []), requirement(cp.layout.merlin_wheels, index_args)]
     return runtime
 
 
