@@ -61,6 +61,9 @@ def cluster_start(
     old_port: int | None = hidden_alias("--port"),
     idle_timeout: float | None = duration_option(None, "--idle-timeout", help="Stop the cluster after no active run for this long (e.g. 60m)."),
     object_store_memory: int | None = typer.Option(None, "--object-store-memory", help="Object store bytes per node."),
+    env_cache: str | None = typer.Option(
+        None, "--env-cache", help="slurm, pbs, ssh: run-environment cache as the nodes see it; ~ and $VARS expand on each node (docs/environments.md)."
+    ),
     wait: bool = typer.Option(False, "--wait", help="Return once the cluster is active (default: once the scheduler accepted it)."),
     state_root: Path | None = StateRootOpt,
     json: bool = JsonOpt,
@@ -97,12 +100,15 @@ def cluster_start(
             raise BadInput(f"--kind {kind} does not take {flags} (those are --kind {other} options)")
     cp = ControlPlane(state_root)
     progress = (lambda m: message(m)) if (sys.stderr.isatty() or not json) else None
+    if kind == "local" and env_cache:
+        raise BadInput("--kind local does not take --env-cache: a local cluster uses this host's cache ($MERLIN_ENV_CACHE, or merlin envs --cache)")
     if kind == "local":
         rec, started = cp.start_local_cluster(name, object_store_memory=object_store_memory, progress=progress)
     else:
         options = {k: v for k, v in given[kind].items() if v not in (None, [])}
         options["idle_timeout"] = idle_timeout
         options["object_store_memory"] = object_store_memory
+        options["env_cache"] = env_cache
         rec, started = cp.start_cluster(kind, name, wait=wait, progress=progress, **options)
     if json:
         emit_json({"started": started, "cluster": rec.model_dump(mode="json")})

@@ -37,7 +37,7 @@ def _name(args: dict[str, Any]) -> list[str]:
 
 #: ``cluster start`` flags a non-local kind's recorded options map to (the rest are merlin's own bookkeeping)
 START_FLAGS = ("nodes", "cpus_per_node", "gpus_per_node", "mem", "time", "partition", "account", "qos", "select", "walltime",
-               "queue", "host", "jump", "user", "workers", "port", "object_store_memory")  # fmt: skip
+               "queue", "host", "jump", "user", "workers", "port", "object_store_memory", "env_cache")  # fmt: skip
 
 
 def _start_words(a: dict[str, Any]) -> list[str]:

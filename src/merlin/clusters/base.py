@@ -35,6 +35,20 @@ def not_taken(kind: str, options: Mapping[str, Any]) -> BadInput:
     return BadInput(f"`kind` {kind} does not take {', '.join(f'`{k}`' for k in names)}", argument=names[0] if names else None, related=["kind", *names[1:]])
 
 
+def check_env_cache(value: Any) -> str | None:
+    """The ``env_cache`` start option: a directory as the nodes see it, absolute or starting with
+    ``~`` or ``$`` (expanded on each node: ``$TMPDIR/merlin-envs`` makes a per-node cache)."""
+    if value in (None, ""):
+        return None
+    text = str(value)
+    if "\x00" in text or "\n" in text or not text.startswith(("/", "~", "$")):
+        raise BadInput(
+            f"`env_cache` {text!r}: give a directory as the nodes see it: absolute, or starting with ~ or $ (e.g. $TMPDIR/merlin-envs)",
+            argument="env_cache",
+        )
+    return text
+
+
 class ClusterBackend(Protocol):
     """One cluster kind. Constructed with the ledger; holds no connection at import."""
 

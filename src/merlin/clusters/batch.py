@@ -31,7 +31,7 @@ from typing import Any
 
 from merlin.atomic import atomic_write_bytes, atomic_write_text, dir_mode, make_dir
 from merlin.clusters import teardown
-from merlin.clusters.base import ClusterStatus, LockedObservation, can_cluster_transition, unanswered_record
+from merlin.clusters.base import ClusterStatus, LockedObservation, can_cluster_transition, check_env_cache, unanswered_record
 from merlin.clusters.hosted import node_custom_resources
 from merlin.clusters.slurm_node import HOSTED_ITEMS, node_files
 from merlin.errors import BadInput, Blocked, RunFailed
@@ -67,6 +67,10 @@ class BatchClusters(LockedObservation):
     install_hint = "install the scheduler's client commands"
     #: nodes get the inventory items attached to them as Ray custom resources (merlin.clusters.hosted)
     places_hosted_items = True
+    #: the handshake needs the state root on a filesystem every node sees: run env specs are read there
+    nodes_see_state_root = True
+    #: unset ``env_cache``: the state root's own (``Layout.env_cache``), beside it, so every node sees it
+    default_env_cache = None
 
     def __init__(self, ledger) -> None:
         self.ledger = ledger
@@ -126,6 +130,7 @@ class BatchClusters(LockedObservation):
         layout.cluster_record(name)  # validates the name
         timeout = float(options.pop("timeout", None) or WAIT_TIMEOUT)
         hosted_items = options.pop("hosted_items", None) or {}
+        env_cache = check_env_cache(options.pop("env_cache", None))
         idle_timeout = options.get("idle_timeout")
         if idle_timeout is not None and float(idle_timeout) <= 0:
             raise BadInput(f"`idle_timeout` {idle_timeout}: expected a positive duration", argument="idle_timeout")
@@ -165,8 +170,10 @@ class BatchClusters(LockedObservation):
                 ClusterStatus.QUEUED,
                 str(token),
                 requested={"nodes": nodes, **{k: v for k, v in opts.items() if v not in (None, [], ())}},
-                options={k: v for k, v in options.items() if v not in (None, [], ())},
+                options={k: v for k, v in {**options, "env_cache": env_cache}.items() if v not in (None, [], ())},
                 scheduler_job_id=job_id,
+                python=sys.executable,  # the nodes' helper runs with it (node_command): it has merlin there
+                env_cache=env_cache,
                 idle_timeout=float(idle_timeout) if idle_timeout else None,
                 state_dir=str(state_dir),
                 start_log=str(state_dir / f"job-{job_id}.out"),

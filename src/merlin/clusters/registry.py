@@ -63,3 +63,14 @@ def backend(kind: str, ledger: Ledger) -> ClusterBackend:
     """A backend of ``kind`` over ``ledger`` (a new object: no module-level state)."""
     cls: Any = backend_class(kind)
     return cls(ledger)
+
+
+def env_placement(kind: str) -> tuple[bool, str | None]:
+    """Whether a cluster kind's nodes see this state root (run env specs are read there, else they
+    ride on the command line), and the kind's default env cache as its nodes see it (None: the
+    Layout's, beside the state root). docs/environments.md, "Where envs live"."""
+    try:
+        cls = backend_class(kind)
+    except BadInput:  # a plugin kind gone: assume one filesystem
+        return True, None
+    return bool(getattr(cls, "nodes_see_state_root", True)), getattr(cls, "default_env_cache", None)

@@ -30,7 +30,7 @@ from typing import Any
 
 from merlin.atomic import open_state_file
 from merlin.clusters import procs, teardown
-from merlin.clusters.base import ClusterStatus, LockedObservation, can_cluster_transition, not_taken, unanswered_record
+from merlin.clusters.base import ClusterStatus, LockedObservation, can_cluster_transition, check_env_cache, not_taken, unanswered_record
 from merlin.clusters.hosted import node_custom_resources
 from merlin.clusters.slurm_node import HOSTED_ITEMS, node_files
 from merlin.errors import BadInput, Blocked, RunFailed
@@ -46,6 +46,10 @@ class SshBackend(LockedObservation):
     kind = "ssh"
     #: nodes get the inventory items attached to them as Ray custom resources (merlin.clusters.hosted)
     places_hosted_items = True
+    #: the hosts need not see this machine's state root: a run's env spec rides on its command line
+    nodes_see_state_root = False
+    #: each host's own env cache unless ``env_cache`` names another (expanded there)
+    default_env_cache = "~/.cache/merlin/envs"
 
     def __init__(self, ledger) -> None:
         self.ledger = ledger
@@ -96,7 +100,7 @@ class SshBackend(LockedObservation):
         if not host:
             raise BadInput("`kind` ssh needs a `host` (the head's machine)", argument="host", related="kind")
         workers = [w for w in (options.get("workers") or "").split(",") if w] if isinstance(options.get("workers"), str) else list(options.get("workers") or [])
-        known = {"host", "jump", "user", "workers", "port", "known_hosts", "identity_file", "python", "object_store_memory", "idle_timeout", "timeout"}
+        known = {"host", "jump", "user", "workers", "port", "known_hosts", "identity_file", "python", "object_store_memory", "idle_timeout", "timeout", "env_cache"}
         stray = sorted(k for k, v in options.items() if k not in known and v not in (None, [], ()))
         if stray:
             raise not_taken("ssh", dict.fromkeys(stray))
@@ -106,6 +110,7 @@ class SshBackend(LockedObservation):
             # with it on, Ray rewrites a worker's 127.0.0.1 to the machine's address
             raise BadInput(f"`host` {host} with `workers`: give the head by an address its workers can reach (another loopback address such as 127.0.0.2 works on one machine)", argument="host", related="workers")
         python = str(opts.get("python") or sys.executable)
+        env_cache = check_env_cache(opts.get("env_cache"))
         with self.ledger.cluster_lock(name):
             existing = self.ledger.read_cluster(name)
             if existing is not None and existing.status not in ("stopped", "failed", "expired"):
@@ -147,6 +152,8 @@ class SshBackend(LockedObservation):
                 head_address=host,
                 state_dir=remote_dir,
                 started_at=utcnow(),
+                python=python,
+                env_cache=env_cache,
                 message=f"starting the Ray head on {host} over ssh",
             )
             self.ledger.write_cluster(record)

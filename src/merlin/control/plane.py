@@ -80,6 +80,7 @@ class Plane(Protocol):
         wait: bool = False,
         timeout: float | None = None,
         leases: Sequence[str] = (),
+        runtime: Any = None,
     ) -> RunRecord: ...
 
     def submit_targetgen(

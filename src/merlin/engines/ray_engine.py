@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import shlex
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -214,22 +213,6 @@ class RayEngine:
             raise self._connection_blocked(cluster, ConnectionError(detail), run_id) from None
         return cluster
 
-    def _through_launcher(self, record: RunRecord, request: RunRequest, attempt: int, cluster: Any, env: dict[str, str]) -> list[str]:
-        """The env launcher before the command, started by the interpreter that has merlin (the head's),
-        so the env is built on the node the job lands on; secret values join the job's env_vars
-        (Ray keeps them in the job's runtime env: docs/environments.md)."""
-        import os
-
-        from merlin.envs.argv import launcher_argv
-
-        assert request.runtime is not None
-        for name in request.runtime.secret_env:
-            if name not in os.environ:
-                raise EngineBlocked(f"secret {name} is not set in the environment of the process handing the run to Ray: export it, then retry", "secret_missing")
-            env[name] = os.environ[name]
-        python = getattr(cluster, "python", None) or sys.executable
-        return launcher_argv(self.ledger.layout, record.run_id, attempt, request.runtime.model_dump(mode="json"), python=python)
-
     def submit(self, record: RunRecord, request: RunRequest, env: dict[str, str]) -> Submitted:
         """POST the attempt to Ray's Jobs REST API (the body the SDK's ``submit_job`` sends)."""
         from merlin.ledger.models import ClusterRef
@@ -244,7 +227,9 @@ class RayEngine:
         command = list(record.command)
         env = dict(env)
         if request.runtime is not None:
-            command = self._through_launcher(record, request, attempt, cluster, env) + command
+            from merlin.engines.ray_env import through_launcher
+
+            command = through_launcher(self.ledger.layout, record, request, attempt, cluster, env) + command
         body: dict[str, Any] = {
             "entrypoint": entrypoint_for(command, record.workdir),
             "submission_id": sub_id,
@@ -595,5 +580,6 @@ class RayEngine:
             return
         with ThreadPoolExecutor(max_workers=8) as pool:
             list(pool.map(fetch, todo))
+
 
 

@@ -19,13 +19,31 @@ def spec_bytes(runtime: Mapping[str, Any]) -> bytes:
 
 
 def launcher_argv(
-    layout: Any, run_id: str, attempt: int, runtime: Mapping[str, Any], *, python: str | None = None, cache: Path | None = None, quiet: bool = False
+    layout: Any,
+    run_id: str,
+    attempt: int,
+    runtime: Mapping[str, Any],
+    *,
+    python: str | None = None,
+    cache: Path | str | None = None,
+    quiet: bool = False,
+    inline: bool = False,
 ) -> list[str]:
     """``[python, -m, merlin.envs.launch, --spec ..., --cache ..., (--snapshot ...), --]``; writes the
-    run's spec file (``Layout.runtime_spec``) first. ``python``: an interpreter that has merlin."""
+    run's spec file (``Layout.runtime_spec``) first. ``python``: an interpreter that has merlin on the
+    node; ``cache``: the env cache as the node sees it (``~``/``$VARS`` expand there).
+    ``inline``: for nodes that do not see the state root (SSH hosts): the spec rides on the command
+    line, and there is no report file (nor a working dir: the caller refuses one)."""
     spec = layout.runtime_spec(run_id)
-    write_if_changed(spec, spec_bytes(runtime))
-    argv = [python or sys.executable, "-m", "merlin.envs.launch", "--spec", str(spec), "--cache", str(cache or layout.env_cache())]
+    body = spec_bytes(runtime)
+    write_if_changed(spec, body)
+    argv = [python or sys.executable, "-m", "merlin.envs.launch"]
+    if inline:
+        import base64
+
+        compact = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode("utf-8")
+        return [*argv, "--spec-inline", base64.b64encode(compact).decode("ascii"), "--cache", str(cache or layout.env_cache()), *(["--quiet"] if quiet else []), "--"]
+    argv += ["--spec", str(spec), "--cache", str(cache or layout.env_cache())]
     wd = runtime.get("working_dir")
     if wd:
         argv += ["--snapshot", str(layout.snapshot(wd)), "--blobs", str(layout.blobs), "--into", str(layout.run_workdir(run_id, attempt))]

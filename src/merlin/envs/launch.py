@@ -12,8 +12,10 @@ waits, and exits with the command's code (a command killed by a signal: the same
 signal). A build that fails exits :data:`BUILD_FAILED` with uv's error line on
 stderr, prefixed ``merlin-env: failed:``.
 
-Options: ``--snapshot MANIFEST --blobs DIR --into DIR`` (the working dir),
+Options: ``--spec-inline B64`` instead of ``--spec`` (the spec itself, base64 of its JSON: for
+nodes that do not see the state root, e.g. SSH hosts), ``--snapshot MANIFEST --blobs DIR --into DIR`` (the working dir),
 ``--report FILE`` (writes ``{"env_id", "cache"}`` once the env is ready),
+``--cache`` may hold ``~`` and ``$VARS``, expanded on the node (``$TMPDIR/merlin-envs``: a per-node cache),
 ``--quiet`` (no progress lines on stderr).
 """
 
@@ -52,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     cut = args.index("--")
     command = args[cut + 1 :]
     p = argparse.ArgumentParser(prog="merlin.envs.launch")
-    p.add_argument("--spec", required=True)
+    spec_from = p.add_mutually_exclusive_group(required=True)
+    spec_from.add_argument("--spec")
+    spec_from.add_argument("--spec-inline")
     p.add_argument("--cache", required=True)
     p.add_argument("--snapshot")
     p.add_argument("--blobs")
@@ -65,10 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     from merlin.envs.cache import EnvCache
-    from merlin.envs.spec import needs_build, read_spec
+    from merlin.envs.spec import inline_spec, needs_build, read_spec
 
-    runtime = read_spec(Path(opts.spec))
-    cache = EnvCache(Path(opts.cache))
+    runtime = inline_spec(opts.spec_inline) if opts.spec_inline else read_spec(Path(opts.spec))
+    cache = EnvCache(Path(os.path.expandvars(os.path.expanduser(opts.cache))).absolute())
     env_dir: Path | None = None
     user: Path | None = None
     if needs_build(runtime):

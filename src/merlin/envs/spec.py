@@ -90,3 +90,13 @@ def read_spec(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a runtime spec is a JSON object")
     return data
+
+
+def inline_spec(text: str) -> dict[str, Any]:
+    """A spec given on the launcher's command line (``--spec-inline``): base64 of its JSON."""
+    import base64
+
+    data = json.loads(base64.b64decode(text.encode("ascii")).decode("utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError("an inline runtime spec is a JSON object")
+    return data

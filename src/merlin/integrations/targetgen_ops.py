@@ -79,6 +79,29 @@ def targetgen_needs(capability: PathArg | None, overlay: PathArg | None, from_di
     return [f"{n['pool']}:{n.get('count', 1)}" + "".join(f",{k}={v}" for k, v in sorted((n.get("labels") or {}).items())) for n in needs]
 
 
+#: the overlay's ``runtime:`` keys (those of ``--env-file``) -> the facade's runtime keys
+RUNTIME_KEYS = {"requirements": "requirements_file", "lock": "lock_file"}
+
+
+def targetgen_runtime(cp: Any, tdir: Path) -> dict[str, Any] | None:
+    """The runtime of a TargetGen run: the overlay's ``runtime:`` section (kept in the bundle)
+    plus merlin itself (merlin.envs.selfwheel), or None when the overlay has none (the run then
+    runs with this interpreter, as before)."""
+    from merlin.targetgen import state as st
+
+    section = st.load_bundle(st.open_target_dir(tdir)).get("runtime")
+    if not section:
+        return None
+    from merlin.envs.selfwheel import requirement
+
+    runtime = {RUNTIME_KEYS.get(k, k): v for k, v in section.items()}
+    from merlin.envs.build import install_args
+
+    index_args = install_args({"packages": ["-"], **{k: runtime.get(k) for k in ("index_url", "find_links", "no_index")}}, cp.layout.root, {})[1:]
+    runtime["packages"] = [*(runtime.get("packages") or []), requirement(cp.layout.merlin_wheels, index_args)]
+    return runtime
+
+
 # ------------------------------------------------------------------ records
 
 

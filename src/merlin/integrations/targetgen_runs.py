@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from merlin.errors import BadInput, ExitCode, MerlinError
-from merlin.integrations.targetgen_ops import PathArg, targetgen_needs, targetgen_target
+from merlin.integrations.targetgen_ops import PathArg, targetgen_needs, targetgen_runtime, targetgen_target
 from merlin.ledger.paths import new_run_id, validate_name, validate_run_id
 from merlin.ledger.status import RunStatus
 from merlin.ledger.store import set_status
@@ -139,8 +139,9 @@ def submit_targetgen(
     if not tdir.is_dir():
         raise BadInput(f"target directory {tdir} does not exist (orchestrate the target first)")
     run_id = new_run_id(target)
+    runtime = targetgen_runtime(cp, tdir)
     command = [
-        sys.executable, "-m", "merlin", "targetgen", "execute", "--target-dir", str(tdir),
+        "python" if runtime else sys.executable, "-m", "merlin", "targetgen", "execute", "--target-dir", str(tdir),
         "--engine", DEFAULT_ENGINE, "--run-id", run_id, "--state-root", str(cp.root), *extra_args,
     ]
     from merlin.atomic import file_lock
@@ -153,7 +154,7 @@ def submit_targetgen(
         rec = cp.submit(
             command, target=target, workflow=workflow, engine=engine, target_dir=tdir, cluster=cluster, source="targetgen",
             metadata={**dict(metadata or {}), "targetgen_engine": engine}, run_id=run_id, env=env,
-            leases=list(leases) or targetgen_needs(None, None, tdir),
+            leases=list(leases) or targetgen_needs(None, None, tdir), runtime=runtime,
         )
     if wait and not rec.status.is_terminal():
         rec = cp.wait(rec.run_id, timeout=timeout)

@@ -346,6 +346,10 @@ class ClusterRecord(Record):
     lost_runs: list[str] = field(default_factory=list, description="Runs recorded lost because the allocation ended under them.")
     options: dict[str, Any] = field(default_factory=dict, description="The kind's start options as given.")
     python: str | None = field(default=None, description="An interpreter with merlin on the cluster's nodes: Ray jobs start the env launcher with it (docs/environments.md).")
+    env_cache: str | None = field(
+        default=None,
+        description="The run-environment cache as the cluster's nodes see it (`~`/`$VARS` expand on each node); unset: the kind's default (docs/environments.md).",
+    )
 
     @validator("message", "scheduler_reason", "stop_reason", mode="before")
     def _clean(v: Any) -> Any:

@@ -307,6 +307,12 @@ class Layout:
         """The run's runtime spec as the launcher reads it (no secret values)."""
         return self.run_dir(run_id) / "runtime_spec.json"
 
+    @property
+    def merlin_wheels(self) -> Path:
+        """merlin's own wheels, built from the submitter's checkout for TargetGen runs' envs
+        (``merlin-<version>-<source digest>/``): in the state root, which Slurm/PBS nodes see."""
+        return self.root / "wheels"
+
     def env_cache(self) -> Path:
         """The env cache: $MERLIN_ENV_CACHE, else ``<state root>-envs`` beside the state root."""
         chosen = os.environ.get("MERLIN_ENV_CACHE")

@@ -348,9 +348,29 @@ class Deployment(Strict):
     extra: dict[str, Any] = Field(default_factory=dict, description="Free-form deployment facts.")
 
 
+EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+class RunEnvironment(Strict):
+    """The run environment of the runs TargetGen starts: the fields of ``jobs submit --env-file``
+    (docs/environments.md); paths are relative to the overlay file. merlin itself joins it."""
+
+    python: Annotated[str, Field(pattern=r"^[0-9]+\.[0-9]+$")] | None = Field(default=None, description="Python X.Y (default: the submitter's).")
+    requirements: NonEmpty | None = Field(default=None, description="A requirements.txt, relative to the overlay.")
+    lock: NonEmpty | None = Field(default=None, description="A uv.lock or pylock.toml, relative to the overlay.")
+    packages: list[NonEmpty] = Field(default_factory=list, description="More requirements (PEP 508).")
+    index_url: list[NonEmpty] = Field(default_factory=list, description="Package indexes, the first the default.")
+    find_links: list[NonEmpty] = Field(default_factory=list, description="Wheel directories (relative to the overlay) or URLs.")
+    no_index: bool = Field(default=False, description="Ask no package index (find_links only).")
+    working_dir: NonEmpty | None = Field(default=None, description="A directory snapshotted at submit, relative to the overlay.")
+    env_vars: dict[EnvName, str] = Field(default_factory=dict, description="The command's environment.")
+    secret_env: list[EnvName] = Field(default_factory=list, description="Names whose values are read from the submitter's environment at launch.")
+
+
 class DeploymentOverlay(Strict):
     """Where and how a target runs (``overlays/<name>.yaml``)."""
 
     schema_version: SchemaVersion
     deployment: Deployment
+    runtime: RunEnvironment | None = Field(default=None, description="The run environment of the runs TargetGen starts (merlin extension; docs/environments.md).")
 

@@ -134,7 +134,25 @@ def build_bundle(cap: Any, ovl: Any | None, plan: Any, prompt_backend: str) -> t
     }
     if overlay is not None and overlay.deployment.resources:  # only when declared: other bundles stay byte-identical
         bundle["resources"] = [r.model_dump() for r in overlay.deployment.resources]
+    section = getattr(overlay, "runtime", None) if ovl is not None else None
+    if ovl is not None and section is not None:  # likewise
+        bundle["runtime"] = runtime_section(section.model_dump(), Path(ovl.path).parent)
     return bundle, prompt_texts
+
+
+def runtime_section(raw: dict[str, Any], base: Path) -> dict[str, Any]:
+    """The overlay's ``runtime:`` as the bundle keeps it: the fields given, paths made absolute
+    (they are relative to the overlay file, as ``--env-file`` paths are to theirs)."""
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        if value in (None, [], {}, False):
+            continue
+        if key in ("requirements", "lock", "working_dir"):
+            value = str((base / value).resolve())
+        elif key == "find_links":
+            value = [v if "://" in v else str((base / v).resolve()) for v in value]
+        out[key] = value
+    return out
 
 
 def render_brief(bundle: dict[str, Any], task: dict[str, Any], target_dir: Path) -> str:

@@ -1,0 +1,37 @@
+"""A Ray job's env launcher (docs/environments.md): the command line the Ray engine puts before a
+run's command when the run has a runtime, for the cluster the job goes to."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from merlin.engines.base import EngineBlocked
+
+
+def through_launcher(layout: Any, record: Any, request: Any, attempt: int, cluster: Any, env: dict[str, str]) -> list[str]:
+    """The env launcher before the command, started by the interpreter that has merlin on the
+    cluster's nodes (its record's ``python``), so the env is built on the node the job lands on,
+    in the cluster's ``env_cache`` (else its kind's default); nodes that do not see this state root
+    (SSH hosts) get the spec on the command line. Secret values join the job's env_vars (Ray keeps
+    them in the job's runtime env)."""
+    from merlin.clusters.registry import env_placement
+    from merlin.envs.argv import launcher_argv
+
+    assert request.runtime is not None
+    for name in request.runtime.secret_env:
+        if name not in os.environ:
+            raise EngineBlocked(f"secret {name} is not set in the environment of the process handing the run to Ray: export it, then retry", "secret_missing")
+        env[name] = os.environ[name]
+    python = getattr(cluster, "python", None) or sys.executable
+    runtime = request.runtime.model_dump(mode="json")
+    sees_root, default_cache = env_placement(cluster.kind)
+    cache = getattr(cluster, "env_cache", None) or default_cache
+    if not sees_root and runtime.get("working_dir"):
+        raise EngineBlocked(
+            f"Ray cluster '{cluster.name}' ({cluster.kind}) has nodes that do not see this state root, so a working-dir snapshot "
+            "cannot reach them: submit without a working dir (ship the code in a package the env installs), or use a cluster whose nodes share it",
+            "working_dir_unreachable",
+        )
+    return launcher_argv(layout, record.run_id, attempt, runtime, python=python, cache=cache, inline=not sees_root)

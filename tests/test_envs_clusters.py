@@ -1,0 +1,199 @@
+"""Run environments on Ray-on-Slurm and Ray-over-SSH clusters (real sbatch, real sshd): two runs
+pinned to mlnprobe 1.0 and 2.0 run at the same time, each on the node it was placed on, each with
+its env built there by merlin's launcher (the interpreter recorded as the cluster's ``python``),
+in the cache the cluster's ``env_cache`` names."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+from tests.slurm_support import OBJECT_STORE, slurm_root, slurm_turn, wait_for  # noqa: F401  (fixtures)
+from tests.test_ssh_cluster import sshd  # noqa: F401  (fixture)
+from tests.wheelhouse import runtime_for, wheelhouse  # noqa: F401  (fixture)
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("slurm")]
+#: this module's end-to-end bound (seconds): a cluster start, two env builds, two runs, on a loaded machine
+E2E = 900
+
+# Prints mlnprobe's version, the env's prefix and the node it runs on (the --node-ip-address of its
+# nearest ancestor: the node's raylet or its job supervisor; psutil is not in the env, so /proc),
+# then waits for the other run's marker: both succeed only if they ran at the same time.
+CODE = """
+import os, sys, time, mlnprobe
+def node():
+    pid = os.getppid()
+    while pid > 1:
+        for a in open(f'/proc/{pid}/cmdline', 'rb').read().decode().split('\\0'):
+            if a.startswith(('--node-ip-address=', '--node_ip_address=')):
+                return a.split('=', 1)[1]
+        pid = int(open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()[1])
+    return 'none'
+me, other = sys.argv[1], sys.argv[2]
+open(me, 'w').write('here')
+line = f'version {mlnprobe.__version__} node {node()} prefix {sys.prefix}'
+print(line, flush=True)
+open(me + '.out', 'w').write(line)
+t0 = time.monotonic()
+while not os.path.exists(other):
+    if time.monotonic() - t0 > 150:
+        sys.exit('the other run never started while this one ran')
+    time.sleep(0.2)
+print('together', flush=True)
+"""
+
+
+def _pair(cp, cluster: str, wheels: Path, marks: Path, nodes: tuple[str, str]) -> list:
+    marks.mkdir()
+    runs = []
+    for i, (version, node) in enumerate(zip(("1.0", "2.0"), nodes, strict=True)):
+        me, other = marks / f"{i}", marks / f"{1 - i}"
+        runs.append(cp.submit([
+            "python", "-c", CODE, str(me), str(other)], target="envs", workflow="cluster", engine="ray", cluster=cluster,
+            resources={f"node:{node}": 0.01}, runtime=runtime_for(wheels, f"mlnprobe=={version}"),
+        ))  # fmt: skip
+    return runs
+
+
+def _check(cp, runs: list, nodes: tuple[str, str], cache: Path) -> list[str]:
+    done = [cp.wait(r.run_id, timeout=400) for r in runs]
+    assert [d.status.value for d in done] == ["succeeded"] * 2, ([d.message for d in done], [cp.logs(r.run_id) for r in runs])
+
+    # what each command saw, from the file it wrote (the shared filesystem), not Ray's job log
+    outs = [(Path(str(r.command[3]) + ".out").read_text(), cp.logs(r.run_id)) for r in runs]
+    for (text, log), version, node in zip(outs, ("1.0", "2.0"), nodes, strict=True):
+        assert text.startswith(f"version {version} node {node} prefix {cache / 'envs'}"), (text, log)
+    logs = [log for _t, log in outs]
+    return logs
+
+
+def test_v1_and_v2_at_once_on_the_two_node_slurm_cluster_each_on_its_own_node(slurm_root: Path, wheelhouse: Path, tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    from merlin.controlplane import ControlPlane
+
+    signal.alarm(E2E)  # a start, two env builds and two runs: more than slurm_turn's usual bound
+    cache = tmp_path / "shared-envs"
+    res = run_cli("ray", "cluster", "start", "--kind", "slurm", "--name", "envs", "--nodes", "2", "--object-store-memory", str(OBJECT_STORE),
+                  "--env-cache", str(cache), "--wait", "--json", "--state-root", str(slurm_root), timeout=E2E - 60)  # fmt: skip
+    assert res.returncode == 0, res.stdout + res.stderr
+    rec = json.loads(res.stdout)["cluster"]
+    assert rec["status"] == "active" and rec["nodes"] == ["n1", "n2"], rec["message"]
+    assert rec["python"] == sys.executable and rec["env_cache"] == str(cache)
+    cp = ControlPlane(slurm_root)
+    nodes = ("127.0.0.11", "127.0.0.12")
+    runs = _pair(cp, "envs", wheelhouse, tmp_path / "marks", nodes)
+    _check(cp, runs, nodes, cache)
+    # the job's entrypoint is the launcher with the recorded interpreter, the spec read from the shared state root
+    req = cp.ledger.read_request(runs[0].run_id)
+    assert req.runtime is not None and req.runtime.find_links == [str(wheelhouse)]
+    assert {s.attempt.env_cache for s in (cp.status(r.run_id) for r in runs)} <= {"hit", "built"}
+    stopped = cp.stop_cluster("envs", grace=3.0)
+    assert stopped.status == "stopped", stopped.message
+
+
+def test_v1_and_v2_at_once_on_an_ssh_worker_spec_on_the_command_line(slurm_turn: None, sshd: dict, wheelhouse: Path, tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    from merlin.clusters.ssh import SshBackend
+    from merlin.controlplane import ControlPlane
+    from merlin.ledger.store import Ledger
+
+    signal.alarm(E2E)
+    root = tmp_path / "state"
+    cache = tmp_path / "worker-envs"
+    b = SshBackend(Ledger(root))
+    opts = {k: sshd[k] for k in ("port", "identity_file", "known_hosts")}
+    try:
+        rec, started = b.start("sshenv", host="127.0.0.2", workers="127.0.0.3", object_store_memory=OBJECT_STORE, env_cache=str(cache), **opts)
+        assert started and rec.status == "active", rec.message
+        assert rec.python == sys.executable and rec.env_cache == str(cache)
+        cp = ControlPlane(root)
+        nodes = ("127.0.0.3", "127.0.0.3")  # both on the worker
+        runs = _pair(cp, "sshenv", wheelhouse, tmp_path / "marks", nodes)
+        _check(cp, runs, nodes, cache)
+        from merlin.clusters.auth import headers_for
+        from merlin.clusters.net import get_json
+
+        job = get_json(rec.address, f"/api/jobs/{cp.status(runs[0].run_id).attempt.submission_id}", headers_for(rec.auth, rec.name))
+        # an SSH host need not see the state root: the spec rides on the command line
+        assert "--spec-inline" in job["entrypoint"] and str(root) not in job["entrypoint"], job["entrypoint"]
+        stopped = b.stop(Ledger(root).read_cluster("sshenv"), grace=3.0)
+        assert stopped.status == "stopped", stopped.message
+    finally:
+        signal.alarm(0)
+        rec = Ledger(root).read_cluster("sshenv")
+        if rec is not None and rec.status != "stopped":
+            b.stop(rec, grace=2.0)
+
+
+def test_v1_and_v2_at_once_on_the_pbs_contract_double_each_on_its_own_node(
+    slurm_root: Path, wheelhouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PBS against the CONTRACT DOUBLE of qsub/qstat/qdel/pbsdsh (tests/doubles/pbs/, on the real
+    local Slurm): proves merlin's PBS kind runs envs the same way; it is not a test against PBS."""
+    pytest.importorskip("ray")
+    from merlin.clusters.pbs import PbsBackend
+    from merlin.controlplane import ControlPlane
+    from merlin.ledger.store import Ledger
+
+    signal.alarm(E2E)
+    monkeypatch.setenv("PATH", f"{Path(__file__).parent / 'doubles' / 'pbs'}:{__import__('os').environ['PATH']}")
+    cache = tmp_path / "pbs-envs"
+    rec, started = PbsBackend(Ledger(slurm_root)).start(
+        "pbsenv", select="2:ncpus=1", object_store_memory=OBJECT_STORE, env_cache=str(cache), wait=True, timeout=E2E - 60
+    )
+    assert started and rec.status == "active", rec.message
+    assert rec.python == sys.executable and rec.env_cache == str(cache)
+    cp = ControlPlane(slurm_root)
+    nodes = ("127.0.0.11", "127.0.0.12")
+    _check(cp, _pair(cp, "pbsenv", wheelhouse, tmp_path / "marks", nodes), nodes, cache)
+    assert cp.stop_cluster("pbsenv", grace=3.0).status == "stopped"
+
+
+# ------------------------------------------------------------ no cluster needed
+
+
+def test_env_placement_by_kind() -> None:
+    from merlin.clusters.registry import env_placement
+
+    assert env_placement("slurm") == (True, None) and env_placement("pbs") == (True, None)  # the state root is shared: its cache beside it
+    assert env_placement("ssh") == (False, "~/.cache/merlin/envs")  # each host its own
+    assert env_placement("local") == (True, None)
+
+
+@pytest.mark.parametrize("value", ["relative/envs", "envs"])
+def test_a_relative_env_cache_is_refused_in_one_line_before_anything_starts(tmp_path: Path, value: str) -> None:
+    root = tmp_path / "state"
+    res = run_cli("ray", "cluster", "start", "--kind", "slurm", "--nodes", "2", "--env-cache", value, "--state-root", str(root))
+    assert res.returncode == 2, res.stdout + res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "--env-cache" in lines[0] and "$TMPDIR/merlin-envs" in lines[0], res.stderr
+    assert not (root / "clusters").exists() or not any((root / "clusters").iterdir())
+
+
+def test_local_kind_refuses_env_cache(tmp_path: Path) -> None:
+    res = run_cli("ray", "cluster", "start", "--env-cache", "/x", "--state-root", str(tmp_path / "s"))
+    assert res.returncode == 2 and "--env-cache" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_launcher_takes_the_spec_inline_and_expands_the_cache_on_the_node(tmp_path: Path, wheelhouse: Path) -> None:
+    """What an SSH host runs: no spec file, no state root; ``$VAR`` in --cache expands there."""
+    import os
+    import subprocess
+
+    from merlin.envs.argv import launcher_argv
+    from merlin.ledger.paths import Layout
+
+    layout = Layout(tmp_path / "state")
+    argv = launcher_argv(layout, "r-1", 1, runtime_for(wheelhouse, "mlnprobe==2.0"), cache="$NODE_SCRATCH/merlin-envs", inline=True)
+    assert "--spec-inline" in argv and "--report" not in argv and str(layout.root) not in " ".join(argv[argv.index("--spec-inline") :])
+    code = "import mlnprobe, sys; print(mlnprobe.__version__, sys.prefix)"
+    res = subprocess.run(
+        [*argv, "python", "-c", code], capture_output=True, text=True, env={**os.environ, "NODE_SCRATCH": str(tmp_path / "scratch")}, timeout=300
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("2.0 " + str(tmp_path / "scratch" / "merlin-envs" / "envs")), res.stdout
