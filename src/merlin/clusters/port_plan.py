@@ -20,8 +20,8 @@ from typing import Any
 from merlin.clusters.net import free_ports, port_free
 from merlin.errors import BadInput
 
-#: ClusterPorts fields of the ports Ray opens once per head, in the order they are placed
-SERVICE_PORTS = (
+#: the ports of a Ray node that `ray start` takes as options (a Slurm node's block places these too: slurm_node.py)
+NODE_PORTS = (
     "gcs",
     "dashboard",
     "client_server",
@@ -31,9 +31,9 @@ SERVICE_PORTS = (
     "runtime_env_agent",
     "node_manager",
     "object_manager",
-    "autoscaler_metrics",
-    "dashboard_metrics",
 )
+#: ClusterPorts fields of the ports Ray opens once per head, in the order they are placed
+SERVICE_PORTS = (*NODE_PORTS, "autoscaler_metrics", "dashboard_metrics")
 #: the fewest worker ports a range must leave (each worker, driver and job supervisor holds one)
 MIN_WORKER_PORTS = 16
 #: the smallest range merlin accepts

@@ -26,21 +26,13 @@ import sys
 import time
 from pathlib import Path
 
+from merlin.clusters.port_plan import NODE_PORTS
+
 #: ports per node: 11 named + a worker range
 PORTS_PER_NODE = 64
 WORKER_PORTS = 40
 BLOCK_LO, BLOCK_HI = 20000, 60000
-NAMED = (
-    "gcs",
-    "dashboard",
-    "client_server",
-    "dashboard_agent_listen",
-    "dashboard_agent_grpc",
-    "metrics_export",
-    "runtime_env_agent",
-    "node_manager",
-    "object_manager",
-)
+NAMED = NODE_PORTS  # the ports of a node's block, in order
 HANDSHAKE_TIMEOUT = 300.0
 #: the file merlin writes beside the handshake files: inventory host -> {pool: items}
 HOSTED_ITEMS = "hosted_items.json"
