@@ -32,6 +32,7 @@ def tables() -> dict[str, tuple[Path, Callable[[], str]]]:
     """Each table's page and maker: the state machines' own tables (merlin.statemachine), and the outcomes."""
     from merlin.leases.states import LEASES
     from merlin.ledger.status import CLUSTERS, RUNS
+    from merlin.ledger.sweep_states import ITEMS
     from merlin.targetgen.vocab import TASKS
 
     return {
@@ -40,6 +41,7 @@ def tables() -> dict[str, tuple[Path, Callable[[], str]]]:
         "task-state": (REPO / "docs" / "targetgen.md", lambda: TASKS.table(title="state")),
         "outcome": (REPO / "docs" / "targetgen.md", outcome_table),
         "lease-state": (REPO / "docs" / "leases.md", LEASES.table),
+        "sweep-item-state": (REPO / "docs" / "sweeps.md", lambda: ITEMS.table(title="state")),
     }
 
 

@@ -19,6 +19,7 @@ from merlin.cli.lazy import LazyGroup as BaseLazyGroup
 LAZY_GROUPS: dict[str, tuple[str, str]] = {
     "targetgen": ("merlin.cli.targetgen_cmd", "TargetGen: validate specs, plan a target and drive its execution."),
     "ray": ("merlin.cli.ray_cmd", "Ray control plane: clusters, runs (jobs) and artifacts."),
+    "sweep": ("merlin.cli.sweep_cmd", "Sweeps: one command over many inputs, throttled, retried, summarised."),
     "envs": ("merlin.cli.envs_cmd", "Run environments: list, show, build and prune the env cache."),
     "config": ("merlin.cli.config_cmd", "Settings from merlin.toml and ~/.config/merlin/config.toml, and where each came from."),
 }

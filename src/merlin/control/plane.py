@@ -81,7 +81,12 @@ class Plane(Protocol):
         timeout: float | None = None,
         leases: Sequence[str] = (),
         runtime: Any = None,
+        max_retries_failure: int = 0,
+        max_retries_preemption: int = 0,
+        retry_backoff: float | str | None = None,
     ) -> RunRecord: ...
+
+    def logs(self, run_id: str, attempt: int | None = None) -> str: ...
 
     def submit_targetgen(
         self,

@@ -130,7 +130,10 @@ def main(argv: list[str]) -> int:
         if child is None:
             _index(ledger, index_dir, run_id, attempt)
             return 1
+        before = children_usage()
+        t0 = time.monotonic()
         rc, first, ends = wait_gang(gang)
+        usage = usage_since(before, t0)
         lost = request.replicas is not None and rc < 0 and -rc in OUTSIDE_SIGNALS and not terminated["signal"]
 
     def finish(rec):
@@ -139,6 +142,7 @@ def main(argv: list[str]) -> int:
         att = rec.attempts[-1]
         att.exit_code = rc
         att.end_time = utcnow()
+        att.usage = usage
         for rep in att.replicas:
             code, why_ended = ends.get(rep.index, (None, None))
             rep.exit_code = code
@@ -238,6 +242,20 @@ def wait_gang(gang: list[subprocess.Popen[bytes]]) -> tuple[int, int, dict[int, 
     if first is None:
         return 0, 0, ends
     return ends[first][0], first, ends
+
+
+def children_usage() -> tuple[float, int]:
+    """CPU seconds (user + system) and the largest resident set (bytes) of this process's waited-for children so far."""
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime, ru.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+
+
+def usage_since(before: tuple[float, int], t0: float) -> dict[str, float]:
+    """The command's resource use: wall time since ``t0``, the CPU its process tree used since ``before``, its peak RSS."""
+    cpu, rss = children_usage()
+    return {"wall_s": round(time.monotonic() - t0, 3), "cpu_s": round(cpu - before[0], 3), "max_rss_bytes": float(rss)}
 
 
 #: how long a supervisor keeps trying to record a run's end on a full disk (seconds)

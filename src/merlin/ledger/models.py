@@ -83,6 +83,11 @@ class Attempt(Record):
         "max_retries_preemption) or 'program' (the command exited non-zero; counted against max_retries_failure). docs/retries.md.",
     )
     replicas: list[Replica] = field(default_factory=list, description="A gang (replicas > 1): one entry per replica, index order.")
+    usage: dict[str, float] | None = field(
+        default=None,
+        description="Resource use of the command's process tree once it ended: wall_s, cpu_s (user + system) and max_rss_bytes "
+        "(the largest resident set of any of its processes), from getrusage(2) of the children where it ran (docs/sweeps.md).",
+    )
 
     @validator("error_message", mode="before")
     def _clean(v: Any) -> Any:

@@ -116,6 +116,7 @@ Every path here is named by merlin.ledger.paths.Layout alone.
 - `cluster/`: cluster records (`bootstrap.json` is the cluster named `default`,
   `<name>.json` the others), `logs/<name>/` (their start logs), `tokens/` (generated tokens, mode 0600)
 - `resources/leases/<lease_id>.json`: resource leases
+- `sweeps/<name>/sweep.json`: a sweep (docs/sweeps.md): its spec, inputs and items; `driver.log`
 - `crash/<time>-<pid>.log`: what an internal error left behind (version, command, traceback)
 """
 
@@ -192,11 +193,36 @@ class Layout:
         """``<seq> <nonce>`` of the last pass whose outbox is on disk (a hint: stale only costs a repair)."""
         return self.resources / ".flushed"
 
+    @property
+    def sweeps(self) -> Path:
+        return self.root / "sweeps"
+
+    def sweep_dir(self, name: str) -> Path:
+        return self.sweeps / name
+
+    def sweep_record(self, name: str) -> Path:
+        return self.sweep_dir(name) / "sweep.json"
+
+    def sweep_lock(self, name: str) -> Path:
+        """Held while the sweep's record is read and written (briefly)."""
+        return self.sweep_dir(name) / "sweep.lock"
+
+    def sweep_driver_lock(self, name: str) -> Path:
+        """Held by the sweep's one driver for its whole life: free means no driver."""
+        return self.sweep_dir(name) / "driver.lock"
+
+    def sweep_driver_log(self, name: str) -> Path:
+        return self.sweep_dir(name) / "driver.log"
+
     def run_dir(self, run_id: str) -> Path:
         return self.runs / validate_run_id(run_id)
 
     def record(self, run_id: str) -> Path:
         return self.run_dir(run_id) / self.RECORD_NAME
+
+    def run_result(self, run_id: str) -> Path:
+        """``$MERLIN_RUN_DIR/result.json``: what a sweep item may write (a flat JSON object, docs/sweeps.md)."""
+        return self.run_dir(run_id) / "result.json"
 
     def request(self, run_id: str) -> Path:
         return self.run_dir(run_id) / self.REQUEST_NAME

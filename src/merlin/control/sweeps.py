@@ -1,0 +1,443 @@
+"""Sweeps: one command over many inputs, one ordinary run per input (docs/sweeps.md).
+
+A sweep is a record in the ledger (``Layout.sweep_record``): its spec, its inputs and
+their hash, and one item per input (:mod:`merlin.ledger.sweep_states`). The queue lives
+there. A detached driver (``python -m merlin.cli.sweep_driver ROOT NAME``; its life is
+:func:`drive`) holds ``Layout.sweep_driver_lock`` for its whole life and keeps at most
+``parallel`` items busy; an item run that needs a lease waits for it in the lease book,
+so the throttle is the smaller of ``parallel`` and the slots free to the sweep. Every
+change of the record happens under ``Layout.sweep_lock``; an item's run id is written
+(``submitting``) before the run is submitted, so a driver killed at any moment leaves
+nothing that a new one would run twice or skip. Retries are the runs' own
+(``max_retries_failure``/``max_retries_preemption``, docs/retries.md).
+"""
+
+from __future__ import annotations
+
+import glob as globmod
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from merlin.clock import iso
+from merlin.errors import BadInput, MerlinError, NotFound
+from merlin.ledger.sweep_states import BUSY, ITEMS, ItemState
+
+if TYPE_CHECKING:  # pragma: no cover
+    from merlin.control.plane import Plane
+
+#: seconds between the driver's passes
+POLL = 0.1
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+PLACEHOLDERS = ("{input}", "{index}", "{name}")
+#: what the facade's ``sweeps(action, name)`` may call here
+ACTIONS = ("submit", "status", "summary", "retry", "cancel", "drive")
+
+
+def _check_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise BadInput(f"invalid sweep name {name!r}: use 1-63 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit", argument="name")
+    return name
+
+
+def expand_inputs(inputs: str | None = None, inputs_file: str | os.PathLike[str] | None = None, range_: str | None = None, values: Sequence[str] | None = None) -> list[str]:
+    """The sweep's inputs from exactly one of: a glob (sorted), a file (one a line, blank lines and ``#`` skipped), a range ``A-B`` (inclusive), a list."""
+    given = [k for k, v in (("inputs", inputs), ("inputs_file", inputs_file), ("range", range_), ("values", values)) if v is not None]
+    if len(given) != 1:
+        raise BadInput("give exactly one of `inputs` (a glob), `inputs_file` and `range`", argument=given[1] if len(given) > 1 else "inputs")
+    if inputs is not None:
+        out = sorted(globmod.glob(inputs, recursive=True))
+        if not out:
+            raise BadInput(f"no file matches {inputs!r}: check the pattern (quote it so the shell leaves it to merlin)", argument="inputs")
+    elif inputs_file is not None:
+        try:
+            text = Path(inputs_file).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise BadInput(f"cannot read the inputs file {str(inputs_file)!r}: {exc.strerror or exc}", argument="inputs_file") from None
+        out = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    elif range_ is not None:
+        m = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", range_)
+        if not m or int(m.group(1)) > int(m.group(2)):
+            raise BadInput(f"invalid range {range_!r}: give A-B with A <= B, e.g. 0-199", argument="range")
+        out = [str(i) for i in range(int(m.group(1)), int(m.group(2)) + 1)]
+    else:
+        out = [str(v) for v in values or ()]
+    if not out:
+        raise BadInput("the sweep has no inputs", argument=given[0])
+    if len(out) > 100_000:
+        raise BadInput(f"{len(out)} inputs: a sweep takes at most 100000", argument=given[0])
+    for v in out:
+        if "\x00" in v:
+            raise BadInput("an input holds a NUL byte", argument=given[0])
+    return out
+
+
+def inputs_hash(inputs: Sequence[str]) -> str:
+    return "sha256:" + hashlib.sha256(json.dumps(list(inputs)).encode("utf-8")).hexdigest()
+
+
+def item_command(command: Sequence[str], name: str, index: int, value: str) -> list[str]:
+    """``command`` with ``{input}``, ``{index}`` and ``{name}`` replaced inside each word: each word stays one argument (no shell)."""
+    subs = {"{input}": value, "{index}": str(index), "{name}": name}
+    pat = re.compile("|".join(re.escape(k) for k in subs))
+    return [pat.sub(lambda m: subs[m.group(0)], w) for w in command]
+
+
+# ---------------------------------------------------------------- the record
+
+
+def _read(cp: Plane, name: str) -> dict[str, Any]:
+    path = cp.layout.sweep_record(_check_name(name))
+    try:
+        return dict(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        raise NotFound(f"no sweep named {name!r}", argument="name") from None
+
+
+def _write(cp: Plane, rec: dict[str, Any]) -> None:
+    from merlin.atomic import atomic_write_json
+
+    rec["updated_at"] = iso(time.time())
+    atomic_write_json(cp.layout.sweep_record(rec["name"]), rec)
+
+
+@contextmanager
+def _locked(cp: Plane, name: str) -> Iterator[dict[str, Any]]:
+    """The record under the sweep's lock; written back when the block ends without an error."""
+    from merlin.atomic import file_lock
+
+    with file_lock(cp.layout.sweep_lock(name), timeout=30.0, holder=f"sweep {name}"):
+        rec = _read(cp, name)
+        before = json.dumps(rec, sort_keys=True)
+        yield rec
+        if json.dumps(rec, sort_keys=True) != before:
+            _write(cp, rec)
+
+
+def _move(item: dict[str, Any], new: ItemState, sweep: str) -> None:
+    ITEMS.check(f"{sweep}[{item['index']}]", item["state"], new)
+    item["state"] = new.value
+
+
+def item_run_id(name: str, index: int, round_: int) -> str:
+    return f"sweep-{name}-{index:05d}-r{round_}"
+
+
+def submit(
+    cp: Plane, name: str, command: Sequence[str], inputs: Sequence[str], *, parallel: int = 4, leases: Sequence[str] = (),
+    retries: int = 0, retries_infra: int = 0, engine: str | None = None, cluster: str | None = None,
+    runtime: Any = None, env: Mapping[str, str] | None = None, workdir: str | None = None, start_driver: bool = True,
+) -> dict[str, Any]:  # fmt: skip
+    """Record the sweep (or adopt the one of the same name and inputs) and start its driver."""
+    from merlin.atomic import file_lock, make_dir
+
+    _check_name(name)
+    if not command:
+        raise BadInput("the sweep needs a command", argument="command")
+    if not isinstance(parallel, int) or parallel < 1 or parallel > 10_000:
+        raise BadInput(f"parallel must be 1..10000, not {parallel!r}", argument="parallel")
+    for arg, v in (("retries", retries), ("retries_infra", retries_infra)):
+        if not isinstance(v, int) or v < 0 or v > 100:
+            raise BadInput(f"`{arg}` must be 0..100, not {v!r}", argument=arg)
+    inputs = [str(v) for v in inputs]
+    digest = inputs_hash(inputs)
+    make_dir(cp.layout.sweep_dir(name))
+    with file_lock(cp.layout.sweep_lock(name), timeout=30.0, holder=f"sweep {name}"):
+        path = cp.layout.sweep_record(name)
+        if path.is_file():
+            old = _read(cp, name)
+            if old["inputs_hash"] != digest:
+                raise MerlinError(
+                    f"sweep {name!r} exists with other inputs ({len(old['inputs'])} inputs, {old['inputs_hash'][:19]}); choose another name",
+                    argument="name",
+                )
+            old["adopted"] = True
+            rec = old
+        else:
+            rec = {
+                "schema_version": 1, "name": name, "created_at": iso(time.time()), "command": list(command), "inputs": inputs,
+                "inputs_hash": digest, "parallel": parallel, "leases": list(leases), "retries": retries,
+                "retries_infra": retries_infra, "engine": engine, "cluster": cluster, "runtime": runtime,
+                "env": dict(env or {}), "workdir": workdir, "cancelled": False, "finished_at": None,
+                "items": [{"index": i, "input": v, "state": ItemState.QUEUED.value, "round": 0, "run_id": None, "runs": []} for i, v in enumerate(inputs)],
+            }  # fmt: skip
+            _write(cp, rec)
+            rec["adopted"] = False
+    if start_driver:
+        ensure_driver(cp, name)
+    return view(cp, rec)
+
+
+# ---------------------------------------------------------------- the driver
+
+
+def driver_alive(cp: Plane, name: str) -> bool:
+    from merlin.atomic import lock_is_free
+
+    return not lock_is_free(cp.layout.sweep_driver_lock(name))
+
+
+def _finished(rec: Mapping[str, Any]) -> bool:
+    return all(ITEMS.is_terminal(it["state"]) for it in rec["items"])
+
+
+def ensure_driver(cp: Plane, name: str) -> bool:
+    """Start the sweep's driver if it has work and none holds its lock (a killed one: this is the restart). True if started."""
+    rec = _read(cp, name)
+    if _finished(rec) or driver_alive(cp, name):
+        return False
+    from merlin.atomic import open_state_file
+
+    with open_state_file(cp.layout.sweep_driver_log(name)) as log:
+        subprocess.Popen(
+            [sys.executable, "-m", "merlin.cli.sweep_driver", str(cp.root), name],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=str(cp.layout.sweep_dir(name)),
+            start_new_session=True, close_fds=True,
+        )  # fmt: skip
+    return True
+
+
+def restart_drivers(cp: Plane) -> list[str]:
+    """The next look's duty: every unfinished sweep without a driver gets one (cheap when none)."""
+    started: list[str] = []
+    root = cp.layout.sweeps
+    if not root.is_dir():
+        return started
+    for d in sorted(root.iterdir()):
+        if not (d / "sweep.json").is_file() or driver_alive(cp, d.name):
+            continue
+        try:
+            if ensure_driver(cp, d.name):
+                started.append(d.name)
+        except (MerlinError, OSError, ValueError):
+            continue
+    return started
+
+
+def drive(cp: Plane, name: str) -> int:
+    """The driver's life: one pass every :data:`POLL` seconds until every item has ended."""
+    from merlin.atomic import file_lock
+    from merlin.errors import LockBusy
+
+    try:
+        with file_lock(cp.layout.sweep_driver_lock(name), timeout=0.0, holder=f"sweep driver {name} (pid {os.getpid()})"):
+            while not one_pass(cp, name):
+                time.sleep(POLL)
+    except LockBusy:
+        return 0  # another driver has it
+    return 0
+
+
+def one_pass(cp: Plane, name: str) -> bool:
+    """Observe the busy items, fill the free slots; True when the sweep has ended."""
+    with _locked(cp, name) as rec:
+        busy = [it for it in rec["items"] if it["state"] in BUSY]
+        for it in busy:
+            _observe(cp, rec, it)
+        if not rec["cancelled"]:
+            free = rec["parallel"] - sum(1 for it in rec["items"] if it["state"] in BUSY)
+            for it in rec["items"]:
+                if free <= 0:
+                    break
+                if it["state"] == ItemState.QUEUED.value:
+                    _start(cp, rec, it)
+                    free -= 1
+        done = _finished(rec)
+        if done and not rec.get("finished_at"):
+            rec["finished_at"] = iso(time.time())
+        return done
+
+
+def _observe(cp: Plane, rec: dict[str, Any], it: dict[str, Any]) -> None:
+    from merlin.ledger.status import RunStatus
+
+    run_id = it["run_id"]
+    if it["state"] == ItemState.SUBMITTING.value:
+        if not cp.layout.record(run_id).is_file():  # the driver died before the run existed: submit it now (once)
+            if rec["cancelled"]:
+                _move(it, ItemState.CANCELLED, rec["name"])
+                return
+            _submit_run(cp, rec, it)
+            return
+        _move(it, ItemState.ACTIVE, rec["name"])
+    try:
+        r = cp.status(run_id)
+    except MerlinError:
+        return
+    if rec["cancelled"] and r.status.is_active():
+        return  # its cancel is on its way (sweep cancel asked it)
+    if not r.status.is_terminal():
+        return
+    from merlin.control.retries import pending_retry
+
+    if pending_retry(cp, r):  # the run's own retry comes (one retry mechanism: the run's)
+        return
+    new = {
+        RunStatus.SUCCEEDED: ItemState.SUCCEEDED, RunStatus.FAILED: ItemState.FAILED, RunStatus.CANCELLED: ItemState.CANCELLED,
+    }.get(r.status, ItemState.LOST)  # fmt: skip
+    _move(it, new, rec["name"])
+
+
+def _start(cp: Plane, rec: dict[str, Any], it: dict[str, Any]) -> None:
+    it["round"] = int(it.get("round", 0)) + 1
+    it["run_id"] = item_run_id(rec["name"], it["index"], it["round"])
+    it["runs"] = [*it.get("runs", []), it["run_id"]]
+    _move(it, ItemState.SUBMITTING, rec["name"])
+    _write(cp, rec)  # the run id is on disk before the run exists
+    _submit_run(cp, rec, it)
+
+
+def _submit_run(cp: Plane, rec: dict[str, Any], it: dict[str, Any]) -> None:
+    name, index, value = rec["name"], it["index"], it["input"]
+    env = {**rec.get("env", {}), "MERLIN_SWEEP_NAME": name, "MERLIN_SWEEP_INDEX": str(index), "MERLIN_SWEEP_INPUT": value}
+    try:
+        cp.submit(
+            item_command(rec["command"], name, index, value), target=f"sweep-{name}", workflow="sweep", engine=rec.get("engine"),
+            cluster=rec.get("cluster"), env=env, leases=rec.get("leases") or (), runtime=rec.get("runtime"),
+            workdir=rec.get("workdir"), source="sweep", metadata={"sweep": name, "sweep_index": index}, run_id=it["run_id"],
+            max_retries_failure=rec.get("retries", 0), max_retries_preemption=rec.get("retries_infra", 0), retry_backoff=0,
+        )  # fmt: skip
+    except MerlinError as exc:
+        it["error"] = exc.message
+        _move(it, ItemState.LOST, name)
+        return
+    _move(it, ItemState.ACTIVE, name)
+
+
+# ---------------------------------------------------------------- the user's operations
+
+
+def cancel(cp: Plane, name: str) -> dict[str, Any]:
+    """Queued items never start; running items are ended."""
+    with _locked(cp, name) as rec:
+        rec["cancelled"] = True
+        for it in rec["items"]:
+            if it["state"] == ItemState.QUEUED.value:
+                _move(it, ItemState.CANCELLED, name)
+        busy = [it["run_id"] for it in rec["items"] if it["state"] in BUSY and it["run_id"]]
+    for run_id in busy:
+        try:
+            cp.cancel(run_id)
+        except MerlinError:
+            continue
+    ensure_driver(cp, name)  # it records how the busy ones ended
+    return view(cp, _read(cp, name))
+
+
+def retry_failed(cp: Plane, name: str) -> dict[str, Any]:
+    """A new round (a new run) for each failed, lost or cancelled item; the others stay as they are."""
+    with _locked(cp, name) as rec:
+        again = [it for it in rec["items"] if it["state"] in (ItemState.FAILED.value, ItemState.LOST.value, ItemState.CANCELLED.value)]
+        if not again:
+            raise MerlinError(f"sweep {name!r} has no failed, lost or cancelled items to retry", argument="failed")
+        rec["cancelled"] = False
+        rec["finished_at"] = None
+        for it in again:
+            _move(it, ItemState.QUEUED, name)
+            it.pop("error", None)
+        rec["retried"] = [it["index"] for it in again]
+    ensure_driver(cp, name)
+    return view(cp, _read(cp, name))
+
+
+def list_sweeps(cp: Plane) -> list[dict[str, Any]]:
+    root = cp.layout.sweeps
+    if not root.is_dir():
+        return []
+    out = []
+    for d in sorted(root.iterdir()):
+        if (d / "sweep.json").is_file():
+            out.append(view(cp, _read(cp, d.name), with_items=False))
+    return out
+
+
+def status(cp: Plane, name: str, restart: bool = True) -> dict[str, Any]:
+    """Counts by state, slots in use, throughput, ETA, the failures with their last log line. Restarts a dead driver."""
+    if restart:
+        ensure_driver(cp, name)
+    return view(cp, _read(cp, name), failures=True)
+
+
+def view(cp: Plane, rec: Mapping[str, Any], *, with_items: bool = False, failures: bool = False) -> dict[str, Any]:
+    from merlin.clock import parse
+
+    counts: dict[str, int] = {s.value: 0 for s in ItemState}
+    for it in rec["items"]:
+        counts[it["state"]] += 1
+    total = len(rec["items"])
+    ended = sum(counts[s] for s in ("succeeded", "failed", "lost", "cancelled"))
+    started = parse(rec["created_at"]) or time.time()
+    end = parse(rec["finished_at"]) or time.time()
+    elapsed = max(end - started, 1e-6)
+    rate = ended / elapsed
+    finished = _finished(rec)
+    state = ("cancelled" if rec.get("cancelled") else "succeeded" if counts["succeeded"] == total else "failed") if finished else "running"
+    out: dict[str, Any] = {
+        "name": rec["name"], "state": state, "total": total, "counts": counts, "parallel": rec["parallel"],
+        "slots_in_use": counts["submitting"] + counts["active"], "leases": rec.get("leases", []),
+        "throughput_per_min": round(rate * 60, 2), "elapsed_s": round(elapsed, 2),
+        "eta_s": None if finished or rate <= 0 else round((total - ended) / rate, 1), "created_at": rec["created_at"],
+        "finished_at": rec.get("finished_at"), "inputs_hash": rec["inputs_hash"], "command": rec["command"],
+        "driver_alive": driver_alive(cp, rec["name"]), "adopted": bool(rec.get("adopted")),
+    }  # fmt: skip
+    if rec.get("retried") is not None:
+        out["retried"] = rec["retried"]
+    if failures:
+        out["failures"] = [
+            {"index": it["index"], "input": it["input"], "state": it["state"], "run_id": it["run_id"], "last_line": it.get("error") or _last_line(cp, it["run_id"])}
+            for it in rec["items"] if it["state"] in ("failed", "lost")
+        ]  # fmt: skip
+    if with_items:
+        out["items"] = rec["items"]
+    return out
+
+
+def _last_line(cp: Plane, run_id: str | None) -> str:
+    if not run_id:
+        return ""
+    try:
+        text = cp.logs(run_id)
+    except (MerlinError, OSError):
+        return ""
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    return lines[-1][:300] if lines else ""
+
+
+def summary(cp: Plane, name: str) -> dict[str, Any]:
+    """One row per input: its run's facts, the fields of its ``result.json``, its resource use; ``ok`` only if every item succeeded."""
+    rec = _read(cp, name)
+    rows = []
+    for it in rec["items"]:
+        row: dict[str, Any] = {"index": it["index"], "input": it["input"], "status": it["state"], "run_id": it["run_id"], "rounds": it.get("round", 0)}
+        if it["run_id"] and cp.layout.record(it["run_id"]).is_file():
+            r = cp.get(it["run_id"])
+            att = r.attempts[-1] if r.attempts else None
+            row["attempts"] = len(r.attempts)
+            row["exit_code"] = att.exit_code if att else None
+            if att and att.start_time and att.end_time:
+                row["duration_s"] = round((att.end_time - att.start_time).total_seconds(), 3)
+            usage = getattr(att, "usage", None) if att else None
+            if usage:
+                row.update({f"usage_{k}": v for k, v in dict(usage).items()})
+            row["result"] = _result(cp, it["run_id"])
+        rows.append(row)
+    return {"name": name, "ok": all(r["status"] == "succeeded" for r in rows), "rows": rows}
+
+
+def _result(cp: Plane, run_id: str) -> dict[str, Any]:
+    """The run's ``result.json`` if it is a flat JSON object (scalars only), else {}."""
+    try:
+        data = json.loads(cp.layout.run_result(run_id).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {str(k): v for k, v in data.items() if isinstance(v, (str, int, float, bool)) or v is None}

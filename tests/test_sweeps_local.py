@@ -1,0 +1,210 @@
+"""Sweeps on the local engine (docs/sweeps.md): real item processes, a real detached driver,
+real leases. Item commands are short (0.1-0.3 s) and record their own clocks."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cli_runner import run_cli
+from merlin.controlplane import ControlPlane
+
+SLOTS = [{"id": f"fpga-{i:02d}", "pool": "firesim_fpga"} for i in range(4)]
+
+#: an item: append "start" to the shared log, sleep, write result.json, append "end"; argv: LOG SECONDS INPUT
+ITEM = (
+    "import json,os,sys,time; log,secs,val=sys.argv[1],float(sys.argv[2]),sys.argv[3]; i=os.environ['MERLIN_SWEEP_INDEX'];"
+    "t0=time.time(); open(log,'a').write(f'start {i} {t0:.6f}\\n'); time.sleep(secs); t1=time.time();"
+    "json.dump({'input': val, 'square': int(val)**2 if val.isdigit() else 0, 'pid': os.getpid()},"
+    " open(os.path.join(os.environ['MERLIN_RUN_DIR'],'result.json'),'w'));"
+    "open(log,'a').write(f'end {i} {t1:.6f}\\n')"
+)
+
+
+def until(pred, timeout: float = 120.0, every: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = pred()
+        if got:
+            return got
+        time.sleep(every)
+    raise AssertionError("condition not reached in time")
+
+
+@pytest.fixture
+def cp(tmp_path: Path) -> ControlPlane:
+    cp = ControlPlane(tmp_path / "state")
+    cp.leases.define(SLOTS)
+    return cp
+
+
+def cli(cp: ControlPlane, *args: str):
+    cut = args.index("--") if "--" in args else len(args)
+    return run_cli(*args[:cut], "--state-root", str(cp.root), *args[cut:])
+
+
+def finished(cp: ControlPlane, name: str) -> dict:
+    return until(lambda: (v := cp.sweeps("status", name)) and v["state"] != "running" and v)
+
+
+def max_overlap(log: Path) -> int:
+    events = []
+    for line in log.read_text().splitlines():
+        kind, _i, t = line.split()
+        events.append((float(t), 0 if kind == "end" else 1))
+    now = peak = 0
+    for _t, k in sorted(events):
+        now += 1 if k else -1
+        peak = max(peak, now)
+    return peak
+
+
+def test_forty_items_over_a_four_slot_lease_never_more_than_four_at_once(cp: ControlPlane, tmp_path: Path) -> None:
+    log = tmp_path / "clock.log"
+    r = cli(cp, "sweep", "submit", "forty", "--range", "0-39", "--parallel", "4", "--lease", "firesim_fpga:1",
+            "--", sys.executable, "-c", ITEM, str(log), "0.2", "{input}")  # fmt: skip
+    assert r.exit_code == 0, r.stderr
+    v = finished(cp, "forty")
+    assert v["state"] == "succeeded" and v["counts"]["succeeded"] == 40, v
+    assert max_overlap(log) <= 4
+    assert sorted(int(ln.split()[1]) for ln in log.read_text().splitlines() if ln.startswith("start")) == list(range(40))
+    s = cli(cp, "sweep", "summary", "forty", "--json")
+    assert s.exit_code == 0, s.stderr
+    rows = json.loads(s.stdout)["rows"]
+    assert len(rows) == 40 and all(r["status"] == "succeeded" and r["exit_code"] == 0 for r in rows)
+    assert [r["result"]["square"] for r in rows] == [i * i for i in range(40)]
+    csv = cli(cp, "sweep", "summary", "forty", "--csv")
+    assert csv.exit_code == 0 and len(csv.stdout.splitlines()) == 41 and "result.square" in csv.stdout.splitlines()[0]
+    # the same name and inputs adopts; other inputs are refused
+    again = cli(cp, "sweep", "submit", "forty", "--range", "0-39", "--json", "--", "true")
+    assert again.exit_code == 0 and json.loads(again.stdout)["adopted"] is True
+    other = cli(cp, "sweep", "submit", "forty", "--range", "0-40", "--", "true")
+    assert other.exit_code != 0 and "other inputs" in other.stderr
+
+
+def fail_once(tmp_path: Path, bad: set[int]) -> list[str]:
+    """Items in ``bad`` exit 1 their first time (a marker file remembers), the others succeed."""
+    code = (
+        "import os,sys,time,pathlib; i=int(os.environ['MERLIN_SWEEP_INDEX']); d=pathlib.Path(sys.argv[1]); time.sleep(0.1);"
+        "m=d/f'tried-{i}'; first=not m.exists(); m.write_text('x');"
+        "open(d/'runs.log','a').write(f'{i}\\n'); sys.exit(1 if first and i in {int(x) for x in sys.argv[2].split(',')} else 0)"
+    )
+    return [sys.executable, "-c", code, str(tmp_path), ",".join(map(str, sorted(bad)))]
+
+
+def test_items_that_fail_once_succeed_on_their_second_attempt_with_retries_1(cp: ControlPlane, tmp_path: Path) -> None:
+    cp.sweeps("submit", "retry1", command=fail_once(tmp_path, {2, 5, 7}), inputs=[str(i) for i in range(10)], parallel=4, retries=1)
+    v = finished(cp, "retry1")
+    assert v["state"] == "succeeded", v
+    rows = cp.sweeps("summary", "retry1")["rows"]
+    assert [r["attempts"] for r in rows] == [2 if i in (2, 5, 7) else 1 for i in range(10)]
+
+
+def test_with_retries_0_exactly_three_fail_and_retry_failed_reruns_only_those(cp: ControlPlane, tmp_path: Path) -> None:
+    cp.sweeps("submit", "retry0", command=fail_once(tmp_path, {1, 4, 8}), inputs=[str(i) for i in range(10)], parallel=4)
+    v = finished(cp, "retry0")
+    assert v["state"] == "failed" and v["counts"]["failed"] == 3 and {f["index"] for f in v["failures"]} == {1, 4, 8}
+    s = cli(cp, "sweep", "summary", "retry0")
+    assert s.exit_code == 1
+    st = cli(cp, "sweep", "status", "retry0")
+    assert "failed 3" in st.stdout and "sweep retry retry0 --failed" in st.stdout
+    (tmp_path / "runs.log").write_text("")
+    r = cli(cp, "sweep", "retry", "retry0", "--failed")
+    assert r.exit_code == 0, r.stderr
+    v = finished(cp, "retry0")
+    assert v["state"] == "succeeded", v
+    assert sorted(int(x) for x in (tmp_path / "runs.log").read_text().split()) == [1, 4, 8]
+    assert cli(cp, "sweep", "summary", "retry0").exit_code == 0
+
+
+def driver_pid(cp: ControlPlane, name: str) -> int | None:
+    from merlin.atomic import read_holder
+
+    who = read_holder(cp.layout.sweep_driver_lock(name)) or ""
+    return int(who.split("pid ")[1].split(")")[0]) if "pid " in who else None
+
+
+def test_sigkill_of_the_driver_three_times_runs_every_item_exactly_once(cp: ControlPlane, tmp_path: Path) -> None:
+    log = tmp_path / "clock.log"
+    cp.sweeps("submit", "killed", command=[sys.executable, "-c", ITEM, str(log), "0.15", "{input}"], inputs=[str(i) for i in range(40)], parallel=4)
+    killed = []
+    for k in range(3):
+        until(lambda k=k: log.exists() and sum(ln.startswith("start") for ln in log.read_text().splitlines()) >= 8 * (k + 1))
+        pid = until(lambda: driver_pid(cp, "killed"))
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
+        until(lambda: not cp.sweeps("status", "killed", restart=False)["driver_alive"], timeout=10)
+        cp.sweeps("status", "killed")  # the next look restarts it
+    v = finished(cp, "killed")
+    assert v["state"] == "succeeded", v
+    starts = [int(ln.split()[1]) for ln in log.read_text().splitlines() if ln.startswith("start")]
+    assert sorted(starts) == list(range(40)), "every item ran exactly once"
+    assert max_overlap(log) <= 4
+    assert len(set(killed)) == 3
+
+
+def test_jobs_list_restarts_a_killed_driver(cp: ControlPlane, tmp_path: Path) -> None:
+    log = tmp_path / "clock.log"
+    cp.sweeps("submit", "look", command=[sys.executable, "-c", ITEM, str(log), "0.1", "{input}"], inputs=[str(i) for i in range(12)], parallel=2)
+    pid = until(lambda: driver_pid(cp, "look"))
+    os.kill(pid, signal.SIGKILL)
+    until(lambda: not cp.sweeps("status", "look", restart=False)["driver_alive"], timeout=10)
+    assert cli(cp, "ray", "jobs", "list").exit_code == 0
+    v = finished(cp, "look")
+    assert v["state"] == "succeeded" and v["counts"]["succeeded"] == 12
+
+
+def test_cancel_midway_ends_running_items_and_starts_none_after(cp: ControlPlane, tmp_path: Path) -> None:
+    from merlin.clusters import procs
+
+    log = tmp_path / "clock.log"
+    cp.sweeps("submit", "stop", command=[sys.executable, "-c", ITEM, str(log), "2", "{input}"], inputs=[str(i) for i in range(20)], parallel=3)
+    until(lambda: log.exists() and log.read_text().count("start") >= 3)
+    r = cli(cp, "sweep", "cancel", "stop")
+    assert r.exit_code == 0, r.stderr
+    v = finished(cp, "stop")
+    assert v["state"] == "cancelled"
+    starts = log.read_text().count("start")
+    time.sleep(1.0)
+    assert log.read_text().count("start") == starts, "nothing starts after the cancel"
+    assert starts <= 4
+    for row in cp.sweeps("summary", "stop")["rows"]:
+        if row["run_id"]:
+            att = cp.get(row["run_id"]).attempts[-1]
+            assert att.pid is None or not procs.alive(att.pid), f"item {row['index']} left running"
+    assert cli(cp, "sweep", "summary", "stop").exit_code == 1
+
+
+def test_an_input_with_spaces_quotes_and_command_substitution_arrives_as_one_argument(cp: ControlPlane, tmp_path: Path) -> None:
+    nasty = ["a b  c", "it's \"quoted\"", "$(touch pwned) `id` ; rm -rf x", "-x"]
+    f = tmp_path / "inputs.txt"
+    f.write_text("\n".join(nasty) + "\n")
+    values = cp.sweeps("inputs", inputs_file=f)
+    code = "import json,os,sys; json.dump({'argv': json.dumps(sys.argv[1:]), 'env': os.environ['MERLIN_SWEEP_INPUT']}, open(os.path.join(os.environ['MERLIN_RUN_DIR'],'result.json'),'w'))"
+    r = cli(cp, "sweep", "submit", "nasty", "--inputs-file", str(f), "--", sys.executable, "-c", code, "{input}", "n={name}/{index}")
+    assert r.exit_code == 0, r.stderr
+    assert finished(cp, "nasty")["state"] == "succeeded"
+    rows = cp.sweeps("summary", "nasty")["rows"]
+    assert [json.loads(r["result"]["argv"]) for r in rows] == [[v, f"n=nasty/{i}"] for i, v in enumerate(values)]
+    assert [r["result"]["env"] for r in rows] == nasty
+    assert not (tmp_path / "pwned").exists() and not Path("pwned").exists()
+
+
+def test_bad_inputs_are_one_line_errors(cp: ControlPlane, tmp_path: Path) -> None:
+    for args, word in (
+        (["--range", "9-1"], "invalid range"),
+        (["--inputs", str(tmp_path / "none-*.yaml")], "no file matches"),
+        (["--range", "0-3", "--inputs-file", str(tmp_path / "x")], "exactly one"),
+    ):
+        r = cli(cp, "sweep", "submit", "bad", *args, "--", "true")
+        assert r.exit_code == 2 and word in r.stderr and "Traceback" not in r.stderr, r.stderr
+    r = cli(cp, "sweep", "submit", "Bad Name", "--range", "0-1", "--", "true")
+    assert r.exit_code == 2 and "invalid sweep name" in r.stderr
+    assert cli(cp, "sweep", "status", "nope").exit_code == 4
+    assert cli(cp, "sweep", "list", "--json").stdout.strip() == "[]"
