@@ -83,8 +83,8 @@ def test_one_bundle_describer() -> None:
 def test_every_table_is_a_machine_and_keeps_its_moves() -> None:
     from merlin.leases.states import LEASE_TRANSITIONS, LEASES, IllegalLeaseTransition, LeaseState, check_lease_transition
     from merlin.ledger.status import CLUSTER_TRANSITIONS, CLUSTERS, RUNS, TRANSITIONS, ClusterStatus, IllegalTransition, RunStatus, check_transition
-    from merlin.statemachine import Machine
     from merlin.ledger.sweep_states import ITEM_TRANSITIONS, ITEMS
+    from merlin.statemachine import Machine
     from merlin.targetgen.vocab import TASK_TRANSITIONS, TASKS, TaskState
 
     for machine, table in ((RUNS, TRANSITIONS), (CLUSTERS, CLUSTER_TRANSITIONS), (LEASES, LEASE_TRANSITIONS), (TASKS, TASK_TRANSITIONS), (ITEMS, ITEM_TRANSITIONS)):

@@ -79,6 +79,7 @@ def test_forty_items_over_a_four_slot_lease_never_more_than_four_at_once(cp: Con
     rows = json.loads(s.stdout)["rows"]
     assert len(rows) == 40 and all(r["status"] == "succeeded" and r["exit_code"] == 0 for r in rows)
     assert [r["result"]["square"] for r in rows] == [i * i for i in range(40)]
+    assert all(r["usage_wall_s"] >= 0.2 and r["usage_max_rss_bytes"] > 0 for r in rows)
     csv = cli(cp, "sweep", "summary", "forty", "--csv")
     assert csv.exit_code == 0 and len(csv.stdout.splitlines()) == 41 and "result.square" in csv.stdout.splitlines()[0]
     # the same name and inputs adopts; other inputs are refused
@@ -208,3 +209,13 @@ def test_bad_inputs_are_one_line_errors(cp: ControlPlane, tmp_path: Path) -> Non
     assert r.exit_code == 2 and "invalid sweep name" in r.stderr
     assert cli(cp, "sweep", "status", "nope").exit_code == 4
     assert cli(cp, "sweep", "list", "--json").stdout.strip() == "[]"
+
+
+def test_every_local_run_records_its_resource_use(cp: ControlPlane) -> None:
+    code = "import time; b = bytearray(80 * 2**20); t = time.process_time()\nwhile time.process_time() - t < 0.3: pass\ntime.sleep(0.2)"
+    rec = cp.submit([sys.executable, "-c", code], target="usage", workflow="w", wait=True, timeout=120)
+    usage = rec.attempts[-1].usage
+    assert usage is not None, rec
+    assert usage["cpu_s"] >= 0.25 and usage["wall_s"] >= 0.5 and usage["max_rss_bytes"] >= 80 * 2**20, usage
+    shown = json.loads(cli(cp, "ray", "jobs", "status", rec.run_id, "--json").stdout)
+    assert shown["attempts"][-1]["usage"]["cpu_s"] == usage["cpu_s"]
