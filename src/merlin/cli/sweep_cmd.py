@@ -41,7 +41,7 @@ def sweep_submit(
     json: bool = JsonOpt,
 ) -> None:
     """Record a sweep (one run per input) and start its driver; the same NAME and inputs adopts it."""
-    from merlin.cli.jobs_cmd import runtime_from_flags
+    from merlin.cli.jobs_submit import runtime_from_flags
 
     cp = control_plane(state_root)
     if cluster is not None and not typed(ctx, "cluster") and not cp.engine(engine).uses_cluster:

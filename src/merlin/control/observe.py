@@ -306,6 +306,10 @@ def list_entries(cp: Plane, status: Iterable[str] | None = None, refresh_first: 
         bad = [s for s in status if s not in {x.value for x in RunStatus}]
         if bad:
             raise BadInput(f"`status` {bad[0]!r}: expected one of {', '.join(x.value for x in RunStatus)}", argument="status")
+    if cp.layout.sweeps.is_dir():  # the next look restarts a sweep's killed driver (docs/sweeps.md)
+        from merlin.control.sweeps import restart_drivers
+
+        restart_drivers(cp)
     if refresh_first:
         refresh(cp)
     return cp.ledger.list_entries(status=status)  # lazy (ledger/index.py): records are read only for the rows taken

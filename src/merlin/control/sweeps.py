@@ -22,7 +22,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,8 +38,6 @@ if TYPE_CHECKING:  # pragma: no cover
 POLL = 0.1
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 PLACEHOLDERS = ("{input}", "{index}", "{name}")
-#: what the facade's ``sweeps(action, name)`` may call here
-ACTIONS = ("submit", "status", "summary", "retry", "cancel", "drive")
 
 
 def _check_name(name: str) -> str:
@@ -441,3 +439,16 @@ def _result(cp: Plane, run_id: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         return {}
     return {str(k): v for k, v in data.items() if isinstance(v, (str, int, float, bool)) or v is None}
+
+
+def dispatch(cp: Plane, action: str, name: str | None = None, **kwargs: Any) -> Any:
+    """The facade's ``sweeps(action, name, ...)``."""
+    if action == "list":
+        return list_sweeps(cp)
+    if action == "inputs":
+        return expand_inputs(**kwargs)
+    fns: dict[str, Callable[..., Any]] = {"submit": submit, "status": status, "summary": summary, "retry": retry_failed, "cancel": cancel, "drive": drive}
+    fn = fns.get(action)
+    if fn is None or name is None:
+        raise BadInput(f"unknown sweep action {action!r} (or no `name`)", argument="action")
+    return fn(cp, name, **kwargs)

@@ -260,18 +260,9 @@ class ControlPlane(TargetGenFace):
     def sweeps(self, action: str, name: str | None = None, **kwargs: Any) -> Any:
         """Sweeps (docs/sweeps.md): ``submit`` (command, inputs, parallel, leases, retries, ...), ``status``, ``summary``,
         ``retry`` (failed items), ``cancel``, ``list``; ``inputs`` expands a glob, file or range; ``drive`` is the driver's life."""
-        from merlin.control import sweeps
+        from merlin.control.sweeps import dispatch
 
-        if action == "list":
-            return sweeps.list_sweeps(self)
-        if action == "inputs":
-            return sweeps.expand_inputs(**kwargs)
-        fn = getattr(sweeps, {"retry": "retry_failed"}.get(action, action), None) if action in sweeps.ACTIONS else None
-        if fn is None or name is None:
-            from merlin.errors import BadInput
-
-            raise BadInput(f"unknown sweep action {action!r} (or no `name`)", argument="action")
-        return fn(self, name, **kwargs)
+        return dispatch(self, action, name, **kwargs)
 
     def envs(self, action: str = "list", **kwargs: Any) -> Any:
         """Run environments (docs/environments.md): ``list``, ``show`` (``env_id``), ``build`` (``runtime``),
@@ -329,10 +320,6 @@ class ControlPlane(TargetGenFace):
         :func:`merlin.control.find.select`'s (targets, clusters, engines, since, until, sort)."""
         from merlin.control import observe
 
-        if self.layout.sweeps.is_dir():  # the next look restarts a sweep's killed driver (docs/sweeps.md)
-            from merlin.control.sweeps import restart_drivers
-
-            restart_drivers(self)
         entries = observe.list_entries(self, statuses(status), refresh)
         if not any(v not in (None, (), []) for v in filters.values()):
             return entries
