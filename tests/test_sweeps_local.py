@@ -143,7 +143,7 @@ def test_sigkill_of_the_driver_three_times_runs_every_item_exactly_once(cp: Cont
         until(lambda: not cp.sweeps("status", "killed", restart=False)["driver_alive"], timeout=10)
         cp.sweeps("status", "killed")  # the next look restarts it
     v = finished(cp, "killed")
-    assert v["state"] == "succeeded", v
+    assert v["state"] == "succeeded", (v["counts"], v["failures"], [f["last_line"] for f in v["failures"]])
     starts = [int(ln.split()[1]) for ln in log.read_text().splitlines() if ln.startswith("start")]
     assert sorted(starts) == list(range(40)), "every item ran exactly once"
     assert max_overlap(log) <= 4

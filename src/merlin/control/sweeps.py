@@ -263,6 +263,9 @@ def _observe(cp: Plane, rec: dict[str, Any], it: dict[str, Any]) -> None:
             if rec["cancelled"]:
                 _move(it, ItemState.CANCELLED, rec["name"])
                 return
+            if cp.layout.run_dir(run_id).exists():  # its creation was cut short (no record: never launched): a fresh id
+                _new_round(rec, it)
+                _write(cp, rec)
             _submit_run(cp, rec, it)
             return
         _move(it, ItemState.ACTIVE, rec["name"])
@@ -282,12 +285,24 @@ def _observe(cp: Plane, rec: dict[str, Any], it: dict[str, Any]) -> None:
         RunStatus.SUCCEEDED: ItemState.SUCCEEDED, RunStatus.FAILED: ItemState.FAILED, RunStatus.CANCELLED: ItemState.CANCELLED,
     }.get(r.status, ItemState.LOST)  # fmt: skip
     _move(it, new, rec["name"])
+    att = r.attempts[-1] if r.attempts else None
+    never_ran = att is None or (att.start_time is None and att.pid is None)
+    if new == ItemState.LOST and never_ran and not rec["cancelled"] and it.get("requeued", 0) < 3:
+        # lost before its command ran (e.g. the driver, its submitter, was killed while handing it over): run it now, once
+        it["requeued"] = it.get("requeued", 0) + 1
+        _move(it, ItemState.QUEUED, rec["name"])
+    elif new == ItemState.LOST:
+        it["error"] = r.message
 
 
-def _start(cp: Plane, rec: dict[str, Any], it: dict[str, Any]) -> None:
+def _new_round(rec: dict[str, Any], it: dict[str, Any]) -> None:
     it["round"] = int(it.get("round", 0)) + 1
     it["run_id"] = item_run_id(rec["name"], it["index"], it["round"])
     it["runs"] = [*it.get("runs", []), it["run_id"]]
+
+
+def _start(cp: Plane, rec: dict[str, Any], it: dict[str, Any]) -> None:
+    _new_round(rec, it)
     _move(it, ItemState.SUBMITTING, rec["name"])
     _write(cp, rec)  # the run id is on disk before the run exists
     _submit_run(cp, rec, it)
