@@ -219,3 +219,20 @@ def test_every_local_run_records_its_resource_use(cp: ControlPlane) -> None:
     assert usage["cpu_s"] >= 0.25 and usage["wall_s"] >= 0.5 and usage["max_rss_bytes"] >= 80 * 2**20, usage
     shown = json.loads(cli(cp, "ray", "jobs", "status", rec.run_id, "--json").stdout)
     assert shown["attempts"][-1]["usage"]["cpu_s"] == usage["cpu_s"]
+
+
+def test_client_map_runs_a_template_over_inputs(cp: ControlPlane, tmp_path: Path) -> None:
+    from merlin.client import Client, Entrypoint, JobRequest
+    from merlin.errors import RunFailed
+
+    client = Client(cp.root)
+    log = tmp_path / "clock.log"
+    template = JobRequest("squares", Entrypoint.from_binary(sys.executable, ["-c", ITEM, str(log), "0.1", "{input}"]))
+    sweep = client.map(template, range(6), parallel=2)
+    st = sweep.wait(timeout=120)
+    assert st["state"] == "succeeded" and st["counts"]["succeeded"] == 6
+    assert [r["result"]["square"] for r in sweep.summary()["rows"]] == [i * i for i in range(6)]
+    assert max_overlap(log) <= 2
+    bad = client.map(JobRequest("fails", Entrypoint.from_binary("false")), ["a"], parallel=1)
+    with pytest.raises(RunFailed):
+        bad.wait(timeout=120)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
@@ -20,6 +20,7 @@ from merlin.client.types import JobAlreadyExists, JobFailed, JobRequest, JobStat
 from merlin.errors import AlreadyExists, BadInput
 
 if TYPE_CHECKING:  # pragma: no cover
+    from merlin.client.sweeps import SweepHandle
     from merlin.controlplane import ControlPlane, RunRecord
 
 #: how often ``wait_all`` asks the engines (one batched poll per engine per round)
@@ -75,6 +76,12 @@ class Client:
         except AlreadyExists as exc:
             raise JobAlreadyExists(request.name or "", JobHandle(self, exc.run_id), exc.message) from None
         return JobHandle(self, rec.run_id)
+
+    def map(self, template: JobRequest, inputs: Iterable[Any], parallel: int = 4, name: str | None = None) -> SweepHandle:
+        """A sweep: one run of ``template`` per input, at most ``parallel`` at once (docs/sweeps.md)."""
+        from merlin.client.sweeps import map_inputs
+
+        return map_inputs(self, template, inputs, parallel, name)
 
     def handle(self, job_id: str) -> JobHandle:
         """The handle of a job (run) of this client's state root, by its id."""
