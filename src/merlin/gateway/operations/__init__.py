@@ -5,7 +5,7 @@ group, of its module (the order of tools/list, of the OpenAPI paths and of docs/
 from importlib import import_module
 
 #: the operation groups, in the order their tools are listed
-GROUPS = ("targetgen", "review", "runs", "artifacts", "leases", "clusters")
+GROUPS = ("targetgen", "review", "runs", "artifacts", "leases", "clusters", "sweeps")
 
 for _group in GROUPS:
     import_module(f"{__name__}.{_group}")
