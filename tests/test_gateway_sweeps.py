@@ -37,6 +37,12 @@ def test_sweeps_tools_submit_wait_with_progress_summary_retry(tmp_path: Path) ->
     gw.call("sweeps_retry", {"name": "gw"})
     again = gw.call("sweeps_status", {"name": "gw", "wait": 120.0})
     assert again["state"] == "succeeded" and gw.call("sweeps_summary", {"name": "gw"})["ok"] is True
+    listed = gw.call("sweeps_list", {})["sweeps"]
+    assert [(v["name"], v["state"], v["counts"]["succeeded"]) for v in listed] == [("gw", "succeeded", 4)]
+    from merlin.gateway.page import tables
+
+    html = tables(lambda name, args: gw.call(name, args))
+    assert "<h2>Sweeps</h2>" in html and ">gw<" in html and ">4/4<" in html
 
 
 def test_sweeps_tools_cancel_and_refuse_bad_input(tmp_path: Path) -> None:

@@ -118,6 +118,18 @@ def tables(call: Callable[[str, dict[str, Any]], dict[str, Any]]) -> str:
                      _cell(", ".join(nodes) if nodes else ("1 (this machine)" if rec.get("kind", "local") == "local" and rec else "-")),
                      _cell(f"{idle:g} s" if idle else "-"), _cell(c.get("message"), "msg")])
     parts.append("<h2>Clusters</h2>" + _table("clusters", ["cluster", "kind", "state", "nodes", "idle timeout", "message"], rows, "no clusters"))
+    try:
+        sweeps = call("sweeps_list", {})["sweeps"]
+    except Exception:  # an unreadable sweep record must not take the page down
+        sweeps = []
+    rows = []
+    for v in sweeps:
+        c = v["counts"]
+        done = c["succeeded"] + c["failed"] + c["lost"] + c["cancelled"]
+        eta = "-" if v.get("eta_s") is None else f"{v['eta_s']:.0f} s"
+        rows.append([_cell(v["name"], "id"), _cell(v["state"], f"s-{v['state']} t"), _cell(f"{done}/{v['total']}"), _cell(c["succeeded"]),
+                     _cell(c["failed"] + c["lost"]), _cell(f"{v['slots_in_use']}/{v['parallel']}"), _cell(eta, "t")])
+    parts.append("<h2>Sweeps</h2>" + _table("sweeps", ["sweep", "state", "ended", "succeeded", "failed", "running", "ETA"], rows, "no sweeps"))
     review = call("review_questions", {})
     open_q: dict[str, list[str]] = {}
     for q in review["questions"]:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
-from merlin.gateway.registry import Input, Later, Result, operation, step
+from merlin.gateway.registry import Input, Later, NoInput, Result, operation, step
 from merlin.gateway.shared import DEFAULT_ENGINE, EngineChoice, Name
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -113,3 +113,16 @@ def sweeps_retry(gw: Gateway, a: SweepInput) -> dict[str, Any]:
 def sweeps_cancel(gw: Gateway, a: SweepInput) -> dict[str, Any]:
     """Cancel a sweep: its running items end, its queued ones never start."""
     return _steps(gw.cp.sweeps("cancel", a.name))
+
+
+class SweepsListResult(Result):
+    """Every sweep with its progress."""
+
+    sweeps: list[dict[str, Any]]
+
+
+@operation("sweeps_list", "sweeps", NoInput, SweepsListResult, mutating=False)
+def sweeps_list(gw: Gateway, a: NoInput) -> dict[str, Any]:
+    """Every sweep with its progress: counts by item state, slots in use, throughput, ETA."""
+    rows = gw.cp.sweeps("list")
+    return {"sweeps": rows, "next_steps": [step("sweeps_status", name=v["name"]) for v in rows if v["state"] == "running"][:5]}
