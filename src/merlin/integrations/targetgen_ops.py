@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from merlin.errors import BadInput, NotFound
 
 if TYPE_CHECKING:  # pragma: no cover
+    from merlin.control.plane import Plane
     from merlin.spec.loader import Loaded
     from merlin.targetgen.executor import AnswerResult, ExecuteResult, OrchestrateResult, RetryResult
     from merlin.targetgen.layout import TargetLayout
@@ -83,7 +84,7 @@ def targetgen_needs(capability: PathArg | None, overlay: PathArg | None, from_di
 RUNTIME_KEYS = {"requirements": "requirements_file", "lock": "lock_file"}
 
 
-def targetgen_runtime(cp: Any, tdir: Path) -> dict[str, Any] | None:
+def targetgen_runtime(cp: Plane, tdir: Path) -> dict[str, Any] | None:
     """The runtime of a TargetGen run: the overlay's ``runtime:`` section (kept in the bundle)
     plus merlin itself (merlin.envs.selfwheel), or None when the overlay has none (the run then
     runs with this interpreter, as before)."""
