@@ -190,6 +190,8 @@ def test_jobs_submit_name_adopts_the_live_run(tmp_path: Path) -> None:
         assert ControlPlane(root).ledger.read_request(run_id).name == "nightly"
         bad = run_cli("ray", "jobs", "submit", "--state-root", str(root), "--target", "t", "--workflow", "w", "--name", "two words", "--", "true")
         assert bad.returncode == 2 and bad.stderr.startswith("--name 'two words' is not a job name"), bad.stderr
+        newline = run_cli("ray", "jobs", "submit", "--state-root", str(root), "--target", "t", "--workflow", "w", "--name", "nightly\n", "--", "true")
+        assert newline.returncode == 2 and "is not a job name" in newline.stderr, newline.stderr  # '$' alone let it through
     finally:
         ControlPlane(root).cancel(run_id)
 

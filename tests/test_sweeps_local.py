@@ -205,8 +205,9 @@ def test_bad_inputs_are_one_line_errors(cp: ControlPlane, tmp_path: Path) -> Non
     ):
         r = cli(cp, "sweep", "submit", "bad", *args, "--", "true")
         assert r.exit_code == 2 and word in r.stderr and "Traceback" not in r.stderr, r.stderr
-    r = cli(cp, "sweep", "submit", "Bad Name", "--range", "0-1", "--", "true")
-    assert r.exit_code == 2 and "invalid sweep name" in r.stderr
+    for bad in ("Bad Name", "abc\n", "a..b"):  # a trailing newline or '..' would name a directory no run id can come from
+        r = cli(cp, "sweep", "submit", bad, "--range", "0-1", "--", "true")
+        assert r.exit_code == 2 and "invalid sweep name" in r.stderr, (bad, r.stderr)
     assert cli(cp, "sweep", "status", "nope").exit_code == 4
     assert cli(cp, "sweep", "list", "--json").stdout.strip() == "[]"
 

@@ -34,7 +34,7 @@ LOCK_TIMEOUT = 120.0
 
 def check_name(name: object) -> str:
     """A job name, or :class:`BadInput` naming the argument ``name``."""
-    if not isinstance(name, str) or not NAME_RE.match(name) or ".." in name:
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name) or ".." in name:  # (fullmatch: '$' lets a trailing newline through)
         raise BadInput(f"`name` {name!r} is not a job name: use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit (no spaces)", argument="name")
     return name
 

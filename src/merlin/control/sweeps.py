@@ -41,8 +41,8 @@ PLACEHOLDERS = ("{input}", "{index}", "{name}")
 
 
 def _check_name(name: str) -> str:
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise BadInput(f"invalid sweep name {name!r}: use 1-63 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit", argument="name")
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:  # (fullmatch: '$' lets a trailing newline through)
+        raise BadInput(f"invalid sweep name {name!r}: use 1-63 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit, no '..'", argument="name")
     return name
 
 

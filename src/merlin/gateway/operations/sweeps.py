@@ -13,7 +13,7 @@ from merlin.gateway.shared import DEFAULT_ENGINE, EngineChoice, Name
 if TYPE_CHECKING:  # pragma: no cover
     from merlin.gateway.ops import Gateway
 
-SWEEP_NAME = r"^[a-z0-9][a-z0-9._-]{0,62}$"
+SWEEP_NAME = r"^(?!.*\.\.)[a-z0-9][a-z0-9._-]{0,62}$"
 
 
 class SweepInput(Input):
