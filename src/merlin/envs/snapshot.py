@@ -20,6 +20,7 @@ from typing import Any
 
 from merlin.atomic import atomic_write_json, copy_file, ensure_dir
 from merlin.errors import BadInput
+from merlin.ledger.artifacts import sha256_file
 
 #: directory names never snapshotted
 EXCLUDED = frozenset({".git", ".venv", "venv", "__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache"})
@@ -68,7 +69,7 @@ def snapshot(source: Path, blobs: Any, snapshots: Path, limit: int | None = None
         )
     entries = []
     for rel, full, st in files:
-        digest = _sha256(full)
+        digest = sha256_file(full)
         blob = Path(blobs(digest))
         if not blob.is_file():
             copy_file(full, blob, check=functools.partial(_holds, digest), nofollow=True, private=True)
@@ -102,12 +103,5 @@ def materialize(manifest: Path, blobs_root: Path, into: Path) -> Path:
 
 
 def _holds(digest: str, path: Path) -> bool:
-    return _sha256(path) == digest
+    return sha256_file(path) == digest
 
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
