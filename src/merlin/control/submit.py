@@ -114,6 +114,8 @@ def submit(
         **budget,
         name=name,
     )
+    from merlin.control.retries import most_attempts, start_keeper, wanted
+
     record = RunRecord(
         run_id=run_id,
         target=target,
@@ -129,14 +131,12 @@ def submit(
         environment=runtime_summary(frozen),
         message="submitting",
         metadata=dict(metadata or {}),
-        max_attempts=(1 + request.max_retries_failure + request.max_retries_preemption) if (request.max_retries_failure or request.max_retries_preemption) else None,
+        max_attempts=most_attempts(request.max_retries_failure, request.max_retries_preemption) if wanted(request) else None,
     )
     if bundles:
         rec = _waiting_attempt(cp, record, request, command, real_env, bundles)
     else:
         rec = _first_attempt(cp, record, request, command, real_env)
-    from merlin.control.retries import start_keeper, wanted
-
     if wanted(request) and rec.status != RunStatus.BLOCKED:
         start_keeper(cp, run_id, command, real_env)
         rec = cp.get(run_id)
