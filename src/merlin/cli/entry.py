@@ -72,6 +72,15 @@ def _click(name: str) -> Any:
     return getattr(exceptions, name)
 
 
+def _typer_exit() -> Any:
+    """``typer.Exit``, or ``()`` when Typer was never imported (then nothing raised it)."""
+    if "typer" not in sys.modules:
+        return ()
+    from typer.exceptions import Exit
+
+    return Exit
+
+
 def _usage_line(exc: Exception) -> str:
     """One line for a bad flag or argument, naming the command and its --help."""
     ctx = getattr(exc, "ctx", None)
@@ -186,6 +195,8 @@ def main(argv: list[str] | None = None) -> None:
             from merlin.cli.app import app
 
             result = app(args=args, prog_name="merlin", standalone_mode=False)
+    except _typer_exit() as exc:  # typer.Exit raised outside click's main (the fast path's body): its code, as click's main gives
+        sys.exit(exc.exit_code)
     except _click("NoArgsIsHelpError") as exc:
         exc.show()  # the help text, as click does; exit code as click's (2: no command given)
         sys.exit(exc.exit_code)
