@@ -137,7 +137,7 @@ def test_an_unreadable_existing_path_goes_to_typer(tmp_path: Path) -> None:
 
 
 #: what differs between two submissions of one line: the run id, times, processes
-VARIES = ("run_id", "pid", "pgid", "start_ticks")
+VARIES = ("run_id", "pid", "pgid", "start_ticks", "usage")  # usage: the command's own CPU and memory
 VARIES_ENDING = ("_at", "_time", "_pid", "_start")
 
 
