@@ -76,6 +76,11 @@ def test_every_tool_declares_an_output_schema_and_every_result_conforms(tmp_path
             for tool, args in [("leases_list", {}), ("leases_queue", {}), ("leases_why", {"lease_id": waiting["lease_id"]}),
                                ("leases_renew", {"lease_id": lease["lease_id"]}), ("leases_release", {"lease_id": lease["lease_id"]})]:
                 await ok(rec, tool, args)
+            await ok(rec, "sweeps_submit", {"name": "agents", "command": ["false"], "inputs": ["a", "b"], "parallel": 2})
+            await ok(rec, "sweeps_status", {"name": "agents", "wait": 120.0})  # both items fail: a failed sweep
+            for tool in ("sweeps_summary", "sweeps_retry", "sweeps_cancel"):
+                await ok(rec, tool, {"name": "agents"})
+            await ok(rec, "sweeps_list", {})
             status = await rec.call_tool("clusters_status", {"name": "default"})  # no cluster: a result or a not-found error
             called = {name for name, _ in rec.results}
             assert called >= offered - {"clusters_status", "targetgen_retry"}, offered - called
