@@ -213,7 +213,7 @@ def test_jobs_status_shows_the_first_reason_and_jobs_list_the_holder(cp: Control
     status = subprocess.run([sys.executable, "-m", "merlin", "ray", "jobs", "status", rec.run_id], capture_output=True, text=True, env=env, timeout=60)
     assert status.returncode == 0, status.stderr
     assert "waiting on" in status.stdout and "lease_item_held" in status.stdout and holder["lease_id"] in status.stdout
-    listing = subprocess.run([sys.executable, "-m", "merlin", "ray", "jobs", "list"], capture_output=True, text=True, env=env, timeout=60)
+    listing = subprocess.run([sys.executable, "-m", "merlin", "ray", "jobs", "list", "-o", "wide"], capture_output=True, text=True, env=env, timeout=60)
     assert "WAITING-ON" in listing.stdout.splitlines()[0]
     row = next(line for line in listing.stdout.splitlines() if rec.run_id in line)
     assert "waiting" in row and f"lease firesim_fpga:1, fpga-01 held by {holder['lease_id']}, run someone-else until" in row

@@ -126,7 +126,7 @@ def test_three_nodes_on_a_two_node_partition_stays_queued_with_partitionconfig(s
     assert "fewer nodes" in sched[0]["hint"]
     assert {"action": "stop_cluster", "args": {"name": "big"}} in sched[0]["next_steps"]
     # the cluster layer: not active yet, and the step that starts it again is Slurm's, with its options
-    (down,) = [c for c in json.loads(why.stdout) if c["code"] == "cluster_not_active"]
+    (down,) = [c for c in json.loads(why.stdout)["conditions"] if c["code"] == "cluster_not_active"]
     start = down["next_steps"][0]
     assert start["action"] == "start_cluster" and start["args"]["kind"] == "slurm" and start["args"]["options"]["nodes"] == 3
     stopped = b.stop(rec, grace=1.0)

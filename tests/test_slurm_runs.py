@@ -65,7 +65,7 @@ def test_targetgen_execute_with_engine_ray_reaches_its_outcome_on_the_two_node_s
     assert run["cluster"]["name"] == "tg" and run["cluster"]["gcs_address"] == crec["gcs_address"]
     assert run["cluster"]["gcs_address"].startswith(f"{crec['head_address']}:") and crec["head_address"] == "127.0.0.11"
     job = _ray_job(crec, run["attempts"][-1]["submission_id"])
-    assert job["status"] == "SUCCEEDED" and "-m merlin targetgen execute --from-dir" in job["entrypoint"]
+    assert job["status"] == "SUCCEEDED" and "-m merlin targetgen execute --target-dir" in job["entrypoint"]
     from merlin.controlplane import ControlPlane
 
     cp = ControlPlane(slurm_root)
