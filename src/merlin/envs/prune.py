@@ -14,7 +14,7 @@ import time
 import uuid
 from typing import Any
 
-from merlin.envs.cache import EnvCache, tree_size
+from merlin.envs.cache import READY, EnvCache, tree_size
 
 
 def describe_env(cache: EnvCache, eid: str, size: bool = True) -> dict[str, Any]:
@@ -22,7 +22,7 @@ def describe_env(cache: EnvCache, eid: str, size: bool = True) -> dict[str, Any]
 
     env = cache.env_dir(eid)
     try:
-        marker = json.loads((env / ".merlin-ready").read_text(encoding="utf-8"))
+        marker = json.loads((env / READY).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         marker = {}
     spec = marker.get("spec") or {}
