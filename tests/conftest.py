@@ -5,6 +5,7 @@ their own plugin modules listed below."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,17 @@ EXAMPLES = REPO / "target_specs" / "examples"
 
 pytest_plugins: list[str] = ["tests.ray_fixtures", "tests.xdist_schedule"]
 
+
+def _sigint_as_from_a_terminal() -> None:
+    """A background job of a non-interactive shell (``./scripts/test &``, a CI runner) starts
+    with SIGINT ignored, and every process it starts inherits that through exec: the CLIs the
+    Ctrl-C tests interrupt would never see the signal, and bash (the ./merlin wrapper) cannot
+    even trap it. The suite runs as from a terminal, in the controller and in each worker."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+_sigint_as_from_a_terminal()
 
 
 def _hypothesis_profiles() -> None:

@@ -46,16 +46,7 @@ def start_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen
         text=True,
         env=full,
         start_new_session=True,
-        # as a terminal starts a command: SIGINT at its default. A child inherits an ignored SIGINT, and the
-        # worker running this test may ignore it (xdist's worker, or code that ran in-process before)
-        preexec_fn=_default_sigint,
     )
-
-
-def _default_sigint() -> None:
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def dead(pid: int) -> bool:

@@ -45,11 +45,8 @@ def run_on_tty(args: list[str], state_root: Path, *, until: Callable[[Tty], bool
     exits. ``until`` is asked after each chunk; once true the caller's action runs (it returns)."""
     master, slave = pty.openpty()
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": str(COLUMNS), "MERLIN_STATE_ROOT": str(state_root)}
-    # SIGINT as a terminal's foreground process has it: a disposition of SIG_IGN is inherited
-    # through exec (from whatever started this pytest worker), and Python then never raises
-    # KeyboardInterrupt, so Ctrl-C would be ignored, as it rightly is under nohup
     proc = subprocess.Popen([sys.executable, "-m", "merlin", *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave,
-                            env=env, cwd=REPO, start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            env=env, cwd=REPO, start_new_session=True)
     os.close(slave)
     screen = pyte.Screen(COLUMNS, ROWS)
     screen.set_mode(pyte.modes.LNM)  # the pty turns "\n" into "\r\n" already; keep lines as they come
