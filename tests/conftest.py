@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,22 @@ def _hypothesis_profiles() -> None:
 
 
 _hypothesis_profiles()
+
+
+@pytest.fixture(autouse=True)
+def _signals_kept() -> Iterator[None]:
+    """A test that changes this worker's SIGINT, SIGTERM or SIGHUP handling (say, by calling a daemon's
+    ``main`` in-process) would change every process the worker starts after it: such a test fails, and the
+    handlers are put back for the next one."""
+    watched = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    before = {s: signal.getsignal(s) for s in watched}
+    yield
+    changed = [signal.Signals(s).name for s in watched if signal.getsignal(s) != before[s]]
+    for s in watched:
+        signal.signal(s, before[s])
+    if changed:
+        pytest.fail(f"the test left {', '.join(changed)} handled differently in this worker: run that code in a process of its own",
+                    pytrace=False)
 
 
 @pytest.fixture(autouse=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -90,10 +91,12 @@ def test_cancel_before_start_never_starts(cp: ControlPlane, tmp_path: Path) -> N
                   target_dir=str(tmp_path), attempts=[Attempt(number=1, engine="local", status="pending")])
     cp.ledger.create_run(req, r, cause="test")
     assert cp.cancel("pend-1").status == RunStatus.CANCELLED
-    # the supervisor, started late, sees the cancellation and does nothing
-    from merlin.engines.local_supervisor import main
-
-    assert main([str(cp.layout.run_dir("pend-1")), "1"]) == 0
+    # the supervisor, started late, sees the cancellation and does nothing. A process of its own, as the
+    # engine starts it: in-process, its signal set-up (SIGINT ignored) would stay in this pytest worker
+    # and pass on to every process the worker starts later
+    late = subprocess.run([sys.executable, "-m", "merlin.engines.local_supervisor", str(cp.layout.run_dir("pend-1")), "1"],
+                          env={**os.environ, "MERLIN_STATE_ROOT": str(cp.root)}, capture_output=True, text=True, timeout=120)
+    assert late.returncode == 0, late.stderr
     assert cp.get("pend-1").attempt.pid is None
 
 
