@@ -477,20 +477,15 @@ RECORD_MODELS: dict[str, type[BaseModel]] = {
 
 
 def schemas() -> dict[str, dict[str, Any]]:
-    out = {}
-    for stem, model in RECORD_MODELS.items():
-        schema = model.model_json_schema(mode="serialization", by_alias=True)
-        schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-        schema["$id"] = f"merlin/records/targetgen/{stem}.schema.json"
-        out[f"{stem}.schema.json"] = schema
-    return out
+    from merlin.spec.schema import published
+
+    return {f"{stem}.schema.json": published(model, f"merlin/records/targetgen/{stem}.schema.json", mode="serialization", by_alias=True) for stem, model in RECORD_MODELS.items()}
 
 
 def write(directory: Path) -> list[Path]:
-    from merlin.atomic import dump_json, write_if_changed
+    from merlin.spec.schema import write_schemas
 
-    directory.mkdir(parents=True, exist_ok=True)
-    return [directory / n for n, s in schemas().items() if write_if_changed(directory / n, dump_json(s).encode("utf-8"))]
+    return write_schemas(directory, schemas())
 
 
 if __name__ == "__main__":  # pragma: no cover
