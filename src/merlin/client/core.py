@@ -240,7 +240,7 @@ def current_client() -> Client:
 
 
 def _run_client() -> Client | None:
-    from merlin.controlplane import STATE_ROOT_ENV
+    from merlin.controlplane.args import STATE_ROOT_ENV
 
     root, run_id = os.environ.get(STATE_ROOT_ENV), os.environ.get("MERLIN_RUN_ID")
     if not root or not run_id:

@@ -30,16 +30,7 @@ from merlin.controlplane.args import StatusArg, check_job_name, statuses  # noqa
 from merlin.controlplane.targetgen_face import PathArg, TargetGenFace, _path
 from merlin.durations import DURATION_PATTERN, POSITIVE_DURATION_PATTERN, ago  # noqa: F401  (patterns and the age renderer: the gateway's)
 from merlin.engines.registry import DEFAULT_ENGINE
-from merlin.ledger.paths import (  # noqa: F401  (patterns: the gateway's; STATE_ROOT_ENV: merlin.client's)
-    ARTIFACT_NAME_PATTERN,
-    LEASE_ID_PATTERN,
-    NAME_PATTERN,
-    RUN_ID_PATTERN,
-    STATE_ROOT_ENV,
-    Layout,
-    resolve_state_root,
-    validate_run_id,
-)
+from merlin.ledger.paths import ARTIFACT_NAME_PATTERN, LEASE_ID_PATTERN, NAME_PATTERN, RUN_ID_PATTERN, Layout, resolve_state_root, validate_run_id  # noqa: F401  (patterns: the gateway's)
 from merlin.ledger.store import Ledger
 from merlin.safety import check_target_dir  # noqa: F401  (re-exported: documented here before the split)
 
