@@ -483,9 +483,10 @@ def schemas() -> dict[str, dict[str, Any]]:
 
 
 def write(directory: Path) -> list[Path]:
-    from merlin.spec.schema import write_schemas
+    from merlin.atomic import dump_json, write_if_changed
 
-    return write_schemas(directory, schemas())
+    directory.mkdir(parents=True, exist_ok=True)
+    return [directory / n for n, s in schemas().items() if write_if_changed(directory / n, dump_json(s).encode("utf-8"))]
 
 
 if __name__ == "__main__":  # pragma: no cover
