@@ -20,7 +20,8 @@ import pytest
 
 from cli_runner import run_cli
 from merlin.ledger import Ledger, RunStatus, set_status
-from merlin.ledger.index import RunIndex, index_dir, row_id
+from merlin.ledger.index import RunIndex, row_id
+from merlin.ledger.paths import Layout
 from test_ledger import make_run
 
 
@@ -42,7 +43,7 @@ def _ledger_with_runs(root: Path, n: int = 6) -> Ledger:
 
 def test_missing_index_is_built_and_matches_a_full_scan(tmp_path: Path) -> None:
     ledger = _ledger_with_runs(tmp_path)
-    idx = index_dir(tmp_path) / "runs.json"
+    idx = Layout(tmp_path).index / "runs.json"
     idx.unlink(missing_ok=True)
     assert _ids(ledger) == _scan_ids(ledger) == [f"run-{i}" for i in reversed(range(6))]
     assert idx.is_file(), "listing builds the index"
@@ -68,7 +69,7 @@ def test_stale_index_follows_new_runs_status_changes_and_removals(tmp_path: Path
 
 def test_damaged_or_foreign_index_is_rebuilt(tmp_path: Path) -> None:
     ledger = _ledger_with_runs(tmp_path)
-    path = index_dir(tmp_path) / "runs.json"
+    path = Layout(tmp_path).index / "runs.json"
     ledger.list_entries()
     ghost = json.dumps({"version": 1, "count": 1, "journal_ino": 0, "journal_offset": 0, "runs_mtime_ns": 0}) + "\nx\tghost\trunning\n"
     cut_short = path.read_text()[:-20]  # a torn body: the count no longer matches
@@ -81,7 +82,7 @@ def test_damaged_or_foreign_index_is_rebuilt(tmp_path: Path) -> None:
 def test_a_replaced_journal_means_a_full_rebuild(tmp_path: Path) -> None:
     ledger = _ledger_with_runs(tmp_path)
     ledger.list_entries()
-    journal = index_dir(tmp_path) / "changed"
+    journal = Layout(tmp_path).index / "changed"
     journal.unlink()
     # a write the old journal never saw, on a run the index already holds: only a rebuild finds it
     raw = json.loads(ledger.layout.record("run-4").read_text())
@@ -97,7 +98,7 @@ def test_journal_restarts_once_large(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(index, "JOURNAL_MAX", 64)
     ledger = _ledger_with_runs(tmp_path, n=10)
     assert _ids(ledger) == _scan_ids(ledger)
-    assert (index_dir(tmp_path) / "changed.old").exists()
+    assert (Layout(tmp_path).index / "changed.old").exists()
     make_run(ledger, "run-after")
     assert _ids(ledger)[0] == "run-after" and _ids(ledger) == _scan_ids(ledger)
 
@@ -118,7 +119,7 @@ def test_sigkill_during_index_writes_leaves_a_usable_listing(tmp_path: Path) -> 
     expected = _scan_ids(ledger)
     script = tmp_path / "writer.py"
     script.write_text(INDEX_WRITER)
-    path = index_dir(tmp_path) / "runs.json"
+    path = Layout(tmp_path).index / "runs.json"
     for delay in (0.05, 0.1, 0.2, 0.3):
         p = subprocess.Popen([sys.executable, str(script), str(tmp_path)], stdout=subprocess.PIPE, text=True)
         assert p.stdout is not None and p.stdout.readline().strip() == "ready"
@@ -128,7 +129,7 @@ def test_sigkill_during_index_writes_leaves_a_usable_listing(tmp_path: Path) -> 
         head, *lines = path.read_text().splitlines()
         assert json.loads(head)["count"] == len(lines) == 40  # never half an index: atomic replace
         assert _ids(ledger) == expected
-    leftovers = [n for n in os.listdir(index_dir(tmp_path)) if n not in ("runs.json", "changed")]
+    leftovers = [n for n in os.listdir(Layout(tmp_path).index) if n not in ("runs.json", "changed")]
     assert len(leftovers) <= 4, f"temp files pile up: {leftovers}"
 
 

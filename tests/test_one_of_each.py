@@ -208,3 +208,91 @@ def test_no_source_module_is_over_600_lines() -> None:
         if lines > 600 and "one unit" not in (ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""):
             over[str(path.relative_to(src))] = lines
     assert over == {}
+
+
+# ------------------------------------------------------------------ the age renderer
+
+
+def test_one_age_renderer_in_durations() -> None:
+    """merlin.durations.ago renders every "... ago" (the CLI's tables, `merlin envs`, the gateway's page);
+    no other module keeps a table of units to render one."""
+    from merlin.durations import ago
+
+    assert [ago(s) for s in (0, 12.9, 59, 60, 4 * 60 + 59, 3 * 3600, 2 * 86400 + 5)] == ["0s ago", "12s ago", "59s ago", "1m ago", "4m ago", "3h ago", "2d ago"]
+    assert ago(-3) == "0s ago" and ago(None) == "-" and ago(240, suffix="") == "4m"
+    assert ago(5405.4, exact=True) == "1h30m5s ago" and ago(-1, exact=True) == "0s ago"
+    units = [str(p.relative_to(SRC)) for p in sorted(SRC.rglob("*.py")) if '("d", 86400)' in p.read_text(encoding="utf-8")]
+    assert units == ["durations.py"]
+    for rel, name in (("cli/common.py", "age"), ("gateway/page.py", "age"), ("cli/envs_cmd.py", "_ago")):
+        fn = next(n for n in ast.walk(ast.parse((SRC / rel).read_text(encoding="utf-8"))) if isinstance(n, ast.FunctionDef) and n.name == name)
+        called = {c.func.id for c in ast.walk(fn) if isinstance(c, ast.Call) and isinstance(c.func, ast.Name)}
+        assert "ago" in called, f"{rel}:{name} renders an age itself"
+
+
+def test_the_three_ages_read_as_before() -> None:
+    from merlin import clock
+    from merlin.cli import envs_cmd
+    from merlin.cli.common import age
+
+    now = time.time()
+    stamp = clock.iso(now - 250)
+    assert age(stamp, now=now) == "4m ago" and age(None) == "-" and age("yesterday") == "yesterday"
+    assert age(None, seconds=7300, suffix="") == "2h"
+    assert age(stamp.replace("+00:00", "Z"), now=now) == age(stamp.replace("+00:00", ""), now=now) == "4m ago"  # a naive time is UTC
+    assert envs_cmd._ago(now - 5405) in ("1h30m5s ago", "1h30m6s ago") and envs_cmd._ago(None) == "-" and envs_cmd._ago(0) == "-"
+    assert clock.since(stamp, now) == pytest.approx(250, abs=1e-3) and clock.since(now - 9, now) == pytest.approx(9)
+    assert clock.since("not a time") is None and clock.since(None) is None and clock.since(0) is None
+    pytest.importorskip("mcp", reason="the gateway extra is not installed")
+    from merlin.gateway import page
+
+    assert page.age(clock.iso(time.time() - 3 * 3600 - 60)) == "3h" and page.age(None) == "-" and page.age("garbage") == "-"
+
+
+# ------------------------------------------------------------------ run environment paths
+
+
+def test_one_rule_rebases_run_environment_paths(tmp_path: Path) -> None:
+    """A runtime.yaml (`--env-file`) and an overlay's `runtime:` read their paths by one rule."""
+    import yaml
+
+    from merlin.cli.env_file import read_env_file
+    from merlin.spec.run_environment import rebase
+    from merlin.targetgen.bundle import runtime_section
+
+    (tmp_path / "conf").mkdir()
+    here = (tmp_path / "conf").resolve()
+    fields = {"requirements": "req.txt", "lock": "../uv.lock", "working_dir": "src", "find_links": ["wheels", "https://example.invalid/w"], "python": "3.12"}
+    (here / "runtime.yaml").write_text(yaml.safe_dump(fields), encoding="utf-8")
+    from_file = read_env_file(here / "runtime.yaml")
+    from_overlay = runtime_section(fields, here)
+    want = {
+        "requirements": str(here / "req.txt"),
+        "lock": str(here.parent / "uv.lock"),
+        "working_dir": str(here / "src"),
+        "find_links": [str(here / "wheels"), "https://example.invalid/w"],
+        "python": "3.12",
+    }
+    assert from_overlay == want
+    assert from_file == {"requirements_file": want["requirements"], "lock_file": want["lock"], "working_dir": want["working_dir"], "find_links": want["find_links"], "python": "3.12"}
+    assert rebase("find_links", "wheels", here) == [str(here / "wheels")] and rebase("find_links", None, here) == []
+    assert rebase("working_dir", 7, here) == 7 and rebase("packages", ["x"], here) == ["x"]
+    for rel in ("cli/env_file.py", "targetgen/bundle.py"):
+        assert '"://"' not in (SRC / rel).read_text(encoding="utf-8"), f"{rel} rebases paths itself"
+
+
+# ------------------------------------------------------------------ signals from outside
+
+
+def test_one_rule_for_signals_from_outside() -> None:
+    """Which signals end a replica from outside (an infrastructure end) is said once, in ledger/failures.py."""
+    import signal
+
+    from merlin.ledger.failures import OUTSIDE_SIGNALS, ended_from_outside
+
+    assert OUTSIDE_SIGNALS == {signal.SIGKILL, signal.SIGTERM, signal.SIGHUP, signal.SIGINT}
+    assert ended_from_outside(-signal.SIGKILL) and ended_from_outside(-signal.SIGTERM)
+    assert not ended_from_outside(-signal.SIGSEGV) and not ended_from_outside(1) and not ended_from_outside(0) and not ended_from_outside(None)
+    sets = [str(p.relative_to(SRC)) for p in sorted(SRC.rglob("*.py")) if re.search(r"\{signal\.SIG\w+, signal\.SIG", p.read_text(encoding="utf-8"))]
+    assert sets == ["ledger/failures.py"]
+    for rel in ("engines/local_supervisor.py", "engines/ray_gang.py"):
+        assert "ended_from_outside(" in (SRC / rel).read_text(encoding="utf-8"), rel

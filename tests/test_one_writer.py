@@ -116,3 +116,63 @@ def test_replace_file_swaps_the_record_whole_and_leaves_no_temporary(tmp_path: P
     assert path.read_bytes() == b"two" and os.stat(path).st_ino != first, "a new file, never the old one rewritten in place"
     assert oct(os.stat(path).st_mode & 0o777) == oct(0o600)
     assert [p.name for p in tmp_path.iterdir()] == ["rec.json"]
+
+
+#: the owners of paths: the state root's (Layout), the env cache's (EnvCache), a target directory's (TargetLayout)
+PATH_OWNERS = ("ledger/paths.py", "envs/cache.py", "targetgen/layout.py")
+#: a name an owner spells, joined elsewhere for another tree: where, and why it is not the owner's
+NOT_THE_OWNERS = {
+    ("engines/ray_engine.py", "logs"): "Ray's own session directory (<temp dir>/<session>/logs), not merlin's",
+    ("targetgen/prompts.py", "prompts"): "the prompt library's folders (in the package, beside a capability), not a target directory's",
+    ("targetgen/prompts.py", "target"): "the prompt library's target layer (prompts/target/), not a run's target directory",
+}
+
+
+def _owned_names() -> tuple[set[str], set[str]]:
+    """(names the owners join onto a path, the fixed starts of the names they build in f-strings)."""
+    names: set[str] = set()
+    starts: set[str] = set()
+    for rel in PATH_OWNERS:
+        for node in ast.walk(ast.parse((SRC / rel).read_text(encoding="utf-8"))):
+            if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+                if isinstance(node.right, ast.Constant) and isinstance(node.right.value, str):
+                    names.add(node.right.value)
+                if isinstance(node.right, ast.JoinedStr) and node.right.values and isinstance(node.right.values[0], ast.Constant):
+                    starts.add(str(node.right.values[0].value))
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+                if any(isinstance(t, ast.Name) and t.id.isupper() and t.id.endswith(("_NAME", "_FILE")) for t in node.targets):
+                    names.add(node.value.value)  # Layout.RECORD_NAME, REQUEST_NAME, DEFAULT_CLUSTER_FILE
+    return names, {s for s in starts if len(s) >= 3}
+
+
+def test_state_file_names_are_spelled_only_by_their_owners() -> None:
+    """Layout (state root), EnvCache (env cache) and TargetLayout (target directory) own their file and
+    directory names: no other module joins one onto a path (``/ "sweep.json"``, ``os.path.join(.., ".pruned-...")``,
+    a glob naming a record), nor spells the state root's variable or default."""
+    names, starts = _owned_names()
+    assert {"sweep.json", "run_record.json", "state", "tmp", "index", "token", ".book.lockdir"} <= names and {".pruned-", "removing-"} <= starts
+    files = {n for n in names if "." in n.strip(".")}  # names with an extension: spelled nowhere else, not even in a glob
+    offenders = []
+    for path in sorted(SRC.rglob("*.py")):
+        rel = str(path.relative_to(SRC))
+        if rel in PATH_OWNERS:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docstrings = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)}
+        for node in ast.walk(tree):
+            joined: list[ast.expr] = []
+            if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+                joined = [node.right]
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("join", "glob", "rglob", "with_name"):
+                joined = list(node.args)
+            for arg in joined:
+                if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                    hit = arg.value if arg.value in names else next((f for f in files if arg.value.endswith("/" + f)), None)
+                    if hit and (rel, hit) not in NOT_THE_OWNERS:
+                        offenders.append(f"{rel}:{node.lineno}: {arg.value!r}")
+                elif isinstance(arg, ast.JoinedStr) and arg.values and isinstance(arg.values[0], ast.Constant):
+                    if any(str(arg.values[0].value).startswith(s) for s in starts):
+                        offenders.append(f"{rel}:{node.lineno}: f{arg.values[0].value!r}...")
+            if isinstance(node, ast.Constant) and id(node) not in docstrings and node.value in ("MERLIN_STATE_ROOT", "build/generated/ray", *files):
+                offenders.append(f"{rel}:{node.lineno}: {node.value!r}")
+    assert offenders == [], "names their owner spells (use Layout, EnvCache or TargetLayout):\n" + "\n".join(offenders)

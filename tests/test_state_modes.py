@@ -90,11 +90,11 @@ def test_every_command_family_leaves_the_state_root_private(tmp_path: Path, monk
         ok=(0, 3, 10))
     # the gateway: one mutating call writes its audit log (and its token)
     pytest.importorskip("mcp", reason="the gateway extra is not installed")
-    from merlin.gateway.auth import load_or_create_token
+    from merlin.gateway.auth import load_or_create_token, token_path
     from merlin.gateway.ops import Gateway
 
-    load_or_create_token(root)
     gw = Gateway(root, transport="test")
+    load_or_create_token(token_path(gw.cp))
     gw.call("leases_reserve", {"bundles": ["board:1"]}, client="pytest")
     assert gw.cp.layout.gateway_audit.is_file()
     # a crash log (an internal error in-process, as tests/test_layout_and_errors.py provokes it)

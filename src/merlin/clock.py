@@ -6,12 +6,15 @@
   it sorts as text and parses as a ``datetime``. The lease book and ``jobs why``
   conditions carry it.
 - :func:`parse` reads any ISO 8601 text back to a Unix time (None for none).
+- :func:`since` is how many seconds ago a time was (ISO text or a Unix time), for ages
+  (:func:`merlin.durations.ago` renders them).
 
 Imports nothing of merlin (the bottom layer).
 """
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 
@@ -28,3 +31,21 @@ def iso(ts: float) -> str:
 def parse(text: str | None) -> float | None:
     """The Unix time of ISO 8601 ``text`` (what :func:`iso` wrote, or a record's ``...Z``); None for none."""
     return datetime.fromisoformat(text).timestamp() if text else None
+
+
+def since(when: str | float | None, now: float | None = None) -> float | None:
+    """Seconds from ``when`` (ISO 8601 text, a naive one read as UTC, or a Unix time above 0) to ``now``
+    (default: now); None when there is no time or it cannot be read."""
+    if isinstance(when, bool) or not when:
+        return None
+    if isinstance(when, (int, float)):
+        then = float(when)
+        if then <= 0:
+            return None
+    else:
+        try:
+            t = datetime.fromisoformat(str(when))
+        except ValueError:
+            return None
+        then = (t if t.tzinfo is not None else t.replace(tzinfo=UTC)).timestamp()
+    return (time.time() if now is None else now) - then

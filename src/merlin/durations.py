@@ -15,6 +15,10 @@ so the error asks which was meant ("90 what? 90s or 90m"). A Python number
 
 Errors name the argument as data (``time: ...``); they never spell a flag, which
 is the front end's business. Imports nothing but :mod:`merlin.errors`.
+
+The way back is here too: :func:`describe` writes seconds in the grammar, and :func:`ago` is the
+one renderer of an age for people (``4m ago``), used by the CLI's tables, ``merlin envs`` and the
+gateway's page (which gets it through the facade).
 """
 
 from __future__ import annotations
@@ -143,3 +147,21 @@ def clock(value: float, *, days: bool = True) -> str:
     h, rest = divmod(rest, 3600)
     m, s = divmod(rest, 60)
     return (f"{d}-" if d else "") + f"{h:02d}:{m:02d}:{s:02d}"
+
+
+def ago(seconds: float | None, *, suffix: str = " ago", exact: bool = False) -> str:
+    """How long ago, for people: the largest whole unit (``12s ago``, ``4m ago``, ``3h ago``, ``2d ago``),
+    or every unit down to the second with ``exact`` (``1h30m5s ago``, :func:`describe`'s words).
+
+    ``seconds`` is the age (negative reads as 0, a clock a little ahead); ``-`` when there is none
+    (:func:`merlin.clock.since` gives None for a time it cannot read). ``suffix=""`` for a column
+    whose heading already says "ago"."""
+    if seconds is None:
+        return "-"
+    if exact:
+        return describe(round(seconds)) + suffix
+    s = max(0, int(seconds))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s >= size:
+            return f"{s // size}{unit}{suffix}"
+    return f"{s}s{suffix}"

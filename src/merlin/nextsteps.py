@@ -9,11 +9,11 @@ renders them as tool calls. Imports nothing heavy.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
-class Action(str, Enum):
+class Action(StrEnum):
     """Every next step merlin suggests."""
 
     #: a new attempt of a run
@@ -70,9 +70,6 @@ class Action(str, Enum):
     DRAIN_ITEM = "drain_item"
     #: load the lab's inventory file
     DEFINE_INVENTORY = "define_inventory"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 #: action -> (required args, optional args)

@@ -17,26 +17,17 @@ from typing import Any
 def schemas() -> dict[str, dict[str, Any]]:
     from merlin.leases.models import RECORD_MODELS as LEASE_MODELS
     from merlin.ledger.models import RECORD_MODELS
+    from merlin.spec.schema import published
 
     models: dict[str, Any] = {**RECORD_MODELS, **LEASE_MODELS}  # light records and pydantic models: both publish a schema
-    out = {}
-    for stem, model in models.items():
-        schema = model.model_json_schema(mode="serialization")
-        schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-        schema["$id"] = f"merlin/records/{stem}.schema.json"
-        out[f"{stem}.schema.json"] = schema
-    return out
+    return {f"{stem}.schema.json": published(model, f"merlin/records/{stem}.schema.json", mode="serialization") for stem, model in models.items()}
 
 
 def write(directory: Path) -> list[Path]:
     from merlin.atomic import dump_json, write_if_changed
 
     directory.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, schema in schemas().items():
-        if write_if_changed(directory / name, dump_json(schema).encode("utf-8")):
-            written.append(directory / name)
-    return written
+    return [directory / n for n, s in schemas().items() if write_if_changed(directory / n, dump_json(s).encode("utf-8"))]
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -79,25 +79,19 @@ def short_time(value: Any) -> str:
 
 
 def age(value: Any, *, now: float | None = None, seconds: float | None = None, suffix: str = " ago") -> str:
-    """How long ago an ISO time was, for tables: ``12s ago``, ``4m ago``, ``3h ago``, ``2d ago``
-    (``seconds``: an age already known). ``-`` when there is no time."""
-    import time
+    """How long ago an ISO time was, for tables (``4m ago``: :func:`merlin.durations.ago`; ``seconds``:
+    an age already known). ``-`` when there is no time; a time that does not parse is shown as it is."""
+    from merlin.durations import ago
 
     if seconds is None:
         if not value:
             return "-"
-        from merlin.clock import parse
+        from merlin.clock import since
 
-        try:
-            then = parse(str(value))
-        except (ValueError, TypeError):
+        seconds = since(str(value), now)
+        if seconds is None:
             return short_time(value)
-        seconds = (time.time() if now is None else now) - (then or 0)
-    s = max(0, int(seconds))
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if s >= size:
-            return f"{s // size}{unit}{suffix}"
-    return f"{s}s{suffix}"
+    return ago(seconds, suffix=suffix)
 
 
 def clock_time(value: Any) -> str:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from merlin.errors import BadInput
+from merlin.ledger.paths import DEFAULT_STATE_ROOT, STATE_ROOT_ENV
 
 PROJECT_FILE = "merlin.toml"
 OUTPUTS = ("table", "wide", "json", "name")
@@ -77,7 +78,7 @@ def _engines_text() -> str:
 
 
 KEYS: dict[str, Key] = {
-    "state_root": Key("MERLIN_STATE_ROOT", _text, "a directory path", "build/generated/ray"),
+    "state_root": Key(STATE_ROOT_ENV, _text, "a directory path", str(DEFAULT_STATE_ROOT)),
     "cluster": Key("MERLIN_CLUSTER", _text, "a cluster name", "default"),
     "engine": Key("MERLIN_ENGINE", _engine, "ENGINES"),
     "output": Key("MERLIN_OUTPUT", _output, "one of " + ", ".join(OUTPUTS), "table"),

@@ -221,7 +221,9 @@ def main(argv: list[str] | None = None) -> None:
         from merlin.errors import NoSpace, is_no_space
 
         if is_no_space(exc):  # a write outside merlin.atomic (a log, a target file): still not a bug
-            err = NoSpace(exc.filename or os.environ.get("MERLIN_STATE_ROOT") or os.getcwd(), exc.errno)
+            from merlin.ledger.paths import STATE_ROOT_ENV
+
+            err = NoSpace(exc.filename or os.environ.get(STATE_ROOT_ENV) or os.getcwd(), exc.errno)
             fail(err.lines, err.exit_code, err.code, err.to_json())
         if exc.filename is None:
             crash(exc)

@@ -11,20 +11,21 @@ from pathlib import Path
 from typing import Any
 
 from merlin.errors import BadInput
+from merlin.spec.run_environment import rebase
 
-#: YAML key -> the facade's runtime key, and whether it is a path
+#: YAML key -> the facade's runtime key (which keys are paths: merlin.spec.run_environment)
 KEYS = {
-    "python": ("python", False),
-    "requirements": ("requirements_file", True),
-    "lock": ("lock_file", True),
-    "with": ("packages", False),
-    "packages": ("packages", False),
-    "index_url": ("index_url", False),
-    "find_links": ("find_links", False),
-    "no_index": ("no_index", False),
-    "working_dir": ("working_dir", True),
-    "env_vars": ("env_vars", False),
-    "secret_env": ("secret_env", False),
+    "python": "python",
+    "requirements": "requirements_file",
+    "lock": "lock_file",
+    "with": "packages",
+    "packages": "packages",
+    "index_url": "index_url",
+    "find_links": "find_links",
+    "no_index": "no_index",
+    "working_dir": "working_dir",
+    "env_vars": "env_vars",
+    "secret_env": "secret_env",
 }
 
 
@@ -46,10 +47,5 @@ def read_env_file(path: Path) -> dict[str, Any]:
     for key, value in data.items():
         if key not in KEYS:
             raise BadInput(f"`runtime` file {where}: unknown field {key!r}; known: {', '.join(KEYS)}", argument="runtime")
-        name, is_path = KEYS[key]
-        if is_path and isinstance(value, str):
-            value = str((where.parent / value).resolve())
-        if name == "find_links":
-            value = [str((where.parent / v).resolve()) if isinstance(v, str) and "://" not in v else v for v in ([value] if isinstance(value, str) else value or [])]
-        out[name] = value
+        out[KEYS[key]] = rebase(key, value, where.parent)
     return out

@@ -8,7 +8,6 @@ names the cache; the default sits beside the state root. ``--json`` everywhere.
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +34,11 @@ def _size(n: Any) -> str:
 
 
 def _ago(t: Any) -> str:
-    from merlin.durations import describe
+    """A Unix time as its age, every unit (``used 1h30m5s ago``)."""
+    from merlin.clock import since
+    from merlin.durations import ago
 
-    return f"{describe(round(time.time() - t))} ago" if isinstance(t, (int, float)) and t > 0 else "-"
+    return ago(since(t) if isinstance(t, (int, float)) else None, exact=True)
 
 
 @app.command("list")

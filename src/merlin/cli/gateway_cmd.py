@@ -93,7 +93,7 @@ def serve(
     from merlin.gateway.http import ServeConfig, build_app
 
     gw = _gateway(state_root, allow_cluster_control, "http")
-    token, created = load_or_create_token(gw.cp.root, rotate=rotate_token)
+    token, created = load_or_create_token(token_path(gw.cp), rotate=rotate_token)
     cfg = ServeConfig(host=host, port=None if socket else port, socket=str(socket) if socket else None, token=token,
                       cors_origins=list(cors_origin or []), max_body=max_body, rate_limit=rate_limit)
     cfg.allowed_hosts += list(allow_host or [])
@@ -102,7 +102,7 @@ def serve(
     app = build_app(gw, cfg, sessions)
     where = f"unix socket {socket}" if socket else f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     how = "created" if created else ("rotated" if rotate_token else "in")
-    message(f"merlin serve: {where} (MCP at /mcp, API at /api, OpenAPI at /openapi.json); token {how} {token_path(gw.cp.root)}")
+    message(f"merlin serve: {where} (MCP at /mcp, API at /api, OpenAPI at /openapi.json); token {how} {token_path(gw.cp)}")
     if not socket:
         message(f"open the page (one-time link): {where}/login?once={sessions.new_code()}")
     listener = _unix_listener(socket) if socket else None

@@ -387,7 +387,7 @@ def jobs_logs(
     if json:
         rec = cp.get(run_id)
         emit_json({"run_id": run_id, "attempt": attempt or len(rec.attempts), "status": rec.status.value, "logs": text,
-                   "task_logs": str(Path(rec.target_dir) / "logs") if hint else None})
+                   "task_logs": str(cp.task_logs(run_id)) if hint else None})
     else:
         sys.stdout.write(text)
         sys.stdout.flush()

@@ -240,7 +240,9 @@ def current_client() -> Client:
 
 
 def _run_client() -> Client | None:
-    root, run_id = os.environ.get("MERLIN_STATE_ROOT"), os.environ.get("MERLIN_RUN_ID")
+    from merlin.controlplane.args import STATE_ROOT_ENV
+
+    root, run_id = os.environ.get(STATE_ROOT_ENV), os.environ.get("MERLIN_RUN_ID")
     if not root or not run_id:
         return None
     client = Client(state_root=root)

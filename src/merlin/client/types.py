@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from merlin.errors import AlreadyExists, BadInput, RunFailed
@@ -28,7 +28,7 @@ DEFAULT_MAX_RETRIES_PREEMPTION = 0
 DEFAULT_WORKFLOW = "job"
 
 
-class JobStatus(str, Enum):
+class JobStatus(StrEnum):
     """Where a job is, in fray's five words; the run record (``handle.record()``) has merlin's richer status."""
 
     PENDING = "pending"
@@ -36,9 +36,6 @@ class JobStatus(str, Enum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     STOPPED = "stopped"
-
-    def __str__(self) -> str:
-        return self.value
 
     def finished(self) -> bool:
         """True once nothing will change the job by itself: succeeded, failed or stopped.

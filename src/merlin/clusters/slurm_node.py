@@ -10,7 +10,7 @@ scheduler's SIGTERM ends Ray's whole tree), and writes the handshake files
 merlin waits on: ``head.json`` (address and ports, once GCS answers) and
 ``node-<I>.json`` (pids). The head's helper is also the idle watchdog.
 
-Standard library only (plus merlin's small procs/net helpers).
+Standard library only (plus merlin's small procs/net helpers, and ``Layout`` for the ledger's paths).
 """
 
 from __future__ import annotations
@@ -208,24 +208,30 @@ def head_ready(dashboard_port: int, token_file: str | None) -> bool:
 
 
 def recorded_active(state_root: Path, cluster: str) -> bool:
-    path = state_root / "cluster" / ("bootstrap.json" if cluster == "default" else f"{cluster}.json")
+    from merlin.errors import MerlinError
+    from merlin.ledger.paths import Layout
+
     try:
+        path = Layout(state_root).cluster_record(cluster)
         return json.loads(path.read_text(encoding="utf-8")).get("status") == "active"
-    except (OSError, ValueError):
+    except (OSError, ValueError, MerlinError):  # MerlinError: a name that is no cluster's
         return False
 
 
 def active_runs(state_root: Path, cluster: str) -> int:
     """Runs of ``cluster`` that are pending or running, read straight from run records."""
+    from merlin.ledger.paths import Layout
+
+    layout = Layout(state_root)
     n = 0
-    for rec in (state_root / "runs").glob("*/run_record.json"):
+    for rec in layout.runs.glob(f"*/{Layout.RECORD_NAME}"):
         try:
             data = json.loads(rec.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
         if (data.get("cluster") or {}).get("name") == cluster and data.get("status") in ("pending", "running"):
             n += 1
-    for lease in (state_root / "resources" / "leases").glob("*.json"):
+    for lease in layout.lease_records():
         try:
             data = json.loads(lease.read_text(encoding="utf-8"))
         except (OSError, ValueError):

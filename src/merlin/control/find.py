@@ -199,6 +199,6 @@ def prune(cp: Plane, older_than: float, statuses: Sequence[str] = (), *, dry_run
 
 def _remove(cp: Plane, run_id: str, run_dir: str) -> None:
     """Take the run out of the ledger in one rename (readers see it or not), then delete its files."""
-    trash = os.path.join(str(cp.layout.runs), f".pruned-{run_id}-{os.getpid()}")
+    trash = str(cp.layout.pruning(run_id))
     os.rename(run_dir, trash)
     shutil.rmtree(trash, ignore_errors=True)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from merlin.control.checks import check_env, check_resources, check_target_dir, no_nul, no_nul_env, no_nul_in
 from merlin.errors import BadInput, Blocked
-from merlin.ledger.paths import new_run_id, validate_name, validate_run_id
+from merlin.ledger.paths import STATE_ROOT_ENV, new_run_id, validate_name, validate_run_id
 from merlin.ledger.status import RunStatus
 from merlin.ledger.store import set_status
 from merlin.nextsteps import Action, step
@@ -231,7 +231,7 @@ def run_env(cp: Plane, rec: RunRecord, env: Mapping[str, str]) -> dict[str, str]
             "MERLIN_ATTEMPT": str(len(rec.attempts)),
             "MERLIN_RUN_DIR": str(cp.layout.run_dir(rec.run_id)),
             "MERLIN_TARGET_DIR": rec.target_dir,
-            "MERLIN_STATE_ROOT": str(cp.root),
+            STATE_ROOT_ENV: str(cp.root),
         }
     )
     return out

@@ -46,13 +46,12 @@ class RunSummaries:
     """Summaries of one state root's runs, forgotten when the ledger's change journal names them."""
 
     def __init__(self, root: Path) -> None:
-        from merlin.ledger.index import index_dir
         from merlin.ledger.paths import Layout
 
         self.root = Path(root)
         self._runs = str(Layout(self.root).runs)
         self._record = Layout.RECORD_NAME
-        self._journal = str(index_dir(self.root) / "changed")
+        self._journal = str(Layout(self.root).index_journal)
         self._ino = -1  # nothing read yet: the first call starts at the journal's end
         self._offset = 0
         self._by_id: dict[str, dict[str, Any]] = {}

@@ -210,7 +210,7 @@ def restart_drivers(cp: Plane) -> list[str]:
     if not root.is_dir():
         return started
     for d in sorted(root.iterdir()):
-        if not (d / "sweep.json").is_file() or driver_alive(cp, d.name):
+        if not cp.layout.sweep_record(d.name).is_file() or driver_alive(cp, d.name):
             continue
         try:
             if ensure_driver(cp, d.name):
@@ -367,7 +367,7 @@ def list_sweeps(cp: Plane) -> list[dict[str, Any]]:
         return []
     out = []
     for d in sorted(root.iterdir()):
-        if (d / "sweep.json").is_file():
+        if cp.layout.sweep_record(d.name).is_file():
             out.append(view(cp, _read(cp, d.name), with_items=False))
     return out
 

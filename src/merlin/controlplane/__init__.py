@@ -25,9 +25,10 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from merlin.clock import since  # noqa: F401  (the gateway's page: how long ago)
 from merlin.controlplane.args import StatusArg, check_job_name, statuses  # noqa: F401  (check_job_name: merlin.client's)
 from merlin.controlplane.targetgen_face import PathArg, TargetGenFace, _path
-from merlin.durations import DURATION_PATTERN, POSITIVE_DURATION_PATTERN  # noqa: F401  (patterns: the gateway's)
+from merlin.durations import DURATION_PATTERN, POSITIVE_DURATION_PATTERN, ago  # noqa: F401  (patterns and the age renderer: the gateway's)
 from merlin.engines.registry import DEFAULT_ENGINE
 from merlin.ledger.paths import ARTIFACT_NAME_PATTERN, LEASE_ID_PATTERN, NAME_PATTERN, RUN_ID_PATTERN, Layout, resolve_state_root, validate_run_id  # noqa: F401  (patterns: the gateway's)
 from merlin.ledger.store import Ledger

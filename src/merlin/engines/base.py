@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from merlin.errors import Blocked
@@ -80,7 +80,7 @@ class Submitted:
     next_steps: list[dict[str, Any]] = field(default_factory=list)
 
 
-class CancelResult(str, Enum):
+class CancelResult(StrEnum):
     """What :meth:`Engine.cancel` did."""
 
     #: the attempt's processes are ended
@@ -89,9 +89,6 @@ class CancelResult(str, Enum):
     REQUESTED = "requested"
     #: nothing of the attempt ever ran (the engine had not started it)
     NEVER_STARTED = "never_started"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 class Engine(Protocol):

@@ -21,6 +21,7 @@ from pathlib import Path
 from merlin.atomic import open_state_file
 from merlin.clusters import procs
 from merlin.errors import NoSpace
+from merlin.ledger.failures import ended_from_outside
 
 
 def main(argv: list[str]) -> int:
@@ -134,7 +135,7 @@ def main(argv: list[str]) -> int:
         t0 = time.monotonic()
         rc, first, ends = wait_gang(gang)
         usage = usage_since(before, t0)
-        lost = request.replicas is not None and rc < 0 and -rc in OUTSIDE_SIGNALS and not terminated["signal"]
+        lost = request.replicas is not None and ended_from_outside(rc) and not terminated["signal"]
 
     def finish(rec):
         if len(rec.attempts) != attempt:
@@ -182,9 +183,6 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-#: signals that end a replica from outside (the OOM killer, a person, a node going down): a lost replica,
-#: an infrastructure end; any other signal (SIGSEGV, SIGABRT...) is the program's own failure
-OUTSIDE_SIGNALS = frozenset({signal.SIGKILL, signal.SIGTERM, signal.SIGHUP, signal.SIGINT})
 #: seconds a gang's other replicas get between SIGTERM and SIGKILL once one has ended badly
 GANG_GRACE = 5.0
 

@@ -31,8 +31,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: seconds the gang may wait for all its bundles before it gives up (nothing started)
 READY_TIMEOUT = float(os.environ.get("MERLIN_GANG_READY_TIMEOUT") or 120)
-#: signals that end a replica from outside: a lost replica (merlin.engines.local_supervisor's rule)
-OUTSIDE = frozenset({signal.SIGKILL, signal.SIGTERM, signal.SIGHUP, signal.SIGINT})
 
 
 def gang_job(body: dict[str, Any], record: RunRecord, request: RunRequest, command: list[str], python: str | None) -> None:
@@ -136,12 +134,14 @@ def main() -> int:
     from ray.util.placement_group import placement_group
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
+    from merlin.ledger.failures import ended_from_outside
     from merlin.ledger.models import Replica as ReplicaRecord
+    from merlin.ledger.paths import STATE_ROOT_ENV
     from merlin.ledger.status import RunStatus
 
     spec = json.loads(os.environ.pop("MERLIN_GANG_SPEC"))
     n, command, workdir = int(spec["replicas"]), list(spec["command"]), spec["workdir"]
-    run_id, attempt, state_root = os.environ["MERLIN_RUN_ID"], int(os.environ["MERLIN_ATTEMPT"]), os.environ["MERLIN_STATE_ROOT"]
+    run_id, attempt, state_root = os.environ["MERLIN_RUN_ID"], int(os.environ["MERLIN_ATTEMPT"]), os.environ[STATE_ROOT_ENV]
     bundle: dict[str, float] = {"CPU": float(spec.get("num_cpus") or 0.1)}
     if spec.get("num_gpus"):
         bundle["GPU"] = float(spec["num_gpus"])
@@ -196,7 +196,7 @@ def main() -> int:
         ends[i] = (rc, how)
         if rc != 0:
             first = i
-            lost = rc is None or (rc < 0 and -rc in OUTSIDE)
+            lost = rc is None or ended_from_outside(rc)  # None: its actor died with it
             for j, a in enumerate(actors):
                 if j != i:
                     live.pop(j, None)

@@ -29,6 +29,8 @@ from typing import Any
 from merlin.atomic import atomic_write_json, ensure_dir
 
 READY = ".merlin-ready"
+#: inside a ready env: one file per process running a command in it
+USERS = ".users"
 #: another host's lock without a heartbeat for this long is stale (seconds)
 STALE_AFTER = 600.0
 
@@ -54,8 +56,20 @@ class EnvCache:
         self.root = Path(root).expanduser().resolve()
 
     # ---------------------------------------------------------------- paths
+    @property
+    def envs_dir(self) -> Path:
+        return self.root / "envs"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.root / "tmp"
+
     def env_dir(self, env_id: str) -> Path:
-        return self.root / "envs" / env_id
+        return self.envs_dir / env_id
 
     def ready(self, env_id: str) -> bool:
         return (self.env_dir(env_id) / READY).is_file()
@@ -64,14 +78,14 @@ class EnvCache:
         return self.root / "locks" / env_id
 
     def state_file(self, env_id: str) -> Path:
-        return self.root / "state" / f"{env_id}.json"
+        return self.state_dir / f"{env_id}.json"
 
     @property
     def uv_cache(self) -> Path:
         return self.root / "uv"
 
     def new_tmp(self, env_id: str) -> Path:
-        path = self.root / "tmp" / f"{env_id}.{uuid.uuid4().hex[:12]}"
+        path = self.tmp_dir / f"{env_id}.{uuid.uuid4().hex[:12]}"
         ensure_dir(path.parent)
         path.mkdir()
         return path
@@ -140,16 +154,20 @@ class EnvCache:
     def lock_owner(self, env_id: str) -> dict[str, Any] | None:
         return self._owner(self.lock_dir(env_id))
 
+    def removal_dir(self, env_id: str) -> Path:
+        """``tmp/removing-<env id>.<random>``: where prune renames an env out of ``envs/`` before deleting it."""
+        return self.tmp_dir / f"removing-{env_id}.{uuid.uuid4().hex[:8]}"
+
     def clear_tmp(self, env_id: str) -> None:
         """Remove what earlier (killed) builds of ``env_id`` left: called by the lock holder."""
-        base = self.root / "tmp"
+        base = self.tmp_dir
         if base.is_dir():
             for left in base.glob(f"{env_id}.*"):
                 shutil.rmtree(left, ignore_errors=True)
 
     # ---------------------------------------------------------------- users
     def users_dir(self, env_id: str) -> Path:
-        return self.env_dir(env_id) / ".users"
+        return self.env_dir(env_id) / USERS
 
     def add_user(self, env_id: str) -> Path:
         """Mark this process as using the env (prune never removes it), and its last use now."""
@@ -164,7 +182,7 @@ class EnvCache:
 
     def live_users_at(self, env: Path) -> list[dict[str, Any]]:
         out = []
-        base = env / ".users"
+        base = env / USERS
         for f in sorted(base.iterdir()) if base.is_dir() else []:
             try:
                 who = json.loads(f.read_text(encoding="utf-8"))
@@ -189,7 +207,7 @@ class EnvCache:
             pass
 
     def ids(self) -> list[str]:
-        base = self.root / "envs"
+        base = self.envs_dir
         return sorted(p.name for p in base.iterdir() if (p / READY).is_file()) if base.is_dir() else []
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
-import uuid
 from typing import Any
 
 from merlin.envs.cache import READY, EnvCache, tree_size
@@ -46,7 +45,7 @@ def list_envs(cache: EnvCache) -> list[dict[str, Any]]:
     out = sorted((describe_env(cache, e) for e in cache.ids()), key=lambda d: -d["last_used"])
     for d in out:
         d["state"] = "ready"
-    state_dir = cache.root / "state"
+    state_dir = cache.state_dir
     ready = set(cache.ids())
     for f in sorted(state_dir.glob("*.json")) if state_dir.is_dir() else []:
         st = cache.read_state(f.stem) or {}
@@ -86,7 +85,7 @@ def prune(cache: EnvCache, *, older_than: float | None = None, max_size: int | N
 
 def _remove(cache: EnvCache, eid: str) -> bool:
     env = cache.env_dir(eid)
-    aside = cache.root / "tmp" / f"removing-{eid}.{uuid.uuid4().hex[:8]}"
+    aside = cache.removal_dir(eid)
     aside.parent.mkdir(parents=True, exist_ok=True)
     try:
         env.rename(aside)

@@ -15,20 +15,24 @@ import secrets
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from merlin.controlplane import ControlPlane
 
 SESSION_COOKIE = "merlin_session"
 SESSION_SECONDS = 12 * 3600
 
 
-def token_path(state_root: Path) -> Path:
-    return Path(state_root) / "gateway" / "token"
+def token_path(cp: ControlPlane) -> Path:
+    """The token file of the control plane ``cp``'s state root (its ``Layout`` names it)."""
+    return cp.layout.gateway_token
 
 
-def load_or_create_token(state_root: Path, *, rotate: bool = False) -> tuple[str, bool]:
-    """(token, created_now). The file is written atomically with mode 0600."""
+def load_or_create_token(path: Path, *, rotate: bool = False) -> tuple[str, bool]:
+    """(token, created_now) of the token file ``path``. The file is written atomically with mode 0600."""
     from merlin.atomic import atomic_write_bytes, make_dir
 
-    path = token_path(state_root)
     if not rotate and path.is_file():
         text = path.read_text(encoding="utf-8").strip()
         if len(text) >= 32:

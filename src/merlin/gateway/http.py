@@ -252,7 +252,7 @@ def build_app(gw: Gateway, cfg: ServeConfig, sessions: Sessions | None = None) -
         if request.method == "GET":
             code = request.query_params.get("once")
             if not code:
-                return HTMLResponse(page.login_page(str(token_path(gw.cp.root))))
+                return HTMLResponse(page.login_page(str(token_path(gw.cp))))
             sid = sessions.redeem(code)
             note = "that link was already used or is unknown; ask for a new one (restart merlin serve) or paste the token"
         else:
@@ -264,7 +264,7 @@ def build_app(gw: Gateway, cfg: ServeConfig, sessions: Sessions | None = None) -
                 sid = sessions.open()
             note = "wrong token"
         if sid is None:
-            return HTMLResponse(page.login_page(str(token_path(gw.cp.root)), note), status_code=401, headers={"WWW-Authenticate": 'Bearer realm="merlin"'})
+            return HTMLResponse(page.login_page(str(token_path(gw.cp)), note), status_code=401, headers={"WWW-Authenticate": 'Bearer realm="merlin"'})
         reply = RedirectResponse("/", status_code=303)
         reply.set_cookie(SESSION_COOKIE, sid, max_age=SESSION_SECONDS, httponly=True, samesite="strict", path="/")
         return reply
@@ -286,4 +286,4 @@ def build_app(gw: Gateway, cfg: ServeConfig, sessions: Sessions | None = None) -
     app = server.streamable_http_app(
         streamable_http_path="/mcp", transport_security=security, host=cfg.host, max_request_body_size=cfg.max_body, custom_starlette_routes=routes
     )
-    return Guard(app, cfg, sessions, token_path(gw.cp.root))
+    return Guard(app, cfg, sessions, token_path(gw.cp))

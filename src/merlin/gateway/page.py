@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 REFRESH_MS = 3000
@@ -49,20 +48,11 @@ def esc(value: Any) -> str:
     return html.escape("" if value is None else str(value))
 
 
-def age(stamp: str | None, now: datetime | None = None) -> str:
-    if not stamp:
-        return "-"
-    try:
-        t = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
-    except ValueError:
-        return "-"
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=UTC)
-    s = int(((now or datetime.now(UTC)) - t).total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if s >= size:
-            return f"{s // size}{unit}"
-    return f"{max(s, 0)}s"
+def age(stamp: str | None) -> str:
+    """How long ago an ISO time was, bare (``4m``: the columns say "held for", "waiting for"); ``-`` for none or one that does not parse."""
+    from merlin.controlplane import ago, since
+
+    return ago(since(str(stamp)) if stamp else None, suffix="")
 
 
 def _table(table_id: str, headers: list[str], rows: list[list[str]], empty: str) -> str:

@@ -309,15 +309,16 @@ class MkdirLock:
 
 @contextmanager
 def book_lock(
-    directory: Path, *, kind: str | None = None, timeout: float = 30.0, stale_after: float = 30.0, flock: Flock | None = None
+    lock_file: Path, lock_dir: Path, *, kind: str | None = None, timeout: float = 30.0, stale_after: float = 30.0, flock: Flock | None = None
 ) -> Iterator[str]:
-    """Hold the lease book's lock in ``directory``; yields the kind used ("flock" or "mkdir").
+    """Hold the lease book's lock: a flock on ``lock_file``, or an atomic mkdir of ``lock_dir`` on a shared
+    filesystem (``Layout.book_lock`` and ``Layout.book_lockdir``); yields the kind used ("flock" or "mkdir").
 
-    ``flock``: a :class:`Flock` on ``directory/.book.lock`` kept by the caller (saves an open per pass)."""
-    chosen = choose_lock_kind(directory, kind)
+    ``flock``: a :class:`Flock` on ``lock_file`` kept by the caller (saves an open per pass)."""
+    chosen = choose_lock_kind(lock_file.parent, kind)
     if chosen == "flock":
         if flock is None:
-            with flock_lock(directory / ".book.lock", timeout):
+            with flock_lock(lock_file, timeout):
                 yield chosen
             return
         flock.acquire(timeout)
@@ -326,7 +327,7 @@ def book_lock(
         finally:
             flock.release()
         return
-    lock = MkdirLock(directory / ".book.lockdir", stale_after=stale_after)
+    lock = MkdirLock(lock_dir, stale_after=stale_after)
     lock.acquire(timeout)
     try:
         yield chosen

@@ -150,7 +150,7 @@ class BookPasses(BookStore):
                 from merlin.leases.locks import Flock
 
                 self._flock = Flock(self.layout.book_lock)
-        with book_lock(self.layout.resources, kind=self._kind, timeout=self.lock_timeout, flock=self._flock):
+        with book_lock(self.layout.book_lock, self.layout.book_lockdir, kind=self._kind, timeout=self.lock_timeout, flock=self._flock):
             state = self._load()
             if state.get("outbox") and not self._outbox_flushed(state):
                 self._flush(state["outbox"], repair=True)

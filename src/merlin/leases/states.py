@@ -9,13 +9,13 @@ backwards (e.g. ``expired`` -> ``granted``). The table is a
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from merlin import statemachine
 
 
-class LeaseState(str, Enum):
+class LeaseState(StrEnum):
     """Where a lease request is."""
 
     #: Recorded, queued by priority then age; holds no item (a gang never holds part).
@@ -30,9 +30,6 @@ class LeaseState(str, Enum):
     REVOKED = "revoked"
     #: Withdrawn while waiting (``cancel``), or its waiting process died.
     CANCELLED = "cancelled"
-
-    def __str__(self) -> str:
-        return self.value
 
     def is_terminal(self) -> bool:
         return self in LEASES.terminal
@@ -74,7 +71,7 @@ def check_lease_transition(lease_id: str, old: LeaseState | str | None, new: Lea
     LEASES.check(lease_id, old, new)
 
 
-class Health(str, Enum):
+class Health(StrEnum):
     """An item's health, kept apart from lease state (as LAVA does). Only ``good`` is granted."""
 
     GOOD = "good"
@@ -85,7 +82,4 @@ class Health(str, Enum):
     MAINTENANCE = "maintenance"
     #: Gone for good; kept so old leases still name it.
     RETIRED = "retired"
-
-    def __str__(self) -> str:
-        return self.value
 

@@ -27,13 +27,14 @@ from typing import Literal
 
 from merlin.atomic import copy_file
 from merlin.errors import ChecksumMismatch, NoSpace, NotFound
+from merlin.targetgen.layout import TARGET_LOCK_NAME
 
 MAX_FILES = 10_000
 MAX_HASH_BYTES = 2 << 30  # 2 GiB hashed per index; files beyond it are listed without sha256
 
 # Lock, holder and temp files (merlin's and other tools'): never artifacts.
 _SKIP_SUFFIXES = (".lock", ".holder", ".tmp", ".temp", ".swp", ".part", "~")
-_SKIP_PREFIXES = (".merlin.lock", ".~lock.")
+_SKIP_PREFIXES = (TARGET_LOCK_NAME, ".~lock.")
 
 ArtifactKind = Literal["json", "yaml", "log", "markdown", "text", "python", "shell", "archive", "other"]
 

@@ -9,6 +9,7 @@ and is never retried automatically. Plain Python: the listing path imports it.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -37,6 +38,18 @@ INFRA_ERROR_TYPES = frozenset(
         "JOB_SUPERVISOR_ACTOR_UNKNOWN_FAILURE",
     }
 )
+
+
+#: signals that end a process from outside (the OOM killer, a person, a node going down): a replica of a
+#: gang ended by one is lost, an infrastructure end; any other signal (SIGSEGV, SIGABRT...) is the
+#: program's own failure. The local supervisor and the Ray gang driver judge their replicas by it.
+OUTSIDE_SIGNALS = frozenset({signal.SIGKILL, signal.SIGTERM, signal.SIGHUP, signal.SIGINT})
+
+
+def ended_from_outside(returncode: int | None) -> bool:
+    """Whether a process that exited with ``returncode`` (negative: killed by that signal, as
+    ``subprocess`` reports it) was ended from outside, by one of :data:`OUTSIDE_SIGNALS`."""
+    return returncode is not None and returncode < 0 and -returncode in OUTSIDE_SIGNALS
 
 
 #: failed attempts that need a person, not another try: the lease can never be granted, the engine refused it

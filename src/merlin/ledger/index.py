@@ -40,20 +40,16 @@ from pathlib import Path
 from typing import Any, overload
 
 from merlin.atomic import atomic_write_bytes, file_mode, make_dir, open_fd
-from merlin.ledger.paths import _RUN_ID
+from merlin.ledger.paths import _RUN_ID, Layout
 
 VERSION = 1
-RECORD = "run_record.json"
+RECORD = Layout.RECORD_NAME
 # Past this size the journal is started again (with a full rebuild, which reads everything anyway).
 JOURNAL_MAX = 1 << 20
 _CHUNK = 1 << 16
 
 Row = str  # "created_at\trun_id\tstatus": sorting these strings sorts by (created_at, run_id), as a scan does
 Entry = tuple[dict[str, Any], bytes]
-
-
-def index_dir(root: Path) -> Path:
-    return Path(root) / "index"
 
 
 def note_changed(root: Path, run_id: str) -> None:
@@ -70,7 +66,7 @@ def note_changed(root: Path, run_id: str) -> None:
     """
     from merlin.errors import MerlinError
 
-    path = index_dir(root) / "changed"
+    path = Layout(root).index_journal
     data = (run_id + "\n").encode("utf-8")
     try:
         _append(path, data)
@@ -96,10 +92,10 @@ def invalidate(root: Path) -> None:
     """Make the next listing rebuild the index from the records: remove the journal
     (its inode is part of the index's header, so even a listing saving right now
     saves an index the next one rejects) and the index itself."""
-    d = index_dir(root)
-    for name in ("changed", "runs.json"):
+    layout = Layout(root)
+    for path in (layout.index_journal, layout.index_file):
         try:
-            os.unlink(d / name)
+            os.unlink(path)
         except OSError:
             pass
 
@@ -171,10 +167,11 @@ class RunIndex:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
-        self.runs_dir = str(self.root / "runs")
-        self.dir = index_dir(self.root)
-        self.path = self.dir / "runs.json"
-        self.journal = self.dir / "changed"
+        layout = Layout(self.root)
+        self.runs_dir = str(layout.runs)
+        self.dir = layout.index
+        self.path = layout.index_file
+        self.journal = layout.index_journal
         #: run directories seen without a readable record (half-created, or being created now)
         self.unrecorded: set[str] = set()
 

@@ -155,6 +155,25 @@ class Layout:
     def runs(self) -> Path:
         return self.root / "runs"
 
+    def pruning(self, run_id: str) -> Path:
+        """``runs/.pruned-<run_id>-<pid>``: where a pruned run's directory is renamed, in one step out of
+        the ledger, before its files are deleted (a name no run id can have)."""
+        return self.runs / f".pruned-{validate_run_id(run_id)}-{os.getpid()}"
+
+    @property
+    def index(self) -> Path:
+        """``index/``: the run index, a cache of the records the listings read (merlin.ledger.index)."""
+        return self.root / "index"
+
+    @property
+    def index_file(self) -> Path:
+        return self.index / "runs.json"
+
+    @property
+    def index_journal(self) -> Path:
+        """``index/changed``: the run ids whose records changed since the index was saved, one a line."""
+        return self.index / "changed"
+
     def job_name(self, name: str) -> Path:
         """``names/<name>.json``: the run a job name was last given to (merlin.control.names)."""
         return self.root / "names" / f"{validate_name(name, 'job name')}.json"
@@ -185,8 +204,13 @@ class Layout:
 
     @property
     def book_lock(self) -> Path:
-        """The lease book's flock (``.book.lockdir`` beside it on filesystems without flock: leases/locks.py)."""
+        """The lease book's flock (:attr:`book_lockdir` instead on filesystems without flock: leases/locks.py)."""
         return self.resources / ".book.lock"
+
+    @property
+    def book_lockdir(self) -> Path:
+        """The lease book's atomic-mkdir lock, where flock is unsafe (NFS, Lustre, GPFS)."""
+        return self.resources / ".book.lockdir"
 
     @property
     def book_flushed(self) -> Path:
@@ -345,6 +369,11 @@ class Layout:
         if chosen:
             return Path(chosen).expanduser().resolve()
         return self.root.parent / f"{self.root.name}-envs"
+
+    @property
+    def gateway_token(self) -> Path:
+        """``gateway/token``: the gateway server's bearer token (mode 0600; merlin.gateway.auth)."""
+        return self.root / "gateway" / "token"
 
     @property
     def gateway_audit(self) -> Path:

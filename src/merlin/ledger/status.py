@@ -12,12 +12,12 @@ This module imports nothing heavy: the fast ``jobs list`` path uses it.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 from merlin import statemachine
 
 
-class RunStatus(str, Enum):
+class RunStatus(StrEnum):
     """Where a run is. ``str`` so records and ``--json`` hold plain strings.
 
     The moves are :data:`TRANSITIONS` alone (the docs' table is generated from it).
@@ -59,9 +59,6 @@ class RunStatus(str, Enum):
     CANCELLED = "cancelled"
     #: The engine no longer knows the attempt (cluster stopped or restarted, supervisor killed), or a waiting run's lease waiter died. History stays in the ledger.
     LOST = "lost"
-
-    def __str__(self) -> str:
-        return self.value
 
     def is_terminal(self) -> bool:
         """True when nothing is executing and no engine will change the run.
@@ -142,7 +139,7 @@ def check_transition(run_id: str, old: RunStatus | str | None, new: RunStatus | 
 # ----------------------------------------------------------------- clusters
 
 
-class ClusterStatus(str, Enum):
+class ClusterStatus(StrEnum):
     """Where a cluster merlin started is. ``str`` so records hold plain strings."""
 
     #: Accepted by a batch scheduler (Slurm, PBS), not yet allocated.
@@ -159,9 +156,6 @@ class ClusterStatus(str, Enum):
     FAILED = "failed"
     #: The allocation reached its walltime.
     EXPIRED = "expired"
-
-    def __str__(self) -> str:
-        return self.value
 
     def is_terminal(self) -> bool:
         return self in CLUSTERS.terminal

@@ -117,7 +117,7 @@ def sweep(ledger: Ledger, run_ids: Iterable[str] | None = None, *, min_age: floa
         shutil.rmtree(run_dir, ignore_errors=True)
         report.removed.append(run_id)
     if temps:
-        for d in (layout.root, layout.clusters, layout.root / "index"):
+        for d in (layout.root, layout.clusters, layout.index):
             report.temp_files.extend(str(p) for p in _stale_temps(Path(d), now, min_age, depth=0))
     for p in report.temp_files:
         try:

@@ -142,17 +142,11 @@ def build_bundle(cap: Any, ovl: Any | None, plan: Any, prompt_backend: str) -> t
 
 def runtime_section(raw: dict[str, Any], base: Path) -> dict[str, Any]:
     """The overlay's ``runtime:`` as the bundle keeps it: the fields given, paths made absolute
-    (they are relative to the overlay file, as ``--env-file`` paths are to theirs)."""
-    out: dict[str, Any] = {}
-    for key, value in raw.items():
-        if value in (None, [], {}, False):
-            continue
-        if key in ("requirements", "lock", "working_dir"):
-            value = str((base / value).resolve())
-        elif key == "find_links":
-            value = [v if "://" in v else str((base / v).resolve()) for v in value]
-        out[key] = value
-    return out
+    (they are relative to the overlay file, as ``--env-file`` paths are to theirs: one rule,
+    :func:`merlin.spec.run_environment.rebase`)."""
+    from merlin.spec.run_environment import rebase
+
+    return {key: rebase(key, value, base) for key, value in raw.items() if value not in (None, [], {}, False)}
 
 
 def render_brief(bundle: dict[str, Any], task: dict[str, Any], target_dir: Path) -> str:

@@ -477,13 +477,9 @@ RECORD_MODELS: dict[str, type[BaseModel]] = {
 
 
 def schemas() -> dict[str, dict[str, Any]]:
-    out = {}
-    for stem, model in RECORD_MODELS.items():
-        schema = model.model_json_schema(mode="serialization", by_alias=True)
-        schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-        schema["$id"] = f"merlin/records/targetgen/{stem}.schema.json"
-        out[f"{stem}.schema.json"] = schema
-    return out
+    from merlin.spec.schema import published
+
+    return {f"{stem}.schema.json": published(model, f"merlin/records/targetgen/{stem}.schema.json", mode="serialization", by_alias=True) for stem, model in RECORD_MODELS.items()}
 
 
 def write(directory: Path) -> list[Path]:

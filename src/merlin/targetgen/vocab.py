@@ -8,14 +8,14 @@ The task table is a :class:`merlin.statemachine.Machine` (:data:`TASKS`);
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from merlin import statemachine
 from merlin.errors import ExitCode
 
 
-class TaskState(str, Enum):
+class TaskState(StrEnum):
     """Where one task of a target is."""
 
     #: Not started, or sent back to the start (an answer, a retry).
@@ -34,9 +34,6 @@ class TaskState(str, Enum):
     COMPLETED = "completed"
     #: An operator marked it blocked; ``targetgen retry`` sends it back to planned.
     BLOCKED = "blocked"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 #: Task states in which an operator question is open.
@@ -74,7 +71,7 @@ def can_task_transition(old: TaskState | str | None, new: TaskState | str) -> bo
     return TASKS.can(old, new)
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     """Where an execute stopped (``status`` says ``ready`` when nothing waits)."""
 
     #: Nothing waits: execute can go on (only ``status`` reports it).
@@ -87,9 +84,6 @@ class Outcome(str, Enum):
     AWAITING_OPERATOR = "awaiting_operator"
     #: A prompt waits for its response file. Exit 10.
     AWAITING_RESPONSE = "awaiting_response"
-
-    def __str__(self) -> str:
-        return self.value
 
     @property
     def exit_code(self) -> int:
