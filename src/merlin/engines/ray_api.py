@@ -28,6 +28,7 @@ import json
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -169,35 +170,68 @@ def _detail(body: bytes) -> str:
 
 
 class JobsApi:
-    """The jobs API of one cluster. Holds an address and headers, no connection."""
+    """The jobs API of one cluster. Holds an address and headers; a connection only inside
+    :meth:`kept_open` (a batch of requests), never between calls."""
 
     def __init__(self, address: str, headers: dict[str, str] | None = None, timeout: float = 10.0) -> None:
         self.address = address.rstrip("/")
         self._url = urllib.parse.urlsplit(self.address if "://" in self.address else "http://" + self.address)
         self.headers = dict(headers or {})
         self.timeout = timeout
+        self._kept: Any = None
+
+    def _connect(self, timeout: float) -> Any:
+        import http.client
+
+        conn_type = http.client.HTTPSConnection if self._url.scheme == "https" else http.client.HTTPConnection
+        return conn_type(self._url.hostname or "127.0.0.1", self._url.port, timeout=timeout)
+
+    @contextmanager
+    def kept_open(self) -> Iterator[JobsApi]:
+        """One HTTP/1.1 connection for every request made inside (the dashboard keeps it alive),
+        closed on leaving: a batch of ``get_job`` calls costs one TCP set-up, not one each."""
+        if self._kept is not None:
+            yield self
+            return
+        self._kept = self._connect(self.timeout)
+        try:
+            yield self
+        finally:
+            conn, self._kept = self._kept, None
+            conn.close()
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None, timeout: float | None = None) -> Any:
         """One request; Ray's JSON back, or the exception that names the HTTP status.
 
         ``http.client`` directly rather than ``urllib.request``: fewer imports on
         every status command, and no proxy from the environment in front of a
-        cluster merlin reaches directly.
+        cluster merlin reaches directly. Inside :meth:`kept_open` the kept connection is
+        used; a GET on it that the server had closed is sent once more on a new one.
         """
         import http.client
 
         data = json.dumps(body).encode("utf-8") if body is not None else None
         headers = {**self.headers, **({"Content-Type": "application/json"} if data is not None else {})}
-        conn_type = http.client.HTTPSConnection if self._url.scheme == "https" else http.client.HTTPConnection
-        conn = conn_type(self._url.hostname or "127.0.0.1", self._url.port, timeout=timeout or self.timeout)
-        try:
-            conn.request(method, self._url.path.rstrip("/") + path, body=data, headers=headers)
-            resp = conn.getresponse()
-            raw = resp.read()
-        except (OSError, http.client.HTTPException) as exc:
-            raise Unreachable(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__, reason=str(exc) or type(exc).__name__) from None
-        finally:
-            conn.close()
+        kept = self._kept
+        for again in (False, True):
+            conn = kept if kept is not None and not again else self._connect(timeout or self.timeout)
+            if conn is kept and conn.sock is not None:
+                conn.sock.settimeout(timeout or self.timeout)
+            try:
+                conn.request(method, self._url.path.rstrip("/") + path, body=data, headers=headers)
+                resp = conn.getresponse()
+                raw = resp.read()
+                if conn is kept and resp.will_close:
+                    conn.close()  # the next request opens it again
+                break
+            except (OSError, http.client.HTTPException) as exc:
+                conn.close()
+                if conn is kept and method == "GET" and not again:
+                    continue  # the server closed the kept connection between two requests
+                raise Unreachable(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__, reason=str(exc) or type(exc).__name__) from None
+            finally:
+                if conn is not kept:
+                    conn.close()
         if resp.status >= 400:
             kind = {401: Unauthorized, 403: Unauthorized, 404: JobNotFound}.get(resp.status, RayApiError)
             raise kind(f"HTTP {resp.status}: {_detail(raw)}", resp.status)

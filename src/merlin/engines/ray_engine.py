@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shlex
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,12 @@ _STATUS = {
     "FAILED": RunStatus.FAILED,
     "STOPPED": RunStatus.CANCELLED,
 }
+
+
+#: seconds for which an answer of a jobs API stands for the readiness check of a submit (see :meth:`RayEngine.ready_cluster`)
+ANSWERED_FOR = 10.0
+#: at most this many runs of one cluster are asked after one by one (see :meth:`RayEngine.poll_many`)
+ASK_EACH = 32
 
 
 def submission_id(run_id: str, attempt: int) -> str:
@@ -91,6 +98,9 @@ class RayEngine:
         self.ledger = ledger
         #: (run id, cluster) that :meth:`preflight` found ready, for the :meth:`submit` that follows it
         self._checked: tuple[str, ClusterRecord] | None = None
+        #: jobs API address -> when it last answered this engine (time.monotonic()): see :meth:`ready_cluster`
+        self._answered: dict[str, float] = {}
+        self._ray_found = False
 
     # ------------------------------------------------------------ connection
 
@@ -197,9 +207,17 @@ class RayEngine:
         """Everything that can block a submission, in the order a person fixes it (no Ray import).
 
         The jobs API is asked ``GET /api/version`` through :class:`ray_api.JobsApi`, the
-        client the submission itself uses (http.client: no urllib.request on a submit)."""
-        self._installed(run_id)
+        client the submission itself uses (http.client: no urllib.request on a submit), unless
+        it answered this engine (a submit, a poll) in the last :data:`ANSWERED_FOR` seconds:
+        a client submitting many jobs asks once, not once per job. If it stopped answering
+        meanwhile, the submission's POST finds out and the run is recorded blocked as here."""
+        if not self._ray_found:
+            self._installed(run_id)
+            self._ray_found = True
         cluster = self.cluster_for(cluster_name, run_id)
+        if self._recently_answered(cluster.address):
+            self._headers(cluster, run_id)  # still: a token that went missing blocks the run
+            return cluster
         try:
             self.client(cluster, run_id).version(timeout=5.0)
         except ray_api.Unauthorized as exc:
@@ -211,7 +229,12 @@ class RayEngine:
         except ray_api.RayApiError as exc:
             detail = exc.reason if exc.status is None else f"HTTP {exc.status}"
             raise self._connection_blocked(cluster, ConnectionError(detail), run_id) from None
+        self._answered[cluster.address] = time.monotonic()
         return cluster
+
+    def _recently_answered(self, address: str | None) -> bool:
+        when = self._answered.get(address or "")
+        return when is not None and time.monotonic() - when < ANSWERED_FOR
 
     def submit(self, record: RunRecord, request: RunRequest, env: dict[str, str]) -> Submitted:
         """POST the attempt to Ray's Jobs REST API (the body the SDK's ``submit_job`` sends)."""
@@ -249,6 +272,7 @@ class RayEngine:
         api = self.client(cluster, record.run_id)
         try:
             api.submit(body)
+            self._answered[cluster.address] = time.monotonic()
         except ray_api.Unauthorized as exc:
             raise EngineBlocked(
                 f"Ray cluster '{cluster.name}' at {cluster.address} refused the token (HTTP {exc.status}); "
@@ -256,6 +280,7 @@ class RayEngine:
                 "token_rejected",
             ) from None
         except ray_api.Unreachable as exc:
+            self._answered.pop(cluster.address, None)
             raise self._connection_blocked(cluster, exc, record.run_id) from None
         except ray_api.RayApiError as exc:
             if not self._already_submitted(api, sub_id, record.run_id):
@@ -283,13 +308,16 @@ class RayEngine:
 
     @staticmethod
     def observation(info: ray_api.JobInfo) -> Observation:
-        """Map Ray's JobDetails (as :class:`ray_api.JobInfo`) to an Observation."""
+        """Map Ray's JobDetails (as :class:`ray_api.JobInfo`) to an Observation. Ray's message
+        (scrubbed of the run's secret values) is kept for an ended job only: nothing reads it for a
+        pending or running one (:func:`merlin.control.observe.apply`), and scrubbing it on every
+        poll of a waiter cost more than the poll."""
         return Observation(
             status=_STATUS[info.status],
             known=True,
             exit_code=info.driver_exit_code,
             error_type=info.error_type or None,
-            message=_scrubbed_message(info),
+            message=_scrubbed_message(info) if info.terminal else None,
             start_time=_ms(info.start_time),
             end_time=_ms(info.end_time),
         )
@@ -414,7 +442,10 @@ class RayEngine:
         return self.observation(jobs[sub]) if sub in jobs else None
 
     def poll_many(self, records: list[RunRecord]) -> dict[str, Observation]:
-        """One ``GET /api/jobs/`` per cluster (or one ``GET /api/jobs/{id}`` for a single run)."""
+        """Per cluster: ``GET /api/jobs/{id}`` for each run, over one kept-open connection, when
+        there are at most :data:`ASK_EACH`; else one ``GET /api/jobs/``. Ray's list reads every job
+        the cluster ever ran (a second and more once it has run a few hundred, on a loaded
+        head), while a waiter only asks after the few it waits for."""
         out: dict[str, Observation] = {}
         by_cluster: dict[str, list[RunRecord]] = {}
         for r in records:
@@ -427,15 +458,19 @@ class RayEngine:
                 continue
             try:
                 client = self.client(cluster)
-                if len(runs) == 1 and runs[0].attempt and runs[0].attempt.submission_id:
-                    jobs = self._one(client, runs[0].attempt.submission_id)
+                subs = [r.attempt.submission_id for r in runs if r.attempt and r.attempt.submission_id]
+                if len(subs) == len(runs) and len(runs) <= ASK_EACH:
+                    with client.kept_open():
+                        jobs = {k: v for sub in subs for k, v in self._one(client, sub).items()}
                 else:
                     jobs = {j.submission_id: j for j in client.list_jobs() if j.submission_id}
+                self._answered[cluster.address] = time.monotonic()
             except EngineBlocked as exc:
                 for r in runs:
                     out[r.run_id] = Observation(status=None, message=f"could not observe: {exc.message}")
                 continue
             except ray_api.RayApiError as exc:
+                self._answered.pop(cluster.address, None)
                 dead = self._dead(cluster) if isinstance(exc, ray_api.Unreachable) else None
                 blocked = self._connection_blocked(cluster, exc, None)
                 for r in runs:
