@@ -133,10 +133,75 @@ def test_a_dead_keeper_is_replaced_by_the_next_look(cp: ControlPlane, tmp_path: 
     os.kill(keeper["pid"], signal.SIGKILL)
     wait_for(lambda: not procs.alive(keeper["pid"], keeper.get("start")))
     assert cp.status(rec.run_id).status == RunStatus.PENDING  # not made lost: the look starts another keeper
+    assert cp.get(rec.run_id).retry_keeper["pid"] != keeper["pid"]
     done = cp.wait(rec.run_id, timeout=120)
     assert done.status == RunStatus.SUCCEEDED, done.message
-    assert done.retry_keeper["pid"] != keeper["pid"]
     assert [a.status for a in done.attempts] == [RunStatus.FAILED, RunStatus.SUCCEEDED]
+
+
+def fails_first_when_told(tmp_path: Path) -> tuple[list[str], Path]:
+    """A command that waits for a file ``go``, then exits 1 its first run and 0 after."""
+    go = tmp_path / "go"
+    code = (
+        "import pathlib, sys, time; go = pathlib.Path(sys.argv[1]); c = go.with_name('count'); k = int(c.read_text()) if c.exists() else 0; "
+        "c.write_text(str(k + 1))\nwhile not go.exists(): time.sleep(0.05)\nsys.exit(1 if k == 0 else 0)"
+    )
+    return [sys.executable, "-c", code, str(go)], go
+
+
+def test_jobs_list_refresh_restarts_a_killed_keeper_when_a_retry_is_due(cp: ControlPlane, tmp_path: Path) -> None:
+    command, go = fails_first_when_told(tmp_path)
+    rec = cp.submit(command, target="demo", workflow="w", max_retries_failure=1, retry_backoff=0.1)
+    keeper = cp.get(rec.run_id).retry_keeper
+    assert keeper.get("pid") and procs.alive(keeper["pid"], keeper.get("start"))
+    os.kill(keeper["pid"], signal.SIGKILL)  # a real keeper process, killed before its run's attempt ends
+    wait_for(lambda: not procs.alive(keeper["pid"], keeper.get("start")))
+    go.write_text("go")
+    failed = wait_for(lambda: (r := cp.get(rec.run_id)).status == RunStatus.FAILED and r)  # the local supervisor records it
+    time.sleep(1.5)  # a retry is due, and nobody keeps it
+    assert len(cp.get(rec.run_id).attempts) == 1 and failed.retry_keeper["pid"] == keeper["pid"]
+    listed = run_cli("ray", "jobs", "list", "--refresh", "--state-root", str(cp.root))
+    assert listed.returncode == 0, listed.stderr
+    after = cp.get(rec.run_id)
+    assert after.retry_keeper["pid"] != keeper["pid"] and procs.alive(after.retry_keeper["pid"], after.retry_keeper.get("start"))
+    done = cp.wait(rec.run_id, timeout=120)
+    assert done.status == RunStatus.SUCCEEDED, done.message
+    assert [a.status for a in done.attempts] == [RunStatus.FAILED, RunStatus.SUCCEEDED]
+
+
+def test_a_finished_runs_look_reads_no_request_file(cp: ControlPlane, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rec = cp.submit(fails_times(tmp_path, 1), target="demo", workflow="w", max_retries_failure=1, retry_backoff=0.1, wait=True, timeout=120)
+    assert rec.status == RunStatus.SUCCEEDED, rec.message
+    done = wait_for(lambda: not (r := cp.get(rec.run_id)).retry_keeper and r)  # its keeper forgot itself: nothing more is due
+    assert len(done.attempts) == 2
+    assert not cp.layout.retry_keeper_mark(rec.run_id).exists()
+
+    def no_request(self: object, run_id: str) -> None:
+        raise AssertionError(f"the request of {run_id} was read")
+
+    monkeypatch.setattr(type(cp.ledger), "read_request", no_request)
+    assert cp.status(rec.run_id).status == RunStatus.SUCCEEDED
+    assert cp.status_json(rec.run_id)["status"] == "succeeded"
+    assert cp.wait(rec.run_id, timeout=5).status == RunStatus.SUCCEEDED
+    assert [d["run_id"] for d in cp.list_runs(refresh=True)] == [rec.run_id]
+    cp.refresh([rec.run_id])
+
+
+def test_a_dead_keepers_record_is_forgotten_when_nothing_is_due(cp: ControlPlane, tmp_path: Path) -> None:
+    rec = cp.submit(fails_times(tmp_path, 5), target="demo", workflow="w", max_retries_failure=1, retry_backoff=0.1, wait=True, timeout=120)
+    assert rec.status == RunStatus.FAILED and len(rec.attempts) == 2  # its budget used up
+    keeper_gone(cp, rec.run_id)
+    wait_for(lambda: not cp.get(rec.run_id).retry_keeper)
+
+    def dead(r) -> None:  # a keeper killed after the run ended, before it forgot itself
+        r.retry_keeper = {"pid": 2**22 + 7, "start": 1, "host": None}
+
+    cp.ledger.update(rec.run_id, dead, cause="test")
+    from merlin.control.retries import mark
+
+    mark(cp, rec.run_id)
+    assert [d["run_id"] for d in cp.list_runs()] == [rec.run_id]  # the look reads the request once, and forgets the keeper
+    assert cp.get(rec.run_id).retry_keeper == {} and not cp.layout.retry_keeper_mark(rec.run_id).exists()
 
 
 def test_bad_budgets_name_their_argument(cp: ControlPlane) -> None:
@@ -191,3 +256,16 @@ def test_gateway_runs_submit_takes_the_same_fields(tmp_path: Path) -> None:
     request = gw.cp.ledger.read_request(doc["run_id"])
     assert (request.max_retries_failure, request.max_retries_preemption, request.retry_backoff, request.replicas) == (1, 0, 0.2, 1)
     keeper_gone(gw.cp, doc["run_id"])
+
+
+def test_a_clients_wait_waits_through_the_retries(tmp_path: Path) -> None:
+    from merlin.client import Client, Entrypoint, JobRequest, JobStatus, wait_all
+
+    client = Client(state_root=tmp_path / "state", engine="local")
+    cmd = fails_times(tmp_path, 2)
+    flaky = client.submit(JobRequest("flaky", Entrypoint.from_binary(cmd[0], cmd[1:]), max_retries_failure=2, retry_backoff=0.1))
+    assert flaky.wait(timeout=120) == JobStatus.SUCCEEDED  # not FAILED after its first attempt
+    assert [a.status for a in flaky.record().attempts] == [RunStatus.FAILED, RunStatus.FAILED, RunStatus.SUCCEEDED]
+    once = client.submit(JobRequest("once", Entrypoint.from_binary(cmd[0], [cmd[1], cmd[2], str(tmp_path / "other"), "5"]), max_retries_failure=1, retry_backoff=0.1))
+    assert wait_all([once], timeout=120, raise_on_failure=False) == [JobStatus.FAILED]
+    assert len(once.record().attempts) == 2  # its budget used up before the wait returned

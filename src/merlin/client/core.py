@@ -199,7 +199,7 @@ def wait_all(handles: Sequence[JobHandle], *, timeout: float | None = None, rais
             seen = {r.run_id: r for r in client.cp.refresh([handles[i].job_id for i in idx], touch=False)}
             for i in idx:
                 rec = seen.get(handles[i].job_id) or client.cp.get(handles[i].job_id)
-                if JobStatus.of_run(rec.status).finished():
+                if _finished(rec):
                     done[i] = rec
         if len(done) == len(handles):
             break
@@ -213,6 +213,14 @@ def wait_all(handles: Sequence[JobHandle], *, timeout: float | None = None, rais
             if st in (JobStatus.FAILED, JobStatus.STOPPED):
                 raise JobFailed(handles[i].job_id, st, done[i].message)
     return statuses
+
+
+def _finished(rec: RunRecord) -> bool:
+    """Finished, and no retry to come: an ended attempt of a run whose retry keeper is still
+    recorded may be retried (the keeper forgets itself once nothing more is due; a look at a run
+    whose keeper died starts another, or forgets it: docs/retries.md)."""
+    status = JobStatus.of_run(rec.status)
+    return status.finished() and (status == JobStatus.SUCCEEDED or not rec.retry_keeper)
 
 
 @contextmanager

@@ -150,10 +150,11 @@ def refresh(cp: Plane, run_ids: Iterable[str] | None = None, touch: bool = True)
                 out.append(ended)
         elif observable(rec):
             records.append(rec)
-        elif rec.retry_at is not None and rec.retry_keeper:
-            from merlin.control.retries import pending_retry
+        elif rec.retry_keeper and (rec.retry_at is not None or rec.status.is_terminal()):
+            from merlin.control.retries import keeper_alive, pending_retry
 
-            pending_retry(cp, rec)  # an automatic retry in its backoff: a dead keeper is replaced
+            if not keeper_alive(rec.retry_keeper):
+                pending_retry(cp, rec)  # in its backoff, or ended with a retry due: a dead keeper is replaced
     by_engine: dict[str, list[RunRecord]] = {}
     for rec in records:
         by_engine.setdefault(rec.engine, []).append(rec)
@@ -310,6 +311,10 @@ def list_entries(cp: Plane, status: Iterable[str] | None = None, refresh_first: 
         from merlin.control.sweeps import restart_drivers
 
         restart_drivers(cp)
+    if cp.layout.retry_keepers.is_dir():  # and a run's killed retry keeper, when a retry is due (docs/retries.md)
+        from merlin.control.retries import notice_all
+
+        notice_all(cp)
     if refresh_first:
         refresh(cp)
     return cp.ledger.list_entries(status=status)  # lazy (ledger/index.py): records are read only for the rows taken

@@ -48,6 +48,8 @@ WAIT_CAUSES = frozenset({"no_cluster", "cluster_unreachable", "cluster_not_activ
 #: submits a due retry's engine may refuse (not a block) before the refusal is recorded
 ENGINE_ERRORS = 5
 _RETRYABLE = (RunStatus.FAILED, RunStatus.LOST, RunStatus.CANCELLED)
+#: ended, and never retried automatically
+_FINAL = frozenset(s.value for s in RunStatus if s.is_terminal() and s not in _RETRYABLE)
 
 
 def cluster_wait() -> float:
@@ -148,6 +150,7 @@ def start_keeper(cp: Plane, run_id: str, command: Sequence[str] | None = None, e
     (the request on disk holds redacted copies; without them the keeper restores what it can)."""
     from merlin.atomic import open_state_file
 
+    mark(cp, run_id)  # before the keeper exists: a look always finds a run whose keeper may have died
     full = dict(os.environ)
     full["MERLIN_KEEPER_SPEC"] = json.dumps({"command": list(command) if command is not None else None, "env": dict(env or {})})
     with open_state_file(cp.layout.retry_keeper_log(run_id)) as log:
@@ -190,6 +193,8 @@ def pending_retry(cp: Plane, rec: RunRecord) -> bool:
     except MerlinError:
         return False
     if due(rec, request) is None:
+        if not keeper_alive(rec.retry_keeper):
+            _release(cp, rec, None)  # its keeper died with nothing more due: no later look asks again
         return False
     if not keeper_alive(rec.retry_keeper):
         try:
@@ -197,6 +202,48 @@ def pending_retry(cp: Plane, rec: RunRecord) -> bool:
         except (OSError, MerlinError):
             return False
     return True
+
+
+def mark(cp: Plane, run_id: str) -> None:
+    """Note that ``run_id`` has a retry keeper recorded (``keepers/<run_id>``, an empty file)."""
+    from merlin.atomic import make_dir, write_if_changed
+
+    make_dir(cp.layout.retry_keepers, private=True)
+    write_if_changed(cp.layout.retry_keeper_mark(run_id), b"")
+
+
+def unmark(cp: Plane, run_id: str) -> None:
+    try:
+        os.unlink(cp.layout.retry_keeper_mark(run_id))
+    except FileNotFoundError:
+        pass
+
+
+def notice_all(cp: Plane, skip: frozenset[str] = frozenset()) -> None:
+    """The next look's duty (``jobs list``, ``jobs list --refresh``): every run with a keeper recorded
+    whose keeper is gone gets a new one when a retry is due. Reads only the runs marked in ``keepers/``
+    (cheap when none); a mark whose run has no keeper recorded any more is removed."""
+    try:
+        marked = os.listdir(cp.layout.retry_keepers)
+    except OSError:
+        return
+    for run_id in marked:
+        if run_id.startswith(".") or run_id in skip:
+            continue
+        try:
+            raw = cp.ledger.read_raw(run_id)
+        except MerlinError:
+            raw = None
+        if raw is None or not raw.get("retry_keeper"):
+            unmark(cp, run_id)  # pruned, or its keeper ended with nothing more due
+            continue
+        if raw.get("status") in _FINAL and not keeper_alive(raw["retry_keeper"]):
+            unmark(cp, run_id)  # succeeded (or blocked): nothing is ever due
+            continue
+        try:
+            notice_raw(cp, raw)
+        except (OSError, MerlinError):
+            continue
 
 
 def notice_raw(cp: Plane, raw: Mapping[str, Any]) -> None:
@@ -242,13 +289,36 @@ def _keep(cp: Plane, run_id: str, spec: Mapping[str, Any]) -> int:
             continue
         plan = due(rec, request)
         if plan is None:
-            return 0
+            if _release(cp, rec, me):
+                return 0
+            continue  # the run moved meanwhile (a retry by hand): watch it again
         if not _confirm_gone(cp, rec):
             return 1
         fresh = _new_attempt(cp, rec, plan)
         if fresh is None:
             continue  # someone else moved the run first: look again
         _hand_over(cp, fresh, request, spec)
+
+
+def _release(cp: Plane, seen: RunRecord, me: Mapping[str, Any] | None) -> bool:
+    """Nothing more is due: the record forgets its keeper (``me``, or a dead one), so no later look
+    reads the run's request to ask whether a retry is due, and the run's mark goes. False if the
+    run moved since ``seen``."""
+    n = len(seen.attempts)
+    moved: list[bool] = []
+
+    def forget(r: RunRecord) -> None:
+        if len(r.attempts) != n or not r.status.is_terminal():
+            moved.append(True)
+        elif (me is not None and r.retry_keeper.get("pid") == me["pid"]) or not keeper_alive(r.retry_keeper):
+            r.retry_keeper = {}
+
+    rec = cp.ledger.update(seen.run_id, forget, cause="retry keeper done: nothing more is due")
+    if moved:
+        return False
+    if not rec.retry_keeper:
+        unmark(cp, seen.run_id)
+    return True
 
 
 def _confirm_gone(cp: Plane, rec: RunRecord) -> bool:

@@ -117,6 +117,7 @@ Every path here is named by merlin.ledger.paths.Layout alone.
   `<name>.json` the others), `logs/<name>/` (their start logs), `tokens/` (generated tokens, mode 0600)
 - `resources/leases/<lease_id>.json`: resource leases
 - `sweeps/<name>/sweep.json`: a sweep (docs/sweeps.md): its spec, inputs and items; `driver.log`
+- `keepers/<run_id>`: an empty file for each run with a retry keeper recorded (docs/retries.md)
 - `crash/<time>-<pid>.log`: what an internal error left behind (version, command, traceback)
 """
 
@@ -278,6 +279,15 @@ class Layout:
     def retry_keeper_lock(self, run_id: str) -> Path:
         """Held by the run's retry keeper while it lives: one keeper per run (docs/retries.md)."""
         return self.run_dir(run_id) / ".retry-keeper.lock"
+
+    @property
+    def retry_keepers(self) -> Path:
+        """``keepers/``: one empty file per run that has a retry keeper recorded, so the next look
+        finds the runs whose keeper may have died without reading every record (docs/retries.md)."""
+        return self.root / "keepers"
+
+    def retry_keeper_mark(self, run_id: str) -> Path:
+        return self.retry_keepers / validate_run_id(run_id)
 
     def retry_keeper_log(self, run_id: str) -> Path:
         return self.logs(run_id) / "retry-keeper.log"
