@@ -149,11 +149,12 @@ def test_failed_run_exit_1_then_retry_succeeds(ray_cp: ControlPlane, tmp_path: P
 
 
 def test_refresh_asks_each_cluster_once(ray_cp: ControlPlane, monkeypatch: pytest.MonkeyPatch) -> None:
+    from merlin.engines import ray_engine
     from merlin.engines.ray_api import JobsApi
 
     runs = [ray_cp.submit(["bash", "-c", f"sleep 1; echo {i}"], target="demo", workflow="many", engine="ray") for i in range(5)]
-    calls = {"list_jobs": 0, "get_job_info": 0}
-    real_list, real_info = JobsApi.list_jobs, JobsApi.get_job
+    calls = {"list_jobs": 0, "get_job_info": 0, "connections": 0}
+    real_list, real_info, real_kept = JobsApi.list_jobs, JobsApi.get_job, JobsApi.kept_open
 
     def list_jobs(self):
         calls["list_jobs"] += 1
@@ -163,9 +164,20 @@ def test_refresh_asks_each_cluster_once(ray_cp: ControlPlane, monkeypatch: pytes
         calls["get_job_info"] += 1
         return real_info(self, job_id)
 
+    def kept_open(self):
+        calls["connections"] += 1
+        return real_kept(self)
+
     monkeypatch.setattr(JobsApi, "list_jobs", list_jobs)
     monkeypatch.setattr(JobsApi, "get_job", get_job_info)
+    monkeypatch.setattr(JobsApi, "kept_open", kept_open)
     cp = ControlPlane(ray_cp.root)  # a fresh control plane, as a new CLI process would have
+    # more active runs than ASK_EACH: one list of the cluster's jobs per refresh
+    monkeypatch.setattr(ray_engine, "ASK_EACH", 0)
+    cp.list_runs(refresh=True)
+    assert calls == {"list_jobs": 1, "get_job_info": 0, "connections": 0}
+    monkeypatch.setattr(ray_engine, "ASK_EACH", 32)
+    calls.update(list_jobs=0)
     rounds = 0
     while True:
         rounds += 1
@@ -174,8 +186,9 @@ def test_refresh_asks_each_cluster_once(ray_cp: ControlPlane, monkeypatch: pytes
             break
         assert rounds < 120
         time.sleep(0.5)
-    # one question per cluster per refresh: list_jobs for many runs (get_job_info once one run is left)
-    assert calls["list_jobs"] + calls["get_job_info"] == rounds and calls["list_jobs"] >= 1
+    # at most ASK_EACH: each active run asked after by its id, over one connection per cluster per refresh
+    assert calls["list_jobs"] == 0 and calls["connections"] == rounds
+    assert rounds <= calls["get_job_info"] <= len(runs) * rounds
     for r in runs:
         rec = cp.get(r.run_id)
         assert rec.observed_at is not None and rec.status == RunStatus.SUCCEEDED

@@ -209,7 +209,7 @@ def jobs_list(
     since: float | None = duration_option(None, "--since", help="Only runs created at most this long ago (e.g. 1h, 2d)."),
     until: float | None = duration_option(None, "--until", help="Only runs created at least this long ago (e.g. 30m)."),
     sort: str | None = typer.Option(None, "--sort", help="Order by this field (created and updated: newest first; default: created).", metavar=SORT_CHOICES),
-    refresh: bool = typer.Option(False, "--refresh", help="Ask the engines about every active run first, however long it takes (one list_jobs per Ray cluster)."),
+    refresh: bool = typer.Option(False, "--refresh", help="Ask the engines about every active run first, however long it takes (Ray: each run by its id over one connection, or one list of the cluster's jobs when more than 32 are active)."),
     limit: int | None = typer.Option(None, "--limit", help="Newest N runs (table default 50, JSON default all; 0 = all)."),
     output: str | None = output_option(),
     state_root: Path | None = StateRootOpt,

@@ -4,8 +4,9 @@ Nothing here imports Ray. Status, refresh, logs, follow and cancel are HTTP
 requests to the cluster's jobs API, answered with status codes and Ray's
 JSON (see :mod:`merlin.engines.ray_api`); importing the SDK would cost about
 0.6 s and 58 MiB per command. One submission id per attempt
-(``merlin-<run_id>-<n>``) makes the mapping Ray <-> ledger explicit, and lets
-reconciliation ask each cluster once (``GET /api/jobs/``) for all its runs.
+(``merlin-<run_id>-<n>``) makes the mapping Ray <-> ledger explicit: reconciliation asks
+after each run by its id (a few runs, over one connection) or lists the cluster's jobs once
+(``GET /api/jobs/``, many runs).
 
 Before submitting, merlin still checks that the installed Ray is the one
 ``import ray`` would load (without importing it): the job's driver runs
@@ -67,7 +68,6 @@ def _ms(value: Any) -> datetime | None:
 def _retry_hint(run_id: str | None) -> str:
     """Messages stay plain text: retrying is a next step the control plane adds."""
     return ""
-
 
 
 def entrypoint_for(command: list[str], workdir: str) -> str:
@@ -366,38 +366,17 @@ class RayEngine:
         except Exception:  # not a run id merlin would write: not ours
             return False
 
-    def _local_processes(self, record: RunRecord) -> list[int]:
-        """Processes on this machine that carry the run's id (``MERLIN_RUN_ID`` in their
-        environment), for a run on a cluster whose nodes are this machine (kind ``local``).
-        Ray loses track of a job's processes when its head dies: they live on, reparented to init."""
-        from merlin.clusters import procs
-
-        cluster = self.ledger.read_cluster(record.cluster.name) if record.cluster else None
-        if cluster is None or cluster.kind != "local":
-            return []
-        return procs.processes_with_env("MERLIN_RUN_ID", record.run_id)
-
     def leftovers(self, record: RunRecord) -> str | None:
         """Processes of a lost run still running here (a retry must not start beside them)."""
-        if record.status != RunStatus.LOST:
-            return None
-        left = self._local_processes(record)
-        return f"{len(left)} of its processes still run on this machine (pids {', '.join(map(str, left[:5]))})" if left else None
+        from merlin.engines import ray_local
+
+        return ray_local.leftovers(self.ledger, record)
 
     def end_leftovers(self, record: RunRecord, grace: float = 2.0) -> int:
         """End what a lost run left running on this machine; returns how many processes were signalled."""
-        from merlin.clusters import procs
+        from merlin.engines import ray_local
 
-        if record.status != RunStatus.LOST:
-            return 0
-        ended: set[int] = set()
-        for _ in range(3):  # a process may still be forking as its parent is ended: look again until none is left
-            left = self._local_processes(record)
-            if not left:
-                break
-            procs.terminate(left, grace=grace)
-            ended.update(left)
-        return len(ended)
+        return ray_local.end_leftovers(self.ledger, record, grace)
 
     def _gone(self, record: RunRecord, cluster: ClusterRecord | None, dead: str | None = None) -> Observation:
         name = record.cluster.name if record.cluster else "default"
@@ -615,6 +594,3 @@ class RayEngine:
             return
         with ThreadPoolExecutor(max_workers=8) as pool:
             list(pool.map(fetch, todo))
-
-
-
