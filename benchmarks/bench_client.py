@@ -9,7 +9,8 @@ until ``--jobs`` have run. The two processes run at the same time on the same he
 (each imports and warms up first, then both start on one signal), so whatever load the
 machine has falls on both alike. Both submit the same job (merlin's entrypoint and a
 runtime_env of as many environment variables as merlin gives a run). Both poll every 0.2 s: merlin with ``wait_all`` (one
-batched poll of the engine per round), Ray with ``get_job_status`` per job. merlin's
+refresh per round: each unfinished job asked by its id, over one kept-open connection), Ray
+with ``get_job_status`` per job. ``--jobs`` 200 is the issue's figure; fewer for a quick run. merlin's
 figures include writing each run's request, record and events to its ledger and
 keeping each run's log. Starts a private Ray cluster (or uses the active cluster
 ``default`` of ``--state-root``); exits 1 on FAIL.
