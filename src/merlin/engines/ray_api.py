@@ -226,7 +226,7 @@ class JobsApi:
                 break
             except (OSError, http.client.HTTPException) as exc:
                 conn.close()
-                if conn is kept and method == "GET" and not again:
+                if conn is kept and method == "GET" and not again and not isinstance(exc, TimeoutError):
                     continue  # the server closed the kept connection between two requests
                 raise Unreachable(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__, reason=str(exc) or type(exc).__name__) from None
             finally:
