@@ -32,7 +32,7 @@ class Handler(BaseHTTPRequestHandler):
         super().setup()
         self.server.connections += 1
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         sub = self.path.rsplit("/", 1)[-1]
         found = sub.startswith("merlin-")
         body = json.dumps({"submission_id": sub, "status": "SUCCEEDED"} if found else {"message": "not found"}).encode()
