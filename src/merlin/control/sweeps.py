@@ -34,8 +34,10 @@ from merlin.ledger.sweep_states import BUSY, ITEMS, ItemState
 if TYPE_CHECKING:  # pragma: no cover
     from merlin.control.plane import Plane
 
-#: seconds between the driver's passes
+#: seconds between the driver's passes while a busy item's run has no process the driver watches
 POLL = 0.1
+#: seconds between its passes while every busy run's supervisor is watched (its exit wakes the driver)
+WATCHED_POLL = 1.0
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 PLACEHOLDERS = ("{input}", "{index}", "{name}")
 
@@ -107,16 +109,22 @@ def _write(cp: Plane, rec: dict[str, Any]) -> None:
     atomic_write_json(cp.layout.sweep_record(rec["name"]), rec)
 
 
+def _fingerprint(rec: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What the driver and the user's operations change in a record (cheap: no serialising)."""
+    items = tuple((it["state"], it["run_id"], it.get("requeued"), it.get("error")) for it in rec["items"])
+    return rec.get("cancelled"), rec.get("finished_at"), rec.get("retried"), items
+
+
 @contextmanager
 def _locked(cp: Plane, name: str) -> Iterator[dict[str, Any]]:
-    """The record under the sweep's lock; written back when the block ends without an error."""
+    """The record under the sweep's lock; written back (once) when the block ends without an error and changed it."""
     from merlin.atomic import file_lock
 
     with file_lock(cp.layout.sweep_lock(name), timeout=30.0, holder=f"sweep {name}"):
         rec = _read(cp, name)
-        before = json.dumps(rec, sort_keys=True)
+        before = _fingerprint(rec)
         yield rec
-        if json.dumps(rec, sort_keys=True) != before:
+        if _fingerprint(rec) != before:
             _write(cp, rec)
 
 
@@ -221,60 +229,129 @@ def restart_drivers(cp: Plane) -> list[str]:
 
 
 def drive(cp: Plane, name: str) -> int:
-    """The driver's life: one pass every :data:`POLL` seconds until every item has ended."""
+    """The driver's life: a pass, then a wait until a watched run's supervisor ends (or :data:`POLL` seconds,
+    :data:`WATCHED_POLL` when every busy run is watched), until every item has ended."""
     from merlin.atomic import file_lock
+    from merlin.control.sweep_exits import Exits
     from merlin.errors import LockBusy
 
     try:
         with file_lock(cp.layout.sweep_driver_lock(name), timeout=0.0, holder=f"sweep driver {name} (pid {os.getpid()})"):
-            while not one_pass(cp, name):
-                time.sleep(POLL)
+            _fork_supervisors(cp, _read(cp, name))
+            exits = Exits()
+            try:
+                while True:
+                    unwatched = one_pass(cp, name, exits)
+                    if unwatched is None:
+                        break
+                    exits.wait(POLL if unwatched else WATCHED_POLL)
+            finally:
+                exits.close()
     except LockBusy:
         return 0  # another driver has it
     return 0
 
 
-def one_pass(cp: Plane, name: str) -> bool:
-    """Observe the busy items, fill the free slots; True when the sweep has ended."""
-    with _locked(cp, name) as rec:
-        busy = [it for it in rec["items"] if it["state"] in BUSY]
-        for it in busy:
-            _observe(cp, rec, it)
+def _fork_supervisors(cp: Plane, rec: Mapping[str, Any]) -> None:
+    """An engine that can start its supervisors by forking (the local one) does so in the driver: the driver
+    is long-lived, single-threaded and has merlin imported, so an item starts without a new interpreter."""
+    from merlin.engines.registry import DEFAULT_ENGINE
+
+    eng = cp.engine(rec.get("engine") or DEFAULT_ENGINE)
+    if hasattr(eng, "fork_supervisor") and hasattr(os, "fork"):
+        import threading
+
+        eng.fork_supervisor = threading.active_count() == 1
+
+
+def one_pass(cp: Plane, name: str, exits: Any = None) -> int | None:
+    """Observe the busy items (one refresh of their runs), fill the free slots; None when the sweep has
+    ended, else how many busy items have no process ``exits`` watches (their end is noticed by polling).
+
+    One record write per pass that changed something, made before any run is submitted (the new items'
+    run ids are on disk, ``submitting``, before their runs exist); an item whose submit succeeded is
+    written ``active`` by the next write (a ``submitting`` item with a run is ``active``: :func:`_submitting`)."""
+    from merlin.atomic import file_lock
+
+    with file_lock(cp.layout.sweep_lock(name), timeout=30.0, holder=f"sweep {name}"):
+        rec = _read(cp, name)
+        before = _fingerprint(rec)
+        _observe(cp, rec, [it for it in rec["items"] if it["state"] in BUSY])
+        starting: list[dict[str, Any]] = []
         if not rec["cancelled"]:
             free = rec["parallel"] - sum(1 for it in rec["items"] if it["state"] in BUSY)
-            for it in rec["items"]:
-                if free <= 0:
-                    break
-                if it["state"] == ItemState.QUEUED.value:
-                    _start(cp, rec, it)
-                    free -= 1
+            starting = [it for it in rec["items"] if it["state"] == ItemState.QUEUED.value][: max(free, 0)]
+            for it in starting:
+                _new_round(rec, it)
+                _move(it, ItemState.SUBMITTING, rec["name"])
         done = _finished(rec)
         if done and not rec.get("finished_at"):
             rec["finished_at"] = iso(time.time())
-        return done
+        if _fingerprint(rec) != before:
+            _write(cp, rec)
+        for it in starting:
+            _submit_run(cp, rec, it)
+            if it["state"] == ItemState.SUBMITTING.value:
+                it["state"] = ItemState.ACTIVE.value  # as the next write records it (see above)
+        if any(it["state"] == ItemState.LOST.value for it in starting):
+            _write(cp, rec)  # a submit that failed: its item is lost (rare; written now)
+        if done:
+            return None
+        busy_ids = [it["run_id"] for it in rec["items"] if it["state"] in BUSY]
+    if exits is None:
+        return len(busy_ids)
+    return sum(1 for rid in busy_ids if not exits.watch_run(cp, rid))
 
 
-def _observe(cp: Plane, rec: dict[str, Any], it: dict[str, Any]) -> None:
+def _observe(cp: Plane, rec: dict[str, Any], busy: list[dict[str, Any]]) -> None:
+    """Settle the busy items whose runs ended: a run still active on disk is asked of its engine once, in one
+    :meth:`refresh` for them all (one ``poll_many`` per engine); a run that ended is read once."""
+    from merlin.errors import NotFound
     from merlin.ledger.status import RunStatus
 
+    live: list[dict[str, Any]] = []
+    ended: list[dict[str, Any]] = []
+    for it in busy:
+        if it["state"] == ItemState.SUBMITTING.value and not _submitting(cp, rec, it):
+            continue
+        try:
+            raw = cp.ledger.read_raw(it["run_id"])
+        except (NotFound, OSError, ValueError):
+            continue
+        (ended if RunStatus(raw["status"]).is_terminal() else live).append(it)
+    if live:
+        try:
+            fresh = {r.run_id: r for r in cp.refresh([it["run_id"] for it in live], touch=False)}
+        except MerlinError:
+            fresh = {}
+        ended += [it for it in live if it["run_id"] in fresh and fresh[it["run_id"]].status.is_terminal()]
+    for it in ended:
+        try:
+            _settle(cp, rec, it, cp.get(it["run_id"]))
+        except MerlinError:
+            continue
+
+
+def _submitting(cp: Plane, rec: dict[str, Any], it: dict[str, Any]) -> bool:
+    """An item left ``submitting`` by a driver that died: its run exists (now ``active``: True), or is submitted now (once)."""
     run_id = it["run_id"]
-    if it["state"] == ItemState.SUBMITTING.value:
-        if not cp.layout.record(run_id).is_file():  # the driver died before the run existed: submit it now (once)
-            if rec["cancelled"]:
-                _move(it, ItemState.CANCELLED, rec["name"])
-                return
-            if cp.layout.run_dir(run_id).exists():  # its creation was cut short (no record: never launched): a fresh id
-                _new_round(rec, it)
-                _write(cp, rec)
-            _submit_run(cp, rec, it)
-            return
+    if cp.layout.record(run_id).is_file():
         _move(it, ItemState.ACTIVE, rec["name"])
-    try:
-        r = cp.status(run_id)
-    except MerlinError:
-        return
-    if rec["cancelled"] and r.status.is_active():
-        return  # its cancel is on its way (sweep cancel asked it)
+        return True
+    if rec["cancelled"]:
+        _move(it, ItemState.CANCELLED, rec["name"])
+        return False
+    if cp.layout.run_dir(run_id).exists():  # its creation was cut short (no record: never launched): a fresh id
+        _new_round(rec, it)
+        _write(cp, rec)
+    _submit_run(cp, rec, it)
+    return False
+
+
+def _settle(cp: Plane, rec: dict[str, Any], it: dict[str, Any], r: Any) -> None:
+    """The item of a run that has ended (unless the run's own retry comes)."""
+    from merlin.ledger.status import RunStatus
+
     if not r.status.is_terminal():
         return
     from merlin.control.retries import pending_retry
@@ -301,13 +378,6 @@ def _new_round(rec: dict[str, Any], it: dict[str, Any]) -> None:
     it["runs"] = [*it.get("runs", []), it["run_id"]]
 
 
-def _start(cp: Plane, rec: dict[str, Any], it: dict[str, Any]) -> None:
-    _new_round(rec, it)
-    _move(it, ItemState.SUBMITTING, rec["name"])
-    _write(cp, rec)  # the run id is on disk before the run exists
-    _submit_run(cp, rec, it)
-
-
 def _submit_run(cp: Plane, rec: dict[str, Any], it: dict[str, Any]) -> None:
     name, index, value = rec["name"], it["index"], it["input"]
     env = {**rec.get("env", {}), "MERLIN_SWEEP_NAME": name, "MERLIN_SWEEP_INDEX": str(index), "MERLIN_SWEEP_INPUT": value}
@@ -321,8 +391,6 @@ def _submit_run(cp: Plane, rec: dict[str, Any], it: dict[str, Any]) -> None:
     except MerlinError as exc:
         it["error"] = exc.message
         _move(it, ItemState.LOST, name)
-        return
-    _move(it, ItemState.ACTIVE, name)
 
 
 # ---------------------------------------------------------------- the user's operations

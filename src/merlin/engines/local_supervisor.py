@@ -137,6 +137,13 @@ def main(argv: list[str]) -> int:
         usage = usage_since(before, t0)
         lost = request.replicas is not None and ended_from_outside(rc) and not terminated["signal"]
 
+    # the target directory is indexed before the end is recorded (nothing writes there any more) and
+    # committed with it: one locked update, so whoever waits for this process to end sees both
+    try:
+        idx = index_dir(run_id, Path(rec.target_dir), attempt, should_stop=lambda: terminated["signal"] is not None)
+    except (OSError, NoSpace):  # `jobs artifacts` indexes again on demand
+        idx = None
+
     def finish(rec):
         if len(rec.attempts) != attempt:
             return None
@@ -173,13 +180,14 @@ def main(argv: list[str]) -> int:
                     f"failed ({why}); read its log, then retry it",
                     [step(Action.LOGS, run_id=run_id), step(Action.RETRY, run_id=run_id)],
                 )
+        try:
+            if idx is not None and ledger.write_artifacts(idx, locked=True):
+                return [{"event": "artifacts", "cause": "the run ended; target directory indexed", "attempt": attempt, "detail": {"files": len(idx.files)}}]
+        except (OSError, NoSpace):  # the end is recorded all the same; `jobs artifacts` indexes again on demand
+            pass
         return None
 
     record_when_space_returns(lambda: ledger.update(run_id, finish, cause=f"the command exited with code {rc}"))
-    try:
-        _index(ledger, index_dir, run_id, attempt, should_stop=lambda: terminated["signal"] is not None)
-    except (OSError, NoSpace):  # the end is recorded; `jobs artifacts` indexes again on demand
-        pass
     return 0
 
 
