@@ -70,6 +70,10 @@ class Action(StrEnum):
     DRAIN_ITEM = "drain_item"
     #: load the lab's inventory file
     DEFINE_INVENTORY = "define_inventory"
+    #: a sweep's counts, slots, throughput, ETA and failures (restarts a dead driver)
+    SWEEP_STATUS = "sweep_status"
+    #: new runs for a sweep's failed, lost and cancelled items
+    SWEEP_RETRY = "sweep_retry"
 
 
 #: action -> (required args, optional args)
@@ -101,6 +105,8 @@ ARGS: dict[Action, tuple[tuple[str, ...], tuple[str, ...]]] = {
     Action.ITEM_HEALTH: (("item", "state"), ("reason",)),
     Action.DRAIN_ITEM: (("item",), ("undo", "reason")),
     Action.DEFINE_INVENTORY: ((), ("file",)),
+    Action.SWEEP_STATUS: (("name",), ()),
+    Action.SWEEP_RETRY: (("name",), ()),
 }
 
 

@@ -130,6 +130,10 @@ def command(s: dict[str, Any], argv: Iterable[str] | None = None) -> str:
         words = ["ray", "resources", "drain", a["item"], *(["--undo"] if a.get("undo") else []), *(["--reason", a["reason"]] if a.get("reason") else []), *root]
     elif act == Action.DEFINE_INVENTORY:
         words = ["ray", "resources", "define", str(a.get("file") or "FILE"), *root]
+    elif act == Action.SWEEP_STATUS:
+        words = ["sweep", "status", a["name"], *root]
+    elif act == Action.SWEEP_RETRY:
+        words = ["sweep", "retry", a["name"], "--failed", *root]
     else:  # pragma: no cover - every Action is handled above
         raise ValueError(act)
     return " ".join([me, *(quote(str(w)) for w in words)])

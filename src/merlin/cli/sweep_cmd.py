@@ -59,14 +59,15 @@ def sweep_submit(
         return
     verb = "adopted" if view["adopted"] else "submitted"
     say(f"sweep {name}: {verb}, {view['total']} items, at most {view['parallel']} at once")
-    say(f"  follow it: {_me()} sweep status {name}")
+    _say_steps(view["next_steps"])
     sys.stdout.write(name + "\n")
 
 
-def _me() -> str:
-    from merlin.cli.nextsteps import invoked_as
+def _say_steps(steps: list[dict[str, Any]]) -> None:
+    """The view's next steps as commands, keeping what chose the place (``--state-root``)."""
+    from merlin.cli.nextsteps import say_next
 
-    return invoked_as()
+    say_next(steps)
 
 
 @app.command("status")
@@ -88,9 +89,8 @@ def sweep_status(name: str = typer.Argument(..., help="The sweep."), state_root:
     ]
     for f in v["failures"][:20]:
         out.append(f"  {f['state']} [{f['index']}] {f['input']}: {f['last_line']}  (run {f['run_id']})")
-    if v["failures"]:
-        out.append(f"  retry them: {_me()} sweep retry {name} --failed")
     sys.stdout.write("\n".join(out) + "\n")
+    _say_steps([s for s in v["next_steps"] if s["action"] != "sweep_status"])  # (this command is the status)
 
 
 @app.command("summary")
@@ -150,6 +150,7 @@ def sweep_retry(
         emit_json(v)
         return
     say(f"sweep {name}: {len(v.get('retried', []))} items queued again")
+    _say_steps(v["next_steps"])
 
 
 @app.command("cancel")

@@ -211,15 +211,35 @@ def ensure_driver(cp: Plane, name: str) -> bool:
     return True
 
 
+#: a record's top-level ``finished_at`` line (canonical JSON: sorted keys, two-space indent, so it comes
+#: before the inputs and items; a nested key is indented further, and a JSON string holds no newline)
+_FINISHED_AT = re.compile(rb'\n  "finished_at": (null|"[^"\n]*")')
+
+
+def ended_by_head(path: Path) -> bool | None:
+    """Whether the sweep at ``path`` has ended, read from the first 64 KiB of its record only (a finished
+    sweep of 100,000 items costs a listing one small read): True or False, None when it cannot tell."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(65536)
+    except OSError:
+        return None
+    m = _FINISHED_AT.search(head)
+    return None if m is None else m.group(1) != b"null"
+
+
 def restart_drivers(cp: Plane) -> list[str]:
-    """The next look's duty: every unfinished sweep without a driver gets one (cheap when none)."""
+    """The next look's duty: every unfinished sweep without a driver gets one. A finished sweep is skipped
+    from its record's head (:func:`ended_by_head`): no parse, no lock, no driver."""
     started: list[str] = []
     root = cp.layout.sweeps
     if not root.is_dir():
         return started
     for d in sorted(root.iterdir()):
-        if not cp.layout.sweep_record(d.name).is_file() or driver_alive(cp, d.name):
-            continue
+        path = cp.layout.sweep_record(d.name)
+        ended = ended_by_head(path)
+        if ended or (ended is None and not path.is_file()) or driver_alive(cp, d.name):
+            continue  # ended, no record (a stray directory), or driven; a head that cannot tell: read it whole below
         try:
             if ensure_driver(cp, d.name):
                 started.append(d.name)
@@ -469,6 +489,12 @@ def view(cp: Plane, rec: Mapping[str, Any], *, with_items: bool = False, failure
         "finished_at": rec.get("finished_at"), "inputs_hash": rec["inputs_hash"], "command": rec["command"],
         "driver_alive": driver_alive(cp, rec["name"]), "adopted": bool(rec.get("adopted")),
     }  # fmt: skip
+    from merlin.nextsteps import Action, step
+
+    steps = [step(Action.SWEEP_STATUS, name=rec["name"])] if state == "running" else []
+    if counts["failed"] or counts["lost"]:
+        steps.append(step(Action.SWEEP_RETRY, name=rec["name"]))
+    out["next_steps"] = steps
     if rec.get("retried") is not None:
         out["retried"] = rec["retried"]
     if failures:

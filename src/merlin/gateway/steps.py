@@ -47,6 +47,8 @@ TOOL_OF_ACTION: dict[Action, str | None] = {
     Action.ITEM_HEALTH: None,
     Action.DRAIN_ITEM: None,
     Action.DEFINE_INVENTORY: None,
+    Action.SWEEP_STATUS: "sweeps_status",
+    Action.SWEEP_RETRY: "sweeps_retry",
 }
 
 

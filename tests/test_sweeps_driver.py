@@ -1,0 +1,138 @@
+"""A sweep's driver (docs/sweeps.md, "The throttle and the driver"): how it starts items, what the next
+look costs once a sweep has ended, and the hints its commands print. Real processes, a real driver."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cli_runner import run_cli
+from merlin.controlplane import ControlPlane
+
+
+def until(pred, timeout: float = 120.0, every: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = pred()
+        if got:
+            return got
+        time.sleep(every)
+    raise AssertionError("condition not reached in time")
+
+
+@pytest.fixture
+def cp(tmp_path: Path) -> ControlPlane:
+    return ControlPlane(tmp_path / "state")
+
+
+def finished(cp: ControlPlane, name: str) -> dict:
+    return until(lambda: (v := cp.sweeps("status", name)) and v["state"] != "running" and v)
+
+
+def test_local_items_are_supervised_by_forks_of_the_driver_not_new_interpreters(cp: ControlPlane) -> None:
+    """An item's supervisor is forked by the driver (merlin already imported): its parent is the driver and
+    its command line the driver's; the run still records its supervisor and its resource use."""
+    import psutil
+
+    from merlin.atomic import read_holder
+
+    cp.sweeps("submit", "forks", command=["sleep", "3"], inputs=["a", "b"], parallel=2)
+    who = until(lambda: read_holder(cp.layout.sweep_driver_lock("forks")))
+    driver = int(who.split("pid ")[1].split(")")[0])
+    recs = until(lambda: _supervised(cp, "forks", 2))
+    for rec in recs:
+        sup = psutil.Process(rec.attempts[-1].supervisor_pid)
+        assert sup.ppid() == driver
+        assert "merlin.cli.sweep_driver" in " ".join(sup.cmdline()), sup.cmdline()
+        assert "local_supervisor" not in " ".join(sup.cmdline())
+    v = finished(cp, "forks")
+    assert v["state"] == "succeeded"
+    for row in cp.sweeps("summary", "forks")["rows"]:
+        assert row["usage_wall_s"] >= 2.5 and row["exit_code"] == 0, row
+    until(lambda: not cp.sweeps("status", "forks", restart=False)["driver_alive"], timeout=30)
+    for rec in recs:  # reaped by the driver: no zombie left behind
+        assert not psutil.pid_exists(rec.attempts[-1].supervisor_pid) or psutil.Process(rec.attempts[-1].supervisor_pid).status() != psutil.STATUS_ZOMBIE
+
+
+def _supervised(cp: ControlPlane, name: str, n: int):
+    out = []
+    for i in range(n):
+        rid = f"sweep-{name}-{i:05d}-r1"
+        if not cp.layout.record(rid).is_file():
+            return None
+        rec = cp.get(rid)
+        if not rec.attempts or not rec.attempts[-1].supervisor_pid or rec.attempts[-1].pid is None:
+            return None
+        out.append(rec)
+    return out
+
+
+def test_jobs_list_skips_a_finished_sweep_without_reading_its_record(cp: ControlPlane, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The next look restarts drivers of unfinished sweeps only; a finished one costs a listing one small
+    read of its record's head: never a parse of the whole record, never a driver."""
+    from merlin.control import sweeps
+
+    cp.sweeps("submit", "done", command=["true"], inputs=[str(i) for i in range(3)], parallel=3)
+    assert finished(cp, "done")["state"] == "succeeded"
+    until(lambda: not cp.sweeps("status", "done", restart=False)["driver_alive"], timeout=30)
+    log = cp.layout.sweep_driver_log("done")
+    size = log.stat().st_size
+
+    def no_parse(*_a, **_k):
+        raise AssertionError("a finished sweep's record was parsed by the listing")
+
+    monkeypatch.setattr(sweeps, "_read", no_parse)
+    monkeypatch.setattr(sweeps, "ensure_driver", no_parse)
+    r = run_cli("ray", "jobs", "list", "--state-root", str(cp.root))
+    assert r.exit_code == 0, r.stderr
+    assert sweeps.restart_drivers(cp) == []
+    assert not sweeps.driver_alive(cp, "done") and log.stat().st_size == size, "no driver was started"
+    monkeypatch.undo()
+    # an unfinished sweep (its driver killed) is still restarted by the same look
+    cp.sweeps("submit", "open", command=["true"], inputs=["x"], parallel=1, start_driver=False)
+    assert sweeps.ended_by_head(cp.layout.sweep_record("open")) is False
+    assert sweeps.restart_drivers(cp) == ["open"]
+    assert finished(cp, "open")["state"] == "succeeded"
+
+
+def test_the_head_of_a_big_finished_record_says_it_has_ended(cp: ControlPlane) -> None:
+    """20,000 items: the listing's check reads 64 KiB, whatever the size of the record."""
+    from merlin.control import sweeps
+
+    cp.sweeps("submit", "big", command=["true", "{input}"], inputs=[str(i) for i in range(20_000)], parallel=4, env={"A": '"finished_at": "x"'}, start_driver=False)
+    path = cp.layout.sweep_record("big")
+    assert sweeps.ended_by_head(path) is False
+    with sweeps._locked(cp, "big") as rec:
+        for it in rec["items"]:
+            it["state"] = "succeeded"
+        rec["finished_at"] = "2026-01-01T00:00:00Z"
+    assert path.stat().st_size > 1_000_000
+    assert sweeps.ended_by_head(path) is True
+    assert sweeps.restart_drivers(cp) == []
+
+
+def _hint(stderr: str, words: str) -> str:
+    lines = [ln for ln in stderr.splitlines() if ln.startswith("next: ") and words in ln]
+    assert lines, stderr
+    return lines[0][len("next: ") :]
+
+
+def test_sweep_hints_keep_the_state_root_and_paste(cp: ControlPlane, tmp_path: Path) -> None:
+    root = str(tmp_path / "my root")  # a space: the hint quotes it
+    r = run_cli("sweep", "submit", "hints", "--range", "0-2", "--state-root", root, "--", sys.executable, "-c", "import sys; sys.exit(int(sys.argv[1]) == 1)", "{input}")
+    assert r.exit_code == 0, r.stderr
+    status = _hint(r.stderr, "sweep status hints")
+    assert shlex.split(status)[1:] == ["sweep", "status", "hints", "--state-root", root], status
+    other = ControlPlane(Path(root))
+    until(lambda: other.sweeps("status", "hints")["state"] != "running")
+    again = run_cli(*shlex.split(status)[1:])  # the hint, pasted
+    assert again.exit_code == 0 and "sweep hints: failed" in again.stdout, (again.stdout, again.stderr)
+    retry = _hint(again.stderr, "sweep retry hints")
+    assert shlex.split(retry)[1:] == ["sweep", "retry", "hints", "--failed", "--state-root", root], retry
+    done = run_cli(*shlex.split(retry)[1:])
+    assert done.exit_code == 0 and "1 items queued again" in done.stderr, done.stderr
+    assert "--state-root" in _hint(done.stderr, "sweep status hints")
