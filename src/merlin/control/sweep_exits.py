@@ -33,7 +33,7 @@ class Exits:
             return False
         try:
             raw = cp.ledger.read_raw(run_id)
-        except Exception:  # noqa: BLE001 - unreadable now: polled instead
+        except Exception:  # unreadable now: polled instead
             return False
         att = (raw.get("attempts") or [{}])[-1]
         pid, start = att.get("supervisor_pid"), att.get("supervisor_start")

@@ -91,7 +91,7 @@ def fork_supervisor(run_dir: Path, attempt: int, env: dict[str, str], log_path: 
             code = main([str(run_dir), str(attempt)])
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
-        except BaseException:  # noqa: BLE001 - the child reports and ends, whatever happened
+        except BaseException:  # the child reports and ends, whatever happened
             import traceback
 
             traceback.print_exc()
