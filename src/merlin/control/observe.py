@@ -248,6 +248,10 @@ def apply(cp: Plane, seen: RunRecord, obs: Observation, keep_logs: bool = True) 
         if not new.is_terminal():
             return []
         became_terminal.append(True)
+        if att.usage is None:  # what the launcher measured where the command ran (a Ray job's wrapper)
+            from merlin.envs.launch import read_usage
+
+            att.usage = read_usage(cp.layout.usage_report(run_id, attempt_no))
         if idx is not None and cp.ledger.write_artifacts(idx, locked=True):
             return [{"event": "artifacts", "cause": "the run ended; target directory indexed", "attempt": attempt_no, "detail": {"files": len(idx.files)}}]
         return []

@@ -253,6 +253,10 @@ class RayEngine:
             from merlin.engines.ray_env import through_launcher
 
             command = through_launcher(self.ledger.layout, record, request, attempt, cluster, env) + command
+        elif request.replicas is None:
+            from merlin.engines.ray_env import measured
+
+            command = measured(self.ledger.layout, record, attempt, cluster) + command
         body: dict[str, Any] = {
             "entrypoint": entrypoint_for(command, record.workdir),
             "submission_id": sub_id,

@@ -34,4 +34,16 @@ def through_launcher(layout: Any, record: Any, request: Any, attempt: int, clust
             "cannot reach them: submit without a working dir (ship the code in a package the env installs), or use a cluster whose nodes share it",
             "working_dir_unreachable",
         )
-    return launcher_argv(layout, record.run_id, attempt, runtime, python=python, cache=cache, inline=not sees_root)
+    return launcher_argv(layout, record.run_id, attempt, runtime, python=python, cache=cache, inline=not sees_root, usage=sees_root and request.replicas is None)
+
+
+def measured(layout: Any, record: Any, attempt: int, cluster: Any) -> list[str]:
+    """The launcher as a measurer before a job's command when the run has no runtime: the job's resource use
+    is written into the run's directory (``Layout.usage_report``), so only where the cluster's nodes see this
+    state root (else nothing: the command as it is). docs/sweeps.md, "Results and resource use"."""
+    from merlin.clusters.registry import env_placement
+    from merlin.envs.argv import usage_argv
+
+    if not env_placement(cluster.kind)[0]:
+        return []
+    return usage_argv(layout, record.run_id, attempt, python=getattr(cluster, "python", None) or sys.executable)

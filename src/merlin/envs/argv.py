@@ -28,6 +28,7 @@ def launcher_argv(
     cache: Path | str | None = None,
     quiet: bool = False,
     inline: bool = False,
+    usage: bool = False,
 ) -> list[str]:
     """``[python, -m, merlin.envs.launch, --spec ..., --cache ..., (--snapshot ...), --]``; writes the
     run's spec file (``Layout.runtime_spec``) first. ``python``: an interpreter that has merlin on the
@@ -48,6 +49,14 @@ def launcher_argv(
     if wd:
         argv += ["--snapshot", str(layout.snapshot(wd)), "--blobs", str(layout.blobs), "--into", str(layout.run_workdir(run_id, attempt))]
     argv += ["--report", str(layout.env_report(run_id, attempt))]
+    if usage:
+        argv += ["--usage", str(layout.usage_report(run_id, attempt))]
     if quiet:
         argv.append("--quiet")
     return [*argv, "--"]
+
+
+def usage_argv(layout: Any, run_id: str, attempt: int, *, python: str | None = None) -> list[str]:
+    """The launcher as a measurer only (no env): ``[python, -m, merlin.envs.launch, --usage FILE, --quiet, --]``,
+    the attempt's resource use written to ``Layout.usage_report`` (for nodes that see the state root)."""
+    return [python or sys.executable, "-m", "merlin.envs.launch", "--usage", str(layout.usage_report(run_id, attempt)), "--quiet", "--"]

@@ -16,7 +16,10 @@ Options: ``--spec-inline B64`` instead of ``--spec`` (the spec itself, base64 of
 nodes that do not see the state root, e.g. SSH hosts), ``--snapshot MANIFEST --blobs DIR --into DIR`` (the working dir),
 ``--report FILE`` (writes ``{"env_id", "cache"}`` once the env is ready),
 ``--cache`` may hold ``~`` and ``$VARS``, expanded on the node (``$TMPDIR/merlin-envs``: a per-node cache),
-``--quiet`` (no progress lines on stderr).
+``--quiet`` (no progress lines on stderr), ``--usage FILE`` (once the command has ended, writes its resource
+use there: ``wall_s``, ``cpu_s`` (user + system CPU of its process tree) and ``max_rss_bytes``, from
+``wait4(2)``; the run's record takes it when the run is seen to end). With ``--usage`` and no spec it only
+measures: no env, the command as it is (how a Ray job without a runtime is wrapped).
 """
 
 from __future__ import annotations
@@ -54,19 +57,26 @@ def main(argv: list[str] | None = None) -> int:
     cut = args.index("--")
     command = args[cut + 1 :]
     p = argparse.ArgumentParser(prog="merlin.envs.launch")
-    spec_from = p.add_mutually_exclusive_group(required=True)
+    spec_from = p.add_mutually_exclusive_group()
     spec_from.add_argument("--spec")
     spec_from.add_argument("--spec-inline")
-    p.add_argument("--cache", required=True)
+    p.add_argument("--cache")
     p.add_argument("--snapshot")
     p.add_argument("--blobs")
     p.add_argument("--into")
     p.add_argument("--report")
+    p.add_argument("--usage")
     p.add_argument("--quiet", action="store_true")
     opts = p.parse_args(args[:cut])
     if not command:
         sys.stderr.write("merlin-env: no command after --\n")
         return 2
+    if opts.spec is None and opts.spec_inline is None:
+        if opts.usage is None:
+            p.error("one of the arguments --spec --spec-inline is required (or --usage alone)")
+        return run(command, dict(os.environ), None, opts.usage)
+    if opts.cache is None:
+        p.error("the following arguments are required: --cache")
 
     from merlin.envs.cache import EnvCache
     from merlin.envs.spec import inline_spec, needs_build, read_spec
@@ -116,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
 
         cwd = materialize(Path(opts.snapshot), Path(opts.blobs), Path(opts.into))
     try:
-        return run(command, child_env(env_dir, dict(os.environ)), cwd)
+        return run(command, child_env(env_dir, dict(os.environ)), cwd, opts.usage)
     finally:
         if user is not None:
             try:
@@ -125,8 +135,10 @@ def main(argv: list[str] | None = None) -> int:
                 pass
 
 
-def run(command: list[str], env: dict[str, str], cwd: Path | None) -> int:
-    """Start ``command``, forward signals to it, wait; its exit code (or its signal, raised on us)."""
+def run(command: list[str], env: dict[str, str], cwd: Path | None, usage: str | None = None) -> int:
+    """Start ``command``, forward signals to it, wait; its exit code (or its signal, raised on us).
+    With ``usage``: the command's resource use is written there first (:func:`write_usage`)."""
+    t0 = time.monotonic()
     try:
         child = subprocess.Popen(command, env=env, cwd=str(cwd) if cwd else None)
     except OSError as exc:
@@ -141,11 +153,34 @@ def run(command: list[str], env: dict[str, str], cwd: Path | None) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, forward)
-    rc = child.wait()
+    _pid, status, ru = os.wait4(child.pid, 0)  # the command's own use and its waited-for descendants'
+    rc = child.returncode = os.waitstatus_to_exitcode(status)
+    if usage:
+        write_usage(Path(usage), time.monotonic() - t0, ru)
     if rc < 0:
         signal.signal(-rc, signal.SIG_DFL)
         os.kill(os.getpid(), -rc)
     return rc
+
+
+def write_usage(path: Path, wall: float, ru: object) -> None:
+    """``{wall_s, cpu_s, max_rss_bytes}`` of a waited-for command (the keys an attempt's ``usage`` has); never fails the run."""
+    try:
+        from merlin.atomic import atomic_write_json
+
+        cpu = float(getattr(ru, "ru_utime", 0.0)) + float(getattr(ru, "ru_stime", 0.0))
+        rss = int(getattr(ru, "ru_maxrss", 0)) * (1 if sys.platform == "darwin" else 1024)
+        atomic_write_json(path, {"wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "max_rss_bytes": float(rss)})
+    except Exception as exc:  # a full disk, an unwritable run dir: the command's result stands
+        sys.stderr.write(f"merlin-env: could not record the resource use: {exc}\n")
+
+
+def read_usage(path: Path) -> dict[str, float] | None:
+    """What :func:`write_usage` wrote (None if nothing, or not that shape)."""
+    data = report_line(path)
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), (int, float)) for k in ("wall_s", "cpu_s", "max_rss_bytes")):
+        return None
+    return {k: float(data[k]) for k in ("wall_s", "cpu_s", "max_rss_bytes")}
 
 
 def report_line(path: Path) -> dict | None:

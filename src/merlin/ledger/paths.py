@@ -363,6 +363,10 @@ class Layout:
         """What the env launcher of an attempt says: building or ready, the env id, cache hit or built."""
         return self.run_dir(run_id) / f"env-attempt-{attempt}.json"
 
+    def usage_report(self, run_id: str, attempt: int) -> Path:
+        """An attempt's resource use as the launcher measured it where the command ran (wall, CPU, peak RSS)."""
+        return self.run_dir(run_id) / f"usage-attempt-{attempt}.json"
+
     def runtime_spec(self, run_id: str) -> Path:
         """The run's runtime spec as the launcher reads it (no secret values)."""
         return self.run_dir(run_id) / "runtime_spec.json"
