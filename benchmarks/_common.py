@@ -117,8 +117,8 @@ def report(title: str, rows: list[tuple[str, float, float, str, bool]]) -> int:
 
 
 @contextmanager
-def private_cluster(root: Path, num_cpus: int = 2) -> Iterator[object]:
-    """A real local Ray head on free ports under ``root``, stopped on exit."""
+def private_cluster(root: Path, num_cpus: int = 2, resources: dict[str, float] | None = None) -> Iterator[object]:
+    """A real local Ray head on free ports under ``root`` (with custom ``resources``), stopped on exit."""
     from merlin.clusters.net import free_ports
     from merlin.controlplane import ControlPlane
     from merlin.errors import RunFailed
@@ -129,7 +129,7 @@ def private_cluster(root: Path, num_cpus: int = 2) -> Iterator[object]:
         sys.stderr.write("starting a private Ray cluster...\n")
         try:
             rec, _ = cp.start_local_cluster(
-                "default", port=port, dashboard_port=dash, num_cpus=num_cpus, object_store_memory=200 * 1024 * 1024,
+                "default", port=port, dashboard_port=dash, num_cpus=num_cpus, object_store_memory=200 * 1024 * 1024, resources=resources,
                 progress=lambda m: sys.stderr.write(m + "\n"),
             )
             break

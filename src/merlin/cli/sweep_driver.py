@@ -9,9 +9,16 @@ from pathlib import Path
 
 
 def main(argv: list[str]) -> int:
+    import resource
+    import time
+
     from merlin.controlplane import ControlPlane
 
-    return int(ControlPlane(Path(argv[0])).sweeps("drive", argv[1]))
+    t0 = time.monotonic()
+    code = int(ControlPlane(Path(argv[0])).sweeps("drive", argv[1]))
+    ru = resource.getrusage(resource.RUSAGE_SELF)  # the driver alone: not the supervisors it forked
+    print(f"merlin sweep driver: ended after {time.monotonic() - t0:.2f}s; driver CPU {ru.ru_utime + ru.ru_stime:.3f}s", flush=True)
+    return code
 
 
 if __name__ == "__main__":

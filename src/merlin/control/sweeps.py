@@ -103,10 +103,26 @@ def _read(cp: Plane, name: str) -> dict[str, Any]:
 
 
 def _write(cp: Plane, rec: dict[str, Any]) -> None:
-    from merlin.atomic import atomic_write_json
+    from merlin.atomic import atomic_write_bytes
 
     rec["updated_at"] = iso(time.time())
-    atomic_write_json(cp.layout.sweep_record(rec["name"]), rec)
+    atomic_write_bytes(cp.layout.sweep_record(rec["name"]), dump_record(rec).encode("utf-8"))
+
+
+def dump_record(rec: Mapping[str, Any]) -> str:
+    """The record as JSON a person reads: one top-level key a line (sorted, two-space indent, as
+    ``merlin.atomic.dump_json``), but each item on one line and each other value compact, so the driver's
+    write takes the C encoder (``dump_json``'s indent takes Python's: 10x the CPU on 200 items)."""
+    lines = []
+    for key in sorted(rec):
+        value = rec[key]
+        if key == "items" and value:
+            body = ",\n".join("    " + json.dumps(it, sort_keys=True, ensure_ascii=False, allow_nan=False) for it in value)
+            text = "[\n" + body + "\n  ]"
+        else:
+            text = json.dumps(value, sort_keys=True, ensure_ascii=False, allow_nan=False)
+        lines.append(f"  {json.dumps(key, ensure_ascii=False)}: {text}")
+    return "{\n" + ",\n".join(lines) + "\n}\n"
 
 
 def _fingerprint(rec: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -211,8 +227,9 @@ def ensure_driver(cp: Plane, name: str) -> bool:
     return True
 
 
-#: a record's top-level ``finished_at`` line (canonical JSON: sorted keys, two-space indent, so it comes
-#: before the inputs and items; a nested key is indented further, and a JSON string holds no newline)
+#: a record's top-level ``finished_at`` line (:func:`dump_record`: sorted keys, one a line, two-space indent,
+#: so it comes before the inputs and items; a nested key is never at the start of a line, and a JSON
+#: string holds no newline)
 _FINISHED_AT = re.compile(rb'\n  "finished_at": (null|"[^"\n]*")')
 
 
