@@ -136,3 +136,24 @@ def test_sweep_hints_keep_the_state_root_and_paste(cp: ControlPlane, tmp_path: P
     done = run_cli(*shlex.split(retry)[1:])
     assert done.exit_code == 0 and "1 items queued again" in done.stderr, done.stderr
     assert "--state-root" in _hint(done.stderr, "sweep status hints")
+
+
+def test_the_launcher_measures_a_command_without_an_env(tmp_path: Path) -> None:
+    """How a Ray job without a runtime is wrapped: ``merlin.envs.launch --usage FILE -- COMMAND`` runs the
+    command as it is, exits with its code, and writes the process tree's wall, CPU and peak RSS (wait4)."""
+    import json
+    import subprocess
+
+    from merlin.envs.launch import read_usage
+
+    out = tmp_path / "usage.json"
+    child = "import time; b = bytearray(60 * 2**20); t = time.process_time()\nwhile time.process_time() - t < 0.2: pass"
+    code = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {child!r}]); sys.exit(3)"  # the CPU is a grandchild's
+    res = subprocess.run([sys.executable, "-m", "merlin.envs.launch", "--usage", str(out), "--quiet", "--", sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 3, res.stderr
+    usage = read_usage(out)
+    assert usage is not None, out.read_text() if out.exists() else "no file"
+    assert usage["cpu_s"] >= 0.2 and usage["max_rss_bytes"] >= 60 * 2**20 and usage["wall_s"] >= usage["cpu_s"] * 0.5, usage
+    assert set(json.loads(out.read_text())) == {"wall_s", "cpu_s", "max_rss_bytes"}
+    bad = subprocess.run([sys.executable, "-m", "merlin.envs.launch", "--quiet", "--", "true"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "--spec" in bad.stderr
