@@ -123,11 +123,13 @@ def part_slurm(a: argparse.Namespace) -> list[Row]:
     ]
 
 
-def ray_baseline(address: str, a: argparse.Namespace) -> float:
+def ray_baseline(rec, a: argparse.Namespace) -> float:
     """N jobs at once through Ray's SDK, one ``slot`` each; the makespan to the last job's ``end_time``."""
     from ray.job_submission import JobStatus, JobSubmissionClient
 
-    client = JobSubmissionClient(address)
+    from merlin.clusters.auth import headers_for
+
+    client = JobSubmissionClient(rec.address, headers=headers_for(rec.auth, rec.name) or None)
     t0, wall0 = time.monotonic(), time.time()
     ids = [client.submit_job(entrypoint=f"sleep {a.seconds}", entrypoint_resources={"slot": 1}) for _ in range(a.items)]
     want = set(ids)
@@ -147,7 +149,7 @@ def part_ray(a: argparse.Namespace) -> list[Row]:
     root = Path(tempfile.mkdtemp(prefix="merlin-bench-sweeps-ray-")) / "state"
     try:
         with private_cluster(root, num_cpus=4, resources={"slot": float(a.slots)}) as (cp, rec):
-            base = ray_baseline(rec.address, a)
+            base = ray_baseline(rec, a)
             got = merlin_sweep(cp, "onray", a, engine="ray")
     finally:
         shutil.rmtree(root.parent, ignore_errors=True)

@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     spec_from = p.add_mutually_exclusive_group()
     spec_from.add_argument("--spec")
     spec_from.add_argument("--spec-inline")
-    p.add_argument("--cache")
+    cache_arg = p.add_argument("--cache")
     p.add_argument("--snapshot")
     p.add_argument("--blobs")
     p.add_argument("--into")
@@ -71,12 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     if not command:
         sys.stderr.write("merlin-env: no command after --\n")
         return 2
-    if opts.spec is None and opts.spec_inline is None:
-        if opts.usage is None:
-            p.error("one of the arguments --spec --spec-inline is required (or --usage alone)")
-        return run(command, dict(os.environ), None, opts.usage)
-    if opts.cache is None:
-        p.error("the following arguments are required: --cache")
+    if opts.spec is None and opts.spec_inline is None and opts.usage is not None:
+        return run(command, dict(os.environ), None, opts.usage)  # a measurer only: no env
+    spec_from.required = cache_arg.required = True  # an env to launch: argparse says what is missing
+    opts = p.parse_args(args[:cut])
 
     from merlin.envs.cache import EnvCache
     from merlin.envs.spec import inline_spec, needs_build, read_spec
