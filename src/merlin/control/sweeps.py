@@ -35,7 +35,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from merlin.control.plane import Plane
 
 #: seconds between the driver's passes while a busy item's run has no process the driver watches
-POLL = 0.1
+#: (a Ray job: one poll_many per engine and cluster for them all)
+POLL = 0.2
 #: seconds between its passes while every busy run's supervisor is watched (its exit wakes the driver)
 WATCHED_POLL = 1.0
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
