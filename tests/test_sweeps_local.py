@@ -114,7 +114,7 @@ def test_with_retries_0_exactly_three_fail_and_retry_failed_reruns_only_those(cp
     s = cli(cp, "sweep", "summary", "retry0")
     assert s.exit_code == 1
     st = cli(cp, "sweep", "status", "retry0")
-    assert "failed 3" in st.stdout and "sweep retry retry0 --failed" in st.stdout
+    assert "failed 3" in st.stdout and "next: merlin sweep retry retry0 --failed --state-root" in st.stderr  # a hint: a message, on stderr
     (tmp_path / "runs.log").write_text("")
     r = cli(cp, "sweep", "retry", "retry0", "--failed")
     assert r.exit_code == 0, r.stderr
