@@ -249,14 +249,10 @@ class RayEngine:
         sub_id = submission_id(record.run_id, attempt)
         command = list(record.command)
         env = dict(env)
-        if request.runtime is not None:
-            from merlin.engines.ray_env import through_launcher
+        if request.runtime is not None or request.replicas is None:  # the env launcher, or the measurer alone
+            from merlin.engines.ray_env import launcher_prefix
 
-            command = through_launcher(self.ledger.layout, record, request, attempt, cluster, env) + command
-        elif request.replicas is None:
-            from merlin.engines.ray_env import measured
-
-            command = measured(self.ledger.layout, record, attempt, cluster) + command
+            command = launcher_prefix(self.ledger.layout, record, request, attempt, cluster, env) + command
         body: dict[str, Any] = {
             "entrypoint": entrypoint_for(command, record.workdir),
             "submission_id": sub_id,

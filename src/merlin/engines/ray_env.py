@@ -37,6 +37,13 @@ def through_launcher(layout: Any, record: Any, request: Any, attempt: int, clust
     return launcher_argv(layout, record.run_id, attempt, runtime, python=python, cache=cache, inline=not sees_root, usage=sees_root and request.replicas is None)
 
 
+def launcher_prefix(layout: Any, record: Any, request: Any, attempt: int, cluster: Any, env: dict[str, str]) -> list[str]:
+    """What goes before a Ray job's command: the env launcher for a run with a runtime, else the measurer."""
+    if request.runtime is not None:
+        return through_launcher(layout, record, request, attempt, cluster, env)
+    return measured(layout, record, attempt, cluster)
+
+
 def measured(layout: Any, record: Any, attempt: int, cluster: Any) -> list[str]:
     """The launcher as a measurer before a job's command when the run has no runtime: the job's resource use
     is written into the run's directory (``Layout.usage_report``), so only where the cluster's nodes see this
