@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import stat
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -163,7 +161,7 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> N
     path = Path(path)
     ensure_dir(path.parent)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = _temp_beside(path)
     except OSError as exc:
         no_space_check(exc, path)
         raise BadInput(f"{path.parent}: cannot write here: {exc.strerror}") from None
@@ -175,6 +173,20 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> N
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     _fsync_dir(path.parent)
+
+
+def _temp_beside(path: Path) -> tuple[int, str]:
+    """A new file ``.<name>.<random>.tmp`` beside ``path``, open for writing, readable by its owner
+    alone until chmod'ed (as ``tempfile.mkstemp`` makes one, without importing tempfile's
+    random, shutil and weakref on every submit): (fd, its path)."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = os.path.join(path.parent, f".{path.name}.{os.urandom(6).hex()}.tmp")
+        try:
+            return os.open(tmp, flags, 0o600), tmp
+        except FileExistsError:
+            continue  # another writer's temporary file by that name: draw again
+    raise FileExistsError(f"{path.parent}: no free temporary name")
 
 
 @contextmanager
@@ -217,7 +229,7 @@ def copy_file(
             raise OSError(f"{src} is not a regular file")
         make_dir(dest.parent, private=private)
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+            fd, tmp = _temp_beside(dest)
         except OSError as exc:
             no_space_check(exc, dest)
             raise
@@ -225,6 +237,8 @@ def copy_file(
             os.fchmod(fd, mode_for(dest.parent))
             with os.fdopen(fd, "wb") as fout:
                 if not (clone and _reflink(fin.fileno(), fout.fileno())):
+                    import shutil
+
                     shutil.copyfileobj(fin, fout, 1 << 20)
                 fout.flush()
                 os.fsync(fout.fileno())

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -138,6 +136,8 @@ def keeper_alive(keeper: Mapping[str, Any]) -> bool:
     pid = keeper.get("pid")
     if not isinstance(pid, int):
         return False
+    import socket
+
     if keeper.get("host") not in (None, socket.gethostname()):
         return True
     from merlin.clusters import procs
@@ -148,6 +148,9 @@ def keeper_alive(keeper: Mapping[str, Any]) -> bool:
 def start_keeper(cp: Plane, run_id: str, command: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     """Start the detached keeper of ``run_id``; the real argv and environment travel in its environment
     (the request on disk holds redacted copies; without them the keeper restores what it can)."""
+    import socket
+    import subprocess
+
     from merlin.atomic import open_state_file
 
     mark(cp, run_id)  # before the keeper exists: a look always finds a run whose keeper may have died
@@ -270,6 +273,8 @@ def keep(cp: Plane, run_id: str) -> int:
 
 
 def _keep(cp: Plane, run_id: str, spec: Mapping[str, Any]) -> int:
+    import socket
+
     from merlin.clusters import procs
 
     me = {"pid": os.getpid(), "start": procs.start_of(os.getpid()), "host": socket.gethostname()}

@@ -46,8 +46,22 @@ class RayApiError(Exception):
         self.reason = reason if reason is not None else message
 
 
+class _Protocol(OSError):
+    """An ``http.client`` protocol error, named as it was (``RemoteDisconnected``, ``IncompleteRead``)."""
+
+    def __init__(self, name: str, text: str) -> None:
+        super().__init__(text)
+        self.name = name
+
+
 class Unreachable(RayApiError):
     """No HTTP answer at all (connection refused, timeout, DNS)."""
+
+
+def _unreachable(exc: BaseException) -> Unreachable:
+    """The :class:`Unreachable` of a request's failure, named as the exception was."""
+    name = exc.name if isinstance(exc, _Protocol) else type(exc).__name__
+    return Unreachable(f"{name}: {exc}" if str(exc) else name, reason=str(exc) or name)
 
 
 class Unauthorized(RayApiError):
@@ -203,42 +217,75 @@ class JobsApi:
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None, timeout: float | None = None) -> Any:
         """One request; Ray's JSON back, or the exception that names the HTTP status.
 
-        ``http.client`` directly rather than ``urllib.request``: fewer imports on
-        every status command, and no proxy from the environment in front of a
-        cluster merlin reaches directly. Inside :meth:`kept_open` the kept connection is
-        used; a GET on it that the server had closed is sent once more on a new one.
+        Inside :meth:`kept_open` the kept connection (``http.client``) is used; a GET on it
+        that the server had closed is sent once more on a new one. Otherwise a plain
+        ``http://`` head is asked through :mod:`merlin.engines.http11` (one request over a
+        socket: no ``email`` or ``ssl`` imported on a submit), ``https://`` through
+        ``http.client``; never through ``urllib.request``, so no proxy from the environment
+        comes between merlin and a cluster it reaches directly.
         """
-        import http.client
-
         data = json.dumps(body).encode("utf-8") if body is not None else None
         headers = {**self.headers, **({"Content-Type": "application/json"} if data is not None else {})}
+        full = self._url.path.rstrip("/") + path
+        if self._kept is not None:
+            status, raw = self._on_kept(method, full, data, headers, timeout or self.timeout)
+        else:
+            try:
+                if self._url.scheme == "https":
+                    status, raw = self._https(method, full, data, headers, timeout or self.timeout)
+                else:
+                    from merlin.engines import http11
+
+                    status, raw = http11.request(self._url.hostname or "127.0.0.1", self._url.port, method, full, data, headers, timeout or self.timeout)
+            except OSError as exc:
+                raise _unreachable(exc) from None
+        if status >= 400:
+            kind = {401: Unauthorized, 403: Unauthorized, 404: JobNotFound}.get(status, RayApiError)
+            raise kind(f"HTTP {status}: {_detail(raw)}", status)
+        try:
+            return json.loads(raw.decode("utf-8")) if raw else None
+        except ValueError:
+            raise RayApiError(f"the jobs API sent something that is not JSON: {raw[:80]!r}", status) from None
+
+    def _on_kept(self, method: str, path: str, data: bytes | None, headers: dict[str, str], timeout: float) -> tuple[int, bytes]:
+        """(status, body) over the connection :meth:`kept_open` keeps; :class:`Unreachable` when none comes."""
+        import http.client
+
         kept = self._kept
         for again in (False, True):
-            conn = kept if kept is not None and not again else self._connect(timeout or self.timeout)
+            conn = kept if not again else self._connect(timeout)
             if conn is kept and conn.sock is not None:
-                conn.sock.settimeout(timeout or self.timeout)
+                conn.sock.settimeout(timeout)
             try:
-                conn.request(method, self._url.path.rstrip("/") + path, body=data, headers=headers)
+                conn.request(method, path, body=data, headers=headers)
                 resp = conn.getresponse()
                 raw = resp.read()
                 if conn is kept and resp.will_close:
                     conn.close()  # the next request opens it again
-                break
+                return resp.status, raw
             except (OSError, http.client.HTTPException) as exc:
                 conn.close()
                 if conn is kept and method == "GET" and not again and not isinstance(exc, TimeoutError):
                     continue  # the server closed the kept connection between two requests
-                raise Unreachable(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__, reason=str(exc) or type(exc).__name__) from None
+                raise _unreachable(exc) from None
             finally:
                 if conn is not kept:
                     conn.close()
-        if resp.status >= 400:
-            kind = {401: Unauthorized, 403: Unauthorized, 404: JobNotFound}.get(resp.status, RayApiError)
-            raise kind(f"HTTP {resp.status}: {_detail(raw)}", resp.status)
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    def _https(self, method: str, path: str, data: bytes | None, headers: dict[str, str], timeout: float) -> tuple[int, bytes]:
+        """(status, body) through ``http.client``; its protocol errors as OSError (an :class:`Unreachable`)."""
+        import http.client
+
+        conn = self._connect(timeout)
         try:
-            return json.loads(raw.decode("utf-8")) if raw else None
-        except ValueError:
-            raise RayApiError(f"the jobs API sent something that is not JSON: {raw[:80]!r}", resp.status) from None
+            conn.request(method, path, body=data, headers=headers)
+            resp = conn.getresponse()
+            return resp.status, resp.read()
+        except http.client.HTTPException as exc:
+            raise _Protocol(type(exc).__name__, str(exc)) from None
+        finally:
+            conn.close()
 
     @staticmethod
     def _job_path(submission_id: str, tail: str = "") -> str:

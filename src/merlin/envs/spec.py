@@ -8,10 +8,8 @@ values or any secret value: those travel in the run's environment.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
-import platform
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,6 +22,8 @@ def default_python() -> str:
 
 
 def this_platform() -> str:
+    import platform
+
     return f"{sys.platform}-{platform.machine()}"
 
 
@@ -70,6 +70,8 @@ def canonical(runtime: Mapping[str, Any], *, uv: str | None = None, plat: str | 
 def env_id(runtime: Mapping[str, Any], *, uv: str | None = None, plat: str | None = None) -> str:
     """sha256 (hex) of the canonical spec as sorted, compact JSON."""
     text = json.dumps(canonical(runtime, uv=uv, plat=plat), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    import hashlib
+
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
