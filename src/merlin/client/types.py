@@ -1,7 +1,8 @@
 """The job API's plain types: what a job is (``JobRequest``), where it stands (``JobStatus``), how it failed.
 
-Frozen dataclasses and a ``str`` enum, nothing heavy: ``import merlin.client`` loads
-neither Ray nor pydantic. :func:`submit_kwargs` is the one place a ``JobRequest``
+Frozen value classes (:class:`merlin.values.Value`: a dataclass's shape, ``replace()``
+for ``dataclasses.replace``, without importing :mod:`dataclasses` on every submit) and a
+``str`` enum, nothing heavy: ``import merlin.client`` loads neither Ray nor pydantic. :func:`submit_kwargs` is the one place a ``JobRequest``
 becomes :meth:`merlin.controlplane.ControlPlane.submit`'s arguments; the Python
 client, ``merlin ray jobs submit`` and the gateway's ``runs_submit`` all go through
 it, so the front ends cannot drift.
@@ -11,11 +12,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from merlin.errors import AlreadyExists, BadInput, RunFailed
+from merlin.values import Value, factory
 
 if TYPE_CHECKING:  # pragma: no cover
     from merlin.client.core import JobHandle
@@ -95,8 +96,7 @@ def _strs(values: Any, argument: str) -> tuple[str, ...]:
     return tuple(values)
 
 
-@dataclass(frozen=True)
-class Entrypoint:
+class Entrypoint(Value, frozen=True):
     """What a job runs: a command and its arguments (commands only: nothing is pickled)."""
 
     command: str
@@ -117,12 +117,12 @@ class Entrypoint:
         return [self.command, *self.args]
 
 
-_DEVICE = re.compile(r"^(cpu|gpu)(?::([0-9]+(?:\.[0-9]+)?))?$")
-_RAM = re.compile(r"^[0-9]+(?:\.[0-9]+)?\s*(?:[kmgt]i?b?|b)?$", re.IGNORECASE)
+#: patterns compiled on first use (re's cache): a submit that gives neither pays for neither
+_DEVICE = r"^(cpu|gpu)(?::([0-9]+(?:\.[0-9]+)?))?$"
+_RAM = r"(?i)^[0-9]+(?:\.[0-9]+)?\s*(?:[kmgt]i?b?|b)?$"
 
 
-@dataclass(frozen=True)
-class ResourceConfig:
+class ResourceConfig(Value, frozen=True):
     """What a job needs: ``cpu`` (CPUs reserved for it; None: the engine's default), ``ram``
     (``"4g"``; recorded in the run's metadata, not enforced by an engine yet), ``device``
     (``"cpu"``, ``"gpu"`` or ``"gpu:N"``), ``leases``: merlin's lab hardware as lease bundles
@@ -133,28 +133,29 @@ class ResourceConfig:
     ram: str | None = None
     device: str | None = None
     leases: tuple[str, ...] = ()
-    custom: Mapping[str, float] = field(default_factory=dict)
+    custom: Mapping[str, float] = factory(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.cpu is not None and (isinstance(self.cpu, bool) or not isinstance(self.cpu, int | float) or not self.cpu >= 0):
             raise BadInput(f"`cpu` must be a number >= 0, not {self.cpu!r}", argument="cpu")
-        if self.ram is not None and (not isinstance(self.ram, str) or not _RAM.match(self.ram)):
+        if self.ram is not None and (not isinstance(self.ram, str) or not re.match(_RAM, self.ram)):
             raise BadInput(f"`ram` {self.ram!r} is not an amount of memory: write it as 512m, 4g or 4GiB", argument="ram")
-        if self.device is not None and (not isinstance(self.device, str) or not _DEVICE.match(self.device)):
+        if self.device is not None and (not isinstance(self.device, str) or not re.match(_DEVICE, self.device)):
             raise BadInput(f"`device` {self.device!r}: expected cpu, gpu or gpu:N", argument="device")
         object.__setattr__(self, "leases", _strs(self.leases, "leases"))
         object.__setattr__(self, "custom", dict(self.custom))
 
     @property
     def gpus(self) -> float | None:
-        m = _DEVICE.match(self.device or "cpu")
+        if self.device is None:
+            return None
+        m = re.match(_DEVICE, self.device)
         if m is None or m.group(1) == "cpu":
             return None
         return float(m.group(2) or 1)
 
 
-@dataclass(frozen=True)
-class EnvironmentConfig:
+class EnvironmentConfig(Value, frozen=True):
     """Where and with what a job runs, under fray's names: ``workspace`` (the directory it runs in),
     ``pip_packages`` and ``extras`` (packages of its environment), ``env_vars``; and merlin's
     ``lockfile`` (a uv.lock or pylock.toml path) and ``secrets`` (names of variables whose values are
@@ -165,12 +166,12 @@ class EnvironmentConfig:
 
     workspace: str | None = None
     pip_packages: tuple[str, ...] = ()
-    env_vars: Mapping[str, str] = field(default_factory=dict)
+    env_vars: Mapping[str, str] = factory(default_factory=dict)
     extras: tuple[str, ...] = ()
     lockfile: str | None = None
     secrets: tuple[str, ...] = ()
     python: str | None = None
-    options: Mapping[str, Any] = field(default_factory=dict)
+    options: Mapping[str, Any] = factory(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("pip_packages", "extras", "secrets"):
@@ -198,8 +199,7 @@ class EnvironmentConfig:
         return out or None
 
 
-@dataclass(frozen=True)
-class JobRequest:
+class JobRequest(Value, frozen=True):
     """One job: fray's fields, then merlin's (all keyword-friendly with defaults).
 
     ``name`` names the job (no spaces): while a job of that name is live, submitting it
@@ -209,7 +209,7 @@ class JobRequest:
 
     name: str | None
     entrypoint: Entrypoint
-    resources: ResourceConfig = field(default_factory=ResourceConfig)
+    resources: ResourceConfig = factory(default_factory=ResourceConfig)
     environment: EnvironmentConfig | None = None
     replicas: int | None = None
     max_retries_failure: int = 0
@@ -219,7 +219,7 @@ class JobRequest:
     target: str | None = None
     workflow: str = DEFAULT_WORKFLOW
     target_dir: str | None = None
-    metadata: Mapping[str, Any] = field(default_factory=dict)
+    metadata: Mapping[str, Any] = factory(default_factory=dict)
 
     def __post_init__(self) -> None:
         from merlin.controlplane import check_job_name

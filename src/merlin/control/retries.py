@@ -25,13 +25,13 @@ import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from merlin.errors import Blocked, LockBusy, MerlinError
 from merlin.ledger.failures import PROGRAM, attempt_class
 from merlin.ledger.status import RunStatus
 from merlin.nextsteps import Action, step
+from merlin.values import Value
 
 if TYPE_CHECKING:  # pragma: no cover
     from merlin.control.plane import Plane
@@ -64,8 +64,7 @@ def most_attempts(max_retries_failure: int, max_retries_preemption: int) -> int:
     return 1 + max_retries_failure + max_retries_preemption
 
 
-@dataclass
-class Due:
+class Due(Value):
     """A retry the latest attempt's end earns: its class, the budget's use so far, the delay."""
 
     failure_class: str

@@ -16,13 +16,13 @@ the fix; the run is then recorded as ``blocked``.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from merlin.errors import Blocked
 from merlin.ledger.status import RunStatus
+from merlin.values import Value, factory
 
 if TYPE_CHECKING:  # pragma: no cover
     from merlin.ledger.models import ClusterRef, RunRecord, RunRequest
@@ -33,8 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
 EngineBlocked = Blocked
 
 
-@dataclass
-class Observation:
+class Observation(Value):
     """What an engine says about one attempt.
 
     ``status`` None means "could not tell" (engine unreachable): the record
@@ -49,12 +48,11 @@ class Observation:
     message: str | None = None
     start_time: datetime | None = None
     end_time: datetime | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-    next_steps: list[dict[str, Any]] = field(default_factory=list)
+    extra: dict[str, Any] = factory(default_factory=dict)
+    next_steps: list[dict[str, Any]] = factory(default_factory=list)
 
 
-@dataclass
-class Preflight:
+class Preflight(Value):
     """What an engine knows before the run is written.
 
     With ``submission_id`` the engine names the attempt before submitting, so the
@@ -65,19 +63,18 @@ class Preflight:
     submission_id: str | None = None
     cluster: ClusterRef | None = None
     message: str | None = None
-    next_steps: list[dict[str, Any]] = field(default_factory=list)
+    next_steps: list[dict[str, Any]] = factory(default_factory=list)
 
 
-@dataclass
-class Submitted:
+class Submitted(Value):
     """Attempt fields an engine fills in at submission, and what to tell the user."""
 
     submission_id: str
     status: RunStatus = RunStatus.PENDING
-    fields: dict[str, Any] = field(default_factory=dict)
+    fields: dict[str, Any] = factory(default_factory=dict)
     cluster: ClusterRef | None = None
     message: str | None = None
-    next_steps: list[dict[str, Any]] = field(default_factory=list)
+    next_steps: list[dict[str, Any]] = factory(default_factory=list)
 
 
 class CancelResult(StrEnum):

@@ -4,7 +4,7 @@ Why not the SDK (``ray.job_submission.JobSubmissionClient``): importing it
 costs about 0.6 s and 58 MiB per command, and it reports every HTTP error as
 a bare ``RuntimeError`` whose text has to be searched for "404". The REST
 API it wraps is documented and stable; here every answer is a status code
-plus Ray's JSON, mapped to dataclasses and to one exception per meaning.
+plus Ray's JSON, mapped to typed values (:class:`merlin.values.Value`) and to one exception per meaning.
 
 Endpoints (all under the dashboard address, e.g. ``http://127.0.0.1:8265``):
 
@@ -29,8 +29,9 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
+
+from merlin.values import Value, factory
 
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "STOPPED"})
 
@@ -72,8 +73,7 @@ class JobNotFound(RayApiError):
     """HTTP 404: the cluster does not know this submission id."""
 
 
-@dataclass(frozen=True)
-class JobInfo:
+class JobInfo(Value, frozen=True):
     """One job as Ray reports it (``JobDetails`` in Ray's JSON); times in ms since the epoch."""
 
     status: str
@@ -85,9 +85,9 @@ class JobInfo:
     start_time: int | None = None
     end_time: int | None = None
     driver_exit_code: int | None = None
-    metadata: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, str] = factory(default_factory=dict)
     #: The job's runtime_env env_vars: the values merlin scrubs from ``message`` (never stored).
-    env_vars: dict[str, str] = field(default_factory=dict, repr=False)
+    env_vars: dict[str, str] = factory(default_factory=dict, repr=False)
     #: The runtime_env fields that need setting up before the job starts (pip, conda, working_dir, ...; not env_vars).
     runtime_env_setup: tuple[str, ...] = ()
 
@@ -121,8 +121,7 @@ NO_SETUP = frozenset({"env_vars", "config", "_ray_commit", "_inject_current_ray"
 Shape = dict[str, float]
 
 
-@dataclass(frozen=True)
-class ClusterLoad:
+class ClusterLoad(Value, frozen=True):
     """What Ray's autoscaler reported last (``GET /api/cluster_status``, its ``loadMetricsReport``).
 
     ``demands``: resource shapes of tasks/actors (a job's supervisor among them)
@@ -132,11 +131,11 @@ class ClusterLoad:
     ``reported_at``: when the autoscaler wrote it (Unix time; None if unknown).
     """
 
-    demands: list[tuple[Shape, int]] = field(default_factory=list)
-    pg_demands: list[dict[str, Any]] = field(default_factory=list)
-    request_demands: list[tuple[Shape, int]] = field(default_factory=list)
-    nodes: list[tuple[Shape, int]] = field(default_factory=list)
-    usage: dict[str, tuple[float, float]] = field(default_factory=dict)
+    demands: list[tuple[Shape, int]] = factory(default_factory=list)
+    pg_demands: list[dict[str, Any]] = factory(default_factory=list)
+    request_demands: list[tuple[Shape, int]] = factory(default_factory=list)
+    nodes: list[tuple[Shape, int]] = factory(default_factory=list)
+    usage: dict[str, tuple[float, float]] = factory(default_factory=dict)
     reported_at: float | None = None
 
     @classmethod

@@ -16,7 +16,6 @@ blocked instead of failing inside the cluster.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shlex
 import time
@@ -497,7 +496,7 @@ class RayEngine:
         try:
             api = self.client(cluster, record.run_id)
             job = api.get_job(att.submission_id)
-            job = dataclasses.replace(job, message=_scrubbed_message(job))
+            job = job.replace(message=_scrubbed_message(job))
         except (EngineBlocked, ray_api.RayApiError):
             return []  # unreachable, token, or unknown: status and the cluster layer say so
         try:
