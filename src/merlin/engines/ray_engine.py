@@ -17,6 +17,7 @@ blocked instead of failing inside the cluster.
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import time
 from collections.abc import Iterator
@@ -155,7 +156,8 @@ class RayEngine:
             problem = "no module named 'ray'"
         elif problem is None and spec is not None and spec.origin:
             package = Path(spec.origin).resolve().parent
-            infos = sorted(package.parent.glob("ray-*.dist-info"))
+            # os.listdir rather than Path.glob: no fnmatch pattern compiled on every submit
+            infos = [n for n in os.listdir(package.parent) if n.startswith("ray-") and n.endswith(".dist-info")]
             if package.name != "ray" or not infos:
                 problem = f"'import ray' would load {spec.origin}, which no installed Ray distribution provides"
         if problem:

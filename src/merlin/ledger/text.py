@@ -20,63 +20,76 @@ from typing import Any
 REDACTED = "***redacted***"
 MESSAGE_LIMIT = 1000
 
-_SECRET_NAME = re.compile(
-    r"(TOKEN|KEY|SECRET|PASSWORD|PASSWD|PASSPHRASE|PGPASS|CREDENTIAL|AUTH|COOKIE|_PASS$|^PASS$|_PWD$|^PWD_)", re.IGNORECASE
-)
-_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-_ENV_ASSIGN = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$", re.DOTALL)
+# The patterns are compiled on first use (re's own cache), and a pattern is tried on an ASCII text
+# only when the text holds a literal that every match of it contains (its "needs"): compiling all
+# of them cost a submit more CPU than its records (issue 15), and most texts (``true``, a path, a
+# message) hold none of them. A text with non-ASCII characters is tried against every pattern
+# (IGNORECASE matches letters such as U+212A, the Kelvin sign, that str.lower() leaves alone).
+_SECRET_NAME = (r"(TOKEN|KEY|SECRET|PASSWORD|PASSWD|PASSPHRASE|PGPASS|CREDENTIAL|AUTH|COOKIE|_PASS$|^PASS$|_PWD$|^PWD_)", re.IGNORECASE)
+_ANSI = r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]"
+_CONTROL = r"[\x00-\x08\x0b-\x1f\x7f]"
+_ENV_ASSIGN = (r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$", re.DOTALL)
 
-#: Flags whose value is a secret: ``--password X``, ``--token=X``, ``--api-key X``, ``-p X``.
-_SECRET_FLAG = re.compile(
+_SECRET_FLAG = (
     r"^--?(?:[a-z0-9]+[-_])*(?:password|passwd|pass|passphrase|pwd|token|secret|api[-_]?key|apikey|"
     r"access[-_]?key|private[-_]?key|client[-_]?secret|credentials?|cookie)$",
     re.IGNORECASE,
 )
 _SHORT_PASSWORD_FLAG = "-p"  # mysql and friends; skipped when its value is a number or a path (ssh -p 22, mkdir -p dir)
-#: Clients that take ``-pSECRET`` glued to the flag (MySQL's convention). Only in their command lines is a
-#: glued ``-p`` word a password: elsewhere it is ``-pthread``, ``-pedantic``, ``-print``.
-_GLUED_PASSWORD_CLIENTS = re.compile(r"(?:^|[\s/;&|(])(?:mysql[a-z_]*|mariadb[a-z\-_]*)(?=$|[\s;&|)])")
-_GLUED_PASSWORD = re.compile(r"((?:^|\s)-p)([^\s'\";&|)]+)")
+_GLUED_PASSWORD_CLIENTS = r"(?:^|[\s/;&|(])(?:mysql[a-z_]*|mariadb[a-z\-_]*)(?=$|[\s;&|)])"
+_GLUED_CLIENT_NEEDS = ("mysql", "mariadb")
+_GLUED_PASSWORD = r"((?:^|\s)-p)([^\s'\";&|)]+)"
 
-#: Shapes of secret values, each replaced wherever it appears inside a word.
-_SHAPES: list[tuple[re.Pattern[str], str]] = [
+#: (pattern, flags, replacement, needs): ``needs``, literals one of which every match contains
+#: (matched in the text's lower case when the pattern ignores case)
+_SHAPES: list[tuple[str, int, str, tuple[str, ...]]] = [
     # scheme://user:password@host -> keep the user, drop the password
-    (re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@'\"]*):[^\s@/'\"]+@"), rf"\1:{REDACTED}@"),
+    (r"([A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@'\"]*):[^\s@/'\"]+@", 0, rf"\1:{REDACTED}@", ("://",)),
     # "Bearer X" / "Basic X" as in an HTTP header (capitalised: "basic checks passed" is prose)
-    (re.compile(r"\b([Bb]earer|Basic)(\s+)(?=[A-Za-z0-9._~+/=\-]*(?:[0-9._~+/=\-]|[a-z][A-Z]))[A-Za-z0-9._~+/=\-]{8,}"), rf"\1\2{REDACTED}"),
-    (re.compile(r"(Authorization\s*[:=]\s*)(?![Bb]earer\b|Basic\b)[^\s'\"]{6,}", re.IGNORECASE), rf"\1{REDACTED}"),
-    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)", re.DOTALL), REDACTED),
-    (re.compile(r"\beyJ[A-Za-z0-9_\-]{4,}\.eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{4,}"), REDACTED),  # JWT
-    (re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})"), REDACTED),
-    (re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA)[0-9A-Z]{16}\b"), REDACTED),
-    (re.compile(r"\bsk-(?:[A-Za-z0-9]+-)*[A-Za-z0-9_]{16,}"), REDACTED),
-    (re.compile(r"\bxox[abprs]-[A-Za-z0-9\-]{10,}"), REDACTED),
-    (re.compile(r"\bAIza[0-9A-Za-z_\-]{30,}"), REDACTED),
-    (re.compile(r"\bhf_[A-Za-z0-9]{30,}"), REDACTED),
-    (re.compile(r"\bglpat-[A-Za-z0-9_\-]{20,}"), REDACTED),
+    (r"\b([Bb]earer|Basic)(\s+)(?=[A-Za-z0-9._~+/=\-]*(?:[0-9._~+/=\-]|[a-z][A-Z]))[A-Za-z0-9._~+/=\-]{8,}", 0, rf"\1\2{REDACTED}", ("earer", "Basic")),
+    (r"(Authorization\s*[:=]\s*)(?![Bb]earer\b|Basic\b)[^\s'\"]{6,}", re.IGNORECASE, rf"\1{REDACTED}", ("authorization",)),
+    (r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)", re.DOTALL, REDACTED, ("-----BEGIN ",)),
+    (r"\beyJ[A-Za-z0-9_\-]{4,}\.eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]{4,}", 0, REDACTED, ("eyJ",)),  # JWT
+    (r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})", 0, REDACTED, ("gh", "github_pat_")),
+    (r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA)[0-9A-Z]{16}\b", 0, REDACTED, ("AKIA", "ASIA", "AGPA", "AIDA", "AROA", "ANPA")),
+    (r"\bsk-(?:[A-Za-z0-9]+-)*[A-Za-z0-9_]{16,}", 0, REDACTED, ("sk-",)),
+    (r"\bxox[abprs]-[A-Za-z0-9\-]{10,}", 0, REDACTED, ("xox",)),
+    (r"\bAIza[0-9A-Za-z_\-]{30,}", 0, REDACTED, ("AIza",)),
+    (r"\bhf_[A-Za-z0-9]{30,}", 0, REDACTED, ("hf_",)),
+    (r"\bglpat-[A-Za-z0-9_\-]{20,}", 0, REDACTED, ("glpat-",)),
 ]
 #: Inside one word (``sh -c 'mysql --password=X'``): a secret flag and its value.
-_INLINE_FLAG = re.compile(
+_INLINE_FLAG = (
     r"((?:^|\s)--?(?:[a-z0-9]+[-_])*(?:password|passwd|passphrase|token|secret|api[-_]?key|apikey|"
     r"access[-_]?key|private[-_]?key|client[-_]?secret)(?:=|\s+))(?!-)([^\s'\";&|)]+)",
     re.IGNORECASE,
 )
+_INLINE_FLAG_NEEDS = ("pass", "token", "secret", "key")
 #: Inside one word: ``NAME=value`` with a secret-looking NAME (``env DB_PASSWORD=x cmd`` as one shell string).
-_INLINE_ASSIGN = re.compile(r"((?:^|[\s;&|(])([A-Za-z_][A-Za-z0-9_]*)=)([^\s'\";&|)]+)")
+_INLINE_ASSIGN = r"((?:^|[\s;&|(])([A-Za-z_][A-Za-z0-9_]*)=)([^\s'\";&|)]+)"
+
+
+def _may_hold(text: str, needs: tuple[str, ...], ignore_case: bool = False) -> bool:
+    """Can a pattern whose every match holds one of ``needs`` match ``text``? (always, for non-ASCII text)"""
+    if not text.isascii():
+        return True
+    if ignore_case:
+        text = text.lower()
+    return any(n in text for n in needs)
 
 
 def looks_secret(name: str) -> bool:
     """Names such as ``GITHUB_TOKEN``, ``AWS_SECRET_ACCESS_KEY``, ``DB_PASSWORD``, ``PGPASS``."""
-    return bool(_SECRET_NAME.search(name))
+    return bool(re.search(_SECRET_NAME[0], name, _SECRET_NAME[1]))
 
 
 def scrub_value_shapes(text: str) -> str:
     """Replace the secret-shaped values in ``text`` (URL credentials, bearer tokens, key formats)."""
     if not text or not isinstance(text, str):
         return text
-    for pattern, repl in _SHAPES:
-        text = pattern.sub(repl, text)
+    for pattern, flags, repl, needs in _SHAPES:
+        if _may_hold(text, needs, bool(flags & re.IGNORECASE)):
+            text = re.sub(pattern, repl, text, flags=flags)
     return text
 
 
@@ -85,10 +98,12 @@ def scrub_shapes(text: str) -> str:
     if not text or not isinstance(text, str):
         return text
     text = scrub_value_shapes(text)
-    text = _INLINE_FLAG.sub(lambda m: m.group(1) + REDACTED, text)
-    text = _INLINE_ASSIGN.sub(lambda m: m.group(1) + (REDACTED if looks_secret(m.group(2)) else m.group(3)), text)
-    if _GLUED_PASSWORD_CLIENTS.search(text):  # sh -c 'mysql -uroot -pSECRET db'
-        text = _GLUED_PASSWORD.sub(lambda m: m.group(1) + REDACTED, text)
+    if "-" in text and _may_hold(text, _INLINE_FLAG_NEEDS, ignore_case=True):
+        text = re.sub(_INLINE_FLAG[0], lambda m: m.group(1) + REDACTED, text, flags=_INLINE_FLAG[1])
+    if "=" in text:
+        text = re.sub(_INLINE_ASSIGN, lambda m: m.group(1) + (REDACTED if looks_secret(m.group(2)) else m.group(3)), text)
+    if _may_hold(text, _GLUED_CLIENT_NEEDS) and re.search(_GLUED_PASSWORD_CLIENTS, text):  # sh -c 'mysql -uroot -pSECRET db'
+        text = re.sub(_GLUED_PASSWORD, lambda m: m.group(1) + REDACTED, text)
     return text
 
 
@@ -122,7 +137,8 @@ def scrub_values(text: str | None, values: Iterable[str]) -> str | None:
 
 def _is_glued_password_client(word: str) -> bool:
     """``mysql``, ``/usr/bin/mysqldump``, ``mariadb``: a program whose later ``-pX`` words are passwords."""
-    return bool(_GLUED_PASSWORD_CLIENTS.fullmatch(word.rsplit("/", 1)[-1]))
+    name = word.rsplit("/", 1)[-1]
+    return _may_hold(name, _GLUED_CLIENT_NEEDS) and bool(re.fullmatch(_GLUED_PASSWORD_CLIENTS, name))
 
 
 def _is_value_like(word: str) -> bool:
@@ -146,16 +162,16 @@ def redact_argv(argv: list[str]) -> list[str]:
             hide_next = False
             continue
         hide_next = False
-        m = _ENV_ASSIGN.match(word)
+        m = re.match(_ENV_ASSIGN[0], word, _ENV_ASSIGN[1]) if "=" in word else None
         if m and looks_secret(m.group(1)):
             out.append(f"{m.group(1)}={REDACTED}")
             continue
         if word.startswith("-") and "=" in word:
             flag, _, value = word.partition("=")
-            if _SECRET_FLAG.match(flag) and value:
+            if re.match(_SECRET_FLAG[0], flag, _SECRET_FLAG[1]) and value:
                 out.append(f"{flag}={REDACTED}")
                 continue
-        if _SECRET_FLAG.match(word):
+        if word.startswith("-") and re.match(_SECRET_FLAG[0], word, _SECRET_FLAG[1]):
             hide_next = True
         elif word == _SHORT_PASSWORD_FLAG:
             hide_next = True
@@ -197,8 +213,13 @@ def plain(text: str | None, limit: int = MESSAGE_LIMIT) -> str:
     """Strip ANSI escapes and control characters, scrub secret shapes; cap the length with an ellipsis."""
     if not text:
         return ""
-    text = _ANSI.sub("", str(text))
-    text = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\t", " ")).strip()
+    text = str(text)
+    if "\x1b" in text:
+        text = re.sub(_ANSI, "", text)
+    text = text.replace("\r\n", "\n").replace("\t", " ")
+    if not text.isprintable():  # some character other than a printable one (a newline, a control character)
+        text = re.sub(_CONTROL, "", text)
+    text = text.strip()
     text = scrub_value_shapes(text)  # messages are merlin's prose: only values shaped like secrets go
     if len(text) > limit:
         text = text[: limit - 3].rstrip() + "..."
