@@ -12,10 +12,10 @@ This module imports nothing heavy.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from merlin.errors import BadInput
+from merlin.values import Value, factory
 
 if TYPE_CHECKING:  # pragma: no cover
     from merlin.ledger.models import ClusterRecord
@@ -83,8 +83,7 @@ class ClusterBackend(Protocol):
 DEFAULT_KIND = "local"
 
 
-@dataclass
-class ClusterState:
+class ClusterState(Value):
     """What a live check found, for a person: ``state`` is one of active, unreachable,
     starting, stopped, failed, expired, queued or absent (richer than the record's
     status: a recorded ``active`` cluster that does not answer is ``unreachable``)."""
@@ -94,12 +93,12 @@ class ClusterState:
     message: str
     record: Any = None
     alive_processes: int = 0
-    version: dict[str, Any] | None = field(default=None)
-    next_steps: list[dict[str, Any]] = field(default_factory=list)
+    version: dict[str, Any] | None = None
+    next_steps: list[dict[str, Any]] = factory(default_factory=list)
     #: Listening sockets of the cluster's processes, measured now (local clusters): port, service, bound_to, pid.
-    sockets: list[dict[str, Any]] = field(default_factory=list)
+    sockets: list[dict[str, Any]] = factory(default_factory=list)
     #: Active jobs on it that merlin did not submit (``ray job submit``, the SDK): id, status, entrypoint.
-    foreign_jobs: list[dict[str, Any]] = field(default_factory=list)
+    foreign_jobs: list[dict[str, Any]] = factory(default_factory=list)
 
     @property
     def exposed(self) -> list[dict[str, Any]]:

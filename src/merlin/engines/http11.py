@@ -89,14 +89,15 @@ class _Answer:
         return True
 
     def _line(self) -> bytes | None:
-        """The next line without its CRLF; None when the stream ended first."""
+        """The next line with its line end (the rest of the stream when it ended first); None at its end."""
         while b"\n" not in self._buffer:
             if len(self._buffer) > MAX_HEAD:
                 raise BadStatusLine(self._buffer[:80])
             if not self._fill():
-                return None
+                line, self._buffer = self._buffer, b""
+                return line or None
         line, self._buffer = self._buffer.split(b"\n", 1)
-        return line.rstrip(b"\r")
+        return line + b"\n"
 
     def _take(self, n: int) -> bytes:
         while len(self._buffer) < n:
@@ -128,25 +129,24 @@ class _Answer:
         return status, self._buffer
 
     def _head(self) -> tuple[int, dict[str, str]]:
-        line = self._line()
-        if line is None:
-            if not self._buffer:
-                raise RemoteDisconnected("Remote end closed connection without response")
-            raise BadStatusLine(self._buffer)
-        parts = line.decode("latin-1").split(None, 2)
+        """The status and the header fields (names in lower case), read as http.client reads them:
+        the end of the stream also ends the header."""
+        raw = self._line()
+        if raw is None:
+            raise RemoteDisconnected("Remote end closed connection without response")
+        line = raw.decode("latin-1")
+        parts = line.split(None, 2)
         if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit() or len(parts[1]) != 3:
-            raise BadStatusLine(line.decode("latin-1"))
+            raise BadStatusLine(line)
         fields: dict[str, str] = {}
-        size = len(line)
+        size = len(raw)
         while True:
             field = self._line()
-            if field is None:
-                raise RemoteDisconnected("Remote end closed connection without response")
+            if field is None or field in (b"\r\n", b"\n"):
+                return int(parts[1]), fields
             size += len(field)
             if size > MAX_HEAD:
                 raise BadStatusLine("got more than 1 MiB of headers")
-            if not field:
-                return int(parts[1]), fields
             name, _, value = field.decode("latin-1").partition(":")
             fields[name.strip().lower()] = value.strip()
 
@@ -161,7 +161,7 @@ class _Answer:
             except ValueError:
                 raise IncompleteRead(b"".join(body)) from None
             if size == 0:
-                while self._line() not in (None, b""):  # trailers, up to the blank line
+                while self._line() not in (None, b"\r\n", b"\n"):  # trailers, up to the blank line
                     pass
                 return b"".join(body)
             body.append(self._take(size))
