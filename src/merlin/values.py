@@ -68,17 +68,15 @@ class Value:
         cls._defaults_ = defaults
         cls._hidden_ = frozenset(hidden)
         cls._frozen_ = frozen or cls._frozen_
-        cls.__match_args__ = cls._fields_
-        if cls._frozen_:
-            cls.__hash__ = Value._hash  # type: ignore[method-assign]
-        else:
-            cls.__hash__ = None  # type: ignore[assignment]  # as a dataclass with eq: mutable, so unhashable
+        type.__setattr__(cls, "__match_args__", cls._fields_)
+        # as a dataclass with eq: hashed by its fields when frozen, unhashable (mutable) otherwise
+        type.__setattr__(cls, "__hash__", Value._hash if cls._frozen_ else None)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         names = self._fields_
         if len(args) > len(names):
             raise TypeError(f"{type(self).__name__}() takes {len(names)} positional arguments but {len(args)} were given")
-        values = dict(zip(names, args))
+        values = dict(zip(names, args, strict=False))
         for name, value in kwargs.items():
             if name not in names:
                 raise TypeError(f"{type(self).__name__}() got an unexpected keyword argument {name!r}")

@@ -64,7 +64,8 @@ def request(host: str, port: int | None, method: str, path: str, body: bytes | N
         lines.append(f"Content-Length: {len(body or b'')}")
     head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
     # an ASCII host as bytes: getaddrinfo would otherwise import the idna codec (and unicodedata) to encode it
-    with socket.create_connection((host.encode("ascii") if host.isascii() else host, port), timeout=timeout) as sock:
+    address = (host.encode("ascii") if host.isascii() else host, port)
+    with socket.create_connection(address, timeout=timeout) as sock:  # type: ignore[arg-type]  # getaddrinfo takes bytes
         sock.sendall(head + body if body else head)
         return _Answer(sock).read(method)
 
