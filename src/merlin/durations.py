@@ -30,8 +30,9 @@ from typing import overload
 from merlin.errors import BadInput
 
 _NUM = r"(\d+(?:\.\d+)?)"
-_UNITS = re.compile(rf"^(?:{_NUM}d)?(?:{_NUM}h)?(?:{_NUM}m)?(?:{_NUM}s)?$")
-_CLOCK = re.compile(r"^(?:(?P<d>\d+)-)?(?P<a>\d+)(?::(?P<b>\d+))?(?::(?P<c>\d+))?$")
+# compiled on first use (re's cache): most commands parse no duration
+_UNITS = rf"^(?:{_NUM}d)?(?:{_NUM}h)?(?:{_NUM}m)?(?:{_NUM}s)?$"
+_CLOCK = r"^(?:(?P<d>\d+)-)?(?P<a>\d+)(?::(?P<b>\d+))?(?::(?P<c>\d+))?$"
 _SECONDS = (86400.0, 3600.0, 60.0, 1.0)
 EXAMPLES = "30s, 15m, 2h, 1d, 1h30m or [D-]HH:MM:SS"
 _N = r"\d+(?:\.\d+)?"
@@ -71,10 +72,10 @@ def seconds(text: str) -> float:
         return 0.0
     if re.fullmatch(_NUM, value):
         raise BadDuration("", f"{value} what? {value}s or {value}m (a duration needs a unit: {EXAMPLES})")
-    m = _UNITS.match(value)
+    m = re.match(_UNITS, value)
     if value and m and any(m.groups()):
         return float(sum(float(n) * unit for n, unit in zip(m.groups(), _SECONDS, strict=True) if n is not None))
-    m = _CLOCK.match(value)
+    m = re.match(_CLOCK, value)
     if m and (m["d"] is not None or m["b"] is not None):
         return _clock(m)
     raise BadDuration("", f"{raw!r} is not a duration: expected {EXAMPLES}")

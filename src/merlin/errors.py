@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 #: how a message names an argument: its name in backticks
-_NAMED = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)`")
+_NAMED = r"`([A-Za-z_][A-Za-z0-9_]*)`"  # compiled on first use (re's cache): a submit that succeeds never renders one
 
 
 def arg(name: str) -> str:
@@ -92,7 +92,7 @@ class MerlinError(Exception):
         names = {n for n in (self.argument, *self.related) if n}
         if not names:
             return list(self.lines)
-        return [_NAMED.sub(lambda m: spell(m.group(1)) if m.group(1) in names else m.group(0), line) for line in self.lines]
+        return [re.sub(_NAMED, lambda m: spell(m.group(1)) if m.group(1) in names else m.group(0), line) for line in self.lines]
 
     def to_json(self, spell: Callable[[str], str] | None = None) -> dict[str, Any]:
         """The ``--json`` error document (its text spelled by ``spell``, see :meth:`render`)."""

@@ -27,7 +27,7 @@ from functools import cache
 from typing import Any
 
 #: C0 except tab and newline, DEL, C1, and the Unicode bidi controls (Trojan Source).
-_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_UNSAFE = "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"  # compiled on first use (re's cache)
 
 
 def _visible(m: re.Match[str]) -> str:
@@ -40,7 +40,9 @@ def neutralise(text: Any) -> str:
     s = str(text) if text is not None else ""
     if "\r\n" in s:
         s = s.replace("\r\n", "\n")
-    return _UNSAFE.sub(_visible, s)
+    if s.isascii() and s.isprintable():  # nothing the pattern could match (it takes no printable ASCII)
+        return s
+    return re.sub(_UNSAFE, _visible, s)
 
 
 def _plain() -> dict[str, Any]:
@@ -64,7 +66,7 @@ def _console_class() -> Any:
             return super().render_str(neutralise(text), **kwargs)
 
         def _render_buffer(self, buffer: Any) -> str:  # safety net for Text objects built from outside text
-            safe = [seg if seg.control or not _UNSAFE.search(seg.text) else Segment(neutralise(seg.text), seg.style) for seg in buffer]
+            safe = [seg if seg.control or not re.search(_UNSAFE, seg.text) else Segment(neutralise(seg.text), seg.style) for seg in buffer]
             return super()._render_buffer(safe)
 
     return SafeConsole

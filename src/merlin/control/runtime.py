@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 FIELDS = ("python", "requirements", "requirements_file", "lockfile", "lockfile_name", "lock_file", "packages", "index_url",
           "find_links", "no_index", "working_dir", "env_vars", "secret_env", "image")  # fmt: skip
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"  # compiled on first use (re's cache)
 
 
 def _text(path: str | os.PathLike[str], argument: str) -> tuple[str, str]:
@@ -98,7 +98,7 @@ def prepare(cp: Plane, runtime: Any) -> tuple[RuntimeEnv | None, dict[str, str]]
     out["env_vars"] = {str(k): str(v) for k, v in env_vars.items()}
     secrets = _strings(raw.get("secret_env"), "secret_env")
     for s in secrets:
-        if not _NAME.match(s):
+        if not re.match(_NAME, s):
             raise BadInput(f"`secret_env` {s!r} is not an environment variable name", argument="secret_env")
         if s not in os.environ:
             raise BadInput(f"`secret_env` {s} is not set in this environment: export it, then submit again (its value is read at launch, never recorded)",
