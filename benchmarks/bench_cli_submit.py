@@ -49,19 +49,16 @@ assert len(set(ids)) == int(sys.argv[2]), ids
 STEPS = [
     ("typing, re, enum, functools, collections, shlex", ["typing", "re", "enum", "functools", "collections", "contextlib", "shlex"]),
     ("json", ["json"]),
-    ("pathlib (+ urllib.parse, fnmatch)", ["pathlib"]),
-    ("shutil, tempfile, datetime (merlin.atomic, clock)", ["shutil", "tempfile", "datetime"]),
-    ("dataclasses (+ inspect, ast, dis, tokenize)", ["dataclasses"]),
-    ("socket", ["socket"]),
-    ("email (http.client's header parser)", ["email.parser", "email.message"]),
-    ("ssl (http.client imports it)", ["ssl"]),
-    ("http.client", ["http.client"]),
+    ("pathlib (+ urllib.parse, ipaddress, fnmatch)", ["pathlib"]),
+    ("datetime (merlin.clock, the records)", ["datetime"]),
     ("merlin: entry, fast path, output", ["merlin.cli.entry", "merlin.cli.fast_submit", "merlin.cli.submit_options", "merlin.cli.output",
                                           "merlin.cli.nextsteps", "merlin.cli.common", "merlin.cli.jobs_submit"]),
-    ("merlin: facade, ledger, records", ["merlin.controlplane", "merlin.control.submit", "merlin.control.checks", "merlin.ledger",
-                                         "merlin.ledger.models", "merlin.ledger.record", "merlin.ledger.text"]),
+    ("merlin: ledger (status, Layout, store, atomic, text)", ["merlin.ledger", "merlin.ledger.text"]),
+    ("merlin: records, facade, job API types", ["merlin.ledger.models", "merlin.ledger.record", "merlin.controlplane", "merlin.client",
+                                                "merlin.control.submit", "merlin.control.checks"]),
     ("merlin: the Ray engine and its client", ["merlin.engines.registry", "merlin.engines.ray_engine", "merlin.engines.ray_api",
-                                               "merlin.engines.base", "merlin.clusters.auth", "merlin.clusters.fit", "merlin.procid"]),
+                                               "merlin.engines.http11", "merlin.engines.base", "merlin.clusters.auth", "merlin.clusters.fit",
+                                               "merlin.procid"]),
 ]  # fmt: skip
 
 BREAKDOWN = r"""

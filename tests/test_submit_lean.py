@@ -219,8 +219,9 @@ sys.stderr.write('\nPROBE:' + json.dumps({'exit': code, 'modules': sorted(sys.mo
 """
 
 #: what a submit to a Ray head no longer imports: http.client's email and ssl, dataclasses' inspect
-#: and ast, tempfile, shutil, subprocess (a retry keeper's), hashlib and the idna codec
-NOT_ON_THE_PATH = ("http.client", "email", "ssl", "dataclasses", "inspect", "ast", "tempfile", "shutil", "subprocess", "hashlib", "encodings.idna", "platform")
+#: and ast, tempfile, shutil, subprocess (a retry keeper's), hashlib, the idna codec, socket.py's enums
+NOT_ON_THE_PATH = ("http.client", "email", "ssl", "dataclasses", "inspect", "ast", "tempfile", "shutil", "subprocess", "hashlib",
+                   "encodings.idna", "platform", "socket", "selectors")
 
 
 def _submit_modules(root: Path) -> tuple[int, list[str], str]:
