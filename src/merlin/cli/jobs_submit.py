@@ -113,9 +113,11 @@ def submit(
 
 def runtime_from_flags(env_file: Path | None, **flags: Any) -> dict[str, Any] | None:
     """The facade's ``runtime`` from `--env-file` (paths relative to it) and the flags (which win); None if neither."""
-    from merlin.cli.env_file import read_env_file
+    out: dict[str, Any] = {}
+    if env_file is not None:
+        from merlin.cli.env_file import read_env_file
 
-    out = read_env_file(env_file) if env_file is not None else {}
+        out = read_env_file(env_file)
     for k, v in flags.items():
         if v not in (None, False, [], ()):
             out[k] = [str(x) for x in v] if isinstance(v, list) else str(v) if isinstance(v, Path) else v

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import time
-import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -130,6 +129,7 @@ class LocalClient(Client):
 
     def __init__(self) -> None:
         import tempfile
+        import weakref
 
         root = tempfile.mkdtemp(prefix="merlin-local-client-")
         super().__init__(state_root=root, engine="local")

@@ -19,7 +19,6 @@ every reader in merlin: attributes, ``model_dump`` (``mode``, ``exclude``,
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import re
@@ -456,12 +455,19 @@ class Record:
 
     def __deepcopy__(self: R, memo: dict[int, Any]) -> R:
         out = object.__new__(type(self))
+        import copy  # on first use: a submit copies no record deeply
+
         object.__setattr__(out, "__dict__", copy.deepcopy(self.__dict__, memo))
         return out
 
     def model_copy(self: R, *, update: dict[str, Any] | None = None, deep: bool = False) -> R:
         """A copy, with ``update`` applied unchecked (as pydantic's ``model_copy``)."""
-        out = copy.deepcopy(self) if deep else copy.copy(self)
+        if deep:
+            import copy
+
+            out = copy.deepcopy(self)
+        else:
+            out = self.__copy__()  # what copy.copy calls
         if update:
             out.__dict__.update(update)
         return out
