@@ -371,3 +371,37 @@ def test_random_texts_scrub_as_when_every_pattern_was_tried() -> None:
 def test_plain_text_still_loses_escapes_and_control_characters() -> None:
     assert text.plain("\x1b[31mred\x1b[0m\x07 and\ttab\r\nnext\x00") == "red and tab\nnext"
     assert text.plain("just words") == "just words"
+
+
+# ------------------------------------------------------------------ the collector during a submit
+
+GC_PROBE = r"""
+import atexit, gc, sys
+atexit.register(lambda: sys.stderr.write(f"\nGC:{gc.isenabled()}\n"))  # an exit callback: run() then exits normally
+from merlin.cli.entry import run
+sys.argv[0] = "merlin"
+run()
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "enabled"),
+    [
+        (["ray", "jobs", "submit", "--engine", "ray", "--target", "t", "--workflow", "w", "--", "true"], False),  # blocked: no cluster
+        (["ray", "jobs", "submit", "--engine", "local", "--target", "t", "--workflow", "w", "--wait", "--", "true"], True),
+        (["--version"], True),
+        (["ray", "jobs", "list"], True),
+    ],
+)
+def test_the_collector_is_off_for_a_fast_submit_only(args: list[str], enabled: bool, tmp_path: Path) -> None:
+    """The CLI starts with the garbage collector off (a tenth of a submit's CPU went to its passes over
+    freshly loaded modules); every command but a fast-path submit that does not wait turns it back on."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    env = {**os.environ, "MERLIN_STATE_ROOT": str(tmp_path / "state"), "NO_COLOR": "1"}
+    res = subprocess.run([sys.executable, "-c", GC_PROBE, *args], capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    assert f"GC:{enabled}" in res.stderr, (res.returncode, res.stderr[-2000:])

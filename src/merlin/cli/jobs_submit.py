@@ -94,8 +94,11 @@ def submit(
     rec = submit_request(cp, request, engine=engine, cluster=cluster, source="cli")
     announced = False
     if wait and (not rec.status.is_terminal() or rec.retry_keeper) and rec.status.value != "blocked":
+        import gc
+
         from merlin.cli.waiting import announce, wait_for_run
 
+        gc.enable()  # waiting may take hours: the collector as usual (the CLI starts with it off, cli/entry.py)
         if not json:
             announce(rec)
             announced = True
