@@ -256,7 +256,7 @@ def test_a_ray_submit_imports_nothing_it_does_not_use(ray_cp: Any, tmp_path: Pat
     loaded = [m for m in NOT_ON_THE_PATH if m in modules]
     assert loaded == [], loaded
     (run,) = ray_cp.list_runs()
-    assert run.attempt.submission_id and run.status.value in ("pending", "running", "succeeded")
+    assert run["attempts"][-1]["submission_id"] and run["status"] in ("pending", "running", "succeeded"), run
 
 
 # ------------------------------------------------------------------ typed values without dataclasses
