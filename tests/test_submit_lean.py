@@ -405,3 +405,25 @@ def test_the_collector_is_off_for_a_fast_submit_only(args: list[str], enabled: b
     env = {**os.environ, "MERLIN_STATE_ROOT": str(tmp_path / "state"), "NO_COLOR": "1"}
     res = subprocess.run([sys.executable, "-c", GC_PROBE, *args], capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
     assert f"GC:{enabled}" in res.stderr, (res.returncode, res.stderr[-2000:])
+
+
+def test_the_built_in_kinds_placement_is_their_backends() -> None:
+    """clusters.registry.PLACEMENT (read on every Ray submit instead of importing the backend) says
+    what each built-in backend class says; a kind shadowed by register() is asked itself."""
+    from merlin.clusters import registry
+
+    assert set(registry.PLACEMENT) == set(registry.BACKENDS)
+    for kind in registry.BACKENDS:
+        cls = registry.backend_class(kind)
+        assert registry.PLACEMENT[kind] == (bool(getattr(cls, "nodes_see_state_root", True)), getattr(cls, "default_env_cache", None)), kind
+
+    class Elsewhere:
+        nodes_see_state_root = False
+        default_env_cache = "/scratch/envs"
+
+    registry.register("local", Elsewhere)
+    try:
+        assert registry.env_placement("local") == (False, "/scratch/envs")
+    finally:
+        registry.unregister("local")
+    assert registry.env_placement("local") == (True, None)

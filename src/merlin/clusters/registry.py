@@ -29,6 +29,15 @@ BACKENDS: dict[str, str] = {
 
 _REGISTRY = Registry(BACKENDS)
 
+#: :func:`env_placement` of each built-in, without importing its backend on every Ray submit (the
+#: local backend brings psutil, http.client and dataclasses); a test checks it against the classes
+PLACEMENT: dict[str, tuple[bool, str | None]] = {
+    "local": (True, None),
+    "pbs": (True, None),
+    "slurm": (True, None),
+    "ssh": (False, "~/.cache/merlin/envs"),
+}
+
 
 def register(kind: str, backend: type | str) -> None:
     """Add a cluster kind, or shadow the one there until :func:`unregister`: a class, or a lazy ``"module:Class"`` string."""
@@ -69,6 +78,8 @@ def env_placement(kind: str) -> tuple[bool, str | None]:
     """Whether a cluster kind's nodes see this state root (run env specs are read there, else they
     ride on the command line), and the kind's default env cache as its nodes see it (None: the
     Layout's, beside the state root). docs/environments.md, "Where envs live"."""
+    if kind in PLACEMENT and kind in _REGISTRY and _REGISTRY.entry(kind) == BACKENDS[kind]:
+        return PLACEMENT[kind]  # a built-in, not shadowed by register()
     try:
         cls = backend_class(kind)
     except BadInput:  # a plugin kind gone: assume one filesystem
