@@ -2,7 +2,7 @@
 
 :func:`ensure` returns a ready env: from the cache (``hit``), or built now
 (``built``) into ``tmp/`` and renamed into ``envs/<env id>`` with its ready
-marker inside, under the env id's lock (``cache.EnvCache.try_lock``). Two first
+marker inside, under the env id's lock (``cache.EnvCache.lock``, a ``merlin.dirlock.MkdirLock``). Two first
 runs of one spec build once: the second waits for the first and reuses its env,
 or, if the first fails, reports the same uv error line. A build killed midway
 leaves a temp dir and a stale lock, both cleared by the next builder.
@@ -68,7 +68,8 @@ def ensure(
     while True:
         if cache.ready(eid):
             return cache.env_dir(eid), eid, "hit"
-        if cache.try_lock(eid):
+        lock = cache.lock(eid)
+        if lock.try_acquire():
             try:
                 if cache.ready(eid):
                     return cache.env_dir(eid), eid, "hit"
@@ -76,7 +77,7 @@ def ensure(
                 _build(runtime, eid, cache, progress, should_stop)
                 return cache.env_dir(eid), eid, "built"
             finally:
-                cache.unlock(eid)
+                lock.release()
         state = cache.read_state(eid) or {}
         if waited_since is None:
             waited_since = time.time()
@@ -123,7 +124,10 @@ def _build(runtime: Mapping[str, Any], eid: str, cache: EnvCache, progress: Prog
 
 
 def install_args(runtime: Mapping[str, Any], tmp: Path, env: Mapping[str, str]) -> list[str]:
-    """``uv pip install`` arguments: requirement files written into ``tmp``, packages, index options."""
+    """``uv pip install`` arguments: requirement files written into ``tmp``, packages, index options.
+    A lockfile installs exactly what it pins, from where it says: a ``pylock.toml`` as it is
+    (``uv pip install -r pylock.toml``), a ``uv.lock`` exported to one first (``uv export
+    --format pylock.toml``, in a project made of the lock and its ``pyproject.toml``)."""
     argv: list[str] = []
     if runtime.get("requirements"):
         atomic_write_text(tmp / "requirements.txt", runtime["requirements"])
@@ -136,9 +140,9 @@ def install_args(runtime: Mapping[str, Any], tmp: Path, env: Mapping[str, str]) 
             ensure_dir(project)
             atomic_write_text(project / "uv.lock", lock)
             atomic_write_text(project / "pyproject.toml", runtime.get("lock_project") or "")
-            exported = tmp / "uv-lock-requirements.txt"
+            exported = tmp / "pylock.toml"  # uv.lock's own sources, versions and hashes (a requirements.txt would keep only names and versions)
             proc = subprocess.run(
-                [find_uv(), "export", "--frozen", "--no-hashes", "--no-emit-project", "--no-header", "--format", "requirements.txt", "-o", str(exported)],
+                [find_uv(), "export", "--frozen", "--no-emit-project", "--no-header", "--format", "pylock.toml", "-o", str(exported)],
                 cwd=project, env=dict(env), capture_output=True, text=True,
             )  # fmt: skip
             if proc.returncode != 0:

@@ -5,50 +5,33 @@ Layout of a cache (``merlin.envs.spec.cache_root``)::
     envs/<env id>/            a ready venv (relocatable), .merlin-ready inside it
     envs/<env id>/.users/     one file per process running a command in it
     tmp/<env id>.<random>/    a build in progress (never used by a run)
-    locks/<env id>/owner.json one builder per env id: an atomic mkdir (safe on NFS)
+    locks/<env id>/owner      one builder per env id: merlin.dirlock.MkdirLock (safe on NFS)
     state/<env id>.json       building (uv's last line, start), ready, or failed (uv's error line)
     uv/                       uv's cache (same filesystem as envs/, so uv hardlinks)
 
-A lock is stale when its owner is provably gone: same host and its pid no longer
-runs with the recorded start time; another host's owner when its heartbeat (the
-state file, rewritten at least every few seconds while it builds) is older than
-:data:`STALE_AFTER`.
+The lock is the lease book's class (``merlin.dirlock``): stale when its owner is
+provably gone (same host, and its pid no longer runs with the recorded start time),
+or when its heartbeat (the owner file, touched by the holder's heartbeat thread) is
+older than :data:`STALE_AFTER` (the only sign of another host's owner).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-from merlin.atomic import atomic_write_json, ensure_dir
+from merlin.atomic import atomic_write_json, ensure_dir, file_mode, replace_file
+from merlin.dirlock import MkdirLock, me, owner_gone
 
 READY = ".merlin-ready"
 #: inside a ready env: one file per process running a command in it
 USERS = ".users"
-#: another host's lock without a heartbeat for this long is stale (seconds)
+#: a lock whose heartbeat (its owner file, touched by its holder's heartbeat thread) is this old is stale (seconds)
 STALE_AFTER = 600.0
-
-
-def me() -> dict[str, Any]:
-    from merlin.procid import start_time
-
-    return {"pid": os.getpid(), "host": socket.gethostname(), "start": start_time(os.getpid())}
-
-
-def owner_gone(owner: dict[str, Any] | None, heartbeat: float | None) -> bool:
-    if not owner:
-        return True
-    if owner.get("host") == socket.gethostname():
-        from merlin.procid import alive
-
-        return not alive(owner.get("pid"), owner.get("start"))
-    return heartbeat is not None and time.time() - heartbeat > STALE_AFTER
 
 
 class EnvCache:
@@ -85,7 +68,7 @@ class EnvCache:
         return self.root / "uv"
 
     def new_tmp(self, env_id: str) -> Path:
-        path = self.tmp_dir / f"{env_id}.{uuid.uuid4().hex[:12]}"
+        path = self.tmp_dir / f"{env_id}.{os.urandom(6).hex()}"
         ensure_dir(path.parent)
         path.mkdir()
         return path
@@ -109,57 +92,22 @@ class EnvCache:
             return None
 
     # ---------------------------------------------------------------- lock
-    def try_lock(self, env_id: str) -> bool:
-        """Take the build lock of ``env_id`` (an atomic mkdir); False if another holds it.
-        A stale lock is moved aside first (rename: one taker wins)."""
-        lock = self.lock_dir(env_id)
-        ensure_dir(lock.parent)
-        for _ in range(2):
-            try:
-                os.mkdir(lock)
-            except FileExistsError:
-                owner = self._owner(lock)
-                if owner is None and time.time() - _mtime(lock) < 5.0:
-                    return False  # just created: its owner file is being written
-                if not owner_gone(owner, self.heartbeat(env_id)):
-                    return False
-                aside = lock.with_name(f"{lock.name}.stale.{uuid.uuid4().hex[:8]}")
-                try:
-                    os.rename(lock, aside)
-                except OSError:
-                    return False  # another taker moved it first
-                if self._owner(aside) != owner:  # moved a fresh lock by mistake: put it back
-                    try:
-                        os.rename(aside, lock)
-                    except OSError:
-                        pass
-                    return False
-                shutil.rmtree(aside, ignore_errors=True)
-                continue
-            atomic_write_json(lock / "owner.json", me())
-            return True
-        return False
-
-    def unlock(self, env_id: str) -> None:
-        shutil.rmtree(self.lock_dir(env_id), ignore_errors=True)
-
-    @staticmethod
-    def _owner(lock: Path) -> dict[str, Any] | None:
-        try:
-            data = json.loads((lock / "owner.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        return data if isinstance(data, dict) else None
+    def lock(self, env_id: str) -> MkdirLock:
+        """The build lock of ``env_id``: :class:`merlin.dirlock.MkdirLock` (one class for the
+        lease book and the env cache), its heartbeat beating while the holder builds."""
+        return MkdirLock(self.lock_dir(env_id), stale_after=STALE_AFTER, busy=f"environment {env_id[:12]} is being built")
 
     def lock_owner(self, env_id: str) -> dict[str, Any] | None:
-        return self._owner(self.lock_dir(env_id))
+        return self.lock(env_id).owner()
 
     def removal_dir(self, env_id: str) -> Path:
         """``tmp/removing-<env id>.<random>``: where prune renames an env out of ``envs/`` before deleting it."""
-        return self.tmp_dir / f"removing-{env_id}.{uuid.uuid4().hex[:8]}"
+        return self.tmp_dir / f"removing-{env_id}.{os.urandom(4).hex()}"
 
     def clear_tmp(self, env_id: str) -> None:
         """Remove what earlier (killed) builds of ``env_id`` left: called by the lock holder."""
+        import shutil
+
         base = self.tmp_dir
         if base.is_dir():
             for left in base.glob(f"{env_id}.*"):
@@ -170,11 +118,19 @@ class EnvCache:
         return self.env_dir(env_id) / USERS
 
     def add_user(self, env_id: str) -> Path:
-        """Mark this process as using the env (prune never removes it), and its last use now."""
+        """Mark this process as using the env (prune never removes it), and its last use now.
+        The mark names the process by pid and start time, so it holds across the launcher's
+        ``exec`` of the command and lapses when the command ends (:meth:`live_users_at` then
+        removes it). Written whole (``merlin.atomic.replace_file``) without fsync: a crash takes
+        the process with it, and the warm path's budget is milliseconds."""
         who = me()
         path = self.users_dir(env_id) / f"{who['host']}-{who['pid']}"
-        ensure_dir(path.parent)
-        atomic_write_json(path, who)
+        data = json.dumps(who).encode("utf-8")
+        try:
+            replace_file(str(path), data, mode=file_mode(), fsync=False)
+        except FileNotFoundError:
+            ensure_dir(path.parent)
+            replace_file(str(path), data, mode=file_mode(), fsync=False)
         return path
 
     def live_users(self, env_id: str) -> list[dict[str, Any]]:
@@ -184,11 +140,20 @@ class EnvCache:
         out = []
         base = env / USERS
         for f in sorted(base.iterdir()) if base.is_dir() else []:
+            if f.name.startswith("."):
+                continue  # a mark being written
             try:
                 who = json.loads(f.read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 continue
-            if isinstance(who, dict) and not owner_gone(who, f.stat().st_mtime if who.get("host") != socket.gethostname() else None):
+            if not isinstance(who, dict):
+                continue
+            if owner_gone(who):  # its command ended: the mark lapsed
+                try:
+                    f.unlink()
+                except OSError:
+                    pass
+            elif who.get("host") == socket.gethostname() or time.time() - _mtime(f) <= STALE_AFTER:
                 out.append(who)
         return out
 

@@ -2,31 +2,28 @@
 
 flock gives no exclusion between hosts on NFS (``nolock``, ``local_lock=all``),
 GPFS or Lustre, which is where an HPC lab keeps its state root. There the
-lock is a directory created with ``mkdir`` (atomic on every POSIX filesystem
-and over NFS), holding an ``owner`` file (host, pid, pid start time) whose
-mtime a heartbeat thread refreshes while the lock is held. A waiter takes
-over a lock whose heartbeat is older than ``stale_after`` seconds, or whose
-owner is a dead process on this host, by renaming the directory away first
-(only one renamer can win), so two waiters never both break it.
+lock is :class:`merlin.dirlock.MkdirLock`, the one atomic-``mkdir`` lock (the
+env cache's too): a directory holding an ``owner`` file (host, pid, pid start
+time) whose mtime a heartbeat thread refreshes while the lock is held; a waiter
+takes over a lock whose heartbeat is older than ``stale_after`` seconds, or whose
+owner is a dead process on this host, under a guard, so two waiters never both
+break it.
 
 ``MERLIN_LEASE_LOCK=flock|mkdir|auto`` (default auto) overrides the choice.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import secrets
-import socket
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from merlin.atomic import dir_mode, file_mode, open_fd
+from merlin.atomic import file_mode, open_fd
+from merlin.dirlock import MkdirLock  # re-exported: the book lock on shared filesystems
 from merlin.errors import BadInput, LockBusy
-from merlin.procid import start_time
 
 LOCK_ENV = "MERLIN_LEASE_LOCK"
 #: filesystem types where flock cannot be trusted across hosts
@@ -179,134 +176,6 @@ def flock_lock(path: Path, timeout: float) -> Iterator[None]:
         lock.close()
 
 
-def _owner_dead(owner: dict) -> bool:
-    """True only when the owner is provably gone: a process on this host that no longer runs."""
-    if owner.get("host") != socket.gethostname():
-        return False
-    pid = owner.get("pid")
-    if not isinstance(pid, int):
-        return False
-    from merlin.procid import alive
-
-    return not alive(pid, owner.get("pid_start"))
-
-
-class MkdirLock:
-    """An atomic directory lock with owner and heartbeat, safe on NFS, Lustre and GPFS."""
-
-    def __init__(self, path: Path, *, stale_after: float = 30.0, heartbeat: float | None = None) -> None:
-        self.path = Path(path)
-        self.stale_after = stale_after
-        self.heartbeat = heartbeat if heartbeat is not None else max(stale_after / 4, 0.05)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def _owner_file(self) -> Path:
-        return self.path / "owner"
-
-    def _try_take(self) -> bool:
-        try:
-            os.mkdir(self.path, dir_mode())
-        except FileExistsError:
-            return False
-        owner = {"host": socket.gethostname(), "pid": os.getpid(), "pid_start": start_time(os.getpid()), "taken_at": time.time()}
-        tmp = self.path / f".owner.{secrets.token_hex(4)}"
-        fd = open_fd(tmp, os.O_WRONLY, file_mode())
-        try:
-            os.write(fd, json.dumps(owner).encode("utf-8"))
-        finally:
-            os.close(fd)
-        os.replace(tmp, self._owner_file())
-        return True
-
-    def _stale(self) -> bool:
-        try:
-            beat = self._owner_file().stat().st_mtime
-            owner = json.loads(self._owner_file().read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            try:  # the owner file is written right after mkdir: only an old directory without one is stale
-                beat = self.path.stat().st_mtime
-            except OSError:
-                return False
-            return time.time() - beat > self.stale_after
-        return time.time() - beat > self.stale_after or _owner_dead(owner)
-
-    def _break(self) -> None:
-        grave = self.path.with_name(f"{self.path.name}.stale.{secrets.token_hex(4)}")
-        try:
-            os.rename(self.path, grave)  # only one waiter wins this rename
-        except OSError:
-            return
-        for child in grave.iterdir():
-            try:
-                child.unlink()
-            except OSError:
-                pass
-        try:
-            grave.rmdir()
-        except OSError:
-            pass
-
-    def _break_under_guard(self) -> bool:
-        """Break a stale lock holding a second, short-lived ``.break`` directory, re-checking
-        staleness inside it: two waiters that both saw the old lock stale cannot break a fresh one."""
-        guard = self.path.with_name(self.path.name + ".break")
-        try:
-            os.mkdir(guard, dir_mode())
-        except FileExistsError:
-            try:
-                if time.time() - guard.stat().st_mtime > self.stale_after:
-                    guard.rmdir()  # a breaker died inside its few microseconds of work
-            except OSError:
-                pass
-            return False
-        try:
-            if self._stale():
-                self._break()
-                return True
-            return False
-        finally:
-            try:
-                guard.rmdir()
-            except OSError:
-                pass
-
-    def _beat(self) -> None:
-        while not self._stop.wait(self.heartbeat):
-            try:
-                os.utime(self._owner_file())
-            except OSError:
-                return
-
-    def acquire(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        delay = 0.0005
-        while not self._try_take():
-            if self._stale() and self._break_under_guard():
-                continue
-            if time.monotonic() >= deadline:
-                raise LockBusy(f"{self.path}: the lease book is busy (waited {timeout:g}s); try again")
-            time.sleep(delay)
-            delay = min(delay * 1.5, 0.01)
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._beat, name="merlin-lease-lock-heartbeat", daemon=True)
-        self._thread.start()
-
-    def release(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        try:
-            self._owner_file().unlink()
-        except OSError:
-            pass
-        try:
-            self.path.rmdir()
-        except OSError:
-            pass
-
-
 @contextmanager
 def book_lock(
     lock_file: Path, lock_dir: Path, *, kind: str | None = None, timeout: float = 30.0, stale_after: float = 30.0, flock: Flock | None = None
@@ -327,7 +196,7 @@ def book_lock(
         finally:
             flock.release()
         return
-    lock = MkdirLock(lock_dir, stale_after=stale_after)
+    lock = MkdirLock(lock_dir, stale_after=stale_after, busy="the lease book is busy")
     lock.acquire(timeout)
     try:
         yield chosen
