@@ -22,9 +22,9 @@ def default_python() -> str:
 
 
 def this_platform() -> str:
-    import platform
-
-    return f"{sys.platform}-{platform.machine()}"
+    """``sys.platform`` and the machine (``platform.machine()``'s value, read from ``os.uname``
+    without importing ``platform``: the launcher's warm path computes it)."""
+    return f"{sys.platform}-{os.uname().machine}"
 
 
 @functools.cache
@@ -40,7 +40,21 @@ def find_uv() -> str:
 
 @functools.cache
 def uv_version() -> str:
-    """uv's version, from its package metadata (no process)."""
+    """uv's version, from its package metadata (no process): the ``uv-X.Y.Z.dist-info`` beside
+    the importable ``uv`` package, read by name (the launcher's warm path: ``importlib.metadata``
+    scans every distribution on the path and costs more than the rest of a cache hit), else
+    ``importlib.metadata``."""
+    import importlib.util
+
+    found = importlib.util.find_spec("uv")
+    if found is not None and found.origin:
+        site = Path(found.origin).parent.parent
+        try:
+            names = [e.name for e in os.scandir(site) if e.name.startswith("uv-") and e.name.endswith(".dist-info")]
+        except OSError:
+            names = []
+        if len(names) == 1:
+            return names[0][len("uv-") : -len(".dist-info")]
     from importlib.metadata import PackageNotFoundError, version
 
     try:

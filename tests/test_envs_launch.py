@@ -1,0 +1,82 @@
+"""The env launcher (``python -m merlin.envs.launch``) on a warm env: it becomes the command
+(exec: the command has the launcher's pid, no Python stays between), imports no builder and
+starts no process, and keeps every guarantee: the ready marker checked, the user mark held
+while the command runs, the env's bin first on PATH, VIRTUAL_ENV set, PYTHONPATH and the
+user site off, the command's exit code and signal its own."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from merlin.envs.build import ensure
+from merlin.envs.cache import EnvCache
+from tests.wheelhouse import runtime_for, wheelhouse  # noqa: F401  (the fixture)
+
+pytestmark = pytest.mark.slow
+PROBE = 'echo "pid=$$"; echo "path0=${PATH%%:*}"; echo "venv=$VIRTUAL_ENV"; echo "pp=${PYTHONPATH-unset}"; echo "nous=$PYTHONNOUSERSITE"; read line'
+
+
+@pytest.fixture
+def warm(wheelhouse: Path, tmp_path: Path) -> tuple[EnvCache, str, Path]:
+    rt = runtime_for(wheelhouse, "mlnprobe==1.0")
+    cache = EnvCache(tmp_path / "cache")
+    env_dir, eid, how = ensure(rt, cache)
+    assert how == "built"
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(rt))
+    return cache, eid, spec
+
+
+def launcher(cache: EnvCache, spec: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-X", "importtime", "-m", "merlin.envs.launch", "--spec", str(spec), "--cache", str(cache.root), *extra, "--"]
+
+
+def test_a_warm_launch_execs_the_command_with_the_env_and_imports_no_builder(warm: tuple[EnvCache, str, Path], tmp_path: Path) -> None:
+    cache, eid, spec = warm
+    report = tmp_path / "report.json"
+    env = {**os.environ, "PYTHONPATH": "/nowhere"}
+    proc = subprocess.Popen([*launcher(cache, spec, "--report", str(report)), "sh", "-c", PROBE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    assert proc.stdout is not None and proc.stdin is not None
+    seen = dict(proc.stdout.readline().strip().split("=", 1) for _ in range(5))
+    try:
+        assert seen["pid"] == str(proc.pid), "the command replaced the launcher: no Python stays in between"
+        assert seen["path0"] == str(cache.env_dir(eid) / "bin") and seen["venv"] == str(cache.env_dir(eid))
+        assert seen["pp"] == "unset" and seen["nous"] == "1"
+        marks = [json.loads(f.read_text()) for f in cache.users_dir(eid).iterdir() if not f.name.startswith(".")]
+        assert [m["pid"] for m in marks] == [proc.pid] and cache.live_users(eid), "the user mark names the command while it runs"
+        assert json.loads(report.read_text())["cache"] == "hit"
+    finally:
+        proc.stdin.write("\n")
+        proc.stdin.close()
+    assert proc.wait(timeout=30) == 0
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.read().splitlines() if line.startswith("import time:")}  # type: ignore[union-attr]
+    assert "merlin.envs.cache" in imported, "the importtime listing is the launcher's"
+    for heavy in ("merlin.envs.build", "subprocess", "argparse", "importlib.metadata", "uuid", "tempfile"):
+        assert heavy not in imported, f"a warm launch imported {heavy}"
+    assert cache.live_users(eid) == [] and not list(cache.users_dir(eid).iterdir()), "the mark lapsed with the command and was swept"
+
+
+def test_a_warm_launch_passes_the_commands_exit_code_and_signal(warm: tuple[EnvCache, str, Path]) -> None:
+    cache, _eid, spec = warm
+    assert subprocess.run([*launcher(cache, spec, "--quiet"), "sh", "-c", "exit 7"], capture_output=True).returncode == 7
+    proc = subprocess.Popen([*launcher(cache, spec, "--quiet"), "sleep", "60"], stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == -signal.SIGTERM
+    missing = subprocess.run([*launcher(cache, spec, "--quiet"), "no-such-command-here"], capture_output=True, text=True)
+    assert missing.returncode == 127 and "merlin-env: cannot start no-such-command-here" in missing.stderr
+
+
+def test_a_bad_launcher_line_is_argparses_error(warm: tuple[EnvCache, str, Path]) -> None:
+    cache, _eid, spec = warm
+    bad = subprocess.run([sys.executable, "-m", "merlin.envs.launch", "--spec", str(spec), "--frob", "x", "--", "true"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "the following arguments are required: --cache" in bad.stderr
