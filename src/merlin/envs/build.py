@@ -23,17 +23,30 @@ from typing import Any
 from merlin.atomic import atomic_write_json, atomic_write_text, ensure_dir
 from merlin.envs.cache import READY, EnvCache
 from merlin.envs.spec import canonical, env_id, find_uv, uv_version
+from merlin.errors import NoSpace
 
 Progress = Callable[[dict[str, Any]], None]
 
 
+#: how uv (and merlin's own writes) say a filesystem is full or over quota
+NO_SPACE_SIGNS = ("no space left", "os error 28", "quota exceeded", "os error 122", "over its disk quota")
+
+
+def no_space(line: str) -> bool:
+    """Does this error line say the disk is full (ENOSPC) or over quota (EDQUOT)?"""
+    low = line.lower()
+    return any(sign in low for sign in NO_SPACE_SIGNS)
+
+
 class BuildFailed(Exception):
-    """uv could not build the env: ``line`` is uv's own error line."""
+    """uv could not build the env: ``line`` is uv's own error line; ``no_space``: it says the
+    filesystem is full (the fix is space, not the requirements)."""
 
     def __init__(self, env: str, line: str) -> None:
         super().__init__(line)
         self.env_id = env
         self.line = line
+        self.no_space = no_space(line)
 
 
 class BuildStopped(Exception):
@@ -92,11 +105,18 @@ def ensure(
 
 def _build(runtime: Mapping[str, Any], eid: str, cache: EnvCache, progress: Progress | None, should_stop: Callable[[], bool] | None) -> None:
     started = time.time()
-    tmp = cache.new_tmp(eid)
+    try:
+        tmp = cache.new_tmp(eid)
+    except OSError as exc:
+        from merlin.errors import is_no_space
+
+        if not is_no_space(exc):
+            raise
+        raise BuildFailed(eid, f"{cache.root / 'tmp'}: {exc.strerror}") from None
     venv = tmp / "venv"
     spec = canonical(runtime)
     state = {"state": "building", "started_at": started, "line": "creating the virtual environment", "pid": os.getpid()}
-    cache.write_state(eid, **state)
+    _note(cache, eid, **state)
     if progress is not None:
         progress(state)
     uv = find_uv()
@@ -112,15 +132,28 @@ def _build(runtime: Mapping[str, Any], eid: str, cache: EnvCache, progress: Prog
         if final.exists():  # a partial leftover (an interrupted prune): never ready, so never used
             shutil.rmtree(final, ignore_errors=True)
         os.rename(venv, final)
-    except BuildFailed as exc:
-        cache.write_state(eid, state="failed", started_at=started, error=exc.line, finished_at=time.time())
-        raise
+    except (BuildFailed, NoSpace) as exc:  # uv's verdict, or merlin's own write (the ready marker) on a full disk
+        failed = exc if isinstance(exc, BuildFailed) else BuildFailed(eid, exc.message)
+        shutil.rmtree(tmp, ignore_errors=True)  # first: on a full disk, the state file needs that space
+        _note(cache, eid, state="failed", started_at=started, error=failed.line, no_space=failed.no_space, finished_at=time.time())
+        if failed is exc:
+            raise
+        raise failed from None
     except BaseException:  # stopped (a cancel), or merlin's own error: not uv's verdict, so a waiting run builds again
-        cache.write_state(eid, state="stopped", started_at=started, finished_at=time.time())
+        _note(cache, eid, state="stopped", started_at=started, finished_at=time.time())
         raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    cache.write_state(eid, state="ready", started_at=started, finished_at=time.time(), seconds=round(time.time() - started, 3), uv=uv_version())
+    _note(cache, eid, state="ready", started_at=started, finished_at=time.time(), seconds=round(time.time() - started, 3), uv=uv_version())
+
+
+def _note(cache: EnvCache, eid: str, **fields: Any) -> None:
+    """The env's state file (progress, the verdict), best effort: on a full disk it may not be
+    written, and the build's own outcome must still reach its run."""
+    try:
+        cache.write_state(eid, **fields)
+    except (OSError, NoSpace):
+        pass
 
 
 def install_args(runtime: Mapping[str, Any], tmp: Path, env: Mapping[str, str]) -> list[str]:
@@ -221,7 +254,7 @@ def _run(
         if seen and now - last_write >= 0.5 or now - last_write >= 5.0:  # the heartbeat, even when uv is silent
             last_write = now
             state = {"state": "building", "started_at": started, "line": seen[-1].strip() if seen else "starting uv", "pid": os.getpid()}
-            cache.write_state(eid, **state)
+            _note(cache, eid, **state)
             if progress is not None:
                 progress(state)
         if should_stop is not None and should_stop():
