@@ -101,11 +101,19 @@ def env_phase(ledger: Ledger, run_id: str, attempt: int, request: RunRequest) ->
             att.end_time = utcnow()
             clear(r)
             set_status(r, RunStatus.BLOCKED, f"blocked: its environment {short} could not be built (its command never ran): {failed.line.rstrip('.')}. "
-                       "Fix the requirements (or the lockfile, or the index options), then retry it", [step(Action.RETRY, run_id=run_id)])  # fmt: skip
+                       f"{fix_for(failed, cache.root)}, then retry it", [step(Action.RETRY, run_id=run_id)])  # fmt: skip
 
         ledger.update(run_id, mark_blocked, cause=f"environment {short} failed to build")
         return None
     return {"env_id": eid, "env_cache": how}
+
+
+def fix_for(failed: Any, cache_root: Any) -> str:
+    """What to do about a failed build: space when uv (or merlin) found the disk full, else the inputs."""
+    if getattr(failed, "no_space", False):
+        return (f"The filesystem of the env cache ({cache_root}) is full: free space there (prune the envs no run uses) "
+                "or put the cache on a larger filesystem (`MERLIN_ENV_CACHE`, or the cluster's `env_cache`)")  # fmt: skip
+    return "Fix the requirements (or the lockfile, or the index options)"
 
 
 def clear(r: RunRecord) -> None:
