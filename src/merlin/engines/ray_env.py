@@ -54,3 +54,24 @@ def measured(layout: Any, record: Any, attempt: int, cluster: Any) -> list[str]:
     if not env_placement(cluster.kind)[0]:
         return []
     return usage_argv(layout, record.run_id, attempt, python=getattr(cluster, "python", None) or sys.executable)
+
+
+def report_from_log(client: Any, info: Any, kind: str) -> dict[str, Any] | None:
+    """The launcher's report where it could write none (``--spec-inline``: nodes that do not see
+    the state root, e.g. SSH hosts): its ``merlin-env: environment ENV_ID (cache hit|built)`` line,
+    read from the job's log once the job runs (None before, or on nodes that write the file)."""
+    import re
+
+    from merlin.clusters.registry import env_placement
+    from merlin.engines import ray_api
+
+    if env_placement(kind)[0] or info.status not in ("RUNNING", "SUCCEEDED", "FAILED", "STOPPED") or not info.submission_id:
+        return None
+    try:
+        text = client.logs(info.submission_id)
+    except ray_api.RayApiError:
+        return None
+    found = re.search(r"^merlin-env: environment ([0-9a-f]{64}) \((cache hit|built)\)", text, re.M)
+    if found is None:
+        return None
+    return {"state": "ready", "env_id": found[1], "cache": "hit" if found[2] == "cache hit" else "built"}
