@@ -80,3 +80,61 @@ def test_a_bad_launcher_line_is_argparses_error(warm: tuple[EnvCache, str, Path]
     cache, _eid, spec = warm
     bad = subprocess.run([sys.executable, "-m", "merlin.envs.launch", "--spec", str(spec), "--frob", "x", "--", "true"], capture_output=True, text=True)
     assert bad.returncode == 2 and "the following arguments are required: --cache" in bad.stderr
+
+
+# ---------------------------------------------------------------- the warm path before the launcher (merlin.envs.warm)
+
+
+def test_a_warm_env_runs_the_command_from_sh_with_no_python_at_all(warm: tuple[EnvCache, str, Path], tmp_path: Path) -> None:
+    from merlin.envs.warm import warm_prefix
+
+    cache, eid, spec = warm
+    report = tmp_path / "report.json"
+    rt = json.loads(spec.read_text())
+    # the launcher's interpreter does not exist: the command can run only if no Python is started
+    argv = [*warm_prefix(rt, str(cache.root), report=str(report), quiet=False), "/nonexistent/python", "-m", "merlin.envs.launch", "--spec", str(spec),
+            "--cache", str(cache.root), "--report", str(report), "--", "sh", "-c", PROBE]  # fmt: skip
+    assert argv[:2] == ["/bin/sh", "-c"]
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": "/x"})
+    assert proc.stdout is not None and proc.stdin is not None and proc.stderr is not None
+    seen = dict(proc.stdout.readline().strip().split("=", 1) for _ in range(5))
+    try:
+        assert seen["pid"] == str(proc.pid), "sh became the command"
+        assert seen["path0"] == str(cache.env_dir(eid) / "bin") and seen["venv"] == str(cache.env_dir(eid))
+        assert seen["pp"] == "unset" and seen["nous"] == "1"
+        assert [u["pid"] for u in cache.live_users(eid)] == [proc.pid], "the user mark names the command while it runs"
+        assert json.loads(report.read_text()) == {"state": "ready", "env_id": eid, "cache": "hit", "cache_dir": str(cache.root)}
+    finally:
+        proc.stdin.write("\n")
+        proc.stdin.close()
+    assert proc.wait(timeout=30) == 0
+    assert proc.stderr.read().strip() == f"merlin-env: environment {eid} (cache hit)", "the line the engine reads where no report can be written"
+    assert cache.live_users(eid) == [] and not list(cache.users_dir(eid).iterdir()), "the mark lapsed with the command and was swept"
+
+
+def test_the_warm_path_hands_anything_else_to_the_launcher(warm: tuple[EnvCache, str, Path], wheelhouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from merlin.envs import warm as warm_mod
+
+    cache, _eid, spec = warm
+    rt = json.loads(spec.read_text())
+    tail = ["-m", "merlin.envs.launch", "--spec", str(spec), "--cache", str(cache.root), "--quiet", "--", "sh", "-c", "echo ran"]
+    real = uname = os.uname()
+    monkeypatch.setattr(warm_mod.os, "uname", lambda: os.uname_result((uname.sysname, uname.nodename, uname.release, uname.version, "sparc64")))
+    other_kind = warm_mod.warm_prefix(rt, str(cache.root), report=None, quiet=True)
+    monkeypatch.undo()
+    assert os.uname() == real
+    missing = subprocess.run([*other_kind, "/nonexistent/python", *tail], capture_output=True, text=True)
+    assert missing.returncode == 127, "another platform's node never takes the submitter's env: it reaches the launcher (here: none)"
+    assert subprocess.run([*other_kind, sys.executable, *tail], capture_output=True, text=True).stdout == "ran\n"
+    # an env not built yet: the launcher builds it
+    rt2 = runtime_for(wheelhouse, "mlnprobe==2.0")
+    spec2 = tmp_path / "spec2.json"
+    spec2.write_text(json.dumps(rt2))
+    cold = warm_mod.warm_prefix(rt2, str(cache.root), report=None, quiet=False)
+    built = subprocess.run([*cold, sys.executable, "-m", "merlin.envs.launch", "--spec", str(spec2), "--cache", str(cache.root), "--", "mlnprobe-cli"],
+                           capture_output=True, text=True)  # fmt: skip
+    assert built.returncode == 0 and built.stdout == "mlnprobe 2.0\n", built.stderr
+    assert "(built)" in built.stderr
+    # no warm path where it cannot be exact: a cache the node expands, a working dir to copy
+    assert warm_mod.warm_prefix(rt, "$TMPDIR/merlin-envs", report=None, quiet=True) == []
+    assert warm_mod.warm_prefix({**rt, "working_dir": "abc"}, str(cache.root), report=None, quiet=True) == []

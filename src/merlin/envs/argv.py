@@ -30,30 +30,38 @@ def launcher_argv(
     inline: bool = False,
     usage: bool = False,
 ) -> list[str]:
-    """``[python, -m, merlin.envs.launch, --spec ..., --cache ..., (--snapshot ...), --]``; writes the
+    """``[python, -m, merlin.envs.launch, --spec ..., --cache ..., (--snapshot ...), --]``, after the
+    warm path's ``[/bin/sh, -c, SCRIPT, merlin-env]`` where it applies (``merlin.envs.warm``: a ready
+    env runs the command with no Python in between, anything else reaches the launcher); writes the
     run's spec file (``Layout.runtime_spec``) first. ``python``: an interpreter that has merlin on the
     node; ``cache``: the env cache as the node sees it (``~``/``$VARS`` expand there).
     ``inline``: for nodes that do not see the state root (SSH hosts): the spec rides on the command
     line, and there is no report file (nor a working dir: the caller refuses one)."""
+    from merlin.envs.warm import warm_prefix
+
     spec = layout.runtime_spec(run_id)
     body = spec_bytes(runtime)
     write_if_changed(spec, body)
+    where = str(cache or layout.env_cache())
     argv = [python or sys.executable, "-m", "merlin.envs.launch"]
     if inline:
         import base64
 
         compact = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode("utf-8")
-        return [*argv, "--spec-inline", base64.b64encode(compact).decode("ascii"), "--cache", str(cache or layout.env_cache()), *(["--quiet"] if quiet else []), "--"]
-    argv += ["--spec", str(spec), "--cache", str(cache or layout.env_cache())]
+        argv += ["--spec-inline", base64.b64encode(compact).decode("ascii"), "--cache", where, *(["--quiet"] if quiet else []), "--"]
+        return [*warm_prefix(runtime, where, report=None, quiet=quiet), *argv]
+    argv += ["--spec", str(spec), "--cache", where]
     wd = runtime.get("working_dir")
     if wd:
         argv += ["--snapshot", str(layout.snapshot(wd)), "--blobs", str(layout.blobs), "--into", str(layout.run_workdir(run_id, attempt))]
-    argv += ["--report", str(layout.env_report(run_id, attempt))]
-    if usage:
-        argv += ["--usage", str(layout.usage_report(run_id, attempt))]
+    report = str(layout.env_report(run_id, attempt))
+    argv += ["--report", report]
+    measure = str(layout.usage_report(run_id, attempt)) if usage else None
+    if measure is not None:
+        argv += ["--usage", measure]
     if quiet:
         argv.append("--quiet")
-    return [*argv, "--"]
+    return [*warm_prefix(runtime, where, report=report, quiet=quiet, usage=measure), *argv, "--"]
 
 
 def usage_argv(layout: Any, run_id: str, attempt: int, *, python: str | None = None) -> list[str]:
