@@ -231,7 +231,7 @@ def apply(cp: Plane, seen: RunRecord, obs: Observation, keep_logs: bool = True) 
             att.start_time = o.start_time
         if o.end_time:
             att.end_time = o.end_time
-        if o.extra.get("env_id") and not att.env_id:  # the env launcher's report (engines other than local)
+        if o.extra.get("env_id") and not att.env_cache:  # the env launcher's report (engines other than local)
             att.env_id, att.env_cache = o.extra["env_id"], o.extra.get("env_cache")
         new = o.status
         if new is None:

@@ -250,10 +250,11 @@ class RayEngine:
         sub_id = submission_id(record.run_id, attempt)
         command = list(record.command)
         env = dict(env)
+        fields: dict[str, Any] = {}  # the attempt's, recorded at submit (the env id, where no report can be read)
         if request.runtime is not None or request.replicas is None:  # the env launcher, or the measurer alone
             from merlin.engines.ray_env import launcher_prefix
 
-            command = launcher_prefix(self.ledger.layout, record, request, attempt, cluster, env) + command
+            command = launcher_prefix(self.ledger.layout, record, request, attempt, cluster, env, fields) + command
         body: dict[str, Any] = {
             "entrypoint": entrypoint_for(command, record.workdir),
             "submission_id": sub_id,
@@ -289,7 +290,7 @@ class RayEngine:
         return Submitted(
             submission_id=sub_id,
             status=RunStatus.PENDING,
-            fields={},
+            fields=fields,
             cluster=ClusterRef(name=cluster.name, address=cluster.address, gcs_address=cluster.gcs_address, session_name=cluster.session_name),
             message=self._submitted_message(request, cluster, record.run_id, sub_id),
             next_steps=self._submitted_steps(request, cluster, record.run_id),
@@ -460,7 +461,7 @@ class RayEngine:
                 sub = r.attempt.submission_id if r.attempt else None
                 info = jobs.get(sub) if sub else None
                 out[r.run_id] = self.observation(info) if info is not None else self._gone(r, cluster)
-                if info is not None and r.environment and r.attempt is not None and not r.attempt.env_id:
+                if info is not None and r.environment and r.attempt is not None and not r.attempt.env_cache:
                     self._env_report(r, out[r.run_id], cluster, client, info)
         return out
 

@@ -10,12 +10,14 @@ from typing import Any
 from merlin.engines.base import EngineBlocked
 
 
-def through_launcher(layout: Any, record: Any, request: Any, attempt: int, cluster: Any, env: dict[str, str]) -> list[str]:
+def through_launcher(layout: Any, record: Any, request: Any, attempt: int, cluster: Any, env: dict[str, str], fields: dict[str, Any] | None = None) -> list[str]:
     """The env launcher before the command, started by the interpreter that has merlin on the
     cluster's nodes (its record's ``python``), so the env is built on the node the job lands on,
     in the cluster's ``env_cache`` (else its kind's default); nodes that do not see this state root
     (SSH hosts) get the spec on the command line. Secret values join the job's env_vars (Ray keeps
-    them in the job's runtime env)."""
+    them in the job's runtime env). ``fields``: the attempt's fields to record at submit: on nodes
+    that do not see the state root (no report file), the env id the spec names (the hosts run this
+    merlin, the cluster's ``python``), hit or built read later from the launcher's line in the job's log."""
     from merlin.clusters.registry import env_placement
     from merlin.envs.argv import launcher_argv
 
@@ -34,13 +36,18 @@ def through_launcher(layout: Any, record: Any, request: Any, attempt: int, clust
             "cannot reach them: submit without a working dir (ship the code in a package the env installs), or use a cluster whose nodes share it",
             "working_dir_unreachable",
         )
+    if not sees_root and fields is not None:
+        from merlin.envs.spec import env_id, needs_build
+
+        if needs_build(runtime):
+            fields["env_id"] = env_id(runtime)
     return launcher_argv(layout, record.run_id, attempt, runtime, python=python, cache=cache, inline=not sees_root, usage=sees_root and request.replicas is None)
 
 
-def launcher_prefix(layout: Any, record: Any, request: Any, attempt: int, cluster: Any, env: dict[str, str]) -> list[str]:
+def launcher_prefix(layout: Any, record: Any, request: Any, attempt: int, cluster: Any, env: dict[str, str], fields: dict[str, Any] | None = None) -> list[str]:
     """What goes before a Ray job's command: the env launcher for a run with a runtime, else the measurer."""
     if request.runtime is not None:
-        return through_launcher(layout, record, request, attempt, cluster, env)
+        return through_launcher(layout, record, request, attempt, cluster, env, fields)
     return measured(layout, record, attempt, cluster)
 
 

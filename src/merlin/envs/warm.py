@@ -36,14 +36,14 @@ from typing import Any
 SH = "/bin/sh"
 
 SCRIPT = """py=$1 e={env}
-[ -f "$e/.merlin-ready" ] || exec "$@"
+[ -f "$e/{ready}" ] || exec "$@"
 k=$(uname -snm)
 case "$k" in {sysname}" "*" "{machine}) ;; *) exec "$@" ;; esac
 s=${{k#* }}; s=${{s% *}}
-[ -d "$e/.users" ] || mkdir -p "$e/.users" 2>/dev/null || exec "$@"
-u="$e/.users/$s-$$"; t="$e/.users/.$s-$$.tmp"
+[ -d "$e/{users}" ] || mkdir -p "$e/{users}" 2>/dev/null || exec "$@"
+u="$e/{users}/$s-$$"; t="$e/{users}/.$s-$$.tmp"
 printf '{{"host": "%s", "pid": %s, "via": "sh"}}\\n' "$s" "$$" 2>/dev/null > "$t" && mv -f "$t" "$u" || exec "$@"
-[ -f "$e/.merlin-ready" ] || {{ rm -f "$u"; exec "$@"; }}
+[ -f "$e/{ready}" ] || {{ rm -f "$u"; exec "$@"; }}
 {report}{say}export VIRTUAL_ENV="$e" PYTHONNOUSERSITE=1
 PATH="$e/bin${{PATH:+:$PATH}}"; export PATH
 unset PYTHONPATH PYTHONHOME MERLIN_SUPERVISOR_COMMAND __PYVENV_LAUNCHER__
@@ -62,14 +62,16 @@ def warm_prefix(runtime: Mapping[str, Any], cache: str | os.PathLike[str], *, re
     ``usage``: the attempt's resource use is measured (``Layout.usage_report``): the prepared command
     is handed to the launcher as a measurer only (``--usage FILE``: it starts the command and waits
     for it, no env work), the launcher's own interpreter the first argument after the script."""
+    from merlin.envs.cache import READY, USERS, EnvCache
     from merlin.envs.spec import env_id, needs_build
 
     text = str(cache)
     if not needs_build(runtime) or runtime.get("working_dir") or not text.startswith("/") or "$" in text:
         return []
-    root = Path(text).resolve()
+    cache_ = EnvCache(Path(text))
+    root = cache_.root
     eid = env_id(runtime)
-    env = root / "envs" / eid
+    env = cache_.env_dir(eid)
     if not plain_json(str(env)) or (report is not None and not plain_json(report)):
         return []
     me = os.uname()  # `uname -snm` on the node: "sysname nodename machine", the first and last must be these
@@ -79,5 +81,6 @@ def warm_prefix(runtime: Mapping[str, Any], cache: str | os.PathLike[str], *, re
         tmp = f"{report}.sh.tmp"
         lines += f"printf '%s\\n' {shlex.quote(body)} 2>/dev/null > {shlex.quote(tmp)} && mv -f {shlex.quote(tmp)} {shlex.quote(report)}\n"
     say = "" if quiet else f"echo {shlex.quote(f'merlin-env: environment {eid} (cache hit)')} >&2\n"
-    script = SCRIPT.format(env=shlex.quote(str(env)), sysname=shlex.quote(me.sysname), machine=shlex.quote(me.machine), report=lines, say=say)
+    final = 'exec "$@"' if usage is None else f'exec "$py" -m merlin.envs.launch --usage {shlex.quote(usage)} --quiet -- "$@"'
+    script = SCRIPT.format(final=final, env=shlex.quote(str(env)), ready=READY, users=USERS, sysname=shlex.quote(me.sysname), machine=shlex.quote(me.machine), report=lines, say=say)
     return [SH, "-c", script, "merlin-env"]
