@@ -78,8 +78,11 @@ def test_a_warm_launch_passes_the_commands_exit_code_and_signal(warm: tuple[EnvC
 
 def test_a_bad_launcher_line_is_argparses_error(warm: tuple[EnvCache, str, Path]) -> None:
     cache, _eid, spec = warm
-    bad = subprocess.run([sys.executable, "-m", "merlin.envs.launch", "--spec", str(spec), "--frob", "x", "--", "true"], capture_output=True, text=True)
+    bad = subprocess.run([sys.executable, "-m", "merlin.envs.launch", "--spec", str(spec), "--", "true"], capture_output=True, text=True)
     assert bad.returncode == 2 and "the following arguments are required: --cache" in bad.stderr
+    odd = subprocess.run([sys.executable, "-m", "merlin.envs.launch", "--spec", str(spec), "--cache", str(cache.root), "--frob", "x", "--", "true"],
+                         capture_output=True, text=True)  # fmt: skip
+    assert odd.returncode == 2 and "unrecognized arguments: --frob x" in odd.stderr
 
 
 # ---------------------------------------------------------------- the warm path before the launcher (merlin.envs.warm)
@@ -138,3 +141,18 @@ def test_the_warm_path_hands_anything_else_to_the_launcher(warm: tuple[EnvCache,
     # no warm path where it cannot be exact: a cache the node expands, a working dir to copy
     assert warm_mod.warm_prefix(rt, "$TMPDIR/merlin-envs", report=None, quiet=True) == []
     assert warm_mod.warm_prefix({**rt, "working_dir": "abc"}, str(cache.root), report=None, quiet=True) == []
+
+
+def test_a_measured_warm_run_hands_the_prepared_command_to_the_measurer(warm: tuple[EnvCache, str, Path], tmp_path: Path) -> None:
+    from merlin.envs.launch import read_usage
+    from merlin.envs.warm import warm_prefix
+
+    cache, eid, spec = warm
+    usage = tmp_path / "usage.json"
+    prefix = warm_prefix(json.loads(spec.read_text()), str(cache.root), report=None, quiet=True, usage=str(usage))
+    argv = [*prefix, sys.executable, "-m", "merlin.envs.launch", "--spec", str(spec), "--cache", str(cache.root), "--usage", str(usage), "--quiet", "--",
+            "sh", "-c", 'echo "$VIRTUAL_ENV"; exit 3']  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True)
+    assert done.returncode == 3 and done.stdout.strip() == str(cache.env_dir(eid)), done.stderr
+    measured = read_usage(usage)
+    assert measured is not None and measured["wall_s"] >= 0 and measured["max_rss_bytes"] > 0, "the command's resource use, as main's launcher records it"

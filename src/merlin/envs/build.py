@@ -112,7 +112,7 @@ def _build(runtime: Mapping[str, Any], eid: str, cache: EnvCache, progress: Prog
 
         if not is_no_space(exc):
             raise
-        raise BuildFailed(eid, f"{cache.root / 'tmp'}: {exc.strerror}") from None
+        raise BuildFailed(eid, f"{cache.tmp_dir}: {exc.strerror}") from None
     venv = tmp / "venv"
     spec = canonical(runtime)
     state = {"state": "building", "started_at": started, "line": "creating the virtual environment", "pid": os.getpid()}

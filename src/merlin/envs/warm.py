@@ -81,6 +81,8 @@ def warm_prefix(runtime: Mapping[str, Any], cache: str | os.PathLike[str], *, re
         tmp = f"{report}.sh.tmp"
         lines += f"printf '%s\\n' {shlex.quote(body)} 2>/dev/null > {shlex.quote(tmp)} && mv -f {shlex.quote(tmp)} {shlex.quote(report)}\n"
     say = "" if quiet else f"echo {shlex.quote(f'merlin-env: environment {eid} (cache hit)')} >&2\n"
-    final = 'exec "$@"' if usage is None else f'exec "$py" -m merlin.envs.launch --usage {shlex.quote(usage)} --quiet -- "$@"'
+    final = 'exec "$@"'
+    if usage is not None:  # the launcher as a measurer only, started by its own interpreter ($py)
+        final = f'exec "$py" {shlex.join(["-m", "merlin.envs.launch", "--usage", usage, "--quiet", "--"])} "$@"'
     script = SCRIPT.format(final=final, env=shlex.quote(str(env)), ready=READY, users=USERS, sysname=shlex.quote(me.sysname), machine=shlex.quote(me.machine), report=lines, say=say)
     return [SH, "-c", script, "merlin-env"]
