@@ -6,7 +6,6 @@ in the cache the cluster's ``env_cache`` names."""
 from __future__ import annotations
 
 import json
-
 import signal
 import sys
 from pathlib import Path
