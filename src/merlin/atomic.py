@@ -156,8 +156,6 @@ def ensure_dir(directory: Path, private: bool = False) -> None:
 
 def atomic_write_bytes(path: Path, data: bytes, *, mode: int | None = None) -> None:
     """Write ``data`` atomically; ``mode`` (e.g. 0o600 for a secret) applies from the first byte."""
-    import tempfile  # here, not at the top: the env launcher's warm path imports this module
-
     from merlin.errors import BadInput
 
     path = Path(path)
@@ -223,9 +221,6 @@ def copy_file(
     else copy. ``nofollow``: ``src`` must be a regular file, not a symlink, FIFO or device
     (OSError otherwise). ``private``: directories created for ``dest`` are the ledger's
     (:func:`make_dir`)."""
-    import shutil
-    import tempfile
-
     src, dest = Path(src), Path(dest)
     flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | ((os.O_NOFOLLOW | os.O_NONBLOCK) if nofollow else 0)
     fin_fd = os.open(src, flags)
