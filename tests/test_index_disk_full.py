@@ -17,7 +17,8 @@ import pytest
 from cli_runner import run_cli
 from merlin.controlplane import ControlPlane
 from merlin.ledger import Ledger, RunStatus, set_status
-from merlin.ledger.index import index_dir, note_changed
+from merlin.ledger.index import note_changed
+from merlin.ledger.paths import Layout
 from test_ledger import make_run
 from test_reliability import fill, tmpfs
 
@@ -28,20 +29,20 @@ PAGE = 4096
 def full_index(tmp_path: Path):
     """A state root whose index/ is a 1 MiB tmpfs of its own."""
     root = tmp_path / "state"
-    mnt = index_dir(root)
+    mnt = Layout(root).index
     mnt.mkdir(parents=True)
     with tmpfs(mnt, "size=1m,mode=0700"):
         yield root
 
 
 def journal_lines(root: Path) -> list[str]:
-    path = index_dir(root) / "changed"
+    path = Layout(root).index / "changed"
     return path.read_text().splitlines() if path.exists() else []
 
 
 def pad_journal(root: Path, run_id: str, size: int) -> None:
     """Whole journal lines naming ``run_id`` (and empty ones) until the journal is ``size`` bytes."""
-    journal = index_dir(root) / "changed"
+    journal = Layout(root).index / "changed"
     room = size - journal.stat().st_size
     line = run_id + "\n"
     with journal.open("a") as fh:
@@ -62,7 +63,7 @@ def test_submit_on_a_full_index_disk_succeeds_and_the_listing_rebuilds(full_inde
     assert listed(root) == {first.run_id: "succeeded"}  # index and journal in place
     pad_journal(root, first.run_id, PAGE)  # the next line needs a page the full tmpfs does not have
     assert listed(root) == {first.run_id: "succeeded"}
-    filler = fill(index_dir(root))
+    filler = fill(Layout(root).index)
     try:
         res = run_cli("ray", "jobs", "submit", "--target", "demo", "--workflow", "w", "--engine", "local", "--wait",
                       "--state-root", str(root), "--json", "--", sys.executable, "-c", "print('ok')")
@@ -92,10 +93,10 @@ def test_a_short_journal_write_leaves_no_torn_line_and_no_stale_status(full_inde
     for i in range(3):
         make_run(ledger, f"run-{i}")
     assert [d["run_id"] for d, _ in ledger.list_entries()] == ["run-2", "run-1", "run-0"]
-    journal = index_dir(root) / "changed"
+    journal = Layout(root).index / "changed"
     pad_journal(root, "run-0", PAGE - 5)
     ledger.list_entries()  # the index has read the journal up to here
-    filler = fill(index_dir(root))
+    filler = fill(Layout(root).index)
     try:
         ledger.update("run-1", lambda r: set_status(r, RunStatus.RUNNING), cause="t")  # its note is cut short
         assert not journal.exists()  # dropped, not left with 'run-1' cut to 5 bytes
@@ -117,7 +118,7 @@ def test_a_torn_tail_glued_to_the_next_line_is_never_taken_as_a_run_id(tmp_path:
     for i in range(3):
         make_run(ledger, f"run-{i}")
     assert len(ledger.list_entries()) == 3
-    with open(index_dir(root) / "changed", "ab") as fh:
+    with open(Layout(root).index / "changed", "ab") as fh:
         fh.write(b"run-")  # the torn tail
     ledger.update("run-0", lambda r: set_status(r, RunStatus.RUNNING), cause="t")  # appends "run-0\n" after it
     assert journal_lines(root)[-1] == "run-run-0"
@@ -133,7 +134,7 @@ def test_note_changed_never_raises_when_the_index_cannot_be_written(tmp_path: Pa
     make_run(ledger, "run-0")
     import shutil
 
-    shutil.rmtree(index_dir(root))
-    index_dir(root).write_text("not a directory")
+    shutil.rmtree(Layout(root).index)
+    Layout(root).index.write_text("not a directory")
     note_changed(root, "run-0")  # no exception
     assert [d["run_id"] for d, _ in ledger.list_entries()] == ["run-0"]
