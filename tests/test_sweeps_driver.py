@@ -5,23 +5,16 @@ from __future__ import annotations
 
 import shlex
 import sys
-import time
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from cli_runner import run_cli
 from merlin.controlplane import ControlPlane
+from process_support import wait_until
 
-
-def until(pred, timeout: float = 120.0, every: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = pred()
-        if got:
-            return got
-        time.sleep(every)
-    raise AssertionError("condition not reached in time")
+until = partial(wait_until, timeout=120.0)
 
 
 @pytest.fixture
