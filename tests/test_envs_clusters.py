@@ -115,6 +115,11 @@ def test_v1_and_v2_at_once_on_an_ssh_worker_spec_on_the_command_line(slurm_turn:
         nodes = ("127.0.0.3", "127.0.0.3")  # both on the worker
         runs = _pair(cp, "sshenv", wheelhouse, tmp_path / "marks", nodes)
         _check(cp, runs, nodes, cache)
+        # the record names each run's env, though Ray serves only the head's part of an SSH job's log
+        from merlin.envs.spec import env_id
+
+        for r in runs:
+            assert cp.status(r.run_id).attempt.env_id == env_id(cp.ledger.read_request(r.run_id).runtime.model_dump(mode="json")), r.run_id
         from merlin.clusters.auth import headers_for
         from merlin.clusters.net import get_json
 

@@ -263,13 +263,22 @@ def _first_attempt(cp: Plane, record: RunRecord, request: RunRequest, command: l
     cp.ledger.create_run(request, record, cause=f"{cause}; handed to {where} as {pre.submission_id}")
     Path(record.target_dir).mkdir(parents=True, exist_ok=True)
     try:
-        eng.submit(record.model_copy(update={"command": command}), request, run_env(cp, record, env))
+        sub = eng.submit(record.model_copy(update={"command": command}), request, run_env(cp, record, env))
     except Exception:
         # rare: the engine went away between preflight and submit. One more try through the
         # regular path, which records the run as blocked or failed (or adopts the attempt if
         # the first submit did get through).
         return launch(cp, run_id, command, env)
-    return record  # the 'created' event already names the submission: no second write
+    if not sub.fields:
+        return record  # the 'created' event already names the submission: no second write
+    attempt_no = len(record.attempts)
+
+    def note_fields(r: RunRecord) -> None:  # what only the submission knew (an SSH run's env id)
+        if len(r.attempts) == attempt_no:
+            for k, v in sub.fields.items():
+                setattr(r.attempts[-1], k, v)
+
+    return cp.ledger.update(run_id, note_fields, cause="submitted")
 
 
 def launch(
