@@ -110,6 +110,8 @@ def _reply(status: str, body: bytes, *headers: str) -> bytes:
     return (f"HTTP/1.1 {status}\r\n" + "".join(h + "\r\n" for h in headers) + "\r\n").encode() + body
 
 
+_BIG = b'{"logs": "' + b"log line\\n" * (4 << 17) + b'"}'
+
 ANSWERS: dict[str, bytes | None] = {
     "json with a length": _reply("200 OK", b'{"submission_id": "s-1"}', "Content-Type: application/json", "Content-Length: 24"),
     "chunked json": _reply("200 OK", b"7\r\n{\"a\": 1\r\n1;x=y\r\n}\r\n0\r\nTrailer: t\r\n\r\n", "Transfer-Encoding: chunked"),
@@ -125,6 +127,12 @@ ANSWERS: dict[str, bytes | None] = {
     "not HTTP": b"SSH-2.0-OpenSSH_9.2\r\n",
     "a body cut short": _reply("200 OK", b'{"a": ', "Content-Length: 40"),
     "header never ends": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n",
+    # a whole job log is one answer: megabytes, with a length or in many chunks
+    "4 MiB with a length": _reply("200 OK", _BIG, f"Content-Length: {len(_BIG)}"),
+    "4 MiB in 64 KiB chunks": _reply(
+        "200 OK", b"".join(b"%x\r\n%s\r\n" % (len(_BIG[i : i + 65536]), _BIG[i : i + 65536]) for i in range(0, len(_BIG), 65536)) + b"0\r\n\r\n",
+        "Transfer-Encoding: chunked",
+    ),
 }
 
 

@@ -96,7 +96,7 @@ class _Answer:
 
     def __init__(self, sock: _socket.socket) -> None:
         self._sock = sock
-        self._buffer = b""
+        self._buffer = bytearray()  # appended to and cut from the front in place: a big body is read in linear time
         self._ended = False
 
     def _fill(self) -> bool:
@@ -114,18 +114,22 @@ class _Answer:
         """The next line with its line end (the rest of the stream when it ended first); None at its end."""
         while b"\n" not in self._buffer:
             if len(self._buffer) > MAX_HEAD:
-                raise BadStatusLine(self._buffer[:80])
+                raise BadStatusLine(bytes(self._buffer[:80]))
             if not self._fill():
-                line, self._buffer = self._buffer, b""
+                line = bytes(self._buffer)
+                self._buffer.clear()
                 return line or None
-        line, self._buffer = self._buffer.split(b"\n", 1)
-        return line + b"\n"
+        end = self._buffer.index(b"\n") + 1
+        line = bytes(self._buffer[:end])
+        del self._buffer[:end]
+        return line
 
     def _take(self, n: int) -> bytes:
         while len(self._buffer) < n:
             if not self._fill():
-                raise IncompleteRead(self._buffer, n - len(self._buffer))
-        out, self._buffer = self._buffer[:n], self._buffer[n:]
+                raise IncompleteRead(bytes(self._buffer), n - len(self._buffer))
+        out = bytes(self._buffer[:n])
+        del self._buffer[:n]
         return out
 
     def read(self, method: str) -> tuple[int, bytes]:
@@ -148,7 +152,7 @@ class _Answer:
             return status, self._take(n)
         while self._fill():  # no length: the body runs to the end of the stream
             pass
-        return status, self._buffer
+        return status, bytes(self._buffer)
 
     def _head(self) -> tuple[int, dict[str, str]]:
         """The status and the header fields (names in lower case), read as http.client reads them:
@@ -182,6 +186,8 @@ class _Answer:
                 size = int(line.split(b";", 1)[0].strip(), 16)
             except ValueError:
                 raise IncompleteRead(b"".join(body)) from None
+            if size < 0:
+                raise IncompleteRead(b"".join(body))
             if size == 0:
                 while self._line() not in (None, b"\r\n", b"\n"):  # trailers, up to the blank line
                     pass
