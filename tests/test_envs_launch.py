@@ -156,3 +156,13 @@ def test_a_measured_warm_run_hands_the_prepared_command_to_the_measurer(warm: tu
     assert done.returncode == 3 and done.stdout.strip() == str(cache.env_dir(eid)), done.stderr
     measured = read_usage(usage)
     assert measured is not None and measured["wall_s"] >= 0 and measured["max_rss_bytes"] > 0, "the command's resource use, as main's launcher records it"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_a_measured_command_killed_by_a_signal_ends_the_measurer_by_that_signal(sig: signal.Signals, tmp_path: Path) -> None:
+    """An OOM kill (SIGKILL) must read as the signal, not as exit 1: a run's failure class comes from it."""
+    usage = tmp_path / "usage.json"
+    argv = [sys.executable, "-m", "merlin.envs.launch", "--usage", str(usage), "--quiet", "--", "sh", "-c", f"kill -{int(sig)} $$"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert done.returncode == -sig, done.stderr
+    assert "Traceback" not in done.stderr

@@ -238,8 +238,11 @@ def run(command: list[str], env: dict[str, str], cwd: Path | None, usage: str | 
     rc = child.returncode = os.waitstatus_to_exitcode(status)
     if usage:
         write_usage(Path(usage), time.monotonic() - t0, ru)
-    if rc < 0:
-        signal.signal(-rc, signal.SIG_DFL)
+    if rc < 0:  # end as the command ended, so the run's end reads as the signal, not as exit 1
+        try:
+            signal.signal(-rc, signal.SIG_DFL)
+        except (OSError, ValueError):  # SIGKILL and SIGSTOP have no handler to reset
+            pass
         os.kill(os.getpid(), -rc)
     return rc
 
