@@ -4,6 +4,7 @@ it at once break it once, and then take turns, never both inside."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -81,3 +82,22 @@ def test_a_sigkilled_holder_is_broken_once_and_two_waiters_take_turns(tmp_path: 
     assert [e[0] for e in events] == ["in", "out", "in", "out"], f"the two waiters were inside together: {events}"
     assert events[0][1] == events[1][1] and events[2][1] == events[3][1] and events[0][1] != events[2][1]
     assert not lock_dir.exists() and not list(lock_dir.parent.glob(lock_dir.name + ".*")), "no lock, guard or grave left behind"
+
+
+def test_a_stalled_holder_whose_lock_was_broken_leaves_the_new_owners_lock_on_release(tmp_path: Path) -> None:
+    """A holder that stalls past ``stale_after`` loses its lock to another process; when it wakes, its
+    release must not delete the new owner's lock (else a third would take it beside the second)."""
+    path = tmp_path / "lock"
+    stalled = MkdirLock(path, stale_after=0.3, heartbeat=60)  # its heartbeat never comes in time: it looks stale
+    assert stalled.try_acquire()
+    time.sleep(0.5)
+    taker = subprocess.run(
+        [sys.executable, "-c", "import sys, json; from merlin.dirlock import MkdirLock; from pathlib import Path\n"
+         "lock = MkdirLock(Path(sys.argv[1]), stale_after=0.3, heartbeat=60); lock.acquire(10); print(json.dumps(lock.owner()))", str(path)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert taker.returncode == 0, taker.stderr
+    new_owner = json.loads(taker.stdout)
+    assert new_owner["pid"] != os.getpid()  # another process took it
+    stalled.release()
+    assert path.is_dir() and MkdirLock(path).owner() == new_owner, "the new owner's lock stays"

@@ -71,6 +71,7 @@ class MkdirLock:
         self.busy = busy
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._mine: dict[str, Any] | None = None  # the owner record this object wrote when it took the lock
 
     def _owner_file(self) -> Path:
         return self.path / "owner"
@@ -87,7 +88,7 @@ class MkdirLock:
         except FileNotFoundError:
             os.makedirs(self.path.parent, dir_mode(), exist_ok=True)
             return self._try_take()
-        owner = {**me(), "taken_at": time.time()}
+        owner = self._mine = {**me(), "taken_at": time.time()}
         tmp = self.path / f".owner.{os.urandom(4).hex()}"
         fd = open_fd(tmp, os.O_WRONLY, file_mode())
         try:
@@ -153,8 +154,10 @@ class MkdirLock:
         while not self._stop.wait(self.heartbeat):
             try:
                 os.utime(self._owner_file())
+            except FileNotFoundError:
+                return  # the lock is gone (broken as stale): nothing left to keep alive
             except OSError:
-                return
+                continue  # a passing NFS error (ESTALE, EIO): the next beat tries again, or the lock goes stale
 
     def try_acquire(self) -> bool:
         """Take it now if free (or stale: broken first); False if a live owner holds it."""
@@ -175,10 +178,15 @@ class MkdirLock:
             delay = min(delay * 1.5, 0.01)
 
     def release(self) -> None:
+        """Give the lock back, only if it is still this object's: one that stalled past ``stale_after`` may
+        have been broken and taken by another process, whose lock must stay."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+        mine, self._mine = self._mine, None
+        if mine is None or self.owner() != mine:
+            return
         try:
             self._owner_file().unlink()
         except OSError:
