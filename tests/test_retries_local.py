@@ -270,3 +270,19 @@ def test_a_clients_wait_waits_through_the_retries(tmp_path: Path) -> None:
     once = client.submit(JobRequest("once", Entrypoint.from_binary(cmd[0], [cmd[1], cmd[2], str(tmp_path / "other"), "5"]), max_retries_failure=1, retry_backoff=0.1))
     assert wait_all([once], timeout=120, raise_on_failure=False) == [JobStatus.FAILED]
     assert len(once.record().attempts) == 2  # its budget used up before the wait returned
+
+
+def test_a_look_spares_the_mark_of_a_keeper_still_starting(cp: ControlPlane) -> None:
+    """A keeper's mark is written before the keeper records itself on the run: a look in between must
+    not remove it (else a keeper that dies later is never revived); an old mark with no keeper goes."""
+    from merlin.control import retries
+
+    rec = cp.submit(["true"], target="demo", workflow="w")
+    cp.wait(rec.run_id, timeout=60)
+    retries.mark(cp, rec.run_id)  # as start_keeper does, before its keeper exists
+    retries.notice_all(cp)
+    assert cp.layout.retry_keeper_mark(rec.run_id).exists()
+    old = time.time() - 120
+    os.utime(cp.layout.retry_keeper_mark(rec.run_id), (old, old))
+    retries.notice_all(cp)
+    assert not cp.layout.retry_keeper_mark(rec.run_id).exists()

@@ -212,6 +212,7 @@ def mark(cp: Plane, run_id: str) -> None:
 
     make_dir(cp.layout.retry_keepers, private=True)
     write_if_changed(cp.layout.retry_keeper_mark(run_id), b"")
+    os.utime(cp.layout.retry_keeper_mark(run_id))  # when it was marked: a look spares a keeper still starting
 
 
 def unmark(cp: Plane, run_id: str) -> None:
@@ -219,6 +220,13 @@ def unmark(cp: Plane, run_id: str) -> None:
         os.unlink(cp.layout.retry_keeper_mark(run_id))
     except FileNotFoundError:
         pass
+
+
+def _just_marked(cp: Plane, run_id: str, within: float = 60.0) -> bool:
+    try:
+        return time.time() - cp.layout.retry_keeper_mark(run_id).stat().st_mtime < within
+    except OSError:
+        return False
 
 
 def notice_all(cp: Plane, skip: frozenset[str] = frozenset()) -> None:
@@ -234,10 +242,11 @@ def notice_all(cp: Plane, skip: frozenset[str] = frozenset()) -> None:
             continue
         try:
             raw = cp.ledger.read_raw(run_id)
-        except MerlinError:
-            raw = None
+        except (MerlinError, OSError, ValueError):  # one unreadable record never fails the listing
+            continue
         if raw is None or not raw.get("retry_keeper"):
-            unmark(cp, run_id)  # pruned, or its keeper ended with nothing more due
+            if raw is None or not _just_marked(cp, run_id):  # a keeper being started records itself a moment after its mark
+                unmark(cp, run_id)  # pruned, or its keeper ended with nothing more due
             continue
         if raw.get("status") in _FINAL and not keeper_alive(raw["retry_keeper"]):
             unmark(cp, run_id)  # succeeded (or blocked): nothing is ever due
