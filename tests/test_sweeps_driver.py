@@ -150,3 +150,39 @@ def test_the_launcher_measures_a_command_without_an_env(tmp_path: Path) -> None:
     assert set(json.loads(out.read_text())) == {"wall_s", "cpu_s", "max_rss_bytes"}
     bad = subprocess.run([sys.executable, "-m", "merlin.envs.launch", "--quiet", "--", "true"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "--spec" in bad.stderr
+
+
+def test_the_driver_wakes_on_a_supervisor_whose_pidfd_is_past_1024() -> None:
+    """A driver of many items holds many descriptors: a pidfd numbered past select()'s 1024 still wakes it
+    when its process ends (select() raised ValueError there, ending the driver)."""
+    import os
+    import resource
+    import subprocess
+    import time
+
+    from merlin.control.sweep_exits import Exits
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"the hard descriptor limit ({hard}) is under 1200 here")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200) if soft != resource.RLIM_INFINITY else soft, hard))
+    held: list[int] = []
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.5)"])
+    exits = Exits()
+    try:
+        while not held or held[-1] < 1100:
+            held.append(os.open(os.devnull, os.O_RDONLY))
+        fd = os.pidfd_open(child.pid)
+        assert fd > 1024
+        exits.watched["r1"] = (child.pid, fd)
+        started = time.monotonic()
+        exits.wait(30)
+        assert exits.watched == {}, "the ended supervisor's pidfd woke the driver"
+        assert time.monotonic() - started < 20
+    finally:
+        child.kill()
+        child.wait()
+        exits.close()
+        for h in held:
+            os.close(h)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

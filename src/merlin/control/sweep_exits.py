@@ -56,8 +56,10 @@ class Exits:
             import select
 
             fds = {fd: run_id for run_id, (_pid, fd) in self.watched.items()}
-            ready, _, _ = select.select(list(fds), [], [], timeout)
-            for fd in ready:
+            poller = select.poll()  # not select(): a driver of many items may hold a pidfd past 1024
+            for fd in fds:
+                poller.register(fd, select.POLLIN)
+            for fd, _event in poller.poll(max(0, int(timeout * 1000))):
                 del self.watched[fds[fd]]
                 os.close(fd)
         else:

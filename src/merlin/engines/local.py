@@ -90,7 +90,7 @@ def fork_supervisor(run_dir: Path, attempt: int, env: dict[str, str], log_path: 
 
             code = main([str(run_dir), str(attempt)])
         except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
+            code = 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 1  # as the interpreter exits
         except BaseException:  # the child reports and ends, whatever happened
             import traceback
 
