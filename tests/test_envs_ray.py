@@ -28,3 +28,25 @@ def test_v1_and_v2_at_once_on_the_shared_head(ray_cp: ControlPlane, wheelhouse: 
     assert all(s.attempt.env_id and s.attempt.env_cache in ("hit", "built") for s in statuses), [s.attempt for s in statuses]
     req = ray_cp.ledger.read_request(runs[0].run_id)
     assert req.runtime is not None and req.runtime.find_links == [str(wheelhouse)]
+
+
+def test_an_unmeetable_requirement_on_ray_is_blocked_with_uvs_message_then_fixed_and_retried(
+    ray_cp: ControlPlane, wheelhouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As on the local engine: a Ray job whose env cannot be built never ran its command, so the run is
+    ``blocked`` (not ``failed``) with uv's line and the fix; after the fix a retry builds and succeeds."""
+    monkeypatch.setenv("MERLIN_ENV_CACHE", str(tmp_path / "envcache"))
+    req = tmp_path / "requirements.txt"
+    req.write_text("mlnprobe==9.0\n")
+    runtime = {"requirements_file": str(req), "find_links": [str(wheelhouse)], "no_index": True}
+    rec = ray_cp.submit(["python", "-c", CODE], target="envs", workflow="ray-blocked", engine="ray", runtime=runtime)
+    rec = ray_cp.wait(rec.run_id, timeout=300)
+    assert rec.status == RunStatus.BLOCKED, rec.message
+    assert "no version of mlnprobe==9.0" in rec.message and "never ran" in rec.message, rec.message
+    assert rec.attempt.error_type == "ENV_BUILD_FAILED" and "mlnprobe==9.0" in (rec.attempt.error_message or "")
+    assert [s.action for s in rec.next_steps][-1] == "retry"
+    req.write_text("mlnprobe==2.0\n")  # the fix
+    again = ray_cp.wait(ray_cp.retry(rec.run_id).run_id, timeout=300)
+    assert again.status == RunStatus.SUCCEEDED, again.message
+    assert "version 2.0" in ray_cp.logs(rec.run_id)
+    assert len(again.attempts) == 2 and again.attempt.env_cache == "built"

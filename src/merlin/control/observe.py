@@ -241,7 +241,7 @@ def apply(cp: Plane, seen: RunRecord, obs: Observation, keep_logs: bool = True) 
                 r.message, steps = message_for(r, new, o)
                 r.next_steps = steps  # type: ignore[assignment]
             return []
-        if new in (RunStatus.FAILED, RunStatus.LOST) and o.message and not own:
+        if new in (RunStatus.FAILED, RunStatus.LOST, RunStatus.BLOCKED) and o.message and not own:
             att.error_message = o.message
         text, steps = message_for(r, new, o)
         set_status(r, new, text, steps)
@@ -293,6 +293,18 @@ def message_for(r: RunRecord, new: RunStatus, obs: Observation) -> tuple[str, li
         return "cancelled; retry it to run it again", [step(Action.RETRY, run_id=rid)]
     if new == RunStatus.LOST:
         return obs.message or "lost; retry it", list(obs.next_steps) or [step(Action.RETRY, run_id=rid)]
+    if new == RunStatus.BLOCKED and obs.error_type == "ENV_BUILD_FAILED":  # a Ray job's env launcher could not build (docs/environments.md)
+        from types import SimpleNamespace
+
+        from merlin.engines.local_env import fix_for
+        from merlin.envs.build import no_space
+
+        eid = str(obs.extra.get("env_id") or (att.env_id if att else "") or "")
+        where = obs.extra.get("cache_dir") or "the node's env cache"
+        line = (obs.message or "uv failed").rstrip(".")
+        fix = fix_for(SimpleNamespace(no_space=bool(obs.extra.get("no_space")) or no_space(line)), where)
+        return (f"blocked: its environment {eid[:12] or '(unknown)'} could not be built (its command never ran): {line}. {fix}, then retry it",
+                [step(Action.LOGS, run_id=rid), step(Action.RETRY, run_id=rid)])  # fmt: skip
     return r.message, [s.model_dump() for s in r.next_steps]
 
 

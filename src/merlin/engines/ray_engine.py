@@ -462,20 +462,19 @@ class RayEngine:
                 info = jobs.get(sub) if sub else None
                 out[r.run_id] = self.observation(info) if info is not None else self._gone(r, cluster)
                 if info is not None and r.environment and r.attempt is not None and not r.attempt.env_cache:
-                    self._env_report(r, out[r.run_id], cluster, client, info)
+                    out[r.run_id] = self._env_report(r, out[r.run_id], cluster, client, info)
         return out
 
-    def _env_report(self, r: RunRecord, obs: Observation, cluster: Any, client: ray_api.JobsApi, info: ray_api.JobInfo) -> None:
-        """The env launcher's report: its file (written where the job ran: readable when that
+    def _env_report(self, r: RunRecord, obs: Observation, cluster: Any, client: ray_api.JobsApi, info: ray_api.JobInfo) -> Observation:
+        """``obs`` with the env launcher's report: its file (written where the job ran: readable when that
         is this host), or, from nodes that do not see the state root (SSH hosts), its line in the job's log."""
+        from merlin.engines.ray_env import report_from_log, with_report
+
         try:
             report = json.loads(self.ledger.layout.env_report(r.run_id, len(r.attempts)).read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            from merlin.engines.ray_env import report_from_log
-
             report = report_from_log(client, info, cluster.kind)
-        if isinstance(report, dict) and report.get("state") == "ready" and report.get("cache") in ("hit", "built"):
-            obs.extra.update(env_id=report.get("env_id"), env_cache=report["cache"])
+        return with_report(obs, report)
 
     @staticmethod
     def _one(api: ray_api.JobsApi, sub_id: str) -> dict[str, ray_api.JobInfo]:

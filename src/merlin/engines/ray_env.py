@@ -80,5 +80,24 @@ def report_from_log(client: Any, info: Any, kind: str) -> dict[str, Any] | None:
         return None
     found = re.search(r"^merlin-env: environment ([0-9a-f]{64}) \((cache hit|built)\)", text, re.M)
     if found is None:
-        return None
+        failed = re.search(r"^merlin-env: failed: (.+)$", text, re.M)  # the launcher's line for a build uv could not make
+        return {"state": "failed", "line": failed[1].strip()} if failed else None
     return {"state": "ready", "env_id": found[1], "cache": "hit" if found[2] == "cache hit" else "built"}
+
+
+def with_report(obs: Any, report: Any) -> Any:
+    """The observation of a Ray job with the env launcher's report (its file, or its line in the log) applied:
+    the env id and hit or built once ready; a job that ended because its env could not be built is
+    ``blocked`` (its command never ran), with uv's line, as on the local engine (docs/environments.md)."""
+    from merlin.engines.base import Observation
+    from merlin.ledger import RunStatus
+
+    if not isinstance(report, dict):
+        return obs
+    if report.get("state") == "ready" and report.get("cache") in ("hit", "built"):
+        obs.extra.update(env_id=report.get("env_id"), env_cache=report["cache"])
+    elif report.get("state") == "failed" and obs.status == RunStatus.FAILED:
+        extra = {k: report[k] for k in ("env_id", "no_space", "cache_dir") if report.get(k) is not None}
+        return Observation(status=RunStatus.BLOCKED, exit_code=obs.exit_code, error_type="ENV_BUILD_FAILED",
+                           message=str(report.get("line") or "uv failed"), start_time=obs.start_time, end_time=obs.end_time, extra=extra)  # fmt: skip
+    return obs

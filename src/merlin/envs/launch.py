@@ -182,6 +182,8 @@ def build(runtime: dict, cache: object, eid: str, report: Path | None, quiet: bo
     try:
         env_dir, _eid, how = ensure(runtime, cache, progress=progress)
     except BuildFailed as exc:
+        if report is not None:  # read by the run's observer: the run is blocked, not failed (its command never ran)
+            write_report(report, {"state": "failed", "env_id": eid, "line": exc.line, "no_space": exc.no_space, "cache_dir": str(cache.root)})
         sys.stderr.write(f"merlin-env: failed: {exc.line}\n")
         return None
     return env_dir, how
