@@ -166,3 +166,22 @@ def test_a_measured_command_killed_by_a_signal_ends_the_measurer_by_that_signal(
     done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     assert done.returncode == -sig, done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_another_hosts_long_lapsed_mark_is_swept_and_a_recent_one_still_counts(tmp_path: Path) -> None:
+    """A shared cache holds other hosts' user marks, which this host cannot judge by pid: one touched
+    within STALE_AFTER counts as a user; one past it no longer counts; one past FORGET_AFTER is removed
+    (they piled up forever, one per run on every host)."""
+    from merlin.envs import cache as cache_mod
+
+    cache = EnvCache(tmp_path / "cache")
+    users = cache.users_dir("e" * 64)
+    users.mkdir(parents=True)
+    now = time.time()
+    for name, age in (("recent", 60), ("lapsed", cache_mod.STALE_AFTER + 60), ("forgotten", cache_mod.FORGET_AFTER + 60)):
+        mark = users / f"elsewhere-{name}"
+        mark.write_text(json.dumps({"host": "elsewhere.invalid", "pid": 4242, "pid_start": 1.0, "name": name}))
+        os.utime(mark, (now - age, now - age))
+    live = cache.live_users("e" * 64)
+    assert [u["name"] for u in live] == ["recent"]
+    assert sorted(p.name for p in users.iterdir()) == ["elsewhere-lapsed", "elsewhere-recent"]

@@ -32,6 +32,9 @@ READY = ".merlin-ready"
 USERS = ".users"
 #: a lock whose heartbeat (its owner file, touched by its holder's heartbeat thread) is this old is stale (seconds)
 STALE_AFTER = 600.0
+#: another host's mark this much older than its last touch is removed by any reader (it stopped
+#: counting as a user after STALE_AFTER; a shared cache would otherwise keep every host's marks)
+FORGET_AFTER = 86400.0
 
 
 class EnvCache:
@@ -155,6 +158,11 @@ class EnvCache:
                     pass
             elif who.get("host") == socket.gethostname() or time.time() - _mtime(f) <= STALE_AFTER:
                 out.append(who)
+            elif time.time() - _mtime(f) > FORGET_AFTER:  # another host's, long lapsed: no host is left to sweep it
+                try:
+                    f.unlink()
+                except OSError:
+                    pass
         return out
 
     def last_used(self, env_id: str) -> float:
