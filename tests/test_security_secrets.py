@@ -186,3 +186,23 @@ def test_failed_ray_run_error_message_never_holds_a_redacted_value(ray_cp: Contr
     assert REDACTED in att.error_message
     for p in ray_cp.layout.run_dir(run.run_id).rglob("*.json*"):
         assert value not in p.read_text() and "dbPw-7788" not in p.read_text(), p
+
+
+def test_a_submitted_glued_password_is_nowhere_under_the_state_root_and_the_command_kept_byte_for_byte(tmp_path: Path) -> None:
+    """Issue 20 #8, end to end: a run whose shell command holds ``-pSECRET`` and ``--password=X;`` ran with
+    the values, and no file under the state root (records, events, index, logs) holds them; the stored
+    command is the one that ran, byte for byte, apart from each value."""
+    root = tmp_path / "state"
+    script = "mysql() { :; }; tool() { :; }; mysql -uroot -pSECRETpw9 db; tool --password=semi5ecret;echo ok"
+    res = run_cli("ray", "jobs", "submit", "--target", "sec", "--workflow", "glued", "--wait", "--state-root", str(root), "--json", "--", "sh", "-c", script)
+    assert res.returncode == 0, res.stderr
+    run = json.loads(res.stdout)
+    assert run["status"] == "succeeded" and "SECRETpw9" not in res.stdout and "semi5ecret" not in res.stdout
+    logs = run_cli("ray", "jobs", "logs", run["run_id"], "--state-root", str(root))
+    assert logs.stdout.strip() == "ok"  # the `;` stayed the shell's: `echo ok` ran as its own command
+    stored = json.loads((root / "runs" / run["run_id"] / "run_request.json").read_text())["command"]
+    assert stored == ["sh", "-c", script.replace("SECRETpw9", REDACTED).replace("semi5ecret", REDACTED)]
+    for p in root.rglob("*"):
+        if p.is_file():
+            data = p.read_bytes()
+            assert b"SECRETpw9" not in data and b"semi5ecret" not in data, p
