@@ -16,7 +16,7 @@ from conftest import REPO
 
 LONG_TARGET = "a-very-long-target-name-for-identifiers-x"  # the run id keeps 40 characters of it
 LONG_ARTIFACT = "reports/an-artifact-name-long-enough-to-be-cut-by-rich-at-eighty-columns.json"
-WIDTHS = ("60", "80", "120")
+WIDTHS = ("60", "80", "100", "120", "160")
 
 
 def submit(root: Path, *command: str, target: str = LONG_TARGET, wait: bool = True, target_dir: Path | None = None) -> str:
