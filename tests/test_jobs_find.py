@@ -54,6 +54,16 @@ def test_list_filters(ledger: tuple[ControlPlane, dict[str, str]]) -> None:
     assert bad.returncode == 2 and bad.stderr.startswith("--sort 'size': expected one of created, updated")
 
 
+def test_list_names_only_one_id_a_line_for_a_pipe(ledger: tuple[ControlPlane, dict[str, str]]) -> None:
+    """``-o name``, as kubectl's: only the run ids, newest first, the filters applied; nothing else on stdout."""
+    cp, ids = ledger
+    res = run_cli("ray", "jobs", "list", "--state-root", str(cp.root), "-o", "name")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines() == _listed(cp) and set(res.stdout.split()) == set(ids.values())
+    failed = run_cli("ray", "jobs", "list", "--state-root", str(cp.root), "-o", "name", "--status", "failed")
+    assert failed.stdout == f"{ids['bad']}\n"
+
+
 def test_since_and_until_against_a_clock() -> None:
     from merlin.control.find import select
 
