@@ -100,3 +100,27 @@ def test_sweep_runs_the_checks_and_the_ledger_sweep_and_the_old_command_is_a_hid
     assert alias.exit_code == 0 and "nothing to sweep" in alias.stderr
     assert "doctor" not in run_cli("ray", "--help").stdout.split("Commands:")[-1]  # hidden
     assert "doctor" in run_cli("--help").stdout
+
+
+def test_an_old_ray_and_a_uv_that_does_not_run_warn_with_their_fixes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ray's version is judged against the ray extra's floor, not only printed; the uv run environments
+    use (``MERLIN_UV``, else merlin's own) is run, and a missing or broken one warns, never "ok"."""
+    import types
+
+    from merlin.control import doctor
+    from merlin.envs import spec
+
+    monkeypatch.setitem(__import__("sys").modules, "ray", types.SimpleNamespace(__version__="2.3.1"))
+    old = doctor.check_ray()
+    assert old.status == "warn" and "Ray 2.3.1" in old.message and "2.9 or newer" in old.message
+    monkeypatch.setitem(__import__("sys").modules, "ray", types.SimpleNamespace(__version__="2.60.0"))
+    assert doctor.check_ray().status == "ok"
+    spec.find_uv.cache_clear()
+    monkeypatch.setenv("MERLIN_UV", str(tmp_path / "no-such-uv"))
+    try:
+        broken = doctor.check_uv()
+    finally:
+        spec.find_uv.cache_clear()
+    assert broken.status == "warn" and "no-such-uv" in broken.message and "MERLIN_UV" in (broken.fix or ""), broken
+    monkeypatch.delenv("MERLIN_UV")
+    assert doctor.check_uv().status == "ok"

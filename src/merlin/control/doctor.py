@@ -30,6 +30,7 @@ DISK_WARN, DISK_FAIL = 1 << 30, 100 << 20
 SCHEDULER_PROGRAMS = {"slurm": "sbatch", "pbs": "qsub", "ssh": "ssh"}
 STATUSES = ("ok", "warn", "fail")
 MIN_PYTHON = (3, 11)
+MIN_RAY = (2, 9)  # pyproject's ray extra
 
 
 @dataclass
@@ -78,7 +79,19 @@ def check_ray() -> Check:
     except Exception as exc:  # ImportError, or a broken install raising anything
         return Check("ray", "warn", f"Ray is not importable ({type(exc).__name__}: {exc}); the local engine works, clusters and the ray engine do not",
                      "install the ray extra into merlin's environment", [step(Action.INSTALL, package="ray[default]")])  # fmt: skip
-    return Check("ray", "ok", f"Ray {version} imports ({Path(ray.__file__).parent})")
+    where = Path(ray.__file__).parent if getattr(ray, "__file__", None) else "?"
+    if _older(version, MIN_RAY):
+        return Check("ray", "warn", f"Ray {version} imports ({where}), but merlin needs Ray {'.'.join(map(str, MIN_RAY))} or newer",
+                     "upgrade Ray in merlin's environment", [step(Action.INSTALL, package="ray[default]")])  # fmt: skip
+    return Check("ray", "ok", f"Ray {version} imports ({where})")
+
+
+def _older(version: str, least: tuple[int, ...]) -> bool:
+    """Whether a version string's leading numbers are below ``least`` (an unreadable one is not judged)."""
+    import re
+
+    nums = re.match(r"(\d+)\.(\d+)", version)
+    return nums is not None and (int(nums[1]), int(nums[2])) < least
 
 
 def check_ports(plane: Plane) -> list[Check]:
@@ -181,13 +194,21 @@ def check_state_root(root: Path) -> list[Check]:
 
 
 def check_uv() -> Check:
-    found = shutil.which("uv") or shutil.which("uv", path=str(Path(sys.executable).parent))
+    """The uv run environments build with (``merlin.envs.spec.find_uv``: ``$MERLIN_UV``, else merlin's own
+    dependency): missing or broken, no run with packages can start."""
+    try:
+        from merlin.envs.spec import find_uv
+
+        found: str | None = find_uv()
+    except Exception:  # the uv package is missing from merlin's environment
+        found = shutil.which("uv")
     if not found:
-        return Check("uv", "ok", "not installed; only run environments need it")
+        return Check("uv", "warn", "uv is not installed: runs with a run environment cannot build it (runs without one are fine)",
+                     "reinstall merlin's environment (uv is one of its dependencies), or set MERLIN_UV to a uv binary")  # fmt: skip
     try:
         version = subprocess.run([found, "--version"], capture_output=True, text=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError) as exc:
-        return Check("uv", "warn", f"{found} does not run ({exc})", "reinstall uv")
+        return Check("uv", "warn", f"uv at {found} does not run ({exc})", "point MERLIN_UV at a uv that runs, or reinstall merlin's environment")
     return Check("uv", "ok", f"{version or 'uv'} at {found}")
 
 
