@@ -17,6 +17,7 @@ ATOMIC_ONLY = [
     "leases/passes.py",
     "leases/reads.py",
     "leases/common.py",
+    "targetgen/bundle.py",
 ]
 #: calls that write, rename or remove a file by themselves
 WRITERS = {"replace", "rename", "unlink", "write", "write_text", "write_bytes", "copyfile", "copy", "copy2", "copyfileobj"}
