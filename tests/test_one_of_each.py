@@ -296,3 +296,22 @@ def test_one_rule_for_signals_from_outside() -> None:
     assert sets == ["ledger/failures.py"]
     for rel in ("engines/local_supervisor.py", "engines/ray_gang.py"):
         assert "ended_from_outside(" in (SRC / rel).read_text(encoding="utf-8"), rel
+
+
+def test_no_module_level_name_is_defined_and_never_used() -> None:
+    """Dead code stays out: every undecorated module-level function or class under src/merlin is named
+    somewhere else (the sources, the tests, the benchmarks, the scripts, pyproject's entry points).
+    Decorated ones are registered by their decorator (Typer commands, validators)."""
+    root = SRC.parents[1]
+    files = [*SRC.rglob("*.py"), *(root / "tests").rglob("*.py"), *(root / "benchmarks").rglob("*.py"), *(root / "scripts").rglob("*.py"), root / "pyproject.toml"]
+    counts: dict[str, int] = {}
+    for f in files:
+        for word in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", f.read_text(encoding="utf-8")):
+            counts[word] = counts.get(word, 0) + 1
+    dead = []
+    for path in sorted(SRC.rglob("*.py")):
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and not node.decorator_list:
+                if not node.name.startswith("__") and counts.get(node.name, 0) <= 1:
+                    dead.append(f"{path.relative_to(SRC)}:{node.lineno} {node.name}")
+    assert dead == [], "defined and never used:\n" + "\n".join(dead)

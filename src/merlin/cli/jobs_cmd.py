@@ -244,7 +244,9 @@ def jobs_list(
         entries = entries[:n]
     rows = [d for d, _raw in entries]
     if mode == "name":
-        sys.stdout.write("".join(f"{d['run_id']}\n" for d in rows))
+        from merlin.cli.runs_table import runs_names
+
+        sys.stdout.write(runs_names(rows))
         return
     if not rows:
         narrowed = status or any(v not in (None, ()) for v in filters.values())

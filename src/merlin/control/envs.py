@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from merlin.errors import BadInput, Blocked, NotFound
@@ -54,7 +53,3 @@ def envs(cp: Plane, action: str, *, env_id: str | None = None, runtime: Any = No
         size = parse_bytes(max_size, "max_size") if max_size is not None else None
         return {"cache": str(c.root), **pr.prune(c, older_than=older_than, max_size=size)}
     raise BadInput(f"`action` {action!r}: list, show, build or prune", argument="action")
-
-
-def cache_path(cp: Plane, cache: str | None) -> Path:
-    return Path(_cache(cp, cache).root)

@@ -78,16 +78,6 @@ def load_pair(capability: str | Path, overlay: str | Path | None) -> tuple[Loade
     return cap, ovl
 
 
-def read_yaml_located(path: str | Path, what: str) -> tuple[dict[Any, Any], dict[Loc, int], list[tuple[int, str]]]:
-    """``(data, line of every key path, duplicate-key errors)`` of a bounded YAML mapping file.
-
-    For loaders that validate with their own model and
-    ``pydantic_check.format_errors`` (the lease inventory); ``merlin.spec.yamlsafe.load_yaml`` is the same as a ``Document``.
-    """
-    doc = load_yaml(path, kind=what, duplicates="collect")
-    return doc.data, doc.lines, doc.duplicates
-
-
 # --- validation -------------------------------------------------------------
 
 
