@@ -279,3 +279,38 @@ def test_envs_cli_build_list_show_prune(wheelhouse: Path, tmp_path: Path, cache_
     assert missing.returncode == 4 and "no env 'ffff'" in missing.stderr
     pruned = json.loads(run_cli("envs", "prune", "--max-size", "0", "--json", *root).stdout)
     assert [r["env_id"] for r in pruned["removed"]] == [data["env_id"]] and pruned["size"] == 0
+
+
+def test_jobs_submit_env_file_runs_in_that_env_and_prune_older_than_keeps_a_fresh_env(wheelhouse: Path, tmp_path: Path, cache_dir: Path) -> None:
+    """``jobs submit --env-file runtime.yaml`` (the same fields as YAML, paths relative to the file) runs the
+    command in the env it names; ``envs prune --older-than`` removes only envs unused for that long."""
+    spec = tmp_path / "proj" / "runtime.yaml"
+    spec.parent.mkdir()
+    (spec.parent / "req.txt").write_text("mlnprobe==1.0\n")
+    spec.write_text(f"requirements: req.txt\nfind_links: [{wheelhouse}]\nno_index: true\n")
+    root = ["--state-root", str(tmp_path / "state")]
+    res = run_cli("ray", "jobs", "submit", "--target", "envs", "--workflow", "file", "--env-file", str(spec), "--wait", "--json", *root, "--", "python", "-c", VERSION)
+    assert res.returncode == 0, res.stderr
+    run = json.loads(res.stdout)
+    assert run["status"] == "succeeded" and run["attempts"][-1]["env_cache"] == "built", run
+    logs = run_cli("ray", "jobs", "logs", run["run_id"], *root)
+    assert "version 1.0" in logs.stdout
+    kept = json.loads(run_cli("envs", "prune", "--older-than", "1h", "--json", *root).stdout)
+    assert kept["removed"] == [] and len(json.loads(run_cli("envs", "list", "--json", *root).stdout)["envs"]) == 1
+    eid = run["attempts"][-1]["env_id"]
+    old = time.time() - 7200
+    env = EnvCache(cache_dir).env_dir(eid)
+    for p in (env / ".merlin-ready", env / ".users", env):
+        if p.exists():
+            os.utime(p, (old, old))
+    gone = json.loads(run_cli("envs", "prune", "--older-than", "1h", "--json", *root).stdout)
+    assert [r["env_id"] for r in gone["removed"]] == [eid]
+
+
+def test_an_image_is_refused_at_submit_in_one_line(cp: ControlPlane) -> None:
+    """``image`` has room in the record; merlin runs no container yet, so asking for one is refused at submit, never at start."""
+    with pytest.raises(BadInput) as err:
+        cp.submit(["true"], target="envs", workflow="image", runtime={"image": "docker.io/library/python:3.11"})
+    assert "container" in str(err.value) and "\n" not in str(err.value)
+    assert err.value.argument in ("image", "runtime")
+    assert not (cp.root / "runs").exists() or not any((cp.root / "runs").iterdir())
