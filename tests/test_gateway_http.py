@@ -14,6 +14,7 @@ import pytest
 
 from conftest import run_cli
 from test_gateway_support import CAPABILITY, OVERLAY, Server, start_server
+from tests.wheelhouse import wheelhouse  # noqa: F401  (the fixture)
 
 
 @pytest.fixture(scope="module")
@@ -336,3 +337,22 @@ def test_unix_socket_serving_needs_the_token_too(tmp_path: Path) -> None:
         proc.terminate()
         proc.wait(timeout=15)
         sock.unlink(missing_ok=True)
+
+
+@pytest.mark.slow
+def test_runs_submit_with_a_runtime_runs_in_that_env(server: Server, wheelhouse: Path, tmp_path: Path) -> None:
+    """The gateway's ``runs_submit`` takes the run environment the CLI's ``--env-file`` takes (files as their
+    text): the command runs in the env built from it, and the record names the env."""
+    runtime = {"requirements": "mlnprobe==2.0\n", "find_links": [str(wheelhouse)], "no_index": True}
+    code = "import mlnprobe; print('version', mlnprobe.__version__)"
+    sub = post(server, "runs_submit", {"command": ["python", "-c", code], "target": "envs", "workflow": "gateway", "runtime": runtime, "target_dir": str(tmp_path / "t")})
+    assert sub.status_code == 200, sub.text
+    rid = sub.json()["run_id"]
+    done = post(server, "runs_wait", {"run_id": rid, "timeout": 300}, timeout=320)
+    assert done.status_code == 200 and done.json()["ended"], done.text
+    assert done.json()["status"] == "succeeded", done.text
+    logs = post(server, "runs_logs", {"run_id": rid})
+    assert "version 2.0" in logs.text
+    status = post(server, "runs_status", {"run_id": rid, "refresh": False}).json()
+    att = status["attempts"][-1]
+    assert att["env_id"] and att["env_cache"] == "built", status
