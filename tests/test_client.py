@@ -33,6 +33,7 @@ from merlin.controlplane import ControlPlane, run_statuses
 from merlin.errors import BadInput
 from merlin.ledger.models import RunEvent
 from merlin.ledger.status import RunStatus
+from tests.wheelhouse import wheelhouse  # noqa: F401  (the fixture)
 
 PY = sys.executable
 
@@ -208,3 +209,19 @@ def test_the_gateway_submits_the_same_request(tmp_path: Path) -> None:
         assert request.name == "agent-job" and request.num_cpus == 1.0 and request.source == "gateway"
     finally:
         gw.cp.cancel(first["run_id"])
+
+
+@pytest.mark.slow
+def test_a_job_with_an_environment_config_runs_in_the_env_it_names(wheelhouse: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``EnvironmentConfig`` through a client, end to end: fray's ``pip_packages`` and ``env_vars``, and
+    merlin's ``options`` (a local wheelhouse, no index) build the env the command runs in."""
+    from merlin.client import EnvironmentConfig
+
+    monkeypatch.setenv("MERLIN_ENV_CACHE", str(tmp_path / "envcache"))
+    env = EnvironmentConfig(pip_packages=("mlnprobe==2.0",), env_vars={"GREETING": "hello"}, options={"find_links": [str(wheelhouse)], "no_index": True})
+    code = "import mlnprobe, os; print('version', mlnprobe.__version__, os.environ['GREETING'])"
+    with LocalClient() as client:
+        job = client.submit(JobRequest("with-env", Entrypoint.from_binary("python", ["-c", code]), environment=env))
+        assert job.wait(timeout=300) == JobStatus.SUCCEEDED
+        assert "version 2.0 hello" in job.logs()
+        assert job.record().attempt.env_id and job.record().attempt.env_cache == "built"
