@@ -286,3 +286,22 @@ def test_a_look_spares_the_mark_of_a_keeper_still_starting(cp: ControlPlane) -> 
     os.utime(cp.layout.retry_keeper_mark(rec.run_id), (old, old))
     retries.notice_all(cp)
     assert not cp.layout.retry_keeper_mark(rec.run_id).exists()
+
+
+def test_cli_retries_infra_replicas_and_placement_reach_the_record(tmp_path: Path) -> None:
+    """The job API's budgets and gang fields, given on the CLI: a gang of 2 with its own infrastructure budget
+    runs both replicas with their index and count; a bad placement, or one without a gang, is one line, exit 2."""
+    root = str(tmp_path / "state")
+    echo = 'echo "replica $MERLIN_REPLICA_INDEX of $MERLIN_REPLICA_COUNT"'
+    res = run_cli("ray", "jobs", "submit", "--state-root", root, "--target", "demo", "--workflow", "gang", "--retries-infra", "3",
+                  "--replicas", "2", "--placement", "pack", "--wait", "--json", "--", "sh", "-c", echo)  # fmt: skip
+    assert res.exit_code == 0, res.stderr
+    run = json.loads(res.stdout)
+    assert run["status"] == "succeeded" and run["max_attempts"] == 4, run  # the first and three for the infrastructure
+    request = ControlPlane(root).ledger.read_request(run["run_id"])
+    assert request.max_retries_preemption == 3 and request.replicas == 2 and request.placement == "pack"
+    logs = run_cli("ray", "jobs", "logs", "--state-root", root, run["run_id"]).stdout
+    assert "replica 0 of 2" in logs and "replica 1 of 2" in logs
+    for extra, word in ((["--replicas", "2", "--placement", "diagonal"], "placement"), (["--placement", "spread"], "replicas")):
+        bad = run_cli("ray", "jobs", "submit", "--state-root", root, "--target", "demo", "--workflow", "w", *extra, "--", "true")
+        assert bad.exit_code == 2 and f"--{word}" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
