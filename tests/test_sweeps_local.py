@@ -215,6 +215,9 @@ def test_every_local_run_records_its_resource_use(cp: ControlPlane) -> None:
     assert usage["cpu_s"] >= 0.25 and usage["wall_s"] >= 0.5 and usage["max_rss_bytes"] >= 80 * 2**20, usage
     shown = json.loads(cli(cp, "ray", "jobs", "status", rec.run_id, "--json").stdout)
     assert shown["attempts"][-1]["usage"]["cpu_s"] == usage["cpu_s"]
+    view = cli(cp, "ray", "jobs", "status", rec.run_id).stdout  # and for a person, one line
+    line = next(x for x in view.splitlines() if "resource use" in x)
+    assert f"CPU {usage['cpu_s']:.2f}s" in line and "peak RSS" in line and "MiB" in line, line
 
 
 def test_client_map_runs_a_template_over_inputs(cp: ControlPlane, tmp_path: Path) -> None:

@@ -85,6 +85,22 @@ def environment_line(d: dict[str, Any]) -> str:
     return f"{d['environment']} (not built yet)"
 
 
+def usage_line(usage: dict[str, Any] | None) -> str:
+    """The last attempt's resource use for a person: ``wall 1.2s, CPU 0.8s, peak RSS 42.0 MiB`` ("" if not measured)."""
+    if not usage:
+        return ""
+    from merlin.units import human_bytes
+
+    parts = []
+    if isinstance(usage.get("wall_s"), (int, float)):
+        parts.append(f"wall {usage['wall_s']:.1f}s")
+    if isinstance(usage.get("cpu_s"), (int, float)):
+        parts.append(f"CPU {usage['cpu_s']:.2f}s")
+    if isinstance(usage.get("max_rss_bytes"), (int, float)):
+        parts.append(f"peak RSS {human_bytes(usage['max_rss_bytes'])}")
+    return ", ".join(parts)
+
+
 def _print_run(rec: Any, reason: dict[str, Any] | None = None) -> None:
     """A run for a person: key facts (and the first reason it is not running), then its attempts."""
     from merlin.cli.output import out
@@ -106,6 +122,9 @@ def _print_run(rec: Any, reason: dict[str, Any] | None = None) -> None:
     grid.append(("observed", short_time(d.get("observed_at"))))
     grid.append(("message", d.get("message") or "-"))
     grid.append(("environment", environment_line(d)))
+    used = usage_line((d.get("attempts") or [{}])[-1].get("usage"))
+    if used:
+        grid.append(("resource use", used))
     from merlin.cli.runs_table import attempt_row, print_replicas
 
     grid += attempt_row(d)
