@@ -182,13 +182,15 @@ def test_an_input_with_spaces_quotes_and_command_substitution_arrives_as_one_arg
     f = tmp_path / "inputs.txt"
     f.write_text("\n".join(nasty) + "\n")
     values = cp.sweeps("inputs", inputs_file=f)
-    code = "import json,os,sys; json.dump({'argv': json.dumps(sys.argv[1:]), 'env': os.environ['MERLIN_SWEEP_INPUT']}, open(os.path.join(os.environ['MERLIN_RUN_DIR'],'result.json'),'w'))"
+    code = ("import json,os,sys; json.dump({'argv': json.dumps(sys.argv[1:]), 'env': os.environ['MERLIN_SWEEP_INPUT'], "
+            "'sweep': os.environ['MERLIN_SWEEP_NAME'] + '#' + os.environ['MERLIN_SWEEP_INDEX']}, open(os.path.join(os.environ['MERLIN_RUN_DIR'],'result.json'),'w'))")
     r = cli(cp, "sweep", "submit", "nasty", "--inputs-file", str(f), "--", sys.executable, "-c", code, "{input}", "n={name}/{index}")
     assert r.exit_code == 0, r.stderr
     assert finished(cp, "nasty")["state"] == "succeeded"
     rows = cp.sweeps("summary", "nasty")["rows"]
     assert [json.loads(r["result"]["argv"]) for r in rows] == [[v, f"n=nasty/{i}"] for i, v in enumerate(values)]
     assert [r["result"]["env"] for r in rows] == nasty
+    assert [r["result"]["sweep"] for r in rows] == [f"nasty#{i}" for i in range(len(nasty))]
     assert not (tmp_path / "pwned").exists() and not Path("pwned").exists()
 
 
