@@ -237,3 +237,19 @@ def test_client_map_runs_a_template_over_inputs(cp: ControlPlane, tmp_path: Path
     bad = client.map(JobRequest("fails", Entrypoint.from_binary("false")), ["a"], parallel=1)
     with pytest.raises(RunFailed):
         bad.wait(timeout=120)
+
+
+def test_the_throttle_is_the_lease_slots_free_when_fewer_than_parallel(cp: ControlPlane, tmp_path: Path) -> None:
+    """Someone else holds 2 of the 4 slots: a sweep asking for 4 at once runs at most 2 (the smaller of
+    ``--parallel`` and the slots free to it), and all its items still succeed."""
+    other = cp.leases.reserve(["firesim_fpga:2"])
+    try:
+        log = tmp_path / "clock.log"
+        r = cli(cp, "sweep", "submit", "narrow", "--range", "0-7", "--parallel", "4", "--lease", "firesim_fpga:1",
+                "--", sys.executable, "-c", ITEM, str(log), "0.3", "{input}")  # fmt: skip
+        assert r.exit_code == 0, r.stderr
+        v = finished(cp, "narrow")
+        assert v["state"] == "succeeded" and v["counts"]["succeeded"] == 8, v
+        assert max_overlap(log) <= 2
+    finally:
+        cp.leases.release(other["lease_id"])
