@@ -37,15 +37,23 @@ class Exits:
             return False
         att = (raw.get("attempts") or [{}])[-1]
         pid, start = att.get("supervisor_pid"), att.get("supervisor_start")
-        if not pid or raw.get("status") not in ("pending", "running"):
+        if raw.get("status") not in ("pending", "running"):
             return False
+        forked = getattr(cp.engine(raw.get("engine") or "local"), "forked", {}).pop(run_id, None)
+        if not pid:  # a supervisor this driver forked, not recorded yet: its child, watched from the start
+            return self._watch(run_id, forked)
         from merlin.clusters import procs
 
         if not procs.alive(pid, start):  # ended already: the next pass settles it
             return False
+        return self._watch(run_id, pid)
+
+    def _watch(self, run_id: str, pid: int | None) -> bool:
+        if not pid:
+            return False
         try:
             fd = os.pidfd_open(pid)
-        except OSError:
+        except OSError:  # gone (and reaped) already: the next pass settles it
             return False
         self.watched[run_id] = (pid, fd)
         return True

@@ -59,6 +59,9 @@ def fork_supervisor(run_dir: Path, attempt: int, env: dict[str, str], log_path: 
     child: it reaps it (a sweep's driver waits on it, docs/sweeps.md). Returns its pid."""
     import gc
 
+    from merlin.engines.local_supervisor import preload
+
+    preload()  # once, here: not in every child
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
@@ -86,7 +89,7 @@ def fork_supervisor(run_dir: Path, attempt: int, env: dict[str, str], log_path: 
             os.chdir(run_dir)
             os.environ.clear()
             os.environ.update(env)
-            from merlin.engines.local_supervisor import main
+            from merlin.engines.local_supervisor import main  # imported by preload() before the fork
 
             code = main([str(run_dir), str(attempt)])
         except SystemExit as exc:
@@ -117,6 +120,10 @@ class LocalEngine:
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
+        #: run id -> pid of each supervisor this process forked (its children: a pid that cannot be reused
+        #: before it is reaped). The record learns the pid from the supervisor itself, in its first write;
+        #: the forking driver watches it from the start (``merlin.control.sweep_exits``)
+        self.forked: dict[str, int] = {}
 
     def preflight(self, record: RunRecord, request: RunRequest) -> Preflight:
         """Nothing can block a local run. A forking submitter (a sweep's driver, long-lived) names the attempt
@@ -143,6 +150,10 @@ class LocalEngine:
         full_env["MERLIN_SUPERVISOR_COMMAND"] = json.dumps(list(record.command))
         if self.fork_supervisor:
             pid = fork_supervisor(run_dir, attempt, full_env, layout.supervisor_log(record.run_id))
+            self.forked[record.run_id] = pid
+            # write-ahead (see preflight): the supervisor records its pid, start and log in its first write;
+            # recording them here too would be a second locked write per item, racing the supervisor's own
+            return Submitted(submission_id=f"local-{attempt}", status=RunStatus.PENDING, message=f"submitted to the local engine as local-{attempt}")
         else:
             with open_state_file(layout.supervisor_log(record.run_id)) as sup_log:
                 pid = subprocess.Popen(

@@ -65,8 +65,9 @@ class Replica:
     def start(self, command: list[str], workdir: str, env: dict[str, str]) -> dict[str, Any]:
         import threading
 
-        from merlin.clusters.procs import set_parent_death_signal
+        from merlin.clusters.procs import load_prctl, set_parent_death_signal
 
+        load_prctl()  # here, not in the child between fork and exec
         self.proc = subprocess.Popen(command, cwd=workdir, env={**os.environ, **env}, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, preexec_fn=set_parent_death_signal)  # fmt: skip
         threading.Thread(target=self._read, daemon=True).start()
