@@ -65,6 +65,7 @@ def spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Spec:
     return ready_spec(s, monkeypatch)
 
 
+@pytest.mark.slow  # several seconds: left out of --quick
 def test_answer_while_execute_holds_the_lock_is_applied_by_that_execute(spec: Spec) -> None:
     """Q is open for the HAL task while a running execute works on an earlier task (retried):
     the answer is recorded durably despite the lock, and the running execute applies it."""

@@ -49,6 +49,7 @@ async def ok(rec: Recorder, tool: str, args: dict[str, Any]) -> dict[str, Any]:
     return result.structured_content
 
 
+@pytest.mark.slow  # several seconds: left out of --quick
 def test_every_tool_declares_an_output_schema_and_every_result_conforms(tmp_path: Path) -> None:
     Gateway(tmp_path / "state").cp.leases.define([{"id": "fpga0", "pool": "fpga"}], source="test")
     offered = {op.name for op in OPERATIONS if op.requires is None}
@@ -133,6 +134,7 @@ def test_progress_arrives_during_targetgen_execute(tmp_path: Path) -> None:
     assert all(m and result["run"]["run_id"] in m for _, m in seen), seen
 
 
+@pytest.mark.slow  # several seconds: left out of --quick
 def test_a_cancelled_runs_wait_stops_waiting_and_leaves_the_run_running(tmp_path: Path) -> None:
     async def main() -> None:
         async with Client(stdio(tmp_path), read_timeout_seconds=120) as client:
@@ -152,6 +154,7 @@ def test_a_cancelled_runs_wait_stops_waiting_and_leaves_the_run_running(tmp_path
     anyio.run(main)
 
 
+@pytest.mark.slow  # several seconds: left out of --quick
 def test_an_elicitation_capable_client_answers_the_question_in_line(tmp_path: Path) -> None:
     asked: list[dict[str, Any]] = []
 
@@ -181,6 +184,7 @@ def test_an_elicitation_capable_client_answers_the_question_in_line(tmp_path: Pa
     assert answers[0]["question_id"] in json.dumps(state)
 
 
+@pytest.mark.slow  # several seconds: left out of --quick
 def test_without_elicitation_or_on_decline_the_result_is_awaiting_operator(tmp_path: Path) -> None:
     async def decline(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
         return types.ElicitResult(action="decline")
@@ -197,6 +201,7 @@ def test_without_elicitation_or_on_decline_the_result_is_awaiting_operator(tmp_p
     anyio.run(main)
 
 
+@pytest.mark.slow  # several seconds: left out of --quick
 @pytest.mark.filterwarnings("ignore:resources/subscribe is removed")  # the 2025-era subscription this test is about
 def test_runs_and_questions_are_resources_and_a_subscriber_hears_a_question_open(tmp_path: Path) -> None:
     updated: list[str] = []

@@ -120,6 +120,7 @@ def test_openapi_document_is_valid_and_matches_the_operations(server: Server) ->
     assert doc["security"] == [{"bearer": []}]
 
 
+@pytest.mark.slow  # several seconds: left out of --quick
 def test_twenty_concurrent_clients_answering_and_polling_lose_nothing(server: Server, tmp_path: Path) -> None:
     r = post(server, "targetgen_execute", {"capability": str(CAPABILITY), "overlay": str(OVERLAY), "out_dir": str(tmp_path / "out")}, timeout=300)
     assert r.status_code == 200, r.text
@@ -203,6 +204,7 @@ def test_rate_limit_per_credential_is_temporary_with_retry_after(tmp_path: Path)
         srv.stop()
 
 
+@pytest.mark.slow  # several seconds: left out of --quick
 def test_default_limit_serves_fifty_local_clients_and_still_slows_token_guessing(tmp_path: Path) -> None:
     srv = start_server(tmp_path)  # the default settings
     try:
@@ -237,6 +239,7 @@ def test_json_nested_past_the_parsers_depth_is_a_400(server: Server) -> None:
     assert "nested" in r.json()["error"] and "\n" not in r.json()["error"]
 
 
+@pytest.mark.slow  # several seconds: left out of --quick
 def test_a_state_root_that_is_a_file_is_exit_2_for_mcp_and_serve(tmp_path: Path) -> None:
     import subprocess
     import sys

@@ -34,6 +34,7 @@ def test_every_tool_has_a_closed_typed_schema_and_a_description() -> None:
     anyio.run(main)
 
 
+@pytest.mark.slow  # several seconds: left out of --quick
 def test_in_memory_agent_reaches_completed(tmp_path: Path) -> None:
     gw = Gateway(tmp_path / "state")
 

@@ -16,6 +16,7 @@ import pytest
 from test_gateway_support import CAPABILITY, OVERLAY, start_server
 
 
+@pytest.mark.slow  # several seconds: left out of --quick
 def test_a_generated_client_exposes_every_operation_with_typed_results(tmp_path: Path) -> None:
     pytest.importorskip("openapi_python_client", reason="the test extra is not installed")
     from merlin.gateway.ops import OPERATIONS

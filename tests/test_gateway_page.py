@@ -50,6 +50,7 @@ def one_time_link(server: Server) -> str:
     return m.group(1)
 
 
+@pytest.mark.slow  # several seconds: left out of --quick
 def test_page_with_the_one_time_link_renders_the_tables(server: Server, tmp_path_factory: pytest.TempPathFactory) -> None:
     link = one_time_link(server)
     artifacts = tmp_path_factory.mktemp("page-artifacts")

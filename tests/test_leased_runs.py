@@ -68,6 +68,7 @@ def test_a_leased_run_waits_then_starts_by_itself_with_its_items(cp: ControlPlan
     assert "lease_granted" in events and "lease_released" in events
 
 
+@pytest.mark.slow  # several seconds: left out of --quick
 def test_the_lease_is_renewed_while_the_run_is_active(cp: ControlPlane, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MERLIN_LEASE_TTL", "1")
     rec = cp.submit([sys.executable, "-c", "import time; time.sleep(3.5)"], target="fpga", workflow="renew", engine="local", leases=["firesim_fpga"])

@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from merlin.leases.book import LeaseBook
 
 SECONDS = 20.0
@@ -77,6 +79,7 @@ print(n)
 """
 
 
+@pytest.mark.slow  # several seconds: left out of --quick
 def test_show_never_misses_a_lease_while_another_process_cycles_reserve_and_release(tmp_path: Path) -> None:
     root = tmp_path / "state"
     LeaseBook(root).define([{"id": "board-01", "pool": "board"}])

@@ -97,6 +97,7 @@ def holders(tmp_path: Path) -> Iterator[Holders]:
         h.end()
 
 
+@pytest.mark.slow  # several seconds: left out of --quick
 def test_readers_share_a_writer_waits_alone_and_is_not_starved(holders: Holders) -> None:
     holders.start("reader1", "shared")
     holders.start("reader2", "shared")
@@ -112,6 +113,7 @@ def test_readers_share_a_writer_waits_alone_and_is_not_starved(holders: Holders)
     holders.release("late-reader")
 
 
+@pytest.mark.slow  # several seconds: left out of --quick
 def test_own_head_turns_run_beside_readers_one_at_a_time_and_a_writer_waits_for_them(holders: Holders) -> None:
     holders.start("head1", "own_head")
     holders.start("reader", "shared")
@@ -158,6 +160,7 @@ def test_leaves_the_record_of_a_head_of_its_own(tmp_path):
 '''
 
 
+@pytest.mark.slow  # several seconds: left out of --quick
 def test_a_head_started_without_the_exclusive_mark_fails_the_test(tmp_path: Path) -> None:
     """The safe default: nothing is started; the test fails and says which mark it needs."""
     suite = tmp_path / "suite"

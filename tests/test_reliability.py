@@ -97,6 +97,7 @@ def refresh_race(cp: ControlPlane, submits: int, retries: int) -> dict[str, int]
     return {"tried": submits + len(to_retry), "survived": survived, "lost": lost, "stuck": stuck, "retried": retried}
 
 
+@pytest.mark.slow  # several seconds: left out of --quick
 def test_refresh_racing_submits_and_retries_never_makes_a_healthy_run_lost(cp: ControlPlane) -> None:
     """Every lost decision is taken on the record under the lock, not on the snapshot polled,
     for first attempts and for retries alike."""
@@ -312,6 +313,7 @@ def fill(path: Path) -> Path:
     return filler
 
 
+@pytest.mark.slow  # several seconds: left out of --quick
 def test_full_disk_is_an_environment_error_and_a_run_end_is_recorded_once_space_returns(small_fs: Path, tmp_path: Path) -> None:
     import json
 

@@ -126,6 +126,7 @@ def test_a_cancel_during_the_backoff_ends_it(cp: ControlPlane, tmp_path: Path) -
     assert len(cp.get(rec.run_id).attempts) == 2 and (tmp_path / "count").read_text() == "1"
 
 
+@pytest.mark.slow  # several seconds: left out of --quick
 def test_a_dead_keeper_is_replaced_by_the_next_look(cp: ControlPlane, tmp_path: Path) -> None:
     rec = cp.submit(fails_times(tmp_path, 1), target="demo", workflow="w", max_retries_failure=1, retry_backoff=2)
     pending = wait_for(lambda: (r := cp.get(rec.run_id)).retry_at is not None and r)  # attempt 2 recorded, backoff running
@@ -259,6 +260,7 @@ def test_gateway_runs_submit_takes_the_same_fields(tmp_path: Path) -> None:
     keeper_gone(gw.cp, doc["run_id"])
 
 
+@pytest.mark.slow  # several seconds: left out of --quick
 def test_a_clients_wait_waits_through_the_retries(tmp_path: Path) -> None:
     from merlin.client import Client, Entrypoint, JobRequest, JobStatus, wait_all
 

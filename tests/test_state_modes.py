@@ -57,6 +57,7 @@ def test_a_state_root_first_created_by_resources_define_is_private(tmp_path: Pat
     assert wrong_modes(root) == []
 
 
+@pytest.mark.slow  # several seconds: left out of --quick
 def test_every_command_family_leaves_the_state_root_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     root = tmp_path / "state"
     inv = tmp_path / "lab.yaml"

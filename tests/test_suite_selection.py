@@ -6,6 +6,8 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from conftest import REPO
 
 INSTALLS = {
@@ -23,6 +25,7 @@ def _collected(*args: str) -> set[str]:
     return {line.split("::")[-1] for line in res.stdout.splitlines() if "::" in line}
 
 
+@pytest.mark.slow  # several seconds: left out of --quick
 def test_quick_skips_the_real_installs_and_the_full_run_keeps_them() -> None:
     full, quick = _collected(), _collected("--quick")
     assert INSTALLS <= full, "the full suite runs every real install of the wrapper"

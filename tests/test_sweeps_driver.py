@@ -26,6 +26,7 @@ def finished(cp: ControlPlane, name: str) -> dict:
     return until(lambda: (v := cp.sweeps("status", name)) and v["state"] != "running" and v)
 
 
+@pytest.mark.slow  # several seconds: left out of --quick
 def test_local_items_are_supervised_by_forks_of_the_driver_not_new_interpreters(cp: ControlPlane) -> None:
     """An item's supervisor is forked by the driver (merlin already imported): its parent is the driver and
     its command line the driver's; the run still records its supervisor and its resource use."""

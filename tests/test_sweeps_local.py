@@ -60,6 +60,7 @@ def max_overlap(log: Path) -> int:
     return peak
 
 
+@pytest.mark.slow  # several seconds: left out of --quick
 def test_forty_items_over_a_four_slot_lease_never_more_than_four_at_once(cp: ControlPlane, tmp_path: Path) -> None:
     log = tmp_path / "clock.log"
     r = cli(cp, "sweep", "submit", "forty", "--range", "0-39", "--parallel", "4", "--lease", "firesim_fpga:1",
@@ -126,6 +127,7 @@ def driver_pid(cp: ControlPlane, name: str) -> int | None:
     return int(who.split("pid ")[1].split(")")[0]) if "pid " in who else None
 
 
+@pytest.mark.slow  # several seconds: left out of --quick
 def test_sigkill_of_the_driver_three_times_runs_every_item_exactly_once(cp: ControlPlane, tmp_path: Path) -> None:
     log = tmp_path / "clock.log"
     cp.sweeps("submit", "killed", command=[sys.executable, "-c", ITEM, str(log), "0.15", "{input}"], inputs=[str(i) for i in range(40)], parallel=4)
@@ -239,6 +241,7 @@ def test_client_map_runs_a_template_over_inputs(cp: ControlPlane, tmp_path: Path
         bad.wait(timeout=120)
 
 
+@pytest.mark.slow  # several seconds: left out of --quick
 def test_the_throttle_is_the_lease_slots_free_when_fewer_than_parallel(cp: ControlPlane, tmp_path: Path) -> None:
     """Someone else holds 2 of the 4 slots: a sweep asking for 4 at once runs at most 2 (the smaller of
     ``--parallel`` and the slots free to it), and all its items still succeed."""

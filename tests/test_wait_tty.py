@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyte
+import pytest
 
 from conftest import REPO
 from merlin.controlplane import ControlPlane
@@ -101,6 +102,7 @@ def submit_args(*command: str) -> list[str]:
     return ["ray", "jobs", "submit", "--engine", "local", "--target", "tty", "--workflow", "wait", "--wait", "--", *command]
 
 
+@pytest.mark.slow  # several seconds: left out of --quick
 def test_wait_on_a_tty_draws_one_status_line_then_the_final_line(tmp_path: Path) -> None:
     root = tmp_path / "state"
     tty = run_on_tty(submit_args(sys.executable, "-c", "import time; time.sleep(4); print('the-run-output')"), root)

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import REPO
 
 INNER_TEST = '''
@@ -54,6 +56,7 @@ def test_slow_plain():
 '''
 
 
+@pytest.mark.slow  # several seconds: left out of --quick
 def test_groups_stay_on_one_worker_exclusive_tests_start_first_and_the_shared_head_comes_last(tmp_path: Path) -> None:
     suite = tmp_path / "suite"
     suite.mkdir()
