@@ -294,17 +294,14 @@ def message_for(r: RunRecord, new: RunStatus, obs: Observation) -> tuple[str, li
     if new == RunStatus.LOST:
         return obs.message or "lost; retry it", list(obs.next_steps) or [step(Action.RETRY, run_id=rid)]
     if new == RunStatus.BLOCKED and obs.error_type == "ENV_BUILD_FAILED":  # a Ray job's env launcher could not build (docs/environments.md)
-        from types import SimpleNamespace
-
-        from merlin.engines.local_env import fix_for
+        from merlin.engines.local_env import build_failed_message
         from merlin.envs.build import no_space
 
         eid = str(obs.extra.get("env_id") or (att.env_id if att else "") or "")
-        where = obs.extra.get("cache_dir") or "the node's env cache"
-        line = (obs.message or "uv failed").rstrip(".")
-        fix = fix_for(SimpleNamespace(no_space=bool(obs.extra.get("no_space")) or no_space(line)), where)
-        return (f"blocked: its environment {eid[:12] or '(unknown)'} could not be built (its command never ran): {line}. {fix}, then retry it",
-                [step(Action.LOGS, run_id=rid), step(Action.RETRY, run_id=rid)])  # fmt: skip
+        line = obs.message or "uv failed"
+        full = bool(obs.extra.get("no_space")) or no_space(line)
+        text = build_failed_message(eid, line, full, obs.extra.get("cache_dir") or "the node's env cache")
+        return text, [step(Action.LOGS, run_id=rid), step(Action.RETRY, run_id=rid)]
     return r.message, [s.model_dump() for s in r.next_steps]
 
 

@@ -100,17 +100,21 @@ def env_phase(ledger: Ledger, run_id: str, attempt: int, request: RunRequest) ->
             att.error_message = failed.line
             att.end_time = utcnow()
             clear(r)
-            set_status(r, RunStatus.BLOCKED, f"blocked: its environment {short} could not be built (its command never ran): {failed.line.rstrip('.')}. "
-                       f"{fix_for(failed, cache.root)}, then retry it", [step(Action.RETRY, run_id=run_id)])  # fmt: skip
+            set_status(r, RunStatus.BLOCKED, build_failed_message(eid, failed.line, failed.no_space, cache.root), [step(Action.RETRY, run_id=run_id)])
 
         ledger.update(run_id, mark_blocked, cause=f"environment {short} failed to build")
         return None
     return {"env_id": eid, "env_cache": how}
 
 
-def fix_for(failed: Any, cache_root: Any) -> str:
+def build_failed_message(env_id: str, line: str, no_space: bool, cache_root: Any) -> str:
+    """The message of a run blocked by its env's failed build, on every engine: uv's line, then the fix."""
+    return f"blocked: its environment {env_id[:12] or '(unknown)'} could not be built (its command never ran): {line.rstrip('.')}. {fix_for(no_space, cache_root)}, then retry it"
+
+
+def fix_for(no_space: bool, cache_root: Any) -> str:
     """What to do about a failed build: space when uv (or merlin) found the disk full, else the inputs."""
-    if getattr(failed, "no_space", False):
+    if no_space:
         return (f"The filesystem of the env cache ({cache_root}) is full: free space there (prune the envs no run uses) "
                 "or put the cache on a larger filesystem (`MERLIN_ENV_CACHE`, or the cluster's `env_cache`)")  # fmt: skip
     return "Fix the requirements (or the lockfile, or the index options)"
