@@ -48,6 +48,17 @@ def finished(cp: ControlPlane, name: str) -> dict:
     return until(lambda: (v := cp.sweeps("status", name)) and v["state"] != "running" and v)
 
 
+def clocked_sweep(cp: ControlPlane, name: str, items: int, seconds: str, log: Path) -> dict:
+    """``items`` of :data:`ITEM` (each logs its clock to ``log``) over the 4-slot lease, ``--parallel 4``, run to
+    the end; every item must have succeeded. Its final view."""
+    r = cli(cp, "sweep", "submit", name, "--range", f"0-{items - 1}", "--parallel", "4", "--lease", "firesim_fpga:1",
+            "--", sys.executable, "-c", ITEM, str(log), seconds, "{input}")  # fmt: skip
+    assert r.exit_code == 0, r.stderr
+    v = finished(cp, name)
+    assert v["state"] == "succeeded" and v["counts"]["succeeded"] == items, v
+    return v
+
+
 def max_overlap(log: Path) -> int:
     events = []
     for line in log.read_text().splitlines():
@@ -63,11 +74,7 @@ def max_overlap(log: Path) -> int:
 @pytest.mark.slow  # several seconds: left out of --quick
 def test_forty_items_over_a_four_slot_lease_never_more_than_four_at_once(cp: ControlPlane, tmp_path: Path) -> None:
     log = tmp_path / "clock.log"
-    r = cli(cp, "sweep", "submit", "forty", "--range", "0-39", "--parallel", "4", "--lease", "firesim_fpga:1",
-            "--", sys.executable, "-c", ITEM, str(log), "0.2", "{input}")  # fmt: skip
-    assert r.exit_code == 0, r.stderr
-    v = finished(cp, "forty")
-    assert v["state"] == "succeeded" and v["counts"]["succeeded"] == 40, v
+    clocked_sweep(cp, "forty", 40, "0.2", log)
     assert max_overlap(log) <= 4
     assert sorted(int(ln.split()[1]) for ln in log.read_text().splitlines() if ln.startswith("start")) == list(range(40))
     s = cli(cp, "sweep", "summary", "forty", "--json")
@@ -248,11 +255,7 @@ def test_the_throttle_is_the_lease_slots_free_when_fewer_than_parallel(cp: Contr
     other = cp.leases.reserve(["firesim_fpga:2"])
     try:
         log = tmp_path / "clock.log"
-        r = cli(cp, "sweep", "submit", "narrow", "--range", "0-7", "--parallel", "4", "--lease", "firesim_fpga:1",
-                "--", sys.executable, "-c", ITEM, str(log), "0.3", "{input}")  # fmt: skip
-        assert r.exit_code == 0, r.stderr
-        v = finished(cp, "narrow")
-        assert v["state"] == "succeeded" and v["counts"]["succeeded"] == 8, v
+        clocked_sweep(cp, "narrow", 8, "0.3", log)
         assert max_overlap(log) <= 2
     finally:
         cp.leases.release(other["lease_id"])
