@@ -6,7 +6,7 @@ local engine (supervisors, submitters) and the clusters (Ray heads, helpers,
 tunnels) all ask here.
 
 **Reading.** On Linux, one read of ``/proc/<pid>/stat``: the boot time
-(``btime`` of ``/proc/stat``, read once) plus the start field (clock ticks since
+(``btime`` of ``/proc/stat``, read again after a second) plus the start field (clock ticks since
 boot) over ``CLK_TCK``. That is how psutil computes ``create_time()``, so both
 agree (a test holds them equal); psutil builds a Process and re-reads
 ``/proc/stat`` on every call, ten times the cost, and the lease book asks about
@@ -28,9 +28,14 @@ reads each:
 schema fields are integers), ``float`` seconds since the epoch in lease records
 (their schema's unit). No record is written in clock ticks since boot any more.
 
-**Same process:** a recorded start within :data:`SLACK` of the live one (a clock
-step moves the boot time the kernel reports; a pid is never reused within a second
-of the start of the process it named).
+**Same process:** a recorded start within :data:`SLACK` of the live one. The boot
+time the kernel reports moves: it is whole seconds (the true one truncated), and a
+clock step or NTP's slewing moves it, so a start read now can differ from the one
+recorded by a second or more. The boot time is therefore never kept for a
+process's life (a worker, a keeper or the gateway that ran for an hour would judge
+live holders dead against records a fresh process wrote); and a pid is not
+reused within seconds of the start of the process it named (the pid space would
+have to wrap).
 
 Imports nothing of merlin; psutil only where ``/proc`` is missing (or for a pid
 ``/proc`` cannot show).
@@ -38,12 +43,15 @@ Imports nothing of merlin; psutil only where ``/proc`` is missing (or for a pid
 
 from __future__ import annotations
 
-import functools
 import os
+import time
 from typing import NamedTuple
 
 #: seconds a recorded start may differ from the live one and still name the same process
-SLACK = 1.0
+#: (the boot time's truncation to a whole second, plus the slewing of hours)
+SLACK = 3.0
+#: seconds a read of the boot time is used before it is read again
+_BOOT_TTL = 1.0
 # at or above this, a recorded int is hundredths of a second since the epoch (from 1973 on);
 # below it, an old record's clock ticks since boot
 _EPOCH_TICKS_FLOOR = 10**10
@@ -58,17 +66,27 @@ class Seen(NamedTuple):
     zombie: bool
 
 
-@functools.cache
+_boot_read: tuple[float, tuple[float, int] | None] | None = None  # (monotonic time of the read, what it read)
+
+
 def _boot_and_hz() -> tuple[float, int] | None:
-    """``(boot time, CLK_TCK)`` from ``/proc/stat``, or None where there is no ``/proc``."""
+    """``(boot time, CLK_TCK)`` from ``/proc/stat``, or None where there is no ``/proc``: read
+    again once :data:`_BOOT_TTL` has passed, as psutil reads it on every call (see the module's docstring)."""
+    global _boot_read
+    now = time.monotonic()
+    if _boot_read is not None and now - _boot_read[0] < _BOOT_TTL:
+        return _boot_read[1]
+    got: tuple[float, int] | None = None
     try:
         with open("/proc/stat", "rb") as handle:
             for line in handle:
                 if line.startswith(b"btime "):
-                    return float(line.split()[1]), os.sysconf("SC_CLK_TCK")
+                    got = float(line.split()[1]), os.sysconf("SC_CLK_TCK")
+                    break
     except (OSError, ValueError):
         pass
-    return None
+    _boot_read = (now, got)
+    return got
 
 
 def look(pid: int) -> Seen | None:
