@@ -565,19 +565,22 @@ def test_jobs_why_names_the_holder_of_the_lease_a_run_waits_for(tmp_path: Path) 
     cp.leases.define(_items())
     holder = cp.leases.reserve(["board:1"], run_id="first-run")
     run = cp.submit([sys.executable, "-c", "pass"], target="demo", workflow="why", engine="local", leases=["board:1"])
-    assert run.status.value == "waiting", run.message  # a finished run is held by nothing (tests/test_why_document.py)
-    conds = run_conditions(cp, run.run_id)
-    assert conds[0]["layer"] == "leases" and conds[0]["code"] == "lease_item_held"
-    ev = conds[0]["evidence"]
-    assert ev["holder_lease"] == holder["lease_id"] and ev["run_id"] == "first-run" and ev["until"] == holder["expires_at"]
-    steps = conds[0]["next_steps"]
-    assert conds[0]["observed_at"] and conds[0]["hint"] and {"action": "why", "args": {"run_id": "first-run"}} in steps
-    assert {"action": "release", "args": {"lease_id": holder["lease_id"], "force": True}} in steps
-    res = run_cli("ray", "jobs", "why", run.run_id, "--json", "--state-root", str(tmp_path / "state"))
-    assert res.returncode == 0 and json.loads(res.stdout)["conditions"][0]["code"] == "lease_item_held"
-    text = run_cli("ray", "jobs", "why", run.run_id, "--state-root", str(tmp_path / "state"))
-    assert f"ray resources release {holder['lease_id']} --force --reason WHY" in text.stdout, text.stdout
-    assert "ray jobs why first-run" in text.stdout and "ask " in text.stdout
+    try:
+        assert run.status.value == "waiting", run.message  # a finished run is held by nothing (tests/test_why_document.py)
+        conds = run_conditions(cp, run.run_id)
+        assert conds[0]["layer"] == "leases" and conds[0]["code"] == "lease_item_held"
+        ev = conds[0]["evidence"]
+        assert ev["holder_lease"] == holder["lease_id"] and ev["run_id"] == "first-run" and ev["until"] == holder["expires_at"]
+        steps = conds[0]["next_steps"]
+        assert conds[0]["observed_at"] and conds[0]["hint"] and {"action": "why", "args": {"run_id": "first-run"}} in steps
+        assert {"action": "release", "args": {"lease_id": holder["lease_id"], "force": True}} in steps
+        res = run_cli("ray", "jobs", "why", run.run_id, "--json", "--state-root", str(tmp_path / "state"))
+        assert res.returncode == 0 and json.loads(res.stdout)["conditions"][0]["code"] == "lease_item_held"
+        text = run_cli("ray", "jobs", "why", run.run_id, "--state-root", str(tmp_path / "state"))
+        assert f"ray resources release {holder['lease_id']} --force --reason WHY" in text.stdout, text.stdout
+        assert "ray jobs why first-run" in text.stdout and "ask " in text.stdout
+    finally:
+        cp.cancel(run.run_id)  # its lease waiter would wait for the holder's lease to expire
     # the run vocabulary has a waiting state of its own, distinct from blocked and pending
     assert RunStatus.WAITING.value == "waiting" and not RunStatus.WAITING.is_terminal() and not RunStatus.WAITING.is_active()
     assert can_transition(None, "waiting") and can_transition("waiting", "pending") and not can_transition("waiting", "succeeded")
