@@ -184,6 +184,15 @@ def test_cancel_midway_ends_running_items_and_starts_none_after(cp: ControlPlane
             att = cp.get(row["run_id"]).attempts[-1]
             assert att.pid is None or not procs.alive(att.pid), f"item {row['index']} left running"
     assert cli(cp, "sweep", "summary", "stop").exit_code == 1
+    # --failed is for failed and lost items: a cancelled sweep is resumed with --cancelled, as its status says
+    refused = cli(cp, "sweep", "retry", "stop", "--failed")
+    assert refused.exit_code == 2 and "no failed or lost items" in refused.stderr and "cancelled" in refused.stderr, refused.stderr
+    hint = cli(cp, "sweep", "status", "stop").stderr
+    assert f"sweep retry stop --cancelled --state-root {cp.root}" in hint, hint
+    r = cli(cp, "sweep", "retry", "stop", "--cancelled", "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["retried"], r.stderr
+    v = finished(cp, "stop")
+    assert v["state"] == "succeeded" and v["counts"]["succeeded"] == 20, v["counts"]
 
 
 def test_an_input_with_spaces_quotes_and_command_substitution_arrives_as_one_argument(cp: ControlPlane, tmp_path: Path) -> None:

@@ -72,7 +72,7 @@ class Action(StrEnum):
     DEFINE_INVENTORY = "define_inventory"
     #: a sweep's counts, slots, throughput, ETA and failures (restarts a dead driver)
     SWEEP_STATUS = "sweep_status"
-    #: new runs for a sweep's failed, lost and cancelled items
+    #: new runs for a sweep's failed and lost items (args: failed, cancelled: which)
     SWEEP_RETRY = "sweep_retry"
 
 
@@ -106,7 +106,7 @@ ARGS: dict[Action, tuple[tuple[str, ...], tuple[str, ...]]] = {
     Action.DRAIN_ITEM: (("item",), ("undo", "reason")),
     Action.DEFINE_INVENTORY: ((), ("file",)),
     Action.SWEEP_STATUS: (("name",), ()),
-    Action.SWEEP_RETRY: (("name",), ()),
+    Action.SWEEP_RETRY: (("name",), ("failed", "cancelled")),
 }
 
 

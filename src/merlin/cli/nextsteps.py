@@ -133,7 +133,8 @@ def command(s: dict[str, Any], argv: Iterable[str] | None = None) -> str:
     elif act == Action.SWEEP_STATUS:
         words = ["sweep", "status", a["name"], *root]
     elif act == Action.SWEEP_RETRY:
-        words = ["sweep", "retry", a["name"], "--failed", *root]
+        which = [*(["--failed"] if a.get("failed", True) else []), *(["--cancelled"] if a.get("cancelled") else [])]
+        words = ["sweep", "retry", a["name"], *which, *root]
     else:  # pragma: no cover - every Action is handled above
         raise ValueError(act)
     return " ".join([me, *(quote(str(w)) for w in words)])

@@ -134,16 +134,17 @@ def _flat(row: dict[str, Any]) -> dict[str, Any]:
 @app.command("retry")
 def sweep_retry(
     name: str = typer.Argument(..., help="The sweep."),
-    failed: bool = typer.Option(False, "--failed", help="New attempts for the failed, lost and cancelled items only."),
+    failed: bool = typer.Option(False, "--failed", help="New attempts for the failed and lost items."),
+    cancelled: bool = typer.Option(False, "--cancelled", help="New attempts for the cancelled items (resume a cancelled sweep)."),
     state_root: Path | None = StateRootOpt,
     json: bool = JsonOpt,
 ) -> None:
-    """New runs for the sweep's failed items: `merlin sweep retry NAME --failed`."""
+    """New runs for the sweep's failed items (`merlin sweep retry NAME --failed`), or its cancelled ones (`--cancelled`)."""
     from merlin.errors import BadInput
 
-    if not failed:
-        raise BadInput("say which items: --failed (the failed, lost and cancelled ones)", argument="failed")
-    v = control_plane(state_root).sweeps("retry", name)
+    if not failed and not cancelled:
+        raise BadInput("say which items: --failed (the failed and lost ones), --cancelled (the cancelled ones), or both", argument="failed")
+    v = control_plane(state_root).sweeps("retry", name, failed=failed, cancelled=cancelled)
     if json:
         from merlin.cli.output import emit_json
 

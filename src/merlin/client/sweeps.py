@@ -66,5 +66,6 @@ class SweepHandle:
     def cancel(self) -> dict[str, Any]:
         return dict(self.client.cp.sweeps("cancel", self.name))
 
-    def retry_failed(self) -> dict[str, Any]:
-        return dict(self.client.cp.sweeps("retry", self.name))
+    def retry_failed(self, *, cancelled: bool = False) -> dict[str, Any]:
+        """New runs for the failed and lost items, and the cancelled ones too when ``cancelled``."""
+        return dict(self.client.cp.sweeps("retry", self.name, failed=True, cancelled=cancelled))

@@ -451,12 +451,19 @@ def cancel(cp: Plane, name: str) -> dict[str, Any]:
     return view(cp, _read(cp, name))
 
 
-def retry_failed(cp: Plane, name: str) -> dict[str, Any]:
-    """A new round (a new run) for each failed, lost or cancelled item; the others stay as they are."""
+def retry_failed(cp: Plane, name: str, failed: bool = True, cancelled: bool = False) -> dict[str, Any]:
+    """A new round (a new run) for each failed or lost item (``failed``) and each cancelled one
+    (``cancelled``: resume a cancelled sweep); the others stay as they are."""
+    if not failed and not cancelled:
+        raise MerlinError("say which items to retry: the failed ones, the cancelled ones, or both", argument="failed")
+    states = ({ItemState.FAILED.value, ItemState.LOST.value} if failed else set()) | ({ItemState.CANCELLED.value} if cancelled else set())
     with _locked(cp, name) as rec:
-        again = [it for it in rec["items"] if it["state"] in (ItemState.FAILED.value, ItemState.LOST.value, ItemState.CANCELLED.value)]
+        again = [it for it in rec["items"] if it["state"] in states]
         if not again:
-            raise MerlinError(f"sweep {name!r} has no failed, lost or cancelled items to retry", argument="failed")
+            which = " or ".join([*(["failed or lost"] if failed else []), *(["cancelled"] if cancelled else [])])
+            others = sum(1 for it in rec["items"] if it["state"] == ItemState.CANCELLED.value) if not cancelled else 0
+            more = f" ({others} are cancelled: retry those as cancelled ones)" if others else ""
+            raise MerlinError(f"sweep {name!r} has no {which} items to retry{more}", argument="cancelled" if others else "failed")
         rec["cancelled"] = False
         rec["finished_at"] = None
         for it in again:
@@ -512,6 +519,8 @@ def view(cp: Plane, rec: Mapping[str, Any], *, with_items: bool = False, failure
     steps = [step(Action.SWEEP_STATUS, name=rec["name"])] if state == "running" else []
     if counts["failed"] or counts["lost"]:
         steps.append(step(Action.SWEEP_RETRY, name=rec["name"]))
+    if state == "cancelled" and counts["cancelled"]:
+        steps.append(step(Action.SWEEP_RETRY, name=rec["name"], failed=False, cancelled=True))
     out["next_steps"] = steps
     if rec.get("retried") is not None:
         out["retried"] = rec["retried"]

@@ -35,6 +35,11 @@ class SweepStatusInput(SweepInput):
     wait: float = Field(0.0, ge=0, le=3600, description="Seconds to wait for the sweep to end (0: answer now); progress is sent when the client asks for it.")
 
 
+class SweepRetryInput(SweepInput):
+    failed: bool = Field(True, description="Retry the failed and lost items.")
+    cancelled: bool = Field(False, description="Retry the cancelled items (resume a cancelled sweep).")
+
+
 class SweepResult(Result):
     """A sweep's progress: counts by item state, slots in use, throughput, ETA, failures with their last log line."""
 
@@ -103,10 +108,10 @@ def sweeps_summary(gw: Gateway, a: SweepInput) -> dict[str, Any]:
     return {**s, "next_steps": [] if s["ok"] else [step("sweeps_retry", name=a.name)]}
 
 
-@operation("sweeps_retry", "sweeps", SweepInput, SweepResult, mutating=True)
-def sweeps_retry(gw: Gateway, a: SweepInput) -> dict[str, Any]:
-    """New runs for the sweep's failed, lost and cancelled items only."""
-    return _steps(gw.cp.sweeps("retry", a.name))
+@operation("sweeps_retry", "sweeps", SweepRetryInput, SweepResult, mutating=True)
+def sweeps_retry(gw: Gateway, a: SweepRetryInput) -> dict[str, Any]:
+    """New runs for the sweep's failed and lost items (``failed``, the default) and its cancelled ones (``cancelled``)."""
+    return _steps(gw.cp.sweeps("retry", a.name, failed=a.failed, cancelled=a.cancelled))
 
 
 @operation("sweeps_cancel", "sweeps", SweepInput, SweepResult, mutating=True)
