@@ -4,6 +4,7 @@ Origin allowlists, body limit, rate limit, concurrency, OpenAPI, audit log."""
 from __future__ import annotations
 
 import json
+import os
 import stat
 import threading
 from collections.abc import Iterator
@@ -181,6 +182,10 @@ def test_audit_log_has_one_line_per_mutation(server: Server, tmp_path: Path) -> 
     assert [(a["operation"], a["result"].split(":")[0]) for a in lines] == [("runs_submit", "ok"), ("runs_cancel", "ok"), ("runs_retry", "error 4")]
     assert lines[0]["subject"]["target"] == "audit" and lines[1]["subject"]["run_id"] == rid
     assert all(a["client"] == "http 127.0.0.1" and a["time"] for a in lines)
+    import pwd
+
+    me = pwd.getpwuid(os.getuid()).pw_name
+    assert all(a["uid"] == os.getuid() and a["user"] == me for a in lines), "who acted: the OS identity, as the lease book records it"
 
 
 def test_secrets_are_redacted_in_responses(server: Server, tmp_path: Path) -> None:

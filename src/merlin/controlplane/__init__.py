@@ -391,14 +391,17 @@ class ControlPlane(TargetGenFace):
         return summaries.listing(self, self._summaries, statuses(status), limit, full=full, refresh=refresh)
 
     def append_audit(self, entry: Mapping[str, Any]) -> None:
-        """One line of the gateway's audit log (``Layout.gateway_audit``), stamped with the time."""
+        """One line of the gateway's audit log (``Layout.gateway_audit``), stamped with the time and
+        the identity that acted: the real uid of this process and its name (from the OS, never ``$USER``)."""
         import json
 
         from merlin.atomic import append_line, make_dir
         from merlin.clock import utcnow
+        from merlin.leases.common import uid, user
 
         make_dir(self.layout.gateway_audit.parent, private=True)
-        append_line(self.layout.gateway_audit, json.dumps({"time": utcnow().isoformat(), **entry}, sort_keys=True, default=str))
+        line = {"time": utcnow().isoformat(), "uid": uid(), "user": user(), **entry}
+        append_line(self.layout.gateway_audit, json.dumps(line, sort_keys=True, default=str))
 
     # ----------------------------------------------------------- logs/cancel
 
