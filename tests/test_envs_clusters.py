@@ -60,9 +60,19 @@ def _pair(cp, cluster: str, wheels: Path, marks: Path, nodes: tuple[str, str]) -
     return runs
 
 
+def _log_or_why(cp, run_id: str) -> str:
+    """The run's log for a failure message, or why there is none (a failure's message must not fail itself)."""
+    from merlin.errors import MerlinError
+
+    try:
+        return cp.logs(run_id)
+    except MerlinError as exc:
+        return f"(no log: {exc.message})"
+
+
 def _check(cp, runs: list, nodes: tuple[str, str], cache: Path) -> list[str]:
     done = [cp.wait(r.run_id, timeout=400) for r in runs]
-    assert [d.status.value for d in done] == ["succeeded"] * 2, ([d.message for d in done], [cp.logs(r.run_id) for r in runs])
+    assert [d.status.value for d in done] == ["succeeded"] * 2, ([d.message for d in done], [_log_or_why(cp, r.run_id) for r in runs])
 
     # what each command saw, from the file it wrote (the shared filesystem), not Ray's job log
     outs = [(Path(str(r.command[3]) + ".out").read_text(), cp.logs(r.run_id)) for r in runs]

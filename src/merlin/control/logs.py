@@ -35,8 +35,6 @@ def logs(cp: Plane, run_id: str, attempt: int | None = None) -> str:
         raise
     except Exception as exc:  # an engine's client error
         raise Blocked(f"cannot read the logs of run {run_id} from its {att.engine} engine: {first_line(exc)}", "engine_error") from None
-    if ended and not text and att.submission_id and not kept.is_file():
-        raise _not_kept(run_id, n, att, f"its {att.engine} engine no longer has submission {att.submission_id} (its cluster was restarted or stopped)")
     return text
 
 

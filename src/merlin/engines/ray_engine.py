@@ -533,7 +533,11 @@ class RayEngine:
         return path if path.is_file() else None
 
     def logs(self, record: RunRecord, attempt: int | None = None) -> str:
-        att = record.attempts[(attempt or len(record.attempts)) - 1] if record.attempts else None
+        """The attempt's log as Ray has it ("" for a job that wrote nothing, or one Ray does not know
+        yet). An ended attempt whose job Ray no longer knows is :class:`Blocked`: its log is gone
+        with the cluster's restart or stop, which an empty log must not be taken for."""
+        n = attempt or len(record.attempts)
+        att = record.attempts[n - 1] if record.attempts else None
         if att is None or not att.submission_id or att.engine != "ray":
             return ""
         local = self.local_log_path(record, att.submission_id)
@@ -542,6 +546,8 @@ class RayEngine:
         try:
             return self._client_for_record(record).logs(att.submission_id)
         except ray_api.JobNotFound:
+            if n < len(record.attempts) or record.status.is_terminal():
+                raise Blocked(f"its Ray cluster no longer has submission {att.submission_id} (the cluster was restarted or stopped)", "job_not_found") from None
             return ""
 
     def follow(self, record: RunRecord, poll: float = 0.5) -> Iterator[str]:
@@ -586,11 +592,10 @@ class RayEngine:
             try:
                 text = self.logs(rec)
             except Exception:
-                return
-            if text:
-                path = layout.attempt_log(rec.run_id, len(rec.attempts))
-                make_dir(path.parent, private=True)
-                write_if_changed(path, text.encode("utf-8"))
+                return  # Ray no longer has it (or did not answer): nothing to keep
+            path = layout.attempt_log(rec.run_id, len(rec.attempts))  # an empty log is kept too: it is what the job wrote
+            make_dir(path.parent, private=True)
+            write_if_changed(path, text.encode("utf-8"))
 
         if len(todo) == 1:
             fetch(todo[0])
