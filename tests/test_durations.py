@@ -154,6 +154,7 @@ def test_time_on_the_local_engine_is_accepted_and_ignored_with_a_warning(tmp_pat
         (["--kind", "slurm", "--time", "1:30:00"], "time", "01:30:00"),
         (["--kind", "pbs", "--walltime", "30h"], "walltime", "30:00:00"),
         (["--kind", "slurm", "--idle-timeout", "1h30m"], "idle_timeout", 5400.0),
+        (["--kind", "pbs", "--wait", "--wait-timeout", "3m"], "timeout", 180.0),
     ],
 )
 def test_cluster_start_hands_the_scheduler_its_own_form(args: list[str], key: str, expect: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

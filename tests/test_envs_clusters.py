@@ -89,7 +89,7 @@ def test_v1_and_v2_at_once_on_the_two_node_slurm_cluster_each_on_its_own_node(sl
     signal.alarm(E2E)  # a start, two env builds and two runs: more than slurm_turn's usual bound
     cache = tmp_path / "shared-envs"
     res = run_cli("ray", "cluster", "start", "--kind", "slurm", "--name", "envs", "--nodes", "2", "--object-store-memory", str(OBJECT_STORE),
-                  "--env-cache", str(cache), "--wait", "--json", "--state-root", str(slurm_root), timeout=E2E - 60)  # fmt: skip
+                  "--env-cache", str(cache), "--wait", "--wait-timeout", f"{E2E - 90}s", "--json", "--state-root", str(slurm_root), timeout=E2E - 60)  # fmt: skip
     assert res.returncode == 0, res.stdout + res.stderr
     rec = json.loads(res.stdout)["cluster"]
     assert rec["status"] == "active" and rec["nodes"] == ["n1", "n2"], rec["message"]

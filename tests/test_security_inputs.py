@@ -48,6 +48,8 @@ SUBMIT = ["ray", "jobs", "submit", "--target", "t", "--workflow", "w"]
         (["ray", "jobs", "list", "--limit", "-1"], "--limit -1: must be >= 0"),
         (["ray", "jobs", "logs", "x-run", "--attempt", "0"], "--attempt 0: must be >= 1"),
         (["ray", "cluster", "start", "--kind", "slurm", "--nodes", "0"], "--nodes 0: must be >= 1"),
+        (["ray", "cluster", "start", "--kind", "slurm", "--wait-timeout", "3m"], "--wait-timeout bounds the --wait of a slurm or pbs start: add --wait"),
+        (["ray", "cluster", "start", "--kind", "ssh", "--wait", "--wait-timeout", "3m"], "add --wait and --kind slurm or pbs"),
         (["ray", "cluster", "start", "--kind", "slurm", "--cpus-per-node", "-2"], "--cpus-per-node -2: must be >= 0"),
         (["ray", "resources", "reserve", "gpu:1", "--timeout", "nan"], "'--timeout': 'nan' is not a duration"),
         (["ray", "resources", "reserve", "gpu:1", "--pid", "0"], "--pid 0: must be >= 1"),

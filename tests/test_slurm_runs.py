@@ -32,7 +32,7 @@ WHERE = (
 def _start(root: Path, name: str) -> dict:
     """`merlin ray cluster start --kind slurm --nodes 2 --wait`, as a person would type it."""
     res = run_cli("ray", "cluster", "start", "--kind", "slurm", "--name", name, "--nodes", "2", "--object-store-memory", str(OBJECT_STORE),
-                  "--wait", "--json", "--state-root", str(root), timeout=200)  # fmt: skip
+                  "--wait", "--wait-timeout", "170s", "--json", "--state-root", str(root), timeout=200)  # fmt: skip
     assert res.returncode == 0, res.stdout + res.stderr
     rec = json.loads(res.stdout)["cluster"]
     assert rec["status"] == "active" and rec["kind"] == "slurm" and rec["nodes"] == ["n1", "n2"], rec["message"]

@@ -65,6 +65,9 @@ def cluster_start(
         None, "--env-cache", help="slurm, pbs, ssh: run-environment cache as the nodes see it; ~ and $VARS expand on each node (docs/environments.md)."
     ),
     wait: bool = typer.Option(False, "--wait", help="Return once the cluster is active (default: once the scheduler accepted it)."),
+    wait_timeout: float | None = duration_option(
+        None, "--wait-timeout", help="slurm, pbs: with --wait, give up waiting after this long (default 10m); the allocation stays submitted."
+    ),
     state_root: Path | None = StateRootOpt,
     json: bool = JsonOpt,
 ) -> None:
@@ -98,6 +101,9 @@ def cluster_start(
         if stray:
             flags = ", ".join({"sbatch_args": "--sbatch-arg", "port": "--ssh-port"}.get(k) or "--" + k.replace("_", "-") for k in stray)
             raise BadInput(f"--kind {kind} does not take {flags} (those are --kind {other} options)")
+    if wait_timeout is not None and (kind not in ("slurm", "pbs") or not wait):
+        raise BadInput(f"--wait-timeout bounds the --wait of a slurm or pbs start: add --wait{'' if kind in ('slurm', 'pbs') else ' and --kind slurm or pbs'}")
+    check_number(wait_timeout, "--wait-timeout", minimum=0, above_minimum=True)
     cp = ControlPlane(state_root)
     progress = (lambda m: message(m)) if (sys.stderr.isatty() or not json) else None
     if kind == "local" and env_cache:
@@ -109,6 +115,8 @@ def cluster_start(
         options["idle_timeout"] = idle_timeout
         options["object_store_memory"] = object_store_memory
         options["env_cache"] = env_cache
+        if wait_timeout is not None:
+            options["timeout"] = wait_timeout
         rec, started = cp.start_cluster(kind, name, wait=wait, progress=progress, **options)
     if json:
         emit_json({"started": started, "cluster": rec.model_dump(mode="json")})
