@@ -462,19 +462,10 @@ class RayEngine:
                 info = jobs.get(sub) if sub else None
                 out[r.run_id] = self.observation(info) if info is not None else self._gone(r, cluster)
                 if info is not None and r.environment and r.attempt is not None and not r.attempt.env_cache:
-                    out[r.run_id] = self._env_report(r, out[r.run_id], cluster, client, info)
+                    from merlin.engines.ray_env import with_launch_report
+
+                    out[r.run_id] = with_launch_report(self.ledger.layout, r, out[r.run_id], cluster, client, info)
         return out
-
-    def _env_report(self, r: RunRecord, obs: Observation, cluster: Any, client: ray_api.JobsApi, info: ray_api.JobInfo) -> Observation:
-        """``obs`` with the env launcher's report: its file (written where the job ran: readable when that
-        is this host), or, from nodes that do not see the state root (SSH hosts), its line in the job's log."""
-        from merlin.engines.ray_env import report_from_log, with_report
-
-        try:
-            report = json.loads(self.ledger.layout.env_report(r.run_id, len(r.attempts)).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            report = report_from_log(client, info, cluster.kind)
-        return with_report(obs, report)
 
     @staticmethod
     def _one(api: ray_api.JobsApi, sub_id: str) -> dict[str, ray_api.JobInfo]:
@@ -533,9 +524,7 @@ class RayEngine:
         return path if path.is_file() else None
 
     def logs(self, record: RunRecord, attempt: int | None = None) -> str:
-        """The attempt's log as Ray has it ("" for a job that wrote nothing, or one Ray does not know
-        yet). An ended attempt whose job Ray no longer knows is :class:`Blocked`: its log is gone
-        with the cluster's restart or stop, which an empty log must not be taken for."""
+        """The attempt's log as Ray has it; :class:`Blocked` for an ended one Ray no longer knows (never taken from an empty log)."""
         n = attempt or len(record.attempts)
         att = record.attempts[n - 1] if record.attempts else None
         if att is None or not att.submission_id or att.engine != "ray":

@@ -85,6 +85,18 @@ def report_from_log(client: Any, info: Any, kind: str) -> dict[str, Any] | None:
     return {"state": "ready", "env_id": found[1], "cache": "hit" if found[2] == "cache hit" else "built"}
 
 
+def with_launch_report(layout: Any, r: Any, obs: Any, cluster: Any, client: Any, info: Any) -> Any:
+    """``obs`` with the env launcher's report: its file (written where the job ran: readable when that
+    is this host), or, from nodes that do not see the state root (SSH hosts), its line in the job's log."""
+    import json
+
+    try:
+        report = json.loads(layout.env_report(r.run_id, len(r.attempts)).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        report = report_from_log(client, info, cluster.kind)
+    return with_report(obs, report)
+
+
 def with_report(obs: Any, report: Any) -> Any:
     """The observation of a Ray job with the env launcher's report (its file, or its line in the log) applied:
     the env id and hit or built once ready; a job that ended because its env could not be built is
