@@ -28,7 +28,10 @@ def sh(line: str, root: Path, timeout: float = 600) -> subprocess.CompletedProce
 
 
 def printed(res: subprocess.CompletedProcess[str]) -> list[str]:
-    return [line.removeprefix("next: ") for line in res.stderr.splitlines() if line.startswith(f"next: {ME} ")]
+    """The commands a view suggests: ``next: CMD`` hints on stderr, and a status view's ``next   CMD`` rows on stdout."""
+    hints = [line.removeprefix("next: ") for line in res.stderr.splitlines() if line.startswith(f"next: {ME} ")]
+    rows = [line[4:].strip() for line in res.stdout.splitlines() if line.startswith("next ") and line[4:].strip().startswith(f"{ME} ")]
+    return hints + rows
 
 
 @pytest.mark.ray
@@ -61,8 +64,18 @@ def test_every_printed_next_step_runs_verbatim_on_cluster_c1(cluster_root: Path,
             assert got.status.value != "blocked", (line, got.message)
             assert got.cluster is not None and got.cluster.name == "c1", (line, got.cluster)
             status = sh(f"{ME} ray jobs status {got.run_id} --state-root {cluster_root}", cluster_root)
-            queue += [c for c in printed(status) if c not in ran and " jobs retry " not in c and " jobs cancel " not in c]
+            queue += [c for c in printed(status) if c not in ran]  # retry and cancel too: a retry must go back to c1
     assert any(" targetgen execute " in c for c in ran) and any(" targetgen answer " in c or " targetgen status " in c for c in ran), ran
+    # a failed job on c1: its status prints a retry, which, pasted, runs on c1 again (not the default cluster)
+    bad = sh(f"{ME} ray jobs submit --engine ray --cluster c1 --target t --workflow w --wait --state-root {cluster_root} -- false", cluster_root)
+    failed_id = bad.stdout.strip().splitlines()[0] if bad.stdout.strip() else ""
+    assert bad.returncode == 1 and cp.get(failed_id).status.value == "failed", (bad.returncode, bad.stdout, bad.stderr)
+    retry = [c for c in printed(sh(f"{ME} ray jobs status {failed_id} --state-root {cluster_root}", cluster_root)) if " jobs retry " in c]
+    assert retry and " --state-root " in retry[0], retry
+    again = sh(retry[0], cluster_root)
+    assert again.returncode == 0, (retry[0], again.stderr)
+    got = cp.wait(failed_id, timeout=300)
+    assert len(got.attempts) == 2 and got.status.value == "failed" and got.cluster.name == "c1", (got.status, got.message, got.cluster)
     # --wait: the same exit code for the same outcome, whichever command waited (execute --wait above; the
     # codes of every command are cli/common.py's one table, tests/test_why_document.py)
     last = cp.list_runs()[0]
