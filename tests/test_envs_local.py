@@ -314,3 +314,27 @@ def test_an_image_is_refused_at_submit_in_one_line(cp: ControlPlane) -> None:
     assert "container" in str(err.value) and "\n" not in str(err.value)
     assert err.value.argument in ("image", "runtime")
     assert not (cp.root / "runs").exists() or not any((cp.root / "runs").iterdir())
+
+
+
+def test_a_sweep_takes_the_environment_flags_of_jobs_submit_and_its_secret_is_never_recorded(cp: ControlPlane, wheelhouse: Path) -> None:
+    """`sweep submit --with --find-links --no-index --secret-env`: each item runs in the env and sees the
+    secret (it compares a hash: the value itself is given to no item as anything but the secret); no
+    file under the state root holds the value."""
+    import hashlib
+
+    secret = "s3cr3t-sweep-value-41"
+    digest = hashlib.sha256(secret.encode()).hexdigest()
+    code = ("import hashlib,json,os,mlnprobe; k=os.environ.get('MLN_SWEEP_KEY','').encode(); json.dump({'version': mlnprobe.__version__, "
+            "'secret_ok': hashlib.sha256(k).hexdigest() == os.environ['EXPECT_SHA']}, open(os.path.join(os.environ['MERLIN_RUN_DIR'], 'result.json'), 'w'))")
+    res = run_cli("sweep", "submit", "sec", "--range", "0-2", "--parallel", "3", "--with", "mlnprobe==2.0", "--find-links", str(wheelhouse), "--no-index",
+                  "--secret-env", "MLN_SWEEP_KEY", "--env", f"EXPECT_SHA={digest}", "--state-root", str(cp.root), "--", "python", "-c", code,
+                  env={"MLN_SWEEP_KEY": secret})  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    view = until(lambda: (v := cp.sweeps("status", "sec")) and v["state"] != "running" and v, timeout=120)
+    assert view["state"] == "succeeded", cp.sweeps("status", "sec")
+    rows = cp.sweeps("summary", "sec")["rows"]
+    assert [(r["result"]["version"], r["result"]["secret_ok"]) for r in rows] == [("2.0", True)] * 3
+    assert cp.ledger.read_request(rows[0]["run_id"]).runtime.secret_env == ["MLN_SWEEP_KEY"]
+    holding = [str(f) for f in cp.root.rglob("*") if f.is_file() and secret.encode() in f.read_bytes()]
+    assert holding == [], "the secret's value is recorded nowhere"

@@ -33,9 +33,14 @@ def sweep_submit(
     cluster: str | None = cluster_option(),
     env: list[str] | None = typer.Option(None, "--env", help="Environment K=V for every item (repeatable)."),
     requirements: Path | None = typer.Option(None, "--requirements", help="requirements.txt the items' environment installs (docs/environments.md)."),
+    lock: Path | None = typer.Option(None, "--lock", help="A uv.lock (beside its pyproject.toml) or pylock.toml the items' environment installs."),
     with_: list[str] | None = typer.Option(None, "--with", help="A package for the items' environment (repeatable)."),
     python: str | None = typer.Option(None, "--python", help="Python X.Y of the items' environment."),
     working_dir: Path | None = typer.Option(None, "--working-dir", help="Directory snapshotted now; each item runs in a copy of it."),
+    secret_env: list[str] | None = typer.Option(None, "--secret-env", help="An environment variable passed from this environment to each item at launch, never recorded (repeatable)."),
+    index_url: list[str] | None = typer.Option(None, "--index-url", help="Package index of the items' environment (repeatable: the first is the default)."),
+    find_links: list[str] | None = typer.Option(None, "--find-links", help="A directory (or page) of wheels for the items' environment (repeatable)."),
+    no_index: bool = typer.Option(False, "--no-index", help="The items' environment installs from --find-links only."),
     env_file: Path | None = typer.Option(None, "--env-file", help="runtime.yaml: the environment's fields as YAML (flags given here win)."),
     state_root: Path | None = StateRootOpt,
     json: bool = JsonOpt,
@@ -50,7 +55,8 @@ def sweep_submit(
     view = cp.sweeps(
         "submit", name, command=command, inputs=values, parallel=parallel, leases=lease or (), retries=retries,
         retries_infra=retries_infra, engine=engine, cluster=cluster, env=key_values(env, "--env", False),
-        runtime=runtime_from_flags(env_file, requirements_file=requirements, packages=with_, python=python, working_dir=working_dir),
+        runtime=runtime_from_flags(env_file, requirements_file=requirements, lock_file=lock, packages=with_, python=python, working_dir=working_dir,
+                                   secret_env=secret_env, index_url=index_url, find_links=find_links, no_index=no_index),
     )  # fmt: skip
     if json:
         from merlin.cli.output import emit_json
