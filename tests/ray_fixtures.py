@@ -330,9 +330,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if (shared / "reaper.started").exists() or (shared / "cluster.json").exists():
         _stop_run_clusters(shared)
     (shared / "cluster.json").unlink(missing_ok=True)
+    from tests.leaks import end_leftovers
+
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    end_leftovers(config._tmp_path_factory.getbasetemp(), lambda line: reporter.write_line(line, red=True) if reporter is not None else None)
     heads = heads_started(shared)
     if len(heads) > 1:
-        reporter = config.pluginmanager.get_plugin("terminalreporter")
         line = f"ray_fixtures: {len(heads)} session Ray heads started in one run (want 1): {heads}"
         if reporter is not None:
             reporter.write_line(line, red=True)

@@ -1,0 +1,31 @@
+"""The run's leak check (tests/leaks.py): a process naming the run's temp dir is found, reported and ended; others are not touched."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.leaks import end_leftovers, left_behind
+from tests.process_support import wait_until
+
+
+def test_a_process_left_under_the_temp_dir_is_found_reported_and_ended(tmp_path: Path) -> None:
+    base = tmp_path / "run"
+    (base / "t").mkdir(parents=True)
+    by_arg = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", str(base / "t" / "gate")])
+    by_cwd = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], cwd=base / "t")
+    elsewhere = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], cwd=tmp_path)
+    try:
+        found = wait_until(lambda: (f := left_behind(base)) and len(f) == 2 and f)
+        assert set(found) == {by_arg.pid, by_cwd.pid}, found
+        said: list[str] = []
+        assert end_leftovers(base, said.append) == 2
+        assert by_arg.wait(timeout=10) is not None and by_cwd.wait(timeout=10) is not None
+        assert str(by_arg.pid) in "\n".join(said) and "2 processes the tests left running" in said[0]
+        assert elsewhere.poll() is None, "a process that does not name the run's temp dir is left alone"
+        assert left_behind(base) == {}
+    finally:
+        for p in (by_arg, by_cwd, elsewhere):
+            p.kill()
+            p.wait()
