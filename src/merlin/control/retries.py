@@ -410,7 +410,7 @@ def _hand_over(cp: Plane, rec: RunRecord, request: RunRequest, spec: Mapping[str
     def started(r: RunRecord) -> None:
         r.retry_at = None
 
-    refusals = 0
+    refusals, restarted = 0, False
     while True:
         if _still_ours(cp, run_id, n) is None:
             return cp.get(run_id)
@@ -421,11 +421,51 @@ def _hand_over(cp: Plane, rec: RunRecord, request: RunRequest, spec: Mapping[str
             launched = launch(cp, run_id, list(command), env, wait_causes=waits)
         except Blocked as exc:  # its cluster is down: wait for it to be started again (docs/retries.md)
             refusals += exc.cause == "engine_error"
+            if not restarted and exc.cause != "engine_error":
+                restarted = True
+                if restart_dead_head(cp, request.cluster or (rec.cluster.name if rec.cluster else None), run_id, n):
+                    continue
             cp.ledger.update(run_id, _waiting_for_cluster(n, exc), cause="its cluster is down")
             time.sleep(2.0)
             continue
         cp.ledger.update(run_id, started, cause="handed to its engine")
         return launched
+
+
+def restart_dead_head(cp: Plane, name: str | None, run_id: str, n: int) -> bool:
+    """Start again, as it was recorded, a local head merlin started whose GCS and raylet are proven
+    dead (SIGKILLed, OOM-killed) while its record still says active; True once it is active. Never a
+    cluster a person stopped, one whose head still runs (it may only be slow), or another kind (a new
+    Slurm or PBS allocation is a person's decision). Concurrent keepers meet at the cluster's lock:
+    one starts it, the others find it active."""
+    from merlin.clusters import start_step
+    from merlin.clusters.base import DEFAULT_KIND
+    from merlin.ledger.status import ClusterStatus
+
+    record = cp.ledger.read_cluster(name) if name else None
+    if record is None or record.kind != DEFAULT_KIND or record.status != ClusterStatus.ACTIVE:
+        return False
+    backend = cp.cluster_backend(DEFAULT_KIND)
+    if backend.head_alive(record) is not False:
+        return False
+    args = {k: v for k, v in start_step(record.name, record)["args"].items() if k != "name"}
+    auth = record.auth
+    if auth is not None:
+        args.update(auth="token" if auth.mode == "token" else "none", token_file=auth.token_file, token_env=auth.token_env)
+
+    def say(r: RunRecord) -> list[dict[str, Any]]:
+        if r.status != RunStatus.PENDING or len(r.attempts) != n:
+            return []
+        r.message = f"attempt {n}: its cluster {record.name}'s head was dead (its GCS and raylet gone); starting it again as recorded"
+        return [{"event": "note", "cause": "its cluster's head was dead: the retry keeper starts it again as recorded", "attempt": n,
+                 "detail": {"cluster": record.name}}]  # fmt: skip
+
+    cp.ledger.update(run_id, say, cause="its cluster's head is dead: starting it again")
+    try:
+        backend.start(record.name, **{k: v for k, v in args.items() if v is not None})
+    except MerlinError:
+        return False  # the wait below says why, with the step that starts it by hand
+    return True
 
 
 def _waiting_for_cluster(n: int, exc: Blocked) -> Any:
