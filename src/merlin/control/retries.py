@@ -452,6 +452,8 @@ def restart_dead_head(cp: Plane, name: str | None, run_id: str, n: int) -> bool:
     auth = record.auth
     if auth is not None:
         args.update(auth="token" if auth.mode == "token" else "none", token_file=auth.token_file, token_env=auth.token_env)
+    if record.allow_remote:
+        args["allow_remote"] = True  # a head on a routable address, as it was started
 
     def say(r: RunRecord) -> list[dict[str, Any]]:
         if r.status != RunStatus.PENDING or len(r.attempts) != n:
