@@ -277,3 +277,42 @@ def test_the_record_names_each_node_by_its_custom_resources():
     ]
     assert node_custom_resources(alive, {"127.0.0.11": "n1", "127.0.0.12": "n2"}) == {"n2": {"fpga": 1.0}}
     assert node_custom_resources(alive, {}) == {"127.0.0.12": {"fpga": 1.0}}
+
+
+
+def test_a_worker_whose_ray_start_keeps_failing_is_started_again_then_says_it_gave_up(tmp_path: Path) -> None:
+    """The node helper's worker side (CI met a worker's `ray start` that missed Ray's 30 s registration on a
+    loaded host, and merlin waited out its timeout). Ray's own failure cannot be made to happen on demand,
+    so `ray` is a stand-in here (a contract double, labelled so) that exits 3 at once; everything else is
+    the helper's real code, in a process of its own (it installs signal handlers): it starts the worker
+    again JOIN_TRIES times, then writes ``failed`` into its handshake file (what merlin's wait reads to
+    stop waiting) and exits with Ray's code."""
+    import subprocess
+    import sys
+
+    state = tmp_path / "state"
+    state.mkdir()
+    tries = tmp_path / "tries"
+    fake_ray = tmp_path / "ray"
+    fake_ray.write_text(f"#!/bin/sh\necho x >> {tries}\nexit 3\n")
+    fake_ray.chmod(0o755)
+    code = (
+        "import sys; from merlin.clusters import slurm_node as s\n"
+        f"s.ray_bin = lambda: [{str(fake_ray)!r}]\n"
+        "s.node_addr = lambda node: '127.0.0.1'\n"
+        "s.allocation_resources = lambda node='': {'num_cpus': 1.0, 'num_gpus': 0.0}\n"
+        "s.JOIN_TRIES = 3\n"
+        "sys.exit(s.main(sys.argv[1:]))"
+    )
+    job = "t" + "".join(c for c in tmp_path.name if c.isalnum())[-8:]
+    args = ["worker", "--state-dir", str(state), "--index", "1", "--nodes", "2", "--node", "nx", "--job-id", job, "--head", "127.0.0.1:9"]
+    try:
+        res = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60)
+    finally:
+        import shutil
+
+        shutil.rmtree(Path("/tmp") / f"mrl-{job[:12]}-1", ignore_errors=True)  # the helper's node temp dir
+    assert res.returncode == 3 and tries.read_text().count("x") == 3, (res.returncode, res.stderr)
+    assert "gave up" in res.stderr and res.stderr.count("starting it again") == 2
+    node = json.loads((state / "node-1.json").read_text())
+    assert node["failed"].startswith("its `ray start` exited 3 3 times without joining the head") and str(state) in node["failed"]

@@ -205,6 +205,14 @@ class BatchClusters(LockedObservation):
                 return record
             if ClusterStatus(record.status).is_terminal():
                 raise RunFailed(f"cluster '{record.name}' did not become active: {record.message}")
+            gave_up = [n for n in node_files(Path(record.state_dir)) if n.get("failed")] if record.state_dir else []
+            if gave_up:  # a node's helper stopped trying: waiting longer cannot help
+                n = gave_up[0]
+                raise RunFailed(
+                    f"cluster '{record.name}' did not become active: node {n.get('node')} ({n.get('address')}): {n['failed']}; "
+                    "it stays submitted: look at it, or stop it",
+                    next_steps=[step(Action.CLUSTER_STATUS, name=record.name), step(Action.STOP_CLUSTER, name=record.name)],
+                )
             if time.monotonic() - t0 > timeout:
                 raise RunFailed(
                     f"cluster '{record.name}' not active after {timeout:.0f}s ({record.message}); it stays submitted: look at it, or stop it",

@@ -34,6 +34,12 @@ WORKER_PORTS = 40
 BLOCK_LO, BLOCK_HI = 20000, 60000
 NAMED = NODE_PORTS  # the ports of a node's block, in order
 HANDSHAKE_TIMEOUT = 300.0
+#: seconds within which a worker's `ray start --block` that exits is taken as a failed join and
+#: started again: Ray gives a node a fixed 30 s to register ("node timed out during startup"),
+#: which a loaded host misses; a worker that has run this long has joined
+JOIN_WINDOW = 90.0
+#: tries of a worker's `ray start` before its helper gives up and says so in its handshake file
+JOIN_TRIES = 5
 #: the file merlin writes beside the handshake files: inventory host -> {pool: items}
 HOSTED_ITEMS = "hosted_items.json"
 
@@ -359,16 +365,22 @@ def main(argv: list[str] | None = None) -> int:
     # active only when Ray lists every node ALIVE, and this file only says which pids are ours
     write_json(state_dir / f"node-{args.index}.json", me)
     if args.role == "worker":
-        # a worker that raced the head's registration exits at once: start it again (bounded),
-        # and say its new pid in the handshake file
-        for _ in range(5):
+        # a worker that raced the head's registration, or missed Ray's 30 s registration window on a
+        # loaded host, exits within JOIN_WINDOW: start it again (bounded), and say its new pid in the
+        # handshake file; after the last try, say that it failed there too (merlin stops waiting)
+        for tried in range(1, JOIN_TRIES + 1):
             try:
-                if ray.wait(timeout=20.0) == 0:
+                if ray.wait(timeout=JOIN_WINDOW) == 0:
                     break
             except subprocess.TimeoutExpired:
                 break
             if stopping:  # it ended because the allocation is ending: never start it again
                 return ray.returncode or 0
+            if tried == JOIN_TRIES:
+                me["failed"] = f"its `ray start` exited {ray.returncode} {tried} times without joining the head (Ray's own error is in the allocation's output in {state_dir})"
+                write_json(state_dir / f"node-{args.index}.json", me)
+                print(f"merlin: worker on {node} gave up: {me['failed']}", file=sys.stderr, flush=True)
+                return ray.returncode or 1
             print("merlin: worker did not join yet; starting it again", file=sys.stderr, flush=True)
             ray = subprocess.Popen(argv_ray, env=env, cwd=str(temp_dir), stdin=subprocess.DEVNULL)
             me.update(ray_pid=ray.pid, ray_ticks=ticks(ray.pid))
