@@ -273,22 +273,19 @@ class LocalBackend:
                 env.setdefault("RAY_DISABLE_IMPORT_WARNING", "1")
                 progress(f"starting Ray head '{name}' (GCS port {port}, jobs API {address}, temp dir {temp_dir})")
                 t0 = time.monotonic()
-                with open_state_file(start_log) as log:
-                    proc = subprocess.Popen(
-                        argv,
-                        stdin=subprocess.DEVNULL,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        env=env,
-                        cwd=str(temp_dir),
-                        start_new_session=True,
-                    )
-                record.session_id = proc.pid
-                self.ledger.write_cluster(record)
-                try:
-                    rc = proc.wait(timeout=START_TIMEOUT)
-                except subprocess.TimeoutExpired:
-                    rc = None
+                for tries_left in (1, 0):  # Ray gives its node a fixed 30 s to register, which a loaded machine can miss: once more
+                    with open_state_file(start_log) as log:
+                        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(temp_dir), start_new_session=True)
+                    record.session_id = proc.pid
+                    self.ledger.write_cluster(record)
+                    try:
+                        rc = proc.wait(timeout=START_TIMEOUT)
+                    except subprocess.TimeoutExpired:
+                        rc = None
+                    if rc in (0, None) or not tries_left or "timed out during startup" not in _tail(start_log):
+                        break
+                    progress(f"Ray's node missed its registration window ({_tail(start_log, 1)}); ending what it started and starting it again")
+                    self._kill(record, grace=3.0)
                 if rc != 0:
                     tail = _tail(start_log)
                     self._kill(record, grace=3.0)
