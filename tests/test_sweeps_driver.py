@@ -65,6 +65,18 @@ def _supervised(cp: ControlPlane, name: str, n: int):
     return out
 
 
+def _drivers_of(root: Path, name: str) -> list[int]:
+    """The sweep driver processes of sweep ``name`` under state root ``root`` (by their command line)."""
+    import psutil
+
+    out = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        argv = proc.info["cmdline"] or []
+        if "merlin.cli.sweep_driver" in argv and str(root) in argv and name in argv:
+            out.append(proc.pid)
+    return out
+
+
 def test_jobs_list_skips_a_finished_sweep_without_reading_its_record(cp: ControlPlane, monkeypatch: pytest.MonkeyPatch) -> None:
     """The next look restarts drivers of unfinished sweeps only; a finished one costs a listing one small
     read of its record's head: never a parse of the whole record, never a driver."""
@@ -73,6 +85,9 @@ def test_jobs_list_skips_a_finished_sweep_without_reading_its_record(cp: Control
     cp.sweeps("submit", "done", command=["true"], inputs=[str(i) for i in range(3)], parallel=3)
     assert finished(cp, "done")["state"] == "succeeded"
     until(lambda: not cp.sweeps("status", "done", restart=False)["driver_alive"], timeout=30)
+    # and no driver still starting: a look made while the last item ended may have started one that has
+    # not taken the lock yet (it then finds nothing to do, and ends, writing its line)
+    until(lambda: not _drivers_of(cp.root, "done"), timeout=30)
     log = cp.layout.sweep_driver_log("done")
     size = log.stat().st_size
 
