@@ -45,8 +45,11 @@ def left_behind(basetemp: Path) -> dict[int, str]:
 
 
 def _pytest_or_reaper(argv: list[str]) -> bool:
-    """pytest itself (``python -m pytest``, ``pytest``) and the detached Ray reaper (tests/ray_reaper.py)."""
+    """pytest itself (``python -m pytest``, ``pytest``), the detached Ray reaper (tests/ray_reaper.py), and
+    an interactive shell (a person who went into the run's temp dir to look is not a leak)."""
     words = argv[:4]
+    if len(argv) <= 2 and argv and os.path.basename(argv[0]).lstrip("-") in ("bash", "sh", "zsh", "fish", "dash") and all(w.startswith("-") for w in argv[1:]):
+        return True
     return any(os.path.basename(w) in ("pytest", "py.test") for w in words) or "pytest" in words[1:3] or any(w.endswith("ray_reaper.py") for w in words)
 
 

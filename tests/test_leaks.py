@@ -16,6 +16,7 @@ def test_a_process_left_under_the_temp_dir_is_found_reported_and_ended(tmp_path:
     by_arg = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", str(base / "t" / "gate")])
     by_cwd = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], cwd=base / "t")
     elsewhere = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], cwd=tmp_path)
+    person = subprocess.Popen(["bash", "-i"], cwd=base / "t", stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # someone looking
     try:
         found = wait_until(lambda: (f := left_behind(base)) and len(f) == 2 and f)
         assert set(found) == {by_arg.pid, by_cwd.pid}, found
@@ -24,8 +25,9 @@ def test_a_process_left_under_the_temp_dir_is_found_reported_and_ended(tmp_path:
         assert by_arg.wait(timeout=10) is not None and by_cwd.wait(timeout=10) is not None
         assert str(by_arg.pid) in "\n".join(said) and "2 processes the tests left running" in said[0]
         assert elsewhere.poll() is None, "a process that does not name the run's temp dir is left alone"
+        assert person.poll() is None, "an interactive shell in the temp dir is a person, not a leak"
         assert left_behind(base) == {}
     finally:
-        for p in (by_arg, by_cwd, elsewhere):
+        for p in (by_arg, by_cwd, elsewhere, person):
             p.kill()
             p.wait()
