@@ -327,14 +327,18 @@ def test_a_sweep_takes_the_environment_flags_of_jobs_submit_and_its_secret_is_ne
     digest = hashlib.sha256(secret.encode()).hexdigest()
     code = ("import hashlib,json,os,mlnprobe; k=os.environ.get('MLN_SWEEP_KEY','').encode(); json.dump({'version': mlnprobe.__version__, "
             "'secret_ok': hashlib.sha256(k).hexdigest() == os.environ['EXPECT_SHA']}, open(os.path.join(os.environ['MERLIN_RUN_DIR'], 'result.json'), 'w'))")
+    # the env is built first: this test is about the flags and the secret (three first runs of one spec
+    # building at once are tests/test_envs_local.py::test_eight_concurrent_first_runs_build_once's)
+    cp.envs("build", runtime={"packages": ["mlnprobe==2.0"], "find_links": [str(wheelhouse)], "no_index": True})
     res = run_cli("sweep", "submit", "sec", "--range", "0-2", "--parallel", "3", "--with", "mlnprobe==2.0", "--find-links", str(wheelhouse), "--no-index",
                   "--secret-env", "MLN_SWEEP_KEY", "--env", f"EXPECT_SHA={digest}", "--state-root", str(cp.root), "--", "python", "-c", code,
                   env={"MLN_SWEEP_KEY": secret})  # fmt: skip
     assert res.returncode == 0, res.stderr
     view = until(lambda: (v := cp.sweeps("status", "sec")) and v["state"] != "running" and v, timeout=120)
-    assert view["state"] == "succeeded", cp.sweeps("status", "sec")
+    assert view["state"] == "succeeded", [(f["state"], f["last_line"]) for f in cp.sweeps("status", "sec")["failures"]]
     rows = cp.sweeps("summary", "sec")["rows"]
     assert [(r["result"]["version"], r["result"]["secret_ok"]) for r in rows] == [("2.0", True)] * 3
+    assert all(cp.get(r["run_id"]).attempt.env_cache == "hit" for r in rows), "the items ran in the env built first"
     assert cp.ledger.read_request(rows[0]["run_id"]).runtime.secret_env == ["MLN_SWEEP_KEY"]
     holding = [str(f) for f in cp.root.rglob("*") if f.is_file() and secret.encode() in f.read_bytes()]
     assert holding == [], "the secret's value is recorded nowhere"

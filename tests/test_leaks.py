@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,12 @@ def test_a_process_left_under_the_temp_dir_is_found_reported_and_ended(tmp_path:
     by_arg = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", str(base / "t" / "gate")])
     by_cwd = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], cwd=base / "t")
     elsewhere = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], cwd=tmp_path)
-    person = subprocess.Popen(["bash", "-i"], cwd=base / "t", stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # someone looking
+    # someone looking, in a shell of their own (HOME without rc files: a profile's own children, such as
+    # pyenv's init, would be processes under the dir that are not the shell)
+    home = tmp_path / "home"
+    home.mkdir()
+    person = subprocess.Popen(["bash", "-i"], cwd=base / "t", env={"PATH": os.environ["PATH"], "HOME": str(home)},
+                              stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
         found = wait_until(lambda: (f := left_behind(base)) and len(f) == 2 and f)
         assert set(found) == {by_arg.pid, by_cwd.pid}, found
