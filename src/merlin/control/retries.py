@@ -446,7 +446,8 @@ def restart_dead_head(cp: Plane, name: str | None, run_id: str, n: int) -> bool:
     if record is None or record.kind != DEFAULT_KIND or record.status != ClusterStatus.ACTIVE:
         return False
     backend = cp.cluster_backend(DEFAULT_KIND)
-    if backend.head_alive(record) is not False:
+    head_alive = getattr(backend, "head_alive", None)  # the local kind's own check (not in the backends' protocol)
+    if head_alive is None or head_alive(record) is not False:
         return False
     args = {k: v for k, v in start_step(record.name, record)["args"].items() if k != "name"}
     auth = record.auth
