@@ -3,6 +3,7 @@ look costs once a sweep has ended, and the hints its commands print. Real proces
 
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 from functools import partial
@@ -202,3 +203,38 @@ def test_the_driver_wakes_on_a_supervisor_whose_pidfd_is_past_1024() -> None:
         for h in held:
             os.close(h)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_a_driver_still_starting_counts_as_alive_and_a_look_without_the_secrets_starts_none(cp: ControlPlane, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two looks in the moment before a new driver takes the lock started two drivers, and the one started
+    by a look without the sweep's secrets lost its items ("MLN_... is not set"): a whole run met it. The
+    last driver a look started counts as alive while its process runs; a process without the secrets
+    starts none (a look from a shell that has them does)."""
+    import subprocess
+    import time
+
+    from merlin.atomic import atomic_write_text
+    from merlin.control import sweeps
+    from merlin.procid import start_time
+
+    cp.sweeps("submit", "slow", command=["true"], inputs=["x"], parallel=1, start_driver=False)
+    starting = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        wait_until(lambda: start_time(starting.pid))
+        atomic_write_text(cp.layout.sweep_driver_started("slow"), json.dumps({"pid": starting.pid, "start": start_time(starting.pid)}))
+        assert sweeps.driver_alive(cp, "slow") and sweeps.ensure_driver(cp, "slow") is False, "a driver still starting is alive"
+    finally:
+        starting.kill()
+        starting.wait()
+    assert not sweeps.driver_alive(cp, "slow")
+    monkeypatch.setenv("MLN_SWEEP_NEEDS", "v")
+    cp.sweeps("submit", "sec", command=["true"], inputs=["x"], parallel=1, runtime={"secret_env": ["MLN_SWEEP_NEEDS"]}, start_driver=False)
+    monkeypatch.delenv("MLN_SWEEP_NEEDS")
+    assert sweeps.missing_secrets(sweeps._read(cp, "sec")) == ["MLN_SWEEP_NEEDS"]
+    assert sweeps.ensure_driver(cp, "sec") is False and not sweeps.driver_alive(cp, "sec"), "no driver that would lose the items"
+    monkeypatch.setenv("MLN_SWEEP_NEEDS", "v")
+    assert sweeps.ensure_driver(cp, "sec") is True
+    assert finished(cp, "sec")["state"] == "succeeded"
+    deadline = time.monotonic() + 30
+    while sweeps.driver_alive(cp, "sec") and time.monotonic() < deadline:
+        time.sleep(0.1)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from merlin.clock import iso
+from merlin.control.sweep_liveness import driver_alive, missing_secrets
 from merlin.errors import BadInput, MerlinError, NotFound
 from merlin.ledger.sweep_states import BUSY, ITEMS, ItemState
 
@@ -202,12 +203,6 @@ def submit(
 # ---------------------------------------------------------------- the driver
 
 
-def driver_alive(cp: Plane, name: str) -> bool:
-    from merlin.atomic import lock_is_free
-
-    return not lock_is_free(cp.layout.sweep_driver_lock(name))
-
-
 def _finished(rec: Mapping[str, Any]) -> bool:
     return all(ITEMS.is_terminal(it["state"]) for it in rec["items"])
 
@@ -215,16 +210,18 @@ def _finished(rec: Mapping[str, Any]) -> bool:
 def ensure_driver(cp: Plane, name: str) -> bool:
     """Start the sweep's driver if it has work and none holds its lock (a killed one: this is the restart). True if started."""
     rec = _read(cp, name)
-    if _finished(rec) or driver_alive(cp, name):
+    if _finished(rec) or driver_alive(cp, name) or missing_secrets(rec):
         return False
-    from merlin.atomic import open_state_file
+    from merlin.atomic import atomic_write_text, open_state_file
+    from merlin.procid import start_time
 
     with open_state_file(cp.layout.sweep_driver_log(name)) as log:
-        subprocess.Popen(
+        proc = subprocess.Popen(
             [sys.executable, "-m", "merlin.cli.sweep_driver", str(cp.root), name],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=str(cp.layout.sweep_dir(name)),
             start_new_session=True, close_fds=True,
         )  # fmt: skip
+    atomic_write_text(cp.layout.sweep_driver_started(name), json.dumps({"pid": proc.pid, "start": start_time(proc.pid)}))
     return True
 
 

@@ -239,6 +239,10 @@ class Layout:
     def sweep_driver_log(self, name: str) -> Path:
         return self.sweep_dir(name) / "driver.log"
 
+    def sweep_driver_started(self, name: str) -> Path:
+        """The last driver a look started (pid and start), alive before it takes ``driver.lock``."""
+        return self.sweep_dir(name) / "driver.started"
+
     def run_dir(self, run_id: str) -> Path:
         return self.runs / validate_run_id(run_id)
 
