@@ -17,9 +17,11 @@ from cli_runner import run_cli
 from merlin.controlplane import ControlPlane
 from merlin.ledger import RunStatus
 
+# One write per line: replicas share one log, and print() under PYTHONUNBUFFERED (set here and in
+# CI) writes each argument by itself, so two replicas' lines interleave mid-line.
 PRINT = (
     "import os, sys, time; e = os.environ; "
-    "print('replica', e['MERLIN_REPLICA_INDEX'], 'of', e['MERLIN_REPLICA_COUNT'], 'coordinator', e['MERLIN_COORDINATOR_ADDRESS'], flush=True); "
+    "sys.stdout.write(f\"replica {e['MERLIN_REPLICA_INDEX']} of {e['MERLIN_REPLICA_COUNT']} coordinator {e['MERLIN_COORDINATOR_ADDRESS']}\\n\"); sys.stdout.flush(); "
 )
 
 

@@ -21,9 +21,11 @@ from test_ray_cluster import start_args
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
+# One write per line: replicas share one log, and print() under PYTHONUNBUFFERED (set here and in
+# CI) writes each argument by itself, so two replicas' lines interleave mid-line.
 PRINT = (
     "import os, sys, time; e = os.environ; "
-    "print('replica', e['MERLIN_REPLICA_INDEX'], 'of', e['MERLIN_REPLICA_COUNT'], 'coordinator', e['MERLIN_COORDINATOR_ADDRESS'], flush=True); "
+    "sys.stdout.write(f\"replica {e['MERLIN_REPLICA_INDEX']} of {e['MERLIN_REPLICA_COUNT']} coordinator {e['MERLIN_COORDINATOR_ADDRESS']}\\n\"); sys.stdout.flush(); "
     "time.sleep(300 if e['MERLIN_ATTEMPT'] == '1' else 0)"
 )
 
