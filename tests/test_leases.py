@@ -583,7 +583,7 @@ def test_jobs_why_names_the_holder_of_the_lease_a_run_waits_for(tmp_path: Path) 
         cp.cancel(run.run_id)  # its lease waiter would wait for the holder's lease to expire
     # the run vocabulary has a waiting state of its own, distinct from blocked and pending
     assert RunStatus.WAITING.value == "waiting" and not RunStatus.WAITING.is_terminal() and not RunStatus.WAITING.is_active()
-    assert can_transition(None, "waiting") and can_transition("waiting", "pending") and not can_transition("waiting", "succeeded")
+    assert can_transition(None, "waiting") and can_transition("waiting", "pending") and not can_transition("succeeded", "waiting")
 
 
 # ------------------------------------------------------- wake-ups, blocking lock

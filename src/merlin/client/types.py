@@ -54,7 +54,7 @@ _FINISHED = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED}
 #: merlin's run status (merlin.ledger.status.RunStatus, by value) -> the job status; docs/api.md's
 #: table is generated from it and a test checks it names every run status
 STATUS_OF_RUN: dict[str, JobStatus] = {
-    "waiting": JobStatus.PENDING,  # recorded, waiting for its hardware lease
+    "waiting": JobStatus.PENDING,  # recorded, waiting for its hardware lease or for its environment to build
     "pending": JobStatus.PENDING,  # handed to its engine, not started yet
     "running": JobStatus.RUNNING,
     "succeeded": JobStatus.SUCCEEDED,

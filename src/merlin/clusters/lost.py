@@ -7,16 +7,17 @@ control plane may call it too. Logs already copied into the ledger stay.
 
 from __future__ import annotations
 
-from merlin.ledger.status import RunStatus
+from merlin.ledger.status import RunStatus, on_its_engine
 from merlin.nextsteps import Action, step
 
 
 def active_runs_on(ledger, cluster: str) -> list[str]:
-    """Run ids of pending/running runs recorded on ``cluster`` (plain JSON, no locks)."""
+    """Run ids of the runs recorded on ``cluster`` that its Ray has (pending, running, or waiting on
+    their job's env: ``on_its_engine``), from plain JSON, no locks."""
     return [
         d["run_id"]
-        for d in ledger.list_raw(status=("pending", "running"))
-        if (d.get("cluster") or {}).get("name") == cluster and d.get("run_id")
+        for d in ledger.list_raw(status=("pending", "running", "waiting"))
+        if (d.get("cluster") or {}).get("name") == cluster and d.get("run_id") and on_its_engine(d["status"], d.get("metadata"))
     ]
 
 
@@ -28,7 +29,7 @@ def mark_runs_lost(ledger, cluster: str, reason: str) -> list[str]:
     for run_id in active_runs_on(ledger, cluster):
 
         def mutate(r, run_id=run_id):
-            if not r.status.is_active():
+            if not on_its_engine(r.status.value, r.metadata):
                 return None
             set_status(
                 r,

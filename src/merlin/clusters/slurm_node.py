@@ -225,8 +225,9 @@ def recorded_active(state_root: Path, cluster: str) -> bool:
 
 
 def active_runs(state_root: Path, cluster: str) -> int:
-    """Runs of ``cluster`` that are pending or running, read straight from run records."""
+    """Runs of ``cluster`` its Ray has (``on_its_engine``), read straight from run records."""
     from merlin.ledger.paths import Layout
+    from merlin.ledger.status import on_its_engine
 
     layout = Layout(state_root)
     n = 0
@@ -235,7 +236,7 @@ def active_runs(state_root: Path, cluster: str) -> int:
             data = json.loads(rec.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if (data.get("cluster") or {}).get("name") == cluster and data.get("status") in ("pending", "running"):
+        if (data.get("cluster") or {}).get("name") == cluster and on_its_engine(str(data.get("status")), data.get("metadata")):
             n += 1
     for lease in layout.lease_records():
         try:

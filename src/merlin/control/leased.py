@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from merlin.errors import MerlinError
-from merlin.ledger.status import RunStatus
+from merlin.ledger.status import RunStatus, on_its_engine
 from merlin.nextsteps import Action, step
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -165,7 +165,7 @@ def serve(cp: Plane, argv: list[str]) -> int:
         cp.ledger.append_event(run_id, "lease_lost", str(exc), attempt=attempt, detail={"lease_id": lease_id})
 
         def revoked(r: RunRecord) -> None:  # an infrastructure end (docs/retries.md): the cancel below keeps it
-            if len(r.attempts) == attempt and r.status.is_active():
+            if len(r.attempts) == attempt and on_its_engine(r.status.value, r.metadata):
                 r.attempts[-1].error_type = "LEASE_REVOKED"
                 r.attempts[-1].error_message = f"its lease {lease_id} was revoked: {exc}"
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from merlin.control.checks import check_env, first_line
 from merlin.errors import BadInput, Blocked, MerlinError
 from merlin.ledger.paths import validate_name
-from merlin.ledger.status import RunStatus
+from merlin.ledger.status import RunStatus, engine_waits, on_its_engine
 from merlin.ledger.store import set_status
 from merlin.nextsteps import Action, step
 
@@ -51,8 +51,8 @@ def cancel(cp: Plane, run_id: str, grace: float = 5.0, timeout: float = 15.0) ->
             cp.ledger.append_event(run_id, "note", "the processes left behind by its supervisor were ended", attempt=len(rec.attempts))
         return rec
     again = [step(Action.RETRY, run_id=run_id)]
-    if rec.status == RunStatus.WAITING:
-        return _cancel_waiting(cp, run_id, again)
+    if rec.status == RunStatus.WAITING and not engine_waits(rec.status.value, rec.metadata):
+        return _cancel_waiting(cp, run_id, again)  # nothing of it at its engine yet (else: its engine ends its job, below)
     if rec.status == RunStatus.BLOCKED or (rec.attempt and not rec.attempt.submission_id):
 
         def cancel_blocked(r: RunRecord) -> None:
@@ -94,7 +94,7 @@ def cancel(cp: Plane, run_id: str, grace: float = 5.0, timeout: float = 15.0) ->
     deadline = time.monotonic() + timeout
     never_started_by = time.monotonic() + min(timeout, 3.0)
     rec = cp.status(run_id)
-    while rec.status.is_active() and time.monotonic() < deadline:
+    while on_its_engine(rec.status.value, rec.metadata) and time.monotonic() < deadline:
         if rec.status == RunStatus.PENDING and time.monotonic() >= never_started_by:
             return _cancel_never_started(cp, run_id)
         time.sleep(0.3)
@@ -161,7 +161,7 @@ def retry(
     from merlin.ledger.text import has_redacted
 
     rec = cp.get(run_id)
-    if rec.status.is_active():
+    if on_its_engine(rec.status.value, rec.metadata):
         rec = cp.status(run_id)  # observe it first: a run whose cluster died is lost, and retryable
     if not rec.status.is_retryable():
         if rec.status == RunStatus.SUCCEEDED:

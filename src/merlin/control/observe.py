@@ -12,7 +12,7 @@ from merlin.engines.base import Observation
 from merlin.errors import BadInput, NotFound
 from merlin.ledger.failures import INFRA_ERROR_TYPES, NO_CLASS_ERROR_TYPES
 from merlin.ledger.paths import validate_run_id
-from merlin.ledger.status import RunStatus, can_transition
+from merlin.ledger.status import JOB_ENV, RunStatus, can_transition, engine_waits, on_its_engine
 from merlin.ledger.store import set_status
 from merlin.nextsteps import Action, step
 
@@ -24,9 +24,10 @@ if TYPE_CHECKING:  # pragma: no cover
 def observable(rec: RunRecord) -> bool:
     """Active and handed to its engine. A pending attempt without a submission id is
     between its record and its engine (a leased run's waiter between the grant and the
-    submit): its engine has nothing to say about it yet, and "never heard of it" would be wrong."""
+    submit): its engine has nothing to say about it yet, and "never heard of it" would be wrong.
+    A waiting run is asked about only when its engine has it (its job prepares its env on the node)."""
     if not rec.status.is_active():
-        return False
+        return engine_waits(rec.status.value, rec.metadata)
     if rec.status == RunStatus.PENDING and rec.attempt is not None and rec.attempt.submission_id is None:
         if rec.retry_at is not None:
             return False  # an automatic retry waiting out its backoff: its keeper's (a dead one is replaced, not made lost)
@@ -47,7 +48,7 @@ def submitter_died(leases: Any, pid: int | None, start: Any) -> bool:
 
 def status(cp: Plane, run_id: str, refresh: bool = True) -> RunRecord:
     rec = cp.get(run_id)
-    if refresh and rec.status == RunStatus.WAITING:
+    if refresh and rec.status == RunStatus.WAITING and not engine_waits(rec.status.value, rec.metadata):
         from merlin.control.leased import end_if_waiter_died
 
         return end_if_waiter_died(cp, rec)
@@ -72,13 +73,13 @@ def status_json(cp: Plane, run_id: str, refresh: bool = True) -> dict[str, Any]:
     engine that could not answer) takes the full path, reusing the engine's answer.
     """
     raw = cp.ledger.read_raw(validate_run_id(run_id))
-    if refresh and raw["status"] == RunStatus.WAITING.value:
+    if refresh and raw["status"] == RunStatus.WAITING.value and not engine_waits(raw["status"], raw.get("metadata")):
         from merlin.leases.waiter import gone
 
         if gone(raw["status"], raw.get("metadata") or {}, len(raw.get("attempts") or [])) is not None:
             return status(cp, run_id).model_dump(mode="json")  # its waiter died: recorded lost now
         return raw
-    if not refresh or not RunStatus(raw["status"]).is_active():
+    if not refresh or not on_its_engine(raw["status"], raw.get("metadata")):
         if refresh and raw.get("retry_keeper"):
             from merlin.control.retries import notice_raw
 
@@ -144,7 +145,7 @@ def refresh(cp: Plane, run_ids: Iterable[str] | None = None, touch: bool = True)
             rec = cp.ledger.read_record(rid)
         except NotFound:
             continue
-        if rec.status == RunStatus.WAITING:
+        if rec.status == RunStatus.WAITING and not engine_waits(rec.status.value, rec.metadata):
             ended = end_if_waiter_died(cp, rec)  # a waiting run has no engine to ask; its waiter may have died
             if ended is not rec:
                 out.append(ended)
@@ -203,11 +204,11 @@ def apply(cp: Plane, seen: RunRecord, obs: Observation, keep_logs: bool = True) 
     became_terminal: list[bool] = []
     obs_now: list[Observation] = []
     recheck = getattr(eng, "recheck", None)
-    ends = obs.status is not None and obs.status.is_terminal() and seen.status.is_active()
+    ends = obs.status is not None and obs.status.is_terminal() and on_its_engine(seen.status.value, seen.metadata)
     idx = index_dir(run_id, Path(seen.target_dir), attempt_no) if ends else None  # never under the lock
 
     def mutate(r: RunRecord) -> list[dict[str, Any]]:
-        if len(r.attempts) != attempt_no or not r.status.is_active():
+        if len(r.attempts) != attempt_no or not on_its_engine(r.status.value, r.metadata):
             return []
         if obs.status is None:
             if obs.message:
@@ -236,6 +237,9 @@ def apply(cp: Plane, seen: RunRecord, obs: Observation, keep_logs: bool = True) 
         new = o.status
         if new is None:
             return []
+        if new == RunStatus.WAITING and r.status == RunStatus.WAITING and o.extra.get("waiting_on") != r.waiting_on:
+            r.waiting_on, r.message = o.extra.get("waiting_on"), o.message or r.message  # its env went from starting to building
+            return []
         if new == r.status or not can_transition(r.status, new):
             if new == RunStatus.RUNNING and r.message.startswith("could not observe"):
                 r.message, steps = message_for(r, new, o)
@@ -245,6 +249,10 @@ def apply(cp: Plane, seen: RunRecord, obs: Observation, keep_logs: bool = True) 
             att.error_message = o.message
         text, steps = message_for(r, new, o)
         set_status(r, new, text, steps)
+        if new == RunStatus.WAITING:  # its job prepares its env on the node (engines/ray_env.py)
+            r.metadata["waiting_for"], r.waiting_on = JOB_ENV, o.extra.get("waiting_on")
+        elif r.metadata.get("waiting_for") == JOB_ENV:
+            del r.metadata["waiting_for"]
         if not new.is_terminal():
             return []
         became_terminal.append(True)
@@ -279,6 +287,8 @@ def message_for(r: RunRecord, new: RunStatus, obs: Observation) -> tuple[str, li
     if new == RunStatus.RUNNING:
         where = f"on cluster '{r.cluster.name}'" if r.cluster else f"on the {r.engine} engine"
         return f"running {where} ({att.submission_id if att else ''})", [step(Action.LOGS, run_id=rid, follow=True)]
+    if new == RunStatus.WAITING:
+        return obs.message or "waiting for its environment", list(obs.next_steps)
     if new == RunStatus.SUCCEEDED:
         if r.outcome:  # a TargetGen run: the executor wrote its outcome and next steps
             return r.message, [s.model_dump() for s in r.next_steps]

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from merlin.clock import iso
 from merlin.conditions import condition
 from merlin.errors import MerlinError
+from merlin.ledger.status import engine_waits
 from merlin.nextsteps import Action, step
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -47,10 +48,13 @@ def run_conditions(cp: Plane, run_id: str) -> list[dict[str, Any]]:
         out += [c for c in own if c["layer"] != "cluster"]
     elif not rec.status.is_terminal():
         out += _engine_layer(engine, rec, _request(cp, run_id), at)
-    if rec.status.is_active() and rec.environment and rec.attempt is not None and not rec.attempt.env_id:
+    if (rec.status.is_active() or engine_waits(rec.status.value, rec.metadata)) and rec.environment and rec.attempt is not None and not rec.attempt.env_id:
         report = _env_report(cp, rec)
         if report.get("state") == "building":
             out.append(env_condition(rec, at, report))
+        elif engine_waits(rec.status.value, rec.metadata):  # its job's launcher has not reported yet
+            out.append(condition("run", "env_preparing", f"{rec.message} (no report from it yet)", {"report": report.get("state")}, at,
+                                 [step(Action.CANCEL, run_id=run_id)], "it starts by itself once the environment is ready"))  # fmt: skip
     if rec.retry_at is not None:
         from merlin.control.retries import retry_conditions
 
@@ -86,7 +90,7 @@ def lease_layer(cp: Plane, rec: RunRecord, at: str) -> list[dict[str, Any]]:
                                  [step(Action.LEASES_LIST)], "the book does not know this lease"))  # fmt: skip
     if rec.status.value == "waiting" and rec.metadata.get("waiting_for") == "env":
         out.append(env_condition(rec, at))
-    elif rec.status.value == "waiting" and not out:
+    elif rec.status.value == "waiting" and not out and not rec.metadata.get("waiting_for"):
         out.append(condition("leases", "run_waiting_no_lease", "the run is waiting but names no waiting lease", {"leases": list(rec.leases)}, at,
                              [step(Action.CANCEL, run_id=rec.run_id)], "cancel it, then submit it again"))  # fmt: skip
     return out

@@ -408,6 +408,8 @@ class RayEngine:
         from types import SimpleNamespace
 
         attempts = record.get("attempts") or []
+        if record.get("environment") and attempts and not attempts[-1].get("env_cache"):
+            return None  # the env launcher's report decides waiting or running: the full path reads it
         sub = attempts[-1].get("submission_id") if attempts else None
         name = (record.get("cluster") or {}).get("name") or "default"
         try:
@@ -464,7 +466,7 @@ class RayEngine:
                 if info is not None and r.environment and r.attempt is not None and not r.attempt.env_cache:
                     from merlin.engines.ray_env import with_launch_report
 
-                    out[r.run_id] = with_launch_report(self.ledger.layout, r, out[r.run_id], cluster, client, info)
+                    out[r.run_id] = with_launch_report(self.ledger, r, out[r.run_id], cluster, client, info)
         return out
 
     @staticmethod

@@ -85,25 +85,55 @@ def report_from_log(client: Any, info: Any, kind: str) -> dict[str, Any] | None:
     return {"state": "ready", "env_id": found[1], "cache": "hit" if found[2] == "cache hit" else "built"}
 
 
-def with_launch_report(layout: Any, r: Any, obs: Any, cluster: Any, client: Any, info: Any) -> Any:
+def with_launch_report(ledger: Any, r: Any, obs: Any, cluster: Any, client: Any, info: Any) -> Any:
     """``obs`` with the env launcher's report: its file (written where the job ran: readable when that
     is this host), or, from nodes that do not see the state root (SSH hosts), its line in the job's log."""
     import json
 
+    from merlin.clusters.registry import env_placement
+
     try:
-        report = json.loads(layout.env_report(r.run_id, len(r.attempts)).read_text(encoding="utf-8"))
+        report = json.loads(ledger.layout.env_report(r.run_id, len(r.attempts)).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         report = report_from_log(client, info, cluster.kind)
-    return with_report(obs, report)
+    waits = env_placement(cluster.kind)[0] and _needs_env(ledger, r.run_id)
+    return with_report(obs, report, waits=waits, run_id=r.run_id)
 
 
-def with_report(obs: Any, report: Any) -> Any:
+def _needs_env(ledger: Any, run_id: str) -> bool:
+    """Whether the run's request asks for an env the launcher must find or build (and report)."""
+    from merlin.envs.spec import needs_build
+    from merlin.errors import MerlinError
+
+    try:
+        runtime = ledger.read_request(run_id).runtime
+    except (MerlinError, OSError, ValueError):  # missing or unreadable: no env to wait for
+        return False
+    return runtime is not None and needs_build(runtime.model_dump(mode="json"))
+
+
+def with_report(obs: Any, report: Any, *, waits: bool = False, run_id: str = "") -> Any:
     """The observation of a Ray job with the env launcher's report (its file, or its line in the log) applied:
     the env id and hit or built once ready; a job that ended because its env could not be built is
-    ``blocked`` (its command never ran), with uv's line, as on the local engine (docs/environments.md)."""
+    ``blocked`` (its command never ran), with uv's line, as on the local engine (docs/environments.md).
+
+    ``waits``: the launcher writes a report file here (its nodes see the state root) for an env it must
+    find or build. Until that report says ready, a job Ray calls running is the launcher preparing the
+    env, not the command: the run is ``waiting`` (``waiting_on`` says on what), as a local run is."""
     from merlin.engines.base import Observation
     from merlin.ledger import RunStatus
 
+    ready = isinstance(report, dict) and report.get("state") == "ready"
+    if waits and obs.status == RunStatus.RUNNING and not ready:
+        building = isinstance(report, dict) and report.get("state") == "building"
+        eid = str(report.get("env_id") or "")[:12] if isinstance(report, dict) else ""
+        what = f"env {eid} building" if building else "env being prepared"
+        text = (f"waiting for its environment {eid} to build on the node" if building
+                else "waiting: the env launcher is preparing its environment on the node")  # fmt: skip
+        from merlin.nextsteps import Action, step
+
+        return Observation(status=RunStatus.WAITING, known=obs.known, message=text, extra={"waiting_on": what},
+                           next_steps=[step(Action.WHY, run_id=run_id), step(Action.CANCEL, run_id=run_id)])  # fmt: skip
     if not isinstance(report, dict):
         return obs
     if report.get("state") == "ready" and report.get("cache") in ("hit", "built"):

@@ -36,6 +36,9 @@ class RunStatus(StrEnum):
       --refresh``, ``jobs wait``, ``resources queue``) records it lost, not
       failed (its command never ran) nor cancelled (nobody asked); a retry queues
       it again. The lease book cancels the dead waiter's request by itself.
+    - ``waiting -> succeeded``: a Ray job whose env launcher builds the run's env
+      on the node is ``waiting`` until the launcher reports the env ready; a
+      command that ends between two looks goes from waiting to its end.
     """
 
     #: Could not be handed to its engine (Ray missing, no active cluster, cluster unreachable, token missing), its environment could not be built (its command never ran), or an in-process run met a busy lock or a Blocked error. The message and next steps name the fix.
@@ -43,9 +46,10 @@ class RunStatus(StrEnum):
     #: Waiting for a hardware lease (docs/leases.md): recorded, not handed to its
     #: engine yet; it starts by itself when the lease is granted. Not blocked (no
     #: person needs to act) and not pending (no engine has it). Or, handed to its
-    #: engine, waiting for its environment to build (docs/environments.md).
+    #: engine, waiting for its environment to build (docs/environments.md: the local supervisor,
+    #: or a Ray job's env launcher on the node).
     #: -> pending, running, cancelled, blocked, failed (the lease could never be granted),
-    #: lost (its waiter process died before the grant).
+    #: lost (its waiter process died before the grant), succeeded (a Ray job seen ready and ended at once).
     WAITING = "waiting"
     #: Recorded and handed to the engine, not started yet (Ray: PENDING).
     PENDING = "pending"
@@ -81,8 +85,10 @@ _RETRYABLE = frozenset({RunStatus.BLOCKED, RunStatus.FAILED, RunStatus.CANCELLED
 #: The only legal moves. ``None`` is "no record yet".
 TRANSITIONS: dict[RunStatus | None, frozenset[RunStatus]] = {
     None: frozenset({RunStatus.PENDING, RunStatus.BLOCKED, RunStatus.RUNNING, RunStatus.WAITING}),
-    # waiting -> lost: deliberate, see the RunStatus docstring
-    RunStatus.WAITING: frozenset({RunStatus.PENDING, RunStatus.RUNNING, RunStatus.CANCELLED, RunStatus.BLOCKED, RunStatus.FAILED, RunStatus.LOST}),
+    # waiting -> lost, waiting -> succeeded: deliberate, see the RunStatus docstring
+    RunStatus.WAITING: frozenset(
+        {RunStatus.PENDING, RunStatus.RUNNING, RunStatus.SUCCEEDED, RunStatus.CANCELLED, RunStatus.BLOCKED, RunStatus.FAILED, RunStatus.LOST}
+    ),
     RunStatus.BLOCKED: frozenset({RunStatus.PENDING, RunStatus.WAITING, RunStatus.CANCELLED}),
     # pending -> waiting: its engine builds its environment first (docs/environments.md)
     RunStatus.PENDING: frozenset(
@@ -104,6 +110,23 @@ TRANSITIONS: dict[RunStatus | None, frozenset[RunStatus]] = {
     RunStatus.CANCELLED: frozenset({RunStatus.PENDING, RunStatus.WAITING}),
     RunStatus.LOST: frozenset({RunStatus.PENDING, RunStatus.WAITING}),
 }
+
+
+#: ``metadata.waiting_for`` of a run its engine has while the job's env launcher finds or builds its
+#: env on the node (a Ray job: ``engines/ray_env.py``): its engine is asked about it as about a
+#: running run, as no waiter of merlin's stands behind it (docs/environments.md).
+JOB_ENV = "job_env"
+
+
+def engine_waits(status: str, metadata: object) -> bool:
+    """A ``waiting`` run its engine has (its job prepares its env on the node)."""
+    return status == RunStatus.WAITING.value and isinstance(metadata, dict) and metadata.get("waiting_for") == JOB_ENV
+
+
+def on_its_engine(status: str, metadata: object) -> bool:
+    """A run its engine has and has not ended (pending, running, or waiting on its job's env):
+    what holds a cluster from idling out, and what a cluster's end makes lost."""
+    return status in (RunStatus.PENDING.value, RunStatus.RUNNING.value) or engine_waits(status, metadata)
 
 
 class IllegalTransition(statemachine.IllegalTransition):
