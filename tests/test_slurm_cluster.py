@@ -134,7 +134,9 @@ def test_three_nodes_on_a_two_node_partition_stays_queued_with_partitionconfig(s
     assert _job_state(rec.scheduler_job_id) in ("CANCELLED", "GONE")
 
 
-def test_external_scancel_is_noticed_and_its_runs_become_lost(slurm_root: Path):
+def test_external_scancel_is_noticed_its_runs_become_lost_and_a_retry_starts_the_allocation_again(slurm_root: Path):
+    """An allocation cancelled outside merlin: its runs are lost; one with an infrastructure budget is
+    retried on a new allocation that its retry keeper submits as the cluster was recorded (docs/retries.md)."""
     pytest.importorskip("ray")
     from merlin.controlplane import ControlPlane
 
@@ -142,17 +144,33 @@ def test_external_scancel_is_noticed_and_its_runs_become_lost(slurm_root: Path):
     rec, _ = b.start("one", nodes=1, object_store_memory=OBJECT_STORE, wait=True)
     assert rec.status == "active", rec.message
     cp = ControlPlane(slurm_root)
-    run = cp.submit(["sleep", "600"], target="hpc", workflow="long", engine="ray", cluster="one")
-    wait_for(lambda: cp.status(run.run_id).status.value == "running", 120, what="run running")
-    b._load_handshake(rec)
-    snapshot = b._members(rec)
-    subprocess.run(["scancel", rec.scheduler_job_id], check=True)  # from outside merlin
-    rec = wait_for(lambda: (r := b.observe(rec)).status in ("stopped", "failed") and r, 90, what="cancel noticed")
-    assert rec.status == "stopped" and "cancelled outside merlin" in rec.stop_reason
-    assert run.run_id in rec.lost_runs
-    lost = cp.get(run.run_id)
-    assert lost.status.value == "lost" and "cancelled outside merlin" in lost.message
-    assert _left_of(rec, snapshot) == []
+    long = cp.submit(["sleep", "600"], target="hpc", workflow="long", engine="ray", cluster="one")
+    again = ["bash", "-c", 'if [ "$MERLIN_ATTEMPT" = 1 ]; then sleep 600; fi; echo "attempt $MERLIN_ATTEMPT on $(hostname)"']
+    kept = cp.submit(again, target="hpc", workflow="kept", engine="ray", cluster="one", max_retries_preemption=1, retry_backoff=0.2)
+    try:
+        for run in (long, kept):
+            wait_for(lambda run=run: cp.status(run.run_id).status.value == "running", 120, what="run running")
+        b._load_handshake(rec)
+        snapshot = b._members(rec)
+        first_job = rec.scheduler_job_id
+        subprocess.run(["scancel", first_job], check=True)  # from outside merlin
+        rec = wait_for(lambda: (r := b.observe(rec)).status in ("stopped", "failed") and r, 90, what="cancel noticed")
+        assert rec.status == "stopped" and "cancelled outside merlin" in rec.stop_reason
+        assert long.run_id in rec.lost_runs and kept.run_id in rec.lost_runs
+        lost = cp.get(long.run_id)
+        assert lost.status.value == "lost" and "cancelled outside merlin" in lost.message
+        assert _left_of(rec, snapshot) == []
+        done = cp.wait(kept.run_id, timeout=200)
+        assert done.status.value == "succeeded", done.message
+        assert [a.status.value for a in done.attempts] == ["lost", "succeeded"] and done.attempts[0].failure_class == "infrastructure"
+        assert "attempt 2 on" in cp.logs(kept.run_id)
+        notes = [e.cause for e in cp.events(kept.run_id) if e.event == "note"]
+        assert any("its slurm cluster ended under the last attempt" in n and "starts it again as recorded" in n for n in notes), notes
+        now = cp.ledger.read_cluster("one")
+        assert now.status == "active" and now.scheduler_job_id != first_job and now.kind == "slurm"
+        assert cp.get(long.run_id).status.value == "lost"  # no budget: not retried
+    finally:
+        cp.cancel(kept.run_id)  # its keeper never starts an allocation after the test
 
 
 def test_idle_watchdog_ends_the_allocation(slurm_root: Path):

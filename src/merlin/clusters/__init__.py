@@ -26,3 +26,27 @@ def start_step(name: str, record: object = None) -> dict:
         num_gpus=requested.get("num_gpus"),
         resources=requested.get("resources") or None,
     )
+
+
+#: How a cluster ended (``ClusterRecord.stop_reason``) when a person or its own idle rule ended it:
+#: such a cluster is started again only by a person, never by a run's retry.
+ENDED_ON_PURPOSE = ("stopped by merlin", "idle")
+
+
+def start_args(record: object) -> dict:
+    """The keyword arguments of the facade's ``start_cluster(kind, name, **args)`` that start
+    ``record``'s cluster again as it was recorded: :func:`start_step`'s (a local head's ports and
+    resources; another kind's start options), plus what a printed step leaves to the defaults (a
+    local head's auth and remote binding). What the retry keeper starts a cluster with."""
+    from merlin.clusters.base import DEFAULT_KIND
+
+    args = {k: v for k, v in start_step(getattr(record, "name", ""), record)["args"].items() if k not in ("name", "kind")}
+    args.update(args.pop("options", None) or {})
+    auth = getattr(record, "auth", None)
+    if getattr(record, "kind", DEFAULT_KIND) == DEFAULT_KIND:
+        if auth is not None:
+            args.update(auth="token" if auth.mode == "token" else "none", token_file=auth.token_file, token_env=auth.token_env)
+        if getattr(record, "allow_remote", False):
+            args["allow_remote"] = True  # a head on a routable address, as it was started
+    return {k: v for k, v in args.items() if v is not None}
+

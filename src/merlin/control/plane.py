@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from merlin.clusters.base import ClusterBackend, ClusterState
     from merlin.engines.base import Engine
     from merlin.leases.book import LeaseBook
-    from merlin.ledger.models import ArtifactIndex, RunRecord
+    from merlin.ledger.models import ArtifactIndex, ClusterRecord, RunRecord
     from merlin.ledger.paths import Layout
     from merlin.ledger.store import Ledger
 
@@ -43,6 +43,8 @@ class Plane(Protocol):
     def cluster_backend(self, kind: str | None = None) -> ClusterBackend: ...
 
     def cluster_status(self, name: str = "default", sockets: bool = True) -> ClusterState: ...
+
+    def start_cluster(self, kind: str, name: str, *, wait: bool = True, progress: Any = None, **options: Any) -> tuple[ClusterRecord, bool]: ...
 
     def get(self, run_id: str) -> RunRecord: ...
 

@@ -12,10 +12,11 @@ backoff and hands it to the engine again. One keeper per run (a lock it holds wh
 lives). The next look at the run (``jobs status``, ``jobs list --refresh``, ``jobs
 wait``, the gateway) starts a new keeper when the old one is gone and a retry is due.
 
-If the run's cluster is down when its retry is due (a Ray head that died), the retry
-waits for the cluster to be started again, up to ``MERLIN_RETRY_CLUSTER_WAIT`` seconds
-(default 900), saying so with a ``start_cluster`` step; then it is recorded blocked with
-the fix, as any submit to a stopped cluster is.
+If the run's cluster is down when its retry is due, a cluster the infrastructure ended (a local
+head killed, an allocation that ended under the run) is started again as recorded
+(:func:`restart_dead_head`); any other is waited for, up to ``MERLIN_RETRY_CLUSTER_WAIT``
+seconds (default 900), saying so with a ``start_cluster`` step; then the run is recorded
+blocked with the fix, as any submit to a stopped cluster is.
 """
 
 from __future__ import annotations
@@ -433,42 +434,48 @@ def _hand_over(cp: Plane, rec: RunRecord, request: RunRequest, spec: Mapping[str
 
 
 def restart_dead_head(cp: Plane, name: str | None, run_id: str, n: int) -> bool:
-    """Start again, as it was recorded, a local head merlin started whose GCS and raylet are proven
-    dead (SIGKILLed, OOM-killed) while its record still says active; True once it is active. Never a
-    cluster a person stopped, one whose head still runs (it may only be slow), or another kind (a new
-    Slurm or PBS allocation is a person's decision). Concurrent keepers meet at the cluster's lock:
-    one starts it, the others find it active."""
-    from merlin.clusters import start_step
+    """Start again, as it was recorded (:func:`merlin.clusters.start_args`), the cluster a retry is due
+    on, when the infrastructure ended it: a local head whose GCS and raylet are proven dead (SIGKILLed,
+    OOM-killed) while its record still says active, or a Slurm or PBS allocation that ended after the
+    run's last attempt was handed to it (walltime, preemption, failed, cancelled outside merlin);
+    True once it is active. Never a cluster a person stopped or that idled out, nor a local head that
+    still runs (it may only be slow). Concurrent keepers meet at the cluster's lock: one starts it,
+    the others find it live and wait for it with their own start."""
+    from merlin.clusters import ENDED_ON_PURPOSE, start_args
     from merlin.clusters.base import DEFAULT_KIND
     from merlin.ledger.status import ClusterStatus
 
     record = cp.ledger.read_cluster(name) if name else None
-    if record is None or record.kind != DEFAULT_KIND or record.status != ClusterStatus.ACTIVE:
+    if record is None:
         return False
-    backend = cp.cluster_backend(DEFAULT_KIND)
-    head_alive = getattr(backend, "head_alive", None)  # the local kind's own check (not in the backends' protocol)
-    if head_alive is None or head_alive(record) is not False:
-        return False
-    args = {k: v for k, v in start_step(record.name, record)["args"].items() if k != "name"}
-    auth = record.auth
-    if auth is not None:
-        args.update(auth="token" if auth.mode == "token" else "none", token_file=auth.token_file, token_env=auth.token_env)
-    if record.allow_remote:
-        args["allow_remote"] = True  # a head on a routable address, as it was started
+    backend = cp.cluster_backend(record.kind)
+    if record.kind == DEFAULT_KIND:
+        head_alive = getattr(backend, "head_alive", None)  # the local kind's own check (not in the backends' protocol)
+        if record.status != ClusterStatus.ACTIVE or head_alive is None or head_alive(record) is not False:
+            return False
+        why = "its head was dead (its GCS and raylet gone)"
+    else:
+        record = backend.observe(record)  # its end is noticed here if nothing has looked since
+        prior = cp.get(run_id).attempts[-2:-1]
+        handed = prior[0].submitted_at if prior else None
+        ended_after = record.stopped_at is not None and handed is not None and record.stopped_at >= handed
+        if not record.status.is_terminal() or record.stop_reason in ENDED_ON_PURPOSE or not ended_after:
+            return False
+        why = f"its {record.kind} cluster ended under the last attempt ({record.stop_reason or record.status.value})"
 
     def say(r: RunRecord) -> list[dict[str, Any]]:
         if r.status != RunStatus.PENDING or len(r.attempts) != n:
             return []
-        r.message = f"attempt {n}: its cluster {record.name}'s head was dead (its GCS and raylet gone); starting it again as recorded"
-        return [{"event": "note", "cause": "its cluster's head was dead: the retry keeper starts it again as recorded", "attempt": n,
+        r.message = f"attempt {n}: {why}; starting cluster {record.name} again as recorded"
+        return [{"event": "note", "cause": f"{why}: the retry keeper starts it again as recorded", "attempt": n,
                  "detail": {"cluster": record.name}}]  # fmt: skip
 
-    cp.ledger.update(run_id, say, cause="its cluster's head is dead: starting it again")
+    cp.ledger.update(run_id, say, cause="its cluster is down: starting it again")
     try:
-        backend.start(record.name, **{k: v for k, v in args.items() if v is not None})
+        started, _ = cp.start_cluster(record.kind, record.name, wait=True, **start_args(record))
     except MerlinError:
         return False  # the wait below says why, with the step that starts it by hand
-    return True
+    return started.status == ClusterStatus.ACTIVE
 
 
 def _waiting_for_cluster(n: int, exc: Blocked) -> Any:
