@@ -136,6 +136,22 @@ def test_v1_and_v2_at_once_on_an_ssh_worker_spec_on_the_command_line(slurm_turn:
         job = get_json(rec.address, f"/api/jobs/{cp.status(runs[0].run_id).attempt.submission_id}", headers_for(rec.auth, rec.name))
         # an SSH host need not see the state root: the spec rides on the command line
         assert "--spec-inline" in job["entrypoint"] and str(root) not in job["entrypoint"], job["entrypoint"]
+        # and a working dir reaches it as a Ray package: the job starts in Ray's unpacked copy of the snapshot
+        code = tmp_path / "code"
+        code.mkdir()
+        (code / "data.txt").write_text("as submitted\n")
+        (code / "run.sh").write_text('#!/bin/sh\n{ cat data.txt; pwd; } > "$1"\n')
+        (code / "run.sh").chmod(0o755)
+        out = tmp_path / "marks" / "wd.out"
+        wd = cp.submit(["./run.sh", str(out)], target="envs", workflow="wd", engine="ray", cluster="sshenv",
+                       resources={"node:127.0.0.3": 0.01}, runtime={"working_dir": str(code)})  # fmt: skip
+        (code / "data.txt").write_text("edited after submit\n")
+        done = cp.wait(wd.run_id, timeout=120)
+        assert done.status.value == "succeeded", (done.message, _log_or_why(cp, wd.run_id))
+        seen, where = out.read_text().splitlines()
+        assert seen == "as submitted" and where != str(code) and "_ray_pkg_" in where, (seen, where)
+        job = get_json(rec.address, f"/api/jobs/{done.attempt.submission_id}", headers_for(rec.auth, rec.name))
+        assert job["runtime_env"]["working_dir"].startswith("gcs://_ray_pkg_") and not job["entrypoint"].startswith("cd "), job
         stopped = b.stop(Ledger(root).read_cluster("sshenv"), grace=3.0)
         assert stopped.status == "stopped", stopped.message
     finally:

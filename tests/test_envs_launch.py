@@ -185,3 +185,31 @@ def test_another_hosts_long_lapsed_mark_is_swept_and_a_recent_one_still_counts(t
     live = cache.live_users("e" * 64)
     assert [u["name"] for u in live] == ["recent"]
     assert sorted(p.name for p in users.iterdir()) == ["elsewhere-lapsed", "elsewhere-recent"]
+
+
+def test_a_snapshot_zips_to_the_same_bytes_every_time_with_its_files_at_the_top_and_their_modes(tmp_path: Path) -> None:
+    """What a cluster whose nodes do not see the state root gets as the job's working dir (a Ray package):
+    one snapshot is one zip, byte for byte (a package already in the cluster's GCS is not sent again)."""
+    import io
+    import stat
+    import zipfile
+
+    from merlin.envs.snapshot import snapshot, zip_of
+    from merlin.ledger.paths import Layout
+
+    layout = Layout(tmp_path / "state")
+    src = tmp_path / "code"
+    (src / "pkg").mkdir(parents=True)
+    (src / "pkg" / "data.txt").write_text("data\n")
+    (src / "run.sh").write_text("#!/bin/sh\necho hi\n")
+    (src / "run.sh").chmod(0o755)
+    (src / ".git").mkdir()
+    (src / ".git" / "HEAD").write_text("ref\n")
+    sid = snapshot(src, layout.blob, layout.snapshots)
+    first = zip_of(layout.snapshot(sid), layout.blobs)
+    os.utime(src / "run.sh", (0, 0))  # times never reach the zip
+    assert zip_of(layout.snapshot(snapshot(src, layout.blob, layout.snapshots)), layout.blobs) == first
+    with zipfile.ZipFile(io.BytesIO(first)) as zf:
+        assert zf.namelist() == ["pkg/data.txt", "run.sh"]  # at the top, .git left out
+        assert stat.S_IMODE(zf.getinfo("run.sh").external_attr >> 16) == 0o755
+        assert zf.read("pkg/data.txt") == b"data\n"

@@ -213,7 +213,7 @@ class JobsApi:
             conn, self._kept = self._kept, None
             conn.close()
 
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None, timeout: float | None = None) -> Any:
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None, timeout: float | None = None, raw_body: bytes | None = None) -> Any:
         """One request; Ray's JSON back, or the exception that names the HTTP status.
 
         Inside :meth:`kept_open` the kept connection (``http.client``) is used; a GET on it
@@ -223,8 +223,9 @@ class JobsApi:
         ``http.client``; never through ``urllib.request``, so no proxy from the environment
         comes between merlin and a cluster it reaches directly.
         """
-        data = json.dumps(body).encode("utf-8") if body is not None else None
-        headers = {**self.headers, **({"Content-Type": "application/json"} if data is not None else {})}
+        data = json.dumps(body).encode("utf-8") if body is not None else raw_body
+        content = "application/json" if body is not None else "application/octet-stream"
+        headers = {**self.headers, **({"Content-Type": content} if data is not None else {})}
         full = self._url.path.rstrip("/") + path
         if self._kept is not None:
             status, raw = self._on_kept(method, full, data, headers, timeout or self.timeout)
@@ -372,6 +373,19 @@ class JobsApi:
         """POST a job (Ray's ``JobSubmitRequest`` body); returns its submission id."""
         data = self._call("POST", "/api/jobs/", body, timeout=max(self.timeout, 30.0))
         return str((data or {}).get("submission_id") or body.get("submission_id") or "")
+
+    def has_package(self, uri: str) -> bool:
+        """Whether the cluster's GCS holds the package ``uri`` (``gcs://NAME.zip``): what Ray's SDK asks
+        before it uploads a working dir (asking also pins the package for a while)."""
+        try:
+            self._call("GET", "/api/packages/" + uri.replace("://", "/", 1))
+        except JobNotFound:  # HTTP 404: not there
+            return False
+        return True
+
+    def upload_package(self, uri: str, data: bytes) -> None:
+        """PUT a package (a zip) into the cluster's GCS under ``uri``, as Ray's SDK does for a working dir."""
+        self._call("PUT", "/api/packages/" + uri.replace("://", "/", 1), raw_body=data, timeout=max(self.timeout, 120.0))
 
     def stop(self, submission_id: str) -> bool:
         """Ask Ray to stop the job; False if it had already ended. :class:`JobNotFound` if unknown."""

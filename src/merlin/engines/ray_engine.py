@@ -70,9 +70,9 @@ def _retry_hint(run_id: str | None) -> str:
     return ""
 
 
-def entrypoint_for(command: list[str], workdir: str) -> str:
-    """Shell entrypoint for Ray: run ``command`` (argv, quoted) in ``workdir``."""
-    return f"cd {shlex.quote(workdir)} && exec {shlex.join(command)}"
+def entrypoint_for(command: list[str], workdir: str | None) -> str:
+    """Shell entrypoint for Ray: run ``command`` (argv, quoted) in ``workdir`` (None: where Ray starts it)."""
+    return f"cd {shlex.quote(workdir)} && exec {shlex.join(command)}" if workdir else f"exec {shlex.join(command)}"
 
 
 def _scrubbed_message(info: Any) -> Any:
@@ -251,27 +251,29 @@ class RayEngine:
         command = list(record.command)
         env = dict(env)
         fields: dict[str, Any] = {}  # the attempt's, recorded at submit (the env id, where no report can be read)
-        if request.runtime is not None or request.replicas is None:  # the env launcher, or the measurer alone
-            from merlin.engines.ray_env import launcher_prefix
+        from merlin.engines.ray_env import launcher_prefix, working_dir_package
 
+        if request.runtime is not None or request.replicas is None:  # the env launcher, or the measurer alone
             command = launcher_prefix(self.ledger.layout, record, request, attempt, cluster, env, fields) + command
+        api = self.client(cluster, record.run_id)
+        shipped = working_dir_package(self.ledger.layout, request, cluster, api)
+        workdir = None if shipped else record.workdir  # a shipped working dir is where Ray starts the job
         body: dict[str, Any] = {
-            "entrypoint": entrypoint_for(command, record.workdir),
+            "entrypoint": entrypoint_for(command, workdir),
             "submission_id": sub_id,
-            "runtime_env": {"env_vars": env},
+            "runtime_env": {"env_vars": env, **({"working_dir": shipped} if shipped else {})},
             "metadata": {"merlin_run_id": record.run_id, "merlin_attempt": str(attempt), "merlin_target": record.target},
         }
         if request.replicas is not None:
             from merlin.engines.ray_gang import gang_job
 
-            gang_job(body, record, request, command, getattr(cluster, "python", None))
+            gang_job(body, record, request, command, getattr(cluster, "python", None), workdir)
         elif request.num_cpus is not None:
             body["entrypoint_num_cpus"] = request.num_cpus
         if request.num_gpus is not None and request.replicas is None:
             body["entrypoint_num_gpus"] = request.num_gpus
         if request.resources and request.replicas is None:
             body["entrypoint_resources"] = dict(request.resources)
-        api = self.client(cluster, record.run_id)
         try:
             api.submit(body)
             self._answered[cluster.address] = time.monotonic()

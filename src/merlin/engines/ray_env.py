@@ -30,18 +30,34 @@ def through_launcher(layout: Any, record: Any, request: Any, attempt: int, clust
     runtime = request.runtime.model_dump(mode="json")
     sees_root, default_cache = env_placement(cluster.kind)
     cache = getattr(cluster, "env_cache", None) or default_cache
-    if not sees_root and runtime.get("working_dir"):
-        raise EngineBlocked(
-            f"Ray cluster '{cluster.name}' ({cluster.kind}) has nodes that do not see this state root, so a working-dir snapshot "
-            "cannot reach them: submit without a working dir (ship the code in a package the env installs), or use a cluster whose nodes share it",
-            "working_dir_unreachable",
-        )
     if not sees_root and fields is not None:
         from merlin.envs.spec import env_id, needs_build
 
         if needs_build(runtime):
             fields["env_id"] = env_id(runtime)
     return launcher_argv(layout, record.run_id, attempt, runtime, python=python, cache=cache, inline=not sees_root, usage=sees_root and request.replicas is None)
+
+
+def working_dir_package(layout: Any, request: Any, cluster: Any, api: Any) -> str | None:
+    """For a cluster whose nodes do not see this state root (SSH hosts): the run's working-dir
+    snapshot as a Ray package in the cluster's GCS, ``gcs://_ray_pkg_<snapshot id>.zip``, sent once
+    (a snapshot already there is not sent again), for the job's ``runtime_env.working_dir``: Ray
+    unpacks it on the node the job lands on and starts the job there. None: no working dir, or the
+    nodes read the snapshot from the state root themselves (the launcher's ``--snapshot``)."""
+    from merlin.clusters.registry import env_placement
+    from merlin.engines import ray_api
+    from merlin.envs.snapshot import zip_of
+
+    snapshot = request.runtime.working_dir if request.runtime is not None else None
+    if not snapshot or env_placement(cluster.kind)[0]:
+        return None
+    uri = f"gcs://_ray_pkg_{snapshot[:40]}.zip"
+    try:
+        if not api.has_package(uri):
+            api.upload_package(uri, zip_of(layout.snapshot(snapshot), layout.blobs))
+    except ray_api.RayApiError as exc:
+        raise EngineBlocked(f"could not send the working dir to Ray cluster '{cluster.name}' ({exc.message}); retry it", "working_dir_upload") from None
+    return uri
 
 
 def launcher_prefix(layout: Any, record: Any, request: Any, attempt: int, cluster: Any, env: dict[str, str], fields: dict[str, Any] | None = None) -> list[str]:

@@ -33,15 +33,16 @@ if TYPE_CHECKING:  # pragma: no cover
 READY_TIMEOUT = float(os.environ.get("MERLIN_GANG_READY_TIMEOUT") or 120)
 
 
-def gang_job(body: dict[str, Any], record: RunRecord, request: RunRequest, command: list[str], python: str | None) -> None:
+def gang_job(body: dict[str, Any], record: RunRecord, request: RunRequest, command: list[str], python: str | None, workdir: str | None) -> None:
     """A gang's attempt is one job running :mod:`merlin.engines.ray_gang` (with the interpreter that has
     merlin on the cluster's nodes), which places a bundle per replica (the resources asked are each
-    replica's) and starts each replica's ``command`` (through the env launcher when it has one) together."""
-    spec = {"replicas": request.replicas, "placement": request.placement, "command": list(command), "workdir": record.workdir,
+    replica's) and starts each replica's ``command`` (through the env launcher when it has one) together,
+    in ``workdir`` (None: where Ray starts its actors, a shipped working dir)."""
+    spec = {"replicas": request.replicas, "placement": request.placement, "command": list(command), "workdir": workdir,
             "num_cpus": request.num_cpus, "num_gpus": request.num_gpus, "resources": dict(request.resources)}  # fmt: skip
     from merlin.engines.ray_engine import entrypoint_for
 
-    body["entrypoint"] = entrypoint_for([python or sys.executable, "-m", "merlin.engines.ray_gang"], record.workdir)
+    body["entrypoint"] = entrypoint_for([python or sys.executable, "-m", "merlin.engines.ray_gang"], workdir)
     body["runtime_env"]["env_vars"]["MERLIN_GANG_SPEC"] = json.dumps(spec)
 
 
@@ -62,7 +63,7 @@ class Replica:
             s.bind((host, 0))
             return f"{host}:{s.getsockname()[1]}"
 
-    def start(self, command: list[str], workdir: str, env: dict[str, str]) -> dict[str, Any]:
+    def start(self, command: list[str], workdir: str | None, env: dict[str, str]) -> dict[str, Any]:
         import threading
 
         from merlin.clusters.procs import load_prctl, set_parent_death_signal

@@ -102,6 +102,25 @@ def materialize(manifest: Path, blobs_root: Path, into: Path) -> Path:
     return into
 
 
+def zip_of(manifest: Path, blobs_root: Path) -> bytes:
+    """The snapshot as the zip Ray unpacks into a job's working dir (``runtime_env.working_dir``:
+    files at the top, each file's mode kept), with fixed times: one snapshot is always the same
+    bytes. ``blobs_root``: the ``blobs/sha256`` directory."""
+    import io
+    import zipfile
+
+    data = json.loads(manifest.read_text(encoding="utf-8"))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for entry in sorted(data["files"], key=lambda e: e["path"]):
+            info = zipfile.ZipInfo(entry["path"], date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = (stat.S_IFREG | entry["mode"] | stat.S_IWUSR) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with open(blobs_root / entry["sha256"][:2] / entry["sha256"], "rb") as src, zf.open(info, "w") as out:
+                shutil.copyfileobj(src, out)
+    return buf.getvalue()
+
+
 def _holds(digest: str, path: Path) -> bool:
     return sha256_file(path) == digest
 
