@@ -44,13 +44,16 @@ def working_dir_package(layout: Any, request: Any, cluster: Any, api: Any) -> st
     (a snapshot already there is not sent again), for the job's ``runtime_env.working_dir``: Ray
     unpacks it on the node the job lands on and starts the job there. None: no working dir, or the
     nodes read the snapshot from the state root themselves (the launcher's ``--snapshot``)."""
-    from merlin.clusters.registry import env_placement
-    from merlin.engines import ray_api
-    from merlin.envs.snapshot import zip_of
-
     snapshot = request.runtime.working_dir if request.runtime is not None else None
-    if not snapshot or env_placement(cluster.kind)[0]:
+    if not snapshot:
         return None
+    from merlin.clusters.registry import env_placement
+
+    if env_placement(cluster.kind)[0]:
+        return None
+    from merlin.engines import ray_api
+    from merlin.envs.snapshot import zip_of  # only here: a submit without one imports no zip, hashing or AST
+
     uri = f"gcs://_ray_pkg_{snapshot[:40]}.zip"
     try:
         if not api.has_package(uri):
