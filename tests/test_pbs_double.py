@@ -16,7 +16,7 @@ import pytest
 
 from merlin.clusters.pbs import PbsBackend, exec_hosts, parse_qstat_json, render_qsub
 from merlin.errors import BadInput
-from tests.slurm_support import BARE_STOP, OBJECT_STORE, slurm_root, slurm_turn, wait_for  # noqa: F401  (fixtures)
+from tests.slurm_support import BARE_STOP, OBJECT_STORE, cancel_quietly, slurm_root, slurm_turn, wait_for  # noqa: F401  (fixtures)
 
 DATA = Path(__file__).parent / "data" / "pbs"
 DOUBLE = Path(__file__).parent / "doubles" / "pbs"
@@ -95,3 +95,35 @@ def test_pbs_double_queued_reason_comes_from_comment(slurm_root: Path, pbs_doubl
     rec = wait_for(lambda: (r := b.observe(rec)).scheduler_reason and r, 30, what="a queued comment")
     assert rec.status == "queued" and rec.scheduler_reason.startswith("Can Never Run")
     assert b.stop(rec, grace=1.0).status == "stopped"
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("slurm")
+def test_a_pbs_allocation_qdeled_outside_merlin_is_submitted_again_for_a_run_with_an_infra_budget(slurm_root: Path, pbs_double: Path):
+    """As on Slurm (docs/retries.md): the run's retry keeper submits the allocation again as recorded
+    (`qsub` of the double, found on the PATH it inherited) and the retry runs there."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("ray")
+    from merlin.controlplane import ControlPlane
+    from merlin.ledger.store import Ledger
+
+    b = PbsBackend(Ledger(slurm_root))
+    rec, _ = b.start("pbsr", select="1:ncpus=1", walltime="00:20:00", object_store_memory=OBJECT_STORE, wait=True)
+    assert rec.status == "active", rec.message
+    cp = ControlPlane(slurm_root)
+    code = "import os, time; time.sleep(600 if os.environ['MERLIN_ATTEMPT'] == '1' else 0); print('attempt', os.environ['MERLIN_ATTEMPT'])"
+    run = cp.submit([sys.executable, "-c", code], target="hpc", workflow="pbs-retry", engine="ray", cluster="pbsr", max_retries_preemption=1, retry_backoff=0.2)
+    try:
+        wait_for(lambda: cp.status(run.run_id).status.value == "running", 120, what="run running")
+        first = rec.scheduler_job_id
+        subprocess.run(["qdel", first], check=True)  # from outside merlin
+        done = cp.wait(run.run_id, timeout=180)
+        assert done.status.value == "succeeded", done.message
+        assert [a.status.value for a in done.attempts] == ["lost", "succeeded"], [a.error_message for a in done.attempts]
+        again = cp.ledger.read_cluster("pbsr")
+        assert again.status == "active" and again.kind == "pbs" and again.scheduler_job_id != first
+        assert any("its pbs cluster ended under the last attempt" in e.cause for e in cp.events(run.run_id) if e.event == "note")
+    finally:
+        cancel_quietly(cp, run.run_id)  # its keeper never submits an allocation after the test

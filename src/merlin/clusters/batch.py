@@ -187,6 +187,14 @@ class BatchClusters(LockedObservation):
             record = self.wait_active(record, timeout, progress)
         return record, True
 
+    def ended(self, record) -> str | None:
+        """Why the allocation of a cluster whose head does not answer is over, asked of the scheduler
+        (its end is recorded on the way, its runs lost: :meth:`_ended`); None while it is not. What
+        the Ray engine asks before it calls such a cluster's runs unobservable (a `scancel` from
+        outside, a walltime, a preemption, with nobody looking at the cluster)."""
+        fresh = self.observe(record)
+        return f"its {self.kind} allocation ended ({fresh.stop_reason or fresh.status})" if ClusterStatus(fresh.status).is_terminal() else None
+
     def wait_active(self, record, timeout: float, progress: Progress) -> Any:
         """Observe until ``active`` (or an end); progress lines only when something changes."""
         t0 = time.monotonic()

@@ -327,9 +327,9 @@ class RayEngine:
         )
 
     def _dead(self, cluster: ClusterRecord) -> str | None:
-        """Why ``cluster`` (not answering) is known to be dead: its backend says its head's
-        GCS and raylet are gone (Ray's monitors may outlive them: they serve no job), or
-        counts 0 of its processes alive. None: it may come back (say, stopped with SIGSTOP)."""
+        """Why ``cluster`` (not answering) is known to be dead: its head's GCS and raylet are gone (Ray's
+        monitors may outlive them: they serve no job), its scheduler says its allocation ended, or
+        0 of its processes are alive. None: it may come back (say, stopped with SIGSTOP)."""
         from merlin.clusters import registry
 
         try:
@@ -339,6 +339,9 @@ class RayEngine:
         head = getattr(backend, "head_alive", None)
         if head is not None and head(cluster) is False:
             return f"Ray cluster '{cluster.name}' at {cluster.address} does not answer and its head's GCS and raylet are gone (killed)"
+        ended = getattr(backend, "ended", None)  # a batch scheduler's word (Slurm, PBS)
+        if ended is not None and (why := ended(cluster)):
+            return f"Ray cluster '{cluster.name}' at {cluster.address} does not answer and {why}"
         count = getattr(backend, "processes_alive", None)
         alive = count(cluster) if count is not None else None
         if alive != 0:
