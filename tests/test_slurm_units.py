@@ -316,3 +316,20 @@ def test_a_worker_whose_ray_start_keeps_failing_is_started_again_then_says_it_ga
     assert "gave up" in res.stderr and res.stderr.count("starting it again") == 2
     node = json.loads((state / "node-1.json").read_text())
     assert node["failed"].startswith("its `ray start` exited 3 3 times without joining the head") and str(state) in node["failed"]
+
+
+def test_ended_cannot_tell_when_the_scheduler_cannot_be_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Ray engine asks a batch backend whether an unreachable cluster's allocation ended
+    (`ended`); with the scheduler's commands missing (or slurmctld down) the answer is "cannot tell",
+    so a look at the run says it could not observe it, never a scheduler error."""
+    from merlin.clusters.base import unanswered_record
+    from merlin.clusters.slurm import SlurmBackend
+    from merlin.ledger.store import Ledger
+
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no squeue
+    ledger = Ledger(tmp_path / "state")
+    rec = unanswered_record("gone", "slurm", "active", str(tmp_path / "token"), scheduler_job_id="4242", state_dir=str(tmp_path / "sd"))
+    with ledger.cluster_lock("gone"):
+        ledger.write_cluster(rec)
+    assert SlurmBackend(ledger).ended(rec) is None
+    assert ledger.read_cluster("gone").status == "active"  # nothing recorded from a question nobody answered

@@ -34,7 +34,7 @@ from merlin.clusters import teardown
 from merlin.clusters.base import ClusterStatus, LockedObservation, can_cluster_transition, check_env_cache, unanswered_record
 from merlin.clusters.hosted import node_custom_resources
 from merlin.clusters.slurm_node import HOSTED_ITEMS, node_files
-from merlin.errors import BadInput, Blocked, RunFailed
+from merlin.errors import BadInput, Blocked, MerlinError, RunFailed
 from merlin.nextsteps import Action, step
 
 Progress = Callable[[str], None]
@@ -192,7 +192,10 @@ class BatchClusters(LockedObservation):
         (its end is recorded on the way, its runs lost: :meth:`_ended`); None while it is not. What
         the Ray engine asks before it calls such a cluster's runs unobservable (a `scancel` from
         outside, a walltime, a preemption, with nobody looking at the cluster)."""
-        fresh = self.observe(record)
+        try:
+            fresh = self.observe(record)
+        except (MerlinError, OSError, subprocess.SubprocessError):  # the scheduler cannot be asked (down, missing): cannot tell
+            return None
         return f"its {self.kind} allocation ended ({fresh.stop_reason or fresh.status})" if ClusterStatus(fresh.status).is_terminal() else None
 
     def wait_active(self, record, timeout: float, progress: Progress) -> Any:
