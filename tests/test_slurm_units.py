@@ -333,3 +333,40 @@ def test_ended_cannot_tell_when_the_scheduler_cannot_be_asked(tmp_path: Path, mo
         ledger.write_cluster(rec)
     assert SlurmBackend(ledger).ended(rec) is None
     assert ledger.read_cluster("gone").status == "active"  # nothing recorded from a question nobody answered
+
+
+def test_a_head_whose_ray_start_keeps_exiting_is_started_again_then_says_it_did_not_come_up(tmp_path: Path) -> None:
+    """The node helper's head side (CI met an SSH head whose `ray start` missed Ray's 30 s registration
+    twice in a row on a loaded host). As in the worker test above, `ray` is a stand-in (a contract
+    double, labelled so) that exits 1 at once; the rest is the helper's real code in its own process:
+    it starts the head HEAD_TRIES times in all, then says the words merlin's SSH wait stops on."""
+    import subprocess
+    import sys
+
+    from merlin.clusters.ssh import GAVE_UP
+
+    state = tmp_path / "state"
+    state.mkdir()
+    tries = tmp_path / "tries"
+    fake_ray = tmp_path / "ray"
+    fake_ray.write_text(f"#!/bin/sh\necho x >> {tries}\nexit 1\n")
+    fake_ray.chmod(0o755)
+    code = (
+        "import sys; from merlin.clusters import slurm_node as s\n"
+        f"s.ray_bin = lambda: [{str(fake_ray)!r}]\n"
+        "s.node_addr = lambda node: '127.0.0.1'\n"
+        "s.allocation_resources = lambda node='': {'num_cpus': 1.0, 'num_gpus': 0.0}\n"
+        "s.head_ready = lambda port, token: False\n"
+        "sys.exit(s.main(sys.argv[1:]))"
+    )
+    job = "h" + "".join(c for c in tmp_path.name if c.isalnum())[-8:]
+    args = ["head", "--state-dir", str(state), "--index", "0", "--nodes", "1", "--node", "nh", "--job-id", job]
+    try:
+        res = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60)
+    finally:
+        import shutil
+
+        shutil.rmtree(Path("/tmp") / f"mrl-{job[:12]}-0", ignore_errors=True)  # the helper's node temp dir
+    assert res.returncode == 1 and tries.read_text().count("x") == slurm_node.HEAD_TRIES == 3, (res.returncode, res.stderr)
+    assert res.stderr.count("starting it again") == 2 and any(words in res.stderr for words in GAVE_UP), res.stderr
+    assert not (state / "head.json").exists()

@@ -40,6 +40,9 @@ HANDSHAKE_TIMEOUT = 300.0
 JOIN_WINDOW = 90.0
 #: tries of a worker's `ray start` before its helper gives up and says so in its handshake file
 JOIN_TRIES = 5
+#: how many times the head's `ray start` is started in all when it exits before its jobs API answers
+#: (Ray's 30 s registration window missed on a loaded host; CI met it twice in a row on an SSH head)
+HEAD_TRIES = 3
 #: the file merlin writes beside the handshake files: inventory host -> {pool: items}
 HOSTED_ITEMS = "hosted_items.json"
 
@@ -390,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
         deadline = time.monotonic() + HANDSHAKE_TIMEOUT
         # the handshake: the head node is registered once its jobs API answers (the
         # dashboard starts after GCS and the head's raylet); only then may workers join
-        retries = 1
+        retries = HEAD_TRIES - 1
         while not head_ready(ports["dashboard"], args.token_file):
             if ray.poll() is not None and retries and time.monotonic() < deadline:
                 # e.g. Ray's fixed 30 s "node timed out during startup" on a loaded host:

@@ -38,6 +38,8 @@ from merlin.nextsteps import Action, step
 
 Progress = Callable[[str], None]
 START_TIMEOUT = float(__import__("os").environ.get("MERLIN_SSH_START_TIMEOUT", "300"))
+#: the node helper's last words when it stops trying (clusters/slurm_node.py): waiting longer cannot help
+GAVE_UP = ("merlin: the Ray head did not come up", " gave up: ")
 
 
 class SshBackend(LockedObservation):
@@ -208,13 +210,19 @@ class SshBackend(LockedObservation):
     def _wait_json(self, opts: dict[str, Any], host: str, path: str, t0: float, log: str) -> dict[str, Any]:
         """A handshake file of a node helper: ``head.json`` once the head's jobs API answers,
         ``node-<i>.json`` once a worker's ``ray start`` runs (its pids and temp dir)."""
+        looked = time.monotonic()
         while True:
             res = self.run(opts, host, f"cat {shlex.quote(path)} 2>/dev/null")
             if res.returncode == 0 and res.stdout.strip():
                 return json.loads(res.stdout)
-            if time.monotonic() - t0 > START_TIMEOUT:
+            now = time.monotonic()
+            if now - t0 > START_TIMEOUT or now - looked > 5.0:  # every 5 s: has the helper given up?
+                looked = now
                 tail = self.run(opts, host, f"tail -n 5 {shlex.quote(log)}").stdout.decode("utf-8", "replace")
-                raise RunFailed(f"the Ray node on {host} did not come up within {START_TIMEOUT:.0f}s: {tail.strip()[-400:]}")
+                gave_up = any(line in tail for line in GAVE_UP)
+                if gave_up or now - t0 > START_TIMEOUT:
+                    within = "" if gave_up else f" within {START_TIMEOUT:.0f}s"
+                    raise RunFailed(f"the Ray node on {host} did not come up{within}: {tail.strip()[-400:]}")
             time.sleep(0.5)
 
     # -------------------------------------------------------------- observe
