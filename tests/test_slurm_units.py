@@ -280,13 +280,12 @@ def test_the_record_names_each_node_by_its_custom_resources():
 
 
 
-def test_a_worker_whose_ray_start_keeps_failing_is_started_again_then_says_it_gave_up(tmp_path: Path) -> None:
-    """The node helper's worker side (CI met a worker's `ray start` that missed Ray's 30 s registration on a
-    loaded host, and merlin waited out its timeout). Ray's own failure cannot be made to happen on demand,
-    so `ray` is a stand-in here (a contract double, labelled so) that exits 3 at once; everything else is
-    the helper's real code, in a process of its own (it installs signal handlers): it starts the worker
-    again JOIN_TRIES times, then writes ``failed`` into its handshake file (what merlin's wait reads to
-    stop waiting) and exits with Ray's code."""
+def _helper_with_stand_in_ray(tmp_path: Path, role: str, index: int, exit_code: int, patch: str, args: list[str]) -> tuple[Any, Path, int]:
+    """Run the node helper's real code (``slurm_node.main``, in a process of its own: it installs signal
+    handlers) with ``ray`` a stand-in that exits ``exit_code`` at once (a contract double, labelled so:
+    Ray's own start-up failure cannot be made to happen on demand). ``patch``: more module lines to
+    set first. Returns the finished process, the state dir and how many times ``ray`` was started."""
+    import shutil
     import subprocess
     import sys
 
@@ -294,28 +293,47 @@ def test_a_worker_whose_ray_start_keeps_failing_is_started_again_then_says_it_ga
     state.mkdir()
     tries = tmp_path / "tries"
     fake_ray = tmp_path / "ray"
-    fake_ray.write_text(f"#!/bin/sh\necho x >> {tries}\nexit 3\n")
+    fake_ray.write_text(f"#!/bin/sh\necho x >> {tries}\nexit {exit_code}\n")
     fake_ray.chmod(0o755)
     code = (
         "import sys; from merlin.clusters import slurm_node as s\n"
         f"s.ray_bin = lambda: [{str(fake_ray)!r}]\n"
         "s.node_addr = lambda node: '127.0.0.1'\n"
         "s.allocation_resources = lambda node='': {'num_cpus': 1.0, 'num_gpus': 0.0}\n"
-        "s.JOIN_TRIES = 3\n"
+        f"{patch}\n"
         "sys.exit(s.main(sys.argv[1:]))"
     )
-    job = "t" + "".join(c for c in tmp_path.name if c.isalnum())[-8:]
-    args = ["worker", "--state-dir", str(state), "--index", "1", "--nodes", "2", "--node", "nx", "--job-id", job, "--head", "127.0.0.1:9"]
+    job = role[0] + "".join(c for c in tmp_path.name if c.isalnum())[-8:]
+    argv = [role, "--state-dir", str(state), "--index", str(index), "--node", f"n{role[0]}", "--job-id", job, *args]
     try:
-        res = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60)
+        res = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=60)
     finally:
-        import shutil
+        shutil.rmtree(Path("/tmp") / f"mrl-{job[:12]}-{index}", ignore_errors=True)  # the helper's node temp dir
+    return res, state, tries.read_text().count("x") if tries.exists() else 0
 
-        shutil.rmtree(Path("/tmp") / f"mrl-{job[:12]}-1", ignore_errors=True)  # the helper's node temp dir
-    assert res.returncode == 3 and tries.read_text().count("x") == 3, (res.returncode, res.stderr)
+
+def test_a_worker_whose_ray_start_keeps_failing_is_started_again_then_says_it_gave_up(tmp_path: Path) -> None:
+    """The node helper's worker side (CI met a worker's `ray start` that missed Ray's 30 s registration on a
+    loaded host, and merlin waited out its timeout), with a stand-in `ray` that exits 3: the helper starts
+    the worker again JOIN_TRIES times, then writes ``failed`` into its handshake file (what merlin's wait
+    reads to stop waiting) and exits with Ray's code."""
+    res, state, tries = _helper_with_stand_in_ray(tmp_path, "worker", 1, 3, "s.JOIN_TRIES = 3", ["--nodes", "2", "--head", "127.0.0.1:9"])
+    assert res.returncode == 3 and tries == 3, (res.returncode, res.stderr)
     assert "gave up" in res.stderr and res.stderr.count("starting it again") == 2
     node = json.loads((state / "node-1.json").read_text())
     assert node["failed"].startswith("its `ray start` exited 3 3 times without joining the head") and str(state) in node["failed"]
+
+
+def test_a_head_whose_ray_start_keeps_exiting_is_started_again_then_says_it_did_not_come_up(tmp_path: Path) -> None:
+    """The node helper's head side (CI met an SSH head whose `ray start` missed Ray's 30 s registration
+    twice in a row on a loaded host), with a stand-in `ray` that exits 1: the helper starts the head
+    HEAD_TRIES times in all, then says the words merlin's SSH wait stops on."""
+    from merlin.clusters.ssh import GAVE_UP
+
+    res, state, tries = _helper_with_stand_in_ray(tmp_path, "head", 0, 1, "s.head_ready = lambda port, token: False", ["--nodes", "1"])
+    assert res.returncode == 1 and tries == slurm_node.HEAD_TRIES == 3, (res.returncode, res.stderr)
+    assert res.stderr.count("starting it again") == 2 and any(words in res.stderr for words in GAVE_UP), res.stderr
+    assert not (state / "head.json").exists()
 
 
 def test_ended_cannot_tell_when_the_scheduler_cannot_be_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -333,40 +351,3 @@ def test_ended_cannot_tell_when_the_scheduler_cannot_be_asked(tmp_path: Path, mo
         ledger.write_cluster(rec)
     assert SlurmBackend(ledger).ended(rec) is None
     assert ledger.read_cluster("gone").status == "active"  # nothing recorded from a question nobody answered
-
-
-def test_a_head_whose_ray_start_keeps_exiting_is_started_again_then_says_it_did_not_come_up(tmp_path: Path) -> None:
-    """The node helper's head side (CI met an SSH head whose `ray start` missed Ray's 30 s registration
-    twice in a row on a loaded host). As in the worker test above, `ray` is a stand-in (a contract
-    double, labelled so) that exits 1 at once; the rest is the helper's real code in its own process:
-    it starts the head HEAD_TRIES times in all, then says the words merlin's SSH wait stops on."""
-    import subprocess
-    import sys
-
-    from merlin.clusters.ssh import GAVE_UP
-
-    state = tmp_path / "state"
-    state.mkdir()
-    tries = tmp_path / "tries"
-    fake_ray = tmp_path / "ray"
-    fake_ray.write_text(f"#!/bin/sh\necho x >> {tries}\nexit 1\n")
-    fake_ray.chmod(0o755)
-    code = (
-        "import sys; from merlin.clusters import slurm_node as s\n"
-        f"s.ray_bin = lambda: [{str(fake_ray)!r}]\n"
-        "s.node_addr = lambda node: '127.0.0.1'\n"
-        "s.allocation_resources = lambda node='': {'num_cpus': 1.0, 'num_gpus': 0.0}\n"
-        "s.head_ready = lambda port, token: False\n"
-        "sys.exit(s.main(sys.argv[1:]))"
-    )
-    job = "h" + "".join(c for c in tmp_path.name if c.isalnum())[-8:]
-    args = ["head", "--state-dir", str(state), "--index", "0", "--nodes", "1", "--node", "nh", "--job-id", job]
-    try:
-        res = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60)
-    finally:
-        import shutil
-
-        shutil.rmtree(Path("/tmp") / f"mrl-{job[:12]}-0", ignore_errors=True)  # the helper's node temp dir
-    assert res.returncode == 1 and tries.read_text().count("x") == slurm_node.HEAD_TRIES == 3, (res.returncode, res.stderr)
-    assert res.stderr.count("starting it again") == 2 and any(words in res.stderr for words in GAVE_UP), res.stderr
-    assert not (state / "head.json").exists()
