@@ -67,7 +67,7 @@ def test_tools_script_and_module_run_the_same_cli() -> None:
 
 
 def _probe_project(tmp_path: Path) -> Path:
-    """A copy of the wrapper beside a tiny installable project whose ``python -m merlin`` prints its argv."""
+    """A copy of the wrapper beside a tiny installable project whose entry point prints its argv."""
     project = tmp_path / "project"
     (project / "src" / "merlin").mkdir(parents=True)
     shutil.copy2(REPO / "merlin", project / "merlin")
@@ -77,7 +77,10 @@ def _probe_project(tmp_path: Path) -> Path:
         '[tool.setuptools.packages.find]\nwhere = ["src"]\n'
     )
     (project / "src" / "merlin" / "__init__.py").write_text("")
-    (project / "src" / "merlin" / "__main__.py").write_text("import sys\nprint('probe ran', *sys.argv[1:])\n")
+    (project / "src" / "merlin" / "cli").mkdir()
+    (project / "src" / "merlin" / "cli" / "__init__.py").write_text("")
+    # the wrapper calls merlin.cli.entry.run(), as merlin's own ``python -m merlin`` does
+    (project / "src" / "merlin" / "cli" / "entry.py").write_text("import sys\ndef run():\n    print('probe ran', *sys.argv[1:])\n")
     return project
 
 

@@ -38,10 +38,9 @@ reused within seconds of the start of the process it named (the pid space would
 have to wrap).
 
 Imports nothing of merlin; psutil only where ``/proc`` is missing (or for a pid
-``/proc`` cannot show).
+``/proc`` cannot show). No ``from __future__ import annotations``: :class:`Seen`'s field types
+as text would be compiled on every import (a ``jobs submit`` imports this module).
 """
-
-from __future__ import annotations
 
 import os
 import time

@@ -15,9 +15,10 @@ by its fields, as a frozen dataclass does. Annotations are never evaluated.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, TypeVar, dataclass_transform
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, dataclass_transform
 
-V = TypeVar("V", bound="Value")
+if TYPE_CHECKING:  # a bound given as text is compiled when the TypeVar is made: only the type checker needs it
+    V = TypeVar("V", bound="Value")
 
 
 class _Factory:

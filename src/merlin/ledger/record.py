@@ -24,13 +24,14 @@ import math
 import re
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from datetime import date, datetime
 from enum import Enum
-from typing import Any, ClassVar, Literal, TypeVar, Union, dataclass_transform
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, Union, dataclass_transform
 
 _MISSING: Any = object()
-R = TypeVar("R", bound="Record")
+if TYPE_CHECKING:  # a bound given as text is compiled when the TypeVar is made: only the type checker needs it
+    R = TypeVar("R", bound="Record")
 Conv = Callable[[Any], Any]
 
 
@@ -499,11 +500,13 @@ class Record:
 _ANNOTATION_CODE: dict[str, Any] = {}
 
 
-def type_hints(cls: type) -> dict[str, Any]:
+def type_hints(cls: type, names: Container[str] | None = None) -> dict[str, Any]:
     """``typing.get_type_hints(cls, include_extras=True)`` for a record class, at a fraction of
     its cost on a submit: the annotations are whole strings (``from __future__ import
     annotations``), evaluated in the same namespaces typing uses (the class's names, then its
-    module's), each distinct text compiled once. ``tests/test_ledger_records.py`` compares the two."""
+    module's), each distinct text compiled once (the ledger's own records hold real types, not text).
+    ``names``: only those (a record's fields, not its class's bookkeeping). ``tests/test_ledger_records.py``
+    compares the two."""
     import sys
 
     hints: dict[str, Any] = {}
@@ -514,6 +517,8 @@ def type_hints(cls: type) -> dict[str, Any]:
         module_ns = getattr(sys.modules.get(base.__module__), "__dict__", {})
         class_ns = dict(vars(base))
         for name, value in annotations.items():
+            if names is not None and name not in names:
+                continue
             if isinstance(value, str):
                 code = _ANNOTATION_CODE.get(value)
                 if code is None:
@@ -525,7 +530,7 @@ def type_hints(cls: type) -> dict[str, Any]:
 
 def _compiled(cls: type[Record]) -> dict[str, _Field]:
 
-    hints = type_hints(cls)
+    hints = type_hints(cls, cls.__record_fields__)
     fields = {}
     for name, info in cls.__record_fields__.items():
         f = _Field(name, hints[name], info)
