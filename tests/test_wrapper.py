@@ -89,7 +89,7 @@ def test_two_first_runs_at_once_install_once(tmp_path: Path) -> None:
     import time
 
     project = _probe_project(tmp_path)
-    env = dict(os.environ, MERLIN_EXTRAS="")
+    env = dict(os.environ, MERLIN_EXTRAS="", PYTHONDONTWRITEBYTECODE="1")  # as CI sets it
     first = subprocess.Popen([str(project / "merlin"), "one"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + 120
     while not (project / ".venv").exists():  # the first run holds the lock from before it creates .venv
@@ -106,6 +106,8 @@ def test_two_first_runs_at_once_install_once(tmp_path: Path) -> None:
     assert "waiting for another ./merlin to finish installing" in err2
     assert "installing merlin" not in err2 and "first run: creating" not in err2, "the second run must not install again"
     assert (project / ".venv" / ".merlin-installed").read_text() == "extras="
+    # the install compiled merlin's modules, which Python itself would not write under PYTHONDONTWRITEBYTECODE
+    assert list((project / "src" / "merlin" / "cli" / "__pycache__").glob("entry.*.pyc"))
     # and later runs take the fast path without the lock message
     third = subprocess.run([str(project / "merlin"), "three"], capture_output=True, text=True, env=env, timeout=60)
     assert third.returncode == 0 and third.stdout.strip() == "probe ran three" and third.stderr == ""
