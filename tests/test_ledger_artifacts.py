@@ -24,7 +24,9 @@ def _tree(tmp_path: Path) -> Path:
     os.mkfifo(tdir / "pipe")  # opening this for reading would block forever
     (tdir / "link.txt").symlink_to(outside / "secret.txt")
     (tdir / "linkdir").symlink_to(outside, target_is_directory=True)
-    for bookkeeping in (".merlin.lock", ".merlin.lock.holder", "state.json.lock", "x.holder", "out.json.tmp"):
+    from merlin.targetgen.layout import TARGET_LOCK_NAME  # the index spells TargetGen's lock names itself: held equal here
+
+    for bookkeeping in (TARGET_LOCK_NAME, TARGET_LOCK_NAME + ".holder", TARGET_LOCK_NAME + ".submit", "state.json.lock", "x.holder", "out.json.tmp"):
         (tdir / bookkeeping).write_text("pid 1")
     return tdir
 

@@ -27,14 +27,16 @@ from typing import Literal
 
 from merlin.atomic import copy_file
 from merlin.errors import ChecksumMismatch, NoSpace, NotFound
-from merlin.targetgen.layout import TARGET_LOCK_NAME
 
 MAX_FILES = 10_000
 MAX_HASH_BYTES = 2 << 30  # 2 GiB hashed per index; files beyond it are listed without sha256
 
 # Lock, holder and temp files (merlin's and other tools'): never artifacts.
 _SKIP_SUFFIXES = (".lock", ".holder", ".tmp", ".temp", ".swp", ".part", "~")
-_SKIP_PREFIXES = (TARGET_LOCK_NAME, ".~lock.")
+# ".merlin.lock" is TargetGen's lock and its ".submit" twin (targetgen.layout.TARGET_LOCK_NAME, held
+# equal by tests/test_ledger_artifacts.py), spelled here so that indexing a run, which `jobs status` may do for a
+# run that ended between two looks, does not import TargetGen (and its dataclasses).
+_SKIP_PREFIXES = (".merlin.lock", ".~lock.")
 
 ArtifactKind = Literal["json", "yaml", "log", "markdown", "text", "python", "shell", "archive", "other"]
 
