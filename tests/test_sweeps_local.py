@@ -168,8 +168,11 @@ def test_jobs_list_restarts_a_killed_driver(cp: ControlPlane, tmp_path: Path) ->
 def test_cancel_midway_ends_running_items_and_starts_none_after(cp: ControlPlane, tmp_path: Path) -> None:
     from merlin.clusters import procs
 
-    log = tmp_path / "clock.log"
-    cp.sweeps("submit", "stop", command=[sys.executable, "-c", ITEM, str(log), "2", "{input}"], inputs=[str(i) for i in range(20)], parallel=3)
+    log, hold = tmp_path / "clock.log", tmp_path / "hold"
+    hold.touch()  # the items run until it goes (a minute at most): cancelled while running, quick when resumed
+    held = ("import os,sys,time; log,hold=sys.argv[1],sys.argv[2]; open(log,'a').write('start '+os.environ['MERLIN_SWEEP_INDEX']+'\\n');"
+            "deadline=time.time()+60\nwhile os.path.exists(hold) and time.time()<deadline: time.sleep(0.05)")
+    cp.sweeps("submit", "stop", command=[sys.executable, "-c", held, str(log), str(hold), "{input}"], inputs=[str(i) for i in range(20)], parallel=3)
     until(lambda: log.exists() and log.read_text().count("start") >= 3)
     r = cli(cp, "sweep", "cancel", "stop")
     assert r.exit_code == 0, r.stderr
@@ -189,6 +192,7 @@ def test_cancel_midway_ends_running_items_and_starts_none_after(cp: ControlPlane
     assert refused.exit_code == 2 and "no failed or lost items" in refused.stderr and "cancelled" in refused.stderr, refused.stderr
     hint = cli(cp, "sweep", "status", "stop").stderr
     assert f"sweep retry stop --cancelled --state-root {cp.root}" in hint, hint
+    hold.unlink()
     r = cli(cp, "sweep", "retry", "stop", "--cancelled", "--json")
     assert r.exit_code == 0 and json.loads(r.stdout)["retried"], r.stderr
     v = finished(cp, "stop")
