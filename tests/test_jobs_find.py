@@ -190,3 +190,49 @@ def test_prune_takes_its_policy_from_the_config(ledger: tuple[ControlPlane, dict
     res = run_cli("ray", "jobs", "prune", "--state-root", root, "--json", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["removed"] == [ids["ok"]]
+
+
+def test_an_auto_retention_policy_prunes_by_itself_once_a_day(ledger: tuple[ControlPlane, dict[str, str]], tmp_path: Path) -> None:
+    import os
+
+    from process_support import wait_until
+
+    cp, ids = ledger  # ok (succeeded), bad (failed), c1 and c2 (blocked)
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "merlin.toml").write_text('[retention]\nolder_than = "0s"\nstatus = ["succeeded", "failed"]\nauto = true\n')
+    root = str(cp.root)
+
+    def submit(*command: str) -> str:
+        res = run_cli("ray", "jobs", "submit", "--target", "new", "--workflow", "w", "--state-root", root, "--", *command, cwd=project)
+        assert res.returncode == 0, res.stderr
+        return res.stdout.split()[-1]
+
+    def reports() -> list[dict[str, object]]:
+        log = cp.layout.retention_log
+        return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+    running = submit("sleep", "30")
+    stamp = cp.layout.retention_stamp
+    assert json.loads(stamp.read_text())["status"] == ["succeeded", "failed"]
+    (first,) = wait_until(reports)  # the detached prune's report, one JSON line
+    assert sorted(first["removed"]) == sorted([ids["ok"], ids["bad"]]), first  # type: ignore[call-overload]
+    for kept in (ids["c1"], ids["c2"], running):  # blocked (not in the policy) and running runs stay
+        assert cp.get(kept).run_id == kept
+    with pytest.raises(NotFound):
+        cp.get(ids["ok"])
+
+    again = submit("true")  # the same day: no second prune
+    assert len(reports()) == 1 and stamp.stat().st_mtime >= time.time() - 60
+    cp.wait(again, timeout=30)
+    day_ago = time.time() - 86401
+    os.utime(stamp, (day_ago, day_ago))  # a day later, the next submit prunes again
+    third = submit("true")
+    second = wait_until(lambda: reports()[1:])[0]
+    assert again in second["removed"] and running not in second["removed"], second  # type: ignore[operator]
+    cp.cancel(running)
+    cp.wait(third, timeout=30)
+
+    (project / "merlin.toml").write_text("[retention]\nauto = true\n")
+    refused = run_cli("ray", "jobs", "submit", "--target", "new", "--workflow", "w", "--state-root", root, "--", "true", cwd=project)
+    assert refused.returncode == 2 and "auto = true needs older_than" in refused.stderr and str(project / "merlin.toml") in refused.stderr, refused.stderr

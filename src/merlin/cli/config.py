@@ -14,6 +14,7 @@ config show``); a bad file is one line naming the file and the key (exit 2).
     [retention]                          # what `jobs prune` removes by default
     older_than = "30d"
     status = ["succeeded", "cancelled"]
+    auto = true                          # and prune so by itself, once a day (merlin.control.retention)
 """
 
 from __future__ import annotations
@@ -54,6 +55,10 @@ def _duration(value: Any) -> str | None:
     return str(value)
 
 
+def _bool(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
 def _statuses(value: Any) -> list[str] | None:
     from merlin.ledger.status import RunStatus
 
@@ -84,6 +89,7 @@ KEYS: dict[str, Key] = {
     "output": Key("MERLIN_OUTPUT", _output, "one of " + ", ".join(OUTPUTS), "table"),
     "retention.older_than": Key(None, _duration, "a duration such as 30d or 12h"),
     "retention.status": Key(None, _statuses, "a list of ended statuses (blocked, succeeded, failed, cancelled, lost)"),
+    "retention.auto": Key(None, _bool, "true or false", False),
 }
 
 
@@ -207,7 +213,26 @@ def _load(cwd: Path | None) -> dict[str, Setting]:
 
                 default = DEFAULT_ENGINE
             out[key] = Setting(key, default, "default")
+    auto = out["retention.auto"]
+    if auto.value is True and out["retention.older_than"].origin == "default":
+        raise BadInput(f'{auto.origin}: [retention] auto = true needs older_than (e.g. older_than = "30d"), or set auto = false')
     return out
+
+
+def keep_retention(cp: Any) -> None:
+    """``[retention] auto = true``: after a command that recorded a run, the day's prune by the policy,
+    detached (merlin.control.retention). A prune that cannot start is a warning: the run is recorded."""
+    if value("retention.auto") is not True:
+        return
+    from merlin.durations import parse_duration
+    from merlin.errors import MerlinError
+
+    try:
+        cp.keep_retention(parse_duration(value("retention.older_than"), "older_than"), value("retention.status") or [])
+    except (MerlinError, OSError) as exc:
+        from merlin.cli.output import warn
+
+        warn(f"retention: the day's prune did not start: {getattr(exc, 'message', None) or exc}")
 
 
 def value(key: str) -> Any:

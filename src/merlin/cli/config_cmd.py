@@ -32,5 +32,5 @@ def config_show(json: bool = JsonOpt) -> None:
         return
     width = max(len(s.origin) for s in settings.values())
     for s in settings.values():
-        shown = "-" if s.value is None else (",".join(s.value) if isinstance(s.value, list) else str(s.value))
+        shown = "-" if s.value is None else (",".join(s.value) if isinstance(s.value, list) else str(s.value).lower() if isinstance(s.value, bool) else str(s.value))
         sys.stdout.write(f"{s.origin:<{width}}  {s.key}={shown}\n")

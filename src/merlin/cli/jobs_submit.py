@@ -92,6 +92,9 @@ def submit(
         target_dir=None if target_dir is None else str(target_dir),
     )
     rec = submit_request(cp, request, engine=engine, cluster=cluster, source="cli")
+    from merlin.cli.config import keep_retention
+
+    keep_retention(cp)
     announced = False
     if wait and (not rec.status.is_terminal() or rec.retry_keeper) and rec.status.value != "blocked":
         import gc

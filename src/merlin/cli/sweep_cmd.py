@@ -58,6 +58,9 @@ def sweep_submit(
         runtime=runtime_from_flags(env_file, requirements_file=requirements, lock_file=lock, packages=with_, python=python, working_dir=working_dir,
                                    secret_env=secret_env, index_url=index_url, find_links=find_links, no_index=no_index),
     )  # fmt: skip
+    from merlin.cli.config import keep_retention
+
+    keep_retention(cp)
     if json:
         from merlin.cli.output import emit_json
 

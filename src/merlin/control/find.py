@@ -141,12 +141,8 @@ def _size(path: str) -> int:
     return total
 
 
-def prune(cp: Plane, older_than: float, statuses: Sequence[str] = (), *, dry_run: bool = False, now: float | None = None) -> PruneReport:
-    """Remove terminal runs last updated more than ``older_than`` seconds ago (of ``statuses``, if given)."""
-    import time
-
-    from merlin.clock import parse
-
+def check_policy(older_than: float, statuses: Sequence[str]) -> None:
+    """A prune's arguments as :func:`prune` takes them, or the BadInput naming the one that is not."""
     valid = {s.value for s in RunStatus}
     bad = [s for s in statuses if s not in valid]
     if bad:
@@ -156,6 +152,16 @@ def prune(cp: Plane, older_than: float, statuses: Sequence[str] = (), *, dry_run
         raise BadInput(f"`status` {active[0]!r}: an active run is never pruned; choose among blocked, succeeded, failed, cancelled, lost", argument="status")
     if older_than < 0:
         raise BadInput("`older_than` must not be negative", argument="older_than")
+
+
+def prune(cp: Plane, older_than: float, statuses: Sequence[str] = (), *, dry_run: bool = False, now: float | None = None) -> PruneReport:
+    """Remove terminal runs last updated more than ``older_than`` seconds ago (of ``statuses``, if given)."""
+    import time
+
+    from merlin.clock import parse
+
+    check_policy(older_than, statuses)
+    valid = {s.value for s in RunStatus}
     now = time.time() if now is None else now
     held = {str((lease.get("owner") or {}).get("run_id")) for lease in cp.leases.live()}
     report = PruneReport(dry_run=dry_run)

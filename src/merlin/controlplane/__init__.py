@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from merlin.clock import since  # noqa: F401  (the gateway's page: how long ago)
 from merlin.controlplane.args import StatusArg, check_job_name, statuses  # noqa: F401  (check_job_name: merlin.client's)
 from merlin.controlplane.targetgen_face import PathArg, TargetGenFace, _path
+from merlin.controlplane.upkeep_face import UpkeepFace
 from merlin.durations import DURATION_PATTERN, POSITIVE_DURATION_PATTERN, ago  # noqa: F401  (patterns and the age renderer: the gateway's)
 from merlin.engines.registry import DEFAULT_ENGINE
 from merlin.ledger.paths import ARTIFACT_NAME_PATTERN, LEASE_ID_PATTERN, NAME_PATTERN, RUN_ID_PATTERN, Layout, resolve_state_root, validate_run_id  # noqa: F401  (patterns: the gateway's)
@@ -67,7 +68,7 @@ if not TYPE_CHECKING:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-class ControlPlane(TargetGenFace):
+class ControlPlane(TargetGenFace, UpkeepFace):
     """Runs, clusters and artifacts of one state root."""
 
     def __init__(self, state_root: str | os.PathLike[str] | None = None) -> None:
@@ -327,26 +328,6 @@ class ControlPlane(TargetGenFace):
         from merlin.control.find import select_entries
 
         return select_entries(entries, **filters)
-
-    def prune_runs(self, older_than: float, statuses: Sequence[str] = (), *, dry_run: bool = False) -> Any:
-        """Remove terminal runs older than ``older_than`` seconds, never an active or leased one (a
-        :class:`merlin.control.find.PruneReport`: what was freed, runs and bytes, and what was kept)."""
-        from merlin.control.find import prune
-
-        return prune(self, older_than, statuses, dry_run=dry_run)
-
-    def sweep(self, everything: bool = False, min_age: float | None = None) -> Any:
-        """Complete (as lost) or remove run directories that a SIGKILL left without a record,
-        and remove stale temp files (:mod:`merlin.ledger.sweep`). ``everything``: the whole
-        state root (``ray doctor``); else only what the run index saw (cheap, ``jobs list``)."""
-        from merlin.ledger.index import RunIndex
-        from merlin.ledger.sweep import MIN_AGE, SweepReport, sweep
-
-        age = MIN_AGE if min_age is None else min_age
-        if everything:
-            return sweep(self.ledger, None, min_age=age)
-        ids = RunIndex(self.root).unrecorded_ids()
-        return sweep(self.ledger, ids, min_age=age, temps=False) if ids else SweepReport()
 
     def upstream_record(self, kind: str, ident: str) -> Any:
         """A run, its artifacts or a lease (``kind`` run, artifacts, lease) in upstream Merlin's shape (docs/records/upstream.md)."""

@@ -118,6 +118,7 @@ Every path here is named by merlin.ledger.paths.Layout alone.
 - `resources/leases/<lease_id>.json`: resource leases
 - `sweeps/<name>/sweep.json`: a sweep (docs/sweeps.md): its spec, inputs and items; `driver.log`
 - `keepers/<run_id>`: an empty file for each run with a retry keeper recorded (docs/retries.md)
+- `retention/last.json`, `retention/prune.log`: when a retention policy last pruned by itself, and what each prune removed (docs/config.md)
 - `crash/<time>-<pid>.log`: what an internal error left behind (version, command, traceback)
 """
 
@@ -295,6 +296,16 @@ class Layout:
 
     def retry_keeper_log(self, run_id: str) -> Path:
         return self.logs(run_id) / "retry-keeper.log"
+
+    @property
+    def retention_stamp(self) -> Path:
+        """``retention/last.json``: when the retention policy's last prune began (its mtime, and the
+        policy it applied); ``retention/prune.log`` holds each prune's report (merlin.control.retention)."""
+        return self.root / "retention" / "last.json"
+
+    @property
+    def retention_log(self) -> Path:
+        return self.root / "retention" / "prune.log"
 
     def default_target_dir(self, run_id: str) -> Path:
         return self.run_dir(run_id) / "target"
