@@ -33,10 +33,10 @@ MAX_HASH_BYTES = 2 << 30  # 2 GiB hashed per index; files beyond it are listed w
 
 # Lock, holder and temp files (merlin's and other tools'): never artifacts.
 _SKIP_SUFFIXES = (".lock", ".holder", ".tmp", ".temp", ".swp", ".part", "~")
-# ".merlin.lock" is TargetGen's lock and its ".submit" twin (targetgen.layout.TARGET_LOCK_NAME, held
-# equal by tests/test_ledger_artifacts.py), spelled here so that indexing a run, which `jobs status` may do for a
-# run that ended between two looks, does not import TargetGen (and its dataclasses).
-_SKIP_PREFIXES = (".merlin.lock", ".~lock.")
+# TargetGen's lock and its ".holder" and ".submit" twins (targetgen.layout.TARGET_LOCK_NAME) are
+# skipped by these rules too (tests/test_ledger_artifacts.py), with no import of TargetGen: `jobs status`
+# indexes a run that ended between two looks, and must not load TargetGen (and its dataclasses).
+_SKIP_PREFIXES = (".~lock.",)
 
 ArtifactKind = Literal["json", "yaml", "log", "markdown", "text", "python", "shell", "archive", "other"]
 
