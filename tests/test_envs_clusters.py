@@ -106,6 +106,47 @@ def test_v1_and_v2_at_once_on_the_two_node_slurm_cluster_each_on_its_own_node(sl
     assert stopped.status == "stopped", stopped.message
 
 
+def _waits_while_its_env_builds_on_the_host(cp, wheels: Path, cache: Path) -> None:
+    """An SSH host writes no report file here: the launcher's lines in the job's log say the env is
+    building, so the run is ``waiting`` on it (not ``running``) until the command starts. The test
+    holds the env's build lock in the host's cache (loopback: this filesystem), as another run's build would."""
+    import time
+
+    from merlin.control.runtime import prepare
+    from merlin.envs.cache import EnvCache
+    from merlin.envs.spec import env_id
+
+    runtime = runtime_for(wheels, "mlnprobe==1.0")
+    frozen, _ = prepare(cp, runtime)
+    assert frozen is not None
+    eid = env_id(frozen.model_dump(mode="json"))
+    host = EnvCache(cache)
+    lock = host.lock(eid)
+    assert lock.try_acquire()
+    host.write_state(eid, state="building", line="another run builds it", started_at=time.time())
+    try:
+        # on the head: Ray serves a job's log from there, and with both hosts on one machine (one hostname) only
+        # the head's copy of a worker's job log (docs/clusters.md); on a silent log Ray's state stands (running)
+        held = cp.submit(["python", "-c", "import mlnprobe; print('held', mlnprobe.__version__)"], target="envs", workflow="held", engine="ray",
+                         cluster="sshenv", resources={"node:127.0.0.2": 0.01}, runtime=runtime)  # fmt: skip
+        try:
+            waiting = wait_for(lambda: (r := cp.status(held.run_id)).status.value == "waiting" and r.waiting_on == f"env {eid[:12]} building" and r,
+                               240, what="the run waiting on its env")  # fmt: skip
+        except AssertionError:
+            r = cp.status(held.run_id)
+            raise AssertionError((r.status, r.waiting_on, r.message, _log_or_why(cp, held.run_id))) from None
+        assert "to build on the node: another run builds it" in waiting.message, waiting.message
+        why = [c for c in cp.why(held.run_id) if c["code"] == "env_building"]
+        assert why and "another run builds it" in why[0]["message"], cp.why(held.run_id)
+    finally:
+        lock.release()
+    done = cp.wait(held.run_id, timeout=300)
+    assert done.status.value == "succeeded" and "held 1.0" in cp.logs(held.run_id), (done.message, _log_or_why(cp, held.run_id))
+    assert done.attempt.env_id == eid and done.attempt.env_cache == "built" and done.waiting_on is None
+    moves = [(e.from_status, e.to_status) for e in cp.events(held.run_id) if e.event == "transition"]
+    assert ("pending", "waiting") in moves and moves[-1][1] == "succeeded", moves  # running, unless it ended between two looks
+
+
 def test_v1_and_v2_at_once_on_an_ssh_worker_spec_on_the_command_line(slurm_turn: None, sshd: dict, wheelhouse: Path, tmp_path: Path) -> None:
     pytest.importorskip("ray")
     from merlin.clusters.ssh import SshBackend
@@ -122,6 +163,7 @@ def test_v1_and_v2_at_once_on_an_ssh_worker_spec_on_the_command_line(slurm_turn:
         assert started and rec.status == "active", rec.message
         assert rec.python == sys.executable and rec.env_cache == str(cache)
         cp = ControlPlane(root)
+        _waits_while_its_env_builds_on_the_host(cp, wheelhouse, cache)
         nodes = ("127.0.0.3", "127.0.0.3")  # both on the worker
         runs = _pair(cp, "sshenv", wheelhouse, tmp_path / "marks", nodes)
         _check(cp, runs, nodes, cache)

@@ -48,10 +48,13 @@ def run_conditions(cp: Plane, run_id: str) -> list[dict[str, Any]]:
         out += [c for c in own if c["layer"] != "cluster"]
     elif not rec.status.is_terminal():
         out += _engine_layer(engine, rec, _request(cp, run_id), at)
-    if (rec.status.is_active() or engine_waits(rec.status.value, rec.metadata)) and rec.environment and rec.attempt is not None and not rec.attempt.env_id:
+    if (rec.status.is_active() or engine_waits(rec.status.value, rec.metadata)) and rec.environment and rec.attempt is not None and not rec.attempt.env_cache:
         report = _env_report(cp, rec)
         if report.get("state") == "building":
             out.append(env_condition(rec, at, report))
+        elif engine_waits(rec.status.value, rec.metadata) and (rec.waiting_on or "").endswith(" building"):  # said in the job's log (an SSH host)
+            out.append(condition("run", "env_building", rec.message, {"waiting_on": rec.waiting_on}, at,
+                                 [step(Action.CANCEL, run_id=run_id)], "it starts by itself once the environment is built"))  # fmt: skip
         elif engine_waits(rec.status.value, rec.metadata):  # its job's launcher has not reported yet
             out.append(condition("run", "env_preparing", f"{rec.message} (no report from it yet)", {"report": report.get("state")}, at,
                                  [step(Action.CANCEL, run_id=run_id)], "it starts by itself once the environment is ready"))  # fmt: skip

@@ -85,7 +85,9 @@ def measured(layout: Any, record: Any, attempt: int, cluster: Any) -> list[str]:
 def report_from_log(client: Any, info: Any, kind: str) -> dict[str, Any] | None:
     """The launcher's report where it could write none (``--spec-inline``: nodes that do not see
     the state root, e.g. SSH hosts): its ``merlin-env: environment ENV_ID (cache hit|built)`` line,
-    read from the job's log once the job runs (None before, or on nodes that write the file)."""
+    else its last ``merlin-env: building ENV_ID (Ns): LINE`` (the env is being built there), read
+    from the job's log once the job runs (None before, or on nodes that write the file). A log with
+    none of its lines says ``silent``: not started yet, or a log this host cannot be served whole."""
     import re
 
     from merlin.clusters.registry import env_placement
@@ -100,23 +102,38 @@ def report_from_log(client: Any, info: Any, kind: str) -> dict[str, Any] | None:
     found = re.search(r"^merlin-env: environment ([0-9a-f]{64}) \((cache hit|built)\)", text, re.M)
     if found is None:
         failed = re.search(r"^merlin-env: failed: (.+)$", text, re.M)  # the launcher's line for a build uv could not make
-        return {"state": "failed", "line": failed[1].strip()} if failed else None
+        if failed:
+            return {"state": "failed", "line": failed[1].strip()}
+        building = re.findall(r"^merlin-env: building ([0-9a-f]{64}) \(\d+s\): (.*)$", text, re.M)
+        if building:
+            return {"state": "building", "env_id": building[-1][0], "line": building[-1][1].strip(), "from_log": True}
+        preparing = re.search(r"^merlin-env: preparing ([0-9a-f]{64})$", text, re.M)
+        return {"state": "preparing", "env_id": preparing[1], "from_log": True} if preparing else {"state": "silent", "from_log": True}
     return {"state": "ready", "env_id": found[1], "cache": "hit" if found[2] == "cache hit" else "built"}
 
 
 def with_launch_report(ledger: Any, r: Any, obs: Any, cluster: Any, client: Any, info: Any) -> Any:
     """``obs`` with the env launcher's report: its file (written where the job ran: readable when that
-    is this host), or, from nodes that do not see the state root (SSH hosts), its line in the job's log."""
+    is this host), or, from nodes that do not see the state root (SSH hosts), its lines in the job's log."""
     import json
-
-    from merlin.clusters.registry import env_placement
 
     try:
         report = json.loads(ledger.layout.env_report(r.run_id, len(r.attempts)).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         report = report_from_log(client, info, cluster.kind)
-    waits = env_placement(cluster.kind)[0] and _needs_env(ledger, r.run_id)
-    return with_report(obs, report, waits=waits, run_id=r.run_id)
+    return with_report(obs, report, waits=_needs_env(ledger, r.run_id), run_id=r.run_id)
+
+
+#: seconds after its start within which a job whose log has no launcher line yet is still taken as preparing
+SILENT_GRACE = 30.0
+
+
+def _just_started(obs: Any) -> bool:
+    """The job started less than :data:`SILENT_GRACE` ago (or its start is unknown)."""
+    import time
+
+    start = getattr(obs, "start_time", None)
+    return start is None or time.time() - start.timestamp() < SILENT_GRACE
 
 
 def _needs_env(ledger: Any, run_id: str) -> bool:
@@ -136,18 +153,22 @@ def with_report(obs: Any, report: Any, *, waits: bool = False, run_id: str = "")
     the env id and hit or built once ready; a job that ended because its env could not be built is
     ``blocked`` (its command never ran), with uv's line, as on the local engine (docs/environments.md).
 
-    ``waits``: the launcher writes a report file here (its nodes see the state root) for an env it must
-    find or build. Until that report says ready, a job Ray calls running is the launcher preparing the
-    env, not the command: the run is ``waiting`` (``waiting_on`` says on what), as a local run is."""
+    ``waits``: the launcher reports on an env it must find or build (its file where the nodes see the
+    state root, its lines in the job's log elsewhere). Until the report says ready, a job Ray calls
+    running is the launcher preparing the env, not the command: the run is ``waiting`` (``waiting_on``
+    says on what), as a local run is."""
     from merlin.engines.base import Observation
     from merlin.ledger import RunStatus
 
     ready = isinstance(report, dict) and report.get("state") == "ready"
+    if isinstance(report, dict) and report.get("state") == "silent" and not _just_started(obs):
+        waits = False  # no word from the launcher in the log Ray serves here: it cannot tell, so Ray's state stands
     if waits and obs.status == RunStatus.RUNNING and not ready:
         building = isinstance(report, dict) and report.get("state") == "building"
         eid = str(report.get("env_id") or "")[:12] if isinstance(report, dict) else ""
         what = f"env {eid} building" if building else "env being prepared"
-        text = (f"waiting for its environment {eid} to build on the node" if building
+        line = str(report.get("line") or "") if building and isinstance(report, dict) else ""  # uv's, from the job's log (SSH hosts)
+        text = (f"waiting for its environment {eid} to build on the node" + (f": {line}" if line else "") if building
                 else "waiting: the env launcher is preparing its environment on the node")  # fmt: skip
         from merlin.nextsteps import Action, step
 

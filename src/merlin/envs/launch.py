@@ -126,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     user: Path | None = None
     if needs_build(runtime):
         eid = env_id(runtime)
+        if not quiet:  # first word in the job's log: an engine that reads it knows the command has not started
+            sys.stderr.write(f"merlin-env: preparing {eid}\n")
+            sys.stderr.flush()
         for _ in range(3):
             if cache.ready(eid):
                 cache.touch(eid)
@@ -176,7 +179,8 @@ def build(runtime: dict, cache: object, eid: str, report: Path | None, quiet: bo
         line = state.get("line")
         if not quiet and line and line != last["line"]:
             last["line"] = line
-            sys.stderr.write(f"merlin-env: building ({time.time() - float(state.get('started_at') or time.time()):.0f}s): {line}\n")
+            # the whole id, as in the ready line: an engine that reads the job's log names the env it waits for
+            sys.stderr.write(f"merlin-env: building {eid} ({time.time() - float(state.get('started_at') or time.time()):.0f}s): {line}\n")
             sys.stderr.flush()
 
     try:
