@@ -1,5 +1,10 @@
 """Local Ray clusters that merlin starts, observes and stops (see docs/ray.md)."""
 
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
 
 def start_step(name: str, record: object = None) -> dict:
     """The next step that (re)starts cluster ``name`` as it was recorded: a local head keeps
@@ -50,3 +55,23 @@ def start_args(record: object) -> dict:
             args["allow_remote"] = True  # a head on a routable address, as it was started
     return {k: v for k, v in args.items() if v is not None}
 
+
+
+#: a local head's own processes: while either runs, the head is not dead (Ray's monitors may outlive them)
+HEAD_PROCESSES = ("gcs_server", "raylet")
+
+
+def head_gone(processes: Iterable[Any]) -> bool | None:
+    """Whether a local head merlin started here is dead, from its recorded processes (``ClusterProcess``
+    records, or their JSON dicts): True when every recorded GCS and raylet is gone, None when the
+    record names neither. One ``/proc`` read each: cheap enough to ask before any HTTP call, which
+    a dead GCS's dashboard can hold for its whole timeout."""
+    from merlin.procid import alive
+
+    def field(p: Any, key: str) -> Any:
+        return p.get(key) if isinstance(p, dict) else getattr(p, key, None)
+
+    head = [(field(p, "pid"), field(p, "start_ticks")) for p in processes if field(p, "name") in HEAD_PROCESSES]
+    if not head:
+        return None
+    return not any(alive(pid, start) for pid, start in head)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from merlin.atomic import make_dir, open_state_file
-from merlin.clusters import procs, start_step
+from merlin.clusters import head_gone, procs, start_step
 from merlin.clusters.auth import check_token_file, generate_token_file, headers_for, ray_start_env
 from merlin.clusters.base import ClusterState, ClusterStatus
 from merlin.clusters.net import LOOPBACK, get_json, port_free, probe
@@ -422,16 +422,12 @@ class LocalBackend:
 
     #: the head's processes that serve jobs: with both gone the cluster is dead, whatever else
     #: of it lingers (Ray's autoscaler monitor and log monitor outlive a SIGKILLed GCS and raylet)
-    HEAD_PROCESSES = ("gcs_server", "raylet")
-
     def head_alive(self, record) -> bool | None:
         """Does the recorded head's GCS or raylet still run? None when the record names neither."""
-        head = [p for p in record.processes if p.name in self.HEAD_PROCESSES]
         if record.status == ClusterStatus.STOPPED:
             return False
-        if not head:
-            return None
-        return any(procs.alive(p.pid, p.start_ticks) for p in head)
+        gone = head_gone(record.processes)
+        return None if gone is None else not gone
 
     def processes_alive(self, record) -> int | None:
         """How many of this cluster's processes run now (0: it is dead, whatever its record says)."""

@@ -411,7 +411,11 @@ def _hand_over(cp: Plane, rec: RunRecord, request: RunRequest, spec: Mapping[str
     def started(r: RunRecord) -> None:
         r.retry_at = None
 
-    refusals, restarted = 0, False
+    # a head proven dead is started again before a submit meets it (a dead GCS's dashboard can hold
+    # the submit for its whole timeout); a cluster that turns out down later gets the same one chance
+    cluster = request.cluster or (rec.cluster.name if rec.cluster else None)
+    restarted = cp.engine(rec.engine).uses_cluster and restart_dead_head(cp, cluster, run_id, n)
+    refusals = 0
     while True:
         if _still_ours(cp, run_id, n) is None:
             return cp.get(run_id)
@@ -424,7 +428,7 @@ def _hand_over(cp: Plane, rec: RunRecord, request: RunRequest, spec: Mapping[str
             refusals += exc.cause == "engine_error"
             if not restarted and exc.cause != "engine_error":
                 restarted = True
-                if restart_dead_head(cp, request.cluster or (rec.cluster.name if rec.cluster else None), run_id, n):
+                if restart_dead_head(cp, cluster, run_id, n):
                     continue
             cp.ledger.update(run_id, _waiting_for_cluster(n, exc), cause="its cluster is down")
             time.sleep(2.0)

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from merlin.clusters import start_step
+from merlin.clusters import head_gone, start_step
 from merlin.engines import ray_api
 from merlin.engines.base import CancelResult, EngineBlocked, Observation, Preflight, Submitted
 from merlin.errors import Blocked
@@ -349,29 +349,10 @@ class RayEngine:
         return f"Ray cluster '{cluster.name}' at {cluster.address} does not answer and 0 of its processes are alive (its head was killed)"
 
     def foreign_jobs(self, cluster: ClusterRecord) -> list[dict[str, str]] | None:
-        """Active jobs on ``cluster`` that merlin did not submit (``ray job submit``, the SDK):
-        stopping the cluster would end them. None when the cluster cannot be asked."""
-        if not cluster.address or cluster.status.is_terminal():
-            return []
-        try:
-            jobs = self.client(cluster).list_jobs()
-        except (EngineBlocked, Blocked, ray_api.RayApiError):
-            return None
-        out = []
-        for job in jobs:
-            if job.terminal:
-                continue
-            run_id = job.metadata.get("merlin_run_id")
-            if run_id and self._ours(run_id):
-                continue
-            out.append({"id": job.submission_id or job.job_id or "?", "status": job.status, "entrypoint": job.entrypoint[:200]})
-        return out
+        """Active jobs on ``cluster`` that merlin did not submit: stopping it would end them (:func:`ray_local.foreign_jobs`)."""
+        from merlin.engines import ray_local
 
-    def _ours(self, run_id: str) -> bool:
-        try:
-            return self.ledger.exists(run_id)
-        except Exception:  # not a run id merlin would write: not ours
-            return False
+        return ray_local.foreign_jobs(self, cluster)
 
     def leftovers(self, record: RunRecord) -> str | None:
         """Processes of a lost run still running here (a retry must not start beside them)."""
@@ -421,6 +402,8 @@ class RayEngine:
             cluster = json.loads(self.ledger.layout.cluster_record(name).read_bytes())
             if not sub or ClusterStatus(cluster["status"]).is_terminal() or not cluster.get("address"):
                 return None
+            if cluster.get("kind", "local") == "local" and head_gone(cluster.get("processes") or []):
+                return None  # a dead head: the full path records the runs lost, without asking its dashboard
             auth = SimpleNamespace(**cluster["auth"]) if cluster.get("auth") else None
             from merlin.clusters.auth import headers_for
 
@@ -443,6 +426,10 @@ class RayEngine:
             if cluster is None or cluster.status.is_terminal():
                 for r in runs:
                     out[r.run_id] = self._gone(r, cluster)
+                continue
+            if cluster.kind == "local" and head_gone(cluster.processes):  # before any HTTP call: a dead GCS's dashboard holds it
+                for r in runs:
+                    out[r.run_id] = self._gone(r, cluster, f"Ray cluster '{name}' at {cluster.address}: its head's GCS and raylet are gone (killed)")
                 continue
             try:
                 client = self.client(cluster)

@@ -1,16 +1,17 @@
 """What a Ray run left on this machine: its processes, when its cluster's nodes are this machine
 (a local head merlin started). Ray loses track of a job's processes when its head dies: they live
-on, reparented to init, and a retry must not start beside them."""
+on, reparented to init, and a retry must not start beside them. And what else runs on a cluster:
+the Ray jobs merlin did not submit."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from merlin.ledger.status import RunStatus
 
 if TYPE_CHECKING:  # pragma: no cover
     from merlin.ledger import Ledger
-    from merlin.ledger.models import RunRecord
+    from merlin.ledger.models import ClusterRecord, RunRecord
 
 
 def local_processes(ledger: Ledger, record: RunRecord) -> list[int]:
@@ -46,3 +47,34 @@ def end_leftovers(ledger: Ledger, record: RunRecord, grace: float = 2.0) -> int:
         procs.terminate(left, grace=grace)
         ended.update(left)
     return len(ended)
+
+
+def foreign_jobs(engine: Any, cluster: ClusterRecord) -> list[dict[str, str]] | None:
+    """Active jobs on ``cluster`` that merlin did not submit (``ray job submit``, the SDK): stopping the
+    cluster would end them. None when the cluster cannot be asked. ``engine``: the Ray engine (its client)."""
+    from merlin.engines import ray_api
+    from merlin.engines.base import EngineBlocked
+    from merlin.errors import Blocked
+
+    if not cluster.address or cluster.status.is_terminal():
+        return []
+    try:
+        jobs = engine.client(cluster).list_jobs()
+    except (EngineBlocked, Blocked, ray_api.RayApiError):
+        return None
+    out = []
+    for job in jobs:
+        if job.terminal:
+            continue
+        run_id = job.metadata.get("merlin_run_id")
+        if run_id and _ours(engine.ledger, run_id):
+            continue
+        out.append({"id": job.submission_id or job.job_id or "?", "status": job.status, "entrypoint": job.entrypoint[:200]})
+    return out
+
+
+def _ours(ledger: Ledger, run_id: str) -> bool:
+    try:
+        return ledger.exists(run_id)
+    except Exception:  # not a run id merlin would write: not ours
+        return False
