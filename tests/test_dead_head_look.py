@@ -1,7 +1,7 @@
 """A run on a local head whose GCS and raylet are gone is judged lost from ``/proc`` alone, before any
 HTTP call (issue 20 #2). Ray's monitors can keep the dashboard up after the GCS dies, and its jobs API
 then holds each request until the client's timeout: `jobs status` on such a run took 20 s (10 s on its
-fast path, 10 s more on the full one) before the check came first.
+fast path, 10 s more on the full one) before the check came first, and a submit to it 55 s.
 
 No Ray here: the recorded cluster's jobs API is a socket that accepts connections and never answers
 (counting them), and its head processes are pids of processes that have exited."""
@@ -84,4 +84,9 @@ def test_a_look_at_a_run_on_a_dead_local_head_records_it_lost_without_asking_its
         assert shown.returncode != 0 or "lost" in shown.stdout, shown.stdout + shown.stderr
         rec = cp.get(run.run_id)
         assert rec.status == RunStatus.LOST and "GCS and raylet are gone" in rec.message, rec.message
+        assert seen[0] == 0, f"{seen[0]} connections to the dead head's jobs API"
+        # a submit to it is blocked at once, with the step that starts it again (it took 55 s to say "does not answer")
+        res = run_cli("ray", "jobs", "submit", "--engine", "ray", "--cluster", "dead", "--target", "t", "--workflow", "w", "--state-root", str(cp.root), "--", "true")
+        assert res.returncode == 3 and "its head's GCS and raylet are gone (killed); start it again" in res.stderr, res.stderr
+        assert "ray cluster start-local --name dead" in res.stderr, res.stderr
         assert seen[0] == 0, f"{seen[0]} connections to the dead head's jobs API"

@@ -216,6 +216,9 @@ class RayEngine:
             self._installed(run_id)
             self._ray_found = True
         cluster = self.cluster_for(cluster_name, run_id)
+        if cluster.kind == "local" and head_gone(cluster.processes):  # before any HTTP call: a dead GCS's dashboard holds it
+            raise EngineBlocked(f"Ray cluster '{cluster.name}' at {cluster.address}: its head's GCS and raylet are gone (killed); start it again"
+                                f"{_retry_hint(run_id)}", "cluster_unreachable", next_steps=[start_step(cluster.name, cluster)])  # fmt: skip
         if self._recently_answered(cluster.address):
             self._headers(cluster, run_id)  # still: a token that went missing blocks the run
             return cluster
