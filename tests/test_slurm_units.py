@@ -351,3 +351,31 @@ def test_ended_cannot_tell_when_the_scheduler_cannot_be_asked(tmp_path: Path, mo
         ledger.write_cluster(rec)
     assert SlurmBackend(ledger).ended(rec) is None
     assert ledger.read_cluster("gone").status == "active"  # nothing recorded from a question nobody answered
+
+
+def test_a_head_that_does_not_answer_asks_its_scheduler_at_most_once_every_ten_seconds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While a Slurm head does not answer but its allocation runs (a slow head), every look at one of its
+    runs asked ``squeue``: a waiter polling twice a second asked twice a second. One engine now asks at most
+    once every ``SCHEDULER_EVERY`` seconds per cluster. ``squeue`` here is a CONTRACT DOUBLE (it counts its
+    calls and says the job runs, in the format ``squeue -o SQUEUE_FORMAT`` prints)."""
+    import os
+
+    from merlin.clusters.base import unanswered_record
+    from merlin.engines import ray_local
+    from merlin.engines.ray_engine import RayEngine
+    from merlin.ledger.store import Ledger
+
+    bindir, calls = tmp_path / "bin", tmp_path / "calls"
+    bindir.mkdir()
+    (bindir / "squeue").write_text(f"#!/bin/sh\necho asked >> {calls}\necho '4242|RUNNING|None|n1|2099-01-01T00:00:00'\n")
+    (bindir / "squeue").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    ledger = Ledger(tmp_path / "state")
+    rec = unanswered_record("slow", "slurm", "active", str(tmp_path / "token"), scheduler_job_id="4242", state_dir=str(tmp_path / "sd"))
+    with ledger.cluster_lock("slow"):
+        ledger.write_cluster(rec)
+    engine = RayEngine(ledger)
+    assert [engine._dead(rec) for _ in range(5)] == [None] * 5  # it may come back: not dead
+    assert calls.read_text().splitlines() == ["asked"]
+    monkeypatch.setattr(ray_local, "SCHEDULER_EVERY", 0.0)  # the interval passed
+    assert engine._dead(rec) is None and len(calls.read_text().splitlines()) == 2

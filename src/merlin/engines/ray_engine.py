@@ -100,6 +100,7 @@ class RayEngine:
         self._checked: tuple[str, ClusterRecord] | None = None
         #: jobs API address -> when it last answered this engine (time.monotonic()): see :meth:`ready_cluster`
         self._answered: dict[str, float] = {}
+        self._scheduler_asked: dict[str, float] = {}  # cluster name -> when its scheduler last said "not ended" (ray_local.dead)
         self._ray_found = False
 
     # ------------------------------------------------------------ connection
@@ -330,26 +331,10 @@ class RayEngine:
         )
 
     def _dead(self, cluster: ClusterRecord) -> str | None:
-        """Why ``cluster`` (not answering) is known to be dead: its head's GCS and raylet are gone (Ray's
-        monitors may outlive them: they serve no job), its scheduler says its allocation ended, or
-        0 of its processes are alive. None: it may come back (say, stopped with SIGSTOP)."""
-        from merlin.clusters import registry
+        """Why ``cluster`` (not answering) is known to be dead, or None: it may come back (:func:`ray_local.dead`)."""
+        from merlin.engines import ray_local
 
-        try:
-            backend = registry.backend(cluster.kind, self.ledger)
-        except Exception:
-            return None
-        head = getattr(backend, "head_alive", None)
-        if head is not None and head(cluster) is False:
-            return f"Ray cluster '{cluster.name}' at {cluster.address} does not answer and its head's GCS and raylet are gone (killed)"
-        ended = getattr(backend, "ended", None)  # a batch scheduler's word (Slurm, PBS)
-        if ended is not None and (why := ended(cluster)):
-            return f"Ray cluster '{cluster.name}' at {cluster.address} does not answer and {why}"
-        count = getattr(backend, "processes_alive", None)
-        alive = count(cluster) if count is not None else None
-        if alive != 0:
-            return None
-        return f"Ray cluster '{cluster.name}' at {cluster.address} does not answer and 0 of its processes are alive (its head was killed)"
+        return ray_local.dead(self, cluster)
 
     def foreign_jobs(self, cluster: ClusterRecord) -> list[dict[str, str]] | None:
         """Active jobs on ``cluster`` that merlin did not submit: stopping it would end them (:func:`ray_local.foreign_jobs`)."""

@@ -78,3 +78,41 @@ def _ours(ledger: Ledger, run_id: str) -> bool:
         return ledger.exists(run_id)
     except Exception:  # not a run id merlin would write: not ours
         return False
+
+
+#: seconds between two questions to a batch scheduler about one cluster whose head does not answer
+#: while the scheduler says its allocation still runs (a waiter polls twice a second)
+SCHEDULER_EVERY = 10.0
+
+
+def dead(engine: Any, cluster: ClusterRecord) -> str | None:
+    """Why ``cluster`` (not answering) is known to be dead: its head's GCS and raylet are gone (Ray's
+    monitors may outlive them: they serve no job), its scheduler says its allocation ended, or 0 of
+    its processes are alive. None: it may come back (say, stopped with SIGSTOP, or slow). The
+    scheduler (``squeue``, ``qstat``) is asked at most once every :data:`SCHEDULER_EVERY` seconds per
+    cluster by one engine while it says the allocation runs: a look at an ended one records the end."""
+    import time
+
+    from merlin.clusters import registry
+
+    try:
+        backend = registry.backend(cluster.kind, engine.ledger)
+    except Exception:
+        return None
+    where = f"Ray cluster '{cluster.name}' at {cluster.address} does not answer and"
+    head = getattr(backend, "head_alive", None)
+    if head is not None and head(cluster) is False:
+        return f"{where} its head's GCS and raylet are gone (killed)"
+    ended = getattr(backend, "ended", None)  # a batch scheduler's word (Slurm, PBS)
+    asked = engine._scheduler_asked.get(cluster.name)
+    if ended is not None and (asked is None or time.monotonic() - asked >= SCHEDULER_EVERY):
+        why = ended(cluster)
+        if why:
+            engine._scheduler_asked.pop(cluster.name, None)
+            return f"{where} {why}"
+        engine._scheduler_asked[cluster.name] = time.monotonic()
+    count = getattr(backend, "processes_alive", None)
+    alive = count(cluster) if count is not None else None
+    if alive != 0:
+        return None
+    return f"{where} 0 of its processes are alive (its head was killed)"
