@@ -106,9 +106,9 @@ def report_from_log(client: Any, info: Any, kind: str) -> dict[str, Any] | None:
             return {"state": "failed", "line": failed[1].strip()}
         building = re.findall(r"^merlin-env: building ([0-9a-f]{64}) \(\d+s\): (.*)$", text, re.M)
         if building:
-            return {"state": "building", "env_id": building[-1][0], "line": building[-1][1].strip(), "from_log": True}
+            return {"state": "building", "env_id": building[-1][0], "line": building[-1][1].strip()}
         preparing = re.search(r"^merlin-env: preparing ([0-9a-f]{64})$", text, re.M)
-        return {"state": "preparing", "env_id": preparing[1], "from_log": True} if preparing else {"state": "silent", "from_log": True}
+        return {"state": "preparing", "env_id": preparing[1]} if preparing else {"state": "silent"}
     return {"state": "ready", "env_id": found[1], "cache": "hit" if found[2] == "cache hit" else "built"}
 
 
