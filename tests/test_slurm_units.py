@@ -356,7 +356,7 @@ def test_ended_cannot_tell_when_the_scheduler_cannot_be_asked(tmp_path: Path, mo
 def test_a_head_that_does_not_answer_asks_its_scheduler_at_most_once_every_ten_seconds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """While a Slurm head does not answer but its allocation runs (a slow head), every look at one of its
     runs asked ``squeue``: a waiter polling twice a second asked twice a second. One engine now asks at most
-    once every ``SCHEDULER_EVERY`` seconds per cluster. ``squeue`` here is a CONTRACT DOUBLE (it counts its
+    once every ``ASK_EVERY`` seconds per cluster. ``squeue`` here is a CONTRACT DOUBLE (it counts its
     calls and says the job runs, in the format ``squeue -o SQUEUE_FORMAT`` prints)."""
     import os
 
@@ -377,5 +377,5 @@ def test_a_head_that_does_not_answer_asks_its_scheduler_at_most_once_every_ten_s
     engine = RayEngine(ledger)
     assert [engine._dead(rec) for _ in range(5)] == [None] * 5  # it may come back: not dead
     assert calls.read_text().splitlines() == ["asked"]
-    monkeypatch.setattr(ray_local, "SCHEDULER_EVERY", 0.0)  # the interval passed
+    monkeypatch.setattr(ray_local, "ASK_EVERY", 0.0)  # the interval passed
     assert engine._dead(rec) is None and len(calls.read_text().splitlines()) == 2

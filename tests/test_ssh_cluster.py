@@ -171,3 +171,53 @@ def test_a_head_on_127_0_0_1_with_workers_is_refused_before_anything_starts(tmp_
         SshBackend(Ledger(tmp_path / "state")).start("s", host="127.0.0.1", workers="127.0.0.3")
     assert "`workers`" in str(exc.value) and "127.0.0.2" in str(exc.value) and exc.value.argument == "host"
     assert Ledger(tmp_path / "state").read_cluster("s") is None
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("slurm")
+def test_a_run_whose_ssh_head_is_killed_is_retried_on_the_head_its_keeper_starts_again(slurm_turn: None, sshd: dict, tmp_path: Path):
+    """Issue 17, on SSH: SIGKILL of the head's GCS and raylet on its host under a run with a preemption
+    budget. A look asks the host over ssh (``merlin.clusters.ssh alive``): its GCS and raylet are gone,
+    so the run is lost, and its keeper starts the cluster again as recorded (what was left of it ended
+    first: the tunnel, the helper's remains) and retries the run there. Before, an SSH head that did
+    not answer was waited for, and the run stayed ``running`` ("could not observe")."""
+    pytest.importorskip("ray")
+    import sys
+
+    from merlin.clusters import procs
+    from merlin.controlplane import ControlPlane
+    from merlin.ledger import RunStatus
+
+    root = tmp_path / "state"
+    cp = ControlPlane(root)
+    opts = {k: sshd[k] for k in ("port", "identity_file", "known_hosts")}
+    try:
+        rec, started = cp.start_cluster("ssh", "sk", host="127.0.0.1", object_store_memory=OBJECT_STORE, **opts)
+        assert started and rec.status == "active", rec.message
+        marker = tmp_path / "started"
+        code = "import pathlib, sys, time; p = pathlib.Path(sys.argv[1]); first = not p.exists(); p.write_text('x'); time.sleep(600 if first else 0)"
+        run = cp.submit([sys.executable, "-c", code, str(marker)], target="demo", workflow="sk", engine="ray", cluster="sk",
+                        max_retries_preemption=1, retry_backoff=0.5)  # fmt: skip
+        wait_for(lambda: cp.status(run.run_id).status == RunStatus.RUNNING and marker.exists(), 180, what="the first attempt to run")
+        # the head's host is this machine (loopback): its GCS and raylet are the ones naming its temp dir
+        head = [p for p in procs.all_procs() if p.name in ("gcs_server", "raylet") and rec.temp_dir in procs.cmdline(p.pid)]
+        assert sorted(p.name for p in head) == ["gcs_server", "raylet"], head
+        procs.signal_pids([p.pid for p in head], signal.SIGKILL)
+        done = cp.wait(run.run_id, timeout=300)
+        assert done.status == RunStatus.SUCCEEDED, (done.message, [(a.status, a.error_message) for a in done.attempts])
+        assert [a.status for a in done.attempts] == [RunStatus.LOST, RunStatus.SUCCEEDED]
+        assert done.attempts[0].failure_class == "infrastructure", done.attempts[0]
+        causes = [e.cause for e in cp.events(run.run_id)]
+        assert any(c.startswith("automatic retry after lost") and "GCS and raylet are gone" in c for c in causes), causes
+        again = cp.ledger.read_cluster("sk")
+        assert again.status.value == "active" and not {p.pid for p in again.processes} & {p.pid for p in rec.processes}, "a fresh head and tunnel"
+        assert not any(procs.alive(p.pid, p.start_ticks) for p in rec.processes if p.name == "tunnel"), "the old tunnel ended"
+        assert any("the retry keeper starts it again as recorded" in c for c in causes), causes
+    finally:
+        signal.alarm(0)
+        from merlin.clusters.ssh import SshBackend
+        from merlin.ledger.store import Ledger
+
+        last = Ledger(root).read_cluster("sk")
+        if last is not None and last.status != "stopped":
+            SshBackend(Ledger(root)).stop(last, grace=2.0)

@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+#: what a kind records among its options for itself, not as a start option (an SSH cluster's handshake dirs)
+BOOKKEEPING = ("remote_dir", "remote_dirs")
+
 
 def start_step(name: str, record: object = None) -> dict:
     """The next step that (re)starts cluster ``name`` as it was recorded: a local head keeps
@@ -16,7 +19,7 @@ def start_step(name: str, record: object = None) -> dict:
         return step(Action.START_CLUSTER, name=name)
     kind = getattr(record, "kind", DEFAULT_KIND)
     if kind != DEFAULT_KIND:
-        options = {k: v for k, v in (getattr(record, "options", None) or {}).items() if v not in (None, "", [], ())}
+        options = {k: v for k, v in (getattr(record, "options", None) or {}).items() if v not in (None, "", [], ()) and k not in BOOKKEEPING}
         return step(Action.START_CLUSTER, name=name, kind=kind, options=options or None)
     ports = getattr(record, "ports", None)
     requested = getattr(record, "requested", None) or {}

@@ -117,9 +117,15 @@ class SshBackend(LockedObservation):
             existing = self.ledger.read_cluster(name)
             if existing is not None and existing.status not in ("stopped", "failed", "expired"):
                 existing = self._observe_locked(existing)
-                if existing.status == "active":
+                # a head proven dead (its host answers, its GCS and raylet are gone) is cleaned up and started
+                # again, as a local head is; one that only does not answer may come back, and is kept
+                dead = existing.status == "active" and existing.message.startswith("unreachable") and self.head_alive(existing) is False
+                if existing.status == "active" and not dead:
                     return existing, False
-                raise BadInput(f"cluster '{name}' is {existing.status}; stop it first", next_steps=[step(Action.STOP_CLUSTER, name=name)])
+                if not dead:
+                    raise BadInput(f"cluster '{name}' is {existing.status}; stop it first", next_steps=[step(Action.STOP_CLUSTER, name=name)])
+                progress(f"cluster '{name}': its head is dead; ending what is left of it, then starting it again")
+                self._end_remains(existing, 2.0, progress)
             self.run(opts, host, "true", timeout=30)  # host key and login first: one clear error
             digest = hashlib.sha1(f"{self.ledger.root}\x00{name}".encode()).hexdigest()[:10]
             token = layout.cluster_token(name)
@@ -265,35 +271,59 @@ class SshBackend(LockedObservation):
 
     # ----------------------------------------------------------------- stop
 
+    @staticmethod
+    def _remote(record) -> tuple[dict[str, Any], str, list[str]]:
+        """``(ssh options, the hosts' python, one handshake dir per node)`` as the record keeps them."""
+        opts = dict(record.options)
+        python = opts.pop("python", sys.executable)
+        remote_dir = opts.pop("remote_dir", record.state_dir)
+        # one handshake dir per node (records before --workers had its own dirs: one for all)
+        return opts, python, list(opts.pop("remote_dirs", None) or [remote_dir] * len(record.nodes))
+
+    def head_alive(self, record) -> bool | None:
+        """Does the head's GCS or raylet still run on its host (asked there over ssh, ``alive``)? False
+        only when the host answers and neither runs; None when that cannot be told (the host does not
+        answer, or keeps no node file): such a head is waited for, never started again."""
+        if record.status in ("stopped", "failed", "expired") or not record.nodes:
+            return False if record.status == "stopped" else None
+        opts, python, remote_dirs = self._remote(record)
+        try:
+            res = self.run(opts, record.nodes[0], f"{shlex.quote(python)} -m merlin.clusters.ssh alive {shlex.quote(remote_dirs[0])}", timeout=30)
+            found = json.loads(res.stdout or b"{}").get("alive")
+        except (Blocked, BadInput, ValueError, OSError, subprocess.TimeoutExpired):
+            return None
+        return found if isinstance(found, bool) else None
+
+    def _end_remains(self, record, grace: float, progress: Progress) -> tuple[int, list[str]]:
+        """End what merlin started on each host (``reap``) and the local tunnel: ``(ended, not ended)``."""
+        opts, python, remote_dirs = self._remote(record)
+        ended, stuck = 0, []
+        for h, d in zip(record.nodes, remote_dirs, strict=False):
+            progress(f"cluster '{record.name}': ending the Ray processes merlin started on {h}")
+            cmd = f"{shlex.quote(python)} -m merlin.clusters.ssh reap {shlex.quote(d)} {grace}"
+            try:
+                res = self.run(opts, h, cmd, timeout=grace + 60)
+                out = json.loads(res.stdout or b"{}")
+            except (Blocked, ValueError, subprocess.TimeoutExpired) as exc:
+                out = {"error": str(exc)}
+            ended += len(out.get("ended", []))
+            stuck += [f"{h}:{pid}" for pid in out.get("left", [])]
+            if out.get("error"):
+                stuck.append(f"{h}: {out['error']}")
+        tunnel = {p.pid: p.start_ticks for p in record.processes if p.name == "tunnel"}
+        teardown.end(lambda: teardown.members(tunnel), grace=grace)
+        return ended, stuck
+
     def stop(self, record, *, grace: float = 5.0, progress: Progress | None = None) -> Any:
         from merlin.clusters.lost import mark_runs_lost
 
         progress = progress or (lambda _m: None)
         with self.ledger.cluster_lock(record.name):
             record = self.ledger.read_cluster(record.name) or record
-            opts = dict(record.options)
-            python = opts.pop("python", sys.executable)
-            remote_dir = opts.pop("remote_dir", record.state_dir)
-            # one handshake dir per node (records before --workers had its own dirs: one for all)
-            remote_dirs = list(opts.pop("remote_dirs", None) or [remote_dir] * len(record.nodes))
             if record.status not in ("stopped", "failed", "expired"):
                 record.status = "stopping"
                 self.ledger.write_cluster(record)
-            ended, stuck = 0, []
-            for h, d in zip(record.nodes, remote_dirs, strict=False):
-                progress(f"cluster '{record.name}': ending the Ray processes merlin started on {h}")
-                cmd = f"{shlex.quote(python)} -m merlin.clusters.ssh reap {shlex.quote(d)} {grace}"
-                try:
-                    res = self.run(opts, h, cmd, timeout=grace + 60)
-                    out = json.loads(res.stdout or b"{}")
-                except (Blocked, ValueError, subprocess.TimeoutExpired) as exc:
-                    out = {"error": str(exc)}
-                ended += len(out.get("ended", []))
-                stuck += [f"{h}:{pid}" for pid in out.get("left", [])]
-                if out.get("error"):
-                    stuck.append(f"{h}: {out['error']}")
-            tunnel = {p.pid: p.start_ticks for p in record.processes if p.name == "tunnel"}
-            teardown.end(lambda: teardown.members(tunnel), grace=grace)
+            ended, stuck = self._end_remains(record, grace, progress)
             lost = mark_runs_lost(self.ledger, record.name, "the cluster was stopped (cluster stop)")
             msg = f"stopped: ended {ended} remote processes and the tunnel"
             if stuck:
@@ -301,6 +331,20 @@ class SshBackend(LockedObservation):
             teardown.mark_stopped(record, msg, lost)
             self.ledger.write_cluster(record)
             return record
+
+
+def alive(remote_dir: str) -> dict[str, Any]:
+    """On a node's host: does a GCS or raylet of the node recorded in ``remote_dir`` still run (its
+    command line names the node's temp dir)? ``{"alive": None}`` when no node file is there."""
+    temp_dirs = [n["temp_dir"] for n in node_files(Path(remote_dir)) if n.get("temp_dir")]
+    if not temp_dirs:
+        return {"alive": None}
+    from merlin.clusters import HEAD_PROCESSES
+
+    for p in procs.all_procs():
+        if p.name in HEAD_PROCESSES and not p.gone and any(t in procs.cmdline(p.pid) for t in temp_dirs):
+            return {"alive": True}
+    return {"alive": False}
 
 
 def reap(remote_dir: str, grace: float) -> dict[str, Any]:
@@ -326,5 +370,7 @@ def reap(remote_dir: str, grace: float) -> dict[str, Any]:
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "reap":
         print(json.dumps(reap(sys.argv[2], float(sys.argv[3]))))
+    elif len(sys.argv) == 3 and sys.argv[1] == "alive":
+        print(json.dumps(alive(sys.argv[2])))
     else:
-        sys.exit("usage: python -m merlin.clusters.ssh reap REMOTE_DIR GRACE")
+        sys.exit("usage: python -m merlin.clusters.ssh reap REMOTE_DIR GRACE | alive REMOTE_DIR")

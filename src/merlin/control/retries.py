@@ -439,8 +439,8 @@ def _hand_over(cp: Plane, rec: RunRecord, request: RunRequest, spec: Mapping[str
 
 def restart_dead_head(cp: Plane, name: str | None, run_id: str, n: int) -> bool:
     """Start again, as it was recorded (:func:`merlin.clusters.start_args`), the cluster a retry is due
-    on, when the infrastructure ended it: a local head whose GCS and raylet are proven dead (SIGKILLed,
-    OOM-killed) while its record still says active, or a Slurm or PBS allocation that ended after the
+    on, when the infrastructure ended it: a local or SSH head whose GCS and raylet are proven dead
+    (SIGKILLed, OOM-killed; an SSH head's host answers and they are gone) while its record still says active, or a Slurm or PBS allocation that ended after the
     run's last attempt was handed to it (walltime, preemption, failed, cancelled outside merlin);
     True once it is active. Never a cluster a person stopped or that idled out, nor a local head that
     still runs (it may only be slow). Concurrent keepers meet at the cluster's lock: one starts it,
@@ -453,8 +453,8 @@ def restart_dead_head(cp: Plane, name: str | None, run_id: str, n: int) -> bool:
     if record is None:
         return False
     backend = cp.cluster_backend(record.kind)
-    if record.kind == DEFAULT_KIND:
-        head_alive = getattr(backend, "head_alive", None)  # the local kind's own check (not in the backends' protocol)
+    head_alive = getattr(backend, "head_alive", None)  # a local head's own check, an SSH head's over ssh (not in the protocol)
+    if record.kind == DEFAULT_KIND or head_alive is not None:
         if record.status != ClusterStatus.ACTIVE or head_alive is None or head_alive(record) is not False:
             return False
         why = "its head was dead (its GCS and raylet gone)"

@@ -100,7 +100,7 @@ class RayEngine:
         self._checked: tuple[str, ClusterRecord] | None = None
         #: jobs API address -> when it last answered this engine (time.monotonic()): see :meth:`ready_cluster`
         self._answered: dict[str, float] = {}
-        self._scheduler_asked: dict[str, float] = {}  # cluster name -> when its scheduler last said "not ended" (ray_local.dead)
+        self._asked: dict[str, float] = {}  # cluster name -> when its scheduler or head's host last said "it runs" (ray_local.dead)
         self._ray_found = False
 
     # ------------------------------------------------------------ connection
@@ -219,7 +219,7 @@ class RayEngine:
         cluster = self.cluster_for(cluster_name, run_id)
         if cluster.kind == "local" and head_gone(cluster.processes):  # before any HTTP call: a dead GCS's dashboard holds it
             raise EngineBlocked(f"Ray cluster '{cluster.name}' at {cluster.address}: its head's GCS and raylet are gone (killed); start it again"
-                                f"{_retry_hint(run_id)}", "cluster_unreachable", next_steps=[start_step(cluster.name, cluster)])  # fmt: skip
+                                f"{_retry_hint(run_id)}", "cluster_unreachable", next_steps=[step(Action.CLUSTER_STATUS, name=cluster.name), start_step(cluster.name, cluster)])  # fmt: skip
         if self._recently_answered(cluster.address):
             self._headers(cluster, run_id)  # still: a token that went missing blocks the run
             return cluster

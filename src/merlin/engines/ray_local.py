@@ -80,17 +80,18 @@ def _ours(ledger: Ledger, run_id: str) -> bool:
         return False
 
 
-#: seconds between two questions to a batch scheduler about one cluster whose head does not answer
-#: while the scheduler says its allocation still runs (a waiter polls twice a second)
-SCHEDULER_EVERY = 10.0
+#: seconds between two questions about one cluster whose head does not answer, where asking costs more
+#: than a ``/proc`` read: its batch scheduler (``squeue``, ``qstat``) or its head's host (over ssh). While
+#: the answer is "it runs" (a slow head), a waiter polling twice a second would ask twice a second.
+ASK_EVERY = 10.0
 
 
 def dead(engine: Any, cluster: ClusterRecord) -> str | None:
     """Why ``cluster`` (not answering) is known to be dead: its head's GCS and raylet are gone (Ray's
     monitors may outlive them: they serve no job), its scheduler says its allocation ended, or 0 of
-    its processes are alive. None: it may come back (say, stopped with SIGSTOP, or slow). The
-    scheduler (``squeue``, ``qstat``) is asked at most once every :data:`SCHEDULER_EVERY` seconds per
-    cluster by one engine while it says the allocation runs: a look at an ended one records the end."""
+    its processes are alive. None: it may come back (say, stopped with SIGSTOP, or slow). A question
+    that leaves this machine (an SSH head's host, a scheduler) is asked at most once every
+    :data:`ASK_EVERY` seconds per cluster by one engine; an end it finds is recorded then."""
     import time
 
     from merlin.clusters import registry
@@ -100,17 +101,19 @@ def dead(engine: Any, cluster: ClusterRecord) -> str | None:
     except Exception:
         return None
     where = f"Ray cluster '{cluster.name}' at {cluster.address} does not answer and"
+    here = cluster.kind == "local"  # its head's processes are read from /proc: cheap, asked every time
+    asked = engine._asked.get(cluster.name)
+    due = asked is None or time.monotonic() - asked >= ASK_EVERY
     head = getattr(backend, "head_alive", None)
-    if head is not None and head(cluster) is False:
+    if head is not None and (here or due) and head(cluster) is False:
+        engine._asked.pop(cluster.name, None)
         return f"{where} its head's GCS and raylet are gone (killed)"
     ended = getattr(backend, "ended", None)  # a batch scheduler's word (Slurm, PBS)
-    asked = engine._scheduler_asked.get(cluster.name)
-    if ended is not None and (asked is None or time.monotonic() - asked >= SCHEDULER_EVERY):
-        why = ended(cluster)
-        if why:
-            engine._scheduler_asked.pop(cluster.name, None)
-            return f"{where} {why}"
-        engine._scheduler_asked[cluster.name] = time.monotonic()
+    if ended is not None and due and (why := ended(cluster)):
+        engine._asked.pop(cluster.name, None)
+        return f"{where} {why}"
+    if due and not here:
+        engine._asked[cluster.name] = time.monotonic()
     count = getattr(backend, "processes_alive", None)
     alive = count(cluster) if count is not None else None
     if alive != 0:
