@@ -288,7 +288,8 @@ class SshBackend(LockedObservation):
             return False if record.status == "stopped" else None
         opts, python, remote_dirs = self._remote(record)
         try:
-            res = self.run(opts, record.nodes[0], f"{shlex.quote(python)} -m merlin.clusters.ssh alive {shlex.quote(remote_dirs[0])}", timeout=30)
+            # bounded as an HTTP look is (10 s): a host that has gone away must not hold a look longer
+            res = self.run(opts, record.nodes[0], f"{shlex.quote(python)} -m merlin.clusters.ssh alive {shlex.quote(remote_dirs[0])}", timeout=10)
             found = json.loads(res.stdout or b"{}").get("alive")
         except (Blocked, BadInput, ValueError, OSError, subprocess.TimeoutExpired):
             return None
