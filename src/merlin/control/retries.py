@@ -411,10 +411,12 @@ def _hand_over(cp: Plane, rec: RunRecord, request: RunRequest, spec: Mapping[str
     def started(r: RunRecord) -> None:
         r.retry_at = None
 
-    # a head proven dead is started again before a submit meets it (a dead GCS's dashboard can hold
-    # the submit for its whole timeout); a cluster that turns out down later gets the same one chance
+    # after an infrastructure end, a head proven dead is started again before a submit meets it (a dead
+    # GCS's dashboard can hold the submit for its whole timeout); after a program's failure the cluster is
+    # not asked first; either way a cluster that turns out down gets the same one chance below
     cluster = request.cluster or (rec.cluster.name if rec.cluster else None)
-    restarted = cp.engine(rec.engine).uses_cluster and restart_dead_head(cp, cluster, run_id, n)
+    infra = len(rec.attempts) > 1 and rec.attempts[-2].failure_class == "infrastructure"
+    restarted = infra and cp.engine(rec.engine).uses_cluster and restart_dead_head(cp, cluster, run_id, n)
     refusals = 0
     while True:
         if _still_ours(cp, run_id, n) is None:
