@@ -40,7 +40,7 @@ def test_execute_on_ray_records_the_executor_outcome(ray_cp: ControlPlane, tmp_p
     target_dir = out / "x86_cpu_baseline"
     assert rec["target_dir"] == str(target_dir.resolve())
     cmds = _commands(rec)
-    assert any(c.startswith(f"merlin targetgen answer --target-dir {target_dir.resolve()}") for c in cmds)
+    assert any(c.startswith(f"merlin targetgen answer --target-dir {target_dir.resolve()}") for c in cmds), (cmds, rec["message"], rec.get("outcome"))
     assert any(c.startswith(f"merlin targetgen execute --target-dir {target_dir.resolve()} --engine ray") for c in cmds), cmds  # the hint keeps --engine ray
     # the command really ran on the cluster: the job's entrypoint is this interpreter running merlin
     cmd = rec["command"]
