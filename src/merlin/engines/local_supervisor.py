@@ -108,6 +108,9 @@ def main(argv: list[str]) -> int:
 
             try:
                 Path(rec.target_dir).mkdir(parents=True, exist_ok=True)
+                # the command's wall time runs from its start, not from after the record is written
+                # (a loaded disk's fsync can take longer than a short command)
+                t0 = time.monotonic()
                 for env in gang_env(request.replicas):
                     child = subprocess.Popen(
                         command,
@@ -147,7 +150,6 @@ def main(argv: list[str]) -> int:
             _index(ledger, index_dir, run_id, attempt)
             return 1
         before = children_usage()
-        t0 = time.monotonic()
         rc, first, ends = wait_gang(gang)
         usage = usage_since(before, t0)
         lost = request.replicas is not None and ended_from_outside(rc) and not terminated["signal"]
