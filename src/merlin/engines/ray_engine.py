@@ -24,9 +24,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from merlin.clusters import head_gone, start_step
+from merlin.clusters import start_step
 from merlin.engines import ray_api
 from merlin.engines.base import CancelResult, EngineBlocked, Observation, Preflight, Submitted
+from merlin.engines.ray_local import dead_here
 from merlin.errors import Blocked
 from merlin.ledger.status import ClusterStatus, RunStatus
 from merlin.nextsteps import Action, step
@@ -217,9 +218,9 @@ class RayEngine:
             self._installed(run_id)
             self._ray_found = True
         cluster = self.cluster_for(cluster_name, run_id)
-        if cluster.kind == "local" and head_gone(cluster.processes):  # before any HTTP call: a dead GCS's dashboard holds it
-            raise EngineBlocked(f"Ray cluster '{cluster.name}' at {cluster.address}: its head's GCS and raylet are gone (killed); start it again"
-                                f"{_retry_hint(run_id)}", "cluster_unreachable", next_steps=[step(Action.CLUSTER_STATUS, name=cluster.name), start_step(cluster.name, cluster)])  # fmt: skip
+        if dead := dead_here(cluster.name, cluster.kind, cluster.address, cluster.processes):
+            raise EngineBlocked(f"{dead}; start it again{_retry_hint(run_id)}", "cluster_unreachable",
+                                next_steps=[step(Action.CLUSTER_STATUS, name=cluster.name), start_step(cluster.name, cluster)])  # fmt: skip
         if self._recently_answered(cluster.address):
             self._headers(cluster, run_id)  # still: a token that went missing blocks the run
             return cluster
@@ -390,7 +391,7 @@ class RayEngine:
             cluster = json.loads(self.ledger.layout.cluster_record(name).read_bytes())
             if not sub or ClusterStatus(cluster["status"]).is_terminal() or not cluster.get("address"):
                 return None
-            if cluster.get("kind", "local") == "local" and head_gone(cluster.get("processes") or []):
+            if dead_here(name, cluster.get("kind"), cluster.get("address"), cluster.get("processes")):
                 return None  # a dead head: the full path records the runs lost, without asking its dashboard
             auth = SimpleNamespace(**cluster["auth"]) if cluster.get("auth") else None
             from merlin.clusters.auth import headers_for
@@ -415,9 +416,9 @@ class RayEngine:
                 for r in runs:
                     out[r.run_id] = self._gone(r, cluster)
                 continue
-            if cluster.kind == "local" and head_gone(cluster.processes):  # before any HTTP call: a dead GCS's dashboard holds it
+            if dead := dead_here(name, cluster.kind, cluster.address, cluster.processes):
                 for r in runs:
-                    out[r.run_id] = self._gone(r, cluster, f"Ray cluster '{name}' at {cluster.address}: its head's GCS and raylet are gone (killed)")
+                    out[r.run_id] = self._gone(r, cluster, dead)
                 continue
             try:
                 client = self.client(cluster)

@@ -80,6 +80,18 @@ def _ours(ledger: Ledger, run_id: str) -> bool:
         return False
 
 
+def dead_here(name: str, kind: str | None, address: str | None, processes: Any) -> str | None:
+    """Why a head merlin started on this machine (kind ``local``) is dead, judged from ``/proc`` before any
+    HTTP call (a dead GCS's dashboard holds a request for its whole timeout): its recorded GCS and
+    raylet are gone. None otherwise. ``processes``: the record's, as records or their JSON dicts."""
+    from merlin.clusters import head_gone
+    from merlin.clusters.base import DEFAULT_KIND
+
+    if (kind or DEFAULT_KIND) != DEFAULT_KIND or not head_gone(processes or []):
+        return None
+    return f"Ray cluster '{name}' at {address}: its head's GCS and raylet are gone (killed)"
+
+
 #: seconds between two questions about one cluster whose head does not answer, where asking costs more
 #: than a ``/proc`` read: its batch scheduler (``squeue``, ``qstat``) or its head's host (over ssh). While
 #: the answer is "it runs" (a slow head), a waiter polling twice a second would ask twice a second.
@@ -101,7 +113,9 @@ def dead(engine: Any, cluster: ClusterRecord) -> str | None:
     except Exception:
         return None
     where = f"Ray cluster '{cluster.name}' at {cluster.address} does not answer and"
-    here = cluster.kind == "local"  # its head's processes are read from /proc: cheap, asked every time
+    from merlin.clusters.base import DEFAULT_KIND
+
+    here = cluster.kind == DEFAULT_KIND  # its head's processes are read from /proc: cheap, asked every time
     asked = engine._asked.get(cluster.name)
     due = asked is None or time.monotonic() - asked >= ASK_EVERY
     head = getattr(backend, "head_alive", None)
