@@ -59,7 +59,6 @@ def start_args(record: object) -> dict:
     return {k: v for k, v in args.items() if v is not None}
 
 
-
 #: a local head's own processes: while either runs, the head is not dead (Ray's monitors may outlive them)
 HEAD_PROCESSES = ("gcs_server", "raylet")
 

@@ -420,10 +420,10 @@ class LocalBackend:
         pids.discard(os.getpid())
         return pids
 
-    #: the head's processes that serve jobs: with both gone the cluster is dead, whatever else
-    #: of it lingers (Ray's autoscaler monitor and log monitor outlive a SIGKILLed GCS and raylet)
     def head_alive(self, record) -> bool | None:
-        """Does the recorded head's GCS or raylet still run? None when the record names neither."""
+        """Does the recorded head's GCS or raylet still run (:func:`merlin.clusters.head_gone`)? With both
+        gone the cluster is dead, whatever else of it lingers (Ray's autoscaler monitor and log monitor
+        outlive a SIGKILLed GCS and raylet). None when the record names neither."""
         if record.status == ClusterStatus.STOPPED:
             return False
         gone = head_gone(record.processes)

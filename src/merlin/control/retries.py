@@ -442,8 +442,9 @@ def _hand_over(cp: Plane, rec: RunRecord, request: RunRequest, spec: Mapping[str
 def restart_dead_head(cp: Plane, name: str | None, run_id: str, n: int) -> bool:
     """Start again, as it was recorded (:func:`merlin.clusters.start_args`), the cluster a retry is due
     on, when the infrastructure ended it: a local or SSH head whose GCS and raylet are proven dead
-    (SIGKILLed, OOM-killed; an SSH head's host answers and they are gone) while its record still says active, or a Slurm or PBS allocation that ended after the
-    run's last attempt was handed to it (walltime, preemption, failed, cancelled outside merlin);
+    (SIGKILLed, OOM-killed; an SSH head's host answers and they are gone) while its record still
+    says active, or a Slurm or PBS allocation that ended after the run's last attempt was handed to
+    it (walltime, preemption, failed, cancelled outside merlin);
     True once it is active. Never a cluster a person stopped or that idled out, nor a local head that
     still runs (it may only be slow). Concurrent keepers meet at the cluster's lock: one starts it,
     the others find it live and wait for it with their own start."""
