@@ -198,6 +198,7 @@ def retry(
             raise BadInput(f"run {run_id} changed to {r.status.value} meanwhile; not retried")
         n = len(r.attempts) + 1
         r.attempts = [*r.attempts, Attempt(number=n, engine=r.engine, status=RunStatus.PENDING, **submitter())]
+        r.outcome = None  # the new attempt's executor reports its own (the last one's stays in the events)
         if cluster is not None:
             r.cluster = ClusterRef(name=cluster)
         if bundles:  # a run that needs hardware queues for its lease again

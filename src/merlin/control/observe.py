@@ -284,6 +284,8 @@ def message_for(r: RunRecord, new: RunStatus, obs: Observation) -> tuple[str, li
     """A run's message (plain text) and next steps once it moved to ``new``."""
     rid = r.run_id
     att = r.attempts[-1] if r.attempts else None
+    if new == RunStatus.RUNNING and r.outcome:  # seen running late, after its executor reported: the executor's words stay
+        return r.message, [s.model_dump() for s in r.next_steps]
     if new == RunStatus.RUNNING:
         where = f"on cluster '{r.cluster.name}'" if r.cluster else f"on the {r.engine} engine"
         return f"running {where} ({att.submission_id if att else ''})", [step(Action.LOGS, run_id=rid, follow=True)]

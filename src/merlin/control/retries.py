@@ -372,6 +372,7 @@ def _new_attempt(cp: Plane, seen: RunRecord, plan: Due) -> RunRecord | None:
         if r.attempts[-1].end_time is None:
             r.attempts[-1].end_time = utcnow()  # a lost attempt: confirmed gone now
         r.attempts = [*r.attempts, Attempt(number=n + 1, engine=r.engine, status=RunStatus.PENDING, **submitter())]
+        r.outcome = None  # the new attempt's executor reports its own
         r.retry_at = utcnow() + timedelta(seconds=plan.delay)
         set_status(r, RunStatus.PENDING, plan.message(), [step(Action.STATUS, run_id=r.run_id), step(Action.CANCEL, run_id=r.run_id)])
         detail = {"failure_class": plan.failure_class, "used": plan.used, "budget": plan.budget, "delay": plan.delay}
