@@ -364,3 +364,31 @@ def test_runs_submit_with_a_runtime_runs_in_that_env(server: Server, wheelhouse:
     status = post(server, "runs_status", {"run_id": rid, "refresh": False}).json()
     att = status["attempts"][-1]
     assert att["env_id"] and att["env_cache"] == "built", status
+
+
+def test_a_retention_policy_applies_itself_after_a_gateway_submit(tmp_path: Path) -> None:
+    """``[retention] auto = true`` in the server's config: a runs_submit over HTTP starts the day's
+    prune, as a CLI submit does (the detached prune's report names the old run it removed)."""
+    from merlin.controlplane import ControlPlane
+    from process_support import wait_until
+
+    xdg = tmp_path / "xdg"
+    (xdg / "merlin").mkdir(parents=True)
+    (xdg / "merlin" / "config.toml").write_text('[retention]\nolder_than = "0s"\nstatus = ["succeeded"]\nauto = true\n')
+    srv = start_server(tmp_path, env={"XDG_CONFIG_HOME": str(xdg)})
+    try:
+        cp = ControlPlane(srv.state_root)
+        old = run_cli("ray", "jobs", "submit", "--target", "old", "--workflow", "w", "--engine", "local", "--json",
+                      "--state-root", str(srv.state_root), "--", "true", env={"XDG_CONFIG_HOME": str(tmp_path / "none")})
+        assert old.returncode == 0, old.stderr
+        old_id = json.loads(old.stdout)["run_id"]
+        cp.wait(old_id, timeout=60)
+        log = cp.layout.retention_log
+        assert not log.exists()  # the CLI had no policy
+        r = post(srv, "runs_submit", {"target": "new", "workflow": "w", "engine": "local", "command": ["true"]})
+        assert r.status_code == 200, r.text
+        new_id = r.json()["run_id"]
+        (report,) = wait_until(lambda: [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else [])
+        assert old_id in report["removed"] and new_id not in report["removed"], report
+    finally:
+        srv.stop()

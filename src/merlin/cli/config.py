@@ -219,16 +219,25 @@ def _load(cwd: Path | None) -> dict[str, Setting]:
     return out
 
 
+def retention_policy() -> tuple[float, list[str]] | None:
+    """``[retention] auto = true``: the policy (older_than seconds, statuses) that applies itself; else None."""
+    if value("retention.auto") is not True:
+        return None
+    from merlin.durations import parse_duration
+
+    return parse_duration(value("retention.older_than"), "older_than"), list(value("retention.status") or [])
+
+
 def keep_retention(cp: Any) -> None:
     """``[retention] auto = true``: after a command that recorded a run, the day's prune by the policy,
     detached (merlin.control.retention). A prune that cannot start is a warning: the run is recorded."""
-    if value("retention.auto") is not True:
+    policy = retention_policy()
+    if policy is None:
         return
-    from merlin.durations import parse_duration
     from merlin.errors import MerlinError
 
     try:
-        cp.keep_retention(parse_duration(value("retention.older_than"), "older_than"), value("retention.status") or [])
+        cp.keep_retention(*policy)
     except (MerlinError, OSError) as exc:
         from merlin.cli.output import warn
 

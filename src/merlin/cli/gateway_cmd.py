@@ -26,10 +26,11 @@ def _need_extra() -> None:
 
 def _gateway(state_root: Path | None, allow_cluster_control: bool, transport: str):
     """The gateway over ``state_root``; a state root that exists and is no directory is bad input (exit 2)."""
+    from merlin.cli.config import retention_policy
     from merlin.errors import BadInput
     from merlin.gateway.ops import Gateway
 
-    gw = Gateway(state_root, allow_cluster_control=allow_cluster_control, transport=transport)
+    gw = Gateway(state_root, allow_cluster_control=allow_cluster_control, transport=transport, retention=retention_policy())
     if gw.cp.root.exists() and not gw.cp.root.is_dir():
         raise BadInput(f"--state-root {gw.cp.root}: not a directory (pass a directory, or set $MERLIN_STATE_ROOT to one)")
     return gw

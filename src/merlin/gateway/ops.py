@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import merlin.gateway.operations  # noqa: F401  (registers every operation, in group order)
@@ -29,6 +29,10 @@ PROGRESS_EVERY = 2.0
 #: the fields of a mutating request's arguments that name what it acted on (the audit line's subject)
 SUBJECT_FIELDS = ("run_id", "target_dir", "target", "capability", "name", "question_id", "task_id", "task")
 
+#: the operations that record runs: after one, a retention policy given to the server applies itself
+#: (as after the CLI's ``jobs submit`` and ``sweep submit``; docs/config.md)
+RECORDS_RUNS = frozenset({"runs_submit", "sweeps_submit"})
+
 
 class Gateway:
     """The operations bound to one state root and one server's flags.
@@ -37,12 +41,22 @@ class Gateway:
     transports call ``call`` in a worker thread so the server loop never blocks.
     """
 
-    def __init__(self, state_root: str | os.PathLike[str] | None = None, *, allow_cluster_control: bool = False, transport: str = "api") -> None:
+    def __init__(
+        self,
+        state_root: str | os.PathLike[str] | None = None,
+        *,
+        allow_cluster_control: bool = False,
+        transport: str = "api",
+        retention: tuple[float, Sequence[str]] | None = None,
+    ) -> None:
+        """``retention``: (older_than seconds, statuses) of a policy that applies itself after each
+        operation that records runs (``ControlPlane.keep_retention``); None: none."""
         from merlin.controlplane import ControlPlane
 
         self.cp = ControlPlane(state_root)
         self.allow_cluster_control = allow_cluster_control
         self.transport = transport
+        self.retention = retention
 
     def operations(self) -> list[Operation]:
         """The operations this server offers (cluster control only when allowed)."""
@@ -132,7 +146,20 @@ class Gateway:
         data["next_steps"] = map_steps(data.get("next_steps"))
         if op.mutating:
             self.audit(op, args.model_dump(), client, "ok")
+        if self.retention is not None and op.name in RECORDS_RUNS:
+            self.keep_retention()
         return data
+
+    def keep_retention(self) -> None:
+        """The day's prune by the server's policy, detached; one that cannot start is a line in the
+        audit log, never the caller's error (its run is recorded)."""
+        assert self.retention is not None
+        older_than, statuses = self.retention
+        try:
+            self.cp.keep_retention(older_than, statuses)
+        except (MerlinError, OSError) as exc:
+            why = getattr(exc, "message", None) or str(exc)
+            self.cp.append_audit({"client": "server", "transport": self.transport, "operation": "retention", "subject": {}, "result": f"error: the day's prune did not start: {why}"})
 
     def audit(self, op: Operation, args: dict[str, Any], client: str, result: str) -> None:
         """One JSONL line per mutating request: time, client, operation, target or run, result
