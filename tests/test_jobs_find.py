@@ -103,7 +103,10 @@ def test_unique_prefixes_everywhere_and_ambiguity_lists_the_candidates(ledger: t
     cp, ids = ledger
     root = str(cp.root)
     bad = ids["bad"]
-    prefix = bad[: len("alpha-20261207-000000-") + 2]
+    # the shortest prefix of its id past the time that no other run shares (two runs of one second
+    # share their random part's first characters one time in 256)
+    n = next(n for n in range(len("alpha-20261207-000000-") + 1, len(bad) + 1) if not any(o != bad and o.startswith(bad[:n]) for o in ids.values()))
+    prefix = bad[:n]
     assert cp.resolve_run_id(prefix) == bad and cp.get(prefix).run_id == bad and cp.resolve_run_id(bad) == bad
     for args in (["ray", "jobs", "status", prefix, "--json"], ["ray", "jobs", "why", prefix, "--json"], ["ray", "artifacts", "list", prefix, "--json"]):
         res = run_cli(*args, "--state-root", root)
