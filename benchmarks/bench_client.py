@@ -7,8 +7,8 @@ Target (issue 17): wall <= 1.05x Ray's and client CPU (the process's user+sys) <
 Each side is one process running waves (``--window`` jobs submitted, then waited for)
 until ``--jobs`` have run. The two processes run at the same time on the same head
 (each imports and warms up first, then both start on one signal), so whatever load the
-machine has falls on both alike. Both submit the same job (merlin's entrypoint and a
-runtime_env of as many environment variables as merlin gives a run). Both poll every 0.2 s: merlin with ``wait_all`` (one
+machine has falls on both alike. Both submit the same job (merlin's entrypoint, exporting as
+many values of the job's own as merlin gives a run, and a runtime_env with no variables). Both poll every 0.2 s: merlin with ``wait_all`` (one
 refresh per round: each unfinished job asked by its id, over one kept-open connection), Ray
 with ``get_job_status`` per job. ``--jobs`` 200 is the issue's figure; fewer for a quick run. merlin's
 figures include writing each run's request, record and events to its ledger and
@@ -60,14 +60,19 @@ def side_theirs(root: Path) -> Callable[[int], None]:
     rec = ControlPlane(root).ledger.read_cluster("default")
     ray = JobSubmissionClient(rec.address, headers=headers_for(rec.auth, rec.name))
 
-    # the same job merlin submits: its entrypoint (cd to the working directory, exec the command) and
-    # a runtime_env of as many environment variables (merlin's MERLIN_RUN_ID, ..._ATTEMPT, ..._RUN_DIR,
-    # ..._TARGET_DIR, ..._STATE_ROOT): the figures compare the clients, not two kinds of job
-    entrypoint = entrypoint_for(["true"], str(Path.cwd().resolve()))
-    env = {f"BENCH_VAR_{i}": str(root / f"var-{i}") for i in range(5)}
+    # the same job merlin submits: its entrypoint (export as many values of the job's own as merlin's
+    # MERLIN_RUN_ID, ..._ATTEMPT, ..._RUN_DIR, ..._TARGET_DIR, ..._STATE_ROOT, cd to the working
+    # directory, exec the command) and a runtime_env with no env_vars of its own: the figures compare the
+    # clients, not two kinds of job (Ray starts jobs that each have a runtime env of their own later)
+    cwd = str(Path.cwd().resolve())
+    counter = iter(range(10**9))
+
+    def entrypoint() -> str:
+        n = next(counter)
+        return entrypoint_for(["true"], cwd, {f"BENCH_VAR_{i}": str(root / f"job-{n}" / f"var-{i}") for i in range(5)})
 
     def wave(n: int) -> None:
-        left = {ray.submit_job(entrypoint=entrypoint, runtime_env={"env_vars": env}) for _ in range(n)}
+        left = {ray.submit_job(entrypoint=entrypoint(), runtime_env={"env_vars": {}}) for _ in range(n)}
         deadline = time.monotonic() + 1800
         while left:
             time.sleep(POLL)

@@ -20,7 +20,7 @@ import json
 import os
 import shlex
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -71,9 +71,11 @@ def _retry_hint(run_id: str | None) -> str:
     return ""
 
 
-def entrypoint_for(command: list[str], workdir: str | None) -> str:
-    """Shell entrypoint for Ray: run ``command`` (argv, quoted) in ``workdir`` (None: where Ray starts it)."""
-    return f"cd {shlex.quote(workdir)} && exec {shlex.join(command)}" if workdir else f"exec {shlex.join(command)}"
+def entrypoint_for(command: list[str], workdir: str | None, exports: Mapping[str, str] | None = None) -> str:
+    """Shell entrypoint for Ray: run ``command`` (argv, quoted) in ``workdir`` (None: where Ray starts it),
+    with ``exports`` in its environment (:func:`merlin.engines.ray_env.per_run_exports`)."""
+    pre = f"export {' '.join(f'{k}={shlex.quote(v)}' for k, v in exports.items())} && " if exports else ""
+    return f"{pre}cd {shlex.quote(workdir)} && exec {shlex.join(command)}" if workdir else f"{pre}exec {shlex.join(command)}"
 
 
 def _scrubbed_message(info: Any) -> Any:
@@ -256,15 +258,16 @@ class RayEngine:
         command = list(record.command)
         env = dict(env)
         fields: dict[str, Any] = {}  # the attempt's, recorded at submit (the env id, where no report can be read)
-        from merlin.engines.ray_env import launcher_prefix, working_dir_package
+        from merlin.engines.ray_env import launcher_prefix, per_run_exports, working_dir_package
 
         if request.runtime is not None or request.replicas is None:  # the env launcher, or the measurer alone
             command = launcher_prefix(self.ledger.layout, record, request, attempt, cluster, env, fields) + command
         api = self.client(cluster, record.run_id)
         shipped = working_dir_package(self.ledger.layout, request, cluster, api)
         workdir = None if shipped else record.workdir  # a shipped working dir is where Ray starts the job
+        exports = per_run_exports(env) if request.replicas is None else {}  # a gang's replicas need them in the runtime env
         body: dict[str, Any] = {
-            "entrypoint": entrypoint_for(command, workdir),
+            "entrypoint": entrypoint_for(command, workdir, exports),
             "submission_id": sub_id,
             "runtime_env": {"env_vars": env, **({"working_dir": shipped} if shipped else {})},
             "metadata": {"merlin_run_id": record.run_id, "merlin_attempt": str(attempt), "merlin_target": record.target},
