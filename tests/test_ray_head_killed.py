@@ -60,6 +60,9 @@ def test_sigkilled_head_makes_runs_lost_in_one_look_ends_their_processes_and_a_r
         cp.stop_cluster("hk")
     assert outside in refused.value.message and "merlin did not submit" in refused.value.message
     assert all(r.run_id in refused.value.message for r in runs)
+    listed = run_cli("ray", "jobs", "list", "--refresh", "--state-root", str(root))  # the runs' list says so too
+    assert listed.returncode == 0 and f"cluster 'hk' also runs 1 Ray job(s) merlin did not submit: {outside}" in listed.stderr, listed.stderr
+    assert f"ray cluster status --name hk --state-root {root}" in listed.stderr, listed.stderr
     sdk.stop_job(outside)
     _until(lambda: not cp.cluster_status("hk", sockets=False).foreign_jobs, what="the outside job to stop")
 

@@ -285,9 +285,26 @@ def jobs_list(
         show(runs_table(rows, console.width), console)
     if len(rows) < total:
         message(f"{len(rows)} of {total} runs shown; --limit 0 shows all")
+    if refresh:  # the engines were asked anyway: say what else runs on the clusters shown
+        _foreign(cp, rows)
     stale = sum(1 for d in rows if d.get("_stale") is not None)
     if stale:
         message(f"{stale} active run(s) not answered by their engine within {FRESH_BUDGET:g}s are marked stale; --refresh waits for the answer")
+
+
+def _foreign(cp: Any, rows: list[dict[str, Any]]) -> None:
+    """One line per cluster of the rows shown that runs jobs merlin did not submit (Ray's own CLI or SDK)."""
+    from merlin.cli.nextsteps import ARGV, command
+    from merlin.cli.output import message
+    from merlin.nextsteps import Action, step
+
+    names = {c.get("name") if isinstance(c, dict) else c for d in rows if (c := d.get("cluster"))}
+    for name in sorted(n for n in names if n):
+        jobs = cp.foreign_jobs(name)
+        if jobs:
+            shown = ", ".join(f"{j['id']} ({j['status']})" for j in jobs[:5]) + (", ..." if len(jobs) > 5 else "")
+            message(f"cluster '{name}' also runs {len(jobs)} Ray job(s) merlin did not submit: {shown}; "
+                    f"`{command(step(Action.CLUSTER_STATUS, name=name), ARGV)}` counts them, and `cluster stop` refuses while they run")
 
 
 #: how long `jobs list` waits for the engines to answer about the active runs it shows (seconds)

@@ -188,6 +188,15 @@ class ControlPlane(TargetGenFace, UpkeepFace):
     def list_clusters(self) -> list[ClusterState]:
         return [self.cluster_status(n) for n in self.ledger.cluster_names()]
 
+    def foreign_jobs(self, name: str = "default") -> list[dict[str, str]]:
+        """Active jobs on cluster ``name`` that merlin did not submit (id, status); [] when it is not
+        active or cannot be asked. One question to its engine, no process checks."""
+        from merlin.control import lifecycle
+
+        self.layout.cluster_record(name)  # validates the name
+        record = self.ledger.read_cluster(name)
+        return lifecycle.foreign_jobs(self, record) if record is not None and record.status.is_live() else []
+
     def cluster_env(self, name: str = "default") -> ClusterEnv:
         """The exports that point Ray's own CLI, SDK and dashboard at cluster ``name`` (:mod:`merlin.clusters.client_env`)."""
         from merlin.clusters.client_env import client_env
