@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from merlin.atomic import atomic_write_bytes, atomic_write_text, dir_mode, make_dir
-from merlin.clusters import teardown
+from merlin.clusters import procs, teardown
 from merlin.clusters.base import ClusterStatus, LockedObservation, can_cluster_transition, check_env_cache, unanswered_record
 from merlin.clusters.hosted import node_custom_resources
 from merlin.clusters.slurm_node import HOSTED_ITEMS, node_files
@@ -427,6 +427,7 @@ class BatchClusters(LockedObservation):
             self._move(record, "stopping", f"stopping: {self.cancel_word} {record.scheduler_job_id}")
             self.ledger.write_cluster(record)
             progress(f"cluster '{record.name}': {self.cancel_word} {record.scheduler_job_id} ({len(snapshot)} processes here)")
+            procs.stop_in_stages(teardown.stop_stages(snapshot))  # the nodes here end in Ray's order first
             self.cancel(record.scheduler_job_id)
             # 1. the scheduler ends the job (its KillWait included), 2. its processes get
             # ``grace`` more seconds to exit, 3. merlin ends whatever is still there

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from merlin.atomic import make_dir, open_state_file
-from merlin.clusters import head_gone, procs, start_step
+from merlin.clusters import head_gone, procs, start_step, teardown
 from merlin.clusters.auth import check_token_file, generate_token_file, headers_for, ray_start_env
 from merlin.clusters.base import ClusterState, ClusterStatus
 from merlin.clusters.net import LOOPBACK, get_json, port_free, probe
@@ -439,7 +439,7 @@ class LocalBackend:
 
     def _kill(self, record, grace: float) -> set[int]:
         members = self._members(record)
-        return procs.terminate(members, grace=grace).survivors if members else set()
+        return procs.terminate(members, grace=grace, first=teardown.stop_stages(members)).survivors if members else set()
 
     # ---------------------------------------------------------------- observe
 
@@ -553,7 +553,7 @@ class LocalBackend:
                 raise NotFound(f"no cluster '{name}' recorded in {self.ledger.root}", next_steps=[step(Action.LIST_CLUSTERS)])
             members = self._members(record)
             progress(f"stopping cluster '{name}': {len(members)} processes")
-            survivors = procs.terminate(members, grace=grace).survivors if members else set()
+            survivors = procs.terminate(members, grace=grace, first=teardown.stop_stages(members)).survivors if members else set()
             temp_dir = Path(record.temp_dir)
             if temp_dir.name.startswith("merlin-ray-"):
                 shutil.rmtree(temp_dir, ignore_errors=True)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,6 +130,25 @@ def all_procs() -> list[ProcInfo]:
     return out
 
 
+def stop_in_stages(stages: Iterable[Iterable[int]], starts: Mapping[int, int | None] | None = None) -> None:
+    """SIGTERM each stage of pids in turn, waiting up to STAGE_WAIT seconds for it to exit before the
+    next (``starts``: their start ticks, else read now; a pid not in it is left alone)."""
+    for stage in stages:
+        early = {p: starts.get(p) for p in stage if p in starts} if starts is not None else {
+            p: info.start_ticks for p in stage if (info := proc_info(p)) is not None and not info.gone}
+        if not early:
+            continue
+        signal_pids(early, signal.SIGTERM)
+        until = time.monotonic() + STAGE_WAIT
+        while time.monotonic() < until and any(alive(p, s) for p, s in early.items()):
+            time.sleep(0.02)
+
+
+def matching(pids: Iterable[int], needle: str) -> set[int]:
+    """Those of ``pids`` whose command line holds ``needle``."""
+    return {p for p in pids if needle in cmdline(p)}
+
+
 def cmdline(pid: int) -> str:
     import psutil
 
@@ -202,9 +221,15 @@ def _signal_group(pgid: int | None, sig: int) -> None:
             pass
 
 
-def terminate(pids: Iterable[int] = (), *, pgid: int | None = None, grace: float = 5.0) -> Termination:
+#: seconds each of :func:`terminate`'s ``first`` stages may take to exit before the rest are signalled
+STAGE_WAIT = 2.0
+
+
+def terminate(pids: Iterable[int] = (), *, pgid: int | None = None, grace: float = 5.0, first: Iterable[Iterable[int]] = ()) -> Termination:
     """End a process tree: SIGTERM to ``pids`` and the process group ``pgid``, wait up to
     ``grace`` seconds, then SIGKILL whatever is left (group included) and wait for it.
+    ``first``: stages of those pids to SIGTERM (and wait up to STAGE_WAIT seconds for) before
+    the rest, for processes that shut down cleanly only while others still run (a Ray head's).
 
     The one place merlin escalates from SIGTERM to SIGKILL (cluster stop, local
     cancel). Never signals the calling process. A pid counts as ended when it
@@ -224,6 +249,7 @@ def terminate(pids: Iterable[int] = (), *, pgid: int | None = None, grace: float
             left |= {p for p in group_members(pgid) if p != me}
         return left
 
+    stop_in_stages(first, starts)
     if pgid and pgid != os.getpgid(0):
         _signal_group(pgid, signal.SIGTERM)
     signal_pids(starts, signal.SIGTERM)

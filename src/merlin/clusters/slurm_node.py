@@ -340,9 +340,11 @@ def main(argv: list[str] | None = None) -> int:
     ray = subprocess.Popen(argv_ray, env=env, cwd=str(temp_dir), stdin=subprocess.DEVNULL)
 
     stopping: list[int] = []
+    stopped_at: list[float] = []
 
     def forward(signum, _frame):  # scancel/qdel: let `ray start --block` end its own tree
         stopping.append(signum)
+        stopped_at.append(time.monotonic())
         try:
             ray.send_signal(signum)
         except ProcessLookupError:
@@ -413,10 +415,13 @@ def main(argv: list[str] | None = None) -> int:
     state_root = Path(args.state_root) if args.state_root else None
     while True:
         try:
-            rc = ray.wait(timeout=2.0)
+            rc = ray.wait(timeout=0.2 if stopping else 2.0)
             return rc
         except subprocess.TimeoutExpired:
             pass
+        if stopped_at and time.monotonic() - stopped_at[0] >= STOP_WAIT:
+            kill_tree(ray.pid)
+            continue
         if args.role == "head" and args.idle_timeout and state_root and args.cluster:
             if active_runs(state_root, args.cluster) or not recorded_active(state_root, args.cluster):
                 idle_since = time.monotonic()  # the idle clock runs only once merlin saw the cluster active
@@ -425,6 +430,20 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"merlin: no active run for {args.idle_timeout:.0f}s; ending the allocation", file=sys.stderr, flush=True)
                 end_allocation(job_id, args.cancel)
                 args.idle_timeout = None  # once
+
+
+#: seconds `ray start --block` gets to end its tree after the scheduler's SIGTERM before SIGKILL: its
+#: SIGTERM handler exits through the interpreter's shutdown, which can wait on its threads for ever
+#: (a Slurm cluster's stop then took the scheduler's KillWait and merlin's grace twice: 15 s here)
+STOP_WAIT = 1.0
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL ``pid`` and every process below it."""
+    from merlin.clusters import procs
+
+    tree = procs.descendants([pid]) | {pid}
+    procs.signal_pids(tree, signal.SIGKILL)
 
 
 if __name__ == "__main__":

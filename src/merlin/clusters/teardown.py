@@ -42,6 +42,20 @@ def members(recorded: Mapping[int, int | None], markers: Iterable[str] = (), roo
     return {p for p in pids if procs.alive(p)}
 
 
+#: what of a Ray node to stop first, in order: a head's autoscaler monitor, then the raylet.
+#: Signalled all at once (as a scheduler's cancel signals them), the GCS, raylet, monitor and
+#: runtime env agent each wait for another that is going too and outlive SIGTERM: a local head's
+#: stop took its whole grace, then SIGKILL, and a Slurm cluster's 15 s. In this order a head ends
+#: in under a second, as `ray stop` ends it.
+STOP_FIRST = ("autoscaler/_private/monitor.py", "/raylet/raylet")
+
+
+def stop_stages(pids: Iterable[int]) -> list[set[int]]:
+    """``pids``' processes to stop before the rest (:data:`STOP_FIRST`), for ``procs.terminate``."""
+    pids = set(pids)
+    return [procs.matching(pids, needle) for needle in STOP_FIRST]
+
+
 @dataclass
 class Ended:
     """What :func:`end` found: ``left`` outlived the polite end and were signalled; ``survivors`` outlived SIGKILL too."""
@@ -59,7 +73,7 @@ def end(find: Callable[[], set[int]], *, snapshot: Iterable[int] = (), grace: fl
     while snap and time.monotonic() < deadline and any(procs.alive(p) for p in snap):
         time.sleep(POLL)
     left = {p for p in snap if procs.alive(p)} | find()
-    survivors = procs.terminate(left, grace=grace).survivors if left else set()
+    survivors = procs.terminate(left, grace=grace, first=stop_stages(left)).survivors if left else set()
     return Ended(left=left, survivors=survivors)
 
 
