@@ -93,6 +93,8 @@ def test_errors_are_merlin_documents(server: Server) -> None:
     r = httpx2.post(f"{server.url}/api/runs_list", content=b"{not json", headers=server.headers())
     assert r.status_code == 400 and "Traceback" not in r.text
     assert post(server, "no_such_operation", {}).status_code == 404
+    r = post(server, "runs_submit", {"target": "t", "workflow": "w", "command": ["true"], "memory": "lots"})  # one grammar of sizes
+    assert r.status_code == 400 and r.json()["argument"] == "memory" and "is not a size" in r.json()["error"], r.text
 
 
 def test_openapi_document_is_valid_and_matches_the_operations(server: Server) -> None:

@@ -41,10 +41,10 @@ def _commands(rec) -> list[str]:
 
 def test_submit_wait_logs_and_artifacts_through_the_cli(ray_cp: ControlPlane) -> None:
     code = (
-        "import os, sys, pathlib, merlin; print('exe', sys.executable); print('merlin', merlin.__file__); "
+        "import os, sys, pathlib, merlin; print('exe', sys.executable); print('merlin', merlin.__file__); print('rid', os.environ['MERLIN_RUN_ID']); "
         "pathlib.Path(os.environ['MERLIN_TARGET_DIR'], 'result.json').write_text('{\"ok\": true}')"
     )
-    res = run_cli("ray", "jobs", "submit", "--engine", "ray", "--target", "demo", "--workflow", "smoke", "--wait", "--json", "--", PY, "-c", code)
+    res = run_cli("ray", "jobs", "submit", "--engine", "ray", "--target", "demo", "--workflow", "smoke", "--memory", "256MiB", "--wait", "--json", "--", PY, "-c", code)
     assert res.returncode == 0, res.stderr
     rec = json.loads(res.stdout)
     assert rec["status"] == "succeeded" and rec["engine"] == "ray"
@@ -55,6 +55,7 @@ def test_submit_wait_logs_and_artifacts_through_the_cli(ray_cp: ControlPlane) ->
     logs = run_cli("ray", "jobs", "logs", rec["run_id"])
     assert f"exe {PY}" in logs.stdout  # the job runs this interpreter...
     assert f"merlin {REPO / 'src' / 'merlin' / '__init__.py'}" in logs.stdout  # ...and imports this merlin
+    assert f"rid {rec['run_id']}" in logs.stdout  # merlin's values, exported by the entrypoint (not in the runtime env below)
     arts = json.loads(run_cli("ray", "artifacts", "list", rec["run_id"], "--json").stdout)
     assert [(f["name"], f["kind"]) for f in arts["files"]] == [("result.json", "json")]
     # Ray holds the same status, read through its typed API
@@ -64,6 +65,17 @@ def test_submit_wait_logs_and_artifacts_through_the_cli(ray_cp: ControlPlane) ->
     assert info.status == JobStatus.SUCCEEDED
     assert info.runtime_env.get("working_dir") is None  # no upload of the repository
     assert set(info.runtime_env) == {"env_vars"}
+    assert not [k for k in info.runtime_env["env_vars"] if k.startswith("MERLIN_")]  # a cluster's jobs share one runtime env
+    # --memory is reserved for the job on its node: more than the head has, and Ray never starts it
+    big = ray_cp.submit(["true"], target="demo", workflow="w", engine="ray", memory="1000GiB")  # workflow "w": "memory" below is Ray's word
+    try:
+        time.sleep(3)
+        assert ray_cp.status(big.run_id).status == RunStatus.PENDING
+        why = json.loads(run_cli("ray", "jobs", "why", big.run_id, "--json").stdout)
+        ray_conds = [c for c in why["conditions"] if c["code"].startswith("ray_")]
+        assert ray_conds[0]["code"] == "ray_resource_infeasible" and "no node it reports has memory 1000.0 GiB" in ray_conds[0]["message"], why
+    finally:
+        ray_cp.cancel(big.run_id)
 
 
 def test_follow_streams_ray_logs(ray_cp: ControlPlane) -> None:

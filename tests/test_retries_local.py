@@ -307,3 +307,22 @@ def test_cli_retries_infra_replicas_and_placement_reach_the_record(tmp_path: Pat
     for extra, word in ((["--replicas", "2", "--placement", "diagonal"], "placement"), (["--placement", "spread"], "replicas")):
         bad = run_cli("ray", "jobs", "submit", "--state-root", root, "--target", "demo", "--workflow", "w", *extra, "--", "true")
         assert bad.exit_code == 2 and f"--{word}" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+
+
+def test_a_command_over_its_memory_limit_is_ended_and_fails_memory_limit(cp: ControlPlane) -> None:
+    """``--memory``: the local supervisor ends a command whose process tree goes over it (SIGKILL),
+    and the run fails MEMORY_LIMIT, a program failure (so ``--retries`` counts it); under it, nothing happens."""
+    hog = [sys.executable, "-c", "import time; b = bytearray(200 * 2**20); b[::4096] = b'x' * len(b[::4096]); time.sleep(60)"]
+    t0 = time.monotonic()
+    res = run_cli("ray", "jobs", "submit", "--target", "mem", "--workflow", "w", "--memory", "64MiB", "--wait", "--json", "--state-root", str(cp.root), "--", *hog)
+    assert res.returncode == 1, res.stderr
+    rec = json.loads(res.stdout)
+    att = rec["attempts"][-1]
+    assert rec["status"] == "failed" and att["error_type"] == "MEMORY_LIMIT" and att["failure_class"] in (None, "program"), att
+    assert "over its limit of 64.0 MiB" in rec["message"] and time.monotonic() - t0 < 30, rec["message"]
+    assert cp.ledger.read_request(rec["run_id"]).memory == 64 * 2**20
+    ok = cp.submit(["true"], target="mem", workflow="w", memory="64MiB", wait=True)
+    assert ok.status == RunStatus.SUCCEEDED
+    for bad, why in (("lots", "is not a size"), ("10", "give at least 1MiB")):
+        refused = run_cli("ray", "jobs", "submit", "--target", "mem", "--workflow", "w", "--memory", bad, "--state-root", str(cp.root), "--", "true")
+        assert refused.returncode == 2 and "--memory" in refused.stderr and why in refused.stderr and len(refused.stderr.strip().splitlines()) == 1, refused.stderr

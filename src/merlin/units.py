@@ -40,3 +40,19 @@ def parse_bytes(text: str | int, name: str = "size") -> int:
             raise BadInput(f"`{name}` {text!r} is not a size: write it as 512MiB, 2GiB or 300MB", argument=name)
         value, unit = float(m.group(1)), m.group(2).lower()
     return int(value * _SIZE_UNITS[unit])
+
+
+def memory_bytes(memory: object, name: str = "memory") -> int | None:
+    """``memory`` (``submit(memory=...)``, ``ResourceConfig.ram``) as bytes: an int, or a size such as
+    ``512MiB``, ``4GiB`` or ``4g`` (merlin.units' one grammar), at least 1 MiB; None: no limit.
+    ``BadInput`` naming ``name`` otherwise."""
+    if memory is None:
+        return None
+    from merlin.errors import BadInput
+
+    if isinstance(memory, bool) or not isinstance(memory, (int, str)):
+        raise BadInput(f"`{name}` {memory!r} is not a size: write it as 512MiB or 4GiB", argument=name)
+    size = parse_bytes(memory, name)
+    if size < 1024**2:
+        raise BadInput(f"`{name}` {memory!r} is {size} bytes: give at least 1MiB (e.g. 512MiB, 4GiB)", argument=name)
+    return size

@@ -34,7 +34,7 @@ COMMAND_FLAGS: dict[tuple[str, ...], dict[str, str]] = {
     ("ray", "cluster", "start-local"): {"port": "--gcs-port"},  # the port each opens names it
     ("ray", "cluster", "start"): {"port": "--ssh-port"},
     # `jobs submit` builds a merlin.client JobRequest: its fields' names, spelled as the command's flags
-    ("ray", "jobs", "submit"): {"cpu": "--num-cpus", "device": "--num-gpus", "custom": "--resource", "env_vars": "--env"},
+    ("ray", "jobs", "submit"): {"cpu": "--num-cpus", "device": "--num-gpus", "ram": "--memory", "custom": "--resource", "env_vars": "--env"},
 }
 
 

@@ -25,6 +25,7 @@ def submit(
     target_dir: Path | None,
     num_cpus: float | None,
     num_gpus: float | None,
+    memory: str | None,
     resource: list[str] | None,
     env: list[str] | None,
     wait: bool,
@@ -73,7 +74,8 @@ def submit(
         name,
         Entrypoint.from_binary(command[0], command[1:]),
         resources=ResourceConfig(
-            cpu=num_cpus, device=None if num_gpus is None else f"gpu:{num_gpus:g}", leases=tuple(lease or ()), custom=key_values(resource, "--resource", True) or {}
+            cpu=num_cpus, device=None if num_gpus is None else f"gpu:{num_gpus:g}", ram=memory, leases=tuple(lease or ()),
+            custom=key_values(resource, "--resource", True) or {},
         ),
         environment=EnvironmentConfig(
             env_vars=key_values(env, "--env", False) or {},

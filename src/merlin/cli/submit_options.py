@@ -20,6 +20,7 @@ OPTIONS: tuple[tuple[Any, ...], ...] = (
     ('target_dir', ('--target-dir',), (), 'value', 'path', None, None),
     ('num_cpus', ('--num-cpus',), (), 'value', 'float', None, None),
     ('num_gpus', ('--num-gpus',), (), 'value', 'float', None, None),
+    ('memory', ('--memory',), (), 'value', 'str', None, None),
     ('resource', ('--resource',), (), 'multiple', 'str', None, None),
     ('env', ('--env',), (), 'multiple', 'str', None, None),
     ('wait', ('--wait',), (), 'flag', 'bool', False, None),

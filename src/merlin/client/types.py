@@ -119,12 +119,12 @@ class Entrypoint(Value, frozen=True):
 
 #: patterns compiled on first use (re's cache): a submit that gives neither pays for neither
 _DEVICE = r"^(cpu|gpu)(?::([0-9]+(?:\.[0-9]+)?))?$"
-_RAM = r"(?i)^[0-9]+(?:\.[0-9]+)?\s*(?:[kmgt]i?b?|b)?$"
 
 
 class ResourceConfig(Value, frozen=True):
     """What a job needs: ``cpu`` (CPUs reserved for it; None: the engine's default), ``ram``
-    (``"4g"``; recorded in the run's metadata, not enforced by an engine yet), ``device``
+    (``"4GiB"``, ``"512MiB"``, ``"4g"``: the most memory its command may use; the local engine ends
+    it past that, Ray reserves it), ``device``
     (``"cpu"``, ``"gpu"`` or ``"gpu:N"``), ``leases``: merlin's lab hardware as lease bundles
     (``"firesim_fpga:1"``, ``POOL[:COUNT][,k=v...]``; several form a gang: the job waits until all
     are granted), and ``custom``: other Ray resources by name."""
@@ -138,8 +138,10 @@ class ResourceConfig(Value, frozen=True):
     def __post_init__(self) -> None:
         if self.cpu is not None and (isinstance(self.cpu, bool) or not isinstance(self.cpu, int | float) or not self.cpu >= 0):
             raise BadInput(f"`cpu` must be a number >= 0, not {self.cpu!r}", argument="cpu")
-        if self.ram is not None and (not isinstance(self.ram, str) or not re.match(_RAM, self.ram)):
-            raise BadInput(f"`ram` {self.ram!r} is not an amount of memory: write it as 512m, 4g or 4GiB", argument="ram")
+        if self.ram is not None:
+            from merlin.controlplane.args import memory_bytes
+
+            memory_bytes(self.ram, "ram")
         if self.device is not None and (not isinstance(self.device, str) or not re.match(_DEVICE, self.device)):
             raise BadInput(f"`device` {self.device!r}: expected cpu, gpu or gpu:N", argument="device")
         object.__setattr__(self, "leases", _strs(self.leases, "leases"))
@@ -258,7 +260,8 @@ def submit_kwargs(request: JobRequest) -> dict[str, Any]:
         "num_gpus": res.gpus,
         "resources": dict(res.custom) or None,
         "leases": list(res.leases),
-        "metadata": {**request.metadata, **({"ram": res.ram} if res.ram else {})} or None,
+        "metadata": dict(request.metadata) or None,
+        "memory": res.ram,
     }
     if env is not None:
         kwargs["env"] = dict(env.env_vars) or None

@@ -14,12 +14,14 @@ from merlin.units import amount
 
 
 def requested_resources(request: Any) -> dict[str, float]:
-    """``num_cpus``/``num_gpus``/``resources`` of a run request as Ray resource names."""
+    """``num_cpus``/``num_gpus``/``memory``/``resources`` of a run request as Ray resource names."""
     wanted: dict[str, float] = {}
     if getattr(request, "num_cpus", None):
         wanted["CPU"] = float(request.num_cpus)
     if getattr(request, "num_gpus", None):
         wanted["GPU"] = float(request.num_gpus)
+    if getattr(request, "memory", None):
+        wanted["memory"] = float(request.memory)
     for key, value in (getattr(request, "resources", None) or {}).items():
         if value:
             wanted[key] = float(value)

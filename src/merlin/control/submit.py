@@ -51,6 +51,7 @@ def submit(
     runtime: Any = None,
     retries: Mapping[str, Any] | None = None,
     name: str | None = None,
+    memory: int | str | None = None,
 ) -> RunRecord:
     from merlin.engines.registry import check_name
     from merlin.ledger.models import Attempt, ClusterRef, RunRecord, RunRequest
@@ -69,6 +70,9 @@ def submit(
         if not eng.uses_cluster:
             raise BadInput(f"`cluster` applies to engines that run on a cluster; `engine` {engine} does not", argument="cluster", related="engine")
     check_resources(num_cpus, num_gpus, resources)
+    from merlin.units import memory_bytes
+
+    memory = memory_bytes(memory)
     no_nul_in(command, "command argument")
     no_nul_env(env)
     no_nul(str(target_dir) if target_dir is not None else None, "target_dir")
@@ -107,6 +111,7 @@ def submit(
         env=real_env,
         num_cpus=num_cpus,
         num_gpus=num_gpus,
+        memory=memory,
         resources={k: float(v) for k, v in (resources or {}).items()},
         leases=[str(x) for x in leases],
         runtime=frozen,

@@ -233,6 +233,7 @@ class ControlPlane(TargetGenFace, UpkeepFace):
         placement: str | None = None,
         name: str | None = None,
         adopt_existing: bool = True,
+        memory: int | str | None = None,
     ) -> RunRecord:
         """Record a run and hand it to its engine (default: the registry's default engine).
         A run that cannot be handed over is still recorded, as ``blocked``, with the fix
@@ -242,6 +243,8 @@ class ControlPlane(TargetGenFace, UpkeepFace):
         ``runtime`` (a ``RuntimeEnv`` or a mapping of its fields, docs/environments.md): what the
         command runs with, built once per spec by uv; None: the submitter's environment. Automatic retries by failure
         class (``max_retries_*``, ``retry_backoff``) and gangs (``replicas``, ``placement``): docs/retries.md.
+        ``memory`` (bytes, or a size such as ``4GiB``): what the command may use; the local engine ends
+        it past that, Ray reserves it for the job (docs/ray.md).
 
         With a job ``name`` (recorded in the run request) and a live run of that name
         already, that run is returned instead of starting a second one, or, with
@@ -253,7 +256,7 @@ class ControlPlane(TargetGenFace, UpkeepFace):
             return submit_mod.submit(
                 self, command, target=target, workflow=workflow, engine=engine or DEFAULT_ENGINE, target_dir=target_dir, workdir=workdir,
                 num_cpus=num_cpus, num_gpus=num_gpus, resources=resources, env=env, cluster=cluster, source=source,
-                metadata=metadata, run_id=run_id, leases=leases, runtime=runtime, name=name,
+                metadata=metadata, run_id=run_id, leases=leases, runtime=runtime, name=name, memory=memory,
                 retries={"max_retries_failure": max_retries_failure, "max_retries_preemption": max_retries_preemption,
                          "retry_backoff": retry_backoff, "replicas": replicas, "placement": placement},
             )

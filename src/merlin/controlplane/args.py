@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from merlin.ledger.paths import STATE_ROOT_ENV  # noqa: F401  (the variable that names a state root: merlin.client reads a run's by it)
+from merlin.units import memory_bytes  # noqa: F401  (one grammar of sizes: merlin.client's and the gateway's)
 
 #: run statuses as given by a caller: one or several, each a string or a ``RunStatus`` (a ``str`` enum)
 StatusArg = str | Iterable[str] | None

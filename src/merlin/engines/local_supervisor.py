@@ -150,7 +150,15 @@ def main(argv: list[str]) -> int:
             _index(ledger, index_dir, run_id, attempt)
             return 1
         before = children_usage()
-        rc, first, ends = wait_gang(gang)
+        if request.memory is not None:  # the whole gang's tree, held to its replicas' memory together
+            from merlin.engines.memory_watch import MemoryWatch
+
+            with MemoryWatch([c.pid for c in gang], request.memory * len(gang), pgid=gang[0].pid) as watch:
+                rc, first, ends = wait_gang(gang)
+            over = watch.over
+        else:
+            rc, first, ends = wait_gang(gang)
+            over = None
         usage = usage_since(before, t0)
         lost = request.replicas is not None and ended_from_outside(rc) and not terminated["signal"]
 
@@ -183,6 +191,17 @@ def main(argv: list[str]) -> int:
                     set_status(rec, RunStatus.SUCCEEDED, rec.message, [s.model_dump() for s in rec.next_steps])
                 else:
                     set_status(rec, RunStatus.SUCCEEDED, "succeeded (exit code 0)", [step(Action.ARTIFACTS, run_id=run_id)])
+            elif over is not None:
+                from merlin.units import human_bytes
+
+                att.error_type = "MEMORY_LIMIT"
+                att.error_message = f"its processes used {human_bytes(over)} of memory, over its limit of {human_bytes(request.memory or 0)}"
+                set_status(
+                    rec,
+                    RunStatus.FAILED,
+                    f"failed: ended by merlin (SIGKILL): {att.error_message}; give it more (memory) or make it use less, then retry it",
+                    [step(Action.LOGS, run_id=run_id), step(Action.RETRY, run_id=run_id)],
+                )
             else:
                 why = f"killed by signal {signal.Signals(-rc).name}" if rc < 0 else f"exit code {rc}"
                 if len(gang) > 1:

@@ -280,6 +280,8 @@ class RayEngine:
             body["entrypoint_num_cpus"] = request.num_cpus
         if request.num_gpus is not None and request.replicas is None:
             body["entrypoint_num_gpus"] = request.num_gpus
+        if request.memory is not None and request.replicas is None:
+            body["entrypoint_memory"] = request.memory  # reserved for it on the node; Ray does not hold the job to it
         if request.resources and request.replicas is None:
             body["entrypoint_resources"] = dict(request.resources)
         try:

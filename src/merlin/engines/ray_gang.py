@@ -39,7 +39,7 @@ def gang_job(body: dict[str, Any], record: RunRecord, request: RunRequest, comma
     replica's) and starts each replica's ``command`` (through the env launcher when it has one) together,
     in ``workdir`` (None: where Ray starts its actors, a shipped working dir)."""
     spec = {"replicas": request.replicas, "placement": request.placement, "command": list(command), "workdir": workdir,
-            "num_cpus": request.num_cpus, "num_gpus": request.num_gpus, "resources": dict(request.resources)}  # fmt: skip
+            "num_cpus": request.num_cpus, "num_gpus": request.num_gpus, "memory": request.memory, "resources": dict(request.resources)}  # fmt: skip
     from merlin.engines.ray_engine import entrypoint_for
 
     body["entrypoint"] = entrypoint_for([python or sys.executable, "-m", "merlin.engines.ray_gang"], workdir)
@@ -147,6 +147,8 @@ def main() -> int:
     bundle: dict[str, float] = {"CPU": float(spec.get("num_cpus") or 0.1)}
     if spec.get("num_gpus"):
         bundle["GPU"] = float(spec["num_gpus"])
+    if spec.get("memory"):
+        bundle["memory"] = float(spec["memory"])
     bundle.update({k: float(v) for k, v in (spec.get("resources") or {}).items()})
     strategy = "STRICT_SPREAD" if spec.get("placement") == "spread" else "PACK"
     ray.init(address="auto", log_to_driver=True)
@@ -163,7 +165,9 @@ def main() -> int:
         return 3
     remote: Any = ray.remote(Replica)
     actors = [
-        remote.options(max_restarts=0, max_concurrency=3, num_cpus=bundle["CPU"], num_gpus=bundle.get("GPU", 0), resources={k: v for k, v in bundle.items() if k not in ("CPU", "GPU")},
+        remote.options(max_restarts=0, max_concurrency=3, num_cpus=bundle["CPU"], num_gpus=bundle.get("GPU", 0),
+                       **({"memory": int(bundle["memory"])} if "memory" in bundle else {}),
+                       resources={k: v for k, v in bundle.items() if k not in ("CPU", "GPU", "memory")},
                        scheduling_strategy=PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=i)).remote()
         for i in range(n)
     ]  # fmt: skip

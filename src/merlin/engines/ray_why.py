@@ -83,4 +83,6 @@ def _overlaps(shape: Shape, want: Shape) -> bool:
 
 
 def _shape_text(shape: Shape) -> str:
-    return ", ".join(f"{k} {v:g}" for k, v in sorted(shape.items())) or "nothing"
+    from merlin.units import amount
+
+    return ", ".join(f"{k} {amount(k, v)}" for k, v in sorted(shape.items())) or "nothing"

@@ -141,6 +141,9 @@ class RunRequest(Record):
     env: dict[str, str] = field(default_factory=dict, description="Extra environment; secret-looking names are redacted.")
     num_cpus: float | None = field(default=None, ge=0)
     num_gpus: float | None = field(default=None, ge=0)
+    memory: int | None = field(
+        default=None, ge=1, description="Bytes of memory the command may use: the local engine ends it past them (MEMORY_LIMIT); Ray reserves them (entrypoint_memory)."
+    )
     resources: dict[str, float] = field(default_factory=dict, description="Custom Ray resources for the entrypoint.")
     leases: list[str] = field(default_factory=list, description="Lease requests POOL[:COUNT][,k=v...]: the run waits for them before its engine gets it.")
     runtime: RuntimeEnv | None = field(default=None, description="What the run runs with (docs/environments.md); None: it inherits the submitter's environment.")

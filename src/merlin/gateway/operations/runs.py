@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from merlin.gateway.registry import Input, Later, NextStep, Result, operation, step
 from merlin.gateway.shared import DEFAULT_ENGINE, EngineChoice, Name, PathText, RunId, RunResult, RunStatusChoice, run_json, run_steps
@@ -87,6 +87,9 @@ class SubmitInput(Input):
     cluster: Name | None = Field(None, description="Ray cluster (engine ray).")
     num_cpus: float | None = Field(None, ge=0)
     num_gpus: float | None = Field(None, ge=0)
+    memory: str | None = Field(
+        None, max_length=32, description="The most memory the command may use, e.g. 512MiB or 4GiB: the local engine ends it past that (MEMORY_LIMIT), Ray reserves it."
+    )
     resources: dict[str, float] = Field(default_factory=dict, description="Custom Ray resources.")
     runtime: RuntimeInput | None = Field(None, description="The run's environment, built once per spec by uv (none: the server's environment).")
     max_retries_failure: int = Field(0, ge=0, le=100, description="Automatic retries after the command exits non-zero (docs/retries.md).")
@@ -95,6 +98,19 @@ class SubmitInput(Input):
     replicas: int | None = Field(None, ge=1, le=256, description="A gang: this many processes started together or not at all.")
     placement: Literal["pack", "spread"] | None = Field(None, description="Where a gang's replicas go: pack (few nodes) or spread (one per node).")
     name: Name | None = Field(None, description="Job name: while a run of this name is live, submitting it again returns that run instead of starting a second one.")
+
+    @field_validator("memory")
+    @classmethod
+    def _a_size(cls, v: str | None) -> str | None:
+        """One grammar of sizes (merlin.units), the CLI's and the client's."""
+        from merlin.controlplane.args import memory_bytes
+        from merlin.errors import BadInput
+
+        try:
+            memory_bytes(v)
+        except BadInput as exc:
+            raise ValueError(exc.message) from None
+        return v
 
 
 class ListRunsInput(Input):
@@ -141,7 +157,7 @@ def runs_submit(gw: Gateway, a: SubmitInput) -> dict[str, Any]:
     request = JobRequest(
         a.name,
         Entrypoint.from_binary(a.command[0], a.command[1:]),
-        resources=ResourceConfig(cpu=a.num_cpus, device=None if a.num_gpus is None else f"gpu:{a.num_gpus:g}", custom=a.resources),
+        resources=ResourceConfig(cpu=a.num_cpus, device=None if a.num_gpus is None else f"gpu:{a.num_gpus:g}", ram=a.memory, custom=a.resources),
         environment=EnvironmentConfig(env_vars=a.env, options=a.runtime.model_dump(exclude_defaults=True) if a.runtime is not None else {}),
         replicas=a.replicas,
         max_retries_failure=a.max_retries_failure,
