@@ -114,3 +114,15 @@ def test_sigkilled_head_makes_runs_lost_in_one_look_ends_their_processes_and_a_r
         if stray.poll() is None:
             stray.kill()
             stray.wait()
+
+    # one more left by a lost run that no look ended: the cluster's stop finds it by its run id (issue 20 #2)
+    late = subprocess.Popen(["sleep", "600"], env={**os.environ, "MERLIN_RUN_ID": runs[1].run_id}, start_new_session=True)
+    try:
+        _until(lambda: procs.processes_with_env("MERLIN_RUN_ID", runs[1].run_id) == [late.pid], what="the late orphan")
+        stopped = cp.stop_cluster("hk", grace=2.0, force=True)
+        assert late.wait(timeout=10) is not None
+        assert f"its runs had left running on this machine (pids {late.pid})" in stopped.message, stopped.message
+    finally:
+        if late.poll() is None:
+            late.kill()
+            late.wait()

@@ -274,10 +274,16 @@ def terminate(pids: Iterable[int] = (), *, pgid: int | None = None, grace: float
 def processes_with_env(key: str, value: str) -> list[int]:
     """Live processes of this user whose environment has ``key=value``: a run's processes carry
     ``MERLIN_RUN_ID``, so they are found after Ray lost them (reparented to init, in no Ray
-    session). Reads ``/proc/<pid>/environ`` where it exists, psutil elsewhere; never this process."""
+    session). Never this process."""
+    return sorted(pid for pid, v in env_values(key).items() if v == value)
+
+
+def env_values(key: str) -> dict[int, str]:
+    """``key``'s value in the environment of each live process of this user that has it (pid ->
+    value), in one pass: ``/proc/<pid>/environ`` where it exists, psutil elsewhere; never this process."""
     me = os.getpid()
-    needle = f"{key}={value}".encode()
-    out: list[int] = []
+    prefix = f"{key}=".encode()
+    out: dict[int, str] = {}
     if os.path.isdir("/proc/self"):
         for entry in os.scandir("/proc"):
             if not entry.name.isdigit() or int(entry.name) == me:
@@ -287,17 +293,22 @@ def processes_with_env(key: str, value: str) -> list[int]:
                     env = fh.read()
             except OSError:  # gone, or another user's
                 continue
-            if needle in env.split(b"\0"):
-                info = proc_info(int(entry.name))
-                if info is not None and not info.gone:
-                    out.append(info.pid)
-        return sorted(out)
+            if prefix not in env:
+                continue
+            for item in env.split(b"\0"):
+                if item.startswith(prefix):
+                    info = proc_info(int(entry.name))
+                    if info is not None and not info.gone:
+                        out[info.pid] = item[len(prefix):].decode(errors="replace")
+                    break
+        return out
     import psutil
 
     for proc in psutil.process_iter():
         try:
-            if proc.pid != me and proc.environ().get(key) == value and proc.status() != psutil.STATUS_ZOMBIE:
-                out.append(proc.pid)
+            value = proc.environ().get(key) if proc.pid != me else None
+            if value is not None and proc.status() != psutil.STATUS_ZOMBIE:
+                out[proc.pid] = value
         except (psutil.Error, OSError):
             continue
-    return sorted(out)
+    return out

@@ -322,7 +322,32 @@ def stop_cluster(cp: Plane, name: str, grace: float = 5.0, force: bool = False, 
     for engine, recs in by_engine.items():
         _wait_for_jobs_to_end(cp, recs, timeout=min(grace, 5.0))
         cp.engine(engine).keep_logs([cp.get(r.run_id) for r in recs])
-    return cp.cluster_backend(record.kind).stop(record, grace=grace, **kwargs)
+    stopped = cp.cluster_backend(record.kind).stop(record, grace=grace, **kwargs)
+    ended = sorted(end_orphans(cp, name))
+    if ended:
+        with cp.ledger.cluster_lock(name):
+            stopped = cp.ledger.read_cluster(name) or stopped
+            stopped.message += f"; ended {len(ended)} process(es) its runs had left running on this machine (pids {', '.join(map(str, ended))})"
+            cp.ledger.write_cluster(stopped)
+    return stopped
+
+
+def end_orphans(cp: Plane, name: str) -> set[int]:
+    """End the processes on this machine that carry the ``MERLIN_RUN_ID`` of a run recorded on cluster
+    ``name`` once it is stopped: what a lost run left outside Ray's reach (reparented to init, in no Ray
+    session) that no look ended. One pass over the processes' environments; returns the pids ended."""
+    from merlin.clusters import procs
+    from merlin.control.find import select_entries
+    from merlin.control.observe import list_entries
+
+    carriers = procs.env_values("MERLIN_RUN_ID")
+    if not carriers:
+        return set()
+    ids = {d["run_id"] for d, _raw in select_entries(list_entries(cp, None, False), clusters=(name,))}
+    pids = {pid for pid, run_id in carriers.items() if run_id in ids}
+    if pids:
+        procs.terminate(pids, grace=2.0)
+    return pids
 
 
 def foreign_jobs(cp: Plane, record: ClusterRecord) -> list[dict[str, str]]:
