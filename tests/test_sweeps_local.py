@@ -272,3 +272,17 @@ def test_the_throttle_is_the_lease_slots_free_when_fewer_than_parallel(cp: Contr
         assert max_overlap(log) <= 2
     finally:
         cp.leases.release(other["lease_id"])
+
+
+def test_memory_holds_each_item_to_its_limit(cp: ControlPlane) -> None:
+    """``sweep submit --memory``: each item's run gets the limit; the item that goes over it fails
+    MEMORY_LIMIT, the other succeeds. Input 0 allocates nothing; input 1, 200 MiB (and holds it 2 s)."""
+    hog = "import sys, time; n = int(sys.argv[1]) * 200; b = bytearray(n * 2**20); b[::4096] = b'x' * len(b[::4096]); time.sleep(2 if n else 0)"
+    r = cli(cp, "sweep", "submit", "mem", "--range", "0-1", "--parallel", "2", "--memory", "96MiB", "--", sys.executable, "-c", hog, "{input}")
+    assert r.exit_code == 0, r.stderr
+    v = finished(cp, "mem")
+    assert v["counts"]["succeeded"] == 1 and v["counts"]["failed"] == 1, v
+    rows = {row["input"]: row for row in json.loads(cli(cp, "sweep", "summary", "mem", "--json").stdout)["rows"]}
+    over = cp.get(rows["1"]["run_id"])
+    assert over.attempt is not None and over.attempt.error_type == "MEMORY_LIMIT", over.message
+    assert cp.ledger.read_request(over.run_id).memory == 96 * 2**20 and rows["0"]["status"] == "succeeded", rows

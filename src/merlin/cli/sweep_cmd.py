@@ -29,6 +29,9 @@ def sweep_submit(
     lease: list[str] | None = typer.Option(None, "--lease", help="Hardware each item needs, POOL[:COUNT] (the lease's free slots throttle the sweep too)."),
     retries: int = typer.Option(0, "--retries", min=0, max=100, help="Retries of an item whose command fails."),
     retries_infra: int = typer.Option(0, "--retries-infra", min=0, max=100, help="Retries of an item the infrastructure loses."),
+    memory: str | None = typer.Option(
+        None, "--memory", metavar="SIZE", help="The most memory each item's command may use, e.g. 512MiB or 4GiB: the local engine ends it past that (MEMORY_LIMIT), Ray reserves it."
+    ),
     engine: str = engine_option("Engine of every item's run."),
     cluster: str | None = cluster_option(),
     env: list[str] | None = typer.Option(None, "--env", help="Environment K=V for every item (repeatable)."),
@@ -54,7 +57,7 @@ def sweep_submit(
     values = cp.sweeps("inputs", inputs=inputs, inputs_file=inputs_file, range_=range_)
     view = cp.sweeps(
         "submit", name, command=command, inputs=values, parallel=parallel, leases=lease or (), retries=retries,
-        retries_infra=retries_infra, engine=engine, cluster=cluster, env=key_values(env, "--env", False),
+        retries_infra=retries_infra, engine=engine, cluster=cluster, env=key_values(env, "--env", False), memory=memory,
         runtime=runtime_from_flags(env_file, requirements_file=requirements, lock_file=lock, packages=with_, python=python, working_dir=working_dir,
                                    secret_env=secret_env, index_url=index_url, find_links=find_links, no_index=no_index),
     )  # fmt: skip

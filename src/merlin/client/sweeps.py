@@ -27,6 +27,7 @@ def map_inputs(client: Client, template: JobRequest, inputs: Iterable[Any], para
         "submit", sweep, command=template.entrypoint.argv, inputs=[str(v) for v in inputs], parallel=parallel,
         leases=kw.get("leases") or (), retries=template.max_retries_failure, retries_infra=template.max_retries_preemption,
         engine=client.engine, cluster=client.cluster, runtime=kw.get("runtime"), env=kw.get("env") or {}, workdir=kw.get("workdir"),
+        memory=kw.get("memory"),
     )  # fmt: skip
     return SweepHandle(client, sweep)
 

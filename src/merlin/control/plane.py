@@ -86,6 +86,7 @@ class Plane(Protocol):
         max_retries_failure: int = 0,
         max_retries_preemption: int = 0,
         retry_backoff: float | str | None = None,
+        memory: int | str | None = None,
     ) -> RunRecord: ...
 
     def logs(self, run_id: str, attempt: int | None = None) -> str: ...

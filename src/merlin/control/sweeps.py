@@ -159,6 +159,7 @@ def submit(
     cp: Plane, name: str, command: Sequence[str], inputs: Sequence[str], *, parallel: int = 4, leases: Sequence[str] = (),
     retries: int = 0, retries_infra: int = 0, engine: str | None = None, cluster: str | None = None,
     runtime: Any = None, env: Mapping[str, str] | None = None, workdir: str | None = None, start_driver: bool = True,
+    memory: int | str | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Record the sweep (or adopt the one of the same name and inputs) and start its driver."""
     from merlin.atomic import file_lock, make_dir
@@ -171,6 +172,9 @@ def submit(
     for arg, v in (("retries", retries), ("retries_infra", retries_infra)):
         if not isinstance(v, int) or v < 0 or v > 100:
             raise BadInput(f"`{arg}` must be 0..100, not {v!r}", argument=arg)
+    from merlin.units import memory_bytes
+
+    memory = memory_bytes(memory)  # each item's (docs/ray.md: --memory)
     inputs = [str(v) for v in inputs]
     digest = inputs_hash(inputs)
     make_dir(cp.layout.sweep_dir(name))
@@ -190,7 +194,7 @@ def submit(
                 "schema_version": 1, "name": name, "created_at": iso(time.time()), "command": list(command), "inputs": inputs,
                 "inputs_hash": digest, "parallel": parallel, "leases": list(leases), "retries": retries,
                 "retries_infra": retries_infra, "engine": engine, "cluster": cluster, "runtime": runtime,
-                "env": dict(env or {}), "workdir": workdir, "cancelled": False, "finished_at": None,
+                "env": dict(env or {}), "workdir": workdir, "memory": memory, "cancelled": False, "finished_at": None,
                 "items": [{"index": i, "input": v, "state": ItemState.QUEUED.value, "round": 0, "run_id": None, "runs": []} for i, v in enumerate(inputs)],
             }  # fmt: skip
             _write(cp, rec)
@@ -422,6 +426,7 @@ def _submit_run(cp: Plane, rec: dict[str, Any], it: dict[str, Any]) -> None:
             cluster=rec.get("cluster"), env=env, leases=rec.get("leases") or (), runtime=rec.get("runtime"),
             workdir=rec.get("workdir"), source="sweep", metadata={"sweep": name, "sweep_index": index}, run_id=it["run_id"],
             max_retries_failure=rec.get("retries", 0), max_retries_preemption=rec.get("retries_infra", 0), retry_backoff=0,
+            memory=rec.get("memory"),
         )  # fmt: skip
     except MerlinError as exc:
         it["error"] = exc.message

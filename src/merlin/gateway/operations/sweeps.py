@@ -29,6 +29,9 @@ class SweepSubmitInput(SweepInput):
     retries_infra: int = Field(0, ge=0, le=100, description="Automatic retries of an item the infrastructure loses.")
     engine: EngineChoice = Field(DEFAULT_ENGINE, description="Engine of every item's run.")
     cluster: Name | None = Field(None, description="Cluster of the runs (ray).")
+    memory: str | None = Field(
+        None, max_length=32, description="The most memory each item's command may use, e.g. 512MiB or 4GiB: the local engine ends it past that (MEMORY_LIMIT), Ray reserves it."
+    )
 
 
 class SweepStatusInput(SweepInput):
@@ -79,7 +82,7 @@ def sweeps_submit(gw: Gateway, a: SweepSubmitInput) -> dict[str, Any]:
     """Record a sweep (one run per input, at most parallel at once, retried by the runs' own retries) and start its driver; the same name and inputs adopts it."""
     v = gw.cp.sweeps(
         "submit", a.name, command=a.command, inputs=a.inputs, parallel=a.parallel, leases=a.leases, retries=a.retries,
-        retries_infra=a.retries_infra, engine=a.engine, cluster=a.cluster,
+        retries_infra=a.retries_infra, engine=a.engine, cluster=a.cluster, memory=a.memory,
     )  # fmt: skip
     return _steps(v)
 
