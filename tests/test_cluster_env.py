@@ -67,6 +67,18 @@ def test_after_eval_rays_own_cli_and_sdk_submit_list_and_stop_a_job(ray_cp, tmp_
     sdk = _bash(f'eval "$({merlin} ray cluster env default --state-root {root})"\n{sys.executable} {script}')
     assert sdk.returncode == 0 and "sdk ok" in sdk.stdout, sdk.stdout + sdk.stderr
 
+    # the dashboard, from the printed comment: its page loads, and the API it calls answers with the file's token
+    import re
+
+    import httpx2
+
+    printed = run_cli("ray", "cluster", "env", "--state-root", str(root)).stdout
+    url, token_file = re.search(r"^# dashboard: (\S+) \(when it asks for the token, paste the contents of (\S+)\)$", printed, re.M).groups()  # type: ignore[union-attr]
+    assert "<title>Ray Dashboard</title>" in httpx2.get(url, timeout=30).text
+    assert httpx2.get(f"{url}/nodes?view=summary", timeout=30).status_code == 401
+    cookie = {"ray-authentication-token": Path(token_file).read_text().strip()}
+    assert httpx2.get(f"{url}/nodes?view=summary", cookies=cookie, timeout=30).status_code == 200
+
 
 def test_the_exports_source_in_bash_for_a_token_file_and_a_token_variable_cluster(tmp_path: Path) -> None:
     from merlin.controlplane import ControlPlane

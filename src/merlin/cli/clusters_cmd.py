@@ -395,6 +395,6 @@ def cluster_env(
     lines += [f"export {var}={shlex.quote(value)}" for var, value in env.variables.items()]
     lines += [f'export {var}="${{{ref}}}"' for var, ref in env.references.items()]
     if env.dashboard_url:
-        token = f"the token is in {env.token_file}" if env.token_file else "it asks for the cluster's token"
+        token = f"when it asks for the token, paste the contents of {env.token_file}" if env.token_file else "it asks for the cluster's token"
         lines.append(f"# dashboard: {env.dashboard_url} ({token})")
     typer.echo("\n".join(lines))

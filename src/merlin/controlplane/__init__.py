@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from merlin.clock import since  # noqa: F401  (the gateway's page: how long ago)
-from merlin.controlplane.args import StatusArg, check_job_name, statuses  # noqa: F401  (check_job_name: merlin.client's)
+from merlin.controlplane.args import StatusArg, check_job_name, memory_bytes, statuses  # noqa: F401  (check_job_name: merlin.client's; memory_bytes: the gateway's)
 from merlin.controlplane.targetgen_face import PathArg, TargetGenFace, _path
 from merlin.controlplane.upkeep_face import UpkeepFace
 from merlin.durations import DURATION_PATTERN, POSITIVE_DURATION_PATTERN, ago  # noqa: F401  (patterns and the age renderer: the gateway's)

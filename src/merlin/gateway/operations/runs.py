@@ -103,7 +103,7 @@ class SubmitInput(Input):
     @classmethod
     def _a_size(cls, v: str | None) -> str | None:
         """One grammar of sizes (merlin.units), the CLI's and the client's."""
-        from merlin.controlplane.args import memory_bytes
+        from merlin.controlplane import memory_bytes
         from merlin.errors import BadInput
 
         try:
