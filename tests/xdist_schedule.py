@@ -1,4 +1,4 @@
-"""How ``./scripts/test`` (``-n 2 --dist loadgroup``) spreads the run over its two workers.
+"""How ``./scripts/test`` (``-n 3 --dist loadgroup``) spreads the run over its workers.
 
 Groups. xdist's loadgroup keeps the tests of an ``xdist_group`` on one worker through a suffix it
 adds to each test's node id, which pytest 9.2 no longer takes (pytest-xdist#1386): every test then
@@ -11,8 +11,8 @@ suffix) sends each group to one worker as one unit, the largest first. The group
 
 Order. One head of a test's own starts at a time (tests/ray_fixtures.py), so the tests that start
 heads, one group, start at once on one worker and run one after another (no worker waits for the
-own-head slot), while the other worker runs the Slurm group and the tests that need no Ray; the
-tests of the shared head come last, on both workers at once, where an exclusive turn would idle
+own-head slot), while another runs the Slurm group and the rest take the tests that need no Ray; the
+tests of the shared head come last, on every worker at once, where an exclusive turn would idle
 them. Within each part the slow tests come first, so the run does not end waiting on one of them.
 Every worker collects the same order (xdist checks it): the sort is stable and reads marks only.
 """
