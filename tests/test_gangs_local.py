@@ -81,3 +81,12 @@ def test_a_failing_replica_is_a_program_failure_of_the_whole_gang(cp: ControlPla
     assert len(rec.attempts) == 1 and rec.attempts[0].failure_class == "program"  # not the preemption budget
     assert rec.attempts[0].exit_code == 3
     assert {r.index: r.message for r in rec.attempts[0].replicas} == {0: "stopped: replica 1 ended first", 1: "exit code 3"}
+
+
+def test_a_gang_over_its_memory_fails_memory_limit_and_is_not_lost(cp: ControlPlane) -> None:
+    """``memory`` holds a gang's whole tree to its replicas' memory together; ended for it, the gang
+    failed (a program failure), it was not lost to the infrastructure, so the preemption budget stays."""
+    code = "import os, time; n = 150 if os.environ['MERLIN_REPLICA_INDEX'] == '1' else 0; b = bytearray(n * 2**20); b[::4096] = b'x' * len(b[::4096]); time.sleep(60)"
+    rec = cp.submit([sys.executable, "-c", code], target="demo", workflow="gang", replicas=2, memory="48MiB", max_retries_preemption=2, wait=True, timeout=60)
+    assert rec.status == RunStatus.FAILED and len(rec.attempts) == 1, rec.message
+    assert rec.attempts[0].error_type == "MEMORY_LIMIT" and "over its limit of 96.0 MiB" in rec.message, rec.message

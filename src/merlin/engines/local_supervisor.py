@@ -160,7 +160,8 @@ def main(argv: list[str]) -> int:
             rc, first, ends = wait_gang(gang)
             over = None
         usage = usage_since(before, t0)
-        lost = request.replicas is not None and ended_from_outside(rc) and not terminated["signal"]
+        # a gang killed from outside was lost; killed for its memory, it failed (over, below)
+        lost = request.replicas is not None and ended_from_outside(rc) and not terminated["signal"] and over is None
 
     # the target directory is indexed before the end is recorded (nothing writes there any more) and
     # committed with it: one locked update, so whoever waits for this process to end sees both
@@ -195,7 +196,9 @@ def main(argv: list[str]) -> int:
                 from merlin.units import human_bytes
 
                 att.error_type = "MEMORY_LIMIT"
-                att.error_message = f"its processes used {human_bytes(over)} of memory, over its limit of {human_bytes(request.memory or 0)}"
+                limit = human_bytes((request.memory or 0) * len(gang))
+                each = f" ({human_bytes(request.memory or 0)} a replica)" if len(gang) > 1 else ""
+                att.error_message = f"its processes used {human_bytes(over)} of memory, over its limit of {limit}{each}"
                 set_status(
                     rec,
                     RunStatus.FAILED,
