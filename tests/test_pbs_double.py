@@ -68,16 +68,22 @@ def pbs_double(monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("slurm")
-def test_pbs_double_two_hosts_active_then_qdel_leaves_nothing(slurm_root: Path, pbs_double: Path):
+def test_pbs_double_two_hosts_active_a_gang_spreads_over_them_then_qdel_leaves_nothing(slurm_root: Path, pbs_double: Path):
     pytest.importorskip("ray")
     from merlin.clusters import procs
+    from merlin.controlplane import ControlPlane
     from merlin.ledger.store import Ledger
+    from tests.test_retries_ray import gang_killed_and_retried
 
     b = PbsBackend(Ledger(slurm_root))
     rec, started = b.start("pbs2", select="2:ncpus=1", walltime="00:20:00", object_store_memory=OBJECT_STORE, wait=True)
     assert started and rec.status == "active", rec.message
     assert rec.kind == "pbs" and rec.scheduler_job_id.endswith(".merlin-double")
     assert rec.nodes == ["n1", "n2"] and rec.walltime_end is not None
+    # a gang of 2 spread over the allocation's two hosts (as on Slurm: the Ray cluster inside it places them),
+    # one replica SIGKILLed: the other is stopped and the gang retried once
+    hosts = gang_killed_and_retried(ControlPlane(slurm_root), "pbs2", "spread")
+    assert len(set(hosts)) == 2, hosts
     b._load_handshake(rec)
     snapshot = b._members(rec)
     stopped = b.stop(rec, grace=3.0)
