@@ -158,6 +158,23 @@ def test_a_measured_warm_run_hands_the_prepared_command_to_the_measurer(warm: tu
     assert measured is not None and measured["wall_s"] >= 0 and measured["max_rss_bytes"] > 0, "the command's resource use, as main's launcher records it"
 
 
+def test_a_memory_limit_holds_on_the_warm_path_and_through_the_launcher(warm: tuple[EnvCache, str, Path]) -> None:
+    """Ray's jobs get the run's limit from the launcher: from the warm path's measurer and from the
+    launcher that prepared the env itself (the cold path, and nodes given the spec inline)."""
+    from merlin.envs.launch import MEMORY_LINE
+    from merlin.envs.warm import warm_prefix
+
+    cache, _eid, spec = warm
+    hog = ["python", "-c", "import time; x = bytearray(300 * 2**20); x[::4096] = b'1' * len(x[::4096]); time.sleep(30)"]
+    limit = str(96 * 2**20)
+    tail = [sys.executable, "-m", "merlin.envs.launch", "--spec", str(spec), "--cache", str(cache.root), "--memory", limit, "--quiet", "--", *hog]
+    prefix = warm_prefix(json.loads(spec.read_text()), str(cache.root), report=None, quiet=True, memory=int(limit))
+    assert "--memory" in prefix[2]  # the warm script hands the prepared command to the launcher as a memory watch
+    for argv in ([*prefix, *tail], tail):
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        assert done.returncode == -9 and done.stderr.count(MEMORY_LINE) == 1, (argv[:3], done.returncode, done.stderr)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_a_measured_command_killed_by_a_signal_ends_the_measurer_by_that_signal(sig: signal.Signals, tmp_path: Path) -> None:
     """An OOM kill (SIGKILL) must read as the signal, not as exit 1: a run's failure class comes from it."""

@@ -78,6 +78,19 @@ def test_submit_wait_logs_and_artifacts_through_the_cli(ray_cp: ControlPlane) ->
         ray_cp.cancel(big.run_id)
 
 
+def test_a_ray_job_over_its_memory_is_ended_by_the_launcher_and_fails_memory_limit(ray_cp: ControlPlane) -> None:
+    """Ray only reserves ``entrypoint_memory``; the launcher around the job's command holds it to the limit."""
+    hog = "import time; x = bytearray(400 * 2**20); x[::4096] = b'1' * len(x[::4096]); time.sleep(60)"
+    t0 = time.monotonic()
+    rec = ray_cp.submit([PY, "-c", hog], target="demo", workflow="hog", engine="ray", memory="128MiB")
+    done = ray_cp.wait(rec.run_id, timeout=60)
+    assert done.status == RunStatus.FAILED and time.monotonic() - t0 < 45, done  # ended, not slept out
+    att = done.attempts[-1]
+    assert att.error_type == "MEMORY_LIMIT" and "over its limit of 128.0 MiB" in (att.error_message or ""), att
+    assert done.message.startswith("failed: ended by merlin (SIGKILL): its processes used "), done.message
+    assert [s.action for s in done.next_steps] == ["logs", "retry"]
+
+
 def test_follow_streams_ray_logs(ray_cp: ControlPlane) -> None:
     rec = ray_cp.submit(["bash", "-c", "for i in 1 2 3 4; do echo tick$i; sleep 0.5; done"], target="demo", workflow="follow", engine="ray")
     t0 = time.monotonic()

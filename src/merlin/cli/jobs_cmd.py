@@ -173,7 +173,7 @@ def jobs_submit(
     num_cpus: float | None = typer.Option(None, "--num-cpus", help="CPUs reserved for the entrypoint (ray)."),
     num_gpus: float | None = typer.Option(None, "--num-gpus", help="GPUs reserved for the entrypoint (ray)."),
     memory: str | None = typer.Option(
-        None, "--memory", metavar="SIZE", help="The most memory the command may use, e.g. 512MiB or 4GiB: the local engine ends it past that (MEMORY_LIMIT), Ray reserves it."
+        None, "--memory", metavar="SIZE", help="The most memory the command may use, e.g. 512MiB or 4GiB: merlin ends it past that (MEMORY_LIMIT); Ray also reserves it on the node."
     ),
     resource: list[str] | None = typer.Option(None, "--resource", help="Custom resource KEY=N (repeatable, ray)."),
     env: list[str] | None = typer.Option(None, "--env", help="Environment K=V for the command (repeatable). Secret-looking names are redacted in records."),

@@ -30,7 +30,7 @@ def sweep_submit(
     retries: int = typer.Option(0, "--retries", min=0, max=100, help="Retries of an item whose command fails."),
     retries_infra: int = typer.Option(0, "--retries-infra", min=0, max=100, help="Retries of an item the infrastructure loses."),
     memory: str | None = typer.Option(
-        None, "--memory", metavar="SIZE", help="The most memory each item's command may use, e.g. 512MiB or 4GiB: the local engine ends it past that (MEMORY_LIMIT), Ray reserves it."
+        None, "--memory", metavar="SIZE", help="The most memory each item's command may use, e.g. 512MiB or 4GiB: merlin ends it past that (MEMORY_LIMIT); Ray also reserves it on the node."
     ),
     engine: str = engine_option("Engine of every item's run."),
     cluster: str | None = cluster_option(),

@@ -123,8 +123,8 @@ _DEVICE = r"^(cpu|gpu)(?::([0-9]+(?:\.[0-9]+)?))?$"
 
 class ResourceConfig(Value, frozen=True):
     """What a job needs: ``cpu`` (CPUs reserved for it; None: the engine's default), ``ram``
-    (``"4GiB"``, ``"512MiB"``, ``"4g"``: the most memory its command may use; the local engine ends
-    it past that, Ray reserves it), ``device``
+    (``"4GiB"``, ``"512MiB"``, ``"4g"``: the most memory its command may use; merlin ends it past
+    that on every engine, Ray also reserves it), ``device``
     (``"cpu"``, ``"gpu"`` or ``"gpu:N"``), ``leases``: merlin's lab hardware as lease bundles
     (``"firesim_fpga:1"``, ``POOL[:COUNT][,k=v...]``; several form a gang: the job waits until all
     are granted), and ``custom``: other Ray resources by name."""

@@ -243,8 +243,8 @@ class ControlPlane(TargetGenFace, UpkeepFace):
         ``runtime`` (a ``RuntimeEnv`` or a mapping of its fields, docs/environments.md): what the
         command runs with, built once per spec by uv; None: the submitter's environment. Automatic retries by failure
         class (``max_retries_*``, ``retry_backoff``) and gangs (``replicas``, ``placement``): docs/retries.md.
-        ``memory`` (bytes, or a size such as ``4GiB``): what the command may use; the local engine ends
-        it past that, Ray reserves it for the job (docs/ray.md).
+        ``memory`` (bytes, or a size such as ``4GiB``): what the command may use; merlin ends it past
+        that on every engine, and Ray also reserves it for the job (docs/ray.md).
 
         With a job ``name`` (recorded in the run request) and a live run of that name
         already, that run is returned instead of starting a second one, or, with

@@ -151,7 +151,7 @@ def main(argv: list[str]) -> int:
             return 1
         before = children_usage()
         if request.memory is not None:  # the whole gang's tree, held to its replicas' memory together
-            from merlin.engines.memory_watch import MemoryWatch
+            from merlin.envs.memory_watch import MemoryWatch
 
             with MemoryWatch([c.pid for c in gang], request.memory * len(gang), pgid=gang[0].pid) as watch:
                 rc, first, ends = wait_gang(gang)

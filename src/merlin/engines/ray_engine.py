@@ -87,6 +87,16 @@ def _scrubbed_message(info: Any) -> Any:
     return scrub_values(message, secret_values(getattr(info, "env_vars", None) or {})) if message else message
 
 
+def _memory_line(message: str | None) -> str | None:
+    """What the launcher said when it ended the job's command for its memory (the rest of its line,
+    from the log tail Ray puts in a failed job's message), or None."""
+    from merlin.envs.launch import MEMORY_LINE
+
+    if not message or MEMORY_LINE not in message:
+        return None
+    return message.split(MEMORY_LINE, 1)[1].splitlines()[0].strip() or None
+
+
 class RayEngine:
     """Talks to the clusters recorded in one ledger, over HTTP (no Ray import).
     Holds no connection: a :class:`ray_api.JobsApi` is an address plus headers."""
@@ -281,7 +291,7 @@ class RayEngine:
         if request.num_gpus is not None and request.replicas is None:
             body["entrypoint_num_gpus"] = request.num_gpus
         if request.memory is not None and request.replicas is None:
-            body["entrypoint_memory"] = request.memory  # reserved for it on the node; Ray does not hold the job to it
+            body["entrypoint_memory"] = request.memory  # reserved for it on the node; the launcher holds the job to it (--memory)
         if request.resources and request.replicas is None:
             body["entrypoint_resources"] = dict(request.resources)
         try:
@@ -326,12 +336,14 @@ class RayEngine:
         (scrubbed of the run's secret values) is kept for an ended job only: nothing reads it for a
         pending or running one (:func:`merlin.control.observe.apply`), and scrubbing it on every
         poll of a waiter cost more than the poll."""
+        message = _scrubbed_message(info) if info.terminal else None
+        over = _memory_line(message) if info.status == "FAILED" else None
         return Observation(
             status=_STATUS[info.status],
             known=True,
             exit_code=info.driver_exit_code,
-            error_type=info.error_type or None,
-            message=_scrubbed_message(info) if info.terminal else None,
+            error_type="MEMORY_LIMIT" if over else (info.error_type or None),
+            message=over or message,
             start_time=_ms(info.start_time),
             end_time=_ms(info.end_time),
         )

@@ -35,7 +35,8 @@ def through_launcher(layout: Any, record: Any, request: Any, attempt: int, clust
 
         if needs_build(runtime):
             fields["env_id"] = env_id(runtime)
-    return launcher_argv(layout, record.run_id, attempt, runtime, python=python, cache=cache, inline=not sees_root, usage=sees_root and request.replicas is None)
+    return launcher_argv(layout, record.run_id, attempt, runtime, python=python, cache=cache, inline=not sees_root, usage=sees_root and request.replicas is None,
+                         memory=request.memory if request.replicas is None else None)
 
 
 def per_run_exports(env: dict[str, str]) -> dict[str, str]:
@@ -80,22 +81,25 @@ def working_dir_package(layout: Any, request: Any, cluster: Any, api: Any) -> st
 
 
 def launcher_prefix(layout: Any, record: Any, request: Any, attempt: int, cluster: Any, env: dict[str, str], fields: dict[str, Any] | None = None) -> list[str]:
-    """What goes before a Ray job's command: the env launcher for a run with a runtime, else the measurer."""
+    """What goes before a Ray job's command: the env launcher for a run with a runtime, else the measurer.
+    Either holds the command to the run's memory limit (Ray only reserves ``entrypoint_memory``)."""
     if request.runtime is not None:
         return through_launcher(layout, record, request, attempt, cluster, env, fields)
-    return measured(layout, record, attempt, cluster)
+    return measured(layout, record, attempt, cluster, request.memory)
 
 
-def measured(layout: Any, record: Any, attempt: int, cluster: Any) -> list[str]:
+def measured(layout: Any, record: Any, attempt: int, cluster: Any, memory: int | None = None) -> list[str]:
     """The launcher as a measurer before a job's command when the run has no runtime: the job's resource use
     is written into the run's directory (``Layout.usage_report``), so only where the cluster's nodes see this
-    state root (else nothing: the command as it is). docs/sweeps.md, "Results and resource use"."""
+    state root; with ``memory`` it holds the command to that many bytes, on any node. Else nothing: the
+    command as it is. docs/sweeps.md, "Results and resource use"."""
     from merlin.clusters.registry import env_placement
     from merlin.envs.argv import usage_argv
 
-    if not env_placement(cluster.kind)[0]:
+    sees_root = env_placement(cluster.kind)[0]
+    if not sees_root and memory is None:
         return []
-    return usage_argv(layout, record.run_id, attempt, python=getattr(cluster, "python", None) or sys.executable)
+    return usage_argv(layout, record.run_id, attempt, python=getattr(cluster, "python", None) or sys.executable, usage=sees_root, memory=memory)
 
 
 def report_from_log(client: Any, info: Any, kind: str) -> dict[str, Any] | None:

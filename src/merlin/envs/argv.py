@@ -29,6 +29,7 @@ def launcher_argv(
     quiet: bool = False,
     inline: bool = False,
     usage: bool = False,
+    memory: int | None = None,
 ) -> list[str]:
     """``[python, -m, merlin.envs.launch, --spec ..., --cache ..., (--snapshot ...), --]``, after the
     warm path's ``[/bin/sh, -c, SCRIPT, merlin-env]`` where it applies (``merlin.envs.warm``: a ready
@@ -36,7 +37,8 @@ def launcher_argv(
     run's spec file (``Layout.runtime_spec``) first. ``python``: an interpreter that has merlin on the
     node; ``cache``: the env cache as the node sees it (``~``/``$VARS`` expand there).
     ``inline``: for nodes that do not see the state root (SSH hosts): the spec rides on the command
-    line, and there is no report file (nor a working dir: the caller refuses one)."""
+    line, and there is no report file (nor a working dir: the caller refuses one). ``memory``: the
+    launcher holds the command to that many bytes (for engines that only reserve memory)."""
     from merlin.envs.warm import warm_prefix
 
     spec = layout.runtime_spec(run_id)
@@ -48,8 +50,8 @@ def launcher_argv(
         import base64
 
         compact = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode("utf-8")
-        argv += ["--spec-inline", base64.b64encode(compact).decode("ascii"), "--cache", where, *(["--quiet"] if quiet else []), "--"]
-        return [*warm_prefix(runtime, where, report=None, quiet=quiet), *argv]
+        argv += ["--spec-inline", base64.b64encode(compact).decode("ascii"), "--cache", where, *memory_option(memory), *(["--quiet"] if quiet else []), "--"]
+        return [*warm_prefix(runtime, where, report=None, quiet=quiet, memory=memory), *argv]
     argv += ["--spec", str(spec), "--cache", where]
     wd = runtime.get("working_dir")
     if wd:
@@ -59,12 +61,19 @@ def launcher_argv(
     measure = str(layout.usage_report(run_id, attempt)) if usage else None
     if measure is not None:
         argv += ["--usage", measure]
+    argv += memory_option(memory)
     if quiet:
         argv.append("--quiet")
-    return [*warm_prefix(runtime, where, report=report, quiet=quiet, usage=measure), *argv, "--"]
+    return [*warm_prefix(runtime, where, report=report, quiet=quiet, usage=measure, memory=memory), *argv, "--"]
 
 
-def usage_argv(layout: Any, run_id: str, attempt: int, *, python: str | None = None) -> list[str]:
+def memory_option(memory: int | None) -> list[str]:
+    return ["--memory", str(int(memory))] if memory is not None else []
+
+
+def usage_argv(layout: Any, run_id: str, attempt: int, *, python: str | None = None, usage: bool = True, memory: int | None = None) -> list[str]:
     """The launcher as a measurer only (no env): ``[python, -m, merlin.envs.launch, --usage FILE, --quiet, --]``,
-    the attempt's resource use written to ``Layout.usage_report`` (for nodes that see the state root)."""
-    return [python or sys.executable, "-m", "merlin.envs.launch", "--usage", str(layout.usage_report(run_id, attempt)), "--quiet", "--"]
+    the attempt's resource use written to ``Layout.usage_report`` (for nodes that see the state root;
+    ``usage=False`` for others), and with ``memory`` the command held to that many bytes."""
+    measure = ["--usage", str(layout.usage_report(run_id, attempt))] if usage else []
+    return [python or sys.executable, "-m", "merlin.envs.launch", *measure, *memory_option(memory), "--quiet", "--"]

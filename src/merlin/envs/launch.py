@@ -25,6 +25,11 @@ use there: ``wall_s``, ``cpu_s`` (user + system CPU of its process tree) and ``m
 measures: no env, the command as it is (how a Ray job without a runtime is wrapped). With ``--usage`` the
 launcher stays the command's parent (to wait for it): it forwards SIGTERM, SIGINT and SIGHUP and exits
 with the command's code (a command killed by a signal: the same signal); without it, it ``exec``s.
+``--memory BYTES`` (the run's memory limit, on engines that only reserve it, as Ray does): the launcher
+stays the parent, samples the resident memory of the command's tree as the local supervisor does
+(``merlin.envs.memory_watch``) and ends it with SIGKILL once it is over, saying so on stderr in one
+line that starts with :data:`MEMORY_LINE` (the engine reads it in the job's log: ``MEMORY_LIMIT``).
+Like ``--usage``, it also works with no spec (no env: the command as it is).
 """
 
 from __future__ import annotations
@@ -37,7 +42,9 @@ from pathlib import Path
 #: the launcher's exit code when the env could not be built (the command never ran)
 BUILD_FAILED = 78
 #: the names of the options that take a value (``quiet`` is the one flag)
-VALUED = ("spec", "spec-inline", "cache", "snapshot", "blobs", "into", "report", "usage")
+VALUED = ("spec", "spec-inline", "cache", "snapshot", "blobs", "into", "report", "usage", "memory")
+#: how the launcher's line about a command it ended for its memory starts (read back by the Ray engine)
+MEMORY_LINE = "merlin-env: memory limit: "
 
 
 def child_env(env_dir: Path | None, base: dict[str, str]) -> dict[str, str]:
@@ -68,8 +75,8 @@ def quick_options(args: list[str]) -> dict[str, str | bool] | None:
             i += 2
         else:
             return None
-    if "spec" not in out and "spec_inline" not in out and "cache" not in out and "usage" in out:
-        return out  # a measurer only
+    if "spec" not in out and "spec_inline" not in out and "cache" not in out and ("usage" in out or "memory" in out):
+        return out  # a measurer (or a memory watch) only
     if ("spec" in out) == ("spec_inline" in out) or "cache" not in out:
         return None
     return out
@@ -90,7 +97,7 @@ def parsed_options(args: list[str]) -> dict[str, str | bool]:
         p.add_argument(f"--{name}")
     p.add_argument("--quiet", action="store_true")
     opts = p.parse_args(args)
-    if not (opts.spec is None and opts.spec_inline is None and opts.usage is not None):
+    if not (opts.spec is None and opts.spec_inline is None and (opts.usage is not None or opts.memory is not None)):
         spec_from.required = cache_arg.required = True  # an env to launch: argparse says what is missing
         opts = p.parse_args(args)
     return {k: v for k, v in vars(opts).items() if v is not None}
@@ -112,8 +119,11 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write("merlin-env: no command after --\n")
         return 2
     usage = str(opts["usage"]) if opts.get("usage") else None
-    if not opts.get("spec") and not opts.get("spec_inline") and usage is not None:
-        return run(command, dict(os.environ), None, usage)  # a measurer only: no env
+    memory = memory_option(opts.get("memory"))
+    if memory == -1:
+        return 2
+    if not opts.get("spec") and not opts.get("spec_inline") and (usage is not None or memory is not None):
+        return run(command, dict(os.environ), None, usage, memory)  # a measurer (or a memory watch) only: no env
 
     from merlin.envs.cache import EnvCache
     from merlin.envs.spec import env_id, inline_spec, needs_build, read_spec
@@ -155,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         cwd = materialize(Path(str(opts["snapshot"])), Path(str(opts["blobs"])), Path(str(opts["into"])))
     env = child_env(env_dir, dict(os.environ))
     try:
-        return run(command, env, cwd, usage) if usage is not None else become(command, env, cwd)
+        return run(command, env, cwd, usage, memory) if usage is not None or memory is not None else become(command, env, cwd)
     finally:  # the command ended (measured), or could not start (exec does not return)
         if user is not None:
             user.unlink(missing_ok=True)
@@ -218,9 +228,22 @@ def become(command: list[str], env: dict[str, str], cwd: Path | None) -> int:
     return 127
 
 
-def run(command: list[str], env: dict[str, str], cwd: Path | None, usage: str | None = None) -> int:
+def memory_option(value: object) -> int | None:
+    """``--memory BYTES`` as an int (None: not given; -1: not a positive whole number, said on stderr)."""
+    if value is None or value is False:
+        return None
+    text = str(value)
+    if not text.isdigit() or int(text) < 1:
+        sys.stderr.write(f"merlin-env: --memory takes a positive number of bytes, not {text!r}\n")
+        return -1
+    return int(text)
+
+
+def run(command: list[str], env: dict[str, str], cwd: Path | None, usage: str | None = None, memory: int | None = None) -> int:
     """Start ``command``, forward signals to it, wait; its exit code (or its signal, raised on us).
-    With ``usage``: the command's resource use is written there first (:func:`write_usage`)."""
+    With ``usage``: the command's resource use is written there first (:func:`write_usage`).
+    With ``memory``: the command's tree is ended (SIGKILL) once its resident memory is over it,
+    and one line starting with :data:`MEMORY_LINE` says so on stderr."""
     import signal
     import subprocess
     import time
@@ -240,7 +263,18 @@ def run(command: list[str], env: dict[str, str], cwd: Path | None, usage: str | 
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, forward)
-    _pid, status, ru = os.wait4(child.pid, 0)  # the command's own use and its waited-for descendants'
+    if memory is not None:
+        from merlin.envs.memory_watch import MemoryWatch
+
+        with MemoryWatch([child.pid], memory) as watch:
+            _pid, status, ru = os.wait4(child.pid, 0)
+        if watch.over is not None:
+            from merlin.units import human_bytes
+
+            sys.stderr.write(f"{MEMORY_LINE}its processes used {human_bytes(watch.over)} of memory, over its limit of {human_bytes(memory)}\n")
+            sys.stderr.flush()
+    else:
+        _pid, status, ru = os.wait4(child.pid, 0)  # the command's own use and its waited-for descendants'
     rc = child.returncode = os.waitstatus_to_exitcode(status)
     if usage:
         write_usage(Path(usage), time.monotonic() - t0, ru)

@@ -57,11 +57,13 @@ def plain_json(text: str) -> bool:
     return json.dumps(text) == f'"{text}"'
 
 
-def warm_prefix(runtime: Mapping[str, Any], cache: str | os.PathLike[str], *, report: str | None, quiet: bool, usage: str | None = None) -> list[str]:
+def warm_prefix(runtime: Mapping[str, Any], cache: str | os.PathLike[str], *, report: str | None, quiet: bool, usage: str | None = None,
+                memory: int | None = None) -> list[str]:
     """``[/bin/sh, -c, SCRIPT, merlin-env]`` for this spec and cache, or ``[]`` (see the module).
     ``usage``: the attempt's resource use is measured (``Layout.usage_report``): the prepared command
     is handed to the launcher as a measurer only (``--usage FILE``: it starts the command and waits
-    for it, no env work), the launcher's own interpreter the first argument after the script."""
+    for it, no env work), the launcher's own interpreter the first argument after the script; ``memory``:
+    the same, the launcher holding the command to that many bytes (``--memory``)."""
     from merlin.envs.cache import READY, USERS, EnvCache
     from merlin.envs.spec import env_id, needs_build
 
@@ -82,7 +84,8 @@ def warm_prefix(runtime: Mapping[str, Any], cache: str | os.PathLike[str], *, re
         lines += f"printf '%s\\n' {shlex.quote(body)} 2>/dev/null > {shlex.quote(tmp)} && mv -f {shlex.quote(tmp)} {shlex.quote(report)}\n"
     say = "" if quiet else f"echo {shlex.quote(f'merlin-env: environment {eid} (cache hit)')} >&2\n"
     final = 'exec "$@"'
-    if usage is not None:  # the launcher as a measurer only, started by its own interpreter ($py)
-        final = f'exec "$py" {shlex.join(["-m", "merlin.envs.launch", "--usage", usage, "--quiet", "--"])} "$@"'
+    if usage is not None or memory is not None:  # the launcher as a measurer only, started by its own interpreter ($py)
+        measure = [*(["--usage", usage] if usage is not None else []), *(["--memory", str(int(memory))] if memory is not None else [])]
+        final = f'exec "$py" {shlex.join(["-m", "merlin.envs.launch", *measure, "--quiet", "--"])} "$@"'
     script = SCRIPT.format(final=final, env=shlex.quote(str(env)), ready=READY, users=USERS, sysname=shlex.quote(me.sysname), machine=shlex.quote(me.machine), report=lines, say=say)
     return [SH, "-c", script, "merlin-env"]

@@ -142,7 +142,7 @@ class RunRequest(Record):
     num_cpus: float | None = field(default=None, ge=0)
     num_gpus: float | None = field(default=None, ge=0)
     memory: int | None = field(
-        default=None, ge=1, description="Bytes of memory the command may use: the local engine ends it past them (MEMORY_LIMIT); Ray reserves them (entrypoint_memory)."
+        default=None, ge=1, description="Bytes of memory the command may use: merlin ends it past them (MEMORY_LIMIT); Ray also reserves them (entrypoint_memory)."
     )
     resources: dict[str, float] = field(default_factory=dict, description="Custom Ray resources for the entrypoint.")
     leases: list[str] = field(default_factory=list, description="Lease requests POOL[:COUNT][,k=v...]: the run waits for them before its engine gets it.")

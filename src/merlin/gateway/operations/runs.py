@@ -88,7 +88,7 @@ class SubmitInput(Input):
     num_cpus: float | None = Field(None, ge=0)
     num_gpus: float | None = Field(None, ge=0)
     memory: str | None = Field(
-        None, max_length=32, description="The most memory the command may use, e.g. 512MiB or 4GiB: the local engine ends it past that (MEMORY_LIMIT), Ray reserves it."
+        None, max_length=32, description="The most memory the command may use, e.g. 512MiB or 4GiB: merlin ends it past that (MEMORY_LIMIT); Ray also reserves it on the node."
     )
     resources: dict[str, float] = Field(default_factory=dict, description="Custom Ray resources.")
     runtime: RuntimeInput | None = Field(None, description="The run's environment, built once per spec by uv (none: the server's environment).")

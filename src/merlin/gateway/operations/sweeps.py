@@ -30,7 +30,7 @@ class SweepSubmitInput(SweepInput):
     engine: EngineChoice = Field(DEFAULT_ENGINE, description="Engine of every item's run.")
     cluster: Name | None = Field(None, description="Cluster of the runs (ray).")
     memory: str | None = Field(
-        None, max_length=32, description="The most memory each item's command may use, e.g. 512MiB or 4GiB: the local engine ends it past that (MEMORY_LIMIT), Ray reserves it."
+        None, max_length=32, description="The most memory each item's command may use, e.g. 512MiB or 4GiB: merlin ends it past that (MEMORY_LIMIT); Ray also reserves it on the node."
     )
 
 

@@ -1,4 +1,5 @@
-"""The local engine's memory limit (``RunRequest.memory``, ``--memory``): the supervisor samples the
+"""A run's memory limit (``RunRequest.memory``, ``--memory``), held by whoever waits for the command: the
+local engine's supervisor, and the env launcher on engines that only reserve memory (Ray). It samples the
 resident memory of the command's process tree every :data:`EVERY` seconds and ends the tree with
 SIGKILL once it is over the limit, as a batch scheduler's cgroup would; the attempt then fails with
 ``MEMORY_LIMIT`` (a program failure: ``--retries`` counts it). Between two samples a command can go
@@ -20,16 +21,19 @@ def tree_rss(roots: Iterable[int]) -> tuple[int, set[int]]:
     """The resident memory (bytes) of ``roots`` and every process below them, and their pids."""
     import psutil
 
-    from merlin.clusters import procs
-
-    roots = set(roots)
-    pids = roots | procs.descendants(roots)
-    total = 0
-    for pid in pids:
+    total, pids = 0, set()
+    for root in set(roots):
         try:
-            total += psutil.Process(pid).memory_info().rss
+            tree = [psutil.Process(root)]
+            tree += tree[0].children(recursive=True)
         except (psutil.Error, OSError):
             continue
+        for proc in tree:
+            try:
+                total += proc.memory_info().rss
+                pids.add(proc.pid)
+            except (psutil.Error, OSError):
+                continue
     return total, pids
 
 
@@ -52,8 +56,6 @@ class MemoryWatch:
         self._thread.join()
 
     def _watch(self) -> None:
-        from merlin.clusters import procs
-
         while not self._stop.wait(EVERY):
             used, pids = tree_rss(self.roots)
             if used <= self.limit:
@@ -64,5 +66,9 @@ class MemoryWatch:
                     os.killpg(self.pgid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-            procs.signal_pids(pids - {os.getpid()}, signal.SIGKILL)
+            for pid in pids - {os.getpid()}:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
             return
