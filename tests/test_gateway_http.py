@@ -370,14 +370,16 @@ def test_runs_submit_with_a_runtime_runs_in_that_env(server: Server, wheelhouse:
 
 def test_a_retention_policy_applies_itself_after_a_gateway_submit(tmp_path: Path) -> None:
     """``[retention] auto = true`` in the server's config: a runs_submit over HTTP starts the day's
-    prune, as a CLI submit does (the detached prune's report names the old run it removed)."""
+    prune, as a CLI submit does (the detached prune's report names the old run it removed). The policy
+    is the config as it is at each submit: written while the server runs, it applies from the next
+    submit on; edited into an error, the submit still succeeds and the audit log says why nothing was pruned."""
     from merlin.controlplane import ControlPlane
     from process_support import wait_until
 
     xdg = tmp_path / "xdg"
     (xdg / "merlin").mkdir(parents=True)
-    (xdg / "merlin" / "config.toml").write_text('[retention]\nolder_than = "0s"\nstatus = ["succeeded"]\nauto = true\n')
-    srv = start_server(tmp_path, env={"XDG_CONFIG_HOME": str(xdg)})
+    config = xdg / "merlin" / "config.toml"
+    srv = start_server(tmp_path, env={"XDG_CONFIG_HOME": str(xdg)})  # no config file yet
     try:
         cp = ControlPlane(srv.state_root)
         old = run_cli("ray", "jobs", "submit", "--target", "old", "--workflow", "w", "--engine", "local", "--json",
@@ -387,10 +389,21 @@ def test_a_retention_policy_applies_itself_after_a_gateway_submit(tmp_path: Path
         cp.wait(old_id, timeout=60)
         log = cp.layout.retention_log
         assert not log.exists()  # the CLI had no policy
-        r = post(srv, "runs_submit", {"target": "new", "workflow": "w", "engine": "local", "command": ["true"]})
+        body = {"target": "new", "workflow": "w", "engine": "local", "command": ["true"]}
+        assert post(srv, "runs_submit", body).status_code == 200
+        assert not cp.layout.retention_stamp.exists()  # nor had the server, then
+        config.write_text('[retention]\nolder_than = "0s"\nstatus = ["succeeded"]\nauto = true\n')  # written while it runs
+        r = post(srv, "runs_submit", {**body, "command": ["sleep", "5"]})  # active while the prune runs: never removed
         assert r.status_code == 200, r.text
         new_id = r.json()["run_id"]
         (report,) = wait_until(lambda: [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else [])
         assert old_id in report["removed"] and new_id not in report["removed"], report
+        config.write_text('[retention]\nauto = true\n')  # edited into an error: auto without older_than
+        r = post(srv, "runs_submit", body)
+        assert r.status_code == 200, r.text
+        audit = [json.loads(x) for x in cp.layout.gateway_audit.read_text().splitlines()]
+        assert audit[-1]["operation"] == "retention" and "needs older_than" in audit[-1]["result"], audit[-1]
+        cp.cancel(new_id)
+        cp.wait(new_id, timeout=30)
     finally:
         srv.stop()

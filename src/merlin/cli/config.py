@@ -228,6 +228,35 @@ def retention_policy() -> tuple[float, list[str]] | None:
     return parse_duration(value("retention.older_than"), "older_than"), list(value("retention.status") or [])
 
 
+_SEEN: list[tuple[tuple[str, int, int, int] | None, ...]] = []
+
+
+def files_changed() -> bool:
+    """Whether the config files (which one applies, and each one's bytes as ``stat`` sees them) changed
+    since the last call; a change drops what :func:`load` found, so the next look reads them again.
+    For a long-lived process (the gateway): one command reads the files once."""
+    def seen(path: Path | None) -> tuple[str, int, int, int] | None:
+        try:
+            st = path.stat() if path is not None else None
+        except OSError:
+            return None
+        return (str(path), st.st_mtime_ns, st.st_size, st.st_ino) if st is not None else None
+
+    now = (seen(project_file()), seen(user_file()))
+    if _SEEN and _SEEN[0] == now:
+        return False
+    _SEEN[:] = [now]
+    forget()
+    return True
+
+
+def live_retention_policy() -> tuple[float, list[str]] | None:
+    """:func:`retention_policy` as the files say now (a server's policy follows an edit of them); a file
+    made invalid meanwhile raises its BadInput, as at the start."""
+    files_changed()
+    return retention_policy()
+
+
 def keep_retention(cp: Any) -> None:
     """``[retention] auto = true``: after a command that recorded a run, the day's prune by the policy,
     detached (merlin.control.retention). A prune that cannot start is a warning: the run is recorded."""

@@ -26,11 +26,12 @@ def _need_extra() -> None:
 
 def _gateway(state_root: Path | None, allow_cluster_control: bool, transport: str):
     """The gateway over ``state_root``; a state root that exists and is no directory is bad input (exit 2)."""
-    from merlin.cli.config import retention_policy
+    from merlin.cli.config import live_retention_policy
     from merlin.errors import BadInput
     from merlin.gateway.ops import Gateway
 
-    gw = Gateway(state_root, allow_cluster_control=allow_cluster_control, transport=transport, retention=retention_policy())
+    live_retention_policy()  # a bad config is exit 2 at the start; later edits apply as they are made
+    gw = Gateway(state_root, allow_cluster_control=allow_cluster_control, transport=transport, retention=live_retention_policy)
     if gw.cp.root.exists() and not gw.cp.root.is_dir():
         raise BadInput(f"--state-root {gw.cp.root}: not a directory (pass a directory, or set $MERLIN_STATE_ROOT to one)")
     return gw

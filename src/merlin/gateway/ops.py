@@ -47,10 +47,11 @@ class Gateway:
         *,
         allow_cluster_control: bool = False,
         transport: str = "api",
-        retention: tuple[float, Sequence[str]] | None = None,
+        retention: tuple[float, Sequence[str]] | Callable[[], tuple[float, Sequence[str]] | None] | None = None,
     ) -> None:
         """``retention``: (older_than seconds, statuses) of a policy that applies itself after each
-        operation that records runs (``ControlPlane.keep_retention``); None: none."""
+        operation that records runs (``ControlPlane.keep_retention``), or a function that says the
+        policy at that moment (``merlin serve``: the config files as they are now); None: none."""
         from merlin.controlplane import ControlPlane
 
         self.cp = ControlPlane(state_root)
@@ -151,11 +152,14 @@ class Gateway:
         return data
 
     def keep_retention(self) -> None:
-        """The day's prune by the server's policy, detached; one that cannot start is a line in the
-        audit log, never the caller's error (its run is recorded)."""
-        assert self.retention is not None
-        older_than, statuses = self.retention
+        """The day's prune by the server's policy, detached; one that cannot start (or a policy that
+        cannot be read: a config file edited into an error) is a line in the audit log, never the
+        caller's error (its run is recorded)."""
         try:
+            policy = self.retention() if callable(self.retention) else self.retention
+            if policy is None:
+                return
+            older_than, statuses = policy
             self.cp.keep_retention(older_than, statuses)
         except (MerlinError, OSError) as exc:
             why = getattr(exc, "message", None) or str(exc)
