@@ -37,4 +37,4 @@ def test_a_command_under_its_memory_keeps_its_exit_code_and_the_usage_is_written
 
 def test_a_bad_memory_value_is_one_line_and_exit_2() -> None:
     res = launch("--memory", "lots", "--", "true")
-    assert res.returncode == 2 and res.stderr.strip() == "merlin-env: --memory takes a positive number of bytes, not 'lots'", res.stderr
+    assert res.returncode == 2 and res.stderr.strip() == "merlin-env: a memory limit is a positive number of bytes, not 'lots'", res.stderr

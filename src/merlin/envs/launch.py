@@ -234,7 +234,7 @@ def memory_option(value: object) -> int | None:
         return None
     text = str(value)
     if not text.isdigit() or int(text) < 1:
-        sys.stderr.write(f"merlin-env: --memory takes a positive number of bytes, not {text!r}\n")
+        sys.stderr.write(f"merlin-env: a memory limit is a positive number of bytes, not {text!r}\n")
         return -1
     return int(text)
 
