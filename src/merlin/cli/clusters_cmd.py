@@ -293,9 +293,9 @@ def cluster_status(name: str = ClusterNameOpt, state_root: Path | None = StateRo
             warn(f"cluster '{name}' runs without token authentication: any local user can submit jobs that run as you")
         if st.foreign_jobs:
             from merlin.cli.output import message
+            from merlin.controlplane import jobs_shown
 
-            shown = ", ".join(f"{j['id']} ({j['status']})" for j in st.foreign_jobs[:5])
-            message(f"{len(st.foreign_jobs)} active Ray job(s) merlin did not submit: {shown}; `cluster stop` refuses while they run")
+            message(f"{len(st.foreign_jobs)} active Ray job(s) merlin did not submit: {jobs_shown(st.foreign_jobs)}; `cluster stop` refuses while they run")
     if st.state == "absent":  # like `cluster stop`: an unknown cluster is not found (4), not blocked
         raise NotFound(f"cluster '{name}': {st.message}", next_steps=st.next_steps)
     if st.state != "active":

@@ -299,14 +299,14 @@ def _foreign(cp: Any, rows: list[dict[str, Any]]) -> None:
     """One line per cluster of the rows shown that runs jobs merlin did not submit (Ray's own CLI or SDK)."""
     from merlin.cli.nextsteps import ARGV, command
     from merlin.cli.output import message
+    from merlin.controlplane import jobs_shown
     from merlin.nextsteps import Action, step
 
     names = {c.get("name") if isinstance(c, dict) else c for d in rows if (c := d.get("cluster"))}
     for name in sorted(n for n in names if n):
         jobs = cp.foreign_jobs(name)
         if jobs:
-            shown = ", ".join(f"{j['id']} ({j['status']})" for j in jobs[:5]) + (", ..." if len(jobs) > 5 else "")
-            message(f"cluster '{name}' also runs {len(jobs)} Ray job(s) merlin did not submit: {shown}; "
+            message(f"cluster '{name}' also runs {len(jobs)} Ray job(s) merlin did not submit: {jobs_shown(jobs)}; "
                     f"`{command(step(Action.CLUSTER_STATUS, name=name), ARGV)}` counts them, and `cluster stop` refuses while they run")
 
 

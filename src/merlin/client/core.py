@@ -184,12 +184,14 @@ class JobHandle:
 
 def wait_all(handles: Sequence[JobHandle], *, timeout: float | None = None, raise_on_failure: bool = True) -> list[JobStatus]:
     """Wait for every job; their statuses in the handles' order. One batched poll per engine per
-    round (``ControlPlane.refresh``), not one call per job. :class:`TimeoutError` after ``timeout``
+    round (``ControlPlane.refresh``), not one call per job; the rounds 20 ms apart at first, then 1.5
+    times longer each up to :data:`POLL`. :class:`TimeoutError` after ``timeout``
     seconds; then, once all finished, :class:`JobFailed` for the first that failed or was stopped
     (unless ``raise_on_failure`` is False)."""
     handles = list(handles)
     deadline = None if timeout is None else time.monotonic() + timeout
     done: dict[int, RunRecord] = {}
+    pause = 0.02
     while True:
         by_client: dict[int, tuple[Client, list[int]]] = {}
         for i, h in enumerate(handles):
@@ -206,7 +208,8 @@ def wait_all(handles: Sequence[JobHandle], *, timeout: float | None = None, rais
         if deadline is not None and time.monotonic() >= deadline:
             left = [handles[i].job_id for i in range(len(handles)) if i not in done]
             raise TimeoutError(f"{len(left)} job(s) not finished after {timeout:g} s: {', '.join(left[:5])}")
-        time.sleep(POLL if deadline is None else max(0.0, min(POLL, deadline - time.monotonic())))
+        time.sleep(pause if deadline is None else max(0.0, min(pause, deadline - time.monotonic())))
+        pause = min(POLL, pause * 1.5)
     statuses = [JobStatus.of_run(done[i].status) for i in range(len(handles))]
     if raise_on_failure:
         for i, st in enumerate(statuses):

@@ -33,6 +33,7 @@ from merlin.durations import DURATION_PATTERN, POSITIVE_DURATION_PATTERN, ago  #
 from merlin.engines.registry import DEFAULT_ENGINE
 from merlin.ledger.paths import ARTIFACT_NAME_PATTERN, LEASE_ID_PATTERN, NAME_PATTERN, RUN_ID_PATTERN, Layout, resolve_state_root, validate_run_id  # noqa: F401  (patterns: the gateway's)
 from merlin.ledger.store import Ledger
+from merlin.ledger.text import jobs_shown  # noqa: F401  (the front ends' words for foreign_jobs)
 from merlin.safety import check_target_dir  # noqa: F401  (re-exported: documented here before the split)
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -224,3 +224,9 @@ def plain(text: str | None, limit: int = MESSAGE_LIMIT) -> str:
     if len(text) > limit:
         text = text[: limit - 3].rstrip() + "..."
     return text
+
+
+def jobs_shown(jobs: list[dict[str, Any]], most: int = 5) -> str:
+    """``id (STATUS), id (STATUS), ...``: the first ``most`` of a cluster's jobs merlin did not submit
+    (``ControlPlane.foreign_jobs``), as every message about them names them."""
+    return ", ".join(f"{j['id']} ({j['status']})" for j in jobs[:most]) + (", ..." if len(jobs) > most else "")
