@@ -3,6 +3,7 @@ host key and user key in a temp dir, started and stopped by the fixture."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import socket
@@ -10,6 +11,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from merlin.errors import BadInput
@@ -221,3 +223,36 @@ def test_a_run_whose_ssh_head_is_killed_is_retried_on_the_head_its_keeper_starts
         last = Ledger(root).read_cluster("sk")
         if last is not None and last.status != "stopped":
             SshBackend(Ledger(root)).stop(last, grace=2.0)
+
+
+def test_what_a_lost_run_left_on_another_host_is_found_over_ssh_and_ended(sshd: dict, tmp_path: Path):
+    """Issue 20: a run's processes on a host that is not this machine are searched for there (``python -m
+    merlin.clusters.ssh orphans``, over ssh) by the ``MERLIN_RUN_ID`` in their environment, and ended; the
+    processes of other runs stay; a host that does not answer is named, not waited for."""
+    import sys
+    from types import SimpleNamespace
+
+    from merlin.clusters.ssh import SshBackend
+    from merlin.ledger.store import Ledger
+
+    opts = {k: sshd[k] for k in ("port", "identity_file", "known_hosts")}
+    b = SshBackend(Ledger(tmp_path / "state"))
+
+    def start_on(host: str, run_id: str) -> int:
+        cmd = f"MERLIN_RUN_ID={run_id} setsid sleep 600 </dev/null >/dev/null 2>&1 & echo $!"
+        return int(b.run(opts, host, cmd, timeout=30).stdout.decode().strip())
+
+    lost, other = start_on("127.0.0.3", "lost-run-1"), start_on("127.0.0.4", "other-run-1")
+    try:
+        rec = SimpleNamespace(nodes=["127.0.0.3", "127.0.0.4", "127.0.0.9"], options={**opts, "python": sys.executable}, state_dir=str(tmp_path))
+        ended, stuck = b.end_run_processes(rec, ["lost-run-1"], grace=1.0, timeout=10.0)
+        assert ended == [f"127.0.0.3:{lost}"], (ended, stuck)  # found on the first host asked (both are this machine here)
+        assert len(stuck) == 1 and stuck[0].startswith("127.0.0.9: ssh 127.0.0.9 failed"), stuck  # sshd does not listen there
+        wait_for(lambda: not psutil.pid_exists(lost) or psutil.Process(lost).status() == psutil.STATUS_ZOMBIE, 10, what="the lost run's process to end")
+        assert psutil.Process(other).status() != psutil.STATUS_ZOMBIE  # another run's process stays
+    finally:
+        for pid in (lost, other):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass

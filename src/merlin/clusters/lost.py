@@ -7,6 +7,8 @@ control plane may call it too. Logs already copied into the ledger stay.
 
 from __future__ import annotations
 
+from typing import Any
+
 from merlin.ledger.status import RunStatus, on_its_engine
 from merlin.nextsteps import Action, step
 
@@ -48,3 +50,15 @@ def mark_runs_lost(ledger, cluster: str, reason: str) -> list[str]:
         except Exception:  # a run record being rewritten by someone else: the next observation retries
             continue
     return lost
+
+
+def end_on_hosts(ledger: Any, record: Any, grace: float = 2.0, timeout: float = 10.0) -> int:
+    """End what the lost run ``record`` left on its cluster's hosts, where the cluster's backend reaches
+    them (``end_run_processes``: SSH), asking each at most ``timeout`` seconds more; how many were ended."""
+    cluster = ledger.read_cluster(record.cluster.name) if record.cluster else None
+    if cluster is None:
+        return 0
+    from merlin.clusters.registry import backend
+
+    reach = getattr(backend(cluster.kind, ledger), "end_run_processes", None)
+    return len(reach(cluster, [record.run_id], grace=grace, timeout=timeout)[0]) if reach is not None else 0

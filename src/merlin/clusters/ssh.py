@@ -24,7 +24,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -315,6 +315,28 @@ class SshBackend(LockedObservation):
         teardown.end(lambda: teardown.members(tunnel), grace=grace)
         return ended, stuck
 
+    def end_run_processes(self, record, run_ids: Iterable[str], grace: float = 2.0, timeout: float = 30.0) -> tuple[list[str], list[str]]:
+        """End the processes on each of the cluster's hosts that carry the ``MERLIN_RUN_ID`` of one of
+        ``run_ids`` (asked there over ssh, :func:`orphans`): what lost runs left outside Ray's reach on
+        machines that are not this one. ``(ended, not ended)`` as ``host:pid``; a host that does not
+        answer within ``timeout`` seconds (beyond ``grace``) is in the second list, with why."""
+        ids = sorted(set(run_ids))
+        if not ids or not record.nodes:
+            return [], []
+        opts, python, _dirs = self._remote(record)
+        ended: list[str] = []
+        stuck: list[str] = []
+        for host in dict.fromkeys(record.nodes):  # each host once, in the record's order
+            cmd = f"{shlex.quote(python)} -m merlin.clusters.ssh orphans {shlex.quote(','.join(ids))} {grace}"
+            try:
+                out = json.loads(self.run(opts, host, cmd, timeout=grace + timeout).stdout or b"{}")
+            except (Blocked, BadInput, ValueError, OSError, subprocess.TimeoutExpired) as exc:
+                stuck.append(f"{host}: {getattr(exc, 'message', None) or exc}")
+                continue
+            ended += [f"{host}:{pid}" for pid in out.get("ended", [])]
+            stuck += [f"{host}:{pid}" for pid in out.get("left", [])]
+        return ended, stuck
+
     def stop(self, record, *, grace: float = 5.0, progress: Progress | None = None) -> Any:
         from merlin.clusters.lost import mark_runs_lost
 
@@ -348,6 +370,17 @@ def alive(remote_dir: str) -> dict[str, Any]:
     return {"alive": False}
 
 
+def orphans(run_ids: str, grace: float) -> dict[str, Any]:
+    """On a host: end the processes whose environment holds ``MERLIN_RUN_ID`` = one of ``run_ids``
+    (comma-separated); report what was ended and what is left."""
+    ids = {r for r in run_ids.split(",") if r}
+    pids = {pid for pid, rid in procs.env_values("MERLIN_RUN_ID").items() if rid in ids}
+    if not pids:
+        return {"ended": [], "left": []}
+    done = procs.terminate(pids, grace=grace)
+    return {"ended": sorted(pids - done.survivors), "left": sorted(done.survivors)}
+
+
 def reap(remote_dir: str, grace: float) -> dict[str, Any]:
     """On the remote host: end every node helper's session recorded in ``remote_dir``
     and anything naming its temp dirs; report what was ended and what is left."""
@@ -373,5 +406,7 @@ if __name__ == "__main__":
         print(json.dumps(reap(sys.argv[2], float(sys.argv[3]))))
     elif len(sys.argv) == 3 and sys.argv[1] == "alive":
         print(json.dumps(alive(sys.argv[2])))
+    elif len(sys.argv) == 4 and sys.argv[1] == "orphans":
+        print(json.dumps(orphans(sys.argv[2], float(sys.argv[3]))))
     else:
-        sys.exit("usage: python -m merlin.clusters.ssh reap REMOTE_DIR GRACE | alive REMOTE_DIR")
+        sys.exit("usage: python -m merlin.clusters.ssh reap REMOTE_DIR GRACE | alive REMOTE_DIR | orphans RUN_ID[,RUN_ID...] GRACE")

@@ -329,12 +329,19 @@ def stop_cluster(cp: Plane, name: str, grace: float = 5.0, force: bool = False, 
     for engine, recs in by_engine.items():
         _wait_for_jobs_to_end(cp, recs, timeout=min(grace, 5.0))
         cp.engine(engine).keep_logs([cp.get(r.run_id) for r in recs])
-    stopped = cp.cluster_backend(record.kind).stop(record, grace=grace, **kwargs)
+    backend = cp.cluster_backend(record.kind)
+    stopped = backend.stop(record, grace=grace, **kwargs)
     ended = sorted(end_orphans(cp, name))
-    if ended:
+    remote, stuck = end_remote_orphans(cp, backend, record)
+    if ended or remote or stuck:
         with cp.ledger.cluster_lock(name):
             stopped = cp.ledger.read_cluster(name) or stopped
-            stopped.message += f"; ended {len(ended)} process(es) its runs had left running on this machine (pids {', '.join(map(str, ended))})"
+            if ended:
+                stopped.message += f"; ended {len(ended)} process(es) its runs had left running on this machine (pids {', '.join(map(str, ended))})"
+            if remote:
+                stopped.message += f"; ended {len(remote)} its runs had left on its hosts ({', '.join(remote[:10])})"
+            if stuck:
+                stopped.message += f"; not ended on its hosts: {', '.join(stuck[:10])}"
             cp.ledger.write_cluster(stopped)
     return stopped
 
@@ -355,6 +362,19 @@ def end_orphans(cp: Plane, name: str) -> set[int]:
     if pids:
         procs.terminate(pids, grace=2.0)
     return pids
+
+
+def end_remote_orphans(cp: Plane, backend: Any, record: ClusterRecord) -> tuple[list[str], list[str]]:
+    """As :func:`end_orphans`, on the cluster's own hosts, for a backend that can reach them
+    (``end_run_processes``: SSH); ``(ended, not ended)`` as ``host:pid``."""
+    reach = getattr(backend, "end_run_processes", None)
+    if reach is None:
+        return [], []
+    from merlin.control.find import select_entries
+    from merlin.control.observe import list_entries
+
+    ids = [d["run_id"] for d, _raw in select_entries(list_entries(cp, None, False), clusters=(record.name,))]
+    return reach(record, ids) if ids else ([], [])
 
 
 def foreign_jobs(cp: Plane, record: ClusterRecord) -> list[dict[str, str]]:

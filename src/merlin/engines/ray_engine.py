@@ -367,10 +367,14 @@ class RayEngine:
         return ray_local.leftovers(self.ledger, record)
 
     def end_leftovers(self, record: RunRecord, grace: float = 2.0) -> int:
-        """End what a lost run left running on this machine; returns how many processes were signalled."""
+        """End what a lost run left running on this machine, and on its cluster's hosts where the cluster's
+        backend reaches them (SSH, asked for at most 10 s more); returns how many processes were signalled."""
+        from merlin.clusters.lost import end_on_hosts
         from merlin.engines import ray_local
 
-        return ray_local.end_leftovers(self.ledger, record, grace)
+        if record.status != RunStatus.LOST:
+            return 0
+        return ray_local.end_leftovers(self.ledger, record, grace) + end_on_hosts(self.ledger, record, grace)
 
     def _gone(self, record: RunRecord, cluster: ClusterRecord | None, dead: str | None = None) -> Observation:
         name = record.cluster.name if record.cluster else "default"
