@@ -129,6 +129,7 @@ def _become_supervisor(run_dir: Path, attempt: int, env: dict[str, str], log_fd:
     code = 70
     try:  # never returns into the caller's frames
         gc.freeze()  # the parent's objects are never finalized here (their descriptors are closed below)
+        gc.enable()  # as a new interpreter has it (the CLI that forked it may have turned it off for its short life)
         os.setsid()
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
