@@ -406,7 +406,8 @@ run()
     ("args", "enabled"),
     [
         (["ray", "jobs", "submit", "--engine", "ray", "--target", "t", "--workflow", "w", "--", "true"], False),  # blocked: no cluster
-        (["ray", "jobs", "submit", "--engine", "local", "--target", "t", "--workflow", "w", "--wait", "--", "true"], True),
+        # a run still going when the submit returns (a forked supervisor can finish `true` before then: nothing to wait for)
+        (["ray", "jobs", "submit", "--engine", "local", "--target", "t", "--workflow", "w", "--wait", "--", "sleep", "0.5"], True),
         (["--version"], True),
         (["ray", "jobs", "list"], True),
     ],
