@@ -17,8 +17,7 @@ import os
 import signal
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from merlin import procid
 
@@ -31,8 +30,7 @@ _STATE = {
     "waiting": "W", "suspended": "T", "parked": "P",
 }
 
-@dataclass(frozen=True)
-class ProcInfo:
+class ProcInfo(NamedTuple):  # a NamedTuple, not a dataclass: every supervisor and CLI imports this module
     pid: int
     ppid: int
     pgid: int
@@ -204,13 +202,16 @@ def signal_pids(pids: Iterable[int], sig: int) -> None:
             pass
 
 
-@dataclass
 class Termination:
     """What :func:`terminate` did: who got SIGTERM, who needed SIGKILL, who is still there."""
 
-    signalled: set[int] = field(default_factory=set)
-    killed: set[int] = field(default_factory=set)
-    survivors: set[int] = field(default_factory=set)
+    def __init__(self, signalled: set[int] | None = None, killed: set[int] | None = None, survivors: set[int] | None = None) -> None:
+        self.signalled: set[int] = signalled if signalled is not None else set()
+        self.killed: set[int] = killed if killed is not None else set()
+        self.survivors: set[int] = survivors if survivors is not None else set()
+
+    def __repr__(self) -> str:
+        return f"Termination(signalled={self.signalled}, killed={self.killed}, survivors={self.survivors})"
 
 
 def _signal_group(pgid: int | None, sig: int) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -143,7 +142,7 @@ def main(argv: list[str]) -> int:
                 att.pgid = gang[0].pid
                 att.start_time = utcnow()
                 if request.replicas is not None:
-                    att.replicas = [Replica(index=i, status=RunStatus.RUNNING, host=socket.gethostname(), pid=c.pid) for i, c in enumerate(gang)]
+                    att.replicas = [Replica(index=i, status=RunStatus.RUNNING, host=os.uname().nodename, pid=c.pid) for i, c in enumerate(gang)]
                 running = f"running (pid {gang[0].pid})" if len(gang) == 1 else f"running: a gang of {len(gang)} (pids {', '.join(str(c.pid) for c in gang)})"
                 set_status(rec, RunStatus.RUNNING, running, [step(Action.LOGS, run_id=run_id, follow=True)])
         if child is None:
@@ -239,6 +238,8 @@ def gang_env(replicas: int | None) -> list[dict[str, str]]:
     and the coordinator address (replica 0's host, a port free now) that JAX or torch distributed need."""
     if replicas is None:
         return [{}]
+    import socket  # only a gang's supervisor needs it
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -19,7 +19,6 @@ indexing and when fetching.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import stat
 from pathlib import Path
@@ -63,6 +62,8 @@ def kind_of(name: str) -> ArtifactKind:
 
 
 def sha256_file(path: Path) -> str:
+    import hashlib  # here: a supervisor whose run wrote no file never needs it
+
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -167,6 +168,8 @@ def _sha256_regular(path: str) -> str:
     with os.fdopen(fd, "rb") as fh:
         if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
             raise OSError(f"{path} is not a regular file")
+        import hashlib
+
         h = hashlib.sha256()
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
