@@ -86,7 +86,7 @@ def start_server(tmp: Path, *extra: str, ready_timeout: float = 60.0, env: dict[
                     return Server(proc, port, state_root, out_dir, token, err)
             except httpx2.HTTPError:
                 pass
-        time.sleep(0.2)
+        time.sleep(0.05)
     proc.kill()
     raise AssertionError(f"merlin serve did not answer within {ready_timeout}s: {err.read_text()}")
 
