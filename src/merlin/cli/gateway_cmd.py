@@ -26,12 +26,20 @@ def _need_extra() -> None:
 
 def _gateway(state_root: Path | None, allow_cluster_control: bool, transport: str):
     """The gateway over ``state_root``; a state root that exists and is no directory is bad input (exit 2)."""
+    import threading
+
     from merlin.cli.config import live_retention_policy
     from merlin.errors import BadInput
     from merlin.gateway.ops import Gateway
 
     live_retention_policy()  # a bad config is exit 2 at the start; later edits apply as they are made
-    gw = Gateway(state_root, allow_cluster_control=allow_cluster_control, transport=transport, retention=live_retention_policy)
+    one_at_a_time = threading.Lock()  # the handlers' threads share the config's cache
+
+    def retention() -> tuple[float, list[str]] | None:
+        with one_at_a_time:
+            return live_retention_policy()
+
+    gw = Gateway(state_root, allow_cluster_control=allow_cluster_control, transport=transport, retention=retention)
     if gw.cp.root.exists() and not gw.cp.root.is_dir():
         raise BadInput(f"--state-root {gw.cp.root}: not a directory (pass a directory, or set $MERLIN_STATE_ROOT to one)")
     return gw
