@@ -52,6 +52,22 @@ def test_clock_text_is_the_fixed_width_form_and_parses_back() -> None:
     assert now.tzinfo is UTC and abs((datetime.now(UTC) - now).total_seconds()) < 5
 
 
+def test_one_poll_backoff_short_first_then_longer_up_to_its_bound() -> None:
+    """``clock.pauses`` is how long each sleep of a poll lasts; the waits, the follow, the file lock,
+    the mkdir lock and a lease's waiter all take theirs from it (none multiplies its own delay)."""
+    import itertools
+    import re
+
+    from merlin import clock
+
+    assert [round(x, 4) for x in itertools.islice(clock.pauses(0.02, 0.2), 8)] == [0.02, 0.03, 0.045, 0.0675, 0.1013, 0.1519, 0.2, 0.2]
+    assert list(itertools.islice(clock.pauses(0.001, 0.05, 2), 8)) == [0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.05, 0.05]
+    assert list(itertools.islice(clock.pauses(5.0, 0.5), 2)) == [0.5, 0.5]  # never longer than the bound
+    for rel in ("control/lifecycle.py", "engines/local.py", "client/core.py", "atomic.py", "dirlock.py", "leases/book.py"):
+        text = (SRC / rel).read_text()
+        assert "pauses(" in text and not re.search(r"(pause|delay) = min\([^)]*\* 1?\.?[0-9]", text), rel
+
+
 def test_records_and_the_lease_book_share_the_clock() -> None:
     from merlin import clock
     from merlin.leases import book

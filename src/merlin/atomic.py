@@ -492,8 +492,10 @@ def _flock(path: Path, timeout: float, mode: int) -> int | None:
     import fcntl
     import time
 
+    from merlin.clock import pauses
+
     start = time.monotonic()
-    pause = 0.001
+    pause = pauses(0.001, _LOCK_POLL, 2)
     while True:
         fd = open_fd(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0), mode)
         try:
@@ -510,8 +512,7 @@ def _flock(path: Path, timeout: float, mode: int) -> int | None:
             continue
         if 0 <= timeout <= time.monotonic() - start:
             return None
-        time.sleep(pause)
-        pause = min(_LOCK_POLL, pause * 2)
+        time.sleep(next(pause))
 
 
 def lock_is_free(path: Path) -> bool:

@@ -8,6 +8,8 @@
 - :func:`parse` reads any ISO 8601 text back to a Unix time (None for none).
 - :func:`since` is how many seconds ago a time was (ISO text or a Unix time), for ages
   (:func:`merlin.durations.ago` renders them).
+- :func:`pauses` are the sleeps of a poll that should see a change soon after it happens
+  without spinning: short at first, then longer, up to a bound.
 
 Imports nothing of merlin (the bottom layer).
 """
@@ -15,6 +17,7 @@ Imports nothing of merlin (the bottom layer).
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 
@@ -49,3 +52,12 @@ def since(when: str | float | None, now: float | None = None) -> float | None:
             return None
         then = (t if t.tzinfo is not None else t.replace(tzinfo=UTC)).timestamp()
     return (time.time() if now is None else now) - then
+
+
+def pauses(first: float, longest: float, factor: float = 1.5) -> Iterator[float]:
+    """``first`` (at most ``longest``), then ``factor`` times longer each time, up to ``longest``: how long
+    each sleep of a poll lasts (``time.sleep(next(p))``)."""
+    pause = min(first, longest)
+    while True:
+        yield pause
+        pause = min(longest, pause * factor)

@@ -169,13 +169,14 @@ class MkdirLock:
         return taken
 
     def acquire(self, timeout: float) -> None:
+        from merlin.clock import pauses
+
         deadline = time.monotonic() + timeout
-        delay = 0.0005
+        delay = pauses(0.0005, 0.01)
         while not self.try_acquire():
             if time.monotonic() >= deadline:
                 raise LockBusy(f"{self.path}: {self.busy} (waited {timeout:g}s); try again")
-            time.sleep(delay)
-            delay = min(delay * 1.5, 0.01)
+            time.sleep(next(delay))
 
     def release(self) -> None:
         """Give the lock back, only if it is still this object's: one that stalled past ``stale_after`` may

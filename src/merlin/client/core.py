@@ -190,8 +190,10 @@ def wait_all(handles: Sequence[JobHandle], *, timeout: float | None = None, rais
     (unless ``raise_on_failure`` is False)."""
     handles = list(handles)
     deadline = None if timeout is None else time.monotonic() + timeout
+    from merlin.clock import pauses
+
     done: dict[int, RunRecord] = {}
-    pause = 0.02
+    pause = pauses(0.02, POLL)
     while True:
         by_client: dict[int, tuple[Client, list[int]]] = {}
         for i, h in enumerate(handles):
@@ -208,8 +210,8 @@ def wait_all(handles: Sequence[JobHandle], *, timeout: float | None = None, rais
         if deadline is not None and time.monotonic() >= deadline:
             left = [handles[i].job_id for i in range(len(handles)) if i not in done]
             raise TimeoutError(f"{len(left)} job(s) not finished after {timeout:g} s: {', '.join(left[:5])}")
-        time.sleep(pause if deadline is None else max(0.0, min(pause, deadline - time.monotonic())))
-        pause = min(POLL, pause * 1.5)
+        nap = next(pause)
+        time.sleep(nap if deadline is None else max(0.0, min(nap, deadline - time.monotonic())))
     statuses = [JobStatus.of_run(done[i].status) for i in range(len(handles))]
     if raise_on_failure:
         for i, st in enumerate(statuses):

@@ -28,14 +28,14 @@ def wait(cp: Plane, run_id: str, timeout: float | None = None, poll: float = 0.5
     eng = cp.engine(rec.engine)
     limit = eng.poll_interval
     interval = poll if limit is None else min(poll, limit)
-    pause = min(0.02, interval) if eng.reports_own_status else interval
+    from merlin.clock import pauses
     from merlin.control.retries import pending_retry
 
+    pause = pauses(0.02 if eng.reports_own_status else interval, interval)
     while not rec.status.is_terminal() or pending_retry(cp, rec):  # an ended attempt with a retry due: wait for it
         if deadline is not None and time.monotonic() > deadline:
             break
-        time.sleep(pause)
-        pause = min(interval, pause * 1.5)
+        time.sleep(next(pause))
         rec = cp.status(run_id)
     return rec
 

@@ -286,8 +286,10 @@ class LocalEngine:
         path = self.log_path(record)
         pos = 0  # a byte offset: each read takes only what was written since the last
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")  # a character cut by a read waits for its end
+        from merlin.clock import pauses
+
         finished = False
-        pause = min(0.02, poll)
+        pause = pauses(0.02, poll)
         while True:
             try:
                 with open(path, "rb") as fh:
@@ -310,8 +312,7 @@ class LocalEngine:
             att = fresh.attempt
             finished = not fresh.status.is_active() or not supervisor_alive(att.supervisor_pid if att else None, record.run_id, att.supervisor_start if att else None)
             if not finished:
-                time.sleep(pause)
-                pause = min(poll, pause * 1.5)
+                time.sleep(next(pause))
 
     def leftovers(self, record: RunRecord) -> str | None:
         """Processes of an ended attempt still running (its supervisor died under them)."""

@@ -271,9 +271,11 @@ class LeaseBook(BookReads, BookPasses):
                 bell.close()
 
     def _wait_on(self, lease_id: str, path: str, bell: Any, timeout: float | None) -> Lease:
+        from merlin.clock import pauses
+
         deadline = None if timeout is None else time.monotonic() + timeout
         last_pass = time.monotonic()
-        delay = 0.0005
+        delay = pauses(0.0005, POLL_SLICE)
         while True:
             now = time.monotonic()
             lease = None
@@ -295,8 +297,7 @@ class LeaseBook(BookReads, BookPasses):
             if bell is not None:
                 bell.wait(max(0.0, min(left, POLL_SLICE)))
             else:  # no doorbell here: poll the record, finely at first
-                time.sleep(max(0.0, min(left, delay)))
-                delay = min(delay * 1.5, POLL_SLICE)
+                time.sleep(max(0.0, min(left, next(delay))))
 
     def _book_idle(self, seconds: float) -> bool:
         """No pass changed the book in the last ``seconds`` (its journal's mtime, one stat)."""
