@@ -63,7 +63,7 @@ def test_one_poll_backoff_short_first_then_longer_up_to_its_bound() -> None:
     assert [round(x, 4) for x in itertools.islice(clock.pauses(0.02, 0.2), 8)] == [0.02, 0.03, 0.045, 0.0675, 0.1013, 0.1519, 0.2, 0.2]
     assert list(itertools.islice(clock.pauses(0.001, 0.05, 2), 8)) == [0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.05, 0.05]
     assert list(itertools.islice(clock.pauses(5.0, 0.5), 2)) == [0.5, 0.5]  # never longer than the bound
-    for rel in ("control/lifecycle.py", "engines/local.py", "client/core.py", "atomic.py", "dirlock.py", "leases/book.py"):
+    for rel in ("control/lifecycle.py", "engines/local.py", "client/core.py", "atomic.py", "dirlock.py", "leases/book.py", "engines/local_supervisor.py"):
         text = (SRC / rel).read_text()
         assert "pauses(" in text and not re.search(r"(pause|delay) = min\([^)]*\* 1?\.?[0-9]", text), rel
 

@@ -313,9 +313,10 @@ def record_when_space_returns(write) -> None:
     so the end of a run is recorded once space returns instead of being lost."""
     import time
 
+    from merlin.clock import pauses
     from merlin.errors import NoSpace
 
-    delay, deadline = 0.2, time.monotonic() + NO_SPACE_WAIT
+    delays, deadline = pauses(0.2, 30.0, 2), time.monotonic() + NO_SPACE_WAIT
     while True:
         try:
             write()
@@ -323,13 +324,13 @@ def record_when_space_returns(write) -> None:
         except NoSpace as exc:
             if time.monotonic() > deadline:
                 raise
+            delay = next(delays)
             try:
                 sys.stderr.write(f"merlin supervisor: {exc.message}; trying again in {delay:.1f}s\n")
                 sys.stderr.flush()
             except OSError:
                 pass
             time.sleep(delay)
-            delay = min(delay * 2, 30.0)
 
 
 def _index(ledger, index_dir, run_id: str, attempt: int, should_stop=None) -> None:
