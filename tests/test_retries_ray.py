@@ -84,6 +84,26 @@ def test_a_gang_of_two_on_the_shared_head(ray_cp: ControlPlane) -> None:
     gang_killed_and_retried(ray_cp, None, None)
 
 
+def test_a_gang_replica_over_its_memory_fails_the_gang_with_memory_limit_not_lost(ray_cp: ControlPlane) -> None:
+    """Each replica's actor holds its command to the run's memory (the bundle only reserves it): replica 1
+    takes 400 MiB against 128 MiB, is ended, replica 0 is stopped, and the gang fails MEMORY_LIMIT, a
+    program failure: its preemption budget is not spent on it (one attempt)."""
+    code = ("import os, time\nif os.environ['MERLIN_REPLICA_INDEX'] == '1':\n"
+            "    x = bytearray(400 * 2**20)\n    x[::4096] = b'1' * len(x[::4096])\ntime.sleep(60)\n")
+    t0 = time.monotonic()
+    rec = ray_cp.submit([sys.executable, "-c", code], target="demo", workflow="gang-memory", engine="ray", replicas=2, num_cpus=0.5,
+                        memory="128MiB", max_retries_preemption=1, retry_backoff=0.5)  # fmt: skip
+    done = ray_cp.wait(rec.run_id, timeout=120)
+    assert done.status == RunStatus.FAILED and time.monotonic() - t0 < 50, (done.message, [a.model_dump() for a in done.attempts])
+    assert len(done.attempts) == 1  # a program failure: no retry from the preemption budget
+    att = done.attempts[0]
+    assert att.error_type == "MEMORY_LIMIT" and att.failure_class == "program", att
+    assert done.message.startswith("failed: ended by merlin (SIGKILL): replica 1: its processes used "), done.message
+    assert "over its limit of 128.0 MiB" in done.message
+    ends = {r.index: r.message for r in att.replicas}
+    assert ends[0] == "stopped: replica 1 ended first", ends
+
+
 @pytest.mark.ray_exclusive  # SIGKILLs a head of its own; the retry keeper starts it again
 def test_a_run_whose_head_is_killed_is_retried_on_the_head_the_keeper_starts_again(cluster_root: Path, tmp_path: Path) -> None:
     """Issue 17: SIGKILL of the Ray head under a Ray run with a preemption budget: the run is retried on a

@@ -12,6 +12,9 @@ The replicas (host, pid, how each ended) are written to the run's latest attempt
 A replica killed from outside (SIGKILL, SIGTERM, its actor or node gone) is an
 infrastructure end (``REPLICA_LOST``); a non-zero exit is the program's. On a
 Ray-on-Slurm cluster the allocation is the cluster, so the same path serves Slurm.
+With a memory limit, each replica's actor holds its command to it (``merlin.envs.memory_watch``,
+as the local supervisor does): a replica ended for it fails the gang with ``MEMORY_LIMIT``, a
+program failure, and the job's log says so in the launcher's words (``MEMORY_LINE``).
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ class Replica:
         self.proc: subprocess.Popen[bytes] | None = None
         self.lines: list[str] = []
         self.lock = threading.Lock()
+        self.watch: Any = None
 
     def address(self) -> str:
         """This node's address and a port free on it now: the coordinator's (replica 0 only)."""
@@ -63,7 +67,7 @@ class Replica:
             s.bind((host, 0))
             return f"{host}:{s.getsockname()[1]}"
 
-    def start(self, command: list[str], workdir: str | None, env: dict[str, str]) -> dict[str, Any]:
+    def start(self, command: list[str], workdir: str | None, env: dict[str, str], memory: int | None = None) -> dict[str, Any]:
         import threading
 
         from merlin.clusters.procs import load_prctl, set_parent_death_signal
@@ -72,7 +76,15 @@ class Replica:
         self.proc = subprocess.Popen(command, cwd=workdir, env={**os.environ, **env}, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, preexec_fn=set_parent_death_signal)  # fmt: skip
         threading.Thread(target=self._read, daemon=True).start()
+        if memory:
+            from merlin.envs.memory_watch import MemoryWatch
+
+            self.watch = MemoryWatch([self.proc.pid], int(memory)).__enter__()
         return {"host": _node_ip(), "pid": self.proc.pid}
+
+    def memory_over(self) -> int | None:
+        """The memory its command's tree used when the watch ended it (None: never over, or no limit)."""
+        return self.watch.over if self.watch is not None else None
 
     def _read(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None
@@ -89,6 +101,8 @@ class Replica:
     def wait(self) -> int:
         assert self.proc is not None
         rc = self.proc.wait()
+        if self.watch is not None:
+            self.watch.__exit__(None, None, None)  # its sampling stops; what it saw stays (memory_over)
         time.sleep(0.2)  # its last lines reach the reader
         return rc
 
@@ -173,7 +187,7 @@ def main() -> int:
     ]  # fmt: skip
     coordinator = ray.get(actors[0].address.remote())
     envs = [{"MERLIN_REPLICA_INDEX": str(i), "MERLIN_REPLICA_COUNT": str(n), "MERLIN_COORDINATOR_ADDRESS": coordinator} for i in range(n)]
-    where = ray.get([a.start.remote(command, workdir, envs[i]) for i, a in enumerate(actors)])
+    where = ray.get([a.start.remote(command, workdir, envs[i], spec.get("memory")) for i, a in enumerate(actors)])
     print(f"merlin gang: all {n} replicas started; coordinator {coordinator}", flush=True)
 
     def started(att: Any) -> None:
@@ -184,6 +198,7 @@ def main() -> int:
     ends: dict[int, tuple[int | None, str]] = {}
     first: int | None = None
     lost = False
+    over: int | None = None
     live = dict(enumerate(actors))
     while waits:
         done, _ = ray.wait(list(waits), num_returns=1, timeout=0.5)
@@ -202,13 +217,21 @@ def main() -> int:
         ends[i] = (rc, how)
         if rc != 0:
             first = i
-            lost = rc is None or ended_from_outside(rc)  # None: its actor died with it
+            over = ray.get(actors[i].memory_over.remote()) if rc is not None and spec.get("memory") else None
+            lost = over is None and (rc is None or ended_from_outside(rc))  # None: its actor died with it
             for j, a in enumerate(actors):
                 if j != i:
                     live.pop(j, None)
                     ray.kill(a)  # its command dies with the actor's worker
     _forward(ray, live)
     code = 0 if first is None else ends[first][0]
+    too_big = None
+    if first is not None and over is not None:
+        from merlin.envs.launch import MEMORY_LINE
+        from merlin.units import human_bytes
+
+        too_big = f"its processes used {human_bytes(over)} of memory, over its limit of {human_bytes(int(spec['memory']))}"
+        print(f"merlin gang: {MEMORY_LINE}replica {first}: {too_big}", flush=True)  # the engine reads it (MEMORY_LIMIT)
 
     def ended(att: Any) -> None:
         for rep in att.replicas:
@@ -218,6 +241,9 @@ def main() -> int:
         if first is not None and lost:
             att.error_type = "REPLICA_LOST"
             att.error_message = f"replica {first} was {ends[first][1]}; the others were stopped"
+        elif too_big is not None:
+            att.error_type = "MEMORY_LIMIT"
+            att.error_message = f"replica {first}: {too_big}; the others were stopped"
 
     _record(state_root, run_id, attempt, ended, "the gang ended")
     print(f"merlin gang: ended ({'every replica succeeded' if first is None else f'replica {first}: {ends[first][1]}; the others were stopped'})", flush=True)
