@@ -8,9 +8,10 @@ Each side is one process running waves (``--window`` jobs submitted, then waited
 until ``--jobs`` have run. The two processes run at the same time on the same head
 (each imports and warms up first, then both start on one signal), so whatever load the
 machine has falls on both alike. Both submit the same job (merlin's entrypoint, exporting as
-many values of the job's own as merlin gives a run, and a runtime_env with no variables). Both poll every 0.2 s: merlin with ``wait_all`` (one
-refresh per round: each unfinished job asked by its id, over one kept-open connection), Ray
-with ``get_job_status`` per job. ``--jobs`` 200 is the issue's figure; fewer for a quick run. merlin's
+many values of the job's own as merlin gives a run, and a runtime_env with no variables). merlin polls with ``wait_all`` (one
+refresh per round: each unfinished job asked by its id, over one kept-open connection; since
+2026-12-08 its rounds start 20 ms apart and grow to 0.2 s), Ray with ``get_job_status`` per job
+every 0.2 s. ``--jobs`` 200 is the issue's figure; fewer for a quick run. merlin's
 figures include writing each run's request, record and events to its ledger and
 keeping each run's log. Starts a private Ray cluster (or uses the active cluster
 ``default`` of ``--state-root``); exits 1 on FAIL.
