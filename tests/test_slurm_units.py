@@ -379,3 +379,27 @@ def test_a_head_that_does_not_answer_asks_its_scheduler_at_most_once_every_ten_s
     assert calls.read_text().splitlines() == ["asked"]
     monkeypatch.setattr(ray_local, "ASK_EVERY", 0.0)  # the interval passed
     assert engine._dead(rec) is None and len(calls.read_text().splitlines()) == 2
+
+
+def test_a_failed_ray_start_is_cleaned_up_before_the_next_try(tmp_path: Path) -> None:
+    """``ray start`` that fails (Ray's fixed 30 s "node timed out during startup" on a loaded host) can
+    leave its GCS and raylet running, reparented to init, on the ports the next try takes: the node
+    helper ends whatever names the node's temp dir first (``slurm_node.end_remains``)."""
+    import subprocess
+    import sys
+
+    from merlin.clusters import procs, slurm_node
+
+    temp_dir = tmp_path / "mrl-test-0"
+    other = tmp_path / "mrl-test-1"
+    left = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", f"--log_dir={temp_dir}/session_x/logs"])
+    keep = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", f"--log_dir={other}/session_x/logs"])
+    try:
+        assert slurm_node.end_remains(temp_dir) == 1
+        assert left.wait(timeout=10) is not None and keep.poll() is None  # another node's processes stay
+        assert slurm_node.end_remains(temp_dir) == 0
+    finally:
+        for p in (left, keep):
+            p.kill()
+            p.wait()
+        assert not procs.alive(left.pid)

@@ -388,6 +388,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"merlin: worker on {node} gave up: {me['failed']}", file=sys.stderr, flush=True)
                 return ray.returncode or 1
             print("merlin: worker did not join yet; starting it again", file=sys.stderr, flush=True)
+            end_remains(temp_dir)
             ray = subprocess.Popen(argv_ray, env=env, cwd=str(temp_dir), stdin=subprocess.DEVNULL)
             me.update(ray_pid=ray.pid, ray_ticks=ticks(ray.pid))
             write_json(state_dir / f"node-{args.index}.json", me)
@@ -402,6 +403,7 @@ def main(argv: list[str] | None = None) -> int:
                 # its processes are gone with it, so the same ports are free again
                 retries -= 1
                 print(f"merlin: the Ray head exited ({ray.returncode}) before its jobs API answered; starting it again", file=sys.stderr, flush=True)
+                end_remains(temp_dir)
                 ray = subprocess.Popen(argv_ray, env=env, cwd=str(temp_dir), stdin=subprocess.DEVNULL)
                 me.update(ray_pid=ray.pid, ray_ticks=ticks(ray.pid))
                 write_json(state_dir / f"node-{args.index}.json", me)
@@ -436,6 +438,17 @@ def main(argv: list[str] | None = None) -> int:
 #: SIGTERM handler exits through the interpreter's shutdown, which can wait on its threads for ever
 #: (a Slurm cluster's stop then took the scheduler's KillWait and merlin's grace twice: 15 s here)
 STOP_WAIT = 1.0
+
+
+def end_remains(temp_dir: Path) -> int:
+    """End what a failed ``ray start`` left of its node (its GCS, raylet, agents: reparented to init when
+    it exited, each naming ``temp_dir``) before the next try takes the same ports; how many there were."""
+    from merlin.clusters import teardown
+
+    ended = teardown.end(lambda: teardown.members({}, [str(temp_dir)]), grace=2.0)
+    if ended.left:
+        print(f"merlin: ended {len(ended.left)} processes the last try left", file=sys.stderr, flush=True)
+    return len(ended.left)
 
 
 def kill_tree(pid: int) -> None:
