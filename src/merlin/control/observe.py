@@ -296,9 +296,9 @@ def message_for(r: RunRecord, new: RunStatus, obs: Observation) -> tuple[str, li
             return r.message, [s.model_dump() for s in r.next_steps]
         return "succeeded", [step(Action.ARTIFACTS, run_id=rid)]
     if new == RunStatus.FAILED and obs.error_type == "MEMORY_LIMIT":  # the launcher ended it (merlin.envs.memory_watch)
-        why = f"{obs.message}" if obs.message else "it used more memory than its limit"
-        return (f"failed: ended by merlin (SIGKILL): {why}; give it more (memory) or make it use less, then retry it",
-                [step(Action.LOGS, run_id=rid), step(Action.RETRY, run_id=rid)])
+        from merlin.envs.memory_watch import failed_message
+
+        return failed_message(obs.message or "it used more memory than its limit"), [step(Action.LOGS, run_id=rid), step(Action.RETRY, run_id=rid)]
     if new == RunStatus.FAILED:
         detail = (obs.message or "").strip().splitlines()[0] if (obs.message or "").strip() else ""
         detail = detail.split(", last available logs")[0].rstrip(" :.")

@@ -192,18 +192,13 @@ def main(argv: list[str]) -> int:
                 else:
                     set_status(rec, RunStatus.SUCCEEDED, "succeeded (exit code 0)", [step(Action.ARTIFACTS, run_id=run_id)])
             elif over is not None:
+                from merlin.envs.memory_watch import failed_message, over_text
                 from merlin.units import human_bytes
 
                 att.error_type = "MEMORY_LIMIT"
-                limit = human_bytes((request.memory or 0) * len(gang))
                 each = f" ({human_bytes(request.memory or 0)} a replica)" if len(gang) > 1 else ""
-                att.error_message = f"its processes used {human_bytes(over)} of memory, over its limit of {limit}{each}"
-                set_status(
-                    rec,
-                    RunStatus.FAILED,
-                    f"failed: ended by merlin (SIGKILL): {att.error_message}; give it more (memory) or make it use less, then retry it",
-                    [step(Action.LOGS, run_id=run_id), step(Action.RETRY, run_id=run_id)],
-                )
+                att.error_message = over_text(over, (request.memory or 0) * len(gang)) + each
+                set_status(rec, RunStatus.FAILED, failed_message(att.error_message), [step(Action.LOGS, run_id=run_id), step(Action.RETRY, run_id=run_id)])
             else:
                 why = f"killed by signal {signal.Signals(-rc).name}" if rc < 0 else f"exit code {rc}"
                 if len(gang) > 1:

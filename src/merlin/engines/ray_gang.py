@@ -228,9 +228,9 @@ def main() -> int:
     too_big = None
     if first is not None and over is not None:
         from merlin.envs.launch import MEMORY_LINE
-        from merlin.units import human_bytes
+        from merlin.envs.memory_watch import over_text
 
-        too_big = f"its processes used {human_bytes(over)} of memory, over its limit of {human_bytes(int(spec['memory']))}"
+        too_big = over_text(over, int(spec["memory"]))
         print(f"merlin gang: {MEMORY_LINE}replica {first}: {too_big}", flush=True)  # the engine reads it (MEMORY_LIMIT)
 
     def ended(att: Any) -> None:

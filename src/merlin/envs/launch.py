@@ -269,9 +269,9 @@ def run(command: list[str], env: dict[str, str], cwd: Path | None, usage: str | 
         with MemoryWatch([child.pid], memory) as watch:
             _pid, status, ru = os.wait4(child.pid, 0)
         if watch.over is not None:
-            from merlin.units import human_bytes
+            from merlin.envs.memory_watch import over_text
 
-            sys.stderr.write(f"{MEMORY_LINE}its processes used {human_bytes(watch.over)} of memory, over its limit of {human_bytes(memory)}\n")
+            sys.stderr.write(f"{MEMORY_LINE}{over_text(watch.over, memory)}\n")
             sys.stderr.flush()
     else:
         _pid, status, ru = os.wait4(child.pid, 0)  # the command's own use and its waited-for descendants'

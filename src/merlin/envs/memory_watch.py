@@ -72,3 +72,16 @@ class MemoryWatch:
                 except (ProcessLookupError, PermissionError):
                     pass
             return
+
+
+def over_text(used: int, limit: int) -> str:
+    """``its processes used X of memory, over its limit of Y``: the attempt's error message wherever a
+    command was ended for its memory (the local supervisor, the launcher on a Ray node, a gang's replica)."""
+    from merlin.units import human_bytes
+
+    return f"its processes used {human_bytes(used)} of memory, over its limit of {human_bytes(limit)}"
+
+
+def failed_message(why: str) -> str:
+    """The run's message once it failed ``MEMORY_LIMIT``, ``why`` being what :func:`over_text` said."""
+    return f"failed: ended by merlin (SIGKILL): {why}; give it more (memory) or make it use less, then retry it"
