@@ -313,3 +313,14 @@ def env_values(key: str) -> dict[int, str]:
         except (psutil.Error, OSError):
             continue
     return out
+
+
+def end_carriers(key: str, values: Iterable[str], grace: float = 2.0) -> tuple[set[int], set[int]]:
+    """End the processes of this user whose environment gives ``key`` one of ``values`` (a run's
+    ``MERLIN_RUN_ID``: what a lost run left, found after Ray lost it): ``(ended, still alive)``."""
+    wanted = set(values)
+    pids = {pid for pid, v in env_values(key).items() if v in wanted} if wanted else set()
+    if not pids:
+        return set(), set()
+    survivors = terminate(pids, grace=grace).survivors
+    return pids - survivors, survivors

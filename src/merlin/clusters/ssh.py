@@ -377,12 +377,8 @@ def alive(remote_dir: str) -> dict[str, Any]:
 def orphans(run_ids: str, grace: float) -> dict[str, Any]:
     """On a host: end the processes whose environment holds ``MERLIN_RUN_ID`` = one of ``run_ids``
     (comma-separated); report what was ended and what is left."""
-    ids = {r for r in run_ids.split(",") if r}
-    pids = {pid for pid, rid in procs.env_values("MERLIN_RUN_ID").items() if rid in ids}
-    if not pids:
-        return {"ended": [], "left": []}
-    done = procs.terminate(pids, grace=grace)
-    return {"ended": sorted(pids - done.survivors), "left": sorted(done.survivors)}
+    ended, left = procs.end_carriers("MERLIN_RUN_ID", [r for r in run_ids.split(",") if r], grace=grace)
+    return {"ended": sorted(ended), "left": sorted(left)}
 
 
 def reap(remote_dir: str, grace: float) -> dict[str, Any]:

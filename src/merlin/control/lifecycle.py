@@ -331,8 +331,9 @@ def stop_cluster(cp: Plane, name: str, grace: float = 5.0, force: bool = False, 
         cp.engine(engine).keep_logs([cp.get(r.run_id) for r in recs])
     backend = cp.cluster_backend(record.kind)
     stopped = backend.stop(record, grace=grace, **kwargs)
-    ended = sorted(end_orphans(cp, name))
-    remote, stuck = end_remote_orphans(cp, backend, record)
+    ids = runs_on(cp, name)
+    ended = sorted(end_orphans(ids))
+    remote, stuck = end_remote_orphans(backend, record, ids)
     if ended or remote or stuck:
         with cp.ledger.cluster_lock(name):
             stopped = cp.ledger.read_cluster(name) or stopped
@@ -346,35 +347,29 @@ def stop_cluster(cp: Plane, name: str, grace: float = 5.0, force: bool = False, 
     return stopped
 
 
-def end_orphans(cp: Plane, name: str) -> set[int]:
-    """End the processes on this machine that carry the ``MERLIN_RUN_ID`` of a run recorded on cluster
-    ``name`` once it is stopped: what a lost run left outside Ray's reach (reparented to init, in no Ray
-    session) that no look ended. One pass over the processes' environments; returns the pids ended."""
-    from merlin.clusters import procs
+def runs_on(cp: Plane, name: str) -> list[str]:
+    """The ids of the runs recorded on cluster ``name`` (every status), read once per stop."""
     from merlin.control.find import select_entries
     from merlin.control.observe import list_entries
 
-    carriers = procs.env_values("MERLIN_RUN_ID")
-    if not carriers:
-        return set()
-    ids = {d["run_id"] for d, _raw in select_entries(list_entries(cp, None, False), clusters=(name,))}
-    pids = {pid for pid, run_id in carriers.items() if run_id in ids}
-    if pids:
-        procs.terminate(pids, grace=2.0)
-    return pids
+    return [d["run_id"] for d, _raw in select_entries(list_entries(cp, None, False), clusters=(name,))]
 
 
-def end_remote_orphans(cp: Plane, backend: Any, record: ClusterRecord) -> tuple[list[str], list[str]]:
+def end_orphans(ids: list[str]) -> set[int]:
+    """End the processes on this machine that carry the ``MERLIN_RUN_ID`` of one of ``ids`` (a stopped
+    cluster's runs): what a lost run left outside Ray's reach (reparented to init, in no Ray session)
+    that no look ended. One pass over the processes' environments; returns the pids signalled."""
+    from merlin.clusters import procs
+
+    ended, left = procs.end_carriers("MERLIN_RUN_ID", ids)
+    return ended | left
+
+
+def end_remote_orphans(backend: Any, record: ClusterRecord, ids: list[str]) -> tuple[list[str], list[str]]:
     """As :func:`end_orphans`, on the cluster's own hosts, for a backend that can reach them
     (``end_run_processes``: SSH); ``(ended, not ended)`` as ``host:pid``."""
     reach = getattr(backend, "end_run_processes", None)
-    if reach is None:
-        return [], []
-    from merlin.control.find import select_entries
-    from merlin.control.observe import list_entries
-
-    ids = [d["run_id"] for d, _raw in select_entries(list_entries(cp, None, False), clusters=(record.name,))]
-    return reach(record, ids) if ids else ([], [])
+    return reach(record, ids) if reach is not None and ids else ([], [])
 
 
 def foreign_jobs(cp: Plane, record: ClusterRecord) -> list[dict[str, str]]:
