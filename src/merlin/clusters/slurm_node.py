@@ -400,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
         while not head_ready(ports["dashboard"], args.token_file):
             if ray.poll() is not None and retries and time.monotonic() < deadline:
                 # e.g. Ray's fixed 30 s "node timed out during startup" on a loaded host:
-                # its processes are gone with it, so the same ports are free again
+                # what it left of the node is ended first (end_remains), so the same ports are free again
                 retries -= 1
                 print(f"merlin: the Ray head exited ({ray.returncode}) before its jobs API answered; starting it again", file=sys.stderr, flush=True)
                 end_remains(temp_dir)
